@@ -1,0 +1,114 @@
+// File: tensor/strided.h
+// -----------------------------------------------------------------------------
+//
+// Internal helper for kernels over strided views. `ForEachStrided` walks the
+// elements of `shape` for N operands that each have their own strides (a
+// stride of 0 is a broadcast dimension) and calls
+//
+//   f(n, offsets, inner_strides)
+//
+// once per innermost run of `n` elements, so the hot loop is a plain strided
+// (usually unit-stride) loop the compiler can vectorize. Adjacent dimensions
+// that are contiguous for every operand are merged first, so a contiguous
+// tensor is walked as a single run. Large walks are split across OpenMP
+// threads by outer index.
+
+#ifndef TENSOR_STRIDED_H_
+#define TENSOR_STRIDED_H_
+
+#include <array>
+#include <cstdint>
+
+#include "tensor/shape.h"
+
+namespace dive {
+
+template <int N>
+using Offsets = std::array<int64_t, N>;
+
+// Merged dimensions and per-operand strides.
+template <int N>
+struct CollapsedLayout {
+  Dims shape;
+  std::array<Dims, N> strides;
+};
+
+template <int N>
+CollapsedLayout<N> Collapse(const Shape& shape,
+                            const std::array<const Dims*, N>& strides) {
+  CollapsedLayout<N> out;
+  for (int d = 0; d < shape.rank(); ++d) {
+    const int64_t size = shape.dims()[d];
+    if (size == 1) continue;  // size-1 dims never move the offsets.
+    bool merge = !out.shape.empty();
+    for (int k = 0; k < N && merge; ++k) {
+      merge = out.strides[k].back() == (*strides[k])[d] * size;
+    }
+    if (merge) {
+      out.shape.back() *= size;
+      for (int k = 0; k < N; ++k) out.strides[k].back() = (*strides[k])[d];
+    } else {
+      out.shape.push_back(size);
+      for (int k = 0; k < N; ++k) out.strides[k].push_back((*strides[k])[d]);
+    }
+  }
+  if (out.shape.empty()) {  // scalar or all-ones shape: one element.
+    out.shape.push_back(1);
+    for (int k = 0; k < N; ++k) out.strides[k].push_back(0);
+  }
+  return out;
+}
+
+// `parallel`: whether outer runs may be split across threads (callers pass
+// false when runs write overlapping outputs, e.g. reductions).
+template <int N, typename F>
+void ForEachStrided(const Shape& shape,
+                    const std::array<const Dims*, N>& strides, F&& f,
+                    bool parallel = true) {
+  if (shape.numel() == 0) return;
+  const CollapsedLayout<N> lay = Collapse<N>(shape, strides);
+  const int r = static_cast<int>(lay.shape.size());
+  const int64_t inner = lay.shape[r - 1];
+  Offsets<N> inner_strides;
+  for (int k = 0; k < N; ++k) inner_strides[k] = lay.strides[k][r - 1];
+  int64_t outer = 1;
+  for (int d = 0; d < r - 1; ++d) outer *= lay.shape[d];
+
+  auto run = [&](int64_t o) {
+    Offsets<N> off{};
+    int64_t rem = o;
+    for (int d = r - 2; d >= 0; --d) {
+      const int64_t i = rem % lay.shape[d];
+      rem /= lay.shape[d];
+      for (int k = 0; k < N; ++k) off[k] += i * lay.strides[k][d];
+    }
+    f(inner, off, inner_strides);
+  };
+  if (parallel && outer > 1 && shape.numel() >= (int64_t{1} << 15)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < outer; ++o) run(o);
+  } else {
+    for (int64_t o = 0; o < outer; ++o) run(o);
+  }
+}
+
+template <typename F>
+void ForEachStrided1(const Shape& shape, const Dims& s0, F&& f) {
+  ForEachStrided<1>(shape, {&s0}, [&](int64_t n, const Offsets<1>& o,
+                                      const Offsets<1>& st) {
+    f(n, o[0], st[0]);
+  });
+}
+
+template <typename F>
+void ForEachStrided2(const Shape& shape, const Dims& s0, const Dims& s1,
+                     F&& f) {
+  ForEachStrided<2>(shape, {&s0, &s1},
+                    [&](int64_t n, const Offsets<2>& o, const Offsets<2>& st) {
+                      f(n, o[0], st[0], o[1], st[1]);
+                    });
+}
+
+}  // namespace dive
+
+#endif  // TENSOR_STRIDED_H_

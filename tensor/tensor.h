@@ -1,0 +1,199 @@
+// File: tensor/tensor.h
+// -----------------------------------------------------------------------------
+//
+// `Tensor` is an n-dimensional array: a reference-counted, 64-byte aligned
+// `Storage` plus a view of it (shape, strides in elements, offset). Copying a
+// `Tensor` copies the handle, not the data; views (`View`, `Transpose`,
+// `Permute`, `Slice`, `Select`, `Expand`, ...) share storage with their source
+// and never copy. `Contiguous()` and `Clone()` copy.
+//
+// float32 is the compute type; int64 and int32 tensors hold labels and
+// indices and support creation, views, copies and element access.
+//
+// Example:
+//
+//   dive::Tensor x = dive::Tensor::FromVector({1, 2, 3, 4, 5, 6}, {2, 3});
+//   dive::Tensor xt = x.Transpose(0, 1);      // [3, 2], shares storage
+//   xt.is_contiguous();                        // false
+//   dive::Tensor y = xt.Contiguous();         // copies into row-major order
+//   float v = x.at<float>({1, 2});             // 6
+//   auto flat = y.Flat();                      // Eigen::Map over the data
+//
+// Kernels read tensors through Eigen maps (`Flat()`, `Matrix()`) without
+// copying; maps require a contiguous float32 tensor.
+
+#ifndef TENSOR_TENSOR_H_
+#define TENSOR_TENSOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "Eigen/Core"
+#include "glog/logging.h"
+#include "tensor/shape.h"
+
+namespace dive {
+
+enum class DType { kFloat32, kInt64, kInt32 };
+
+const char* DTypeName(DType dtype);
+size_t DTypeSize(DType dtype);
+
+template <typename T>
+constexpr DType DTypeOf();
+template <>
+constexpr DType DTypeOf<float>() { return DType::kFloat32; }
+template <>
+constexpr DType DTypeOf<int64_t>() { return DType::kInt64; }
+template <>
+constexpr DType DTypeOf<int32_t>() { return DType::kInt32; }
+
+// A block of 64-byte aligned memory. Freed blocks go back to a size-bucketed
+// cache, so a training loop that allocates the same tensor sizes every step
+// stops calling the system allocator after its first step.
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+};
+
+using MatrixMap =
+    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                             Eigen::RowMajor>>;
+using ConstMatrixMap =
+    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
+                                   Eigen::RowMajor>>;
+using VectorMap = Eigen::Map<Eigen::VectorXf>;
+using ConstVectorMap = Eigen::Map<const Eigen::VectorXf>;
+
+class Tensor {
+ public:
+  // An undefined tensor (no storage); `defined()` is false.
+  Tensor() = default;
+
+  // Uninitialized memory of the given shape.
+  static Tensor Empty(const Shape& shape, DType dtype = DType::kFloat32);
+  static Tensor Zeros(const Shape& shape, DType dtype = DType::kFloat32);
+  static Tensor Ones(const Shape& shape);
+  static Tensor Full(const Shape& shape, float value);
+  // A rank-0 tensor holding `value`.
+  static Tensor Scalar(float value);
+  // Copies `values` into a new tensor; CHECK-fails when the sizes differ.
+  static Tensor FromVector(const std::vector<float>& values,
+                           const Shape& shape);
+  static Tensor FromInt64Vector(const std::vector<int64_t>& values,
+                           const Shape& shape);
+  // 0, 1, ..., n-1 as float32.
+  static Tensor Arange(int64_t n);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int i) const { return shape_[i]; }
+  int64_t numel() const { return shape_.numel(); }
+  const Dims& strides() const { return strides_; }
+  int64_t offset() const { return offset_; }
+  DType dtype() const { return dtype_; }
+  bool is_contiguous() const;
+  // True when both tensors view the same storage.
+  bool SharesStorage(const Tensor& other) const {
+    return storage_ == other.storage_;
+  }
+
+  // Pointer to the first element of the view. CHECK-fails on a dtype mismatch.
+  template <typename T>
+  T* data() const {
+    CHECK(dtype_ == DTypeOf<T>())
+        << "tensor of dtype " << DTypeName(dtype_) << " accessed as "
+        << DTypeName(DTypeOf<T>());
+    return static_cast<T*>(storage_->data()) + offset_;
+  }
+  float* data() const { return data<float>(); }
+
+  // Element at a full index (negative indices not allowed); CHECK-fails with
+  // the shape when out of range.
+  template <typename T>
+  T at(std::initializer_list<int64_t> index) const {
+    return data<T>()[ElementOffset(index)];
+  }
+  // The single value of a one-element tensor.
+  float item() const;
+  // A copy of the elements in row-major order.
+  std::vector<float> ToVector() const;
+  std::vector<int64_t> ToInt64Vector() const;
+
+  // ---- Views (share storage) ----------------------------------------------
+  // Same elements with a new shape (one dimension may be -1). Requires a
+  // contiguous tensor; CHECK-fails naming both shapes otherwise.
+  Tensor View(const Shape& shape) const;
+  // `View` when contiguous, otherwise a contiguous copy with the new shape.
+  Tensor Reshape(const Shape& shape) const;
+  // Flattens dimensions [start, end] into one.
+  Tensor Flatten(int start = 0, int end = -1) const;
+  Tensor Transpose(int a, int b) const;
+  Tensor Permute(const std::vector<int>& order) const;
+  // Elements start, start+step, ... < end along `axis` (end is clamped).
+  Tensor Slice(int axis, int64_t start, int64_t end, int64_t step = 1) const;
+  // Removes `axis` by fixing it at `index`.
+  Tensor Select(int axis, int64_t index) const;
+  Tensor Unsqueeze(int axis) const;
+  Tensor Squeeze(int axis) const;
+  // Broadcasts size-1 dimensions (and new leading ones) to `shape` with
+  // stride 0. CHECK-fails naming both shapes when not broadcastable.
+  Tensor Expand(const Shape& shape) const;
+
+  // ---- Copies --------------------------------------------------------------
+  // `*this` when already contiguous, otherwise a row-major copy.
+  Tensor Contiguous() const;
+  // Always a new contiguous copy.
+  Tensor Clone() const;
+  // Converts between dtypes (a copy, even for the same dtype).
+  Tensor To(DType dtype) const;
+  // Copies `src` (broadcast to this shape) into this view, element by element.
+  void CopyFrom(const Tensor& src);
+  void Fill(float value);
+
+  // ---- Eigen maps (contiguous float32 only) --------------------------------
+  VectorMap Flat() const;
+  // The tensor as a [dim(0), numel/dim(0)] row-major matrix (rank >= 1), or
+  // the explicit [rows, cols] split.
+  MatrixMap Matrix() const;
+  MatrixMap Matrix(int64_t rows, int64_t cols) const;
+
+  // Multi-line printout with shape and dtype, summarizing large tensors.
+  std::string ToString() const;
+
+ private:
+  int64_t ElementOffset(std::initializer_list<int64_t> index) const;
+  Tensor WithView(Shape shape, Dims strides, int64_t offset) const;
+
+  std::shared_ptr<Storage> storage_;
+  Shape shape_;
+  Dims strides_;
+  int64_t offset_ = 0;
+  DType dtype_ = DType::kFloat32;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Sets the number of threads used by tensor kernels (OpenMP and Eigen).
+// `n <= 0` restores the default (all cores).
+void SetNumThreads(int n);
+int GetNumThreads();
+
+}  // namespace dive
+
+#endif  // TENSOR_TENSOR_H_
