@@ -211,6 +211,19 @@ Tensor Tanh(const Tensor& a) {
   return Unary("Tanh", a, [](float x) { return std::tanh(x); });
 }
 
+Tensor ReluBackward(const Tensor& grad, const Tensor& y) {
+  return Binary("ReluBackward", grad, y,
+                [](float g, float v) { return v > 0.0f ? g : 0.0f; });
+}
+Tensor SigmoidBackward(const Tensor& grad, const Tensor& y) {
+  return Binary("SigmoidBackward", grad, y,
+                [](float g, float v) { return g * v * (1.0f - v); });
+}
+Tensor TanhBackward(const Tensor& grad, const Tensor& y) {
+  return Binary("TanhBackward", grad, y,
+                [](float g, float v) { return g * (1.0f - v * v); });
+}
+
 // ---- In place -----------------------------------------------------------------
 
 void AddInPlace(Tensor& dst, const Tensor& src, float alpha) {

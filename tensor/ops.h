@@ -59,6 +59,12 @@ Tensor Relu(const Tensor& a);
 Tensor Sigmoid(const Tensor& a);
 Tensor Tanh(const Tensor& a);
 
+// Fused gradients of the activations, given the activation's output y:
+// grad * (y > 0), grad * y * (1 - y), grad * (1 - y^2).
+Tensor ReluBackward(const Tensor& grad, const Tensor& y);
+Tensor SigmoidBackward(const Tensor& grad, const Tensor& y);
+Tensor TanhBackward(const Tensor& grad, const Tensor& y);
+
 // ---- In place (for optimizers and gradient accumulation) ----------------------
 // dst += alpha * src (src broadcast to dst's shape).
 void AddInPlace(Tensor& dst, const Tensor& src, float alpha = 1.0f);

@@ -1,0 +1,442 @@
+#include "autograd/functions.h"
+
+#include <cmath>
+#include <utility>
+
+#include "tensor/gemm.h"
+#include "tensor/ops.h"
+
+namespace dive {
+namespace {
+
+// What a broadcasting binary op's backward needs to know about an input:
+// whether it wants a gradient and the shape to reduce that gradient to.
+struct Operand {
+  explicit Operand(const Variable& v)
+      : wants_grad(v.requires_grad()), shape(v.shape()) {}
+  Tensor Reduce(const Tensor& g) const {
+    return wants_grad ? ops::SumTo(g, shape) : Tensor();
+  }
+  bool wants_grad;
+  Shape shape;
+};
+
+Variable Unary(const char* op, const Variable& x, Tensor y,
+               std::function<Tensor(const Tensor& g)> grad) {
+  return Variable::FromOp(op, std::move(y), {x},
+                          [grad = std::move(grad)](const Tensor& g) {
+                            return std::vector<Tensor>{grad(g)};
+                          });
+}
+
+}  // namespace
+
+// ---- Elementwise ----------------------------------------------------------------
+
+Variable operator+(const Variable& a, const Variable& b) {
+  return Variable::FromOp(
+      "Add", ops::Add(a.data(), b.data()), {a, b},
+      [oa = Operand(a), ob = Operand(b)](const Tensor& g) {
+        return std::vector<Tensor>{oa.Reduce(g), ob.Reduce(g)};
+      });
+}
+
+Variable operator-(const Variable& a, const Variable& b) {
+  return Variable::FromOp(
+      "Sub", ops::Sub(a.data(), b.data()), {a, b},
+      [oa = Operand(a), ob = Operand(b)](const Tensor& g) {
+        return std::vector<Tensor>{
+            oa.Reduce(g), ob.wants_grad ? ob.Reduce(ops::Neg(g)) : Tensor()};
+      });
+}
+
+Variable operator*(const Variable& a, const Variable& b) {
+  const Operand oa(a), ob(b);
+  return Variable::FromOp(
+      "Mul", ops::Mul(a.data(), b.data()), {a, b},
+      // Capture each operand's data only when the other needs a gradient.
+      [ad = ob.wants_grad ? a.data() : Tensor(),
+       bd = oa.wants_grad ? b.data() : Tensor(), oa, ob](const Tensor& g) {
+        return std::vector<Tensor>{
+            oa.wants_grad ? oa.Reduce(ops::Mul(g, bd)) : Tensor(),
+            ob.wants_grad ? ob.Reduce(ops::Mul(g, ad)) : Tensor()};
+      });
+}
+
+Variable operator/(const Variable& a, const Variable& b) {
+  const Tensor bd = b.data();
+  Tensor y = ops::Div(a.data(), bd);
+  return Variable::FromOp(
+      "Div", y, {a, b},
+      [y = b.requires_grad() ? y : Tensor(), bd, oa = Operand(a),
+       ob = Operand(b)](const Tensor& g) {
+        const Tensor g_over_b = ops::Div(g, bd);
+        // d(a/b)/db = -a / b^2 = -(g / b) * y
+        return std::vector<Tensor>{
+            oa.Reduce(g_over_b),
+            ob.wants_grad ? ob.Reduce(ops::Neg(ops::Mul(g_over_b, y)))
+                          : Tensor()};
+      });
+}
+
+Variable operator-(const Variable& a) {
+  return Unary("Neg", a, ops::Neg(a.data()),
+               [](const Tensor& g) { return ops::Neg(g); });
+}
+
+Variable operator+(const Variable& a, float s) {
+  return Unary("AddScalar", a, ops::AddScalar(a.data(), s),
+               [](const Tensor& g) { return g; });
+}
+
+Variable operator-(const Variable& a, float s) { return a + (-s); }
+
+Variable operator*(const Variable& a, float s) {
+  return Unary("MulScalar", a, ops::MulScalar(a.data(), s),
+               [s](const Tensor& g) { return ops::MulScalar(g, s); });
+}
+
+Variable operator*(float s, const Variable& a) { return a * s; }
+
+Variable operator/(const Variable& a, float s) { return a * (1.0f / s); }
+
+Variable Exp(const Variable& x) {
+  Tensor y = ops::Exp(x.data());
+  return Unary("Exp", x, y, [y](const Tensor& g) { return ops::Mul(g, y); });
+}
+
+Variable Log(const Variable& x) {
+  const Tensor xd = x.data();
+  return Unary("Log", x, ops::Log(xd),
+               [xd](const Tensor& g) { return ops::Div(g, xd); });
+}
+
+Variable Sqrt(const Variable& x) {
+  Tensor y = ops::Sqrt(x.data());
+  return Unary("Sqrt", x, y, [y](const Tensor& g) {
+    return ops::Div(ops::MulScalar(g, 0.5f), y);
+  });
+}
+
+Variable Square(const Variable& x) {
+  const Tensor xd = x.data();
+  return Unary("Square", x, ops::Square(xd), [xd](const Tensor& g) {
+    return ops::Mul(g, ops::MulScalar(xd, 2.0f));
+  });
+}
+
+Variable Pow(const Variable& x, float e) {
+  const Tensor xd = x.data();
+  return Unary("Pow", x, ops::PowScalar(xd, e), [xd, e](const Tensor& g) {
+    return ops::Mul(g, ops::MulScalar(ops::PowScalar(xd, e - 1.0f), e));
+  });
+}
+
+Variable Relu(const Variable& x) {
+  Tensor y = ops::Relu(x.data());
+  return Unary("Relu", x, y,
+               [y](const Tensor& g) { return ops::ReluBackward(g, y); });
+}
+
+Variable Sigmoid(const Variable& x) {
+  Tensor y = ops::Sigmoid(x.data());
+  return Unary("Sigmoid", x, y,
+               [y](const Tensor& g) { return ops::SigmoidBackward(g, y); });
+}
+
+Variable Tanh(const Variable& x) {
+  Tensor y = ops::Tanh(x.data());
+  return Unary("Tanh", x, y,
+               [y](const Tensor& g) { return ops::TanhBackward(g, y); });
+}
+
+// ---- Reductions -------------------------------------------------------------------
+
+Variable Sum(const Variable& x, const std::vector<int>& axes, bool keepdim) {
+  const Shape xs = x.shape();
+  const Tensor kept_sum = ops::Sum(x.data(), axes, /*keepdim=*/true);
+  const Shape kept = kept_sum.shape();
+  Tensor y = kept_sum;
+  if (!keepdim) {
+    Shape dropped;
+    std::vector<bool> reduced(xs.rank(), axes.empty());
+    for (int axis : axes) reduced[xs.CanonicalAxis(axis)] = true;
+    for (int i = 0; i < xs.rank(); ++i) {
+      if (!reduced[i]) dropped.push_back(xs.dims()[i]);
+    }
+    y = kept_sum.View(dropped);
+  }
+  return Unary("Sum", x, y, [xs, kept](const Tensor& g) {
+    return g.Reshape(kept).Expand(xs).Contiguous();
+  });
+}
+
+Variable Mean(const Variable& x, const std::vector<int>& axes, bool keepdim) {
+  Variable s = Sum(x, axes, keepdim);
+  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
+  return s * (count == 0 ? 0.0f : 1.0f / static_cast<float>(count));
+}
+
+// ---- Shape --------------------------------------------------------------------------
+
+Variable Reshape(const Variable& x, const Shape& shape) {
+  const Shape xs = x.shape();
+  return Unary("Reshape", x, x.data().Reshape(shape),
+               [xs](const Tensor& g) { return g.Reshape(xs); });
+}
+
+Variable Flatten(const Variable& x, int start, int end) {
+  const Shape xs = x.shape();
+  return Unary("Flatten", x, x.data().Flatten(start, end),
+               [xs](const Tensor& g) { return g.Reshape(xs); });
+}
+
+Variable Transpose(const Variable& x, int a, int b) {
+  return Unary("Transpose", x, x.data().Transpose(a, b),
+               [a, b](const Tensor& g) { return g.Transpose(a, b); });
+}
+
+Variable Concat(const std::vector<Variable>& xs, int axis) {
+  std::vector<Tensor> data;
+  data.reserve(xs.size());
+  for (const Variable& x : xs) data.push_back(x.data());
+  Tensor y = ops::Concat(data, axis);
+  axis = y.shape().CanonicalAxis(axis);
+  std::vector<int64_t> sizes;
+  for (const Variable& x : xs) sizes.push_back(x.dim(axis));
+  return Variable::FromOp("Concat", y, xs, [sizes, axis](const Tensor& g) {
+    std::vector<Tensor> grads;
+    int64_t at = 0;
+    for (int64_t size : sizes) {
+      grads.push_back(g.Slice(axis, at, at + size).Contiguous());
+      at += size;
+    }
+    return grads;
+  });
+}
+
+// ---- Linear algebra -----------------------------------------------------------------
+
+Variable MatMul(const Variable& a, const Variable& b) {
+  CHECK(a.rank() == 2 && b.rank() == 2)
+      << "MatMul expects 2-D operands, got " << a.shape() << " and "
+      << b.shape();
+  const Tensor ad = a.data(), bd = b.data();
+  const bool ga = a.requires_grad(), gb = b.requires_grad();
+  return Variable::FromOp(
+      "MatMul", ops::MatMul(ad, bd), {a, b}, [ad, bd, ga, gb](const Tensor& g) {
+        return std::vector<Tensor>{
+            ga ? ops::MatMul(g, bd.Transpose(0, 1)) : Tensor(),
+            gb ? ops::MatMul(ad.Transpose(0, 1), g) : Tensor()};
+      });
+}
+
+Variable Linear(const Variable& x, const Variable& weight,
+                const Variable& bias) {
+  CHECK_EQ(x.rank(), 2) << "Linear expects input [N, in_features], got "
+                        << x.shape();
+  CHECK_EQ(weight.rank(), 2) << "Linear weight must be [out, in], got "
+                             << weight.shape();
+  CHECK_EQ(x.dim(1), weight.dim(1))
+      << "Linear: input has " << x.dim(1) << " features but weight "
+      << weight.shape() << " expects " << weight.dim(1);
+  const int64_t n = x.dim(0), in = x.dim(1), out = weight.dim(0);
+  const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
+  Tensor y = Tensor::Empty({n, out});
+  float beta = 0.0f;
+  if (bias.defined()) {
+    CHECK(bias.rank() == 1 && bias.dim(0) == out)
+        << "Linear: bias of shape " << bias.shape() << " for " << out
+        << " outputs";
+    y.CopyFrom(bias.data());
+    beta = 1.0f;
+  }
+  // y[n, out] = x[n, in] * w[out, in]^T (+ y)
+  Gemm(false, true, n, out, in, 1.0f, xd.data(), in, wd.data(), in, beta,
+       y.data(), out);
+  const bool gx = x.requires_grad(), gw = weight.requires_grad(),
+             gbias = bias.requires_grad();
+  return Variable::FromOp(
+      "Linear", y, {x, weight, bias.defined() ? bias : Variable()},
+      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), n, in, out, gx, gw,
+       gbias](const Tensor& grad) {
+        const Tensor g = grad.Contiguous();
+        Tensor dx, dw, db;
+        if (gx) {  // dx[n, in] = g[n, out] * w[out, in]
+          dx = Tensor::Empty({n, in});
+          Gemm(false, false, n, in, out, 1.0f, g.data(), out, wd.data(), in,
+               0.0f, dx.data(), in);
+        }
+        if (gw) {  // dw[out, in] = g^T[out, n] * x[n, in]
+          dw = Tensor::Empty({out, in});
+          Gemm(true, false, out, in, n, 1.0f, g.data(), out, xd.data(), in,
+               0.0f, dw.data(), in);
+        }
+        if (gbias) db = ops::Sum(g, {0});
+        return std::vector<Tensor>{dx, dw, db};
+      });
+}
+
+// ---- Softmax ------------------------------------------------------------------------
+
+Variable Softmax(const Variable& x, int axis) {
+  Tensor y = ops::Softmax(x.data(), axis);
+  return Unary("Softmax", x, y, [y, axis](const Tensor& g) {
+    // dx = y * (g - sum(g * y))
+    Tensor gy = ops::Mul(g, y);
+    return ops::Sub(gy, ops::Mul(y, ops::Sum(gy, {axis}, true)));
+  });
+}
+
+Variable LogSoftmax(const Variable& x, int axis) {
+  Tensor y = ops::LogSoftmax(x.data(), axis);
+  return Unary("LogSoftmax", x, y, [y, axis](const Tensor& g) {
+    // dx = g - softmax * sum(g)
+    return ops::Sub(g, ops::Mul(ops::Exp(y), ops::Sum(g, {axis}, true)));
+  });
+}
+
+// ---- Convolution and pooling ---------------------------------------------------------
+
+Variable Conv2d(const Variable& x, const Variable& weight,
+                const Variable& bias, const Conv2dParams& params) {
+  const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
+  Tensor y = Conv2dForward(xd, wd, bias.defined() ? bias.data() : Tensor(),
+                           params);
+  const bool gx = x.requires_grad(), gw = weight.requires_grad(),
+             gb = bias.requires_grad();
+  const Shape xs = x.shape(), ws = weight.shape();
+  return Variable::FromOp(
+      "Conv2d", y, {x, weight, bias.defined() ? bias : Variable()},
+      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), xs, ws, params, gx,
+       gw, gb](const Tensor& grad) {
+        const Tensor g = grad.Contiguous();
+        return std::vector<Tensor>{
+            gx ? Conv2dBackwardInput(g, wd, xs, params) : Tensor(),
+            gw ? Conv2dBackwardWeight(g, xd, ws, params) : Tensor(),
+            gb ? Conv2dBackwardBias(g) : Tensor()};
+      });
+}
+
+Variable MaxPool2d(const Variable& x, const Pool2dParams& params) {
+  Tensor argmax;
+  Tensor y = MaxPool2dForward(x.data().Contiguous(), params, &argmax);
+  const Shape xs = x.shape();
+  return Unary("MaxPool2d", x, y, [argmax, xs](const Tensor& g) {
+    return MaxPool2dBackward(g.Contiguous(), argmax, xs);
+  });
+}
+
+Variable AvgPool2d(const Variable& x, const Pool2dParams& params) {
+  Tensor y = AvgPool2dForward(x.data().Contiguous(), params);
+  const Shape xs = x.shape();
+  return Unary("AvgPool2d", x, y, [xs, params](const Tensor& g) {
+    return AvgPool2dBackward(g.Contiguous(), xs, params);
+  });
+}
+
+Variable GlobalAvgPool2d(const Variable& x) {
+  CHECK_EQ(x.rank(), 4) << "GlobalAvgPool2d expects [N, C, H, W], got "
+                        << x.shape();
+  return Mean(x, {2, 3}, /*keepdim=*/true);
+}
+
+// ---- Normalization and regularization -------------------------------------------------
+
+Variable BatchNorm(const Variable& x, const Variable& gamma,
+                   const Variable& beta, const Tensor& running_mean,
+                   const Tensor& running_var, bool training, float momentum,
+                   float eps) {
+  CHECK(x.rank() == 2 || x.rank() == 4)
+      << "BatchNorm expects [N, C] or [N, C, H, W], got " << x.shape();
+  const int64_t c = x.dim(1);
+  CHECK(gamma.shape() == Shape({c}) && beta.shape() == Shape({c}))
+      << "BatchNorm: input has " << c << " channels but gamma is "
+      << gamma.shape() << " and beta " << beta.shape();
+  if (!training) {
+    // y = x * scale + shift with per-channel scale = gamma / sqrt(var + eps)
+    // and shift = beta - mean * scale; composed from primitives so the
+    // gradients with respect to x, gamma and beta come for free.
+    Shape bshape{c};
+    if (x.rank() == 4) bshape = Shape{c, 1, 1};
+    const Tensor inv_std =
+        ops::Div(Tensor::Scalar(1.0f),
+                 ops::Sqrt(ops::AddScalar(running_var, eps)));
+    Variable scale = gamma * Variable(inv_std);
+    Variable shift = beta - scale * Variable(running_mean);
+    return x * Reshape(scale, bshape) + Reshape(shift, bshape);
+  }
+  const Tensor xd = x.data().Contiguous();
+  BatchNormSaved saved;
+  Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
+                                   running_var, momentum, eps, &saved);
+  const Tensor gd = gamma.data();
+  return Variable::FromOp("BatchNorm", y, {x, gamma, beta},
+                          [xd, gd, saved](const Tensor& grad) {
+                            Tensor dx, dgamma, dbeta;
+                            BatchNormBackward(grad.Contiguous(), xd, gd, saved,
+                                              &dx, &dgamma, &dbeta);
+                            return std::vector<Tensor>{dx, dgamma, dbeta};
+                          });
+}
+
+Variable ApplyMask(const Variable& x, const Tensor& mask) {
+  CHECK(mask.shape() == x.shape())
+      << "ApplyMask: mask of shape " << mask.shape() << " for input "
+      << x.shape();
+  return Unary("Dropout", x, ops::Mul(x.data(), mask),
+               [mask](const Tensor& g) { return ops::Mul(g, mask); });
+}
+
+Variable Dropout(const Variable& x, float p, Generator& gen) {
+  CHECK(p >= 0.0f && p < 1.0f) << "Dropout probability " << p
+                               << " is outside [0, 1)";
+  if (p == 0.0f) return x;
+  Tensor mask = gen.Bernoulli(x.shape(), 1.0f - p);
+  ops::MulScalarInPlace(mask, 1.0f / (1.0f - p));
+  return ApplyMask(x, mask);
+}
+
+// ---- Losses -----------------------------------------------------------------------------
+
+Variable SoftmaxCrossEntropy(const Variable& logits, const Tensor& labels) {
+  CHECK_EQ(logits.rank(), 2) << "SoftmaxCrossEntropy expects logits [N, C], "
+                             << "got " << logits.shape();
+  CHECK(labels.dtype() == DType::kInt64 && labels.rank() == 1 &&
+        labels.dim(0) == logits.dim(0))
+      << "SoftmaxCrossEntropy: labels must be int64 [" << logits.dim(0)
+      << "], got " << DTypeName(labels.dtype()) << " " << labels.shape();
+  const int64_t n = logits.dim(0), c = logits.dim(1);
+  const Tensor lab = labels.Contiguous();
+  const int64_t* l = lab.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    CHECK(l[i] >= 0 && l[i] < c)
+        << "SoftmaxCrossEntropy: label " << l[i] << " at index " << i
+        << " is outside [0, " << c << ")";
+  }
+  const Tensor logp = ops::LogSoftmax(logits.data(), 1);
+  const float* lp = logp.data();
+  double loss = 0.0;
+  for (int64_t i = 0; i < n; ++i) loss -= lp[i * c + l[i]];
+  Tensor y = Tensor::Scalar(n == 0 ? 0.0f : static_cast<float>(loss / n));
+  return Unary("SoftmaxCrossEntropy", logits, y,
+               [logp, lab, n, c](const Tensor& g) {
+                 // d/dlogits = (softmax - onehot(label)) * g / N
+                 const float scale = g.item() / static_cast<float>(n);
+                 Tensor dx = ops::Exp(logp);
+                 float* d = dx.data();
+                 const int64_t* l = lab.data<int64_t>();
+                 for (int64_t i = 0; i < n; ++i) d[i * c + l[i]] -= 1.0f;
+                 ops::MulScalarInPlace(dx, scale);
+                 return dx;
+               });
+}
+
+Variable MseLoss(const Variable& prediction, const Variable& target) {
+  CHECK(prediction.shape() == target.shape())
+      << "MseLoss: prediction " << prediction.shape() << " and target "
+      << target.shape() << " differ";
+  return Mean(Square(prediction - target));
+}
+
+}  // namespace dive

@@ -1,0 +1,249 @@
+#include "autograd/functions.h"
+
+#include <cmath>
+
+#include "autograd/grad_check.h"
+#include "gtest/gtest.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+
+namespace dive {
+namespace {
+
+using Inputs = std::vector<Variable>;
+
+Tensor Rand(const Shape& shape, uint64_t seed, float lo = -1.0f,
+            float hi = 1.0f) {
+  Generator gen(seed);
+  return gen.Uniform(shape, lo, hi);
+}
+
+// Distinct values spaced 0.1 apart in random order: no near-ties for max
+// pooling, and no values near ReLU's kink at 0.
+Tensor Spaced(const Shape& shape, uint64_t seed) {
+  Generator gen(seed);
+  const std::vector<int64_t> perm = gen.Permutation(shape.numel());
+  std::vector<float> v(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    v[i] = 0.1f * static_cast<float>(perm[i]) -
+           0.05f * static_cast<float>(perm.size()) + 0.05f;
+  }
+  return Tensor::FromVector(v, shape);
+}
+
+#define EXPECT_GRADS_OK(f, ...)                                   \
+  do {                                                            \
+    absl::Status status = GradCheck(f, {__VA_ARGS__});            \
+    EXPECT_TRUE(status.ok()) << status;                           \
+  } while (0)
+
+TEST(GradCheck, ElementwiseBinaryWithBroadcast) {
+  const Tensor a = Rand({2, 3, 4}, 1), b = Rand({3, 1}, 2);
+  const Tensor pos = Rand({3, 1}, 3, 0.5f, 2.0f);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] + in[1]; }, a, b);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] - in[1]; }, a, b);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] * in[1]; }, a, b);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] / in[1]; }, a, pos);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[1] / in[0]; },
+                  Rand({4}, 4, 0.5f, 2.0f), a);
+}
+
+TEST(GradCheck, ScalarOps) {
+  const Tensor a = Rand({3, 4}, 5);
+  EXPECT_GRADS_OK([](const Inputs& in) { return -in[0]; }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] + 2.0f; }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] - 2.0f; }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return 3.0f * in[0]; }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return in[0] / 4.0f; }, a);
+}
+
+TEST(GradCheck, Unary) {
+  const Tensor a = Rand({3, 5}, 6);
+  const Tensor pos = Rand({3, 5}, 7, 0.5f, 2.0f);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Exp(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Log(in[0]); }, pos);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Sqrt(in[0]); }, pos);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Square(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Pow(in[0], 3.0f); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Pow(in[0], 0.5f); }, pos);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Relu(in[0]); },
+                  Spaced({3, 5}, 8));
+  EXPECT_GRADS_OK([](const Inputs& in) { return Sigmoid(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Tanh(in[0]); }, a);
+}
+
+TEST(GradCheck, Reductions) {
+  const Tensor a = Rand({2, 3, 4}, 9);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Sum(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Sum(in[0], {1}); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Sum(in[0], {0, 2}, true); },
+                  a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Mean(in[0], {-1}); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Mean(in[0]); }, a);
+}
+
+TEST(GradCheck, ShapeOps) {
+  const Tensor a = Rand({2, 3, 4}, 10);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Reshape(in[0], {4, -1}); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Flatten(in[0]); }, a);
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) { return Transpose(in[0], 0, 2) * 2.0f; }, a);
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) { return Concat({in[0], in[1], in[0]}, 1); }, a,
+      Rand({2, 1, 4}, 11));
+}
+
+TEST(GradCheck, MatMulAndLinear) {
+  EXPECT_GRADS_OK([](const Inputs& in) { return MatMul(in[0], in[1]); },
+                  Rand({3, 4}, 12), Rand({4, 5}, 13));
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) { return Linear(in[0], in[1], in[2]); },
+      Rand({3, 4}, 14), Rand({5, 4}, 15), Rand({5}, 16));
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) { return Linear(in[0], in[1], Variable()); },
+      Rand({3, 4}, 17), Rand({2, 4}, 18));
+}
+
+TEST(GradCheck, SoftmaxAndLogSoftmax) {
+  const Tensor a = Rand({3, 5}, 19);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Softmax(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return LogSoftmax(in[0]); }, a);
+  EXPECT_GRADS_OK([](const Inputs& in) { return Softmax(in[0], 0); }, a);
+}
+
+TEST(GradCheck, Conv2d) {
+  const Conv2dParams p{.stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 2};
+  EXPECT_GRADS_OK(
+      [p](const Inputs& in) { return Conv2d(in[0], in[1], in[2], p); },
+      Rand({2, 3, 5, 4}, 20), Rand({4, 3, 3, 2}, 21), Rand({4}, 22));
+  // 1x1 convolution (the GEMM-only path).
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) {
+        return Conv2d(in[0], in[1], Variable(), Conv2dParams{});
+      },
+      Rand({2, 3, 4, 4}, 23), Rand({5, 3, 1, 1}, 24));
+}
+
+TEST(GradCheck, Pooling) {
+  const Pool2dParams p{.kernel_h = 3, .kernel_w = 3, .stride_h = 2,
+                       .stride_w = 2, .pad_h = 1, .pad_w = 1};
+  EXPECT_GRADS_OK([p](const Inputs& in) { return MaxPool2d(in[0], p); },
+                  Spaced({2, 2, 5, 5}, 25));
+  EXPECT_GRADS_OK([p](const Inputs& in) { return AvgPool2d(in[0], p); },
+                  Rand({2, 2, 5, 5}, 26));
+  EXPECT_GRADS_OK([](const Inputs& in) { return GlobalAvgPool2d(in[0]); },
+                  Rand({2, 3, 4, 3}, 27));
+}
+
+TEST(GradCheck, BatchNormTrainingAndEval) {
+  for (const Shape& shape : {Shape{6, 3}, Shape{4, 3, 2, 3}}) {
+    for (bool training : {true, false}) {
+      const Tensor rm = Rand({3}, 28), rv = Rand({3}, 29, 0.5f, 2.0f);
+      absl::Status s = GradCheck(
+          [&](const Inputs& in) {
+            // Fresh running-stat copies so every evaluation sees the same.
+            return BatchNorm(in[0], in[1], in[2], rm.Clone(), rv.Clone(),
+                             training, 0.1f, 1e-5f);
+          },
+          {Rand(shape, 30), Rand({3}, 31, 0.5f, 1.5f), Rand({3}, 32)},
+          {.eps = 1e-2, .atol = 2e-3, .rtol = 2e-2});
+      EXPECT_TRUE(s.ok()) << shape << " training=" << training << ": " << s;
+    }
+  }
+}
+
+TEST(GradCheck, DropoutWithFixedMask) {
+  Generator gen(33);
+  Tensor mask = gen.Bernoulli({4, 5}, 0.5f);
+  ops::MulScalarInPlace(mask, 2.0f);
+  EXPECT_GRADS_OK([&](const Inputs& in) { return ApplyMask(in[0], mask); },
+                  Rand({4, 5}, 34));
+}
+
+TEST(GradCheck, Losses) {
+  const Tensor labels = Tensor::FromInt64Vector({2, 0, 1, 2}, {4});
+  EXPECT_GRADS_OK(
+      [&](const Inputs& in) { return SoftmaxCrossEntropy(in[0], labels); },
+      Rand({4, 3}, 35, -3.0f, 3.0f));
+  EXPECT_GRADS_OK([](const Inputs& in) { return MseLoss(in[0], in[1]); },
+                  Rand({3, 2}, 36), Rand({3, 2}, 37));
+}
+
+// ---- Forward values ------------------------------------------------------------
+
+TEST(Functions, LinearMatchesFormula) {
+  Variable x(Tensor::FromVector({1, 2, 3, 4}, {2, 2}));
+  Variable w(Tensor::FromVector({1, 0, 0, 1, 1, 1}, {3, 2}));
+  Variable b(Tensor::FromVector({10, 20, 30}, {3}));
+  EXPECT_EQ(Linear(x, w, b).data().ToVector(),
+            (std::vector<float>{11, 22, 33, 13, 24, 37}));
+}
+
+TEST(Functions, SoftmaxCrossEntropyValue) {
+  // Row 0: logits [0, 0] label 0 -> log 2. Row 1: [1, 2, ...] label 1.
+  Variable logits(Tensor::FromVector({0, 0, 1, 2}, {2, 2}));
+  const Tensor labels = Tensor::FromInt64Vector({0, 1}, {2});
+  const float row1 = -(2.0f - std::log(std::exp(1.0f) + std::exp(2.0f)));
+  EXPECT_NEAR(SoftmaxCrossEntropy(logits, labels).data().item(),
+              (std::log(2.0f) + row1) / 2.0f, 1e-6);
+}
+
+TEST(Functions, SoftmaxCrossEntropyIsStableForHugeLogits) {
+  Variable logits(Tensor::FromVector({1000, 0, -1000, 1000}, {2, 2}), true);
+  const Tensor labels = Tensor::FromInt64Vector({0, 0}, {2});
+  Variable loss = SoftmaxCrossEntropy(logits, labels);
+  EXPECT_NEAR(loss.data().item(), 1000.0f, 1e-3);  // (0 + 2000) / 2
+  loss.Backward();
+  for (float g : logits.grad().ToVector()) EXPECT_TRUE(std::isfinite(g));
+}
+
+TEST(Functions, MseLossValue) {
+  Variable p(Tensor::FromVector({1, 2, 3}, {3})), t(Tensor::FromVector({1, 0, 0}, {3}));
+  EXPECT_FLOAT_EQ(MseLoss(p, t).data().item(), (0 + 4 + 9) / 3.0f);
+}
+
+TEST(Functions, DropoutKeepsScaledValuesAndExpectation) {
+  Generator gen(40);
+  Variable x(Tensor::Ones({100000}));
+  const std::vector<float> y = Dropout(x, 0.25f, gen).data().ToVector();
+  double sum = 0;
+  int zeros = 0;
+  for (float v : y) {
+    EXPECT_TRUE(v == 0.0f || std::fabs(v - 1.0f / 0.75f) < 1e-6);
+    zeros += v == 0.0f;
+    sum += v;
+  }
+  EXPECT_NEAR(zeros / 100000.0, 0.25, 0.01);
+  EXPECT_NEAR(sum / 100000.0, 1.0, 0.01);
+}
+
+TEST(Functions, BatchNormEvalUsesRunningStatistics) {
+  Variable x(Tensor::FromVector({1, 2, 3, 4}, {2, 2}));
+  Variable gamma(Tensor::FromVector({2, 1}, {2})), beta(Tensor::FromVector({0, 1}, {2}));
+  const Tensor rm = Tensor::FromVector({1, 0}, {2});
+  const Tensor rv = Tensor::FromVector({4, 1}, {2});
+  const std::vector<float> y =
+      BatchNorm(x, gamma, beta, rm, rv, false, 0.1f, 0.0f).data().ToVector();
+  // channel 0: 2 * (x - 1) / 2; channel 1: (x - 0) / 1 + 1
+  EXPECT_EQ(y, (std::vector<float>{0, 3, 2, 5}));
+}
+
+TEST(FunctionsDeathTest, CrossEntropyRejectsLabelOutOfRange) {
+  Variable logits(Tensor::Zeros({2, 3}));
+  EXPECT_DEATH(SoftmaxCrossEntropy(logits, Tensor::FromInt64Vector({0, 3}, {2})),
+               "label 3 at index 1 is outside \\[0, 3\\)");
+}
+
+TEST(FunctionsDeathTest, LinearNamesShapes) {
+  Variable x(Tensor::Zeros({2, 3})), w(Tensor::Zeros({4, 5}));
+  EXPECT_DEATH(Linear(x, w, Variable()),
+               "input has 3 features but weight \\[4, 5\\] expects 5");
+}
+
+TEST(FunctionsDeathTest, AddNamesBothShapes) {
+  Variable a(Tensor::Zeros({2, 3})), b(Tensor::Zeros({4}));
+  EXPECT_DEATH(a + b, "Add: shapes \\[2, 3\\] and \\[4\\] cannot be broadcast");
+}
+
+}  // namespace
+}  // namespace dive

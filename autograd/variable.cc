@@ -1,0 +1,152 @@
+#include "autograd/variable.h"
+
+#include <unordered_map>
+#include <utility>
+
+#include "tensor/ops.h"
+
+namespace dive {
+namespace {
+
+thread_local bool grad_enabled = true;
+
+// Post-order DFS from `root` (iterative: deep networks would overflow the
+// stack with recursion). Returns nodes so that every node comes after all
+// nodes it depends on.
+std::vector<GradNode*> TopologicalOrder(GradNode* root) {
+  std::vector<GradNode*> order;
+  std::unordered_map<GradNode*, bool> visited;
+  std::vector<std::pair<GradNode*, size_t>> stack{{root, 0}};
+  visited[root] = true;
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      GradNode* child = node->inputs[next++].get();
+      if (child != nullptr && child->requires_grad && !visited[child]) {
+        visited[child] = true;
+        stack.push_back({child, 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+void Accumulate(GradNode* node, Tensor grad) {
+  CHECK(grad.shape() == node->shape)
+      << "gradient of shape " << grad.shape() << " for a value of shape "
+      << node->shape << " (op " << node->op << ")";
+  if (!node->grad.defined()) {
+    // A leaf keeps its own copy: the closure may have returned a tensor that
+    // other nodes still hold (e.g. the incoming gradient of an Add).
+    node->grad = node->backward ? std::move(grad) : grad.Clone();
+  } else {
+    node->grad = ops::Add(node->grad, grad);
+  }
+}
+
+}  // namespace
+
+Variable::Variable(Tensor data, bool requires_grad)
+    : data_(std::move(data)), node_(std::make_shared<GradNode>()) {
+  node_->requires_grad = requires_grad;
+  node_->shape = data_.shape();
+}
+
+Variable Variable::FromOp(const char* op, Tensor data,
+                          const std::vector<Variable>& inputs,
+                          BackwardFn backward) {
+  Variable out;
+  out.data_ = std::move(data);
+  if (!grad_enabled) return out;
+  bool any = false;
+  for (const Variable& v : inputs) any = any || v.requires_grad();
+  if (!any) return out;
+  out.node_ = std::make_shared<GradNode>();
+  out.node_->op = op;
+  out.node_->requires_grad = true;
+  out.node_->shape = out.data_.shape();
+  out.node_->backward = std::move(backward);
+  out.node_->inputs.reserve(inputs.size());
+  for (const Variable& v : inputs) {
+    out.node_->inputs.push_back(v.requires_grad() ? v.node_ : nullptr);
+  }
+  return out;
+}
+
+void Variable::set_requires_grad(bool requires_grad) {
+  CHECK(is_leaf()) << "set_requires_grad on the result of op " << op()
+                   << "; use Detach() to make a new leaf";
+  if (!node_) {
+    node_ = std::make_shared<GradNode>();
+    node_->shape = shape();
+  }
+  node_->requires_grad = requires_grad;
+}
+
+const Tensor& Variable::grad() const {
+  static const Tensor* const kUndefined = new Tensor();
+  return node_ ? node_->grad : *kUndefined;
+}
+
+void Variable::set_grad(Tensor grad) {
+  CHECK(node_ != nullptr) << "set_grad on a variable outside any graph";
+  CHECK(!grad.defined() || grad.shape() == shape())
+      << "set_grad: gradient of shape " << grad.shape() << " for variable of "
+      << "shape " << shape();
+  node_->grad = std::move(grad);
+}
+
+void Variable::ZeroGrad() {
+  if (node_) node_->grad = Tensor();
+}
+
+void Variable::Backward(bool retain_graph) {
+  CHECK_EQ(numel(), 1) << "Backward() without a gradient needs a scalar, got "
+                       << "shape " << shape()
+                       << "; pass the output gradient explicitly";
+  Backward(Tensor::Ones(shape()), retain_graph);
+}
+
+void Variable::Backward(const Tensor& grad, bool retain_graph) {
+  CHECK(requires_grad()) << "Backward() on a variable that does not require "
+                         << "grad (op " << op() << ")";
+  CHECK(grad.shape() == shape())
+      << "Backward: gradient of shape " << grad.shape() << " for output of "
+      << "shape " << shape();
+  const std::vector<GradNode*> order = TopologicalOrder(node_.get());
+  Accumulate(node_.get(), grad);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    GradNode* node = *it;
+    CHECK(!node->released)
+        << "Backward through the graph a second time (op " << node->op
+        << "); pass retain_graph=true to the first Backward()";
+    if (!node->backward) continue;  // a leaf: its grad stays.
+    CHECK(node->grad.defined()) << "internal: no gradient reached " << node->op;
+    std::vector<Tensor> grads = node->backward(node->grad);
+    CHECK_EQ(grads.size(), node->inputs.size())
+        << "backward of " << node->op << " returned " << grads.size()
+        << " gradients for " << node->inputs.size() << " inputs";
+    for (size_t i = 0; i < grads.size(); ++i) {
+      GradNode* input = node->inputs[i].get();
+      if (input == nullptr || !grads[i].defined()) continue;
+      Accumulate(input, std::move(grads[i]));
+    }
+    node->grad = Tensor();  // intermediate gradients are not kept.
+    if (!retain_graph) {
+      node->backward = nullptr;
+      node->inputs.clear();
+      node->released = true;
+    }
+  }
+}
+
+bool GradEnabled() { return grad_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
+
+NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
+
+}  // namespace dive

@@ -1,0 +1,124 @@
+// File: autograd/variable.h
+// -----------------------------------------------------------------------------
+//
+// Reverse-mode automatic differentiation on a dynamic graph.
+//
+// A `Variable` pairs a `Tensor` of data with a handle to a `GradNode`. Every
+// differentiable op (see `autograd/functions.h`) records, in the node of its
+// result, the nodes of its inputs and a closure that maps the gradient of the
+// result to the gradients of the inputs. `Backward()` sorts the graph
+// topologically and runs those closures from the output back to the leaves,
+// accumulating into each leaf's `grad()`; the graph is freed afterwards
+// unless `retain_graph` is set.
+//
+// Graph edges hold only nodes, never data: a closure captures exactly the
+// tensors its gradient needs, so activations no longer needed are freed as
+// soon as the forward pass drops them.
+//
+// Example:
+//
+//   Variable w(Tensor::FromVector({1, 2}, {2}), /*requires_grad=*/true);
+//   Variable x(Tensor::FromVector({3, 4}, {2}));
+//   Variable y = Sum(w * x);                  // 11
+//   y.Backward();
+//   w.grad();                                 // [3, 4]
+//
+//   {
+//     NoGradGuard no_grad;                    // inference: no graph is built
+//     Variable z = w * x;
+//   }
+
+#ifndef AUTOGRAD_VARIABLE_H_
+#define AUTOGRAD_VARIABLE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace dive {
+
+// Maps the gradient of an op's result to the gradients of its inputs, one per
+// input in order; an undefined Tensor means "no gradient for this input".
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad)>;
+
+struct GradNode {
+  const char* op = "leaf";
+  bool requires_grad = false;
+  bool released = false;  // backward ran and freed the closure
+  Shape shape;            // of the data, to check incoming gradients
+  Tensor grad;
+  std::vector<std::shared_ptr<GradNode>> inputs;
+  BackwardFn backward;  // empty for leaves and freed graphs
+};
+
+class Variable {
+ public:
+  // An undefined variable.
+  Variable() = default;
+  // A leaf. With `requires_grad`, `Backward()` fills its `grad()`.
+  explicit Variable(Tensor data, bool requires_grad = false);
+
+  // The result of an op. Records `backward` and the input edges only when
+  // gradients are enabled and some input requires a gradient; otherwise the
+  // result is a constant and nothing is kept.
+  static Variable FromOp(const char* op, Tensor data,
+                         const std::vector<Variable>& inputs,
+                         BackwardFn backward);
+
+  bool defined() const { return data_.defined(); }
+  // The data. Copies of a Variable share its storage, so optimizers and
+  // checkpoint loading update parameters in place through it.
+  const Tensor& data() const { return data_; }
+  const Shape& shape() const { return data_.shape(); }
+  int64_t dim(int i) const { return data_.dim(i); }
+  int rank() const { return data_.rank(); }
+  int64_t numel() const { return data_.numel(); }
+
+  bool requires_grad() const { return node_ && node_->requires_grad; }
+  // Only for leaves; shared by all copies of the leaf.
+  void set_requires_grad(bool requires_grad);
+  bool is_leaf() const {
+    return !node_ || (!node_->backward && !node_->released);
+  }
+  // The accumulated gradient; undefined until a backward pass reaches it.
+  const Tensor& grad() const;
+  void set_grad(Tensor grad);
+  void ZeroGrad();
+
+  // Backpropagates from this scalar (seed 1).
+  void Backward(bool retain_graph = false);
+  // Backpropagates `grad` (same shape as this variable).
+  void Backward(const Tensor& grad, bool retain_graph = false);
+
+  // The same data, cut from the graph.
+  Variable Detach() const { return Variable(data_); }
+  // The op that produced this variable ("leaf" for leaves).
+  const char* op() const { return node_ ? node_->op : "leaf"; }
+  const std::shared_ptr<GradNode>& node() const { return node_; }
+
+ private:
+  Tensor data_;
+  std::shared_ptr<GradNode> node_;
+};
+
+// Whether ops record graphs on this thread (true by default).
+bool GradEnabled();
+
+// Disables graph recording on this thread while in scope.
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace dive
+
+#endif  // AUTOGRAD_VARIABLE_H_

@@ -1,0 +1,138 @@
+#include "autograd/variable.h"
+
+#include "autograd/functions.h"
+#include "gtest/gtest.h"
+
+namespace dive {
+namespace {
+
+Tensor Vec(std::vector<float> v) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  return Tensor::FromVector(v, {n});
+}
+
+TEST(Variable, LeafAccumulatesGradientOfScalar) {
+  Variable w(Vec({1, 2}), /*requires_grad=*/true);
+  Variable x(Vec({3, 4}));
+  Variable y = Sum(w * x);
+  EXPECT_FLOAT_EQ(y.data().item(), 11.0f);
+  y.Backward();
+  EXPECT_EQ(w.grad().ToVector(), (std::vector<float>{3, 4}));
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Variable, GradientsAccumulateAcrossBackwardCallsUntilZeroGrad) {
+  Variable w(Vec({2}), true);
+  Sum(w * w).Backward();
+  Sum(w * w).Backward();
+  EXPECT_FLOAT_EQ(w.grad().item(), 8.0f);  // 2 * (2w)
+  w.ZeroGrad();
+  EXPECT_FALSE(w.grad().defined());
+}
+
+TEST(Variable, ReusedValueReceivesSumOfAllPaths) {
+  // y = x*x + x  => dy/dx = 2x + 1
+  Variable x(Vec({3}), true);
+  Variable y = Sum(x * x + x);
+  y.Backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 7.0f);
+}
+
+TEST(Variable, DiamondGraphRunsEachNodeOnce) {
+  // a = 2x; b = a*a; c = a + b; dc/dx = 2 + 2*a*2 = 2 + 8x
+  Variable x(Vec({1.5f}), true);
+  Variable a = x * 2.0f;
+  Variable c = Sum(a + a * a);
+  c.Backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 2.0f + 8.0f * 1.5f);
+}
+
+TEST(Variable, NoGradGuardBuildsNoGraph) {
+  Variable w(Vec({1, 2}), true);
+  {
+    NoGradGuard guard;
+    EXPECT_FALSE(GradEnabled());
+    Variable y = w * 3.0f;
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_EQ(y.node(), nullptr);
+  }
+  EXPECT_TRUE(GradEnabled());
+  EXPECT_TRUE((w * 3.0f).requires_grad());
+}
+
+TEST(Variable, ConstantsProduceConstants) {
+  Variable a(Vec({1})), b(Vec({2}));
+  Variable c = a + b;
+  EXPECT_FALSE(c.requires_grad());
+  EXPECT_TRUE(c.is_leaf());
+}
+
+TEST(Variable, DetachCutsTheGraph) {
+  Variable x(Vec({2}), true);
+  Variable d = (x * x).Detach();
+  EXPECT_FALSE(d.requires_grad());
+  EXPECT_TRUE(d.data().SharesStorage((x * x).data()) == false);
+  Variable y = Sum(d * x);  // d treated as a constant 4
+  y.Backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 4.0f);
+}
+
+TEST(Variable, CopiesShareGradAndData) {
+  Variable w(Vec({1, 2}), true);
+  Variable copy = w;
+  Sum(w * 2.0f).Backward();
+  EXPECT_EQ(copy.grad().ToVector(), (std::vector<float>{2, 2}));
+  copy.data().data()[0] = 5.0f;
+  EXPECT_FLOAT_EQ(w.data().data()[0], 5.0f);
+}
+
+TEST(Variable, RetainGraphAllowsSecondBackward) {
+  Variable x(Vec({3}), true);
+  Variable y = Sum(x * x);
+  y.Backward(/*retain_graph=*/true);
+  y.Backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 12.0f);
+}
+
+TEST(Variable, NonScalarBackwardTakesExplicitGradient) {
+  Variable x(Vec({1, 2, 3}), true);
+  Variable y = x * x;
+  y.Backward(Vec({1, 0, 2}));
+  EXPECT_EQ(x.grad().ToVector(), (std::vector<float>{2, 0, 12}));
+}
+
+TEST(Variable, LeafGradIsNotAliasedWithOtherGradients) {
+  // Add passes its incoming gradient straight through to both inputs; each
+  // leaf must own its gradient so that modifying one leaves the other alone.
+  Variable a(Vec({1}), true), b(Vec({1}), true);
+  Variable y = a + b;
+  y.Backward(Vec({1}));
+  a.grad().data()[0] = 100.0f;
+  EXPECT_FLOAT_EQ(b.grad().item(), 1.0f);
+}
+
+TEST(VariableDeathTest, BackwardOfNonScalarNeedsGradient) {
+  Variable x(Vec({1, 2}), true);
+  EXPECT_DEATH((x * x).Backward(), "needs a scalar, got shape \\[2\\]");
+}
+
+TEST(VariableDeathTest, SecondBackwardWithoutRetainGraph) {
+  Variable x(Vec({3}), true);
+  Variable y = Sum(x * x);
+  y.Backward();
+  EXPECT_DEATH(y.Backward(), "a second time");
+}
+
+TEST(VariableDeathTest, BackwardWithoutGrad) {
+  Variable x(Vec({3}));
+  EXPECT_DEATH(Sum(x).Backward(), "does not require grad");
+}
+
+TEST(VariableDeathTest, WrongGradientShape) {
+  Variable x(Vec({1, 2}), true);
+  EXPECT_DEATH((x * x).Backward(Vec({1, 2, 3})),
+               "gradient of shape \\[3\\] for output of shape \\[2\\]");
+}
+
+}  // namespace
+}  // namespace dive

@@ -1,0 +1,120 @@
+// File: nn/module.h
+// -----------------------------------------------------------------------------
+//
+// `Module` is the base of every layer and model. Following the PyTorch C++
+// frontend, a module registers in its constructor
+//
+//   * parameters: trainable `Variable`s (`RegisterParameter`),
+//   * buffers: state that is saved but not trained, such as BatchNorm's
+//     running statistics (`RegisterBuffer`),
+//   * submodules (`RegisterModule`),
+//
+// and the base class derives from those registrations the dotted names of
+// PyTorch's `state_dict` ("features.0.weight", "bn1.running_mean"), the
+// parameter list for optimizers, train/eval switching and a summary.
+//
+// Every module maps one tensor to one tensor (`Forward`); all the CNNs of the
+// book, including Inception, residual and dense blocks, fit that shape.
+//
+// Example:
+//
+//   class TwoLayer : public Module {
+//    public:
+//     TwoLayer() {
+//       fc1_ = RegisterModule("fc1", std::make_shared<Linear>(784, 256));
+//       fc2_ = RegisterModule("fc2", std::make_shared<Linear>(256, 10));
+//     }
+//     Variable Forward(const Variable& x) override {
+//       return (*fc2_)(Relu((*fc1_)(x)));
+//     }
+//     std::string Describe() const override { return "TwoLayer"; }
+//    private:
+//     std::shared_ptr<Linear> fc1_, fc2_;
+//   };
+
+#ifndef NN_MODULE_H_
+#define NN_MODULE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "autograd/variable.h"
+#include "tensor/tensor.h"
+
+namespace dive::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+
+  virtual Variable Forward(const Variable& x) = 0;
+  Variable operator()(const Variable& x) { return Forward(x); }
+
+  // One line describing this module's own configuration, e.g.
+  // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".
+  virtual std::string Describe() const = 0;
+
+  // ---- Introspection ---------------------------------------------------------
+  // All parameters of this module and its submodules, in registration order.
+  std::vector<Variable> Parameters() const;
+  std::vector<std::pair<std::string, Variable>> NamedParameters() const;
+  std::vector<std::pair<std::string, Tensor>> NamedBuffers() const;
+  // Parameters and buffers by dotted name, like PyTorch's state_dict().
+  std::map<std::string, Tensor> StateDict() const;
+  // Copies every entry of `state` into the tensor of the same name. Returns
+  // InvalidArgument listing all missing keys, unexpected keys and shape or
+  // dtype mismatches; nothing is modified unless everything matches.
+  absl::Status LoadStateDict(const std::map<std::string, Tensor>& state);
+  int64_t NumParameters() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>&
+  children() const {
+    return children_;
+  }
+
+  // ---- Mode --------------------------------------------------------------------
+  // Training mode (the default) or evaluation mode for this module and all
+  // submodules; changes the behaviour of Dropout and BatchNorm.
+  void Train(bool on = true);
+  void Eval() { Train(false); }
+  bool is_training() const { return training_; }
+
+  // Clears the gradient of every parameter.
+  void ZeroGrad();
+
+  // A table of every module with its output shape and parameter count for an
+  // input of `input_shape`, computed by running a forward pass in eval mode
+  // without gradients (the mode is restored afterwards).
+  std::string Summary(const Shape& input_shape);
+
+ protected:
+  // Registers a trainable parameter initialized to `init`; returns it.
+  Variable RegisterParameter(const std::string& name, Tensor init);
+  // Registers a buffer; the returned handle shares storage with the module's.
+  Tensor RegisterBuffer(const std::string& name, Tensor init);
+  template <typename M>
+  std::shared_ptr<M> RegisterModule(const std::string& name,
+                                    std::shared_ptr<M> module) {
+    RegisterChild(name, module);
+    return module;
+  }
+
+ private:
+  void RegisterChild(const std::string& name, std::shared_ptr<Module> module);
+  void CollectParameters(const std::string& prefix,
+                         std::vector<std::pair<std::string, Variable>>* out) const;
+  void CollectBuffers(const std::string& prefix,
+                      std::vector<std::pair<std::string, Tensor>>* out) const;
+
+  bool training_ = true;
+  std::vector<std::pair<std::string, Variable>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+}  // namespace dive::nn
+
+#endif  // NN_MODULE_H_
