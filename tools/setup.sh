@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dive needs to build and test, offline-friendly.
+#
+#   tools/setup.sh              required build/test dependencies
+#   tools/setup.sh --reference  also the PyTorch reference used by benchmarks
+#
+# Idempotent: only missing packages are installed, and `apt-get update` runs
+# only if something is missing, so a no-op run takes well under a second.
+set -euo pipefail
+
+REQUIRED=(
+  bazel-bootstrap       # Bazel 4.2.3 (WORKSPACE mode)
+  g++                   # gcc 12, OpenMP (libgomp), sanitizers
+  pkg-config
+  libeigen3-dev         # @eigen
+  libabsl-dev           # @absl
+  libgoogle-glog-dev    # @glog
+  libgtest-dev          # @googletest
+  libgmock-dev          # @googletest (gmock)
+  libbenchmark-dev      # @google_benchmark
+  zlib1g-dev            # @zlib
+  dataset-fashion-mnist # @fashion_mnist
+  gnuplot-nox           # benchmark plots
+)
+
+REFERENCE=(
+  python3-torch         # PyTorch reference implementation for benchmarks
+  python3-numpy
+  libopenblas0-openmp   # OpenMP BLAS for the reference
+)
+
+usage() {
+  sed -n '2,8s/^# \{0,1\}//p' "$0"
+}
+
+want=("${REQUIRED[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    --reference) want+=("${REFERENCE[@]}") ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "setup.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+# One dpkg-query call for all packages. Unknown packages make dpkg-query exit
+# non-zero and print nothing for them, hence `|| true` and the default below.
+declare -A status=()
+while IFS=$'\t' read -r pkg st; do
+  status["${pkg%%:*}"]="$st"
+done < <(dpkg-query -W -f='${Package}\t${Status}\n' "${want[@]}" 2>/dev/null || true)
+
+missing=()
+for pkg in "${want[@]}"; do
+  # "install ok installed" or "hold ok installed".
+  if [[ "${status[$pkg]:-}" != *" ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "setup.sh: installing: ${missing[*]}" >&2
+SUDO=()
+if ((EUID != 0)); then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "setup.sh: not root and sudo not found; run as root or install:" >&2
+    echo "  apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
