@@ -25,8 +25,8 @@ Tensor Spaced(const Shape& shape, uint64_t seed) {
   const std::vector<int64_t> perm = gen.Permutation(shape.numel());
   std::vector<float> v(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) {
-    v[i] = 0.1f * static_cast<float>(perm[i]) -
-           0.05f * static_cast<float>(perm.size()) + 0.05f;
+    v[i] = 0.1f * static_cast<float>(perm[i] - static_cast<int64_t>(perm.size()) / 2) +
+           0.05f;
   }
   return Tensor::FromVector(v, shape);
 }

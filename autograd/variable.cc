@@ -12,22 +12,25 @@ thread_local bool grad_enabled = true;
 
 // Post-order DFS from `root` (iterative: deep networks would overflow the
 // stack with recursion). Returns nodes so that every node comes after all
-// nodes it depends on.
-std::vector<GradNode*> TopologicalOrder(GradNode* root) {
-  std::vector<GradNode*> order;
+// nodes it depends on. The order owns the nodes: releasing a node's input
+// edges during the backward pass must not free nodes still to be visited.
+std::vector<std::shared_ptr<GradNode>> TopologicalOrder(
+    const std::shared_ptr<GradNode>& root) {
+  std::vector<std::shared_ptr<GradNode>> order;
   std::unordered_map<GradNode*, bool> visited;
-  std::vector<std::pair<GradNode*, size_t>> stack{{root, 0}};
-  visited[root] = true;
+  std::vector<std::pair<std::shared_ptr<GradNode>, size_t>> stack{{root, 0}};
+  visited[root.get()] = true;
   while (!stack.empty()) {
-    auto& [node, next] = stack.back();
+    GradNode* node = stack.back().first.get();
+    size_t& next = stack.back().second;
     if (next < node->inputs.size()) {
-      GradNode* child = node->inputs[next++].get();
-      if (child != nullptr && child->requires_grad && !visited[child]) {
-        visited[child] = true;
-        stack.push_back({child, 0});
+      const std::shared_ptr<GradNode>& child = node->inputs[next++];
+      if (child != nullptr && child->requires_grad && !visited[child.get()]) {
+        visited[child.get()] = true;
+        stack.emplace_back(child, 0);
       }
     } else {
-      order.push_back(node);
+      order.push_back(std::move(stack.back().first));
       stack.pop_back();
     }
   }
@@ -116,10 +119,10 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
   CHECK(grad.shape() == shape())
       << "Backward: gradient of shape " << grad.shape() << " for output of "
       << "shape " << shape();
-  const std::vector<GradNode*> order = TopologicalOrder(node_.get());
+  const std::vector<std::shared_ptr<GradNode>> order = TopologicalOrder(node_);
   Accumulate(node_.get(), grad);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    GradNode* node = *it;
+    GradNode* node = it->get();
     CHECK(!node->released)
         << "Backward through the graph a second time (op " << node->op
         << "); pass retain_graph=true to the first Backward()";

@@ -1,0 +1,448 @@
+#include "tensor/safetensors.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dive {
+namespace {
+
+constexpr char kChecksumKey[] = "dive.crc32";
+// Header larger than this is rejected before allocating (the reference
+// implementation uses the same 100 MB bound).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+const char* DTypeCode(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return "F32";
+    case DType::kInt64:
+      return "I64";
+    case DType::kInt32:
+      return "I32";
+  }
+  return "?";
+}
+
+bool ParseDTypeCode(absl::string_view code, DType* dtype) {
+  if (code == "F32") *dtype = DType::kFloat32;
+  else if (code == "I64") *dtype = DType::kInt64;
+  else if (code == "I32") *dtype = DType::kInt32;
+  else return false;
+  return true;
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// ---- A minimal JSON reader for the safetensors header -------------------------
+// Values are strings, non-negative integers, arrays and objects: exactly what
+// the format uses. Anything else is an error.
+
+struct Json {
+  enum class Kind { kString, kNumber, kArray, kObject } kind;
+  std::string str;
+  uint64_t num = 0;
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> fields;
+};
+
+class JsonParser {
+ public:
+  explicit JsonParser(absl::string_view s) : s_(s) {}
+
+  absl::StatusOr<Json> ParseDocument() {
+    Json v;
+    if (absl::Status st = ParseValue(&v, 0); !st.ok()) return st;
+    SkipSpace();
+    if (pos_ != s_.size()) return Error("trailing characters after JSON");
+    return v;
+  }
+
+ private:
+  absl::Status Error(absl::string_view what) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " at header byte ", pos_));
+  }
+  void SkipSpace() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' ||
+                                s_[pos_] == '\t' || s_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool Consume(char c) {
+    SkipSpace();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+
+  absl::Status ParseValue(Json* v, int depth) {
+    if (depth > 16) return Error("JSON nested too deeply");
+    SkipSpace();
+    if (pos_ >= s_.size()) return Error("unexpected end of JSON");
+    const char c = s_[pos_];
+    if (c == '"') {
+      v->kind = Json::Kind::kString;
+      return ParseString(&v->str);
+    }
+    if (c >= '0' && c <= '9') {
+      v->kind = Json::Kind::kNumber;
+      uint64_t n = 0;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+        const uint64_t d = s_[pos_++] - '0';
+        if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+          return Error("integer overflow in JSON");
+        }
+        n = n * 10 + d;
+      }
+      v->num = n;
+      return absl::OkStatus();
+    }
+    if (c == '[') {
+      ++pos_;
+      v->kind = Json::Kind::kArray;
+      if (Consume(']')) return absl::OkStatus();
+      do {
+        v->items.emplace_back();
+        if (absl::Status st = ParseValue(&v->items.back(), depth + 1);
+            !st.ok()) {
+          return st;
+        }
+      } while (Consume(','));
+      return Consume(']') ? absl::OkStatus() : Error("expected ']'");
+    }
+    if (c == '{') {
+      ++pos_;
+      v->kind = Json::Kind::kObject;
+      if (Consume('}')) return absl::OkStatus();
+      do {
+        SkipSpace();
+        std::string key;
+        if (absl::Status st = ParseString(&key); !st.ok()) return st;
+        if (!Consume(':')) return Error("expected ':'");
+        v->fields.emplace_back(std::move(key), Json{});
+        if (absl::Status st = ParseValue(&v->fields.back().second, depth + 1);
+            !st.ok()) {
+          return st;
+        }
+      } while (Consume(','));
+      return Consume('}') ? absl::OkStatus() : Error("expected '}'");
+    }
+    return Error(absl::StrCat("unexpected character '",
+                              std::string(1, c), "' in JSON"));
+  }
+
+  absl::Status ParseString(std::string* out) {
+    if (pos_ >= s_.size() || s_[pos_] != '"') return Error("expected string");
+    ++pos_;
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      char c = s_[pos_++];
+      if (c == '\\') {
+        if (pos_ >= s_.size()) break;
+        const char e = s_[pos_++];
+        switch (e) {
+          case '"': case '\\': case '/': c = e; break;
+          case 'n': c = '\n'; break;
+          case 't': c = '\t'; break;
+          case 'r': c = '\r'; break;
+          case 'b': c = '\b'; break;
+          case 'f': c = '\f'; break;
+          case 'u': {
+            uint32_t code = 0;
+            if (pos_ + 4 > s_.size() ||
+                !absl::SimpleHexAtoi(s_.substr(pos_, 4), &code)) {
+              return Error("bad \\u escape");
+            }
+            pos_ += 4;
+            if (code >= 0x80) return Error("non-ASCII \\u escape");
+            c = static_cast<char>(code);
+            break;
+          }
+          default:
+            return Error("bad escape in string");
+        }
+      }
+      out->push_back(c);
+    }
+    if (pos_ >= s_.size()) return Error("unterminated string");
+    ++pos_;
+    return absl::OkStatus();
+  }
+
+  absl::string_view s_;
+  size_t pos_ = 0;
+};
+
+uint32_t Crc32(absl::string_view bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib takes uInt lengths; feed large buffers in chunks.
+  while (!bytes.empty()) {
+    const size_t n = std::min<size_t>(bytes.size(), 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), n);
+    bytes.remove_prefix(n);
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+absl::Status WriteAll(int fd, const char* data, size_t n,
+                      const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(
+          absl::StrCat("writing ", path, ": ", std::strerror(errno)));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SaveSafetensors(const std::string& path,
+                             const SafetensorsFile& file) {
+  // Data section: tensors in name order, each contiguous.
+  std::string data;
+  std::vector<std::string> entries;
+  for (const auto& [name, tensor] : file.tensors) {
+    CHECK(tensor.defined()) << "SaveSafetensors: tensor '" << name
+                            << "' is undefined";
+    const Tensor c = tensor.Contiguous();
+    const size_t nbytes = c.numel() * DTypeSize(c.dtype());
+    const size_t begin = data.size();
+    data.append(static_cast<const char*>(static_cast<const void*>(
+                    c.dtype() == DType::kFloat32   ? (const void*)c.data<float>()
+                    : c.dtype() == DType::kInt64 ? (const void*)c.data<int64_t>()
+                                                 : (const void*)c.data<int32_t>())),
+                nbytes);
+    entries.push_back(absl::StrCat(
+        JsonString(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
+        "\",\"shape\":[", absl::StrJoin(c.shape().dims(), ","),
+        "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
+  }
+  std::map<std::string, std::string> metadata = file.metadata;
+  metadata[kChecksumKey] = absl::StrCat(Crc32(data));
+  std::vector<std::string> meta;
+  for (const auto& [k, v] : metadata) {
+    meta.push_back(absl::StrCat(JsonString(k), ":", JsonString(v)));
+  }
+  entries.insert(entries.begin(),
+                 absl::StrCat("\"__metadata__\":{", absl::StrJoin(meta, ","),
+                              "}"));
+  std::string header = absl::StrCat("{", absl::StrJoin(entries, ","), "}");
+  header.append((8 - header.size() % 8) % 8, ' ');  // align data to 8 bytes
+  char len[8];
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot write checkpoint ", tmp, ": ", std::strerror(errno)));
+  }
+  absl::Status st = WriteAll(fd, len, 8, tmp);
+  if (st.ok()) st = WriteAll(fd, header.data(), header.size(), tmp);
+  if (st.ok()) st = WriteAll(fd, data.data(), data.size(), tmp);
+  if (st.ok() && ::fsync(fd) != 0) {
+    st = absl::InternalError(absl::StrCat("fsync ", tmp, ": ",
+                                          std::strerror(errno)));
+  }
+  ::close(fd);
+  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    st = absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path, ": ",
+                                          std::strerror(errno)));
+  }
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  // Make the rename itself durable.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
+                                                 absl::string_view source) {
+  auto fail = [&](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat(source, ": ", what));
+  };
+  if (bytes.size() < 8) {
+    return fail(absl::StrCat("file is ", bytes.size(),
+                             " bytes, too short for a safetensors header"));
+  }
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) {
+    header_len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i]))
+                  << (8 * i);
+  }
+  if (header_len > kMaxHeaderBytes || header_len > bytes.size() - 8) {
+    return fail(absl::StrCat("header length ", header_len, " exceeds the ",
+                             bytes.size() - 8, " bytes after it"));
+  }
+  absl::StatusOr<Json> header =
+      JsonParser(bytes.substr(8, header_len)).ParseDocument();
+  if (!header.ok()) {
+    return fail(absl::StrCat("invalid JSON header: ", header.status().message()));
+  }
+  if (header->kind != Json::Kind::kObject) {
+    return fail("header is not a JSON object");
+  }
+  const absl::string_view data = bytes.substr(8 + header_len);
+
+  SafetensorsFile out;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& [name, entry] : header->fields) {
+    if (name == "__metadata__") {
+      if (entry.kind != Json::Kind::kObject) return fail("__metadata__ is not an object");
+      for (const auto& [k, v] : entry.fields) {
+        if (v.kind != Json::Kind::kString) {
+          return fail(absl::StrCat("metadata value '", k, "' is not a string"));
+        }
+        out.metadata[k] = v.str;
+      }
+      continue;
+    }
+    const std::string where = absl::StrCat("tensor '", name, "'");
+    if (entry.kind != Json::Kind::kObject) return fail(where + " is not an object");
+    const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
+    for (const auto& [k, v] : entry.fields) {
+      if (k == "dtype") dtype = &v;
+      else if (k == "shape") shape = &v;
+      else if (k == "data_offsets") offsets = &v;
+    }
+    DType dt;
+    if (dtype == nullptr || dtype->kind != Json::Kind::kString) {
+      return fail(where + " has no dtype");
+    }
+    if (!ParseDTypeCode(dtype->str, &dt)) {
+      return fail(absl::StrCat(where, " has unsupported dtype '", dtype->str,
+                               "' (supported: F32, I64, I32)"));
+    }
+    if (shape == nullptr || shape->kind != Json::Kind::kArray ||
+        shape->items.size() > 8) {
+      return fail(where + " has no valid shape (an array of at most 8 dims)");
+    }
+    Shape s;
+    uint64_t numel = 1;
+    for (const Json& d : shape->items) {
+      if (d.kind != Json::Kind::kNumber || d.num > (uint64_t{1} << 40)) {
+        return fail(where + " has an invalid dimension");
+      }
+      if (d.num != 0 && numel > (uint64_t{1} << 40) / d.num) {
+        return fail(where + " has too many elements");
+      }
+      numel *= d.num;
+      s.push_back(static_cast<int64_t>(d.num));
+    }
+    if (offsets == nullptr || offsets->kind != Json::Kind::kArray ||
+        offsets->items.size() != 2 ||
+        offsets->items[0].kind != Json::Kind::kNumber ||
+        offsets->items[1].kind != Json::Kind::kNumber) {
+      return fail(where + " has no valid data_offsets");
+    }
+    const uint64_t begin = offsets->items[0].num, end = offsets->items[1].num;
+    if (begin > end || end > data.size()) {
+      return fail(absl::StrCat(where, " data_offsets [", begin, ", ", end,
+                               "] are outside the ", data.size(),
+                               "-byte data section"));
+    }
+    if (end - begin != numel * DTypeSize(dt)) {
+      return fail(absl::StrCat(where, " has ", end - begin, " bytes but shape ",
+                               s.ToString(), " of ", DTypeCode(dt), " needs ",
+                               numel * DTypeSize(dt)));
+    }
+    if (out.tensors.count(name) > 0) {
+      return fail(absl::StrCat(where, " appears twice"));
+    }
+    Tensor t = Tensor::Empty(s, dt);
+    if (numel > 0) {
+      std::memcpy(dt == DType::kFloat32 ? (void*)t.data<float>()
+                  : dt == DType::kInt64 ? (void*)t.data<int64_t>()
+                                        : (void*)t.data<int32_t>(),
+                  data.data() + begin, end - begin);
+    }
+    out.tensors.emplace(name, std::move(t));
+    ranges.emplace_back(begin, end);
+  }
+  // The data must be exactly covered, without overlaps or holes.
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t at = 0;
+  for (const auto& [begin, end] : ranges) {
+    if (begin != at) {
+      return fail(absl::StrCat("tensor data overlaps or leaves a gap at byte ",
+                               std::min(begin, at)));
+    }
+    at = end;
+  }
+  if (at != data.size()) {
+    return fail(absl::StrCat(data.size() - at,
+                             " trailing bytes after the last tensor"));
+  }
+  auto crc = out.metadata.find(kChecksumKey);
+  if (crc != out.metadata.end()) {
+    uint32_t expected = 0;
+    if (!absl::SimpleAtoi(crc->second, &expected)) {
+      return fail("checksum in metadata is not a number");
+    }
+    const uint32_t actual = Crc32(data);
+    if (actual != expected) {
+      return fail(absl::StrCat("checksum mismatch (stored ", expected,
+                               ", computed ", actual,
+                               "): the file is corrupted"));
+    }
+    out.metadata.erase(crc);
+  }
+  return out;
+}
+
+absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot open checkpoint ", path,
+                                            ": ", std::strerror(errno)));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ParseSafetensors(ss.str(), path);
+}
+
+}  // namespace dive

@@ -1,0 +1,66 @@
+// File: tensor/safetensors.h
+// -----------------------------------------------------------------------------
+//
+// Reading and writing the safetensors format (the checkpoint format of the
+// Hugging Face and PyTorch ecosystems), so weights move both ways between
+// this framework and PyTorch:
+//
+//   [8-byte little-endian header length N][N bytes of JSON header][data]
+//
+// The header maps each tensor name to {"dtype", "shape", "data_offsets"}
+// (offsets relative to the data section) plus an optional "__metadata__"
+// object of string values. Supported dtypes: F32, I64, I32.
+//
+// Saving is atomic: the file is written to "<path>.tmp", fsync'ed and renamed
+// over `path`, so a crash mid-save leaves the previous file intact. Saved
+// files carry a CRC-32 of the data section in the metadata ("dive.crc32");
+// loading verifies it when present, so a flipped byte is reported instead of
+// silently loading damaged weights. Files from other writers (no checksum)
+// load normally.
+//
+// Every malformed input (short file, bad header length, invalid JSON, unknown
+// dtype, offsets outside the data or inconsistent with the shape, overlapping
+// or unused data) is a DataLoss / InvalidArgument status naming the file and
+// the problem.
+//
+// Example:
+//
+//   SafetensorsFile file;
+//   file.tensors["fc.weight"] = w;
+//   file.metadata["epoch"] = "3";
+//   absl::Status s = SaveSafetensors("/tmp/model.safetensors", file);
+//   absl::StatusOr<SafetensorsFile> back =
+//       LoadSafetensors("/tmp/model.safetensors");
+
+#ifndef TENSOR_SAFETENSORS_H_
+#define TENSOR_SAFETENSORS_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tensor/tensor.h"
+
+namespace dive {
+
+struct SafetensorsFile {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes `file` atomically to `path`.
+absl::Status SaveSafetensors(const std::string& path,
+                             const SafetensorsFile& file);
+
+// Reads and validates `path`.
+absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path);
+
+// Parses the bytes of a safetensors file; `source` names it in errors.
+absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
+                                                 absl::string_view source);
+
+}  // namespace dive
+
+#endif  // TENSOR_SAFETENSORS_H_

@@ -1,0 +1,182 @@
+#include "tensor/safetensors.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "tensor/random.h"
+
+namespace dive {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  return ::testing::TempDir() + "/" + name;
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A hand-built file: 8-byte length, JSON header, data.
+std::string Build(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(n >> (8 * i));
+  return out + header + data;
+}
+
+SafetensorsFile Sample() {
+  Generator gen(1);
+  SafetensorsFile f;
+  f.tensors["features.0.weight"] = gen.Normal({6, 1, 5, 5}, 0, 1);
+  f.tensors["features.0.bias"] = gen.Normal({6}, 0, 1);
+  f.tensors["bn.num_batches_tracked"] = Tensor::FromInt64Vector({7}, {});
+  f.metadata["epoch"] = "3";
+  return f;
+}
+
+TEST(Safetensors, RoundTripsTensorsAndMetadata) {
+  const std::string path = TempPath("round_trip.safetensors");
+  const SafetensorsFile f = Sample();
+  ASSERT_TRUE(SaveSafetensors(path, f).ok());
+  absl::StatusOr<SafetensorsFile> back = LoadSafetensors(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->metadata, f.metadata);  // checksum key is consumed
+  ASSERT_EQ(back->tensors.size(), 3u);
+  for (const auto& [name, t] : f.tensors) {
+    const Tensor& b = back->tensors.at(name);
+    EXPECT_EQ(b.shape(), t.shape()) << name;
+    EXPECT_EQ(b.dtype(), t.dtype()) << name;
+    EXPECT_EQ(b.ToVector(), t.ToVector()) << name;
+  }
+  EXPECT_FALSE(std::ifstream(path + ".tmp").good()) << "temp file left behind";
+}
+
+TEST(Safetensors, SavesNonContiguousViewsInRowMajorOrder) {
+  const std::string path = TempPath("view.safetensors");
+  SafetensorsFile f;
+  f.tensors["t"] = Tensor::FromVector({1, 2, 3, 4, 5, 6}, {2, 3}).Transpose(0, 1);
+  ASSERT_TRUE(SaveSafetensors(path, f).ok());
+  EXPECT_EQ(LoadSafetensors(path)->tensors.at("t").ToVector(),
+            (std::vector<float>{1, 4, 2, 5, 3, 6}));
+}
+
+TEST(Safetensors, ReadsFilesWithoutChecksum) {
+  // As written by the Python safetensors package / our PyTorch bridge.
+  std::string data(8, '\0');
+  const float v[2] = {1.5f, -2.0f};
+  std::memcpy(data.data(), v, 8);
+  absl::StatusOr<SafetensorsFile> f = ParseSafetensors(
+      Build(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data),
+      "mem");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->tensors.at("w").ToVector(), (std::vector<float>{1.5f, -2.0f}));
+}
+
+TEST(Safetensors, DetectsFlippedByte) {
+  const std::string path = TempPath("flip.safetensors");
+  ASSERT_TRUE(SaveSafetensors(path, Sample()).ok());
+  std::string bytes = ReadBytes(path);
+  bytes[bytes.size() - 5] ^= 0x10;
+  WriteBytes(path, bytes);
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("checksum mismatch"), std::string::npos)
+      << f.status();
+  EXPECT_NE(f.status().message().find(path), std::string::npos);
+}
+
+TEST(Safetensors, MissingFileIsNotFound) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors("/nonexistent/x.safetensors");
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(f.status().message().find("/nonexistent/x.safetensors"),
+            std::string::npos);
+}
+
+TEST(Safetensors, UnwritableDirectoryIsAnError) {
+  absl::Status s = SaveSafetensors("/nonexistent/dir/x.safetensors", Sample());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("/nonexistent/dir/x.safetensors.tmp"),
+            std::string::npos);
+}
+
+struct BadCase {
+  const char* name;
+  std::string bytes;
+  const char* expected;
+};
+
+TEST(Safetensors, RejectsMalformedFilesWithClearMessages) {
+  const std::string eight(8, '\0');
+  const BadCase cases[] = {
+      {"short", "abc", "too short"},
+      {"huge header length", std::string("\xff\xff\xff\xff\0\0\0\0", 8) + "{}",
+       "header length"},
+      {"not json", Build("{nope}", ""), "invalid JSON"},
+      {"not an object", Build("[1]", ""), "not a JSON object"},
+      {"unknown dtype",
+       Build(R"({"w":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}})", "ab"),
+       "unsupported dtype 'F16'"},
+      {"no shape", Build(R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", "abcd"),
+       "no valid shape"},
+      {"offsets outside data",
+       Build(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "abcd"),
+       "outside the 4-byte data section"},
+      {"size mismatch",
+       Build(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", eight),
+       "needs 12"},
+      {"reversed offsets",
+       Build(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", eight),
+       "outside"},
+      {"overlap",
+       Build(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight),
+       "overlaps or leaves a gap"},
+      {"trailing bytes",
+       Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight),
+       "4 trailing bytes"},
+      {"overflowing dims",
+       Build(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})",
+             "abcd"),
+       "too many elements"},
+      {"integer overflow",
+       Build(R"({"w":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,4]}})",
+             "abcd"),
+       "integer overflow"},
+      {"bad metadata",
+       Build(R"({"__metadata__":{"a":1}})", ""), "is not a string"},
+      {"bad checksum text",
+       Build(R"({"__metadata__":{"dive.crc32":"x"}})", ""), "not a number"},
+  };
+  for (const BadCase& c : cases) {
+    absl::StatusOr<SafetensorsFile> f = ParseSafetensors(c.bytes, "bad.st");
+    ASSERT_FALSE(f.ok()) << c.name;
+    EXPECT_NE(f.status().message().find(c.expected), std::string::npos)
+        << c.name << ": " << f.status();
+    EXPECT_NE(f.status().message().find("bad.st"), std::string::npos) << c.name;
+  }
+}
+
+TEST(Safetensors, InterruptedSaveLeavesPreviousFileIntact) {
+  const std::string path = TempPath("atomic.safetensors");
+  ASSERT_TRUE(SaveSafetensors(path, Sample()).ok());
+  // A crash mid-save leaves only a partial temp file next to the good one.
+  WriteBytes(path + ".tmp", "partial garbage");
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->metadata.at("epoch"), "3");
+  // The next save replaces the stale temp file.
+  ASSERT_TRUE(SaveSafetensors(path, Sample()).ok());
+  EXPECT_TRUE(LoadSafetensors(path).ok());
+}
+
+}  // namespace
+}  // namespace dive
