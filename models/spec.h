@@ -1,0 +1,59 @@
+// File: models/spec.h
+// -----------------------------------------------------------------------------
+//
+// `ModelSpec` describes one architecture of the model zoo: its name, how to
+// build it for a given input resolution, and the book's training recipe
+// (Dive into Deep Learning, PyTorch edition) used as the trainer's defaults.
+// Each package under models/ exports one or more specs; `models/zoo.h` lists
+// them all for tools that pick a model by name.
+//
+// Example:
+//
+//   const dive::models::ModelSpec spec = dive::models::LeNetSpec();
+//   absl::StatusOr<std::shared_ptr<dive::nn::Module>> net =
+//       spec.make(spec.recipe.input_size);
+//   if (!net.ok()) return net.status();   // e.g. an unsupported input size
+
+#ifndef MODELS_SPEC_H_
+#define MODELS_SPEC_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nn/module.h"
+
+namespace dive::models {
+
+// The book's hyperparameters for Fashion-MNIST.
+struct Recipe {
+  float lr = 0.1f;
+  int64_t batch_size = 256;
+  int64_t epochs = 10;
+  // Side of the square input images; Fashion-MNIST's 28 x 28 images are
+  // resized (bilinear) when this differs from 28.
+  int64_t input_size = 28;
+};
+
+struct ModelSpec {
+  std::string name;         // "lenet", as in //models/lenet
+  std::string description;  // one line for --help and logs
+  Recipe recipe;
+  // Builds the network (with freshly initialized weights drawn from
+  // dive::DefaultGenerator()) for input_size x input_size single-channel
+  // images and 10 classes; InvalidArgument naming the model and the size
+  // when the architecture cannot take that input size.
+  std::function<absl::StatusOr<std::shared_ptr<nn::Module>>(int64_t input_size)>
+      make;
+};
+
+// InvalidArgument("<model> needs ...") for a size outside [min, max]; use
+// max = min for architectures with a fixed input size.
+absl::Status CheckInputSize(const std::string& model, int64_t input_size,
+                            int64_t min, int64_t max);
+
+}  // namespace dive::models
+
+#endif  // MODELS_SPEC_H_

@@ -1,0 +1,35 @@
+// File: tools/trainer_main.h
+// -----------------------------------------------------------------------------
+//
+// `main()` of every `//models/<name>:train` binary: parses the common flags
+// (--epochs, --lr, --batch_size, --resize, --threads, --seed,
+// --weight_decay, --momentum, --train_limit, --test_limit, --data_dir,
+// --out, --resume, --skip_nonfinite), fills unset ones from the model's book
+// recipe, loads Fashion-MNIST and runs `tools::Train`. Every error (a bad
+// flag, unreadable data, an unwritable --out, a diverging run) is printed as
+// one line naming the problem, and the process exits non-zero.
+//
+// Example (models/lenet/train.cc):
+//
+//   int main(int argc, char** argv) {
+//     return dive::tools::TrainerMain(argc, argv, [] {
+//       return dive::models::LeNetSpec();
+//     });
+//   }
+
+#ifndef TOOLS_TRAINER_MAIN_H_
+#define TOOLS_TRAINER_MAIN_H_
+
+#include <functional>
+
+#include "models/spec.h"
+
+namespace dive::tools {
+
+// `spec` is called after flag parsing, so it may read model-specific flags.
+int TrainerMain(int argc, char** argv,
+                const std::function<models::ModelSpec()>& spec);
+
+}  // namespace dive::tools
+
+#endif  // TOOLS_TRAINER_MAIN_H_
