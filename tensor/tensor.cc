@@ -437,14 +437,13 @@ std::string Tensor::ToString() const {
   const std::vector<float> v = ToVector();
   const int64_t last = rank() == 0 ? 1 : shape_[-1];
   constexpr int64_t kMaxShown = 64;
-  os << ", values=";
+  os << ", values=[";
   for (int64_t i = 0; i < static_cast<int64_t>(v.size()); ++i) {
     if (i == kMaxShown) {
       os << " ... (" << v.size() - kMaxShown << " more)";
       break;
     }
-    if (i % last == 0) os << (i == 0 ? "[" : "]\n  [");
-    else os << ", ";
+    if (i > 0) os << (i % last == 0 ? "]\n  [" : ", ");
     os << v[i];
   }
   os << "])";

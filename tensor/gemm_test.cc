@@ -1,0 +1,243 @@
+#include "tensor/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tensor/random.h"
+
+namespace dive {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::vector<float> RandomBuffer(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = gen.NextUniform(-1.0f, 1.0f);
+  return v;
+}
+
+// A row-major matrix of `rows` x `cols` stored with leading dimension `ld`;
+// the padding columns hold `pad` so reads of them are detectable.
+struct Buffer {
+  int64_t rows, cols, ld;
+  std::vector<float> data;
+
+  Buffer(int64_t r, int64_t c, int64_t l, uint64_t seed, float pad)
+      : rows(r), cols(c), ld(l), data(std::max<int64_t>(r * l, 1), pad) {
+    const std::vector<float> v = RandomBuffer(r * c, seed);
+    for (int64_t i = 0; i < r; ++i) {
+      for (int64_t j = 0; j < c; ++j) data[i * ld + j] = v[i * c + j];
+    }
+  }
+  float at(int64_t i, int64_t j) const { return data[i * ld + j]; }
+};
+
+struct Case {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  float alpha, beta;
+  int64_t pad_a = 0, pad_b = 0, pad_c = 0;  // ld = width + pad
+};
+
+std::string Describe(const Case& c) {
+  return std::string("trans_a=") + (c.trans_a ? "T" : "N") +
+         " trans_b=" + (c.trans_b ? "T" : "N") + " m=" + std::to_string(c.m) +
+         " n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) +
+         " alpha=" + std::to_string(c.alpha) +
+         " beta=" + std::to_string(c.beta) +
+         " pads=" + std::to_string(c.pad_a) + "," + std::to_string(c.pad_b) +
+         "," + std::to_string(c.pad_c);
+}
+
+// Runs Gemm on random data and compares with a double-precision triple loop.
+// With beta == 0, C starts as NaN garbage, which must be ignored. Padding of
+// A and B is NaN (must never be read) and padding of C is a sentinel (must
+// never be written).
+void CheckGemm(const Case& c, uint64_t seed) {
+  SCOPED_TRACE(Describe(c));
+  // op(A) is [m, k]: A is stored [m, k], or [k, m] when transposed.
+  const int64_t a_rows = c.trans_a ? c.k : c.m, a_cols = c.trans_a ? c.m : c.k;
+  const int64_t b_rows = c.trans_b ? c.n : c.k, b_cols = c.trans_b ? c.k : c.n;
+  const Buffer a(a_rows, a_cols, a_cols + c.pad_a, seed, kNaN);
+  const Buffer b(b_rows, b_cols, b_cols + c.pad_b, seed + 1, kNaN);
+  constexpr float kSentinel = 12345.0f;
+  Buffer cbuf(c.m, c.n, c.n + c.pad_c, seed + 2, kSentinel);
+  if (c.beta == 0.0f) {
+    for (int64_t i = 0; i < c.m; ++i) {
+      for (int64_t j = 0; j < c.n; ++j) cbuf.data[i * cbuf.ld + j] = kNaN;
+    }
+  }
+  const Buffer c0 = cbuf;
+
+  Gemm(c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, a.data.data(), a.ld,
+       b.data.data(), b.ld, c.beta, cbuf.data.data(), cbuf.ld);
+
+  for (int64_t i = 0; i < c.m; ++i) {
+    for (int64_t j = 0; j < c.n; ++j) {
+      double acc = 0, mag = 0;
+      for (int64_t p = 0; p < c.k; ++p) {
+        const double x = c.trans_a ? a.at(p, i) : a.at(i, p);
+        const double y = c.trans_b ? b.at(j, p) : b.at(p, j);
+        acc += x * y;
+        mag += std::fabs(x * y);
+      }
+      double want = c.alpha * acc, scale = std::fabs(c.alpha) * mag;
+      if (c.beta != 0.0f) {  // C0 is NaN otherwise
+        want += c.beta * static_cast<double>(c0.at(i, j));
+        scale += std::fabs(c.beta * c0.at(i, j));
+      }
+      const double tol = 1e-5 * (scale + 1.0);
+      ASSERT_NEAR(cbuf.at(i, j), want, tol) << "at (" << i << ", " << j << ")";
+    }
+    for (int64_t j = c.n; j < cbuf.ld; ++j) {
+      ASSERT_EQ(cbuf.data[i * cbuf.ld + j], kSentinel)
+          << "padding of C written at (" << i << ", " << j << ")";
+    }
+  }
+}
+
+TEST(GemmTest, HandComputed) {
+  // [[1, 2, 3], [4, 5, 6]] x [[7, 8], [9, 10], [11, 12]].
+  const float a[] = {1, 2, 3, 4, 5, 6};
+  const float b[] = {7, 8, 9, 10, 11, 12};
+  float c[4] = {kNaN, kNaN, kNaN, kNaN};
+  Gemm(false, false, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, c, 2);
+  EXPECT_EQ(c[0], 58);
+  EXPECT_EQ(c[1], 64);
+  EXPECT_EQ(c[2], 139);
+  EXPECT_EQ(c[3], 154);
+
+  // C = 2 * A * A^T + 1 * C.
+  Gemm(false, true, 2, 2, 3, 2.0f, a, 3, a, 3, 1.0f, c, 2);
+  EXPECT_EQ(c[0], 58 + 2 * 14);
+  EXPECT_EQ(c[1], 64 + 2 * 32);
+  EXPECT_EQ(c[2], 139 + 2 * 32);
+  EXPECT_EQ(c[3], 154 + 2 * 77);
+
+  // A^T (stored [3, 2] as b) times B^T (stored [2, 3] as a): [2, 2].
+  Gemm(true, true, 2, 2, 3, 1.0f, b, 2, a, 3, 0.0f, c, 2);
+  // b^T = [[7, 9, 11], [8, 10, 12]], a^T = [[1, 4], [2, 5], [3, 6]].
+  EXPECT_EQ(c[0], 7 * 1 + 9 * 2 + 11 * 3);
+  EXPECT_EQ(c[1], 7 * 4 + 9 * 5 + 11 * 6);
+  EXPECT_EQ(c[2], 8 * 1 + 10 * 2 + 12 * 3);
+  EXPECT_EQ(c[3], 8 * 4 + 10 * 5 + 12 * 6);
+}
+
+TEST(GemmTest, AllTransposeCombinationsOddSizes) {
+  uint64_t seed = 1;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      CheckGemm({ta, tb, 17, 33, 9, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 33, 9, 17, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 64, 64, 64, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 100, 37, 129, 1.0f, 0.0f}, seed += 3);
+    }
+  }
+}
+
+TEST(GemmTest, SizeOne) {
+  uint64_t seed = 100;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      CheckGemm({ta, tb, 1, 1, 1, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 1, 5, 3, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 4, 1, 7, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 3, 4, 1, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 1, 1, 50, 1.0f, 0.0f}, seed += 3);
+    }
+  }
+}
+
+TEST(GemmTest, AlphaAndBeta) {
+  uint64_t seed = 200;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      // beta = 0: NaN garbage in C is ignored.
+      CheckGemm({ta, tb, 17, 33, 9, 1.5f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 17, 33, 9, -0.5f, 0.0f}, seed += 3);
+      // beta = 1 accumulates.
+      CheckGemm({ta, tb, 17, 33, 9, 1.0f, 1.0f}, seed += 3);
+      CheckGemm({ta, tb, 9, 17, 33, 2.0f, 1.0f}, seed += 3);
+      // Other beta scales C first.
+      CheckGemm({ta, tb, 17, 33, 9, 1.0f, 0.5f}, seed += 3);
+      CheckGemm({ta, tb, 17, 33, 9, -1.0f, -2.0f}, seed += 3);
+    }
+  }
+}
+
+TEST(GemmTest, BetaZeroIgnoresNaNInC) {
+  const float a[] = {1, 2};
+  const float b[] = {3, 4};
+  float c[1] = {kNaN};
+  Gemm(false, false, 1, 1, 2, 1.0f, a, 2, b, 1, 0.0f, c, 1);
+  EXPECT_EQ(c[0], 11);
+  c[0] = std::numeric_limits<float>::infinity();
+  Gemm(false, false, 1, 1, 2, 1.0f, a, 2, b, 1, 0.0f, c, 1);
+  EXPECT_EQ(c[0], 11);
+}
+
+TEST(GemmTest, LeadingDimensionsLargerThanWidth) {
+  uint64_t seed = 300;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      CheckGemm({ta, tb, 17, 33, 9, 1.0f, 0.0f, 3, 5, 7}, seed += 3);
+      CheckGemm({ta, tb, 17, 33, 9, 0.5f, 1.0f, 1, 0, 2}, seed += 3);
+      CheckGemm({ta, tb, 5, 6, 7, 1.0f, 0.0f, 64, 64, 64}, seed += 3);
+      CheckGemm({ta, tb, 1, 1, 1, 1.0f, 1.0f, 2, 2, 2}, seed += 3);
+    }
+  }
+}
+
+TEST(GemmTest, SubmatrixOfALargerMatrix) {
+  // The middle 3x4 block of a 6x8 C gets the product of a 3x5 block of a
+  // 7x10 A and a 5x4 block of a 9x6 B; everything else stays untouched.
+  const std::vector<float> a = RandomBuffer(7 * 10, 400);
+  const std::vector<float> b = RandomBuffer(9 * 6, 401);
+  std::vector<float> c(6 * 8, -7.0f);
+  const int64_t a0 = 2 * 10 + 3, b0 = 1 * 6 + 1, c0 = 1 * 8 + 2;
+  Gemm(false, false, 3, 4, 5, 1.0f, a.data() + a0, 10, b.data() + b0, 6, 0.0f,
+       c.data() + c0, 8);
+  for (int64_t i = 0; i < 6; ++i) {
+    for (int64_t j = 0; j < 8; ++j) {
+      const bool inside = i >= 1 && i < 4 && j >= 2 && j < 6;
+      if (!inside) {
+        EXPECT_EQ(c[i * 8 + j], -7.0f) << i << ", " << j;
+        continue;
+      }
+      double want = 0;
+      for (int64_t p = 0; p < 5; ++p) {
+        want += static_cast<double>(a[a0 + (i - 1) * 10 + p]) *
+                b[b0 + p * 6 + (j - 2)];
+      }
+      EXPECT_NEAR(c[i * 8 + j], want, 1e-5) << i << ", " << j;
+    }
+  }
+}
+
+TEST(GemmTest, EmptyInnerDimensionScalesC) {
+  float c[4] = {kNaN, kNaN, kNaN, kNaN};
+  Gemm(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c, 2);
+  for (float v : c) EXPECT_EQ(v, 0.0f);
+  float d[4] = {1, 2, 3, 4};
+  Gemm(true, false, 2, 2, 0, 1.0f, nullptr, 2, nullptr, 2, 0.5f, d, 2);
+  EXPECT_EQ(d[0], 0.5f);
+  EXPECT_EQ(d[3], 2.0f);
+}
+
+TEST(GemmTest, EmptyOutputIsANoOp) {
+  float c[2] = {1, 2};
+  const float a[2] = {1, 1};
+  Gemm(false, false, 0, 2, 1, 1.0f, a, 1, a, 2, 0.0f, c, 2);
+  Gemm(false, false, 2, 0, 1, 1.0f, a, 1, a, 1, 0.0f, c, 1);
+  EXPECT_EQ(c[0], 1);
+  EXPECT_EQ(c[1], 2);
+}
+
+}  // namespace
+}  // namespace dive
