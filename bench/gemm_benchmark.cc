@@ -1,0 +1,75 @@
+// GEMM speed against the machine's peak:
+//
+//   bazel run //bench:gemm_benchmark
+//
+// BM_PeakFma/threads is the register-only FMA peak of 1 or 2 cores (see
+// peak_fma.h); BM_Gemm/n/threads is dive::Gemm on n x n x n float32 matrices
+// and on the shapes convolution lowers to. Both report GFLOP/s ("FLOPS"
+// counter, in G/s with --benchmark_counters_tabular=true).
+
+#include <omp.h>
+
+#include "bench/peak_fma.h"
+#include "benchmark/benchmark.h"
+#include "tensor/gemm.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::bench {
+namespace {
+
+void BM_PeakFma(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  int64_t flops = 0;
+  for (auto _ : state) {
+    int64_t total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += PeakFmaLoop(1 << 20);
+    flops += total;
+  }
+  state.counters["FLOPS"] =
+      benchmark::Counter(static_cast<double>(flops), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime();
+
+// C[m, n] = A[m, k] * B[k, n], row-major.
+void RunGemm(benchmark::State& state, int64_t m, int64_t n, int64_t k,
+             int threads) {
+  SetNumThreads(threads);
+  Generator gen(1);
+  const Tensor a = gen.Uniform({m, k}, -1, 1), b = gen.Uniform({k, n}, -1, 1);
+  Tensor c = Tensor::Empty({m, n});
+  for (auto _ : state) {
+    Gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(),
+         n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["FLOPS"] = benchmark::Counter(
+      2.0 * m * n * k * state.iterations(), benchmark::Counter::kIsRate);
+  SetNumThreads(0);
+}
+
+void BM_Gemm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  RunGemm(state, n, n, n, static_cast<int>(state.range(1)));
+}
+BENCHMARK(BM_Gemm)
+    ->ArgsProduct({{256, 512, 1024}, {1, 2}})
+    ->ArgNames({"n", "threads"})
+    ->UseRealTime();
+
+// Shapes of im2col convolutions in the zoo: [OC, C*KH*KW] x [C*KH*KW, OH*OW].
+void BM_GemmConvShape(benchmark::State& state) {
+  RunGemm(state, state.range(0), state.range(1), state.range(2),
+          static_cast<int>(state.range(3)));
+}
+BENCHMARK(BM_GemmConvShape)
+    ->Args({16, 100, 150, 1})      // LeNet conv2 (6x5x5 -> 16, 10x10 out)
+    ->Args({64, 2304, 576, 1})     // ResNet-18 @96, 64 channels 3x3, 24x24
+    ->Args({256, 729, 2400, 1})    // AlexNet conv2 @224 (27x27 out)
+    ->Args({256, 729, 2400, 2})
+    ->ArgNames({"m", "n", "k", "threads"})
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace dive::bench
