@@ -16,6 +16,7 @@
 #ifndef TENSOR_STRIDED_H_
 #define TENSOR_STRIDED_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -74,7 +75,15 @@ void ForEachStrided(const Shape& shape,
   int64_t outer = 1;
   for (int d = 0; d < r - 1; ++d) outer *= lay.shape[d];
 
-  auto run = [&](int64_t o) {
+  // A task is one outer index, or a chunk of the innermost run when there
+  // are too few outer indices to keep the threads busy (a contiguous tensor
+  // collapses to a single run).
+  constexpr int64_t kChunk = int64_t{1} << 14;
+  const bool go_parallel = parallel && shape.numel() >= (int64_t{1} << 15);
+  const int64_t chunks = go_parallel && outer < 64 ? (inner + kChunk - 1) / kChunk : 1;
+  const int64_t chunk_len = (inner + chunks - 1) / chunks;
+  auto run = [&](int64_t task) {
+    const int64_t o = task / chunks, c = task % chunks;
     Offsets<N> off{};
     int64_t rem = o;
     for (int d = r - 2; d >= 0; --d) {
@@ -82,13 +91,17 @@ void ForEachStrided(const Shape& shape,
       rem /= lay.shape[d];
       for (int k = 0; k < N; ++k) off[k] += i * lay.strides[k][d];
     }
-    f(inner, off, inner_strides);
+    const int64_t begin = c * chunk_len;
+    const int64_t n = std::min(inner, begin + chunk_len) - begin;
+    for (int k = 0; k < N; ++k) off[k] += begin * inner_strides[k];
+    if (n > 0) f(n, off, inner_strides);
   };
-  if (parallel && outer > 1 && shape.numel() >= (int64_t{1} << 15)) {
+  const int64_t tasks = outer * chunks;
+  if (go_parallel && tasks > 1) {
 #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < outer; ++o) run(o);
+    for (int64_t t = 0; t < tasks; ++t) run(t);
   } else {
-    for (int64_t o = 0; o < outer; ++o) run(o);
+    for (int64_t t = 0; t < tasks; ++t) run(t);
   }
 }
 
