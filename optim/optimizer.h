@@ -1,0 +1,150 @@
+// File: optim/optimizer.h
+// -----------------------------------------------------------------------------
+//
+// `Optimizer` is the base of the first-order optimizers (`SGD`, `Adam`,
+// `AdamW`). It owns one or more parameter groups, each a list of parameters
+// with its own learning rate and weight decay, and does the bookkeeping that
+// every optimizer shares:
+//
+//   * `Step()` runs under `NoGradGuard`, skips parameters whose gradient is
+//     undefined (they took no part in the last backward pass), and hands each
+//     remaining parameter to the subclass's `Update()`.
+//   * Per-parameter state (a step count and optimizer-specific buffers such as
+//     SGD's momentum buffer or Adam's moments) is created lazily on the first
+//     update of a parameter and keyed by its `GradNode`, like PyTorch's
+//     `state[p]`. Copies of a `Variable` share that node, so they share state.
+//   * `ZeroGrad()` clears the gradients (PyTorch's `set_to_none=True`).
+//
+// Updates are written in place into `param.data()`, whose storage is shared
+// with the model, so the model sees the new values without any copying.
+// Parameters must be contiguous float32 leaves (every parameter a module
+// registers is). Gradients are only read, never written.
+//
+// Example:
+//
+//   std::vector<Variable> params = model.Parameters();
+//   SGD sgd(params, {/*lr=*/0.1f, /*momentum=*/0.9f});
+//   sgd.AddParamGroup({bias_params, /*lr=*/0.2f, /*weight_decay=*/0.0f});
+//   for (...) {
+//     sgd.ZeroGrad();
+//     Variable loss = ...;
+//     loss.Backward();
+//     sgd.Step();
+//   }
+//   sgd.set_lr(0.01f);                     // every group
+//   sgd.param_groups()[1].lr = 0.02f;      // one group
+//
+// Misuse (an empty parameter list, an undefined or non-leaf parameter, a
+// parameter listed twice, a negative learning rate) is a programmer error and
+// CHECK-fails with a message that starts with the optimizer's name, e.g.
+// "SGD: empty parameter list".
+
+#ifndef OPTIM_OPTIMIZER_H_
+#define OPTIM_OPTIMIZER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "autograd/variable.h"
+#include "tensor/tensor.h"
+
+namespace dive::optim {
+
+// A set of parameters updated with the same hyperparameters.
+struct ParamGroup {
+  std::vector<Variable> params;
+  float lr;
+  // L2 penalty coefficient; its meaning (added to the gradient, or decoupled
+  // as in AdamW) is the optimizer's.
+  float weight_decay = 0;
+};
+
+// What an optimizer remembers about one parameter between steps.
+struct ParamState {
+  // Number of updates applied to this parameter so far, including the one in
+  // progress while `Update()` runs (so it is 1 on the first update).
+  int64_t step = 0;
+  // Optimizer-specific tensors shaped like the parameter, allocated by the
+  // subclass on first use (empty until then).
+  std::vector<Tensor> buffers;
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Step()
+  //
+  // Applies one update to every parameter that has a gradient. Runs with
+  // graph recording disabled.
+  void Step();
+
+  // ZeroGrad()
+  //
+  // Clears the gradient of every parameter (they become undefined, so a
+  // parameter that the next backward pass does not reach is skipped by the
+  // next `Step()`).
+  void ZeroGrad();
+
+  // AddParamGroup()
+  //
+  // Adds a group with its own learning rate and weight decay. CHECK-fails on
+  // an empty group or a parameter already in some group.
+  void AddParamGroup(ParamGroup group);
+
+  // lr()
+  //
+  // The learning rate of the first group (the only one unless groups were
+  // added).
+  float lr() const { return groups_.front().lr; }
+
+  // set_lr()
+  //
+  // Sets the learning rate of every group. For one group, assign
+  // `param_groups()[i].lr`.
+  void set_lr(float lr);
+
+  // param_groups()
+  //
+  // The groups, in the order they were added; hyperparameters may be changed
+  // between steps.
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+
+  // state()
+  //
+  // The state of `param`, or nullptr before its first update.
+  const ParamState* state(const Variable& param) const;
+
+  // name()
+  //
+  // The optimizer's name ("SGD", "Adam", ...), which prefixes its messages.
+  const std::string& name() const { return name_; }
+
+ protected:
+  // Makes the first group from `params`. CHECK-fails with
+  // "<name>: empty parameter list" when `params` is empty.
+  Optimizer(std::string name, std::vector<Variable> params, float lr,
+            float weight_decay);
+
+  // Update()
+  //
+  // Updates `param` (contiguous float32, written in place) from `grad`
+  // (contiguous, same shape; read only) with the hyperparameters of `group`.
+  // `state.step` has already been incremented for this update.
+  virtual void Update(const ParamGroup& group, const Tensor& param,
+                      const Tensor& grad, ParamState& state) = 0;
+
+ private:
+  std::string name_;
+  std::vector<ParamGroup> groups_;
+  absl::flat_hash_map<const GradNode*, ParamState> states_;
+};
+
+}  // namespace dive::optim
+
+#endif  // OPTIM_OPTIMIZER_H_
