@@ -52,22 +52,31 @@ class Module {
   virtual ~Module() = default;
 
   virtual Variable Forward(const Variable& x) = 0;
-  Variable operator()(const Variable& x) { return Forward(x); }
+  // Calls `Forward`. Always call submodules through this operator (not
+  // `Forward` directly) so that `Summary` sees them.
+  Variable operator()(const Variable& x);
 
   // One line describing this module's own configuration, e.g.
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".
   virtual std::string Describe() const = 0;
 
   // ---- Introspection ---------------------------------------------------------
-  // All parameters of this module and its submodules, in registration order.
+  // All parameters of this module and its submodules, in registration order:
+  // a module's own parameters first, then each child's. A submodule
+  // registered under several names is visited once, under its first name.
   std::vector<Variable> Parameters() const;
   std::vector<std::pair<std::string, Variable>> NamedParameters() const;
   std::vector<std::pair<std::string, Tensor>> NamedBuffers() const;
-  // Parameters and buffers by dotted name, like PyTorch's state_dict().
+  // Parameters and buffers by dotted name, like PyTorch's state_dict(). The
+  // tensors share storage with the module's; `Clone()` them for a snapshot.
   std::map<std::string, Tensor> StateDict() const;
-  // Copies every entry of `state` into the tensor of the same name. Returns
-  // InvalidArgument listing all missing keys, unexpected keys and shape or
-  // dtype mismatches; nothing is modified unless everything matches.
+  // Copies every entry of `state` into the tensor of the same name, in place
+  // (`Tensor::CopyFrom`), so every copy of a parameter's `Variable`, such as
+  // an optimizer's, sees the new values. Returns InvalidArgument listing all
+  // missing keys, unexpected keys and shape or dtype mismatches, e.g.
+  //   "LoadStateDict: missing keys [fc.bias]; unexpected keys [fc3.weight];
+  //    shape mismatches [fc.weight (expected [10, 84], got [10, 80])]"
+  // and then nothing is modified.
   absl::Status LoadStateDict(const std::map<std::string, Tensor>& state);
   int64_t NumParameters() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>&
@@ -82,19 +91,34 @@ class Module {
   void Eval() { Train(false); }
   bool is_training() const { return training_; }
 
-  // Clears the gradient of every parameter.
+  // Clears the gradient of every parameter (`grad()` becomes undefined).
   void ZeroGrad();
 
   // A table of every module with its output shape and parameter count for an
   // input of `input_shape`, computed by running a forward pass in eval mode
-  // without gradients (the mode is restored afterwards).
+  // without gradients (the mode is restored afterwards). One line per call of
+  // `operator()`, in call order, indented by nesting depth, with the dotted
+  // name, `Describe()`, the output shape and the module's parameter count
+  // (its submodules' included); then the total:
+  //
+  //   Module                                              Output shape  Params
+  //   Sequential                                          [1, 10]       7850
+  //     0 Flatten(start=1, end=-1)                        [1, 784]      0
+  //     1 Linear(784, 10)                                 [1, 10]       7850
+  //   Total parameters: 7850
   std::string Summary(const Shape& input_shape);
 
  protected:
-  // Registers a trainable parameter initialized to `init`; returns it.
+  // Each Register function CHECK-fails on an empty name, a name containing
+  // '.', or a name already used by a parameter, buffer or submodule of this
+  // module.
+  //
+  // Registers a trainable float32 parameter initialized to `init` (its
+  // storage is kept); returns it.
   Variable RegisterParameter(const std::string& name, Tensor init);
   // Registers a buffer; the returned handle shares storage with the module's.
   Tensor RegisterBuffer(const std::string& name, Tensor init);
+  // Registers a submodule (not null); returns it with its own type.
   template <typename M>
   std::shared_ptr<M> RegisterModule(const std::string& name,
                                     std::shared_ptr<M> module) {
@@ -104,10 +128,11 @@ class Module {
 
  private:
   void RegisterChild(const std::string& name, std::shared_ptr<Module> module);
-  void CollectParameters(const std::string& prefix,
-                         std::vector<std::pair<std::string, Variable>>* out) const;
-  void CollectBuffers(const std::string& prefix,
-                      std::vector<std::pair<std::string, Tensor>>* out) const;
+  // CHECK-fails unless `name` is a new, non-empty name without dots.
+  void CheckNewName(const char* what, const std::string& name) const;
+  // This module and every submodule, each once, with its dotted name ("" for
+  // this one), parents before children.
+  std::vector<std::pair<std::string, Module*>> NamedModules() const;
 
   bool training_ = true;
   std::vector<std::pair<std::string, Variable>> parameters_;

@@ -1,0 +1,69 @@
+#include "nn/conv2d.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
+#include "glog/logging.h"
+#include "nn/init.h"
+
+namespace dive::nn {
+namespace {
+
+// "5" for a square pair, "5x3" otherwise.
+std::string Pair(int64_t h, int64_t w) {
+  return h == w ? absl::StrCat(h) : absl::StrCat(h, "x", w);
+}
+
+}  // namespace
+
+Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
+  const Conv2dOptions& o = options_;
+  CHECK(o.in_channels > 0 && o.out_channels > 0 && o.kernel_h > 0 &&
+        o.kernel_w > 0 && o.stride_h > 0 && o.stride_w > 0 && o.pad_h >= 0 &&
+        o.pad_w >= 0)
+      << "Conv2d: invalid options " << Describe()
+      << " (channels, kernel and stride must be positive, padding >= 0)";
+  params_ = Conv2dParams{o.stride_h, o.stride_w, o.pad_h, o.pad_w};
+  weight_ = RegisterParameter(
+      "weight",
+      Tensor::Empty({o.out_channels, o.in_channels, o.kernel_h, o.kernel_w}));
+  KaimingUniform(weight_.data(), std::sqrt(5.0f));
+  if (o.bias) {
+    const int64_t fan_in = o.in_channels * o.kernel_h * o.kernel_w;
+    const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+    bias_ = RegisterParameter("bias", Tensor::Empty({o.out_channels}));
+    UniformInit(bias_.data(), -bound, bound);
+  }
+}
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+               int64_t stride, int64_t padding, bool bias)
+    : Conv2d(Conv2dOptions(in_channels, out_channels, kernel_size)
+                 .set_stride(stride)
+                 .set_padding(padding)
+                 .set_bias(bias)) {}
+
+Variable Conv2d::Forward(const Variable& x) {
+  const Conv2dOptions& o = options_;
+  CHECK(x.rank() == 4 && x.dim(1) == o.in_channels)
+      << Describe() << ": expected input [N, " << o.in_channels
+      << ", H, W], got " << x.shape();
+  CHECK(x.dim(2) + 2 * o.pad_h >= o.kernel_h &&
+        x.dim(3) + 2 * o.pad_w >= o.kernel_w)
+      << Describe() << ": input " << x.shape()
+      << " is smaller than the kernel (after padding)";
+  return dive::Conv2d(x, weight_, bias_, params_);
+}
+
+std::string Conv2d::Describe() const {
+  const Conv2dOptions& o = options_;
+  return absl::StrCat("Conv2d(", o.in_channels, ", ", o.out_channels,
+                      ", kernel=", o.kernel_h, "x", o.kernel_w,
+                      ", stride=", Pair(o.stride_h, o.stride_w),
+                      ", padding=", Pair(o.pad_h, o.pad_w),
+                      o.bias ? "" : ", bias=false", ")");
+}
+
+}  // namespace dive::nn
+

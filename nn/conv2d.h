@@ -1,0 +1,114 @@
+// File: nn/conv2d.h
+// -----------------------------------------------------------------------------
+//
+// `Conv2d` is the 2-D convolution layer on NCHW images (a cross-correlation,
+// like PyTorch's; no dilation or groups). Weight [OC, C, KH, KW] and bias
+// [OC] get PyTorch's default initialization, U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)) with fan_in = C * KH * KW.
+//
+// `Conv2dOptions` holds the configuration: required channel counts and kernel
+// size in the constructor, optional stride, padding and bias through chained
+// setters. Square kernels, strides and paddings have shorthands.
+//
+// Example:
+//
+//   nn::Conv2d c1(1, 6, 5, /*stride=*/1, /*padding=*/2);  // LeNet's first
+//   Variable y = c1(x);                   // [N, 1, 28, 28] -> [N, 6, 28, 28]
+//
+//   nn::Conv2d c2(nn::Conv2dOptions(64, 128, 3).set_stride(2).set_padding(1)
+//                     .set_bias(false));
+//   nn::Conv2d c3(nn::Conv2dOptions(64, 64, /*kernel_h=*/1, /*kernel_w=*/7)
+//                     .set_padding(0, 3));
+
+#ifndef NN_CONV2D_H_
+#define NN_CONV2D_H_
+
+#include <cstdint>
+#include <string>
+
+#include "autograd/variable.h"
+#include "nn/module.h"
+#include "tensor/conv.h"
+
+namespace dive::nn {
+
+// Conv2dOptions
+//
+// Channels, kernel size, stride, zero padding (applied on both sides of each
+// dimension) and whether there is a bias.
+struct Conv2dOptions {
+  // A square kernel_size x kernel_size kernel.
+  Conv2dOptions(int64_t in_channels, int64_t out_channels,
+                int64_t kernel_size)
+      : Conv2dOptions(in_channels, out_channels, kernel_size, kernel_size) {}
+  Conv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_h,
+                int64_t kernel_w)
+      : in_channels(in_channels),
+        out_channels(out_channels),
+        kernel_h(kernel_h),
+        kernel_w(kernel_w) {}
+
+  Conv2dOptions& set_stride(int64_t stride) { return set_stride(stride, stride); }
+  Conv2dOptions& set_stride(int64_t h, int64_t w) {
+    stride_h = h;
+    stride_w = w;
+    return *this;
+  }
+  Conv2dOptions& set_padding(int64_t padding) {
+    return set_padding(padding, padding);
+  }
+  Conv2dOptions& set_padding(int64_t h, int64_t w) {
+    pad_h = h;
+    pad_w = w;
+    return *this;
+  }
+  Conv2dOptions& set_bias(bool on) {
+    bias = on;
+    return *this;
+  }
+
+  int64_t in_channels;
+  int64_t out_channels;
+  int64_t kernel_h;
+  int64_t kernel_w;
+  int64_t stride_h = 1;
+  int64_t stride_w = 1;
+  int64_t pad_h = 0;
+  int64_t pad_w = 0;
+  bool bias = true;
+};
+
+class Conv2d : public Module {
+ public:
+  // CHECK-fails on non-positive channels, kernel or stride, or negative
+  // padding.
+  explicit Conv2d(const Conv2dOptions& options);
+  // Square shorthand: Conv2d(1, 6, 5, /*stride=*/1, /*padding=*/2).
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+         int64_t stride = 1, int64_t padding = 0, bool bias = true);
+
+  // x [N, C, H, W] -> [N, OC, OH, OW], OH = (H + 2 * pad_h - KH) / stride_h
+  // + 1. CHECK-fails naming the layer and the input shape when x is not
+  // rank 4, has the wrong channel count or is smaller than the kernel.
+  Variable Forward(const Variable& x) override;
+
+  // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)"; non-square values print
+  // as "HxW", and ", bias=false" is appended without a bias.
+  std::string Describe() const override;
+
+  const Conv2dOptions& options() const { return options_; }
+  // [OC, C, KH, KW].
+  const Variable& weight() const { return weight_; }
+  // [OC], or undefined without a bias.
+  const Variable& bias() const { return bias_; }
+
+ private:
+  Conv2dOptions options_;
+  Conv2dParams params_;
+  Variable weight_;
+  Variable bias_;
+};
+
+}  // namespace dive::nn
+
+#endif  // NN_CONV2D_H_

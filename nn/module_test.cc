@@ -1,0 +1,262 @@
+#include "nn/module.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "autograd/functions.h"
+#include "autograd/variable.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nn/activation.h"
+#include "nn/batch_norm.h"
+#include "nn/conv2d.h"
+#include "nn/flatten.h"
+#include "nn/linear.h"
+#include "nn/pool.h"
+#include "nn/sequential.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::nn {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+std::vector<std::string> Names(const Module& m) {
+  std::vector<std::string> names;
+  for (const auto& [name, param] : m.NamedParameters()) names.push_back(name);
+  return names;
+}
+
+// A small CNN with a "features" Sequential, a BatchNorm and a head.
+class Net : public Module {
+ public:
+  Net() {
+    features_ = RegisterModule(
+        "features",
+        std::make_shared<Sequential>(std::initializer_list<
+                                     std::shared_ptr<Module>>{
+            std::make_shared<Conv2d>(1, 2, 3, /*stride=*/1, /*padding=*/1),
+            std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2)}));
+    bn1_ = RegisterModule("bn1", std::make_shared<BatchNorm2d>(2));
+    flatten_ = RegisterModule("flatten", std::make_shared<Flatten>());
+    fc_ = RegisterModule("fc", std::make_shared<Linear>(8, 3));
+  }
+  Variable Forward(const Variable& x) override {
+    return (*fc_)((*flatten_)((*bn1_)((*features_)(x))));
+  }
+  std::string Describe() const override { return "Net"; }
+
+  std::shared_ptr<Sequential> features_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<Flatten> flatten_;
+  std::shared_ptr<Linear> fc_;
+};
+
+// Exposes the registration functions to tests.
+class Probe : public Module {
+ public:
+  Variable Forward(const Variable& x) override { return x; }
+  std::string Describe() const override { return "Probe"; }
+  using Module::RegisterBuffer;
+  using Module::RegisterModule;
+  using Module::RegisterParameter;
+};
+
+TEST(ModuleTest, SequentialParametersHaveIndexNames) {
+  Sequential seq({std::make_shared<Linear>(3, 4), std::make_shared<ReLU>(),
+                  std::make_shared<Linear>(4, 2)});
+  EXPECT_THAT(Names(seq),
+              ElementsAre("0.weight", "0.bias", "2.weight", "2.bias"));
+  EXPECT_EQ(seq.Parameters().size(), 4u);
+  EXPECT_EQ(seq.NumParameters(), 3 * 4 + 4 + 4 * 2 + 2);
+}
+
+TEST(ModuleTest, NestedNamesAreDotted) {
+  Net net;
+  EXPECT_THAT(Names(net),
+              ElementsAre("features.0.weight", "features.0.bias",
+                          "bn1.weight", "bn1.bias", "fc.weight", "fc.bias"));
+  std::vector<std::string> buffers;
+  for (const auto& [name, buffer] : net.NamedBuffers()) buffers.push_back(name);
+  EXPECT_THAT(buffers, ElementsAre("bn1.running_mean", "bn1.running_var",
+                                   "bn1.num_batches_tracked"));
+}
+
+TEST(ModuleTest, ParametersShareStorageWithTheLayers) {
+  Net net;
+  const std::vector<Variable> params = net.Parameters();
+  EXPECT_TRUE(params[0].data().SharesStorage(
+      net.features_->at(0)->Parameters()[0].data()));
+  EXPECT_TRUE(params[4].data().SharesStorage(net.fc_->weight().data()));
+}
+
+TEST(ModuleTest, StateDictHoldsParametersAndBuffers) {
+  Net net;
+  const std::map<std::string, Tensor> state = net.StateDict();
+  std::vector<std::string> keys;
+  for (const auto& [key, tensor] : state) keys.push_back(key);
+  EXPECT_THAT(keys, ElementsAre("bn1.bias", "bn1.num_batches_tracked",
+                                "bn1.running_mean", "bn1.running_var",
+                                "bn1.weight", "fc.bias", "fc.weight",
+                                "features.0.bias", "features.0.weight"));
+  EXPECT_EQ(state.at("fc.weight").shape(), Shape({3, 8}));
+  EXPECT_EQ(state.at("bn1.num_batches_tracked").dtype(), DType::kInt64);
+  EXPECT_TRUE(state.at("bn1.running_var").SharesStorage(
+      net.bn1_->running_var()));
+}
+
+TEST(ModuleTest, LoadStateDictRoundTrip) {
+  ManualSeed(1);
+  Net source;
+  source(Variable(Normal({4, 1, 4, 4}, 0, 1)));  // moves the BN statistics
+  ManualSeed(2);
+  Net target;
+  // Copies of the parameter handles, as an optimizer would hold them.
+  const std::vector<Variable> held = target.Parameters();
+  const Tensor running_mean = target.bn1_->running_mean();
+
+  ASSERT_TRUE(target.LoadStateDict(source.StateDict()).ok());
+  const std::map<std::string, Tensor> want = source.StateDict();
+  for (const auto& [key, tensor] : target.StateDict()) {
+    if (tensor.dtype() == DType::kInt64) {
+      EXPECT_EQ(tensor.ToInt64Vector(), want.at(key).ToInt64Vector()) << key;
+    } else {
+      EXPECT_EQ(tensor.ToVector(), want.at(key).ToVector()) << key;
+      EXPECT_FALSE(tensor.SharesStorage(want.at(key))) << key;
+    }
+  }
+  EXPECT_EQ(target.bn1_->num_batches_tracked(), 1);
+  // Loading wrote into the existing storage.
+  EXPECT_EQ(held[4].data().ToVector(), source.fc_->weight().data().ToVector());
+  EXPECT_EQ(running_mean.ToVector(),
+            source.bn1_->running_mean().ToVector());
+}
+
+TEST(ModuleTest, LoadStateDictListsEveryProblemAndChangesNothing) {
+  Sequential seq({std::make_shared<Linear>(3, 4), std::make_shared<ReLU>(),
+                  std::make_shared<Linear>(4, 2),
+                  std::make_shared<BatchNorm1d>(2)});
+  const std::vector<float> before = seq.StateDict().at("0.weight").ToVector();
+  std::map<std::string, Tensor> state;
+  for (const auto& [key, tensor] : seq.StateDict()) {
+    state[key] = tensor.Clone();
+  }
+  state["0.weight"] = Tensor::Zeros({4, 3});  // valid, must not be copied
+  state.erase("0.bias");
+  state.erase("3.running_var");
+  state["5.weight"] = Tensor::Zeros({1});
+  state["2.weight"] = Tensor::Zeros({2, 5});
+  state["3.num_batches_tracked"] = Tensor::Scalar(0);
+
+  const absl::Status s = seq.LoadStateDict(state);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(s.message());
+  EXPECT_THAT(msg, HasSubstr("missing keys [0.bias, 3.running_var]"));
+  EXPECT_THAT(msg, HasSubstr("unexpected keys [5.weight]"));
+  EXPECT_THAT(msg, HasSubstr(
+                       "shape mismatches [2.weight (expected [2, 4], got [2, 5])]"));
+  EXPECT_THAT(msg, HasSubstr("dtype mismatches [3.num_batches_tracked "
+                             "(expected int64, got float32)]"));
+  EXPECT_EQ(seq.StateDict().at("0.weight").ToVector(), before);
+}
+
+TEST(ModuleTest, TrainAndEvalReachEverySubmodule) {
+  Net net;
+  EXPECT_TRUE(net.is_training());
+  net.Eval();
+  EXPECT_FALSE(net.is_training());
+  EXPECT_FALSE(net.features_->is_training());
+  EXPECT_FALSE(net.features_->at(2)->is_training());
+  EXPECT_FALSE(net.bn1_->is_training());
+  net.Train();
+  EXPECT_TRUE(net.features_->at(0)->is_training());
+  EXPECT_TRUE(net.bn1_->is_training());
+}
+
+TEST(ModuleTest, ZeroGradClearsEveryParameter) {
+  Net net;
+  Variable loss = Sum(net(Variable(Normal({2, 1, 4, 4}, 0, 1))));
+  loss.Backward();
+  for (const Variable& p : net.Parameters()) EXPECT_TRUE(p.grad().defined());
+  net.ZeroGrad();
+  for (const Variable& p : net.Parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(ModuleTest, NumParameters) {
+  EXPECT_EQ(Linear(784, 256).NumParameters(), 200960);
+  EXPECT_EQ(Conv2d(1, 6, 5).NumParameters(), 156);
+  EXPECT_EQ(BatchNorm2d(6).NumParameters(), 12);  // buffers do not count
+  EXPECT_EQ(Net().NumParameters(), 20 + 4 + 27);
+}
+
+TEST(ModuleTest, SharedSubmoduleIsCountedOnce) {
+  auto fc = std::make_shared<Linear>(3, 3);
+  Sequential seq({fc, std::make_shared<ReLU>(), fc});
+  EXPECT_THAT(Names(seq), ElementsAre("0.weight", "0.bias"));
+  EXPECT_EQ(seq.NumParameters(), 12);
+}
+
+TEST(ModuleTest, SummaryListsEveryCallWithItsOutputShape) {
+  Net net;
+  const std::string summary = net.Summary({2, 1, 4, 4});
+  EXPECT_THAT(summary, HasSubstr("Net"));
+  EXPECT_THAT(summary, HasSubstr(
+                           "features.0 Conv2d(1, 2, kernel=3x3, stride=1, "
+                           "padding=1)"));
+  EXPECT_THAT(summary, HasSubstr("[2, 2, 4, 4]"));  // conv, relu
+  EXPECT_THAT(summary, HasSubstr("features.2 MaxPool2d"));
+  EXPECT_THAT(summary, HasSubstr("[2, 2, 2, 2]"));  // pool, bn
+  EXPECT_THAT(summary, HasSubstr("bn1 BatchNorm2d(2"));
+  EXPECT_THAT(summary, HasSubstr("[2, 8]"));        // flatten
+  EXPECT_THAT(summary, HasSubstr("fc Linear(8, 3)"));
+  EXPECT_THAT(summary, HasSubstr("[2, 3]"));
+  EXPECT_THAT(summary, HasSubstr("Total parameters: 51"));
+  // Children are indented below their parent.
+  EXPECT_THAT(summary, HasSubstr("\n    features.0 Conv2d"));
+  // Evaluation mode without gradients: statistics untouched, mode restored.
+  EXPECT_EQ(net.bn1_->num_batches_tracked(), 0);
+  EXPECT_TRUE(net.is_training());
+  EXPECT_TRUE(net.bn1_->is_training());
+  EXPECT_THAT(net.Summary({1, 1, 4, 4}), HasSubstr("[1, 3]"));
+}
+
+TEST(ModuleTest, SummaryRestoresMixedModes) {
+  Net net;
+  net.bn1_->Eval();
+  net.Summary({2, 1, 4, 4});
+  EXPECT_TRUE(net.is_training());
+  EXPECT_FALSE(net.bn1_->is_training());
+}
+
+TEST(ModuleDeathTest, DuplicateName) {
+  Probe probe;
+  probe.RegisterParameter("w", Tensor::Zeros({2}));
+  EXPECT_DEATH(probe.RegisterBuffer("w", Tensor::Zeros({2})),
+               "RegisterBuffer: name 'w' is already registered");
+  EXPECT_DEATH(probe.RegisterModule("w", std::make_shared<ReLU>()),
+               "RegisterModule: name 'w' is already registered");
+}
+
+TEST(ModuleDeathTest, NameWithDot) {
+  Probe probe;
+  EXPECT_DEATH(probe.RegisterParameter("a.b", Tensor::Zeros({2})),
+               "RegisterParameter: name 'a.b' must not contain '.'");
+  EXPECT_DEATH(probe.RegisterParameter("", Tensor::Zeros({2})),
+               "RegisterParameter: empty name");
+}
+
+TEST(ModuleDeathTest, NullModule) {
+  Probe probe;
+  EXPECT_DEATH(probe.RegisterModule("m", std::shared_ptr<Module>()),
+               "RegisterModule: 'm' is null");
+}
+
+}  // namespace
+}  // namespace dive::nn

@@ -1,0 +1,58 @@
+// File: nn/sequential.h
+// -----------------------------------------------------------------------------
+//
+// `Sequential` chains modules: the output of each is the input of the next.
+// Its children are named "0", "1", ... in order, so parameters get PyTorch's
+// names ("0.weight", "2.bias", and "features.0.weight" when the Sequential is
+// itself registered as "features").
+//
+// Example:
+//
+//   auto net = std::make_shared<nn::Sequential>(
+//       std::initializer_list<std::shared_ptr<nn::Module>>{
+//           std::make_shared<nn::Flatten>(),
+//           std::make_shared<nn::Linear>(784, 256),
+//           std::make_shared<nn::ReLU>()});
+//   auto head = net->Add(std::make_shared<nn::Linear>(256, 10));  // "3"
+//   Variable logits = (*net)(x);              // [N, 1, 28, 28] -> [N, 10]
+
+#ifndef NN_SEQUENTIAL_H_
+#define NN_SEQUENTIAL_H_
+
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "autograd/variable.h"
+#include "nn/module.h"
+
+namespace dive::nn {
+
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  // The modules in order (none may be null).
+  Sequential(std::initializer_list<std::shared_ptr<Module>> modules);
+
+  // Appends `module` under the next index; returns it with its own type.
+  template <typename M>
+  std::shared_ptr<M> Add(std::shared_ptr<M> module) {
+    return RegisterModule(absl::StrCat(children().size()), std::move(module));
+  }
+
+  // Applies the modules in order; the identity when empty.
+  Variable Forward(const Variable& x) override;
+  // "Sequential".
+  std::string Describe() const override { return "Sequential"; }
+
+  size_t size() const { return children().size(); }
+  // The module at `index`; CHECK-fails when out of range.
+  const std::shared_ptr<Module>& at(size_t index) const;
+};
+
+}  // namespace dive::nn
+
+#endif  // NN_SEQUENTIAL_H_
