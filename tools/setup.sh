@@ -20,7 +20,9 @@ REQUIRED=(
   libbenchmark-dev      # @google_benchmark
   zlib1g-dev            # @zlib
   dataset-fashion-mnist # @fashion_mnist
-  gnuplot-nox           # benchmark plots
+  gnuplot-nox           # training curves (metrics.png)
+  clang                 # libFuzzer targets (tools/fuzz.sh)
+  libclang-rt-14-dev    # libFuzzer and sanitizer runtimes for clang
 )
 
 REFERENCE=(
