@@ -1,0 +1,181 @@
+// File: datasets/data_loader.h
+// -----------------------------------------------------------------------------
+//
+// `DataLoader` turns an `InMemoryDataset` into a sequence of float32 batches
+// for training or evaluation, like PyTorch's `DataLoader` with a
+// `DistributedSampler`:
+//
+//   * shuffling: each epoch's order is a permutation drawn from
+//     (seed, epoch) alone, so runs are reproducible and every epoch differs;
+//   * batching: images gathered from uint8 into float32 [B, C, H, W] in
+//     [0, 1], labels into int64 [B]; the last partial batch is kept or
+//     dropped (`drop_last`);
+//   * transforms, in this order: random crop with zero padding, random
+//     horizontal flip, normalization, bilinear resize (normalizing first is
+//     cheaper and equal up to rounding, as bilinear weights sum to 1).
+//     Random draws come from a generator seeded by (seed, epoch, shard,
+//     batch), so results do not depend on prefetching or timing;
+//   * sharding for data-parallel training: shard k of S sees positions
+//     k, k + S, k + 2S, ... of the epoch's order, so shards are disjoint and
+//     together cover the dataset;
+//   * prefetching: one background thread, alive as long as the loader,
+//     prepares up to two batches ahead. Starting another epoch mid-epoch
+//     discards the old epoch's batches; destroying the loader stops the
+//     thread after at most the batch it is building.
+//
+// Example:
+//
+//   absl::StatusOr<dive::InMemoryDataset> train =
+//       dive::LoadFashionMnist(dive::kDefaultFashionMnistDir,
+//                              dive::Split::kTrain);
+//   dive::DataLoaderOptions options;
+//   options.batch_size = 256;
+//   options.resize = 224;                 // d2l's AlexNet input size
+//   absl::StatusOr<dive::DataLoader> loader =
+//       dive::DataLoader::Create(*train, options);
+//   if (!loader.ok()) return loader.status();
+//   for (int epoch = 0; epoch < 10; ++epoch) {
+//     loader->StartEpoch(epoch);
+//     dive::Batch batch;
+//     while (loader->Next(&batch)) {
+//       // batch.images: float32 [256, 1, 224, 224]; batch.labels: int64 [256]
+//     }
+//   }
+//
+// A `DataLoader` is used from one thread at a time. It is movable, not
+// copyable, and keeps its own (cheap, shared) copy of the dataset handle.
+
+#ifndef DATASETS_DATA_LOADER_H_
+#define DATASETS_DATA_LOADER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "datasets/dataset.h"
+#include "tensor/tensor.h"
+
+namespace dive {
+
+struct DataLoaderOptions {
+  // Examples per batch; must be positive.
+  int64_t batch_size = 64;
+  // Visit the examples in a new random order each epoch (else 0, 1, ...).
+  bool shuffle = true;
+  // Seeds the shuffle and the random transforms.
+  uint64_t seed = 0;
+  // Drop the last batch when it has fewer than `batch_size` examples. With
+  // sharding it also drops the last N % num_shards examples of each epoch's
+  // order, so that every shard gets the same number of batches.
+  bool drop_last = false;
+
+  // Resize images to resize x resize (bilinear, as `ResizeBilinear`); 0
+  // keeps their size.
+  int64_t resize = 0;
+  // Per-channel (or single) mean and std for `Normalize`; empty: none.
+  std::vector<float> normalize_mean;
+  std::vector<float> normalize_std;
+
+  // Mirror each image left to right with probability 0.5.
+  bool random_horizontal_flip = false;
+  // Crop each (square) image to its own size at a random offset after zero
+  // padding by `crop_padding` on every side (torchvision's
+  // RandomCrop(size, padding)).
+  bool random_crop = false;
+  int64_t crop_padding = 4;
+
+  // Prepare the next batches on a background thread.
+  bool prefetch = true;
+  // OpenMP threads for the transforms on the prefetch thread (resize is
+  // parallel over the batch); 0 keeps OpenMP's default (all cores). Lower it
+  // when the training step's own threads should keep the cores.
+  int num_threads = 0;
+
+  // This loader's part of the data for data-parallel training.
+  int64_t num_shards = 1;
+  int64_t shard_index = 0;
+};
+
+// One batch: images float32 [B, C, H, W] (after transforms), labels int64
+// [B], and the dataset indices of the B examples.
+struct Batch {
+  Tensor images;
+  Tensor labels;
+  std::vector<int64_t> indices;
+};
+
+class DataLoader {
+ public:
+  // Create()
+  //
+  // A loader over `data`, or InvalidArgument when `options` are invalid:
+  // batch_size <= 0, num_shards <= 0, shard_index outside [0, num_shards),
+  // resize < 0, crop_padding < 0, num_threads < 0, random_crop on
+  // non-square images, or
+  // normalize_mean/normalize_std of different sizes, sizes other than 0, 1
+  // or the channel count, or a std <= 0.
+  static absl::StatusOr<DataLoader> Create(const InMemoryDataset& data,
+                                           const DataLoaderOptions& options);
+
+  // Validate()
+  //
+  // The check `Create` does, without creating a loader.
+  static absl::Status Validate(const InMemoryDataset& data,
+                               const DataLoaderOptions& options);
+
+  DataLoader(DataLoader&& other) noexcept;
+  DataLoader& operator=(DataLoader&& other) noexcept;
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+  // Stops the prefetch thread, if any, without waiting for the epoch to end.
+  ~DataLoader();
+
+  // num_examples()
+  //
+  // Examples in this shard per epoch (before dropping a partial batch).
+  int64_t num_examples() const;
+
+  // num_batches()
+  //
+  // Batches per epoch in this shard.
+  int64_t num_batches() const;
+
+  const DataLoaderOptions& options() const;
+  const InMemoryDataset& dataset() const;
+
+  // EpochOrder()
+  //
+  // The dataset indices this shard visits in `epoch`, in order, including
+  // those of a partial last batch that `drop_last` drops.
+  std::vector<int64_t> EpochOrder(int64_t epoch) const;
+
+  // StartEpoch()
+  //
+  // Begins (or restarts) `epoch`: computes its order and, with prefetching,
+  // starts preparing batches. Abandons any epoch in progress.
+  void StartEpoch(int64_t epoch);
+
+  // Next()
+  //
+  // Stores the epoch's next batch in `*batch` and returns true, or returns
+  // false when the epoch is over. CHECK-fails before the first `StartEpoch`.
+  bool Next(Batch* batch);
+
+  // MakeBatch()
+  //
+  // Batch `batch_index` of `epoch`, built on the calling thread: exactly what
+  // `Next` returns at that position. For tests and tools.
+  Batch MakeBatch(int64_t epoch, int64_t batch_index) const;
+
+ private:
+  struct State;
+  explicit DataLoader(std::unique_ptr<State> state);
+
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace dive
+
+#endif  // DATASETS_DATA_LOADER_H_

@@ -1,0 +1,80 @@
+#include "datasets/dataset.h"
+
+#include <utility>
+
+#include "glog/logging.h"
+
+namespace dive {
+namespace {
+
+// Scales bytes to [0, 1]. Multiplying by a precomputed 1/255 would differ
+// from torchvision's `ToTensor` (a division) in the last bit for some values.
+inline void BytesToUnitFloats(const uint8_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) / 255.0f;
+}
+
+}  // namespace
+
+InMemoryDataset::InMemoryDataset(std::vector<uint8_t> images,
+                                 std::vector<int64_t> labels, int64_t channels,
+                                 int64_t height, int64_t width) {
+  CHECK(channels > 0 && height > 0 && width > 0)
+      << "InMemoryDataset: image shape [" << channels << ", " << height << ", "
+      << width << "] must be positive";
+  const int64_t n = static_cast<int64_t>(labels.size());
+  const int64_t image_size = channels * height * width;
+  CHECK_EQ(static_cast<int64_t>(images.size()), n * image_size)
+      << "InMemoryDataset: " << images.size() << " image bytes for " << n
+      << " labels of images [" << channels << ", " << height << ", " << width
+      << "]";
+  auto data = std::make_shared<Data>();
+  data->images = std::move(images);
+  data->labels = std::move(labels);
+  data->num_examples = n;
+  data->channels = channels;
+  data->height = height;
+  data->width = width;
+  data->image_size = image_size;
+  data_ = std::move(data);
+}
+
+const uint8_t* InMemoryDataset::image_bytes(int64_t i) const {
+  CHECK(i >= 0 && i < size()) << "InMemoryDataset: index " << i
+                              << " out of range [0, " << size() << ")";
+  return data_->images.data() + i * data_->image_size;
+}
+
+int64_t InMemoryDataset::label(int64_t i) const {
+  CHECK(i >= 0 && i < size()) << "InMemoryDataset: index " << i
+                              << " out of range [0, " << size() << ")";
+  return data_->labels[i];
+}
+
+Example InMemoryDataset::Get(int64_t i) const {
+  Example e;
+  e.image = Tensor::Empty({channels(), height(), width()});
+  BytesToUnitFloats(image_bytes(i), image_size(), e.image.data<float>());
+  e.label = label(i);
+  return e;
+}
+
+Tensor InMemoryDataset::GatherImages(absl::Span<const int64_t> indices) const {
+  const int64_t b = static_cast<int64_t>(indices.size());
+  Tensor out = Tensor::Empty({b, channels(), height(), width()});
+  float* dst = out.data<float>();
+  const int64_t n = image_size();
+  for (int64_t k = 0; k < b; ++k) {
+    BytesToUnitFloats(image_bytes(indices[k]), n, dst + k * n);
+  }
+  return out;
+}
+
+Tensor InMemoryDataset::GatherLabels(absl::Span<const int64_t> indices) const {
+  const int64_t b = static_cast<int64_t>(indices.size());
+  Tensor out = Tensor::Empty({b}, DType::kInt64);
+  int64_t* dst = out.data<int64_t>();
+  for (int64_t k = 0; k < b; ++k) dst[k] = label(indices[k]);
+  return out;
+}
+
+}  // namespace dive
