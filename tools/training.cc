@@ -237,6 +237,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   lo.shuffle = true;
   lo.seed = options.seed;
   lo.resize = options.input_size == train.height() ? 0 : options.input_size;
+  // The loader prepares batches on its own thread while the model computes
+  // on all cores; one thread for its transforms avoids oversubscription.
+  lo.num_threads = 1;
   absl::StatusOr<DataLoader> loader = DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
 

@@ -1,0 +1,627 @@
+#include "tensor/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tensor/gemm.h"
+
+namespace dive {
+namespace {
+
+void CheckFloat4D(const char* op, const char* name, const Tensor& t) {
+  CHECK(t.defined()) << op << ": " << name << " is undefined";
+  CHECK(t.dtype() == DType::kFloat32)
+      << op << ": " << name << " must be float32, got " << DTypeName(t.dtype())
+      << " tensor of shape " << t.shape();
+  CHECK_EQ(t.rank(), 4) << op << ": " << name
+                        << " must be 4-D (NCHW), got shape " << t.shape();
+}
+
+void CheckShape4D(const char* op, const char* name, const Shape& s) {
+  CHECK_EQ(s.rank(), 4) << op << ": " << name
+                        << " must be 4-D (NCHW), got shape " << s;
+}
+
+// " (x [2, 3, 8, 8], w [4, 1, 3, 3])": the shapes an error message names.
+std::string Shapes(const char* name_a, const Shape& a, const char* name_b,
+                   const Shape& b) {
+  std::ostringstream os;
+  os << " (" << name_a << " " << a << ", " << name_b << " " << b << ")";
+  return os.str();
+}
+
+// ConvOutSize with a message naming the op, the dimension and the shapes.
+int64_t OutSize(const char* op, const char* dim, int64_t in, int64_t kernel,
+                int64_t stride, int64_t pad, const std::string& shapes) {
+  CHECK_GT(kernel, 0) << op << ": kernel " << dim << " must be positive, got "
+                      << kernel << shapes;
+  CHECK_GT(stride, 0) << op << ": stride " << dim << " must be positive, got "
+                      << stride << shapes;
+  CHECK_GE(pad, 0) << op << ": padding " << dim << " must be >= 0, got " << pad
+                   << shapes;
+  CHECK_GE(in + 2 * pad, kernel)
+      << op << ": input " << dim << " " << in << " with padding " << pad
+      << " is smaller than the kernel " << dim << " " << kernel
+      << " (output size would be <= 0)" << shapes;
+  return (in + 2 * pad - kernel) / stride + 1;
+}
+
+// The output positions o in [*lo, *hi) (clamped to [0, out)) for which
+// o * stride + offset lies in [0, in).
+void ValidRange(int64_t in, int64_t offset, int64_t stride, int64_t out,
+                int64_t* lo, int64_t* hi) {
+  int64_t l = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  int64_t h = in - 1 - offset < 0 ? 0 : (in - 1 - offset) / stride + 1;
+  l = std::min(l, out);
+  h = std::min(h, out);
+  *lo = l;
+  *hi = std::max(h, l);
+}
+
+// Geometry of one convolution, shared by the forward and backward kernels.
+struct ConvGeometry {
+  int64_t n, c, h, w;  // input
+  int64_t oc, kh, kw;  // weight
+  int64_t oh, ow;      // output
+  int64_t sh, sw, ph, pw;
+
+  int64_t InPlane() const { return c * h * w; }      // one image of x
+  int64_t OutPlane() const { return oc * oh * ow; }  // one image of y
+  int64_t Ohw() const { return oh * ow; }
+  int64_t Ckk() const { return c * kh * kw; }  // im2col rows
+  // 1x1 kernel, stride 1, no padding: x_n [C, H*W] is its own im2col.
+  bool Direct() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+  }
+};
+
+ConvGeometry MakeGeometry(const char* op, const Shape& x, const Shape& w,
+                          const Conv2dParams& p) {
+  const std::string shapes = Shapes("x", x, "w", w);
+  CHECK_EQ(x[1], w[1]) << op << ": input has " << x[1]
+                       << " channels but weight expects " << w[1] << shapes;
+  ConvGeometry g;
+  g.n = x[0];
+  g.c = x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.oc = w[0];
+  g.kh = w[2];
+  g.kw = w[3];
+  g.sh = p.stride_h;
+  g.sw = p.stride_w;
+  g.ph = p.pad_h;
+  g.pw = p.pad_w;
+  g.oh = OutSize(op, "height", g.h, g.kh, g.sh, g.ph, shapes);
+  g.ow = OutSize(op, "width", g.w, g.kw, g.sw, g.pw, shapes);
+  return g;
+}
+
+void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
+  const Shape expected{g.n, g.oc, g.oh, g.ow};
+  CHECK(dy.shape() == expected)
+      << op << ": dy has shape " << dy.shape() << " but the convolution of x ["
+      << g.n << ", " << g.c << ", " << g.h << ", " << g.w << "] with w ["
+      << g.oc << ", " << g.c << ", " << g.kh << ", " << g.kw << "] gives "
+      << expected;
+}
+
+// One image x [C, H, W] -> col [C*KH*KW, OH*OW]; row (c, a, b) holds
+// x[c, i*sh - ph + a, j*sw - pw + b] (0 outside the image) at column (i, j).
+void Im2Col(const ConvGeometry& g, const float* __restrict x,
+            float* __restrict col) {
+  const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
+  const int64_t ohw = oh * ow;
+  if (g.ph == 0 && g.pw == 0) {
+    // Every tap is inside the image: plain strided row copies.
+    for (int64_t c = 0; c < g.c; ++c) {
+      for (int64_t a = 0; a < g.kh; ++a) {
+        for (int64_t b = 0; b < g.kw; ++b) {
+          float* __restrict r = col + ((c * g.kh + a) * g.kw + b) * ohw;
+          const float* __restrict xs = x + (c * h + a) * w + b;
+          for (int64_t i = 0; i < oh; ++i, r += ow) {
+            const float* __restrict xr = xs + i * sh * w;
+            if (sw == 1) {
+              for (int64_t j = 0; j < ow; ++j) r[j] = xr[j];
+            } else {
+              for (int64_t j = 0; j < ow; ++j) r[j] = xr[j * sw];
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t c = 0; c < g.c; ++c) {
+    const float* __restrict xc = x + c * h * w;
+    for (int64_t a = 0; a < g.kh; ++a) {
+      // Output rows [ilo, ihi) read image rows; the others are padding.
+      int64_t ilo, ihi;
+      ValidRange(h, a - g.ph, sh, oh, &ilo, &ihi);
+      for (int64_t b = 0; b < g.kw; ++b) {
+        float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ohw;
+        int64_t jlo, jhi;
+        ValidRange(w, b - g.pw, sw, ow, &jlo, &jhi);
+        const int64_t off = b - g.pw;
+        std::fill(row, row + ilo * ow, 0.0f);
+        for (int64_t i = ilo; i < ihi; ++i) {
+          float* __restrict r = row + i * ow;
+          const float* __restrict xr = xc + (i * sh - g.ph + a) * w;
+          for (int64_t j = 0; j < jlo; ++j) r[j] = 0.0f;
+          if (sw == 1) {
+            for (int64_t j = jlo; j < jhi; ++j) r[j] = xr[j + off];
+          } else {
+            for (int64_t j = jlo; j < jhi; ++j) r[j] = xr[j * sw + off];
+          }
+          for (int64_t j = jhi; j < ow; ++j) r[j] = 0.0f;
+        }
+        std::fill(row + ihi * ow, row + ohw, 0.0f);
+      }
+    }
+  }
+}
+
+// The adjoint of Im2Col: dx [C, H, W] += the columns scattered back.
+void Col2Im(const ConvGeometry& g, const float* __restrict col,
+            float* __restrict dx) {
+  const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
+  const int64_t ohw = oh * ow;
+  for (int64_t c = 0; c < g.c; ++c) {
+    float* __restrict dxc = dx + c * h * w;
+    for (int64_t a = 0; a < g.kh; ++a) {
+      int64_t ilo, ihi;
+      ValidRange(h, a - g.ph, sh, oh, &ilo, &ihi);
+      for (int64_t b = 0; b < g.kw; ++b) {
+        const float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ohw;
+        int64_t jlo, jhi;
+        ValidRange(w, b - g.pw, sw, ow, &jlo, &jhi);
+        const int64_t off = b - g.pw;
+        for (int64_t i = ilo; i < ihi; ++i) {
+          const float* __restrict r = row + i * ow;
+          float* __restrict dr = dxc + (i * sh - g.ph + a) * w;
+          if (sw == 1) {
+            for (int64_t j = jlo; j < jhi; ++j) dr[j + off] += r[j];
+          } else {
+            for (int64_t j = jlo; j < jhi; ++j) dr[j * sw + off] += r[j];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Parallel over the batch only when there are enough images for every
+// thread; otherwise images run one after another and the GEMM itself may use
+// the threads (Eigen parallelizes a GEMM called outside a parallel region).
+bool BatchParallel(int64_t n) { return n > 1 && n >= omp_get_max_threads(); }
+
+// The sum of p[0..n) in double. Eight independent partial sums let the
+// compiler vectorize without reassociating.
+double SumDouble(const float* p, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
+  }
+  double tail = 0.0;
+  for (; i < n; ++i) tail += p[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+         ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+std::unique_ptr<float[]> NewBuffer(int64_t size) {
+  return std::unique_ptr<float[]>(new float[std::max<int64_t>(size, 1)]);
+}
+
+}  // namespace
+
+int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
+  return OutSize("ConvOutSize", "size", in, kernel, stride, pad, "");
+}
+
+Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
+                     const Tensor& bias_in, const Conv2dParams& p) {
+  static constexpr char kOp[] = "Conv2dForward";
+  CheckFloat4D(kOp, "x", x_in);
+  CheckFloat4D(kOp, "w", w_in);
+  const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_in.shape(), p);
+  const Tensor x = x_in.Contiguous();
+  const Tensor w = w_in.Contiguous();
+  const float* pb = nullptr;
+  Tensor bias;
+  if (bias_in.defined()) {
+    CHECK(bias_in.dtype() == DType::kFloat32)
+        << kOp << ": bias must be float32, got " << DTypeName(bias_in.dtype());
+    CHECK(bias_in.rank() == 1 && bias_in.dim(0) == g.oc)
+        << kOp << ": bias has shape " << bias_in.shape() << " but weight has "
+        << g.oc << " output channels"
+        << Shapes("w", w.shape(), "bias", bias_in.shape());
+    bias = bias_in.Contiguous();
+    pb = bias.data();
+  }
+
+  Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow});
+  const float* px = x.data();
+  const float* pw = w.data();
+  float* py = y.data();
+  const int64_t ohw = g.Ohw(), ckk = g.Ckk();
+  const bool direct = g.Direct();
+
+  auto image = [&](int64_t n, float* col) {
+    const float* xn = px + n * g.InPlane();
+    float* yn = py + n * g.OutPlane();
+    if (!direct) Im2Col(g, xn, col);
+    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW].
+    Gemm(false, false, g.oc, ohw, ckk, 1.0f, pw, ckk, direct ? xn : col, ohw,
+         0.0f, yn, ohw);
+    if (pb != nullptr) {
+      for (int64_t o = 0; o < g.oc; ++o) {
+        float* r = yn + o * ohw;
+        const float v = pb[o];
+        for (int64_t j = 0; j < ohw; ++j) r[j] += v;
+      }
+    }
+  };
+  const int64_t col_size = direct ? 0 : ckk * ohw;
+  if (BatchParallel(g.n)) {
+#pragma omp parallel
+    {
+      std::unique_ptr<float[]> col = NewBuffer(col_size);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
+    }
+  } else {
+    std::unique_ptr<float[]> col = NewBuffer(col_size);
+    for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
+  }
+  return y;
+}
+
+Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
+                           const Shape& x_shape, const Conv2dParams& p) {
+  static constexpr char kOp[] = "Conv2dBackwardInput";
+  CheckFloat4D(kOp, "dy", dy_in);
+  CheckFloat4D(kOp, "w", w_in);
+  CheckShape4D(kOp, "x_shape", x_shape);
+  const ConvGeometry g = MakeGeometry(kOp, x_shape, w_in.shape(), p);
+  CheckGradOutput(kOp, dy_in, g);
+  const Tensor dy = dy_in.Contiguous();
+  const Tensor w = w_in.Contiguous();
+
+  const bool direct = g.Direct();
+  Tensor dx = direct ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
+  const float* pdy = dy.data();
+  const float* pw = w.data();
+  float* pdx = dx.data();
+  const int64_t ohw = g.Ohw(), ckk = g.Ckk();
+
+  auto image = [&](int64_t n, float* col) {
+    const float* dyn = pdy + n * g.OutPlane();
+    float* dxn = pdx + n * g.InPlane();
+    // dcol [CKK, OH*OW] = w^T [CKK, OC] * dy_n [OC, OH*OW].
+    Gemm(true, false, ckk, ohw, g.oc, 1.0f, pw, ckk, dyn, ohw, 0.0f,
+         direct ? dxn : col, ohw);
+    if (!direct) Col2Im(g, col, dxn);
+  };
+  const int64_t col_size = direct ? 0 : ckk * ohw;
+  if (BatchParallel(g.n)) {
+#pragma omp parallel
+    {
+      std::unique_ptr<float[]> col = NewBuffer(col_size);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
+    }
+  } else {
+    std::unique_ptr<float[]> col = NewBuffer(col_size);
+    for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
+  }
+  return dx;
+}
+
+Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
+                            const Shape& w_shape, const Conv2dParams& p) {
+  static constexpr char kOp[] = "Conv2dBackwardWeight";
+  CheckFloat4D(kOp, "dy", dy_in);
+  CheckFloat4D(kOp, "x", x_in);
+  CheckShape4D(kOp, "w_shape", w_shape);
+  const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_shape, p);
+  CheckGradOutput(kOp, dy_in, g);
+  const Tensor dy = dy_in.Contiguous();
+  const Tensor x = x_in.Contiguous();
+
+  Tensor dw = Tensor::Zeros(w_shape);
+  const float* pdy = dy.data();
+  const float* px = x.data();
+  float* pdw = dw.data();
+  const int64_t ohw = g.Ohw(), ckk = g.Ckk(), wsize = g.oc * ckk;
+  const bool direct = g.Direct();
+
+  // dw [OC, CKK] += dy_n [OC, OH*OW] * col_n^T [OH*OW, CKK].
+  auto image = [&](int64_t n, float* col, float* acc) {
+    const float* xn = px + n * g.InPlane();
+    if (!direct) Im2Col(g, xn, col);
+    Gemm(false, true, g.oc, ckk, ohw, 1.0f, pdy + n * g.OutPlane(), ohw,
+         direct ? xn : col, ohw, 1.0f, acc, ckk);
+  };
+  const int64_t col_size = direct ? 0 : ckk * ohw;
+  if (BatchParallel(g.n)) {
+    // Each thread sums its images into its own partial dw; the partials are
+    // added at the end (dw is small next to the columns).
+    const int threads = omp_get_max_threads();
+    std::vector<float> partial(static_cast<size_t>(threads) * wsize, 0.0f);
+#pragma omp parallel num_threads(threads)
+    {
+      std::unique_ptr<float[]> col = NewBuffer(col_size);
+      float* acc = partial.data() + omp_get_thread_num() * wsize;
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < g.n; ++n) image(n, col.get(), acc);
+    }
+    for (int t = 0; t < threads; ++t) {
+      const float* src = partial.data() + t * wsize;
+      for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
+    }
+  } else {
+    std::unique_ptr<float[]> col = NewBuffer(col_size);
+    for (int64_t n = 0; n < g.n; ++n) image(n, col.get(), pdw);
+  }
+  return dw;
+}
+
+Tensor Conv2dBackwardBias(const Tensor& dy_in) {
+  static constexpr char kOp[] = "Conv2dBackwardBias";
+  CheckFloat4D(kOp, "dy", dy_in);
+  const Tensor dy = dy_in.Contiguous();
+  const int64_t n = dy.dim(0), oc = dy.dim(1), hw = dy.dim(2) * dy.dim(3);
+  Tensor db = Tensor::Empty({oc});
+  const float* pdy = dy.data();
+  float* pdb = db.data();
+#pragma omp parallel for schedule(static) if (oc * n * hw > 32768)
+  for (int64_t o = 0; o < oc; ++o) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      sum += SumDouble(pdy + (i * oc + o) * hw, hw);
+    }
+    pdb[o] = static_cast<float>(sum);
+  }
+  return db;
+}
+
+// ---- Pooling ----------------------------------------------------------------
+
+namespace {
+
+struct PoolGeometry {
+  int64_t planes, h, w, oh, ow;
+  int64_t kh, kw, sh, sw, ph, pw;
+};
+
+PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
+                              const Pool2dParams& p) {
+  CHECK_EQ(x.rank(), 4) << op << ": input must be 4-D (NCHW), got shape " << x;
+  std::ostringstream os;
+  os << " (x " << x << ", kernel " << p.kernel_h << "x" << p.kernel_w
+     << ", stride " << p.stride_h << "x" << p.stride_w << ", padding "
+     << p.pad_h << "x" << p.pad_w << ")";
+  const std::string shapes = os.str();
+  PoolGeometry g;
+  g.planes = x[0] * x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.kh = p.kernel_h;
+  g.kw = p.kernel_w;
+  g.sh = p.stride_h;
+  g.sw = p.stride_w;
+  g.ph = p.pad_h;
+  g.pw = p.pad_w;
+  g.oh = OutSize(op, "height", g.h, g.kh, g.sh, g.ph, shapes);
+  g.ow = OutSize(op, "width", g.w, g.kw, g.sw, g.pw, shapes);
+  CHECK(2 * g.ph <= g.kh && 2 * g.pw <= g.kw)
+      << op << ": padding must be at most half the kernel size" << shapes;
+  return g;
+}
+
+void CheckPoolGrad(const char* op, const Tensor& dy, const Shape& x_shape,
+                   const PoolGeometry& g) {
+  const Shape expected{x_shape[0], x_shape[1], g.oh, g.ow};
+  CHECK(dy.shape() == expected)
+      << op << ": dy has shape " << dy.shape() << " but pooling x " << x_shape
+      << " gives " << expected;
+}
+
+}  // namespace
+
+namespace {
+
+// Folds one kernel column of one input row into a row of max-pool outputs:
+// output j sees x_row[j * stride + offset] for j in [lo, hi). `row` is the
+// row's flat index in its plane. NaN wins, as in PyTorch. Branch-free (the
+// comparison is unpredictable on real data) and alias-free.
+void MaxPoolRow(const float* __restrict plane, int64_t row, int64_t offset,
+                int64_t stride, int64_t lo, int64_t hi, float* __restrict y,
+                int64_t* __restrict idx) {
+  const float* __restrict x = plane + row;
+  for (int64_t j = lo; j < hi; ++j) {
+    const int64_t iw = j * stride + offset;
+    const float v = x[iw];
+    const float cur = y[j];
+    const bool take = (v > cur) | std::isnan(v);
+    y[j] = take ? v : cur;
+    idx[j] = take ? row + iw : idx[j];
+  }
+}
+
+}  // namespace
+
+Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
+                        Tensor* argmax) {
+  static constexpr char kOp[] = "MaxPool2dForward";
+  CheckFloat4D(kOp, "x", x_in);
+  const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
+  const Tensor x = x_in.Contiguous();
+  const Shape out_shape{x.dim(0), x.dim(1), g.oh, g.ow};
+  Tensor y = Tensor::Empty(out_shape);
+  Tensor idx;
+  int64_t* pidx = nullptr;
+  if (argmax != nullptr) {
+    idx = Tensor::Empty(out_shape, DType::kInt64);
+    pidx = idx.data<int64_t>();
+  }
+  const float* px = x.data();
+  float* py = y.data();
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+#pragma omp parallel if (g.planes * out_plane > 4096)
+  {
+    // Indices go here when the caller does not want them.
+    std::vector<int64_t> scratch(pidx == nullptr ? g.ow : 0);
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < g.planes; ++q) {
+      const float* xq = px + q * in_plane;
+      // Row by row: every output of row i starts at -inf (with the index of
+      // its first valid input), then sees its window's inputs in (ih, iw)
+      // order, one loop over the whole output row per (ih, kernel column).
+      for (int64_t i = 0; i < g.oh; ++i) {
+        float* yr = py + q * out_plane + i * g.ow;
+        int64_t* ir =
+            pidx == nullptr ? scratch.data() : pidx + q * out_plane + i * g.ow;
+        const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+        const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+        for (int64_t j = 0; j < g.ow; ++j) {
+          yr[j] = -std::numeric_limits<float>::infinity();
+          ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);
+        }
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          for (int64_t b = 0; b < g.kw; ++b) {
+            int64_t jlo, jhi;
+            ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+            MaxPoolRow(xq, ih * g.w, b - g.pw, g.sw, jlo, jhi, yr, ir);
+          }
+        }
+      }
+    }
+  }
+  if (argmax != nullptr) *argmax = idx;
+  return y;
+}
+
+Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
+                         const Shape& x_shape) {
+  static constexpr char kOp[] = "MaxPool2dBackward";
+  CheckFloat4D(kOp, "dy", dy_in);
+  CheckShape4D(kOp, "x_shape", x_shape);
+  CHECK(argmax_in.defined() && argmax_in.dtype() == DType::kInt64)
+      << kOp << ": argmax must be a defined int64 tensor";
+  CHECK(argmax_in.shape() == dy_in.shape())
+      << kOp << ": argmax has shape " << argmax_in.shape()
+      << " but dy has shape " << dy_in.shape();
+  CHECK(dy_in.dim(0) == x_shape[0] && dy_in.dim(1) == x_shape[1])
+      << kOp << ": dy " << dy_in.shape() << " and x " << x_shape
+      << " differ in batch or channels";
+  const Tensor dy = dy_in.Contiguous();
+  const Tensor argmax = argmax_in.Contiguous();
+  Tensor dx = Tensor::Zeros(x_shape);
+  const int64_t planes = x_shape[0] * x_shape[1];
+  const int64_t in_plane = x_shape[2] * x_shape[3];
+  const int64_t out_plane = dy.dim(2) * dy.dim(3);
+  const float* pdy = dy.data();
+  const int64_t* pidx = argmax.data<int64_t>();
+  float* pdx = dx.data();
+#pragma omp parallel for schedule(static) if (planes * out_plane > 4096)
+  for (int64_t q = 0; q < planes; ++q) {
+    const float* dyq = pdy + q * out_plane;
+    const int64_t* iq = pidx + q * out_plane;
+    float* dxq = pdx + q * in_plane;
+    for (int64_t k = 0; k < out_plane; ++k) {
+      DCHECK(iq[k] >= 0 && iq[k] < in_plane)
+          << kOp << ": argmax " << iq[k] << " outside a plane of " << in_plane;
+      dxq[iq[k]] += dyq[k];
+    }
+  }
+  return dx;
+}
+
+Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
+  static constexpr char kOp[] = "AvgPool2dForward";
+  CheckFloat4D(kOp, "x", x_in);
+  const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
+  const Tensor x = x_in.Contiguous();
+  Tensor y = Tensor::Empty({x.dim(0), x.dim(1), g.oh, g.ow});
+  const float* px = x.data();
+  float* py = y.data();
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
+  for (int64_t q = 0; q < g.planes; ++q) {
+    const float* xq = px + q * in_plane;
+    for (int64_t i = 0; i < g.oh; ++i) {
+      float* yr = py + q * out_plane + i * g.ow;
+      const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+      const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+      std::fill(yr, yr + g.ow, 0.0f);
+      for (int64_t ih = h0; ih < h1; ++ih) {
+        const float* xr = xq + ih * g.w;
+        for (int64_t b = 0; b < g.kw; ++b) {
+          int64_t jlo, jhi;
+          ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+          const int64_t off = b - g.pw;
+          if (g.sw == 1) {
+            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j + off];
+          } else {
+            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j * g.sw + off];
+          }
+        }
+      }
+      for (int64_t j = 0; j < g.ow; ++j) yr[j] *= scale;
+    }
+  }
+  return y;
+}
+
+Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
+                         const Pool2dParams& p) {
+  static constexpr char kOp[] = "AvgPool2dBackward";
+  CheckFloat4D(kOp, "dy", dy_in);
+  CheckShape4D(kOp, "x_shape", x_shape);
+  const PoolGeometry g = MakePoolGeometry(kOp, x_shape, p);
+  CheckPoolGrad(kOp, dy_in, x_shape, g);
+  const Tensor dy = dy_in.Contiguous();
+  Tensor dx = Tensor::Zeros(x_shape);
+  const float* pdy = dy.data();
+  float* pdx = dx.data();
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
+#pragma omp parallel if (g.planes * out_plane > 4096)
+  {
+    std::vector<float> scaled(g.ow);
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < g.planes; ++q) {
+      float* dxq = pdx + q * in_plane;
+      for (int64_t i = 0; i < g.oh; ++i) {
+        const float* dyr = pdy + q * out_plane + i * g.ow;
+        for (int64_t j = 0; j < g.ow; ++j) scaled[j] = dyr[j] * scale;
+        const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+        const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          float* dxr = dxq + ih * g.w;
+          for (int64_t b = 0; b < g.kw; ++b) {
+            int64_t jlo, jhi;
+            ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+            // Within one kernel column the outputs write distinct inputs.
+            for (int64_t j = jlo; j < jhi; ++j) {
+              dxr[j * g.sw + b - g.pw] += scaled[j];
+            }
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+}  // namespace dive

@@ -1,0 +1,140 @@
+// File: tensor/conv.h
+// -----------------------------------------------------------------------------
+//
+// Forward and backward kernels of 2-D convolution, max pooling and average
+// pooling on float32 NCHW tensors, without autograd (`autograd/functions.h`
+// wraps them). Inputs may be any view; they are made contiguous first.
+// Results are new contiguous tensors. Shape errors CHECK-fail with a message
+// that names the op and the shapes.
+//
+// Convolution is im2col followed by one `dive::Gemm` per image, in parallel
+// over the batch (OpenMP); a 1x1 convolution with stride 1 and no padding is
+// a plain GEMM on the input. It is a cross-correlation, like PyTorch's
+// `conv2d` (no dilation, no groups).
+//
+// Example (LeNet's first layer and its gradients):
+//
+//   Tensor x = dive::Normal({256, 1, 28, 28}, 0, 1);
+//   Tensor w = dive::Normal({6, 1, 5, 5}, 0, 0.1f);
+//   Tensor b = Tensor::Zeros({6});
+//   Conv2dParams p;
+//   p.pad_h = p.pad_w = 2;
+//   Tensor y = Conv2dForward(x, w, b, p);                 // [256, 6, 28, 28]
+//   Tensor dy = Tensor::Ones(y.shape());
+//   Tensor dx = Conv2dBackwardInput(dy, w, x.shape(), p);  // [256, 1, 28, 28]
+//   Tensor dw = Conv2dBackwardWeight(dy, x, w.shape(), p); // [6, 1, 5, 5]
+//   Tensor db = Conv2dBackwardBias(dy);                    // [6]
+//
+//   Tensor argmax;
+//   Tensor z = MaxPool2dForward(y, {2, 2, 2, 2}, &argmax); // [256, 6, 14, 14]
+//   Tensor dz = MaxPool2dBackward(Tensor::Ones(z.shape()), argmax, y.shape());
+
+#ifndef TENSOR_CONV_H_
+#define TENSOR_CONV_H_
+
+#include <cstdint>
+
+#include "tensor/shape.h"
+#include "tensor/tensor.h"
+
+namespace dive {
+
+// ---- Convolution ------------------------------------------------------------
+
+// Conv2dParams
+//
+// Stride and zero padding of a 2-D convolution (the kernel size comes from
+// the weight's shape). Padding is applied on both sides of each dimension.
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+};
+
+// ConvOutSize()
+//
+// The output size along one spatial dimension of a convolution or pooling
+// window sweep: (in + 2 * pad - kernel) / stride + 1, rounded down (PyTorch's
+// default, ceil_mode=False). CHECK-fails with a message naming the sizes when
+// the padded input is smaller than the kernel, or when kernel or stride is
+// not positive or pad is negative.
+int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad);
+
+// Conv2dForward()
+//
+//   y[n, o, i, j] = bias[o] + sum over c, a, b of
+//       w[o, c, a, b] * x[n, c, i*stride_h - pad_h + a, j*stride_w - pad_w + b]
+//
+// with x read as zero outside the image. x is [N, C, H, W], w is
+// [OC, C, KH, KW], bias is [OC] or an undefined `Tensor()` for none; the
+// result is [N, OC, OH, OW] with OH = ConvOutSize(H, KH, stride_h, pad_h).
+Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                     const Conv2dParams& p);
+
+// Conv2dBackwardInput()
+//
+// The gradient with respect to the input x (of shape `x_shape`) given dy, the
+// gradient of the output: a transposed convolution of dy with w (GEMM into
+// columns, then col2im).
+Tensor Conv2dBackwardInput(const Tensor& dy, const Tensor& w,
+                           const Shape& x_shape, const Conv2dParams& p);
+
+// Conv2dBackwardWeight()
+//
+// The gradient with respect to the weight (of shape `w_shape`) given dy and
+// the forward input x: the sum over the batch of dy_n * im2col(x_n)^T.
+Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x,
+                            const Shape& w_shape, const Conv2dParams& p);
+
+// Conv2dBackwardBias()
+//
+// The gradient with respect to the bias: dy [N, OC, OH, OW] summed over N,
+// OH and OW, giving [OC].
+Tensor Conv2dBackwardBias(const Tensor& dy);
+
+// ---- Pooling ----------------------------------------------------------------
+
+// Pool2dParams
+//
+// Window size, stride and padding of a 2-D pooling. As in PyTorch the padding
+// may be at most half the window (`pad_h <= kernel_h / 2`), so every window
+// holds at least one input element, and the output size is rounded down
+// (ceil_mode=False). Example: `Pool2dParams{2, 2, 2, 2}` is the usual 2x2
+// pooling with stride 2.
+struct Pool2dParams {
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h = 0, pad_w = 0;
+};
+
+// MaxPool2dForward()
+//
+// The largest element of each window of x [N, C, H, W], giving
+// [N, C, OH, OW]. Padding counts as -infinity and NaN wins over any number
+// (PyTorch semantics). When `argmax` is not null it is set to an int64 tensor
+// of the output's shape holding, for each output, the flat index ih * W + iw
+// of the chosen element within its (n, c) plane; every index is valid (never
+// -1), the first maximum on ties.
+Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax);
+
+// MaxPool2dBackward()
+//
+// Routes each element of dy to the input position in `argmax` (from
+// `MaxPool2dForward`); an input chosen by several overlapping windows
+// receives the sum. Returns dx of shape `x_shape`.
+Tensor MaxPool2dBackward(const Tensor& dy, const Tensor& argmax,
+                         const Shape& x_shape);
+
+// AvgPool2dForward()
+//
+// The mean of each window of x [N, C, H, W], with PyTorch's default
+// count_include_pad=True: padding counts as zeros and every window divides by
+// kernel_h * kernel_w, also at the borders.
+Tensor AvgPool2dForward(const Tensor& x, const Pool2dParams& p);
+
+// AvgPool2dBackward()
+//
+// Spreads each element of dy, divided by kernel_h * kernel_w, over the input
+// positions of its window. Returns dx of shape `x_shape`.
+Tensor AvgPool2dBackward(const Tensor& dy, const Shape& x_shape,
+                         const Pool2dParams& p);
+
+}  // namespace dive
+
+#endif  // TENSOR_CONV_H_

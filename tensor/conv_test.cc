@@ -1,0 +1,660 @@
+#include "tensor/conv.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive {
+namespace {
+
+// ---- Helpers ----------------------------------------------------------------
+
+std::vector<double> ToDouble(const Tensor& t) {
+  const std::vector<float> v = t.ToVector();
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// Elementwise |got - want| <= atol + rtol * |want|, reporting the first few
+// mismatches with their flat index.
+void ExpectClose(const Tensor& got, const std::vector<double>& want,
+                 double atol = 1e-4, double rtol = 1e-4,
+                 const std::string& what = "") {
+  const std::vector<float> g = got.ToVector();
+  ASSERT_EQ(g.size(), want.size()) << what;
+  int failures = 0;
+  for (size_t i = 0; i < g.size() && failures < 5; ++i) {
+    if (!(std::abs(g[i] - want[i]) <= atol + rtol * std::abs(want[i]))) {
+      ADD_FAILURE() << what << " at flat index " << i << ": got " << g[i]
+                    << ", want " << want[i];
+      ++failures;
+    }
+  }
+}
+
+void ExpectValues(const Tensor& got, const std::vector<float>& want,
+                  const std::string& what = "") {
+  ExpectClose(got, std::vector<double>(want.begin(), want.end()), 1e-5, 1e-5,
+              what);
+}
+
+double Dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// One convolution configuration.
+struct ConvCase {
+  int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
+  bool bias;
+
+  Conv2dParams params() const {
+    Conv2dParams p;
+    p.stride_h = sh;
+    p.stride_w = sw;
+    p.pad_h = ph;
+    p.pad_w = pw;
+    return p;
+  }
+  int64_t oh() const { return (h + 2 * ph - kh) / sh + 1; }
+  int64_t ow() const { return (w + 2 * pw - kw) / sw + 1; }
+  Shape x_shape() const { return {n, c, h, w}; }
+  Shape w_shape() const { return {oc, c, kh, kw}; }
+  Shape y_shape() const { return {n, oc, oh(), ow()}; }
+  std::string ToString() const {
+    return "x " + x_shape().ToString() + " w " + w_shape().ToString() +
+           " stride " + std::to_string(sh) + "x" + std::to_string(sw) +
+           " pad " + std::to_string(ph) + "x" + std::to_string(pw);
+  }
+};
+
+// The naive 7-loop convolution in double. `bias` may be empty.
+std::vector<double> RefConv(const ConvCase& k, const std::vector<double>& x,
+                            const std::vector<double>& w,
+                            const std::vector<double>& bias) {
+  const int64_t oh = k.oh(), ow = k.ow();
+  std::vector<double> y(k.n * k.oc * oh * ow, 0.0);
+  for (int64_t n = 0; n < k.n; ++n)
+    for (int64_t o = 0; o < k.oc; ++o)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double s = bias.empty() ? 0.0 : bias[o];
+          for (int64_t c = 0; c < k.c; ++c)
+            for (int64_t a = 0; a < k.kh; ++a)
+              for (int64_t b = 0; b < k.kw; ++b) {
+                const int64_t ih = i * k.sh - k.ph + a;
+                const int64_t iw = j * k.sw - k.pw + b;
+                if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
+                s += w[((o * k.c + c) * k.kh + a) * k.kw + b] *
+                     x[((n * k.c + c) * k.h + ih) * k.w + iw];
+              }
+          y[((n * k.oc + o) * oh + i) * ow + j] = s;
+        }
+  return y;
+}
+
+// Naive gradients of RefConv: dx and dw by scattering dy through the same
+// loops, db by summing.
+void RefConvBackward(const ConvCase& k, const std::vector<double>& x,
+                     const std::vector<double>& w,
+                     const std::vector<double>& dy, std::vector<double>* dx,
+                     std::vector<double>* dw, std::vector<double>* db) {
+  const int64_t oh = k.oh(), ow = k.ow();
+  dx->assign(x.size(), 0.0);
+  dw->assign(w.size(), 0.0);
+  db->assign(k.oc, 0.0);
+  for (int64_t n = 0; n < k.n; ++n)
+    for (int64_t o = 0; o < k.oc; ++o)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          const double g = dy[((n * k.oc + o) * oh + i) * ow + j];
+          (*db)[o] += g;
+          for (int64_t c = 0; c < k.c; ++c)
+            for (int64_t a = 0; a < k.kh; ++a)
+              for (int64_t b = 0; b < k.kw; ++b) {
+                const int64_t ih = i * k.sh - k.ph + a;
+                const int64_t iw = j * k.sw - k.pw + b;
+                if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
+                const int64_t xi = ((n * k.c + c) * k.h + ih) * k.w + iw;
+                const int64_t wi = ((o * k.c + c) * k.kh + a) * k.kw + b;
+                (*dx)[xi] += g * w[wi];
+                (*dw)[wi] += g * x[xi];
+              }
+        }
+}
+
+const std::vector<ConvCase>& Cases() {
+  static const std::vector<ConvCase> cases = {
+      // n  c   h   w  oc kh kw sh sw ph pw bias
+      {2, 3, 8, 8, 4, 3, 3, 1, 1, 0, 0, true},
+      {1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, false},    // one image: serial path
+      {3, 2, 7, 9, 5, 3, 2, 2, 1, 1, 0, true},     // rectangular, mixed
+      {4, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, true},   // LeNet conv1
+      {5, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, true},  // LeNet conv2
+      {2, 4, 6, 6, 3, 1, 1, 1, 1, 0, 0, true},     // 1x1: plain GEMM
+      {7, 5, 3, 4, 2, 1, 1, 1, 1, 0, 0, false},    // 1x1, odd batch
+      {3, 4, 7, 7, 5, 1, 1, 2, 2, 0, 0, true},     // 1x1 strided
+      {2, 3, 5, 5, 2, 1, 1, 1, 1, 1, 1, true},     // 1x1 padded
+      {1, 2, 9, 9, 3, 3, 3, 3, 2, 1, 2, true},     // strides 3x2, pads 1x2
+      {2, 3, 4, 4, 2, 4, 4, 1, 1, 0, 0, true},     // kernel covers the input
+      {9, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, true},     // same padding
+      {3, 2, 6, 5, 4, 5, 3, 1, 2, 2, 1, false},    // wide padding
+      {2, 2, 2, 2, 3, 3, 3, 2, 2, 1, 1, true},     // padded tiny input
+  };
+  return cases;
+}
+
+// ---- ConvOutSize ------------------------------------------------------------
+
+TEST(Conv2d, OutSize) {
+  EXPECT_EQ(ConvOutSize(28, 5, 1, 0), 24);
+  EXPECT_EQ(ConvOutSize(28, 5, 1, 2), 28);
+  EXPECT_EQ(ConvOutSize(7, 3, 2, 1), 4);
+  EXPECT_EQ(ConvOutSize(4, 2, 2, 0), 2);
+  EXPECT_EQ(ConvOutSize(5, 2, 2, 0), 2);  // rounds down
+  EXPECT_EQ(ConvOutSize(3, 3, 1, 0), 1);
+  EXPECT_EQ(ConvOutSize(1, 3, 1, 1), 1);
+  EXPECT_EQ(ConvOutSize(224, 11, 4, 2), 55);
+}
+
+// ---- Forward, by hand -------------------------------------------------------
+
+TEST(Conv2d, SingleChannel3x3With2x2Kernel) {
+  const Tensor x =
+      Tensor::FromVector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  const Tensor w = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor y = Conv2dForward(x, w, Tensor(), Conv2dParams());
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {37, 47, 67, 77});
+}
+
+TEST(Conv2d, Bias) {
+  const Tensor x =
+      Tensor::FromVector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  const Tensor w = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor b = Tensor::FromVector({0.5f}, {1});
+  ExpectValues(Conv2dForward(x, w, b, Conv2dParams()),
+               {37.5f, 47.5f, 67.5f, 77.5f});
+}
+
+TEST(Conv2d, Padding) {
+  const Tensor x =
+      Tensor::FromVector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  const Tensor w = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  Conv2dParams p;
+  p.pad_h = p.pad_w = 1;
+  const Tensor y = Conv2dForward(x, w, Tensor(), p);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 4, 4}));
+  ExpectValues(y, {4, 11, 18, 9,    //
+                   18, 37, 47, 21,  //
+                   36, 67, 77, 33,  //
+                   14, 23, 26, 9});
+}
+
+TEST(Conv2d, Stride2) {
+  std::vector<float> v(16);
+  for (int i = 0; i < 16; ++i) v[i] = i + 1;
+  const Tensor x = Tensor::FromVector(v, {1, 1, 4, 4});
+  const Tensor w = Tensor::Ones({1, 1, 2, 2});
+  Conv2dParams p;
+  p.stride_h = p.stride_w = 2;
+  const Tensor y = Conv2dForward(x, w, Tensor(), p);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {14, 22, 46, 54});
+}
+
+TEST(Conv2d, MultiChannelInAndOut) {
+  // Channel 0 is 1..4, channel 1 is 5..8.
+  const Tensor x = Tensor::FromVector({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 2, 2});
+  // Output 0: ones on channel 0, twos on channel 1. Output 1: +1 and -1.
+  const Tensor w = Tensor::FromVector(
+      {1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, -1, -1, -1, -1}, {2, 2, 2, 2});
+  const Tensor y = Conv2dForward(x, w, Tensor(), Conv2dParams());
+  EXPECT_EQ(y.shape(), Shape({1, 2, 1, 1}));
+  ExpectValues(y, {10 + 2 * 26, 10 - 26});
+}
+
+TEST(Conv2d, OneByOneIsAMatrixProduct) {
+  // Two images: x and -x.
+  const Tensor x = Tensor::FromVector(
+      {1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6, -7, -8}, {2, 2, 2, 2});
+  const Tensor w = Tensor::FromVector({1, 0, 0, 1, 1, -1}, {3, 2, 1, 1});
+  const Tensor b = Tensor::FromVector({10, 20, 30}, {3});
+  const Tensor y = Conv2dForward(x, w, b, Conv2dParams());
+  EXPECT_EQ(y.shape(), Shape({2, 3, 2, 2}));
+  ExpectValues(y, {11, 12, 13, 14, 25, 26, 27, 28, 26, 26, 26, 26,  //
+                   9,  8,  7,  6,  15, 14, 13, 12, 34, 34, 34, 34});
+}
+
+// ---- Forward and backward against the naive reference ----------------------
+
+void CheckAgainstReference(const ConvCase& k, uint64_t seed) {
+  SCOPED_TRACE(k.ToString() + " threads " + std::to_string(GetNumThreads()));
+  Generator gen(seed);
+  const Tensor x = gen.Normal(k.x_shape(), 0, 1);
+  const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+  const Tensor b = k.bias ? gen.Normal({k.oc}, 0, 1) : Tensor();
+  const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
+  const std::vector<double> xd = ToDouble(x), wd = ToDouble(w),
+                            dyd = ToDouble(dy);
+  const std::vector<double> bd = k.bias ? ToDouble(b) : std::vector<double>();
+
+  const Tensor y = Conv2dForward(x, w, b, k.params());
+  ASSERT_EQ(y.shape(), k.y_shape());
+  ExpectClose(y, RefConv(k, xd, wd, bd), 1e-4, 1e-4, "forward");
+
+  std::vector<double> dx, dw, db;
+  RefConvBackward(k, xd, wd, dyd, &dx, &dw, &db);
+  const Tensor gx = Conv2dBackwardInput(dy, w, k.x_shape(), k.params());
+  ASSERT_EQ(gx.shape(), k.x_shape());
+  ExpectClose(gx, dx, 1e-4, 1e-4, "backward input");
+  const Tensor gw = Conv2dBackwardWeight(dy, x, k.w_shape(), k.params());
+  ASSERT_EQ(gw.shape(), k.w_shape());
+  ExpectClose(gw, dw, 1e-3, 1e-4, "backward weight");
+  const Tensor gb = Conv2dBackwardBias(dy);
+  ASSERT_EQ(gb.shape(), Shape({k.oc}));
+  ExpectClose(gb, db, 1e-4, 1e-4, "backward bias");
+}
+
+TEST(Conv2d, MatchesNaiveReference) {
+  uint64_t seed = 1;
+  for (const ConvCase& k : Cases()) CheckAgainstReference(k, seed++);
+}
+
+TEST(Conv2d, MatchesNaiveReferenceOnAnyThreadCount) {
+  // 1 thread: serial path. 3 and 4: batch-parallel with per-thread partial
+  // weight gradients and uneven splits, or serial when the batch is small.
+  for (int threads : {1, 3, 4}) {
+    SetNumThreads(threads);
+    uint64_t seed = 100;
+    for (const ConvCase& k : Cases()) CheckAgainstReference(k, seed++);
+  }
+  SetNumThreads(0);
+}
+
+TEST(Conv2d, NonContiguousInputs) {
+  Generator gen(5);
+  // x stored as [N, C, W, H] and viewed transposed; w likewise.
+  const Tensor xt = gen.Normal({3, 2, 6, 5}, 0, 1).Transpose(2, 3);
+  const Tensor wt = gen.Normal({4, 2, 3, 3}, 0, 1).Transpose(2, 3);
+  const Tensor b = gen.Normal({8}, 0, 1).Slice(0, 0, 8, 2);
+  ASSERT_FALSE(xt.is_contiguous());
+  ASSERT_FALSE(b.is_contiguous());
+  Conv2dParams p;
+  p.pad_h = 1;
+  const Tensor y = Conv2dForward(xt, wt, b, p);
+  const Tensor want =
+      Conv2dForward(xt.Contiguous(), wt.Contiguous(), b.Contiguous(), p);
+  ExpectClose(y, ToDouble(want), 0, 0);
+  const Tensor dyt = gen.Normal({3, 4, 4, 5}, 0, 1).Transpose(2, 3);
+  ExpectClose(Conv2dBackwardInput(dyt, wt, xt.shape(), p),
+              ToDouble(Conv2dBackwardInput(dyt.Contiguous(), wt.Contiguous(),
+                                           xt.shape(), p)),
+              0, 0);
+  ExpectClose(Conv2dBackwardWeight(dyt, xt, wt.shape(), p),
+              ToDouble(Conv2dBackwardWeight(dyt.Contiguous(), xt.Contiguous(),
+                                            wt.shape(), p)),
+              1e-6, 1e-6);
+  ExpectClose(Conv2dBackwardBias(dyt),
+              ToDouble(Conv2dBackwardBias(dyt.Contiguous())), 1e-6, 1e-6);
+}
+
+TEST(Conv2d, EmptyBatch) {
+  const ConvCase k{0, 2, 5, 5, 3, 3, 3, 1, 1, 0, 0, true};
+  const Tensor x = Tensor::Zeros(k.x_shape());
+  const Tensor w = Tensor::Ones(k.w_shape());
+  EXPECT_EQ(Conv2dForward(x, w, Tensor::Ones({3}), k.params()).shape(),
+            k.y_shape());
+  const Tensor dy = Tensor::Zeros(k.y_shape());
+  EXPECT_EQ(Conv2dBackwardInput(dy, w, k.x_shape(), k.params()).shape(),
+            k.x_shape());
+  ExpectValues(Conv2dBackwardWeight(dy, x, k.w_shape(), k.params()),
+               std::vector<float>(k.w_shape().numel(), 0.0f));
+  ExpectValues(Conv2dBackwardBias(dy), {0, 0, 0});
+}
+
+// ---- Backward by finite differences -----------------------------------------
+
+// L(x, w, b) = sum(dy * conv(x, w, b)) in double; its gradients are the
+// backward kernels' outputs. Central differences of this (linear) function in
+// double are exact up to rounding.
+TEST(Conv2d, BackwardMatchesFiniteDifferences) {
+  const std::vector<ConvCase> cases = {
+      {2, 2, 5, 4, 3, 3, 2, 2, 1, 1, 1, true},
+      {3, 3, 4, 4, 2, 1, 1, 1, 1, 0, 0, true},
+      {1, 2, 6, 6, 2, 3, 3, 2, 2, 0, 1, true},
+  };
+  uint64_t seed = 40;
+  for (const ConvCase& k : cases) {
+    SCOPED_TRACE(k.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(k.x_shape(), 0, 1);
+    const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+    const Tensor b = gen.Normal({k.oc}, 0, 1);
+    const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
+    std::vector<double> xd = ToDouble(x), wd = ToDouble(w), bd = ToDouble(b);
+    const std::vector<double> dyd = ToDouble(dy);
+    auto loss = [&]() { return Dot(dyd, RefConv(k, xd, wd, bd)); };
+    auto numeric = [&](std::vector<double>* v) {
+      const double h = 1e-3;
+      std::vector<double> g(v->size());
+      for (size_t i = 0; i < v->size(); ++i) {
+        const double saved = (*v)[i];
+        (*v)[i] = saved + h;
+        const double up = loss();
+        (*v)[i] = saved - h;
+        const double down = loss();
+        (*v)[i] = saved;
+        g[i] = (up - down) / (2 * h);
+      }
+      return g;
+    };
+    ExpectClose(Conv2dBackwardInput(dy, w, k.x_shape(), k.params()),
+                numeric(&xd), 1e-4, 1e-4, "dx");
+    ExpectClose(Conv2dBackwardWeight(dy, x, k.w_shape(), k.params()),
+                numeric(&wd), 1e-4, 1e-4, "dw");
+    ExpectClose(Conv2dBackwardBias(dy), numeric(&bd), 1e-4, 1e-4, "db");
+  }
+}
+
+// ---- Errors -----------------------------------------------------------------
+
+TEST(Conv2dDeathTest, ChannelMismatch) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor x = Tensor::Zeros({2, 3, 8, 8});
+  const Tensor w = Tensor::Zeros({4, 1, 3, 3});
+  EXPECT_DEATH(Conv2dForward(x, w, Tensor(), Conv2dParams()),
+               "Conv2dForward: input has 3 channels but weight expects 1 "
+               "\\(x \\[2, 3, 8, 8\\], w \\[4, 1, 3, 3\\]\\)");
+  EXPECT_DEATH(
+      Conv2dBackwardWeight(Tensor::Zeros({2, 4, 6, 6}), x, w.shape(),
+                           Conv2dParams()),
+      "Conv2dBackwardWeight: input has 3 channels but weight expects 1");
+}
+
+TEST(Conv2dDeathTest, InputSmallerThanKernel) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor x = Tensor::Zeros({1, 1, 2, 5});
+  const Tensor w = Tensor::Zeros({1, 1, 3, 3});
+  EXPECT_DEATH(Conv2dForward(x, w, Tensor(), Conv2dParams()),
+               "Conv2dForward: input height 2 with padding 0 is smaller than "
+               "the kernel height 3");
+  EXPECT_DEATH(ConvOutSize(2, 3, 1, 0),
+               "ConvOutSize: input size 2 with padding 0 is smaller than the "
+               "kernel size 3");
+  EXPECT_DEATH(ConvOutSize(5, 3, 0, 0), "stride size must be positive");
+}
+
+TEST(Conv2dDeathTest, BadShapes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor x = Tensor::Zeros({2, 3, 8, 8});
+  const Tensor w = Tensor::Zeros({4, 3, 3, 3});
+  EXPECT_DEATH(
+      Conv2dForward(Tensor::Zeros({3, 8, 8}), w, Tensor(), Conv2dParams()),
+      "Conv2dForward: x must be 4-D");
+  EXPECT_DEATH(Conv2dForward(x, w, Tensor::Zeros({3}), Conv2dParams()),
+               "Conv2dForward: bias has shape \\[3\\] but weight has 4 output "
+               "channels");
+  EXPECT_DEATH(Conv2dBackwardInput(Tensor::Zeros({2, 4, 5, 6}), w, x.shape(),
+                                   Conv2dParams()),
+               "Conv2dBackwardInput: dy has shape \\[2, 4, 5, 6\\] but the "
+               "convolution .* gives \\[2, 4, 6, 6\\]");
+}
+
+// ---- Max pooling ------------------------------------------------------------
+
+// Naive max pooling in double: values and the first argmax of each window.
+void RefMaxPool(const Shape& s, const std::vector<double>& x,
+                const Pool2dParams& p, std::vector<double>* y,
+                std::vector<int64_t>* idx) {
+  const int64_t oh = ConvOutSize(s[2], p.kernel_h, p.stride_h, p.pad_h);
+  const int64_t ow = ConvOutSize(s[3], p.kernel_w, p.stride_w, p.pad_w);
+  y->clear();
+  idx->clear();
+  for (int64_t q = 0; q < s[0] * s[1]; ++q)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        double best = -std::numeric_limits<double>::infinity();
+        int64_t at = -1;
+        for (int64_t a = 0; a < p.kernel_h; ++a)
+          for (int64_t b = 0; b < p.kernel_w; ++b) {
+            const int64_t ih = i * p.stride_h - p.pad_h + a;
+            const int64_t iw = j * p.stride_w - p.pad_w + b;
+            if (ih < 0 || ih >= s[2] || iw < 0 || iw >= s[3]) continue;
+            const double v = x[(q * s[2] + ih) * s[3] + iw];
+            if (at < 0 || v > best) {
+              best = v;
+              at = ih * s[3] + iw;
+            }
+          }
+        y->push_back(best);
+        idx->push_back(at);
+      }
+}
+
+TEST(MaxPool2d, Values2x2Stride2) {
+  const Tensor x = Tensor::FromVector(
+      {1, 5, 2, 0, 3, 4, 8, 7, 9, 6, 1, 2, 0, 10, 3, 3}, {1, 1, 4, 4});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {5, 8, 10, 3});
+  ASSERT_EQ(argmax.dtype(), DType::kInt64);
+  EXPECT_EQ(argmax.shape(), y.shape());
+  // The last window ties (3 at 14 and 15): the first one wins.
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{1, 6, 13, 14}));
+
+  const Tensor dy = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor dx = MaxPool2dBackward(dy, argmax, x.shape());
+  EXPECT_EQ(dx.shape(), x.shape());
+  ExpectValues(dx, {0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 3, 4, 0});
+}
+
+TEST(MaxPool2d, OverlappingWindowsAccumulate) {
+  // 3x3 windows with stride 1 on 4x4: position (1, 2) is in all four.
+  std::vector<float> v(16, 0.0f);
+  for (int i = 0; i < 16; ++i) v[i] = 0.1f * i;
+  v[1 * 4 + 2] = 100;
+  const Tensor x = Tensor::FromVector(v, {1, 1, 4, 4});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {3, 3, 1, 1}, &argmax);
+  ExpectValues(y, {100, 100, 100, 100});
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{6, 6, 6, 6}));
+  const Tensor dx = MaxPool2dBackward(
+      Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2}), argmax, x.shape());
+  std::vector<float> want(16, 0.0f);
+  want[6] = 10;
+  ExpectValues(dx, want);
+}
+
+TEST(MaxPool2d, PaddingIsMinusInfinity) {
+  // All-negative input: zero padding would win; -inf padding never does.
+  const Tensor x = Tensor::FromVector({-1, -2, -3, -4}, {1, 1, 2, 2});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2, 1, 1}, &argmax);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {-1, -2, -3, -4});
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{0, 1, 2, 3}));
+
+  // 3x3 windows, stride 1, padding 1 keep the size.
+  const Tensor z =
+      Tensor::FromVector({-9, -8, -7, -6, -5, -4, -3, -2, -1}, {1, 1, 3, 3});
+  ExpectValues(MaxPool2dForward(z, {3, 3, 1, 1, 1, 1}, nullptr),
+               {-5, -4, -4, -2, -1, -1, -2, -1, -1});
+}
+
+TEST(MaxPool2d, IndicesAlwaysValidEvenForMinusInfinity) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor x = Tensor::FromVector({-inf, -inf, -inf, -inf}, {1, 1, 2, 2});
+  Tensor argmax;
+  MaxPool2dForward(x, {2, 2, 1, 1, 1, 1}, &argmax);
+  for (int64_t i : argmax.ToInt64Vector()) {
+    EXPECT_GE(i, 0);
+    EXPECT_LT(i, 4);
+  }
+}
+
+TEST(MaxPool2d, NanPropagates) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = Tensor::FromVector({1, nan, 3, 4}, {1, 1, 2, 2});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_TRUE(std::isnan(y.ToVector()[0]));
+  EXPECT_EQ(argmax.ToInt64Vector()[0], 1);
+}
+
+TEST(MaxPool2d, MatchesNaiveReference) {
+  struct Case {
+    Shape x;
+    Pool2dParams p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},
+      {{4, 6, 28, 28}, {2, 2, 2, 2}},  // parallel over planes
+      {{2, 2, 7, 9}, {3, 3, 2, 2}},    // overlapping, odd sizes
+      {{1, 3, 7, 7}, {3, 3, 2, 2, 1, 1}},
+      {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
+      {{2, 1, 4, 4}, {4, 4, 4, 4}},  // global
+  };
+  uint64_t seed = 7;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(c.x, 0, 1);
+    std::vector<double> want;
+    std::vector<int64_t> want_idx;
+    RefMaxPool(c.x, ToDouble(x), c.p, &want, &want_idx);
+    Tensor argmax;
+    const Tensor y = MaxPool2dForward(x, c.p, &argmax);
+    ExpectClose(y, want, 0, 0);
+    EXPECT_EQ(argmax.ToInt64Vector(), want_idx);
+
+    // Backward: dx[q, argmax] += dy, and <dy, pool(x)> = <dx, x>.
+    const Tensor dy = gen.Normal(y.shape(), 0, 1);
+    const Tensor dx = MaxPool2dBackward(dy, argmax, c.x);
+    const std::vector<double> dyd = ToDouble(dy);
+    std::vector<double> ref(c.x.numel(), 0.0);
+    const int64_t out_plane = y.dim(2) * y.dim(3), in_plane = c.x[2] * c.x[3];
+    for (size_t k = 0; k < dyd.size(); ++k) {
+      ref[(k / out_plane) * in_plane + want_idx[k]] += dyd[k];
+    }
+    ExpectClose(dx, ref, 1e-6, 1e-6);
+    EXPECT_NEAR(Dot(dyd, ToDouble(y)), Dot(ToDouble(dx), ToDouble(x)), 1e-3);
+  }
+}
+
+TEST(MaxPool2dDeathTest, BadParams) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor x = Tensor::Zeros({1, 1, 4, 4});
+  EXPECT_DEATH(MaxPool2dForward(x, {2, 2, 2, 2, 2, 0}, nullptr),
+               "MaxPool2dForward: padding must be at most half the kernel");
+  EXPECT_DEATH(MaxPool2dForward(x, {5, 5, 1, 1}, nullptr),
+               "MaxPool2dForward: input height 4 with padding 0 is smaller "
+               "than the kernel height 5");
+  Tensor argmax;
+  MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_DEATH(
+      MaxPool2dBackward(Tensor::Zeros({1, 1, 3, 2}), argmax, x.shape()),
+      "MaxPool2dBackward: argmax has shape \\[1, 1, 2, 2\\] but dy "
+      "has shape \\[1, 1, 3, 2\\]");
+}
+
+// ---- Average pooling --------------------------------------------------------
+
+TEST(AvgPool2d, Values2x2Stride2) {
+  std::vector<float> v(16);
+  for (int i = 0; i < 16; ++i) v[i] = i + 1;
+  const Tensor y =
+      AvgPool2dForward(Tensor::FromVector(v, {1, 1, 4, 4}), {2, 2, 2, 2});
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {3.5f, 5.5f, 11.5f, 13.5f});
+}
+
+TEST(AvgPool2d, CountIncludePadAtBorders) {
+  // Each padded 2x2 window holds one element: divided by 4, not by 1.
+  const Tensor x = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  ExpectValues(AvgPool2dForward(x, {2, 2, 2, 2, 1, 1}),
+               {0.25f, 0.5f, 0.75f, 1.0f});
+  // 3x3 windows with padding 1 on ones: corners 4/9, edges 6/9, center 1.
+  const Tensor ones = Tensor::Ones({1, 1, 3, 3});
+  const float c = 4.0f / 9, e = 6.0f / 9;
+  ExpectValues(AvgPool2dForward(ones, {3, 3, 1, 1, 1, 1}),
+               {c, e, c, e, 1, e, c, e, c});
+}
+
+TEST(AvgPool2d, Backward) {
+  // Each input gets 1/9 from every window that contains it.
+  const Tensor dx = AvgPool2dBackward(Tensor::Ones({1, 1, 3, 3}), {1, 1, 3, 3},
+                                      {3, 3, 1, 1, 1, 1});
+  const float c = 4.0f / 9, e = 6.0f / 9;
+  ExpectValues(dx, {c, e, c, e, 1, e, c, e, c});
+  // Non-overlapping 2x2 windows: dy / 4 copied over each window.
+  const Tensor dx2 =
+      AvgPool2dBackward(Tensor::FromVector({4, 8, 12, 16}, {1, 1, 2, 2}),
+                        {1, 1, 4, 4}, {2, 2, 2, 2});
+  ExpectValues(dx2, {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+}
+
+TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
+  struct Case {
+    Shape x;
+    Pool2dParams p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},       {{4, 6, 28, 28}, {2, 2, 2, 2}},
+      {{2, 2, 7, 9}, {3, 3, 2, 2, 1, 1}}, {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
+      {{2, 4, 7, 7}, {7, 7, 1, 1}},
+  };
+  uint64_t seed = 70;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(c.x, 0, 1);
+    const Pool2dParams& p = c.p;
+    const int64_t oh = ConvOutSize(c.x[2], p.kernel_h, p.stride_h, p.pad_h);
+    const int64_t ow = ConvOutSize(c.x[3], p.kernel_w, p.stride_w, p.pad_w);
+    const std::vector<double> xd = ToDouble(x);
+    std::vector<double> want;
+    for (int64_t q = 0; q < c.x[0] * c.x[1]; ++q)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double s = 0.0;
+          for (int64_t a = 0; a < p.kernel_h; ++a)
+            for (int64_t b = 0; b < p.kernel_w; ++b) {
+              const int64_t ih = i * p.stride_h - p.pad_h + a;
+              const int64_t iw = j * p.stride_w - p.pad_w + b;
+              if (ih < 0 || ih >= c.x[2] || iw < 0 || iw >= c.x[3]) continue;
+              s += xd[(q * c.x[2] + ih) * c.x[3] + iw];
+            }
+          want.push_back(s / (p.kernel_h * p.kernel_w));
+        }
+    const Tensor y = AvgPool2dForward(x, p);
+    ASSERT_EQ(y.shape(), Shape({c.x[0], c.x[1], oh, ow}));
+    ExpectClose(y, want, 1e-5, 1e-5);
+    // The backward is the adjoint of the (linear) forward.
+    const Tensor dy = gen.Normal(y.shape(), 0, 1);
+    const Tensor dx = AvgPool2dBackward(dy, c.x, p);
+    ASSERT_EQ(dx.shape(), c.x);
+    EXPECT_NEAR(Dot(ToDouble(dy), ToDouble(y)), Dot(ToDouble(dx), xd), 1e-3);
+  }
+}
+
+TEST(AvgPool2dDeathTest, BadShapes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      AvgPool2dForward(Tensor::Zeros({1, 1, 4, 4}), {3, 3, 1, 1, 2, 2}),
+      "AvgPool2dForward: padding must be at most half the kernel");
+  EXPECT_DEATH(AvgPool2dBackward(Tensor::Zeros({1, 1, 3, 3}), {1, 1, 4, 4},
+                                 {2, 2, 2, 2}),
+               "AvgPool2dBackward: dy has shape \\[1, 1, 3, 3\\] but pooling x "
+               "\\[1, 1, 4, 4\\] gives \\[1, 1, 2, 2\\]");
+}
+
+}  // namespace
+}  // namespace dive
