@@ -102,11 +102,13 @@ absl::Status AppendCsv(const std::string& path, const EpochMetrics& m,
 }
 
 absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
-                            const std::string& model_name, int64_t epoch) {
+                            const std::string& model_name, int64_t epoch,
+                            int64_t input_size) {
   SafetensorsFile file;
   file.tensors = model.StateDict();
   file.metadata["model"] = model_name;
   file.metadata["epoch"] = absl::StrCat(epoch);
+  file.metadata["input_size"] = absl::StrCat(input_size);
   return SaveSafetensors(path, file);
 }
 
@@ -299,7 +301,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     summary.epochs.push_back(m);
 
     if (!options.out_dir.empty()) {
-      if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch);
+      if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch,
+                                          options.input_size);
           !s.ok()) {
         return s;
       }

@@ -1,0 +1,9 @@
+// Trains LeNet with batch normalization on Fashion-MNIST (d2l 7.5: lr 1.0,
+// batch 256, 10 epochs):
+//   bazel run //models/bn_lenet:train -- --out=/tmp/bn_lenet
+#include "models/bn_lenet/bn_lenet.h"
+#include "tools/trainer_main.h"
+
+int main(int argc, char** argv) {
+  return dive::tools::TrainerMain(argc, argv, dive::models::BnLeNetSpec);
+}

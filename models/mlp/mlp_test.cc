@@ -1,0 +1,191 @@
+#include "models/mlp/mlp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "autograd/variable.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nn/loss.h"
+#include "optim/sgd.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::models {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> ParameterNames(const nn::Module& net) {
+  std::vector<std::string> names;
+  for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
+  return names;
+}
+
+std::vector<std::string> StateDictKeys(const nn::Module& net) {
+  std::vector<std::string> keys;
+  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
+  return keys;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Loss on a fixed batch of 8 random images with labels 0..7, in eval mode
+// (no dropout), before and after `steps` SGD steps in training mode.
+std::pair<float, float> LossBeforeAfter(nn::Module& net, int64_t size,
+                                        float lr, int steps) {
+  ManualSeed(1);
+  const Tensor x = Normal({8, 1, size, size}, 0.0f, 1.0f);
+  const Tensor y = Tensor::FromInt64Vector({0, 1, 2, 3, 4, 5, 6, 7}, {8});
+  auto eval_loss = [&] {
+    NoGradGuard no_grad;
+    net.Eval();
+    const float loss = nn::CrossEntropyLoss(net(Variable(x)), y).data().item();
+    net.Train();
+    return loss;
+  };
+  const float before = eval_loss();
+  optim::SGD sgd(net.Parameters(), {.lr = lr});
+  for (int i = 0; i < steps; ++i) {
+    sgd.ZeroGrad();
+    nn::CrossEntropyLoss(net(Variable(x)), y).Backward();
+    sgd.Step();
+  }
+  return {before, eval_loss()};
+}
+
+TEST(MlpTest, OutputShape) {
+  EXPECT_EQ((*Mlp())(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+            Shape({3, 10}));
+  EXPECT_EQ((*Mlp(14))(Variable(Normal({2, 1, 14, 14}, 0, 1))).shape(),
+            Shape({2, 10}));
+}
+
+TEST(MlpTest, ParameterCountMatchesPyTorch) {
+  // (784 * 256 + 256) + (256 * 10 + 10): PyTorch's numel sum for the twin
+  // mlp(28) in models/pytorch_twins.py.
+  EXPECT_EQ(Mlp()->NumParameters(), 203530);
+  EXPECT_EQ(Mlp(14)->NumParameters(), 53002);  // twin mlp(14)
+}
+
+TEST(MlpTest, StateDictKeysMatchPyTorch) {
+  // list(mlp(28).state_dict()) of the PyTorch twin, in its order.
+  const std::vector<std::string> expected = {"1.weight", "1.bias", "3.weight",
+                                             "3.bias"};
+  auto net = Mlp();
+  EXPECT_EQ(ParameterNames(*net), expected);
+  EXPECT_EQ(StateDictKeys(*net), Sorted(expected));
+}
+
+TEST(MlpTest, BookInitialization) {
+  ManualSeed(0);
+  auto net = Mlp();
+  for (const auto& [name, p] : net->NamedParameters()) {
+    const std::vector<float> v = p.data().ToVector();
+    double sum = 0, sum_sq = 0;
+    for (float f : v) {
+      sum += f;
+      sum_sq += static_cast<double>(f) * f;
+    }
+    if (name.find("bias") != std::string::npos) {
+      EXPECT_EQ(sum_sq, 0.0) << name;
+    } else {
+      EXPECT_NEAR(std::sqrt(sum_sq / v.size() - (sum / v.size()) *
+                                                    (sum / v.size())),
+                  0.01, 0.002)
+          << name;
+    }
+  }
+}
+
+TEST(MlpTest, LossGoesDown) {
+  ManualSeed(0);
+  auto net = Mlp();
+  const auto [before, after] = LossBeforeAfter(*net, 28, 0.1f, 10);
+  EXPECT_LT(after, before) << "loss " << before << " -> " << after;
+}
+
+TEST(MlpDropoutTest, OutputShape) {
+  auto net = MlpDropout();
+  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+            Shape({3, 10}));
+  net->Eval();
+  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+            Shape({3, 10}));
+  EXPECT_EQ((*MlpDropout(14))(Variable(Normal({2, 1, 14, 14}, 0, 1))).shape(),
+            Shape({2, 10}));
+}
+
+TEST(MlpDropoutTest, ParameterCountMatchesPyTorch) {
+  // (784 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10): PyTorch's numel
+  // sum for the twin mlp_dropout(28).
+  EXPECT_EQ(MlpDropout()->NumParameters(), 269322);
+  EXPECT_EQ(MlpDropout(14)->NumParameters(), 118794);  // twin mlp_dropout(14)
+}
+
+TEST(MlpDropoutTest, StateDictKeysMatchPyTorch) {
+  // list(mlp_dropout(28).state_dict()) of the PyTorch twin.
+  const std::vector<std::string> expected = {
+      "1.weight", "1.bias", "4.weight", "4.bias", "7.weight", "7.bias"};
+  auto net = MlpDropout();
+  EXPECT_EQ(ParameterNames(*net), expected);
+  EXPECT_EQ(StateDictKeys(*net), Sorted(expected));
+}
+
+TEST(MlpDropoutTest, EvalIsDeterministic) {
+  auto net = MlpDropout();
+  net->Eval();
+  NoGradGuard no_grad;
+  const Tensor x = Normal({4, 1, 28, 28}, 0, 1);
+  EXPECT_EQ((*net)(Variable(x)).data().ToVector(),
+            (*net)(Variable(x)).data().ToVector());
+}
+
+TEST(MlpDropoutTest, LossGoesDown) {
+  ManualSeed(0);
+  auto net = MlpDropout();
+  const auto [before, after] = LossBeforeAfter(*net, 28, 0.5f, 10);
+  EXPECT_LT(after, before) << "loss " << before << " -> " << after;
+}
+
+TEST(MlpSpecTest, Recipes) {
+  const ModelSpec mlp = MlpSpec();
+  EXPECT_EQ(mlp.name, "mlp");
+  EXPECT_FLOAT_EQ(mlp.recipe.lr, 0.1f);
+  EXPECT_EQ(mlp.recipe.batch_size, 256);
+  EXPECT_EQ(mlp.recipe.epochs, 10);
+  EXPECT_EQ(mlp.recipe.input_size, 28);
+  const ModelSpec dropout = MlpDropoutSpec();
+  EXPECT_EQ(dropout.name, "mlp_dropout");
+  EXPECT_FLOAT_EQ(dropout.recipe.lr, 0.5f);
+  EXPECT_EQ(dropout.recipe.batch_size, 256);
+  EXPECT_EQ(dropout.recipe.epochs, 10);
+  EXPECT_EQ(dropout.recipe.input_size, 28);
+}
+
+TEST(MlpSpecTest, MakeChecksInputSize) {
+  for (const ModelSpec& spec : {MlpSpec(), MlpDropoutSpec()}) {
+    auto net = spec.make(28);
+    ASSERT_TRUE(net.ok()) << net.status();
+    EXPECT_EQ((*net)->NumParameters(),
+              spec.name == "mlp" ? 203530 : 269322);
+    ASSERT_TRUE(spec.make(14).ok());
+    for (int64_t bad : {0, -1, 513}) {
+      auto made = spec.make(bad);
+      EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument)
+          << spec.name << " " << bad;
+      EXPECT_THAT(made.status().message(), HasSubstr("MLP"));
+      EXPECT_THAT(made.status().message(), HasSubstr(std::to_string(bad)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dive::models

@@ -1,0 +1,130 @@
+#include "models/resnet/resnet.h"
+
+#include <initializer_list>
+
+#include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
+#include "glog/logging.h"
+#include "nn/activation.h"
+#include "nn/flatten.h"
+#include "nn/init.h"
+#include "nn/linear.h"
+#include "nn/pool.h"
+
+namespace dive::models {
+namespace {
+
+using ModulePtr = std::shared_ptr<nn::Module>;
+
+// The book's `init_weights` applied by `train_ch6`: Xavier-uniform weights
+// for every Linear and Conv2d; biases keep their default initialization.
+void XavierInitWeights(nn::Module& module) {
+  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
+    nn::XavierUniform(linear->weight().data());
+  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
+    nn::XavierUniform(conv->weight().data());
+  }
+  for (const auto& [name, child] : module.children()) {
+    XavierInitWeights(*child);
+  }
+}
+
+std::shared_ptr<nn::Sequential> SequentialOf(
+    const std::vector<ModulePtr>& modules) {
+  auto seq = std::make_shared<nn::Sequential>();
+  for (const ModulePtr& m : modules) seq->Add(m);
+  return seq;
+}
+
+}  // namespace
+
+// ---- Residual -------------------------------------------------------------------
+
+Residual::Residual(int64_t input_channels, int64_t num_channels,
+                   bool use_1x1conv, int64_t strides)
+    : input_channels_(input_channels),
+      num_channels_(num_channels),
+      strides_(strides) {
+  conv1_ = RegisterModule(
+      "conv1", std::make_shared<nn::Conv2d>(input_channels, num_channels, 3,
+                                            strides, /*padding=*/1));
+  conv2_ = RegisterModule(
+      "conv2", std::make_shared<nn::Conv2d>(num_channels, num_channels, 3,
+                                            /*stride=*/1, /*padding=*/1));
+  if (use_1x1conv) {
+    conv3_ = RegisterModule(
+        "conv3", std::make_shared<nn::Conv2d>(input_channels, num_channels, 1,
+                                              strides));
+  }
+  bn1_ = RegisterModule("bn1", std::make_shared<nn::BatchNorm2d>(num_channels));
+  bn2_ = RegisterModule("bn2", std::make_shared<nn::BatchNorm2d>(num_channels));
+}
+
+Variable Residual::Forward(const Variable& x) {
+  Variable y = Relu((*bn1_)((*conv1_)(x)));
+  y = (*bn2_)((*conv2_)(y));
+  const Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
+  CHECK(y.shape() == shortcut.shape())
+      << Describe() << ": the body gives " << y.shape()
+      << " but the shortcut " << shortcut.shape() << " (input " << x.shape()
+      << "); a change of channels or stride needs use_1x1conv";
+  return Relu(y + shortcut);
+}
+
+std::string Residual::Describe() const {
+  return absl::StrCat("Residual(", input_channels_, ", ", num_channels_,
+                      ", use_1x1conv=", conv3_ != nullptr ? "true" : "false",
+                      ", strides=", strides_, ")");
+}
+
+// ---- ResNet-18 ------------------------------------------------------------------
+
+std::vector<ModulePtr> ResnetBlock(int64_t input_channels,
+                                   int64_t num_channels, int64_t num_residuals,
+                                   bool first_block) {
+  std::vector<ModulePtr> blk;
+  for (int64_t i = 0; i < num_residuals; ++i) {
+    if (i == 0 && !first_block) {
+      blk.push_back(std::make_shared<Residual>(
+          input_channels, num_channels, /*use_1x1conv=*/true, /*strides=*/2));
+    } else {
+      blk.push_back(std::make_shared<Residual>(num_channels, num_channels));
+    }
+  }
+  return blk;
+}
+
+std::shared_ptr<nn::Sequential> ResNet18() {
+  auto b1 = std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
+      std::make_shared<nn::Conv2d>(1, 64, 7, /*stride=*/2, /*padding=*/3),
+      std::make_shared<nn::BatchNorm2d>(64), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(3, /*stride=*/2, /*padding=*/1)});
+  auto b2 = SequentialOf(ResnetBlock(64, 64, 2, /*first_block=*/true));
+  auto b3 = SequentialOf(ResnetBlock(64, 128, 2));
+  auto b4 = SequentialOf(ResnetBlock(128, 256, 2));
+  auto b5 = SequentialOf(ResnetBlock(256, 512, 2));
+  auto net = std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
+      b1, b2, b3, b4, b5, std::make_shared<nn::AdaptiveAvgPool2d>(1, 1),
+      std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(512, 10)});
+  XavierInitWeights(*net);
+  return net;
+}
+
+ModelSpec ResNetSpec() {
+  ModelSpec spec;
+  spec.name = "resnet";
+  spec.description = "ResNet-18 (d2l 8.6) with batch normalization, 96x96";
+  spec.recipe = {.lr = 0.05f, .batch_size = 256, .epochs = 10,
+                 .input_size = 96};
+  spec.make = [](int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
+    if (absl::Status s =
+            CheckInputSize("ResNet-18", size, kResNetMinInputSize, 512);
+        !s.ok()) {
+      return s;
+    }
+    return ResNet18();
+  };
+  return spec;
+}
+
+}  // namespace dive::models

@@ -1,0 +1,431 @@
+#include "models/resnet/resnet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
+#include "autograd/variable.h"
+#include "glog/logging.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nn/batch_norm.h"
+#include "nn/init.h"
+#include "nn/linear.h"
+#include "nn/testing.h"
+#include "optim/sgd.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::models {
+namespace {
+
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+// `state_dict()` of the PyTorch twin, `resnet18()` in models/pytorch_twins.py
+// (`python3 models/pytorch_twins.py params resnet`), as "key shape" in
+// PyTorch's order: 76 parameters and 17 x 3 BatchNorm buffers.
+constexpr char kTwinStateDict[] = R"(
+0.0.weight [64, 1, 7, 7]
+0.0.bias [64]
+0.1.weight [64]
+0.1.bias [64]
+0.1.running_mean [64]
+0.1.running_var [64]
+0.1.num_batches_tracked []
+1.0.conv1.weight [64, 64, 3, 3]
+1.0.conv1.bias [64]
+1.0.conv2.weight [64, 64, 3, 3]
+1.0.conv2.bias [64]
+1.0.bn1.weight [64]
+1.0.bn1.bias [64]
+1.0.bn1.running_mean [64]
+1.0.bn1.running_var [64]
+1.0.bn1.num_batches_tracked []
+1.0.bn2.weight [64]
+1.0.bn2.bias [64]
+1.0.bn2.running_mean [64]
+1.0.bn2.running_var [64]
+1.0.bn2.num_batches_tracked []
+1.1.conv1.weight [64, 64, 3, 3]
+1.1.conv1.bias [64]
+1.1.conv2.weight [64, 64, 3, 3]
+1.1.conv2.bias [64]
+1.1.bn1.weight [64]
+1.1.bn1.bias [64]
+1.1.bn1.running_mean [64]
+1.1.bn1.running_var [64]
+1.1.bn1.num_batches_tracked []
+1.1.bn2.weight [64]
+1.1.bn2.bias [64]
+1.1.bn2.running_mean [64]
+1.1.bn2.running_var [64]
+1.1.bn2.num_batches_tracked []
+2.0.conv1.weight [128, 64, 3, 3]
+2.0.conv1.bias [128]
+2.0.conv2.weight [128, 128, 3, 3]
+2.0.conv2.bias [128]
+2.0.conv3.weight [128, 64, 1, 1]
+2.0.conv3.bias [128]
+2.0.bn1.weight [128]
+2.0.bn1.bias [128]
+2.0.bn1.running_mean [128]
+2.0.bn1.running_var [128]
+2.0.bn1.num_batches_tracked []
+2.0.bn2.weight [128]
+2.0.bn2.bias [128]
+2.0.bn2.running_mean [128]
+2.0.bn2.running_var [128]
+2.0.bn2.num_batches_tracked []
+2.1.conv1.weight [128, 128, 3, 3]
+2.1.conv1.bias [128]
+2.1.conv2.weight [128, 128, 3, 3]
+2.1.conv2.bias [128]
+2.1.bn1.weight [128]
+2.1.bn1.bias [128]
+2.1.bn1.running_mean [128]
+2.1.bn1.running_var [128]
+2.1.bn1.num_batches_tracked []
+2.1.bn2.weight [128]
+2.1.bn2.bias [128]
+2.1.bn2.running_mean [128]
+2.1.bn2.running_var [128]
+2.1.bn2.num_batches_tracked []
+3.0.conv1.weight [256, 128, 3, 3]
+3.0.conv1.bias [256]
+3.0.conv2.weight [256, 256, 3, 3]
+3.0.conv2.bias [256]
+3.0.conv3.weight [256, 128, 1, 1]
+3.0.conv3.bias [256]
+3.0.bn1.weight [256]
+3.0.bn1.bias [256]
+3.0.bn1.running_mean [256]
+3.0.bn1.running_var [256]
+3.0.bn1.num_batches_tracked []
+3.0.bn2.weight [256]
+3.0.bn2.bias [256]
+3.0.bn2.running_mean [256]
+3.0.bn2.running_var [256]
+3.0.bn2.num_batches_tracked []
+3.1.conv1.weight [256, 256, 3, 3]
+3.1.conv1.bias [256]
+3.1.conv2.weight [256, 256, 3, 3]
+3.1.conv2.bias [256]
+3.1.bn1.weight [256]
+3.1.bn1.bias [256]
+3.1.bn1.running_mean [256]
+3.1.bn1.running_var [256]
+3.1.bn1.num_batches_tracked []
+3.1.bn2.weight [256]
+3.1.bn2.bias [256]
+3.1.bn2.running_mean [256]
+3.1.bn2.running_var [256]
+3.1.bn2.num_batches_tracked []
+4.0.conv1.weight [512, 256, 3, 3]
+4.0.conv1.bias [512]
+4.0.conv2.weight [512, 512, 3, 3]
+4.0.conv2.bias [512]
+4.0.conv3.weight [512, 256, 1, 1]
+4.0.conv3.bias [512]
+4.0.bn1.weight [512]
+4.0.bn1.bias [512]
+4.0.bn1.running_mean [512]
+4.0.bn1.running_var [512]
+4.0.bn1.num_batches_tracked []
+4.0.bn2.weight [512]
+4.0.bn2.bias [512]
+4.0.bn2.running_mean [512]
+4.0.bn2.running_var [512]
+4.0.bn2.num_batches_tracked []
+4.1.conv1.weight [512, 512, 3, 3]
+4.1.conv1.bias [512]
+4.1.conv2.weight [512, 512, 3, 3]
+4.1.conv2.bias [512]
+4.1.bn1.weight [512]
+4.1.bn1.bias [512]
+4.1.bn1.running_mean [512]
+4.1.bn1.running_var [512]
+4.1.bn1.num_batches_tracked []
+4.1.bn2.weight [512]
+4.1.bn2.bias [512]
+4.1.bn2.running_mean [512]
+4.1.bn2.running_var [512]
+4.1.bn2.num_batches_tracked []
+7.weight [10, 512]
+7.bias [10]
+)";
+// sum(p.numel() for p in resnet18().parameters()).
+constexpr int64_t kTwinNumParameters = 11178378;
+
+bool IsBuffer(const std::string& key) {
+  for (const char* suffix :
+       {".running_mean", ".running_var", ".num_batches_tracked"}) {
+    const std::string s(suffix);
+    if (key.size() > s.size() &&
+        key.compare(key.size() - s.size(), s.size(), s) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// (key, shape) pairs of a "key shape" table, in order.
+std::vector<std::pair<std::string, std::string>> ParseStateDict(
+    const char* text) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    entries.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  return entries;
+}
+
+std::vector<std::string> ChildNames(const nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& [name, child] : m.children()) names.push_back(name);
+  return names;
+}
+
+std::shared_ptr<nn::Module> Make(int64_t size) {
+  absl::StatusOr<std::shared_ptr<nn::Module>> net = ResNetSpec().make(size);
+  CHECK(net.ok()) << net.status();
+  return *net;
+}
+
+// Distinct multiples of 0.05 in a random order, [n, c, h, w]: away from
+// the ties that finite differences could flip in max pooling.
+Tensor DistinctValues(const Shape& shape) {
+  const int64_t n = shape.numel();
+  const std::vector<int64_t> order = DefaultGenerator().Permutation(n);
+  std::vector<float> values(n);
+  for (int64_t i = 0; i < n; ++i) {
+    values[i] = 0.05f * static_cast<float>(order[i] - n / 2);
+  }
+  return Tensor::FromVector(values, shape);
+}
+
+TEST(ResNetTest, RecipeIsTheBooks) {
+  const ModelSpec spec = ResNetSpec();
+  EXPECT_EQ(spec.name, "resnet");
+  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.05f);
+  EXPECT_EQ(spec.recipe.batch_size, 256);
+  EXPECT_EQ(spec.recipe.epochs, 10);
+  EXPECT_EQ(spec.recipe.input_size, 96);
+}
+
+TEST(ResNetTest, OutputShapeAtBookAndMinimumSizes) {
+  ManualSeed(0);
+  for (int64_t size : {int64_t{96}, int64_t{7}, kResNetMinInputSize}) {
+    std::shared_ptr<nn::Module> net = Make(size);
+    net->Eval();
+    NoGradGuard no_grad;
+    const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
+    EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
+  }
+}
+
+// In training mode a batch of 2 gives BatchNorm two values per channel even
+// at 1x1.
+TEST(ResNetTest, TrainsAtTheMinimumSize) {
+  ManualSeed(1);
+  std::shared_ptr<nn::Module> net = Make(kResNetMinInputSize);
+  const Variable y = (*net)(Variable(Normal({2, 1, 1, 1}, 0, 1)));
+  EXPECT_EQ(y.shape(), Shape({2, 10}));
+}
+
+TEST(ResNetTest, RejectsUnsupportedSizes) {
+  for (int64_t size : {int64_t{0}, int64_t{-1}, int64_t{513}}) {
+    absl::StatusOr<std::shared_ptr<nn::Module>> net = ResNetSpec().make(size);
+    ASSERT_FALSE(net.ok()) << size;
+    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(net.status().message(), HasSubstr("ResNet-18"));
+    EXPECT_THAT(net.status().message(), HasSubstr(std::to_string(size)));
+  }
+}
+
+TEST(ResNetTest, ParameterCountMatchesPyTorchTwin) {
+  EXPECT_EQ(ResNet18()->NumParameters(), kTwinNumParameters);
+}
+
+TEST(ResNetTest, StateDictMatchesPyTorchTwin) {
+  const auto twin = ParseStateDict(kTwinStateDict);
+  ASSERT_EQ(twin.size(), 127u);
+  const std::shared_ptr<nn::Sequential> net = ResNet18();
+  std::vector<std::pair<std::string, std::string>> ours;
+  for (const auto& [key, tensor] : net->StateDict()) {
+    ours.emplace_back(key, tensor.shape().ToString());
+  }
+  auto sorted_twin = twin;
+  std::sort(sorted_twin.begin(), sorted_twin.end());
+  EXPECT_THAT(ours, ElementsAreArray(sorted_twin));
+  // Without buffers, the twin's order is named_parameters()'s.
+  std::vector<std::string> twin_params, our_params;
+  for (const auto& [key, shape] : twin) {
+    if (!IsBuffer(key)) twin_params.push_back(key);
+  }
+  for (const auto& [key, p] : net->NamedParameters()) our_params.push_back(key);
+  EXPECT_EQ(our_params.size(), 76u);
+  EXPECT_THAT(our_params, ElementsAreArray(twin_params));
+  EXPECT_EQ(net->NamedBuffers().size(), 51u);
+}
+
+TEST(ResNetTest, StagesMirrorTheBook) {
+  const std::shared_ptr<nn::Sequential> net = ResNet18();
+  ASSERT_EQ(net->size(), 8u);
+  std::vector<std::string> stages;
+  for (size_t i = 1; i <= 4; ++i) {
+    for (const auto& [name, m] : net->at(i)->children()) {
+      stages.push_back(absl::StrCat(i, ".", name, " ", m->Describe()));
+    }
+  }
+  EXPECT_THAT(stages,
+              ElementsAreArray(
+                  {"1.0 Residual(64, 64, use_1x1conv=false, strides=1)",
+                   "1.1 Residual(64, 64, use_1x1conv=false, strides=1)",
+                   "2.0 Residual(64, 128, use_1x1conv=true, strides=2)",
+                   "2.1 Residual(128, 128, use_1x1conv=false, strides=1)",
+                   "3.0 Residual(128, 256, use_1x1conv=true, strides=2)",
+                   "3.1 Residual(256, 256, use_1x1conv=false, strides=1)",
+                   "4.0 Residual(256, 512, use_1x1conv=true, strides=2)",
+                   "4.1 Residual(512, 512, use_1x1conv=false, strides=1)"}));
+  EXPECT_EQ(net->at(5)->Describe(), "AdaptiveAvgPool2d(1x1)");
+  EXPECT_EQ(net->at(7)->Describe(), "Linear(512, 10)");
+}
+
+TEST(ResidualTest, ChildrenAreTheBooksAttributes) {
+  const Residual plain(3, 3);
+  EXPECT_THAT(ChildNames(plain),
+              ElementsAreArray({"conv1", "conv2", "bn1", "bn2"}));
+  const Residual down(3, 6, /*use_1x1conv=*/true, /*strides=*/2);
+  EXPECT_THAT(ChildNames(down),
+              ElementsAreArray({"conv1", "conv2", "conv3", "bn1", "bn2"}));
+  EXPECT_EQ(down.children()[2].second->Describe(),
+            "Conv2d(3, 6, kernel=1x1, stride=2, padding=0)");
+}
+
+// The book's examples: the same shape without the 1x1 convolution, half the
+// resolution and more channels with it.
+TEST(ResidualTest, OutputShapes) {
+  ManualSeed(2);
+  const Variable x(Normal({4, 3, 6, 6}, 0, 1));
+  Residual plain(3, 3);
+  EXPECT_EQ(plain(x).shape(), Shape({4, 3, 6, 6}));
+  Residual down(3, 6, /*use_1x1conv=*/true, /*strides=*/2);
+  EXPECT_EQ(down(x).shape(), Shape({4, 6, 3, 3}));
+}
+
+// relu(bn2(conv2(relu(bn1(conv1(x))))) + x), from the children.
+TEST(ResidualTest, AddsTheIdentityShortcut) {
+  ManualSeed(3);
+  Residual block(2, 2);
+  const Variable x(Normal({2, 2, 4, 4}, 0, 1));
+  auto child = [&block](int i) -> nn::Module& {
+    return *block.children()[i].second;
+  };
+  const Variable body = child(3)(child(1)(Relu(child(2)(child(0)(x)))));
+  const std::vector<float> expected = Relu(body + x).data().ToVector();
+  const std::vector<float> actual = block(x).data().ToVector();
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i], 1e-5) << i;
+  }
+}
+
+// Gradients of the whole block (training-mode BatchNorm, batch statistics)
+// with respect to the input and all eight or ten parameters. The step is
+// small and the input values distinct so that no ReLU kink is crossed.
+TEST(ResidualTest, GradCheck) {
+  GradCheckOptions options;
+  options.eps = 1e-3;
+  for (float b1 : {0.0f, 1.0f}) for (float b2 : {0.0f, 1.0f, 2.0f}) {
+  int ok1 = 0, ok2 = 0;
+  auto shift = [&](Residual& block) {
+    for (auto& [name, p] : block.NamedParameters()) {
+      if (name == "bn1.bias") nn::ConstantInit(p.data(), b1);
+      if (name == "bn2.bias") nn::ConstantInit(p.data(), b2);
+    }
+  };
+  for (int seed = 0; seed < 40; ++seed) {
+  {
+    ManualSeed(seed);
+    Residual block(2, 2);
+    shift(block);
+    ok1 += nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options).ok();
+  }
+  {
+    ManualSeed(seed);
+    Residual block(2, 3, true, 2);
+    shift(block);
+    ok2 += nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options).ok();
+  }
+  }
+  LOG(INFO) << "residual " << b1 << " " << b2 << ": " << ok1 << " " << ok2 << " /40";
+  }
+  {
+    ManualSeed(4);
+    Residual block(2, 2);
+    const absl::Status s =
+        nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options);
+    EXPECT_TRUE(s.ok()) << "identity shortcut: " << s;
+  }
+  {
+    ManualSeed(5);
+    Residual block(2, 3, /*use_1x1conv=*/true, /*strides=*/2);
+    const absl::Status s =
+        nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options);
+    EXPECT_TRUE(s.ok()) << "1x1 conv shortcut: " << s;
+  }
+}
+
+// Linear and Conv2d weights are Xavier-uniform, U(-b, b) with
+// b = sqrt(6 / (fan_in + fan_out)).
+TEST(ResNetTest, WeightsAreXavierUniform) {
+  ManualSeed(6);
+  const std::shared_ptr<nn::Sequential> net = ResNet18();
+  auto fc = std::dynamic_pointer_cast<nn::Linear>(net->at(7));
+  ASSERT_NE(fc, nullptr);
+  // PyTorch's default bound would be 1 / sqrt(512) = 0.044.
+  const float xavier = std::sqrt(6.0f / (512.0f + 10.0f));
+  float max_abs = 0;
+  for (float v : fc->weight().data().ToVector()) {
+    max_abs = std::max(max_abs, std::abs(v));
+  }
+  EXPECT_LE(max_abs, xavier);
+  EXPECT_GT(max_abs, 0.95f * xavier);
+}
+
+// At 64x64 the last stage still has 2x2 maps; smaller inputs with a batch of
+// 4 leave its BatchNorm layers 4 values per channel, and the loss blows up in
+// PyTorch as well.
+TEST(ResNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
+  ManualSeed(7);
+  constexpr int64_t kSize = 64;
+  const std::shared_ptr<nn::Module> net = Make(kSize);
+  const Variable x(Normal({4, 1, kSize, kSize}, 0, 1));
+  const Tensor labels = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
+  optim::SGD sgd(net->Parameters(), {.lr = 0.05f});
+  std::vector<float> losses;
+  for (int step = 0; step < 5; ++step) {
+    Variable loss = SoftmaxCrossEntropy((*net)(x), labels);
+    losses.push_back(loss.data().item());
+    sgd.ZeroGrad();
+    loss.Backward();
+    sgd.Step();
+  }
+  LOG(INFO) << ::testing::PrintToString(losses);
+  EXPECT_LT(losses.back(), losses.front())
+      << ::testing::PrintToString(losses);
+}
+
+}  // namespace
+}  // namespace dive::models

@@ -1,0 +1,124 @@
+// Evaluates a checkpoint on the Fashion-MNIST test set: accuracy and the
+// confusion matrix.
+//
+//   bazel run //tools:eval -- --model=lenet --checkpoint=/tmp/lenet/model.safetensors
+//
+// --model and --resize default to what the checkpoint's metadata records.
+// --dump=FILE also writes the first --limit test images (as fed to the model)
+// and the model's logits to a safetensors file, which
+// `models/pytorch_twins.py compare` feeds to the PyTorch twin.
+
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "autograd/variable.h"
+#include "datasets/data_loader.h"
+#include "datasets/fashion_mnist.h"
+#include "glog/logging.h"
+#include "models/zoo.h"
+#include "tensor/safetensors.h"
+#include "tools/training.h"
+
+ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
+ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
+ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
+          "Directory with the Fashion-MNIST IDX files.");
+ABSL_FLAG(int64_t, resize, 0, "Input size (default: from the checkpoint).");
+ABSL_FLAG(int64_t, batch_size, 256, "Evaluation batch size.");
+ABSL_FLAG(int64_t, limit, 0, "Evaluate only the first N test images.");
+ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
+ABSL_FLAG(std::string, dump, "",
+          "Write the first --limit images and their logits to this file.");
+
+namespace dive::tools {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+int EvalMain() {
+  const std::string path = absl::GetFlag(FLAGS_checkpoint);
+  if (path.empty()) return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  if (absl::GetFlag(FLAGS_batch_size) <= 0) {
+    return Fail(absl::InvalidArgumentError("--batch_size must be positive"));
+  }
+  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+  if (!file.ok()) return Fail(file.status());
+
+  std::string name = absl::GetFlag(FLAGS_model);
+  if (name.empty()) name = file->metadata["model"];
+  if (name.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(path, " does not record its model; pass --model")));
+  }
+  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
+  if (!spec.ok()) return Fail(spec.status());
+  int64_t size = absl::GetFlag(FLAGS_resize);
+  if (size == 0 && !absl::SimpleAtoi(file->metadata["input_size"], &size)) {
+    size = spec->recipe.input_size;
+  }
+  SetNumThreads(absl::GetFlag(FLAGS_threads));
+  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
+  if (!model.ok()) return Fail(model.status());
+  if (absl::Status s = (*model)->LoadStateDict(file->tensors); !s.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
+  }
+  absl::StatusOr<InMemoryDataset> test =
+      LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), Split::kTest);
+  if (!test.ok()) return Fail(test.status());
+
+  const int64_t limit = absl::GetFlag(FLAGS_limit);
+  const EvalResult r = Evaluate(**model, *test, size,
+                                absl::GetFlag(FLAGS_batch_size), limit);
+  std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(), r.accuracy);
+  std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s", "");
+  for (int j = 0; j < 10; ++j) std::printf("%6d", j);
+  std::printf("\n");
+  for (int i = 0; i < 10; ++i) {
+    std::printf("%10s %d", std::string(FashionMnistClassNames()[i]).c_str(), i);
+    for (int j = 0; j < 10; ++j) std::printf("%6ld", r.confusion[i][j]);
+    std::printf("\n");
+  }
+
+  const std::string dump = absl::GetFlag(FLAGS_dump);
+  if (!dump.empty()) {
+    DataLoaderOptions lo;
+    lo.batch_size = limit > 0 ? limit : 8;
+    lo.shuffle = false;
+    lo.prefetch = false;
+    lo.resize = size == test->height() ? 0 : size;
+    absl::StatusOr<DataLoader> loader = DataLoader::Create(*test, lo);
+    if (!loader.ok()) return Fail(loader.status());
+    const Batch batch = loader->MakeBatch(0, 0);
+    (*model)->Eval();
+    NoGradGuard no_grad;
+    SafetensorsFile out;
+    out.tensors["images"] = batch.images;
+    out.tensors["logits"] = (**model)(Variable(batch.images)).data();
+    out.metadata["model"] = name;
+    out.metadata["input_size"] = absl::StrCat(size);
+    if (absl::Status s = SaveSafetensors(dump, out); !s.ok()) return Fail(s);
+    std::printf("wrote %ld images and logits to %s\n", batch.images.dim(0),
+                dump.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace dive::tools
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Evaluates a checkpoint on Fashion-MNIST.");
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  return dive::tools::EvalMain();
+}
