@@ -9,6 +9,8 @@
 
 #include <omp.h>
 
+#include <cblas.h>
+
 #include "bench/peak_fma.h"
 #include "benchmark/benchmark.h"
 #include "tensor/gemm.h"
@@ -32,16 +34,22 @@ void BM_PeakFma(benchmark::State& state) {
 }
 BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime();
 
-// C[m, n] = A[m, k] * B[k, n], row-major.
+// C[m, n] = A[m, k] * B[k, n], row-major, through dive::Gemm or, with
+// `openblas`, OpenBLAS's cblas_sgemm on the same buffers.
 void RunGemm(benchmark::State& state, int64_t m, int64_t n, int64_t k,
-             int threads) {
+             int threads, bool openblas = false) {
   SetNumThreads(threads);
   Generator gen(1);
   const Tensor a = gen.Uniform({m, k}, -1, 1), b = gen.Uniform({k, n}, -1, 1);
   Tensor c = Tensor::Empty({m, n});
   for (auto _ : state) {
-    Gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(),
-         n);
+    if (openblas) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
+                  a.data(), k, b.data(), n, 0.0f, c.data(), n);
+    } else {
+      Gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
+           c.data(), n);
+    }
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["FLOPS"] = benchmark::Counter(
@@ -54,6 +62,15 @@ void BM_Gemm(benchmark::State& state) {
   RunGemm(state, n, n, n, static_cast<int>(state.range(1)));
 }
 BENCHMARK(BM_Gemm)
+    ->ArgsProduct({{256, 512, 1024}, {1, 2}})
+    ->ArgNames({"n", "threads"})
+    ->UseRealTime();
+
+void BM_OpenBlasSgemm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  RunGemm(state, n, n, n, static_cast<int>(state.range(1)), /*openblas=*/true);
+}
+BENCHMARK(BM_OpenBlasSgemm)
     ->ArgsProduct({{256, 512, 1024}, {1, 2}})
     ->ArgNames({"n", "threads"})
     ->UseRealTime();
