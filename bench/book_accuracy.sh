@@ -34,7 +34,7 @@ for m in "${models[@]}"; do
   accs=()
   for s in "${seeds[@]}"; do
     acc=$("$bin" $flags --seed="$s" --progress=false --threads="${THREADS:-2}" 2>/dev/null |
-          awk '/^epoch 10:/ {gsub(",", "", $8); print $8}')
+          awk '/^epoch 10:/ {gsub(",", "", $10); print $10}')
     accs+=("$acc")
   done
   med=$(printf '%s\n' "${accs[@]}" | median)
@@ -43,7 +43,7 @@ for m in "${models[@]}"; do
     taccs=()
     for s in "${seeds[@]}"; do
       taccs+=("$(/usr/bin/python3 bench/pytorch_train.py --model="$m" --seed="$s" \
-                 --threads="${THREADS:-2}" 2>/dev/null | awk '/^epoch 10:/ {gsub(",", "", $8); print $8}')")
+                 --threads="${THREADS:-2}" 2>/dev/null | awk '/^epoch 10:/ {gsub(",", "", $10); print $10}')")
     done
     printf '%-12s %-28s %-8s\n' "  pytorch" "${taccs[*]}" "$(printf '%s\n' "${taccs[@]}" | median)"
   fi

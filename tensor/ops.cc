@@ -42,6 +42,25 @@ Tensor Unary(const char* op, const Tensor& a, F f) {
   return out;
 }
 
+// Unary op through Eigen's vectorized array functions (exp, log, tanh, ...),
+// which are about ten times faster than their scalar std:: versions.
+// `v(x, y)` writes y = f(x) for Eigen array maps of one contiguous run.
+template <typename V>
+Tensor UnaryArray(const char* op, const Tensor& a, V v) {
+  CheckFloat(op, a);
+  const Tensor c = a.Contiguous();
+  Tensor out = Tensor::Empty(a.shape());
+  const float* in = c.data();
+  float* o = out.data();
+  ForEachStrided1(out.shape(), out.strides(),
+                  [&](int64_t n, int64_t off, int64_t /*stride=1*/) {
+                    Eigen::Map<const Eigen::ArrayXf> x(in + off, n);
+                    Eigen::Map<Eigen::ArrayXf> y(o + off, n);
+                    v(x, y);
+                  });
+  return out;
+}
+
 template <typename F>
 Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   CheckFloat(op, a);
@@ -187,13 +206,13 @@ Tensor Neg(const Tensor& a) {
   return Unary("Neg", a, [](float x) { return -x; });
 }
 Tensor Exp(const Tensor& a) {
-  return Unary("Exp", a, [](float x) { return std::exp(x); });
+  return UnaryArray("Exp", a, [](const auto& x, auto& y) { y = x.exp(); });
 }
 Tensor Log(const Tensor& a) {
-  return Unary("Log", a, [](float x) { return std::log(x); });
+  return UnaryArray("Log", a, [](const auto& x, auto& y) { y = x.log(); });
 }
 Tensor Sqrt(const Tensor& a) {
-  return Unary("Sqrt", a, [](float x) { return std::sqrt(x); });
+  return UnaryArray("Sqrt", a, [](const auto& x, auto& y) { y = x.sqrt(); });
 }
 Tensor Abs(const Tensor& a) {
   return Unary("Abs", a, [](float x) { return std::fabs(x); });
@@ -205,10 +224,11 @@ Tensor Relu(const Tensor& a) {
   return Unary("Relu", a, [](float x) { return x > 0.0f ? x : 0.0f; });
 }
 Tensor Sigmoid(const Tensor& a) {
-  return Unary("Sigmoid", a, [](float x) { return 1.0f / (1.0f + std::exp(-x)); });
+  return UnaryArray("Sigmoid", a,
+                    [](const auto& x, auto& y) { y = x.logistic(); });
 }
 Tensor Tanh(const Tensor& a) {
-  return Unary("Tanh", a, [](float x) { return std::tanh(x); });
+  return UnaryArray("Tanh", a, [](const auto& x, auto& y) { y = x.tanh(); });
 }
 
 Tensor ReluBackward(const Tensor& grad, const Tensor& y) {
