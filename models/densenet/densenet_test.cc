@@ -342,25 +342,19 @@ TEST(DenseBlockTest, ConcatenatesInputAndOutputs) {
 }
 
 // Gradients of a whole dense block (training-mode BatchNorm, batch
-// statistics) with respect to the input and all parameters; a small step so
-// that no ReLU kink is crossed.
+// statistics) with respect to the input and all parameters. A small step and
+// BatchNorm betas of 1 keep most ReLU inputs clear of the kink at 0, which a
+// finite-difference step must not cross (over 40 seeds, 39 pass this way;
+// 33 with the default betas).
 TEST(DenseBlockTest, GradCheck) {
-  for (float b : {0.0f, 0.5f, 1.0f}) {
-  int ok = 0;
-  for (int seed = 0; seed < 40; ++seed) {
-  ManualSeed(seed);
-  DenseBlock blk(2, 2, 2);
-  for (auto& [name, p] : blk.NamedParameters()) {
-    if (name == "net.0.0.bias" || name == "net.1.0.bias") nn::ConstantInit(p.data(), b);
-  }
-  GradCheckOptions options;
-  options.eps = 1e-3;
-  ok += nn::GradCheckModule(blk, DistinctValues({2, 2, 3, 3}), options).ok();
-  }
-  LOG(INFO) << "dense " << b << ": " << ok << "/40";
-  }
   ManualSeed(2);
   DenseBlock blk(2, 2, 2);
+  for (auto& [name, p] : blk.NamedParameters()) {
+    // net.<i>.0 is conv_block i's BatchNorm2d.
+    if (name == "net.0.0.bias" || name == "net.1.0.bias") {
+      nn::ConstantInit(p.data(), 1.0f);
+    }
+  }
   GradCheckOptions options;
   options.eps = 1e-3;
   const absl::Status s =
@@ -407,7 +401,6 @@ TEST(DenseNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
     loss.Backward();
     sgd.Step();
   }
-  LOG(INFO) << ::testing::PrintToString(losses);
   EXPECT_LT(losses.back(), losses.front())
       << ::testing::PrintToString(losses);
 }

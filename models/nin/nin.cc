@@ -1,10 +1,14 @@
 #include "models/nin/nin.h"
 
+#include <initializer_list>
+
+#include "absl/status/status.h"
 #include "nn/activation.h"
 #include "nn/conv2d.h"
 #include "nn/dropout.h"
 #include "nn/flatten.h"
 #include "nn/init.h"
+#include "nn/module.h"
 #include "nn/pool.h"
 
 namespace dive::models {
