@@ -563,11 +563,33 @@ def load_into(model, path):
 
 def _usage():
     print("usage: pytorch_twins.py params NAME [INPUT_SIZE] | list\n"
+          "       pytorch_twins.py compare CHECKPOINT DUMP\n"
           "models: " + ", ".join(TWINS), file=sys.stderr)
     return 2
 
 
+def compare(checkpoint, dump, tolerance=1e-4):
+    """Loads a C++ checkpoint into the twin, feeds it the images of a dump
+    written by `bazel run //tools:eval -- --dump=...` and compares the logits
+    with the C++ ones. Returns 0 when they agree within `tolerance`."""
+    dumped, meta = load_safetensors(dump)
+    name, size = meta["model"], int(meta["input_size"])
+    net = TWINS[name](size)
+    load_into(net, checkpoint)
+    net.eval()
+    with torch.no_grad():
+        logits = net(dumped["images"])
+    diff = (logits - dumped["logits"]).abs().max().item()
+    ok = diff <= tolerance
+    print(f"{name} at {size}x{size}: max |logits(PyTorch) - logits(dive)| = "
+          f"{diff:.2e} over {logits.shape[0]} images: "
+          f"{'ok' if ok else 'MISMATCH'} (tolerance {tolerance:g})")
+    return 0 if ok else 1
+
+
 def main(argv):
+    if len(argv) == 3 and argv[0] == "compare":
+        return compare(argv[1], argv[2])
     if len(argv) >= 1 and argv[0] == "list":
         for name in TWINS:
             print(name)
