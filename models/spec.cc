@@ -1,5 +1,7 @@
 #include "models/spec.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace dive::models {
@@ -14,6 +16,18 @@ absl::Status CheckInputSize(const std::string& model, int64_t input_size,
   return absl::InvalidArgumentError(
       absl::StrCat(model, " needs an input size between ", min, " and ", max,
                    ", got ", input_size));
+}
+
+ModelFactory SizeCheckedMake(
+    std::string model, int64_t min, int64_t max,
+    std::function<std::shared_ptr<nn::Module>(int64_t input_size)> build) {
+  return [model = std::move(model), min, max, build = std::move(build)](
+             int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
+    if (absl::Status s = CheckInputSize(model, size, min, max); !s.ok()) {
+      return s;
+    }
+    return build(size);
+  };
 }
 
 }  // namespace dive::models

@@ -13,6 +13,11 @@
 //   absl::StatusOr<std::shared_ptr<dive::nn::Module>> net =
 //       spec.make(spec.recipe.input_size);
 //   if (!net.ok()) return net.status();   // e.g. an unsupported input size
+//
+// A package's spec for an architecture that takes sizes in [min, max]:
+//
+//   spec.make = SizeCheckedMake("LeNet", 12, 512,
+//                               [](int64_t size) { return LeNet(size); });
 
 #ifndef MODELS_SPEC_H_
 #define MODELS_SPEC_H_
@@ -37,6 +42,10 @@ struct Recipe {
   int64_t input_size = 28;
 };
 
+// Builds a network for input_size x input_size images (see ModelSpec::make).
+using ModelFactory = std::function<absl::StatusOr<std::shared_ptr<nn::Module>>(
+    int64_t input_size)>;
+
 struct ModelSpec {
   std::string name;         // "lenet", as in //models/lenet
   std::string description;  // one line for --help and logs
@@ -45,14 +54,21 @@ struct ModelSpec {
   // dive::DefaultGenerator()) for input_size x input_size single-channel
   // images and 10 classes; InvalidArgument naming the model and the size
   // when the architecture cannot take that input size.
-  std::function<absl::StatusOr<std::shared_ptr<nn::Module>>(int64_t input_size)>
-      make;
+  ModelFactory make;
 };
 
 // InvalidArgument("<model> needs ...") for a size outside [min, max]; use
 // max = min for architectures with a fixed input size.
 absl::Status CheckInputSize(const std::string& model, int64_t input_size,
                             int64_t min, int64_t max);
+
+// SizeCheckedMake()
+//
+// A `ModelSpec::make` that returns `CheckInputSize(model, size, min, max)`'s
+// error for a size outside [min, max] and `build(size)` otherwise.
+ModelFactory SizeCheckedMake(
+    std::string model, int64_t min, int64_t max,
+    std::function<std::shared_ptr<nn::Module>(int64_t input_size)> build);
 
 }  // namespace dive::models
 

@@ -8,6 +8,10 @@ Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
   for (const std::shared_ptr<Module>& module : modules) Add(module);
 }
 
+Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) {
+  for (const std::shared_ptr<Module>& module : modules) Add(module);
+}
+
 Variable Sequential::Forward(const Variable& x) {
   Variable y = x;
   for (const auto& [name, module] : children()) y = (*module)(y);

@@ -15,6 +15,10 @@
 //           std::make_shared<nn::ReLU>()});
 //   auto head = net->Add(std::make_shared<nn::Linear>(256, 10));  // "3"
 //   Variable logits = (*net)(x);              // [N, 1, 28, 28] -> [N, 10]
+//
+//   // Modules collected at run time (a stage of blocks):
+//   std::vector<std::shared_ptr<nn::Module>> blocks = ...;
+//   auto stage = std::make_shared<nn::Sequential>(std::move(blocks));
 
 #ifndef NN_SEQUENTIAL_H_
 #define NN_SEQUENTIAL_H_
@@ -24,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
@@ -36,6 +41,7 @@ class Sequential : public Module {
   Sequential() = default;
   // The modules in order (none may be null).
   Sequential(std::initializer_list<std::shared_ptr<Module>> modules);
+  explicit Sequential(const std::vector<std::shared_ptr<Module>>& modules);
 
   // Appends `module` under the next index; returns it with its own type.
   template <typename M>

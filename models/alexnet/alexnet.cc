@@ -3,28 +3,16 @@
 #include <initializer_list>
 
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/conv2d.h"
 #include "nn/dropout.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
 namespace dive::models {
 namespace {
-
-// train_ch6's init_weights, applied to the whole tree after construction
-// (`net.apply(init_weights)`): Xavier-uniform on every Linear and Conv2d
-// weight; biases keep their default initialization.
-void InitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) InitWeights(*child);
-}
 
 // Output side of a square window (PyTorch's floor rounding); 0 when the
 // padded input is smaller than the window.
@@ -79,7 +67,7 @@ std::shared_ptr<nn::Sequential> AlexNet(int64_t input_size) {
           std::make_shared<nn::Dropout>(0.5f),
           // 10 Fashion-MNIST classes instead of ImageNet's 1000.
           std::make_shared<nn::Linear>(4096, 10)});
-  InitWeights(*net);
+  XavierInitWeights(*net);
   return net;
 }
 
@@ -89,15 +77,8 @@ ModelSpec AlexNetSpec() {
   spec.description = "AlexNet (1 channel, 10 classes)";
   spec.recipe = {
       .lr = 0.01f, .batch_size = 128, .epochs = 10, .input_size = 224};
-  spec.make = [](int64_t size)
-      -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckInputSize("AlexNet", size, kAlexNetMinInputSize,
-                                        kAlexNetMaxInputSize);
-        !s.ok()) {
-      return s;
-    }
-    return AlexNet(size);
-  };
+  spec.make = SizeCheckedMake("AlexNet", kAlexNetMinInputSize,
+                              kAlexNetMaxInputSize, AlexNet);
   return spec;
 }
 

@@ -1,40 +1,16 @@
 #include "models/alexnet/alexnet.h"
 
-#include <algorithm>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "autograd/variable.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nn/loss.h"
-#include "optim/sgd.h"
+#include "models/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
-
-using ::testing::HasSubstr;
-
-std::vector<std::string> ParameterNames(const nn::Module& net) {
-  std::vector<std::string> names;
-  for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
-  return names;
-}
-
-std::vector<std::string> StateDictKeys(const nn::Module& net) {
-  std::vector<std::string> keys;
-  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
-  return keys;
-}
-
-std::vector<std::string> Sorted(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 TEST(AlexNetTest, FeatureSide) {
   EXPECT_EQ(AlexNetFeatureSide(224), 5);  // 256 * 5 * 5 = 6400, the book's
@@ -86,35 +62,17 @@ TEST(AlexNetTest, StateDictKeysMatchPyTorch) {
 TEST(AlexNetTest, LossGoesDown) {
   ManualSeed(0);
   auto net = AlexNet(kAlexNetMinInputSize);
-  const Tensor x = Normal({4, 1, 65, 65}, 0.0f, 1.0f);
-  const Tensor y = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
+  const auto [x, y] = RandomBatch(4, kAlexNetMinInputSize);
   // Loss in eval mode (no dropout) before and after a few training steps.
-  auto eval_loss = [&] {
-    NoGradGuard no_grad;
-    net->Eval();
-    const float loss =
-        nn::CrossEntropyLoss((*net)(Variable(x)), y).data().item();
-    net->Train();
-    return loss;
-  };
-  const float before = eval_loss();
-  optim::SGD sgd(net->Parameters(), {.lr = 0.01f});
-  for (int i = 0; i < 5; ++i) {
-    sgd.ZeroGrad();
-    nn::CrossEntropyLoss((*net)(Variable(x)), y).Backward();
-    sgd.Step();
-  }
-  const float after = eval_loss();
+  const auto [before, after] =
+      EvalLossBeforeAndAfterSgdSteps(*net, x, y, 0.01f, 5);
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
 TEST(AlexNetSpecTest, Recipe) {
-  const ModelSpec spec = AlexNetSpec();
-  EXPECT_EQ(spec.name, "alexnet");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.01f);
-  EXPECT_EQ(spec.recipe.batch_size, 128);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 224);
+  ExpectNameAndRecipe(
+      AlexNetSpec(), "alexnet",
+      {.lr = 0.01f, .batch_size = 128, .epochs = 10, .input_size = 224});
 }
 
 TEST(AlexNetSpecTest, MakeChecksInputSize) {
@@ -123,10 +81,7 @@ TEST(AlexNetSpecTest, MakeChecksInputSize) {
   ASSERT_TRUE(net.ok()) << net.status();
   EXPECT_EQ((*net)->NumParameters(), 21598922);
   for (int64_t bad : {64, 28, 0, 513}) {
-    auto made = spec.make(bad);
-    EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_THAT(made.status().message(), HasSubstr("AlexNet"));
-    EXPECT_THAT(made.status().message(), HasSubstr(std::to_string(bad)));
+    ExpectRejectsInputSize(spec, bad, "AlexNet");
   }
 }
 

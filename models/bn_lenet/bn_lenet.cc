@@ -3,11 +3,11 @@
 #include <initializer_list>
 
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
@@ -15,18 +15,6 @@ namespace dive::models {
 namespace {
 
 constexpr char kModel[] = "BatchNorm LeNet";
-
-// train_ch6's init_weights, applied to the whole tree after construction
-// (`net.apply(init_weights)`): Xavier-uniform on every Linear and Conv2d
-// weight; biases and BatchNorm keep their default initialization.
-void InitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) InitWeights(*child);
-}
 
 }  // namespace
 
@@ -54,7 +42,7 @@ std::shared_ptr<nn::Sequential> BnLeNet(int64_t input_size) {
           std::make_shared<nn::BatchNorm1d>(84),
           std::make_shared<nn::Sigmoid>(),
           std::make_shared<nn::Linear>(84, 10)});
-  InitWeights(*net);
+  XavierInitWeights(*net);
   return net;
 }
 
@@ -63,15 +51,8 @@ ModelSpec BnLeNetSpec() {
   spec.name = "bn_lenet";
   spec.description = "LeNet with batch normalization";
   spec.recipe = {.lr = 1.0f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = [](int64_t size)
-      -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckInputSize(kModel, size, kBnLeNetMinInputSize,
-                                        kBnLeNetMaxInputSize);
-        !s.ok()) {
-      return s;
-    }
-    return BnLeNet(size);
-  };
+  spec.make = SizeCheckedMake(kModel, kBnLeNetMinInputSize,
+                              kBnLeNetMaxInputSize, BnLeNet);
   return spec;
 }
 

@@ -5,11 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
@@ -17,19 +17,6 @@ namespace dive::models {
 namespace {
 
 using ModulePtr = std::shared_ptr<nn::Module>;
-
-// The book's `init_weights` applied by `train_ch6`: Xavier-uniform weights
-// for every Linear and Conv2d; biases keep their default initialization.
-void XavierInitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    XavierInitWeights(*child);
-  }
-}
 
 }  // namespace
 
@@ -121,14 +108,8 @@ ModelSpec DenseNetSpec() {
   spec.description = "DenseNet (d2l 8.7), growth rate 32, 4 dense blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10,
                  .input_size = 96};
-  spec.make = [](int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s =
-            CheckInputSize("DenseNet", size, kDenseNetMinInputSize, 512);
-        !s.ok()) {
-      return s;
-    }
-    return DenseNet();
-  };
+  spec.make = SizeCheckedMake("DenseNet", kDenseNetMinInputSize, 512,
+                              [](int64_t) { return DenseNet(); });
   return spec;
 }
 

@@ -1,23 +1,19 @@
 #include "models/densenet/densenet.h"
 
-#include <algorithm>
 #include <cmath>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "autograd/functions.h"
 #include "autograd/variable.h"
-#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/testing.h"
 #include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/testing.h"
-#include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -25,7 +21,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 
 // `state_dict()` of the PyTorch twin, `densenet()` in models/pytorch_twins.py
 // (`python3 models/pytorch_twins.py params densenet`), as "key shape" in
@@ -182,32 +177,6 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in densenet().parameters()).
 constexpr int64_t kTwinNumParameters = 758226;
 
-bool IsBuffer(const std::string& key) {
-  for (const char* suffix :
-       {".running_mean", ".running_var", ".num_batches_tracked"}) {
-    const std::string s(suffix);
-    if (key.size() > s.size() &&
-        key.compare(key.size() - s.size(), s.size(), s) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// (key, shape) pairs of a "key shape" table, in order.
-std::vector<std::pair<std::string, std::string>> ParseStateDict(
-    const char* text) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const size_t space = line.find(' ');
-    entries.emplace_back(line.substr(0, space), line.substr(space + 1));
-  }
-  return entries;
-}
-
 std::vector<std::string> Describe(const nn::Module& m) {
   std::vector<std::string> lines;
   for (const auto& [name, child] : m.children()) {
@@ -216,36 +185,16 @@ std::vector<std::string> Describe(const nn::Module& m) {
   return lines;
 }
 
-std::shared_ptr<nn::Module> Make(int64_t size) {
-  absl::StatusOr<std::shared_ptr<nn::Module>> net = DenseNetSpec().make(size);
-  CHECK(net.ok()) << net.status();
-  return *net;
-}
-
-// Distinct multiples of 0.05 in a random order.
-Tensor DistinctValues(const Shape& shape) {
-  const int64_t n = shape.numel();
-  const std::vector<int64_t> order = DefaultGenerator().Permutation(n);
-  std::vector<float> values(n);
-  for (int64_t i = 0; i < n; ++i) {
-    values[i] = 0.05f * static_cast<float>(order[i] - n / 2);
-  }
-  return Tensor::FromVector(values, shape);
-}
-
 TEST(DenseNetTest, RecipeIsTheBooks) {
-  const ModelSpec spec = DenseNetSpec();
-  EXPECT_EQ(spec.name, "densenet");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.1f);
-  EXPECT_EQ(spec.recipe.batch_size, 256);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 96);
+  ExpectNameAndRecipe(
+      DenseNetSpec(), "densenet",
+      {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 96});
 }
 
 TEST(DenseNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, kDenseNetMinInputSize}) {
-    std::shared_ptr<nn::Module> net = Make(size);
+    std::shared_ptr<nn::Module> net = MakeOrDie(DenseNetSpec(), size);
     net->Eval();
     NoGradGuard no_grad;
     const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
@@ -255,12 +204,7 @@ TEST(DenseNetTest, OutputShapeAtBookAndMinimumSizes) {
 
 TEST(DenseNetTest, RejectsInputsTooSmallForTheTransitions) {
   for (int64_t size : {int64_t{0}, kDenseNetMinInputSize - 1, int64_t{513}}) {
-    absl::StatusOr<std::shared_ptr<nn::Module>> net =
-        DenseNetSpec().make(size);
-    ASSERT_FALSE(net.ok()) << size;
-    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(net.status().message(), HasSubstr("DenseNet"));
-    EXPECT_THAT(net.status().message(), HasSubstr(std::to_string(size)));
+    ExpectRejectsInputSize(DenseNetSpec(), size, "DenseNet");
   }
 }
 
@@ -269,24 +213,11 @@ TEST(DenseNetTest, ParameterCountMatchesPyTorchTwin) {
 }
 
 TEST(DenseNetTest, StateDictMatchesPyTorchTwin) {
-  const auto twin = ParseStateDict(kTwinStateDict);
+  const KeyShapes twin = ParseKeyShapes(kTwinStateDict);
   ASSERT_EQ(twin.size(), 147u);
   const std::shared_ptr<nn::Sequential> net = DenseNet();
-  std::vector<std::pair<std::string, std::string>> ours;
-  for (const auto& [key, tensor] : net->StateDict()) {
-    ours.emplace_back(key, tensor.shape().ToString());
-  }
-  auto sorted_twin = twin;
-  std::sort(sorted_twin.begin(), sorted_twin.end());
-  EXPECT_THAT(ours, ElementsAreArray(sorted_twin));
-  // Without buffers, the twin's order is named_parameters()'s.
-  std::vector<std::string> twin_params, our_params;
-  for (const auto& [key, shape] : twin) {
-    if (!IsBuffer(key)) twin_params.push_back(key);
-  }
-  for (const auto& [key, p] : net->NamedParameters()) our_params.push_back(key);
-  EXPECT_EQ(our_params.size(), 84u);
-  EXPECT_THAT(our_params, ElementsAreArray(twin_params));
+  ExpectStateDictMatchesTwin(*net, twin);
+  EXPECT_EQ(net->NamedParameters().size(), 84u);
   EXPECT_EQ(net->NamedBuffers().size(), 63u);
 }
 
@@ -358,7 +289,7 @@ TEST(DenseBlockTest, GradCheck) {
   GradCheckOptions options;
   options.eps = 1e-3;
   const absl::Status s =
-      nn::GradCheckModule(blk, DistinctValues({2, 2, 3, 3}), options);
+      nn::GradCheckModule(blk, DistinctValues({2, 2, 3, 3}, 0.05f), options);
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -377,32 +308,15 @@ TEST(DenseNetTest, WeightsAreXavierUniform) {
   auto fc = std::dynamic_pointer_cast<nn::Linear>(net->at(12));
   ASSERT_NE(fc, nullptr);
   // PyTorch's default bound would be 1 / sqrt(248) = 0.064.
-  const float xavier = std::sqrt(6.0f / (248.0f + 10.0f));
-  float max_abs = 0;
-  for (float v : fc->weight().data().ToVector()) {
-    max_abs = std::max(max_abs, std::abs(v));
-  }
-  EXPECT_LE(max_abs, xavier);
-  EXPECT_GT(max_abs, 0.95f * xavier);
+  ExpectUniformBound(fc->weight().data(), std::sqrt(6.0f / (248.0f + 10.0f)));
 }
 
 TEST(DenseNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
   ManualSeed(5);
   constexpr int64_t kSize = 32;
-  const std::shared_ptr<nn::Module> net = Make(kSize);
-  const Variable x(Normal({4, 1, kSize, kSize}, 0, 1));
-  const Tensor labels = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.1f});
-  std::vector<float> losses;
-  for (int step = 0; step < 5; ++step) {
-    Variable loss = SoftmaxCrossEntropy((*net)(x), labels);
-    losses.push_back(loss.data().item());
-    sgd.ZeroGrad();
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(losses.back(), losses.front())
-      << ::testing::PrintToString(losses);
+  const std::shared_ptr<nn::Module> net = MakeOrDie(DenseNetSpec(), kSize);
+  const auto [x, y] = RandomBatch(4, kSize);
+  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.1f, 5));
 }
 
 }  // namespace

@@ -4,28 +4,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 
 namespace dive::models {
 namespace {
 
 using ModulePtr = std::shared_ptr<nn::Module>;
-
-// The book's `init_weights` applied by `train_ch6`: Xavier-uniform weights
-// for every Linear and Conv2d; biases keep their default initialization.
-void XavierInitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    XavierInitWeights(*child);
-  }
-}
 
 }  // namespace
 
@@ -126,14 +113,8 @@ ModelSpec GoogLeNetSpec() {
   spec.description = "GoogLeNet (d2l 8.4), 9 Inception blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 96};
-  spec.make = [](int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s =
-            CheckInputSize("GoogLeNet", size, kGoogLeNetMinInputSize, 512);
-        !s.ok()) {
-      return s;
-    }
-    return GoogLeNet();
-  };
+  spec.make = SizeCheckedMake("GoogLeNet", kGoogLeNetMinInputSize, 512,
+                              [](int64_t) { return GoogLeNet(); });
   return spec;
 }
 

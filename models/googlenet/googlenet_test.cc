@@ -1,23 +1,19 @@
 #include "models/googlenet/googlenet.h"
 
-#include <algorithm>
 #include <cmath>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "autograd/functions.h"
 #include "autograd/variable.h"
-#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/testing.h"
 #include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/testing.h"
-#include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -25,7 +21,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 
 // `state_dict()` of the PyTorch twin, `googlenet()` in
 // models/pytorch_twins.py (`python3 models/pytorch_twins.py params
@@ -151,39 +146,16 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in googlenet().parameters()).
 constexpr int64_t kTwinNumParameters = 5977530;
 
-// (key, shape) pairs of a "key shape" table, in order.
-std::vector<std::pair<std::string, std::string>> ParseStateDict(
-    const char* text) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const size_t space = line.find(' ');
-    entries.emplace_back(line.substr(0, space), line.substr(space + 1));
-  }
-  return entries;
-}
-
-std::shared_ptr<nn::Module> Make(int64_t size) {
-  absl::StatusOr<std::shared_ptr<nn::Module>> net = GoogLeNetSpec().make(size);
-  CHECK(net.ok()) << net.status();
-  return *net;
-}
-
 TEST(GoogLeNetTest, RecipeIsTheBooks) {
-  const ModelSpec spec = GoogLeNetSpec();
-  EXPECT_EQ(spec.name, "googlenet");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.1f);
-  EXPECT_EQ(spec.recipe.batch_size, 128);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 96);
+  ExpectNameAndRecipe(
+      GoogLeNetSpec(), "googlenet",
+      {.lr = 0.1f, .batch_size = 128, .epochs = 10, .input_size = 96});
 }
 
 TEST(GoogLeNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, int64_t{7}, kGoogLeNetMinInputSize}) {
-    std::shared_ptr<nn::Module> net = Make(size);
+    std::shared_ptr<nn::Module> net = MakeOrDie(GoogLeNetSpec(), size);
     net->Eval();
     NoGradGuard no_grad;
     const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
@@ -193,12 +165,7 @@ TEST(GoogLeNetTest, OutputShapeAtBookAndMinimumSizes) {
 
 TEST(GoogLeNetTest, RejectsUnsupportedSizes) {
   for (int64_t size : {int64_t{0}, int64_t{-3}, int64_t{513}}) {
-    absl::StatusOr<std::shared_ptr<nn::Module>> net =
-        GoogLeNetSpec().make(size);
-    ASSERT_FALSE(net.ok()) << size;
-    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(net.status().message(), HasSubstr("GoogLeNet"));
-    EXPECT_THAT(net.status().message(), HasSubstr(std::to_string(size)));
+    ExpectRejectsInputSize(GoogLeNetSpec(), size, "GoogLeNet");
   }
 }
 
@@ -207,21 +174,10 @@ TEST(GoogLeNetTest, ParameterCountMatchesPyTorchTwin) {
 }
 
 TEST(GoogLeNetTest, StateDictMatchesPyTorchTwin) {
-  const auto twin = ParseStateDict(kTwinStateDict);
+  const KeyShapes twin = ParseKeyShapes(kTwinStateDict);
   ASSERT_EQ(twin.size(), 116u);
   const std::shared_ptr<nn::Sequential> net = GoogLeNet();
-  std::vector<std::pair<std::string, std::string>> ours;
-  for (const auto& [key, tensor] : net->StateDict()) {
-    ours.emplace_back(key, tensor.shape().ToString());
-  }
-  auto sorted_twin = twin;
-  std::sort(sorted_twin.begin(), sorted_twin.end());
-  EXPECT_THAT(ours, ElementsAreArray(sorted_twin));
-  // Without buffers, the twin's order is named_parameters()'s.
-  std::vector<std::string> twin_params, our_params;
-  for (const auto& [key, shape] : twin) twin_params.push_back(key);
-  for (const auto& [key, p] : net->NamedParameters()) our_params.push_back(key);
-  EXPECT_THAT(our_params, ElementsAreArray(twin_params));
+  ExpectStateDictMatchesTwin(*net, twin);
 }
 
 TEST(GoogLeNetTest, StagesMirrorTheBook) {
@@ -295,16 +251,10 @@ TEST(InceptionTest, GradCheck) {
   for (auto& [name, p] : block.NamedParameters()) {
     if (p.rank() == 1) nn::ConstantInit(p.data(), 0.5f);  // the biases
   }
-  const int64_t n = 2 * 2 * 4 * 4;
-  const std::vector<int64_t> order = DefaultGenerator().Permutation(n);
-  std::vector<float> values(n);
-  for (int64_t i = 0; i < n; ++i) {
-    values[i] = 0.01f * static_cast<float>(order[i] - n / 2);
-  }
   GradCheckOptions options;
   options.eps = 1e-3;
   const absl::Status s = nn::GradCheckModule(
-      block, Tensor::FromVector(values, {2, 2, 4, 4}), options);
+      block, DistinctValues({2, 2, 4, 4}, 0.01f), options);
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -316,32 +266,15 @@ TEST(GoogLeNetTest, WeightsAreXavierUniform) {
   auto fc = std::dynamic_pointer_cast<nn::Linear>(net->at(5));
   ASSERT_NE(fc, nullptr);
   // PyTorch's default bound would be 1 / sqrt(1024) = 0.031.
-  const float xavier = std::sqrt(6.0f / (1024.0f + 10.0f));
-  float max_abs = 0;
-  for (float v : fc->weight().data().ToVector()) {
-    max_abs = std::max(max_abs, std::abs(v));
-  }
-  EXPECT_LE(max_abs, xavier);
-  EXPECT_GT(max_abs, 0.95f * xavier);
+  ExpectUniformBound(fc->weight().data(), std::sqrt(6.0f / (1024.0f + 10.0f)));
 }
 
 TEST(GoogLeNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
   ManualSeed(6);
   constexpr int64_t kSize = 32;
-  const std::shared_ptr<nn::Module> net = Make(kSize);
-  const Variable x(Normal({4, 1, kSize, kSize}, 0, 1));
-  const Tensor labels = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.1f});
-  std::vector<float> losses;
-  for (int step = 0; step < 6; ++step) {
-    Variable loss = SoftmaxCrossEntropy((*net)(x), labels);
-    losses.push_back(loss.data().item());
-    sgd.ZeroGrad();
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(losses.back(), losses.front())
-      << ::testing::PrintToString(losses);
+  const std::shared_ptr<nn::Module> net = MakeOrDie(GoogLeNetSpec(), kSize);
+  const auto [x, y] = RandomBatch(4, kSize);
+  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.1f, 6));
 }
 
 }  // namespace

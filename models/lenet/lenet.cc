@@ -3,29 +3,14 @@
 #include <initializer_list>
 
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/conv2d.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
 namespace dive::models {
-namespace {
-
-// train_ch6's init_weights, applied to the whole tree after construction
-// (`net.apply(init_weights)`): Xavier-uniform on every Linear and Conv2d
-// weight; biases keep their default initialization.
-void InitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) InitWeights(*child);
-}
-
-}  // namespace
 
 std::shared_ptr<nn::Sequential> LeNet(int64_t input_size) {
   const absl::Status size_ok = CheckInputSize(
@@ -47,7 +32,7 @@ std::shared_ptr<nn::Sequential> LeNet(int64_t input_size) {
           std::make_shared<nn::Linear>(120, 84),
           std::make_shared<nn::Sigmoid>(),
           std::make_shared<nn::Linear>(84, 10)});
-  InitWeights(*net);
+  XavierInitWeights(*net);
   return net;
 }
 
@@ -56,15 +41,8 @@ ModelSpec LeNetSpec() {
   spec.name = "lenet";
   spec.description = "LeNet-5 (sigmoid, average pooling)";
   spec.recipe = {.lr = 0.9f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = [](int64_t size)
-      -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckInputSize("LeNet", size, kLeNetMinInputSize,
-                                        kLeNetMaxInputSize);
-        !s.ok()) {
-      return s;
-    }
-    return LeNet(size);
-  };
+  spec.make = SizeCheckedMake("LeNet", kLeNetMinInputSize,
+                              kLeNetMaxInputSize, LeNet);
   return spec;
 }
 

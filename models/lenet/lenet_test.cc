@@ -1,47 +1,17 @@
 #include "models/lenet/lenet.h"
 
-#include <algorithm>
 #include <cmath>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "autograd/variable.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nn/loss.h"
-#include "optim/sgd.h"
+#include "models/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
-
-using ::testing::HasSubstr;
-
-std::vector<std::string> ParameterNames(const nn::Module& net) {
-  std::vector<std::string> names;
-  for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
-  return names;
-}
-
-std::vector<std::string> StateDictKeys(const nn::Module& net) {
-  std::vector<std::string> keys;
-  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
-  return keys;
-}
-
-std::vector<std::string> Sorted(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
-
-float MaxAbs(const Tensor& t) {
-  float m = 0;
-  for (float v : t.ToVector()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 TEST(LeNetTest, OutputShape) {
   EXPECT_EQ((*LeNet())(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
@@ -94,28 +64,14 @@ TEST(LeNetTest, XavierInitialization) {
 TEST(LeNetTest, LossGoesDown) {
   ManualSeed(0);
   auto net = LeNet();
-  const Tensor x = Normal({8, 1, 28, 28}, 0.0f, 1.0f);
-  const Tensor y = Tensor::FromInt64Vector({0, 1, 2, 3, 4, 5, 6, 7}, {8});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.9f});
-  std::vector<float> losses;
-  for (int i = 0; i < 10; ++i) {
-    sgd.ZeroGrad();
-    Variable loss = nn::CrossEntropyLoss((*net)(Variable(x)), y);
-    losses.push_back(loss.data().item());
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(losses.back(), losses.front())
-      << "first " << losses.front() << ", last " << losses.back();
+  const auto [x, y] = RandomBatch(8, 28);
+  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.9f, 10));
 }
 
 TEST(LeNetSpecTest, Recipe) {
-  const ModelSpec spec = LeNetSpec();
-  EXPECT_EQ(spec.name, "lenet");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.9f);
-  EXPECT_EQ(spec.recipe.batch_size, 256);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 28);
+  ExpectNameAndRecipe(
+      LeNetSpec(), "lenet",
+      {.lr = 0.9f, .batch_size = 256, .epochs = 10, .input_size = 28});
 }
 
 TEST(LeNetSpecTest, MakeChecksInputSize) {
@@ -124,12 +80,7 @@ TEST(LeNetSpecTest, MakeChecksInputSize) {
   ASSERT_TRUE(net.ok()) << net.status();
   EXPECT_EQ((*net)->NumParameters(), 61706);
   EXPECT_TRUE(spec.make(12).ok());
-  for (int64_t bad : {11, 0, 513}) {
-    auto made = spec.make(bad);
-    EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_THAT(made.status().message(), HasSubstr("LeNet"));
-    EXPECT_THAT(made.status().message(), HasSubstr(std::to_string(bad)));
-  }
+  for (int64_t bad : {11, 0, 513}) ExpectRejectsInputSize(spec, bad, "LeNet");
 }
 
 }  // namespace

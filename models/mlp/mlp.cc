@@ -3,29 +3,19 @@
 #include <initializer_list>
 
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/dropout.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 
 namespace dive::models {
 namespace {
 
-// The book's init_weights, applied to the whole tree after construction
-// (`net.apply(init_weights)`): every Linear gets N(0, 0.01) weights and zero
-// biases.
-void InitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::NormalInit(linear->weight().data(), 0.0f, 0.01f);
-    if (linear->bias().defined()) nn::ZerosInit(linear->bias().data());
-  }
-  for (const auto& [name, child] : module.children()) InitWeights(*child);
-}
+// The book's init_weights: N(0, 0.01) weights and zero biases.
+constexpr float kInitStd = 0.01f;
 
-absl::Status CheckMlpInputSize(const char* model, int64_t size) {
-  return CheckInputSize(model, size, 1, 512);
-}
+constexpr int64_t kMlpMaxInputSize = 512;
 
 }  // namespace
 
@@ -37,7 +27,7 @@ std::shared_ptr<nn::Sequential> Mlp(int64_t input_size) {
           std::make_shared<nn::Linear>(input_size * input_size, 256),
           std::make_shared<nn::ReLU>(),
           std::make_shared<nn::Linear>(256, 10)});
-  InitWeights(*net);
+  NormalInitWeights(*net, kInitStd);
   return net;
 }
 
@@ -56,7 +46,7 @@ std::shared_ptr<nn::Sequential> MlpDropout(int64_t input_size, float dropout1,
           // Dropout after the second fully connected layer.
           std::make_shared<nn::Dropout>(dropout2),
           std::make_shared<nn::Linear>(256, 10)});
-  InitWeights(*net);
+  NormalInitWeights(*net, kInitStd);
   return net;
 }
 
@@ -65,11 +55,7 @@ ModelSpec MlpSpec() {
   spec.name = "mlp";
   spec.description = "MLP 784-256-10 (ReLU)";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = [](int64_t size)
-      -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckMlpInputSize("MLP", size); !s.ok()) return s;
-    return Mlp(size);
-  };
+  spec.make = SizeCheckedMake("MLP", 1, kMlpMaxInputSize, Mlp);
   return spec;
 }
 
@@ -78,13 +64,9 @@ ModelSpec MlpDropoutSpec() {
   spec.name = "mlp_dropout";
   spec.description = "MLP 784-256-256-10 (ReLU, dropout 0.2 and 0.5)";
   spec.recipe = {.lr = 0.5f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = [](int64_t size)
-      -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckMlpInputSize("MLP with dropout", size); !s.ok()) {
-      return s;
-    }
-    return MlpDropout(size);
-  };
+  // MlpDropout's dropout probabilities keep their defaults.
+  spec.make = SizeCheckedMake("MLP with dropout", 1, kMlpMaxInputSize,
+                              [](int64_t size) { return MlpDropout(size); });
   return spec;
 }
 

@@ -1,64 +1,25 @@
 #include "models/mlp/mlp.h"
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "autograd/variable.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nn/loss.h"
-#include "optim/sgd.h"
+#include "models/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
 
-using ::testing::HasSubstr;
-
-std::vector<std::string> ParameterNames(const nn::Module& net) {
-  std::vector<std::string> names;
-  for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
-  return names;
-}
-
-std::vector<std::string> StateDictKeys(const nn::Module& net) {
-  std::vector<std::string> keys;
-  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
-  return keys;
-}
-
-std::vector<std::string> Sorted(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
-
 // Loss on a fixed batch of 8 random images with labels 0..7, in eval mode
 // (no dropout), before and after `steps` SGD steps in training mode.
-std::pair<float, float> LossBeforeAfter(nn::Module& net, int64_t size,
-                                        float lr, int steps) {
+std::pair<float, float> LossBeforeAfter(nn::Module& net, float lr, int steps) {
   ManualSeed(1);
-  const Tensor x = Normal({8, 1, size, size}, 0.0f, 1.0f);
-  const Tensor y = Tensor::FromInt64Vector({0, 1, 2, 3, 4, 5, 6, 7}, {8});
-  auto eval_loss = [&] {
-    NoGradGuard no_grad;
-    net.Eval();
-    const float loss = nn::CrossEntropyLoss(net(Variable(x)), y).data().item();
-    net.Train();
-    return loss;
-  };
-  const float before = eval_loss();
-  optim::SGD sgd(net.Parameters(), {.lr = lr});
-  for (int i = 0; i < steps; ++i) {
-    sgd.ZeroGrad();
-    nn::CrossEntropyLoss(net(Variable(x)), y).Backward();
-    sgd.Step();
-  }
-  return {before, eval_loss()};
+  const auto [x, y] = RandomBatch(8, 28);
+  return EvalLossBeforeAndAfterSgdSteps(net, x, y, lr, steps);
 }
 
 TEST(MlpTest, OutputShape) {
@@ -108,7 +69,7 @@ TEST(MlpTest, BookInitialization) {
 TEST(MlpTest, LossGoesDown) {
   ManualSeed(0);
   auto net = Mlp();
-  const auto [before, after] = LossBeforeAfter(*net, 28, 0.1f, 10);
+  const auto [before, after] = LossBeforeAfter(*net, 0.1f, 10);
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
@@ -151,23 +112,17 @@ TEST(MlpDropoutTest, EvalIsDeterministic) {
 TEST(MlpDropoutTest, LossGoesDown) {
   ManualSeed(0);
   auto net = MlpDropout();
-  const auto [before, after] = LossBeforeAfter(*net, 28, 0.5f, 10);
+  const auto [before, after] = LossBeforeAfter(*net, 0.5f, 10);
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
 TEST(MlpSpecTest, Recipes) {
-  const ModelSpec mlp = MlpSpec();
-  EXPECT_EQ(mlp.name, "mlp");
-  EXPECT_FLOAT_EQ(mlp.recipe.lr, 0.1f);
-  EXPECT_EQ(mlp.recipe.batch_size, 256);
-  EXPECT_EQ(mlp.recipe.epochs, 10);
-  EXPECT_EQ(mlp.recipe.input_size, 28);
-  const ModelSpec dropout = MlpDropoutSpec();
-  EXPECT_EQ(dropout.name, "mlp_dropout");
-  EXPECT_FLOAT_EQ(dropout.recipe.lr, 0.5f);
-  EXPECT_EQ(dropout.recipe.batch_size, 256);
-  EXPECT_EQ(dropout.recipe.epochs, 10);
-  EXPECT_EQ(dropout.recipe.input_size, 28);
+  ExpectNameAndRecipe(
+      MlpSpec(), "mlp",
+      {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28});
+  ExpectNameAndRecipe(
+      MlpDropoutSpec(), "mlp_dropout",
+      {.lr = 0.5f, .batch_size = 256, .epochs = 10, .input_size = 28});
 }
 
 TEST(MlpSpecTest, MakeChecksInputSize) {
@@ -177,13 +132,7 @@ TEST(MlpSpecTest, MakeChecksInputSize) {
     EXPECT_EQ((*net)->NumParameters(),
               spec.name == "mlp" ? 203530 : 269322);
     ASSERT_TRUE(spec.make(14).ok());
-    for (int64_t bad : {0, -1, 513}) {
-      auto made = spec.make(bad);
-      EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument)
-          << spec.name << " " << bad;
-      EXPECT_THAT(made.status().message(), HasSubstr("MLP"));
-      EXPECT_THAT(made.status().message(), HasSubstr(std::to_string(bad)));
-    }
+    for (int64_t bad : {0, -1, 513}) ExpectRejectsInputSize(spec, bad, "MLP");
   }
 }
 

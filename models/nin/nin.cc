@@ -2,12 +2,11 @@
 
 #include <initializer_list>
 
-#include "absl/status/status.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/conv2d.h"
 #include "nn/dropout.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/module.h"
 #include "nn/pool.h"
 
@@ -15,17 +14,6 @@ namespace dive::models {
 namespace {
 
 using ModulePtr = std::shared_ptr<nn::Module>;
-
-// The book's `init_weights` applied by `train_ch6`: Xavier-uniform weights
-// for every Linear and Conv2d (NiN has only the latter).
-void XavierInitWeights(nn::Module& module) {
-  if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    XavierInitWeights(*child);
-  }
-}
 
 }  // namespace
 
@@ -67,13 +55,8 @@ ModelSpec NinSpec() {
   spec.description = "Network in Network (d2l 8.3), 1x1-conv blocks, 224x224";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 224};
-  spec.make = [](int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s = CheckInputSize("NiN", size, kNinMinInputSize, 512);
-        !s.ok()) {
-      return s;
-    }
-    return NiN();
-  };
+  spec.make = SizeCheckedMake("NiN", kNinMinInputSize, 512,
+                              [](int64_t) { return NiN(); });
   return spec;
 }
 

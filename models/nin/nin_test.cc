@@ -1,20 +1,15 @@
 #include "models/nin/nin.h"
 
-#include <algorithm>
 #include <cmath>
-#include <sstream>
+#include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "gmock/gmock.h"
-#include "glog/logging.h"
 #include "gtest/gtest.h"
+#include "models/testing.h"
 #include "nn/conv2d.h"
-#include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -22,7 +17,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 
 // `state_dict()` of the PyTorch twin, `nin()` in models/pytorch_twins.py
 // (printed as "key shape", in PyTorch's order). NiN has no buffers.
@@ -55,39 +49,16 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in nin().parameters()).
 constexpr int64_t kTwinNumParameters = 1992166;
 
-// (key, shape) pairs of kTwinStateDict in order.
-std::vector<std::pair<std::string, std::string>> ParseStateDict(
-    const char* text) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const size_t space = line.find(' ');
-    entries.emplace_back(line.substr(0, space), line.substr(space + 1));
-  }
-  return entries;
-}
-
-std::shared_ptr<nn::Module> Make(int64_t size) {
-  absl::StatusOr<std::shared_ptr<nn::Module>> net = NinSpec().make(size);
-  CHECK(net.ok()) << net.status();
-  return *net;
-}
-
 TEST(NinTest, RecipeIsTheBooks) {
-  const ModelSpec spec = NinSpec();
-  EXPECT_EQ(spec.name, "nin");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.1f);
-  EXPECT_EQ(spec.recipe.batch_size, 128);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 224);
+  ExpectNameAndRecipe(
+      NinSpec(), "nin",
+      {.lr = 0.1f, .batch_size = 128, .epochs = 10, .input_size = 224});
 }
 
 TEST(NinTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{224}, kNinMinInputSize}) {
-    std::shared_ptr<nn::Module> net = Make(size);
+    std::shared_ptr<nn::Module> net = MakeOrDie(NinSpec(), size);
     net->Eval();
     NoGradGuard no_grad;
     const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
@@ -97,11 +68,7 @@ TEST(NinTest, OutputShapeAtBookAndMinimumSizes) {
 
 TEST(NinTest, RejectsInputsTooSmallForThePooling) {
   for (int64_t size : {int64_t{0}, kNinMinInputSize - 1, int64_t{513}}) {
-    absl::StatusOr<std::shared_ptr<nn::Module>> net = NinSpec().make(size);
-    ASSERT_FALSE(net.ok()) << size;
-    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(net.status().message(), HasSubstr("NiN"));
-    EXPECT_THAT(net.status().message(), HasSubstr(std::to_string(size)));
+    ExpectRejectsInputSize(NinSpec(), size, "NiN");
   }
 }
 
@@ -110,20 +77,9 @@ TEST(NinTest, ParameterCountMatchesPyTorchTwin) {
 }
 
 TEST(NinTest, StateDictMatchesPyTorchTwin) {
-  const auto twin = ParseStateDict(kTwinStateDict);
+  const KeyShapes twin = ParseKeyShapes(kTwinStateDict);
   const std::shared_ptr<nn::Sequential> net = NiN();
-  std::vector<std::pair<std::string, std::string>> ours;
-  for (const auto& [key, tensor] : net->StateDict()) {
-    ours.emplace_back(key, tensor.shape().ToString());
-  }
-  auto sorted_twin = twin;
-  std::sort(sorted_twin.begin(), sorted_twin.end());
-  EXPECT_THAT(ours, ElementsAreArray(sorted_twin));
-  // Without buffers, the twin's order is named_parameters()'s.
-  std::vector<std::string> twin_params, our_params;
-  for (const auto& [key, shape] : twin) twin_params.push_back(key);
-  for (const auto& [key, p] : net->NamedParameters()) our_params.push_back(key);
-  EXPECT_THAT(our_params, ElementsAreArray(twin_params));
+  ExpectStateDictMatchesTwin(*net, twin);
 }
 
 TEST(NinTest, BlocksMirrorTheBook) {
@@ -168,34 +124,18 @@ TEST(NinTest, ConvWeightsAreXavierUniform) {
   ASSERT_NE(first, nullptr);
   // fan_in = 1 * 11 * 11, fan_out = 96 * 11 * 11.
   const float xavier = std::sqrt(6.0f / (121.0f + 96.0f * 121.0f));
-  const std::vector<float> w = first->weight().data().ToVector();
-  float max_abs = 0;
-  for (float v : w) max_abs = std::max(max_abs, std::abs(v));
-  EXPECT_LE(max_abs, xavier);
-  EXPECT_GT(max_abs, 0.95f * xavier);
-  const std::vector<float> b = first->bias().data().ToVector();
-  float max_bias = 0;
-  for (float v : b) max_bias = std::max(max_bias, std::abs(v));
+  ExpectUniformBound(first->weight().data(), xavier);
+  const float max_bias = MaxAbs(first->bias().data());
   EXPECT_LE(max_bias, 1.0f / 11.0f);
   EXPECT_GT(max_bias, xavier);  // not Xavier-initialized
 }
 
 TEST(NinTest, SgdStepsReduceTheLossOnAFixedBatch) {
   ManualSeed(2);
-  const std::shared_ptr<nn::Module> net = Make(kNinMinInputSize);
-  const Variable x(Normal({4, 1, kNinMinInputSize, kNinMinInputSize}, 0, 1));
-  const Tensor labels = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.1f});
-  std::vector<float> losses;
-  for (int step = 0; step < 8; ++step) {
-    Variable loss = SoftmaxCrossEntropy((*net)(x), labels);
-    losses.push_back(loss.data().item());
-    sgd.ZeroGrad();
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(losses.back(), losses.front())
-      << ::testing::PrintToString(losses);
+  const std::shared_ptr<nn::Module> net =
+      MakeOrDie(NinSpec(), kNinMinInputSize);
+  const auto [x, y] = RandomBatch(4, kNinMinInputSize);
+  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.1f, 8));
 }
 
 }  // namespace

@@ -5,9 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
@@ -15,26 +15,6 @@ namespace dive::models {
 namespace {
 
 using ModulePtr = std::shared_ptr<nn::Module>;
-
-// The book's `init_weights` applied by `train_ch6`: Xavier-uniform weights
-// for every Linear and Conv2d; biases keep their default initialization.
-void XavierInitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    XavierInitWeights(*child);
-  }
-}
-
-std::shared_ptr<nn::Sequential> SequentialOf(
-    const std::vector<ModulePtr>& modules) {
-  auto seq = std::make_shared<nn::Sequential>();
-  for (const ModulePtr& m : modules) seq->Add(m);
-  return seq;
-}
 
 }  // namespace
 
@@ -99,10 +79,11 @@ std::shared_ptr<nn::Sequential> ResNet18() {
       std::make_shared<nn::Conv2d>(1, 64, 7, /*stride=*/2, /*padding=*/3),
       std::make_shared<nn::BatchNorm2d>(64), std::make_shared<nn::ReLU>(),
       std::make_shared<nn::MaxPool2d>(3, /*stride=*/2, /*padding=*/1)});
-  auto b2 = SequentialOf(ResnetBlock(64, 64, 2, /*first_block=*/true));
-  auto b3 = SequentialOf(ResnetBlock(64, 128, 2));
-  auto b4 = SequentialOf(ResnetBlock(128, 256, 2));
-  auto b5 = SequentialOf(ResnetBlock(256, 512, 2));
+  auto b2 = std::make_shared<nn::Sequential>(
+      ResnetBlock(64, 64, 2, /*first_block=*/true));
+  auto b3 = std::make_shared<nn::Sequential>(ResnetBlock(64, 128, 2));
+  auto b4 = std::make_shared<nn::Sequential>(ResnetBlock(128, 256, 2));
+  auto b5 = std::make_shared<nn::Sequential>(ResnetBlock(256, 512, 2));
   auto net = std::make_shared<nn::Sequential>(std::initializer_list<ModulePtr>{
       b1, b2, b3, b4, b5, std::make_shared<nn::AdaptiveAvgPool2d>(1, 1),
       std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(512, 10)});
@@ -116,14 +97,8 @@ ModelSpec ResNetSpec() {
   spec.description = "ResNet-18 (d2l 8.6) with batch normalization, 96x96";
   spec.recipe = {.lr = 0.05f, .batch_size = 256, .epochs = 10,
                  .input_size = 96};
-  spec.make = [](int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
-    if (absl::Status s =
-            CheckInputSize("ResNet-18", size, kResNetMinInputSize, 512);
-        !s.ok()) {
-      return s;
-    }
-    return ResNet18();
-  };
+  spec.make = SizeCheckedMake("ResNet-18", kResNetMinInputSize, 512,
+                              [](int64_t) { return ResNet18(); });
   return spec;
 }
 

@@ -1,24 +1,20 @@
 #include "models/resnet/resnet.h"
 
-#include <algorithm>
 #include <cmath>
 #include <memory>
-#include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
 #include "autograd/variable.h"
-#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/testing.h"
 #include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/testing.h"
-#include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -26,7 +22,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 
 // `state_dict()` of the PyTorch twin, `resnet18()` in models/pytorch_twins.py
 // (`python3 models/pytorch_twins.py params resnet`), as "key shape" in
@@ -163,69 +158,22 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in resnet18().parameters()).
 constexpr int64_t kTwinNumParameters = 11178378;
 
-bool IsBuffer(const std::string& key) {
-  for (const char* suffix :
-       {".running_mean", ".running_var", ".num_batches_tracked"}) {
-    const std::string s(suffix);
-    if (key.size() > s.size() &&
-        key.compare(key.size() - s.size(), s.size(), s) == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// (key, shape) pairs of a "key shape" table, in order.
-std::vector<std::pair<std::string, std::string>> ParseStateDict(
-    const char* text) {
-  std::vector<std::pair<std::string, std::string>> entries;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const size_t space = line.find(' ');
-    entries.emplace_back(line.substr(0, space), line.substr(space + 1));
-  }
-  return entries;
-}
-
 std::vector<std::string> ChildNames(const nn::Module& m) {
   std::vector<std::string> names;
   for (const auto& [name, child] : m.children()) names.push_back(name);
   return names;
 }
 
-std::shared_ptr<nn::Module> Make(int64_t size) {
-  absl::StatusOr<std::shared_ptr<nn::Module>> net = ResNetSpec().make(size);
-  CHECK(net.ok()) << net.status();
-  return *net;
-}
-
-// Distinct multiples of 0.05 in a random order, [n, c, h, w]: away from
-// the ties that finite differences could flip in max pooling.
-Tensor DistinctValues(const Shape& shape) {
-  const int64_t n = shape.numel();
-  const std::vector<int64_t> order = DefaultGenerator().Permutation(n);
-  std::vector<float> values(n);
-  for (int64_t i = 0; i < n; ++i) {
-    values[i] = 0.05f * static_cast<float>(order[i] - n / 2);
-  }
-  return Tensor::FromVector(values, shape);
-}
-
 TEST(ResNetTest, RecipeIsTheBooks) {
-  const ModelSpec spec = ResNetSpec();
-  EXPECT_EQ(spec.name, "resnet");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.05f);
-  EXPECT_EQ(spec.recipe.batch_size, 256);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 96);
+  ExpectNameAndRecipe(
+      ResNetSpec(), "resnet",
+      {.lr = 0.05f, .batch_size = 256, .epochs = 10, .input_size = 96});
 }
 
 TEST(ResNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, int64_t{7}, kResNetMinInputSize}) {
-    std::shared_ptr<nn::Module> net = Make(size);
+    std::shared_ptr<nn::Module> net = MakeOrDie(ResNetSpec(), size);
     net->Eval();
     NoGradGuard no_grad;
     const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
@@ -237,18 +185,15 @@ TEST(ResNetTest, OutputShapeAtBookAndMinimumSizes) {
 // at 1x1.
 TEST(ResNetTest, TrainsAtTheMinimumSize) {
   ManualSeed(1);
-  std::shared_ptr<nn::Module> net = Make(kResNetMinInputSize);
+  std::shared_ptr<nn::Module> net =
+      MakeOrDie(ResNetSpec(), kResNetMinInputSize);
   const Variable y = (*net)(Variable(Normal({2, 1, 1, 1}, 0, 1)));
   EXPECT_EQ(y.shape(), Shape({2, 10}));
 }
 
 TEST(ResNetTest, RejectsUnsupportedSizes) {
   for (int64_t size : {int64_t{0}, int64_t{-1}, int64_t{513}}) {
-    absl::StatusOr<std::shared_ptr<nn::Module>> net = ResNetSpec().make(size);
-    ASSERT_FALSE(net.ok()) << size;
-    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(net.status().message(), HasSubstr("ResNet-18"));
-    EXPECT_THAT(net.status().message(), HasSubstr(std::to_string(size)));
+    ExpectRejectsInputSize(ResNetSpec(), size, "ResNet-18");
   }
 }
 
@@ -257,24 +202,11 @@ TEST(ResNetTest, ParameterCountMatchesPyTorchTwin) {
 }
 
 TEST(ResNetTest, StateDictMatchesPyTorchTwin) {
-  const auto twin = ParseStateDict(kTwinStateDict);
+  const KeyShapes twin = ParseKeyShapes(kTwinStateDict);
   ASSERT_EQ(twin.size(), 127u);
   const std::shared_ptr<nn::Sequential> net = ResNet18();
-  std::vector<std::pair<std::string, std::string>> ours;
-  for (const auto& [key, tensor] : net->StateDict()) {
-    ours.emplace_back(key, tensor.shape().ToString());
-  }
-  auto sorted_twin = twin;
-  std::sort(sorted_twin.begin(), sorted_twin.end());
-  EXPECT_THAT(ours, ElementsAreArray(sorted_twin));
-  // Without buffers, the twin's order is named_parameters()'s.
-  std::vector<std::string> twin_params, our_params;
-  for (const auto& [key, shape] : twin) {
-    if (!IsBuffer(key)) twin_params.push_back(key);
-  }
-  for (const auto& [key, p] : net->NamedParameters()) our_params.push_back(key);
-  EXPECT_EQ(our_params.size(), 76u);
-  EXPECT_THAT(our_params, ElementsAreArray(twin_params));
+  ExpectStateDictMatchesTwin(*net, twin);
+  EXPECT_EQ(net->NamedParameters().size(), 76u);
   EXPECT_EQ(net->NamedBuffers().size(), 51u);
 }
 
@@ -365,16 +297,16 @@ TEST(ResidualTest, GradCheck) {
     ManualSeed(4);
     Residual block(2, 2);
     shift_betas(block);
-    const absl::Status s =
-        nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options);
+    const absl::Status s = nn::GradCheckModule(
+        block, DistinctValues({2, 2, 4, 4}, 0.05f), options);
     EXPECT_TRUE(s.ok()) << "identity shortcut: " << s;
   }
   {
     ManualSeed(5);
     Residual block(2, 3, /*use_1x1conv=*/true, /*strides=*/2);
     shift_betas(block);
-    const absl::Status s =
-        nn::GradCheckModule(block, DistinctValues({2, 2, 4, 4}), options);
+    const absl::Status s = nn::GradCheckModule(
+        block, DistinctValues({2, 2, 4, 4}, 0.05f), options);
     EXPECT_TRUE(s.ok()) << "1x1 conv shortcut: " << s;
   }
 }
@@ -387,13 +319,7 @@ TEST(ResNetTest, WeightsAreXavierUniform) {
   auto fc = std::dynamic_pointer_cast<nn::Linear>(net->at(7));
   ASSERT_NE(fc, nullptr);
   // PyTorch's default bound would be 1 / sqrt(512) = 0.044.
-  const float xavier = std::sqrt(6.0f / (512.0f + 10.0f));
-  float max_abs = 0;
-  for (float v : fc->weight().data().ToVector()) {
-    max_abs = std::max(max_abs, std::abs(v));
-  }
-  EXPECT_LE(max_abs, xavier);
-  EXPECT_GT(max_abs, 0.95f * xavier);
+  ExpectUniformBound(fc->weight().data(), std::sqrt(6.0f / (512.0f + 10.0f)));
 }
 
 // At 64x64 the last stage still has 2x2 maps; smaller inputs with a batch of
@@ -402,20 +328,9 @@ TEST(ResNetTest, WeightsAreXavierUniform) {
 TEST(ResNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
   ManualSeed(7);
   constexpr int64_t kSize = 64;
-  const std::shared_ptr<nn::Module> net = Make(kSize);
-  const Variable x(Normal({4, 1, kSize, kSize}, 0, 1));
-  const Tensor labels = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.05f});
-  std::vector<float> losses;
-  for (int step = 0; step < 5; ++step) {
-    Variable loss = SoftmaxCrossEntropy((*net)(x), labels);
-    losses.push_back(loss.data().item());
-    sgd.ZeroGrad();
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(losses.back(), losses.front())
-      << ::testing::PrintToString(losses);
+  const std::shared_ptr<nn::Module> net = MakeOrDie(ResNetSpec(), kSize);
+  const auto [x, y] = RandomBatch(4, kSize);
+  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.05f, 5));
 }
 
 }  // namespace

@@ -4,10 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "autograd/functions.h"
+#include "autograd/variable.h"
 #include "gtest/gtest.h"
-#include "optim/sgd.h"
+#include "models/testing.h"
 #include "tensor/random.h"
+#include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
@@ -18,9 +19,8 @@ TEST(SoftmaxRegression, ShapeParametersAndPyTorchKeys) {
             Shape({3, 10}));
   EXPECT_EQ(net->NumParameters(), 784 * 10 + 10);
   // state_dict of nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).
-  std::vector<std::string> keys;
-  for (const auto& [k, t] : net->StateDict()) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"1.bias", "1.weight"}));
+  EXPECT_EQ(StateDictKeys(*net),
+            (std::vector<std::string>{"1.bias", "1.weight"}));
 }
 
 TEST(SoftmaxRegression, BookInitialization) {
@@ -40,27 +40,18 @@ TEST(SoftmaxRegression, LossGoesDown) {
   std::vector<int64_t> labels;
   for (int i = 0; i < 16; ++i) labels.push_back(i % 10);
   const Tensor y = Tensor::FromInt64Vector(labels, {16});
-  optim::SGD sgd(net->Parameters(), {.lr = 0.1f});
-  float first = 0, last = 0;
-  for (int step = 0; step < 20; ++step) {
-    sgd.ZeroGrad();
-    Variable loss = SoftmaxCrossEntropy((*net)(Variable(x)), y);
-    (step == 0 ? first : last) = loss.data().item();
-    loss.Backward();
-    sgd.Step();
-  }
-  EXPECT_LT(last, 0.5f * first);
+  const std::vector<float> losses = SgdStepLosses(*net, x, y, 0.1f, 20);
+  EXPECT_LT(losses.back(), 0.5f * losses.front())
+      << ::testing::PrintToString(losses);
 }
 
 TEST(SoftmaxSpec, RecipeAndInputCheck) {
   const ModelSpec spec = SoftmaxSpec();
-  EXPECT_EQ(spec.name, "softmax");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.1f);
-  EXPECT_EQ(spec.recipe.batch_size, 256);
+  ExpectNameAndRecipe(
+      spec, "softmax",
+      {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28});
   EXPECT_TRUE(spec.make(28).ok());
-  absl::StatusOr<std::shared_ptr<nn::Module>> bad = spec.make(0);
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("got 0"), std::string::npos);
+  ExpectRejectsInputSize(spec, 0, "softmax regression");
 }
 
 }  // namespace

@@ -4,28 +4,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "models/init.h"
 #include "nn/activation.h"
 #include "nn/conv2d.h"
 #include "nn/dropout.h"
 #include "nn/flatten.h"
-#include "nn/init.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 
 namespace dive::models {
 namespace {
-
-// train_ch6's init_weights, applied to the whole tree after construction
-// (`net.apply(init_weights)`): Xavier-uniform on every Linear and Conv2d
-// weight; biases keep their default initialization.
-void InitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) InitWeights(*child);
-}
 
 absl::Status CheckDivisor(int divisor) {
   if (divisor >= 1 && divisor <= kVggMaxDivisor) return absl::OkStatus();
@@ -85,7 +73,7 @@ std::shared_ptr<nn::Sequential> Vgg(const VggArch& conv_arch,
   net->Add(std::make_shared<nn::ReLU>());
   net->Add(std::make_shared<nn::Dropout>(0.5f));
   net->Add(std::make_shared<nn::Linear>(4096, 10));
-  InitWeights(*net);
+  XavierInitWeights(*net);
   return net;
 }
 

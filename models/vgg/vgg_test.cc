@@ -1,6 +1,5 @@
 #include "models/vgg/vgg.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -8,8 +7,7 @@
 #include "autograd/variable.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nn/loss.h"
-#include "optim/sgd.h"
+#include "models/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -17,23 +15,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::vector<std::string> ParameterNames(const nn::Module& net) {
-  std::vector<std::string> names;
-  for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
-  return names;
-}
-
-std::vector<std::string> StateDictKeys(const nn::Module& net) {
-  std::vector<std::string> keys;
-  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
-  return keys;
-}
-
-std::vector<std::string> Sorted(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 TEST(VggTest, BlockHalvesResolution) {
   auto block = VggBlock(2, 3, 8);
@@ -93,35 +74,17 @@ TEST(VggTest, StateDictKeysMatchPyTorch) {
 TEST(VggTest, LossGoesDown) {
   ManualSeed(0);
   auto net = Vgg11(8, kVggMinInputSize);
-  const Tensor x = Normal({4, 1, 32, 32}, 0.0f, 1.0f);
-  const Tensor y = Tensor::FromInt64Vector({0, 1, 2, 3}, {4});
+  const auto [x, y] = RandomBatch(4, kVggMinInputSize);
   // Loss in eval mode (no dropout) before and after a few training steps.
-  auto eval_loss = [&] {
-    NoGradGuard no_grad;
-    net->Eval();
-    const float loss =
-        nn::CrossEntropyLoss((*net)(Variable(x)), y).data().item();
-    net->Train();
-    return loss;
-  };
-  const float before = eval_loss();
-  optim::SGD sgd(net->Parameters(), {.lr = 0.05f});
-  for (int i = 0; i < 5; ++i) {
-    sgd.ZeroGrad();
-    nn::CrossEntropyLoss((*net)(Variable(x)), y).Backward();
-    sgd.Step();
-  }
-  const float after = eval_loss();
+  const auto [before, after] =
+      EvalLossBeforeAndAfterSgdSteps(*net, x, y, 0.05f, 5);
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
 TEST(VggSpecTest, Recipe) {
-  const ModelSpec spec = VggSpec();
-  EXPECT_EQ(spec.name, "vgg");
-  EXPECT_FLOAT_EQ(spec.recipe.lr, 0.05f);
-  EXPECT_EQ(spec.recipe.batch_size, 128);
-  EXPECT_EQ(spec.recipe.epochs, 10);
-  EXPECT_EQ(spec.recipe.input_size, 224);
+  ExpectNameAndRecipe(
+      VggSpec(), "vgg",
+      {.lr = 0.05f, .batch_size = 128, .epochs = 10, .input_size = 224});
 }
 
 TEST(VggSpecTest, MakeChecksInputSizeAndDivisor) {
@@ -129,10 +92,7 @@ TEST(VggSpecTest, MakeChecksInputSizeAndDivisor) {
   ASSERT_TRUE(net.ok()) << net.status();
   EXPECT_EQ((*net)->NumParameters(), 17232938);
   for (int64_t bad : {31, 28, 0, 513}) {
-    auto made = VggSpec().make(bad);
-    EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_THAT(made.status().message(), HasSubstr("VGG"));
-    EXPECT_THAT(made.status().message(), HasSubstr(std::to_string(bad)));
+    ExpectRejectsInputSize(VggSpec(), bad, "VGG");
   }
   for (int bad : {0, -2, 65}) {
     auto made = VggSpec(bad).make(32);
