@@ -81,7 +81,8 @@ struct DataLoader::State {
   int64_t NumBatches() const {
     const int64_t n = NumExamples();
     const int64_t b = options.batch_size;
-    return options.drop_last ? n / b : (n + b - 1) / b;
+    // Not (n + b - 1) / b, which overflows for a huge batch_size.
+    return options.drop_last ? n / b : n / b + (n % b != 0);
   }
 
   std::vector<int64_t> Order(int64_t for_epoch) const {

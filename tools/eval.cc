@@ -47,7 +47,16 @@ int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   if (path.empty()) return Fail(absl::InvalidArgumentError("--checkpoint is required"));
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
-    return Fail(absl::InvalidArgumentError("--batch_size must be positive"));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--batch_size=", absl::GetFlag(FLAGS_batch_size), ": must be positive")));
+  }
+  if (absl::GetFlag(FLAGS_limit) < 0) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--limit=", absl::GetFlag(FLAGS_limit), ": must be >= 0")));
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--threads=", absl::GetFlag(FLAGS_threads), ": must be >= 0")));
   }
   absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
   if (!file.ok()) return Fail(file.status());
@@ -66,7 +75,14 @@ int EvalMain() {
   }
   SetNumThreads(absl::GetFlag(FLAGS_threads));
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
-  if (!model.ok()) return Fail(model.status());
+  if (!model.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        absl::GetFlag(FLAGS_resize) != 0
+            ? absl::StrCat("--resize=", size)
+            : absl::StrCat("input size ", size, " (from ", path,
+                           "; override with --resize)"),
+        ": ", model.status().message())));
+  }
   if (absl::Status s = (*model)->LoadStateDict(file->tensors); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
@@ -94,7 +110,7 @@ int EvalMain() {
     lo.batch_size = limit > 0 ? limit : 8;
     lo.shuffle = false;
     lo.prefetch = false;
-    lo.resize = size == test->height() ? 0 : size;
+    lo.resize = size;  // a no-op for size x size images
     absl::StatusOr<DataLoader> loader = DataLoader::Create(*test, lo);
     if (!loader.ok()) return Fail(loader.status());
     const Batch batch = loader->MakeBatch(0, 0);

@@ -19,6 +19,8 @@ REQUIRED=(
   libgmock-dev          # @googletest (gmock)
   libbenchmark-dev      # @google_benchmark
   zlib1g-dev            # @zlib
+  libopenmpi-dev        # @openmpi (data-parallel training)
+  openmpi-bin           # mpirun, to launch data-parallel training and its tests
   dataset-fashion-mnist # @fashion_mnist
   gnuplot-nox           # training curves (metrics.png)
   clang                 # libFuzzer targets (tools/fuzz.sh)

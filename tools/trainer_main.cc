@@ -1,6 +1,8 @@
 #include "tools/trainer_main.h"
 
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -9,14 +11,20 @@
 #include "absl/strings/str_cat.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
+#include "optim/distributed/process_group.h"
 #include "tools/training.h"
 
-ABSL_FLAG(int64_t, epochs, 0, "Training epochs (0: the book's recipe).");
-ABSL_FLAG(double, lr, 0, "Learning rate (0: the book's recipe).");
-ABSL_FLAG(int64_t, batch_size, 0, "Minibatch size (0: the book's recipe).");
-ABSL_FLAG(int64_t, resize, 0,
+// Unset (the default) means the book's recipe; any value given is checked,
+// so --epochs=0 is an error rather than a silent switch to the recipe.
+ABSL_FLAG(std::optional<int64_t>, epochs, std::nullopt,
+          "Training epochs (default: the book's recipe).");
+ABSL_FLAG(std::optional<double>, lr, std::nullopt,
+          "Learning rate (default: the book's recipe).");
+ABSL_FLAG(std::optional<int64_t>, batch_size, std::nullopt,
+          "Minibatch size (default: the book's recipe).");
+ABSL_FLAG(std::optional<int64_t>, resize, std::nullopt,
           "Input side in pixels; images are resized bilinearly "
-          "(0: the book's recipe).");
+          "(default: the book's recipe).");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for initialization and shuffling.");
 ABSL_FLAG(double, weight_decay, 0, "L2 penalty (SGD weight decay).");
@@ -35,8 +43,18 @@ ABSL_FLAG(bool, progress, true, "Show per-step progress.");
 namespace dive::tools {
 namespace {
 
+// The processes of this run, once created (TrainerMain).
+distributed::ProcessGroup* running_group = nullptr;
+
 int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  const bool several = running_group != nullptr && running_group->size() > 1;
+  const std::string where =
+      several ? absl::StrCat("rank ", running_group->rank(), ": ") : "";
+  std::fprintf(stderr, "error: %s%s\n", where.c_str(),
+               std::string(status.message()).c_str());
+  // A rank that returned alone would leave the others waiting in their next
+  // collective: end the whole job.
+  if (several) running_group->Abort(1);
   return 1;
 }
 
@@ -49,16 +67,20 @@ int TrainerMain(int argc, char** argv,
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  // Launched by mpirun: data-parallel training over the launched processes.
+  absl::StatusOr<std::unique_ptr<distributed::ProcessGroup>> group =
+      distributed::CreateProcessGroup();
+  if (!group.ok()) return Fail(group.status());
+  running_group = group->get();
+  if ((*group)->rank() != 0) FLAGS_minloglevel = google::GLOG_WARNING;
 
   const models::ModelSpec spec = make_spec();
   TrainOptions o;
   const models::Recipe& r = spec.recipe;
-  o.epochs = absl::GetFlag(FLAGS_epochs) != 0 ? absl::GetFlag(FLAGS_epochs) : r.epochs;
-  o.lr = absl::GetFlag(FLAGS_lr) != 0 ? static_cast<float>(absl::GetFlag(FLAGS_lr)) : r.lr;
-  o.batch_size = absl::GetFlag(FLAGS_batch_size) != 0 ? absl::GetFlag(FLAGS_batch_size)
-                                                      : r.batch_size;
-  o.input_size = absl::GetFlag(FLAGS_resize) != 0 ? absl::GetFlag(FLAGS_resize)
-                                                  : r.input_size;
+  o.epochs = absl::GetFlag(FLAGS_epochs).value_or(r.epochs);
+  o.lr = static_cast<float>(absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  o.batch_size = absl::GetFlag(FLAGS_batch_size).value_or(r.batch_size);
+  o.input_size = absl::GetFlag(FLAGS_resize).value_or(r.input_size);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.weight_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_decay));
@@ -69,6 +91,7 @@ int TrainerMain(int argc, char** argv,
   o.resume = absl::GetFlag(FLAGS_resume);
   o.skip_nonfinite = absl::GetFlag(FLAGS_skip_nonfinite);
   o.progress = absl::GetFlag(FLAGS_progress);
+  o.process_group = group->get();
   if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
   // Build once up front so an unsupported --resize fails before data loads.
   if (auto made = spec.make(o.input_size); !made.ok()) {
@@ -85,7 +108,13 @@ int TrainerMain(int argc, char** argv,
   LOG(INFO) << spec.description << ": " << o.epochs << " epochs, lr " << o.lr
             << ", batch " << o.batch_size << ", input " << o.input_size << "x"
             << o.input_size << ", threads "
-            << (o.threads == 0 ? std::string("all") : absl::StrCat(o.threads));
+            << (o.threads == 0 ? std::string("all") : absl::StrCat(o.threads))
+            << ((*group)->size() == 1
+                    ? std::string()
+                    : absl::StrCat(", data-parallel over ", (*group)->size(),
+                                   " processes of ",
+                                   o.batch_size / (*group)->size(),
+                                   " examples per batch"));
   absl::StatusOr<TrainSummary> summary = Train(spec, o, *train, *test);
   if (!summary.ok()) return Fail(summary.status());
   if (!o.out_dir.empty()) {

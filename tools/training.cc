@@ -13,8 +13,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
+#include "optim/distributed/data_parallel.h"
+#include "optim/distributed/process_group.h"
 #include "glog/logging.h"
 #include "optim/sgd.h"
 #include "tensor/ops.h"
@@ -87,18 +90,56 @@ class Progress {
   const int64_t total_, log_every_;
 };
 
+constexpr char kCsvHeader[] =
+    "epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n";
+
 absl::Status AppendCsv(const std::string& path, const EpochMetrics& m,
                        bool header) {
   std::ofstream out(path, header ? std::ios::trunc : std::ios::app);
-  if (header) {
-    out << "epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n";
-  }
+  if (header) out << kCsvHeader;
   out << absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n", m.epoch, m.loss,
                          m.train_acc, m.test_acc, m.seconds,
                          m.examples_per_sec);
   out.close();
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
+}
+
+// Replaces `path` with `contents` atomically (temporary file, then rename).
+absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
+  out << contents;
+  out.close();
+  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+// Makes the metrics CSV of a resumed run end where its checkpoint does: keeps
+// the header and the complete rows of epochs 1..last_epoch, in order. Each
+// epoch appends its row before saving its checkpoint, so a run killed in
+// between leaves one row too many (the resumed run trains that epoch again),
+// and a write cut short leaves a partial last line; both are dropped here.
+absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
+  std::string kept = kCsvHeader;
+  std::ifstream in(path);
+  std::string line;
+  int64_t previous = 0;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline: a partial row
+    const std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+    int64_t epoch = 0;
+    if (fields.size() != 6 || !absl::SimpleAtoi(fields[0], &epoch) ||
+        epoch <= previous || epoch > last_epoch) {
+      continue;
+    }
+    absl::StrAppend(&kept, line, "\n");
+    previous = epoch;
+  }
+  return ReplaceFile(path, kept);
 }
 
 absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
@@ -110,6 +151,69 @@ absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
   file.metadata["epoch"] = absl::StrCat(epoch);
   file.metadata["input_size"] = absl::StrCat(input_size);
   return SaveSafetensors(path, file);
+}
+
+// ---- Data parallelism (TrainOptions::process_group) ------------------------
+
+// Examples [begin, end) of `data`.
+InMemoryDataset Range(const InMemoryDataset& data, int64_t begin, int64_t end) {
+  const uint8_t* first = data.image_bytes(begin);
+  std::vector<uint8_t> images(first, first + (end - begin) * data.image_size());
+  std::vector<int64_t> labels(data.labels().begin() + begin,
+                              data.labels().begin() + end);
+  return InMemoryDataset(std::move(images), std::move(labels), data.channels(),
+                         data.height(), data.width());
+}
+
+absl::Status BroadcastBuffers(distributed::ProcessGroup& group,
+                              const nn::Module& model) {
+  std::vector<Tensor> buffers;
+  for (const auto& [name, buffer] : model.NamedBuffers()) {
+    buffers.push_back(buffer);
+  }
+  return distributed::BroadcastTensors(group, buffers, /*root=*/0);
+}
+
+// Gives every rank rank 0's replica: its epoch (only rank 0 reads a
+// checkpoint to resume from), parameters and buffers.
+absl::Status SyncReplicas(distributed::ProcessGroup& group,
+                          distributed::DistributedDataParallel& ddp,
+                          const nn::Module& model, int64_t* start_epoch) {
+  if (group.size() == 1) return absl::OkStatus();
+  if (absl::Status s = group.BroadcastBytes(start_epoch, sizeof(*start_epoch),
+                                            /*root=*/0);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ddp.BroadcastParameters(/*root=*/0); !s.ok()) return s;
+  return BroadcastBuffers(group, model);
+}
+
+// `Evaluate(...).accuracy` of rank 0's model, with the test set split across
+// the ranks: each evaluates its contiguous part with rank 0's buffers
+// (BatchNorm's running statistics) and the counts are summed. No rank waits
+// idle in a collective meanwhile, which the collective watchdog would count.
+absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
+                                           nn::Module& model,
+                                           const InMemoryDataset& data,
+                                           int64_t input_size,
+                                           int64_t batch_size, int64_t limit) {
+  if (group.size() == 1) {
+    return Evaluate(model, data, input_size, batch_size, limit).accuracy;
+  }
+  if (absl::Status s = BroadcastBuffers(group, model); !s.ok()) return s;
+  const InMemoryDataset all = Head(data, limit);
+  const int64_t begin = all.size() * group.rank() / group.size();
+  const int64_t end = all.size() * (group.rank() + 1) / group.size();
+  double counts[2] = {0, static_cast<double>(end - begin)};  // correct, total
+  if (end > begin) {
+    counts[0] = std::round(
+        Evaluate(model, Range(all, begin, end), input_size, batch_size)
+            .accuracy *
+        counts[1]);
+  }
+  if (absl::Status s = group.AllReduceSum(counts, 2); !s.ok()) return s;
+  return counts[1] == 0 ? 0.0 : counts[0] / counts[1];
 }
 
 }  // namespace
@@ -124,16 +228,23 @@ absl::Status ValidateOptions(const TrainOptions& o) {
     return bad("lr", o.lr, "must be a positive number");
   }
   if (o.batch_size <= 0) return bad("batch_size", o.batch_size, "must be positive");
+  if (o.process_group != nullptr &&
+      o.batch_size % o.process_group->size() != 0) {
+    return bad("batch_size", o.batch_size,
+               absl::StrCat("must be a multiple of the number of processes (",
+                            o.process_group->size(), ")"));
+  }
   if (o.input_size <= 0) return bad("resize", o.input_size, "must be positive");
   if (o.weight_decay < 0 || !std::isfinite(o.weight_decay)) {
     return bad("weight_decay", o.weight_decay, "must be >= 0");
   }
-  if (o.momentum < 0 || o.momentum >= 1) {
+  if (!(o.momentum >= 0 && o.momentum < 1)) {  // NaN fails too
     return bad("momentum", o.momentum, "must be in [0, 1)");
   }
   if (o.threads < 0) return bad("threads", o.threads, "must be >= 0");
   if (o.train_limit < 0) return bad("train_limit", o.train_limit, "must be >= 0");
   if (o.test_limit < 0) return bad("test_limit", o.test_limit, "must be >= 0");
+  if (o.log_every <= 0) return bad("log_every", o.log_every, "must be positive");
   if (o.resume && o.out_dir.empty()) {
     return absl::InvalidArgumentError("--resume needs --out (the run to resume)");
   }
@@ -173,7 +284,7 @@ EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
   DataLoaderOptions lo;
   lo.batch_size = batch_size;
   lo.shuffle = false;
-  lo.resize = input_size == subset.height() ? 0 : input_size;
+  lo.resize = input_size;  // a no-op for input_size x input_size images
   absl::StatusOr<DataLoader> loader = DataLoader::Create(subset, lo);
   CHECK(loader.ok()) << loader.status();
   const bool was_training = model.is_training();
@@ -205,6 +316,14 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const InMemoryDataset& train_data,
                                    const InMemoryDataset& test_data) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  for (const InMemoryDataset* data : {&train_data, &test_data}) {
+    if (data->channels() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the models take 1-channel images; the ",
+          data == &train_data ? "training" : "test", " data has ",
+          data->channels(), " channels"));
+    }
+  }
   SetNumThreads(options.threads);
   ManualSeed(options.seed);
   absl::StatusOr<std::shared_ptr<nn::Module>> made = spec.make(options.input_size);
@@ -213,19 +332,34 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
         absl::StrCat("--resize=", options.input_size, ": ", made.status().message()));
   }
   nn::Module& model = **made;
+  // Data parallelism: this process is rank `group.rank()` of `group.size()`;
+  // rank 0 alone prints progress and writes files.
+  distributed::LocalProcessGroup single_process;
+  distributed::ProcessGroup& group = options.process_group != nullptr
+                                         ? *options.process_group
+                                         : single_process;
+  const bool root = group.rank() == 0;
 
   const std::string checkpoint =
       options.out_dir.empty() ? "" : options.out_dir + "/model.safetensors";
   const std::string csv = options.out_dir + "/metrics.csv";
   int64_t start_epoch = 0;
-  if (options.resume) {
+  if (options.resume && root) {  // the other ranks get rank 0's state below
     if (absl::Status s = LoadCheckpoint(checkpoint, model, &start_epoch);
         !s.ok()) {
       return s;
     }
     LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
               << " after epoch " << start_epoch;
+    if (absl::Status s = TrimCsv(csv, start_epoch); !s.ok()) return s;
   }
+
+  distributed::DistributedDataParallel ddp(group, model.Parameters());
+  if (absl::Status s = SyncReplicas(group, ddp, model, &start_epoch); !s.ok()) {
+    return s;
+  }
+  // Different dropout masks on every rank (the replicas are already equal).
+  if (!root) ManualSeed(options.seed + 0x9E3779B97F4A7C15ull * group.rank());
 
   optim::SGDOptions so;
   so.lr = options.lr;
@@ -235,10 +369,20 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
 
   const InMemoryDataset train = Head(train_data, options.train_limit);
   DataLoaderOptions lo;
-  lo.batch_size = options.batch_size;
+  // --batch_size is the global batch: each rank takes 1/size of every batch
+  // (shard k: positions k, k + size, ... of the epoch's order) and the
+  // gradients are averaged, so a run on any number of ranks follows the
+  // single-process run up to float rounding (but BatchNorm's batch
+  // statistics are per rank). Several ranks drop the epoch's last partial
+  // batch, so that all take the same number of steps.
+  lo.batch_size = options.batch_size / group.size();
+  lo.num_shards = group.size();
+  lo.shard_index = group.rank();
+  lo.drop_last = group.size() > 1;
   lo.shuffle = true;
   lo.seed = options.seed;
-  lo.resize = options.input_size == train.height() ? 0 : options.input_size;
+  // Always set: the loader resizes only images of another height or width.
+  lo.resize = options.input_size;
   // The loader prepares batches on its own thread while the model computes
   // on all cores; one thread for its transforms avoids oversubscription.
   lo.num_threads = 1;
@@ -249,7 +393,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   int64_t last_good_epoch = start_epoch;
   for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
     model.Train();
-    Progress progress(options.progress, loader->num_batches(), options.log_every);
+    Progress progress(options.progress && root, loader->num_batches(), options.log_every);
     const Clock::time_point start = Clock::now();
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
@@ -259,7 +403,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       ++step;
       Variable logits = model(Variable(batch.images));
       Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
-      const float l = loss.data().item();
+      // The mean over the global batch: every rank takes the same branch.
+      float l = loss.data().item();
+      if (absl::Status s = group.AllReduceMean(&l, 1); !s.ok()) return s;
       if (!std::isfinite(l)) {
         if (options.skip_nonfinite) {
           ++summary.skipped_steps;
@@ -278,6 +424,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       }
       sgd.ZeroGrad();
       loss.Backward();
+      if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
       sgd.Step();
       const int64_t n = batch.labels.numel();
       loss_sum += static_cast<double>(l) * n;
@@ -286,34 +433,50 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       progress.Update(step, seen, loss_sum / seen, Seconds(start));
     }
     progress.Finish();
+    if (group.size() > 1) {  // the epoch's totals over all ranks
+      double totals[3] = {loss_sum, static_cast<double>(correct),
+                          static_cast<double>(seen)};
+      if (absl::Status s = group.AllReduceSum(totals, 3); !s.ok()) return s;
+      loss_sum = totals[0];
+      correct = static_cast<int64_t>(totals[1]);
+      seen = static_cast<int64_t>(totals[2]);
+    }
     EpochMetrics m;
     m.epoch = epoch;
     m.seconds = Seconds(start);
     m.loss = seen == 0 ? 0 : loss_sum / seen;
     m.train_acc = seen == 0 ? 0 : static_cast<double>(correct) / seen;
     m.examples_per_sec = seen / std::max(m.seconds, 1e-9);
-    m.test_acc = Evaluate(model, test_data, options.input_size,
-                          options.batch_size, options.test_limit)
-                     .accuracy;
-    std::printf("epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec\n",
+    absl::StatusOr<double> test_acc =
+        EvaluateAcrossRanks(group, model, test_data, options.input_size,
+                            options.batch_size, options.test_limit);
+    if (!test_acc.ok()) return test_acc.status();
+    m.test_acc = *test_acc;
+    if (root) std::printf("epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec\n",
                 m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
     std::fflush(stdout);
     summary.epochs.push_back(m);
 
-    if (!options.out_dir.empty()) {
+    if (!options.out_dir.empty() && root) {
+      // The row first, then the checkpoint: a kill in between leaves a row
+      // that resuming drops (TrimCsv) and writes again, never a gap.
+      const bool fresh = !options.resume && epoch == 1;
+      if (absl::Status s = AppendCsv(csv, m, fresh); !s.ok()) return s;
       if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch,
                                           options.input_size);
           !s.ok()) {
         return s;
       }
       last_good_epoch = epoch;
-      const bool fresh = epoch == 1 || (!options.resume && epoch == start_epoch + 1);
-      if (absl::Status s = AppendCsv(csv, m, fresh); !s.ok()) return s;
-      if (absl::Status s = PlotMetrics(csv, options.out_dir + "/metrics.png",
-                                       spec.description);
-          !s.ok()) {
-        LOG(WARNING) << "no plot: " << s;
+      // Drawn aside and renamed, so metrics.png is always a whole image.
+      const std::string png = options.out_dir + "/metrics.png";
+      absl::Status plotted =
+          PlotMetrics(csv, png + ".tmp", spec.description);
+      if (plotted.ok() &&
+          std::rename((png + ".tmp").c_str(), png.c_str()) != 0) {
+        plotted = absl::InternalError(absl::StrCat("cannot write ", png));
       }
+      if (!plotted.ok()) LOG(WARNING) << "no plot: " << plotted;
     }
   }
   return summary;

@@ -12,12 +12,19 @@
 //   * after every epoch, in `out_dir`: `model.safetensors` (saved atomically,
 //     with the state_dict names of the PyTorch twin), `metrics.csv` and
 //     `metrics.png` (loss and accuracy curves drawn by gnuplot);
-//   * `resume`: continue from `out_dir/model.safetensors`;
+//   * `resume`: continue from `out_dir/model.safetensors`, after trimming
+//     metrics.csv to the checkpoint's epoch. A run killed at any moment
+//     (tools/kill_during_save_test.cc) leaves a checkpoint that loads and a
+//     CSV that resuming continues without gaps;
 //   * divergence: a NaN or Inf loss stops training with an error that names
 //     the step and the last good checkpoint (or skips the step when
 //     `skip_nonfinite` is set).
 //
 // Same seed and thread count give the same numbers, run after run.
+//
+// Launched by mpirun, the trainers train data-parallel over the launched
+// processes (`process_group`, set by trainer_main.cc):
+//   mpirun -np 2 bazel-bin/models/lenet/train --threads=1
 //
 // Example:
 //
@@ -39,6 +46,7 @@
 #include "datasets/dataset.h"
 #include "models/spec.h"
 #include "nn/module.h"
+#include "optim/distributed/process_group.h"
 
 namespace dive::tools {
 
@@ -61,6 +69,15 @@ struct TrainOptions {
   // `log_every` steps).
   bool progress = true;
   int64_t log_every = 50;
+  // Data-parallel training: the processes training together (not owned;
+  // null or a group of one: this process alone). With S ranks, each takes
+  // `batch_size` / S examples of every batch (S must divide `batch_size`),
+  // gradients are averaged over the ranks, and the run follows the
+  // single-process one up to float rounding, except that BatchNorm's batch
+  // statistics are per rank and each epoch drops its last partial batch.
+  // Rank 0 alone prints and writes `out_dir`; the reported loss, accuracies
+  // and examples/sec are over all ranks. See optim/distributed/.
+  distributed::ProcessGroup* process_group = nullptr;
 };
 
 // Checks every option and returns InvalidArgument naming the flag and the

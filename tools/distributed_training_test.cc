@@ -1,0 +1,167 @@
+// Data-parallel training through the trainer binaries: //models/lenet:train
+// launched by mpirun with 2 ranks on this machine, against the same run in
+// one process.
+
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tensor/safetensors.h"
+#include "tensor/tensor.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace dive::tools {
+namespace {
+
+using ::bazel::tools::cpp::runfiles::Runfiles;
+using ::testing::HasSubstr;
+
+// Under --config=asan, Open MPI's own allocations (plugins, hwloc) outlive
+// MPI_Finalize and LeakSanitizer would fail every rank; address checking
+// stays on. (ASAN_OPTIONS is ignored by binaries built without ASan.)
+std::string MpiEnv() {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return absl::StrCat("env ASAN_OPTIONS=", asan != nullptr ? asan : "",
+                      asan != nullptr && *asan != 0 ? ":" : "",
+                      "detect_leaks=0 ");
+}
+
+struct RunResult {
+  int exit_code = -1;
+  double seconds = 0;
+  std::string output;  // stdout and stderr
+};
+
+RunResult RunCommand(const std::string& command, int limit_s) {
+  const std::string full = absl::StrCat("timeout --kill-after=5 ", limit_s,
+                                        " ", command, " 2>&1");
+  RunResult r;
+  const auto start = std::chrono::steady_clock::now();
+  std::FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                            start)
+                  .count();
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+class DistributedTrainingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    runfiles_.reset(Runfiles::CreateForTest(&error));
+    ASSERT_NE(runfiles_, nullptr) << error;
+    train_ = runfiles_->Rlocation("dive/models/lenet/train");
+    const std::string labels =
+        runfiles_->Rlocation("fashion_mnist/train-labels-idx1-ubyte.gz");
+    data_dir_ = labels.substr(0, labels.rfind('/'));
+    ASSERT_EQ(RunCommand("mpirun --version", 30).exit_code, 0)
+        << "mpirun not found; run tools/setup.sh (openmpi-bin)";
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    tmp_ = tmp != nullptr ? tmp : "/tmp";
+  }
+
+  std::string Flags(const std::string& out) const {
+    return absl::StrCat(" --data_dir=", data_dir_,
+                        " --epochs=2 --train_limit=1024 --test_limit=300"
+                        " --batch_size=64 --threads=1 --progress=false --out=",
+                        out);
+  }
+
+  static std::string Mpirun() {
+    return MpiEnv() + "mpirun --allow-run-as-root --oversubscribe --bind-to none"
+           " --mca btl self,vader,tcp --mca btl_tcp_if_include lo"
+           " --mca oob_tcp_if_include lo ";
+  }
+
+  std::unique_ptr<Runfiles> runfiles_;
+  std::string train_;
+  std::string data_dir_;
+  std::string tmp_;
+};
+
+TEST_F(DistributedTrainingTest, TwoRanksTrainLikeOneProcess) {
+  const std::string one = tmp_ + "/one", two = tmp_ + "/two";
+  RunResult single = RunCommand(train_ + Flags(one), 120);
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  RunResult multi =
+      RunCommand(absl::StrCat(Mpirun(), "-np 2 ", train_, Flags(two)), 120);
+  ASSERT_EQ(multi.exit_code, 0) << multi.output;
+
+  // Rank 0 alone reports, with the totals of both ranks.
+  EXPECT_THAT(multi.output,
+              HasSubstr("data-parallel over 2 processes of 32 examples"));
+  EXPECT_EQ(Count(multi.output, "epoch 1: "), 1) << multi.output;
+  EXPECT_EQ(Count(multi.output, "epoch 2: "), 1) << multi.output;
+  for (const char* line : {"epoch 1: loss ", "epoch 2: loss "}) {
+    const size_t a = single.output.find(line), b = multi.output.find(line);
+    ASSERT_NE(a, std::string::npos) << single.output;
+    ASSERT_NE(b, std::string::npos) << multi.output;
+    // "loss L, train acc A, test acc T," agree to the printed digits.
+    const size_t end = single.output.find(", ", single.output.find("test acc", a));
+    EXPECT_EQ(multi.output.substr(b, end - a), single.output.substr(a, end - a));
+  }
+
+  absl::StatusOr<SafetensorsFile> expected =
+      LoadSafetensors(one + "/model.safetensors");
+  absl::StatusOr<SafetensorsFile> got =
+      LoadSafetensors(two + "/model.safetensors");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->tensors.size(), expected->tensors.size());
+  double diff2 = 0, norm2 = 0;
+  for (const auto& [name, e] : expected->tensors) {
+    ASSERT_TRUE(got->tensors.count(name)) << name;
+    const std::vector<float> x = e.ToVector();
+    const std::vector<float> y = got->tensors.at(name).ToVector();
+    ASSERT_EQ(x.size(), y.size()) << name;
+    for (size_t i = 0; i < x.size(); ++i) {
+      diff2 += (x[i] - y[i]) * (x[i] - y[i]);
+      norm2 += x[i] * x[i];
+      EXPECT_NEAR(y[i], x[i], 1e-5 * std::max(1.0f, std::abs(x[i])))
+          << name << "[" << i << "]";
+    }
+  }
+  EXPECT_LT(std::sqrt(diff2 / norm2), 1e-5);
+}
+
+TEST_F(DistributedTrainingTest, FailingRankEndsTheJob) {
+  // Rank 1 cannot read its data; rank 0 would otherwise wait for it in the
+  // first collective until the watchdog's 300 s.
+  RunResult r = RunCommand(
+      absl::StrCat(Mpirun(), "-np 1 ", train_, Flags(tmp_ + "/good"), " : ",
+                   "-np 1 ", train_, Flags(tmp_ + "/bad"),
+                   " --data_dir=/nonexistent"),
+      120);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
+  EXPECT_LT(r.seconds, 60) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("error: rank 1: "));
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent"));
+}
+
+}  // namespace
+}  // namespace dive::tools

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Bad input to the trainer and eval binaries: every case must exit with status
+# 1 and one line "error: ..." (absl's "ERROR: ..." for flags it cannot parse)
+# that names the flag or file, never a CHECK failure, signal or sanitizer
+# report. A few happy paths check the fixtures and the inputs that used to
+# crash. Prints a table of every case and what the user sees.
+#
+# Args: softmax train, lenet train, mlp train, eval, write_fake_data.
+set -uo pipefail
+
+SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5"
+TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+FAILURES=0
+CASES=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  FAILURES=$((FAILURES + 1))
+}
+
+# A signal, a CHECK failure or a sanitizer report in stderr is always a bug.
+crash_free() {  # NAME RC STDERR_FILE
+  if (($2 > 128)) || grep -qE "Check failed|SIGSEGV|SIGABRT|Aborted|stack trace|AddressSanitizer|LeakSanitizer|runtime error:" "$3"; then
+    fail "$1: crashed (exit $2):"
+    sed 's/^/    /' "$3" >&2
+    return 1
+  fi
+}
+
+# expect_error NAME PATTERN CMD...: CMD exits 1, its stderr's last line is the
+# only one starting with "error: " (or absl's "ERROR: ") and contains PATTERN.
+expect_error() {
+  local name="$1" pattern="$2"
+  shift 2
+  CASES=$((CASES + 1))
+  local out="$TMP/case.out" err="$TMP/case.err" rc
+  timeout 120 "$@" > "$out" 2> "$err"
+  rc=$?
+  crash_free "$name" "$rc" "$err" || return
+  local errors last
+  errors=$(grep -cE '^(error|ERROR): ' "$err")
+  last=$(tail -n 1 "$err")
+  if ((rc != 1)); then
+    fail "$name: exit $rc, want 1; stderr:"
+    sed 's/^/    /' "$err" >&2
+  elif ((errors != 1)) || [[ ! "$last" =~ ^(error|ERROR):\  ]]; then
+    fail "$name: want exactly one error line, last; stderr:"
+    sed 's/^/    /' "$err" >&2
+  elif [[ "$last" != *"$pattern"* ]]; then
+    fail "$name: message lacks '$pattern': $last"
+  else
+    printf '| %s | %s |\n' "$name" "${last//$TMP/\$TMP}"
+  fi
+}
+
+# expect_ok NAME CMD...: CMD exits 0 without crashing.
+expect_ok() {
+  local name="$1"
+  shift
+  CASES=$((CASES + 1))
+  local err="$TMP/case.err" rc
+  timeout 120 "$@" > "$TMP/case.out" 2> "$err"
+  rc=$?
+  crash_free "$name" "$rc" "$err" || return
+  if ((rc != 0)); then
+    fail "$name: exit $rc, want 0; stderr:"
+    sed 's/^/    /' "$err" >&2
+  else
+    printf '| %s | (exit 0) %s |\n' "$name" "$(tail -n 1 "$TMP/case.out")"
+  fi
+}
+
+make_data() {  # DIR [write_fake_data flags...]
+  local dir="$1"
+  shift
+  rm -rf "$dir"
+  "$WRITE" --dir="$dir" --train=64 --test=32 "$@" || { echo "cannot write $dir" >&2; exit 1; }
+}
+
+# Overwrites one byte of FILE at OFFSET with the octal escape BYTE.
+poke() {  # FILE OFFSET BYTE
+  printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# --- Fixtures ----------------------------------------------------------------
+GOOD="$TMP/good"
+make_data "$GOOD"
+
+TRUNCATED="$TMP/truncated"
+make_data "$TRUNCATED"
+truncate -s 1000 "$TRUNCATED/train-images-idx3-ubyte"
+
+GZIP="$TMP/gzip"
+make_data "$GZIP" --gzip
+size=$(stat -c %s "$GZIP/train-images-idx3-ubyte.gz")
+poke "$GZIP/train-images-idx3-ubyte.gz" $((size / 2)) '\377'
+poke "$GZIP/train-images-idx3-ubyte.gz" $((size / 2 + 1)) '\000'
+
+MISMATCH="$TMP/mismatch"
+make_data "$MISMATCH" --train_labels=60
+
+BAD_LABEL="$TMP/bad_label"
+make_data "$BAD_LABEL"
+poke "$BAD_LABEL/t10k-labels-idx1-ubyte" $((8 + 3)) '\012'  # label 10
+
+NOT_IDX="$TMP/not_idx"
+make_data "$NOT_IDX"
+echo "hello, world" > "$NOT_IDX/train-labels-idx1-ubyte"
+
+EMPTY_FILE="$TMP/empty_file"
+make_data "$EMPTY_FILE"
+: > "$EMPTY_FILE/t10k-images-idx3-ubyte"
+
+WIDE="$TMP/wide"
+make_data "$WIDE" --width=30
+
+FAST=(--data_dir="$GOOD" --train_limit=64 --test_limit=32 --epochs=1
+      --batch_size=16 --threads=1 --progress=false)
+
+# A softmax run to resume from and to evaluate.
+RUN="$TMP/run"
+"$SOFTMAX" "${FAST[@]}" --out="$RUN" > /dev/null 2>&1 || { echo "happy run failed" >&2; exit 1; }
+CKPT="$RUN/model.safetensors"
+FLIPPED="$TMP/flipped.safetensors"
+cp "$CKPT" "$FLIPPED"
+poke "$FLIPPED" $(($(stat -c %s "$FLIPPED") - 100)) '\125'
+HALF="$TMP/half.safetensors"
+head -c $(($(stat -c %s "$CKPT") / 2)) "$CKPT" > "$HALF"
+CORRUPT_RUN="$TMP/corrupt_run"
+mkdir -p "$CORRUPT_RUN" && cp "$FLIPPED" "$CORRUPT_RUN/model.safetensors"
+
+echo "| case | what the user sees |"
+echo "|---|---|"
+
+# --- Trainer flags -------------------------------------------------------------
+expect_error "train --batch_size=0" "--batch_size=0: must be positive" "$SOFTMAX" "${FAST[@]}" --batch_size=0
+expect_error "train --batch_size=-4" "--batch_size=-4" "$SOFTMAX" "${FAST[@]}" --batch_size=-4
+expect_error "train --lr=-1" "--lr=-1: must be a positive number" "$SOFTMAX" "${FAST[@]}" --lr=-1
+expect_error "train --lr=0" "--lr=0" "$SOFTMAX" "${FAST[@]}" --lr=0
+expect_error "train --lr=nan" "--lr=nan" "$SOFTMAX" "${FAST[@]}" --lr=nan
+expect_error "train --epochs=0" "--epochs=0: must be positive" "$SOFTMAX" "${FAST[@]}" --epochs=0
+expect_error "train --resize=0" "--resize=0" "$SOFTMAX" "${FAST[@]}" --resize=0
+expect_error "lenet train --resize=5" "--resize=5: LeNet needs an input size between 12 and 512, got 5" "$LENET" "${FAST[@]}" --resize=5
+expect_error "softmax train --resize=1000" "--resize=1000" "$SOFTMAX" "${FAST[@]}" --resize=1000
+expect_error "train --momentum=1" "--momentum=1: must be in [0, 1)" "$SOFTMAX" "${FAST[@]}" --momentum=1
+expect_error "train --momentum=nan" "--momentum=nan" "$SOFTMAX" "${FAST[@]}" --momentum=nan
+expect_error "train --weight_decay=-1" "--weight_decay=-1: must be >= 0" "$SOFTMAX" "${FAST[@]}" --weight_decay=-1
+expect_error "train --threads=-2" "--threads=-2: must be >= 0" "$SOFTMAX" "${FAST[@]}" --threads=-2
+expect_error "train --train_limit=-1" "--train_limit=-1" "$SOFTMAX" "${FAST[@]}" --train_limit=-1
+expect_error "train --test_limit=-1" "--test_limit=-1" "$SOFTMAX" "${FAST[@]}" --test_limit=-1
+expect_error "train --epochs=abc" "Illegal value 'abc' specified for flag 'epochs'" "$SOFTMAX" "${FAST[@]}" --epochs=abc
+expect_error "train --seed=-1" "Illegal value '-1' specified for flag 'seed'" "$SOFTMAX" "${FAST[@]}" --seed=-1
+expect_error "train --no_such_flag" "Unknown command line flag 'no_such_flag'" "$SOFTMAX" "${FAST[@]}" --no_such_flag
+expect_error "train --out=/proc/forbidden" "--out=/proc/forbidden: cannot create or write the directory" "$SOFTMAX" "${FAST[@]}" --out=/proc/forbidden
+expect_error "train --out=<regular file>/x" "--out=$GOOD/train-labels-idx1-ubyte/x" "$SOFTMAX" "${FAST[@]}" --out="$GOOD/train-labels-idx1-ubyte/x"
+expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
+
+# --- Data --------------------------------------------------------------------
+expect_error "train --data_dir=/nonexistent" "neither /nonexistent/train-images-idx3-ubyte.gz nor /nonexistent/train-images-idx3-ubyte exists" "$SOFTMAX" "${FAST[@]}" --data_dir=/nonexistent
+expect_error "train: truncated image file" "$TRUNCATED/train-images-idx3-ubyte: expected 50176 bytes of data, found 984" "$SOFTMAX" "${FAST[@]}" --data_dir="$TRUNCATED"
+expect_error "train: corrupt gzip file" "$GZIP/train-images-idx3-ubyte.gz" "$SOFTMAX" "${FAST[@]}" --data_dir="$GZIP"
+expect_error "train: image/label count mismatch" "has 64 images but file $MISMATCH/train-labels-idx1-ubyte has 60 labels" "$SOFTMAX" "${FAST[@]}" --data_dir="$MISMATCH"
+expect_error "train: label out of range" "label 10 at index 3" "$SOFTMAX" "${FAST[@]}" --data_dir="$BAD_LABEL"
+expect_error "train: label file is text" "$NOT_IDX/train-labels-idx1-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$NOT_IDX"
+expect_error "train: empty image file" "$EMPTY_FILE/t10k-images-idx3-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$EMPTY_FILE"
+
+# --- Resume and divergence ---------------------------------------------------
+expect_error "train --resume, no checkpoint" "cannot open checkpoint $TMP/empty_run/model.safetensors" "$SOFTMAX" "${FAST[@]}" --out="$TMP/empty_run" --resume
+expect_error "train --resume, corrupt checkpoint" "checksum mismatch" "$SOFTMAX" "${FAST[@]}" --out="$CORRUPT_RUN" --resume --epochs=2
+expect_error "lenet train --resume from a softmax run" "does not fit the model: LoadStateDict: missing keys [0.bias, 0.weight" "$LENET" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+expect_error "softmax train --resume at another --resize" "shape mismatches [1.weight (expected [10, 1024], got [10, 784])]" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2 --resize=32
+expect_error "mlp train --lr=1e30 (diverges)" "at epoch 1 step" "$MLP" "${FAST[@]}" --lr=1e30
+grep -q "last good checkpoint: none" "$TMP/case.err" || fail "divergence message lacks the checkpoint"
+
+# --- Inputs that used to crash or misbehave, now fine --------------------------
+expect_ok "train on 28x30 images (was a CHECK in Linear)" "$SOFTMAX" "${FAST[@]}" --data_dir="$WIDE"
+expect_ok "train --batch_size=2^63-1 (was zero batches)" "$SOFTMAX" "${FAST[@]}" --batch_size=9223372036854775807
+grep -q "examples/sec" "$TMP/case.out" && ! grep -q " 0.0 examples/sec" "$TMP/case.out" || fail "huge batch trained nothing"
+expect_ok "train --resume --epochs=2" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+[[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "resume did not add a csv row"
+
+# --- Eval --------------------------------------------------------------------
+EV=(--data_dir="$GOOD" --limit=32 --threads=1)
+expect_ok "eval of the run" "$EVAL" "${EV[@]}" --checkpoint="$CKPT"
+expect_error "eval without --checkpoint" "--checkpoint is required" "$EVAL" "${EV[@]}"
+expect_error "eval, missing checkpoint" "cannot open checkpoint /nonexistent/model.safetensors" "$EVAL" "${EV[@]}" --checkpoint=/nonexistent/model.safetensors
+expect_error "eval, flipped byte" "checksum mismatch" "$EVAL" "${EV[@]}" --checkpoint="$FLIPPED"
+expect_error "eval, truncated checkpoint" "$HALF" "$EVAL" "${EV[@]}" --checkpoint="$HALF"
+expect_error "eval, not a checkpoint (a CSV)" "$RUN/metrics.csv" "$EVAL" "${EV[@]}" --checkpoint="$RUN/metrics.csv"
+expect_error "eval --model=lenet on a softmax checkpoint" "does not fit model lenet: LoadStateDict: missing keys" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=lenet
+expect_error "eval --model=nosuch" "unknown model 'nosuch'" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=nosuch
+expect_error "eval --resize=32 on a 28x28 checkpoint" "shape mismatches [1.weight" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=32
+expect_error "eval --resize=-3" "--resize=-3" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=-3
+expect_error "eval --batch_size=0" "--batch_size=0: must be positive" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --batch_size=0
+expect_error "eval --limit=-1" "--limit=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=-1
+expect_error "eval --threads=-1" "--threads=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --threads=-1
+expect_error "eval --data_dir=/nonexistent" "/nonexistent/t10k-images-idx3-ubyte" "$EVAL" --checkpoint="$CKPT" --data_dir=/nonexistent
+expect_error "eval --dump=/proc/forbidden/x" "/proc/forbidden/x" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/proc/forbidden/x
+
+echo
+echo "$CASES cases, $FAILURES failed"
+((FAILURES == 0))

@@ -1,0 +1,473 @@
+// The training loop end to end on fake data (tools/testing/fake_data.h):
+// outputs, resuming, determinism, option checks, divergence and checkpoint
+// errors. Every run is a few hundred 28x28 images, so each test takes well
+// under a second.
+
+#include "tools/training.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/lenet/lenet.h"
+#include "models/mlp/mlp.h"
+#include "models/softmax/softmax.h"
+#include "tensor/safetensors.h"
+#include "tools/testing/fake_data.h"
+
+namespace dive::tools {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+using testing::FakeImages;
+
+namespace fs = std::filesystem;
+
+constexpr char kHeader[] = "epoch,loss,train_acc,test_acc,seconds,examples_per_sec";
+
+// A fresh, empty directory under the test's temporary directory.
+std::string FreshDir(const std::string& name) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The epoch column of a metrics.csv, after checking its header and columns.
+std::vector<int64_t> CsvEpochs(const std::string& path) {
+  const std::vector<std::string> lines = Lines(path);
+  std::vector<int64_t> epochs;
+  if (lines.empty()) {
+    ADD_FAILURE() << path << " is empty";
+    return epochs;
+  }
+  EXPECT_EQ(lines[0], kHeader);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::vector<std::string> fields = absl::StrSplit(lines[i], ',');
+    EXPECT_EQ(fields.size(), 6u) << lines[i];
+    for (const std::string& f : fields) {
+      EXPECT_TRUE(std::isfinite(std::stod(f))) << lines[i];
+    }
+    epochs.push_back(std::stoll(fields[0]));
+  }
+  return epochs;
+}
+
+TrainOptions SmallRun(const std::string& out_dir) {
+  TrainOptions o;
+  o.epochs = 2;
+  o.lr = 0.1f;
+  o.batch_size = 32;
+  o.threads = 2;
+  o.seed = 1;
+  o.out_dir = out_dir;
+  o.progress = false;
+  return o;
+}
+
+class TrainingTest : public ::testing::Test {
+ protected:
+  const InMemoryDataset train_ = FakeImages(512, /*seed=*/1);
+  const InMemoryDataset test_ = FakeImages(128, /*seed=*/2);
+};
+
+std::map<std::string, Tensor> LoadTensors(const std::string& path) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  EXPECT_TRUE(f.ok()) << f.status();
+  return f.ok() ? f->tensors : std::map<std::string, Tensor>{};
+}
+
+// True when both state dicts have the same keys and bit-identical values.
+bool BitIdentical(const std::map<std::string, Tensor>& a,
+                  const std::map<std::string, Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [key, t] : a) {
+    auto it = b.find(key);
+    if (it == b.end() || it->second.shape() != t.shape()) return false;
+    const std::vector<float> x = t.ToVector(), y = it->second.ToVector();
+    if (std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_F(TrainingTest, SoftmaxLearnsAndWritesCheckpointCsvAndPlot) {
+  const std::string dir = FreshDir("outputs");
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), SmallRun(dir), train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 2u);
+  EXPECT_EQ(s->epochs[0].epoch, 1);
+  EXPECT_EQ(s->epochs[1].epoch, 2);
+  EXPECT_LT(s->epochs[1].loss, s->epochs[0].loss);
+  EXPECT_GT(s->epochs[1].test_acc, 0.8);  // chance is 0.1
+  EXPECT_EQ(s->skipped_steps, 0);
+
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  auto model = models::SoftmaxSpec().make(28);
+  ASSERT_TRUE(model.ok());
+  int64_t epoch = -1;
+  ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
+  EXPECT_EQ(epoch, 2);
+  // The checkpoint holds the trained weights: evaluating it gives the
+  // summary's test accuracy.
+  EXPECT_DOUBLE_EQ(Evaluate(**model, test_, 28, 64).accuracy,
+                   s->epochs[1].test_acc);
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+    EXPECT_GT(fs::file_size(dir + "/metrics.png"), 0u);
+  }
+  // Nothing half-written is left behind.
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
+  }
+}
+
+TEST_F(TrainingTest, ResumeContinuesAtTheNextEpoch) {
+  const std::string dir = FreshDir("resume");
+  TrainOptions o = SmallRun(dir);
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  o.resume = true;
+  o.epochs = 3;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 1u);
+  EXPECT_EQ(s->epochs[0].epoch, 3);
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2, 3}));
+  auto model = models::SoftmaxSpec().make(28);
+  int64_t epoch = -1;
+  ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
+  EXPECT_EQ(epoch, 3);
+
+  // Resuming a finished run trains nothing and changes nothing.
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->epochs.empty());
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_F(TrainingTest, ResumeEqualsAnUninterruptedRun) {
+  // Without momentum the checkpoint is the whole training state, and each
+  // epoch's shuffle depends only on (seed, epoch): 2 + 1 epochs give the
+  // same weights as 3.
+  const std::string whole = FreshDir("whole"), split = FreshDir("split");
+  TrainOptions o = SmallRun(whole);
+  o.epochs = 3;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  o.out_dir = split;
+  o.epochs = 2;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  o.resume = true;
+  o.epochs = 3;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  EXPECT_TRUE(BitIdentical(LoadTensors(whole + "/model.safetensors"),
+                           LoadTensors(split + "/model.safetensors")));
+}
+
+TEST_F(TrainingTest, ResumeRepairsTheCsvToMatchTheCheckpoint) {
+  const std::string dir = FreshDir("repair");
+  TrainOptions o = SmallRun(dir);
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  {
+    // A run killed after appending epoch 3's row but before saving its
+    // checkpoint, then mid-way through another row.
+    std::ofstream csv(dir + "/metrics.csv", std::ios::app);
+    csv << "3,9.9,0.1,0.1,1.0,10.0\n4,0.5";
+  }
+  o.resume = true;
+  o.epochs = 3;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2, 3}));
+  const std::vector<std::string> lines = Lines(dir + "/metrics.csv");
+  EXPECT_THAT(lines.back(), Not(HasSubstr("9.9")));  // the rerun's row
+
+  // A deleted CSV is started again with its header.
+  fs::remove(dir + "/metrics.csv");
+  o.epochs = 4;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{4}));
+}
+
+TEST_F(TrainingTest, SameSeedAndThreadsGiveBitIdenticalWeights) {
+  for (const models::ModelSpec& spec :
+       {models::SoftmaxSpec(), models::LeNetSpec()}) {
+    TrainOptions o = SmallRun(FreshDir("a"));
+    o.epochs = 1;
+    o.train_limit = 256;  // 8 steps
+    o.test_limit = 32;
+    ASSERT_TRUE(Train(spec, o, train_, test_).ok()) << spec.name;
+    const auto a = LoadTensors(o.out_dir + "/model.safetensors");
+    o.out_dir = FreshDir("b");
+    ASSERT_TRUE(Train(spec, o, train_, test_).ok()) << spec.name;
+    const auto b = LoadTensors(o.out_dir + "/model.safetensors");
+    o.out_dir = FreshDir("c");
+    o.seed = 2;
+    ASSERT_TRUE(Train(spec, o, train_, test_).ok()) << spec.name;
+    const auto c = LoadTensors(o.out_dir + "/model.safetensors");
+    ASSERT_FALSE(a.empty());
+    EXPECT_TRUE(BitIdentical(a, b)) << spec.name << ": same seed differs";
+    EXPECT_FALSE(BitIdentical(a, c)) << spec.name << ": seed has no effect";
+  }
+}
+
+struct BadOption {
+  const char* name;
+  void (*set)(TrainOptions&);
+  absl::StatusCode code;
+  const char* message;
+};
+
+TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
+  const std::string file = absl::StrCat(::testing::TempDir(), "/regular_file");
+  std::ofstream(file) << "x";
+  static std::string under_file;
+  under_file = file + "/out";
+  using C = absl::StatusCode;
+  const BadOption cases[] = {
+      {"epochs 0", [](TrainOptions& o) { o.epochs = 0; }, C::kInvalidArgument,
+       "--epochs=0: must be positive"},
+      {"epochs -3", [](TrainOptions& o) { o.epochs = -3; }, C::kInvalidArgument,
+       "--epochs=-3"},
+      {"lr 0", [](TrainOptions& o) { o.lr = 0; }, C::kInvalidArgument,
+       "--lr=0: must be a positive number"},
+      {"lr -1", [](TrainOptions& o) { o.lr = -1; }, C::kInvalidArgument,
+       "--lr=-1"},
+      {"lr nan", [](TrainOptions& o) { o.lr = std::nanf(""); },
+       C::kInvalidArgument, "--lr=nan"},
+      {"lr inf",
+       [](TrainOptions& o) { o.lr = std::numeric_limits<float>::infinity(); },
+       C::kInvalidArgument, "--lr=inf"},
+      {"batch_size 0", [](TrainOptions& o) { o.batch_size = 0; },
+       C::kInvalidArgument, "--batch_size=0: must be positive"},
+      {"batch_size -1", [](TrainOptions& o) { o.batch_size = -1; },
+       C::kInvalidArgument, "--batch_size=-1"},
+      {"resize 0", [](TrainOptions& o) { o.input_size = 0; },
+       C::kInvalidArgument, "--resize=0: must be positive"},
+      {"weight_decay -0.1", [](TrainOptions& o) { o.weight_decay = -0.1f; },
+       C::kInvalidArgument, "--weight_decay=-0.1: must be >= 0"},
+      {"weight_decay nan", [](TrainOptions& o) { o.weight_decay = std::nanf(""); },
+       C::kInvalidArgument, "--weight_decay=nan"},
+      {"momentum 1", [](TrainOptions& o) { o.momentum = 1; },
+       C::kInvalidArgument, "--momentum=1: must be in [0, 1)"},
+      {"momentum -0.5", [](TrainOptions& o) { o.momentum = -0.5f; },
+       C::kInvalidArgument, "--momentum=-0.5"},
+      {"momentum nan", [](TrainOptions& o) { o.momentum = std::nanf(""); },
+       C::kInvalidArgument, "--momentum=nan"},
+      {"threads -1", [](TrainOptions& o) { o.threads = -1; },
+       C::kInvalidArgument, "--threads=-1: must be >= 0"},
+      {"train_limit -1", [](TrainOptions& o) { o.train_limit = -1; },
+       C::kInvalidArgument, "--train_limit=-1: must be >= 0"},
+      {"test_limit -5", [](TrainOptions& o) { o.test_limit = -5; },
+       C::kInvalidArgument, "--test_limit=-5: must be >= 0"},
+      {"log_every 0", [](TrainOptions& o) { o.log_every = 0; },
+       C::kInvalidArgument, "log_every=0"},
+      {"resume without out",
+       [](TrainOptions& o) {
+         o.resume = true;
+         o.out_dir.clear();
+       },
+       C::kInvalidArgument, "--resume needs --out"},
+      {"out in /proc", [](TrainOptions& o) { o.out_dir = "/proc/x"; },
+       C::kFailedPrecondition, "--out=/proc/x: cannot create or write"},
+      {"out under a regular file",
+       [](TrainOptions& o) { o.out_dir = under_file; }, C::kFailedPrecondition,
+       "Not a directory"},
+      {"out is a regular file", [](TrainOptions& o) { o.out_dir = "/dev/null"; },
+       C::kFailedPrecondition, "--out=/dev/null"},
+  };
+  TrainOptions good = SmallRun(FreshDir("validate"));
+  ASSERT_TRUE(ValidateOptions(good).ok());
+  for (const BadOption& c : cases) {
+    TrainOptions o = good;
+    c.set(o);
+    const absl::Status s = ValidateOptions(o);
+    EXPECT_EQ(s.code(), c.code) << c.name << ": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.message)) << c.name;
+  }
+  // Train checks them too, before doing anything.
+  TrainOptions o = good;
+  o.epochs = 0;
+  const InMemoryDataset data = FakeImages(8, 0);
+  EXPECT_EQ(Train(models::SoftmaxSpec(), o, data, data).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// lr 1e30 sends the MLP's two stacked layers past the float range within a
+// few steps (softmax regression stays finite: its logits are linear).
+TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
+  const std::string dir = FreshDir("diverge");
+  TrainOptions o = SmallRun(dir);
+  o.lr = 1e30f;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::MlpSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("training diverged: loss is"));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("at epoch 1 step "));
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("last good checkpoint: none"));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("--skip_nonfinite"));
+  EXPECT_FALSE(fs::exists(dir + "/model.safetensors"));
+
+  // After a good epoch, the error points at its checkpoint, which is intact.
+  o.lr = 0.1f;
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
+  o.lr = 1e30f;
+  o.epochs = 2;
+  o.resume = true;
+  s = Train(models::MlpSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("at epoch 2 step "));
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("last good checkpoint: ", dir,
+                                     "/model.safetensors (epoch 1)")));
+  auto model = models::MlpSpec().make(28);
+  int64_t epoch = -1;
+  ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
+  EXPECT_EQ(epoch, 1);
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1}));
+}
+
+TEST_F(TrainingTest, SkipNonfiniteCompletesAndCountsSkippedSteps) {
+  TrainOptions o = SmallRun(FreshDir("skip"));
+  o.lr = 1e30f;
+  o.skip_nonfinite = true;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::MlpSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->epochs.size(), 2u);
+  EXPECT_GT(s->skipped_steps, 0);
+  EXPECT_EQ(CsvEpochs(o.out_dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+}
+
+TEST_F(TrainingTest, CheckpointOfAnotherModelListsMismatchedKeys) {
+  const std::string dir = FreshDir("other");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string path = dir + "/model.safetensors";
+
+  auto lenet = models::LeNetSpec().make(28);
+  absl::Status st = LoadCheckpoint(path, **lenet);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr(absl::StrCat("checkpoint ", path, " does not fit")));
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("missing keys [0.bias, 0.weight, 11.bias"));
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("unexpected keys [1.bias, 1.weight]"));
+
+  // The same model at another input size: a shape mismatch.
+  auto bigger = models::SoftmaxSpec().make(32);
+  st = LoadCheckpoint(path, **bigger);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("1.weight (expected [10, 1024], got [10, 784])"));
+
+  // Resuming a run of another model fails the same way, before training.
+  o.resume = true;
+  o.epochs = 2;
+  absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("missing keys"));
+}
+
+TEST_F(TrainingTest, DamagedOrMissingCheckpointIsAnError) {
+  const std::string dir = FreshDir("damaged");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string path = dir + "/model.safetensors";
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-100, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-100, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x20));
+  }
+  auto model = models::SoftmaxSpec().make(28);
+  absl::Status st = LoadCheckpoint(path, **model);
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("checksum mismatch"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr(path));
+
+  st = LoadCheckpoint(dir + "/nope.safetensors", **model);
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+
+  // --resume with nothing to resume names the file it looked for.
+  o.out_dir = FreshDir("empty_resume");
+  o.resume = true;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(o.out_dir + "/model.safetensors"));
+}
+
+TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
+  TrainOptions o = SmallRun("");
+  o.input_size = 5;
+  absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), StartsWith("--resize=5: "));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("LeNet"));
+}
+
+TEST_F(TrainingTest, OddImagesAreResizedOrRejectedNotACrash) {
+  TrainOptions o = SmallRun("");
+  o.epochs = 1;
+  // 28 x 30 images used to reach Linear's shape CHECK: the loader resized
+  // only when the height differed from --resize.
+  const InMemoryDataset wide = FakeImages(64, 3, 28, 30);
+  absl::StatusOr<TrainSummary> s = Train(models::SoftmaxSpec(), o, wide, wide);
+  EXPECT_TRUE(s.ok()) << s.status();
+
+  const InMemoryDataset rgb(std::vector<uint8_t>(4 * 3 * 28 * 28, 7),
+                            {0, 1, 2, 3}, 3, 28, 28);
+  s = Train(models::SoftmaxSpec(), o, rgb, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("3 channels"));
+}
+
+TEST_F(TrainingTest, HugeBatchSizeIsOneBatch) {
+  // (n + b - 1) / b used to overflow and give no batches at all.
+  TrainOptions o = SmallRun("");
+  o.epochs = 1;
+  o.batch_size = std::numeric_limits<int64_t>::max();
+  o.train_limit = 64;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  // 64 examples seen in one step (before: none, and a loss of 0).
+  EXPECT_GT(s->epochs[0].examples_per_sec, 0);
+  EXPECT_GT(s->epochs[0].loss, 0);
+}
+
+}  // namespace
+}  // namespace dive::tools
