@@ -19,6 +19,8 @@ REQUIRED=(
   libgmock-dev          # @googletest (gmock)
   libbenchmark-dev      # @google_benchmark
   zlib1g-dev            # @zlib
+  libopenblas-dev       # @openblas: cblas.h, the baseline in bench/gemm_benchmark
+  libopenblas0-openmp   # @openblas: the OpenMP build it links
   libopenmpi-dev        # @openmpi (data-parallel training)
   openmpi-bin           # mpirun, to launch data-parallel training and its tests
   dataset-fashion-mnist # @fashion_mnist

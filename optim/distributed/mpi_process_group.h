@@ -1,0 +1,90 @@
+// File: optim/distributed/mpi_process_group.h
+// -----------------------------------------------------------------------------
+//
+// `MpiProcessGroup`: a `ProcessGroup` on Open MPI, for processes launched by
+// `mpirun` (on one machine, or on several with a host file):
+//
+//   mpirun -np 2 bazel-bin/models/lenet/train --threads=1
+//
+// `Create()` initializes MPI from the launcher's environment
+// (MPI_Init_thread with MPI_THREAD_MULTIPLE, unless the program already
+// initialized MPI), and works on a private duplicate of MPI_COMM_WORLD whose
+// error handler is MPI_ERRORS_RETURN, so communication errors come back as
+// `absl::Status` (Unavailable, with MPI's error string) instead of killing
+// the process inside MPI. The destructor finalizes MPI if `Create` initialized
+// it, so create one group per process and keep it for the process's life.
+//
+// Failures of other ranks:
+//   * a rank that exits non-zero (or without finalizing) makes mpirun kill
+//     every rank of the job, so the others stop within a second or so;
+//   * a rank that stays alive but stops calling collectives (hung, or taking
+//     a different code path) is caught by the watchdog
+//     (`ProcessGroupOptions::collective_timeout`, see watchdog.h): a
+//     collective that has not completed in time prints
+//       "rank K: collective X did not complete within N s; another rank
+//        probably failed"
+//     and calls MPI_Abort, which ends the job with exit code 1.
+//
+// Example:
+//
+//   ProcessGroupOptions options;
+//   options.collective_timeout = absl::Seconds(60);
+//   absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
+//       MpiProcessGroup::Create(options);
+
+#ifndef OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_
+#define OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "optim/distributed/process_group.h"
+#include "optim/distributed/watchdog.h"
+
+namespace dive::distributed {
+
+class MpiProcessGroup : public ProcessGroup {
+ public:
+  // Create()
+  //
+  // Joins the job this process was launched into (without a launcher: a job
+  // of one, MPI's "singleton" mode). FailedPrecondition if MPI was already
+  // finalized in this process; Unavailable if MPI cannot be initialized.
+  static absl::StatusOr<std::unique_ptr<ProcessGroup>> Create(
+      const ProcessGroupOptions& options = {});
+
+  // Frees the communicator and, if `Create` initialized MPI, finalizes it
+  // (under the watchdog: MPI_Finalize waits for every rank).
+  ~MpiProcessGroup() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+  absl::Status AllReduceSum(float* data, size_t n) override;
+  absl::Status AllReduceSum(double* data, size_t n) override;
+  absl::Status BroadcastBytes(void* data, size_t nbytes, int root) override;
+  absl::Status Barrier() override;
+  [[noreturn]] void Abort(int exit_code) override;
+
+ private:
+  struct Comm;  // hides mpi.h from this header's users
+  MpiProcessGroup(std::unique_ptr<Comm> comm, int rank, int size,
+                  bool owns_mpi, bool thread_multiple,
+                  absl::Duration collective_timeout);
+
+  // A watchdog scope for `collective`, or an empty one without a watchdog.
+  std::unique_ptr<CollectiveWatchdog::Scope> Watch(const char* collective);
+
+  std::unique_ptr<Comm> comm_;
+  const int rank_;
+  const int size_;
+  const bool owns_mpi_;
+  const bool thread_multiple_;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;
+};
+
+}  // namespace dive::distributed
+
+#endif  // OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_

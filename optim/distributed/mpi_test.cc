@@ -1,0 +1,176 @@
+// Launches ddp_test_worker under mpirun on this machine (ranks talk over
+// shared memory or loopback TCP) and checks that
+//   * S ranks training with DistributedDataParallel end with the weights of
+//     one process training on the combined batches, and with bit-identical
+//     replicas;
+//   * when a rank exits or hangs, the others end promptly (mpirun's teardown
+//     or the collective watchdog) with a message saying so.
+
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace dive::distributed {
+namespace {
+
+using ::bazel::tools::cpp::runfiles::Runfiles;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Under --config=asan, Open MPI's own allocations (plugins, hwloc) outlive
+// MPI_Finalize and LeakSanitizer would fail every rank; address checking
+// stays on. (ASAN_OPTIONS is ignored by binaries built without ASan.)
+std::string MpiEnv() {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return absl::StrCat("env ASAN_OPTIONS=", asan != nullptr ? asan : "",
+                      asan != nullptr && *asan != 0 ? ":" : "",
+                      "detect_leaks=0 ");
+}
+
+struct RunResult {
+  int exit_code = -1;
+  double seconds = 0;
+  std::string output;  // stdout and stderr
+};
+
+// Runs `command` through the shell, killed after `limit_s` seconds.
+RunResult RunCommand(const std::string& command, int limit_s) {
+  const std::string full = absl::StrCat("timeout --kill-after=5 ", limit_s,
+                                        " ", command, " 2>&1");
+  RunResult r;
+  const auto start = std::chrono::steady_clock::now();
+  std::FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                            start)
+                  .count();
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+std::vector<double> ReadValues(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<double> values;
+  double v;
+  while (in >> v) values.push_back(v);
+  return values;
+}
+
+class MpiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    runfiles_.reset(Runfiles::CreateForTest(&error));
+    ASSERT_NE(runfiles_, nullptr) << error;
+    worker_ = runfiles_->Rlocation("dive/optim/distributed/ddp_test_worker");
+    ASSERT_EQ(RunCommand("mpirun --version", 30).exit_code, 0)
+        << "mpirun not found; run tools/setup.sh (openmpi-bin)";
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    tmp_ = tmp != nullptr ? tmp : "/tmp";
+  }
+
+  // mpirun for `np` ranks on this machine. --allow-run-as-root: CI runs as
+  // root. --oversubscribe: more ranks than cores is fine for a test.
+  // Interfaces limited to loopback so no other network is probed.
+  std::string Mpirun(int np, const std::string& btl = "self,vader,tcp") {
+    return absl::StrCat(
+        MpiEnv(), "mpirun --allow-run-as-root --oversubscribe --bind-to none -np ", np,
+        " --mca btl ", btl,
+        " --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo ", worker_);
+  }
+
+  void ExpectSameAsSingleProcess(int np, const std::string& btl) {
+    const std::string ref = absl::StrCat(tmp_, "/ref");
+    const std::string dist = absl::StrCat(tmp_, "/dist_", np);
+    RunResult single = RunCommand(absl::StrCat(worker_, " --out=", ref), 60);
+    ASSERT_EQ(single.exit_code, 0) << single.output;
+    RunResult multi = RunCommand(absl::StrCat(Mpirun(np, btl), " --out=", dist), 60);
+    ASSERT_EQ(multi.exit_code, 0) << multi.output;
+    EXPECT_THAT(multi.output, HasSubstr(absl::StrCat("rank 1 of ", np, " (mpi)")));
+
+    const std::vector<double> expected = ReadValues(ref + ".rank0");
+    ASSERT_EQ(expected.size(), 16u * 8 + 16 + 4 * 16 + 4 + 3);
+    for (int rank = 0; rank < np; ++rank) {
+      const std::vector<double> got =
+          ReadValues(absl::StrCat(dist, ".rank", rank));
+      ASSERT_EQ(got.size(), expected.size()) << "rank " << rank;
+      // Only the order of float additions differs, so the weights agree to
+      // rounding: relative error of the whole vector, and of each weight
+      // (scaled by at least 1, the weights' typical size).
+      double diff2 = 0, norm2 = 0, max_err = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double d = got[i] - expected[i];
+        diff2 += d * d;
+        norm2 += expected[i] * expected[i];
+        max_err = std::max(max_err,
+                           std::abs(d) / std::max(1.0, std::abs(expected[i])));
+      }
+      EXPECT_LT(std::sqrt(diff2 / norm2), 1e-5) << "rank " << rank << " of " << np;
+      EXPECT_LT(max_err, 1e-5) << "rank " << rank << " of " << np;
+      if (rank > 0) {
+        // Replicas apply identical updates: bit-identical weights.
+        EXPECT_EQ(got, ReadValues(absl::StrCat(dist, ".rank0")))
+            << "rank " << rank << " differs from rank 0";
+      }
+    }
+  }
+
+  std::unique_ptr<Runfiles> runfiles_;
+  std::string worker_;
+  std::string tmp_;
+};
+
+TEST_F(MpiTest, TwoRanksMatchOneProcessOnTheCombinedBatch) {
+  ExpectSameAsSingleProcess(2, "self,vader,tcp");
+}
+
+// The transport used between machines.
+TEST_F(MpiTest, TwoRanksOverLoopbackTcpMatchOneProcess) {
+  ExpectSameAsSingleProcess(2, "self,tcp");
+}
+
+TEST_F(MpiTest, ThreeRanksMatchOneProcess) {
+  ExpectSameAsSingleProcess(3, "self,vader,tcp");
+}
+
+TEST_F(MpiTest, RankExitEndsTheJob) {
+  // The watchdog is set far out: mpirun's teardown must end rank 0.
+  RunResult r = RunCommand(absl::StrCat(Mpirun(2), " --mode=exit --timeout_s=100"), 60);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
+  EXPECT_LT(r.seconds, 30) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("rank 1: simulated failure"));
+  EXPECT_THAT(r.output, HasSubstr("exited"));
+  EXPECT_THAT(r.output, Not(HasSubstr("all-reduce returned")));
+}
+
+TEST_F(MpiTest, HungRankTripsTheWatchdog) {
+  RunResult r = RunCommand(absl::StrCat(Mpirun(2), " --mode=hang --timeout_s=2"), 60);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
+  EXPECT_LT(r.seconds, 30) << r.output;
+  EXPECT_THAT(r.output,
+              HasSubstr("rank 0: collective AllReduceSum did not complete "
+                        "within 2 s; another rank probably failed"));
+  EXPECT_THAT(r.output, Not(HasSubstr("all-reduce returned")));
+}
+
+}  // namespace
+}  // namespace dive::distributed
