@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "optim/distributed/process_group.h"
@@ -39,6 +40,9 @@ ABSL_FLAG(bool, resume, false, "Continue from --out/model.safetensors.");
 ABSL_FLAG(bool, skip_nonfinite, false,
           "Skip steps whose loss is NaN or Inf instead of stopping.");
 ABSL_FLAG(bool, progress, true, "Show per-step progress.");
+ABSL_FLAG(double, collective_timeout, 300,
+          "Under mpirun: seconds a collective may wait for the other ranks "
+          "before the job is aborted as hung (<= 0: wait forever).");
 
 namespace dive::tools {
 namespace {
@@ -69,7 +73,8 @@ int TrainerMain(int argc, char** argv,
   google::InitGoogleLogging(argv[0]);
   // Launched by mpirun: data-parallel training over the launched processes.
   absl::StatusOr<std::unique_ptr<distributed::ProcessGroup>> group =
-      distributed::CreateProcessGroup();
+      distributed::CreateProcessGroup(
+          {absl::Seconds(absl::GetFlag(FLAGS_collective_timeout))});
   if (!group.ok()) return Fail(group.status());
   running_group = group->get();
   if ((*group)->rank() != 0) FLAGS_minloglevel = google::GLOG_WARNING;

@@ -9,6 +9,14 @@
 // flag, unreadable data, an unwritable --out, a diverging run) is printed as
 // one line naming the problem, and the process exits non-zero.
 //
+// Launched by mpirun, the binary trains data-parallel over the launched
+// processes (`TrainOptions::process_group`): --batch_size stays the global
+// batch, rank 0 prints and writes --out, and an error on any rank ends the
+// whole job, as does a collective that waits longer than
+// --collective_timeout seconds (a hung rank):
+//
+//   mpirun -np 2 bazel-bin/models/lenet/train --threads=1
+//
 // Example (models/lenet/train.cc):
 //
 //   int main(int argc, char** argv) {

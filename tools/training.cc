@@ -409,7 +409,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       if (!std::isfinite(l)) {
         if (options.skip_nonfinite) {
           ++summary.skipped_steps;
-          LOG(WARNING) << "epoch " << epoch << " step " << step << ": loss is "
+          LOG_IF(WARNING, root) << "epoch " << epoch << " step " << step << ": loss is "
                        << l << ", step skipped (--skip_nonfinite)";
           continue;
         }
@@ -430,7 +430,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       loss_sum += static_cast<double>(l) * n;
       correct += CountCorrect(logits.data(), batch.labels);
       seen += n;
-      progress.Update(step, seen, loss_sum / seen, Seconds(start));
+      // Every rank's batches are the same size: `seen` times the ranks.
+      progress.Update(step, seen * group.size(), loss_sum / seen, Seconds(start));
     }
     progress.Finish();
     if (group.size() > 1) {  // the epoch's totals over all ranks
@@ -452,9 +453,11 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                             options.batch_size, options.test_limit);
     if (!test_acc.ok()) return test_acc.status();
     m.test_acc = *test_acc;
-    if (root) std::printf("epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec\n",
-                m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
-    std::fflush(stdout);
+    if (root) {
+      std::printf("epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec\n",
+                  m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
+      std::fflush(stdout);
+    }
     summary.epochs.push_back(m);
 
     if (!options.out_dir.empty() && root) {

@@ -99,7 +99,10 @@ MpiProcessGroup::MpiProcessGroup(std::unique_ptr<Comm> comm, int rank,
       size_(size),
       owns_mpi_(owns_mpi),
       thread_multiple_(thread_multiple) {
-  if (collective_timeout <= absl::ZeroDuration()) return;
+  if (collective_timeout <= absl::ZeroDuration() ||
+      collective_timeout == absl::InfiniteDuration()) {
+    return;  // no watchdog
+  }
   watchdog_ = std::make_unique<CollectiveWatchdog>(
       collective_timeout, rank_,
       [thread_multiple = thread_multiple_](const std::string& message) {

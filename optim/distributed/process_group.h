@@ -56,7 +56,7 @@ struct ProcessGroupOptions {
   // hangs (rather than exits, which mpirun notices) would stall the others
   // forever. Must exceed the longest time one rank may spend between two
   // collectives while the others wait (e.g. rank 0 writing a checkpoint).
-  // Zero or negative: no watchdog.
+  // Zero, negative or infinite: no watchdog.
   absl::Duration collective_timeout = absl::Seconds(300);
 };
 

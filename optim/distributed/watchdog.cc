@@ -1,5 +1,6 @@
 #include "optim/distributed/watchdog.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -56,7 +57,9 @@ void CollectiveWatchdog::End() {
 }
 
 void CollectiveWatchdog::Run() {
-  const auto timeout = absl::ToChronoNanoseconds(timeout_);
+  // Clamped so that start + timeout cannot overflow the clock.
+  const auto timeout =
+      absl::ToChronoNanoseconds(std::min(timeout_, absl::Hours(24 * 365 * 100)));
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t fired = 0;  // sequence number of the scope already reported
   while (!stop_) {
