@@ -46,6 +46,18 @@ TEST(SequentialTest, AddNamesByIndexAndKeepsTheType) {
   EXPECT_EQ(seq.NamedParameters()[0].first, "0.weight");
 }
 
+TEST(SequentialTest, FromVectorKeepsTheOrder) {
+  auto fc = std::make_shared<Linear>(3, 4);
+  auto tanh = std::make_shared<Tanh>();
+  const std::vector<std::shared_ptr<Module>> modules = {fc, tanh};
+  Sequential seq(modules);
+  ASSERT_EQ(seq.size(), 2u);
+  EXPECT_EQ(seq.at(0), fc);
+  EXPECT_EQ(seq.at(1), tanh);
+  EXPECT_EQ(seq.children()[1].first, "1");
+  EXPECT_EQ(Sequential(std::vector<std::shared_ptr<Module>>()).size(), 0u);
+}
+
 TEST(SequentialTest, EmptyIsIdentity) {
   Sequential seq;
   const Tensor x = Tensor::FromVector({1, 2}, {1, 2});
