@@ -3,15 +3,13 @@
 //   bazel run //bench:gemm_benchmark
 //
 // BM_PeakFma/threads is the register-only FMA peak of 1 or 2 cores (see
-// peak_fma.h); BM_Gemm/n/threads is dive::Gemm on n x n x n float32 matrices
-// and on the shapes convolution lowers to. Both report GFLOP/s ("FLOPS"
-// counter, in G/s with --benchmark_counters_tabular=true).
-
-#include <omp.h>
+// peak_fma.h; registered by peak_fma_benchmark.cc); BM_Gemm/n/threads is
+// dive::Gemm on n x n x n float32 matrices and on the shapes convolution
+// lowers to. Both report GFLOP/s ("FLOPS" counter, in G/s with
+// --benchmark_counters_tabular=true).
 
 #include <cblas.h>
 
-#include "bench/peak_fma.h"
 #include "benchmark/benchmark.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
@@ -19,20 +17,6 @@
 
 namespace dive::bench {
 namespace {
-
-void BM_PeakFma(benchmark::State& state) {
-  const int threads = static_cast<int>(state.range(0));
-  int64_t flops = 0;
-  for (auto _ : state) {
-    int64_t total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    total += PeakFmaLoop(1 << 20);
-    flops += total;
-  }
-  state.counters["FLOPS"] =
-      benchmark::Counter(static_cast<double>(flops), benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime();
 
 // C[m, n] = A[m, k] * B[k, n], row-major, through dive::Gemm or, with
 // `openblas`, OpenBLAS's cblas_sgemm on the same buffers.

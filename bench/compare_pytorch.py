@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""Training and inference throughput of dive next to PyTorch, same machine,
+same run.
+
+    bazel build //bench:throughput
+    /usr/bin/python3 bench/compare_pytorch.py
+    /usr/bin/python3 bench/compare_pytorch.py --models lenet,resnet --reps 5
+
+For each model and mode (train, infer) it runs, alternately and `--reps`
+times, (a) our `bench/throughput` binary and (b) the model's PyTorch twin
+(models/pytorch_twins.py) in a child process of this script, each in its own
+process so that peak RSS is per framework. Both time the same thing on the
+same synthetic batch shape (uniform [0, 1) images, random labels):
+
+  train  forward, mean softmax cross-entropy, read the loss, zero the
+         gradients, backward, plain SGD step with the recipe learning rate
+  infer  forward in eval mode without gradients
+
+at the batch size and resolution of the C++ bench setting
+(bench/model_bench.h; the PyTorch side takes them from our JSON), with
+`--threads` threads on both sides, the same number of timed steps and the
+same untimed warm-up steps. Data loading is excluded on both sides. The table
+shows medians over the repetitions; ratio = ours / torch (> 1: we are faster).
+Peak RSS is each process's VmHWM; PyTorch's includes the Python interpreter
+and libtorch (its "base" column is the RSS after `import torch`).
+
+Needs Debian's /usr/bin/python3 (python3-torch); stdlib otherwise.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Timed steps per run (the same for both frameworks): about 1-3 s each.
+DEFAULT_STEPS = {
+    "softmax": 100, "mlp": 50, "mlp_dropout": 50, "lenet": 20, "bn_lenet": 20,
+    "alexnet": 5, "vgg": 5, "nin": 5, "googlenet": 3, "resnet": 3,
+    "densenet": 3,
+}
+
+
+# -----------------------------------------------------------------------------
+# PyTorch child
+# -----------------------------------------------------------------------------
+
+def torch_child(args):
+    """Runs the twin and prints one line of JSON like bench/throughput."""
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import torch
+    from torch import nn
+    sys.path.insert(0, os.path.join(REPO, "models"))
+    import pytorch_twins
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    after_import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    net = pytorch_twins.TWINS[args.model](args.resize)
+    images = torch.rand(args.batch_size, 1, args.resize, args.resize)
+    labels = torch.randint(0, 10, (args.batch_size,))
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
+    loss_value = None
+
+    def train_step():
+        nonlocal loss_value
+        net.train()
+        loss = loss_fn(net(images), labels)
+        loss_value = loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        net.eval()
+        with torch.no_grad():
+            net(images)
+
+    step = train_step if args.mode == "train" else infer_step
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "framework": "torch", "model": args.model, "mode": args.mode,
+        "batch_size": args.batch_size, "input_size": args.resize,
+        "lr": args.lr, "threads": torch.get_num_threads(),
+        "warmup": args.warmup, "steps": args.steps, "seconds": seconds,
+        "examples_per_sec": args.steps * args.batch_size / seconds,
+        "baseline_rss_mb": after_import_rss, "python_rss_mb": base_rss,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loss": loss_value, "blas": mapped_blas()}))
+    return 0
+
+
+def mapped_blas():
+    """The BLAS library this process has loaded (after `import torch`)."""
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "blas" in line}
+    return ", ".join(sorted(l for l in libs if ".so" in l and "lapack" not in l))
+
+
+# -----------------------------------------------------------------------------
+# Parent
+# -----------------------------------------------------------------------------
+
+# Debian picks libblas.so.3 through update-alternatives, and installing
+# libopenblas-dev switches it to the pthread build. Put the OpenMP build first
+# for the PyTorch children, so that its BLAS threads are OpenMP threads like
+# ours (and like oneDNN's, which PyTorch's convolutions use).
+OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
+                         text=True, cwd=REPO, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def torch_config():
+    """What PyTorch computes with: BLAS, oneDNN, OpenMP, vector ISA."""
+    code = r"""
+import re, torch
+c = torch.__config__.show()
+for l in c.splitlines():
+    l = l.strip().lstrip("- ")
+    if l.startswith(("Intel(R) MKL-DNN", "OpenMP", "CPU capability")):
+        print(l)
+print(re.search(r"BLAS_INFO=\w+", c).group(0))
+print("mkldnn (oneDNN) available:", torch.backends.mkldnn.is_available(),
+      "enabled:", torch.backends.mkldnn.enabled)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+    return out.splitlines() + [f"libblas.so.3 -> {blas}"]
+
+
+def load1():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def uptime():
+    with open("/proc/loadavg") as f:
+        return "load average " + " ".join(f.read().split()[:3])
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="mlp,lenet,bn_lenet,resnet,densenet",
+                   help="comma-separated zoo names")
+    p.add_argument("--modes", default="train,infer")
+    p.add_argument("--reps", type=int, default=3,
+                   help="alternating runs per framework (median reported)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="timed steps per run (0: per-model default)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--binary",
+                   help="our throughput binary (default: `bazel info "
+                        "bazel-bin`/bench/throughput)")
+    p.add_argument("--no_build", action="store_true",
+                   help="do not run `bazel build //bench:throughput` first")
+    p.add_argument("--json", help="also write every run to this file")
+    p.add_argument("--torch_blas", choices=["openmp", "system"],
+                   default="openmp",
+                   help="OpenBLAS for PyTorch: the OpenMP build, or whatever "
+                        "libblas.so.3 the system's alternative points to")
+    # Internal: the PyTorch child.
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    p.add_argument("--batch_size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--resize", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--lr", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return torch_child(args)
+
+    if not args.no_build:
+        subprocess.run(["bazel", "build", "//bench:throughput"], check=True,
+                       cwd=REPO, stdout=subprocess.DEVNULL)
+    if not args.binary:
+        # Not the bazel-bin symlink: it follows whichever --config ran last.
+        args.binary = os.path.join(subprocess.run(
+            ["bazel", "info", "bazel-bin"], check=True, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True).stdout.strip(), "bench", "throughput")
+    print(f"machine: {os.cpu_count()} cores, {uptime()} at start")
+    print("torch: " + "; ".join(torch_config()))
+    torch_env = dict(os.environ)
+    if args.torch_blas == "openmp" and os.path.isdir(OPENBLAS_OPENMP):
+        torch_env["LD_LIBRARY_PATH"] = ":".join(
+            filter(None, [OPENBLAS_OPENMP, os.environ.get("LD_LIBRARY_PATH")]))
+    blas = run_json([sys.executable, os.path.abspath(__file__), "--child",
+                     "--model=softmax", "--mode=infer", "--batch_size=2",
+                     "--resize=28", "--lr=0.1", "--steps=1", "--warmup=0",
+                     f"--threads={args.threads}"], env=torch_env)["blas"]
+    print(f"torch BLAS loaded in the children: {blas}")
+    print(f"threads {args.threads}, {args.reps} alternating runs per "
+          f"framework, warm-up {args.warmup} steps (not timed)\n")
+
+    rows, runs = [], []
+    for model in args.models.split(","):
+        steps = args.steps or DEFAULT_STEPS.get(model, 5)
+        for mode in args.modes.split(","):
+            ours, torch_runs = [], []
+            for _ in range(args.reps):
+                o = run_json([args.binary, f"--model={model}", f"--mode={mode}",
+                              f"--steps={steps}", f"--warmup={args.warmup}",
+                              f"--threads={args.threads}"])
+                ours.append(o)
+                t = run_json([sys.executable, os.path.abspath(__file__),
+                              "--child", f"--model={model}", f"--mode={mode}",
+                              f"--batch_size={o['batch_size']}",
+                              f"--resize={o['input_size']}", f"--lr={o['lr']}",
+                              f"--steps={steps}", f"--warmup={args.warmup}",
+                              f"--threads={args.threads}"], env=torch_env)
+                torch_runs.append(t)
+            runs += ours + torch_runs
+            med = lambda rs, k: statistics.median(r[k] for r in rs)
+            row = {
+                "model": model, "mode": mode,
+                "batch": ours[0]["batch_size"], "size": ours[0]["input_size"],
+                "steps": steps,
+                "ours": med(ours, "examples_per_sec"),
+                "torch": med(torch_runs, "examples_per_sec"),
+                "ours_rss": med(ours, "peak_rss_mb"),
+                "torch_rss": med(torch_runs, "peak_rss_mb"),
+                "torch_base": med(torch_runs, "baseline_rss_mb"),
+                "spread": (min(r["examples_per_sec"] for r in ours),
+                           max(r["examples_per_sec"] for r in ours),
+                           min(r["examples_per_sec"] for r in torch_runs),
+                           max(r["examples_per_sec"] for r in torch_runs)),
+            }
+            row["ratio"] = row["ours"] / row["torch"]
+            row["load"] = load1()
+            rows.append(row)
+            print(f"  {model} {mode}: ours {row['ours']:.1f} ex/s, torch "
+                  f"{row['torch']:.1f} ex/s", file=sys.stderr)
+
+    header = (f"{'model':<10} {'mode':<5} {'batch':>5} {'size':>4} "
+              f"{'ours ex/s':>10} {'torch ex/s':>10} {'ratio':>6} "
+              f"{'ours MB':>8} {'torch MB':>8} {'(base)':>6}  "
+              f"{'load':>4}  ours min-max / torch min-max")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        s = r["spread"]
+        print(f"{r['model']:<10} {r['mode']:<5} {r['batch']:>5} {r['size']:>4} "
+              f"{r['ours']:>10.1f} {r['torch']:>10.1f} {r['ratio']:>5.2f}x "
+              f"{r['ours_rss']:>8.0f} {r['torch_rss']:>8.0f} "
+              f"{r['torch_base']:>6.0f} {r['load']:>4.1f}  "
+              f"{s[0]:.0f}-{s[1]:.0f} / {s[2]:.0f}-{s[3]:.0f}")
+    print(f"\nratio = ours / torch (> 1: dive faster); MB = peak RSS "
+          f"(VmHWM); (base) = torch's RSS after import, before the model; "
+          f"load = 1-minute load average after the row's runs ({os.cpu_count()} "
+          f"cores; the runs themselves add about {args.threads}, anything "
+          f"above that is other processes competing for the cores).")
+    print(f"{uptime()} at end")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "runs": runs}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

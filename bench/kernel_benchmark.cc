@@ -1,0 +1,290 @@
+// Speed of the kernels the zoo's training steps spend their time in, at the
+// shapes the models run at in bench/model_benchmark.cc:
+//
+//   bazel run //bench:kernel_benchmark
+//   bazel run //bench:kernel_benchmark -- --benchmark_filter=Conv2d
+//
+//   BM_Conv2d{Forward,BackwardInput,BackwardWeight}/<layer>/threads:T
+//       tensor/conv.h; "FLOPS" counter = 2 * N * OC * C * KH * KW * OH * OW
+//       per call (the same for all three), in FLOP/s.
+//   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
+//   BM_BatchNorm{TrainForward,Backward}/<layer>/threads:T
+//   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
+//       bytes_per_second counts every tensor read and written once.
+//   BM_SoftmaxCrossEntropy/<batch>/threads:T
+//       autograd forward + backward of the loss on [batch, 10] logits;
+//       items_per_second is examples/s.
+//
+// T is 1 and all cores. BM_PeakFma/1 (bench/peak_fma.h) is the machine's
+// single-core FMA peak, measured in the same run.
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "autograd/variable.h"
+#include "benchmark/benchmark.h"
+#include "tensor/batch_norm.h"
+#include "tensor/conv.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::bench {
+namespace {
+
+int Cores() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// Registers `fn` as <name>/threads:1 and <name>/threads:<cores>; `fn` runs
+// with that many kernel threads.
+void Register(const std::string& name,
+              std::function<void(benchmark::State&)> fn) {
+  auto* b =
+      benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) {
+        SetNumThreads(static_cast<int>(state.range(0)));
+        fn(state);
+        SetNumThreads(0);
+      });
+  b->ArgName("threads")->Arg(1);
+  if (Cores() > 1) b->Arg(Cores());
+  b->UseRealTime();
+}
+
+int64_t Bytes(const Tensor& t) { return t.numel() * 4; }
+
+// ---- Convolution
+// -------------------------------------------------------------
+
+struct ConvShape {
+  const char* name;
+  int64_t n, c, h, w, oc, k, stride, pad;
+};
+
+// The layers of the zoo at their bench resolution and batch.
+const ConvShape kConvShapes[] = {
+    {"lenet_conv1", 256, 1, 28, 28, 6, 5, 1, 2},
+    {"lenet_conv2", 256, 6, 14, 14, 16, 5, 1, 0},
+    {"alexnet96_conv2", 64, 96, 10, 10, 256, 5, 1, 2},
+    {"alexnet96_conv4", 64, 384, 4, 4, 384, 3, 1, 1},
+    {"vgg96_block2", 64, 16, 48, 48, 32, 3, 1, 1},
+    {"resnet96_conv1", 32, 1, 96, 96, 64, 7, 2, 3},
+    {"resnet96_b2", 32, 64, 24, 24, 64, 3, 1, 1},
+    {"resnet96_b3", 32, 128, 12, 12, 128, 3, 1, 1},
+    {"resnet96_b5", 32, 512, 3, 3, 512, 3, 1, 1},
+    {"googlenet96_1x1", 32, 192, 12, 12, 64, 1, 1, 0},
+};
+
+enum class ConvPass { kForward, kBackwardInput, kBackwardWeight };
+
+void RunConv(benchmark::State& state, const ConvShape& s, ConvPass pass) {
+  Generator gen(1);
+  const Tensor x = gen.Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+  const Tensor w = gen.Uniform({s.oc, s.c, s.k, s.k}, -0.1f, 0.1f);
+  const Tensor b = gen.Uniform({s.oc}, -0.1f, 0.1f);
+  Conv2dParams p;
+  p.stride_h = p.stride_w = s.stride;
+  p.pad_h = p.pad_w = s.pad;
+  const int64_t oh = ConvOutSize(s.h, s.k, s.stride, s.pad);
+  const int64_t ow = ConvOutSize(s.w, s.k, s.stride, s.pad);
+  const Tensor dy = gen.Uniform({s.n, s.oc, oh, ow}, -1, 1);
+  for (auto _ : state) {
+    Tensor out;
+    switch (pass) {
+      case ConvPass::kForward:
+        out = Conv2dForward(x, w, b, p);
+        break;
+      case ConvPass::kBackwardInput:
+        out = Conv2dBackwardInput(dy, w, x.shape(), p);
+        break;
+      case ConvPass::kBackwardWeight:
+        out = Conv2dBackwardWeight(dy, x, w.shape(), p);
+        break;
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 2.0 * s.n * s.oc * s.c * s.k * s.k * oh * ow;
+  state.counters["FLOPS"] = benchmark::Counter(flops * state.iterations(),
+                                               benchmark::Counter::kIsRate);
+}
+
+// ---- Pooling ---------------------------------------------------------------
+
+struct PoolShape {
+  const char* name;
+  int64_t n, c, h, w;
+  Pool2dParams p;
+};
+
+const PoolShape kMaxPoolShapes[] = {
+    {"resnet96_b1", 32, 64, 48, 48, {3, 3, 2, 2, 1, 1}},
+    {"alexnet96_pool1", 64, 96, 22, 22, {3, 3, 2, 2}},
+    {"vgg96_block1", 64, 16, 96, 96, {2, 2, 2, 2}},
+};
+const PoolShape kAvgPoolShapes[] = {
+    {"lenet_pool1", 256, 6, 28, 28, {2, 2, 2, 2}},
+    {"densenet96_transition1", 32, 192, 24, 24, {2, 2, 2, 2}},
+};
+
+void RunMaxPool(benchmark::State& state, const PoolShape& s, bool backward) {
+  const Tensor x = Generator(1).Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, s.p, &argmax);
+  const Tensor dy = Tensor::Ones(y.shape());
+  for (auto _ : state) {
+    Tensor out = backward ? MaxPool2dBackward(dy, argmax, x.shape())
+                          : MaxPool2dForward(x, s.p, &argmax);
+    benchmark::DoNotOptimize(out.data());
+  }
+  // Forward: read x, write y and argmax (int64); backward: read dy and
+  // argmax, write dx.
+  const int64_t bytes = Bytes(x) + Bytes(y) + 2 * Bytes(y);
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
+void RunAvgPool(benchmark::State& state, const PoolShape& s, bool backward) {
+  const Tensor x = Generator(1).Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+  const Tensor y = AvgPool2dForward(x, s.p);
+  const Tensor dy = Tensor::Ones(y.shape());
+  for (auto _ : state) {
+    Tensor out = backward ? AvgPool2dBackward(dy, x.shape(), s.p)
+                          : AvgPool2dForward(x, s.p);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * (Bytes(x) + Bytes(y)));
+}
+
+// ---- Batch normalization
+// -----------------------------------------------------
+
+struct BnShape {
+  const char* name;
+  Shape shape;
+};
+
+const BnShape kBnShapes[] = {
+    {"resnet96_b2", {32, 64, 24, 24}},
+    {"bn_lenet_conv1", {256, 6, 24, 24}},
+    {"bn_lenet_fc1", {256, 120}},
+};
+
+void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward) {
+  const int64_t c = s.shape[1];
+  const Tensor x = Generator(1).Normal(s.shape, 1, 2);
+  const Tensor gamma = Tensor::Ones({c}), beta = Tensor::Zeros({c});
+  Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
+  BatchNormSaved saved;
+  const Tensor y0 = BatchNormTrainForward(x, gamma, beta, running_mean,
+                                          running_var, 0.1f, 1e-5f, &saved);
+  const Tensor dy = Generator(2).Normal(s.shape, 0, 1);
+  for (auto _ : state) {
+    if (backward) {
+      Tensor dx, dgamma, dbeta;
+      BatchNormBackward(dy, x, gamma, saved, &dx, &dgamma, &dbeta);
+      benchmark::DoNotOptimize(dx.data());
+    } else {
+      Tensor y = BatchNormTrainForward(x, gamma, beta, running_mean,
+                                       running_var, 0.1f, 1e-5f, &saved);
+      benchmark::DoNotOptimize(y.data());
+    }
+  }
+  // Forward reads x and writes y; backward reads dy and x and writes dx.
+  state.SetBytesProcessed(state.iterations() * Bytes(x) * (backward ? 3 : 2));
+}
+
+// ---- Loss and elementwise
+// ------------------------------------------------------
+
+void RunSoftmaxCrossEntropy(benchmark::State& state, int64_t batch) {
+  Generator gen(1);
+  const Tensor logits = gen.Normal({batch, 10}, 0, 1);
+  std::vector<int64_t> l(batch);
+  for (int64_t& v : l) v = gen.NextIndex(10);
+  const Tensor labels = Tensor::FromInt64Vector(l, {batch});
+  for (auto _ : state) {
+    Variable x(logits, /*requires_grad=*/true);
+    Variable loss = SoftmaxCrossEntropy(x, labels);
+    loss.Backward();
+    benchmark::DoNotOptimize(x.grad().data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void RunAdd(benchmark::State& state, int64_t n) {
+  Generator gen(1);
+  const Tensor a = gen.Uniform({n}, -1, 1), b = gen.Uniform({n}, -1, 1);
+  for (auto _ : state) {
+    Tensor c = ops::Add(a, b);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetBytesProcessed(state.iterations() * 3 * n * 4);
+}
+
+void RunRelu(benchmark::State& state, int64_t n) {
+  const Tensor a = Generator(1).Uniform({n}, -1, 1);
+  for (auto _ : state) {
+    Tensor c = ops::Relu(a);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * n * 4);
+}
+
+int RegisterAll() {
+  struct ConvPassName {
+    ConvPass pass;
+    const char* name;
+  };
+  for (const ConvPassName& cp :
+       {ConvPassName{ConvPass::kForward, "BM_Conv2dForward/"},
+        ConvPassName{ConvPass::kBackwardInput, "BM_Conv2dBackwardInput/"},
+        ConvPassName{ConvPass::kBackwardWeight, "BM_Conv2dBackwardWeight/"}}) {
+    for (const ConvShape& s : kConvShapes) {
+      Register(std::string(cp.name) + s.name,
+               [s, cp](benchmark::State& st) { RunConv(st, s, cp.pass); });
+    }
+  }
+  for (bool backward : {false, true}) {
+    const std::string pass = backward ? "Backward/" : "Forward/";
+    for (const PoolShape& s : kMaxPoolShapes) {
+      Register(
+          "BM_MaxPool2d" + pass + s.name,
+          [s, backward](benchmark::State& st) { RunMaxPool(st, s, backward); });
+    }
+    for (const PoolShape& s : kAvgPoolShapes) {
+      Register(
+          "BM_AvgPool2d" + pass + s.name,
+          [s, backward](benchmark::State& st) { RunAvgPool(st, s, backward); });
+    }
+  }
+  for (bool backward : {false, true}) {
+    for (const BnShape& s : kBnShapes) {
+      Register(std::string(backward ? "BM_BatchNormBackward/"
+                                    : "BM_BatchNormTrainForward/") +
+                   s.name,
+               [s, backward](benchmark::State& st) {
+                 RunBatchNorm(st, s, backward);
+               });
+    }
+  }
+  for (int64_t batch : {32, 256}) {
+    Register(
+        "BM_SoftmaxCrossEntropy/" + std::to_string(batch),
+        [batch](benchmark::State& st) { RunSoftmaxCrossEntropy(st, batch); });
+  }
+  // 1.2M floats: LeNet's first activation at batch 256; 4M: past the L2.
+  for (int64_t n : {256 * 6 * 28 * 28, 1 << 22}) {
+    Register("BM_Add/" + std::to_string(n),
+             [n](benchmark::State& st) { RunAdd(st, n); });
+    Register("BM_Relu/" + std::to_string(n),
+             [n](benchmark::State& st) { RunRelu(st, n); });
+  }
+  return 0;
+}
+const int registered = RegisterAll();  // at static initialization
+
+}  // namespace
+}  // namespace dive::bench

@@ -1,0 +1,113 @@
+// Training or inference throughput of one zoo model, as one line of JSON on
+// stdout, for bench/compare_pytorch.py (which runs the PyTorch twin the same
+// way):
+//
+//   bazel run //bench:throughput -- --model=lenet --mode=train --steps=20
+//   {"framework": "dive", "model": "lenet", "mode": "train", "batch_size": 256,
+//    "input_size": 28, "lr": 0.9, "threads": 2, "warmup": 3, "steps": 20,
+//    "seconds": 1.23, "examples_per_sec": 4163.2, "baseline_rss_mb": 5.1,
+//    "peak_rss_mb": 61.0, "loss": 2.31}
+//
+// --batch_size and --resize default to the model's bench setting
+// (bench/model_bench.h). The first --warmup steps are not timed.
+// peak_rss_mb is this process's VmHWM at the end; baseline_rss_mb the one
+// before the model was built.
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
+#include "bench/model_bench.h"
+#include "models/zoo.h"
+#include "tensor/tensor.h"
+
+ABSL_FLAG(std::string, model, "lenet", "zoo model name (models/zoo.h)");
+ABSL_FLAG(std::string, mode, "train", "train or infer");
+ABSL_FLAG(int64_t, batch_size, 0, "batch size (0: the model's bench setting)");
+ABSL_FLAG(int64_t, resize, 0, "input side (0: the model's bench setting)");
+ABSL_FLAG(int64_t, steps, 10, "timed steps");
+ABSL_FLAG(int64_t, warmup, 3, "untimed steps before the timed ones");
+ABSL_FLAG(int, threads, 0, "kernel threads (0: all cores)");
+ABSL_FLAG(uint64_t, seed, 0, "seed of the weights and the synthetic batch");
+
+namespace dive::bench {
+namespace {
+
+int Run() {
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "train" && mode != "infer") {
+    std::fprintf(stderr, "--mode must be train or infer, got '%s'\n",
+                 mode.c_str());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_steps) <= 0 || absl::GetFlag(FLAGS_warmup) < 0) {
+    std::fprintf(stderr, "--steps must be positive and --warmup >= 0\n");
+    return 2;
+  }
+  absl::StatusOr<models::ModelSpec> spec =
+      models::FindModel(absl::GetFlag(FLAGS_model));
+  if (!spec.ok()) {
+    std::fprintf(stderr, "%s\n", spec.status().ToString().c_str());
+    return 2;
+  }
+  BenchSetting setting = DefaultBenchSetting(*spec);
+  if (absl::GetFlag(FLAGS_batch_size) > 0) {
+    setting.batch_size = absl::GetFlag(FLAGS_batch_size);
+  }
+  if (absl::GetFlag(FLAGS_resize) > 0) {
+    setting.input_size = absl::GetFlag(FLAGS_resize);
+  }
+  SetNumThreads(absl::GetFlag(FLAGS_threads));
+  const double baseline_rss = PeakRssBytes() / 1048576.0;
+  absl::StatusOr<std::unique_ptr<ModelRunner>> runner =
+      ModelRunner::Create(*spec, setting, absl::GetFlag(FLAGS_seed));
+  if (!runner.ok()) {
+    std::fprintf(stderr, "%s\n", runner.status().ToString().c_str());
+    return 2;
+  }
+  const bool train = mode == "train";
+  float loss = 0;
+  auto step = [&] {
+    if (train) {
+      loss = (*runner)->TrainStep();
+    } else {
+      (*runner)->Infer();
+    }
+  };
+  for (int64_t i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) step();
+  const int64_t steps = absl::GetFlag(FLAGS_steps);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  // JSON has no NaN: a diverged loss is null.
+  const std::string loss_json = !train ? "null"
+                                : std::isfinite(loss)
+                                    ? absl::StrFormat("%.6g", loss)
+                                    : "null";
+  std::printf(
+      "{\"framework\": \"dive\", \"model\": \"%s\", \"mode\": \"%s\", "
+      "\"batch_size\": %ld, \"input_size\": %ld, \"lr\": %g, \"threads\": %d, "
+      "\"warmup\": %ld, \"steps\": %ld, \"seconds\": %.6f, "
+      "\"examples_per_sec\": %.3f, \"baseline_rss_mb\": %.1f, "
+      "\"peak_rss_mb\": %.1f, \"loss\": %s}\n",
+      spec->name.c_str(), mode.c_str(), setting.batch_size, setting.input_size,
+      spec->recipe.lr, GetNumThreads(), absl::GetFlag(FLAGS_warmup), steps,
+      seconds, steps * setting.batch_size / seconds, baseline_rss,
+      PeakRssBytes() / 1048576.0, loss_json.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace dive::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return dive::bench::Run();
+}
