@@ -115,8 +115,10 @@ void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
 
 // One image x [C, H, W] -> col [C*KH*KW, OH*OW]; row (c, a, b) holds
 // x[c, i*sh - ph + a, j*sw - pw + b] (0 outside the image) at column (i, j).
+// `ld` is the row stride of col (>= OH*OW; larger when several images sit
+// side by side in one column buffer).
 void Im2Col(const ConvGeometry& g, const float* __restrict x,
-            float* __restrict col) {
+            float* __restrict col, int64_t ld) {
   const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
   const int64_t ohw = oh * ow;
   if (g.ph == 0 && g.pw == 0) {
@@ -124,7 +126,7 @@ void Im2Col(const ConvGeometry& g, const float* __restrict x,
     for (int64_t c = 0; c < g.c; ++c) {
       for (int64_t a = 0; a < g.kh; ++a) {
         for (int64_t b = 0; b < g.kw; ++b) {
-          float* __restrict r = col + ((c * g.kh + a) * g.kw + b) * ohw;
+          float* __restrict r = col + ((c * g.kh + a) * g.kw + b) * ld;
           const float* __restrict xs = x + (c * h + a) * w + b;
           for (int64_t i = 0; i < oh; ++i, r += ow) {
             const float* __restrict xr = xs + i * sh * w;
@@ -146,7 +148,7 @@ void Im2Col(const ConvGeometry& g, const float* __restrict x,
       int64_t ilo, ihi;
       ValidRange(h, a - g.ph, sh, oh, &ilo, &ihi);
       for (int64_t b = 0; b < g.kw; ++b) {
-        float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ohw;
+        float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ld;
         int64_t jlo, jhi;
         ValidRange(w, b - g.pw, sw, ow, &jlo, &jhi);
         const int64_t off = b - g.pw;
@@ -168,18 +170,18 @@ void Im2Col(const ConvGeometry& g, const float* __restrict x,
   }
 }
 
-// The adjoint of Im2Col: dx [C, H, W] += the columns scattered back.
+// The adjoint of Im2Col: dx [C, H, W] += the columns scattered back. `ld` is
+// the row stride of col, as in Im2Col.
 void Col2Im(const ConvGeometry& g, const float* __restrict col,
-            float* __restrict dx) {
+            float* __restrict dx, int64_t ld) {
   const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
-  const int64_t ohw = oh * ow;
   for (int64_t c = 0; c < g.c; ++c) {
     float* __restrict dxc = dx + c * h * w;
     for (int64_t a = 0; a < g.kh; ++a) {
       int64_t ilo, ihi;
       ValidRange(h, a - g.ph, sh, oh, &ilo, &ihi);
       for (int64_t b = 0; b < g.kw; ++b) {
-        const float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ohw;
+        const float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ld;
         int64_t jlo, jhi;
         ValidRange(w, b - g.pw, sw, ow, &jlo, &jhi);
         const int64_t off = b - g.pw;
@@ -220,6 +222,96 @@ std::unique_ptr<float[]> NewBuffer(int64_t size) {
   return std::unique_ptr<float[]>(new float[std::max<int64_t>(size, 1)]);
 }
 
+
+// ---- Several images per GEMM ------------------------------------------------
+//
+// With small output maps (ResNet's last stage: 3x3 = 9 columns per image) one
+// GEMM per image is mostly packing of the weight matrix, which the GEMM redoes
+// on every call. Below kChunkMaxOhw output positions per image the kernels
+// instead lay the columns of `cs` images side by side, [CKK, cs*OH*OW], and
+// run one GEMM per chunk of images (scattering or gathering the [OC, cs*OH*OW]
+// side to and from the NCHW layout).
+
+// Output sizes (OH*OW) from which images keep a GEMM each (measured on
+// bench/kernel_benchmark: a 1x1 layer with 12x12 outputs is faster per image).
+constexpr int64_t kChunkMaxOhw = 128;
+// About how many GEMM columns a chunk aims at (256 beat 128, 512 and 1024 on
+// AlexNet's 4x4 and ResNet's 3x3 layers).
+constexpr int64_t kChunkCols = 256;
+// The same for the weight gradient, whose GEMM sums over the columns into a
+// large [OC, CKK] result: longer sums measured slower there (64 beat 1, 128,
+// 256 and 1024 on the same layers).
+constexpr int64_t kChunkColsWeight = 64;
+// Upper bound on a chunk's column buffer, in floats (16 MiB).
+constexpr int64_t kChunkMaxColFloats = int64_t{4} << 20;
+
+// Images per GEMM for geometry g, aiming at about `cols` GEMM columns: 1
+// means the per-image path.
+int64_t ChunkSize(const ConvGeometry& g, int64_t cols) {
+  const int64_t ohw = g.Ohw();
+  if (g.n <= 1 || ohw <= 0 || ohw >= kChunkMaxOhw) return 1;
+  int64_t cs = (cols + ohw - 1) / ohw;
+  cs = std::min(cs, std::max<int64_t>(1, kChunkMaxColFloats /
+                                             std::max<int64_t>(1, g.Ckk() * ohw)));
+  cs = std::max<int64_t>(1, std::min(cs, g.n));
+  // Even chunks: the fewest chunks of at most cs images, balanced.
+  const int64_t chunks = (g.n + cs - 1) / cs;
+  return (g.n + chunks - 1) / chunks;
+}
+
+// dy images [c0, c0 + cn) -> dyc [OC, cn*OH*OW] (image k at column k*OH*OW).
+void GatherOut(const ConvGeometry& g, const float* __restrict dy, int64_t c0,
+               int64_t cn, float* __restrict dyc) {
+  const int64_t ohw = g.Ohw(), ld = cn * ohw;
+  for (int64_t k = 0; k < cn; ++k) {
+    const float* __restrict src = dy + (c0 + k) * g.OutPlane();
+    for (int64_t o = 0; o < g.oc; ++o) {
+      std::copy(src + o * ohw, src + (o + 1) * ohw, dyc + o * ld + k * ohw);
+    }
+  }
+}
+
+// Runs chunk(c0, cn, thread_slot) for every chunk of cs images of n, in
+// parallel over chunks when there are enough of them for every thread (the
+// slot is then the thread number), else one after another in slot 0 (and the
+// GEMM itself may use the threads). Returns the number of slots used.
+template <typename F>
+int RunChunks(int64_t n, int64_t cs, const F& chunk) {
+  const int64_t chunks = (n + cs - 1) / cs;
+  if (BatchParallel(chunks)) {
+    const int threads = omp_get_max_threads();
+#pragma omp parallel num_threads(threads)
+    {
+      const int slot = omp_get_thread_num();
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < chunks; ++i) {
+        chunk(i * cs, std::min(cs, n - i * cs), slot);
+      }
+    }
+    return threads;
+  }
+  for (int64_t i = 0; i < chunks; ++i) {
+    chunk(i * cs, std::min(cs, n - i * cs), 0);
+  }
+  return 1;
+}
+
+// Per-slot scratch buffers, allocated lazily by the slot's own thread.
+class SlotBuffers {
+ public:
+  explicit SlotBuffers(int64_t size)
+      : size_(size), bufs_(static_cast<size_t>(omp_get_max_threads())) {}
+  float* Get(int slot) {
+    auto& b = bufs_[static_cast<size_t>(slot)];
+    if (b == nullptr) b = NewBuffer(size_);
+    return b.get();
+  }
+
+ private:
+  int64_t size_;
+  std::vector<std::unique_ptr<float[]>> bufs_;
+};
+
 }  // namespace
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
@@ -254,10 +346,39 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   const int64_t ohw = g.Ohw(), ckk = g.Ckk();
   const bool direct = g.Direct();
 
+  const int64_t cs = ChunkSize(g, kChunkCols);
+  if (cs > 1) {
+    SlotBuffers cols(ckk * cs * ohw), outs(g.oc * cs * ohw);
+    RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
+      float* col = cols.Get(slot);
+      float* out = outs.Get(slot);
+      const int64_t ld = cn * ohw;
+      for (int64_t k = 0; k < cn; ++k) {
+        Im2Col(g, px + (c0 + k) * g.InPlane(), col + k * ohw, ld);
+      }
+      // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
+      Gemm(false, false, g.oc, ld, ckk, 1.0f, pw, ckk, col, ld, 0.0f, out, ld);
+      for (int64_t k = 0; k < cn; ++k) {
+        float* __restrict yn = py + (c0 + k) * g.OutPlane();
+        for (int64_t o = 0; o < g.oc; ++o) {
+          const float* __restrict src = out + o * ld + k * ohw;
+          float* __restrict dst = yn + o * ohw;
+          if (pb != nullptr) {
+            const float v = pb[o];
+            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
+          } else {
+            std::copy(src, src + ohw, dst);
+          }
+        }
+      }
+    });
+    return y;
+  }
+
   auto image = [&](int64_t n, float* col) {
     const float* xn = px + n * g.InPlane();
     float* yn = py + n * g.OutPlane();
-    if (!direct) Im2Col(g, xn, col);
+    if (!direct) Im2Col(g, xn, col, ohw);
     // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW].
     Gemm(false, false, g.oc, ohw, ckk, 1.0f, pw, ckk, direct ? xn : col, ohw,
          0.0f, yn, ohw);
@@ -296,11 +417,29 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   const Tensor w = w_in.Contiguous();
 
   const bool direct = g.Direct();
-  Tensor dx = direct ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
+  const int64_t cs = ChunkSize(g, kChunkCols);
+  Tensor dx =
+      direct && cs == 1 ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
   const float* pdy = dy.data();
   const float* pw = w.data();
   float* pdx = dx.data();
   const int64_t ohw = g.Ohw(), ckk = g.Ckk();
+
+  if (cs > 1) {
+    SlotBuffers cols(ckk * cs * ohw), dys(g.oc * cs * ohw);
+    RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
+      float* col = cols.Get(slot);
+      float* dyc = dys.Get(slot);
+      const int64_t ld = cn * ohw;
+      GatherOut(g, pdy, c0, cn, dyc);
+      // dcol [CKK, cn*OH*OW] = w^T [CKK, OC] * dyc [OC, cn*OH*OW].
+      Gemm(true, false, ckk, ld, g.oc, 1.0f, pw, ckk, dyc, ld, 0.0f, col, ld);
+      for (int64_t k = 0; k < cn; ++k) {
+        Col2Im(g, col + k * ohw, pdx + (c0 + k) * g.InPlane(), ld);
+      }
+    });
+    return dx;
+  }
 
   auto image = [&](int64_t n, float* col) {
     const float* dyn = pdy + n * g.OutPlane();
@@ -308,7 +447,7 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     // dcol [CKK, OH*OW] = w^T [CKK, OC] * dy_n [OC, OH*OW].
     Gemm(true, false, ckk, ohw, g.oc, 1.0f, pw, ckk, dyn, ohw, 0.0f,
          direct ? dxn : col, ohw);
-    if (!direct) Col2Im(g, col, dxn);
+    if (!direct) Col2Im(g, col, dxn, ohw);
   };
   const int64_t col_size = direct ? 0 : ckk * ohw;
   if (BatchParallel(g.n)) {
@@ -343,10 +482,36 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   const int64_t ohw = g.Ohw(), ckk = g.Ckk(), wsize = g.oc * ckk;
   const bool direct = g.Direct();
 
+  const int64_t cs = ChunkSize(g, kChunkColsWeight);
+  if (cs > 1) {
+    SlotBuffers cols(ckk * cs * ohw), dys(g.oc * cs * ohw);
+    // Slot 0 sums straight into dw; other slots (parallel chunks) into their
+    // own partial dw, added at the end.
+    const int slots = omp_get_max_threads();
+    std::vector<float> partial(static_cast<size_t>(slots - 1) * wsize, 0.0f);
+    const int used = RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
+      float* col = cols.Get(slot);
+      float* dyc = dys.Get(slot);
+      float* acc = slot == 0 ? pdw : partial.data() + (slot - 1) * wsize;
+      const int64_t ld = cn * ohw;
+      GatherOut(g, pdy, c0, cn, dyc);
+      for (int64_t k = 0; k < cn; ++k) {
+        Im2Col(g, px + (c0 + k) * g.InPlane(), col + k * ohw, ld);
+      }
+      // dw [OC, CKK] += dyc [OC, cn*OH*OW] * col^T [cn*OH*OW, CKK].
+      Gemm(false, true, g.oc, ckk, ld, 1.0f, dyc, ld, col, ld, 1.0f, acc, ckk);
+    });
+    for (int t = 1; t < used; ++t) {
+      const float* src = partial.data() + (t - 1) * wsize;
+      for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
+    }
+    return dw;
+  }
+
   // dw [OC, CKK] += dy_n [OC, OH*OW] * col_n^T [OH*OW, CKK].
   auto image = [&](int64_t n, float* col, float* acc) {
     const float* xn = px + n * g.InPlane();
-    if (!direct) Im2Col(g, xn, col);
+    if (!direct) Im2Col(g, xn, col, ohw);
     Gemm(false, true, g.oc, ckk, ohw, 1.0f, pdy + n * g.OutPlane(), ohw,
          direct ? xn : col, ohw, 1.0f, acc, ckk);
   };

@@ -9,7 +9,10 @@
 //
 // Convolution is im2col followed by one `dive::Gemm` per image, in parallel
 // over the batch (OpenMP); a 1x1 convolution with stride 1 and no padding is
-// a plain GEMM on the input. It is a cross-correlation, like PyTorch's
+// a plain GEMM on the input. Small output maps (fewer than 128 positions, as
+// in the late stages of ResNet and AlexNet) put a chunk of images side by
+// side in one GEMM instead, so the weights are packed once per chunk rather
+// than once per image. It is a cross-correlation, like PyTorch's
 // `conv2d` (no dilation, no groups).
 //
 // Example (LeNet's first layer and its gradients):

@@ -278,6 +278,28 @@ TEST(Conv2d, MatchesNaiveReferenceOnAnyThreadCount) {
   SetNumThreads(0);
 }
 
+// Small output maps (OH*OW < 128) run several images per GEMM, the chunks
+// side by side in one column buffer. The batches below split into uneven
+// chunks (the last one shorter), into several chunks (parallel over chunks
+// with per-thread partial weight gradients) or into just one.
+TEST(Conv2d, ChunkedSmallMapsMatchNaiveReference) {
+  const std::vector<ConvCase> cases = {
+      // n  c  h  w  oc kh kw sh sw ph pw bias
+      {67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true},    // 3x3 out, stride 2
+      {5, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, false},    // 3x3 out, one chunk
+      {71, 2, 4, 4, 3, 3, 3, 1, 1, 0, 0, true},    // 2x2 out, no padding
+      {37, 5, 4, 4, 3, 1, 1, 1, 1, 0, 0, true},    // 1x1, 4x4 out
+      {33, 4, 5, 7, 6, 3, 2, 2, 3, 1, 0, false},   // rectangular, mixed
+      {40, 6, 10, 10, 8, 5, 5, 1, 1, 2, 2, true},  // 10x10 out, padded
+  };
+  for (int threads : {1, 2, 3}) {
+    SetNumThreads(threads);
+    uint64_t seed = 500;
+    for (const ConvCase& k : cases) CheckAgainstReference(k, seed++);
+  }
+  SetNumThreads(0);
+}
+
 TEST(Conv2d, NonContiguousInputs) {
   Generator gen(5);
   // x stored as [N, C, W, H] and viewed transposed; w likewise.
