@@ -31,7 +31,7 @@ Variable Unary(const char* op, const Variable& x, Tensor y,
 
 }  // namespace
 
-// ---- Elementwise ----------------------------------------------------------------
+// ---- Elementwise ------------------------------------------------------------
 
 Variable operator+(const Variable& a, const Variable& b) {
   return Variable::FromOp(
@@ -66,17 +66,17 @@ Variable operator*(const Variable& a, const Variable& b) {
 Variable operator/(const Variable& a, const Variable& b) {
   const Tensor bd = b.data();
   Tensor y = ops::Div(a.data(), bd);
-  return Variable::FromOp(
-      "Div", y, {a, b},
-      [y = b.requires_grad() ? y : Tensor(), bd, oa = Operand(a),
-       ob = Operand(b)](const Tensor& g) {
-        const Tensor g_over_b = ops::Div(g, bd);
-        // d(a/b)/db = -a / b^2 = -(g / b) * y
-        return std::vector<Tensor>{
-            oa.Reduce(g_over_b),
-            ob.wants_grad ? ob.Reduce(ops::Neg(ops::Mul(g_over_b, y)))
-                          : Tensor()};
-      });
+  return Variable::FromOp("Div", y, {a, b},
+                          [y = b.requires_grad() ? y : Tensor(), bd,
+                           oa = Operand(a), ob = Operand(b)](const Tensor& g) {
+                            const Tensor g_over_b = ops::Div(g, bd);
+                            // d(a/b)/db = -a / b^2 = -(g / b) * y
+                            return std::vector<Tensor>{
+                                oa.Reduce(g_over_b),
+                                ob.wants_grad
+                                    ? ob.Reduce(ops::Neg(ops::Mul(g_over_b, y)))
+                                    : Tensor()};
+                          });
 }
 
 Variable operator-(const Variable& a) {
@@ -150,7 +150,7 @@ Variable Tanh(const Variable& x) {
                [y](const Tensor& g) { return ops::TanhBackward(g, y); });
 }
 
-// ---- Reductions -------------------------------------------------------------------
+// ---- Reductions -------------------------------------------------------------
 
 Variable Sum(const Variable& x, const std::vector<int>& axes, bool keepdim) {
   const Shape xs = x.shape();
@@ -177,7 +177,7 @@ Variable Mean(const Variable& x, const std::vector<int>& axes, bool keepdim) {
   return s * (count == 0 ? 0.0f : 1.0f / static_cast<float>(count));
 }
 
-// ---- Shape --------------------------------------------------------------------------
+// ---- Shape ------------------------------------------------------------------
 
 Variable Reshape(const Variable& x, const Shape& shape) {
   const Shape xs = x.shape();
@@ -215,12 +215,11 @@ Variable Concat(const std::vector<Variable>& xs, int axis) {
   });
 }
 
-// ---- Linear algebra -----------------------------------------------------------------
+// ---- Linear algebra ---------------------------------------------------------
 
 Variable MatMul(const Variable& a, const Variable& b) {
-  CHECK(a.rank() == 2 && b.rank() == 2)
-      << "MatMul expects 2-D operands, got " << a.shape() << " and "
-      << b.shape();
+  CHECK(a.rank() == 2 && b.rank() == 2) << "MatMul expects 2-D operands, got "
+                                        << a.shape() << " and " << b.shape();
   const Tensor ad = a.data(), bd = b.data();
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return Variable::FromOp(
@@ -235,8 +234,8 @@ Variable Linear(const Variable& x, const Variable& weight,
                 const Variable& bias) {
   CHECK_EQ(x.rank(), 2) << "Linear expects input [N, in_features], got "
                         << x.shape();
-  CHECK_EQ(weight.rank(), 2) << "Linear weight must be [out, in], got "
-                             << weight.shape();
+  CHECK_EQ(weight.rank(), 2)
+      << "Linear weight must be [out, in], got " << weight.shape();
   CHECK_EQ(x.dim(1), weight.dim(1))
       << "Linear: input has " << x.dim(1) << " features but weight "
       << weight.shape() << " expects " << weight.dim(1);
@@ -256,28 +255,28 @@ Variable Linear(const Variable& x, const Variable& weight,
        y.data(), out);
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
              gbias = bias.requires_grad();
-  return Variable::FromOp(
-      "Linear", y, {x, weight, bias.defined() ? bias : Variable()},
-      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), n, in, out, gx, gw,
-       gbias](const Tensor& grad) {
-        const Tensor g = grad.Contiguous();
-        Tensor dx, dw, db;
-        if (gx) {  // dx[n, in] = g[n, out] * w[out, in]
-          dx = Tensor::Empty({n, in});
-          Gemm(false, false, n, in, out, 1.0f, g.data(), out, wd.data(), in,
-               0.0f, dx.data(), in);
-        }
-        if (gw) {  // dw[out, in] = g^T[out, n] * x[n, in]
-          dw = Tensor::Empty({out, in});
-          Gemm(true, false, out, in, n, 1.0f, g.data(), out, xd.data(), in,
-               0.0f, dw.data(), in);
-        }
-        if (gbias) db = ops::Sum(g, {0});
-        return std::vector<Tensor>{dx, dw, db};
-      });
+  return Variable::FromOp("Linear", y,
+                          {x, weight, bias.defined() ? bias : Variable()},
+                          [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), n,
+                           in, out, gx, gw, gbias](const Tensor& grad) {
+                            const Tensor g = grad.Contiguous();
+                            Tensor dx, dw, db;
+                            if (gx) {  // dx[n, in] = g[n, out] * w[out, in]
+                              dx = Tensor::Empty({n, in});
+                              Gemm(false, false, n, in, out, 1.0f, g.data(),
+                                   out, wd.data(), in, 0.0f, dx.data(), in);
+                            }
+                            if (gw) {  // dw[out, in] = g^T[out, n] * x[n, in]
+                              dw = Tensor::Empty({out, in});
+                              Gemm(true, false, out, in, n, 1.0f, g.data(), out,
+                                   xd.data(), in, 0.0f, dw.data(), in);
+                            }
+                            if (gbias) db = ops::Sum(g, {0});
+                            return std::vector<Tensor>{dx, dw, db};
+                          });
 }
 
-// ---- Softmax ------------------------------------------------------------------------
+// ---- Softmax ----------------------------------------------------------------
 
 Variable Softmax(const Variable& x, int axis) {
   Tensor y = ops::Softmax(x.data(), axis);
@@ -296,20 +295,20 @@ Variable LogSoftmax(const Variable& x, int axis) {
   });
 }
 
-// ---- Convolution and pooling ---------------------------------------------------------
+// ---- Convolution and pooling ------------------------------------------------
 
-Variable Conv2d(const Variable& x, const Variable& weight,
-                const Variable& bias, const Conv2dParams& params) {
+Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const Conv2dParams& params) {
   const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
-  Tensor y = Conv2dForward(xd, wd, bias.defined() ? bias.data() : Tensor(),
-                           params);
+  Tensor y =
+      Conv2dForward(xd, wd, bias.defined() ? bias.data() : Tensor(), params);
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
              gb = bias.requires_grad();
   const Shape xs = x.shape(), ws = weight.shape();
   return Variable::FromOp(
       "Conv2d", y, {x, weight, bias.defined() ? bias : Variable()},
-      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), xs, ws, params, gx,
-       gw, gb](const Tensor& grad) {
+      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), xs, ws, params, gx, gw,
+       gb](const Tensor& grad) {
         const Tensor g = grad.Contiguous();
         return std::vector<Tensor>{
             gx ? Conv2dBackwardInput(g, wd, xs, params) : Tensor(),
@@ -341,7 +340,7 @@ Variable GlobalAvgPool2d(const Variable& x) {
   return Mean(x, {2, 3}, /*keepdim=*/true);
 }
 
-// ---- Normalization and regularization -------------------------------------------------
+// ---- Normalization and regularization ---------------------------------------
 
 Variable BatchNorm(const Variable& x, const Variable& gamma,
                    const Variable& beta, const Tensor& running_mean,
@@ -359,9 +358,8 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
     // gradients with respect to x, gamma and beta come for free.
     Shape bshape{c};
     if (x.rank() == 4) bshape = Shape{c, 1, 1};
-    const Tensor inv_std =
-        ops::Div(Tensor::Scalar(1.0f),
-                 ops::Sqrt(ops::AddScalar(running_var, eps)));
+    const Tensor inv_std = ops::Div(
+        Tensor::Scalar(1.0f), ops::Sqrt(ops::AddScalar(running_var, eps)));
     Variable scale = gamma * Variable(inv_std);
     Variable shift = beta - scale * Variable(running_mean);
     return x * Reshape(scale, bshape) + Reshape(shift, bshape);
@@ -389,15 +387,15 @@ Variable ApplyMask(const Variable& x, const Tensor& mask) {
 }
 
 Variable Dropout(const Variable& x, float p, Generator& gen) {
-  CHECK(p >= 0.0f && p < 1.0f) << "Dropout probability " << p
-                               << " is outside [0, 1)";
+  CHECK(p >= 0.0f && p < 1.0f)
+      << "Dropout probability " << p << " is outside [0, 1)";
   if (p == 0.0f) return x;
   Tensor mask = gen.Bernoulli(x.shape(), 1.0f - p);
   ops::MulScalarInPlace(mask, 1.0f / (1.0f - p));
   return ApplyMask(x, mask);
 }
 
-// ---- Losses -----------------------------------------------------------------------------
+// ---- Losses -----------------------------------------------------------------
 
 Variable SoftmaxCrossEntropy(const Variable& logits, const Tensor& labels) {
   CHECK_EQ(logits.rank(), 2) << "SoftmaxCrossEntropy expects logits [N, C], "

@@ -32,7 +32,7 @@
 
 namespace dive {
 
-// ---- Elementwise, broadcasting --------------------------------------------------
+// ---- Elementwise, broadcasting ----------------------------------------------
 Variable operator+(const Variable& a, const Variable& b);
 Variable operator-(const Variable& a, const Variable& b);
 Variable operator*(const Variable& a, const Variable& b);
@@ -53,14 +53,14 @@ Variable Relu(const Variable& x);
 Variable Sigmoid(const Variable& x);
 Variable Tanh(const Variable& x);
 
-// ---- Reductions -------------------------------------------------------------------
+// ---- Reductions -------------------------------------------------------------
 // Over `axes` (empty: all axes).
 Variable Sum(const Variable& x, const std::vector<int>& axes = {},
              bool keepdim = false);
 Variable Mean(const Variable& x, const std::vector<int>& axes = {},
               bool keepdim = false);
 
-// ---- Shape --------------------------------------------------------------------------
+// ---- Shape ------------------------------------------------------------------
 Variable Reshape(const Variable& x, const Shape& shape);
 // Flattens dimensions [start, end] into one ([N, C, H, W] -> [N, C*H*W]).
 Variable Flatten(const Variable& x, int start = 1, int end = -1);
@@ -68,7 +68,7 @@ Variable Transpose(const Variable& x, int a, int b);
 // Joins along `axis` (the channel concat of GoogLeNet and DenseNet).
 Variable Concat(const std::vector<Variable>& xs, int axis);
 
-// ---- Linear algebra -----------------------------------------------------------------
+// ---- Linear algebra ---------------------------------------------------------
 // [M, K] x [K, N] -> [M, N].
 Variable MatMul(const Variable& a, const Variable& b);
 // x [N, in], weight [out, in] (PyTorch layout), bias [out] or undefined:
@@ -76,21 +76,21 @@ Variable MatMul(const Variable& a, const Variable& b);
 Variable Linear(const Variable& x, const Variable& weight,
                 const Variable& bias);
 
-// ---- Softmax ------------------------------------------------------------------------
+// ---- Softmax ----------------------------------------------------------------
 Variable Softmax(const Variable& x, int axis = -1);
 Variable LogSoftmax(const Variable& x, int axis = -1);
 
-// ---- Convolution and pooling (NCHW) ---------------------------------------------------
+// ---- Convolution and pooling (NCHW) -----------------------------------------
 // x [N, C, H, W], weight [OC, C, KH, KW], bias [OC] or undefined.
-Variable Conv2d(const Variable& x, const Variable& weight,
-                const Variable& bias, const Conv2dParams& params);
+Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const Conv2dParams& params);
 Variable MaxPool2d(const Variable& x, const Pool2dParams& params);
 // PyTorch's default count_include_pad=True.
 Variable AvgPool2d(const Variable& x, const Pool2dParams& params);
 // Mean over H and W: [N, C, H, W] -> [N, C, 1, 1].
 Variable GlobalAvgPool2d(const Variable& x);
 
-// ---- Normalization and regularization -------------------------------------------------
+// ---- Normalization and regularization ---------------------------------------
 // Batch normalization of x [N, C] or [N, C, H, W] per channel C. In training
 // it normalizes with the batch statistics (biased variance) and updates the
 // running statistics in place (PyTorch's momentum convention, unbiased
@@ -105,7 +105,7 @@ Variable Dropout(const Variable& x, float p, Generator& gen);
 // x * mask, the differentiable core of Dropout (mask already scaled).
 Variable ApplyMask(const Variable& x, const Tensor& mask);
 
-// ---- Losses -----------------------------------------------------------------------------
+// ---- Losses -----------------------------------------------------------------
 // Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels
 // int64 [N] in [0, C). Computed with log-sum-exp, stable for any logits.
 Variable SoftmaxCrossEntropy(const Variable& logits, const Tensor& labels);

@@ -50,16 +50,17 @@ absl::Status GradCheck(const GradCheckFn& f, const std::vector<Tensor>& inputs,
       const double minus = Project(f, vars, r);
       x[i] = saved;
       // The step actually taken in float32 may differ slightly from eps.
-      const double step = static_cast<double>(saved + static_cast<float>(options.eps)) -
-                          static_cast<double>(saved - static_cast<float>(options.eps));
+      const double step =
+          static_cast<double>(saved + static_cast<float>(options.eps)) -
+          static_cast<double>(saved - static_cast<float>(options.eps));
       const double numeric = (plus - minus) / step;
       const double a = analytic.defined() ? analytic.data()[i] : 0.0;
       if (!(std::fabs(a - numeric) <=
             options.atol + options.rtol * std::fabs(numeric))) {
-        return absl::InternalError(absl::StrCat(
-            "GradCheck: input ", k, " (shape ", vars[k].shape().ToString(),
-            ") element ", i, ": analytic gradient ", a, " vs numeric ",
-            numeric));
+        return absl::InternalError(
+            absl::StrCat("GradCheck: input ", k, " (shape ",
+                         vars[k].shape().ToString(), ") element ", i,
+                         ": analytic gradient ", a, " vs numeric ", numeric));
       }
     }
   }

@@ -39,9 +39,10 @@ int64_t PeakFmaLoop(int64_t iterations) {
     c10 = c10 * a + b;
     c11 = c11 * a + b;
     // Keep every accumulator live in a register and the loop un-elided.
-    asm volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4),
-                 "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10),
-                 "+v"(c11));
+    asm volatile(""
+                 : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5),
+                   "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10),
+                   "+v"(c11));
   }
   return iterations * kAccumulators * kLanes * 2;
 }

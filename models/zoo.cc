@@ -30,9 +30,9 @@ absl::StatusOr<ModelSpec> FindModel(const std::string& name) {
     if (spec.name == name) return spec;
     names.push_back(spec.name);
   }
-  return absl::NotFoundError(absl::StrCat("unknown model '", name,
-                                          "'; known models: ",
-                                          absl::StrJoin(names, ", ")));
+  return absl::NotFoundError(
+      absl::StrCat("unknown model '", name,
+                   "'; known models: ", absl::StrJoin(names, ", ")));
 }
 
 }  // namespace dive::models

@@ -7,8 +7,8 @@ namespace {
 
 using RowMajor =
     Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMajor, Eigen::Unaligned,
-                            Eigen::OuterStride<>>;
+using ConstMap =
+    Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
 using Map = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 template <typename A, typename B>
@@ -24,12 +24,15 @@ void Accumulate(const A& op_a, const B& op_b, float alpha, float beta, Map& c) {
 }  // namespace
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          float alpha, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc) {
+          float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   Map cm(c, m, n, Eigen::OuterStride<>(ldc));
   if (k == 0) {
-    if (beta == 0.0f) cm.setZero(); else cm *= beta;
+    if (beta == 0.0f)
+      cm.setZero();
+    else
+      cm *= beta;
     return;
   }
   // A stored as [m, k] (or [k, m] when transposed); likewise B.

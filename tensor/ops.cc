@@ -29,16 +29,17 @@ Tensor Unary(const char* op, const Tensor& a, F f) {
   Tensor out = Tensor::Empty(a.shape());
   float* o = out.data();
   const float* pa = a.data();
-  ForEachStrided<2>(a.shape(), {&out.strides(), &a.strides()},
-                    [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
-                      float* oo = o + off[0];
-                      const float* aa = pa + off[1];
-                      if (st[1] == 1) {
-                        for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i]);
-                      } else {
-                        for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i * st[1]]);
-                      }
-                    });
+  ForEachStrided<2>(
+      a.shape(), {&out.strides(), &a.strides()},
+      [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
+        float* oo = o + off[0];
+        const float* aa = pa + off[1];
+        if (st[1] == 1) {
+          for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i]);
+        } else {
+          for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i * st[1]]);
+        }
+      });
   return out;
 }
 
@@ -86,7 +87,8 @@ Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
           const float av = *aa;
           for (int64_t i = 0; i < n; ++i) oo[i] = f(av, bb[i]);
         } else {
-          for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i * st[1]], bb[i * st[2]]);
+          for (int64_t i = 0; i < n; ++i)
+            oo[i] = f(aa[i * st[1]], bb[i * st[2]]);
         }
       });
   return out;
@@ -126,7 +128,7 @@ Shape ReducedShape(const Shape& shape, const std::vector<bool>& reduce,
 
 }  // namespace
 
-// ---- Elementwise --------------------------------------------------------------
+// ---- Elementwise ------------------------------------------------------------
 
 Tensor Add(const Tensor& a, const Tensor& b) {
   return Binary("Add", a, b, [](float x, float y) { return x + y; });
@@ -141,10 +143,12 @@ Tensor Div(const Tensor& a, const Tensor& b) {
   return Binary("Div", a, b, [](float x, float y) { return x / y; });
 }
 Tensor Maximum(const Tensor& a, const Tensor& b) {
-  return Binary("Maximum", a, b, [](float x, float y) { return x > y ? x : y; });
+  return Binary("Maximum", a, b,
+                [](float x, float y) { return x > y ? x : y; });
 }
 Tensor Minimum(const Tensor& a, const Tensor& b) {
-  return Binary("Minimum", a, b, [](float x, float y) { return x < y ? x : y; });
+  return Binary("Minimum", a, b,
+                [](float x, float y) { return x < y ? x : y; });
 }
 Tensor Greater(const Tensor& a, const Tensor& b) {
   return Binary("Greater", a, b,
@@ -163,8 +167,8 @@ Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   // where(c, a, b) = b + c' * (a - b) would lose precision and propagate NaN
   // from the unselected side; select explicitly instead.
   CheckFloat("Where", cond);
-  const Shape shape =
-      Broadcast("Where", Broadcast("Where", cond.shape(), a.shape()), b.shape());
+  const Shape shape = Broadcast(
+      "Where", Broadcast("Where", cond.shape(), a.shape()), b.shape());
   Tensor out = Tensor::Empty(shape);
   const Tensor ec = cond.Expand(shape), ea = a.Expand(shape),
                eb = b.Expand(shape);
@@ -244,7 +248,7 @@ Tensor TanhBackward(const Tensor& grad, const Tensor& y) {
                 [](float g, float v) { return g * (1.0f - v * v); });
 }
 
-// ---- In place -----------------------------------------------------------------
+// ---- In place ---------------------------------------------------------------
 
 void AddInPlace(Tensor& dst, const Tensor& src, float alpha) {
   CheckFloat("AddInPlace", dst);
@@ -256,18 +260,19 @@ void AddInPlace(Tensor& dst, const Tensor& src, float alpha) {
   const Tensor es = src.Expand(dst.shape());
   float* d = dst.data();
   const float* s = es.data();
-  ForEachStrided<2>(dst.shape(), {&dst.strides(), &es.strides()},
-                    [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
-                      float* dd = d + off[0];
-                      const float* ss = s + off[1];
-                      if (st[0] == 1 && st[1] == 1) {
-                        for (int64_t i = 0; i < n; ++i) dd[i] += alpha * ss[i];
-                      } else {
-                        for (int64_t i = 0; i < n; ++i) {
-                          dd[i * st[0]] += alpha * ss[i * st[1]];
-                        }
-                      }
-                    });
+  ForEachStrided<2>(
+      dst.shape(), {&dst.strides(), &es.strides()},
+      [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
+        float* dd = d + off[0];
+        const float* ss = s + off[1];
+        if (st[0] == 1 && st[1] == 1) {
+          for (int64_t i = 0; i < n; ++i) dd[i] += alpha * ss[i];
+        } else {
+          for (int64_t i = 0; i < n; ++i) {
+            dd[i * st[0]] += alpha * ss[i * st[1]];
+          }
+        }
+      });
 }
 
 void MulScalarInPlace(Tensor& dst, float s) {
@@ -279,7 +284,7 @@ void MulScalarInPlace(Tensor& dst, float s) {
                   });
 }
 
-// ---- Reductions -----------------------------------------------------------------
+// ---- Reductions -------------------------------------------------------------
 
 Tensor Sum(const Tensor& a, const std::vector<int>& axes, bool keepdim) {
   CheckFloat("Sum", a);
@@ -339,7 +344,8 @@ Tensor Max(const Tensor& a, int axis, bool keepdim) {
   axis = a.shape().CanonicalAxis(axis);
   const Tensor t = AxisLast(a, axis);
   const int64_t len = a.dim(axis);
-  CHECK_GT(len, 0) << "Max over empty dimension " << axis << " of " << a.shape();
+  CHECK_GT(len, 0) << "Max over empty dimension " << axis << " of "
+                   << a.shape();
   Shape out_shape(t.shape());
   out_shape[-1] = 1;
   Tensor out = Tensor::Empty(out_shape);
@@ -374,7 +380,7 @@ Tensor Argmax(const Tensor& a, int axis, bool keepdim) {
   return keepdim ? out : out.Squeeze(axis);
 }
 
-// ---- Linear algebra ---------------------------------------------------------------
+// ---- Linear algebra ---------------------------------------------------------
 
 namespace {
 
@@ -410,8 +416,7 @@ Tensor MatMul(const Tensor& a, const Tensor& b) {
       << "MatMul: expects 2-D or 3-D operands, got " << a.shape() << " and "
       << b.shape();
   CHECK_EQ(a.dim(-1), b.dim(-2))
-      << "MatMul: inner dimensions differ: " << a.shape() << " x "
-      << b.shape();
+      << "MatMul: inner dimensions differ: " << a.shape() << " x " << b.shape();
   const int64_t m = a.dim(-2), k = a.dim(-1), n = b.dim(-1);
   if (a.rank() == 2 && b.rank() == 2) {
     Tensor out = Tensor::Empty({m, n});
@@ -422,8 +427,8 @@ Tensor MatMul(const Tensor& a, const Tensor& b) {
   }
   const int64_t batch = a.rank() == 3 ? a.dim(0) : b.dim(0);
   if (a.rank() == 3 && b.rank() == 3) {
-    CHECK_EQ(a.dim(0), b.dim(0)) << "MatMul: batch sizes differ: " << a.shape()
-                                 << " x " << b.shape();
+    CHECK_EQ(a.dim(0), b.dim(0))
+        << "MatMul: batch sizes differ: " << a.shape() << " x " << b.shape();
   }
   Tensor out = Tensor::Empty({batch, m, n});
 #pragma omp parallel for schedule(static) if (batch > 1)
@@ -436,7 +441,7 @@ Tensor MatMul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// ---- Softmax ----------------------------------------------------------------------
+// ---- Softmax ----------------------------------------------------------------
 
 namespace {
 
@@ -481,7 +486,7 @@ Tensor LogSoftmax(const Tensor& a, int axis) {
   return SoftmaxImpl("LogSoftmax", a, axis, /*log=*/true);
 }
 
-// ---- Shape ------------------------------------------------------------------------
+// ---- Shape ------------------------------------------------------------------
 
 Tensor Concat(const std::vector<Tensor>& tensors, int axis) {
   CHECK(!tensors.empty()) << "Concat of no tensors";

@@ -27,7 +27,7 @@
 
 namespace dive::ops {
 
-// ---- Elementwise, broadcasting -------------------------------------------------
+// ---- Elementwise, broadcasting ----------------------------------------------
 Tensor Add(const Tensor& a, const Tensor& b);
 Tensor Sub(const Tensor& a, const Tensor& b);
 Tensor Mul(const Tensor& a, const Tensor& b);
@@ -41,14 +41,14 @@ Tensor Equal(const Tensor& a, const Tensor& b);
 // `cond != 0 ? a : b`, all three broadcast together.
 Tensor Where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
-// ---- With a scalar --------------------------------------------------------------
+// ---- With a scalar ----------------------------------------------------------
 Tensor AddScalar(const Tensor& a, float s);
 Tensor MulScalar(const Tensor& a, float s);
 Tensor PowScalar(const Tensor& a, float exponent);
 Tensor GreaterScalar(const Tensor& a, float s);
 Tensor Clamp(const Tensor& a, float lo, float hi);
 
-// ---- Unary ----------------------------------------------------------------------
+// ---- Unary ------------------------------------------------------------------
 Tensor Neg(const Tensor& a);
 Tensor Exp(const Tensor& a);
 Tensor Log(const Tensor& a);
@@ -65,12 +65,12 @@ Tensor ReluBackward(const Tensor& grad, const Tensor& y);
 Tensor SigmoidBackward(const Tensor& grad, const Tensor& y);
 Tensor TanhBackward(const Tensor& grad, const Tensor& y);
 
-// ---- In place (for optimizers and gradient accumulation) ----------------------
+// ---- In place (for optimizers and gradient accumulation) --------------------
 // dst += alpha * src (src broadcast to dst's shape).
 void AddInPlace(Tensor& dst, const Tensor& src, float alpha = 1.0f);
 void MulScalarInPlace(Tensor& dst, float s);
 
-// ---- Reductions -----------------------------------------------------------------
+// ---- Reductions -------------------------------------------------------------
 // Sum over `axes` (negative allowed; empty means all axes).
 Tensor Sum(const Tensor& a, const std::vector<int>& axes = {},
            bool keepdim = false);
@@ -83,18 +83,18 @@ Tensor Max(const Tensor& a, int axis, bool keepdim = false);
 // Index of the largest element along `axis` (first on ties), as int64.
 Tensor Argmax(const Tensor& a, int axis, bool keepdim = false);
 
-// ---- Linear algebra ---------------------------------------------------------------
+// ---- Linear algebra ---------------------------------------------------------
 // [M, K] x [K, N] -> [M, N], or batched [B, M, K] x [B, K, N] -> [B, M, N]
 // (a 2-D operand is broadcast over the batch). Transposed views are read
 // without copying.
 Tensor MatMul(const Tensor& a, const Tensor& b);
 
-// ---- Softmax ----------------------------------------------------------------------
+// ---- Softmax ----------------------------------------------------------------
 // Numerically stable (max-subtracted) softmax and log-softmax along `axis`.
 Tensor Softmax(const Tensor& a, int axis = -1);
 Tensor LogSoftmax(const Tensor& a, int axis = -1);
 
-// ---- Shape ------------------------------------------------------------------------
+// ---- Shape ------------------------------------------------------------------
 // Joins tensors along `axis`; all other dimensions must match.
 Tensor Concat(const std::vector<Tensor>& tensors, int axis);
 

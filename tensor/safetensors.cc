@@ -38,11 +38,13 @@ const char* DTypeCode(DType dtype) {
 }
 
 bool ParseDTypeCode(absl::string_view code, DType* dtype) {
-  if (code == "F32") *dtype = DType::kFloat32;
-  else if (code == "I64") *dtype = DType::kInt64;
-  else if (code == "I32") *dtype = DType::kInt32;
-  else return false;
-  return true;
+  for (DType d : {DType::kFloat32, DType::kInt64, DType::kInt32}) {
+    if (code == DTypeCode(d)) {
+      *dtype = d;
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string JsonString(absl::string_view s) {
@@ -62,7 +64,7 @@ std::string JsonString(absl::string_view s) {
   return out + "\"";
 }
 
-// ---- A minimal JSON reader for the safetensors header -------------------------
+// ---- A minimal JSON reader for the safetensors header -----------------------
 // Values are strings, non-negative integers, arrays and objects: exactly what
 // the format uses. Anything else is an error.
 
@@ -158,8 +160,8 @@ class JsonParser {
       } while (Consume(','));
       return Consume('}') ? absl::OkStatus() : Error("expected '}'");
     }
-    return Error(absl::StrCat("unexpected character '",
-                              std::string(1, c), "' in JSON"));
+    return Error(
+        absl::StrCat("unexpected character '", std::string(1, c), "' in JSON"));
   }
 
   absl::Status ParseString(std::string* out) {
@@ -171,12 +173,26 @@ class JsonParser {
         if (pos_ >= s_.size()) break;
         const char e = s_[pos_++];
         switch (e) {
-          case '"': case '\\': case '/': c = e; break;
-          case 'n': c = '\n'; break;
-          case 't': c = '\t'; break;
-          case 'r': c = '\r'; break;
-          case 'b': c = '\b'; break;
-          case 'f': c = '\f'; break;
+          case '"':
+          case '\\':
+          case '/':
+            c = e;
+            break;
+          case 'n':
+            c = '\n';
+            break;
+          case 't':
+            c = '\t';
+            break;
+          case 'r':
+            c = '\r';
+            break;
+          case 'b':
+            c = '\b';
+            break;
+          case 'f':
+            c = '\f';
+            break;
           case 'u': {
             uint32_t code = 0;
             if (pos_ + 4 > s_.size() ||
@@ -237,20 +253,21 @@ absl::Status SaveSafetensors(const std::string& path,
   std::string data;
   std::vector<std::string> entries;
   for (const auto& [name, tensor] : file.tensors) {
-    CHECK(tensor.defined()) << "SaveSafetensors: tensor '" << name
-                            << "' is undefined";
+    CHECK(tensor.defined())
+        << "SaveSafetensors: tensor '" << name << "' is undefined";
     const Tensor c = tensor.Contiguous();
     const size_t nbytes = c.numel() * DTypeSize(c.dtype());
     const size_t begin = data.size();
-    data.append(static_cast<const char*>(static_cast<const void*>(
-                    c.dtype() == DType::kFloat32   ? (const void*)c.data<float>()
-                    : c.dtype() == DType::kInt64 ? (const void*)c.data<int64_t>()
-                                                 : (const void*)c.data<int32_t>())),
-                nbytes);
-    entries.push_back(absl::StrCat(
-        JsonString(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
-        "\",\"shape\":[", absl::StrJoin(c.shape().dims(), ","),
-        "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
+    data.append(
+        static_cast<const char*>(static_cast<const void*>(
+            c.dtype() == DType::kFloat32 ? (const void*)c.data<float>()
+            : c.dtype() == DType::kInt64 ? (const void*)c.data<int64_t>()
+                                         : (const void*)c.data<int32_t>())),
+        nbytes);
+    entries.push_back(
+        absl::StrCat(JsonString(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
+                     "\",\"shape\":[", absl::StrJoin(c.shape().dims(), ","),
+                     "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
   }
   std::map<std::string, std::string> metadata = file.metadata;
   metadata[kChecksumKey] = absl::StrCat(Crc32(data));
@@ -258,9 +275,8 @@ absl::Status SaveSafetensors(const std::string& path,
   for (const auto& [k, v] : metadata) {
     meta.push_back(absl::StrCat(JsonString(k), ":", JsonString(v)));
   }
-  entries.insert(entries.begin(),
-                 absl::StrCat("\"__metadata__\":{", absl::StrJoin(meta, ","),
-                              "}"));
+  entries.insert(entries.begin(), absl::StrCat("\"__metadata__\":{",
+                                               absl::StrJoin(meta, ","), "}"));
   std::string header = absl::StrCat("{", absl::StrJoin(entries, ","), "}");
   header.append((8 - header.size() % 8) % 8, ' ');  // align data to 8 bytes
   char len[8];
@@ -277,8 +293,8 @@ absl::Status SaveSafetensors(const std::string& path,
   if (st.ok()) st = WriteAll(fd, header.data(), header.size(), tmp);
   if (st.ok()) st = WriteAll(fd, data.data(), data.size(), tmp);
   if (st.ok() && ::fsync(fd) != 0) {
-    st = absl::InternalError(absl::StrCat("fsync ", tmp, ": ",
-                                          std::strerror(errno)));
+    st = absl::InternalError(
+        absl::StrCat("fsync ", tmp, ": ", std::strerror(errno)));
   }
   ::close(fd);
   if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -291,7 +307,8 @@ absl::Status SaveSafetensors(const std::string& path,
   }
   // Make the rename itself durable.
   const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const std::string dir =
+      slash == std::string::npos ? "." : path.substr(0, slash + 1);
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -321,7 +338,8 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
   absl::StatusOr<Json> header =
       JsonParser(bytes.substr(8, header_len)).ParseDocument();
   if (!header.ok()) {
-    return fail(absl::StrCat("invalid JSON header: ", header.status().message()));
+    return fail(
+        absl::StrCat("invalid JSON header: ", header.status().message()));
   }
   if (header->kind != Json::Kind::kObject) {
     return fail("header is not a JSON object");
@@ -332,7 +350,8 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, entry] : header->fields) {
     if (name == "__metadata__") {
-      if (entry.kind != Json::Kind::kObject) return fail("__metadata__ is not an object");
+      if (entry.kind != Json::Kind::kObject)
+        return fail("__metadata__ is not an object");
       for (const auto& [k, v] : entry.fields) {
         if (v.kind != Json::Kind::kString) {
           return fail(absl::StrCat("metadata value '", k, "' is not a string"));
@@ -342,12 +361,16 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
       continue;
     }
     const std::string where = absl::StrCat("tensor '", name, "'");
-    if (entry.kind != Json::Kind::kObject) return fail(where + " is not an object");
+    if (entry.kind != Json::Kind::kObject)
+      return fail(where + " is not an object");
     const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
     for (const auto& [k, v] : entry.fields) {
-      if (k == "dtype") dtype = &v;
-      else if (k == "shape") shape = &v;
-      else if (k == "data_offsets") offsets = &v;
+      if (k == "dtype")
+        dtype = &v;
+      else if (k == "shape")
+        shape = &v;
+      else if (k == "data_offsets")
+        offsets = &v;
     }
     DType dt;
     if (dtype == nullptr || dtype->kind != Json::Kind::kString) {

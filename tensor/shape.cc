@@ -18,8 +18,8 @@ int64_t Shape::numel() const {
 int Shape::CanonicalAxis(int axis) const {
   const int r = rank();
   CHECK(axis >= -r && axis < r)
-      << "axis " << axis << " is out of range for shape " << *this
-      << " (rank " << r << ")";
+      << "axis " << axis << " is out of range for shape " << *this << " (rank "
+      << r << ")";
   return axis < 0 ? axis + r : axis;
 }
 
@@ -49,10 +49,9 @@ absl::StatusOr<Shape> BroadcastShapes(const Shape& a, const Shape& b) {
     const int64_t da = ia >= 0 ? a.dims()[ia] : 1;
     const int64_t db = ib >= 0 ? b.dims()[ib] : 1;
     if (da != db && da != 1 && db != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("shapes ", a.ToString(), " and ", b.ToString(),
-                       " cannot be broadcast: dimension ", i - r, " is ", da,
-                       " vs ", db));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shapes ", a.ToString(), " and ", b.ToString(),
+          " cannot be broadcast: dimension ", i - r, " is ", da, " vs ", db));
     }
     out[i] = da == 1 ? db : da;
   }
@@ -79,15 +78,14 @@ absl::StatusOr<Shape> InferShape(const Shape& shape, int64_t numel) {
   }
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot view ", numel, " elements as shape ",
-                       shape.ToString()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot view ", numel, " elements as shape ", shape.ToString()));
     }
     dims[infer] = numel / known;
   } else if (known != numel) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot view ", numel, " elements as shape ", shape.ToString(),
-        " (", known, " elements)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot view ", numel, " elements as shape ",
+                     shape.ToString(), " (", known, " elements)"));
   }
   return Shape(dims);
 }

@@ -80,7 +80,8 @@ void ForEachStrided(const Shape& shape,
   // collapses to a single run).
   constexpr int64_t kChunk = int64_t{1} << 14;
   const bool go_parallel = parallel && shape.numel() >= (int64_t{1} << 15);
-  const int64_t chunks = go_parallel && outer < 64 ? (inner + kChunk - 1) / kChunk : 1;
+  const int64_t chunks =
+      go_parallel && outer < 64 ? (inner + kChunk - 1) / kChunk : 1;
   const int64_t chunk_len = (inner + chunks - 1) / chunks;
   auto run = [&](int64_t task) {
     const int64_t o = task / chunks, c = task % chunks;
@@ -107,10 +108,10 @@ void ForEachStrided(const Shape& shape,
 
 template <typename F>
 void ForEachStrided1(const Shape& shape, const Dims& s0, F&& f) {
-  ForEachStrided<1>(shape, {&s0}, [&](int64_t n, const Offsets<1>& o,
-                                      const Offsets<1>& st) {
-    f(n, o[0], st[0]);
-  });
+  ForEachStrided<1>(shape, {&s0},
+                    [&](int64_t n, const Offsets<1>& o, const Offsets<1>& st) {
+                      f(n, o[0], st[0]);
+                    });
 }
 
 template <typename F>

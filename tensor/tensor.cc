@@ -66,8 +66,8 @@ class BlockCache {
 };
 
 size_t RoundUp(size_t n) {
-  return std::max<size_t>(kAlignment, (n + kAlignment - 1) / kAlignment *
-                                          kAlignment);
+  return std::max<size_t>(kAlignment,
+                          (n + kAlignment - 1) / kAlignment * kAlignment);
 }
 
 }  // namespace
@@ -140,7 +140,7 @@ Tensor Tensor::FromVector(const std::vector<float>& values,
 }
 
 Tensor Tensor::FromInt64Vector(const std::vector<int64_t>& values,
-                          const Shape& shape) {
+                               const Shape& shape) {
   CHECK_EQ(static_cast<int64_t>(values.size()), shape.numel())
       << "FromVector: " << values.size() << " values for shape " << shape;
   Tensor t = Empty(shape, DType::kInt64);
@@ -155,7 +155,7 @@ Tensor Tensor::Arange(int64_t n) {
   return t;
 }
 
-// ---- Properties ---------------------------------------------------------------
+// ---- Properties -------------------------------------------------------------
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -173,8 +173,8 @@ int64_t Tensor::ElementOffset(std::initializer_list<int64_t> index) const {
   int i = 0;
   for (int64_t v : index) {
     CHECK(v >= 0 && v < shape_.dims()[i])
-        << "index " << v << " out of range for dimension " << i
-        << " of shape " << shape_;
+        << "index " << v << " out of range for dimension " << i << " of shape "
+        << shape_;
     off += v * strides_[i];
     ++i;
   }
@@ -205,7 +205,7 @@ std::vector<int64_t> Tensor::ToInt64Vector() const {
   return std::vector<int64_t>(c.data<int64_t>(), c.data<int64_t>() + c.numel());
 }
 
-// ---- Views ----------------------------------------------------------------------
+// ---- Views ------------------------------------------------------------------
 
 Tensor Tensor::WithView(Shape shape, Dims strides, int64_t offset) const {
   Tensor t = *this;
@@ -218,8 +218,8 @@ Tensor Tensor::WithView(Shape shape, Dims strides, int64_t offset) const {
 Tensor Tensor::View(const Shape& shape) const {
   absl::StatusOr<Shape> s = InferShape(shape, numel());
   CHECK(s.ok()) << "View of tensor " << shape_ << ": " << s.status().message();
-  CHECK(is_contiguous()) << "View of non-contiguous tensor " << shape_
-                         << " as " << shape << "; use Reshape()";
+  CHECK(is_contiguous()) << "View of non-contiguous tensor " << shape_ << " as "
+                         << shape << "; use Reshape()";
   return WithView(*s, ContiguousStrides(*s), offset_);
 }
 
@@ -231,7 +231,8 @@ Tensor Tensor::Flatten(int start, int end) const {
   if (rank() == 0) return View({1});
   start = shape_.CanonicalAxis(start);
   end = shape_.CanonicalAxis(end);
-  CHECK_LE(start, end) << "Flatten(" << start << ", " << end << ") of " << shape_;
+  CHECK_LE(start, end) << "Flatten(" << start << ", " << end << ") of "
+                       << shape_;
   Shape s;
   int64_t merged = 1;
   for (int i = 0; i < rank(); ++i) {
@@ -309,7 +310,8 @@ Tensor Tensor::Unsqueeze(int axis) const {
       << "Unsqueeze axis " << axis << " out of range for shape " << shape_;
   Dims s = shape_.dims(), st = strides_;
   s.insert(s.begin() + axis, 1);
-  st.insert(st.begin() + axis, axis < rank() ? strides_[axis] * shape_[axis] : 1);
+  st.insert(st.begin() + axis,
+            axis < rank() ? strides_[axis] * shape_[axis] : 1);
   return WithView(Shape(s), st, offset_);
 }
 
@@ -334,11 +336,9 @@ Tensor Tensor::Expand(const Shape& shape) const {
   return WithView(shape, st, offset_);
 }
 
-// ---- Copies ---------------------------------------------------------------------
+// ---- Copies -----------------------------------------------------------------
 
-Tensor Tensor::Contiguous() const {
-  return is_contiguous() ? *this : Clone();
-}
+Tensor Tensor::Contiguous() const { return is_contiguous() ? *this : Clone(); }
 
 Tensor Tensor::Clone() const {
   Tensor out = Empty(shape_, dtype_);
@@ -352,13 +352,13 @@ template <typename Dst, typename Src>
 void CopyCast(const Tensor& dst, const Tensor& src) {
   Dst* d = dst.data<Dst>();
   const Src* s = src.data<Src>();
-  ForEachStrided2(dst.shape(), dst.strides(), src.strides(),
-                  [&](int64_t n, int64_t od, int64_t sd, int64_t os,
-                      int64_t ss) {
-                    for (int64_t i = 0; i < n; ++i) {
-                      d[od + i * sd] = static_cast<Dst>(s[os + i * ss]);
-                    }
-                  });
+  ForEachStrided2(
+      dst.shape(), dst.strides(), src.strides(),
+      [&](int64_t n, int64_t od, int64_t sd, int64_t os, int64_t ss) {
+        for (int64_t i = 0; i < n; ++i) {
+          d[od + i * sd] = static_cast<Dst>(s[os + i * ss]);
+        }
+      });
 }
 
 template <typename Dst>
@@ -401,15 +401,15 @@ Tensor Tensor::To(DType dtype) const {
 }
 
 void Tensor::Fill(float value) {
-  CHECK(dtype_ == DType::kFloat32) << "Fill of a " << DTypeName(dtype_)
-                                   << " tensor";
+  CHECK(dtype_ == DType::kFloat32)
+      << "Fill of a " << DTypeName(dtype_) << " tensor";
   float* d = data<float>();
   ForEachStrided1(shape_, strides_, [&](int64_t n, int64_t o, int64_t s) {
     for (int64_t i = 0; i < n; ++i) d[o + i * s] = value;
   });
 }
 
-// ---- Eigen maps -----------------------------------------------------------------
+// ---- Eigen maps -------------------------------------------------------------
 
 VectorMap Tensor::Flat() const {
   CHECK(is_contiguous()) << "Flat() of non-contiguous tensor " << shape_;
@@ -428,7 +428,7 @@ MatrixMap Tensor::Matrix(int64_t rows, int64_t cols) const {
   return MatrixMap(data<float>(), rows, cols);
 }
 
-// ---- Printing -------------------------------------------------------------------
+// ---- Printing ---------------------------------------------------------------
 
 std::string Tensor::ToString() const {
   std::ostringstream os;
@@ -454,7 +454,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   return os << t.ToString();
 }
 
-// ---- Threads --------------------------------------------------------------------
+// ---- Threads ----------------------------------------------------------------
 
 void SetNumThreads(int n) {
   if (n <= 0) n = omp_get_num_procs();

@@ -46,11 +46,17 @@ size_t DTypeSize(DType dtype);
 template <typename T>
 constexpr DType DTypeOf();
 template <>
-constexpr DType DTypeOf<float>() { return DType::kFloat32; }
+constexpr DType DTypeOf<float>() {
+  return DType::kFloat32;
+}
 template <>
-constexpr DType DTypeOf<int64_t>() { return DType::kInt64; }
+constexpr DType DTypeOf<int64_t>() {
+  return DType::kInt64;
+}
 template <>
-constexpr DType DTypeOf<int32_t>() { return DType::kInt32; }
+constexpr DType DTypeOf<int32_t>() {
+  return DType::kInt32;
+}
 
 // A block of 64-byte aligned memory. Freed blocks go back to a size-bucketed
 // cache, so a training loop that allocates the same tensor sizes every step
@@ -70,9 +76,8 @@ class Storage {
   size_t nbytes_;
 };
 
-using MatrixMap =
-    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
-                             Eigen::RowMajor>>;
+using MatrixMap = Eigen::Map<
+    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 using ConstMatrixMap =
     Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
                                    Eigen::RowMajor>>;
@@ -95,7 +100,7 @@ class Tensor {
   static Tensor FromVector(const std::vector<float>& values,
                            const Shape& shape);
   static Tensor FromInt64Vector(const std::vector<int64_t>& values,
-                           const Shape& shape);
+                                const Shape& shape);
   // 0, 1, ..., n-1 as float32.
   static Tensor Arange(int64_t n);
 
@@ -116,9 +121,8 @@ class Tensor {
   // Pointer to the first element of the view. CHECK-fails on a dtype mismatch.
   template <typename T>
   T* data() const {
-    CHECK(dtype_ == DTypeOf<T>())
-        << "tensor of dtype " << DTypeName(dtype_) << " accessed as "
-        << DTypeName(DTypeOf<T>());
+    CHECK(dtype_ == DTypeOf<T>()) << "tensor of dtype " << DTypeName(dtype_)
+                                  << " accessed as " << DTypeName(DTypeOf<T>());
     return static_cast<T*>(storage_->data()) + offset_;
   }
   float* data() const { return data<float>(); }

@@ -1,7 +1,8 @@
 // Evaluates a checkpoint on the Fashion-MNIST test set: accuracy and the
 // confusion matrix.
 //
-//   bazel run //tools:eval -- --model=lenet --checkpoint=/tmp/lenet/model.safetensors
+//   bazel run //tools:eval -- --model=lenet
+//   --checkpoint=/tmp/lenet/model.safetensors
 //
 // --model and --resize default to what the checkpoint's metadata records.
 // --dump=FILE also writes the first --limit test images (as fed to the model)
@@ -45,10 +46,12 @@ int Fail(const absl::Status& status) {
 
 int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
-  if (path.empty()) return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  if (path.empty())
+    return Fail(absl::InvalidArgumentError("--checkpoint is required"));
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--batch_size=", absl::GetFlag(FLAGS_batch_size), ": must be positive")));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--batch_size=", absl::GetFlag(FLAGS_batch_size),
+                     ": must be positive")));
   }
   if (absl::GetFlag(FLAGS_limit) < 0) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -76,12 +79,12 @@ int EvalMain() {
   SetNumThreads(absl::GetFlag(FLAGS_threads));
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
   if (!model.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        absl::GetFlag(FLAGS_resize) != 0
-            ? absl::StrCat("--resize=", size)
-            : absl::StrCat("input size ", size, " (from ", path,
-                           "; override with --resize)"),
-        ": ", model.status().message())));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(absl::GetFlag(FLAGS_resize) != 0
+                         ? absl::StrCat("--resize=", size)
+                         : absl::StrCat("input size ", size, " (from ", path,
+                                        "; override with --resize)"),
+                     ": ", model.status().message())));
   }
   if (absl::Status s = (*model)->LoadStateDict(file->tensors); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -92,10 +95,12 @@ int EvalMain() {
   if (!test.ok()) return Fail(test.status());
 
   const int64_t limit = absl::GetFlag(FLAGS_limit);
-  const EvalResult r = Evaluate(**model, *test, size,
-                                absl::GetFlag(FLAGS_batch_size), limit);
-  std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(), r.accuracy);
-  std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s", "");
+  const EvalResult r =
+      Evaluate(**model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
+  std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(),
+              r.accuracy);
+  std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s",
+              "");
   for (int j = 0; j < 10; ++j) std::printf("%6d", j);
   std::printf("\n");
   for (int i = 0; i < 10; ++i) {

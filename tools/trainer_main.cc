@@ -100,8 +100,8 @@ int TrainerMain(int argc, char** argv,
   if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
   // Build once up front so an unsupported --resize fails before data loads.
   if (auto made = spec.make(o.input_size); !made.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--resize=", o.input_size, ": ", made.status().message())));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--resize=", o.input_size, ": ", made.status().message())));
   }
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
@@ -123,7 +123,8 @@ int TrainerMain(int argc, char** argv,
   absl::StatusOr<TrainSummary> summary = Train(spec, o, *train, *test);
   if (!summary.ok()) return Fail(summary.status());
   if (!o.out_dir.empty()) {
-    LOG(INFO) << "wrote " << o.out_dir << "/{model.safetensors,metrics.csv,metrics.png}";
+    LOG(INFO) << "wrote " << o.out_dir
+              << "/{model.safetensors,metrics.csv,metrics.png}";
   }
   return 0;
 }

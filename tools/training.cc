@@ -16,9 +16,9 @@
 #include "absl/strings/str_split.h"
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
+#include "glog/logging.h"
 #include "optim/distributed/data_parallel.h"
 #include "optim/distributed/process_group.h"
-#include "glog/logging.h"
 #include "optim/sgd.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -39,8 +39,7 @@ InMemoryDataset Head(const InMemoryDataset& data, int64_t n) {
   if (n <= 0 || n >= data.size()) return data;
   const uint8_t* first = data.image_bytes(0);
   std::vector<uint8_t> images(first, first + n * data.image_size());
-  std::vector<int64_t> labels(data.labels().begin(),
-                              data.labels().begin() + n);
+  std::vector<int64_t> labels(data.labels().begin(), data.labels().begin() + n);
   return InMemoryDataset(std::move(images), std::move(labels), data.channels(),
                          data.height(), data.width());
 }
@@ -69,15 +68,17 @@ class Progress {
     const double eta = (total_ - step) * seconds / std::max<int64_t>(step, 1);
     if (tty_) {
       constexpr int kWidth = 30;
-      const int filled = static_cast<int>(kWidth * step / std::max<int64_t>(total_, 1));
-      std::fprintf(stderr, "\r  [%s%s] %ld/%ld  loss %.4f  %.0f ex/s  ETA %.0fs ",
+      const int filled =
+          static_cast<int>(kWidth * step / std::max<int64_t>(total_, 1));
+      std::fprintf(stderr,
+                   "\r  [%s%s] %ld/%ld  loss %.4f  %.0f ex/s  ETA %.0fs ",
                    std::string(filled, '#').c_str(),
                    std::string(kWidth - filled, '.').c_str(), step, total_,
                    loss, rate, eta);
       std::fflush(stderr);
     } else if (step % log_every_ == 0 || step == total_) {
-      LOG(INFO) << absl::StrFormat("step %d/%d  loss %.4f  %.0f examples/s", step,
-                                   total_, loss, rate);
+      LOG(INFO) << absl::StrFormat("step %d/%d  loss %.4f  %.0f examples/s",
+                                   step, total_, loss, rate);
     }
   }
 
@@ -227,7 +228,8 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   if (!(o.lr > 0) || !std::isfinite(o.lr)) {
     return bad("lr", o.lr, "must be a positive number");
   }
-  if (o.batch_size <= 0) return bad("batch_size", o.batch_size, "must be positive");
+  if (o.batch_size <= 0)
+    return bad("batch_size", o.batch_size, "must be positive");
   if (o.process_group != nullptr &&
       o.batch_size % o.process_group->size() != 0) {
     return bad("batch_size", o.batch_size,
@@ -242,11 +244,14 @@ absl::Status ValidateOptions(const TrainOptions& o) {
     return bad("momentum", o.momentum, "must be in [0, 1)");
   }
   if (o.threads < 0) return bad("threads", o.threads, "must be >= 0");
-  if (o.train_limit < 0) return bad("train_limit", o.train_limit, "must be >= 0");
+  if (o.train_limit < 0)
+    return bad("train_limit", o.train_limit, "must be >= 0");
   if (o.test_limit < 0) return bad("test_limit", o.test_limit, "must be >= 0");
-  if (o.log_every <= 0) return bad("log_every", o.log_every, "must be positive");
+  if (o.log_every <= 0)
+    return bad("log_every", o.log_every, "must be positive");
   if (o.resume && o.out_dir.empty()) {
-    return absl::InvalidArgumentError("--resume needs --out (the run to resume)");
+    return absl::InvalidArgumentError(
+        "--resume needs --out (the run to resume)");
   }
   if (!o.out_dir.empty()) {
     std::error_code ec;
@@ -265,8 +270,8 @@ absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
   absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
   if (!file.ok()) return file.status();
   if (absl::Status s = model.LoadStateDict(file->tensors); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint ", path, " does not fit the model: ", s.message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path, " does not fit the model: ", s.message()));
   }
   if (epoch != nullptr) {
     *epoch = 0;
@@ -318,18 +323,19 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   for (const InMemoryDataset* data : {&train_data, &test_data}) {
     if (data->channels() != 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the models take 1-channel images; the ",
-          data == &train_data ? "training" : "test", " data has ",
-          data->channels(), " channels"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the models take 1-channel images; the ",
+                       data == &train_data ? "training" : "test", " data has ",
+                       data->channels(), " channels"));
     }
   }
   SetNumThreads(options.threads);
   ManualSeed(options.seed);
-  absl::StatusOr<std::shared_ptr<nn::Module>> made = spec.make(options.input_size);
+  absl::StatusOr<std::shared_ptr<nn::Module>> made =
+      spec.make(options.input_size);
   if (!made.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--resize=", options.input_size, ": ", made.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--resize=", options.input_size, ": ", made.status().message()));
   }
   nn::Module& model = **made;
   // Data parallelism: this process is rank `group.rank()` of `group.size()`;
@@ -393,7 +399,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   int64_t last_good_epoch = start_epoch;
   for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
     model.Train();
-    Progress progress(options.progress && root, loader->num_batches(), options.log_every);
+    Progress progress(options.progress && root, loader->num_batches(),
+                      options.log_every);
     const Clock::time_point start = Clock::now();
     double loss_sum = 0;
     int64_t correct = 0, seen = 0, step = 0;
@@ -409,8 +416,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       if (!std::isfinite(l)) {
         if (options.skip_nonfinite) {
           ++summary.skipped_steps;
-          LOG_IF(WARNING, root) << "epoch " << epoch << " step " << step << ": loss is "
-                       << l << ", step skipped (--skip_nonfinite)";
+          LOG_IF(WARNING, root)
+              << "epoch " << epoch << " step " << step << ": loss is " << l
+              << ", step skipped (--skip_nonfinite)";
           continue;
         }
         progress.Finish();
@@ -431,7 +439,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       correct += CountCorrect(logits.data(), batch.labels);
       seen += n;
       // Every rank's batches are the same size: `seen` times the ranks.
-      progress.Update(step, seen * group.size(), loss_sum / seen, Seconds(start));
+      progress.Update(step, seen * group.size(), loss_sum / seen,
+                      Seconds(start));
     }
     progress.Finish();
     if (group.size() > 1) {  // the epoch's totals over all ranks
@@ -454,8 +463,10 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     if (!test_acc.ok()) return test_acc.status();
     m.test_acc = *test_acc;
     if (root) {
-      std::printf("epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f examples/sec\n",
-                  m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
+      std::printf(
+          "epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f "
+          "examples/sec\n",
+          m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
       std::fflush(stdout);
     }
     summary.epochs.push_back(m);
@@ -473,8 +484,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       last_good_epoch = epoch;
       // Drawn aside and renamed, so metrics.png is always a whole image.
       const std::string png = options.out_dir + "/metrics.png";
-      absl::Status plotted =
-          PlotMetrics(csv, png + ".tmp", spec.description);
+      absl::Status plotted = PlotMetrics(csv, png + ".tmp", spec.description);
       if (plotted.ok() &&
           std::rename((png + ".tmp").c_str(), png.c_str()) != 0) {
         plotted = absl::InternalError(absl::StrCat("cannot write ", png));
