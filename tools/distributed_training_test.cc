@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "optim/distributed/testing.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tools/cpp/runfiles/runfiles.h"
@@ -25,39 +26,9 @@ namespace {
 using ::bazel::tools::cpp::runfiles::Runfiles;
 using ::testing::HasSubstr;
 
-// Under --config=asan, Open MPI's own allocations (plugins, hwloc) outlive
-// MPI_Finalize and LeakSanitizer would fail every rank; address checking
-// stays on. (ASAN_OPTIONS is ignored by binaries built without ASan.)
-std::string MpiEnv() {
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  return absl::StrCat("env ASAN_OPTIONS=", asan != nullptr ? asan : "",
-                      asan != nullptr && *asan != 0 ? ":" : "",
-                      "detect_leaks=0 ");
-}
-
-struct RunResult {
-  int exit_code = -1;
-  double seconds = 0;
-  std::string output;  // stdout and stderr
-};
-
-RunResult RunCommand(const std::string& command, int limit_s) {
-  const std::string full = absl::StrCat("timeout --kill-after=5 ", limit_s,
-                                        " ", command, " 2>&1");
-  RunResult r;
-  const auto start = std::chrono::steady_clock::now();
-  std::FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  const int status = pclose(pipe);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            start)
-                  .count();
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
+using ::dive::distributed::MpiEnv;
+using ::dive::distributed::RunCommand;
+using ::dive::distributed::RunResult;
 
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
