@@ -12,6 +12,7 @@ REQUIRED=(
   bazel-bootstrap       # Bazel 4.2.3 (WORKSPACE mode)
   g++                   # gcc 12, OpenMP (libgomp), sanitizers
   pkg-config
+  python3               # bench/regression.py (CI's speed check)
   libeigen3-dev         # @eigen
   libabsl-dev           # @absl
   libgoogle-glog-dev    # @glog
