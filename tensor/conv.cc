@@ -312,6 +312,24 @@ class SlotBuffers {
   std::vector<std::unique_ptr<float[]>> bufs_;
 };
 
+// Runs image(n, col) for every image of the batch, in parallel over the
+// batch when it has an image per thread, each thread with its own im2col
+// buffer of `col_size` floats.
+template <typename F>
+void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
+  if (BatchParallel(batch)) {
+#pragma omp parallel
+    {
+      std::unique_ptr<float[]> col = NewBuffer(col_size);
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < batch; ++n) image(n, col.get());
+    }
+  } else {
+    std::unique_ptr<float[]> col = NewBuffer(col_size);
+    for (int64_t n = 0; n < batch; ++n) image(n, col.get());
+  }
+}
+
 }  // namespace
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
@@ -391,17 +409,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     }
   };
   const int64_t col_size = direct ? 0 : ckk * ohw;
-  if (BatchParallel(g.n)) {
-#pragma omp parallel
-    {
-      std::unique_ptr<float[]> col = NewBuffer(col_size);
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
-    }
-  } else {
-    std::unique_ptr<float[]> col = NewBuffer(col_size);
-    for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
-  }
+  ForEachImage(g.n, col_size, image);
   return y;
 }
 
@@ -450,17 +458,7 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     if (!direct) Col2Im(g, col, dxn, ohw);
   };
   const int64_t col_size = direct ? 0 : ckk * ohw;
-  if (BatchParallel(g.n)) {
-#pragma omp parallel
-    {
-      std::unique_ptr<float[]> col = NewBuffer(col_size);
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
-    }
-  } else {
-    std::unique_ptr<float[]> col = NewBuffer(col_size);
-    for (int64_t n = 0; n < g.n; ++n) image(n, col.get());
-  }
+  ForEachImage(g.n, col_size, image);
   return dx;
 }
 
