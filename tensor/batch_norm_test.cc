@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tensor/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -332,18 +333,7 @@ TEST(BatchNorm, BackwardMatchesFiniteDifferences) {
       return s;
     };
     auto numeric = [&](std::vector<double>* v) {
-      const double h = 1e-5;
-      std::vector<double> g(v->size());
-      for (size_t i = 0; i < v->size(); ++i) {
-        const double keep = (*v)[i];
-        (*v)[i] = keep + h;
-        const double up = loss();
-        (*v)[i] = keep - h;
-        const double down = loss();
-        (*v)[i] = keep;
-        g[i] = (up - down) / (2 * h);
-      }
-      return g;
+      return CentralDifference(loss, v, 1e-5);
     };
     ExpectClose(dx, numeric(&xd), 1e-4, 1e-3, "dx");
     ExpectClose(dgamma, numeric(&gd), 1e-4, 1e-4, "dgamma");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tensor/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -364,18 +365,7 @@ TEST(Conv2d, BackwardMatchesFiniteDifferences) {
     const std::vector<double> dyd = ToDouble(dy);
     auto loss = [&]() { return Dot(dyd, RefConv(k, xd, wd, bd)); };
     auto numeric = [&](std::vector<double>* v) {
-      const double h = 1e-3;
-      std::vector<double> g(v->size());
-      for (size_t i = 0; i < v->size(); ++i) {
-        const double saved = (*v)[i];
-        (*v)[i] = saved + h;
-        const double up = loss();
-        (*v)[i] = saved - h;
-        const double down = loss();
-        (*v)[i] = saved;
-        g[i] = (up - down) / (2 * h);
-      }
-      return g;
+      return CentralDifference(loss, v, 1e-3);
     };
     ExpectClose(Conv2dBackwardInput(dy, w, k.x_shape(), k.params()),
                 numeric(&xd), 1e-4, 1e-4, "dx");
