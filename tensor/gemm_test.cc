@@ -220,6 +220,38 @@ TEST(GemmTest, SubmatrixOfALargerMatrix) {
   }
 }
 
+// Sizes that cross every blocking boundary of the packed kernel (panels of
+// 6 x 64, blocks of 256 along k, 96 rows and 512 columns) and its edges.
+TEST(GemmTest, SpansSeveralBlocksInEveryDimension) {
+  uint64_t seed = 500;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      CheckGemm({ta, tb, 101, 577, 300, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 97, 65, 513, -0.5f, 1.0f, 1, 2, 3}, seed += 3);
+    }
+  }
+}
+
+// Big enough to be split between threads, by columns (wide C) and by rows
+// (tall C); each thread's slab ends inside a tile.
+TEST(GemmTest, SplitBetweenThreads) {
+  uint64_t seed = 600;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      CheckGemm({ta, tb, 23, 1000, 70, 1.0f, 0.0f}, seed += 3);
+      CheckGemm({ta, tb, 1001, 23, 70, 2.0f, 0.5f}, seed += 3);
+    }
+  }
+}
+
+TEST(GemmTest, ZeroAlphaOnlyScalesC) {
+  const float a[] = {kNaN, kNaN};
+  float c[2] = {1, 2};
+  Gemm(false, false, 1, 2, 1, 0.0f, a, 1, a, 2, 3.0f, c, 2);
+  EXPECT_EQ(c[0], 3.0f);
+  EXPECT_EQ(c[1], 6.0f);
+}
+
 TEST(GemmTest, EmptyInnerDimensionScalesC) {
   float c[4] = {kNaN, kNaN, kNaN, kNaN};
   Gemm(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c, 2);
