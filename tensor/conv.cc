@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -11,6 +12,10 @@
 #include <vector>
 
 #include "tensor/gemm.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace dive {
 namespace {
@@ -113,61 +118,197 @@ void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
       << expected;
 }
 
-// One image x [C, H, W] -> col [C*KH*KW, OH*OW]; row (c, a, b) holds
-// x[c, i*sh - ph + a, j*sw - pw + b] (0 outside the image) at column (i, j).
-// `ld` is the row stride of col (>= OH*OW; larger when several images sit
-// side by side in one column buffer).
-void Im2Col(const ConvGeometry& g, const float* __restrict x,
-            float* __restrict col, int64_t ld) {
-  const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
-  const int64_t ohw = oh * ow;
-  if (g.ph == 0 && g.pw == 0) {
-    // Every tap is inside the image: plain strided row copies.
-    for (int64_t c = 0; c < g.c; ++c) {
-      for (int64_t a = 0; a < g.kh; ++a) {
-        for (int64_t b = 0; b < g.kw; ++b) {
-          float* __restrict r = col + ((c * g.kh + a) * g.kw + b) * ld;
-          const float* __restrict xs = x + (c * h + a) * w + b;
-          for (int64_t i = 0; i < oh; ++i, r += ow) {
-            const float* __restrict xr = xs + i * sh * w;
-            if (sw == 1) {
-              for (int64_t j = 0; j < ow; ++j) r[j] = xr[j];
-            } else {
-              for (int64_t j = 0; j < ow; ++j) r[j] = xr[j * sw];
-            }
-          }
-        }
+// Im2col, computed block by block as a GEMM right operand (GemmRhs), so the
+// column matrix is never stored whole. Several images may sit side by side:
+//
+//   col [C*KH*KW, cn*OH*OW], row r = (c, a, b), column q = (image, i, j),
+//   col[r, q] = x[image, c, i*sh - ph + a, j*sw - pw + b] (0 outside).
+//
+// With ih = i*sh - ph, iw = j*sw - pw and base = image*C*H*W + ih*W + iw
+// (per column) and off = c*H*W + a*W + b (per row), element (r, q) is
+// x[base + off] when 0 <= ih + a < H and 0 <= iw + b < W. On AVX-512 a row
+// of 16 columns (or a column of 16 rows, for col^T) is one masked gather, or
+// a masked load where the 16 addresses are consecutive.
+//
+// The (image, i, j) of consecutive columns, walked without divisions.
+struct PixelWalk {
+  const ConvGeometry& g;
+  int64_t image, i, j;
+  PixelWalk(const ConvGeometry& geo, int64_t q)
+      : g(geo), image(q / geo.Ohw()), i(q % geo.Ohw() / geo.ow), j(q % geo.ow) {}
+  int32_t Ih() const { return static_cast<int32_t>(i * g.sh - g.ph); }
+  int32_t Iw() const { return static_cast<int32_t>(j * g.sw - g.pw); }
+  int32_t Base() const {
+    return static_cast<int32_t>(image * g.InPlane() + Ih() * g.w + Iw());
+  }
+  void Next() {
+    if (++j < g.ow) return;
+    j = 0;
+    if (++i < g.oh) return;
+    i = 0;
+    ++image;
+  }
+};
+
+// The (c, a, b) of consecutive rows.
+struct TapWalk {
+  const ConvGeometry& g;
+  int64_t c, a, b;
+  TapWalk(const ConvGeometry& geo, int64_t r)
+      : g(geo), c(r / (geo.kh * geo.kw)), a(r / geo.kw % geo.kh), b(r % geo.kw) {}
+  int32_t Off() const { return static_cast<int32_t>((c * g.h + a) * g.w + b); }
+  void Next() {
+    if (++b < g.kw) return;
+    b = 0;
+    if (++a < g.kh) return;
+    a = 0;
+    ++c;
+  }
+};
+
+constexpr int kLanes = 16;
+constexpr int kMaxBlock = 256;  // >= the GEMM's panel width and depth block
+
+// Per-position tables of one block: ih/iw/base for columns, or a/b/off for
+// rows, in 16-lane groups.
+struct Lanes {
+  alignas(64) int32_t u[kMaxBlock], v[kMaxBlock], off[kMaxBlock];
+};
+
+#ifdef __AVX512F__
+// Writes 16 elements x[idx + off] where (u + du, v + dv) lies inside
+// [0, h) x [0, w), else 0, to dst (only the first `n` lanes).
+inline void GatherGroup(const float* x, const int32_t* u, const int32_t* v,
+                        const int32_t* idx, int32_t du, int32_t dv, int32_t off,
+                        int32_t h, int32_t w, int n, bool consecutive,
+                        float* dst) {
+  const __m512i uu = _mm512_add_epi32(_mm512_load_si512(u), _mm512_set1_epi32(du));
+  const __m512i vv = _mm512_add_epi32(_mm512_load_si512(v), _mm512_set1_epi32(dv));
+  const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1u);
+  // Unsigned compares: negative coordinates wrap to large values.
+  const __mmask16 mask =
+      _mm512_mask_cmplt_epu32_mask(
+          _mm512_cmplt_epu32_mask(uu, _mm512_set1_epi32(h)), vv,
+          _mm512_set1_epi32(w)) &
+      lanes;
+  __m512 val;
+  if (consecutive) {
+    val = _mm512_maskz_loadu_ps(mask, x + idx[0] + off);
+  } else {
+    const __m512i ii = _mm512_add_epi32(_mm512_load_si512(idx), _mm512_set1_epi32(off));
+    val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, ii, x, 4);
+  }
+  _mm512_mask_storeu_ps(dst, lanes, val);
+}
+#endif
+
+// Rows [r0, r0 + rn) x columns [q0, q0 + qn) of col, qn <= kMaxBlock, to
+// dst[(r - r0) * ld + (q - q0)]; `x` is the first image of the group.
+void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
+                 int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
+                 int64_t ld) {
+  Lanes col;
+  PixelWalk px(g, q0);
+  for (int64_t q = 0; q < qn; ++q, px.Next()) {
+    col.u[q] = px.Ih();
+    col.v[q] = px.Iw();
+    col.off[q] = px.Base();
+  }
+  const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
+  TapWalk tap(g, r0);
+#ifdef __AVX512F__
+  bool consecutive[kMaxBlock / kLanes];
+  for (int64_t q = 0; q < qn; q += kLanes) {
+    bool c = true;
+    for (int64_t t = q + 1; t < std::min(qn, q + kLanes); ++t) {
+      c = c && col.off[t] == col.off[t - 1] + 1;
+    }
+    consecutive[q / kLanes] = c;
+  }
+  for (int64_t r = 0; r < rn; ++r, tap.Next()) {
+    const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
+    for (int64_t q = 0; q < qn; q += kLanes) {
+      GatherGroup(x, col.u + q, col.v + q, col.off + q, a, b, tap.Off(), h, w,
+                  static_cast<int>(std::min<int64_t>(kLanes, qn - q)),
+                  consecutive[q / kLanes], dst + r * ld + q);
+    }
+  }
+#else
+  for (int64_t r = 0; r < rn; ++r, tap.Next()) {
+    const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
+    for (int64_t q = 0; q < qn; ++q) {
+      const bool inside = static_cast<uint32_t>(col.u[q] + a) < static_cast<uint32_t>(h) &&
+                          static_cast<uint32_t>(col.v[q] + b) < static_cast<uint32_t>(w);
+      dst[r * ld + q] = inside ? x[col.off[q] + tap.Off()] : 0.0f;
+    }
+  }
+#endif
+}
+
+// The transpose: rows [r0, r0 + rn) (rn <= kMaxBlock) x columns
+// [q0, q0 + qn) of col to dst[(q - q0) * ld + (r - r0)].
+void Im2ColBlockTransposed(const ConvGeometry& g, const float* __restrict x,
+                           int64_t r0, int64_t rn, int64_t q0, int64_t qn,
+                           float* __restrict dst, int64_t ld) {
+  Lanes row;
+  TapWalk tap(g, r0);
+  for (int64_t r = 0; r < rn; ++r, tap.Next()) {
+    row.u[r] = static_cast<int32_t>(tap.a);
+    row.v[r] = static_cast<int32_t>(tap.b);
+    row.off[r] = tap.Off();
+  }
+  const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
+  PixelWalk px(g, q0);
+  for (int64_t q = 0; q < qn; ++q, px.Next()) {
+    float* out = dst + q * ld;
+#ifdef __AVX512F__
+    for (int64_t r = 0; r < rn; r += kLanes) {
+      GatherGroup(x, row.u + r, row.v + r, row.off + r, px.Ih(), px.Iw(),
+                  px.Base(), h, w,
+                  static_cast<int>(std::min<int64_t>(kLanes, rn - r)),
+                  /*consecutive=*/false, out + r);
+    }
+#else
+    for (int64_t r = 0; r < rn; ++r) {
+      const bool inside = static_cast<uint32_t>(row.u[r] + px.Ih()) < static_cast<uint32_t>(h) &&
+                          static_cast<uint32_t>(row.v[r] + px.Iw()) < static_cast<uint32_t>(w);
+      out[r] = inside ? x[row.off[r] + px.Base()] : 0.0f;
+    }
+#endif
+  }
+}
+
+// The GemmRhs of the im2col of images x, x + InPlane, ...: col, or col^T.
+// The GEMM asks for blocks of at most 64 columns (and 256 rows).
+template <bool kTransposed>
+auto Im2ColRhs(const ConvGeometry& g, const float* x) {
+  return [&g, x](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
+                 int64_t ld) {
+    if (kTransposed) {
+      Im2ColBlockTransposed(g, x, j0, nc, p0, kc, dst, ld);
+    } else {
+      Im2ColBlock(g, x, p0, kc, j0, nc, dst, ld);
+    }
+  };
+}
+
+// The GemmRhs of planes side by side: B[r, image * hw + t] = base[image *
+// stride + r * hw + t]. For dy [N, OC, OH*OW], and for x when a 1x1
+// convolution is its own im2col.
+auto PlanesRhs(const float* base, int64_t stride, int64_t hw) {
+  return [=](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
+             int64_t ld) {
+    for (int64_t p = 0; p < kc; ++p) {
+      float* __restrict out = dst + p * ld;
+      for (int64_t q = j0; q < j0 + nc;) {
+        const int64_t image = q / hw, t = q % hw;
+        const int64_t len = std::min(hw - t, j0 + nc - q);
+        const float* __restrict src = base + image * stride + (p0 + p) * hw + t;
+        for (int64_t u = 0; u < len; ++u) out[q - j0 + u] = src[u];
+        q += len;
       }
     }
-    return;
-  }
-  for (int64_t c = 0; c < g.c; ++c) {
-    const float* __restrict xc = x + c * h * w;
-    for (int64_t a = 0; a < g.kh; ++a) {
-      // Output rows [ilo, ihi) read image rows; the others are padding.
-      int64_t ilo, ihi;
-      ValidRange(h, a - g.ph, sh, oh, &ilo, &ihi);
-      for (int64_t b = 0; b < g.kw; ++b) {
-        float* __restrict row = col + ((c * g.kh + a) * g.kw + b) * ld;
-        int64_t jlo, jhi;
-        ValidRange(w, b - g.pw, sw, ow, &jlo, &jhi);
-        const int64_t off = b - g.pw;
-        std::fill(row, row + ilo * ow, 0.0f);
-        for (int64_t i = ilo; i < ihi; ++i) {
-          float* __restrict r = row + i * ow;
-          const float* __restrict xr = xc + (i * sh - g.ph + a) * w;
-          for (int64_t j = 0; j < jlo; ++j) r[j] = 0.0f;
-          if (sw == 1) {
-            for (int64_t j = jlo; j < jhi; ++j) r[j] = xr[j + off];
-          } else {
-            for (int64_t j = jlo; j < jhi; ++j) r[j] = xr[j * sw + off];
-          }
-          for (int64_t j = jhi; j < ow; ++j) r[j] = 0.0f;
-        }
-        std::fill(row + ihi * ow, row + ohw, 0.0f);
-      }
-    }
-  }
+  };
 }
 
 // The adjoint of Im2Col: dx [C, H, W] += the columns scattered back. `ld` is
@@ -359,47 +500,46 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
 
   Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow});
   const float* px = x.data();
-  const float* pw = w.data();
   float* py = y.data();
-  const int64_t ohw = g.Ohw(), ckk = g.Ckk();
-  const bool direct = g.Direct();
+  const int64_t ohw = g.Ohw();
+  // The weights [OC, CKK], packed once for every image (a buffer of this
+  // thread's, shared by the reference with the threads of the batch loop).
+  thread_local GemmLhs packed;
+  GemmLhs& weights = packed;
+  weights.Pack(false, g.oc, g.Ckk(), w.data(), g.Ckk());
+  // y [OC, images*OH*OW] = w [OC, CKK] * col [CKK, images*OH*OW].
+  auto product = [&](const float* xs, int64_t images, float* out, int64_t ld) {
+    if (g.Direct()) {
+      Gemm(weights, images * ohw, PlanesRhs(xs, g.InPlane(), ohw), 0.0f, out,
+           ld);
+    } else {
+      Gemm(weights, images * ohw, Im2ColRhs<false>(g, xs), 0.0f, out, ld);
+    }
+  };
 
   const int64_t cs = ChunkSize(g, kChunkCols);
   if (cs > 1) {
-    SlotBuffers cols(ckk * cs * ohw), outs(g.oc * cs * ohw);
+    SlotBuffers outs(g.oc * cs * ohw);
     RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
-      float* col = cols.Get(slot);
       float* out = outs.Get(slot);
       const int64_t ld = cn * ohw;
-      for (int64_t k = 0; k < cn; ++k) {
-        Im2Col(g, px + (c0 + k) * g.InPlane(), col + k * ohw, ld);
-      }
-      // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
-      Gemm(false, false, g.oc, ld, ckk, 1.0f, pw, ckk, col, ld, 0.0f, out, ld);
+      product(px + c0 * g.InPlane(), cn, out, ld);
       for (int64_t k = 0; k < cn; ++k) {
         float* __restrict yn = py + (c0 + k) * g.OutPlane();
         for (int64_t o = 0; o < g.oc; ++o) {
           const float* __restrict src = out + o * ld + k * ohw;
           float* __restrict dst = yn + o * ohw;
-          if (pb != nullptr) {
-            const float v = pb[o];
-            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
-          } else {
-            std::copy(src, src + ohw, dst);
-          }
+          const float v = pb != nullptr ? pb[o] : 0.0f;
+          for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
         }
       }
     });
     return y;
   }
 
-  auto image = [&](int64_t n, float* col) {
-    const float* xn = px + n * g.InPlane();
+  ForEachImage(g.n, 0, [&](int64_t n, float*) {
     float* yn = py + n * g.OutPlane();
-    if (!direct) Im2Col(g, xn, col, ohw);
-    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW].
-    Gemm(false, false, g.oc, ohw, ckk, 1.0f, pw, ckk, direct ? xn : col, ohw,
-         0.0f, yn, ohw);
+    product(px + n * g.InPlane(), 1, yn, ohw);
     if (pb != nullptr) {
       for (int64_t o = 0; o < g.oc; ++o) {
         float* r = yn + o * ohw;
@@ -407,9 +547,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
         for (int64_t j = 0; j < ohw; ++j) r[j] += v;
       }
     }
-  };
-  const int64_t col_size = direct ? 0 : ckk * ohw;
-  ForEachImage(g.n, col_size, image);
+  });
   return y;
 }
 
@@ -429,19 +567,21 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   Tensor dx =
       direct && cs == 1 ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
   const float* pdy = dy.data();
-  const float* pw = w.data();
   float* pdx = dx.data();
   const int64_t ohw = g.Ohw(), ckk = g.Ckk();
+  // w^T [CKK, OC], packed once for every image (as in Conv2dForward).
+  thread_local GemmLhs packed;
+  GemmLhs& weights_t = packed;
+  weights_t.Pack(true, ckk, g.oc, w.data(), ckk);
 
   if (cs > 1) {
-    SlotBuffers cols(ckk * cs * ohw), dys(g.oc * cs * ohw);
+    SlotBuffers cols(ckk * cs * ohw);
     RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
       float* col = cols.Get(slot);
-      float* dyc = dys.Get(slot);
       const int64_t ld = cn * ohw;
-      GatherOut(g, pdy, c0, cn, dyc);
-      // dcol [CKK, cn*OH*OW] = w^T [CKK, OC] * dyc [OC, cn*OH*OW].
-      Gemm(true, false, ckk, ld, g.oc, 1.0f, pw, ckk, dyc, ld, 0.0f, col, ld);
+      // dcol [CKK, cn*OH*OW] = w^T [CKK, OC] * dy [OC, cn*OH*OW].
+      Gemm(weights_t, ld, PlanesRhs(pdy + c0 * g.OutPlane(), g.OutPlane(), ohw),
+           0.0f, col, ld);
       for (int64_t k = 0; k < cn; ++k) {
         Col2Im(g, col + k * ohw, pdx + (c0 + k) * g.InPlane(), ld);
       }
@@ -449,16 +589,13 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     return dx;
   }
 
-  auto image = [&](int64_t n, float* col) {
-    const float* dyn = pdy + n * g.OutPlane();
+  ForEachImage(g.n, direct ? 0 : ckk * ohw, [&](int64_t n, float* col) {
     float* dxn = pdx + n * g.InPlane();
     // dcol [CKK, OH*OW] = w^T [CKK, OC] * dy_n [OC, OH*OW].
-    Gemm(true, false, ckk, ohw, g.oc, 1.0f, pw, ckk, dyn, ohw, 0.0f,
+    Gemm(weights_t, ohw, PlanesRhs(pdy + n * g.OutPlane(), 0, ohw), 0.0f,
          direct ? dxn : col, ohw);
     if (!direct) Col2Im(g, col, dxn, ohw);
-  };
-  const int64_t col_size = direct ? 0 : ckk * ohw;
-  ForEachImage(g.n, col_size, image);
+  });
   return dx;
 }
 
@@ -478,61 +615,54 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   const float* px = x.data();
   float* pdw = dw.data();
   const int64_t ohw = g.Ohw(), ckk = g.Ckk(), wsize = g.oc * ckk;
-  const bool direct = g.Direct();
 
+  // acc [OC, CKK] += dy [OC, images*OH*OW] * col^T [images*OH*OW, CKK], with
+  // dy of the images given as one [OC, images*OH*OW] matrix.
+  auto accumulate = [&](const float* dys, const float* xs, int64_t images,
+                        float* acc) {
+    thread_local GemmLhs lhs;
+    lhs.Pack(false, g.oc, images * ohw, dys, images * ohw);
+    Gemm(lhs, ckk, Im2ColRhs<true>(g, xs), 1.0f, acc, ckk);
+  };
+
+  // Each thread sums its images into its own partial dw (slot 0: dw itself);
+  // the partials are added at the end (dw is small next to the columns).
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial;
+  auto slot_acc = [&](int slot) {
+    return slot == 0 ? pdw : partial.data() + (slot - 1) * wsize;
+  };
+  int used = 1;
   const int64_t cs = ChunkSize(g, kChunkColsWeight);
   if (cs > 1) {
-    SlotBuffers cols(ckk * cs * ohw), dys(g.oc * cs * ohw);
-    // Slot 0 sums straight into dw; other slots (parallel chunks) into their
-    // own partial dw, added at the end.
-    const int slots = omp_get_max_threads();
-    std::vector<float> partial(static_cast<size_t>(slots - 1) * wsize, 0.0f);
-    const int used = RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
-      float* col = cols.Get(slot);
-      float* dyc = dys.Get(slot);
-      float* acc = slot == 0 ? pdw : partial.data() + (slot - 1) * wsize;
-      const int64_t ld = cn * ohw;
-      GatherOut(g, pdy, c0, cn, dyc);
-      for (int64_t k = 0; k < cn; ++k) {
-        Im2Col(g, px + (c0 + k) * g.InPlane(), col + k * ohw, ld);
-      }
-      // dw [OC, CKK] += dyc [OC, cn*OH*OW] * col^T [cn*OH*OW, CKK].
-      Gemm(false, true, g.oc, ckk, ld, 1.0f, dyc, ld, col, ld, 1.0f, acc, ckk);
-    });
-    for (int t = 1; t < used; ++t) {
-      const float* src = partial.data() + (t - 1) * wsize;
-      for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
+    SlotBuffers dys(g.oc * cs * ohw);
+    if (BatchParallel((g.n + cs - 1) / cs)) {
+      partial.assign(static_cast<size_t>(threads - 1) * wsize, 0.0f);
     }
-    return dw;
-  }
-
-  // dw [OC, CKK] += dy_n [OC, OH*OW] * col_n^T [OH*OW, CKK].
-  auto image = [&](int64_t n, float* col, float* acc) {
-    const float* xn = px + n * g.InPlane();
-    if (!direct) Im2Col(g, xn, col, ohw);
-    Gemm(false, true, g.oc, ckk, ohw, 1.0f, pdy + n * g.OutPlane(), ohw,
-         direct ? xn : col, ohw, 1.0f, acc, ckk);
-  };
-  const int64_t col_size = direct ? 0 : ckk * ohw;
-  if (BatchParallel(g.n)) {
-    // Each thread sums its images into its own partial dw; the partials are
-    // added at the end (dw is small next to the columns).
-    const int threads = omp_get_max_threads();
-    std::vector<float> partial(static_cast<size_t>(threads) * wsize, 0.0f);
+    used = RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
+      float* dyc = dys.Get(slot);
+      GatherOut(g, pdy, c0, cn, dyc);
+      accumulate(dyc, px + c0 * g.InPlane(), cn, slot_acc(slot));
+    });
+  } else if (BatchParallel(g.n)) {
+    partial.assign(static_cast<size_t>(threads - 1) * wsize, 0.0f);
+    used = threads;
 #pragma omp parallel num_threads(threads)
     {
-      std::unique_ptr<float[]> col = NewBuffer(col_size);
-      float* acc = partial.data() + omp_get_thread_num() * wsize;
+      float* acc = slot_acc(omp_get_thread_num());
 #pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.n; ++n) image(n, col.get(), acc);
-    }
-    for (int t = 0; t < threads; ++t) {
-      const float* src = partial.data() + t * wsize;
-      for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
+      for (int64_t n = 0; n < g.n; ++n) {
+        accumulate(pdy + n * g.OutPlane(), px + n * g.InPlane(), 1, acc);
+      }
     }
   } else {
-    std::unique_ptr<float[]> col = NewBuffer(col_size);
-    for (int64_t n = 0; n < g.n; ++n) image(n, col.get(), pdw);
+    for (int64_t n = 0; n < g.n; ++n) {
+      accumulate(pdy + n * g.OutPlane(), px + n * g.InPlane(), 1, pdw);
+    }
+  }
+  for (int t = 1; t < used; ++t) {
+    const float* src = partial.data() + (t - 1) * wsize;
+    for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
   }
   return dw;
 }

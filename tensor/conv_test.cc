@@ -301,6 +301,23 @@ TEST(Conv2d, ChunkedSmallMapsMatchNaiveReference) {
   SetNumThreads(0);
 }
 
+// Im2col blocks spanning several GEMM blocks (CKK = 288 > 256 along k, 576
+// output columns > 512), with a single image, so the GEMM itself splits the
+// work between threads and computes im2col blocks on each.
+TEST(Conv2d, LargeLayerMatchesNaiveReference) {
+  const std::vector<ConvCase> cases = {
+      // n  c   h   w  oc kh kw sh sw ph pw bias
+      {1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, true},
+      {2, 40, 26, 25, 13, 3, 3, 1, 1, 0, 2, false},
+  };
+  for (int threads : {1, 2}) {
+    SetNumThreads(threads);
+    uint64_t seed = 700;
+    for (const ConvCase& k : cases) CheckAgainstReference(k, seed++);
+  }
+  SetNumThreads(0);
+}
+
 TEST(Conv2d, NonContiguousInputs) {
   Generator gen(5);
   // x stored as [N, C, W, H] and viewed transposed; w likewise.

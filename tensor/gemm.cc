@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "Eigen/Core"
 
@@ -29,6 +30,26 @@ void ScaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   }
 }
 
+// Rounds x up to a multiple of `unit`.
+int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
+
+// B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
+void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
+                int64_t kc, int64_t j0, int64_t nc, float* __restrict dst,
+                int64_t ld) {
+  if (!trans) {
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = b + (p0 + p) * ldb + j0;
+      std::copy(src, src + nc, dst + p * ld);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < nc; ++j) {
+    const float* __restrict src = b + (j0 + j) * ldb + p0;
+    for (int64_t p = 0; p < kc; ++p) dst[p * ld + j] = src[p];
+  }
+}
+
 #ifdef __AVX512F__
 
 // -----------------------------------------------------------------------------
@@ -40,18 +61,19 @@ void ScaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
 // copied ("packed") into the order the kernel reads them, zero-padded to whole
 // tiles, with alpha folded into A:
 //
-//   packed A: [m / kMr panels][kc][kMr]     packed B: [n / kNr panels][kc][kNr]
+//   packed A, per block of kKc along k: [m / kMr panels][kc][kMr]
+//   packed B, per kKc x kNc block:      [kNc / kNr panels][kc][kNr]
 //
-// Blocking: a kKc x kNc block of B (L2-sized) is packed once and reused by
-// every kMr-row panel of A; one A panel (kMr x kKc, 6 KiB) stays in L1 while
-// the kernel sweeps the B panels.
+// A kKc x kNc block of B (512 KiB, L2-sized) is packed once and swept by
+// every kMr-row panel of A, which stays in L1 (6 KiB) during the sweep.
+// Measured on bench/gemm_benchmark (1 core, n = 1024, GFLOP/s): 6x64 tiles
+// 223-227, 8x48 221, 12x32 157, 14x32 153; kKc 512 instead of 256: same.
 // -----------------------------------------------------------------------------
 
 constexpr int kMr = 6;
 constexpr int kNv = 4;  // zmm vectors per tile row
 constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;
-constexpr int64_t kMc = 16 * kMr;
 constexpr int64_t kNc = 8 * kNr;
 
 // C[mr, nr] = A-panel * B-panel (+ C when `accumulate`), for mr <= kMr and
@@ -110,91 +132,51 @@ void MicroKernel(int64_t kc, const float* __restrict a,
   }
 }
 
-// Packs alpha * op(A)[i0 : i0 + mc, p0 : p0 + kc] into kMr-row panels.
-void PackA(bool trans, const float* a, int64_t lda, int64_t i0, int64_t p0,
-           int64_t mc, int64_t kc, float alpha, float* __restrict out) {
-  for (int64_t ip = 0; ip < mc; ip += kMr) {
-    const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ip));
-    for (int64_t p = 0; p < kc; ++p) {
-      float* dst = out + p * kMr;
-      for (int i = 0; i < rows; ++i) {
-        const int64_t r = i0 + ip + i, col = p0 + p;
-        dst[i] = alpha * (trans ? a[col * lda + r] : a[r * lda + col]);
-      }
-      for (int i = rows; i < kMr; ++i) dst[i] = 0.0f;
-    }
-    out += kc * kMr;
+int64_t PackedLhsSize(int64_t m, int64_t k) { return RoundUp(m, kMr) * k; }
+
+// This thread's buffer for packed blocks of B; it only grows, so the steady
+// state of a training loop allocates nothing here.
+float* RhsBuffer(int64_t floats) {
+  thread_local std::unique_ptr<float, void (*)(void*)> buf(nullptr, std::free);
+  thread_local int64_t size = 0;
+  if (size < floats) {
+    buf.reset(static_cast<float*>(std::aligned_alloc(
+        64, static_cast<size_t>(RoundUp(floats, 16)) * sizeof(float))));
+    size = floats;
   }
+  return buf.get();
 }
 
-// Packs op(B)[p0 : p0 + kc, j0 : j0 + nc] into kNr-column panels.
-void PackB(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t j0,
-           int64_t kc, int64_t nc, float* __restrict out) {
-  for (int64_t jp = 0; jp < nc; jp += kNr) {
-    const int64_t cols = std::min<int64_t>(kNr, nc - jp);
-    if (!trans) {
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = b + (p0 + p) * ldb + j0 + jp;
-        float* dst = out + p * kNr;
-        std::copy(src, src + cols, dst);
-        std::fill(dst + cols, dst + kNr, 0.0f);
-      }
-    } else {
-      for (int64_t j = 0; j < cols; ++j) {
-        const float* src = b + (j0 + jp + j) * ldb + p0;
-        for (int64_t p = 0; p < kc; ++p) out[p * kNr + j] = src[p];
-      }
-      for (int64_t p = 0; p < kc; ++p) {
-        std::fill(out + p * kNr + cols, out + (p + 1) * kNr, 0.0f);
-      }
-    }
-    out += kc * kNr;
-  }
-}
-
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-
-// A per-thread packing buffer that only grows: the steady state of a training
-// loop allocates nothing here.
-float* ThreadBuffer(int which, int64_t floats) {
-  thread_local std::unique_ptr<float, AlignedFree> buf[2];
-  thread_local int64_t size[2] = {0, 0};
-  if (size[which] < floats) {
-    const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
-    buf[which].reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    size[which] = floats;
-  }
-  return buf[which].get();
-}
-
-// One thread's GEMM on C[m, n] (already scaled by beta, so the kernel always
-// accumulates after the first block of p when beta == 0).
-void PackedGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                float alpha, const float* a, int64_t lda, const float* b,
-                int64_t ldb, bool overwrite, float* c, int64_t ldc) {
-  const int64_t mc_max = std::min<int64_t>(kMc, (m + kMr - 1) / kMr * kMr);
-  const int64_t nc_max = std::min<int64_t>(kNc, (n + kNr - 1) / kNr * kNr);
-  const int64_t kc_max = std::min<int64_t>(kKc, k);
-  float* pa = ThreadBuffer(0, mc_max * kc_max);
-  float* pb = ThreadBuffer(1, nc_max * kc_max);
-  for (int64_t j0 = 0; j0 < n; j0 += kNc) {
-    const int64_t nc = std::min(kNc, n - j0);
+// C[i0 : i1, j_lo : j_hi] (+)= A[i0 : i1, :] * B[:, j_lo : j_hi] on one
+// thread; i0 is a multiple of kMr. Without `overwrite` the kernel adds to C.
+void PackedGemm(const GemmLhs& a, int64_t i0, int64_t i1, GemmRhs b,
+                int64_t j_lo, int64_t j_hi, bool overwrite, float* c,
+                int64_t ldc) {
+  const int64_t k = a.k(), m_pad = RoundUp(a.m(), kMr);
+  float* pb = RhsBuffer(std::min(kKc, k) *
+                        std::min(kNc, RoundUp(j_hi - j_lo, kNr)));
+  for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
+    const int64_t nc = std::min(kNc, j_hi - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
       const bool accumulate = !(overwrite && p0 == 0);
-      PackB(trans_b, b, ldb, p0, j0, kc, nc, pb);
-      for (int64_t i0 = 0; i0 < m; i0 += kMc) {
-        const int64_t mc = std::min(kMc, m - i0);
-        PackA(trans_a, a, lda, i0, p0, mc, kc, alpha, pa);
-        for (int64_t ir = 0; ir < mc; ir += kMr) {
-          const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
-          for (int64_t jr = 0; jr < nc; jr += kNr) {
-            const int nr = static_cast<int>(std::min<int64_t>(kNr, nc - jr));
-            MicroKernel(kc, pa + ir * kc, pb + jr * kc,
-                        c + (i0 + ir) * ldc + j0 + jr, ldc, mr, nr, accumulate);
+      for (int64_t jp = 0; jp < nc; jp += kNr) {
+        const int64_t cols = std::min<int64_t>(kNr, nc - jp);
+        float* panel = pb + jp * kc;
+        b(p0, kc, j0 + jp, cols, panel, kNr);
+        if (cols < kNr) {
+          for (int64_t p = 0; p < kc; ++p) {
+            std::fill(panel + p * kNr + cols, panel + (p + 1) * kNr, 0.0f);
           }
+        }
+      }
+      const float* pa = a.data() + p0 * m_pad;
+      for (int64_t ir = i0; ir < i1; ir += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - ir));
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNr, nc - jr));
+          MicroKernel(kc, pa + ir * kc, pb + jr * kc,
+                      c + ir * ldc + j0 + jr, ldc, mr, nr, accumulate);
         }
       }
     }
@@ -204,21 +186,19 @@ void PackedGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 // Below this many multiply-adds a second thread costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 20;
 
-void PackedGemmParallel(bool trans_a, bool trans_b, int64_t m, int64_t n,
-                        int64_t k, float alpha, const float* a, int64_t lda,
-                        const float* b, int64_t ldb, float beta, float* c,
-                        int64_t ldc) {
+void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
+                        float* c, int64_t ldc) {
+  const int64_t m = a.m();
   const bool overwrite = beta == 0.0f;
   if (!overwrite) ScaleC(m, n, beta, c, ldc);
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (m * n * k < kMinParallelMacs) threads = 1;
+  if (m * n * a.k() < kMinParallelMacs) threads = 1;
   if (threads == 1) {
-    PackedGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, overwrite, c,
-               ldc);
+    PackedGemm(a, 0, m, b, 0, n, overwrite, c, ldc);
     return;
   }
-  // Each thread computes a slab of C: columns when C is wide, else rows,
-  // in whole tiles.
+  // Each thread computes a slab of C in whole tiles: columns when C is wide
+  // (sharing the packed A), else rows (each packing all of B).
   const bool split_n = n >= m;
   const int64_t unit = split_n ? kNr : kMr;
   const int64_t extent = split_n ? n : m;
@@ -231,13 +211,9 @@ void PackedGemmParallel(bool trans_a, bool trans_b, int64_t m, int64_t n,
     const int64_t hi = std::min(extent, tiles * (t + 1) / threads * unit);
     if (hi > lo) {
       if (split_n) {
-        PackedGemm(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
-                   trans_b ? b + lo * ldb : b + lo, ldb, overwrite, c + lo,
-                   ldc);
+        PackedGemm(a, 0, m, b, lo, hi, overwrite, c, ldc);
       } else {
-        PackedGemm(trans_a, trans_b, hi - lo, n, k, alpha,
-                   trans_a ? a + lo : a + lo * lda, lda, b, ldb, overwrite,
-                   c + lo * ldc, ldc);
+        PackedGemm(a, lo, hi, b, 0, n, overwrite, c, ldc);
       }
     }
   }
@@ -276,9 +252,68 @@ void EigenGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   }
 }
 
+// Without the packed kernel GemmLhs holds alpha * op(A) as a plain [m, k].
+int64_t PackedLhsSize(int64_t m, int64_t k) { return m * k; }
+
 #endif  // __AVX512F__
 
 }  // namespace
+
+void GemmLhs::Free::operator()(float* p) const { std::free(p); }
+
+void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
+                   int64_t lda, float alpha) {
+  m_ = m;
+  k_ = k;
+  const int64_t size = PackedLhsSize(m, k);
+  if (capacity_ < size) {
+    data_.reset(static_cast<float*>(std::aligned_alloc(
+        64, static_cast<size_t>(RoundUp(size, 16)) * sizeof(float))));
+    capacity_ = size;
+  }
+  float* __restrict out = data_.get();
+  // Element (i, p) of alpha * op(A).
+  auto at = [&](int64_t i, int64_t p) {
+    return alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
+  };
+#ifdef __AVX512F__
+  const int64_t m_pad = RoundUp(m, kMr);
+  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+    const int64_t kc = std::min(kKc, k - p0);
+    for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+      float* __restrict panel = out + p0 * m_pad + i0 * kc;
+      const int rows = static_cast<int>(std::min<int64_t>(kMr, m - i0));
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int i = 0; i < rows; ++i) panel[p * kMr + i] = at(i0 + i, p0 + p);
+        for (int i = rows; i < kMr; ++i) panel[p * kMr + i] = 0.0f;
+      }
+    }
+  }
+#else
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p) out[i * k + p] = at(i, p);
+  }
+#endif
+}
+
+void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
+          int64_t ldc) {
+  const int64_t m = a.m(), k = a.k();
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    ScaleC(m, n, beta, c, ldc);
+    return;
+  }
+#ifdef __AVX512F__
+  PackedGemmParallel(a, n, b, beta, c, ldc);
+#else
+  thread_local std::vector<float> rhs;
+  rhs.resize(static_cast<size_t>(k * n));
+  b(0, k, 0, n, rhs.data(), n);
+  EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, rhs.data(), n, beta, c,
+            ldc);
+#endif
+}
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -289,8 +324,14 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     return;
   }
 #ifdef __AVX512F__
-  PackedGemmParallel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                     ldc);
+  thread_local GemmLhs lhs;
+  lhs.Pack(trans_a, m, k, a, lda, alpha);
+  PackedGemmParallel(lhs, n,
+                     [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                         float* dst, int64_t ld) {
+                       CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld);
+                     },
+                     beta, c, ldc);
 #else
   EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif

@@ -6,9 +6,17 @@
 //   C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C
 //
 // where op(X) is X or its transpose, and lda/ldb/ldc are row strides in
-// elements. Every matrix product of the framework (Linear, convolution as
-// im2col + GEMM, their gradients) goes through this one function, so its
-// speed is the framework's speed; `bench/gemm_benchmark` measures it.
+// elements. Every matrix product of the framework (Linear, convolution, their
+// gradients) goes through this file, so its speed is the framework's speed;
+// `bench/gemm_benchmark` measures it against the FMA peak and OpenBLAS.
+//
+// On AVX-512 machines the product is our own packed GEMM (gemm.cc explains
+// it); elsewhere it is Eigen's. Besides the BLAS-style call, two hooks serve
+// convolution, which multiplies one weight matrix by many images:
+//
+//   * GemmLhs packs the left operand once for many products;
+//   * GemmRhs lets the right operand be computed block by block (im2col
+//     written straight into the packed panels, never stored whole).
 //
 // Example (C = A * B^T for A [4, 3], B [5, 3]):
 //
@@ -18,12 +26,50 @@
 #define TENSOR_GEMM_H_
 
 #include <cstdint>
+#include <memory>
+
+#include "absl/functional/function_ref.h"
 
 namespace dive {
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc);
+
+// A right operand B [k, n] given as a function: fill(p0, kc, j0, nc, dst, ld)
+// must write B[p0 + p, j0 + j] to dst[p * ld + j] for p < kc, j < nc. It is
+// called for disjoint blocks, possibly from several threads at once.
+using GemmRhs = absl::FunctionRef<void(int64_t p0, int64_t kc, int64_t j0,
+                                       int64_t nc, float* dst, int64_t ld)>;
+
+// alpha * op(A) [m, k], packed for the kernel. Pack() reuses the buffer, so a
+// GemmLhs kept across calls allocates nothing once it is large enough.
+class GemmLhs {
+ public:
+  GemmLhs() = default;
+  GemmLhs(bool trans, int64_t m, int64_t k, const float* a, int64_t lda,
+          float alpha = 1.0f) {
+    Pack(trans, m, k, a, lda, alpha);
+  }
+  // A is stored [m, k] with row stride lda, or [k, m] when `trans`.
+  void Pack(bool trans, int64_t m, int64_t k, const float* a, int64_t lda,
+            float alpha = 1.0f);
+
+  int64_t m() const { return m_; }
+  int64_t k() const { return k_; }
+  const float* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  int64_t m_ = 0, k_ = 0, capacity_ = 0;
+  std::unique_ptr<float, Free> data_;
+};
+
+// C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()).
+void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
+          int64_t ldc);
 
 }  // namespace dive
 
