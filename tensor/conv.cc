@@ -175,28 +175,49 @@ struct Lanes {
   alignas(64) int32_t u[kMaxBlock], v[kMaxBlock], off[kMaxBlock];
 };
 
+// Bit t set: lane t of the group at idx starts a new run of consecutive
+// addresses (lane 0 always does).
+uint32_t RunStarts(const int32_t* idx, int64_t n) {
+  uint32_t starts = 1;
+  for (int64_t t = 1; t < n; ++t) {
+    if (idx[t] != idx[t - 1] + 1) starts |= 1u << t;
+  }
+  return starts;
+}
+
 #ifdef __AVX512F__
-// Writes 16 elements x[idx + off] where (u + du, v + dv) lies inside
-// [0, h) x [0, w), else 0, to dst (only the first `n` lanes).
+// Writes the first n of the 16 elements x[idx + off], each where (u + du,
+// v + dv) lies inside [0, h) x [0, w) and 0 elsewhere, to dst. Runs of
+// consecutive addresses (`starts`) are read with one masked load each; a
+// gather is ~20 cycles here, so it only serves groups of many short runs.
 inline void GatherGroup(const float* x, const int32_t* u, const int32_t* v,
-                        const int32_t* idx, int32_t du, int32_t dv, int32_t off,
-                        int32_t h, int32_t w, int n, bool consecutive,
+                        const int32_t* idx, uint32_t starts, int32_t du,
+                        int32_t dv, int32_t off, int32_t h, int32_t w, int n,
                         float* dst) {
-  const __m512i uu = _mm512_add_epi32(_mm512_load_si512(u), _mm512_set1_epi32(du));
-  const __m512i vv = _mm512_add_epi32(_mm512_load_si512(v), _mm512_set1_epi32(dv));
+  const __m512i uu =
+      _mm512_add_epi32(_mm512_load_si512(u), _mm512_set1_epi32(du));
+  const __m512i vv =
+      _mm512_add_epi32(_mm512_load_si512(v), _mm512_set1_epi32(dv));
   const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1u);
   // Unsigned compares: negative coordinates wrap to large values.
-  const __mmask16 mask =
+  const __mmask16 inside =
       _mm512_mask_cmplt_epu32_mask(
           _mm512_cmplt_epu32_mask(uu, _mm512_set1_epi32(h)), vv,
           _mm512_set1_epi32(w)) &
       lanes;
-  __m512 val;
-  if (consecutive) {
-    val = _mm512_maskz_loadu_ps(mask, x + idx[0] + off);
+  __m512 val = _mm512_setzero_ps();
+  if (__builtin_popcount(starts) > 6) {
+    const __m512i ii =
+        _mm512_add_epi32(_mm512_load_si512(idx), _mm512_set1_epi32(off));
+    val = _mm512_mask_i32gather_ps(val, inside, ii, x, 4);
   } else {
-    const __m512i ii = _mm512_add_epi32(_mm512_load_si512(idx), _mm512_set1_epi32(off));
-    val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, ii, x, 4);
+    while (starts != 0) {
+      const int s = __builtin_ctz(starts);
+      starts &= starts - 1;
+      const int e = starts != 0 ? __builtin_ctz(starts) : 16;
+      const auto run = static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << s) - 1u));
+      val = _mm512_mask_loadu_ps(val, inside & run, x + (idx[s] - s + off));
+    }
   }
   _mm512_mask_storeu_ps(dst, lanes, val);
 }
@@ -217,20 +238,17 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
   TapWalk tap(g, r0);
 #ifdef __AVX512F__
-  bool consecutive[kMaxBlock / kLanes];
+  uint32_t starts[kMaxBlock / kLanes];
   for (int64_t q = 0; q < qn; q += kLanes) {
-    bool c = true;
-    for (int64_t t = q + 1; t < std::min(qn, q + kLanes); ++t) {
-      c = c && col.off[t] == col.off[t - 1] + 1;
-    }
-    consecutive[q / kLanes] = c;
+    starts[q / kLanes] = RunStarts(col.off + q, std::min<int64_t>(kLanes, qn - q));
   }
   for (int64_t r = 0; r < rn; ++r, tap.Next()) {
     const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
     for (int64_t q = 0; q < qn; q += kLanes) {
-      GatherGroup(x, col.u + q, col.v + q, col.off + q, a, b, tap.Off(), h, w,
+      GatherGroup(x, col.u + q, col.v + q, col.off + q, starts[q / kLanes], a,
+                  b, tap.Off(), h, w,
                   static_cast<int>(std::min<int64_t>(kLanes, qn - q)),
-                  consecutive[q / kLanes], dst + r * ld + q);
+                  dst + r * ld + q);
     }
   }
 #else
@@ -258,15 +276,20 @@ void Im2ColBlockTransposed(const ConvGeometry& g, const float* __restrict x,
     row.off[r] = tap.Off();
   }
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
+#ifdef __AVX512F__
+  uint32_t starts[kMaxBlock / kLanes];
+  for (int64_t r = 0; r < rn; r += kLanes) {
+    starts[r / kLanes] = RunStarts(row.off + r, std::min<int64_t>(kLanes, rn - r));
+  }
+#endif
   PixelWalk px(g, q0);
   for (int64_t q = 0; q < qn; ++q, px.Next()) {
     float* out = dst + q * ld;
 #ifdef __AVX512F__
     for (int64_t r = 0; r < rn; r += kLanes) {
-      GatherGroup(x, row.u + r, row.v + r, row.off + r, px.Ih(), px.Iw(),
-                  px.Base(), h, w,
-                  static_cast<int>(std::min<int64_t>(kLanes, rn - r)),
-                  /*consecutive=*/false, out + r);
+      GatherGroup(x, row.u + r, row.v + r, row.off + r, starts[r / kLanes],
+                  px.Ih(), px.Iw(), px.Base(), h, w,
+                  static_cast<int>(std::min<int64_t>(kLanes, rn - r)), out + r);
     }
 #else
     for (int64_t r = 0; r < rn; ++r) {
@@ -366,36 +389,57 @@ std::unique_ptr<float[]> NewBuffer(int64_t size) {
 
 // ---- Several images per GEMM ------------------------------------------------
 //
-// With small output maps (ResNet's last stage: 3x3 = 9 columns per image) one
-// GEMM per image is mostly packing of the weight matrix, which the GEMM redoes
-// on every call. Below kChunkMaxOhw output positions per image the kernels
-// instead lay the columns of `cs` images side by side, [CKK, cs*OH*OW], and
-// run one GEMM per chunk of images (scattering or gathering the [OC, cs*OH*OW]
-// side to and from the NCHW layout).
+// The GEMM computes C in tiles of GemmTileColumns() (64) columns, so one GEMM
+// per image wastes the padding of its last tile: ResNet's 12x12 maps fill
+// 144 of 192 columns, its 3x3 maps 9 of 64. The kernels may instead lay the
+// columns of `cs` images side by side, [CKK, cs*OH*OW], and run one GEMM per
+// chunk of images (scattering or gathering the [OC, cs*OH*OW] side to and
+// from the NCHW layout); ChunkSize picks cs.
 
-// Output sizes (OH*OW) from which images keep a GEMM each (measured on
-// bench/kernel_benchmark: a 1x1 layer with 12x12 outputs is faster per image).
-constexpr int64_t kChunkMaxOhw = 128;
-// About how many GEMM columns a chunk aims at (256 beat 128, 512 and 1024 on
-// AlexNet's 4x4 and ResNet's 3x3 layers).
-constexpr int64_t kChunkCols = 256;
-// The same for the weight gradient, whose GEMM sums over the columns into a
-// large [OC, CKK] result: longer sums measured slower there (64 beat 1, 128,
-// 256 and 1024 on the same layers).
-constexpr int64_t kChunkColsWeight = 64;
 // Upper bound on a chunk's column buffer, in floats (16 MiB).
 constexpr int64_t kChunkMaxColFloats = int64_t{4} << 20;
 
-// Images per GEMM for geometry g, aiming at about `cols` GEMM columns: 1
-// means the per-image path.
-int64_t ChunkSize(const ConvGeometry& g, int64_t cols) {
+// Images per GEMM whose columns are the output positions (forward and input
+// gradient): the cs whose GEMMs need the fewest column tiles on the busiest
+// thread, the smallest such cs on ties (1: one GEMM per image).
+int64_t ChunkSize(const ConvGeometry& g) {
+  const int64_t ohw = g.Ohw(), tile = GemmTileColumns();
+  if (g.n <= 1 || ohw <= 0) return 1;
+  const int64_t threads = omp_get_max_threads();
+  const int64_t max_cs = std::min(
+      g.n, std::max<int64_t>(1, kChunkMaxColFloats /
+                                    std::max<int64_t>(1, g.Ckk() * ohw)));
+  int64_t best = 1, best_cost = std::numeric_limits<int64_t>::max();
+  for (int64_t cs = 1; cs <= max_cs; ++cs) {
+    const int64_t chunks = (g.n + cs - 1) / cs;
+    const int64_t tiles = (cs * ohw + tile - 1) / tile;
+    // Chunks run in parallel when there is one per thread; otherwise each
+    // GEMM splits its tiles between the threads.
+    const int64_t cost = chunks >= threads
+                             ? (chunks + threads - 1) / threads * tiles
+                             : chunks * ((tiles + threads - 1) / threads);
+    if (cost < best_cost) {
+      best = cs;
+      best_cost = cost;
+    }
+  }
+  // Even chunks: the fewest chunks of at most `best` images, balanced.
+  const int64_t chunks = (g.n + best - 1) / best;
+  return (g.n + chunks - 1) / chunks;
+}
+
+// Images per GEMM of the weight gradient, whose columns are the weights and
+// whose images are summed over: small maps are grouped to about 64 summed
+// positions per GEMM (64 beat 1, 128, 256 and 1024 on AlexNet's 4x4 and
+// ResNet's 3x3 layers), maps of 128 positions and more keep a GEMM each.
+int64_t WeightChunkSize(const ConvGeometry& g) {
+  constexpr int64_t kMaxOhw = 128, kCols = 64;
   const int64_t ohw = g.Ohw();
-  if (g.n <= 1 || ohw <= 0 || ohw >= kChunkMaxOhw) return 1;
-  int64_t cs = (cols + ohw - 1) / ohw;
+  if (g.n <= 1 || ohw <= 0 || ohw >= kMaxOhw) return 1;
+  int64_t cs = (kCols + ohw - 1) / ohw;
   cs = std::min(cs, std::max<int64_t>(1, kChunkMaxColFloats /
                                              std::max<int64_t>(1, g.Ckk() * ohw)));
   cs = std::max<int64_t>(1, std::min(cs, g.n));
-  // Even chunks: the fewest chunks of at most cs images, balanced.
   const int64_t chunks = (g.n + cs - 1) / cs;
   return (g.n + chunks - 1) / chunks;
 }
@@ -517,7 +561,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     }
   };
 
-  const int64_t cs = ChunkSize(g, kChunkCols);
+  const int64_t cs = ChunkSize(g);
   if (cs > 1) {
     SlotBuffers outs(g.oc * cs * ohw);
     RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
@@ -563,7 +607,7 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   const Tensor w = w_in.Contiguous();
 
   const bool direct = g.Direct();
-  const int64_t cs = ChunkSize(g, kChunkCols);
+  const int64_t cs = ChunkSize(g);
   Tensor dx =
       direct && cs == 1 ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
   const float* pdy = dy.data();
@@ -633,7 +677,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
     return slot == 0 ? pdw : partial.data() + (slot - 1) * wsize;
   };
   int used = 1;
-  const int64_t cs = ChunkSize(g, kChunkColsWeight);
+  const int64_t cs = WeightChunkSize(g);
   if (cs > 1) {
     SlotBuffers dys(g.oc * cs * ohw);
     if (BatchParallel((g.n + cs - 1) / cs)) {

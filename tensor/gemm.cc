@@ -259,6 +259,14 @@ int64_t PackedLhsSize(int64_t m, int64_t k) { return m * k; }
 
 }  // namespace
 
+int64_t GemmTileColumns() {
+#ifdef __AVX512F__
+  return kNr;
+#else
+  return 16;  // about Eigen's register block
+#endif
+}
+
 void GemmLhs::Free::operator()(float* p) const { std::free(p); }
 
 void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
@@ -272,26 +280,32 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     capacity_ = size;
   }
   float* __restrict out = data_.get();
-  // Element (i, p) of alpha * op(A).
-  auto at = [&](int64_t i, int64_t p) {
-    return alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
-  };
 #ifdef __AVX512F__
   const int64_t m_pad = RoundUp(m, kMr);
   for (int64_t p0 = 0; p0 < k; p0 += kKc) {
     const int64_t kc = std::min(kKc, k - p0);
     for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
       float* __restrict panel = out + p0 * m_pad + i0 * kc;
-      const int rows = static_cast<int>(std::min<int64_t>(kMr, m - i0));
-      for (int64_t p = 0; p < kc; ++p) {
-        for (int i = 0; i < rows; ++i) panel[p * kMr + i] = at(i0 + i, p0 + p);
-        for (int i = rows; i < kMr; ++i) panel[p * kMr + i] = 0.0f;
+      const int64_t rows = std::min<int64_t>(kMr, m - i0);
+      if (rows < kMr) std::fill(panel, panel + kc * kMr, 0.0f);
+      if (trans) {  // row p of the panel: A[p0 + p, i0 : i0 + rows]
+        for (int64_t p = 0; p < kc; ++p) {
+          const float* __restrict src = a + (p0 + p) * lda + i0;
+          for (int64_t i = 0; i < rows; ++i) panel[p * kMr + i] = alpha * src[i];
+        }
+      } else {  // column i of the panel: A[i0 + i, p0 : p0 + kc]
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* __restrict src = a + (i0 + i) * lda + p0;
+          for (int64_t p = 0; p < kc; ++p) panel[p * kMr + i] = alpha * src[p];
+        }
       }
     }
   }
 #else
   for (int64_t i = 0; i < m; ++i) {
-    for (int64_t p = 0; p < k; ++p) out[i * k + p] = at(i, p);
+    for (int64_t p = 0; p < k; ++p) {
+      out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
+    }
   }
 #endif
 }

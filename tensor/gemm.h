@@ -36,6 +36,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           float alpha, const float* a, int64_t lda, const float* b,
           int64_t ldb, float beta, float* c, int64_t ldc);
 
+// The GEMM computes C in tiles this many columns wide: callers free to choose
+// n (convolution, batching images) waste least with multiples of it.
+int64_t GemmTileColumns();
+
 // A right operand B [k, n] given as a function: fill(p0, kc, j0, nc, dst, ld)
 // must write B[p0 + p, j0 + j] to dst[p * ld + j] for p < kc, j < nc. It is
 // called for disjoint blocks, possibly from several threads at once.
