@@ -72,5 +72,37 @@ BENCHMARK(BM_GemmConvShape)
     ->ArgNames({"m", "n", "k", "threads"})
     ->UseRealTime();
 
+// GemmNT (the weight gradient's C = A * B^T, B served by rows) on the weight
+// gradient shapes: [OC, pixels] x [CKK, pixels]^T.
+void BM_GemmNT(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  SetNumThreads(1);
+  Generator gen(1);
+  const Tensor a = gen.Uniform({m, k}, -1, 1), b = gen.Uniform({n, k}, -1, 1);
+  Tensor c = Tensor::Zeros({m, n});
+  const float* pb = b.data();
+  for (auto _ : state) {
+    GemmNT(m, n, k, a.data(), k,
+           [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
+               int64_t ld) {
+             for (int64_t r = 0; r < rn; ++r) {
+               std::copy(pb + (r0 + r) * k + c0, pb + (r0 + r) * k + c0 + cn,
+                         dst + r * ld);
+             }
+           },
+           1.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["FLOPS"] = benchmark::Counter(
+      2.0 * m * n * k * state.iterations(), benchmark::Counter::kIsRate);
+  SetNumThreads(0);
+}
+BENCHMARK(BM_GemmNT)
+    ->Args({64, 576, 576})   // ResNet-18 @96, 64 channels 3x3, 24x24
+    ->Args({6, 25, 784})     // LeNet conv1
+    ->Args({256, 2400, 729}) // AlexNet conv2
+    ->ArgNames({"m", "n", "k"})
+    ->UseRealTime();
+
 }  // namespace
 }  // namespace dive::bench

@@ -167,12 +167,11 @@ struct TapWalk {
 };
 
 constexpr int kLanes = 16;
-constexpr int kMaxBlock = 256;  // >= the GEMM's panel width and depth block
+constexpr int kMaxBlock = 512;  // columns per Im2ColBlock
 
-// Per-position tables of one block: ih/iw/base for columns, or a/b/off for
-// rows, in 16-lane groups.
-struct Lanes {
-  alignas(64) int32_t u[kMaxBlock], v[kMaxBlock], off[kMaxBlock];
+// ih, iw and base of the columns of one block, read 16 lanes at a time.
+struct Columns {
+  alignas(64) int32_t ih[kMaxBlock], iw[kMaxBlock], base[kMaxBlock];
 };
 
 // Bit t set: lane t of the group at idx starts a new run of consecutive
@@ -228,24 +227,25 @@ inline void GatherGroup(const float* x, const int32_t* u, const int32_t* v,
 void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
                  int64_t ld) {
-  Lanes col;
+  CHECK_LE(qn, kMaxBlock);
+  Columns col;
   PixelWalk px(g, q0);
   for (int64_t q = 0; q < qn; ++q, px.Next()) {
-    col.u[q] = px.Ih();
-    col.v[q] = px.Iw();
-    col.off[q] = px.Base();
+    col.ih[q] = px.Ih();
+    col.iw[q] = px.Iw();
+    col.base[q] = px.Base();
   }
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
   TapWalk tap(g, r0);
 #ifdef __AVX512F__
   uint32_t starts[kMaxBlock / kLanes];
   for (int64_t q = 0; q < qn; q += kLanes) {
-    starts[q / kLanes] = RunStarts(col.off + q, std::min<int64_t>(kLanes, qn - q));
+    starts[q / kLanes] = RunStarts(col.base + q, std::min<int64_t>(kLanes, qn - q));
   }
   for (int64_t r = 0; r < rn; ++r, tap.Next()) {
     const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
     for (int64_t q = 0; q < qn; q += kLanes) {
-      GatherGroup(x, col.u + q, col.v + q, col.off + q, starts[q / kLanes], a,
+      GatherGroup(x, col.ih + q, col.iw + q, col.base + q, starts[q / kLanes], a,
                   b, tap.Off(), h, w,
                   static_cast<int>(std::min<int64_t>(kLanes, qn - q)),
                   dst + r * ld + q);
@@ -255,64 +255,19 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   for (int64_t r = 0; r < rn; ++r, tap.Next()) {
     const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
     for (int64_t q = 0; q < qn; ++q) {
-      const bool inside = static_cast<uint32_t>(col.u[q] + a) < static_cast<uint32_t>(h) &&
-                          static_cast<uint32_t>(col.v[q] + b) < static_cast<uint32_t>(w);
-      dst[r * ld + q] = inside ? x[col.off[q] + tap.Off()] : 0.0f;
+      const bool inside = static_cast<uint32_t>(col.ih[q] + a) < static_cast<uint32_t>(h) &&
+                          static_cast<uint32_t>(col.iw[q] + b) < static_cast<uint32_t>(w);
+      dst[r * ld + q] = inside ? x[col.base[q] + tap.Off()] : 0.0f;
     }
   }
 #endif
 }
 
-// The transpose: rows [r0, r0 + rn) (rn <= kMaxBlock) x columns
-// [q0, q0 + qn) of col to dst[(q - q0) * ld + (r - r0)].
-void Im2ColBlockTransposed(const ConvGeometry& g, const float* __restrict x,
-                           int64_t r0, int64_t rn, int64_t q0, int64_t qn,
-                           float* __restrict dst, int64_t ld) {
-  Lanes row;
-  TapWalk tap(g, r0);
-  for (int64_t r = 0; r < rn; ++r, tap.Next()) {
-    row.u[r] = static_cast<int32_t>(tap.a);
-    row.v[r] = static_cast<int32_t>(tap.b);
-    row.off[r] = tap.Off();
-  }
-  const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
-#ifdef __AVX512F__
-  uint32_t starts[kMaxBlock / kLanes];
-  for (int64_t r = 0; r < rn; r += kLanes) {
-    starts[r / kLanes] = RunStarts(row.off + r, std::min<int64_t>(kLanes, rn - r));
-  }
-#endif
-  PixelWalk px(g, q0);
-  for (int64_t q = 0; q < qn; ++q, px.Next()) {
-    float* out = dst + q * ld;
-#ifdef __AVX512F__
-    for (int64_t r = 0; r < rn; r += kLanes) {
-      GatherGroup(x, row.u + r, row.v + r, row.off + r, starts[r / kLanes],
-                  px.Ih(), px.Iw(), px.Base(), h, w,
-                  static_cast<int>(std::min<int64_t>(kLanes, rn - r)), out + r);
-    }
-#else
-    for (int64_t r = 0; r < rn; ++r) {
-      const bool inside = static_cast<uint32_t>(row.u[r] + px.Ih()) < static_cast<uint32_t>(h) &&
-                          static_cast<uint32_t>(row.v[r] + px.Iw()) < static_cast<uint32_t>(w);
-      out[r] = inside ? x[row.off[r] + px.Base()] : 0.0f;
-    }
-#endif
-  }
-}
-
-// The GemmRhs of the im2col of images x, x + InPlane, ...: col, or col^T.
-// The GEMM asks for blocks of at most 64 columns (and 256 rows).
-template <bool kTransposed>
+// The GemmRhs of col for images x, x + InPlane, ... (blocks of at most
+// kMaxBlock columns: the GEMMs ask for 64, GemmNT for 512).
 auto Im2ColRhs(const ConvGeometry& g, const float* x) {
-  return [&g, x](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
-                 int64_t ld) {
-    if (kTransposed) {
-      Im2ColBlockTransposed(g, x, j0, nc, p0, kc, dst, ld);
-    } else {
-      Im2ColBlock(g, x, p0, kc, j0, nc, dst, ld);
-    }
-  };
+  return [&g, x](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
+                 int64_t ld) { Im2ColBlock(g, x, r0, rn, q0, qn, dst, ld); };
 }
 
 // The GemmRhs of planes side by side: B[r, image * hw + t] = base[image *
@@ -433,7 +388,7 @@ int64_t ChunkSize(const ConvGeometry& g) {
 // positions per GEMM (64 beat 1, 128, 256 and 1024 on AlexNet's 4x4 and
 // ResNet's 3x3 layers), maps of 128 positions and more keep a GEMM each.
 int64_t WeightChunkSize(const ConvGeometry& g) {
-  constexpr int64_t kMaxOhw = 128, kCols = 64;
+  constexpr int64_t kMaxOhw = 512, kCols = 512;
   const int64_t ohw = g.Ohw();
   if (g.n <= 1 || ohw <= 0 || ohw >= kMaxOhw) return 1;
   int64_t cs = (kCols + ohw - 1) / ohw;
@@ -557,7 +512,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       Gemm(weights, images * ohw, PlanesRhs(xs, g.InPlane(), ohw), 0.0f, out,
            ld);
     } else {
-      Gemm(weights, images * ohw, Im2ColRhs<false>(g, xs), 0.0f, out, ld);
+      Gemm(weights, images * ohw, Im2ColRhs(g, xs), 0.0f, out, ld);
     }
   };
 
@@ -664,9 +619,8 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   // dy of the images given as one [OC, images*OH*OW] matrix.
   auto accumulate = [&](const float* dys, const float* xs, int64_t images,
                         float* acc) {
-    thread_local GemmLhs lhs;
-    lhs.Pack(false, g.oc, images * ohw, dys, images * ohw);
-    Gemm(lhs, ckk, Im2ColRhs<true>(g, xs), 1.0f, acc, ckk);
+    const int64_t cols = images * ohw;
+    GemmNT(g.oc, ckk, cols, dys, cols, Im2ColRhs(g, xs), 1.0f, acc, ckk);
   };
 
   // Each thread sums its images into its own partial dw (slot 0: dw itself);

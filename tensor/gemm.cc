@@ -219,6 +219,103 @@ void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
   }
 }
 
+// ---- GemmNT: dot products along k -------------------------------------------
+//
+// A tile is kMr rows of A times kNtRows rows of B: 24 zmm accumulators of 16
+// partial sums along k each (the same 24 FMAs per 10 loads as the kernel
+// above), summed once per block of kNtKc. B is computed into row blocks of
+// kNtNc x kNtKc floats (512 KiB, L2); rows of A are read in place.
+
+constexpr int kNtRows = 4;
+constexpr int64_t kNtKc = 512;
+constexpr int64_t kNtNc = 256;
+
+// [sum(a0), sum(a1), sum(a2), sum(a3)].
+inline __m128 Sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  // Per 128-bit lane: [a0 0+2, a1 0+2, a0 1+3, a1 1+3], likewise for a2, a3.
+  const __m512 t0 =
+      _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 t1 =
+      _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  // Per 128-bit lane: [a0, a1, a2, a3] partial sums.
+  const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+  const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+  const __m256 v = _mm256_add_ps(
+      _mm512_castps512_ps256(u),
+      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+}
+
+// C[i, j] += sum_p A[i, p] * B[j, p] for i < mr, j < nr over p < kp: rows of
+// A at a + i * lda, rows of B at b + j * ldb, zero-padded to a multiple of 16.
+void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float* c, int64_t ldc, int mr, int nr) {
+  const float* row[kMr];
+  for (int i = 0; i < kMr; ++i) row[i] = a + std::min(i, mr - 1) * lda;
+  __m512 acc[kMr][kNtRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMr; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < kp; p += 16) {
+    const __mmask16 mask =
+        kp - p >= 16 ? __mmask16{0xFFFF}
+                     : static_cast<__mmask16>((1u << (kp - p)) - 1u);
+    __m512 bv[kNtRows];
+#pragma GCC unroll 8
+    for (int j = 0; j < kNtRows; ++j) bv[j] = _mm512_load_ps(b + j * ldb + p);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMr; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(mask, row[i] + p);
+#pragma GCC unroll 8
+      for (int j = 0; j < kNtRows; ++j) {
+        acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+      }
+    }
+  }
+  // Constant indices only: a runtime row index into acc would keep it in
+  // memory instead of registers.
+  __m128 sum[kMr];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMr; ++i) {
+    sum[i] = Sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+  }
+  const auto cols = static_cast<__mmask8>((1u << nr) - 1u);
+  for (int i = 0; i < mr; ++i) {
+    float* out = c + i * ldc;
+    _mm_mask_storeu_ps(out, cols,
+                       _mm_add_ps(sum[i], _mm_maskz_loadu_ps(cols, out)));
+  }
+}
+
+// Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kMr).
+void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
+            int64_t lda, GemmRhs b, float* c, int64_t ldc) {
+  float* pb = RhsBuffer(RoundUp(std::min(n, kNtNc), kNtRows) *
+                        RoundUp(std::min(k, kNtKc), 16));
+  for (int64_t p0 = 0; p0 < k; p0 += kNtKc) {
+    const int64_t kp = std::min(kNtKc, k - p0), ldb = RoundUp(kp, 16);
+    for (int64_t j0 = 0; j0 < n; j0 += kNtNc) {
+      const int64_t nb = std::min(kNtNc, n - j0);
+      b(j0, nb, p0, kp, pb, ldb);
+      for (int64_t j = 0; j < nb; ++j) {
+        std::fill(pb + j * ldb + kp, pb + (j + 1) * ldb, 0.0f);
+      }
+      std::fill(pb + nb * ldb, pb + RoundUp(nb, kNtRows) * ldb, 0.0f);
+      for (int64_t ir = i0; ir < i1; ir += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - ir));
+        for (int64_t jr = 0; jr < nb; jr += kNtRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNtRows, nb - jr));
+          NtKernel(kp, a + ir * lda + p0, lda, pb + jr * ldb, ldb,
+                   c + ir * ldc + j0 + jr, ldc, mr, nr);
+        }
+      }
+    }
+  }
+}
+
 #else  // !__AVX512F__: Eigen's GEMM on mapped buffers.
 
 using RowMajor =
@@ -348,6 +445,32 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                      beta, c, ldc);
 #else
   EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+            GemmRhs b, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  ScaleC(m, n, beta, c, ldc);
+  if (k == 0) return;
+#ifdef __AVX512F__
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (m * n * k < kMinParallelMacs) threads = 1;
+  // Threads split the rows of C in whole tiles, each computing all of B.
+  const int64_t tiles = (m + kMr - 1) / kMr;
+  threads = static_cast<int>(std::min<int64_t>(threads, tiles));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t lo = std::min(m, tiles * t / threads * kMr);
+    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kMr);
+    if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, c, ldc);
+  }
+#else
+  thread_local std::vector<float> rhs;
+  rhs.resize(static_cast<size_t>(n * k));
+  b(0, n, 0, k, rhs.data(), k);
+  EigenGemm(false, true, m, n, k, 1.0f, a, lda, rhs.data(), k, 1.0f, c, ldc);
 #endif
 }
 

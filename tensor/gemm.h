@@ -16,7 +16,9 @@
 //
 //   * GemmLhs packs the left operand once for many products;
 //   * GemmRhs lets the right operand be computed block by block (im2col
-//     written straight into the packed panels, never stored whole).
+//     written straight into the packed panels, never stored whole);
+//   * GemmNT multiplies by a transposed right operand that is computed by
+//     rows (the weight gradient: dy times im2col transposed).
 //
 // Example (C = A * B^T for A [4, 3], B [5, 3]):
 //
@@ -40,11 +42,12 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 // n (convolution, batching images) waste least with multiples of it.
 int64_t GemmTileColumns();
 
-// A right operand B [k, n] given as a function: fill(p0, kc, j0, nc, dst, ld)
-// must write B[p0 + p, j0 + j] to dst[p * ld + j] for p < kc, j < nc. It is
-// called for disjoint blocks, possibly from several threads at once.
-using GemmRhs = absl::FunctionRef<void(int64_t p0, int64_t kc, int64_t j0,
-                                       int64_t nc, float* dst, int64_t ld)>;
+// A matrix M given as a function of its blocks: fill(r0, rn, c0, cn, dst,
+// ld) must write M[r0 + r, c0 + c] to dst[r * ld + c] for r < rn, c < cn.
+// It is called for disjoint blocks, possibly from several threads at once.
+// M is B [k, n] for Gemm, B [n, k] (B transposed) for GemmNT.
+using GemmRhs = absl::FunctionRef<void(int64_t r0, int64_t rn, int64_t c0,
+                                       int64_t cn, float* dst, int64_t ld)>;
 
 // alpha * op(A) [m, k], packed for the kernel. Pack() reuses the buffer, so a
 // GemmLhs kept across calls allocates nothing once it is large enough.
@@ -74,6 +77,12 @@ class GemmLhs {
 // C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()).
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
           int64_t ldc);
+
+// C[m, n] = A[m, k] * B^T + beta * C, with A stored [m, k] (row stride lda)
+// and B [n, k] given by `b`: both hold k contiguously, so neither is
+// transposed on the way (dot products along k, summed at the end).
+void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+            GemmRhs b, float beta, float* c, int64_t ldc);
 
 }  // namespace dive
 

@@ -59,8 +59,11 @@ std::string Describe(const Case& c) {
 // With beta == 0, C starts as NaN garbage, which must be ignored. Padding of
 // A and B is NaN (must never be read) and padding of C is a sentinel (must
 // never be written).
-void CheckGemm(const Case& c, uint64_t seed) {
-  SCOPED_TRACE(Describe(c));
+//
+// With `nt`, runs GemmNT instead (op(A) = A, op(B) = B^T), B served block by
+// block through the GemmRhs.
+void CheckGemm(const Case& c, uint64_t seed, bool nt = false) {
+  SCOPED_TRACE(Describe(c) + (nt ? " (GemmNT)" : ""));
   // op(A) is [m, k]: A is stored [m, k], or [k, m] when transposed.
   const int64_t a_rows = c.trans_a ? c.k : c.m, a_cols = c.trans_a ? c.m : c.k;
   const int64_t b_rows = c.trans_b ? c.n : c.k, b_cols = c.trans_b ? c.k : c.n;
@@ -75,8 +78,24 @@ void CheckGemm(const Case& c, uint64_t seed) {
   }
   const Buffer c0 = cbuf;
 
-  Gemm(c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, a.data.data(), a.ld,
-       b.data.data(), b.ld, c.beta, cbuf.data.data(), cbuf.ld);
+  if (nt) {
+    ASSERT_TRUE(!c.trans_a && c.trans_b && c.alpha == 1.0f);
+    GemmNT(c.m, c.n, c.k, a.data.data(), a.ld,
+           [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
+               int64_t ld) {
+             ASSERT_TRUE(r0 >= 0 && rn > 0 && r0 + rn <= c.n);
+             ASSERT_TRUE(c0 >= 0 && cn > 0 && c0 + cn <= c.k);
+             for (int64_t r = 0; r < rn; ++r) {
+               for (int64_t q = 0; q < cn; ++q) {
+                 dst[r * ld + q] = b.at(r0 + r, c0 + q);
+               }
+             }
+           },
+           c.beta, cbuf.data.data(), cbuf.ld);
+  } else {
+    Gemm(c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, a.data.data(), a.ld,
+         b.data.data(), b.ld, c.beta, cbuf.data.data(), cbuf.ld);
+  }
 
   for (int64_t i = 0; i < c.m; ++i) {
     for (int64_t j = 0; j < c.n; ++j) {
@@ -241,6 +260,22 @@ TEST(GemmTest, SplitBetweenThreads) {
       CheckGemm({ta, tb, 23, 1000, 70, 1.0f, 0.0f}, seed += 3);
       CheckGemm({ta, tb, 1001, 23, 70, 2.0f, 0.5f}, seed += 3);
     }
+  }
+}
+
+// GemmNT: tails of every tile and block (6 rows of A, 4 rows of B, 16 and
+// 512 along k, 256 rows of B), beta, and a split between threads.
+TEST(GemmTest, TransposedRightOperandByRows) {
+  uint64_t seed = 700;
+  for (const Case& c : std::vector<Case>{
+           {false, true, 1, 1, 1, 1.0f, 0.0f},
+           {false, true, 6, 4, 16, 1.0f, 0.0f},
+           {false, true, 7, 5, 17, 1.0f, 1.0f},
+           {false, true, 13, 258, 1000, 1.0f, 0.5f, 3, 1, 2},
+           {false, true, 64, 576, 576, 1.0f, 1.0f},
+           {false, true, 3, 25, 784, 1.0f, 0.0f, 0, 0, 5},
+       }) {
+    CheckGemm(c, seed += 3, /*nt=*/true);
   }
 }
 
