@@ -167,7 +167,7 @@ struct TapWalk {
 };
 
 constexpr int kLanes = 16;
-constexpr int kMaxBlock = 512;  // columns per Im2ColBlock
+constexpr int kMaxBlock = 1024; // columns per Im2ColBlock
 
 // ih, iw and base of the columns of one block, read 16 lanes at a time.
 struct Columns {
@@ -388,7 +388,7 @@ int64_t ChunkSize(const ConvGeometry& g) {
 // positions per GEMM (64 beat 1, 128, 256 and 1024 on AlexNet's 4x4 and
 // ResNet's 3x3 layers), maps of 128 positions and more keep a GEMM each.
 int64_t WeightChunkSize(const ConvGeometry& g) {
-  constexpr int64_t kMaxOhw = 512, kCols = 512;
+  constexpr int64_t kMaxOhw = 1024, kCols = 1024;
   const int64_t ohw = g.Ohw();
   if (g.n <= 1 || ohw <= 0 || ohw >= kMaxOhw) return 1;
   int64_t cs = (kCols + ohw - 1) / ohw;

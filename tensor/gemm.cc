@@ -227,8 +227,8 @@ void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
 // kNtNc x kNtKc floats (512 KiB, L2); rows of A are read in place.
 
 constexpr int kNtRows = 4;
-constexpr int64_t kNtKc = 512;
-constexpr int64_t kNtNc = 256;
+constexpr int64_t kNtKc = 1024;
+constexpr int64_t kNtNc = 128;
 
 // [sum(a0), sum(a1), sum(a2), sum(a3)].
 inline __m128 Sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
