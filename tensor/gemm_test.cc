@@ -264,14 +264,14 @@ TEST(GemmTest, SplitBetweenThreads) {
 }
 
 // GemmNT: tails of every tile and block (6 rows of A, 4 rows of B, 16 and
-// 512 along k, 256 rows of B), beta, and a split between threads.
+// 1024 along k, 128 rows of B), beta, and a split between threads.
 TEST(GemmTest, TransposedRightOperandByRows) {
   uint64_t seed = 700;
   for (const Case& c : std::vector<Case>{
            {false, true, 1, 1, 1, 1.0f, 0.0f},
            {false, true, 6, 4, 16, 1.0f, 0.0f},
            {false, true, 7, 5, 17, 1.0f, 1.0f},
-           {false, true, 13, 258, 1000, 1.0f, 0.5f, 3, 1, 2},
+           {false, true, 13, 258, 1100, 1.0f, 0.5f, 3, 1, 2},
            {false, true, 64, 576, 576, 1.0f, 1.0f},
            {false, true, 3, 25, 784, 1.0f, 0.0f, 0, 0, 5},
        }) {
