@@ -379,9 +379,12 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   float* __restrict out = data_.get();
 #ifdef __AVX512F__
   const int64_t m_pad = RoundUp(m, kMr);
-  for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-    const int64_t kc = std::min(kKc, k - p0);
-    for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+  // Large operands (a layer's weights, packed outside the batch loop) are
+  // packed by all threads, panel by panel.
+#pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && !omp_in_parallel())
+  for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
+      const int64_t kc = std::min(kKc, k - p0);
       float* __restrict panel = out + p0 * m_pad + i0 * kc;
       const int64_t rows = std::min<int64_t>(kMr, m - i0);
       if (rows < kMr) std::fill(panel, panel + kc * kMr, 0.0f);
