@@ -185,37 +185,32 @@ uint32_t RunStarts(const int32_t* idx, int64_t n) {
 }
 
 #ifdef __AVX512F__
-// Writes the first n of the 16 elements x[idx + off], each where (u + du,
-// v + dv) lies inside [0, h) x [0, w) and 0 elsewhere, to dst. Runs of
-// consecutive addresses (`starts`) are read with one masked load each; a
-// gather is ~20 cycles here, so it only serves groups of many short runs.
-inline void GatherGroup(const float* x, const int32_t* u, const int32_t* v,
-                        const int32_t* idx, uint32_t starts, int32_t du,
-                        int32_t dv, int32_t off, int32_t h, int32_t w, int n,
-                        float* dst) {
-  const __m512i uu =
-      _mm512_add_epi32(_mm512_load_si512(u), _mm512_set1_epi32(du));
-  const __m512i vv =
-      _mm512_add_epi32(_mm512_load_si512(v), _mm512_set1_epi32(dv));
-  const __mmask16 lanes = static_cast<__mmask16>((1u << n) - 1u);
-  // Unsigned compares: negative coordinates wrap to large values.
-  const __mmask16 inside =
-      _mm512_mask_cmplt_epu32_mask(
-          _mm512_cmplt_epu32_mask(uu, _mm512_set1_epi32(h)), vv,
-          _mm512_set1_epi32(w)) &
-      lanes;
-  __m512 val = _mm512_setzero_ps();
-  if (__builtin_popcount(starts) > 6) {
-    const __m512i ii =
-        _mm512_add_epi32(_mm512_load_si512(idx), _mm512_set1_epi32(off));
-    val = _mm512_mask_i32gather_ps(val, inside, ii, x, 4);
+// Kernels up to this size take the vector path of Im2ColBlock.
+constexpr int kMaxTap = 16;
+
+// Writes the 16 elements x[base[t] + off] of the lanes in `inside` (0 in the
+// others) to the `lanes` of dst. Runs of consecutive addresses (`starts`) are
+// read with one masked load each; a gather is ~20 cycles here, so it only
+// serves groups of many short runs.
+inline void LoadGroup(const float* x, const int32_t* base, uint32_t starts,
+                      __mmask16 inside, int32_t off, __mmask16 lanes,
+                      float* dst) {
+  __m512 val;
+  if (starts == 1) {
+    val = _mm512_maskz_loadu_ps(inside, x + (base[0] + off));
+  } else if (__builtin_popcount(starts) > 6) {
+    const __m512i idx =
+        _mm512_add_epi32(_mm512_load_si512(base), _mm512_set1_epi32(off));
+    val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, idx, x, 4);
   } else {
+    val = _mm512_setzero_ps();
     while (starts != 0) {
       const int s = __builtin_ctz(starts);
       starts &= starts - 1;
       const int e = starts != 0 ? __builtin_ctz(starts) : 16;
-      const auto run = static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << s) - 1u));
-      val = _mm512_mask_loadu_ps(val, inside & run, x + (idx[s] - s + off));
+      const auto run =
+          static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << s) - 1u));
+      val = _mm512_mask_loadu_ps(val, inside & run, x + (base[s] - s + off));
     }
   }
   _mm512_mask_storeu_ps(dst, lanes, val);
@@ -238,29 +233,51 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
   TapWalk tap(g, r0);
 #ifdef __AVX512F__
-  uint32_t starts[kMaxBlock / kLanes];
-  for (int64_t q = 0; q < qn; q += kLanes) {
-    starts[q / kLanes] = RunStarts(col.base + q, std::min<int64_t>(kLanes, qn - q));
-  }
-  for (int64_t r = 0; r < rn; ++r, tap.Next()) {
-    const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
-    for (int64_t q = 0; q < qn; q += kLanes) {
-      GatherGroup(x, col.ih + q, col.iw + q, col.base + q, starts[q / kLanes], a,
-                  b, tap.Off(), h, w,
-                  static_cast<int>(std::min<int64_t>(kLanes, qn - q)),
-                  dst + r * ld + q);
+  if (g.kh <= kMaxTap && g.kw <= kMaxTap) {
+    // Per 16-column group: its lanes, its runs, and which lanes read the
+    // image for each kernel row a (0 <= ih + a < h) and column b.
+    constexpr int kGroups = kMaxBlock / kLanes;
+    __mmask16 lanes[kGroups], in_a[kMaxTap][kGroups], in_b[kMaxTap][kGroups];
+    uint32_t starts[kGroups];
+    const int64_t groups = (qn + kLanes - 1) / kLanes;
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t q = gi * kLanes, n = std::min<int64_t>(kLanes, qn - q);
+      lanes[gi] = static_cast<__mmask16>((1u << n) - 1u);
+      starts[gi] = RunStarts(col.base + q, n);
+      const __m512i ih = _mm512_load_si512(col.ih + q);
+      const __m512i iw = _mm512_load_si512(col.iw + q);
+      // Unsigned compares: negative coordinates wrap to large values.
+      for (int a = 0; a < g.kh; ++a) {
+        in_a[a][gi] = _mm512_mask_cmplt_epu32_mask(
+            lanes[gi], _mm512_add_epi32(ih, _mm512_set1_epi32(a)),
+            _mm512_set1_epi32(h));
+      }
+      for (int b = 0; b < g.kw; ++b) {
+        in_b[b][gi] = _mm512_cmplt_epu32_mask(
+            _mm512_add_epi32(iw, _mm512_set1_epi32(b)), _mm512_set1_epi32(w));
+      }
     }
+    for (int64_t r = 0; r < rn; ++r, tap.Next()) {
+      const __mmask16* ma = in_a[tap.a];
+      const __mmask16* mb = in_b[tap.b];
+      const int32_t off = tap.Off();
+      float* out = dst + r * ld;
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        LoadGroup(x, col.base + gi * kLanes, starts[gi], ma[gi] & mb[gi], off,
+                  lanes[gi], out + gi * kLanes);
+      }
+    }
+    return;
   }
-#else
+#endif
   for (int64_t r = 0; r < rn; ++r, tap.Next()) {
-    const int32_t a = static_cast<int32_t>(tap.a), b = static_cast<int32_t>(tap.b);
+    const auto a = static_cast<uint32_t>(tap.a), b = static_cast<uint32_t>(tap.b);
     for (int64_t q = 0; q < qn; ++q) {
-      const bool inside = static_cast<uint32_t>(col.ih[q] + a) < static_cast<uint32_t>(h) &&
-                          static_cast<uint32_t>(col.iw[q] + b) < static_cast<uint32_t>(w);
+      const bool inside = static_cast<uint32_t>(col.ih[q]) + a < static_cast<uint32_t>(h) &&
+                          static_cast<uint32_t>(col.iw[q]) + b < static_cast<uint32_t>(w);
       dst[r * ld + q] = inside ? x[col.base[q] + tap.Off()] : 0.0f;
     }
   }
-#endif
 }
 
 // The GemmRhs of col for images x, x + InPlane, ... (blocks of at most
