@@ -174,46 +174,39 @@ struct Columns {
   alignas(64) int32_t ih[kMaxBlock], iw[kMaxBlock], base[kMaxBlock];
 };
 
-// Bit t set: lane t of the group at idx starts a new run of consecutive
-// addresses (lane 0 always does).
-uint32_t RunStarts(const int32_t* idx, int64_t n) {
-  uint32_t starts = 1;
-  for (int64_t t = 1; t < n; ++t) {
-    if (idx[t] != idx[t - 1] + 1) starts |= 1u << t;
-  }
-  return starts;
-}
-
 #ifdef __AVX512F__
 // Kernels up to this size take the vector path of Im2ColBlock.
 constexpr int kMaxTap = 16;
+// Groups of up to this many runs of consecutive addresses are read with one
+// masked load per run, others with a gather (~20 cycles here).
+constexpr int kMaxRuns = 4;
 
-// Writes the 16 elements x[base[t] + off] of the lanes in `inside` (0 in the
-// others) to the `lanes` of dst. Runs of consecutive addresses (`starts`) are
-// read with one masked load each; a gather is ~20 cycles here, so it only
-// serves groups of many short runs.
-inline void LoadGroup(const float* x, const int32_t* base, uint32_t starts,
-                      __mmask16 inside, int32_t off, __mmask16 lanes,
-                      float* dst) {
-  __m512 val;
-  if (starts == 1) {
-    val = _mm512_maskz_loadu_ps(inside, x + (base[0] + off));
-  } else if (__builtin_popcount(starts) > 6) {
-    const __m512i idx =
-        _mm512_add_epi32(_mm512_load_si512(base), _mm512_set1_epi32(off));
-    val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, idx, x, 4);
-  } else {
-    val = _mm512_setzero_ps();
-    while (starts != 0) {
-      const int s = __builtin_ctz(starts);
-      starts &= starts - 1;
-      const int e = starts != 0 ? __builtin_ctz(starts) : 16;
-      const auto run =
-          static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << s) - 1u));
-      val = _mm512_mask_loadu_ps(val, inside & run, x + (base[s] - s + off));
-    }
+// How one 16-column group reads a row of col: x[off + shift[t] + lane] for
+// the lanes of run t.
+struct GroupRuns {
+  int runs;  // > kMaxRuns: gather
+  __mmask16 mask[kMaxRuns];
+  int32_t shift[kMaxRuns];
+};
+
+GroupRuns MakeGroupRuns(const int32_t* base, int64_t n) {
+  // Lane t starts a run unless base[t] == base[t - 1] + 1 (lane 0 always).
+  const __m512i b = _mm512_load_si512(base);
+  const __m512i prev = _mm512_alignr_epi32(b, _mm512_set1_epi32(0), 15);
+  uint32_t starts =
+      (_mm512_cmpneq_epi32_mask(b, _mm512_add_epi32(prev, _mm512_set1_epi32(1))) |
+       1u) &
+      ((1u << n) - 1u);
+  GroupRuns g{__builtin_popcount(starts), {0, 0, 0, 0}, {0, 0, 0, 0}};
+  if (g.runs > kMaxRuns) return g;
+  for (int r = 0; r < g.runs; ++r) {
+    const int s = __builtin_ctz(starts);
+    starts &= starts - 1;
+    const int e = starts != 0 ? __builtin_ctz(starts) : static_cast<int>(n);
+    g.mask[r] = static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << s) - 1u));
+    g.shift[r] = base[s] - s;
   }
-  _mm512_mask_storeu_ps(dst, lanes, val);
+  return g;
 }
 #endif
 
@@ -238,12 +231,14 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
     // image for each kernel row a (0 <= ih + a < h) and column b.
     constexpr int kGroups = kMaxBlock / kLanes;
     __mmask16 lanes[kGroups], in_a[kMaxTap][kGroups], in_b[kMaxTap][kGroups];
-    uint32_t starts[kGroups];
+    GroupRuns runs[kGroups];
     const int64_t groups = (qn + kLanes - 1) / kLanes;
+    int max_runs = 0;
     for (int64_t gi = 0; gi < groups; ++gi) {
       const int64_t q = gi * kLanes, n = std::min<int64_t>(kLanes, qn - q);
       lanes[gi] = static_cast<__mmask16>((1u << n) - 1u);
-      starts[gi] = RunStarts(col.base + q, n);
+      runs[gi] = MakeGroupRuns(col.base + q, n);
+      max_runs = std::max(max_runs, runs[gi].runs);
       const __m512i ih = _mm512_load_si512(col.ih + q);
       const __m512i iw = _mm512_load_si512(col.iw + q);
       // Unsigned compares: negative coordinates wrap to large values.
@@ -257,14 +252,31 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
             _mm512_add_epi32(iw, _mm512_set1_epi32(b)), _mm512_set1_epi32(w));
       }
     }
+    // Groups of several runs all do the same number of masked loads (runs
+    // beyond a group's own have empty masks): no branch on each group's
+    // pattern.
+    const int loads = std::min(max_runs, kMaxRuns);
     for (int64_t r = 0; r < rn; ++r, tap.Next()) {
       const __mmask16* ma = in_a[tap.a];
       const __mmask16* mb = in_b[tap.b];
-      const int32_t off = tap.Off();
+      const float* xo = x + tap.Off();
       float* out = dst + r * ld;
       for (int64_t gi = 0; gi < groups; ++gi) {
-        LoadGroup(x, col.base + gi * kLanes, starts[gi], ma[gi] & mb[gi], off,
-                  lanes[gi], out + gi * kLanes);
+        const GroupRuns& gr = runs[gi];
+        const __mmask16 inside = ma[gi] & mb[gi];
+        __m512 val = _mm512_setzero_ps();
+        if (gr.runs == 1) {  // "same" convolutions: runs span output rows
+          val = _mm512_maskz_loadu_ps(inside, xo + gr.shift[0]);
+        } else if (gr.runs > kMaxRuns) {
+          val = _mm512_mask_i32gather_ps(
+              val, inside, _mm512_load_si512(col.base + gi * kLanes), xo, 4);
+        } else {
+          for (int t = 0; t < loads; ++t) {
+            val = _mm512_mask_loadu_ps(val, inside & gr.mask[t],
+                                       xo + gr.shift[t]);
+          }
+        }
+        _mm512_mask_storeu_ps(out + gi * kLanes, lanes[gi], val);
       }
     }
     return;
