@@ -770,6 +770,12 @@ PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
   return g;
 }
 
+// Windows that tile the input without overlap or padding (2x2, stride 2):
+// every input belongs to at most one window.
+bool Tiling(const PoolGeometry& g) {
+  return g.ph == 0 && g.pw == 0 && g.kh == g.sh && g.kw == g.sw;
+}
+
 void CheckPoolGrad(const char* op, const Tensor& dy, const Shape& x_shape,
                    const PoolGeometry& g) {
   const Shape expected{x_shape[0], x_shape[1], g.oh, g.ow};
@@ -899,6 +905,36 @@ Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   float* py = y.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
+  if (Tiling(g)) {
+    // Each input read once: y[i, j] = scale * sum of its kh x kw tile.
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
+    for (int64_t q = 0; q < g.planes; ++q) {
+      for (int64_t i = 0; i < g.oh; ++i) {
+        const float* __restrict xr = px + q * in_plane + i * g.kh * g.w;
+        float* __restrict yr = py + q * out_plane + i * g.ow;
+        if (g.kw == 2) {  // LeNet's and most CNNs' 2x2 pooling
+          for (int64_t j = 0; j < g.ow; ++j) {
+            float sum = 0.0f;
+            for (int64_t a = 0; a < g.kh; ++a) {
+              sum += xr[a * g.w + 2 * j] + xr[a * g.w + 2 * j + 1];
+            }
+            yr[j] = sum * scale;
+          }
+        } else {
+          for (int64_t j = 0; j < g.ow; ++j) {
+            float sum = 0.0f;
+            for (int64_t a = 0; a < g.kh; ++a) {
+              for (int64_t b = 0; b < g.kw; ++b) {
+                sum += xr[a * g.w + j * g.kw + b];
+              }
+            }
+            yr[j] = sum * scale;
+          }
+        }
+      }
+    }
+    return y;
+  }
 #pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
   for (int64_t q = 0; q < g.planes; ++q) {
     const float* xq = px + q * in_plane;
@@ -934,11 +970,40 @@ Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
   const PoolGeometry g = MakePoolGeometry(kOp, x_shape, p);
   CheckPoolGrad(kOp, dy_in, x_shape, g);
   const Tensor dy = dy_in.Contiguous();
-  Tensor dx = Tensor::Zeros(x_shape);
+  const bool tiling = Tiling(g);
+  Tensor dx = tiling ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
   const float* pdy = dy.data();
   float* pdx = dx.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
+  if (tiling) {
+    // Each input written once: its tile's scaled gradient (0 for the rows
+    // and columns past the last whole tile).
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
+    for (int64_t q = 0; q < g.planes; ++q) {
+      float* dxq = pdx + q * in_plane;
+      for (int64_t i = 0; i < g.oh; ++i) {
+        const float* __restrict dyr = pdy + q * out_plane + i * g.ow;
+        for (int64_t a = 0; a < g.kh; ++a) {
+          float* __restrict dxr = dxq + (i * g.kh + a) * g.w;
+          if (g.kw == 2) {
+            for (int64_t j = 0; j < g.ow; ++j) {
+              dxr[2 * j] = dxr[2 * j + 1] = dyr[j] * scale;
+            }
+          } else {
+            for (int64_t j = 0; j < g.ow; ++j) {
+              for (int64_t b = 0; b < g.kw; ++b) {
+                dxr[j * g.kw + b] = dyr[j] * scale;
+              }
+            }
+          }
+          std::fill(dxr + g.ow * g.kw, dxr + g.w, 0.0f);
+        }
+      }
+      std::fill(dxq + g.oh * g.kh * g.w, dxq + in_plane, 0.0f);
+    }
+    return dx;
+  }
 #pragma omp parallel if (g.planes * out_plane > 4096)
   {
     std::vector<float> scaled(g.ow);
