@@ -384,32 +384,38 @@ std::unique_ptr<float[]> NewBuffer(int64_t size) {
 constexpr int64_t kChunkMaxColFloats = int64_t{4} << 20;
 
 // Images per GEMM whose columns are the output positions (forward and input
-// gradient): the cs whose GEMMs need the fewest column tiles on the busiest
-// thread, the smallest such cs on ties (1: one GEMM per image).
-int64_t ChunkSize(const ConvGeometry& g) {
+// gradient), for GEMMs of `rows` rows: the cs that gives the busiest thread
+// the fewest tile rows (column tiles x rows), the smallest such cs on ties
+// (1: one GEMM per image).
+int64_t ChunkSize(const ConvGeometry& g, int64_t rows) {
   const int64_t ohw = g.Ohw(), tile = GemmTileColumns();
   if (g.n <= 1 || ohw <= 0) return 1;
   const int64_t threads = omp_get_max_threads();
   const int64_t max_cs = std::min(
       g.n, std::max<int64_t>(1, kChunkMaxColFloats /
                                     std::max<int64_t>(1, g.Ckk() * ohw)));
+  auto up = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   int64_t best = 1, best_cost = std::numeric_limits<int64_t>::max();
   for (int64_t cs = 1; cs <= max_cs; ++cs) {
-    const int64_t chunks = (g.n + cs - 1) / cs;
-    const int64_t tiles = (cs * ohw + tile - 1) / tile;
+    const int64_t chunks = up(g.n, cs), cols = cs * ohw, tiles = up(cols, tile);
     // Chunks run in parallel when there is one per thread; otherwise each
-    // GEMM splits its tiles between the threads.
-    const int64_t cost = chunks >= threads
-                             ? (chunks + threads - 1) / threads * tiles
-                             : chunks * ((tiles + threads - 1) / threads);
+    // GEMM splits its columns (wide C) or its rows between the threads.
+    int64_t cost;
+    if (chunks >= threads) {
+      cost = up(chunks, threads) * tiles * rows;
+    } else if (cols >= rows) {
+      cost = chunks * up(tiles, threads) * rows;
+    } else {
+      cost = chunks * tiles * up(rows, threads);
+    }
     if (cost < best_cost) {
       best = cs;
       best_cost = cost;
     }
   }
   // Even chunks: the fewest chunks of at most `best` images, balanced.
-  const int64_t chunks = (g.n + best - 1) / best;
-  return (g.n + chunks - 1) / chunks;
+  const int64_t chunks = up(g.n, best);
+  return up(g.n, chunks);
 }
 
 // Images per GEMM of the weight gradient, whose columns are the weights and
@@ -545,7 +551,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     }
   };
 
-  const int64_t cs = ChunkSize(g);
+  const int64_t cs = ChunkSize(g, g.oc);
   if (cs > 1) {
     SlotBuffers outs(g.oc * cs * ohw);
     RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
@@ -602,8 +608,9 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     const float* pw = w.data();
     float* pf = flipped.data();
     const int64_t taps = g.kh * g.kw;
-    for (int64_t o = 0; o < g.oc; ++o) {
-      for (int64_t c = 0; c < g.c; ++c) {
+#pragma omp parallel for schedule(static) if (g.c * g.oc * taps > (1 << 16))
+    for (int64_t c = 0; c < g.c; ++c) {
+      for (int64_t o = 0; o < g.oc; ++o) {
         for (int64_t t = 0; t < taps; ++t) {
           pf[(c * g.oc + o) * taps + t] = pw[(o * g.c + c) * taps + taps - 1 - t];
         }
@@ -614,7 +621,7 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     q.pad_w = g.kw - 1 - g.pw;
     return Conv2dForward(dy, flipped, Tensor(), q);
   }
-  const int64_t cs = ChunkSize(g);
+  const int64_t cs = ChunkSize(g, g.Ckk());
   Tensor dx =
       direct && cs == 1 ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);
   const float* pdy = dy.data();
