@@ -366,8 +366,10 @@ double SumDouble(const float* p, int64_t n) {
          ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
-std::unique_ptr<float[]> NewBuffer(int64_t size) {
-  return std::unique_ptr<float[]>(new float[std::max<int64_t>(size, 1)]);
+// Scratch memory from the tensor allocator's cache, so that a training loop's
+// steady state allocates nothing.
+Tensor Scratch(int64_t size) {
+  return Tensor::Empty({std::max<int64_t>(size, 1)});
 }
 
 
@@ -478,13 +480,13 @@ class SlotBuffers {
       : size_(size), bufs_(static_cast<size_t>(omp_get_max_threads())) {}
   float* Get(int slot) {
     auto& b = bufs_[static_cast<size_t>(slot)];
-    if (b == nullptr) b = NewBuffer(size_);
-    return b.get();
+    if (!b.defined()) b = Scratch(size_);
+    return b.data();
   }
 
  private:
   int64_t size_;
-  std::vector<std::unique_ptr<float[]>> bufs_;
+  std::vector<Tensor> bufs_;
 };
 
 // Runs image(n, col) for every image of the batch, in parallel over the
@@ -495,13 +497,13 @@ void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
   if (BatchParallel(batch)) {
 #pragma omp parallel
     {
-      std::unique_ptr<float[]> col = NewBuffer(col_size);
+      Tensor col = Scratch(col_size);
 #pragma omp for schedule(static)
-      for (int64_t n = 0; n < batch; ++n) image(n, col.get());
+      for (int64_t n = 0; n < batch; ++n) image(n, col.data());
     }
   } else {
-    std::unique_ptr<float[]> col = NewBuffer(col_size);
-    for (int64_t n = 0; n < batch; ++n) image(n, col.get());
+    Tensor col = Scratch(col_size);
+    for (int64_t n = 0; n < batch; ++n) image(n, col.data());
   }
 }
 
@@ -685,7 +687,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   // Each thread sums its images into its own partial dw (slot 0: dw itself);
   // the partials are added at the end (dw is small next to the columns).
   const int threads = omp_get_max_threads();
-  std::vector<float> partial;
+  Tensor partial;
   auto slot_acc = [&](int slot) {
     return slot == 0 ? pdw : partial.data() + (slot - 1) * wsize;
   };
@@ -694,7 +696,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   if (cs > 1) {
     SlotBuffers dys(g.oc * cs * ohw);
     if (BatchParallel((g.n + cs - 1) / cs)) {
-      partial.assign(static_cast<size_t>(threads - 1) * wsize, 0.0f);
+      partial = Tensor::Zeros({threads - 1, wsize});
     }
     used = RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
       float* dyc = dys.Get(slot);
@@ -702,7 +704,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
       accumulate(dyc, px + c0 * g.InPlane(), cn, slot_acc(slot));
     });
   } else if (BatchParallel(g.n)) {
-    partial.assign(static_cast<size_t>(threads - 1) * wsize, 0.0f);
+    partial = Tensor::Zeros({threads - 1, wsize});
     used = threads;
 #pragma omp parallel num_threads(threads)
     {

@@ -33,6 +33,8 @@ void ScaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
 // Rounds x up to a multiple of `unit`.
 int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
 
+#ifdef __AVX512F__
+
 // B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
 void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
                 int64_t kc, int64_t j0, int64_t nc, float* __restrict dst,
@@ -49,8 +51,6 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
     for (int64_t p = 0; p < kc; ++p) dst[p * ld + j] = src[p];
   }
 }
-
-#ifdef __AVX512F__
 
 // -----------------------------------------------------------------------------
 // Packed GEMM with an AVX-512 micro-kernel (the BLIS structure, row-major).
