@@ -167,7 +167,7 @@ struct TapWalk {
 };
 
 constexpr int kLanes = 16;
-constexpr int kMaxBlock = 1024; // columns per Im2ColBlock
+constexpr int kMaxBlock = 1024;  // columns per Im2ColBlock table
 
 // ih, iw and base of the columns of one block, read 16 lanes at a time.
 struct Columns {
@@ -210,12 +210,18 @@ GroupRuns MakeGroupRuns(const int32_t* base, int64_t n) {
 }
 #endif
 
-// Rows [r0, r0 + rn) x columns [q0, q0 + qn) of col, qn <= kMaxBlock, to
+// Rows [r0, r0 + rn) x columns [q0, q0 + qn) of col to
 // dst[(r - r0) * ld + (q - q0)]; `x` is the first image of the group.
 void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
                  int64_t ld) {
-  CHECK_LE(qn, kMaxBlock);
+  if (qn > kMaxBlock) {  // the tables below hold kMaxBlock columns
+    for (int64_t q = 0; q < qn; q += kMaxBlock) {
+      Im2ColBlock(g, x, r0, rn, q0 + q, std::min<int64_t>(kMaxBlock, qn - q),
+                  dst + q, ld);
+    }
+    return;
+  }
   Columns col;
   PixelWalk px(g, q0);
   for (int64_t q = 0; q < qn; ++q, px.Next()) {
@@ -292,8 +298,8 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   }
 }
 
-// The GemmRhs of col for images x, x + InPlane, ... (blocks of at most
-// kMaxBlock columns: the GEMMs ask for 64, GemmNT for 512).
+// The GemmRhs of col for images x, x + InPlane, ... (the GEMMs ask for
+// blocks of 64 columns, GemmNT for 1024).
 auto Im2ColRhs(const ConvGeometry& g, const float* x) {
   return [&g, x](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
                  int64_t ld) { Im2ColBlock(g, x, r0, rn, q0, qn, dst, ld); };
