@@ -59,17 +59,19 @@ BENCHMARK(BM_OpenBlasSgemm)
     ->ArgNames({"n", "threads"})
     ->UseRealTime();
 
-// Shapes of im2col convolutions in the zoo: [OC, C*KH*KW] x [C*KH*KW, OH*OW].
+// The GEMMs convolution runs at the bench settings (tensor/conv.cc): C [OC,
+// images x OH*OW] = W [OC, C*KH*KW] x col, images side by side where maps are
+// small. Ours (openblas:0), then OpenBLAS on the same buffers (openblas:1).
 void BM_GemmConvShape(benchmark::State& state) {
   RunGemm(state, state.range(0), state.range(1), state.range(2),
-          static_cast<int>(state.range(3)));
+          static_cast<int>(state.range(3)), /*openblas=*/state.range(4) != 0);
 }
 BENCHMARK(BM_GemmConvShape)
-    ->Args({16, 100, 150, 1})      // LeNet conv2 (6x5x5 -> 16, 10x10 out)
-    ->Args({64, 2304, 576, 1})     // ResNet-18 @96, 64 channels 3x3, 24x24
-    ->Args({256, 729, 2400, 1})    // AlexNet conv2 @224 (27x27 out)
-    ->Args({256, 729, 2400, 2})
-    ->ArgNames({"m", "n", "k", "threads"})
+    ->ArgsProduct({{16}, {1600}, {150}, {1}, {0, 1}})    // LeNet conv2, 16 images
+    ->ArgsProduct({{64}, {576}, {576}, {1}, {0, 1}})     // ResNet-18 @96, 24x24
+    ->ArgsProduct({{256}, {1600}, {2400}, {1}, {0, 1}})  // AlexNet @96 conv2
+    ->ArgsProduct({{512}, {288}, {4608}, {1, 2}, {0, 1}})  // ResNet 3x3 maps
+    ->ArgNames({"m", "n", "k", "threads", "openblas"})
     ->UseRealTime();
 
 // GemmNT (the weight gradient's C = A * B^T, B served by rows) on the weight
