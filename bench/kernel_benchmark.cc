@@ -77,6 +77,9 @@ const ConvShape kConvShapes[] = {
     {"resnet96_b3", 32, 128, 12, 12, 128, 3, 1, 1},
     {"resnet96_b5", 32, 512, 3, 3, 512, 3, 1, 1},
     {"googlenet96_1x1", 32, 192, 12, 12, 64, 1, 1, 0},
+    {"nin96_conv1", 64, 1, 96, 96, 96, 11, 4, 0},
+    {"nin96_1x1", 64, 96, 22, 22, 96, 1, 1, 0},
+    {"nin96_conv2", 64, 96, 10, 10, 256, 5, 1, 2},
 };
 
 enum class ConvPass { kForward, kBackwardInput, kBackwardWeight };

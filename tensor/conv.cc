@@ -725,9 +725,12 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
       accumulate(pdy + n * g.OutPlane(), px + n * g.InPlane(), 1, pdw);
     }
   }
-  for (int t = 1; t < used; ++t) {
-    const float* src = partial.data() + (t - 1) * wsize;
-    for (int64_t i = 0; i < wsize; ++i) pdw[i] += src[i];
+  if (used > 1) {
+    const float* src = partial.data();
+#pragma omp parallel for schedule(static) if (wsize > (1 << 14))
+    for (int64_t i = 0; i < wsize; ++i) {
+      for (int t = 1; t < used; ++t) pdw[i] += src[(t - 1) * wsize + i];
+    }
   }
   return dw;
 }
