@@ -35,6 +35,40 @@ int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; 
 
 #ifdef __AVX512F__
 
+// dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
+inline void Transpose16x16(const float* src, int64_t lds, float* dst,
+                           int64_t ld) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  // 32-bit, then 64-bit interleaves within 128-bit lanes, then two rounds of
+  // 128-bit lane shuffles: r[i] ends up holding column i.
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]);
+    const __m512d b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ld, r[i]);
+}
+
 // B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
 void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
                 int64_t kc, int64_t j0, int64_t nc, float* __restrict dst,
@@ -46,9 +80,23 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
     }
     return;
   }
-  for (int64_t j = 0; j < nc; ++j) {
-    const float* __restrict src = b + (j0 + j) * ldb + p0;
-    for (int64_t p = 0; p < kc; ++p) dst[p * ld + j] = src[p];
+  // op(B) = B^T (a Linear layer's weights): 16 x 16 blocks through
+  // registers, scalar edges.
+  auto element = [&](int64_t p, int64_t j) {
+    dst[p * ld + j] = b[(j0 + j) * ldb + p0 + p];
+  };
+  int64_t j = 0;
+  for (; j + 16 <= nc; j += 16) {
+    int64_t p = 0;
+    for (; p + 16 <= kc; p += 16) {
+      Transpose16x16(b + (j0 + j) * ldb + p0 + p, ldb, dst + p * ld + j, ld);
+    }
+    for (; p < kc; ++p) {
+      for (int64_t jj = j; jj < j + 16; ++jj) element(p, jj);
+    }
+  }
+  for (; j < nc; ++j) {
+    for (int64_t p = 0; p < kc; ++p) element(p, j);
   }
 }
 
