@@ -824,6 +824,73 @@ void MaxPoolRow(const float* __restrict plane, int64_t row, int64_t offset,
   }
 }
 
+#ifdef __AVX512F__
+// One output row of max pooling with stride 1 or 2, 16 outputs at a time:
+// each output's window is scanned in (ih, iw) order in registers and the
+// maximum and its index written once. The same rule as MaxPoolRow: a larger
+// value or a NaN takes over; an all-padding window keeps -inf and the index
+// of its first valid input.
+void MaxPoolRowVector(const PoolGeometry& g, const float* __restrict plane,
+                      int64_t h0, int64_t h1, float* __restrict y,
+                      int64_t* __restrict idx) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                         12, 13, 14, 15);
+  // Even elements of two vectors: x[2t] for t < 16 from x[0 : 32].
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+                                          20, 22, 24, 26, 28, 30);
+  const __m512i w = _mm512_set1_epi32(static_cast<int32_t>(g.w));
+  for (int64_t j0 = 0; j0 < g.ow; j0 += 16) {
+    const auto lanes = static_cast<__mmask16>(
+        (1u << std::min<int64_t>(16, g.ow - j0)) - 1u);
+    // Input column of each output's first kernel column.
+    const __m512i iw0 = _mm512_sub_epi32(
+        _mm512_mullo_epi32(
+            _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(j0))),
+            _mm512_set1_epi32(static_cast<int32_t>(g.sw))),
+        _mm512_set1_epi32(static_cast<int32_t>(g.pw)));
+    __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512i where = _mm512_add_epi32(
+        _mm512_set1_epi32(static_cast<int32_t>(h0 * g.w)),
+        _mm512_max_epi32(iw0, _mm512_setzero_si512()));
+    for (int64_t ih = h0; ih < h1; ++ih) {
+      const float* row = plane + ih * g.w;
+      const __m512i row_start = _mm512_set1_epi32(static_cast<int32_t>(ih * g.w));
+      for (int64_t b = 0; b < g.kw; ++b) {
+        const __m512i iw =
+            _mm512_add_epi32(iw0, _mm512_set1_epi32(static_cast<int32_t>(b)));
+        // Unsigned compare: negative columns wrap to large values.
+        const __mmask16 valid = _mm512_mask_cmplt_epu32_mask(lanes, iw, w);
+        const int64_t first = j0 * g.sw - g.pw + b;  // column of lane 0
+        __m512 v;
+        if (g.sw == 1) {
+          v = _mm512_maskz_loadu_ps(valid, row + first);
+        } else {  // lane t reads row[first + 2t]: even elements of 32
+          const uint32_t wide = _pdep_u32(valid, 0x55555555u);
+          const __m512 lo = _mm512_maskz_loadu_ps(
+              static_cast<__mmask16>(wide & 0xFFFFu), row + first);
+          const __m512 hi = _mm512_maskz_loadu_ps(
+              static_cast<__mmask16>(wide >> 16), row + first + 16);
+          v = _mm512_permutex2var_ps(lo, evens, hi);
+        }
+        const __mmask16 take =
+            _mm512_mask_cmp_ps_mask(valid, v, best, _CMP_GT_OQ) |
+            _mm512_mask_cmp_ps_mask(valid, v, v, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, v);
+        where = _mm512_mask_mov_epi32(where, take, _mm512_add_epi32(row_start, iw));
+      }
+    }
+    _mm512_mask_storeu_ps(y + j0, lanes, best);
+    if (idx != nullptr) {
+      _mm512_mask_storeu_epi64(idx + j0, static_cast<__mmask8>(lanes),
+                               _mm512_cvtepi32_epi64(_mm512_castsi512_si256(where)));
+      _mm512_mask_storeu_epi64(
+          idx + j0 + 8, static_cast<__mmask8>(lanes >> 8),
+          _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(where, 1)));
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
@@ -859,6 +926,12 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
             pidx == nullptr ? scratch.data() : pidx + q * out_plane + i * g.ow;
         const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
         const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+#ifdef __AVX512F__
+        if (g.sw <= 2) {
+          MaxPoolRowVector(g, xq, h0, h1, yr, pidx == nullptr ? nullptr : ir);
+          continue;
+        }
+#endif
         for (int64_t j = 0; j < g.ow; ++j) {
           yr[j] = -std::numeric_limits<float>::infinity();
           ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);

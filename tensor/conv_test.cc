@@ -550,6 +550,11 @@ TEST(MaxPool2d, MatchesNaiveReference) {
       {{1, 3, 7, 7}, {3, 3, 2, 2, 1, 1}},
       {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
       {{2, 1, 4, 4}, {4, 4, 4, 4}},  // global
+      // Rows of several 16-output vectors: stride 1 (GoogLeNet's 3x3 pad 1
+      // branch), 2 and 3.
+      {{2, 3, 20, 37}, {3, 3, 1, 1, 1, 1}},
+      {{1, 2, 21, 40}, {3, 3, 2, 2, 1, 1}},
+      {{1, 2, 10, 50}, {3, 3, 3, 3}},
   };
   uint64_t seed = 7;
   for (const Case& c : cases) {
