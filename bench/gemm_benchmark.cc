@@ -67,9 +67,9 @@ void BM_GemmConvShape(benchmark::State& state) {
           static_cast<int>(state.range(3)), /*openblas=*/state.range(4) != 0);
 }
 BENCHMARK(BM_GemmConvShape)
-    ->ArgsProduct({{16}, {1600}, {150}, {1}, {0, 1}})    // LeNet conv2, 16 images
-    ->ArgsProduct({{64}, {576}, {576}, {1}, {0, 1}})     // ResNet-18 @96, 24x24
-    ->ArgsProduct({{256}, {1600}, {2400}, {1}, {0, 1}})  // AlexNet @96 conv2
+    ->ArgsProduct({{16}, {1600}, {150}, {1}, {0, 1}})  // LeNet conv2, 16 images
+    ->ArgsProduct({{64}, {576}, {576}, {1}, {0, 1}})   // ResNet-18 @96, 24x24
+    ->ArgsProduct({{256}, {1600}, {2400}, {1}, {0, 1}})    // AlexNet @96 conv2
     ->ArgsProduct({{512}, {288}, {4608}, {1, 2}, {0, 1}})  // ResNet 3x3 maps
     ->ArgNames({"m", "n", "k", "threads", "openblas"})
     ->UseRealTime();
@@ -84,15 +84,16 @@ void BM_GemmNT(benchmark::State& state) {
   Tensor c = Tensor::Zeros({m, n});
   const float* pb = b.data();
   for (auto _ : state) {
-    GemmNT(m, n, k, a.data(), k,
-           [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
-               int64_t ld) {
-             for (int64_t r = 0; r < rn; ++r) {
-               std::copy(pb + (r0 + r) * k + c0, pb + (r0 + r) * k + c0 + cn,
-                         dst + r * ld);
-             }
-           },
-           1.0f, c.data(), n);
+    GemmNT(
+        m, n, k, a.data(), k,
+        [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
+            int64_t ld) {
+          for (int64_t r = 0; r < rn; ++r) {
+            std::copy(pb + (r0 + r) * k + c0, pb + (r0 + r) * k + c0 + cn,
+                      dst + r * ld);
+          }
+        },
+        1.0f, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["FLOPS"] = benchmark::Counter(
@@ -100,9 +101,9 @@ void BM_GemmNT(benchmark::State& state) {
   SetNumThreads(0);
 }
 BENCHMARK(BM_GemmNT)
-    ->Args({64, 576, 576})   // ResNet-18 @96, 64 channels 3x3, 24x24
-    ->Args({6, 25, 784})     // LeNet conv1
-    ->Args({256, 2400, 729}) // AlexNet conv2
+    ->Args({64, 576, 576})    // ResNet-18 @96, 64 channels 3x3, 24x24
+    ->Args({6, 25, 784})      // LeNet conv1
+    ->Args({256, 2400, 729})  // AlexNet conv2
     ->ArgNames({"m", "n", "k"})
     ->UseRealTime();
 

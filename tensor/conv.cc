@@ -127,15 +127,18 @@ void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
 // With ih = i*sh - ph, iw = j*sw - pw and base = image*C*H*W + ih*W + iw
 // (per column) and off = c*H*W + a*W + b (per row), element (r, q) is
 // x[base + off] when 0 <= ih + a < H and 0 <= iw + b < W. On AVX-512 a row
-// of 16 columns (or a column of 16 rows, for col^T) is one masked gather, or
-// a masked load where the 16 addresses are consecutive.
-//
+// is written 16 columns at a time, with one masked load per run of
+// consecutive addresses (a gather for groups of many short runs).
+
 // The (image, i, j) of consecutive columns, walked without divisions.
 struct PixelWalk {
   const ConvGeometry& g;
   int64_t image, i, j;
   PixelWalk(const ConvGeometry& geo, int64_t q)
-      : g(geo), image(q / geo.Ohw()), i(q % geo.Ohw() / geo.ow), j(q % geo.ow) {}
+      : g(geo),
+        image(q / geo.Ohw()),
+        i(q % geo.Ohw() / geo.ow),
+        j(q % geo.ow) {}
   int32_t Ih() const { return static_cast<int32_t>(i * g.sh - g.ph); }
   int32_t Iw() const { return static_cast<int32_t>(j * g.sw - g.pw); }
   int32_t Base() const {
@@ -155,7 +158,10 @@ struct TapWalk {
   const ConvGeometry& g;
   int64_t c, a, b;
   TapWalk(const ConvGeometry& geo, int64_t r)
-      : g(geo), c(r / (geo.kh * geo.kw)), a(r / geo.kw % geo.kh), b(r % geo.kw) {}
+      : g(geo),
+        c(r / (geo.kh * geo.kw)),
+        a(r / geo.kw % geo.kh),
+        b(r % geo.kw) {}
   int32_t Off() const { return static_cast<int32_t>((c * g.h + a) * g.w + b); }
   void Next() {
     if (++b < g.kw) return;
@@ -193,10 +199,10 @@ GroupRuns MakeGroupRuns(const int32_t* base, int64_t n) {
   // Lane t starts a run unless base[t] == base[t - 1] + 1 (lane 0 always).
   const __m512i b = _mm512_load_si512(base);
   const __m512i prev = _mm512_alignr_epi32(b, _mm512_set1_epi32(0), 15);
-  uint32_t starts =
-      (_mm512_cmpneq_epi32_mask(b, _mm512_add_epi32(prev, _mm512_set1_epi32(1))) |
-       1u) &
-      ((1u << n) - 1u);
+  uint32_t starts = (_mm512_cmpneq_epi32_mask(
+                         b, _mm512_add_epi32(prev, _mm512_set1_epi32(1))) |
+                     1u) &
+                    ((1u << n) - 1u);
   GroupRuns g{__builtin_popcount(starts), {0, 0, 0, 0}, {0, 0, 0, 0}};
   if (g.runs > kMaxRuns) return g;
   for (int r = 0; r < g.runs; ++r) {
@@ -289,10 +295,12 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   }
 #endif
   for (int64_t r = 0; r < rn; ++r, tap.Next()) {
-    const auto a = static_cast<uint32_t>(tap.a), b = static_cast<uint32_t>(tap.b);
+    const auto a = static_cast<uint32_t>(tap.a),
+               b = static_cast<uint32_t>(tap.b);
     for (int64_t q = 0; q < qn; ++q) {
-      const bool inside = static_cast<uint32_t>(col.ih[q]) + a < static_cast<uint32_t>(h) &&
-                          static_cast<uint32_t>(col.iw[q]) + b < static_cast<uint32_t>(w);
+      const bool inside =
+          static_cast<uint32_t>(col.ih[q]) + a < static_cast<uint32_t>(h) &&
+          static_cast<uint32_t>(col.iw[q]) + b < static_cast<uint32_t>(w);
       dst[r * ld + q] = inside ? x[col.base[q] + tap.Off()] : 0.0f;
     }
   }
@@ -324,8 +332,9 @@ auto PlanesRhs(const float* base, int64_t stride, int64_t hw) {
   };
 }
 
-// The adjoint of Im2Col: dx [C, H, W] += the columns scattered back. `ld` is
-// the row stride of col, as in Im2Col.
+// The adjoint of im2col: dx [C, H, W] += the columns col [C*KH*KW, OH*OW]
+// of one image scattered back; `ld` is the row stride of col (larger than
+// OH*OW when several images sit side by side).
 void Col2Im(const ConvGeometry& g, const float* __restrict col,
             float* __restrict dx, int64_t ld) {
   const int64_t h = g.h, w = g.w, oh = g.oh, ow = g.ow, sh = g.sh, sw = g.sw;
@@ -378,7 +387,6 @@ Tensor Scratch(int64_t size) {
   return Tensor::Empty({std::max<int64_t>(size, 1)});
 }
 
-
 // ---- Several images per GEMM ------------------------------------------------
 //
 // The GEMM computes C in tiles of GemmTileColumns() (64) columns, so one GEMM
@@ -400,8 +408,8 @@ int64_t ChunkSize(const ConvGeometry& g, int64_t rows) {
   if (g.n <= 1 || ohw <= 0) return 1;
   const int64_t threads = omp_get_max_threads();
   const int64_t max_cs = std::min(
-      g.n, std::max<int64_t>(1, kChunkMaxColFloats /
-                                    std::max<int64_t>(1, g.Ckk() * ohw)));
+      g.n, std::max<int64_t>(
+               1, kChunkMaxColFloats / std::max<int64_t>(1, g.Ckk() * ohw)));
   auto up = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   int64_t best = 1, best_cost = std::numeric_limits<int64_t>::max();
   for (int64_t cs = 1; cs <= max_cs; ++cs) {
@@ -435,8 +443,9 @@ int64_t WeightChunkSize(const ConvGeometry& g) {
   const int64_t ohw = g.Ohw();
   if (g.n <= 1 || ohw <= 0 || ohw >= kMaxOhw) return 1;
   int64_t cs = (kCols + ohw - 1) / ohw;
-  cs = std::min(cs, std::max<int64_t>(1, kChunkMaxColFloats /
-                                             std::max<int64_t>(1, g.Ckk() * ohw)));
+  cs = std::min(
+      cs, std::max<int64_t>(
+              1, kChunkMaxColFloats / std::max<int64_t>(1, g.Ckk() * ohw)));
   cs = std::max<int64_t>(1, std::min(cs, g.n));
   const int64_t chunks = (g.n + cs - 1) / cs;
   return (g.n + chunks - 1) / chunks;
@@ -620,7 +629,8 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     for (int64_t c = 0; c < g.c; ++c) {
       for (int64_t o = 0; o < g.oc; ++o) {
         for (int64_t t = 0; t < taps; ++t) {
-          pf[(c * g.oc + o) * taps + t] = pw[(o * g.c + c) * taps + taps - 1 - t];
+          pf[(c * g.oc + o) * taps + t] =
+              pw[(o * g.c + c) * taps + taps - 1 - t];
         }
       }
     }
@@ -833,15 +843,15 @@ void MaxPoolRow(const float* __restrict plane, int64_t row, int64_t offset,
 void MaxPoolRowVector(const PoolGeometry& g, const float* __restrict plane,
                       int64_t h0, int64_t h1, float* __restrict y,
                       int64_t* __restrict idx) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                         12, 13, 14, 15);
+  const __m512i lane =
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   // Even elements of two vectors: x[2t] for t < 16 from x[0 : 32].
-  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
-                                          20, 22, 24, 26, 28, 30);
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                          22, 24, 26, 28, 30);
   const __m512i w = _mm512_set1_epi32(static_cast<int32_t>(g.w));
   for (int64_t j0 = 0; j0 < g.ow; j0 += 16) {
-    const auto lanes = static_cast<__mmask16>(
-        (1u << std::min<int64_t>(16, g.ow - j0)) - 1u);
+    const auto lanes =
+        static_cast<__mmask16>((1u << std::min<int64_t>(16, g.ow - j0)) - 1u);
     // Input column of each output's first kernel column.
     const __m512i iw0 = _mm512_sub_epi32(
         _mm512_mullo_epi32(
@@ -849,12 +859,13 @@ void MaxPoolRowVector(const PoolGeometry& g, const float* __restrict plane,
             _mm512_set1_epi32(static_cast<int32_t>(g.sw))),
         _mm512_set1_epi32(static_cast<int32_t>(g.pw)));
     __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    __m512i where = _mm512_add_epi32(
-        _mm512_set1_epi32(static_cast<int32_t>(h0 * g.w)),
-        _mm512_max_epi32(iw0, _mm512_setzero_si512()));
+    __m512i where =
+        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(h0 * g.w)),
+                         _mm512_max_epi32(iw0, _mm512_setzero_si512()));
     for (int64_t ih = h0; ih < h1; ++ih) {
       const float* row = plane + ih * g.w;
-      const __m512i row_start = _mm512_set1_epi32(static_cast<int32_t>(ih * g.w));
+      const __m512i row_start =
+          _mm512_set1_epi32(static_cast<int32_t>(ih * g.w));
       for (int64_t b = 0; b < g.kw; ++b) {
         const __m512i iw =
             _mm512_add_epi32(iw0, _mm512_set1_epi32(static_cast<int32_t>(b)));
@@ -876,13 +887,15 @@ void MaxPoolRowVector(const PoolGeometry& g, const float* __restrict plane,
             _mm512_mask_cmp_ps_mask(valid, v, best, _CMP_GT_OQ) |
             _mm512_mask_cmp_ps_mask(valid, v, v, _CMP_UNORD_Q);
         best = _mm512_mask_mov_ps(best, take, v);
-        where = _mm512_mask_mov_epi32(where, take, _mm512_add_epi32(row_start, iw));
+        where =
+            _mm512_mask_mov_epi32(where, take, _mm512_add_epi32(row_start, iw));
       }
     }
     _mm512_mask_storeu_ps(y + j0, lanes, best);
     if (idx != nullptr) {
-      _mm512_mask_storeu_epi64(idx + j0, static_cast<__mmask8>(lanes),
-                               _mm512_cvtepi32_epi64(_mm512_castsi512_si256(where)));
+      _mm512_mask_storeu_epi64(
+          idx + j0, static_cast<__mmask8>(lanes),
+          _mm512_cvtepi32_epi64(_mm512_castsi512_si256(where)));
       _mm512_mask_storeu_epi64(
           idx + j0 + 8, static_cast<__mmask8>(lanes >> 8),
           _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(where, 1)));

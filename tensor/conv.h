@@ -7,13 +7,16 @@
 // Results are new contiguous tensors. Shape errors CHECK-fail with a message
 // that names the op and the shapes.
 //
-// Convolution is im2col followed by one `dive::Gemm` per image, in parallel
-// over the batch (OpenMP); a 1x1 convolution with stride 1 and no padding is
-// a plain GEMM on the input. Small output maps (fewer than 128 positions, as
-// in the late stages of ResNet and AlexNet) put a chunk of images side by
-// side in one GEMM instead, so the weights are packed once per chunk rather
-// than once per image. It is a cross-correlation, like PyTorch's
-// `conv2d` (no dilation, no groups).
+// Convolution is a GEMM of the weights [OC, C*KH*KW] with the im2col of the
+// input, which is never stored: `dive::GemmRhs` writes it block by block into
+// the GEMM's packed panels. The weights are packed once per call; images run
+// in parallel over the batch (OpenMP), or, where output maps are small, side
+// by side in one GEMM so that its 64-column tiles are full. A 1x1
+// convolution with stride 1 and no padding is a plain GEMM on the input. The
+// input gradient with stride 1 is the forward convolution of dy with the
+// kernels flipped (else a GEMM into columns and col2im); the weight gradient
+// is `dive::GemmNT` of dy with the im2col. It is a cross-correlation, like
+// PyTorch's `conv2d` (no dilation, no groups).
 //
 // Example (LeNet's first layer and its gradients):
 //
@@ -75,8 +78,7 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 // Conv2dBackwardInput()
 //
 // The gradient with respect to the input x (of shape `x_shape`) given dy, the
-// gradient of the output: a transposed convolution of dy with w (GEMM into
-// columns, then col2im).
+// gradient of the output: a transposed convolution of dy with w.
 Tensor Conv2dBackwardInput(const Tensor& dy, const Tensor& w,
                            const Shape& x_shape, const Conv2dParams& p);
 

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tensor/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tensor/testing.h"
 
 namespace dive {
 namespace {
@@ -641,12 +641,15 @@ TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
     Pool2dParams p;
   };
   const std::vector<Case> cases = {
-      {{2, 3, 8, 8}, {2, 2, 2, 2}},       {{4, 6, 28, 28}, {2, 2, 2, 2}},
-      {{2, 2, 7, 9}, {3, 3, 2, 2, 1, 1}}, {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},
+      {{4, 6, 28, 28}, {2, 2, 2, 2}},
+      {{2, 2, 7, 9}, {3, 3, 2, 2, 1, 1}},
+      {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
       {{2, 4, 7, 7}, {7, 7, 1, 1}},
       // Tiling windows (kernel == stride, no padding) past which the last
       // row and column are left out.
-      {{2, 3, 7, 9}, {2, 2, 2, 2}},       {{1, 2, 10, 8}, {3, 3, 3, 3}},
+      {{2, 3, 7, 9}, {2, 2, 2, 2}},
+      {{1, 2, 10, 8}, {3, 3, 3, 3}},
   };
   uint64_t seed = 70;
   for (const Case& c : cases) {

@@ -31,7 +31,9 @@ void ScaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
 }
 
 // Rounds x up to a multiple of `unit`.
-int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
+int64_t RoundUp(int64_t x, int64_t unit) {
+  return (x + unit - 1) / unit * unit;
+}
 
 #ifdef __AVX512F__
 
@@ -70,9 +72,8 @@ inline void Transpose16x16(const float* src, int64_t lds, float* dst,
 }
 
 // B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
-void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0,
-                int64_t kc, int64_t j0, int64_t nc, float* __restrict dst,
-                int64_t ld) {
+void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
+                int64_t j0, int64_t nc, float* __restrict dst, int64_t ld) {
   if (!trans) {
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = b + (p0 + p) * ldb + j0;
@@ -201,8 +202,8 @@ void PackedGemm(const GemmLhs& a, int64_t i0, int64_t i1, GemmRhs b,
                 int64_t j_lo, int64_t j_hi, bool overwrite, float* c,
                 int64_t ldc) {
   const int64_t k = a.k(), m_pad = RoundUp(a.m(), kMr);
-  float* pb = RhsBuffer(std::min(kKc, k) *
-                        std::min(kNc, RoundUp(j_hi - j_lo, kNr)));
+  float* pb =
+      RhsBuffer(std::min(kKc, k) * std::min(kNc, RoundUp(j_hi - j_lo, kNr)));
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
     const int64_t nc = std::min(kNc, j_hi - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
@@ -223,8 +224,8 @@ void PackedGemm(const GemmLhs& a, int64_t i0, int64_t i1, GemmRhs b,
         const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - ir));
         for (int64_t jr = 0; jr < nc; jr += kNr) {
           const int nr = static_cast<int>(std::min<int64_t>(kNr, nc - jr));
-          MicroKernel(kc, pa + ir * kc, pb + jr * kc,
-                      c + ir * ldc + j0 + jr, ldc, mr, nr, accumulate);
+          MicroKernel(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + j0 + jr,
+                      ldc, mr, nr, accumulate);
         }
       }
     }
@@ -308,9 +309,9 @@ void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
     for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
   }
   for (int64_t p = 0; p < kp; p += 16) {
-    const __mmask16 mask =
-        kp - p >= 16 ? __mmask16{0xFFFF}
-                     : static_cast<__mmask16>((1u << (kp - p)) - 1u);
+    const __mmask16 mask = kp - p >= 16
+                               ? __mmask16{0xFFFF}
+                               : static_cast<__mmask16>((1u << (kp - p)) - 1u);
     __m512 bv[kNtRows];
 #pragma GCC unroll 8
     for (int j = 0; j < kNtRows; ++j) bv[j] = _mm512_load_ps(b + j * ldb + p);
@@ -369,8 +370,8 @@ void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
 using RowMajor =
     Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using ConstMap =
-    Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
-using Map = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
+    Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<> >;
+using Map = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<> >;
 
 template <typename A, typename B>
 void Accumulate(const A& op_a, const B& op_b, float alpha, float beta, Map& c) {
@@ -429,7 +430,8 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   const int64_t m_pad = RoundUp(m, kMr);
   // Large operands (a layer's weights, packed outside the batch loop) are
   // packed by all threads, panel by panel.
-#pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \
+                                              !omp_in_parallel())
   for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
@@ -439,7 +441,8 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
       if (trans) {  // row p of the panel: A[p0 + p, i0 : i0 + rows]
         for (int64_t p = 0; p < kc; ++p) {
           const float* __restrict src = a + (p0 + p) * lda + i0;
-          for (int64_t i = 0; i < rows; ++i) panel[p * kMr + i] = alpha * src[i];
+          for (int64_t i = 0; i < rows; ++i)
+            panel[p * kMr + i] = alpha * src[i];
         }
       } else {  // column i of the panel: A[i0 + i, p0 : p0 + kc]
         for (int64_t i = 0; i < rows; ++i) {
@@ -488,12 +491,11 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 #ifdef __AVX512F__
   thread_local GemmLhs lhs;
   lhs.Pack(trans_a, m, k, a, lda, alpha);
-  PackedGemmParallel(lhs, n,
-                     [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc,
-                         float* dst, int64_t ld) {
-                       CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld);
-                     },
-                     beta, c, ldc);
+  PackedGemmParallel(
+      lhs, n,
+      [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
+          int64_t ld) { CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld); },
+      beta, c, ldc);
 #else
   EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif

@@ -35,8 +35,8 @@
 namespace dive {
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          float alpha, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float beta, float* c, int64_t ldc);
+          float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc);
 
 // The GEMM computes C in tiles this many columns wide: callers free to choose
 // n (convolution, batching images) waste least with multiples of it.

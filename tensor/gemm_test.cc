@@ -80,18 +80,19 @@ void CheckGemm(const Case& c, uint64_t seed, bool nt = false) {
 
   if (nt) {
     ASSERT_TRUE(!c.trans_a && c.trans_b && c.alpha == 1.0f);
-    GemmNT(c.m, c.n, c.k, a.data.data(), a.ld,
-           [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
-               int64_t ld) {
-             ASSERT_TRUE(r0 >= 0 && rn > 0 && r0 + rn <= c.n);
-             ASSERT_TRUE(c0 >= 0 && cn > 0 && c0 + cn <= c.k);
-             for (int64_t r = 0; r < rn; ++r) {
-               for (int64_t q = 0; q < cn; ++q) {
-                 dst[r * ld + q] = b.at(r0 + r, c0 + q);
-               }
-             }
-           },
-           c.beta, cbuf.data.data(), cbuf.ld);
+    GemmNT(
+        c.m, c.n, c.k, a.data.data(), a.ld,
+        [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
+            int64_t ld) {
+          ASSERT_TRUE(r0 >= 0 && rn > 0 && r0 + rn <= c.n);
+          ASSERT_TRUE(c0 >= 0 && cn > 0 && c0 + cn <= c.k);
+          for (int64_t r = 0; r < rn; ++r) {
+            for (int64_t q = 0; q < cn; ++q) {
+              dst[r * ld + q] = b.at(r0 + r, c0 + q);
+            }
+          }
+        },
+        c.beta, cbuf.data.data(), cbuf.ld);
   } else {
     Gemm(c.trans_a, c.trans_b, c.m, c.n, c.k, c.alpha, a.data.data(), a.ld,
          b.data.data(), b.ld, c.beta, cbuf.data.data(), cbuf.ld);
