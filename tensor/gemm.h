@@ -11,8 +11,9 @@
 // `bench/gemm_benchmark` measures it against the FMA peak and OpenBLAS.
 //
 // On AVX-512 machines the product is our own packed GEMM (gemm.cc explains
-// it); elsewhere it is Eigen's. Besides the BLAS-style call, two hooks serve
-// convolution, which multiplies one weight matrix by many images:
+// it); elsewhere it is Eigen's. Besides the BLAS-style call, three entry
+// points serve convolution, which multiplies one weight matrix by many
+// images:
 //
 //   * GemmLhs packs the left operand once for many products;
 //   * GemmRhs lets the right operand be computed block by block (im2col
@@ -53,11 +54,6 @@ using GemmRhs = absl::FunctionRef<void(int64_t r0, int64_t rn, int64_t c0,
 // GemmLhs kept across calls allocates nothing once it is large enough.
 class GemmLhs {
  public:
-  GemmLhs() = default;
-  GemmLhs(bool trans, int64_t m, int64_t k, const float* a, int64_t lda,
-          float alpha = 1.0f) {
-    Pack(trans, m, k, a, lda, alpha);
-  }
   // A is stored [m, k] with row stride lda, or [k, m] when `trans`.
   void Pack(bool trans, int64_t m, int64_t k, const float* a, int64_t lda,
             float alpha = 1.0f);
