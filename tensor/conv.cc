@@ -228,6 +228,10 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
     }
     return;
   }
+  // The tables hold 32-bit offsets from x.
+  CHECK_LE(((q0 + qn - 1) / g.Ohw() + 1) * g.InPlane(),
+           std::numeric_limits<int32_t>::max())
+      << "im2col: images side by side exceed 2^31 floats";
   Columns col;
   PixelWalk px(g, q0);
   for (int64_t q = 0; q < qn; ++q, px.Next()) {
