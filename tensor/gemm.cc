@@ -270,12 +270,12 @@ void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
 
 // ---- GemmNT: dot products along k -------------------------------------------
 //
-// A tile is kMr rows of A times kNtRows rows of B: 24 zmm accumulators of 16
-// partial sums along k each (the same 24 FMAs per 10 loads as the kernel
-// above), summed once per block of kNtKc. B is computed into row blocks of
+// A tile is kNtM rows of A times kNtRows rows of B: 24 zmm accumulators of 16
+// partial sums along k each (24 FMAs per 10 loads), summed once per block of kNtKc. B is computed into row blocks of
 // kNtNc x kNtKc floats (512 KiB, L2); rows of A are read in place.
 
-constexpr int kNtRows = 4;
+constexpr int kNtM = 6;     // rows of A (and C) per tile
+constexpr int kNtRows = 4;  // rows of B (columns of C) per tile
 constexpr int64_t kNtKc = 1024;
 constexpr int64_t kNtNc = 128;
 
@@ -300,11 +300,11 @@ inline __m128 Sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
 // A at a + i * lda, rows of B at b + j * ldb, zero-padded to a multiple of 16.
 void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
               int64_t ldb, float* c, int64_t ldc, int mr, int nr) {
-  const float* row[kMr];
-  for (int i = 0; i < kMr; ++i) row[i] = a + std::min(i, mr - 1) * lda;
-  __m512 acc[kMr][kNtRows];
+  const float* row[kNtM];
+  for (int i = 0; i < kNtM; ++i) row[i] = a + std::min(i, mr - 1) * lda;
+  __m512 acc[kNtM][kNtRows];
 #pragma GCC unroll 8
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < kNtM; ++i) {
 #pragma GCC unroll 8
     for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
   }
@@ -316,7 +316,7 @@ void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
 #pragma GCC unroll 8
     for (int j = 0; j < kNtRows; ++j) bv[j] = _mm512_load_ps(b + j * ldb + p);
 #pragma GCC unroll 8
-    for (int i = 0; i < kMr; ++i) {
+    for (int i = 0; i < kNtM; ++i) {
       const __m512 av = _mm512_maskz_loadu_ps(mask, row[i] + p);
 #pragma GCC unroll 8
       for (int j = 0; j < kNtRows; ++j) {
@@ -326,9 +326,9 @@ void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
   }
   // Constant indices only: a runtime row index into acc would keep it in
   // memory instead of registers.
-  __m128 sum[kMr];
+  __m128 sum[kNtM];
 #pragma GCC unroll 8
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < kNtM; ++i) {
     sum[i] = Sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
   }
   const auto cols = static_cast<__mmask8>((1u << nr) - 1u);
@@ -339,7 +339,7 @@ void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
   }
 }
 
-// Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kMr).
+// Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kNtM).
 void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
             int64_t lda, GemmRhs b, float* c, int64_t ldc) {
   float* pb = RhsBuffer(RoundUp(std::min(n, kNtNc), kNtRows) *
@@ -353,8 +353,8 @@ void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
         std::fill(pb + j * ldb + kp, pb + (j + 1) * ldb, 0.0f);
       }
       std::fill(pb + nb * ldb, pb + RoundUp(nb, kNtRows) * ldb, 0.0f);
-      for (int64_t ir = i0; ir < i1; ir += kMr) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - ir));
+      for (int64_t ir = i0; ir < i1; ir += kNtM) {
+        const int mr = static_cast<int>(std::min<int64_t>(kNtM, i1 - ir));
         for (int64_t jr = 0; jr < nb; jr += kNtRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kNtRows, nb - jr));
           NtKernel(kp, a + ir * lda + p0, lda, pb + jr * ldb, ldb,
@@ -510,13 +510,13 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * k < kMinParallelMacs) threads = 1;
   // Threads split the rows of C in whole tiles, each computing all of B.
-  const int64_t tiles = (m + kMr - 1) / kMr;
+  const int64_t tiles = (m + kNtM - 1) / kNtM;
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int t = omp_get_thread_num();
-    const int64_t lo = std::min(m, tiles * t / threads * kMr);
-    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kMr);
+    const int64_t lo = std::min(m, tiles * t / threads * kNtM);
+    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
     if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, c, ldc);
   }
 #else
