@@ -310,28 +310,41 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   }
 }
 
-// The GemmRhs of col for images x, x + InPlane, ... (the GEMMs ask for
-// blocks of 64 columns, GemmNT for 1024).
-auto Im2ColRhs(const ConvGeometry& g, const float* x) {
-  return [&g, x](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
-                 int64_t ld) { Im2ColBlock(g, x, r0, rn, q0, qn, dst, ld); };
+// B[r, image * hw + t] = base[image * stride + r * hw + t]: planes side by
+// side. Writes rows [r0, r0 + rn) x columns [q0, q0 + qn) of B to
+// dst[(r - r0) * ld + (q - q0)].
+void PlanesBlock(const float* base, int64_t stride, int64_t hw, int64_t r0,
+                 int64_t rn, int64_t q0, int64_t qn, float* dst, int64_t ld) {
+  for (int64_t r = 0; r < rn; ++r) {
+    float* __restrict out = dst + r * ld;
+    for (int64_t q = q0; q < q0 + qn;) {
+      const int64_t image = q / hw, t = q % hw;
+      const int64_t len = std::min(hw - t, q0 + qn - q);
+      const float* __restrict src = base + image * stride + (r0 + r) * hw + t;
+      for (int64_t u = 0; u < len; ++u) out[q - q0 + u] = src[u];
+      q += len;
+    }
+  }
 }
 
-// The GemmRhs of planes side by side: B[r, image * hw + t] = base[image *
-// stride + r * hw + t]. For dy [N, OC, OH*OW], and for x when a 1x1
-// convolution is its own im2col.
+// The GemmRhs of planes side by side (dy [N, OC, OH*OW] as [OC, N*OH*OW]).
 auto PlanesRhs(const float* base, int64_t stride, int64_t hw) {
-  return [=](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
+  return [=](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
              int64_t ld) {
-    for (int64_t p = 0; p < kc; ++p) {
-      float* __restrict out = dst + p * ld;
-      for (int64_t q = j0; q < j0 + nc;) {
-        const int64_t image = q / hw, t = q % hw;
-        const int64_t len = std::min(hw - t, j0 + nc - q);
-        const float* __restrict src = base + image * stride + (p0 + p) * hw + t;
-        for (int64_t u = 0; u < len; ++u) out[q - j0 + u] = src[u];
-        q += len;
-      }
+    PlanesBlock(base, stride, hw, r0, rn, q0, qn, dst, ld);
+  };
+}
+
+// The GemmRhs of col for images x, x + InPlane, ... (the GEMMs ask for
+// blocks of 64 columns, GemmNT for 1024). A 1x1 convolution with stride 1
+// and no padding is its own im2col: its planes are copied as they are.
+auto Im2ColRhs(const ConvGeometry& g, const float* x) {
+  return [&g, x](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
+                 int64_t ld) {
+    if (g.Direct()) {
+      PlanesBlock(x, g.InPlane(), g.Ohw(), r0, rn, q0, qn, dst, ld);
+    } else {
+      Im2ColBlock(g, x, r0, rn, q0, qn, dst, ld);
     }
   };
 }
@@ -403,6 +416,21 @@ Tensor Scratch(int64_t size) {
 // Upper bound on a chunk's column buffer, in floats (16 MiB).
 constexpr int64_t kChunkMaxColFloats = int64_t{4} << 20;
 
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The most images a chunk may hold: the batch, within kChunkMaxColFloats of
+// columns [C*KH*KW, images*OH*OW].
+int64_t MaxChunkImages(const ConvGeometry& g) {
+  return std::min(
+      g.n, std::max<int64_t>(1, kChunkMaxColFloats /
+                                    std::max<int64_t>(1, g.Ckk() * g.Ohw())));
+}
+
+// The size of the fewest chunks of at most cs of n images, balanced.
+int64_t BalancedChunk(int64_t n, int64_t cs) {
+  return CeilDiv(n, CeilDiv(n, cs));
+}
+
 // Images per GEMM whose columns are the output positions (forward and input
 // gradient), for GEMMs of `rows` rows: the cs that gives the busiest thread
 // the fewest tile rows (column tiles x rows), the smallest such cs on ties
@@ -410,49 +438,38 @@ constexpr int64_t kChunkMaxColFloats = int64_t{4} << 20;
 int64_t ChunkSize(const ConvGeometry& g, int64_t rows) {
   const int64_t ohw = g.Ohw(), tile = GemmTileColumns();
   if (g.n <= 1 || ohw <= 0) return 1;
-  const int64_t threads = omp_get_max_threads();
-  const int64_t max_cs = std::min(
-      g.n, std::max<int64_t>(
-               1, kChunkMaxColFloats / std::max<int64_t>(1, g.Ckk() * ohw)));
-  auto up = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  const int64_t threads = omp_get_max_threads(), max_cs = MaxChunkImages(g);
   int64_t best = 1, best_cost = std::numeric_limits<int64_t>::max();
   for (int64_t cs = 1; cs <= max_cs; ++cs) {
-    const int64_t chunks = up(g.n, cs), cols = cs * ohw, tiles = up(cols, tile);
+    const int64_t chunks = CeilDiv(g.n, cs), cols = cs * ohw;
+    const int64_t tiles = CeilDiv(cols, tile);
     // Chunks run in parallel when there is one per thread; otherwise each
     // GEMM splits its columns (wide C) or its rows between the threads.
     int64_t cost;
     if (chunks >= threads) {
-      cost = up(chunks, threads) * tiles * rows;
+      cost = CeilDiv(chunks, threads) * tiles * rows;
     } else if (cols >= rows) {
-      cost = chunks * up(tiles, threads) * rows;
+      cost = chunks * CeilDiv(tiles, threads) * rows;
     } else {
-      cost = chunks * tiles * up(rows, threads);
+      cost = chunks * tiles * CeilDiv(rows, threads);
     }
     if (cost < best_cost) {
       best = cs;
       best_cost = cost;
     }
   }
-  // Even chunks: the fewest chunks of at most `best` images, balanced.
-  const int64_t chunks = up(g.n, best);
-  return up(g.n, chunks);
+  return BalancedChunk(g.n, best);
 }
 
 // Images per GEMM of the weight gradient, whose columns are the weights and
-// whose images are summed over: small maps are grouped to about 64 summed
-// positions per GEMM (64 beat 1, 128, 256 and 1024 on AlexNet's 4x4 and
-// ResNet's 3x3 layers), maps of 128 positions and more keep a GEMM each.
+// whose images are summed over: maps under 1024 positions are grouped to
+// about 1024 summed positions per GemmNT (its block along k; 1024 beat 768
+// and 512 on AlexNet's and ResNet's layers), larger maps keep a GEMM each.
 int64_t WeightChunkSize(const ConvGeometry& g) {
-  constexpr int64_t kMaxOhw = 1024, kCols = 1024;
+  constexpr int64_t kCols = 1024;
   const int64_t ohw = g.Ohw();
-  if (g.n <= 1 || ohw <= 0 || ohw >= kMaxOhw) return 1;
-  int64_t cs = (kCols + ohw - 1) / ohw;
-  cs = std::min(
-      cs, std::max<int64_t>(
-              1, kChunkMaxColFloats / std::max<int64_t>(1, g.Ckk() * ohw)));
-  cs = std::max<int64_t>(1, std::min(cs, g.n));
-  const int64_t chunks = (g.n + cs - 1) / cs;
-  return (g.n + chunks - 1) / chunks;
+  if (g.n <= 1 || ohw <= 0 || ohw >= kCols) return 1;
+  return BalancedChunk(g.n, std::min(CeilDiv(kCols, ohw), MaxChunkImages(g)));
 }
 
 // dy images [c0, c0 + cn) -> dyc [OC, cn*OH*OW] (image k at column k*OH*OW).
@@ -473,7 +490,7 @@ void GatherOut(const ConvGeometry& g, const float* __restrict dy, int64_t c0,
 // GEMM itself may use the threads). Returns the number of slots used.
 template <typename F>
 int RunChunks(int64_t n, int64_t cs, const F& chunk) {
-  const int64_t chunks = (n + cs - 1) / cs;
+  const int64_t chunks = CeilDiv(n, cs);
   if (BatchParallel(chunks)) {
     const int threads = omp_get_max_threads();
 #pragma omp parallel num_threads(threads)
@@ -562,15 +579,6 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   thread_local GemmLhs packed;
   GemmLhs& weights = packed;
   weights.Pack(false, g.oc, g.Ckk(), w.data(), g.Ckk());
-  // y [OC, images*OH*OW] = w [OC, CKK] * col [CKK, images*OH*OW].
-  auto product = [&](const float* xs, int64_t images, float* out, int64_t ld) {
-    if (g.Direct()) {
-      Gemm(weights, images * ohw, PlanesRhs(xs, g.InPlane(), ohw), 0.0f, out,
-           ld);
-    } else {
-      Gemm(weights, images * ohw, Im2ColRhs(g, xs), 0.0f, out, ld);
-    }
-  };
 
   const int64_t cs = ChunkSize(g, g.oc);
   if (cs > 1) {
@@ -578,7 +586,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
       float* out = outs.Get(slot);
       const int64_t ld = cn * ohw;
-      product(px + c0 * g.InPlane(), cn, out, ld);
+      // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
+      Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
       for (int64_t k = 0; k < cn; ++k) {
         float* __restrict yn = py + (c0 + k) * g.OutPlane();
         for (int64_t o = 0; o < g.oc; ++o) {
@@ -594,7 +603,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
 
   ForEachImage(g.n, 0, [&](int64_t n, float*) {
     float* yn = py + n * g.OutPlane();
-    product(px + n * g.InPlane(), 1, yn, ohw);
+    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW].
+    Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, yn, ohw);
     if (pb != nullptr) {
       for (int64_t o = 0; o < g.oc; ++o) {
         float* r = yn + o * ohw;
@@ -672,8 +682,8 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   ForEachImage(g.n, direct ? 0 : ckk * ohw, [&](int64_t n, float* col) {
     float* dxn = pdx + n * g.InPlane();
     // dcol [CKK, OH*OW] = w^T [CKK, OC] * dy_n [OC, OH*OW].
-    Gemm(weights_t, ohw, PlanesRhs(pdy + n * g.OutPlane(), 0, ohw), 0.0f,
-         direct ? dxn : col, ohw);
+    Gemm(weights_t, ohw, PlanesRhs(pdy + n * g.OutPlane(), g.OutPlane(), ohw),
+         0.0f, direct ? dxn : col, ohw);
     if (!direct) Col2Im(g, col, dxn, ohw);
   });
   return dx;
@@ -715,7 +725,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   const int64_t cs = WeightChunkSize(g);
   if (cs > 1) {
     SlotBuffers dys(g.oc * cs * ohw);
-    if (BatchParallel((g.n + cs - 1) / cs)) {
+    if (BatchParallel(CeilDiv(g.n, cs))) {
       partial = Tensor::Zeros({threads - 1, wsize});
     }
     used = RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
