@@ -35,6 +35,13 @@ int64_t RoundUp(int64_t x, int64_t unit) {
   return (x + unit - 1) / unit * unit;
 }
 
+// Memory for `floats` floats on 64-byte boundaries (whole cache lines), for
+// std::free.
+float* AlignedFloats(int64_t floats) {
+  return static_cast<float*>(std::aligned_alloc(
+      64, static_cast<size_t>(RoundUp(floats, 16)) * sizeof(float)));
+}
+
 #ifdef __AVX512F__
 
 // dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
@@ -189,8 +196,7 @@ float* RhsBuffer(int64_t floats) {
   thread_local std::unique_ptr<float, void (*)(void*)> buf(nullptr, std::free);
   thread_local int64_t size = 0;
   if (size < floats) {
-    buf.reset(static_cast<float*>(std::aligned_alloc(
-        64, static_cast<size_t>(RoundUp(floats, 16)) * sizeof(float))));
+    buf.reset(AlignedFloats(floats));
     size = floats;
   }
   return buf.get();
@@ -271,8 +277,9 @@ void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
 // ---- GemmNT: dot products along k -------------------------------------------
 //
 // A tile is kNtM rows of A times kNtRows rows of B: 24 zmm accumulators of 16
-// partial sums along k each (24 FMAs per 10 loads), summed once per block of kNtKc. B is computed into row blocks of
-// kNtNc x kNtKc floats (512 KiB, L2); rows of A are read in place.
+// partial sums along k each (24 FMAs per 10 loads), summed once per block of
+// kNtKc. B is computed into row blocks of kNtNc x kNtKc floats (512 KiB, L2);
+// rows of A are read in place.
 
 constexpr int kNtM = 6;     // rows of A (and C) per tile
 constexpr int kNtRows = 4;  // rows of B (columns of C) per tile
@@ -398,6 +405,15 @@ void EigenGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   }
 }
 
+// The matrix `b` describes, [rows, cols] row-major, in a buffer of this
+// thread's.
+const float* Materialize(GemmRhs b, int64_t rows, int64_t cols) {
+  thread_local std::vector<float> m;
+  m.resize(static_cast<size_t>(rows * cols));
+  b(0, rows, 0, cols, m.data(), cols);
+  return m.data();
+}
+
 // Without the packed kernel GemmLhs holds alpha * op(A) as a plain [m, k].
 int64_t PackedLhsSize(int64_t m, int64_t k) { return m * k; }
 
@@ -421,8 +437,7 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   k_ = k;
   const int64_t size = PackedLhsSize(m, k);
   if (capacity_ < size) {
-    data_.reset(static_cast<float*>(std::aligned_alloc(
-        64, static_cast<size_t>(RoundUp(size, 16)) * sizeof(float))));
+    data_.reset(AlignedFloats(size));
     capacity_ = size;
   }
   float* __restrict out = data_.get();
@@ -472,11 +487,8 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
 #ifdef __AVX512F__
   PackedGemmParallel(a, n, b, beta, c, ldc);
 #else
-  thread_local std::vector<float> rhs;
-  rhs.resize(static_cast<size_t>(k * n));
-  b(0, k, 0, n, rhs.data(), n);
-  EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, rhs.data(), n, beta, c,
-            ldc);
+  EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, Materialize(b, k, n), n,
+            beta, c, ldc);
 #endif
 }
 
@@ -520,10 +532,8 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, c, ldc);
   }
 #else
-  thread_local std::vector<float> rhs;
-  rhs.resize(static_cast<size_t>(n * k));
-  b(0, n, 0, k, rhs.data(), k);
-  EigenGemm(false, true, m, n, k, 1.0f, a, lda, rhs.data(), k, 1.0f, c, ldc);
+  EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k), k, 1.0f,
+            c, ldc);
 #endif
 }
 
