@@ -3,7 +3,7 @@
 //   bazel run //bench:gemm_benchmark
 //
 // BM_PeakFma/threads is the register-only FMA peak of 1 or 2 cores (see
-// peak_fma.h; registered by peak_fma_benchmark.cc); BM_Gemm/n/threads is
+// bench/peak.h; registered by peak_benchmark.cc); BM_Gemm/n/threads is
 // dive::Gemm on n x n x n float32 matrices and on the shapes convolution
 // lowers to. Both report GFLOP/s ("FLOPS" counter, in G/s with
 // --benchmark_counters_tabular=true).

@@ -1,4 +1,4 @@
-#include "bench/peak_fma.h"
+#include "bench/peak.h"
 
 namespace dive::bench {
 namespace {
@@ -45,6 +45,12 @@ int64_t PeakFmaLoop(int64_t iterations) {
                    "+v"(c11));
   }
   return iterations * kAccumulators * kLanes * 2;
+}
+
+int64_t TriadLoop(float* a, const float* b, const float* c, int64_t n,
+                  float scalar) {
+  for (int64_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];
+  return 12 * n;
 }
 
 }  // namespace dive::bench

@@ -1,0 +1,38 @@
+// File: bench/peak.h
+// -----------------------------------------------------------------------------
+//
+// The machine's reference speeds, measured by every benchmark binary in the
+// same run as the kernels:
+//
+//   * PeakFmaLoop: a register-only loop of independent fused multiply-adds at
+//     the widest vector width the build targets. It touches no memory, so it
+//     measures the cores' peak FLOP rate: the yardstick of compute-bound
+//     kernels (GEMM, convolution).
+//   * TriadLoop: STREAM's triad, a[i] = b[i] + s * c[i], over arrays the
+//     caller sizes like the memory-bound kernels it stands beside (pooling
+//     and batch norm at LeNet's shapes stream a few MB, i.e. the last-level
+//     cache): the yardstick of memory-bound kernels.
+//
+// bench/regression.py divides each kernel's speed by the peak of its kind,
+// so a machine with other cores or another memory system compares with its
+// own baseline on the same terms.
+
+#ifndef BENCH_PEAK_H_
+#define BENCH_PEAK_H_
+
+#include <cstdint>
+
+namespace dive::bench {
+
+// Runs `iterations` rounds of FMAs on one thread and returns the number of
+// floating-point operations performed (2 per lane per FMA).
+int64_t PeakFmaLoop(int64_t iterations);
+
+// a[i] = b[i] + scalar * c[i] for i < n; returns the bytes moved (12 n: two
+// arrays read, one written).
+int64_t TriadLoop(float* a, const float* b, const float* c, int64_t n,
+                  float scalar);
+
+}  // namespace dive::bench
+
+#endif  // BENCH_PEAK_H_

@@ -1,0 +1,52 @@
+// The machine's reference speeds (bench/peak.h), linked into every benchmark
+// binary (alwayslink) so that each run reports them next to its own numbers:
+//
+//   BM_PeakFma/threads   register-only FMA peak of 1 or 2 cores, "FLOPS"
+//                        counter (FLOP/s); bench/regression.py divides
+//                        compute-bound kernels by BM_PeakFma/1.
+//   BM_PeakTriad/bytes   STREAM triad on one core over three arrays of
+//                        `bytes` in all, bytes_per_second; regression.py
+//                        divides memory-bound kernels by BM_PeakTriad/6291456
+//                        (6 MiB, the footprint of the LeNet-sized pooling and
+//                        batch-norm benchmarks).
+
+#include <omp.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bench/peak.h"
+#include "benchmark/benchmark.h"
+
+namespace dive::bench {
+namespace {
+
+void BM_PeakFma(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  int64_t flops = 0;
+  for (auto _ : state) {
+    int64_t total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += PeakFmaLoop(1 << 20);
+    flops += total;
+  }
+  state.counters["FLOPS"] = benchmark::Counter(static_cast<double>(flops),
+                                               benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime();
+
+void BM_PeakTriad(benchmark::State& state) {
+  const int64_t n = state.range(0) / (3 * sizeof(float));
+  std::vector<float> a(n), b(n, 1.0f), c(n, 2.0f);
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    bytes += TriadLoop(a.data(), b.data(), c.data(), n, 0.5f);
+    benchmark::DoNotOptimize(a.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_PeakTriad)->Arg(6 << 20)->UseRealTime();
+
+}  // namespace
+}  // namespace dive::bench
