@@ -9,6 +9,9 @@
 //                        divides memory-bound kernels by BM_PeakTriad/6291456
 //                        (6 MiB, the footprint of the LeNet-sized pooling and
 //                        batch-norm benchmarks).
+//
+// It also names the CPU, its features and the kernel path (tensor/cpu.h;
+// DIVE_ISA picks a lower one) in the output's context.
 
 #include <omp.h>
 
@@ -17,6 +20,7 @@
 
 #include "bench/peak.h"
 #include "benchmark/benchmark.h"
+#include "tensor/cpu.h"
 
 namespace dive::bench {
 namespace {
@@ -47,6 +51,13 @@ void BM_PeakTriad(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 BENCHMARK(BM_PeakTriad)->Arg(6 << 20)->UseRealTime();
+
+// The CPU and the kernel path in every run's context (the header of the
+// console output, "context" of --benchmark_format=json).
+const bool kCpuInContext = [] {
+  benchmark::AddCustomContext("dive_cpu", CpuDescription());
+  return true;
+}();
 
 }  // namespace
 }  // namespace dive::bench

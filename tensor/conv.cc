@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/cpu.h"
 #include "tensor/gemm.h"
 
 #ifdef __AVX512F__
@@ -242,7 +243,8 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
   TapWalk tap(g, r0);
 #ifdef __AVX512F__
-  if (g.kh <= kMaxTap && g.kw <= kMaxTap) {
+  // Compiled for AVX-512 builds; run unless DIVE_ISA asks for a lower path.
+  if (ActiveIsa() >= Isa::kAvx512 && g.kh <= kMaxTap && g.kw <= kMaxTap) {
     // Per 16-column group: its lanes, its runs, and which lanes read the
     // image for each kernel row a (0 <= ih + a < h) and column b.
     constexpr int kGroups = kMaxBlock / kLanes;
@@ -937,6 +939,7 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   const float* px = x.data();
   float* py = y.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  [[maybe_unused]] const bool avx512 = ActiveIsa() >= Isa::kAvx512;
 #pragma omp parallel if (g.planes * out_plane > 4096)
   {
     // Indices go here when the caller does not want them.
@@ -954,7 +957,7 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
         const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
         const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
 #ifdef __AVX512F__
-        if (g.sw <= 2) {
+        if (avx512 && g.sw <= 2) {
           MaxPoolRowVector(g, xq, h0, h1, yr, pidx == nullptr ? nullptr : ir);
           continue;
         }

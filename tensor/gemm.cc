@@ -8,10 +8,9 @@
 #include <vector>
 
 #include "Eigen/Core"
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "glog/logging.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm_kernels.h"
 
 namespace dive {
 namespace {
@@ -42,45 +41,10 @@ float* AlignedFloats(int64_t floats) {
       64, static_cast<size_t>(RoundUp(floats, 16)) * sizeof(float)));
 }
 
-#ifdef __AVX512F__
-
-// dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
-inline void Transpose16x16(const float* src, int64_t lds, float* dst,
-                           int64_t ld) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  // 32-bit, then 64-bit interleaves within 128-bit lanes, then two rounds of
-  // 128-bit lane shuffles: r[i] ends up holding column i.
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]);
-    const __m512d b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int h = 0; h < 16; h += 8) {
-    for (int i = 0; i < 4; ++i) {
-      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-    }
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ld, r[i]);
-}
-
 // B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
 void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
-                int64_t j0, int64_t nc, float* __restrict dst, int64_t ld) {
+                int64_t j0, int64_t nc, float* __restrict dst, int64_t ld,
+                bool avx512) {
   if (!trans) {
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = b + (p0 + p) * ldb + j0;
@@ -88,8 +52,8 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
     }
     return;
   }
-  // op(B) = B^T (a Linear layer's weights): 16 x 16 blocks through
-  // registers, scalar edges.
+  // op(B) = B^T (a Linear layer's weights): 16 x 16 blocks, through
+  // registers with AVX-512; scalar edges.
   auto element = [&](int64_t p, int64_t j) {
     dst[p * ld + j] = b[(j0 + j) * ldb + p0 + p];
   };
@@ -97,7 +61,16 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
   for (; j + 16 <= nc; j += 16) {
     int64_t p = 0;
     for (; p + 16 <= kc; p += 16) {
-      Transpose16x16(b + (j0 + j) * ldb + p0 + p, ldb, dst + p * ld + j, ld);
+      const float* block = b + (j0 + j) * ldb + p0 + p;
+      if (avx512) {
+        gemm_internal::Avx512Transpose16x16(block, ldb, dst + p * ld + j, ld);
+      } else {
+        for (int64_t pp = 0; pp < 16; ++pp) {
+          for (int64_t jj = 0; jj < 16; ++jj) {
+            dst[(p + pp) * ld + j + jj] = block[jj * ldb + pp];
+          }
+        }
+      }
     }
     for (; p < kc; ++p) {
       for (int64_t jj = j; jj < j + 16; ++jj) element(p, jj);
@@ -109,86 +82,47 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
 }
 
 // -----------------------------------------------------------------------------
-// Packed GEMM with an AVX-512 micro-kernel (the BLIS structure, row-major).
+// Packed GEMM (the BLIS structure, row-major), with the micro-kernel of the
+// active ISA (gemm_kernels.h): 6 x 64 tiles in 24 zmm registers with AVX-512
+// (24 FMAs per 10 loads), 6 x 16 in 12 ymm registers with AVX2.
 //
-// C is cut into kMr x kNr tiles. The micro-kernel keeps one tile in 24 zmm
-// registers and, for every p of the shared dimension, broadcasts kMr values of
-// A and loads kNr / 16 vectors of B: 24 FMAs per 10 loads. A and B are first
-// copied ("packed") into the order the kernel reads them, zero-padded to whole
-// tiles, with alpha folded into A:
+// C is cut into kGemmMr x nr tiles. For every p of the shared dimension the
+// micro-kernel broadcasts kGemmMr values of A and loads nr / lanes vectors of
+// B. A and B are first copied ("packed") into the order the kernel reads
+// them, zero-padded to whole tiles, with alpha folded into A:
 //
-//   packed A, per block of kKc along k: [m / kMr panels][kc][kMr]
-//   packed B, per kKc x kNc block:      [kNc / kNr panels][kc][kNr]
+//   packed A, per block of kKc along k: [m / kGemmMr panels][kc][kGemmMr]
+//   packed B, per kKc x kNc block:      [kNc / nr panels][kc][nr]
 //
 // A kKc x kNc block of B (512 KiB, L2-sized) is packed once and swept by
-// every kMr-row panel of A, which stays in L1 (6 KiB) during the sweep.
-// Measured on bench/gemm_benchmark (1 core, n = 1024, GFLOP/s): 6x64 tiles
-// 223-227, 8x48 221, 12x32 157, 14x32 153; kKc 512 instead of 256: same.
+// every kGemmMr-row panel of A, which stays in L1 (6 KiB) during the sweep.
+// Measured on bench/gemm_benchmark (1 core, n = 1024, GFLOP/s, AVX-512):
+// 6x64 tiles 223-227, 8x48 221, 12x32 157, 14x32 153; kKc 512 instead of
+// 256: same.
 // -----------------------------------------------------------------------------
 
-constexpr int kMr = 6;
-constexpr int kNv = 4;  // zmm vectors per tile row
-constexpr int kNr = 16 * kNv;
+using gemm_internal::kGemmMr;
+using gemm_internal::MicroKernel;
 constexpr int64_t kKc = 256;
-constexpr int64_t kNc = 8 * kNr;
+constexpr int64_t kNc = 512;  // a multiple of every kernel's nr
 
-// C[mr, nr] = A-panel * B-panel (+ C when `accumulate`), for mr <= kMr and
-// nr <= kNr (edge tiles are written through masks).
-void MicroKernel(int64_t kc, const float* __restrict a,
-                 const float* __restrict b, float* __restrict c, int64_t ldc,
-                 int mr, int nr, bool accumulate) {
-  __m512 acc[kMr][kNv];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMr; ++i) {
-#pragma GCC unroll 8
-    for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_setzero_ps();
-  }
-  for (int64_t p = 0; p < kc; ++p) {
-    __m512 bv[kNv];
-#pragma GCC unroll 8
-    for (int v = 0; v < kNv; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
-#pragma GCC unroll 8
-    for (int i = 0; i < kMr; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 8
-      for (int v = 0; v < kNv; ++v) {
-        acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-      }
-    }
-    a += kMr;
-    b += kNr;
-  }
-  if (mr == kMr && nr == kNr) {
-#pragma GCC unroll 8
-    for (int i = 0; i < kMr; ++i) {
-      float* row = c + i * ldc;
-#pragma GCC unroll 8
-      for (int v = 0; v < kNv; ++v) {
-        __m512 x = acc[i][v];
-        if (accumulate) x = _mm512_add_ps(x, _mm512_loadu_ps(row + 16 * v));
-        _mm512_storeu_ps(row + 16 * v, x);
-      }
-    }
-    return;
-  }
-  __mmask16 mask[kNv];
-  for (int v = 0; v < kNv; ++v) {
-    const int left = std::clamp(nr - 16 * v, 0, 16);
-    mask[v] = static_cast<__mmask16>((1u << left) - 1u);
-  }
-  for (int i = 0; i < mr; ++i) {
-    float* row = c + i * ldc;
-    for (int v = 0; v < kNv; ++v) {
-      __m512 x = acc[i][v];
-      if (accumulate) {
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], row + 16 * v));
-      }
-      _mm512_mask_storeu_ps(row + 16 * v, mask[v], x);
-    }
-  }
+// The kernel paths of this file.
+enum class Path { kEigen, kAvx2, kAvx512 };
+
+Path ActivePath() {
+  const Isa isa = ActiveIsa();
+  return isa >= Isa::kAvx512 ? Path::kAvx512
+         : isa >= Isa::kAvx2 ? Path::kAvx2
+                             : Path::kEigen;
 }
 
-int64_t PackedLhsSize(int64_t m, int64_t k) { return RoundUp(m, kMr) * k; }
+MicroKernel KernelOf(Path path) {
+  CHECK(path != Path::kEigen) << "the Eigen path has no micro-kernel";
+  return path == Path::kAvx512 ? gemm_internal::Avx512MicroKernel()
+                               : gemm_internal::Avx2MicroKernel();
+}
+
+int64_t PackedLhsSize(int64_t m, int64_t k) { return RoundUp(m, kGemmMr) * k; }
 
 // This thread's buffer for packed blocks of B; it only grows, so the steady
 // state of a training loop allocates nothing here.
@@ -203,35 +137,37 @@ float* RhsBuffer(int64_t floats) {
 }
 
 // C[i0 : i1, j_lo : j_hi] (+)= A[i0 : i1, :] * B[:, j_lo : j_hi] on one
-// thread; i0 is a multiple of kMr. Without `overwrite` the kernel adds to C.
-void PackedGemm(const GemmLhs& a, int64_t i0, int64_t i1, GemmRhs b,
-                int64_t j_lo, int64_t j_hi, bool overwrite, float* c,
-                int64_t ldc) {
-  const int64_t k = a.k(), m_pad = RoundUp(a.m(), kMr);
+// thread; i0 is a multiple of kGemmMr. Without `overwrite` the kernel adds
+// to C.
+void PackedGemm(MicroKernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
+                GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite,
+                float* c, int64_t ldc) {
+  const int64_t nr_tile = kernel.nr;
+  const int64_t k = a.k(), m_pad = RoundUp(a.m(), kGemmMr);
   float* pb =
-      RhsBuffer(std::min(kKc, k) * std::min(kNc, RoundUp(j_hi - j_lo, kNr)));
+      RhsBuffer(std::min(kKc, k) * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
     const int64_t nc = std::min(kNc, j_hi - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
       const bool accumulate = !(overwrite && p0 == 0);
-      for (int64_t jp = 0; jp < nc; jp += kNr) {
-        const int64_t cols = std::min<int64_t>(kNr, nc - jp);
+      for (int64_t jp = 0; jp < nc; jp += nr_tile) {
+        const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
         float* panel = pb + jp * kc;
-        b(p0, kc, j0 + jp, cols, panel, kNr);
-        if (cols < kNr) {
+        b(p0, kc, j0 + jp, cols, panel, nr_tile);
+        if (cols < nr_tile) {
           for (int64_t p = 0; p < kc; ++p) {
-            std::fill(panel + p * kNr + cols, panel + (p + 1) * kNr, 0.0f);
+            std::fill(panel + p * nr_tile + cols, panel + (p + 1) * nr_tile, 0.0f);
           }
         }
       }
       const float* pa = a.data() + p0 * m_pad;
-      for (int64_t ir = i0; ir < i1; ir += kMr) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMr, i1 - ir));
-        for (int64_t jr = 0; jr < nc; jr += kNr) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNr, nc - jr));
-          MicroKernel(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + j0 + jr,
-                      ldc, mr, nr, accumulate);
+      for (int64_t ir = i0; ir < i1; ir += kGemmMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, i1 - ir));
+        for (int64_t jr = 0; jr < nc; jr += nr_tile) {
+          const int nr = static_cast<int>(std::min<int64_t>(nr_tile, nc - jr));
+          kernel.run(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + j0 + jr,
+                     ldc, mr, nr, accumulate);
         }
       }
     }
@@ -241,21 +177,21 @@ void PackedGemm(const GemmLhs& a, int64_t i0, int64_t i1, GemmRhs b,
 // Below this many multiply-adds a second thread costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 20;
 
-void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
-                        float* c, int64_t ldc) {
+void PackedGemmParallel(MicroKernel kernel, const GemmLhs& a, int64_t n,
+                        GemmRhs b, float beta, float* c, int64_t ldc) {
   const int64_t m = a.m();
   const bool overwrite = beta == 0.0f;
   if (!overwrite) ScaleC(m, n, beta, c, ldc);
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * a.k() < kMinParallelMacs) threads = 1;
   if (threads == 1) {
-    PackedGemm(a, 0, m, b, 0, n, overwrite, c, ldc);
+    PackedGemm(kernel, a, 0, m, b, 0, n, overwrite, c, ldc);
     return;
   }
   // Each thread computes a slab of C in whole tiles: columns when C is wide
   // (sharing the packed A), else rows (each packing all of B).
   const bool split_n = n >= m;
-  const int64_t unit = split_n ? kNr : kMr;
+  const int64_t unit = split_n ? kernel.nr : kGemmMr;
   const int64_t extent = split_n ? n : m;
   const int64_t tiles = (extent + unit - 1) / unit;
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
@@ -266,85 +202,25 @@ void PackedGemmParallel(const GemmLhs& a, int64_t n, GemmRhs b, float beta,
     const int64_t hi = std::min(extent, tiles * (t + 1) / threads * unit);
     if (hi > lo) {
       if (split_n) {
-        PackedGemm(a, 0, m, b, lo, hi, overwrite, c, ldc);
+        PackedGemm(kernel, a, 0, m, b, lo, hi, overwrite, c, ldc);
       } else {
-        PackedGemm(a, lo, hi, b, 0, n, overwrite, c, ldc);
+        PackedGemm(kernel, a, lo, hi, b, 0, n, overwrite, c, ldc);
       }
     }
   }
 }
 
-// ---- GemmNT: dot products along k -------------------------------------------
+// ---- GemmNT: dot products along k (AVX-512) ---------------------------------
 //
 // A tile is kNtM rows of A times kNtRows rows of B: 24 zmm accumulators of 16
 // partial sums along k each (24 FMAs per 10 loads), summed once per block of
 // kNtKc. B is computed into row blocks of kNtNc x kNtKc floats (512 KiB, L2);
 // rows of A are read in place.
 
-constexpr int kNtM = 6;     // rows of A (and C) per tile
-constexpr int kNtRows = 4;  // rows of B (columns of C) per tile
+using gemm_internal::kNtM;     // rows of A (and C) per tile
+using gemm_internal::kNtRows;  // rows of B (columns of C) per tile
 constexpr int64_t kNtKc = 1024;
 constexpr int64_t kNtNc = 128;
-
-// [sum(a0), sum(a1), sum(a2), sum(a3)].
-inline __m128 Sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  // Per 128-bit lane: [a0 0+2, a1 0+2, a0 1+3, a1 1+3], likewise for a2, a3.
-  const __m512 t0 =
-      _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
-  const __m512 t1 =
-      _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
-  // Per 128-bit lane: [a0, a1, a2, a3] partial sums.
-  const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
-  const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
-                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-  const __m256 v = _mm256_add_ps(
-      _mm512_castps512_ps256(u),
-      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-}
-
-// C[i, j] += sum_p A[i, p] * B[j, p] for i < mr, j < nr over p < kp: rows of
-// A at a + i * lda, rows of B at b + j * ldb, zero-padded to a multiple of 16.
-void NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
-              int64_t ldb, float* c, int64_t ldc, int mr, int nr) {
-  const float* row[kNtM];
-  for (int i = 0; i < kNtM; ++i) row[i] = a + std::min(i, mr - 1) * lda;
-  __m512 acc[kNtM][kNtRows];
-#pragma GCC unroll 8
-  for (int i = 0; i < kNtM; ++i) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
-  }
-  for (int64_t p = 0; p < kp; p += 16) {
-    const __mmask16 mask = kp - p >= 16
-                               ? __mmask16{0xFFFF}
-                               : static_cast<__mmask16>((1u << (kp - p)) - 1u);
-    __m512 bv[kNtRows];
-#pragma GCC unroll 8
-    for (int j = 0; j < kNtRows; ++j) bv[j] = _mm512_load_ps(b + j * ldb + p);
-#pragma GCC unroll 8
-    for (int i = 0; i < kNtM; ++i) {
-      const __m512 av = _mm512_maskz_loadu_ps(mask, row[i] + p);
-#pragma GCC unroll 8
-      for (int j = 0; j < kNtRows; ++j) {
-        acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
-      }
-    }
-  }
-  // Constant indices only: a runtime row index into acc would keep it in
-  // memory instead of registers.
-  __m128 sum[kNtM];
-#pragma GCC unroll 8
-  for (int i = 0; i < kNtM; ++i) {
-    sum[i] = Sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-  }
-  const auto cols = static_cast<__mmask8>((1u << nr) - 1u);
-  for (int i = 0; i < mr; ++i) {
-    float* out = c + i * ldc;
-    _mm_mask_storeu_ps(out, cols,
-                       _mm_add_ps(sum[i], _mm_maskz_loadu_ps(cols, out)));
-  }
-}
 
 // Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kNtM).
 void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
@@ -364,15 +240,16 @@ void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
         const int mr = static_cast<int>(std::min<int64_t>(kNtM, i1 - ir));
         for (int64_t jr = 0; jr < nb; jr += kNtRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kNtRows, nb - jr));
-          NtKernel(kp, a + ir * lda + p0, lda, pb + jr * ldb, ldb,
-                   c + ir * ldc + j0 + jr, ldc, mr, nr);
+          gemm_internal::Avx512NtKernel(kp, a + ir * lda + p0, lda,
+                                        pb + jr * ldb, ldb,
+                                        c + ir * ldc + j0 + jr, ldc, mr, nr);
         }
       }
     }
   }
 }
 
-#else  // !__AVX512F__: Eigen's GEMM on mapped buffers.
+// ---- Eigen's GEMM on mapped buffers (CPUs without AVX2) ----------------------
 
 using RowMajor =
     Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -414,19 +291,11 @@ const float* Materialize(GemmRhs b, int64_t rows, int64_t cols) {
   return m.data();
 }
 
-// Without the packed kernel GemmLhs holds alpha * op(A) as a plain [m, k].
-int64_t PackedLhsSize(int64_t m, int64_t k) { return m * k; }
-
-#endif  // __AVX512F__
-
 }  // namespace
 
 int64_t GemmTileColumns() {
-#ifdef __AVX512F__
-  return kNr;
-#else
-  return 16;  // about Eigen's register block
-#endif
+  const Path path = ActivePath();
+  return path == Path::kEigen ? 16 : KernelOf(path).nr;  // 16: about Eigen's
 }
 
 void GemmLhs::Free::operator()(float* p) const { std::free(p); }
@@ -435,45 +304,48 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
                    int64_t lda, float alpha) {
   m_ = m;
   k_ = k;
-  const int64_t size = PackedLhsSize(m, k);
+  packed_ = ActivePath() != Path::kEigen;
+  const int64_t size = packed_ ? PackedLhsSize(m, k) : m * k;
   if (capacity_ < size) {
     data_.reset(AlignedFloats(size));
     capacity_ = size;
   }
   float* __restrict out = data_.get();
-#ifdef __AVX512F__
-  const int64_t m_pad = RoundUp(m, kMr);
+  if (!packed_) {  // Eigen's GEMM takes alpha * op(A) as a plain [m, k].
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t p = 0; p < k; ++p) {
+        out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
+      }
+    }
+    return;
+  }
+  const int64_t m_pad = RoundUp(m, kGemmMr);
   // Large operands (a layer's weights, packed outside the batch loop) are
   // packed by all threads, panel by panel.
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \
                                               !omp_in_parallel())
-  for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+  for (int64_t i0 = 0; i0 < m_pad; i0 += kGemmMr) {
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
       float* __restrict panel = out + p0 * m_pad + i0 * kc;
-      const int64_t rows = std::min<int64_t>(kMr, m - i0);
-      if (rows < kMr) std::fill(panel, panel + kc * kMr, 0.0f);
+      const int64_t rows = std::min<int64_t>(kGemmMr, m - i0);
+      if (rows < kGemmMr) std::fill(panel, panel + kc * kGemmMr, 0.0f);
       if (trans) {  // row p of the panel: A[p0 + p, i0 : i0 + rows]
         for (int64_t p = 0; p < kc; ++p) {
           const float* __restrict src = a + (p0 + p) * lda + i0;
           for (int64_t i = 0; i < rows; ++i)
-            panel[p * kMr + i] = alpha * src[i];
+            panel[p * kGemmMr + i] = alpha * src[i];
         }
       } else {  // column i of the panel: A[i0 + i, p0 : p0 + kc]
         for (int64_t i = 0; i < rows; ++i) {
           const float* __restrict src = a + (i0 + i) * lda + p0;
-          for (int64_t p = 0; p < kc; ++p) panel[p * kMr + i] = alpha * src[p];
+          for (int64_t p = 0; p < kc; ++p) {
+            panel[p * kGemmMr + i] = alpha * src[p];
+          }
         }
       }
     }
   }
-#else
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t p = 0; p < k; ++p) {
-      out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
-    }
-  }
-#endif
 }
 
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
@@ -484,12 +356,16 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
     ScaleC(m, n, beta, c, ldc);
     return;
   }
-#ifdef __AVX512F__
-  PackedGemmParallel(a, n, b, beta, c, ldc);
-#else
-  EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, Materialize(b, k, n), n,
-            beta, c, ldc);
-#endif
+  const Path path = ActivePath();
+  CHECK_EQ(a.packed(), path != Path::kEigen)
+      << "GemmLhs packed for another kernel path: pack it again after "
+         "SetActiveIsa";
+  if (path == Path::kEigen) {
+    EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, Materialize(b, k, n),
+              n, beta, c, ldc);
+    return;
+  }
+  PackedGemmParallel(KernelOf(path), a, n, b, beta, c, ldc);
 }
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
@@ -500,17 +376,21 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     ScaleC(m, n, beta, c, ldc);
     return;
   }
-#ifdef __AVX512F__
+  const Path path = ActivePath();
+  if (path == Path::kEigen) {
+    EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   thread_local GemmLhs lhs;
   lhs.Pack(trans_a, m, k, a, lda, alpha);
+  const bool avx512 = path == Path::kAvx512;
   PackedGemmParallel(
-      lhs, n,
+      KernelOf(path), lhs, n,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
-          int64_t ld) { CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld); },
+          int64_t ld) {
+        CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld, avx512);
+      },
       beta, c, ldc);
-#else
-  EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
 }
 
 void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
@@ -518,7 +398,11 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
   if (m == 0 || n == 0) return;
   ScaleC(m, n, beta, c, ldc);
   if (k == 0) return;
-#ifdef __AVX512F__
+  if (ActivePath() != Path::kAvx512) {
+    EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k), k,
+              1.0f, c, ldc);
+    return;
+  }
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * k < kMinParallelMacs) threads = 1;
   // Threads split the rows of C in whole tiles, each computing all of B.
@@ -531,10 +415,6 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
     if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, c, ldc);
   }
-#else
-  EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k), k, 1.0f,
-            c, ldc);
-#endif
 }
 
 }  // namespace dive

@@ -10,8 +10,9 @@
 // gradients) goes through this file, so its speed is the framework's speed;
 // `bench/gemm_benchmark` measures it against the FMA peak and OpenBLAS.
 //
-// On AVX-512 machines the product is our own packed GEMM (gemm.cc explains
-// it); elsewhere it is Eigen's. Besides the BLAS-style call, three entry
+// The product is our own packed GEMM (gemm.cc explains it) with the
+// micro-kernel of the CPU's instruction set, chosen at run time (AVX-512 or
+// AVX2; tensor/cpu.h), or Eigen's on CPUs with neither. Besides the BLAS-style call, three entry
 // points serve convolution, which multiplies one weight matrix by many
 // images:
 //
@@ -60,6 +61,9 @@ class GemmLhs {
 
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
+  // Packed in panels for a micro-kernel (AVX2 or AVX-512), or plain [m, k]
+  // for Eigen's GEMM (CPUs without AVX2): whichever ActiveIsa() chose.
+  bool packed() const { return packed_; }
   const float* data() const { return data_.get(); }
 
  private:
@@ -67,6 +71,7 @@ class GemmLhs {
     void operator()(float* p) const;
   };
   int64_t m_ = 0, k_ = 0, capacity_ = 0;
+  bool packed_ = false;
   std::unique_ptr<float, Free> data_;
 };
 
