@@ -9,6 +9,7 @@
 
 #include "Eigen/Core"
 #include "glog/logging.h"
+#include "tensor/bf16.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kernels.h"
 
@@ -142,6 +143,7 @@ float* RhsBuffer(int64_t floats) {
 void PackedGemm(MicroKernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
                 GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite,
                 float* c, int64_t ldc) {
+  const bool bf16 = a.precision() == MatmulPrecision::kBfloat16;
   const int64_t nr_tile = kernel.nr;
   const int64_t k = a.k(), m_pad = RoundUp(a.m(), kGemmMr);
   float* pb =
@@ -155,6 +157,7 @@ void PackedGemm(MicroKernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
         float* panel = pb + jp * kc;
         b(p0, kc, j0 + jp, cols, panel, nr_tile);
+        if (bf16) RoundToBf16(panel, kc * nr_tile);
         if (cols < nr_tile) {
           for (int64_t p = 0; p < kc; ++p) {
             std::fill(panel + p * nr_tile + cols, panel + (p + 1) * nr_tile, 0.0f);
@@ -224,7 +227,7 @@ constexpr int64_t kNtNc = 128;
 
 // Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kNtM).
 void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
-            int64_t lda, GemmRhs b, float* c, int64_t ldc) {
+            int64_t lda, GemmRhs b, bool bf16, float* c, int64_t ldc) {
   float* pb = RhsBuffer(RoundUp(std::min(n, kNtNc), kNtRows) *
                         RoundUp(std::min(k, kNtKc), 16));
   for (int64_t p0 = 0; p0 < k; p0 += kNtKc) {
@@ -232,6 +235,7 @@ void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
     for (int64_t j0 = 0; j0 < n; j0 += kNtNc) {
       const int64_t nb = std::min(kNtNc, n - j0);
       b(j0, nb, p0, kp, pb, ldb);
+      if (bf16) RoundToBf16(pb, nb * ldb);
       for (int64_t j = 0; j < nb; ++j) {
         std::fill(pb + j * ldb + kp, pb + (j + 1) * ldb, 0.0f);
       }
@@ -283,15 +287,29 @@ void EigenGemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 }
 
 // The matrix `b` describes, [rows, cols] row-major, in a buffer of this
-// thread's.
-const float* Materialize(GemmRhs b, int64_t rows, int64_t cols) {
+// thread's; rounded to bf16 when `bf16`.
+const float* Materialize(GemmRhs b, int64_t rows, int64_t cols, bool bf16) {
   thread_local std::vector<float> m;
   m.resize(static_cast<size_t>(rows * cols));
   b(0, rows, 0, cols, m.data(), cols);
+  if (bf16) RoundToBf16(m.data(), rows * cols);
   return m.data();
 }
 
+thread_local MatmulPrecision current_precision = MatmulPrecision::kFloat32;
+
 }  // namespace
+
+MatmulPrecision GetMatmulPrecision() { return current_precision; }
+
+ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision precision)
+    : previous_(current_precision) {
+  current_precision = precision;
+}
+
+ScopedMatmulPrecision::~ScopedMatmulPrecision() {
+  current_precision = previous_;
+}
 
 int64_t GemmTileColumns() {
   const Path path = ActivePath();
@@ -305,6 +323,8 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   m_ = m;
   k_ = k;
   packed_ = ActivePath() != Path::kEigen;
+  precision_ = current_precision;
+  const bool bf16 = precision_ == MatmulPrecision::kBfloat16;
   const int64_t size = packed_ ? PackedLhsSize(m, k) : m * k;
   if (capacity_ < size) {
     data_.reset(AlignedFloats(size));
@@ -317,6 +337,7 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
         out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
       }
     }
+    if (bf16) RoundToBf16(out, m * k);
     return;
   }
   const int64_t m_pad = RoundUp(m, kGemmMr);
@@ -344,6 +365,7 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
           }
         }
       }
+      if (bf16) RoundToBf16(panel, kc * kGemmMr);
     }
   }
 }
@@ -361,7 +383,8 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
       << "GemmLhs packed for another kernel path: pack it again after "
          "SetActiveIsa";
   if (path == Path::kEigen) {
-    EigenGemm(false, false, m, n, k, 1.0f, a.data(), k, Materialize(b, k, n),
+    EigenGemm(false, false, m, n, k, 1.0f, a.data(), k,
+              Materialize(b, k, n, a.precision() == MatmulPrecision::kBfloat16),
               n, beta, c, ldc);
     return;
   }
@@ -377,15 +400,16 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     return;
   }
   const Path path = ActivePath();
-  if (path == Path::kEigen) {
+  if (path == Path::kEigen && current_precision == MatmulPrecision::kFloat32) {
     EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
+  // Packed (or, for Eigen in bf16, copied and rounded) on the way.
   thread_local GemmLhs lhs;
   lhs.Pack(trans_a, m, k, a, lda, alpha);
   const bool avx512 = path == Path::kAvx512;
-  PackedGemmParallel(
-      KernelOf(path), lhs, n,
+  Gemm(
+      lhs, n,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
           int64_t ld) {
         CopyStored(trans_b, b, ldb, p0, kc, j0, nc, dst, ld, avx512);
@@ -398,9 +422,20 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
   if (m == 0 || n == 0) return;
   ScaleC(m, n, beta, c, ldc);
   if (k == 0) return;
+  const bool bf16 = current_precision == MatmulPrecision::kBfloat16;
+  if (bf16) {  // A rounded into a buffer of this thread's
+    thread_local std::vector<float> rounded;
+    rounded.resize(static_cast<size_t>(m * k));
+    for (int64_t i = 0; i < m; ++i) {
+      std::copy(a + i * lda, a + i * lda + k, rounded.data() + i * k);
+    }
+    RoundToBf16(rounded.data(), m * k);
+    a = rounded.data();
+    lda = k;
+  }
   if (ActivePath() != Path::kAvx512) {
-    EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k), k,
-              1.0f, c, ldc);
+    EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k, bf16),
+              k, 1.0f, c, ldc);
     return;
   }
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -413,7 +448,7 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     const int t = omp_get_thread_num();
     const int64_t lo = std::min(m, tiles * t / threads * kNtM);
     const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
-    if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, c, ldc);
+    if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, bf16, c, ldc);
   }
 }
 

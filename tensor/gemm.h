@@ -36,6 +36,38 @@
 
 namespace dive {
 
+// The precision of the products in every GEMM of this thread:
+//   kFloat32   float32 operands (the default);
+//   kBfloat16  operands rounded to bf16 (tensor/bf16.h), products and sums
+//              in float32: the semantics of the matrix engines' bf16 dot
+//              products, computed with the float32 kernels on CPUs without
+//              them. The result and C stay float32.
+// Mixed-precision training sets it around a step, as PyTorch's autocast
+// does for convolution and Linear: everything else (batch norm, softmax,
+// the loss, the optimizer) never goes through the GEMM and stays float32.
+enum class MatmulPrecision { kFloat32, kBfloat16 };
+
+MatmulPrecision GetMatmulPrecision();
+
+// Sets this thread's precision for its lifetime, then restores the previous
+// one:
+//
+//   {
+//     dive::ScopedMatmulPrecision bf16(dive::MatmulPrecision::kBfloat16);
+//     loss = Loss(model(x), y);
+//     loss.Backward();
+//   }
+class ScopedMatmulPrecision {
+ public:
+  explicit ScopedMatmulPrecision(MatmulPrecision precision);
+  ~ScopedMatmulPrecision();
+  ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+  ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+
+ private:
+  const MatmulPrecision previous_;
+};
+
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
           float beta, float* c, int64_t ldc);
@@ -64,6 +96,9 @@ class GemmLhs {
   // Packed in panels for a micro-kernel (AVX2 or AVX-512), or plain [m, k]
   // for Eigen's GEMM (CPUs without AVX2): whichever ActiveIsa() chose.
   bool packed() const { return packed_; }
+  // The thread's precision when packed (bf16: A is rounded to it, and so is
+  // B in every product with it).
+  MatmulPrecision precision() const { return precision_; }
   const float* data() const { return data_.get(); }
 
  private:
@@ -72,6 +107,7 @@ class GemmLhs {
   };
   int64_t m_ = 0, k_ = 0, capacity_ = 0;
   bool packed_ = false;
+  MatmulPrecision precision_ = MatmulPrecision::kFloat32;
   std::unique_ptr<float, Free> data_;
 };
 

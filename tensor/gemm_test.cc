@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tensor/bf16.h"
 #include "tensor/random.h"
 
 namespace dive {
@@ -61,9 +63,14 @@ std::string Describe(const Case& c) {
 // never be written).
 //
 // With `nt`, runs GemmNT instead (op(A) = A, op(B) = B^T), B served block by
-// block through the GemmRhs.
-void CheckGemm(const Case& c, uint64_t seed, bool nt = false) {
-  SCOPED_TRACE(Describe(c) + (nt ? " (GemmNT)" : ""));
+// block through the GemmRhs. With `precision` kBfloat16 the reference
+// multiplies the operands rounded to bf16 (alpha is a power of two or -0.5
+// in those cases, so scaling and rounding commute).
+void CheckGemm(const Case& c, uint64_t seed, bool nt = false,
+               MatmulPrecision precision = MatmulPrecision::kFloat32) {
+  const bool bf16 = precision == MatmulPrecision::kBfloat16;
+  SCOPED_TRACE(Describe(c) + (nt ? " (GemmNT)" : "") + (bf16 ? " bf16" : ""));
+  const ScopedMatmulPrecision scope(precision);
   // op(A) is [m, k]: A is stored [m, k], or [k, m] when transposed.
   const int64_t a_rows = c.trans_a ? c.k : c.m, a_cols = c.trans_a ? c.m : c.k;
   const int64_t b_rows = c.trans_b ? c.n : c.k, b_cols = c.trans_b ? c.k : c.n;
@@ -102,10 +109,14 @@ void CheckGemm(const Case& c, uint64_t seed, bool nt = false) {
     for (int64_t j = 0; j < c.n; ++j) {
       double acc = 0, mag = 0;
       for (int64_t p = 0; p < c.k; ++p) {
-        const double x = c.trans_a ? a.at(p, i) : a.at(i, p);
-        const double y = c.trans_b ? b.at(j, p) : b.at(p, j);
-        acc += x * y;
-        mag += std::fabs(x * y);
+        float x = c.trans_a ? a.at(p, i) : a.at(i, p);
+        float y = c.trans_b ? b.at(j, p) : b.at(p, j);
+        if (bf16) {
+          x = RoundToBf16(x);
+          y = RoundToBf16(y);
+        }
+        acc += static_cast<double>(x) * y;
+        mag += std::fabs(static_cast<double>(x) * y);
       }
       double want = c.alpha * acc, scale = std::fabs(c.alpha) * mag;
       if (c.beta != 0.0f) {  // C0 is NaN otherwise
@@ -278,6 +289,88 @@ TEST(GemmTest, TransposedRightOperandByRows) {
        }) {
     CheckGemm(c, seed += 3, /*nt=*/true);
   }
+}
+
+// bf16 products with float32 sums through every entry point and edge: the
+// same cases as above, against the products of the rounded operands.
+TEST(GemmTest, Bfloat16MultipliesRoundedOperands) {
+  uint64_t seed = 800;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (const Case& c : std::vector<Case>{
+               {ta, tb, 7, 9, 5, 1.0f, 0.0f},
+               {ta, tb, 101, 577, 300, 1.0f, 0.0f},
+               {ta, tb, 97, 65, 513, -0.5f, 1.0f, 1, 2, 3},
+               {ta, tb, 1001, 23, 70, 2.0f, 0.5f},
+           }) {
+        CheckGemm(c, seed += 3, false, MatmulPrecision::kBfloat16);
+      }
+    }
+  }
+  for (const Case& c : std::vector<Case>{
+           {false, true, 7, 5, 17, 1.0f, 1.0f},
+           {false, true, 13, 258, 1100, 1.0f, 0.5f, 3, 1, 2},
+       }) {
+    CheckGemm(c, seed += 3, /*nt=*/true, MatmulPrecision::kBfloat16);
+  }
+}
+
+// ... and the rounding really happens: bf16 results differ from float32 ones
+// by about bf16's precision, in both the packed and the GemmNT paths.
+TEST(GemmTest, Bfloat16DiffersFromFloat32ByItsPrecision) {
+  constexpr int64_t n = 64;
+  const std::vector<float> a = RandomBuffer(n * n, 1), b = RandomBuffer(n * n, 2);
+  for (bool nt : {false, true}) {
+    std::vector<float> c32(n * n), c16(n * n);
+    auto run = [&](std::vector<float>& c) {
+      if (!nt) {
+        Gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+             c.data(), n);
+        return;
+      }
+      GemmNT(
+          n, n, n, a.data(), n,
+          [&](int64_t r0, int64_t rn, int64_t c0, int64_t cn, float* dst,
+              int64_t ld) {
+            for (int64_t r = 0; r < rn; ++r) {
+              for (int64_t q = 0; q < cn; ++q) {
+                dst[r * ld + q] = b[(r0 + r) * n + c0 + q];
+              }
+            }
+          },
+          0.0f, c.data(), n);
+    };
+    run(c32);
+    {
+      const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+      run(c16);
+    }
+    double worst = 0;
+    for (int64_t i = 0; i < n * n; ++i) {
+      worst = std::max<double>(worst, std::fabs(c16[i] - c32[i]));
+    }
+    // Sums of 64 products of values in [-1, 1]: the products' rounding
+    // errors (~2^-9 each) add up to ~1e-2 at worst, float32's to ~1e-6.
+    EXPECT_GT(worst, 1e-4) << (nt ? "GemmNT" : "Gemm");
+    EXPECT_LT(worst, 5e-2) << (nt ? "GemmNT" : "Gemm");
+  }
+}
+
+TEST(GemmTest, PrecisionIsScopedPerThread) {
+  EXPECT_EQ(GetMatmulPrecision(), MatmulPrecision::kFloat32);
+  {
+    const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+    EXPECT_EQ(GetMatmulPrecision(), MatmulPrecision::kBfloat16);
+    MatmulPrecision other = MatmulPrecision::kBfloat16;
+    std::thread([&] { other = GetMatmulPrecision(); }).join();
+    EXPECT_EQ(other, MatmulPrecision::kFloat32);
+    {
+      const ScopedMatmulPrecision fp32(MatmulPrecision::kFloat32);
+      EXPECT_EQ(GetMatmulPrecision(), MatmulPrecision::kFloat32);
+    }
+    EXPECT_EQ(GetMatmulPrecision(), MatmulPrecision::kBfloat16);
+  }
+  EXPECT_EQ(GetMatmulPrecision(), MatmulPrecision::kFloat32);
 }
 
 TEST(GemmTest, ZeroAlphaOnlyScalesC) {
