@@ -10,6 +10,9 @@
 //
 // --batch_size and --resize default to the model's bench setting
 // (bench/model_bench.h). The first --warmup steps are not timed.
+// --precision=bf16 runs convolution and Linear with bf16 operands (float32
+// sums), as PyTorch's bf16 autocast does; "cpu" names the CPU and the kernel
+// path (tensor/cpu.h).
 // peak_rss_mb is this process's VmHWM at the end; baseline_rss_mb the one
 // before the model was built.
 
@@ -23,7 +26,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "bench/model_bench.h"
+#include "absl/strings/escaping.h"
 #include "models/zoo.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "tensor/tensor.h"
 
 ABSL_FLAG(std::string, model, "lenet", "zoo model name (models/zoo.h)");
@@ -34,6 +40,9 @@ ABSL_FLAG(int64_t, steps, 10, "timed steps");
 ABSL_FLAG(int64_t, warmup, 3, "untimed steps before the timed ones");
 ABSL_FLAG(int, threads, 0, "kernel threads (0: all cores)");
 ABSL_FLAG(uint64_t, seed, 0, "seed of the weights and the synthetic batch");
+ABSL_FLAG(std::string, precision, "fp32",
+          "fp32, or bf16: convolution and Linear multiply bf16 operands "
+          "(tensor/gemm.h MatmulPrecision)");
 
 namespace dive::bench {
 namespace {
@@ -43,6 +52,16 @@ int Run() {
   if (mode != "train" && mode != "infer") {
     std::fprintf(stderr, "--mode must be train or infer, got '%s'\n",
                  mode.c_str());
+    return 2;
+  }
+  const std::string precision = absl::GetFlag(FLAGS_precision);
+  if (precision != "fp32" && precision != "bf16") {
+    std::fprintf(stderr, "--precision must be fp32 or bf16, got '%s'\n",
+                 precision.c_str());
+    return 2;
+  }
+  if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(isa.status().message()).c_str());
     return 2;
   }
   if (absl::GetFlag(FLAGS_steps) <= 0 || absl::GetFlag(FLAGS_warmup) < 0) {
@@ -71,6 +90,9 @@ int Run() {
     return 2;
   }
   const bool train = mode == "train";
+  const ScopedMatmulPrecision scope(precision == "bf16"
+                                        ? MatmulPrecision::kBfloat16
+                                        : MatmulPrecision::kFloat32);
   float loss = 0;
   auto step = [&] {
     if (train) {
@@ -96,11 +118,13 @@ int Run() {
       "\"batch_size\": %ld, \"input_size\": %ld, \"lr\": %g, \"threads\": %d, "
       "\"warmup\": %ld, \"steps\": %ld, \"seconds\": %.6f, "
       "\"examples_per_sec\": %.3f, \"baseline_rss_mb\": %.1f, "
-      "\"peak_rss_mb\": %.1f, \"loss\": %s}\n",
+      "\"peak_rss_mb\": %.1f, \"loss\": %s, \"precision\": \"%s\", "
+      "\"cpu\": \"%s\"}\n",
       spec->name.c_str(), mode.c_str(), setting.batch_size, setting.input_size,
       spec->recipe.lr, GetNumThreads(), absl::GetFlag(FLAGS_warmup), steps,
       seconds, steps * setting.batch_size / seconds, baseline_rss,
-      PeakRssBytes() / 1048576.0, loss_json.c_str());
+      PeakRssBytes() / 1048576.0, loss_json.c_str(), precision.c_str(),
+      absl::CHexEscape(CpuDescription()).c_str());
   return 0;
 }
 
