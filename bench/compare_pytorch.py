@@ -6,10 +6,13 @@ same run.
     /usr/bin/python3 bench/compare_pytorch.py --models lenet,resnet --reps 5
 
 For each model and mode (train, infer) it runs, alternately and `--reps`
-times, (a) our `bench/throughput` binary and (b) the model's PyTorch twin
-(models/pytorch_twins.py) in a child process of this script, each in its own
-process so that peak RSS is per framework. Both time the same thing on the
-same synthetic batch shape (uniform [0, 1) images, random labels):
+times, (a) our `bench/throughput` binary in fp32 and in bf16 (`--precision`)
+and (b) the model's PyTorch twin (models/pytorch_twins.py) in a child process
+of this script in each of PyTorch's CPU modes: fp32, channels_last, bf16
+autocast (`torch.cpu.amp.autocast(dtype=torch.bfloat16)`) and channels_last
+with bf16 autocast. Every run is its own process, so that peak RSS is per
+framework. All time the same thing on the same synthetic batch shape
+(uniform [0, 1) images, random labels):
 
   train  forward, mean softmax cross-entropy, read the loss, zero the
          gradients, backward, plain SGD step with the recipe learning rate
@@ -19,7 +22,10 @@ at the batch size and resolution of the C++ bench setting
 (bench/model_bench.h; the PyTorch side takes them from our JSON), with
 `--threads` threads on both sides, the same number of timed steps and the
 same untimed warm-up steps. Data loading is excluded on both sides. The table
-shows medians over the repetitions; ratio = ours / torch (> 1: we are faster).
+shows medians over the repetitions and two ratios (> 1: dive is faster):
+dive fp32 / PyTorch fp32, and dive's faster precision / PyTorch's fastest mode
+(named in the row). The first line names the CPU, its features and dive's
+kernel path (tensor/cpu.h).
 Peak RSS is each process's VmHWM; PyTorch's includes the Python interpreter
 and libtorch (its "base" column is the RSS after `import torch`).
 
@@ -48,17 +54,20 @@ DEFAULT_STEPS = {
 ALL_MODELS = ["softmax", "mlp", "lenet", "bn_lenet", "alexnet", "vgg", "nin",
               "googlenet", "resnet", "densenet"]
 
-# The targets of the performance issue: training at least 1.5x PyTorch on the
-# small models (1.0x elsewhere), inference at least 1.0x, peak memory at most
-# PyTorch's.
+# The targets of the bf16 performance issue: dive fp32 at least 1.2x PyTorch
+# fp32 everywhere; against PyTorch's fastest mode at least 1.5x on the large
+# models and 2.5x training the small ones; peak memory at most PyTorch's.
 SMALL_MODELS = {"softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet"}
+
+TORCH_MODES = ["fp32", "channels_last", "bf16", "channels_last_bf16"]
 
 
 def target(row):
-    """The row's target ratio and whether it is met ("ok" / "MISS")."""
-    want = 1.5 if row["mode"] == "train" and row["model"] in SMALL_MODELS \
-        else 1.0
-    met = row["ratio"] >= want and row["ours_rss"] <= row["torch_rss"]
+    """The row's target ratios and whether both are met ("ok" / "MISS")."""
+    want = 2.5 if row["mode"] == "train" and row["model"] in SMALL_MODELS \
+        else 1.5
+    met = (row["ratio_fp32"] >= 1.2 and row["ratio_best"] >= want and
+           row["ours_rss"] <= row["torch_rss"])
     return want, "ok" if met else "MISS"
 
 
@@ -80,6 +89,11 @@ def torch_child(args):
     net = pytorch_twins.TWINS[args.model](args.resize)
     images = torch.rand(args.batch_size, 1, args.resize, args.resize)
     labels = torch.randint(0, 10, (args.batch_size,))
+    if "channels_last" in args.torch_mode:
+        net = net.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    autocast = torch.cpu.amp.autocast(enabled="bf16" in args.torch_mode,
+                                      dtype=torch.bfloat16)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
     loss_value = None
@@ -87,7 +101,8 @@ def torch_child(args):
     def train_step():
         nonlocal loss_value
         net.train()
-        loss = loss_fn(net(images), labels)
+        with autocast:
+            loss = loss_fn(net(images), labels)
         loss_value = loss.item()
         optimizer.zero_grad()
         loss.backward()
@@ -95,7 +110,7 @@ def torch_child(args):
 
     def infer_step():
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             net(images)
 
     step = train_step if args.mode == "train" else infer_step
@@ -107,6 +122,7 @@ def torch_child(args):
     seconds = time.perf_counter() - start
     print(json.dumps({
         "framework": "torch", "model": args.model, "mode": args.mode,
+        "precision": args.torch_mode,
         "batch_size": args.batch_size, "input_size": args.resize,
         "lr": args.lr, "threads": torch.get_num_threads(),
         "warmup": args.warmup, "steps": args.steps, "seconds": seconds,
@@ -187,6 +203,11 @@ def main(argv):
     p.add_argument("--no_build", action="store_true",
                    help="do not run `bazel build //bench:throughput` first")
     p.add_argument("--json", help="also write every run to this file")
+    p.add_argument("--torch_modes", default=",".join(TORCH_MODES),
+                   help="PyTorch modes to run (default: all; the fastest "
+                        "counts)")
+    p.add_argument("--precisions", default="fp32,bf16",
+                   help="dive precisions to run (fp32 first)")
     p.add_argument("--torch_blas", choices=["openmp", "system"],
                    default="openmp",
                    help="OpenBLAS for PyTorch: the OpenMP build, or whatever "
@@ -199,6 +220,8 @@ def main(argv):
     p.add_argument("--resize", type=int, help=argparse.SUPPRESS)
     p.add_argument("--lr", type=float, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--torch_mode", default="fp32", choices=TORCH_MODES,
+                   help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return torch_child(args)
@@ -212,6 +235,9 @@ def main(argv):
             ["bazel", "info", "bazel-bin"], check=True, cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True).stdout.strip(), "bench", "throughput")
+    cpu = run_json([args.binary, "--model=softmax", "--mode=infer",
+                    "--steps=1", "--warmup=0", "--batch_size=1"])["cpu"]
+    print(f"cpu: {cpu}")
     print(f"machine: {os.cpu_count()} cores, {uptime()} at start")
     print("torch: " + "; ".join(torch_config()))
     torch_env = dict(os.environ)
@@ -227,67 +253,87 @@ def main(argv):
           f"framework, warm-up {args.warmup} steps (not timed)\n")
 
     rows, runs = [], []
+    precisions = args.precisions.split(",")
+    torch_modes = args.torch_modes.split(",")
     for model in args.models.split(","):
         steps = args.steps or DEFAULT_STEPS.get(model, 5)
         for mode in args.modes.split(","):
-            ours, torch_runs = [], []
+            ours = {p: [] for p in precisions}
+            torch_runs = {m: [] for m in torch_modes}
             for _ in range(args.reps):
-                o = run_json([args.binary, f"--model={model}", f"--mode={mode}",
-                              f"--steps={steps}", f"--warmup={args.warmup}",
-                              f"--threads={args.threads}"])
-                ours.append(o)
-                t = run_json([sys.executable, os.path.abspath(__file__),
-                              "--child", f"--model={model}", f"--mode={mode}",
-                              f"--batch_size={o['batch_size']}",
-                              f"--resize={o['input_size']}", f"--lr={o['lr']}",
-                              f"--steps={steps}", f"--warmup={args.warmup}",
-                              f"--threads={args.threads}"], env=torch_env)
-                torch_runs.append(t)
-            runs += ours + torch_runs
+                for precision in precisions:
+                    o = run_json([args.binary, f"--model={model}",
+                                  f"--mode={mode}", f"--steps={steps}",
+                                  f"--warmup={args.warmup}",
+                                  f"--threads={args.threads}",
+                                  f"--precision={precision}"])
+                    ours[precision].append(o)
+                for torch_mode in torch_modes:
+                    t = run_json([sys.executable, os.path.abspath(__file__),
+                                  "--child", f"--model={model}",
+                                  f"--mode={mode}",
+                                  f"--batch_size={o['batch_size']}",
+                                  f"--resize={o['input_size']}",
+                                  f"--lr={o['lr']}", f"--steps={steps}",
+                                  f"--warmup={args.warmup}",
+                                  f"--threads={args.threads}",
+                                  f"--torch_mode={torch_mode}"], env=torch_env)
+                    torch_runs[torch_mode].append(t)
+            for group in list(ours.values()) + list(torch_runs.values()):
+                runs += group
             med = lambda rs, k: statistics.median(r[k] for r in rs)
+            speed = {f"dive {p}": med(rs, "examples_per_sec")
+                     for p, rs in ours.items()}
+            speed.update({f"torch {m}": med(rs, "examples_per_sec")
+                          for m, rs in torch_runs.items()})
+            best_ours = max((k for k in speed if k.startswith("dive")),
+                            key=speed.get)
+            best_torch = max((k for k in speed if k.startswith("torch")),
+                             key=speed.get)
+            fp32_ours = f"dive {precisions[0]}"
+            fp32_torch = f"torch {torch_modes[0]}"
             row = {
-                "model": model, "mode": mode,
-                "batch": ours[0]["batch_size"], "size": ours[0]["input_size"],
-                "steps": steps,
-                "ours": med(ours, "examples_per_sec"),
-                "torch": med(torch_runs, "examples_per_sec"),
-                "ours_rss": med(ours, "peak_rss_mb"),
-                "torch_rss": med(torch_runs, "peak_rss_mb"),
-                "torch_base": med(torch_runs, "baseline_rss_mb"),
-                "spread": (min(r["examples_per_sec"] for r in ours),
-                           max(r["examples_per_sec"] for r in ours),
-                           min(r["examples_per_sec"] for r in torch_runs),
-                           max(r["examples_per_sec"] for r in torch_runs)),
+                "model": model, "mode": mode, "speed": speed,
+                "batch": o["batch_size"], "size": o["input_size"],
+                "steps": steps, "best_ours": best_ours,
+                "best_torch": best_torch,
+                "ratio_fp32": speed[fp32_ours] / speed[fp32_torch],
+                "ratio_best": speed[best_ours] / speed[best_torch],
+                "ours_rss": max(med(rs, "peak_rss_mb") for rs in ours.values()),
+                "torch_rss": min(med(rs, "peak_rss_mb")
+                                 for rs in torch_runs.values()),
+                "load": load1(),
             }
-            row["ratio"] = row["ours"] / row["torch"]
-            row["load"] = load1()
             rows.append(row)
-            print(f"  {model} {mode}: ours {row['ours']:.1f} ex/s, torch "
-                  f"{row['torch']:.1f} ex/s", file=sys.stderr)
+            print(f"  {model} {mode}: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in speed.items()) + " ex/s",
+                file=sys.stderr)
 
-    header = (f"{'model':<10} {'mode':<5} {'batch':>5} {'size':>4} "
-              f"{'ours ex/s':>10} {'torch ex/s':>10} {'ratio':>6} "
-              f"{'ours MB':>8} {'torch MB':>8} {'(base)':>6}  "
-              f"{'load':>4}  {'target':>9}  ours min-max / torch min-max")
+    columns = [f"dive {p}" for p in precisions] + \
+        [f"torch {m}" for m in torch_modes]
+    header = (f"{'model':<10} {'mode':<5} {'batch':>5} {'size':>4} " +
+              " ".join(f"{c:>{max(len(c), 10)}}" for c in columns) +
+              f" {'fp32 ratio':>10} {'best ratio':>10}  {'vs torch mode':<18} "
+              f"{'MB dive/torch':>13} {'load':>4}  {'target':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        s = r["spread"]
         want, met = target(r)
         print(f"{r['model']:<10} {r['mode']:<5} {r['batch']:>5} {r['size']:>4} "
-              f"{r['ours']:>10.1f} {r['torch']:>10.1f} {r['ratio']:>5.2f}x "
-              f"{r['ours_rss']:>8.0f} {r['torch_rss']:>8.0f} "
-              f"{r['torch_base']:>6.0f} {r['load']:>4.1f}  "
-              f"{met:>4} {want:.1f}x  "
-              f"{s[0]:.0f}-{s[1]:.0f} / {s[2]:.0f}-{s[3]:.0f}")
-    print(f"\nratio = ours / torch (> 1: dive faster); MB = peak RSS "
-          f"(VmHWM); (base) = torch's RSS after import, before the model; "
-          f"load = 1-minute load average after the row's runs ({os.cpu_count()} "
-          f"cores; the runs themselves add about {args.threads}, anything "
-          f"above that is other processes competing for the cores); target = "
-          f"the ratio the row must reach (1.5x for training the small models, "
-          f"1.0x otherwise) and whether it does, with no more memory than "
-          f"PyTorch.")
+              + " ".join(f"{r['speed'][c]:>{max(len(c), 10)}.1f}"
+                         for c in columns) +
+              f" {r['ratio_fp32']:>9.2f}x {r['ratio_best']:>9.2f}x  "
+              f"{r['best_torch'][6:]:<18} "
+              f"{r['ours_rss']:>6.0f}/{r['torch_rss']:<6.0f} {r['load']:>4.1f}  "
+              f"{met:>4} {want:.1f}x")
+    print(f"\ncolumns: examples/s (medians); fp32 ratio = dive fp32 / PyTorch "
+          f"fp32; best ratio = dive's faster precision / PyTorch's fastest "
+          f"mode (named), > 1: dive faster; MB = peak RSS (VmHWM), dive's "
+          f"largest / PyTorch's smallest; load = 1-minute load average after "
+          f"the row's runs ({os.cpu_count()} cores; the runs themselves add "
+          f"about {args.threads}); target: fp32 ratio >= 1.2x and best ratio "
+          f">= the shown one (2.5x training the small models, 1.5x "
+          f"otherwise), with no more memory than PyTorch.")
     misses = [f"{r['model']} {r['mode']}" for r in rows if target(r)[1] != "ok"]
     print(f"targets met by {len(rows) - len(misses)} of {len(rows)} rows" +
           (f"; missed: {', '.join(misses)}" if misses else ""))
