@@ -422,6 +422,27 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
   if (m == 0 || n == 0) return;
   ScaleC(m, n, beta, c, ldc);
   if (k == 0) return;
+  const Path path = ActivePath();
+  if (path == Path::kAvx2 && n >= 32) {
+    // The packed GEMM with B^T's panels transposed from B's rows as they are
+    // computed (the AVX2 tile is 16 columns wide). For narrower C Eigen's is
+    // faster (m 6, n 25, k 784: 18 GFLOP/s against 7 on an AMD EPYC).
+    thread_local GemmLhs lhs;
+    lhs.Pack(false, m, k, a, lda);
+    Gemm(
+        lhs, n,
+        [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
+            int64_t ld) {
+          thread_local std::vector<float> rows;
+          rows.resize(static_cast<size_t>(nc * kc));
+          b(j0, nc, p0, kc, rows.data(), kc);
+          for (int64_t p = 0; p < kc; ++p) {
+            for (int64_t j = 0; j < nc; ++j) dst[p * ld + j] = rows[j * kc + p];
+          }
+        },
+        1.0f, c, ldc);
+    return;
+  }
   const bool bf16 = current_precision == MatmulPrecision::kBfloat16;
   if (bf16) {  // A rounded into a buffer of this thread's
     thread_local std::vector<float> rounded;
@@ -433,7 +454,7 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
     a = rounded.data();
     lda = k;
   }
-  if (ActivePath() != Path::kAvx512) {
+  if (path != Path::kAvx512) {
     EigenGemm(false, true, m, n, k, 1.0f, a, lda, Materialize(b, n, k, bf16),
               k, 1.0f, c, ldc);
     return;
