@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -48,6 +49,12 @@ int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   if (path.empty())
     return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  for (const auto& [flag, value] :
+       {std::pair<const char*, std::string>{"checkpoint", path},
+        {"dump", absl::GetFlag(FLAGS_dump)},
+        {"data_dir", absl::GetFlag(FLAGS_data_dir)}}) {
+    if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
+  }
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--batch_size=", absl::GetFlag(FLAGS_batch_size),

@@ -153,6 +153,24 @@ expect_error "train --seed=-1" "Illegal value '-1' specified for flag 'seed'" "$
 expect_error "train --no_such_flag" "Unknown command line flag 'no_such_flag'" "$SOFTMAX" "${FAST[@]}" --no_such_flag
 expect_error "train --out=/proc/forbidden" "--out=/proc/forbidden: cannot create or write the directory" "$SOFTMAX" "${FAST[@]}" --out=/proc/forbidden
 expect_error "train --out=<regular file>/x" "--out=$GOOD/train-labels-idx1-ubyte/x" "$SOFTMAX" "${FAST[@]}" --out="$GOOD/train-labels-idx1-ubyte/x"
+# A newline in --out used to end a gnuplot string literal and run the rest
+# of the path as gnuplot commands ("system" runs a shell).
+PWNED="$TMP/pwned"
+expect_error "train --out with a newline (gnuplot injection)" "byte " "$SOFTMAX" "${FAST[@]}" --out="$TMP/run"$'\nsystem "touch '"$PWNED"'"\n#'
+[[ ! -e "$PWNED" ]] || fail "a newline in --out ran a command"
+grep -q 'control character (0x0a)' "$TMP/case.err" || fail "newline in --out: $(tail -n 1 "$TMP/case.err")"
+expect_error "train --out with a tab" "paths may not contain control characters" "$SOFTMAX" "${FAST[@]}" --out="$TMP/a"$'\tb'
+expect_error "eval --dump with a newline" "--dump=" "$EVAL" --checkpoint="$TMP/run/model.safetensors" --dump="$TMP/d"$'\nsystem "touch '"$PWNED"'"'
+[[ ! -e "$PWNED" ]] || fail "a newline in --dump ran a command"
+expect_error "train --data_dir with an escape" "--data_dir=" "$SOFTMAX" "${FAST[@]}" --data_dir="$GOOD"$'\e[2J'
+# A title or path never reaches gnuplot: a run whose --out holds gnuplot
+# quotes and backquotes still draws its plot.
+QUOTED="$TMP/q'uo\"te\`touch $PWNED\`"
+expect_ok "train --out with quotes and backquotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED"
+[[ ! -e "$PWNED" ]] || fail "quotes in --out ran a command"
+if command -v gnuplot > /dev/null; then
+  [[ "$(head -c 4 "$QUOTED/metrics.png" | tail -c 3)" == PNG ]] || fail "no plot in $QUOTED"
+fi
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------

@@ -105,6 +105,7 @@ int TrainerMain(int argc, char** argv,
   }
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
+  if (absl::Status s = CheckPathFlag("data_dir", dir); !s.ok()) return Fail(s);
   absl::StatusOr<InMemoryDataset> train = LoadFashionMnist(dir, Split::kTrain);
   if (!train.ok()) return Fail(train.status());
   absl::StatusOr<InMemoryDataset> test = LoadFashionMnist(dir, Split::kTest);

@@ -1,5 +1,6 @@
 #include "tools/training.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,7 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -143,6 +146,26 @@ absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
   return ReplaceFile(path, kept);
 }
 
+// Draws the curves of the CSV at `csv` into `png` (aside, then renamed, so
+// `png` is always a whole image).
+absl::Status DrawPlot(const std::string& csv, const std::string& png,
+                      const std::string& title) {
+  std::ifstream in(csv);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string tmp = png + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                        0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  absl::Status s = PlotMetrics(text.str(), fd, title);
+  ::close(fd);
+  if (s.ok() && std::rename(tmp.c_str(), png.c_str()) != 0) {
+    s = absl::InternalError(absl::StrCat("cannot write ", png));
+  }
+  if (!s.ok()) std::remove(tmp.c_str());
+  return s;
+}
+
 absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
                             const std::string& model_name, int64_t epoch,
                             int64_t input_size) {
@@ -219,6 +242,19 @@ absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
 
 }  // namespace
 
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=\"%s\": byte %d is a control character (0x%02x); paths "
+          "may not contain control characters",
+          flag, absl::CHexEscape(path), i, c));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateOptions(const TrainOptions& o) {
   auto bad = [](absl::string_view flag, auto value, absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -253,6 +289,7 @@ absl::Status ValidateOptions(const TrainOptions& o) {
     return absl::InvalidArgumentError(
         "--resume needs --out (the run to resume)");
   }
+  if (absl::Status s = CheckPathFlag("out", o.out_dir); !s.ok()) return s;
   if (!o.out_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.out_dir, ec);
@@ -484,11 +521,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       last_good_epoch = epoch;
       // Drawn aside and renamed, so metrics.png is always a whole image.
       const std::string png = options.out_dir + "/metrics.png";
-      absl::Status plotted = PlotMetrics(csv, png + ".tmp", spec.description);
-      if (plotted.ok() &&
-          std::rename((png + ".tmp").c_str(), png.c_str()) != 0) {
-        plotted = absl::InternalError(absl::StrCat("cannot write ", png));
-      }
+      absl::Status plotted = DrawPlot(csv, png, spec.description);
       if (!plotted.ok()) LOG(WARNING) << "no plot: " << plotted;
     }
   }

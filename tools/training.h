@@ -43,6 +43,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "datasets/dataset.h"
 #include "models/spec.h"
 #include "nn/module.h"
@@ -79,6 +80,10 @@ struct TrainOptions {
   // and examples/sec are over all ranks. See optim/distributed/.
   distributed::ProcessGroup* process_group = nullptr;
 };
+
+// OK unless `path` (the value of --`flag`) contains a control character
+// (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path);
 
 // Checks every option and returns InvalidArgument naming the flag and the
 // bad value, or FailedPrecondition for an out_dir that cannot be written.
