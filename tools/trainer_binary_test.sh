@@ -171,6 +171,38 @@ expect_ok "train --out with quotes and backquotes" "$SOFTMAX" "${FAST[@]}" --out
 if command -v gnuplot > /dev/null; then
   [[ "$(head -c 4 "$QUOTED/metrics.png" | tail -c 3)" == PNG ]] || fail "no plot in $QUOTED"
 fi
+# Files planted in a shared --out: never written through, never replaced,
+# and refused before any training.
+VICTIM="$TMP/victim"
+for planted in metrics.csv model.safetensors metrics.png model.safetensors.tmp metrics.csv.tmp metrics.png.tmp; do
+  echo precious > "$VICTIM"
+  rm -rf "$TMP/shared" && mkdir "$TMP/shared"
+  ln -s "$VICTIM" "$TMP/shared/$planted"
+  expect_error "train, $planted planted as a symlink" "--out=$TMP/shared: refusing to write $TMP/shared/${planted%.tmp}" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+  grep -q "symbolic link" "$TMP/case.err" || fail "$planted: $(tail -n 1 "$TMP/case.err")"
+  grep -q "^epoch" "$TMP/case.out" && fail "$planted: trained before refusing"
+  [[ "$(cat "$VICTIM")" == precious ]] || fail "$planted: the symlink's target was written"
+  [[ -L "$TMP/shared/$planted" ]] || fail "$planted: the symlink was replaced"
+done
+rm -rf "$TMP/shared" && mkdir "$TMP/shared" && mkfifo "$TMP/shared/metrics.csv"
+expect_error "train, metrics.csv planted as a FIFO" "metrics.csv: it is a FIFO, not a regular file" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+# A directory or a file of another user (where this test can chown: root).
+rm -rf "$TMP/theirs" && mkdir "$TMP/theirs"
+if chown 65534 "$TMP/theirs" 2> /dev/null; then
+  expect_error "train --out owned by another user" "--out=$TMP/theirs: the directory belongs to uid 65534, not to this user" "$SOFTMAX" "${FAST[@]}" --out="$TMP/theirs"
+  [[ -z "$(ls -A "$TMP/theirs")" ]] || fail "wrote into another user's directory"
+  ln -s "$GOOD" "$TMP/theirs_link" && chown -h 65534 "$TMP/theirs_link"
+  expect_error "train --out is another user's symlink" "the symbolic link belongs to uid 65534" "$SOFTMAX" "${FAST[@]}" --out="$TMP/theirs_link"
+  rm -rf "$TMP/shared" && mkdir "$TMP/shared" && echo theirs > "$TMP/shared/metrics.png" && chown 65534 "$TMP/shared/metrics.png"
+  expect_error "train, metrics.png of another user" "metrics.png: it belongs to uid 65534" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+else
+  echo "(cannot chown here: other-user cases skipped)" >&2
+fi
+# A stale temporary file of ours (a killed save) is removed at the start.
+rm -rf "$TMP/stale" && mkdir "$TMP/stale" && echo half > "$TMP/stale/model.safetensors.tmp"
+expect_ok "train with a stale model.safetensors.tmp" "$SOFTMAX" "${FAST[@]}" --out="$TMP/stale"
+grep -q "removed $TMP/stale/model.safetensors.tmp, left by a run that was killed" "$TMP/case.err" || fail "stale tmp not reported"
+[[ -z "$(ls "$TMP/stale" | grep tmp)" ]] || fail "tmp files left: $(ls "$TMP/stale")"
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------

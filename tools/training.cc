@@ -1,16 +1,15 @@
 #include "tools/training.h"
 
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -23,6 +22,7 @@
 #include "optim/distributed/data_parallel.h"
 #include "optim/distributed/process_group.h"
 #include "optim/sgd.h"
+#include "tensor/file_io.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
@@ -97,43 +97,51 @@ class Progress {
 constexpr char kCsvHeader[] =
     "epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n";
 
-absl::Status AppendCsv(const std::string& path, const EpochMetrics& m,
-                       bool header) {
-  std::ofstream out(path, header ? std::ios::trunc : std::ios::app);
-  if (header) out << kCsvHeader;
-  out << absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n", m.epoch, m.loss,
-                         m.train_acc, m.test_acc, m.seconds,
-                         m.examples_per_sec);
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+// metrics.csv is small; anything larger is not ours.
+constexpr uint64_t kMaxCsvBytes = uint64_t{64} << 20;
+
+// The text of the metrics CSV at `path` (never through a symlink), or ""
+// when there is none.
+absl::StatusOr<std::string> ReadCsv(const std::string& path) {
+  absl::StatusOr<std::string> text =
+      ReadRegularFile(path, "metrics", kMaxCsvBytes, /*follow_symlink=*/false);
+  if (absl::IsNotFound(text.status())) return std::string();
+  return text;
 }
 
-// Replaces `path` with `contents` atomically (temporary file, then rename).
-absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-  out << contents;
-  out.close();
-  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot write ", path));
+// Adds the row of `m` to the CSV at `path` (a new file with its header when
+// `fresh`), replacing the file atomically; returns the new text.
+absl::StatusOr<std::string> AppendCsv(const std::string& path,
+                                      const EpochMetrics& m, bool fresh) {
+  std::string text;
+  if (!fresh) {
+    absl::StatusOr<std::string> old = ReadCsv(path);
+    if (!old.ok()) return old.status();
+    text = *std::move(old);
   }
-  return absl::OkStatus();
+  if (text.empty()) text = kCsvHeader;
+  absl::StrAppend(&text, absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n",
+                                         m.epoch, m.loss, m.train_acc,
+                                         m.test_acc, m.seconds,
+                                         m.examples_per_sec));
+  if (absl::Status s = WriteFileAtomically(path, text); !s.ok()) return s;
+  return text;
 }
 
 // Makes the metrics CSV of a resumed run end where its checkpoint does: keeps
 // the header and the complete rows of epochs 1..last_epoch, in order. Each
 // epoch appends its row before saving its checkpoint, so a run killed in
-// between leaves one row too many (the resumed run trains that epoch again),
-// and a write cut short leaves a partial last line; both are dropped here.
+// between leaves one row too many (the resumed run trains that epoch again);
+// it is dropped here, as is a partial last line (from before writes were
+// atomic).
 absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
+  absl::StatusOr<std::string> text = ReadCsv(path);
+  if (!text.ok()) return text.status();
   std::string kept = kCsvHeader;
-  std::ifstream in(path);
-  std::string line;
   int64_t previous = 0;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // no newline: a partial row
+  std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n');
+  lines.pop_back();  // after the last newline: empty, or a partial row
+  for (absl::string_view line : lines) {
     const std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
     int64_t epoch = 0;
     if (fields.size() != 6 || !absl::SimpleAtoi(fields[0], &epoch) ||
@@ -143,27 +151,40 @@ absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
     absl::StrAppend(&kept, line, "\n");
     previous = epoch;
   }
-  return ReplaceFile(path, kept);
+  return WriteFileAtomically(path, kept);
 }
 
-// Draws the curves of the CSV at `csv` into `png` (aside, then renamed, so
-// `png` is always a whole image).
-absl::Status DrawPlot(const std::string& csv, const std::string& png,
+// Draws the curves of `csv` (its text) into `png`, aside and then renamed,
+// so `png` is always a whole image.
+absl::Status DrawPlot(absl::string_view csv, const std::string& png,
                       const std::string& title) {
-  std::ifstream in(csv);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string tmp = png + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  absl::Status s = PlotMetrics(text.str(), fd, title);
-  ::close(fd);
-  if (s.ok() && std::rename(tmp.c_str(), png.c_str()) != 0) {
-    s = absl::InternalError(absl::StrCat("cannot write ", png));
+  absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(png);
+  if (!out.ok()) return out.status();
+  if (absl::Status s = PlotMetrics(csv, out->fd(), title); !s.ok()) return s;
+  return out->Commit();
+}
+
+// The files a run writes in its directory (each also as "<name>.tmp").
+constexpr const char* kRunFiles[] = {"model.safetensors", "metrics.csv",
+                                     "metrics.png"};
+
+// Before anything is trained: removes the temporary files a killed run left
+// behind and checks that every file the run writes may be replaced (no
+// symlink, device or other user's file planted in their place).
+absl::Status PrepareOutDir(const std::string& dir) {
+  for (const char* name : kRunFiles) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (RemoveStaleTemp(path)) {
+      LOG(INFO) << "removed " << path << ".tmp, left by a run that was killed";
+    }
+    for (const std::string& p : {path, path + ".tmp"}) {
+      if (absl::Status s = CheckReplaceable(p); !s.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--out=", dir, ": ", s.message()));
+      }
+    }
   }
-  if (!s.ok()) std::remove(tmp.c_str());
-  return s;
+  return absl::OkStatus();
 }
 
 absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
@@ -298,13 +319,32 @@ absl::Status ValidateOptions(const TrainOptions& o) {
           "--out=", o.out_dir, ": cannot create or write the directory",
           ec ? absl::StrCat(" (", ec.message(), ")") : ""));
     }
+    // In a shared place (/tmp/lenet) the directory, or a symlink standing
+    // for it, may be someone else's: whoever owns it can plant files in it.
+    struct stat link, dir;
+    if (lstat(o.out_dir.c_str(), &link) != 0 ||
+        stat(o.out_dir.c_str(), &dir) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", o.out_dir, ": ", std::strerror(errno)));
+    }
+    for (const struct stat* st : {&link, &dir}) {
+      if (st->st_uid != geteuid()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--out=", o.out_dir, ": ",
+            st == &link && S_ISLNK(link.st_mode) ? "the symbolic link"
+                                                 : "the directory",
+            " belongs to uid ", st->st_uid, ", not to this user (uid ",
+            geteuid(), "); choose a directory of your own"));
+      }
+    }
   }
   return absl::OkStatus();
 }
 
 absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
                             int64_t* epoch) {
-  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+  absl::StatusOr<SafetensorsFile> file =
+      LoadSafetensors(path, /*follow_symlink=*/false);
   if (!file.ok()) return file.status();
   if (absl::Status s = model.LoadStateDict(file->tensors); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -387,6 +427,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       options.out_dir.empty() ? "" : options.out_dir + "/model.safetensors";
   const std::string csv = options.out_dir + "/metrics.csv";
   int64_t start_epoch = 0;
+  if (!options.out_dir.empty() && root) {
+    if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
+  }
   if (options.resume && root) {  // the other ranks get rank 0's state below
     if (absl::Status s = LoadCheckpoint(checkpoint, model, &start_epoch);
         !s.ok()) {
@@ -512,7 +555,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       // The row first, then the checkpoint: a kill in between leaves a row
       // that resuming drops (TrimCsv) and writes again, never a gap.
       const bool fresh = !options.resume && epoch == 1;
-      if (absl::Status s = AppendCsv(csv, m, fresh); !s.ok()) return s;
+      absl::StatusOr<std::string> csv_text = AppendCsv(csv, m, fresh);
+      if (!csv_text.ok()) return csv_text.status();
       if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch,
                                           options.input_size);
           !s.ok()) {
@@ -521,7 +565,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       last_good_epoch = epoch;
       // Drawn aside and renamed, so metrics.png is always a whole image.
       const std::string png = options.out_dir + "/metrics.png";
-      absl::Status plotted = DrawPlot(csv, png, spec.description);
+      absl::Status plotted = DrawPlot(*csv_text, png, spec.description);
       if (!plotted.ok()) LOG(WARNING) << "no plot: " << plotted;
     }
   }
