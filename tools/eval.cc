@@ -7,7 +7,11 @@
 // --model and --resize default to what the checkpoint's metadata records.
 // --dump=FILE also writes the first --limit test images (as fed to the model)
 // and the model's logits to a safetensors file, which
-// `models/pytorch_twins.py compare` feeds to the PyTorch twin.
+// `models/pytorch_twins.py compare` feeds to the PyTorch twin. It is written
+// atomically and never over a symlink, a device, another user's file or the
+// checkpoint itself.
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <string>
@@ -23,6 +27,7 @@
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "models/zoo.h"
+#include "tensor/file_io.h"
 #include "tensor/safetensors.h"
 #include "tools/training.h"
 
@@ -70,6 +75,20 @@ int EvalMain() {
   }
   absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
   if (!file.ok()) return Fail(file.status());
+  const std::string dump = absl::GetFlag(FLAGS_dump);
+  if (!dump.empty()) {  // checked before the work, not after it
+    if (absl::Status s = CheckReplaceable(dump); !s.ok()) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("--dump=", dump, ": ", s.message())));
+    }
+    struct stat d, c;
+    if (stat(dump.c_str(), &d) == 0 && stat(path.c_str(), &c) == 0 &&
+        d.st_dev == c.st_dev && d.st_ino == c.st_ino) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "--dump=", dump, ": is the checkpoint being evaluated (--checkpoint=",
+          path, "); choose another file")));
+    }
+  }
 
   std::string name = absl::GetFlag(FLAGS_model);
   if (name.empty()) name = file->metadata["model"];
@@ -116,7 +135,6 @@ int EvalMain() {
     std::printf("\n");
   }
 
-  const std::string dump = absl::GetFlag(FLAGS_dump);
   if (!dump.empty()) {
     DataLoaderOptions lo;
     lo.batch_size = limit > 0 ? limit : 8;

@@ -247,6 +247,37 @@ expect_error "eval --threads=-1" "--threads=-1: must be >= 0" "$EVAL" "${EV[@]}"
 expect_error "eval --data_dir=/nonexistent" "/nonexistent/t10k-images-idx3-ubyte" "$EVAL" --checkpoint="$CKPT" --data_dir=/nonexistent
 expect_error "eval --dump=/proc/forbidden/x" "/proc/forbidden/x" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/proc/forbidden/x
 
+# --dump never replaces what is not a regular file of ours, nor the
+# checkpoint being evaluated; it is written atomically.
+DEV="$TMP/devnull"
+rm -f "$DEV"
+if mknod "$DEV" c 1 3 2> /dev/null; then
+  expect_error "eval --dump=<device node in \$TMP>" "--dump=$DEV: refusing to write $DEV: it is a character device, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$DEV"
+  [[ -c "$DEV" ]] || fail "--dump replaced a device node"
+else
+  echo "(cannot mknod here: device node case skipped)" >&2
+fi
+expect_error "eval --dump=/dev/null" "--dump=/dev/null: refusing to write /dev/null: it is a character device" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/dev/null
+[[ -c /dev/null ]] || fail "--dump replaced /dev/null"
+cp "$CKPT" "$TMP/eval_me.safetensors"
+cp "$CKPT" "$TMP/eval_me.before"
+expect_error "eval --dump=<the checkpoint>" "is the checkpoint being evaluated" "$EVAL" "${EV[@]}" --checkpoint="$TMP/eval_me.safetensors" --dump="$TMP/eval_me.safetensors"
+cmp -s "$TMP/eval_me.safetensors" "$TMP/eval_me.before" || fail "--dump overwrote the checkpoint"
+ln -f "$TMP/eval_me.safetensors" "$TMP/hardlink.safetensors"
+expect_error "eval --dump=<a hard link to the checkpoint>" "is the checkpoint being evaluated" "$EVAL" "${EV[@]}" --checkpoint="$TMP/eval_me.safetensors" --dump="$TMP/hardlink.safetensors"
+echo precious > "$VICTIM"
+ln -sf "$VICTIM" "$TMP/dump_link"
+expect_error "eval --dump=<symlink>" "--dump=$TMP/dump_link: refusing to write $TMP/dump_link: it is a symbolic link" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump_link"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "--dump wrote through a symlink"
+expect_error "eval --dump=<directory>" "it is a directory, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP"
+ln -sf "$VICTIM" "$TMP/dump.safetensors.tmp"
+expect_error "eval --dump with a planted .tmp symlink" "dump.safetensors.tmp exists and is not ours to remove" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "--dump wrote through the .tmp symlink"
+rm -f "$TMP/dump.safetensors.tmp"
+expect_ok "eval --dump=<new file>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
+[[ -f "$TMP/dump.safetensors" && ! -e "$TMP/dump.safetensors.tmp" ]] || fail "--dump did not write its file"
+expect_ok "eval --dump=<the same file again>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
+
 echo
 echo "$CASES cases, $FAILURES failed"
 ((FAILURES == 0))
