@@ -20,7 +20,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
 #include "datasets/data_loader.h"
@@ -73,7 +72,7 @@ int EvalMain() {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--threads=", absl::GetFlag(FLAGS_threads), ": must be >= 0")));
   }
-  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+  absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
   const std::string dump = absl::GetFlag(FLAGS_dump);
   if (!dump.empty()) {  // checked before the work, not after it
@@ -91,7 +90,7 @@ int EvalMain() {
   }
 
   std::string name = absl::GetFlag(FLAGS_model);
-  if (name.empty()) name = file->metadata["model"];
+  if (name.empty()) name = file->model;
   if (name.empty()) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat(path, " does not record its model; pass --model")));
@@ -99,9 +98,8 @@ int EvalMain() {
   absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
   if (!spec.ok()) return Fail(spec.status());
   int64_t size = absl::GetFlag(FLAGS_resize);
-  if (size == 0 && !absl::SimpleAtoi(file->metadata["input_size"], &size)) {
-    size = spec->recipe.input_size;
-  }
+  if (size == 0) size = file->input_size;
+  if (size == 0) size = spec->recipe.input_size;
   SetNumThreads(absl::GetFlag(FLAGS_threads));
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
   if (!model.ok()) {
@@ -112,7 +110,7 @@ int EvalMain() {
                                         "; override with --resize)"),
                      ": ", model.status().message())));
   }
-  if (absl::Status s = (*model)->LoadStateDict(file->tensors); !s.ok()) {
+  if (absl::Status s = (*model)->LoadStateDict(file->file.tensors); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
   }

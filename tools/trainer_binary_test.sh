@@ -217,8 +217,8 @@ expect_error "train: empty image file" "$EMPTY_FILE/t10k-images-idx3-ubyte" "$SO
 # --- Resume and divergence ---------------------------------------------------
 expect_error "train --resume, no checkpoint" "cannot open checkpoint $TMP/empty_run/model.safetensors" "$SOFTMAX" "${FAST[@]}" --out="$TMP/empty_run" --resume
 expect_error "train --resume, corrupt checkpoint" "checksum mismatch" "$SOFTMAX" "${FAST[@]}" --out="$CORRUPT_RUN" --resume --epochs=2
-expect_error "lenet train --resume from a softmax run" "does not fit the model: LoadStateDict: missing keys [0.bias, 0.weight" "$LENET" "${FAST[@]}" --out="$RUN" --resume --epochs=2
-expect_error "softmax train --resume at another --resize" "shape mismatches [1.weight (expected [10, 1024], got [10, 784])]" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2 --resize=32
+expect_error "lenet train --resume from a softmax run" "$RUN/model.safetensors is of model 'softmax', not lenet" "$LENET" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+expect_error "softmax train --resume at another --resize" "--resize=32: checkpoint $RUN/model.safetensors was trained at input size 28; resume with --resize=28" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2 --resize=32
 expect_error "mlp train --lr=1e30 (diverges)" "at epoch 1 step" "$MLP" "${FAST[@]}" --lr=1e30
 grep -q "last good checkpoint: none" "$TMP/case.err" || fail "divergence message lacks the checkpoint"
 

@@ -282,6 +282,9 @@ absl::Status ValidateOptions(const TrainOptions& o) {
         absl::StrCat("--", flag, "=", value, ": ", why));
   };
   if (o.epochs <= 0) return bad("epochs", o.epochs, "must be positive");
+  if (o.epochs > kMaxEpochs) {
+    return bad("epochs", o.epochs, absl::StrCat("must be at most ", kMaxEpochs));
+  }
   if (!(o.lr > 0) || !std::isfinite(o.lr)) {
     return bad("lr", o.lr, "must be a positive number");
   }
@@ -341,22 +344,54 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   return absl::OkStatus();
 }
 
-absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
-                            int64_t* epoch) {
-  absl::StatusOr<SafetensorsFile> file =
-      LoadSafetensors(path, /*follow_symlink=*/false);
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
+                                          bool follow_symlink) {
+  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path, follow_symlink);
   if (!file.ok()) return file.status();
-  if (absl::Status s = model.LoadStateDict(file->tensors); !s.ok()) {
+  Checkpoint c;
+  c.file = *std::move(file);
+  const auto& meta = c.file.metadata;
+  // Each recorded number must be one a run could have written.
+  const struct {
+    const char* key;
+    int64_t* value;
+    int64_t min, max;
+  } fields[] = {{"epoch", &c.epoch, 0, kMaxEpochs},
+                {"input_size", &c.input_size, 1, kMaxInputSize}};
+  for (const auto& f : fields) {
+    auto it = meta.find(f.key);
+    if (it == meta.end()) continue;
+    if (!absl::SimpleAtoi(it->second, f.value) || *f.value < f.min ||
+        *f.value > f.max) {
+      return absl::DataLossError(absl::StrCat(
+          "checkpoint ", path, ": metadata ", f.key, " \"",
+          absl::CHexEscape(it->second.substr(0, 40)),
+          "\" is not an integer in [", f.min, ", ", f.max, "]"));
+    }
+  }
+  if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
+  return c;
+}
+
+namespace {
+
+absl::Status LoadInto(const Checkpoint& c, const std::string& path,
+                      nn::Module& model) {
+  if (absl::Status s = model.LoadStateDict(c.file.tensors); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "checkpoint ", path, " does not fit the model: ", s.message()));
   }
-  if (epoch != nullptr) {
-    *epoch = 0;
-    auto it = file->metadata.find("epoch");
-    if (it != file->metadata.end() && !absl::SimpleAtoi(it->second, epoch)) {
-      return absl::DataLossError(absl::StrCat(path, ": bad epoch in metadata"));
-    }
-  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
+                            int64_t* epoch) {
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(path, /*follow_symlink=*/false);
+  if (!c.ok()) return c.status();
+  if (absl::Status s = LoadInto(*c, path, model); !s.ok()) return s;
+  if (epoch != nullptr) *epoch = c->epoch;
   return absl::OkStatus();
 }
 
@@ -431,10 +466,23 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
   }
   if (options.resume && root) {  // the other ranks get rank 0's state below
-    if (absl::Status s = LoadCheckpoint(checkpoint, model, &start_epoch);
-        !s.ok()) {
-      return s;
+    // Everything is checked before anything on disk changes.
+    absl::StatusOr<Checkpoint> c =
+        ReadCheckpoint(checkpoint, /*follow_symlink=*/false);
+    if (!c.ok()) return c.status();
+    if (!c->model.empty() && c->model != spec.name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint ", checkpoint, " is of model '",
+                       absl::CHexEscape(c->model), "', not ", spec.name));
     }
+    if (c->input_size != 0 && c->input_size != options.input_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--resize=", options.input_size, ": checkpoint ", checkpoint,
+          " was trained at input size ", c->input_size,
+          "; resume with --resize=", c->input_size));
+    }
+    if (absl::Status s = LoadInto(*c, checkpoint, model); !s.ok()) return s;
+    start_epoch = c->epoch;
     LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
               << " after epoch " << start_epoch;
     if (absl::Status s = TrimCsv(csv, start_epoch); !s.ok()) return s;

@@ -48,6 +48,7 @@
 #include "models/spec.h"
 #include "nn/module.h"
 #include "optim/distributed/process_group.h"
+#include "tensor/safetensors.h"
 
 namespace dive::tools {
 
@@ -121,8 +122,30 @@ EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
                     int64_t input_size, int64_t batch_size,
                     int64_t limit = 0);
 
-// Loads a checkpoint written by `Train` (or converted from PyTorch) into
-// `model`; errors name the file and every mismatched key.
+// The largest --epochs, and the largest epoch and input size a checkpoint
+// may record.
+inline constexpr int64_t kMaxEpochs = 1'000'000;
+inline constexpr int64_t kMaxInputSize = 1 << 16;
+
+// A checkpoint's tensors and the metadata `Train` records (each 0 or empty
+// when absent, as in files converted from PyTorch).
+struct Checkpoint {
+  SafetensorsFile file;
+  std::string model;
+  int64_t epoch = 0;
+  int64_t input_size = 0;
+};
+
+// Reads and checks a checkpoint: the file itself (tensor/safetensors.h: a
+// regular file, sizes, CRC) and every metadata field (epoch in
+// [0, kMaxEpochs], input_size in [1, kMaxInputSize]). Errors name the file
+// and the field.
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
+                                          bool follow_symlink = true);
+
+// Loads a checkpoint written by `Train` (or converted from PyTorch; a final
+// symlink is not followed) into `model`; errors name the file and every
+// mismatched key, and leave `model` unchanged.
 absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
                             int64_t* epoch = nullptr);
 

@@ -113,6 +113,23 @@ bool BitIdentical(const std::map<std::string, Tensor>& a,
   return true;
 }
 
+// Rewrites the metadata `key` of the checkpoint at `path` (CRC intact: it
+// covers the data).
+void SetMetadata(const std::string& path, const std::string& key,
+                 const std::string& value) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  f->metadata[key] = value;
+  ASSERT_TRUE(SaveSafetensors(path, *f).ok());
+}
+
+std::string Contents(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 TEST_F(TrainingTest, SoftmaxLearnsAndWritesCheckpointCsvAndPlot) {
   const std::string dir = FreshDir("outputs");
   absl::StatusOr<TrainSummary> s =
@@ -252,6 +269,10 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
        "--epochs=0: must be positive"},
       {"epochs -3", [](TrainOptions& o) { o.epochs = -3; }, C::kInvalidArgument,
        "--epochs=-3"},
+      {"epochs 2^63-1",
+       [](TrainOptions& o) { o.epochs = std::numeric_limits<int64_t>::max(); },
+       C::kInvalidArgument,
+       "--epochs=9223372036854775807: must be at most 1000000"},
       {"lr 0", [](TrainOptions& o) { o.lr = 0; }, C::kInvalidArgument,
        "--lr=0: must be a positive number"},
       {"lr -1", [](TrainOptions& o) { o.lr = -1; }, C::kInvalidArgument,
@@ -389,10 +410,17 @@ TEST_F(TrainingTest, CheckpointOfAnotherModelListsMismatchedKeys) {
   EXPECT_THAT(std::string(st.message()),
               HasSubstr("1.weight (expected [10, 1024], got [10, 784])"));
 
-  // Resuming a run of another model fails the same way, before training.
+  // Resuming a run of another model fails before training, naming both.
   o.resume = true;
   o.epochs = 2;
   absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("checkpoint ", path,
+                                     " is of model 'softmax', not lenet")));
+  // Without the model in its metadata (a converted file), the keys tell.
+  SetMetadata(path, "model", "");
+  s = Train(models::LeNetSpec(), o, train_, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("missing keys"));
 }
@@ -428,6 +456,56 @@ TEST_F(TrainingTest, DamagedOrMissingCheckpointIsAnError) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr(o.out_dir + "/model.safetensors"));
+}
+
+TEST_F(TrainingTest, BadCheckpointMetadataIsRefusedBeforeAnythingChanges) {
+  const std::string dir = FreshDir("metadata");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string ckpt = dir + "/model.safetensors", csv = dir + "/metrics.csv";
+  const std::string good = Contents(ckpt);
+  // A row the resume would trim: it must survive every refused resume.
+  std::ofstream(csv, std::ios::app) << "2,0.5,0.5,0.5,1.0,1.0\n";
+  const std::string csv_before = Contents(csv);
+  struct Case {
+    const char* key;
+    const char* value;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"epoch", "-3", absl::StatusCode::kDataLoss,
+       "metadata epoch \"-3\" is not an integer in [0, 1000000]"},
+      {"epoch", "9223372036854775807", absl::StatusCode::kDataLoss,
+       "metadata epoch \"9223372036854775807\" is not an integer in [0, "
+       "1000000]"},
+      {"epoch", "1e3", absl::StatusCode::kDataLoss, "metadata epoch \"1e3\""},
+      {"epoch", "", absl::StatusCode::kDataLoss, "metadata epoch \"\""},
+      {"input_size", "0", absl::StatusCode::kDataLoss,
+       "metadata input_size \"0\" is not an integer in [1, 65536]"},
+      {"input_size", "32", absl::StatusCode::kInvalidArgument,
+       "--resize=28: checkpoint " + ckpt +
+           " was trained at input size 32; resume with --resize=32"},
+      {"model", "lenet", absl::StatusCode::kInvalidArgument,
+       "checkpoint " + ckpt + " is of model 'lenet', not softmax"},
+  };
+  o.resume = true;
+  o.epochs = 3;
+  for (const Case& c : cases) {
+    std::ofstream(ckpt, std::ios::trunc | std::ios::binary) << good;
+    SetMetadata(ckpt, c.key, c.value);
+    absl::StatusOr<TrainSummary> s =
+        Train(models::SoftmaxSpec(), o, train_, test_);
+    EXPECT_EQ(s.status().code(), c.code) << c.key << "=" << c.value;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.message))
+        << c.key << "=" << c.value;
+    EXPECT_EQ(Contents(csv), csv_before) << c.key << "=" << c.value;
+    auto model = models::SoftmaxSpec().make(28);
+    if (c.code == absl::StatusCode::kDataLoss) {
+      EXPECT_EQ(LoadCheckpoint(ckpt, **model).code(), c.code);
+    }
+  }
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
