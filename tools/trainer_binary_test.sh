@@ -203,6 +203,16 @@ rm -rf "$TMP/stale" && mkdir "$TMP/stale" && echo half > "$TMP/stale/model.safet
 expect_ok "train with a stale model.safetensors.tmp" "$SOFTMAX" "${FAST[@]}" --out="$TMP/stale"
 grep -q "removed $TMP/stale/model.safetensors.tmp, left by a run that was killed" "$TMP/case.err" || fail "stale tmp not reported"
 [[ -z "$(ls "$TMP/stale" | grep tmp)" ]] || fail "tmp files left: $(ls "$TMP/stale")"
+# A second trainer on a directory in use (the lock held by this shell).
+rm -rf "$TMP/busy" && mkdir "$TMP/busy"
+exec 9> "$TMP/busy/.lock"
+if flock -n 9; then
+  echo 4242 >&9
+  expect_error "train on a directory another run is using" "--out=$TMP/busy: another run (pid 4242) is using this directory" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
+  [[ ! -e "$TMP/busy/metrics.csv" ]] || fail "the second run wrote metrics.csv"
+fi
+exec 9>&-
+expect_ok "train on it once the other run ended" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------

@@ -1,5 +1,7 @@
 #include "tools/training.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -163,6 +166,51 @@ absl::Status DrawPlot(absl::string_view csv, const std::string& png,
   if (absl::Status s = PlotMetrics(csv, out->fd(), title); !s.ok()) return s;
   return out->Commit();
 }
+
+// An exclusive flock on "<dir>/.lock" for as long as the run lasts, with the
+// holder's pid in the file; released when the process ends, however.
+class RunLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunLock>> Acquire(
+      const std::string& dir) {
+    const std::string path = dir + "/.lock";
+    const int fd =
+        ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", dir, ": cannot create ", path, ": ",
+                       errno == ELOOP ? "it is a symbolic link"
+                                      : std::strerror(errno)));
+    }
+    std::unique_ptr<RunLock> lock(new RunLock(fd));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--out=", dir, ": ", path, " is not a regular file of this user"));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      const ssize_t n = ::pread(fd, pid, sizeof(pid) - 1, 0);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--out=", dir, ": another run (pid ",
+          n > 0 ? absl::StripAsciiWhitespace(pid) : "unknown",
+          ") is using this directory; wait for it to end or choose another "
+          "--out"));
+    }
+    const std::string me = absl::StrCat(::getpid(), "\n");
+    if (::ftruncate(fd, 0) != 0 ||
+        ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+      LOG(WARNING) << "cannot write the pid into " << path;
+    }
+    return lock;
+  }
+  ~RunLock() { ::close(fd_); }
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  const int fd_;
+};
 
 // The files a run writes in its directory (each also as "<name>.tmp").
 constexpr const char* kRunFiles[] = {"model.safetensors", "metrics.csv",
@@ -462,7 +510,12 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       options.out_dir.empty() ? "" : options.out_dir + "/model.safetensors";
   const std::string csv = options.out_dir + "/metrics.csv";
   int64_t start_epoch = 0;
+  std::unique_ptr<RunLock> lock;  // held until Train returns
   if (!options.out_dir.empty() && root) {
+    absl::StatusOr<std::unique_ptr<RunLock>> locked =
+        RunLock::Acquire(options.out_dir);
+    if (!locked.ok()) return locked.status();
+    lock = *std::move(locked);
     if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
   }
   if (options.resume && root) {  // the other ranks get rank 0's state below

@@ -5,6 +5,10 @@
 
 #include "tools/training.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -506,6 +510,32 @@ TEST_F(TrainingTest, BadCheckpointMetadataIsRefusedBeforeAnythingChanges) {
       EXPECT_EQ(LoadCheckpoint(ckpt, **model).code(), c.code);
     }
   }
+}
+
+TEST_F(TrainingTest, SecondRunOnTheSameDirectoryIsRefused) {
+  const std::string dir = FreshDir("locked");
+  // Another run holds the directory's lock (flock: per open file, so this
+  // process's own second open conflicts as another process's would).
+  const int fd = open((dir + "/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(write(fd, "4242\n", 5), 5);
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), SmallRun(dir), train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("--out=", dir,
+                                     ": another run (pid 4242) is using this "
+                                     "directory")));
+  EXPECT_FALSE(fs::exists(dir + "/metrics.csv"));
+  close(fd);  // the other run ends
+  s = Train(models::SoftmaxSpec(), SmallRun(dir), train_, test_);
+  EXPECT_TRUE(s.ok()) << s.status();
+  // The lock is released when Train returns and records the last holder.
+  EXPECT_EQ(Contents(dir + "/.lock"), absl::StrCat(getpid(), "\n"));
+  const int again = open((dir + "/.lock").c_str(), O_RDWR);
+  EXPECT_EQ(flock(again, LOCK_EX | LOCK_NB), 0);
+  close(again);
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
