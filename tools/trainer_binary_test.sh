@@ -213,6 +213,10 @@ if flock -n 9; then
 fi
 exec 9>&-
 expect_ok "train on it once the other run ended" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
+expect_error "train into a directory holding a run" "--out=$RUN already holds a run (model.safetensors, metrics.csv); pass --resume to continue it or --overwrite to replace it" "$SOFTMAX" "${FAST[@]}" --out="$RUN"
+expect_error "train --resume --overwrite" "--resume and --overwrite contradict each other" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --overwrite
+expect_ok "train --overwrite into the run with quotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED" --overwrite
+[[ $(grep -c '^[0-9]' "$QUOTED/metrics.csv") == 1 ]] || fail "--overwrite kept the old rows"
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------

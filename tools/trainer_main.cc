@@ -37,6 +37,8 @@ ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
 ABSL_FLAG(std::string, out, "",
           "Directory for model.safetensors, metrics.csv and metrics.png.");
 ABSL_FLAG(bool, resume, false, "Continue from --out/model.safetensors.");
+ABSL_FLAG(bool, overwrite, false,
+          "Start afresh in an --out that already holds a run, replacing it.");
 ABSL_FLAG(bool, skip_nonfinite, false,
           "Skip steps whose loss is NaN or Inf instead of stopping.");
 ABSL_FLAG(bool, progress, true, "Show per-step progress.");
@@ -94,6 +96,7 @@ int TrainerMain(int argc, char** argv,
   o.test_limit = absl::GetFlag(FLAGS_test_limit);
   o.out_dir = absl::GetFlag(FLAGS_out);
   o.resume = absl::GetFlag(FLAGS_resume);
+  o.overwrite = absl::GetFlag(FLAGS_overwrite);
   o.skip_nonfinite = absl::GetFlag(FLAGS_skip_nonfinite);
   o.progress = absl::GetFlag(FLAGS_progress);
   o.process_group = group->get();

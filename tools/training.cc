@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
@@ -357,6 +358,11 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   if (o.test_limit < 0) return bad("test_limit", o.test_limit, "must be >= 0");
   if (o.log_every <= 0)
     return bad("log_every", o.log_every, "must be positive");
+  if (o.resume && o.overwrite) {
+    return absl::InvalidArgumentError(
+        "--resume and --overwrite contradict each other: continue the run in "
+        "--out, or replace it");
+  }
   if (o.resume && o.out_dir.empty()) {
     return absl::InvalidArgumentError(
         "--resume needs --out (the run to resume)");
@@ -517,6 +523,20 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     if (!locked.ok()) return locked.status();
     lock = *std::move(locked);
     if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
+    if (!options.resume && !options.overwrite) {
+      std::vector<std::string> found;
+      for (const char* name : {"model.safetensors", "metrics.csv"}) {
+        struct stat st;
+        const std::string path = absl::StrCat(options.out_dir, "/", name);
+        if (lstat(path.c_str(), &st) == 0) found.push_back(name);
+      }
+      if (!found.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--out=", options.out_dir, " already holds a run (",
+            absl::StrJoin(found, ", "),
+            "); pass --resume to continue it or --overwrite to replace it"));
+      }
+    }
   }
   if (options.resume && root) {  // the other ranks get rank 0's state below
     // Everything is checked before anything on disk changes.

@@ -66,6 +66,10 @@ struct TrainOptions {
   int64_t test_limit = 0;
   std::string out_dir;  // empty: write nothing
   bool resume = false;
+  // Start afresh in an out_dir that already holds a run (its checkpoint or
+  // metrics), replacing it; without it (or `resume`) such a directory is
+  // refused.
+  bool overwrite = false;
   bool skip_nonfinite = false;
   // Print per-step progress (a bar on a terminal, else a line every
   // `log_every` steps).

@@ -538,6 +538,46 @@ TEST_F(TrainingTest, SecondRunOnTheSameDirectoryIsRefused) {
   close(again);
 }
 
+TEST_F(TrainingTest, NewRunIntoAnExistingRunNeedsOverwrite) {
+  const std::string dir = FreshDir("existing");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string ckpt = Contents(dir + "/model.safetensors");
+  o.seed = 2;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("--out=", dir,
+                                     " already holds a run (model.safetensors, "
+                                     "metrics.csv); pass --resume to continue "
+                                     "it or --overwrite to replace it")));
+  EXPECT_EQ(Contents(dir + "/model.safetensors"), ckpt);
+  // Only the CSV left (the checkpoint deleted): still a run.
+  fs::remove(dir + "/model.safetensors");
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("already holds a run (metrics.csv)"));
+
+  o.resume = true;
+  o.overwrite = true;
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("--resume and --overwrite contradict each other"));
+
+  o.resume = false;
+  o.epochs = 2;
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  int64_t epoch = 0;
+  auto model = models::SoftmaxSpec().make(28);
+  ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
+  EXPECT_EQ(epoch, 2);
+}
+
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
   TrainOptions o = SmallRun("");
   o.input_size = 5;
