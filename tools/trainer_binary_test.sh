@@ -5,10 +5,11 @@
 # report. A few happy paths check the fixtures and the inputs that used to
 # crash. Prints a table of every case and what the user sees.
 #
-# Args: softmax train, lenet train, mlp train, eval, write_fake_data.
+# Args: softmax train, lenet train, mlp train, eval, write_fake_data,
+# bn_lenet train.
 set -uo pipefail
 
-SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5"
+SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 FAILURES=0
 CASES=0
@@ -242,6 +243,15 @@ expect_ok "train --batch_size=2^63-1 (was zero batches)" "$SOFTMAX" "${FAST[@]}"
 grep -q "examples/sec" "$TMP/case.out" && ! grep -q " 0.0 examples/sec" "$TMP/case.out" || fail "huge batch trained nothing"
 expect_ok "train --resume --epochs=2" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
 [[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "resume did not add a csv row"
+
+# BatchNorm never gets a batch of 1 example in training (was a CHECK
+# failure after a whole epoch).
+expect_error "bn_lenet train --batch_size=1" "--batch_size=1 gives batches of 1 example: bn_lenet has BatchNorm, which needs at least 2 examples per batch to train" "$BN_LENET" "${FAST[@]}"  --batch_size=1
+expect_ok "bn_lenet train, last batch of 1 (33 = 2 x 16 + 1)" "$BN_LENET" "${FAST[@]}" --train_limit=33 --batch_size=16
+grep -q "each epoch drops its last batch (1 example of 33): bn_lenet has BatchNorm" "$TMP/case.err" || fail "the dropped batch was not reported"
+expect_ok "bn_lenet train, last batch of 2 (34 = 2 x 16 + 2)" "$BN_LENET" "${FAST[@]}" --train_limit=34 --batch_size=16
+grep -q "drops its last batch" "$TMP/case.err" && fail "dropped a batch of 2"
+expect_error "bn_lenet train on 1 example" "the training set has 1 example: bn_lenet has BatchNorm" "$BN_LENET" "${FAST[@]}" --train_limit=1
 
 # --- Eval --------------------------------------------------------------------
 EV=(--data_dir="$GOOD" --limit=32 --threads=1)

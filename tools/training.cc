@@ -23,6 +23,7 @@
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
 #include "glog/logging.h"
+#include "nn/batch_norm.h"
 #include "optim/distributed/data_parallel.h"
 #include "optim/distributed/process_group.h"
 #include "optim/sgd.h"
@@ -245,6 +246,15 @@ absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
   file.metadata["epoch"] = absl::StrCat(epoch);
   file.metadata["input_size"] = absl::StrCat(input_size);
   return SaveSafetensors(path, file);
+}
+
+// True when `module` or any submodule is a BatchNorm layer.
+bool HasBatchNorm(const nn::Module& module) {
+  if (dynamic_cast<const nn::BatchNormBase*>(&module) != nullptr) return true;
+  for (const auto& [name, child] : module.children()) {
+    if (HasBatchNorm(*child)) return true;
+  }
+  return false;
 }
 
 // ---- Data parallelism (TrainOptions::process_group) ------------------------
@@ -593,6 +603,30 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   // The loader prepares batches on its own thread while the model computes
   // on all cores; one thread for its transforms avoids oversubscription.
   lo.num_threads = 1;
+  // Training BatchNorm normalizes by the batch's statistics, which one
+  // example does not have: never hand it a batch of 1.
+  if (HasBatchNorm(model)) {
+    if (lo.batch_size == 1 || train.size() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          train.size() == 1 ? "the training set has 1 example"
+                            : absl::StrCat("--batch_size=", options.batch_size,
+                                           group.size() > 1
+                                               ? absl::StrCat(
+                                                     " over ", group.size(),
+                                                     " processes")
+                                               : "",
+                                           " gives batches of 1 example"),
+          ": ", spec.name,
+          " has BatchNorm, which needs at least 2 examples per batch to "
+          "train"));
+    }
+    if (!lo.drop_last && train.size() % lo.batch_size == 1) {
+      lo.drop_last = true;
+      LOG_IF(INFO, root) << "each epoch drops its last batch (1 example of "
+                         << train.size() << "): " << spec.name
+                         << " has BatchNorm, which cannot train on 1 example";
+    }
+  }
   absl::StatusOr<DataLoader> loader = DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
 

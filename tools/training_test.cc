@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/bn_lenet/bn_lenet.h"
 #include "models/lenet/lenet.h"
 #include "models/mlp/mlp.h"
 #include "models/softmax/softmax.h"
@@ -576,6 +577,26 @@ TEST_F(TrainingTest, NewRunIntoAnExistingRunNeedsOverwrite) {
   auto model = models::SoftmaxSpec().make(28);
   ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
   EXPECT_EQ(epoch, 2);
+}
+
+TEST_F(TrainingTest, BatchNormNeverTrainsOnOneExample) {
+  TrainOptions o = SmallRun("");
+  o.epochs = 1;
+  o.train_limit = 65;  // 2 batches of 32 and one of 1: was a CHECK failure
+  absl::StatusOr<TrainSummary> s =
+      Train(models::BnLeNetSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_GT(s->epochs[0].loss, 0);
+
+  o.batch_size = 1;
+  s = Train(models::BnLeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().message(),
+            "--batch_size=1 gives batches of 1 example: bn_lenet has "
+            "BatchNorm, which needs at least 2 examples per batch to train");
+  // Models without BatchNorm train on batches of 1 as before.
+  o.train_limit = 4;
+  EXPECT_TRUE(Train(models::LeNetSpec(), o, train_, test_).ok());
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
