@@ -248,6 +248,24 @@ absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
   return SaveSafetensors(path, file);
 }
 
+// OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
+// <n>" for the first NaN or Inf among the float tensors.
+absl::Status CheckFinite(const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (t.dtype() != DType::kFloat32) continue;
+    const Tensor c = t.Contiguous();
+    const float* v = c.data<float>();
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      if (!std::isfinite(v[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor '", name, "' holds ", v[i], " at element ", i,
+                         " of ", c.numel()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // True when `module` or any submodule is a BatchNorm layer.
 bool HasBatchNorm(const nn::Module& module) {
   if (dynamic_cast<const nn::BatchNormBase*>(&module) != nullptr) return true;
@@ -434,6 +452,13 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
     }
   }
   if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
+  // Weights of a diverged run would evaluate or resume as if nothing were
+  // wrong.
+  if (absl::Status s = CheckFinite(c.file.tensors); !s.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, ": ", s.message(),
+        "; these weights come from a diverged run"));
+  }
   return c;
 }
 
@@ -632,6 +657,13 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
 
   TrainSummary summary;
   int64_t last_good_epoch = start_epoch;
+  const auto last_good = [&] {
+    return absl::StrCat(
+        "last good checkpoint: ",
+        checkpoint.empty() || last_good_epoch == 0
+            ? std::string("none")
+            : absl::StrCat(checkpoint, " (epoch ", last_good_epoch, ")"));
+  };
   for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
     model.Train();
     Progress progress(options.progress && root, loader->num_batches(),
@@ -659,11 +691,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
         progress.Finish();
         return absl::AbortedError(absl::StrCat(
             "training diverged: loss is ", l, " at epoch ", epoch, " step ",
-            step, "; last good checkpoint: ",
-            checkpoint.empty() || last_good_epoch == 0
-                ? std::string("none")
-                : absl::StrCat(checkpoint, " (epoch ", last_good_epoch, ")"),
-            ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
+            step, "; ", last_good(), ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
       }
       sgd.ZeroGrad();
       loss.Backward();
@@ -678,6 +706,13 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                       Seconds(start));
     }
     progress.Finish();
+    if (step > 0 && seen == 0) {  // every rank takes the same branches
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: every step of epoch ", epoch, " (", step,
+          " of ", step, ") had a non-finite loss and was skipped "
+          "(--skip_nonfinite), so nothing was trained; ", last_good(),
+          ". Lower --lr"));
+    }
     if (group.size() > 1) {  // the epoch's totals over all ranks
       double totals[3] = {loss_sum, static_cast<double>(correct),
                           static_cast<double>(seen)};
@@ -706,6 +741,13 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     }
     summary.epochs.push_back(m);
 
+    // A step with a finite loss can still leave Inf or NaN weights: such a
+    // model is not saved as a good checkpoint.
+    if (absl::Status s = CheckFinite(model.StateDict()); !s.ok()) {
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: after epoch ", epoch, " the model's ",
+          s.message(), "; ", last_good(), ". Lower --lr"));
+    }
     if (!options.out_dir.empty() && root) {
       // The row first, then the checkpoint: a kill in between leaves a row
       // that resuming drops (TrimCsv) and writes again, never a gap.

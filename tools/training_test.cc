@@ -379,16 +379,32 @@ TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
   EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1}));
 }
 
-TEST_F(TrainingTest, SkipNonfiniteCompletesAndCountsSkippedSteps) {
+TEST_F(TrainingTest, SkipNonfiniteCountsSkippedStepsButFailsAnEmptyEpoch) {
   TrainOptions o = SmallRun(FreshDir("skip"));
   o.lr = 1e30f;
   o.skip_nonfinite = true;
   absl::StatusOr<TrainSummary> s =
       Train(models::MlpSpec(), o, train_, test_);
+  // Epoch 1 trains a few steps before the logits overflow; from then on
+  // every loss is NaN, so epoch 2 would train nothing: an error, not a
+  // "loss 0.000" epoch.
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("training diverged: every step of epoch 2 (16 of 16) "
+                        "had a non-finite loss and was skipped "
+                        "(--skip_nonfinite), so nothing was trained; last good "
+                        "checkpoint: " +
+                        o.out_dir + "/model.safetensors (epoch 1)"));
+  EXPECT_EQ(CsvEpochs(o.out_dir + "/metrics.csv"), (std::vector<int64_t>{1}));
+  // Epoch 1 skipped some steps and trained others; its checkpoint loads.
+  o.epochs = 1;
+  o.overwrite = true;
+  s = Train(models::MlpSpec(), o, train_, test_);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->epochs.size(), 2u);
   EXPECT_GT(s->skipped_steps, 0);
-  EXPECT_EQ(CsvEpochs(o.out_dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  EXPECT_LT(s->skipped_steps, 16);
+  auto model = models::MlpSpec().make(28);
+  EXPECT_TRUE(LoadCheckpoint(o.out_dir + "/model.safetensors", **model).ok());
 }
 
 TEST_F(TrainingTest, CheckpointOfAnotherModelListsMismatchedKeys) {
@@ -597,6 +613,40 @@ TEST_F(TrainingTest, BatchNormNeverTrainsOnOneExample) {
   // Models without BatchNorm train on batches of 1 as before.
   o.train_limit = 4;
   EXPECT_TRUE(Train(models::LeNetSpec(), o, train_, test_).ok());
+}
+
+TEST_F(TrainingTest, NonFiniteWeightsAreRefusedOnLoad) {
+  const std::string dir = FreshDir("nonfinite");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string path = dir + "/model.safetensors";
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok());
+  const std::string csv_before = Contents(dir + "/metrics.csv");
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    SafetensorsFile damaged = *f;
+    Tensor w = damaged.tensors.at("1.weight").Clone();
+    w.data<float>()[5] = bad;
+    damaged.tensors["1.weight"] = w;
+    ASSERT_TRUE(SaveSafetensors(path, damaged).ok());  // a valid CRC
+    auto model = models::SoftmaxSpec().make(28);
+    const absl::Status st = LoadCheckpoint(path, **model);
+    EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << bad;
+    EXPECT_THAT(std::string(st.message()),
+                HasSubstr(absl::StrCat("checkpoint ", path, ": tensor "
+                                       "'1.weight' holds ", bad,
+                                       " at element 5 of 7840; these weights "
+                                       "come from a diverged run")));
+    // --resume says so too, not "lower --lr", and changes nothing.
+    o.resume = true;
+    o.epochs = 2;
+    absl::StatusOr<TrainSummary> s =
+        Train(models::SoftmaxSpec(), o, train_, test_);
+    EXPECT_EQ(s.status(), st);
+    EXPECT_EQ(Contents(dir + "/metrics.csv"), csv_before);
+  }
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
