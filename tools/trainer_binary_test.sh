@@ -229,6 +229,17 @@ expect_error "train: label out of range" "label 10 at index 3" "$SOFTMAX" "${FAS
 expect_error "train: label file is text" "$NOT_IDX/train-labels-idx1-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$NOT_IDX"
 expect_error "train: empty image file" "$EMPTY_FILE/t10k-images-idx3-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$EMPTY_FILE"
 
+# Huge inputs: refused before allocating, never std::bad_alloc.
+BOMB="$TMP/bomb"
+make_data "$BOMB"
+rm "$BOMB/train-images-idx3-ubyte"
+{ printf '\0\0\10\3\377\377\377\377\0\0\1\220\0\0\0\1'; head -c 16M /dev/zero; } | gzip -9 > "$BOMB/train-images-idx3-ubyte.gz"
+expect_error "train: gzip bomb declaring 1.7 TB" "$BOMB/train-images-idx3-ubyte.gz: the header declares 1717986918000 bytes of data, more than its" "$SOFTMAX" "${FAST[@]}" --data_dir="$BOMB"
+DEVDATA="$TMP/devdata"
+make_data "$DEVDATA"
+rm "$DEVDATA/train-images-idx3-ubyte" && ln -s /dev/zero "$DEVDATA/train-images-idx3-ubyte"
+expect_error "train: image file is /dev/zero" "$DEVDATA/train-images-idx3-ubyte is a character device, not a regular file" "$SOFTMAX" "${FAST[@]}" --data_dir="$DEVDATA"
+
 # --- Resume and divergence ---------------------------------------------------
 expect_error "train --resume, no checkpoint" "cannot open checkpoint $TMP/empty_run/model.safetensors" "$SOFTMAX" "${FAST[@]}" --out="$TMP/empty_run" --resume
 expect_error "train --resume, corrupt checkpoint" "checksum mismatch" "$SOFTMAX" "${FAST[@]}" --out="$CORRUPT_RUN" --resume --epochs=2
@@ -279,6 +290,14 @@ expect_error "eval, not a checkpoint (a CSV)" "$RUN/metrics.csv" "$EVAL" "${EV[@
 expect_error "eval --model=lenet on a softmax checkpoint" "does not fit model lenet: LoadStateDict: missing keys" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=lenet
 expect_error "eval --model=nosuch" "unknown model 'nosuch'" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=nosuch
 expect_error "eval --resize=32 on a 28x28 checkpoint" "shape mismatches [1.weight" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=32
+expect_error "eval --checkpoint=/dev/zero" "checkpoint /dev/zero is a character device, not a regular file" "$EVAL" "${EV[@]}" --checkpoint=/dev/zero
+expect_error "eval --checkpoint=<a directory>" "checkpoint $RUN is a directory, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$RUN"
+truncate -s 8G "$TMP/huge.safetensors"
+expect_error "eval of an 8 GB checkpoint" "checkpoint $TMP/huge.safetensors is 8589934592 bytes, more than the limit of 4294967296 bytes" "$EVAL" "${EV[@]}" --checkpoint="$TMP/huge.safetensors"
+rm -f "$TMP/huge.safetensors"
+mkdir -p "$TMP/huge_run" && truncate -s 8G "$TMP/huge_run/model.safetensors"
+expect_error "train --resume from an 8 GB checkpoint" "is 8589934592 bytes, more than the limit" "$SOFTMAX" "${FAST[@]}" --out="$TMP/huge_run" --resume --epochs=2
+rm -rf "$TMP/huge_run"
 expect_error "eval --resize=-3" "--resize=-3" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=-3
 expect_error "eval --batch_size=0" "--batch_size=0: must be positive" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --batch_size=0
 expect_error "eval --limit=-1" "--limit=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=-1
