@@ -100,7 +100,7 @@ int EvalMain() {
   int64_t size = absl::GetFlag(FLAGS_resize);
   if (size == 0) size = file->input_size;
   if (size == 0) size = spec->recipe.input_size;
-  SetNumThreads(absl::GetFlag(FLAGS_threads));
+  SetNumThreads(CapThreads(absl::GetFlag(FLAGS_threads)));
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
   if (!model.ok()) {
     return Fail(absl::InvalidArgumentError(

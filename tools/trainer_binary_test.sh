@@ -252,6 +252,11 @@ expect_error "mlp train --lr=1e30 --skip_nonfinite (skips a whole epoch)" "every
 
 # --- Inputs that used to crash or misbehave, now fine --------------------------
 expect_ok "train on 28x30 images (was a CHECK in Linear)" "$SOFTMAX" "${FAST[@]}" --data_dir="$WIDE"
+CAP=$((4 * $(getconf _NPROCESSORS_ONLN)))
+expect_ok "train --threads=100000 (was a segfault in libgomp)" "$SOFTMAX" "${FAST[@]}" --threads=100000
+grep -q -- "--threads=100000: capped at $CAP (4 per core on " "$TMP/case.err" || fail "--threads cap not reported: $(cat "$TMP/case.err")"
+expect_ok "eval --threads=2147483647" "$EVAL" --data_dir="$GOOD" --limit=32 --checkpoint="$CKPT" --threads=2147483647
+grep -q -- "--threads=2147483647: capped at $CAP" "$TMP/case.err" || fail "eval --threads cap not reported"
 expect_ok "train --batch_size=2^63-1 (was zero batches)" "$SOFTMAX" "${FAST[@]}" --batch_size=9223372036854775807
 grep -q "examples/sec" "$TMP/case.out" && ! grep -q " 0.0 examples/sec" "$TMP/case.out" || fail "huge batch trained nothing"
 expect_ok "train --resume --epochs=2" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2

@@ -353,6 +353,15 @@ absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
   return absl::OkStatus();
 }
 
+int CapThreads(int requested) {
+  const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  const long cap = kMaxThreadsPerCore * cores;
+  if (requested <= cap) return requested;
+  LOG(WARNING) << "--threads=" << requested << ": capped at " << cap << " ("
+               << kMaxThreadsPerCore << " per core on " << cores << " cores)";
+  return static_cast<int>(cap);
+}
+
 absl::Status ValidateOptions(const TrainOptions& o) {
   auto bad = [](absl::string_view flag, auto value, absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -530,7 +539,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                        data->channels(), " channels"));
     }
   }
-  SetNumThreads(options.threads);
+  SetNumThreads(CapThreads(options.threads));
   ManualSeed(options.seed);
   absl::StatusOr<std::shared_ptr<nn::Module>> made =
       spec.make(options.input_size);

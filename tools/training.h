@@ -90,6 +90,14 @@ struct TrainOptions {
 // (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
 absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path);
 
+// At most this many compute threads per core: more only slows a run down,
+// and tens of thousands make libgomp crash when it cannot create them.
+inline constexpr int kMaxThreadsPerCore = 4;
+
+// `requested` (a --threads value; 0 means all cores), capped at
+// kMaxThreadsPerCore per core; a cap is logged once, naming the flag.
+int CapThreads(int requested);
+
 // Checks every option and returns InvalidArgument naming the flag and the
 // bad value, or FailedPrecondition for an out_dir that cannot be written.
 absl::Status ValidateOptions(const TrainOptions& options);

@@ -649,6 +649,18 @@ TEST_F(TrainingTest, NonFiniteWeightsAreRefusedOnLoad) {
   }
 }
 
+TEST(CapThreadsTest, CapsAtAFewThreadsPerCore) {
+  const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  EXPECT_EQ(CapThreads(0), 0);  // all cores
+  EXPECT_EQ(CapThreads(1), 1);
+  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores), kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores + 1),
+            kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(100000), kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(std::numeric_limits<int>::max()),
+            kMaxThreadsPerCore * cores);
+}
+
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {
   TrainOptions o = SmallRun("");
   o.input_size = 5;
