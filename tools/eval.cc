@@ -18,7 +18,6 @@
 #include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
@@ -28,6 +27,7 @@
 #include "models/zoo.h"
 #include "tensor/file_io.h"
 #include "tensor/safetensors.h"
+#include "tools/cli.h"
 #include "tools/training.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
@@ -42,12 +42,13 @@ ABSL_FLAG(std::string, dump, "",
           "Write the first --limit images and their logits to this file.");
 
 namespace dive::tools {
-namespace {
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
   return 1;
 }
+
+namespace {
 
 int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
@@ -161,8 +162,10 @@ int EvalMain() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Evaluates a checkpoint on Fashion-MNIST.");
-  absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  if (!go_on.ok()) return dive::tools::Fail(go_on.status());
+  if (!*go_on) return 0;  // --help
   return dive::tools::EvalMain();
 }

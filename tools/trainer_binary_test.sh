@@ -117,6 +117,7 @@ make_data "$WIDE" --width=30
 
 FAST=(--data_dir="$GOOD" --train_limit=64 --test_limit=32 --epochs=1
       --batch_size=16 --threads=1 --progress=false)
+EV=(--data_dir="$GOOD" --limit=32 --threads=1)
 
 # A softmax run to resume from and to evaluate.
 RUN="$TMP/run"
@@ -218,6 +219,20 @@ expect_error "train into a directory holding a run" "--out=$RUN already holds a 
 expect_error "train --resume --overwrite" "--resume and --overwrite contradict each other" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --overwrite
 expect_ok "train --overwrite into the run with quotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED" --overwrite
 [[ $(grep -c '^[0-9]' "$QUOTED/metrics.csv") == 1 ]] || fail "--overwrite kept the old rows"
+# --help lists the trainer's flags with their defaults and exits 0.
+for h in --help --helpfull -help --helpshort; do
+  expect_ok "train $h" "$SOFTMAX" $h
+  for f in epochs lr batch_size resize threads seed out resume overwrite progress data_dir; do
+    grep -q -- "^  --$f  " "$TMP/case.out" || fail "train $h does not list --$f"
+  done
+  grep -q "default: 0" "$TMP/case.out" || fail "train $h shows no defaults"
+  grep -A1 -- "^  --epochs  " "$TMP/case.out" | grep -qE "default: [0-9]+ \(the recipe's\)" || fail "train $h: no recipe default for --epochs"
+done
+grep -q -- "--flagfile" "$TMP/case.out" && fail "--helpshort lists absl's own flags"
+expect_ok "mlp train --help" "$MLP" --help
+grep -q -- "^  --dropout  " "$TMP/case.out" || fail "mlp --help lacks its own --dropout"
+expect_ok "eval --help" "$EVAL" --help
+grep -q -- "^  --dump  " "$TMP/case.out" || fail "eval --help lacks --dump"
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------
@@ -285,7 +300,6 @@ expect_error "train --resume from a checkpoint holding NaN" "tensor '1.weight' h
 grep -q -- "--lr" "$TMP/case.err" && fail "the NaN checkpoint blames --lr"
 for b in 0 0 200 177; do printf "\\$b"; done | dd of="$NAN_RUN/model.safetensors" bs=1 seek=$((size - 4)) conv=notrunc status=none  # +Inf
 expect_error "eval of a checkpoint holding Inf" "tensor '1.weight' holds inf at element 7839" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
-EV=(--data_dir="$GOOD" --limit=32 --threads=1)
 expect_ok "eval of the run" "$EVAL" "${EV[@]}" --checkpoint="$CKPT"
 expect_error "eval without --checkpoint" "--checkpoint is required" "$EVAL" "${EV[@]}"
 expect_error "eval, missing checkpoint" "cannot open checkpoint /nonexistent/model.safetensors" "$EVAL" "${EV[@]}" --checkpoint=/nonexistent/model.safetensors

@@ -6,13 +6,13 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "optim/distributed/process_group.h"
+#include "tools/cli.h"
 #include "tools/training.h"
 
 // Unset (the default) means the book's recipe; any value given is checked,
@@ -70,9 +70,19 @@ int TrainerMain(int argc, char** argv,
                 const std::function<models::ModelSpec()>& make_spec) {
   absl::SetProgramUsageMessage(
       "Trains a model of the zoo on Fashion-MNIST with the book's recipe.");
-  absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  // The recipe at the model's default flags describes the defaults of the
+  // flags left to it.
+  const models::Recipe recipe = make_spec().recipe;
+  absl::StatusOr<bool> go_on = ParseFlags(
+      argc, argv,
+      {{"epochs", absl::StrCat(recipe.epochs, " (the recipe's)")},
+       {"lr", absl::StrCat(recipe.lr, " (the recipe's)")},
+       {"batch_size", absl::StrCat(recipe.batch_size, " (the recipe's)")},
+       {"resize", absl::StrCat(recipe.input_size, " (the recipe's)")}});
+  if (!go_on.ok()) return Fail(go_on.status());
+  if (!*go_on) return 0;  // --help
   // Launched by mpirun: data-parallel training over the launched processes.
   absl::StatusOr<std::unique_ptr<distributed::ProcessGroup>> group =
       distributed::CreateProcessGroup(
