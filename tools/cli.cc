@@ -65,8 +65,33 @@ absl::StatusOr<bool> ParseFlags(
       PrintHelp(absl::EndsWith(arg, "full"), defaults);
       return false;
     }
+    // An empty value (--name= or --name "") for a flag that is not a
+    // string.
+    const bool empty_after_equals =
+        absl::StartsWith(arg, "-") && absl::EndsWith(arg, "=");
+    const bool empty_next = absl::StartsWith(arg, "-") &&
+                            !absl::StrContains(arg, "=") && i + 1 < argc &&
+                            argv[i + 1][0] == '\0';
+    if (empty_after_equals || empty_next) {
+      absl::string_view name = absl::StripSuffix(arg, "=");
+      while (absl::ConsumePrefix(&name, "-")) {
+      }
+      const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+      if (flag != nullptr && !flag->IsOfType<std::string>() &&
+          !flag->IsOfType<bool>()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--", name, "=: empty value; give a value or leave the flag out "
+            "(default: ", Default(*flag, defaults), ")"));
+      }
+    }
   }
-  absl::ParseCommandLine(argc, argv);
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", positional[1],
+        "': flags take the form --name=value (for a boolean flag, "
+        "--name=false or --noname); see --help"));
+  }
   return true;
 }
 

@@ -8,6 +8,10 @@
 //     program's flags (not absl's own) with their defaults, and exits 0;
 //     --helpfull prints every flag. absl alone matches flags by file name
 //     ("No flags matched" for the trainers) and exits 1.
+//   * an argument that is not a flag (`train out_dir`, or the "false" of
+//     `--progress false`) is an error instead of being ignored;
+//   * an empty value for a flag that is not a string (`--epochs=`) is an
+//     error instead of meaning "unset".
 //
 // Example:
 //

@@ -233,6 +233,16 @@ expect_ok "mlp train --help" "$MLP" --help
 grep -q -- "^  --dropout  " "$TMP/case.out" || fail "mlp --help lacks its own --dropout"
 expect_ok "eval --help" "$EVAL" --help
 grep -q -- "^  --dump  " "$TMP/case.out" || fail "eval --help lacks --dump"
+# Empty values and stray arguments are errors, not "use the recipe".
+for f in epochs lr batch_size resize threads seed momentum train_limit; do
+  expect_error "train --$f=" "--$f=: empty value; give a value or leave the flag out (default: " "$SOFTMAX" "${FAST[@]}" --$f=
+done
+expect_error "train --epochs ''" "--epochs=: empty value" "$SOFTMAX" "${FAST[@]}" --epochs ''
+expect_error "eval --limit=" "--limit=: empty value; give a value or leave the flag out (default: 0)" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=
+expect_error "train out_dir (positional)" "unexpected argument 'out_dir': flags take the form --name=value" "$SOFTMAX" "${FAST[@]}" out_dir
+expect_error "train --progress false" "unexpected argument 'false': flags take the form --name=value (for a boolean flag, --name=false or --noname)" "$SOFTMAX" "${FAST[@]}" --progress false
+expect_error "eval <checkpoint> (positional)" "unexpected argument '$CKPT'" "$EVAL" "${EV[@]}" "$CKPT"
+expect_ok "train --epochs 1 (value after a space)" "$SOFTMAX" "${FAST[@]}" --epochs 1
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------
