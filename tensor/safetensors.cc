@@ -410,6 +410,7 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
                                "): the file is corrupted"));
     }
     out.metadata.erase(crc);
+    out.checksum_verified = true;
   }
   return out;
 }

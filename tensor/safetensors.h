@@ -52,6 +52,9 @@ namespace dive {
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;
+  // Set by loading: true when the file carried dive's CRC and it matched,
+  // false for files from other writers (nothing could be checked).
+  bool checksum_verified = false;
 };
 
 // Writes `file` atomically to `path`.

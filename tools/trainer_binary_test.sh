@@ -243,6 +243,11 @@ expect_error "train out_dir (positional)" "unexpected argument 'out_dir': flags 
 expect_error "train --progress false" "unexpected argument 'false': flags take the form --name=value (for a boolean flag, --name=false or --noname)" "$SOFTMAX" "${FAST[@]}" --progress false
 expect_error "eval <checkpoint> (positional)" "unexpected argument '$CKPT'" "$EVAL" "${EV[@]}" "$CKPT"
 expect_ok "train --epochs 1 (value after a space)" "$SOFTMAX" "${FAST[@]}" --epochs 1
+# Messages that used to mislead.
+expect_error "train --out=/proc (was: fails after an epoch)" "--out=/proc: cannot create files there (" "$SOFTMAX" "${FAST[@]}" --out=/proc
+expect_error "train --lr=1e-50 (was: --lr=0)" "--lr=1e-50: outside the range of float, which training uses" "$SOFTMAX" "${FAST[@]}" --lr=1e-50
+expect_error "train --lr=1e300 (was: --lr=inf)" "--lr=1e+300: outside the range of float" "$SOFTMAX" "${FAST[@]}" --lr=1e300
+expect_error "train --weight_decay=1e-60" "--weight_decay=1e-60: outside the range of float" "$SOFTMAX" "${FAST[@]}" --weight_decay=1e-60
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------
@@ -286,6 +291,10 @@ expect_ok "train --batch_size=2^63-1 (was zero batches)" "$SOFTMAX" "${FAST[@]}"
 grep -q "examples/sec" "$TMP/case.out" && ! grep -q " 0.0 examples/sec" "$TMP/case.out" || fail "huge batch trained nothing"
 expect_ok "train --resume --epochs=2" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
 [[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "resume did not add a csv row"
+expect_ok "train --resume --epochs=2 again (nothing to train)" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+grep -q "$RUN/model.safetensors already holds epoch 2 and --epochs=2: nothing to train; pass a larger --epochs to go on" "$TMP/case.err" || fail "no 'nothing to train': $(cat "$TMP/case.err")"
+grep -q "wrote " "$TMP/case.err" && fail "claims to have written a run that trained nothing"
+[[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "a resume with nothing to train changed the csv"
 
 # BatchNorm never gets a batch of 1 example in training (was a CHECK
 # failure after a whole epoch).
@@ -302,9 +311,13 @@ expect_error "bn_lenet train on 1 example" "the training set has 1 example: bn_l
 NAN_RUN="$TMP/nan_run"
 mkdir -p "$NAN_RUN"
 perl -0777 -pe 's/"dive\.crc32"/"dive.crc3x"/' "$CKPT" > "$NAN_RUN/model.safetensors"
+cp "$RUN/metrics.csv" "$NAN_RUN/metrics.csv"
+expect_ok "eval of a checkpoint without dive's CRC" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
+grep -q "checkpoint $NAN_RUN/model.safetensors has no dive.crc32 checksum (not written by dive?): its integrity was not checked" "$TMP/case.err" || fail "no warning for a checkpoint without CRC"
+expect_ok "eval of a checkpoint with dive's CRC" "$EVAL" "${EV[@]}" --checkpoint="$CKPT"
+grep -q "checksum" "$TMP/case.err" && fail "warned about a checked checkpoint"
 size=$(stat -c %s "$NAN_RUN/model.safetensors")
 for b in 0 0 300 177; do printf "\\$b"; done | dd of="$NAN_RUN/model.safetensors" bs=1 seek=$((size - 4)) conv=notrunc status=none  # NaN
-cp "$RUN/metrics.csv" "$NAN_RUN/metrics.csv"
 expect_error "eval of a checkpoint holding NaN" "checkpoint $NAN_RUN/model.safetensors: tensor '1.weight' holds nan at element 7839 of 7840; these weights come from a diverged run" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
 expect_error "train --resume from a checkpoint holding NaN" "tensor '1.weight' holds nan" "$SOFTMAX" "${FAST[@]}" --out="$NAN_RUN" --resume --epochs=5
 grep -q -- "--lr" "$TMP/case.err" && fail "the NaN checkpoint blames --lr"

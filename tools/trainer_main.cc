@@ -1,6 +1,8 @@
 #include "tools/trainer_main.h"
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +66,20 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
+// The float training uses for the value of --`flag`, or InvalidArgument when
+// float cannot hold it (1e-50 would become 0 and be reported as "--lr=0").
+absl::StatusOr<float> ToFloat(absl::string_view flag, double value) {
+  const float f = static_cast<float>(value);
+  if ((value != 0 && f == 0) || (std::isfinite(value) && !std::isfinite(f))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", value,
+        ": outside the range of float, which training uses (magnitudes ",
+        std::numeric_limits<float>::denorm_min(), " to ",
+        std::numeric_limits<float>::max(), ")"));
+  }
+  return f;
+}
+
 }  // namespace
 
 int TrainerMain(int argc, char** argv,
@@ -95,13 +111,21 @@ int TrainerMain(int argc, char** argv,
   TrainOptions o;
   const models::Recipe& r = spec.recipe;
   o.epochs = absl::GetFlag(FLAGS_epochs).value_or(r.epochs);
-  o.lr = static_cast<float>(absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  absl::StatusOr<float> lr = ToFloat("lr", absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  if (!lr.ok()) return Fail(lr.status());
+  o.lr = *lr;
   o.batch_size = absl::GetFlag(FLAGS_batch_size).value_or(r.batch_size);
   o.input_size = absl::GetFlag(FLAGS_resize).value_or(r.input_size);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);
-  o.weight_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_decay));
-  o.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  absl::StatusOr<float> weight_decay =
+      ToFloat("weight_decay", absl::GetFlag(FLAGS_weight_decay));
+  if (!weight_decay.ok()) return Fail(weight_decay.status());
+  o.weight_decay = *weight_decay;
+  absl::StatusOr<float> momentum =
+      ToFloat("momentum", absl::GetFlag(FLAGS_momentum));
+  if (!momentum.ok()) return Fail(momentum.status());
+  o.momentum = *momentum;
   o.train_limit = absl::GetFlag(FLAGS_train_limit);
   o.test_limit = absl::GetFlag(FLAGS_test_limit);
   o.out_dir = absl::GetFlag(FLAGS_out);
@@ -136,7 +160,7 @@ int TrainerMain(int argc, char** argv,
                                    " examples per batch"));
   absl::StatusOr<TrainSummary> summary = Train(spec, o, *train, *test);
   if (!summary.ok()) return Fail(summary.status());
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && !summary->epochs.empty()) {
     LOG(INFO) << "wrote " << o.out_dir
               << "/{model.safetensors,metrics.csv,metrics.png}";
   }

@@ -413,6 +413,19 @@ absl::Status ValidateOptions(const TrainOptions& o) {
           "--out=", o.out_dir, ": cannot create or write the directory",
           ec ? absl::StrCat(" (", ec.message(), ")") : ""));
     }
+    // Writable in fact, not only by its mode bits (root, /proc): a file can
+    // be created there.
+    const std::string probe = o.out_dir + "/.write-test-XXXXXX";
+    std::vector<char> name(probe.begin(), probe.end());
+    name.push_back('\0');
+    const int fd = mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", o.out_dir, ": cannot create files there (",
+                       std::strerror(errno), ")"));
+    }
+    close(fd);
+    unlink(name.data());
     // In a shared place (/tmp/lenet) the directory, or a symlink standing
     // for it, may be someone else's: whoever owns it can plant files in it.
     struct stat link, dir;
@@ -461,6 +474,10 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
     }
   }
   if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
+  LOG_IF(WARNING, !c.file.checksum_verified)
+      << "checkpoint " << path
+      << " has no dive.crc32 checksum (not written by dive?): its integrity "
+         "was not checked";
   // Weights of a diverged run would evaluate or resume as if nothing were
   // wrong.
   if (absl::Status s = CheckFinite(c.file.tensors); !s.ok()) {
@@ -600,8 +617,14 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     }
     if (absl::Status s = LoadInto(*c, checkpoint, model); !s.ok()) return s;
     start_epoch = c->epoch;
-    LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
-              << " after epoch " << start_epoch;
+    if (start_epoch >= options.epochs) {
+      LOG(WARNING) << checkpoint << " already holds epoch " << start_epoch
+                   << " and --epochs=" << options.epochs
+                   << ": nothing to train; pass a larger --epochs to go on";
+    } else {
+      LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
+                << " after epoch " << start_epoch;
+    }
     if (absl::Status s = TrimCsv(csv, start_epoch); !s.ok()) return s;
   }
 
