@@ -1,5 +1,8 @@
 #include "datasets/idx.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -8,11 +11,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "tensor/file_io.h"
 
 namespace dive {
 namespace {
@@ -24,6 +29,9 @@ constexpr size_t kMaxChunk = size_t{1} << 30;
 // most this large and grows as data arrives, so a corrupt header that claims
 // terabytes fails with DataLoss instead of an allocation failure.
 constexpr size_t kInitialGzipBuffer = size_t{64} << 20;
+// deflate compresses at most about 1032:1, so a gzip file of n bytes holds
+// at most this many times n bytes of data (plus a little for tiny files).
+constexpr uint64_t kMaxGzipRatio = 1100;
 
 // The name of an IDX type code, or nullptr when the code is not valid IDX.
 const char* TypeCodeName(uint8_t code) {
@@ -124,28 +132,45 @@ class GzipReader : public ByteReader {
   std::string path_;
 };
 
-// Opens `path`, choosing raw or gzip by the first two bytes. For raw files,
-// `*raw_size` is set to the file size; for gzip it is set to -1.
+// Opens `path`, a regular file, choosing raw or gzip by the first two
+// bytes. `*file_size` is set to the size of the file and `*gzip` to whether
+// it is compressed.
 absl::StatusOr<std::unique_ptr<ByteReader>> OpenReader(const std::string& path,
-                                                       int64_t* raw_size) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return OpenError(path, errno);
+                                                       int64_t* file_size,
+                                                       bool* gzip) {
+  // O_NONBLOCK: a FIFO must not block the open; the check below refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return OpenError(path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return OpenError(path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat("file ", path, " is ", FileTypeName(st.st_mode),
+                     ", not a regular file"));
+  }
+  *file_size = st.st_size;
   uint8_t magic[2] = {0, 0};
-  const size_t got = std::fread(magic, 1, 2, f);
-  if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
-    std::fclose(f);
-    gzFile gz = gzopen(path.c_str(), "rb");
-    if (gz == nullptr) return OpenError(path, errno);
+  *gzip = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  if (*gzip) {
+    gzFile gz = gzdopen(fd, "rb");  // owns fd from here
+    if (gz == nullptr) {
+      ::close(fd);
+      return OpenError(path, ENOMEM);
+    }
     gzbuffer(gz, 1 << 17);
-    *raw_size = -1;
     return std::unique_ptr<ByteReader>(new GzipReader(gz, path));
   }
-  if (std::fseek(f, 0, SEEK_END) != 0) {
-    std::fclose(f);
-    return absl::DataLossError(absl::StrCat("file ", path, ": cannot seek"));
+  std::FILE* f = ::fdopen(fd, "rb");
+  if (f == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return OpenError(path, err);
   }
-  *raw_size = std::ftell(f);
-  std::rewind(f);
   return std::unique_ptr<ByteReader>(new RawReader(f, path));
 }
 
@@ -161,9 +186,10 @@ size_t CountRemaining(ByteReader& reader) {
 }  // namespace
 
 absl::StatusOr<IdxArray> ReadIdx(const std::string& path) {
-  int64_t raw_size = -1;
+  int64_t file_size = 0;
+  bool gzip = false;
   absl::StatusOr<std::unique_ptr<ByteReader>> opened =
-      OpenReader(path, &raw_size);
+      OpenReader(path, &file_size, &gzip);
   if (!opened.ok()) return opened.status();
   ByteReader& reader = **opened;
 
@@ -232,28 +258,66 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path) {
     return absl::DataLossError(absl::StrCat("file ", path, ": expected ", count,
                                             " bytes of data, found ", found));
   };
-  if (raw_size >= 0) {
+  const auto too_large = [&](absl::string_view why) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "file ", path, ": the header declares ", count,
+        " bytes of data, ", why));
+  };
+  // Allocation failure is an error, not an abort.
+  const auto allocate = [&](size_t n) {
+    try {
+      out.data.resize(n);
+    } catch (const std::bad_alloc&) {
+      return too_large("more than the memory available");
+    }
+    return absl::OkStatus();
+  };
+  if (!gzip) {
     // Raw: the file size tells the payload size before anything is allocated.
-    const uint64_t found = static_cast<uint64_t>(raw_size) - header_size;
+    const uint64_t found = static_cast<uint64_t>(file_size) - header_size;
     if (found < count) return truncated(found);
     if (found > count) {
       return absl::DataLossError(absl::StrCat(
           "file ", path, ": expected ", count, " bytes of data, found ",
           found - count, " trailing bytes after them"));
     }
-    out.data.resize(count);
+    if (count > kMaxIdxBytes) {
+      return too_large(absl::StrCat("more than the limit of ", kMaxIdxBytes));
+    }
+    if (absl::Status s = allocate(count); !s.ok()) return s;
     const size_t got = reader.Read(out.data.data(), count);
     if (absl::Status s = reader.status(); !s.ok()) return s;
     if (got != count) return truncated(got);
     return out;
   }
 
-  // Gzip: the decompressed size is only known by decompressing.
-  out.data.resize(std::min<uint64_t>(count, kInitialGzipBuffer));
+  // Gzip: the decompressed size is only known by decompressing, but the
+  // compressed size bounds it: a small file declaring terabytes (a gzip
+  // bomb, or a corrupt header) is refused before anything is allocated, and
+  // the buffer grows only as data arrives.
+  const uint64_t most = static_cast<uint64_t>(file_size) * kMaxGzipRatio +
+                        (uint64_t{1} << 20);
+  if (count > most) {
+    return too_large(absl::StrCat("more than its ", file_size,
+                                  " compressed bytes can hold (gzip "
+                                  "compresses at most about 1000:1)"));
+  }
+  if (count > kMaxIdxBytes) {
+    return too_large(absl::StrCat("more than the limit of ", kMaxIdxBytes));
+  }
+  if (absl::Status s =
+          allocate(std::min<uint64_t>(count, kInitialGzipBuffer));
+      !s.ok()) {
+    return s;
+  }
   size_t filled = 0;
   while (filled < count) {
     if (filled == out.data.size()) {
-      out.data.resize(std::min<uint64_t>(count, 2 * out.data.size()));
+      if (absl::Status s =
+              allocate(std::min<uint64_t>(count, 2 * out.data.size()));
+          !s.ok()) {
+        return s;
+      }
     }
     const size_t got =
         reader.Read(out.data.data() + filled, out.data.size() - filled);

@@ -54,6 +54,11 @@ struct IdxArray {
 // The largest rank `ReadIdx` and `WriteIdx` accept.
 inline constexpr int kMaxIdxRank = 4;
 
+// The largest payload ReadIdx accepts (4 GiB; Fashion-MNIST's largest file
+// holds 47 MB). A gzip file may also declare at most about 1000 times its
+// compressed size; both are checked before allocating.
+inline constexpr uint64_t kMaxIdxBytes = uint64_t{4} << 30;
+
 // ReadIdx()
 //
 // Reads the IDX file at `path`, gzip-compressed or raw. Validates the magic

@@ -1,5 +1,7 @@
 #include "datasets/idx.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -198,15 +200,68 @@ TEST(IdxErrorTest, DimensionProductOverflows) {
 
 TEST(IdxErrorTest, HugeClaimedSizeFailsWithoutAllocatingIt) {
   // 2^40 bytes claimed, 3 present: must fail cleanly (raw and gzip).
-  for (bool gz : {false, true}) {
-    const std::string path = TempPath(gz ? "huge.gz" : "huge");
-    const std::string bytes = Header({1 << 20, 1 << 20}) + "abc";
-    gz ? WriteGzipBytes(path, bytes) : WriteBytes(path, bytes);
-    absl::StatusOr<IdxArray> a = ReadIdx(path);
-    EXPECT_EQ(a.status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_THAT(a.status().message(),
-                HasSubstr("expected 1099511627776 bytes of data, found 3"));
+  const std::string bytes = Header({1 << 20, 1 << 20}) + "abc";
+  const std::string raw = TempPath("huge"), gz = TempPath("huge.gz");
+  WriteBytes(raw, bytes);
+  absl::StatusOr<IdxArray> a = ReadIdx(raw);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(a.status().message(),
+              HasSubstr("expected 1099511627776 bytes of data, found 3"));
+  WriteGzipBytes(gz, bytes);
+  a = ReadIdx(gz);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(a.status().message(),
+              HasSubstr(absl::StrCat(gz, ": the header declares 1099511627776 "
+                                         "bytes of data, more than its ")));
+  EXPECT_THAT(a.status().message(),
+              HasSubstr("compressed bytes can hold (gzip compresses at most "
+                        "about 1000:1)"));
+}
+
+TEST(IdxErrorTest, GzipBombIsRefusedBeforeDecompressing) {
+  // A real bomb: 64 MiB of zeros compress to ~64 KiB, and the header
+  // declares 2^32 * 400 bytes (1.7 TB), as in the issue.
+  const std::string path = TempPath("bomb.gz");
+  gzFile f = gzopen(path.c_str(), "wb9");
+  ASSERT_NE(f, nullptr);
+  const std::string header = Header({0xffffffff, 400});
+  ASSERT_EQ(gzwrite(f, header.data(), header.size()),
+            static_cast<int>(header.size()));
+  const std::string zeros(1 << 20, '\0');
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_EQ(gzwrite(f, zeros.data(), zeros.size()),
+              static_cast<int>(zeros.size()));
   }
+  ASSERT_EQ(gzclose(f), Z_OK);
+  absl::StatusOr<IdxArray> a = ReadIdx(path);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(a.status().message(),
+              HasSubstr("declares 1717986918000 bytes of data, more than its"));
+
+  // A raw file that holds all it declares, but over the limit: 5 GiB
+  // (sparse, so the test writes nothing) is refused before allocating.
+  const std::string big = TempPath("big");
+  WriteBytes(big, Header({5, 1 << 30}));
+  ASSERT_EQ(truncate(big.c_str(), 12 + (int64_t{5} << 30)), 0);  // sparse
+  a = ReadIdx(big);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(a.status().message(),
+              HasSubstr("declares 5368709120 bytes of data, more than the "
+                        "limit of 4294967296"));
+}
+
+TEST(IdxErrorTest, NotARegularFile) {
+  for (const char* path : {"/dev/zero", "/"}) {
+    absl::StatusOr<IdxArray> a = ReadIdx(path);
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_THAT(a.status().message(),
+                HasSubstr(absl::StrCat("file ", path, " is a ")));
+    EXPECT_THAT(a.status().message(), HasSubstr(", not a regular file"));
+  }
+  const std::string fifo = TempPath("fifo");
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  EXPECT_THAT(ReadIdx(fifo).status().message(), HasSubstr("is a FIFO"));
 }
 
 TEST(IdxErrorTest, TruncatedHeader) {

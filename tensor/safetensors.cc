@@ -1,21 +1,18 @@
 #include "tensor/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "tensor/file_io.h"
 
 namespace dive {
 namespace {
@@ -230,21 +227,6 @@ uint32_t Crc32(absl::string_view bytes) {
   return static_cast<uint32_t>(crc);
 }
 
-absl::Status WriteAll(int fd, const char* data, size_t n,
-                      const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(
-          absl::StrCat("writing ", path, ": ", std::strerror(errno)));
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status SaveSafetensors(const std::string& path,
@@ -283,38 +265,13 @@ absl::Status SaveSafetensors(const std::string& path,
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
 
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot write checkpoint ", tmp, ": ", std::strerror(errno)));
-  }
-  absl::Status st = WriteAll(fd, len, 8, tmp);
-  if (st.ok()) st = WriteAll(fd, header.data(), header.size(), tmp);
-  if (st.ok()) st = WriteAll(fd, data.data(), data.size(), tmp);
-  if (st.ok() && ::fsync(fd) != 0) {
-    st = absl::InternalError(
-        absl::StrCat("fsync ", tmp, ": ", std::strerror(errno)));
-  }
-  ::close(fd);
-  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    st = absl::InternalError(absl::StrCat("renaming ", tmp, " to ", path, ": ",
-                                          std::strerror(errno)));
-  }
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  // Make the rename itself durable.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir =
-      slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
+  absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(path);
+  if (!out.ok()) return out.status();
+  absl::Status st = out->Write(absl::string_view(len, 8));
+  if (st.ok()) st = out->Write(header);
+  if (st.ok()) st = out->Write(data);
+  if (st.ok()) st = out->Commit();
+  return st;
 }
 
 absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
@@ -453,19 +410,17 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
                                "): the file is corrupted"));
     }
     out.metadata.erase(crc);
+    out.checksum_verified = true;
   }
   return out;
 }
 
-absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot open checkpoint ", path,
-                                            ": ", std::strerror(errno)));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ParseSafetensors(ss.str(), path);
+absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path,
+                                                bool follow_symlink) {
+  absl::StatusOr<std::string> bytes = ReadRegularFile(
+      path, "checkpoint", kMaxSafetensorsBytes, follow_symlink);
+  if (!bytes.ok()) return bytes.status();
+  return ParseSafetensors(*bytes, path);
 }
 
 }  // namespace dive

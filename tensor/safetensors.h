@@ -12,7 +12,10 @@
 // object of string values. Supported dtypes: F32, I64, I32.
 //
 // Saving is atomic: the file is written to "<path>.tmp", fsync'ed and renamed
-// over `path`, so a crash mid-save leaves the previous file intact. Saved
+// over `path`, so a crash mid-save leaves the previous file intact; it never
+// writes through a symlink or over a file that is not a regular file of this
+// user (tensor/file_io.h). Loading reads regular files of at most
+// kMaxSafetensorsBytes, checked before allocating. Saved
 // files carry a CRC-32 of the data section in the metadata ("dive.crc32");
 // loading verifies it when present, so a flipped byte is reported instead of
 // silently loading damaged weights. Files from other writers (no checksum)
@@ -35,6 +38,7 @@
 #ifndef TENSOR_SAFETENSORS_H_
 #define TENSOR_SAFETENSORS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -48,14 +52,22 @@ namespace dive {
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;
+  // Set by loading: true when the file carried dive's CRC and it matched,
+  // false for files from other writers (nothing could be checked).
+  bool checksum_verified = false;
 };
 
 // Writes `file` atomically to `path`.
 absl::Status SaveSafetensors(const std::string& path,
                              const SafetensorsFile& file);
 
-// Reads and validates `path`.
-absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path);
+// The largest file LoadSafetensors reads (4 GiB).
+inline constexpr uint64_t kMaxSafetensorsBytes = uint64_t{4} << 30;
+
+// Reads and validates `path`, a regular file (a final symlink is followed
+// only when `follow_symlink`).
+absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path,
+                                                bool follow_symlink = true);
 
 // Parses the bytes of a safetensors file; `source` names it in errors.
 absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,

@@ -50,6 +50,7 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   absl::StatusOr<SafetensorsFile> back = LoadSafetensors(path);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->metadata, f.metadata);  // checksum key is consumed
+  EXPECT_TRUE(back->checksum_verified);
   ASSERT_EQ(back->tensors.size(), 3u);
   for (const auto& [name, t] : f.tensors) {
     const Tensor& b = back->tensors.at(name);
@@ -79,6 +80,7 @@ TEST(Safetensors, ReadsFilesWithoutChecksum) {
       "mem");
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->tensors.at("w").ToVector(), (std::vector<float>{1.5f, -2.0f}));
+  EXPECT_FALSE(f->checksum_verified);  // callers can say nothing was checked
 }
 
 TEST(Safetensors, DetectsFlippedByte) {

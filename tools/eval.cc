@@ -7,22 +7,27 @@
 // --model and --resize default to what the checkpoint's metadata records.
 // --dump=FILE also writes the first --limit test images (as fed to the model)
 // and the model's logits to a safetensors file, which
-// `models/pytorch_twins.py compare` feeds to the PyTorch twin.
+// `models/pytorch_twins.py compare` feeds to the PyTorch twin. It is written
+// atomically and never over a symlink, a device, another user's file or the
+// checkpoint itself.
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
 #include "datasets/data_loader.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "models/zoo.h"
+#include "tensor/file_io.h"
 #include "tensor/safetensors.h"
+#include "tools/cli.h"
 #include "tools/training.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
@@ -37,17 +42,24 @@ ABSL_FLAG(std::string, dump, "",
           "Write the first --limit images and their logits to this file.");
 
 namespace dive::tools {
-namespace {
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
   return 1;
 }
 
+namespace {
+
 int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   if (path.empty())
     return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  for (const auto& [flag, value] :
+       {std::pair<const char*, std::string>{"checkpoint", path},
+        {"dump", absl::GetFlag(FLAGS_dump)},
+        {"data_dir", absl::GetFlag(FLAGS_data_dir)}}) {
+    if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
+  }
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--batch_size=", absl::GetFlag(FLAGS_batch_size),
@@ -61,11 +73,25 @@ int EvalMain() {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--threads=", absl::GetFlag(FLAGS_threads), ": must be >= 0")));
   }
-  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+  absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
+  const std::string dump = absl::GetFlag(FLAGS_dump);
+  if (!dump.empty()) {  // checked before the work, not after it
+    if (absl::Status s = CheckReplaceable(dump); !s.ok()) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("--dump=", dump, ": ", s.message())));
+    }
+    struct stat d, c;
+    if (stat(dump.c_str(), &d) == 0 && stat(path.c_str(), &c) == 0 &&
+        d.st_dev == c.st_dev && d.st_ino == c.st_ino) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "--dump=", dump, ": is the checkpoint being evaluated (--checkpoint=",
+          path, "); choose another file")));
+    }
+  }
 
   std::string name = absl::GetFlag(FLAGS_model);
-  if (name.empty()) name = file->metadata["model"];
+  if (name.empty()) name = file->model;
   if (name.empty()) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat(path, " does not record its model; pass --model")));
@@ -73,10 +99,9 @@ int EvalMain() {
   absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
   if (!spec.ok()) return Fail(spec.status());
   int64_t size = absl::GetFlag(FLAGS_resize);
-  if (size == 0 && !absl::SimpleAtoi(file->metadata["input_size"], &size)) {
-    size = spec->recipe.input_size;
-  }
-  SetNumThreads(absl::GetFlag(FLAGS_threads));
+  if (size == 0) size = file->input_size;
+  if (size == 0) size = spec->recipe.input_size;
+  SetNumThreads(CapThreads(absl::GetFlag(FLAGS_threads)));
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
   if (!model.ok()) {
     return Fail(absl::InvalidArgumentError(
@@ -86,7 +111,7 @@ int EvalMain() {
                                         "; override with --resize)"),
                      ": ", model.status().message())));
   }
-  if (absl::Status s = (*model)->LoadStateDict(file->tensors); !s.ok()) {
+  if (absl::Status s = (*model)->LoadStateDict(file->file.tensors); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
   }
@@ -109,7 +134,6 @@ int EvalMain() {
     std::printf("\n");
   }
 
-  const std::string dump = absl::GetFlag(FLAGS_dump);
   if (!dump.empty()) {
     DataLoaderOptions lo;
     lo.batch_size = limit > 0 ? limit : 8;
@@ -138,8 +162,10 @@ int EvalMain() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Evaluates a checkpoint on Fashion-MNIST.");
-  absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  if (!go_on.ok()) return dive::tools::Fail(go_on.status());
+  if (!*go_on) return 0;  // --help
   return dive::tools::EvalMain();
 }

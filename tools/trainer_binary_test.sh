@@ -5,10 +5,11 @@
 # report. A few happy paths check the fixtures and the inputs that used to
 # crash. Prints a table of every case and what the user sees.
 #
-# Args: softmax train, lenet train, mlp train, eval, write_fake_data.
+# Args: softmax train, lenet train, mlp train, eval, write_fake_data,
+# bn_lenet train.
 set -uo pipefail
 
-SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5"
+SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 FAILURES=0
 CASES=0
@@ -116,6 +117,7 @@ make_data "$WIDE" --width=30
 
 FAST=(--data_dir="$GOOD" --train_limit=64 --test_limit=32 --epochs=1
       --batch_size=16 --threads=1 --progress=false)
+EV=(--data_dir="$GOOD" --limit=32 --threads=1)
 
 # A softmax run to resume from and to evaluate.
 RUN="$TMP/run"
@@ -153,6 +155,99 @@ expect_error "train --seed=-1" "Illegal value '-1' specified for flag 'seed'" "$
 expect_error "train --no_such_flag" "Unknown command line flag 'no_such_flag'" "$SOFTMAX" "${FAST[@]}" --no_such_flag
 expect_error "train --out=/proc/forbidden" "--out=/proc/forbidden: cannot create or write the directory" "$SOFTMAX" "${FAST[@]}" --out=/proc/forbidden
 expect_error "train --out=<regular file>/x" "--out=$GOOD/train-labels-idx1-ubyte/x" "$SOFTMAX" "${FAST[@]}" --out="$GOOD/train-labels-idx1-ubyte/x"
+# A newline in --out used to end a gnuplot string literal and run the rest
+# of the path as gnuplot commands ("system" runs a shell).
+PWNED="$TMP/pwned"
+expect_error "train --out with a newline (gnuplot injection)" "byte " "$SOFTMAX" "${FAST[@]}" --out="$TMP/run"$'\nsystem "touch '"$PWNED"'"\n#'
+[[ ! -e "$PWNED" ]] || fail "a newline in --out ran a command"
+grep -q 'control character (0x0a)' "$TMP/case.err" || fail "newline in --out: $(tail -n 1 "$TMP/case.err")"
+expect_error "train --out with a tab" "paths may not contain control characters" "$SOFTMAX" "${FAST[@]}" --out="$TMP/a"$'\tb'
+expect_error "eval --dump with a newline" "--dump=" "$EVAL" --checkpoint="$TMP/run/model.safetensors" --dump="$TMP/d"$'\nsystem "touch '"$PWNED"'"'
+[[ ! -e "$PWNED" ]] || fail "a newline in --dump ran a command"
+expect_error "train --data_dir with an escape" "--data_dir=" "$SOFTMAX" "${FAST[@]}" --data_dir="$GOOD"$'\e[2J'
+# A title or path never reaches gnuplot: a run whose --out holds gnuplot
+# quotes and backquotes still draws its plot.
+QUOTED="$TMP/q'uo\"te\`touch $PWNED\`"
+expect_ok "train --out with quotes and backquotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED"
+[[ ! -e "$PWNED" ]] || fail "quotes in --out ran a command"
+if command -v gnuplot > /dev/null; then
+  [[ "$(head -c 4 "$QUOTED/metrics.png" | tail -c 3)" == PNG ]] || fail "no plot in $QUOTED"
+fi
+# Files planted in a shared --out: never written through, never replaced,
+# and refused before any training.
+VICTIM="$TMP/victim"
+for planted in metrics.csv model.safetensors metrics.png model.safetensors.tmp metrics.csv.tmp metrics.png.tmp; do
+  echo precious > "$VICTIM"
+  rm -rf "$TMP/shared" && mkdir "$TMP/shared"
+  ln -s "$VICTIM" "$TMP/shared/$planted"
+  expect_error "train, $planted planted as a symlink" "--out=$TMP/shared: refusing to write $TMP/shared/${planted%.tmp}" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+  grep -q "symbolic link" "$TMP/case.err" || fail "$planted: $(tail -n 1 "$TMP/case.err")"
+  grep -q "^epoch" "$TMP/case.out" && fail "$planted: trained before refusing"
+  [[ "$(cat "$VICTIM")" == precious ]] || fail "$planted: the symlink's target was written"
+  [[ -L "$TMP/shared/$planted" ]] || fail "$planted: the symlink was replaced"
+done
+rm -rf "$TMP/shared" && mkdir "$TMP/shared" && mkfifo "$TMP/shared/metrics.csv"
+expect_error "train, metrics.csv planted as a FIFO" "metrics.csv: it is a FIFO, not a regular file" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+# A directory or a file of another user (where this test can chown: root).
+rm -rf "$TMP/theirs" && mkdir "$TMP/theirs"
+if chown 65534 "$TMP/theirs" 2> /dev/null; then
+  expect_error "train --out owned by another user" "--out=$TMP/theirs: the directory belongs to uid 65534, not to this user" "$SOFTMAX" "${FAST[@]}" --out="$TMP/theirs"
+  [[ -z "$(ls -A "$TMP/theirs")" ]] || fail "wrote into another user's directory"
+  ln -s "$GOOD" "$TMP/theirs_link" && chown -h 65534 "$TMP/theirs_link"
+  expect_error "train --out is another user's symlink" "the symbolic link belongs to uid 65534" "$SOFTMAX" "${FAST[@]}" --out="$TMP/theirs_link"
+  rm -rf "$TMP/shared" && mkdir "$TMP/shared" && echo theirs > "$TMP/shared/metrics.png" && chown 65534 "$TMP/shared/metrics.png"
+  expect_error "train, metrics.png of another user" "metrics.png: it belongs to uid 65534" "$SOFTMAX" "${FAST[@]}" --out="$TMP/shared"
+else
+  echo "(cannot chown here: other-user cases skipped)" >&2
+fi
+# A stale temporary file of ours (a killed save) is removed at the start.
+rm -rf "$TMP/stale" && mkdir "$TMP/stale" && echo half > "$TMP/stale/model.safetensors.tmp"
+expect_ok "train with a stale model.safetensors.tmp" "$SOFTMAX" "${FAST[@]}" --out="$TMP/stale"
+grep -q "removed $TMP/stale/model.safetensors.tmp, left by a run that was killed" "$TMP/case.err" || fail "stale tmp not reported"
+[[ -z "$(ls "$TMP/stale" | grep tmp)" ]] || fail "tmp files left: $(ls "$TMP/stale")"
+# A second trainer on a directory in use (the lock held by this shell).
+rm -rf "$TMP/busy" && mkdir "$TMP/busy"
+exec 9> "$TMP/busy/.lock"
+if flock -n 9; then
+  echo 4242 >&9
+  expect_error "train on a directory another run is using" "--out=$TMP/busy: another run (pid 4242) is using this directory" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
+  [[ ! -e "$TMP/busy/metrics.csv" ]] || fail "the second run wrote metrics.csv"
+fi
+exec 9>&-
+expect_ok "train on it once the other run ended" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
+expect_error "train into a directory holding a run" "--out=$RUN already holds a run (model.safetensors, metrics.csv); pass --resume to continue it or --overwrite to replace it" "$SOFTMAX" "${FAST[@]}" --out="$RUN"
+expect_error "train --resume --overwrite" "--resume and --overwrite contradict each other" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --overwrite
+expect_ok "train --overwrite into the run with quotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED" --overwrite
+[[ $(grep -c '^[0-9]' "$QUOTED/metrics.csv") == 1 ]] || fail "--overwrite kept the old rows"
+# --help lists the trainer's flags with their defaults and exits 0.
+for h in --help --helpfull -help --helpshort; do
+  expect_ok "train $h" "$SOFTMAX" $h
+  for f in epochs lr batch_size resize threads seed out resume overwrite progress data_dir; do
+    grep -q -- "^  --$f  " "$TMP/case.out" || fail "train $h does not list --$f"
+  done
+  grep -q "default: 0" "$TMP/case.out" || fail "train $h shows no defaults"
+  grep -A1 -- "^  --epochs  " "$TMP/case.out" | grep -qE "default: [0-9]+ \(the recipe's\)" || fail "train $h: no recipe default for --epochs"
+done
+grep -q -- "--flagfile" "$TMP/case.out" && fail "--helpshort lists absl's own flags"
+expect_ok "mlp train --help" "$MLP" --help
+grep -q -- "^  --dropout  " "$TMP/case.out" || fail "mlp --help lacks its own --dropout"
+expect_ok "eval --help" "$EVAL" --help
+grep -q -- "^  --dump  " "$TMP/case.out" || fail "eval --help lacks --dump"
+# Empty values and stray arguments are errors, not "use the recipe".
+for f in epochs lr batch_size resize threads seed momentum train_limit; do
+  expect_error "train --$f=" "--$f=: empty value; give a value or leave the flag out (default: " "$SOFTMAX" "${FAST[@]}" --$f=
+done
+expect_error "train --epochs ''" "--epochs=: empty value" "$SOFTMAX" "${FAST[@]}" --epochs ''
+expect_error "eval --limit=" "--limit=: empty value; give a value or leave the flag out (default: 0)" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=
+expect_error "train out_dir (positional)" "unexpected argument 'out_dir': flags take the form --name=value" "$SOFTMAX" "${FAST[@]}" out_dir
+expect_error "train --progress false" "unexpected argument 'false': flags take the form --name=value (for a boolean flag, --name=false or --noname)" "$SOFTMAX" "${FAST[@]}" --progress false
+expect_error "eval <checkpoint> (positional)" "unexpected argument '$CKPT'" "$EVAL" "${EV[@]}" "$CKPT"
+expect_ok "train --epochs 1 (value after a space)" "$SOFTMAX" "${FAST[@]}" --epochs 1
+# Messages that used to mislead.
+expect_error "train --out=/proc (was: fails after an epoch)" "--out=/proc: cannot create files there (" "$SOFTMAX" "${FAST[@]}" --out=/proc
+expect_error "train --lr=1e-50 (was: --lr=0)" "--lr=1e-50: outside the range of float, which training uses" "$SOFTMAX" "${FAST[@]}" --lr=1e-50
+expect_error "train --lr=1e300 (was: --lr=inf)" "--lr=1e+300: outside the range of float" "$SOFTMAX" "${FAST[@]}" --lr=1e300
+expect_error "train --weight_decay=1e-60" "--weight_decay=1e-60: outside the range of float" "$SOFTMAX" "${FAST[@]}" --weight_decay=1e-60
 expect_error "train --resume without --out" "--resume needs --out" "$SOFTMAX" "${FAST[@]}" --resume
 
 # --- Data --------------------------------------------------------------------
@@ -164,23 +259,70 @@ expect_error "train: label out of range" "label 10 at index 3" "$SOFTMAX" "${FAS
 expect_error "train: label file is text" "$NOT_IDX/train-labels-idx1-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$NOT_IDX"
 expect_error "train: empty image file" "$EMPTY_FILE/t10k-images-idx3-ubyte" "$SOFTMAX" "${FAST[@]}" --data_dir="$EMPTY_FILE"
 
+# Huge inputs: refused before allocating, never std::bad_alloc.
+BOMB="$TMP/bomb"
+make_data "$BOMB"
+rm "$BOMB/train-images-idx3-ubyte"
+{ printf '\0\0\10\3\377\377\377\377\0\0\1\220\0\0\0\1'; head -c 16M /dev/zero; } | gzip -9 > "$BOMB/train-images-idx3-ubyte.gz"
+expect_error "train: gzip bomb declaring 1.7 TB" "$BOMB/train-images-idx3-ubyte.gz: the header declares 1717986918000 bytes of data, more than its" "$SOFTMAX" "${FAST[@]}" --data_dir="$BOMB"
+DEVDATA="$TMP/devdata"
+make_data "$DEVDATA"
+rm "$DEVDATA/train-images-idx3-ubyte" && ln -s /dev/zero "$DEVDATA/train-images-idx3-ubyte"
+expect_error "train: image file is /dev/zero" "$DEVDATA/train-images-idx3-ubyte is a character device, not a regular file" "$SOFTMAX" "${FAST[@]}" --data_dir="$DEVDATA"
+
 # --- Resume and divergence ---------------------------------------------------
 expect_error "train --resume, no checkpoint" "cannot open checkpoint $TMP/empty_run/model.safetensors" "$SOFTMAX" "${FAST[@]}" --out="$TMP/empty_run" --resume
 expect_error "train --resume, corrupt checkpoint" "checksum mismatch" "$SOFTMAX" "${FAST[@]}" --out="$CORRUPT_RUN" --resume --epochs=2
-expect_error "lenet train --resume from a softmax run" "does not fit the model: LoadStateDict: missing keys [0.bias, 0.weight" "$LENET" "${FAST[@]}" --out="$RUN" --resume --epochs=2
-expect_error "softmax train --resume at another --resize" "shape mismatches [1.weight (expected [10, 1024], got [10, 784])]" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2 --resize=32
+expect_error "lenet train --resume from a softmax run" "$RUN/model.safetensors is of model 'softmax', not lenet" "$LENET" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+expect_error "softmax train --resume at another --resize" "--resize=32: checkpoint $RUN/model.safetensors was trained at input size 28; resume with --resize=28" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2 --resize=32
 expect_error "mlp train --lr=1e30 (diverges)" "at epoch 1 step" "$MLP" "${FAST[@]}" --lr=1e30
 grep -q "last good checkpoint: none" "$TMP/case.err" || fail "divergence message lacks the checkpoint"
 
+expect_error "mlp train --lr=1e30 --skip_nonfinite (skips a whole epoch)" "every step of epoch 2 (4 of 4) had a non-finite loss and was skipped" "$MLP" "${FAST[@]}" --lr=1e30 --skip_nonfinite --epochs=3
+
 # --- Inputs that used to crash or misbehave, now fine --------------------------
 expect_ok "train on 28x30 images (was a CHECK in Linear)" "$SOFTMAX" "${FAST[@]}" --data_dir="$WIDE"
+CAP=$((4 * $(getconf _NPROCESSORS_ONLN)))
+expect_ok "train --threads=100000 (was a segfault in libgomp)" "$SOFTMAX" "${FAST[@]}" --threads=100000
+grep -q -- "--threads=100000: capped at $CAP (4 per core on " "$TMP/case.err" || fail "--threads cap not reported: $(cat "$TMP/case.err")"
+expect_ok "eval --threads=2147483647" "$EVAL" --data_dir="$GOOD" --limit=32 --checkpoint="$CKPT" --threads=2147483647
+grep -q -- "--threads=2147483647: capped at $CAP" "$TMP/case.err" || fail "eval --threads cap not reported"
 expect_ok "train --batch_size=2^63-1 (was zero batches)" "$SOFTMAX" "${FAST[@]}" --batch_size=9223372036854775807
 grep -q "examples/sec" "$TMP/case.out" && ! grep -q " 0.0 examples/sec" "$TMP/case.out" || fail "huge batch trained nothing"
 expect_ok "train --resume --epochs=2" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
 [[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "resume did not add a csv row"
+expect_ok "train --resume --epochs=2 again (nothing to train)" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --epochs=2
+grep -q "$RUN/model.safetensors already holds epoch 2 and --epochs=2: nothing to train; pass a larger --epochs to go on" "$TMP/case.err" || fail "no 'nothing to train': $(cat "$TMP/case.err")"
+grep -q "wrote " "$TMP/case.err" && fail "claims to have written a run that trained nothing"
+[[ $(grep -c '^[0-9]' "$RUN/metrics.csv") == 2 ]] || fail "a resume with nothing to train changed the csv"
+
+# BatchNorm never gets a batch of 1 example in training (was a CHECK
+# failure after a whole epoch).
+expect_error "bn_lenet train --batch_size=1" "--batch_size=1 gives batches of 1 example: bn_lenet has BatchNorm, which needs at least 2 examples per batch to train" "$BN_LENET" "${FAST[@]}"  --batch_size=1
+expect_ok "bn_lenet train, last batch of 1 (33 = 2 x 16 + 1)" "$BN_LENET" "${FAST[@]}" --train_limit=33 --batch_size=16
+grep -q "each epoch drops its last batch (1 example of 33): bn_lenet has BatchNorm" "$TMP/case.err" || fail "the dropped batch was not reported"
+expect_ok "bn_lenet train, last batch of 2 (34 = 2 x 16 + 2)" "$BN_LENET" "${FAST[@]}" --train_limit=34 --batch_size=16
+grep -q "drops its last batch" "$TMP/case.err" && fail "dropped a batch of 2"
+expect_error "bn_lenet train on 1 example" "the training set has 1 example: bn_lenet has BatchNorm" "$BN_LENET" "${FAST[@]}" --train_limit=1
 
 # --- Eval --------------------------------------------------------------------
-EV=(--data_dir="$GOOD" --limit=32 --threads=1)
+# A checkpoint holding NaN or Inf weights (from a writer without dive's
+# CRC: the key renamed, same length) is refused by eval and --resume.
+NAN_RUN="$TMP/nan_run"
+mkdir -p "$NAN_RUN"
+perl -0777 -pe 's/"dive\.crc32"/"dive.crc3x"/' "$CKPT" > "$NAN_RUN/model.safetensors"
+cp "$RUN/metrics.csv" "$NAN_RUN/metrics.csv"
+expect_ok "eval of a checkpoint without dive's CRC" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
+grep -q "checkpoint $NAN_RUN/model.safetensors has no dive.crc32 checksum (not written by dive?): its integrity was not checked" "$TMP/case.err" || fail "no warning for a checkpoint without CRC"
+expect_ok "eval of a checkpoint with dive's CRC" "$EVAL" "${EV[@]}" --checkpoint="$CKPT"
+grep -q "checksum" "$TMP/case.err" && fail "warned about a checked checkpoint"
+size=$(stat -c %s "$NAN_RUN/model.safetensors")
+for b in 0 0 300 177; do printf "\\$b"; done | dd of="$NAN_RUN/model.safetensors" bs=1 seek=$((size - 4)) conv=notrunc status=none  # NaN
+expect_error "eval of a checkpoint holding NaN" "checkpoint $NAN_RUN/model.safetensors: tensor '1.weight' holds nan at element 7839 of 7840; these weights come from a diverged run" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
+expect_error "train --resume from a checkpoint holding NaN" "tensor '1.weight' holds nan" "$SOFTMAX" "${FAST[@]}" --out="$NAN_RUN" --resume --epochs=5
+grep -q -- "--lr" "$TMP/case.err" && fail "the NaN checkpoint blames --lr"
+for b in 0 0 200 177; do printf "\\$b"; done | dd of="$NAN_RUN/model.safetensors" bs=1 seek=$((size - 4)) conv=notrunc status=none  # +Inf
+expect_error "eval of a checkpoint holding Inf" "tensor '1.weight' holds inf at element 7839" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
 expect_ok "eval of the run" "$EVAL" "${EV[@]}" --checkpoint="$CKPT"
 expect_error "eval without --checkpoint" "--checkpoint is required" "$EVAL" "${EV[@]}"
 expect_error "eval, missing checkpoint" "cannot open checkpoint /nonexistent/model.safetensors" "$EVAL" "${EV[@]}" --checkpoint=/nonexistent/model.safetensors
@@ -190,12 +332,51 @@ expect_error "eval, not a checkpoint (a CSV)" "$RUN/metrics.csv" "$EVAL" "${EV[@
 expect_error "eval --model=lenet on a softmax checkpoint" "does not fit model lenet: LoadStateDict: missing keys" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=lenet
 expect_error "eval --model=nosuch" "unknown model 'nosuch'" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --model=nosuch
 expect_error "eval --resize=32 on a 28x28 checkpoint" "shape mismatches [1.weight" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=32
+expect_error "eval --checkpoint=/dev/zero" "checkpoint /dev/zero is a character device, not a regular file" "$EVAL" "${EV[@]}" --checkpoint=/dev/zero
+expect_error "eval --checkpoint=<a directory>" "checkpoint $RUN is a directory, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$RUN"
+truncate -s 8G "$TMP/huge.safetensors"
+expect_error "eval of an 8 GB checkpoint" "checkpoint $TMP/huge.safetensors is 8589934592 bytes, more than the limit of 4294967296 bytes" "$EVAL" "${EV[@]}" --checkpoint="$TMP/huge.safetensors"
+rm -f "$TMP/huge.safetensors"
+mkdir -p "$TMP/huge_run" && truncate -s 8G "$TMP/huge_run/model.safetensors"
+expect_error "train --resume from an 8 GB checkpoint" "is 8589934592 bytes, more than the limit" "$SOFTMAX" "${FAST[@]}" --out="$TMP/huge_run" --resume --epochs=2
+rm -rf "$TMP/huge_run"
 expect_error "eval --resize=-3" "--resize=-3" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --resize=-3
 expect_error "eval --batch_size=0" "--batch_size=0: must be positive" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --batch_size=0
 expect_error "eval --limit=-1" "--limit=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=-1
 expect_error "eval --threads=-1" "--threads=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --threads=-1
 expect_error "eval --data_dir=/nonexistent" "/nonexistent/t10k-images-idx3-ubyte" "$EVAL" --checkpoint="$CKPT" --data_dir=/nonexistent
 expect_error "eval --dump=/proc/forbidden/x" "/proc/forbidden/x" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/proc/forbidden/x
+
+# --dump never replaces what is not a regular file of ours, nor the
+# checkpoint being evaluated; it is written atomically.
+DEV="$TMP/devnull"
+rm -f "$DEV"
+if mknod "$DEV" c 1 3 2> /dev/null; then
+  expect_error "eval --dump=<device node in \$TMP>" "--dump=$DEV: refusing to write $DEV: it is a character device, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$DEV"
+  [[ -c "$DEV" ]] || fail "--dump replaced a device node"
+else
+  echo "(cannot mknod here: device node case skipped)" >&2
+fi
+expect_error "eval --dump=/dev/null" "--dump=/dev/null: refusing to write /dev/null: it is a character device" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/dev/null
+[[ -c /dev/null ]] || fail "--dump replaced /dev/null"
+cp "$CKPT" "$TMP/eval_me.safetensors"
+cp "$CKPT" "$TMP/eval_me.before"
+expect_error "eval --dump=<the checkpoint>" "is the checkpoint being evaluated" "$EVAL" "${EV[@]}" --checkpoint="$TMP/eval_me.safetensors" --dump="$TMP/eval_me.safetensors"
+cmp -s "$TMP/eval_me.safetensors" "$TMP/eval_me.before" || fail "--dump overwrote the checkpoint"
+ln -f "$TMP/eval_me.safetensors" "$TMP/hardlink.safetensors"
+expect_error "eval --dump=<a hard link to the checkpoint>" "is the checkpoint being evaluated" "$EVAL" "${EV[@]}" --checkpoint="$TMP/eval_me.safetensors" --dump="$TMP/hardlink.safetensors"
+echo precious > "$VICTIM"
+ln -sf "$VICTIM" "$TMP/dump_link"
+expect_error "eval --dump=<symlink>" "--dump=$TMP/dump_link: refusing to write $TMP/dump_link: it is a symbolic link" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump_link"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "--dump wrote through a symlink"
+expect_error "eval --dump=<directory>" "it is a directory, not a regular file" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP"
+ln -sf "$VICTIM" "$TMP/dump.safetensors.tmp"
+expect_error "eval --dump with a planted .tmp symlink" "dump.safetensors.tmp exists and is not ours to remove" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "--dump wrote through the .tmp symlink"
+rm -f "$TMP/dump.safetensors.tmp"
+expect_ok "eval --dump=<new file>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
+[[ -f "$TMP/dump.safetensors" && ! -e "$TMP/dump.safetensors.tmp" ]] || fail "--dump did not write its file"
+expect_ok "eval --dump=<the same file again>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
 
 echo
 echo "$CASES cases, $FAILURES failed"

@@ -1,18 +1,20 @@
 #include "tools/trainer_main.h"
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "optim/distributed/process_group.h"
+#include "tools/cli.h"
 #include "tools/training.h"
 
 // Unset (the default) means the book's recipe; any value given is checked,
@@ -37,6 +39,8 @@ ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
 ABSL_FLAG(std::string, out, "",
           "Directory for model.safetensors, metrics.csv and metrics.png.");
 ABSL_FLAG(bool, resume, false, "Continue from --out/model.safetensors.");
+ABSL_FLAG(bool, overwrite, false,
+          "Start afresh in an --out that already holds a run, replacing it.");
 ABSL_FLAG(bool, skip_nonfinite, false,
           "Skip steps whose loss is NaN or Inf instead of stopping.");
 ABSL_FLAG(bool, progress, true, "Show per-step progress.");
@@ -62,15 +66,39 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
+// The float training uses for the value of --`flag`, or InvalidArgument when
+// float cannot hold it (1e-50 would become 0 and be reported as "--lr=0").
+absl::StatusOr<float> ToFloat(absl::string_view flag, double value) {
+  const float f = static_cast<float>(value);
+  if ((value != 0 && f == 0) || (std::isfinite(value) && !std::isfinite(f))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", value,
+        ": outside the range of float, which training uses (magnitudes ",
+        std::numeric_limits<float>::denorm_min(), " to ",
+        std::numeric_limits<float>::max(), ")"));
+  }
+  return f;
+}
+
 }  // namespace
 
 int TrainerMain(int argc, char** argv,
                 const std::function<models::ModelSpec()>& make_spec) {
   absl::SetProgramUsageMessage(
       "Trains a model of the zoo on Fashion-MNIST with the book's recipe.");
-  absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  // The recipe at the model's default flags describes the defaults of the
+  // flags left to it.
+  const models::Recipe recipe = make_spec().recipe;
+  absl::StatusOr<bool> go_on = ParseFlags(
+      argc, argv,
+      {{"epochs", absl::StrCat(recipe.epochs, " (the recipe's)")},
+       {"lr", absl::StrCat(recipe.lr, " (the recipe's)")},
+       {"batch_size", absl::StrCat(recipe.batch_size, " (the recipe's)")},
+       {"resize", absl::StrCat(recipe.input_size, " (the recipe's)")}});
+  if (!go_on.ok()) return Fail(go_on.status());
+  if (!*go_on) return 0;  // --help
   // Launched by mpirun: data-parallel training over the launched processes.
   absl::StatusOr<std::unique_ptr<distributed::ProcessGroup>> group =
       distributed::CreateProcessGroup(
@@ -83,17 +111,26 @@ int TrainerMain(int argc, char** argv,
   TrainOptions o;
   const models::Recipe& r = spec.recipe;
   o.epochs = absl::GetFlag(FLAGS_epochs).value_or(r.epochs);
-  o.lr = static_cast<float>(absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  absl::StatusOr<float> lr = ToFloat("lr", absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  if (!lr.ok()) return Fail(lr.status());
+  o.lr = *lr;
   o.batch_size = absl::GetFlag(FLAGS_batch_size).value_or(r.batch_size);
   o.input_size = absl::GetFlag(FLAGS_resize).value_or(r.input_size);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);
-  o.weight_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_decay));
-  o.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  absl::StatusOr<float> weight_decay =
+      ToFloat("weight_decay", absl::GetFlag(FLAGS_weight_decay));
+  if (!weight_decay.ok()) return Fail(weight_decay.status());
+  o.weight_decay = *weight_decay;
+  absl::StatusOr<float> momentum =
+      ToFloat("momentum", absl::GetFlag(FLAGS_momentum));
+  if (!momentum.ok()) return Fail(momentum.status());
+  o.momentum = *momentum;
   o.train_limit = absl::GetFlag(FLAGS_train_limit);
   o.test_limit = absl::GetFlag(FLAGS_test_limit);
   o.out_dir = absl::GetFlag(FLAGS_out);
   o.resume = absl::GetFlag(FLAGS_resume);
+  o.overwrite = absl::GetFlag(FLAGS_overwrite);
   o.skip_nonfinite = absl::GetFlag(FLAGS_skip_nonfinite);
   o.progress = absl::GetFlag(FLAGS_progress);
   o.process_group = group->get();
@@ -105,6 +142,7 @@ int TrainerMain(int argc, char** argv,
   }
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
+  if (absl::Status s = CheckPathFlag("data_dir", dir); !s.ok()) return Fail(s);
   absl::StatusOr<InMemoryDataset> train = LoadFashionMnist(dir, Split::kTrain);
   if (!train.ok()) return Fail(train.status());
   absl::StatusOr<InMemoryDataset> test = LoadFashionMnist(dir, Split::kTest);
@@ -122,7 +160,7 @@ int TrainerMain(int argc, char** argv,
                                    " examples per batch"));
   absl::StatusOr<TrainSummary> summary = Train(spec, o, *train, *test);
   if (!summary.ok()) return Fail(summary.status());
-  if (!o.out_dir.empty()) {
+  if (!o.out_dir.empty() && !summary->epochs.empty()) {
     LOG(INFO) << "wrote " << o.out_dir
               << "/{model.safetensors,metrics.csv,metrics.png}";
   }

@@ -4,10 +4,10 @@
 // `main()` of every `//models/<name>:train` binary: parses the common flags
 // (--epochs, --lr, --batch_size, --resize, --threads, --seed,
 // --weight_decay, --momentum, --train_limit, --test_limit, --data_dir,
-// --out, --resume, --skip_nonfinite), fills unset ones from the model's book
-// recipe, loads Fashion-MNIST and runs `tools::Train`. Every error (a bad
-// flag, unreadable data, an unwritable --out, a diverging run) is printed as
-// one line naming the problem, and the process exits non-zero.
+// --out, --resume, --overwrite, --skip_nonfinite), fills unset ones from the
+// model's book recipe, loads Fashion-MNIST and runs `tools::Train`. Every
+// error (a bad flag, unreadable data, an unwritable --out, a diverging run)
+// is printed as one line naming the problem, and the process exits non-zero.
 //
 // Launched by mpirun, the binary trains data-parallel over the launched
 // processes (`TrainOptions::process_group`): --batch_size stays the global

@@ -1,25 +1,33 @@
 #include "tools/training.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
 #include "glog/logging.h"
+#include "nn/batch_norm.h"
 #include "optim/distributed/data_parallel.h"
 #include "optim/distributed/process_group.h"
 #include "optim/sgd.h"
+#include "tensor/file_io.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
@@ -94,43 +102,51 @@ class Progress {
 constexpr char kCsvHeader[] =
     "epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n";
 
-absl::Status AppendCsv(const std::string& path, const EpochMetrics& m,
-                       bool header) {
-  std::ofstream out(path, header ? std::ios::trunc : std::ios::app);
-  if (header) out << kCsvHeader;
-  out << absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n", m.epoch, m.loss,
-                         m.train_acc, m.test_acc, m.seconds,
-                         m.examples_per_sec);
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+// metrics.csv is small; anything larger is not ours.
+constexpr uint64_t kMaxCsvBytes = uint64_t{64} << 20;
+
+// The text of the metrics CSV at `path` (never through a symlink), or ""
+// when there is none.
+absl::StatusOr<std::string> ReadCsv(const std::string& path) {
+  absl::StatusOr<std::string> text =
+      ReadRegularFile(path, "metrics", kMaxCsvBytes, /*follow_symlink=*/false);
+  if (absl::IsNotFound(text.status())) return std::string();
+  return text;
 }
 
-// Replaces `path` with `contents` atomically (temporary file, then rename).
-absl::Status ReplaceFile(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-  out << contents;
-  out.close();
-  if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot write ", path));
+// Adds the row of `m` to the CSV at `path` (a new file with its header when
+// `fresh`), replacing the file atomically; returns the new text.
+absl::StatusOr<std::string> AppendCsv(const std::string& path,
+                                      const EpochMetrics& m, bool fresh) {
+  std::string text;
+  if (!fresh) {
+    absl::StatusOr<std::string> old = ReadCsv(path);
+    if (!old.ok()) return old.status();
+    text = *std::move(old);
   }
-  return absl::OkStatus();
+  if (text.empty()) text = kCsvHeader;
+  absl::StrAppend(&text, absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n",
+                                         m.epoch, m.loss, m.train_acc,
+                                         m.test_acc, m.seconds,
+                                         m.examples_per_sec));
+  if (absl::Status s = WriteFileAtomically(path, text); !s.ok()) return s;
+  return text;
 }
 
 // Makes the metrics CSV of a resumed run end where its checkpoint does: keeps
 // the header and the complete rows of epochs 1..last_epoch, in order. Each
 // epoch appends its row before saving its checkpoint, so a run killed in
-// between leaves one row too many (the resumed run trains that epoch again),
-// and a write cut short leaves a partial last line; both are dropped here.
+// between leaves one row too many (the resumed run trains that epoch again);
+// it is dropped here, as is a partial last line (from before writes were
+// atomic).
 absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
+  absl::StatusOr<std::string> text = ReadCsv(path);
+  if (!text.ok()) return text.status();
   std::string kept = kCsvHeader;
-  std::ifstream in(path);
-  std::string line;
   int64_t previous = 0;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // no newline: a partial row
+  std::vector<absl::string_view> lines = absl::StrSplit(*text, '\n');
+  lines.pop_back();  // after the last newline: empty, or a partial row
+  for (absl::string_view line : lines) {
     const std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
     int64_t epoch = 0;
     if (fields.size() != 6 || !absl::SimpleAtoi(fields[0], &epoch) ||
@@ -140,7 +156,85 @@ absl::Status TrimCsv(const std::string& path, int64_t last_epoch) {
     absl::StrAppend(&kept, line, "\n");
     previous = epoch;
   }
-  return ReplaceFile(path, kept);
+  return WriteFileAtomically(path, kept);
+}
+
+// Draws the curves of `csv` (its text) into `png`, aside and then renamed,
+// so `png` is always a whole image.
+absl::Status DrawPlot(absl::string_view csv, const std::string& png,
+                      const std::string& title) {
+  absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(png);
+  if (!out.ok()) return out.status();
+  if (absl::Status s = PlotMetrics(csv, out->fd(), title); !s.ok()) return s;
+  return out->Commit();
+}
+
+// An exclusive flock on "<dir>/.lock" for as long as the run lasts, with the
+// holder's pid in the file; released when the process ends, however.
+class RunLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunLock>> Acquire(
+      const std::string& dir) {
+    const std::string path = dir + "/.lock";
+    const int fd =
+        ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", dir, ": cannot create ", path, ": ",
+                       errno == ELOOP ? "it is a symbolic link"
+                                      : std::strerror(errno)));
+    }
+    std::unique_ptr<RunLock> lock(new RunLock(fd));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--out=", dir, ": ", path, " is not a regular file of this user"));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      const ssize_t n = ::pread(fd, pid, sizeof(pid) - 1, 0);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--out=", dir, ": another run (pid ",
+          n > 0 ? absl::StripAsciiWhitespace(pid) : "unknown",
+          ") is using this directory; wait for it to end or choose another "
+          "--out"));
+    }
+    const std::string me = absl::StrCat(::getpid(), "\n");
+    if (::ftruncate(fd, 0) != 0 ||
+        ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+      LOG(WARNING) << "cannot write the pid into " << path;
+    }
+    return lock;
+  }
+  ~RunLock() { ::close(fd_); }
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  const int fd_;
+};
+
+// The files a run writes in its directory (each also as "<name>.tmp").
+constexpr const char* kRunFiles[] = {"model.safetensors", "metrics.csv",
+                                     "metrics.png"};
+
+// Before anything is trained: removes the temporary files a killed run left
+// behind and checks that every file the run writes may be replaced (no
+// symlink, device or other user's file planted in their place).
+absl::Status PrepareOutDir(const std::string& dir) {
+  for (const char* name : kRunFiles) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (RemoveStaleTemp(path)) {
+      LOG(INFO) << "removed " << path << ".tmp, left by a run that was killed";
+    }
+    for (const std::string& p : {path, path + ".tmp"}) {
+      if (absl::Status s = CheckReplaceable(p); !s.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--out=", dir, ": ", s.message()));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
@@ -152,6 +246,33 @@ absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
   file.metadata["epoch"] = absl::StrCat(epoch);
   file.metadata["input_size"] = absl::StrCat(input_size);
   return SaveSafetensors(path, file);
+}
+
+// OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
+// <n>" for the first NaN or Inf among the float tensors.
+absl::Status CheckFinite(const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (t.dtype() != DType::kFloat32) continue;
+    const Tensor c = t.Contiguous();
+    const float* v = c.data<float>();
+    for (int64_t i = 0; i < c.numel(); ++i) {
+      if (!std::isfinite(v[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor '", name, "' holds ", v[i], " at element ", i,
+                         " of ", c.numel()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// True when `module` or any submodule is a BatchNorm layer.
+bool HasBatchNorm(const nn::Module& module) {
+  if (dynamic_cast<const nn::BatchNormBase*>(&module) != nullptr) return true;
+  for (const auto& [name, child] : module.children()) {
+    if (HasBatchNorm(*child)) return true;
+  }
+  return false;
 }
 
 // ---- Data parallelism (TrainOptions::process_group) ------------------------
@@ -219,12 +340,37 @@ absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
 
 }  // namespace
 
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=\"%s\": byte %d is a control character (0x%02x); paths "
+          "may not contain control characters",
+          flag, absl::CHexEscape(path), i, c));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int CapThreads(int requested) {
+  const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  const long cap = kMaxThreadsPerCore * cores;
+  if (requested <= cap) return requested;
+  LOG(WARNING) << "--threads=" << requested << ": capped at " << cap << " ("
+               << kMaxThreadsPerCore << " per core on " << cores << " cores)";
+  return static_cast<int>(cap);
+}
+
 absl::Status ValidateOptions(const TrainOptions& o) {
   auto bad = [](absl::string_view flag, auto value, absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, "=", value, ": ", why));
   };
   if (o.epochs <= 0) return bad("epochs", o.epochs, "must be positive");
+  if (o.epochs > kMaxEpochs) {
+    return bad("epochs", o.epochs, absl::StrCat("must be at most ", kMaxEpochs));
+  }
   if (!(o.lr > 0) || !std::isfinite(o.lr)) {
     return bad("lr", o.lr, "must be a positive number");
   }
@@ -249,10 +395,16 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   if (o.test_limit < 0) return bad("test_limit", o.test_limit, "must be >= 0");
   if (o.log_every <= 0)
     return bad("log_every", o.log_every, "must be positive");
+  if (o.resume && o.overwrite) {
+    return absl::InvalidArgumentError(
+        "--resume and --overwrite contradict each other: continue the run in "
+        "--out, or replace it");
+  }
   if (o.resume && o.out_dir.empty()) {
     return absl::InvalidArgumentError(
         "--resume needs --out (the run to resume)");
   }
+  if (absl::Status s = CheckPathFlag("out", o.out_dir); !s.ok()) return s;
   if (!o.out_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.out_dir, ec);
@@ -261,25 +413,100 @@ absl::Status ValidateOptions(const TrainOptions& o) {
           "--out=", o.out_dir, ": cannot create or write the directory",
           ec ? absl::StrCat(" (", ec.message(), ")") : ""));
     }
+    // Writable in fact, not only by its mode bits (root, /proc): a file can
+    // be created there.
+    const std::string probe = o.out_dir + "/.write-test-XXXXXX";
+    std::vector<char> name(probe.begin(), probe.end());
+    name.push_back('\0');
+    const int fd = mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", o.out_dir, ": cannot create files there (",
+                       std::strerror(errno), ")"));
+    }
+    close(fd);
+    unlink(name.data());
+    // In a shared place (/tmp/lenet) the directory, or a symlink standing
+    // for it, may be someone else's: whoever owns it can plant files in it.
+    struct stat link, dir;
+    if (lstat(o.out_dir.c_str(), &link) != 0 ||
+        stat(o.out_dir.c_str(), &dir) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--out=", o.out_dir, ": ", std::strerror(errno)));
+    }
+    for (const struct stat* st : {&link, &dir}) {
+      if (st->st_uid != geteuid()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--out=", o.out_dir, ": ",
+            st == &link && S_ISLNK(link.st_mode) ? "the symbolic link"
+                                                 : "the directory",
+            " belongs to uid ", st->st_uid, ", not to this user (uid ",
+            geteuid(), "); choose a directory of your own"));
+      }
+    }
   }
   return absl::OkStatus();
 }
 
-absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
-                            int64_t* epoch) {
-  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
+                                          bool follow_symlink) {
+  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path, follow_symlink);
   if (!file.ok()) return file.status();
-  if (absl::Status s = model.LoadStateDict(file->tensors); !s.ok()) {
+  Checkpoint c;
+  c.file = *std::move(file);
+  const auto& meta = c.file.metadata;
+  // Each recorded number must be one a run could have written.
+  const struct {
+    const char* key;
+    int64_t* value;
+    int64_t min, max;
+  } fields[] = {{"epoch", &c.epoch, 0, kMaxEpochs},
+                {"input_size", &c.input_size, 1, kMaxInputSize}};
+  for (const auto& f : fields) {
+    auto it = meta.find(f.key);
+    if (it == meta.end()) continue;
+    if (!absl::SimpleAtoi(it->second, f.value) || *f.value < f.min ||
+        *f.value > f.max) {
+      return absl::DataLossError(absl::StrCat(
+          "checkpoint ", path, ": metadata ", f.key, " \"",
+          absl::CHexEscape(it->second.substr(0, 40)),
+          "\" is not an integer in [", f.min, ", ", f.max, "]"));
+    }
+  }
+  if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
+  LOG_IF(WARNING, !c.file.checksum_verified)
+      << "checkpoint " << path
+      << " has no dive.crc32 checksum (not written by dive?): its integrity "
+         "was not checked";
+  // Weights of a diverged run would evaluate or resume as if nothing were
+  // wrong.
+  if (absl::Status s = CheckFinite(c.file.tensors); !s.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, ": ", s.message(),
+        "; these weights come from a diverged run"));
+  }
+  return c;
+}
+
+namespace {
+
+absl::Status LoadInto(const Checkpoint& c, const std::string& path,
+                      nn::Module& model) {
+  if (absl::Status s = model.LoadStateDict(c.file.tensors); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "checkpoint ", path, " does not fit the model: ", s.message()));
   }
-  if (epoch != nullptr) {
-    *epoch = 0;
-    auto it = file->metadata.find("epoch");
-    if (it != file->metadata.end() && !absl::SimpleAtoi(it->second, epoch)) {
-      return absl::DataLossError(absl::StrCat(path, ": bad epoch in metadata"));
-    }
-  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
+                            int64_t* epoch) {
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(path, /*follow_symlink=*/false);
+  if (!c.ok()) return c.status();
+  if (absl::Status s = LoadInto(*c, path, model); !s.ok()) return s;
+  if (epoch != nullptr) *epoch = c->epoch;
   return absl::OkStatus();
 }
 
@@ -329,7 +556,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                        data->channels(), " channels"));
     }
   }
-  SetNumThreads(options.threads);
+  SetNumThreads(CapThreads(options.threads));
   ManualSeed(options.seed);
   absl::StatusOr<std::shared_ptr<nn::Module>> made =
       spec.make(options.input_size);
@@ -350,13 +577,54 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       options.out_dir.empty() ? "" : options.out_dir + "/model.safetensors";
   const std::string csv = options.out_dir + "/metrics.csv";
   int64_t start_epoch = 0;
-  if (options.resume && root) {  // the other ranks get rank 0's state below
-    if (absl::Status s = LoadCheckpoint(checkpoint, model, &start_epoch);
-        !s.ok()) {
-      return s;
+  std::unique_ptr<RunLock> lock;  // held until Train returns
+  if (!options.out_dir.empty() && root) {
+    absl::StatusOr<std::unique_ptr<RunLock>> locked =
+        RunLock::Acquire(options.out_dir);
+    if (!locked.ok()) return locked.status();
+    lock = *std::move(locked);
+    if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
+    if (!options.resume && !options.overwrite) {
+      std::vector<std::string> found;
+      for (const char* name : {"model.safetensors", "metrics.csv"}) {
+        struct stat st;
+        const std::string path = absl::StrCat(options.out_dir, "/", name);
+        if (lstat(path.c_str(), &st) == 0) found.push_back(name);
+      }
+      if (!found.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--out=", options.out_dir, " already holds a run (",
+            absl::StrJoin(found, ", "),
+            "); pass --resume to continue it or --overwrite to replace it"));
+      }
     }
-    LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
-              << " after epoch " << start_epoch;
+  }
+  if (options.resume && root) {  // the other ranks get rank 0's state below
+    // Everything is checked before anything on disk changes.
+    absl::StatusOr<Checkpoint> c =
+        ReadCheckpoint(checkpoint, /*follow_symlink=*/false);
+    if (!c.ok()) return c.status();
+    if (!c->model.empty() && c->model != spec.name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint ", checkpoint, " is of model '",
+                       absl::CHexEscape(c->model), "', not ", spec.name));
+    }
+    if (c->input_size != 0 && c->input_size != options.input_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--resize=", options.input_size, ": checkpoint ", checkpoint,
+          " was trained at input size ", c->input_size,
+          "; resume with --resize=", c->input_size));
+    }
+    if (absl::Status s = LoadInto(*c, checkpoint, model); !s.ok()) return s;
+    start_epoch = c->epoch;
+    if (start_epoch >= options.epochs) {
+      LOG(WARNING) << checkpoint << " already holds epoch " << start_epoch
+                   << " and --epochs=" << options.epochs
+                   << ": nothing to train; pass a larger --epochs to go on";
+    } else {
+      LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
+                << " after epoch " << start_epoch;
+    }
     if (absl::Status s = TrimCsv(csv, start_epoch); !s.ok()) return s;
   }
 
@@ -392,11 +660,42 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   // The loader prepares batches on its own thread while the model computes
   // on all cores; one thread for its transforms avoids oversubscription.
   lo.num_threads = 1;
+  // Training BatchNorm normalizes by the batch's statistics, which one
+  // example does not have: never hand it a batch of 1.
+  if (HasBatchNorm(model)) {
+    if (lo.batch_size == 1 || train.size() == 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          train.size() == 1 ? "the training set has 1 example"
+                            : absl::StrCat("--batch_size=", options.batch_size,
+                                           group.size() > 1
+                                               ? absl::StrCat(
+                                                     " over ", group.size(),
+                                                     " processes")
+                                               : "",
+                                           " gives batches of 1 example"),
+          ": ", spec.name,
+          " has BatchNorm, which needs at least 2 examples per batch to "
+          "train"));
+    }
+    if (!lo.drop_last && train.size() % lo.batch_size == 1) {
+      lo.drop_last = true;
+      LOG_IF(INFO, root) << "each epoch drops its last batch (1 example of "
+                         << train.size() << "): " << spec.name
+                         << " has BatchNorm, which cannot train on 1 example";
+    }
+  }
   absl::StatusOr<DataLoader> loader = DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
 
   TrainSummary summary;
   int64_t last_good_epoch = start_epoch;
+  const auto last_good = [&] {
+    return absl::StrCat(
+        "last good checkpoint: ",
+        checkpoint.empty() || last_good_epoch == 0
+            ? std::string("none")
+            : absl::StrCat(checkpoint, " (epoch ", last_good_epoch, ")"));
+  };
   for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
     model.Train();
     Progress progress(options.progress && root, loader->num_batches(),
@@ -424,11 +723,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
         progress.Finish();
         return absl::AbortedError(absl::StrCat(
             "training diverged: loss is ", l, " at epoch ", epoch, " step ",
-            step, "; last good checkpoint: ",
-            checkpoint.empty() || last_good_epoch == 0
-                ? std::string("none")
-                : absl::StrCat(checkpoint, " (epoch ", last_good_epoch, ")"),
-            ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
+            step, "; ", last_good(), ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
       }
       sgd.ZeroGrad();
       loss.Backward();
@@ -443,6 +738,13 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                       Seconds(start));
     }
     progress.Finish();
+    if (step > 0 && seen == 0) {  // every rank takes the same branches
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: every step of epoch ", epoch, " (", step,
+          " of ", step, ") had a non-finite loss and was skipped "
+          "(--skip_nonfinite), so nothing was trained; ", last_good(),
+          ". Lower --lr"));
+    }
     if (group.size() > 1) {  // the epoch's totals over all ranks
       double totals[3] = {loss_sum, static_cast<double>(correct),
                           static_cast<double>(seen)};
@@ -471,11 +773,19 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     }
     summary.epochs.push_back(m);
 
+    // A step with a finite loss can still leave Inf or NaN weights: such a
+    // model is not saved as a good checkpoint.
+    if (absl::Status s = CheckFinite(model.StateDict()); !s.ok()) {
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: after epoch ", epoch, " the model's ",
+          s.message(), "; ", last_good(), ". Lower --lr"));
+    }
     if (!options.out_dir.empty() && root) {
       // The row first, then the checkpoint: a kill in between leaves a row
       // that resuming drops (TrimCsv) and writes again, never a gap.
       const bool fresh = !options.resume && epoch == 1;
-      if (absl::Status s = AppendCsv(csv, m, fresh); !s.ok()) return s;
+      absl::StatusOr<std::string> csv_text = AppendCsv(csv, m, fresh);
+      if (!csv_text.ok()) return csv_text.status();
       if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch,
                                           options.input_size);
           !s.ok()) {
@@ -484,11 +794,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       last_good_epoch = epoch;
       // Drawn aside and renamed, so metrics.png is always a whole image.
       const std::string png = options.out_dir + "/metrics.png";
-      absl::Status plotted = PlotMetrics(csv, png + ".tmp", spec.description);
-      if (plotted.ok() &&
-          std::rename((png + ".tmp").c_str(), png.c_str()) != 0) {
-        plotted = absl::InternalError(absl::StrCat("cannot write ", png));
-      }
+      absl::Status plotted = DrawPlot(*csv_text, png, spec.description);
       if (!plotted.ok()) LOG(WARNING) << "no plot: " << plotted;
     }
   }

@@ -43,10 +43,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "datasets/dataset.h"
 #include "models/spec.h"
 #include "nn/module.h"
 #include "optim/distributed/process_group.h"
+#include "tensor/safetensors.h"
 
 namespace dive::tools {
 
@@ -64,6 +66,10 @@ struct TrainOptions {
   int64_t test_limit = 0;
   std::string out_dir;  // empty: write nothing
   bool resume = false;
+  // Start afresh in an out_dir that already holds a run (its checkpoint or
+  // metrics), replacing it; without it (or `resume`) such a directory is
+  // refused.
+  bool overwrite = false;
   bool skip_nonfinite = false;
   // Print per-step progress (a bar on a terminal, else a line every
   // `log_every` steps).
@@ -79,6 +85,18 @@ struct TrainOptions {
   // and examples/sec are over all ranks. See optim/distributed/.
   distributed::ProcessGroup* process_group = nullptr;
 };
+
+// OK unless `path` (the value of --`flag`) contains a control character
+// (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path);
+
+// At most this many compute threads per core: more only slows a run down,
+// and tens of thousands make libgomp crash when it cannot create them.
+inline constexpr int kMaxThreadsPerCore = 4;
+
+// `requested` (a --threads value; 0 means all cores), capped at
+// kMaxThreadsPerCore per core; a cap is logged once, naming the flag.
+int CapThreads(int requested);
 
 // Checks every option and returns InvalidArgument naming the flag and the
 // bad value, or FailedPrecondition for an out_dir that cannot be written.
@@ -116,8 +134,30 @@ EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
                     int64_t input_size, int64_t batch_size,
                     int64_t limit = 0);
 
-// Loads a checkpoint written by `Train` (or converted from PyTorch) into
-// `model`; errors name the file and every mismatched key.
+// The largest --epochs, and the largest epoch and input size a checkpoint
+// may record.
+inline constexpr int64_t kMaxEpochs = 1'000'000;
+inline constexpr int64_t kMaxInputSize = 1 << 16;
+
+// A checkpoint's tensors and the metadata `Train` records (each 0 or empty
+// when absent, as in files converted from PyTorch).
+struct Checkpoint {
+  SafetensorsFile file;
+  std::string model;
+  int64_t epoch = 0;
+  int64_t input_size = 0;
+};
+
+// Reads and checks a checkpoint: the file itself (tensor/safetensors.h: a
+// regular file, sizes, CRC) and every metadata field (epoch in
+// [0, kMaxEpochs], input_size in [1, kMaxInputSize]). Errors name the file
+// and the field.
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
+                                          bool follow_symlink = true);
+
+// Loads a checkpoint written by `Train` (or converted from PyTorch; a final
+// symlink is not followed) into `model`; errors name the file and every
+// mismatched key, and leave `model` unchanged.
 absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
                             int64_t* epoch = nullptr);
 

@@ -5,6 +5,10 @@
 
 #include "tools/training.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/bn_lenet/bn_lenet.h"
 #include "models/lenet/lenet.h"
 #include "models/mlp/mlp.h"
 #include "models/softmax/softmax.h"
@@ -111,6 +116,23 @@ bool BitIdentical(const std::map<std::string, Tensor>& a,
     }
   }
   return true;
+}
+
+// Rewrites the metadata `key` of the checkpoint at `path` (CRC intact: it
+// covers the data).
+void SetMetadata(const std::string& path, const std::string& key,
+                 const std::string& value) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  f->metadata[key] = value;
+  ASSERT_TRUE(SaveSafetensors(path, *f).ok());
+}
+
+std::string Contents(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 TEST_F(TrainingTest, SoftmaxLearnsAndWritesCheckpointCsvAndPlot) {
@@ -252,6 +274,10 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
        "--epochs=0: must be positive"},
       {"epochs -3", [](TrainOptions& o) { o.epochs = -3; }, C::kInvalidArgument,
        "--epochs=-3"},
+      {"epochs 2^63-1",
+       [](TrainOptions& o) { o.epochs = std::numeric_limits<int64_t>::max(); },
+       C::kInvalidArgument,
+       "--epochs=9223372036854775807: must be at most 1000000"},
       {"lr 0", [](TrainOptions& o) { o.lr = 0; }, C::kInvalidArgument,
        "--lr=0: must be a positive number"},
       {"lr -1", [](TrainOptions& o) { o.lr = -1; }, C::kInvalidArgument,
@@ -293,6 +319,9 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
        C::kInvalidArgument, "--resume needs --out"},
       {"out in /proc", [](TrainOptions& o) { o.out_dir = "/proc/x"; },
        C::kFailedPrecondition, "--out=/proc/x: cannot create or write"},
+      {"out is /proc (writable by its mode bits for root)",
+       [](TrainOptions& o) { o.out_dir = "/proc"; }, C::kFailedPrecondition,
+       "--out=/proc: cannot create files there ("},
       {"out under a regular file",
        [](TrainOptions& o) { o.out_dir = under_file; }, C::kFailedPrecondition,
        "Not a directory"},
@@ -353,16 +382,32 @@ TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
   EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1}));
 }
 
-TEST_F(TrainingTest, SkipNonfiniteCompletesAndCountsSkippedSteps) {
+TEST_F(TrainingTest, SkipNonfiniteCountsSkippedStepsButFailsAnEmptyEpoch) {
   TrainOptions o = SmallRun(FreshDir("skip"));
   o.lr = 1e30f;
   o.skip_nonfinite = true;
   absl::StatusOr<TrainSummary> s =
       Train(models::MlpSpec(), o, train_, test_);
+  // Epoch 1 trains a few steps before the logits overflow; from then on
+  // every loss is NaN, so epoch 2 would train nothing: an error, not a
+  // "loss 0.000" epoch.
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("training diverged: every step of epoch 2 (16 of 16) "
+                        "had a non-finite loss and was skipped "
+                        "(--skip_nonfinite), so nothing was trained; last good "
+                        "checkpoint: " +
+                        o.out_dir + "/model.safetensors (epoch 1)"));
+  EXPECT_EQ(CsvEpochs(o.out_dir + "/metrics.csv"), (std::vector<int64_t>{1}));
+  // Epoch 1 skipped some steps and trained others; its checkpoint loads.
+  o.epochs = 1;
+  o.overwrite = true;
+  s = Train(models::MlpSpec(), o, train_, test_);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->epochs.size(), 2u);
   EXPECT_GT(s->skipped_steps, 0);
-  EXPECT_EQ(CsvEpochs(o.out_dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  EXPECT_LT(s->skipped_steps, 16);
+  auto model = models::MlpSpec().make(28);
+  EXPECT_TRUE(LoadCheckpoint(o.out_dir + "/model.safetensors", **model).ok());
 }
 
 TEST_F(TrainingTest, CheckpointOfAnotherModelListsMismatchedKeys) {
@@ -389,10 +434,17 @@ TEST_F(TrainingTest, CheckpointOfAnotherModelListsMismatchedKeys) {
   EXPECT_THAT(std::string(st.message()),
               HasSubstr("1.weight (expected [10, 1024], got [10, 784])"));
 
-  // Resuming a run of another model fails the same way, before training.
+  // Resuming a run of another model fails before training, naming both.
   o.resume = true;
   o.epochs = 2;
   absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("checkpoint ", path,
+                                     " is of model 'softmax', not lenet")));
+  // Without the model in its metadata (a converted file), the keys tell.
+  SetMetadata(path, "model", "");
+  s = Train(models::LeNetSpec(), o, train_, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("missing keys"));
 }
@@ -428,6 +480,188 @@ TEST_F(TrainingTest, DamagedOrMissingCheckpointIsAnError) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr(o.out_dir + "/model.safetensors"));
+}
+
+TEST_F(TrainingTest, BadCheckpointMetadataIsRefusedBeforeAnythingChanges) {
+  const std::string dir = FreshDir("metadata");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string ckpt = dir + "/model.safetensors", csv = dir + "/metrics.csv";
+  const std::string good = Contents(ckpt);
+  // A row the resume would trim: it must survive every refused resume.
+  std::ofstream(csv, std::ios::app) << "2,0.5,0.5,0.5,1.0,1.0\n";
+  const std::string csv_before = Contents(csv);
+  struct Case {
+    const char* key;
+    const char* value;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"epoch", "-3", absl::StatusCode::kDataLoss,
+       "metadata epoch \"-3\" is not an integer in [0, 1000000]"},
+      {"epoch", "9223372036854775807", absl::StatusCode::kDataLoss,
+       "metadata epoch \"9223372036854775807\" is not an integer in [0, "
+       "1000000]"},
+      {"epoch", "1e3", absl::StatusCode::kDataLoss, "metadata epoch \"1e3\""},
+      {"epoch", "", absl::StatusCode::kDataLoss, "metadata epoch \"\""},
+      {"input_size", "0", absl::StatusCode::kDataLoss,
+       "metadata input_size \"0\" is not an integer in [1, 65536]"},
+      {"input_size", "32", absl::StatusCode::kInvalidArgument,
+       "--resize=28: checkpoint " + ckpt +
+           " was trained at input size 32; resume with --resize=32"},
+      {"model", "lenet", absl::StatusCode::kInvalidArgument,
+       "checkpoint " + ckpt + " is of model 'lenet', not softmax"},
+  };
+  o.resume = true;
+  o.epochs = 3;
+  for (const Case& c : cases) {
+    std::ofstream(ckpt, std::ios::trunc | std::ios::binary) << good;
+    SetMetadata(ckpt, c.key, c.value);
+    absl::StatusOr<TrainSummary> s =
+        Train(models::SoftmaxSpec(), o, train_, test_);
+    EXPECT_EQ(s.status().code(), c.code) << c.key << "=" << c.value;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.message))
+        << c.key << "=" << c.value;
+    EXPECT_EQ(Contents(csv), csv_before) << c.key << "=" << c.value;
+    auto model = models::SoftmaxSpec().make(28);
+    if (c.code == absl::StatusCode::kDataLoss) {
+      EXPECT_EQ(LoadCheckpoint(ckpt, **model).code(), c.code);
+    }
+  }
+}
+
+TEST_F(TrainingTest, SecondRunOnTheSameDirectoryIsRefused) {
+  const std::string dir = FreshDir("locked");
+  // Another run holds the directory's lock (flock: per open file, so this
+  // process's own second open conflicts as another process's would).
+  const int fd = open((dir + "/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(write(fd, "4242\n", 5), 5);
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), SmallRun(dir), train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("--out=", dir,
+                                     ": another run (pid 4242) is using this "
+                                     "directory")));
+  EXPECT_FALSE(fs::exists(dir + "/metrics.csv"));
+  close(fd);  // the other run ends
+  s = Train(models::SoftmaxSpec(), SmallRun(dir), train_, test_);
+  EXPECT_TRUE(s.ok()) << s.status();
+  // The lock is released when Train returns and records the last holder.
+  EXPECT_EQ(Contents(dir + "/.lock"), absl::StrCat(getpid(), "\n"));
+  const int again = open((dir + "/.lock").c_str(), O_RDWR);
+  EXPECT_EQ(flock(again, LOCK_EX | LOCK_NB), 0);
+  close(again);
+}
+
+TEST_F(TrainingTest, NewRunIntoAnExistingRunNeedsOverwrite) {
+  const std::string dir = FreshDir("existing");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string ckpt = Contents(dir + "/model.safetensors");
+  o.seed = 2;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr(absl::StrCat("--out=", dir,
+                                     " already holds a run (model.safetensors, "
+                                     "metrics.csv); pass --resume to continue "
+                                     "it or --overwrite to replace it")));
+  EXPECT_EQ(Contents(dir + "/model.safetensors"), ckpt);
+  // Only the CSV left (the checkpoint deleted): still a run.
+  fs::remove(dir + "/model.safetensors");
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("already holds a run (metrics.csv)"));
+
+  o.resume = true;
+  o.overwrite = true;
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("--resume and --overwrite contradict each other"));
+
+  o.resume = false;
+  o.epochs = 2;
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  int64_t epoch = 0;
+  auto model = models::SoftmaxSpec().make(28);
+  ASSERT_TRUE(LoadCheckpoint(dir + "/model.safetensors", **model, &epoch).ok());
+  EXPECT_EQ(epoch, 2);
+}
+
+TEST_F(TrainingTest, BatchNormNeverTrainsOnOneExample) {
+  TrainOptions o = SmallRun("");
+  o.epochs = 1;
+  o.train_limit = 65;  // 2 batches of 32 and one of 1: was a CHECK failure
+  absl::StatusOr<TrainSummary> s =
+      Train(models::BnLeNetSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_GT(s->epochs[0].loss, 0);
+
+  o.batch_size = 1;
+  s = Train(models::BnLeNetSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().message(),
+            "--batch_size=1 gives batches of 1 example: bn_lenet has "
+            "BatchNorm, which needs at least 2 examples per batch to train");
+  // Models without BatchNorm train on batches of 1 as before.
+  o.train_limit = 4;
+  EXPECT_TRUE(Train(models::LeNetSpec(), o, train_, test_).ok());
+}
+
+TEST_F(TrainingTest, NonFiniteWeightsAreRefusedOnLoad) {
+  const std::string dir = FreshDir("nonfinite");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string path = dir + "/model.safetensors";
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok());
+  const std::string csv_before = Contents(dir + "/metrics.csv");
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    SafetensorsFile damaged = *f;
+    Tensor w = damaged.tensors.at("1.weight").Clone();
+    w.data<float>()[5] = bad;
+    damaged.tensors["1.weight"] = w;
+    ASSERT_TRUE(SaveSafetensors(path, damaged).ok());  // a valid CRC
+    auto model = models::SoftmaxSpec().make(28);
+    const absl::Status st = LoadCheckpoint(path, **model);
+    EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << bad;
+    EXPECT_THAT(std::string(st.message()),
+                HasSubstr(absl::StrCat("checkpoint ", path, ": tensor "
+                                       "'1.weight' holds ", bad,
+                                       " at element 5 of 7840; these weights "
+                                       "come from a diverged run")));
+    // --resume says so too, not "lower --lr", and changes nothing.
+    o.resume = true;
+    o.epochs = 2;
+    absl::StatusOr<TrainSummary> s =
+        Train(models::SoftmaxSpec(), o, train_, test_);
+    EXPECT_EQ(s.status(), st);
+    EXPECT_EQ(Contents(dir + "/metrics.csv"), csv_before);
+  }
+}
+
+TEST(CapThreadsTest, CapsAtAFewThreadsPerCore) {
+  const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  EXPECT_EQ(CapThreads(0), 0);  // all cores
+  EXPECT_EQ(CapThreads(1), 1);
+  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores), kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores + 1),
+            kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(100000), kMaxThreadsPerCore * cores);
+  EXPECT_EQ(CapThreads(std::numeric_limits<int>::max()),
+            kMaxThreadsPerCore * cores);
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {

@@ -1,0 +1,42 @@
+// File: tools/cli.h
+// -----------------------------------------------------------------------------
+//
+// Command-line parsing shared by the trainers and //tools:eval: absl's
+// ParseCommandLine, plus what a user expects of it:
+//
+//   * --help (also -help, --helpshort) prints the usage message and this
+//     program's flags (not absl's own) with their defaults, and exits 0;
+//     --helpfull prints every flag. absl alone matches flags by file name
+//     ("No flags matched" for the trainers) and exits 1.
+//   * an argument that is not a flag (`train out_dir`, or the "false" of
+//     `--progress false`) is an error instead of being ignored;
+//   * an empty value for a flag that is not a string (`--epochs=`) is an
+//     error instead of meaning "unset".
+//
+// Example:
+//
+//   absl::StatusOr<bool> go_on = ParseFlags(argc, argv);
+//   if (!go_on.ok()) return Fail(go_on.status());
+//   if (!*go_on) return 0;  // help printed
+
+#ifndef TOOLS_CLI_H_
+#define TOOLS_CLI_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace dive::tools {
+
+// True to go on, false when help was printed (exit 0), or InvalidArgument
+// naming the argument. Flags absl cannot parse end the process as before
+// (absl's "ERROR: ..." line, exit 1). `defaults` describes the defaults of
+// flags whose own default is "unset" (the trainers: the model's recipe).
+absl::StatusOr<bool> ParseFlags(
+    int argc, char** argv,
+    const std::map<std::string, std::string>& defaults = {});
+
+}  // namespace dive::tools
+
+#endif  // TOOLS_CLI_H_
