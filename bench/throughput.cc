@@ -31,6 +31,7 @@
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/tensor.h"
+#include "tools/cli.h"
 
 ABSL_FLAG(std::string, model, "lenet", "zoo model name (models/zoo.h)");
 ABSL_FLAG(std::string, mode, "train", "train or infer");
@@ -55,9 +56,11 @@ int Run() {
     return 2;
   }
   const std::string precision = absl::GetFlag(FLAGS_precision);
-  if (precision != "fp32" && precision != "bf16") {
-    std::fprintf(stderr, "--precision must be fp32 or bf16, got '%s'\n",
-                 precision.c_str());
+  const absl::StatusOr<MatmulPrecision> matmul_precision =
+      tools::ParsePrecision(precision);
+  if (!matmul_precision.ok()) {
+    std::fprintf(stderr, "%s\n",
+                 std::string(matmul_precision.status().message()).c_str());
     return 2;
   }
   if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
@@ -90,9 +93,7 @@ int Run() {
     return 2;
   }
   const bool train = mode == "train";
-  const ScopedMatmulPrecision scope(precision == "bf16"
-                                        ? MatmulPrecision::kBfloat16
-                                        : MatmulPrecision::kFloat32);
+  const ScopedMatmulPrecision scope(*matmul_precision);
   float loss = 0;
   auto step = [&] {
     if (train) {

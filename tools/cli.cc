@@ -95,4 +95,11 @@ absl::StatusOr<bool> ParseFlags(
   return true;
 }
 
+absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value) {
+  if (value == "fp32") return MatmulPrecision::kFloat32;
+  if (value == "bf16") return MatmulPrecision::kBfloat16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--precision=", value, ": must be fp32 or bf16"));
+}
+
 }  // namespace dive::tools

@@ -26,6 +26,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tensor/gemm.h"
 
 namespace dive::tools {
 
@@ -36,6 +38,10 @@ namespace dive::tools {
 absl::StatusOr<bool> ParseFlags(
     int argc, char** argv,
     const std::map<std::string, std::string>& defaults = {});
+
+// The value of a --precision flag: "fp32" or "bf16" (MatmulPrecision), or
+// InvalidArgument naming the flag.
+absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value);
 
 }  // namespace dive::tools
 

@@ -26,6 +26,8 @@
 #include "glog/logging.h"
 #include "models/zoo.h"
 #include "tensor/file_io.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "tensor/safetensors.h"
 #include "tools/cli.h"
 #include "tools/training.h"
@@ -38,6 +40,8 @@ ABSL_FLAG(int64_t, resize, 0, "Input size (default: from the checkpoint).");
 ABSL_FLAG(int64_t, batch_size, 256, "Evaluation batch size.");
 ABSL_FLAG(int64_t, limit, 0, "Evaluate only the first N test images.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
+ABSL_FLAG(std::string, precision, "fp32",
+          "fp32, or bf16: convolution and Linear multiply bf16 operands.");
 ABSL_FLAG(std::string, dump, "",
           "Write the first --limit images and their logits to this file.");
 
@@ -54,6 +58,14 @@ int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   if (path.empty())
     return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  absl::StatusOr<MatmulPrecision> precision =
+      ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) return Fail(precision.status());
+  if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
+    return Fail(isa.status());
+  }
+  const ScopedMatmulPrecision scope(*precision);
+  LOG(INFO) << "cpu: " << CpuDescription();
   for (const auto& [flag, value] :
        {std::pair<const char*, std::string>{"checkpoint", path},
         {"dump", absl::GetFlag(FLAGS_dump)},

@@ -378,6 +378,17 @@ expect_ok "eval --dump=<new file>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dum
 [[ -f "$TMP/dump.safetensors" && ! -e "$TMP/dump.safetensors.tmp" ]] || fail "--dump did not write its file"
 expect_ok "eval --dump=<the same file again>" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump="$TMP/dump.safetensors"
 
+# Kernel path and precision.
+expect_error "train --precision=fp16" "--precision=fp16: must be fp32 or bf16" "$LENET" "${FAST[@]}" --precision=fp16
+expect_error "eval --precision=" "--precision=: must be fp32 or bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=
+expect_error "train with DIVE_ISA=avx-512" "DIVE_ISA: unknown instruction set 'avx-512'" env DIVE_ISA=avx-512 "$LENET" "${FAST[@]}"
+expect_ok "lenet train --precision=bf16" "$LENET" "${FAST[@]}" --precision=bf16
+grep -q "^epoch 1: loss " "$TMP/case.out" || fail "bf16 training printed no epoch line"
+grep -q "cpu: .*kernels: " "$TMP/case.err" || fail "the trainer's log does not name the CPU and kernel path"
+expect_ok "lenet train with DIVE_ISA=generic" env DIVE_ISA=generic "$LENET" "${FAST[@]}"
+grep -q "kernels: generic (DIVE_ISA=generic)" "$TMP/case.err" || fail "DIVE_ISA=generic is not in the log"
+expect_ok "eval --precision=bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=bf16
+
 echo
 echo "$CASES cases, $FAILURES failed"
 ((FAILURES == 0))

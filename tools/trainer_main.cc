@@ -14,6 +14,7 @@
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
 #include "optim/distributed/process_group.h"
+#include "tensor/cpu.h"
 #include "tools/cli.h"
 #include "tools/training.h"
 
@@ -44,6 +45,10 @@ ABSL_FLAG(bool, overwrite, false,
 ABSL_FLAG(bool, skip_nonfinite, false,
           "Skip steps whose loss is NaN or Inf instead of stopping.");
 ABSL_FLAG(bool, progress, true, "Show per-step progress.");
+ABSL_FLAG(std::string, precision, "fp32",
+          "fp32, or bf16: mixed precision (convolution and Linear multiply "
+          "bf16 operands, everything else float32, as PyTorch's bf16 "
+          "autocast).");
 ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
@@ -134,6 +139,13 @@ int TrainerMain(int argc, char** argv,
   o.skip_nonfinite = absl::GetFlag(FLAGS_skip_nonfinite);
   o.progress = absl::GetFlag(FLAGS_progress);
   o.process_group = group->get();
+  absl::StatusOr<MatmulPrecision> precision =
+      ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) return Fail(precision.status());
+  o.precision = *precision;
+  if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
+    return Fail(isa.status());
+  }
   if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
   // Build once up front so an unsupported --resize fails before data loads.
   if (auto made = spec.make(o.input_size); !made.ok()) {
@@ -148,10 +160,12 @@ int TrainerMain(int argc, char** argv,
   absl::StatusOr<InMemoryDataset> test = LoadFashionMnist(dir, Split::kTest);
   if (!test.ok()) return Fail(test.status());
 
+  LOG(INFO) << "cpu: " << CpuDescription();
   LOG(INFO) << spec.description << ": " << o.epochs << " epochs, lr " << o.lr
             << ", batch " << o.batch_size << ", input " << o.input_size << "x"
             << o.input_size << ", threads "
             << (o.threads == 0 ? std::string("all") : absl::StrCat(o.threads))
+            << (o.precision == MatmulPrecision::kBfloat16 ? ", bf16" : "")
             << ((*group)->size() == 1
                     ? std::string()
                     : absl::StrCat(", data-parallel over ", (*group)->size(),

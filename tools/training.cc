@@ -558,6 +558,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   }
   SetNumThreads(CapThreads(options.threads));
   ManualSeed(options.seed);
+  const ScopedMatmulPrecision precision(options.precision);
   absl::StatusOr<std::shared_ptr<nn::Module>> made =
       spec.make(options.input_size);
   if (!made.ok()) {

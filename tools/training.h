@@ -48,6 +48,7 @@
 #include "models/spec.h"
 #include "nn/module.h"
 #include "optim/distributed/process_group.h"
+#include "tensor/gemm.h"
 #include "tensor/safetensors.h"
 
 namespace dive::tools {
@@ -71,6 +72,11 @@ struct TrainOptions {
   // refused.
   bool overwrite = false;
   bool skip_nonfinite = false;
+  // kBfloat16: mixed precision as PyTorch's bf16 autocast: convolution and
+  // Linear (forward and both gradients) multiply bf16 operands with float32
+  // sums; weights, optimizer state, batch-norm statistics, softmax, the loss
+  // and the checkpoint stay float32 (tensor/gemm.h).
+  MatmulPrecision precision = MatmulPrecision::kFloat32;
   // Print per-step progress (a bar on a terminal, else a line every
   // `log_every` steps).
   bool progress = true;
