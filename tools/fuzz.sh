@@ -43,10 +43,11 @@ TENSOR_SRCS=(tensor/shape.cc tensor/tensor.cc)
 case "$target" in
   safetensors|all)
     build safetensors_fuzzer tensor/safetensors_fuzzer.cc tensor/safetensors.cc \
+        tensor/file_io.cc \
         "${TENSOR_SRCS[@]}" -fopenmp=libgomp
     run safetensors_fuzzer tensor/testdata/safetensors_corpus ;;&
   idx|all)
-    build idx_fuzzer datasets/idx_fuzzer.cc datasets/idx.cc
+    build idx_fuzzer datasets/idx_fuzzer.cc datasets/idx.cc tensor/file_io.cc
     run idx_fuzzer datasets/testdata/idx_corpus ;;
   safetensors) ;;
   *) echo "fuzz.sh: unknown target $target (safetensors, idx, all)" >&2; exit 2 ;;
