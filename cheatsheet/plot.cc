@@ -263,4 +263,19 @@ absl::Status OutputDir::Plot(absl::string_view script,
   return WriteFile(png_name, png);
 }
 
+absl::StatusOr<std::string> WriteFigure(const std::string& out_flag,
+                                        const std::string& data_name,
+                                        absl::string_view data,
+                                        absl::string_view script,
+                                        const std::string& png_name, int width,
+                                        int height) {
+  absl::StatusOr<OutputDir> dir = OutputDir::Open(ResolveOutPath(out_flag));
+  if (!dir.ok()) return dir.status();
+  if (absl::Status s = dir->WriteFile(data_name, data); !s.ok()) return s;
+  if (absl::Status s = dir->Plot(script, png_name, width, height); !s.ok()) {
+    return s;
+  }
+  return absl::StrCat(dir->path(), "/", png_name);
+}
+
 }  // namespace dive::cheatsheet

@@ -92,6 +92,19 @@ class OutputDir {
   int fd_ = -1;
 };
 
+// WriteFigure()
+//
+// What a section's binary does with its `--out` flag: resolves it
+// (`ResolveOutPath`), opens it (`OutputDir::Open`), writes `data` to
+// `data_name` and plots `script` (which reads `data_name`) to `png_name`.
+// Returns the PNG's path.
+absl::StatusOr<std::string> WriteFigure(const std::string& out_flag,
+                                        const std::string& data_name,
+                                        absl::string_view data,
+                                        absl::string_view script,
+                                        const std::string& png_name,
+                                        int width = 800, int height = 600);
+
 }  // namespace dive::cheatsheet
 
 #endif  // CHEATSHEET_PLOT_H_

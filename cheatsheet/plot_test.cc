@@ -96,7 +96,7 @@ TEST(PlotTest, WriteFileReplacesASymlinkInsteadOfFollowingIt) {
 TEST(PlotTest, WriteFileTakesOnlyPlainNames) {
   absl::StatusOr<OutputDir> out = OutputDir::Open(TempDir("names"));
   ASSERT_TRUE(out.ok());
-  for (const std::string& bad : {"", "../escape.dat", "a/b.dat", ".hidden",
+  for (const char* bad : {"", "../escape.dat", "a/b.dat", ".hidden",
                                 "x y.dat", "semi;colon"}) {
     EXPECT_EQ(out->WriteFile(bad, "x").code(),
               absl::StatusCode::kInvalidArgument)
