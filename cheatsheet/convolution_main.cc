@@ -4,9 +4,11 @@
 // kernel [1, -1], tabulates the output-size formula against Conv2d and the
 // pools, and runs the book's multi-channel, 1x1 and pooling examples.
 #include <iostream>
-#include <vector>
 
+#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
+
 #include "cheatsheet/common.h"
 #include "cheatsheet/convolution.h"
 
@@ -29,7 +31,10 @@ void PrintPairs(const std::vector<dive::cheatsheet::DefinitionVsDive>& ex) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
   std::cout << "6.1 cross-correlation\n";
   PrintPairs(Corr2dExamples());

@@ -9,6 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
+
 #include "cheatsheet/common.h"
 #include "cheatsheet/dropout.h"
 #include "datasets/fashion_mnist.h"
@@ -25,6 +27,8 @@ ABSL_FLAG(int64_t, train_limit, 0,
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
   dive::SetNumThreads(absl::GetFlag(FLAGS_threads));
   std::cout << "X = arange(16) as [2, 8] through dropout:\n  p = 0:\n"

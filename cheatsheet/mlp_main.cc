@@ -9,6 +9,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
+
 #include "cheatsheet/common.h"
 #include "cheatsheet/mlp.h"
 #include "cheatsheet/plot.h"
@@ -19,6 +21,8 @@ ABSL_FLAG(std::string, out, "/tmp/dive_cheatsheet",
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
   const ActivationCurves a = ComputeActivations();
   std::cout << "2.3 activations by dive (autograd for the gradients) and by "

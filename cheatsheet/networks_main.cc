@@ -5,10 +5,16 @@
 // NiN, GoogLeNet's Inception blocks and DenseNet.
 #include <iostream>
 
+#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
+
 #include "cheatsheet/networks.h"
 
-int main() {
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
   for (const BookNetwork& network : BookNetworks()) {
     const NetworkShapes n = NetworkLayerShapes(network);

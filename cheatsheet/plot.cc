@@ -203,8 +203,13 @@ absl::Status OutputDir::Plot(absl::string_view script,
     char arg0[] = "gnuplot";
     char* const argv[] = {arg0, nullptr};
     int err = 0;
-    if (dup2(in_pipe[0], STDIN_FILENO) < 0 ||
-        dup2(out_pipe[1], STDOUT_FILENO) < 0 || fchdir(fd_) != 0) {
+    // dup2 onto itself (a pipe end that already is fd 0 or 1, when the
+    // parent's stdin or stdout was closed) keeps O_CLOEXEC: clear it.
+    const auto redirect = [](int from, int to) {
+      return from == to ? fcntl(to, F_SETFD, 0) : dup2(from, to);
+    };
+    if (redirect(in_pipe[0], STDIN_FILENO) < 0 ||
+        redirect(out_pipe[1], STDOUT_FILENO) < 0 || fchdir(fd_) != 0) {
       err = errno;
     } else {
       execvp("gnuplot", argv);

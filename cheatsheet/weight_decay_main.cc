@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
+
 #include "cheatsheet/common.h"
 #include "cheatsheet/plot.h"
 #include "cheatsheet/weight_decay.h"
@@ -20,6 +22,8 @@ ABSL_FLAG(std::string, out, "/tmp/dive_cheatsheet",
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
   const WeightDecayStep s = CheckWeightDecayStep();
   std::cout << absl::StrFormat(
