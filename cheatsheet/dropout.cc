@@ -17,14 +17,11 @@
 namespace dive::cheatsheet {
 namespace {
 
-constexpr int64_t kBatch = 256;
-constexpr float kLr = 0.5f;
-
-float Accuracy(nn::Module& net, const InMemoryDataset& data) {
+float Accuracy(nn::Module& net, const InMemoryDataset& data, int64_t n) {
   NoGradGuard no_grad;
   int64_t correct = 0;
-  for (int64_t start = 0; start < data.size(); start += 1000) {
-    const int64_t end = std::min(data.size(), start + 1000);
+  for (int64_t start = 0; start < n; start += 1000) {
+    const int64_t end = std::min(n, start + 1000);
     std::vector<int64_t> idx(end - start);
     std::iota(idx.begin(), idx.end(), start);
     const Tensor pred =
@@ -34,16 +31,18 @@ float Accuracy(nn::Module& net, const InMemoryDataset& data) {
       correct += p[i] == data.label(idx[i]);
     }
   }
-  return static_cast<float>(correct) / static_cast<float>(data.size());
+  return static_cast<float>(correct) / static_cast<float>(n);
 }
 
 EpochResult OneEpoch(float dropout1, float dropout2,
                      const InMemoryDataset& train, const InMemoryDataset& test,
-                     int64_t n, uint64_t seed) {
-  ManualSeed(seed);  // initial weights, then the dropout masks
+                     int64_t n, int64_t n_test,
+                     const DropoutTrainOptions& options) {
+  ManualSeed(options.seed);  // initial weights, then the dropout masks
   auto net = models::MlpDropout(28, dropout1, dropout2);
-  optim::SGD sgd(net->Parameters(), {.lr = kLr});
-  Generator order_gen(seed + 1);
+  optim::SGD sgd(net->Parameters(), {.lr = options.lr});
+  Generator order_gen(options.seed + 1);
+  const int64_t batch = options.batch_size;
   const std::vector<int64_t> order = order_gen.Permutation(n);
   EpochResult r;
   r.dropout1 = dropout1;
@@ -51,16 +50,17 @@ EpochResult OneEpoch(float dropout1, float dropout2,
   double loss_sum = 0;
   int64_t correct = 0;
   net->Train();
-  for (int64_t start = 0; start < n; start += kBatch) {
+  for (int64_t start = 0; start < n; start += batch) {
     const std::vector<int64_t> idx(order.begin() + start,
-                                   order.begin() + std::min(n, start + kBatch));
+                                   order.begin() + std::min(n, start + batch));
     const Tensor labels = train.GatherLabels(idx);
     Variable logits = (*net)(Variable(train.GatherImages(idx)));
     Variable loss = nn::CrossEntropyLoss(logits, labels);
     sgd.ZeroGrad();
     loss.Backward();
     sgd.Step();
-    loss_sum += static_cast<double>(loss.data().item()) * idx.size();
+    r.batch_losses.push_back(loss.data().item());
+    loss_sum += static_cast<double>(r.batch_losses.back()) * idx.size();
     const std::vector<int64_t> pred =
         ops::Argmax(logits.data(), 1).ToInt64Vector();
     const std::vector<int64_t> y = labels.ToInt64Vector();
@@ -69,8 +69,8 @@ EpochResult OneEpoch(float dropout1, float dropout2,
   r.train_loss = static_cast<float>(loss_sum / n);
   r.train_acc = static_cast<float>(correct) / static_cast<float>(n);
   net->Eval();
-  r.test_acc = Accuracy(*net, test);
-  r.test_acc_again = Accuracy(*net, test);
+  r.test_acc = Accuracy(*net, test, n_test);
+  r.test_acc_again = Accuracy(*net, test, n_test);
   return r;
 }
 
@@ -114,14 +114,18 @@ Tensor DropoutOfArange(float p, uint64_t seed) {
 
 DropoutComparison CompareDropout(const InMemoryDataset& train,
                                  const InMemoryDataset& test,
-                                 int64_t train_limit, uint64_t seed) {
-  const int64_t n = train_limit > 0 ? std::min(train_limit, train.size())
-                                    : train.size();
+                                 const DropoutTrainOptions& options) {
+  CHECK_GT(options.batch_size, 0) << "CompareDropout: batch_size";
+  const auto limit = [](int64_t limit, int64_t size) {
+    return limit > 0 ? std::min(limit, size) : size;
+  };
   DropoutComparison c;
-  c.train_examples = n;
-  c.test_examples = test.size();
-  c.without = OneEpoch(0.0f, 0.0f, train, test, n, seed);
-  c.with = OneEpoch(0.2f, 0.5f, train, test, n, seed);
+  c.train_examples = limit(options.train_limit, train.size());
+  c.test_examples = limit(options.test_limit, test.size());
+  c.without = OneEpoch(0.0f, 0.0f, train, test, c.train_examples,
+                       c.test_examples, options);
+  c.with = OneEpoch(0.2f, 0.5f, train, test, c.train_examples,
+                    c.test_examples, options);
   return c;
 }
 

@@ -49,8 +49,19 @@ DropoutExpectation MeasureDropoutExpectation(float p, int64_t masks = 20000,
 // The book's first example: X = arange(16) as [2, 8] through Dropout(p).
 Tensor DropoutOfArange(float p, uint64_t seed = 5);
 
+// The book's recipe (lr 0.5, batch 256, the whole training set), one epoch.
+struct DropoutTrainOptions {
+  float lr = 0.5f;
+  int64_t batch_size = 256;
+  int64_t train_limit = 0;  // the first N training examples; <= 0: all
+  int64_t test_limit = 0;   // the first N test examples; <= 0: all
+  uint64_t seed = 0;        // initial weights, minibatch order, masks
+};
+
 struct EpochResult {
   float dropout1 = 0, dropout2 = 0;
+  // The loss of every minibatch, in order.
+  std::vector<float> batch_losses;
   // Mean loss and accuracy over the epoch's minibatches, as the book's
   // animator reports them (training mode, so with dropout when it is on).
   float train_loss = 0, train_acc = 0;
@@ -69,11 +80,10 @@ struct DropoutComparison {
 // CompareDropout()
 //
 // One epoch of the book's MLP with dropout (0, 0) and (0.2, 0.5), the same
-// initial weights (from `seed`) and minibatch order, on the first
-// `train_limit` examples of `train` (all when <= 0) and all of `test`.
+// initial weights and minibatch order.
 DropoutComparison CompareDropout(const InMemoryDataset& train,
                                  const InMemoryDataset& test,
-                                 int64_t train_limit = 0, uint64_t seed = 0);
+                                 const DropoutTrainOptions& options = {});
 
 }  // namespace dive::cheatsheet
 

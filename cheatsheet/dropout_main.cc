@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
               << (train.ok() ? test.status() : train.status()) << "\n";
     return 1;
   }
-  const DropoutComparison c = CompareDropout(*train, *test, absl::GetFlag(FLAGS_train_limit));
+  const DropoutComparison c = CompareDropout(
+      *train, *test, {.train_limit = absl::GetFlag(FLAGS_train_limit)});
   std::cout << absl::StrFormat(
       "MLP 784-256-256-10, one epoch (%d examples, batch 256, lr 0.5):\n"
       "                      train loss  train acc  test acc\n",

@@ -69,23 +69,33 @@ TEST(DropoutTest, OneEpochWithAndWithoutDropoutOnFashionMnist) {
   ASSERT_TRUE(test.ok()) << test.status();
   // Small GEMMs: one thread is fastest while other tests share the cores.
   SetNumThreads(1);
-  const DropoutComparison c =
-      CompareDropout(*train, *test, /*train_limit=*/30000);
-  EXPECT_EQ(c.train_examples, 30000);
-  EXPECT_EQ(c.test_examples, 10000);
+  // The book's epoch (`bazel run //cheatsheet:dropout`) takes seconds, a
+  // minute and more under the sanitizers' -O1: here 3,200 examples in
+  // minibatches of 64 (50 steps at the book's lr 0.5) and 1,000 test
+  // images.
+  const DropoutComparison c = CompareDropout(
+      *train, *test,
+      {.batch_size = 64, .train_limit = 3200, .test_limit = 1000});
+  EXPECT_EQ(c.train_examples, 3200);
+  EXPECT_EQ(c.test_examples, 1000);
   EXPECT_EQ(c.without.dropout1, 0.0f);
   EXPECT_EQ(c.with.dropout2, 0.5f);
   for (const EpochResult& r : {c.without, c.with}) {
-    // Both learn (chance is 0.1 and a loss of log 10 = 2.30; measured 0.65
-    // and 0.62 test accuracy, 1.58 and 1.60 mean training loss).
-    EXPECT_GT(r.test_acc, 0.4f) << r.dropout1;
-    EXPECT_LT(r.train_loss, 2.0f) << r.dropout1;
+    ASSERT_EQ(r.batch_losses.size(), 50u);
+    // Untrained, the loss is log 10 = 2.30 and the accuracy 0.1. (Measured:
+    // the last ten minibatches average 1.66 without dropout and 1.94 with,
+    // and test accuracy is 0.26 and 0.28.)
+    EXPECT_NEAR(r.batch_losses.front(), std::log(10.0f), 0.01f);
+    float last10 = 0;
+    for (size_t i = 40; i < 50; ++i) last10 += r.batch_losses[i] / 10;
+    EXPECT_LT(last10, 2.15f) << r.dropout1;
+    EXPECT_LT(r.train_loss, 2.2f) << r.dropout1;
+    EXPECT_GT(r.test_acc, 0.18f) << r.dropout1;
     // Evaluation mode drops nothing: the same accuracy twice.
     EXPECT_EQ(r.test_acc, r.test_acc_again) << r.dropout1;
   }
   // Same weights and minibatches, different masks: different models.
-  EXPECT_NE(c.without.train_loss, c.with.train_loss);
-  EXPECT_NE(c.without.test_acc, c.with.test_acc);
+  EXPECT_NE(c.without.batch_losses.back(), c.with.batch_losses.back());
 }
 
 }  // namespace
