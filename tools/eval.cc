@@ -12,8 +12,11 @@
 // checkpoint itself.
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -92,6 +95,15 @@ int EvalMain() {
     if (absl::Status s = CheckReplaceable(dump); !s.ok()) {
       return Fail(absl::FailedPreconditionError(
           absl::StrCat("--dump=", dump, ": ", s.message())));
+    }
+    const size_t slash = dump.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0                ? "/"
+                                                        : dump.substr(0, slash);
+    if (access(dir.c_str(), W_OK) != 0) {
+      return Fail(absl::FailedPreconditionError(
+          absl::StrCat("--dump=", dump, ": cannot write into ", dir, " (",
+                       std::strerror(errno), ")")));
     }
     struct stat d, c;
     if (stat(dump.c_str(), &d) == 0 && stat(path.c_str(), &c) == 0 &&

@@ -345,7 +345,7 @@ expect_error "eval --batch_size=0" "--batch_size=0: must be positive" "$EVAL" "$
 expect_error "eval --limit=-1" "--limit=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --limit=-1
 expect_error "eval --threads=-1" "--threads=-1: must be >= 0" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --threads=-1
 expect_error "eval --data_dir=/nonexistent" "/nonexistent/t10k-images-idx3-ubyte" "$EVAL" --checkpoint="$CKPT" --data_dir=/nonexistent
-expect_error "eval --dump=/proc/forbidden/x" "/proc/forbidden/x" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/proc/forbidden/x
+expect_error "eval --dump=/proc/forbidden/x" "--dump=/proc/forbidden/x: cannot write into /proc/forbidden (No such file or directory)" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --dump=/proc/forbidden/x
 
 # --dump never replaces what is not a regular file of ours, nor the
 # checkpoint being evaluated; it is written atomically.
