@@ -149,14 +149,14 @@ def run_benchmarks(bin_dir, reps, min_time):
 
 
 def ratios_of(best):
-    """{check name: (ratio to its peak, speed, counter, peak)}."""
+    """{check name: (ratio to its peak, speed, counter, peak, peak counter)}."""
     ratios = {}
     for binary, name, counter, kind in CHECKS:
         peak_name, peak_counter = PEAKS[kind]
         value = best.get(f"{binary}:{name}", {}).get(counter)
         peak = best.get(f"{binary}:{peak_name}", {}).get(peak_counter)
         if value and peak:
-            ratios[name] = (value / peak, value, counter, peak)
+            ratios[name] = (value / peak, value, counter, peak, peak_counter)
     return ratios
 
 
@@ -170,8 +170,7 @@ def fmt_rate(value, counter):
 
 
 def describe(entry):
-    _, value, counter, peak = entry
-    peak_counter = "FLOPS" if counter != "bytes_per_second" else counter
+    _, value, counter, peak, peak_counter = entry
     return f"{fmt_rate(value, counter)}; peak {fmt_rate(peak, peak_counter)}"
 
 

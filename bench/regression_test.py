@@ -68,6 +68,12 @@ class RegressionTest(unittest.TestCase):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return p.returncode, p.stdout
 
+    def recorded(self):
+        """The benchmarks of the one baseline file recorded."""
+        [name] = os.listdir(self.baselines)
+        with open(os.path.join(self.baselines, name)) as f:
+            return json.load(f)["benchmarks"]
+
     def record(self, runs):
         files = [self.write(f"run{i}.json", text)
                  for i, text in enumerate(runs)]
@@ -128,13 +134,10 @@ class RegressionTest(unittest.TestCase):
         noisy_name = "BM_AvgPool2dForward/lenet_pool1/threads:1"
         noisy = [fake_results(), fake_results({noisy_name: 0.9})]
         self.record(quiet)
-        with open(os.path.join(self.baselines, os.listdir(self.baselines)[0])) as f:
-            recorded = json.load(f)["benchmarks"]
-        self.assertEqual(recorded[noisy_name]["threshold"],
+        self.assertEqual(self.recorded()[noisy_name]["threshold"],
                          regression.MAX_THRESHOLD)
         self.record(noisy)
-        with open(os.path.join(self.baselines, os.listdir(self.baselines)[0])) as f:
-            recorded = json.load(f)["benchmarks"]
+        recorded = self.recorded()
         # Spread 0.1 / 0.95: threshold 1 - 3 * 0.105.
         self.assertAlmostEqual(recorded[noisy_name]["spread"], 0.1053, 3)
         self.assertEqual(recorded[noisy_name]["threshold"], 0.68)
