@@ -3,9 +3,12 @@
 //   bazel run //bench:gemm_benchmark
 //
 // BM_PeakFma/threads is the register-only FMA peak of 1 or 2 cores (see
-// bench/peak.h; registered by peak_benchmark.cc); BM_Gemm/n/threads is
-// dive::Gemm on n x n x n float32 matrices and on the shapes convolution
-// lowers to. Both report GFLOP/s ("FLOPS" counter, in G/s with
+// bench/peak.h; registered by peak_benchmark.cc), BM_PeakBf16 the VDPBF16PS
+// one on CPUs with AVX512-BF16; BM_Gemm/n/threads is dive::Gemm on n x n x n
+// float32 matrices and on the shapes convolution lowers to, BM_GemmBf16 the
+// same with bf16 products (MatmulPrecision::kBfloat16: the AVX512-BF16
+// kernel where the CPU has it, rounded operands on the float32 kernels
+// elsewhere). All report GFLOP/s ("FLOPS" counter, in G/s with
 // --benchmark_counters_tabular=true).
 
 #include <cblas.h>
@@ -21,8 +24,10 @@ namespace {
 // C[m, n] = A[m, k] * B[k, n], row-major, through dive::Gemm or, with
 // `openblas`, OpenBLAS's cblas_sgemm on the same buffers.
 void RunGemm(benchmark::State& state, int64_t m, int64_t n, int64_t k,
-             int threads, bool openblas = false) {
+             int threads, bool openblas = false,
+             MatmulPrecision precision = MatmulPrecision::kFloat32) {
   SetNumThreads(threads);
+  const ScopedMatmulPrecision scope(precision);
   Generator gen(1);
   const Tensor a = gen.Uniform({m, k}, -1, 1), b = gen.Uniform({k, n}, -1, 1);
   Tensor c = Tensor::Empty({m, n});
@@ -46,6 +51,16 @@ void BM_Gemm(benchmark::State& state) {
   RunGemm(state, n, n, n, static_cast<int>(state.range(1)));
 }
 BENCHMARK(BM_Gemm)
+    ->ArgsProduct({{256, 512, 1024}, {1, 2}})
+    ->ArgNames({"n", "threads"})
+    ->UseRealTime();
+
+void BM_GemmBf16(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  RunGemm(state, n, n, n, static_cast<int>(state.range(1)), false,
+          MatmulPrecision::kBfloat16);
+}
+BENCHMARK(BM_GemmBf16)
     ->ArgsProduct({{256, 512, 1024}, {1, 2}})
     ->ArgNames({"n", "threads"})
     ->UseRealTime();
@@ -75,10 +90,11 @@ BENCHMARK(BM_GemmConvShape)
     ->UseRealTime();
 
 // GemmNT (the weight gradient's C = A * B^T, B served by rows) on the weight
-// gradient shapes: [OC, pixels] x [CKK, pixels]^T.
-void BM_GemmNT(benchmark::State& state) {
+// gradient shapes: [OC, pixels] x [CKK, pixels]^T, float32 and bf16.
+void RunGemmNT(benchmark::State& state, MatmulPrecision precision) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   SetNumThreads(1);
+  const ScopedMatmulPrecision scope(precision);
   Generator gen(1);
   const Tensor a = gen.Uniform({m, k}, -1, 1), b = gen.Uniform({n, k}, -1, 1);
   Tensor c = Tensor::Zeros({m, n});
@@ -100,12 +116,22 @@ void BM_GemmNT(benchmark::State& state) {
       2.0 * m * n * k * state.iterations(), benchmark::Counter::kIsRate);
   SetNumThreads(0);
 }
-BENCHMARK(BM_GemmNT)
-    ->Args({64, 576, 576})    // ResNet-18 @96, 64 channels 3x3, 24x24
-    ->Args({6, 25, 784})      // LeNet conv1
-    ->Args({256, 2400, 729})  // AlexNet conv2
-    ->ArgNames({"m", "n", "k"})
-    ->UseRealTime();
+
+void BM_GemmNT(benchmark::State& state) {
+  RunGemmNT(state, MatmulPrecision::kFloat32);
+}
+void BM_GemmNTBf16(benchmark::State& state) {
+  RunGemmNT(state, MatmulPrecision::kBfloat16);
+}
+void NtShapes(benchmark::internal::Benchmark* b) {
+  b->Args({64, 576, 576})     // ResNet-18 @96, 64 channels 3x3, 24x24
+      ->Args({6, 25, 784})    // LeNet conv1
+      ->Args({256, 2400, 729})  // AlexNet conv2
+      ->ArgNames({"m", "n", "k"})
+      ->UseRealTime();
+}
+BENCHMARK(BM_GemmNT)->Apply(NtShapes);
+BENCHMARK(BM_GemmNTBf16)->Apply(NtShapes);
 
 }  // namespace
 }  // namespace dive::bench

@@ -8,6 +8,9 @@
 //     the widest vector width the build targets. It touches no memory, so it
 //     measures the cores' peak FLOP rate: the yardstick of compute-bound
 //     kernels (GEMM, convolution).
+//   * PeakBf16DotLoop: the same with AVX512-BF16's VDPBF16PS (each lane adds
+//     two bf16 products to a float32 sum): the yardstick of the bf16 GEMM.
+//     Only for CPUs that have it (tensor/cpu.h).
 //   * TriadLoop: STREAM's triad, a[i] = b[i] + s * c[i], over arrays the
 //     caller sizes like the memory-bound kernels it stands beside (pooling
 //     and batch norm at LeNet's shapes stream a few MB, i.e. the last-level
@@ -27,6 +30,11 @@ namespace dive::bench {
 // Runs `iterations` rounds of FMAs on one thread and returns the number of
 // floating-point operations performed (2 per lane per FMA).
 int64_t PeakFmaLoop(int64_t iterations);
+
+// Runs `iterations` rounds of VDPBF16PS on one thread and returns the
+// floating-point operations performed (4 per lane per instruction). The CPU
+// must have AVX512-BF16.
+int64_t PeakBf16DotLoop(int64_t iterations);
 
 // a[i] = b[i] + scalar * c[i] for i < n; returns the bytes moved (12 n: two
 // arrays read, one written).

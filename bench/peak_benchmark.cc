@@ -4,6 +4,9 @@
 //   BM_PeakFma/threads   register-only FMA peak of 1 or 2 cores, "FLOPS"
 //                        counter (FLOP/s); bench/regression.py divides
 //                        compute-bound kernels by BM_PeakFma/1.
+//   BM_PeakBf16/threads  register-only VDPBF16PS peak of 1 or 2 cores, on
+//                        CPUs with AVX512-BF16 (regression.py divides the
+//                        bf16 GEMM by BM_PeakBf16/1)
 //   BM_PeakTriad/bytes   STREAM triad on one core over three arrays of
 //                        `bytes` in all, bytes_per_second; regression.py
 //                        divides memory-bound kernels by BM_PeakTriad/6291456
@@ -25,19 +28,31 @@
 namespace dive::bench {
 namespace {
 
-void BM_PeakFma(benchmark::State& state) {
+// `loop` on state.range(0) threads at once; FLOP/s in the "FLOPS" counter.
+void RunPeak(benchmark::State& state, int64_t (*loop)(int64_t)) {
   const int threads = static_cast<int>(state.range(0));
   int64_t flops = 0;
   for (auto _ : state) {
     int64_t total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
-    total += PeakFmaLoop(1 << 20);
+    total += loop(1 << 20);
     flops += total;
   }
   state.counters["FLOPS"] = benchmark::Counter(static_cast<double>(flops),
                                                benchmark::Counter::kIsRate);
 }
+
+void BM_PeakFma(benchmark::State& state) { RunPeak(state, PeakFmaLoop); }
 BENCHMARK(BM_PeakFma)->Arg(1)->Arg(2)->UseRealTime();
+
+const bool kBf16PeakRegistered = [] {
+  if (DetectedCpu().avx512_bf16) {
+    benchmark::RegisterBenchmark("BM_PeakBf16", [](benchmark::State& state) {
+      RunPeak(state, PeakBf16DotLoop);
+    })->Arg(1)->Arg(2)->UseRealTime();
+  }
+  return true;
+}();
 
 void BM_PeakTriad(benchmark::State& state) {
   const int64_t n = state.range(0) / (3 * sizeof(float));

@@ -495,8 +495,10 @@ int RunChunks(int64_t n, int64_t cs, const F& chunk) {
   const int64_t chunks = CeilDiv(n, cs);
   if (BatchParallel(chunks)) {
     const int threads = omp_get_max_threads();
+    const MatmulPrecision precision = GetMatmulPrecision();
 #pragma omp parallel num_threads(threads)
     {
+      const ScopedMatmulPrecision inherited(precision);
       const int slot = omp_get_thread_num();
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < chunks; ++i) {
@@ -533,8 +535,10 @@ class SlotBuffers {
 template <typename F>
 void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
   if (BatchParallel(batch)) {
+    const MatmulPrecision precision = GetMatmulPrecision();
 #pragma omp parallel
     {
+      const ScopedMatmulPrecision inherited(precision);
       Tensor col = Scratch(col_size);
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < batch; ++n) image(n, col.data());
@@ -738,8 +742,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   } else if (BatchParallel(g.n)) {
     partial = Tensor::Zeros({threads - 1, wsize});
     used = threads;
+    const MatmulPrecision precision = GetMatmulPrecision();
 #pragma omp parallel num_threads(threads)
     {
+      const ScopedMatmulPrecision inherited(precision);
       float* acc = slot_acc(omp_get_thread_num());
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < g.n; ++n) {

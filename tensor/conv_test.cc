@@ -1,5 +1,6 @@
 #include "tensor/conv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -7,6 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tensor/bf16.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "tensor/testing.h"
@@ -235,15 +238,29 @@ TEST(Conv2d, OneByOneIsAMatrixProduct) {
 
 // ---- Forward and backward against the naive reference ----------------------
 
-void CheckAgainstReference(const ConvCase& k, uint64_t seed) {
-  SCOPED_TRACE(k.ToString() + " threads " + std::to_string(GetNumThreads()));
+// With `precision` kBfloat16 the convolutions multiply bf16 operands: the
+// reference takes x, w and dy rounded to bf16 (the bias is added in float32).
+void CheckAgainstReference(
+    const ConvCase& k, uint64_t seed,
+    MatmulPrecision precision = MatmulPrecision::kFloat32) {
+  const bool bf16 = precision == MatmulPrecision::kBfloat16;
+  SCOPED_TRACE(k.ToString() + " threads " + std::to_string(GetNumThreads()) +
+               (bf16 ? " bf16" : ""));
+  const ScopedMatmulPrecision scope(precision);
   Generator gen(seed);
   const Tensor x = gen.Normal(k.x_shape(), 0, 1);
   const Tensor w = gen.Normal(k.w_shape(), 0, 1);
   const Tensor b = k.bias ? gen.Normal({k.oc}, 0, 1) : Tensor();
   const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
-  const std::vector<double> xd = ToDouble(x), wd = ToDouble(w),
-                            dyd = ToDouble(dy);
+  auto operand = [bf16](const Tensor& t) {
+    std::vector<double> v = ToDouble(t);
+    if (bf16) {
+      for (double& e : v) e = RoundToBf16(static_cast<float>(e));
+    }
+    return v;
+  };
+  const std::vector<double> xd = operand(x), wd = operand(w),
+                            dyd = operand(dy);
   const std::vector<double> bd = k.bias ? ToDouble(b) : std::vector<double>();
 
   const Tensor y = Conv2dForward(x, w, b, k.params());
@@ -252,6 +269,11 @@ void CheckAgainstReference(const ConvCase& k, uint64_t seed) {
 
   std::vector<double> dx, dw, db;
   RefConvBackward(k, xd, wd, dyd, &dx, &dw, &db);
+  if (bf16) {  // the bias gradient sums dy as it is
+    std::vector<double> unused_dx, unused_dw;
+    RefConvBackward(k, ToDouble(x), ToDouble(w), ToDouble(dy), &unused_dx,
+                    &unused_dw, &db);
+  }
   const Tensor gx = Conv2dBackwardInput(dy, w, k.x_shape(), k.params());
   ASSERT_EQ(gx.shape(), k.x_shape());
   ExpectClose(gx, dx, 1e-4, 1e-4, "backward input");
@@ -277,6 +299,49 @@ TEST(Conv2d, MatchesNaiveReferenceOnAnyThreadCount) {
     for (const ConvCase& k : Cases()) CheckAgainstReference(k, seed++);
   }
   SetNumThreads(0);
+}
+
+// bf16 products with float32 sums (as under autocast) on every convolution
+// path: im2col and direct (1x1), one image and several per GEMM, the
+// flipped-kernel input gradient (16 channels or more) and col2im, on one and
+// two threads.
+TEST(Conv2d, Bfloat16MatchesReferenceOfRoundedOperands) {
+  std::vector<ConvCase> cases = Cases();
+  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, true});
+  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});
+  cases.push_back({3, 20, 12, 12, 24, 3, 3, 1, 1, 1, 1, false});
+  for (int threads : {1, 2}) {
+    SetNumThreads(threads);
+    uint64_t seed = 900;
+    for (const ConvCase& k : cases) {
+      CheckAgainstReference(k, seed++, MatmulPrecision::kBfloat16);
+    }
+  }
+  SetNumThreads(0);
+}
+
+// ... and the rounding happens: bf16 outputs differ from float32 ones by
+// about bf16's precision.
+TEST(Conv2d, Bfloat16DiffersFromFloat32ByItsPrecision) {
+  const ConvCase k{4, 8, 10, 10, 16, 3, 3, 1, 1, 1, 1, false};
+  Generator gen(3);
+  const Tensor x = gen.Normal(k.x_shape(), 0, 1);
+  const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+  const std::vector<float> y32 =
+      Conv2dForward(x, w, Tensor(), k.params()).ToVector();
+  std::vector<float> y16;
+  {
+    const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+    y16 = Conv2dForward(x, w, Tensor(), k.params()).ToVector();
+  }
+  double worst = 0;
+  for (size_t i = 0; i < y32.size(); ++i) {
+    worst = std::max<double>(worst, std::fabs(y16[i] - y32[i]));
+  }
+  // Sums of 72 products of N(0, 1) values (magnitude ~8): bf16's relative
+  // rounding of 2^-9 per operand gives errors of ~1e-2 to 1e-1.
+  EXPECT_GT(worst, 1e-3);
+  EXPECT_LT(worst, 0.5);
 }
 
 // Small output maps (OH*OW < 128) run several images per GEMM, the chunks

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "Eigen/Core"
@@ -35,11 +36,36 @@ int64_t RoundUp(int64_t x, int64_t unit) {
   return (x + unit - 1) / unit * unit;
 }
 
-// Memory for `floats` floats on 64-byte boundaries (whole cache lines), for
+// Memory for `bytes` bytes on 64-byte boundaries (whole cache lines), for
 // std::free.
-float* AlignedFloats(int64_t floats) {
-  return static_cast<float*>(std::aligned_alloc(
-      64, static_cast<size_t>(RoundUp(floats, 16)) * sizeof(float)));
+void* AlignedBytes(int64_t bytes) {
+  return std::aligned_alloc(64, static_cast<size_t>(RoundUp(bytes, 64)));
+}
+
+// Buffers of this thread's that only grow, so the steady state of a training
+// loop allocates nothing here; one per use, as one GEMM needs several.
+enum BufferSlot { kRhsBlock, kRhsPanel, kLhsRows, kBufferSlots };
+
+void* ThreadBytes(BufferSlot slot, int64_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    int64_t bytes = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[kBufferSlots];
+  Buffer& b = buffers[slot];
+  if (b.bytes < bytes) {
+    std::free(b.data);
+    b.data = AlignedBytes(bytes);
+    b.bytes = bytes;
+  }
+  return b.data;
+}
+
+template <typename T>
+T* ThreadBuffer(BufferSlot slot, int64_t count) {
+  return static_cast<T*>(
+      ThreadBytes(slot, count * static_cast<int64_t>(sizeof(T))));
 }
 
 // B stored row-major as a GemmRhs: op(B)[p0 : p0 + kc, j0 : j0 + nc].
@@ -102,75 +128,93 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
 // 256: same.
 // -----------------------------------------------------------------------------
 
+using gemm_internal::Bf16MicroKernel;
 using gemm_internal::kGemmMr;
 using gemm_internal::MicroKernel;
-constexpr int64_t kKc = 256;
+constexpr int64_t kKc = 256;  // even: bf16 blocks hold whole pairs
 constexpr int64_t kNc = 512;  // a multiple of every kernel's nr
 
 // The kernel paths of this file.
-enum class Path { kEigen, kAvx2, kAvx512 };
+enum class Path { kEigen, kAvx2, kAvx512, kAvx512Bf16 };
 
-Path ActivePath() {
+// The path for products in `precision`: bf16 ones run on VDPBF16PS where
+// the CPU has it, on the float32 kernels (operands rounded) elsewhere.
+Path ActivePath(MatmulPrecision precision) {
   const Isa isa = ActiveIsa();
+  if (precision == MatmulPrecision::kBfloat16 && isa >= Isa::kAvx512Bf16) {
+    return Path::kAvx512Bf16;
+  }
   return isa >= Isa::kAvx512 ? Path::kAvx512
          : isa >= Isa::kAvx2 ? Path::kAvx2
                              : Path::kEigen;
 }
 
+GemmLayout LayoutOf(Path path) {
+  return path == Path::kEigen         ? GemmLayout::kPlain
+         : path == Path::kAvx512Bf16 ? GemmLayout::kBf16Panels
+                                     : GemmLayout::kPanels;
+}
+
 MicroKernel KernelOf(Path path) {
-  CHECK(path != Path::kEigen) << "the Eigen path has no micro-kernel";
+  CHECK(path == Path::kAvx2 || path == Path::kAvx512)
+      << "not a float32 micro-kernel path";
   return path == Path::kAvx512 ? gemm_internal::Avx512MicroKernel()
                                : gemm_internal::Avx2MicroKernel();
 }
 
-int64_t PackedLhsSize(int64_t m, int64_t k) { return RoundUp(m, kGemmMr) * k; }
-
-// This thread's buffer for packed blocks of B; it only grows, so the steady
-// state of a training loop allocates nothing here.
-float* RhsBuffer(int64_t floats) {
-  thread_local std::unique_ptr<float, void (*)(void*)> buf(nullptr, std::free);
-  thread_local int64_t size = 0;
-  if (size < floats) {
-    buf.reset(AlignedFloats(floats));
-    size = floats;
-  }
-  return buf.get();
-}
-
 // C[i0 : i1, j_lo : j_hi] (+)= A[i0 : i1, :] * B[:, j_lo : j_hi] on one
 // thread; i0 is a multiple of kGemmMr. Without `overwrite` the kernel adds
-// to C.
-void PackedGemm(MicroKernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
+// to C. The float32 kernels take B's panels as `b` writes them (rounded to
+// bf16 in bf16 precision), the bf16 one as pairs converted from them.
+template <typename Kernel>
+void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
                 GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite,
                 float* c, int64_t ldc) {
-  const bool bf16 = a.precision() == MatmulPrecision::kBfloat16;
+  constexpr bool kPairs = std::is_same_v<Kernel, Bf16MicroKernel>;
+  using Element = std::conditional_t<kPairs, uint16_t, float>;
+  const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
   const int64_t nr_tile = kernel.nr;
   const int64_t k = a.k(), m_pad = RoundUp(a.m(), kGemmMr);
-  float* pb =
-      RhsBuffer(std::min(kKc, k) * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
+  const int64_t kc_max = RoundUp(std::min(kKc, k), kPairs ? 2 : 1);
+  Element* pb = ThreadBuffer<Element>(
+      kRhsBlock, kc_max * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
+  float* scratch =
+      kPairs ? ThreadBuffer<float>(kRhsPanel, kc_max * nr_tile) : nullptr;
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
     const int64_t nc = std::min(kNc, j_hi - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
+      const int64_t kc_pad = RoundUp(kc, kPairs ? 2 : 1);  // per panel column
       const bool accumulate = !(overwrite && p0 == 0);
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
-        float* panel = pb + jp * kc;
+        float* panel = kPairs ? scratch : reinterpret_cast<float*>(pb) + jp * kc;
         b(p0, kc, j0 + jp, cols, panel, nr_tile);
-        if (bf16) RoundToBf16(panel, kc * nr_tile);
+        if (round) RoundToBf16(panel, kc * nr_tile);
         if (cols < nr_tile) {
           for (int64_t p = 0; p < kc; ++p) {
             std::fill(panel + p * nr_tile + cols, panel + (p + 1) * nr_tile, 0.0f);
           }
         }
+        if constexpr (kPairs) {
+          gemm_internal::Avx512Bf16PackPairs(panel, kc, nr_tile,
+                                             pb + jp * kc_pad);
+        }
       }
-      const float* pa = a.data() + p0 * m_pad;
+      // Blocks of A before this one hold kKc (even) rows of k each.
+      const Element* pa;
+      if constexpr (kPairs) {
+        pa = a.bf16() + p0 * m_pad;
+      } else {
+        pa = a.floats() + p0 * m_pad;
+      }
       for (int64_t ir = i0; ir < i1; ir += kGemmMr) {
         const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, i1 - ir));
         for (int64_t jr = 0; jr < nc; jr += nr_tile) {
           const int nr = static_cast<int>(std::min<int64_t>(nr_tile, nc - jr));
-          kernel.run(kc, pa + ir * kc, pb + jr * kc, c + ir * ldc + j0 + jr,
-                     ldc, mr, nr, accumulate);
+          kernel.run(kPairs ? kc_pad / 2 : kc, pa + ir * kc_pad,
+                     pb + jr * kc_pad, c + ir * ldc + j0 + jr, ldc, mr, nr,
+                     accumulate);
         }
       }
     }
@@ -180,7 +224,8 @@ void PackedGemm(MicroKernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
 // Below this many multiply-adds a second thread costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 20;
 
-void PackedGemmParallel(MicroKernel kernel, const GemmLhs& a, int64_t n,
+template <typename Kernel>
+void PackedGemmParallel(Kernel kernel, const GemmLhs& a, int64_t n,
                         GemmRhs b, float beta, float* c, int64_t ldc) {
   const int64_t m = a.m();
   const bool overwrite = beta == 0.0f;
@@ -218,38 +263,79 @@ void PackedGemmParallel(MicroKernel kernel, const GemmLhs& a, int64_t n,
 // A tile is kNtM rows of A times kNtRows rows of B: 24 zmm accumulators of 16
 // partial sums along k each (24 FMAs per 10 loads), summed once per block of
 // kNtKc. B is computed into row blocks of kNtNc x kNtKc floats (512 KiB, L2);
-// rows of A are read in place.
+// rows of A are read in place. In bf16 on AVX512-BF16, A's rows are
+// converted once and each block of B as it is computed, and every VDPBF16PS
+// sums 32 products along k.
 
 using gemm_internal::kNtM;     // rows of A (and C) per tile
 using gemm_internal::kNtRows;  // rows of B (columns of C) per tile
 constexpr int64_t kNtKc = 1024;
 constexpr int64_t kNtNc = 128;
 
-// Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kNtM).
-void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const float* a,
-            int64_t lda, GemmRhs b, bool bf16, float* c, int64_t ldc) {
-  float* pb = RhsBuffer(RoundUp(std::min(n, kNtNc), kNtRows) *
-                        RoundUp(std::min(k, kNtKc), 16));
+// Rows [i0, i1) of C += A * B^T on one thread (i0 a multiple of kNtM), with
+// A float32 (B rounded to bf16 when `round`) or bf16 (B converted to it),
+// zero past k in whole vectors of its elements.
+template <typename Element>
+void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const Element* a,
+            int64_t lda, GemmRhs b, bool round, float* c, int64_t ldc) {
+  constexpr bool kBf16 = std::is_same_v<Element, uint16_t>;
+  constexpr int64_t kLanes = 64 / sizeof(Element);  // elements per zmm
+  const int64_t rows = RoundUp(std::min(n, kNtNc), kNtRows);
+  float* pf = ThreadBuffer<float>(kRhsBlock, rows * RoundUp(std::min(k, kNtKc), 16));
+  Element* pb = kBf16 ? ThreadBuffer<Element>(
+                            kRhsPanel, rows * RoundUp(std::min(k, kNtKc), kLanes))
+                      : reinterpret_cast<Element*>(pf);
   for (int64_t p0 = 0; p0 < k; p0 += kNtKc) {
-    const int64_t kp = std::min(kNtKc, k - p0), ldb = RoundUp(kp, 16);
+    const int64_t kp = std::min(kNtKc, k - p0), ldf = RoundUp(kp, 16);
+    const int64_t ldb = RoundUp(kp, kLanes);
     for (int64_t j0 = 0; j0 < n; j0 += kNtNc) {
       const int64_t nb = std::min(kNtNc, n - j0);
-      b(j0, nb, p0, kp, pb, ldb);
-      if (bf16) RoundToBf16(pb, nb * ldb);
+      b(j0, nb, p0, kp, pf, ldf);
       for (int64_t j = 0; j < nb; ++j) {
-        std::fill(pb + j * ldb + kp, pb + (j + 1) * ldb, 0.0f);
+        if constexpr (kBf16) {
+          gemm_internal::Avx512Bf16Convert(pf + j * ldf, kp, ldb, pb + j * ldb);
+        } else {
+          if (round) RoundToBf16(pf + j * ldf, kp);
+          std::fill(pf + j * ldf + kp, pf + (j + 1) * ldf, 0.0f);
+        }
       }
-      std::fill(pb + nb * ldb, pb + RoundUp(nb, kNtRows) * ldb, 0.0f);
+      std::fill(pb + nb * ldb, pb + RoundUp(nb, kNtRows) * ldb, Element{0});
       for (int64_t ir = i0; ir < i1; ir += kNtM) {
         const int mr = static_cast<int>(std::min<int64_t>(kNtM, i1 - ir));
         for (int64_t jr = 0; jr < nb; jr += kNtRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kNtRows, nb - jr));
-          gemm_internal::Avx512NtKernel(kp, a + ir * lda + p0, lda,
-                                        pb + jr * ldb, ldb,
-                                        c + ir * ldc + j0 + jr, ldc, mr, nr);
+          if constexpr (kBf16) {
+            gemm_internal::Avx512Bf16NtKernel(ldb, a + ir * lda + p0, lda,
+                                              pb + jr * ldb, ldb,
+                                              c + ir * ldc + j0 + jr, ldc, mr,
+                                              nr);
+          } else {
+            gemm_internal::Avx512NtKernel(kp, a + ir * lda + p0, lda,
+                                          pb + jr * ldb, ldb,
+                                          c + ir * ldc + j0 + jr, ldc, mr, nr);
+          }
         }
       }
     }
+  }
+}
+
+// Rows of C split between the threads in whole tiles, each computing all of
+// B: C += A * B^T.
+template <typename Element>
+void NtGemmParallel(int64_t m, int64_t n, int64_t k, const Element* a,
+                    int64_t lda, GemmRhs b, bool round, float* c,
+                    int64_t ldc) {
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (m * n * k < kMinParallelMacs) threads = 1;
+  const int64_t tiles = (m + kNtM - 1) / kNtM;
+  threads = static_cast<int>(std::min<int64_t>(threads, tiles));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t lo = std::min(m, tiles * t / threads * kNtM);
+    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
+    if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, round, c, ldc);
   }
 }
 
@@ -312,35 +398,41 @@ ScopedMatmulPrecision::~ScopedMatmulPrecision() {
 }
 
 int64_t GemmTileColumns() {
-  const Path path = ActivePath();
-  return path == Path::kEigen ? 16 : KernelOf(path).nr;  // 16: about Eigen's
+  const Path path = ActivePath(current_precision);
+  if (path == Path::kEigen) return 16;  // about Eigen's
+  return path == Path::kAvx512Bf16 ? gemm_internal::Avx512Bf16MicroKernel().nr
+                                   : KernelOf(path).nr;
 }
 
-void GemmLhs::Free::operator()(float* p) const { std::free(p); }
+void GemmLhs::Free::operator()(void* p) const { std::free(p); }
 
 void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
                    int64_t lda, float alpha) {
   m_ = m;
   k_ = k;
-  packed_ = ActivePath() != Path::kEigen;
   precision_ = current_precision;
+  layout_ = LayoutOf(ActivePath(precision_));
   const bool bf16 = precision_ == MatmulPrecision::kBfloat16;
-  const int64_t size = packed_ ? PackedLhsSize(m, k) : m * k;
-  if (capacity_ < size) {
-    data_.reset(AlignedFloats(size));
-    capacity_ = size;
+  const int64_t m_pad = RoundUp(m, kGemmMr);
+  const int64_t bytes = layout_ == GemmLayout::kPlain ? m * k * 4
+                        : layout_ == GemmLayout::kPanels
+                            ? m_pad * k * 4
+                            : m_pad * RoundUp(k, 2) * 2;
+  if (capacity_ < bytes) {
+    data_.reset(AlignedBytes(bytes));
+    capacity_ = bytes;
   }
-  float* __restrict out = data_.get();
-  if (!packed_) {  // Eigen's GEMM takes alpha * op(A) as a plain [m, k].
+  auto at = [&](int64_t i, int64_t p) {
+    return alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
+  };
+  if (layout_ == GemmLayout::kPlain) {  // Eigen's GEMM takes it as [m, k].
+    float* __restrict out = static_cast<float*>(data_.get());
     for (int64_t i = 0; i < m; ++i) {
-      for (int64_t p = 0; p < k; ++p) {
-        out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
-      }
+      for (int64_t p = 0; p < k; ++p) out[i * k + p] = at(i, p);
     }
     if (bf16) RoundToBf16(out, m * k);
     return;
   }
-  const int64_t m_pad = RoundUp(m, kGemmMr);
   // Large operands (a layer's weights, packed outside the batch loop) are
   // packed by all threads, panel by panel.
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \
@@ -348,8 +440,23 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   for (int64_t i0 = 0; i0 < m_pad; i0 += kGemmMr) {
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
-      float* __restrict panel = out + p0 * m_pad + i0 * kc;
       const int64_t rows = std::min<int64_t>(kGemmMr, m - i0);
+      if (layout_ == GemmLayout::kBf16Panels) {
+        // [kc2][kGemmMr][2]: A[i0 + i, p0 + p] at (p / 2, i, p % 2).
+        const int64_t kc_pad = RoundUp(kc, 2);
+        uint16_t* __restrict panel =
+            static_cast<uint16_t*>(data_.get()) + p0 * m_pad + i0 * kc_pad;
+        std::fill(panel, panel + kc_pad * kGemmMr, uint16_t{0});
+        for (int64_t i = 0; i < rows; ++i) {
+          for (int64_t p = 0; p < kc; ++p) {
+            panel[(p / 2) * 2 * kGemmMr + 2 * i + p % 2] =
+                FloatToBf16(at(i0 + i, p0 + p));
+          }
+        }
+        continue;
+      }
+      float* __restrict panel =
+          static_cast<float*>(data_.get()) + p0 * m_pad + i0 * kc;
       if (rows < kGemmMr) std::fill(panel, panel + kc * kGemmMr, 0.0f);
       if (trans) {  // row p of the panel: A[p0 + p, i0 : i0 + rows]
         for (int64_t p = 0; p < kc; ++p) {
@@ -378,17 +485,24 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
     ScaleC(m, n, beta, c, ldc);
     return;
   }
-  const Path path = ActivePath();
-  CHECK_EQ(a.packed(), path != Path::kEigen)
+  const Path path = ActivePath(a.precision());
+  CHECK(a.layout() == LayoutOf(path))
       << "GemmLhs packed for another kernel path: pack it again after "
          "SetActiveIsa";
-  if (path == Path::kEigen) {
-    EigenGemm(false, false, m, n, k, 1.0f, a.data(), k,
-              Materialize(b, k, n, a.precision() == MatmulPrecision::kBfloat16),
-              n, beta, c, ldc);
-    return;
+  switch (path) {
+    case Path::kEigen:
+      EigenGemm(false, false, m, n, k, 1.0f, a.floats(), k,
+                Materialize(b, k, n,
+                            a.precision() == MatmulPrecision::kBfloat16),
+                n, beta, c, ldc);
+      return;
+    case Path::kAvx512Bf16:
+      PackedGemmParallel(gemm_internal::Avx512Bf16MicroKernel(), a, n, b, beta,
+                         c, ldc);
+      return;
+    default:
+      PackedGemmParallel(KernelOf(path), a, n, b, beta, c, ldc);
   }
-  PackedGemmParallel(KernelOf(path), a, n, b, beta, c, ldc);
 }
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
@@ -399,7 +513,7 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
     ScaleC(m, n, beta, c, ldc);
     return;
   }
-  const Path path = ActivePath();
+  const Path path = ActivePath(current_precision);
   if (path == Path::kEigen && current_precision == MatmulPrecision::kFloat32) {
     EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
@@ -407,7 +521,7 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   // Packed (or, for Eigen in bf16, copied and rounded) on the way.
   thread_local GemmLhs lhs;
   lhs.Pack(trans_a, m, k, a, lda, alpha);
-  const bool avx512 = path == Path::kAvx512;
+  const bool avx512 = path >= Path::kAvx512;
   Gemm(
       lhs, n,
       [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
@@ -422,7 +536,7 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
   if (m == 0 || n == 0) return;
   ScaleC(m, n, beta, c, ldc);
   if (k == 0) return;
-  const Path path = ActivePath();
+  const Path path = ActivePath(current_precision);
   if (path == Path::kAvx2 && n >= 32) {
     // The packed GEMM with B^T's panels transposed from B's rows as they are
     // computed (the AVX2 tile is 16 columns wide). For narrower C Eigen's is
@@ -433,9 +547,8 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
         lhs, n,
         [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst,
             int64_t ld) {
-          thread_local std::vector<float> rows;
-          rows.resize(static_cast<size_t>(nc * kc));
-          b(j0, nc, p0, kc, rows.data(), kc);
+          float* rows = ThreadBuffer<float>(kLhsRows, nc * kc);
+          b(j0, nc, p0, kc, rows, kc);
           for (int64_t p = 0; p < kc; ++p) {
             for (int64_t j = 0; j < nc; ++j) dst[p * ld + j] = rows[j * kc + p];
           }
@@ -443,15 +556,23 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
         1.0f, c, ldc);
     return;
   }
+  if (path == Path::kAvx512Bf16) {  // A's rows converted once
+    const int64_t lda16 = RoundUp(k, 32);
+    uint16_t* a16 = ThreadBuffer<uint16_t>(kLhsRows, m * lda16);
+    for (int64_t i = 0; i < m; ++i) {
+      gemm_internal::Avx512Bf16Convert(a + i * lda, k, lda16, a16 + i * lda16);
+    }
+    NtGemmParallel(m, n, k, a16, lda16, b, false, c, ldc);
+    return;
+  }
   const bool bf16 = current_precision == MatmulPrecision::kBfloat16;
   if (bf16) {  // A rounded into a buffer of this thread's
-    thread_local std::vector<float> rounded;
-    rounded.resize(static_cast<size_t>(m * k));
+    float* rounded = ThreadBuffer<float>(kLhsRows, m * k);
     for (int64_t i = 0; i < m; ++i) {
-      std::copy(a + i * lda, a + i * lda + k, rounded.data() + i * k);
+      std::copy(a + i * lda, a + i * lda + k, rounded + i * k);
     }
-    RoundToBf16(rounded.data(), m * k);
-    a = rounded.data();
+    RoundToBf16(rounded, m * k);
+    a = rounded;
     lda = k;
   }
   if (path != Path::kAvx512) {
@@ -459,18 +580,7 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
               k, 1.0f, c, ldc);
     return;
   }
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (m * n * k < kMinParallelMacs) threads = 1;
-  // Threads split the rows of C in whole tiles, each computing all of B.
-  const int64_t tiles = (m + kNtM - 1) / kNtM;
-  threads = static_cast<int>(std::min<int64_t>(threads, tiles));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int t = omp_get_thread_num();
-    const int64_t lo = std::min(m, tiles * t / threads * kNtM);
-    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
-    if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, bf16, c, ldc);
-  }
+  NtGemmParallel(m, n, k, a, lda, b, bf16, c, ldc);
 }
 
 }  // namespace dive

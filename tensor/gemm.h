@@ -12,7 +12,8 @@
 //
 // The product is our own packed GEMM (gemm.cc explains it) with the
 // micro-kernel of the CPU's instruction set, chosen at run time (AVX-512 or
-// AVX2; tensor/cpu.h), or Eigen's on CPUs with neither. Besides the BLAS-style call, three entry
+// AVX2; tensor/cpu.h), or Eigen's on CPUs with neither; bf16 products
+// (MatmulPrecision below) run on VDPBF16PS where the CPU has AVX512-BF16. Besides the BLAS-style call, three entry
 // points serve convolution, which multiplies one weight matrix by many
 // images:
 //
@@ -40,8 +41,10 @@ namespace dive {
 //   kFloat32   float32 operands (the default);
 //   kBfloat16  operands rounded to bf16 (tensor/bf16.h), products and sums
 //              in float32: the semantics of the matrix engines' bf16 dot
-//              products, computed with the float32 kernels on CPUs without
-//              them. The result and C stay float32.
+//              products, run on them where the CPU has AVX512-BF16 (twice
+//              the multiply-adds per instruction, half the bytes per
+//              operand) and computed with the float32 kernels elsewhere.
+//              The result and C stay float32.
 // Mixed-precision training sets it around a step, as PyTorch's autocast
 // does for convolution and Linear: everything else (batch norm, softmax,
 // the loss, the optimizer) never goes through the GEMM and stays float32.
@@ -50,7 +53,18 @@ enum class MatmulPrecision { kFloat32, kBfloat16 };
 MatmulPrecision GetMatmulPrecision();
 
 // Sets this thread's precision for its lifetime, then restores the previous
-// one:
+// one. OpenMP workers do not inherit it: a parallel region whose threads
+// call the GEMM sets it in each of them (as PyTorch's parallel_for carries
+// autocast's state into its workers):
+//
+//   const MatmulPrecision precision = GetMatmulPrecision();
+//   #pragma omp parallel
+//   {
+//     const ScopedMatmulPrecision inherited(precision);
+//     ...
+//   }
+//
+// A training step in bf16:
 //
 //   {
 //     dive::ScopedMatmulPrecision bf16(dive::MatmulPrecision::kBfloat16);
@@ -83,6 +97,14 @@ int64_t GemmTileColumns();
 using GemmRhs = absl::FunctionRef<void(int64_t r0, int64_t rn, int64_t c0,
                                        int64_t cn, float* dst, int64_t ld)>;
 
+// How a GemmLhs holds A: decided when it is packed, by the active kernel path
+// (tensor/cpu.h) and the thread's precision.
+enum class GemmLayout {
+  kPlain,       // float32 [m, k], for Eigen's GEMM (CPUs without AVX2)
+  kPanels,      // float32 panels for the AVX2 or AVX-512 micro-kernel
+  kBf16Panels,  // bf16 panels for the AVX512-BF16 micro-kernel
+};
+
 // alpha * op(A) [m, k], packed for the kernel. Pack() reuses the buffer, so a
 // GemmLhs kept across calls allocates nothing once it is large enough.
 class GemmLhs {
@@ -93,22 +115,24 @@ class GemmLhs {
 
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
-  // Packed in panels for a micro-kernel (AVX2 or AVX-512), or plain [m, k]
-  // for Eigen's GEMM (CPUs without AVX2): whichever ActiveIsa() chose.
-  bool packed() const { return packed_; }
+  GemmLayout layout() const { return layout_; }
   // The thread's precision when packed (bf16: A is rounded to it, and so is
   // B in every product with it).
   MatmulPrecision precision() const { return precision_; }
-  const float* data() const { return data_.get(); }
+  // The packed matrix: floats (kPlain, kPanels) or bf16 bits (kBf16Panels).
+  const float* floats() const { return static_cast<const float*>(data_.get()); }
+  const uint16_t* bf16() const {
+    return static_cast<const uint16_t*>(data_.get());
+  }
 
  private:
   struct Free {
-    void operator()(float* p) const;
+    void operator()(void* p) const;
   };
-  int64_t m_ = 0, k_ = 0, capacity_ = 0;
-  bool packed_ = false;
+  int64_t m_ = 0, k_ = 0, capacity_ = 0;  // capacity in bytes
+  GemmLayout layout_ = GemmLayout::kPlain;
   MatmulPrecision precision_ = MatmulPrecision::kFloat32;
-  std::unique_ptr<float, Free> data_;
+  std::unique_ptr<void, Free> data_;
 };
 
 // C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()).

@@ -3,18 +3,24 @@
 //
 // Internal to tensor/gemm.cc: the GEMM's innermost loops, one file per
 // instruction set, each compiled for its own ISA (gemm_kernels_avx2.cc with
-// -mavx2 -mfma, gemm_kernels_avx512.cc with AVX-512 F/BW/DQ/VL) whatever the
-// build's -march, so one binary holds every path and gemm.cc picks one at run
+// -mavx2 -mfma, gemm_kernels_avx512.cc with AVX-512 F/BW/DQ/VL,
+// gemm_kernels_avx512_bf16.cc with AVX512-BF16 too) whatever the build's
+// -march, so one binary holds every path and gemm.cc picks one at run
 // time (tensor/cpu.h). A kernel runs only where ActiveIsa() allows it.
 //
-// These files include nothing but <immintrin.h> and <cstdint> and define
-// plain functions: an inline or template function instantiated there would
-// be compiled for that ISA and could be the copy the linker keeps for every
-// other caller.
+// These files include nothing but <immintrin.h>, <cstdint> and headers of
+// internal-linkage helpers (gemm_kernels_avx512_tile.h), and define plain
+// functions: an inline or template function with external linkage
+// instantiated there would be compiled for that ISA and could be the copy
+// the linker keeps for every other caller.
 //
 // Packed layouts (gemm.cc packs them):
 //   A panel: [kc][kGemmMr], alpha folded in, rows past m zero;
 //   B panel: [kc][nr], 64-byte aligned, columns past n zero.
+// and for the bf16 kernels, pairs along k side by side (the layout of
+// VDPBF16PS's operands: the two bf16 of a 32-bit lane are k = 2p, 2p + 1):
+//   A panel: [kc2][kGemmMr][2] bf16, kc2 = ceil(kc / 2), k past kc zero;
+//   B panel: [kc2][nr][2] bf16, 64-byte aligned, columns past n zero.
 
 #ifndef TENSOR_GEMM_KERNELS_H_
 #define TENSOR_GEMM_KERNELS_H_
@@ -41,6 +47,18 @@ struct MicroKernel {
 MicroKernel Avx2MicroKernel();    // 6 x 16, 12 ymm accumulators
 MicroKernel Avx512MicroKernel();  // 6 x 64, 24 zmm accumulators
 
+// The same on bf16 panels, kc2 pairs along k.
+using Bf16MicroKernelFn = void (*)(int64_t kc2, const uint16_t* a,
+                                   const uint16_t* b, float* c, int64_t ldc,
+                                   int mr, int nr, bool accumulate);
+
+struct Bf16MicroKernel {
+  int nr;
+  Bf16MicroKernelFn run;
+};
+
+Bf16MicroKernel Avx512Bf16MicroKernel();  // 6 x 64, VDPBF16PS
+
 // dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,
                           int64_t ld);
@@ -52,6 +70,22 @@ constexpr int kNtM = 6;
 constexpr int kNtRows = 4;
 void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
                     int64_t ldb, float* c, int64_t ldc, int mr, int nr);
+
+// The same on bf16 rows (kp a multiple of 32, rows zero past k; B's
+// 64-byte aligned).
+void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
+                        const uint16_t* b, int64_t ldb, float* c, int64_t ldc,
+                        int mr, int nr);
+
+// A float32 panel [kc][nr] (nr a multiple of 16) as a bf16 B panel
+// [ceil(kc / 2)][nr][2], rounded to nearest even; pair members past kc are
+// zero.
+void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
+                         uint16_t* dst);
+
+// dst[0 : n] = src[0 : n] rounded to bf16, dst[n : n_pad] = 0.
+void Avx512Bf16Convert(const float* src, int64_t n, int64_t n_pad,
+                       uint16_t* dst);
 
 }  // namespace dive::gemm_internal
 

@@ -8,12 +8,10 @@
 #include <cstdint>
 
 #include "tensor/gemm_kernels.h"
+#include "tensor/gemm_kernels_avx512_tile.h"
 
 namespace dive::gemm_internal {
 namespace {
-
-constexpr int kNv = 4;  // zmm vectors per tile row
-constexpr int kNr = 16 * kNv;
 
 // C[mr, nr] = A-panel * B-panel (+ C when `accumulate`), for mr <= kGemmMr and
 // nr <= kNr (edge tiles are written through masks).
@@ -41,52 +39,7 @@ void Kernel6x64(int64_t kc, const float* __restrict a,
     a += kGemmMr;
     b += kNr;
   }
-  if (mr == kGemmMr && nr == kNr) {
-#pragma GCC unroll 8
-    for (int i = 0; i < kGemmMr; ++i) {
-      float* row = c + i * ldc;
-#pragma GCC unroll 8
-      for (int v = 0; v < kNv; ++v) {
-        __m512 x = acc[i][v];
-        if (accumulate) x = _mm512_add_ps(x, _mm512_loadu_ps(row + 16 * v));
-        _mm512_storeu_ps(row + 16 * v, x);
-      }
-    }
-    return;
-  }
-  __mmask16 mask[kNv];
-  for (int v = 0; v < kNv; ++v) {
-    const int rest = nr - 16 * v;
-    const int left = rest < 0 ? 0 : rest > 16 ? 16 : rest;
-    mask[v] = static_cast<__mmask16>((1u << left) - 1u);
-  }
-  for (int i = 0; i < mr; ++i) {
-    float* row = c + i * ldc;
-    for (int v = 0; v < kNv; ++v) {
-      __m512 x = acc[i][v];
-      if (accumulate) {
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], row + 16 * v));
-      }
-      _mm512_mask_storeu_ps(row + 16 * v, mask[v], x);
-    }
-  }
-}
-
-// [sum(a0), sum(a1), sum(a2), sum(a3)].
-inline __m128 Sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  // Per 128-bit lane: [a0 0+2, a1 0+2, a0 1+3, a1 1+3], likewise for a2, a3.
-  const __m512 t0 =
-      _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
-  const __m512 t1 =
-      _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
-  // Per 128-bit lane: [a0, a1, a2, a3] partial sums.
-  const __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
-  const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
-                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-  const __m256 v = _mm256_add_ps(
-      _mm512_castps512_ps256(u),
-      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  StoreTile(acc, c, ldc, mr, nr, accumulate);
 }
 
 }  // namespace
@@ -152,19 +105,7 @@ void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
       }
     }
   }
-  // Constant indices only: a runtime row index into acc would keep it in
-  // memory instead of registers.
-  __m128 sum[kNtM];
-#pragma GCC unroll 8
-  for (int i = 0; i < kNtM; ++i) {
-    sum[i] = Sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-  }
-  const auto cols = static_cast<__mmask8>((1u << nr) - 1u);
-  for (int i = 0; i < mr; ++i) {
-    float* out = c + i * ldc;
-    _mm_mask_storeu_ps(out, cols,
-                       _mm_add_ps(sum[i], _mm_maskz_loadu_ps(cols, out)));
-  }
+  StoreNtTile(acc, c, ldc, mr, nr);
 }
 
 }  // namespace dive::gemm_internal

@@ -431,8 +431,10 @@ Tensor MatMul(const Tensor& a, const Tensor& b) {
         << "MatMul: batch sizes differ: " << a.shape() << " x " << b.shape();
   }
   Tensor out = Tensor::Empty({batch, m, n});
+  const MatmulPrecision precision = GetMatmulPrecision();
 #pragma omp parallel for schedule(static) if (batch > 1)
   for (int64_t i = 0; i < batch; ++i) {
+    const ScopedMatmulPrecision inherited(precision);
     const GemmOperand ga = AsGemmOperand(a.rank() == 3 ? a.Select(0, i) : a);
     const GemmOperand gb = AsGemmOperand(b.rank() == 3 ? b.Select(0, i) : b);
     Gemm(ga.trans, gb.trans, m, n, k, 1.0f, ga.ptr, ga.ld, gb.ptr, gb.ld, 0.0f,
