@@ -10,7 +10,9 @@ each one's speed by the peak of its kind, measured by the same binary in the
 same run (bench/peak.h):
 
   * compute-bound kernels (GEMM, convolution, a training step) by
-    BM_PeakFma/1, the register-only FMA peak of one core;
+    BM_PeakFma/1, the register-only FMA peak of one core, and the bf16 GEMM
+    by BM_PeakBf16/1, the VDPBF16PS peak (CPUs with AVX512-BF16; elsewhere
+    its checks print "skipped: no AVX512-BF16");
   * memory-bound kernels (pooling, batch norm) by BM_PeakTriad, a STREAM
     triad over the same few MB they stream.
 
@@ -51,6 +53,7 @@ BASELINE_DIR = os.path.join(REPO, "bench", "baselines")
 # Peak kind: (benchmark, counter).
 PEAKS = {
     "fma": ("BM_PeakFma/1", "FLOPS"),
+    "bf16": ("BM_PeakBf16/1", "FLOPS"),
     "triad": ("BM_PeakTriad/6291456", "bytes_per_second"),
 }
 
@@ -60,6 +63,8 @@ CHECKS = [
     ("gemm_benchmark", "BM_Gemm/n:256/threads:1", "FLOPS", "fma"),
     ("gemm_benchmark", "BM_Gemm/n:512/threads:1", "FLOPS", "fma"),
     ("gemm_benchmark", "BM_GemmNT/m:64/n:576/k:576", "FLOPS", "fma"),
+    ("gemm_benchmark", "BM_GemmBf16/n:512/threads:1", "FLOPS", "bf16"),
+    ("gemm_benchmark", "BM_GemmNTBf16/m:64/n:576/k:576", "FLOPS", "bf16"),
     ("kernel_benchmark", "BM_Conv2dForward/lenet_conv2/threads:1", "FLOPS",
      "fma"),
     ("kernel_benchmark", "BM_Conv2dBackwardWeight/lenet_conv2/threads:1",
@@ -79,11 +84,15 @@ CHECKS = [
 FEATURES = [("avx2", "avx2"), ("avx512f", "avx512"),
             ("avx512_bf16", "avx512bf16"), ("amx_bf16", "amx")]
 
+# Peak kind -> (/proc/cpuinfo flag it needs, the name it is skipped by).
+REQUIRES = {"bf16": ("avx512_bf16", "AVX512-BF16")}
+
 MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 0.85
 
 
 def read_cpu(path):
-    """(key, description) of the first CPU in a /proc/cpuinfo-format file."""
+    """(key, description, flags) of the first CPU in a /proc/cpuinfo-format
+    file."""
     info = {}
     with open(path) as f:
         for line in f:
@@ -103,7 +112,19 @@ def read_cpu(path):
     key = f"{slug}-f{family}m{number}_{'-'.join(features) or 'generic'}"
     description = (f"{model} (family {family}, model {number}; "
                    f"{', '.join(features) or 'no AVX2'})")
-    return key, description
+    return key, description, flags
+
+
+def applicable(flags):
+    """The checks this CPU can run, after a "skipped" line for each other."""
+    checks = []
+    for c in CHECKS:
+        flag, name = REQUIRES.get(c[3], (None, None))
+        if flag is None or flag in flags:
+            checks.append(c)
+        else:
+            print(f"skipped     {c[1]}: no {name}")
+    return checks
 
 
 def parse_benchmarks(text):
@@ -123,17 +144,17 @@ def parse_benchmarks(text):
     return best
 
 
-def run_benchmarks(bin_dir, reps, min_time):
+def run_benchmarks(checks, bin_dir, reps, min_time):
     """One measurement of every check and peak: {name: {counter: best}}."""
     best = {}
-    peaks = [name for name, _ in PEAKS.values()]
-    for binary in dict.fromkeys(c[0] for c in CHECKS):
+    peaks = [PEAKS[kind][0] for kind in dict.fromkeys(c[3] for c in checks)]
+    for binary in dict.fromkeys(c[0] for c in checks):
         path = os.path.join(bin_dir, binary)
         if not os.access(path, os.X_OK):
             print(f"MISSING     {path} (build it with bazel build "
                   f"//bench:{binary})")
             continue
-        names = peaks + [c[1] for c in CHECKS if c[0] == binary]
+        names = peaks + [c[1] for c in checks if c[0] == binary]
         pattern = "^(" + "|".join(re.escape(n) for n in names) + ")(/real_time)?$"
         out = subprocess.run(
             [path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
@@ -148,10 +169,10 @@ def run_benchmarks(bin_dir, reps, min_time):
     return best
 
 
-def ratios_of(best):
+def ratios_of(checks, best):
     """{check name: (ratio to its peak, speed, counter, peak, peak counter)}."""
     ratios = {}
-    for binary, name, counter, kind in CHECKS:
+    for binary, name, counter, kind in checks:
         peak_name, peak_counter = PEAKS[kind]
         value = best.get(f"{binary}:{name}", {}).get(counter)
         peak = best.get(f"{binary}:{peak_name}", {}).get(peak_counter)
@@ -178,10 +199,10 @@ def threshold_for(spread):
     return round(min(MAX_THRESHOLD, max(MIN_THRESHOLD, 1 - 3 * spread)), 2)
 
 
-def update(runs, path, cpu, load):
+def update(checks, runs, path, cpu, load):
     """Writes the baseline of `runs` (a list of ratios_of results)."""
     benchmarks = {}
-    for _, name, _, _ in CHECKS:
+    for _, name, _, _ in checks:
         values = [r[name][0] for r in runs if name in r]
         if len(values) != len(runs):
             print(f"MISSING     {name}: did not run")
@@ -206,12 +227,12 @@ def update(runs, path, cpu, load):
                    "benchmarks": benchmarks}, f, indent=2)
         f.write("\n")
     print(f"wrote {path}")
-    return 0 if len(benchmarks) == len(CHECKS) else 1
+    return 0 if len(benchmarks) == len(checks) else 1
 
 
-def check(ratios, baseline, threshold_override):
+def check(checks, ratios, baseline, threshold_override):
     ok = failed = 0
-    for _, name, _, _ in CHECKS:
+    for _, name, _, _ in checks:
         base = baseline.get(name)
         if name not in ratios or base is None:
             why = "did not run" if name not in ratios else "not in the baseline"
@@ -256,9 +277,10 @@ def main(argv):
                         "spread of (10 on a quiet machine)")
     args = p.parse_args(argv)
 
-    key, cpu = read_cpu(args.cpuinfo)
+    key, cpu, flags = read_cpu(args.cpuinfo)
     path = os.path.join(args.baseline_dir, key + ".json")
     print(f"cpu: {cpu}; baseline {os.path.relpath(path, REPO)}")
+    checks = applicable(flags)
     start = time.time()
     if args.results:
         measurements = []
@@ -271,17 +293,18 @@ def main(argv):
                 ["bazel", "info", "bazel-bin"], check=True, cwd=REPO,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True).stdout.strip(), "bench")
-        measurements = [run_benchmarks(args.bin_dir, args.reps, args.min_time)
+        measurements = [run_benchmarks(checks, args.bin_dir, args.reps,
+                                       args.min_time)
                         for _ in range(args.runs if args.update else 1)]
-    runs = [ratios_of(m) for m in measurements]
+    runs = [ratios_of(checks, m) for m in measurements]
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
 
     if args.update:
-        return update(runs, path, cpu, load)
+        return update(checks, runs, path, cpu, load)
 
     if not os.path.exists(path):
-        for _, name, _, _ in CHECKS:
+        for _, name, _, _ in checks:
             if name in runs[0]:
                 print(f"measured    {name:<52} ratio {runs[0][name][0]:.4g} "
                       f"({describe(runs[0][name])})")
@@ -291,7 +314,7 @@ def main(argv):
         return 0
     with open(path) as f:
         baseline = json.load(f)["benchmarks"]
-    ok, failed = check(runs[0], baseline, args.threshold)
+    ok, failed = check(checks, runs[0], baseline, args.threshold)
     print(f"bench: {ok} ok, {failed} failed ({time.time() - start:.0f}s, "
           f"load average {load})")
     return 1 if failed else 0

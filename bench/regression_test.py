@@ -27,7 +27,7 @@ model name\t: ignored
 """
 
 
-def fake_results(scale=None, fma=100e9, triad=50e9):
+def fake_results(scale=None, fma=100e9, triad=50e9, bf16=200e9):
     """Google Benchmark JSON for every check and peak: each check at 0.5 of
     its peak, times scale[name] where given."""
     scale = scale or {}
@@ -39,7 +39,7 @@ def fake_results(scale=None, fma=100e9, triad=50e9):
                             "run_type": "iteration",
                             counter: value * (0.9 if rep else 1.0)})
 
-    peaks = {"fma": fma, "triad": triad}
+    peaks = {"fma": fma, "triad": triad, "bf16": bf16}
     for binary, name, counter, kind in regression.CHECKS:
         add(binary, name, counter, 0.5 * peaks[kind] * scale.get(name, 1.0))
     for binary in {c[0] for c in regression.CHECKS}:
@@ -83,11 +83,41 @@ class RegressionTest(unittest.TestCase):
         return out
 
     def test_cpu_key_names_model_and_features(self):
-        key, description = regression.read_cpu(self.cpuinfo)
+        key, description, flags = regression.read_cpu(self.cpuinfo)
         self.assertEqual(key,
                          "intel-xeon-platinum-8480-f6m143_avx2-avx512-"
                          "avx512bf16-amx")
         self.assertIn("Platinum 8480+", description)
+        self.assertIn("avx512_bf16", flags)
+
+    def test_bf16_checks_skipped_without_avx512_bf16(self):
+        self.cpuinfo = self.write(
+            "cpuinfo", CPUINFO.replace(" avx512_bf16 amx_bf16 amx_tile", ""))
+        self.record([fake_results()])
+        self.assertNotIn("BM_GemmBf16/n:512/threads:1", self.recorded())
+        rc, out = self.run_checker("--results",
+                                   self.write("now.json", fake_results()))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("skipped     BM_GemmBf16/n:512/threads:1: no AVX512-BF16",
+                      out)
+        bf16_checks = [c for c in regression.CHECKS if c[3] == "bf16"]
+        self.assertEqual(len(bf16_checks), 2)
+        self.assertIn(f"bench: {len(regression.CHECKS) - 2} ok, 0 failed", out)
+
+    def test_bf16_kernel_is_judged_by_the_bf16_peak(self):
+        self.record([fake_results()])
+        # Twice the VDPBF16PS peak and twice the bf16 GEMM speed, the same
+        # FMA peak: not a change.
+        rc, out = self.run_checker("--results", self.write(
+            "fast.json", fake_results(bf16=400e9)))
+        self.assertEqual(rc, 0, out)
+        # Half the bf16 GEMM speed on the same machine fails.
+        rc, out = self.run_checker("--results", self.write(
+            "slow.json", fake_results({"BM_GemmBf16/n:512/threads:1": 0.5})))
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out,
+                         r"REGRESSION  BM_GemmBf16/n:512/threads:1 +0\.50x")
+        self.assertIn("1 failed", out)
 
     def test_unknown_cpu_passes_with_notice(self):
         rc, out = self.run_checker("--results",
