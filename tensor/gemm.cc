@@ -44,7 +44,7 @@ void* AlignedBytes(int64_t bytes) {
 
 // Buffers of this thread's that only grow, so the steady state of a training
 // loop allocates nothing here; one per use, as one GEMM needs several.
-enum BufferSlot { kRhsBlock, kRhsPanel, kLhsRows, kBufferSlots };
+enum BufferSlot { kRhsBlock, kRhsPanel, kLhsRows, kLhsPanel, kBufferSlots };
 
 void* ThreadBytes(BufferSlot slot, int64_t bytes) {
   struct Buffer {
@@ -422,13 +422,12 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     data_.reset(AlignedBytes(bytes));
     capacity_ = bytes;
   }
-  auto at = [&](int64_t i, int64_t p) {
-    return alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
-  };
   if (layout_ == GemmLayout::kPlain) {  // Eigen's GEMM takes it as [m, k].
     float* __restrict out = static_cast<float*>(data_.get());
     for (int64_t i = 0; i < m; ++i) {
-      for (int64_t p = 0; p < k; ++p) out[i * k + p] = at(i, p);
+      for (int64_t p = 0; p < k; ++p) {
+        out[i * k + p] = alpha * (trans ? a[p * lda + i] : a[i * lda + p]);
+      }
     }
     if (bf16) RoundToBf16(out, m * k);
     return;
@@ -441,22 +440,11 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
       const int64_t rows = std::min<int64_t>(kGemmMr, m - i0);
-      if (layout_ == GemmLayout::kBf16Panels) {
-        // [kc2][kGemmMr][2]: A[i0 + i, p0 + p] at (p / 2, i, p % 2).
-        const int64_t kc_pad = RoundUp(kc, 2);
-        uint16_t* __restrict panel =
-            static_cast<uint16_t*>(data_.get()) + p0 * m_pad + i0 * kc_pad;
-        std::fill(panel, panel + kc_pad * kGemmMr, uint16_t{0});
-        for (int64_t i = 0; i < rows; ++i) {
-          for (int64_t p = 0; p < kc; ++p) {
-            panel[(p / 2) * 2 * kGemmMr + 2 * i + p % 2] =
-                FloatToBf16(at(i0 + i, p0 + p));
-          }
-        }
-        continue;
-      }
+      // The bf16 layout is converted from a float32 panel built first.
+      const bool pairs = layout_ == GemmLayout::kBf16Panels;
       float* __restrict panel =
-          static_cast<float*>(data_.get()) + p0 * m_pad + i0 * kc;
+          pairs ? ThreadBuffer<float>(kLhsPanel, kc * kGemmMr)
+                : static_cast<float*>(data_.get()) + p0 * m_pad + i0 * kc;
       if (rows < kGemmMr) std::fill(panel, panel + kc * kGemmMr, 0.0f);
       if (trans) {  // row p of the panel: A[p0 + p, i0 : i0 + rows]
         for (int64_t p = 0; p < kc; ++p) {
@@ -472,7 +460,14 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
           }
         }
       }
-      if (bf16) RoundToBf16(panel, kc * kGemmMr);
+      if (pairs) {
+        gemm_internal::Avx512Bf16PackPairs(
+            panel, kc, kGemmMr,
+            static_cast<uint16_t*>(data_.get()) + p0 * m_pad +
+                i0 * RoundUp(kc, 2));
+      } else if (bf16) {
+        RoundToBf16(panel, kc * kGemmMr);
+      }
     }
   }
 }

@@ -77,9 +77,9 @@ void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
                         const uint16_t* b, int64_t ldb, float* c, int64_t ldc,
                         int mr, int nr);
 
-// A float32 panel [kc][nr] (nr a multiple of 16) as a bf16 B panel
-// [ceil(kc / 2)][nr][2], rounded to nearest even; pair members past kc are
-// zero.
+// A float32 panel [kc][nr] as bf16 pairs [ceil(kc / 2)][nr][2] (an A panel
+// for nr = kGemmMr, a B panel for the kernel's nr), rounded to nearest even;
+// pair members past kc are zero.
 void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
                          uint16_t* dst);
 

@@ -78,9 +78,13 @@ void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
     const float* hi = lo + nr;
     uint16_t* out = dst + p * nr;  // pair p / 2 starts at (p / 2) * 2 * nr
     for (int64_t j = 0; j < nr; j += 16) {
-      const __m512 l = _mm512_loadu_ps(lo + j);
-      const __m512 h = p + 1 < kc ? _mm512_loadu_ps(hi + j) : zero;
-      _mm512_storeu_si512(out + 2 * j, PairUp(l, h));
+      const int64_t n = nr - j < 16 ? nr - j : 16;
+      const auto mask = static_cast<__mmask16>((1u << n) - 1u);
+      const __m512 l = _mm512_maskz_loadu_ps(mask, lo + j);
+      const __m512 h = p + 1 < kc ? _mm512_maskz_loadu_ps(mask, hi + j) : zero;
+      _mm512_mask_storeu_epi16(out + 2 * j,
+                               static_cast<__mmask32>((uint64_t{1} << (2 * n)) - 1u),
+                               PairUp(l, h));
     }
   }
 }
