@@ -165,6 +165,10 @@ absl::Status SetActiveIsa(Isa isa) {
   return absl::OkStatus();
 }
 
+void ForceActiveIsaForTesting(Isa isa) {
+  active.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
 std::string CpuDescription() {
   const CpuFeatures& f = DetectedCpu();
   std::vector<std::string> features;

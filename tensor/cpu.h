@@ -75,6 +75,12 @@ Isa ActiveIsa();
 // kernels.
 absl::Status SetActiveIsa(Isa isa);
 
+// Tests only: switches kernels to `isa` even where the CPU lacks it, for a
+// test binary built with that path's kernels emulated
+// (//tensor:gemm_amx_emulated_test). Real kernels of a path the CPU lacks
+// crash on their first instruction.
+void ForceActiveIsaForTesting(Isa isa);
+
 // One line for logs and benchmark output: brand, features, active path.
 std::string CpuDescription();
 

@@ -135,14 +135,15 @@ constexpr int64_t kKc = 256;  // even: bf16 blocks hold whole pairs
 constexpr int64_t kNc = 512;  // a multiple of every kernel's nr
 
 // The kernel paths of this file.
-enum class Path { kEigen, kAvx2, kAvx512, kAvx512Bf16 };
+enum class Path { kEigen, kAvx2, kAvx512, kAvx512Bf16, kAmx };
 
-// The path for products in `precision`: bf16 ones run on VDPBF16PS where
-// the CPU has it, on the float32 kernels (operands rounded) elsewhere.
+// The path for products in `precision`: bf16 ones run on AMX or VDPBF16PS
+// where the CPU has them, on the float32 kernels (operands rounded)
+// elsewhere.
 Path ActivePath(MatmulPrecision precision) {
   const Isa isa = ActiveIsa();
   if (precision == MatmulPrecision::kBfloat16 && isa >= Isa::kAvx512Bf16) {
-    return Path::kAvx512Bf16;
+    return isa >= Isa::kAmx ? Path::kAmx : Path::kAvx512Bf16;
   }
   return isa >= Isa::kAvx512 ? Path::kAvx512
          : isa >= Isa::kAvx2 ? Path::kAvx2
@@ -150,9 +151,23 @@ Path ActivePath(MatmulPrecision precision) {
 }
 
 GemmLayout LayoutOf(Path path) {
-  return path == Path::kEigen         ? GemmLayout::kPlain
-         : path == Path::kAvx512Bf16 ? GemmLayout::kBf16Panels
-                                     : GemmLayout::kPanels;
+  switch (path) {
+    case Path::kEigen:
+      return GemmLayout::kPlain;
+    case Path::kAvx512Bf16:
+      return GemmLayout::kBf16Panels;
+    case Path::kAmx:
+      return GemmLayout::kAmxPanels;
+    default:
+      return GemmLayout::kPanels;
+  }
+}
+
+Bf16MicroKernel Bf16KernelOf(Path path) {
+  CHECK(path == Path::kAvx512Bf16 || path == Path::kAmx)
+      << "not a bf16 micro-kernel path";
+  return path == Path::kAmx ? gemm_internal::AmxMicroKernel()
+                            : gemm_internal::Avx512Bf16MicroKernel();
 }
 
 MicroKernel KernelOf(Path path) {
@@ -163,28 +178,34 @@ MicroKernel KernelOf(Path path) {
 }
 
 // C[i0 : i1, j_lo : j_hi] (+)= A[i0 : i1, :] * B[:, j_lo : j_hi] on one
-// thread; i0 is a multiple of kGemmMr. Without `overwrite` the kernel adds
-// to C. The float32 kernels take B's panels as `b` writes them (rounded to
-// bf16 in bf16 precision), the bf16 one as pairs converted from them.
+// thread; i0 is a multiple of the kernel's mr. Without `overwrite` the
+// kernel adds to C. The float32 kernels take B's panels as `b` writes them
+// (rounded to bf16 in bf16 precision), the bf16 ones as pairs converted from
+// them, k padded with zeros to the kernel's unit.
 template <typename Kernel>
 void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
                 GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite,
                 float* c, int64_t ldc) {
   constexpr bool kPairs = std::is_same_v<Kernel, Bf16MicroKernel>;
   using Element = std::conditional_t<kPairs, uint16_t, float>;
+  int64_t k_unit = 1;
+  if constexpr (kPairs) k_unit = kernel.k_unit;
   const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
-  const int64_t nr_tile = kernel.nr;
-  const int64_t k = a.k(), m_pad = RoundUp(a.m(), kGemmMr);
-  const int64_t kc_max = RoundUp(std::min(kKc, k), kPairs ? 2 : 1);
+  const int64_t nr_tile = kernel.nr, mr_tile = kernel.mr;
+  const int64_t k = a.k(), m_pad = RoundUp(a.m(), mr_tile);
+  const int64_t kc_max = RoundUp(std::min(kKc, k), k_unit);
   Element* pb = ThreadBuffer<Element>(
       kRhsBlock, kc_max * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
   float* scratch =
       kPairs ? ThreadBuffer<float>(kRhsPanel, kc_max * nr_tile) : nullptr;
+  if constexpr (kPairs) {
+    if (kernel.enter != nullptr) kernel.enter();
+  }
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
     const int64_t nc = std::min(kNc, j_hi - j0);
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
-      const int64_t kc_pad = RoundUp(kc, kPairs ? 2 : 1);  // per panel column
+      const int64_t kc_pad = RoundUp(kc, k_unit);  // per panel column
       const bool accumulate = !(overwrite && p0 == 0);
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
@@ -197,27 +218,31 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
           }
         }
         if constexpr (kPairs) {
-          gemm_internal::Avx512Bf16PackPairs(panel, kc, nr_tile,
+          std::fill(panel + kc * nr_tile, panel + kc_pad * nr_tile, 0.0f);
+          gemm_internal::Avx512Bf16PackPairs(panel, kc_pad, nr_tile,
                                              pb + jp * kc_pad);
         }
       }
-      // Blocks of A before this one hold kKc (even) rows of k each.
+      // Blocks of A before this one hold kKc (a multiple of every k_unit)
+      // of k each.
       const Element* pa;
       if constexpr (kPairs) {
         pa = a.bf16() + p0 * m_pad;
       } else {
         pa = a.floats() + p0 * m_pad;
       }
-      for (int64_t ir = i0; ir < i1; ir += kGemmMr) {
-        const int mr = static_cast<int>(std::min<int64_t>(kGemmMr, i1 - ir));
+      for (int64_t ir = i0; ir < i1; ir += mr_tile) {
+        const int mr = static_cast<int>(std::min<int64_t>(mr_tile, i1 - ir));
         for (int64_t jr = 0; jr < nc; jr += nr_tile) {
           const int nr = static_cast<int>(std::min<int64_t>(nr_tile, nc - jr));
-          kernel.run(kPairs ? kc_pad / 2 : kc, pa + ir * kc_pad,
-                     pb + jr * kc_pad, c + ir * ldc + j0 + jr, ldc, mr, nr,
-                     accumulate);
+          kernel.run(kc_pad, pa + ir * kc_pad, pb + jr * kc_pad,
+                     c + ir * ldc + j0 + jr, ldc, mr, nr, accumulate);
         }
       }
     }
+  }
+  if constexpr (kPairs) {
+    if (kernel.leave != nullptr) kernel.leave();
   }
 }
 
@@ -239,7 +264,7 @@ void PackedGemmParallel(Kernel kernel, const GemmLhs& a, int64_t n,
   // Each thread computes a slab of C in whole tiles: columns when C is wide
   // (sharing the packed A), else rows (each packing all of B).
   const bool split_n = n >= m;
-  const int64_t unit = split_n ? kernel.nr : kGemmMr;
+  const int64_t unit = split_n ? kernel.nr : kernel.mr;
   const int64_t extent = split_n ? n : m;
   const int64_t tiles = (extent + unit - 1) / unit;
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
@@ -400,8 +425,7 @@ ScopedMatmulPrecision::~ScopedMatmulPrecision() {
 int64_t GemmTileColumns() {
   const Path path = ActivePath(current_precision);
   if (path == Path::kEigen) return 16;  // about Eigen's
-  return path == Path::kAvx512Bf16 ? gemm_internal::Avx512Bf16MicroKernel().nr
-                                   : KernelOf(path).nr;
+  return path >= Path::kAvx512Bf16 ? Bf16KernelOf(path).nr : KernelOf(path).nr;
 }
 
 void GemmLhs::Free::operator()(void* p) const { std::free(p); }
@@ -413,11 +437,14 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   precision_ = current_precision;
   layout_ = LayoutOf(ActivePath(precision_));
   const bool bf16 = precision_ == MatmulPrecision::kBfloat16;
-  const int64_t m_pad = RoundUp(m, kGemmMr);
+  const bool amx = layout_ == GemmLayout::kAmxPanels;
+  const int64_t mr = amx ? gemm_internal::AmxMicroKernel().mr : kGemmMr;
+  const int64_t k_unit = amx ? gemm_internal::AmxMicroKernel().k_unit : 2;
+  const int64_t m_pad = RoundUp(m, mr);
   const int64_t bytes = layout_ == GemmLayout::kPlain ? m * k * 4
                         : layout_ == GemmLayout::kPanels
                             ? m_pad * k * 4
-                            : m_pad * RoundUp(k, 2) * 2;
+                            : m_pad * RoundUp(k, k_unit) * 2;
   if (capacity_ < bytes) {
     data_.reset(AlignedBytes(bytes));
     capacity_ = bytes;
@@ -436,10 +463,33 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   // packed by all threads, panel by panel.
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \
                                               !omp_in_parallel())
-  for (int64_t i0 = 0; i0 < m_pad; i0 += kGemmMr) {
+  for (int64_t i0 = 0; i0 < m_pad; i0 += mr) {
     for (int64_t p0 = 0; p0 < k; p0 += kKc) {
       const int64_t kc = std::min(kKc, k - p0);
-      const int64_t rows = std::min<int64_t>(kGemmMr, m - i0);
+      const int64_t rows = std::min<int64_t>(mr, m - i0);
+      if (amx) {  // [mr][kc_pad]: rows of A, through a float32 block
+        const int64_t kc_pad = RoundUp(kc, k_unit);
+        float* __restrict block = ThreadBuffer<float>(kLhsPanel, mr * kc);
+        if (trans) {
+          for (int64_t p = 0; p < kc; ++p) {
+            const float* __restrict src = a + (p0 + p) * lda + i0;
+            for (int64_t i = 0; i < rows; ++i) block[i * kc + p] = alpha * src[i];
+          }
+        } else {
+          for (int64_t i = 0; i < rows; ++i) {
+            const float* __restrict src = a + (i0 + i) * lda + p0;
+            for (int64_t p = 0; p < kc; ++p) block[i * kc + p] = alpha * src[p];
+          }
+        }
+        uint16_t* panel =
+            static_cast<uint16_t*>(data_.get()) + p0 * m_pad + i0 * kc_pad;
+        for (int64_t i = 0; i < rows; ++i) {
+          gemm_internal::Avx512Bf16Convert(block + i * kc, kc, kc_pad,
+                                           panel + i * kc_pad);
+        }
+        std::fill(panel + rows * kc_pad, panel + mr * kc_pad, uint16_t{0});
+        continue;
+      }
       // The bf16 layout is converted from a float32 panel built first.
       const bool pairs = layout_ == GemmLayout::kBf16Panels;
       float* __restrict panel =
@@ -492,8 +542,8 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
                 n, beta, c, ldc);
       return;
     case Path::kAvx512Bf16:
-      PackedGemmParallel(gemm_internal::Avx512Bf16MicroKernel(), a, n, b, beta,
-                         c, ldc);
+    case Path::kAmx:
+      PackedGemmParallel(Bf16KernelOf(path), a, n, b, beta, c, ldc);
       return;
     default:
       PackedGemmParallel(KernelOf(path), a, n, b, beta, c, ldc);
@@ -551,7 +601,7 @@ void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
         1.0f, c, ldc);
     return;
   }
-  if (path == Path::kAvx512Bf16) {  // A's rows converted once
+  if (path >= Path::kAvx512Bf16) {  // A's rows converted once (VDPBF16PS)
     const int64_t lda16 = RoundUp(k, 32);
     uint16_t* a16 = ThreadBuffer<uint16_t>(kLhsRows, m * lda16);
     for (int64_t i = 0; i < m; ++i) {

@@ -13,7 +13,7 @@
 // The product is our own packed GEMM (gemm.cc explains it) with the
 // micro-kernel of the CPU's instruction set, chosen at run time (AVX-512 or
 // AVX2; tensor/cpu.h), or Eigen's on CPUs with neither; bf16 products
-// (MatmulPrecision below) run on VDPBF16PS where the CPU has AVX512-BF16. Besides the BLAS-style call, three entry
+// (MatmulPrecision below) run on AMX or AVX512-BF16 where the CPU has them. Besides the BLAS-style call, three entry
 // points serve convolution, which multiplies one weight matrix by many
 // images:
 //
@@ -41,9 +41,11 @@ namespace dive {
 //   kFloat32   float32 operands (the default);
 //   kBfloat16  operands rounded to bf16 (tensor/bf16.h), products and sums
 //              in float32: the semantics of the matrix engines' bf16 dot
-//              products, run on them where the CPU has AVX512-BF16 (twice
-//              the multiply-adds per instruction, half the bytes per
-//              operand) and computed with the float32 kernels elsewhere.
+//              products, run on them where the CPU has AMX (TDPBF16PS) or
+//              AVX512-BF16 (VDPBF16PS: twice the multiply-adds of an FMA per
+//              instruction, half the bytes per operand), and computed with
+//              the float32 kernels elsewhere (GemmNT uses VDPBF16PS on AMX
+//              CPUs too).
 //              The result and C stay float32.
 // Mixed-precision training sets it around a step, as PyTorch's autocast
 // does for convolution and Linear: everything else (batch norm, softmax,
@@ -103,6 +105,7 @@ enum class GemmLayout {
   kPlain,       // float32 [m, k], for Eigen's GEMM (CPUs without AVX2)
   kPanels,      // float32 panels for the AVX2 or AVX-512 micro-kernel
   kBf16Panels,  // bf16 panels for the AVX512-BF16 micro-kernel
+  kAmxPanels,   // bf16 panels for the AMX micro-kernel
 };
 
 // alpha * op(A) [m, k], packed for the kernel. Pack() reuses the buffer, so a
@@ -119,7 +122,7 @@ class GemmLhs {
   // The thread's precision when packed (bf16: A is rounded to it, and so is
   // B in every product with it).
   MatmulPrecision precision() const { return precision_; }
-  // The packed matrix: floats (kPlain, kPanels) or bf16 bits (kBf16Panels).
+  // The packed matrix: floats (kPlain, kPanels) or bf16 bits (the others).
   const float* floats() const { return static_cast<const float*>(data_.get()); }
   const uint16_t* bf16() const {
     return static_cast<const uint16_t*>(data_.get());

@@ -17,10 +17,11 @@
 // Packed layouts (gemm.cc packs them):
 //   A panel: [kc][kGemmMr], alpha folded in, rows past m zero;
 //   B panel: [kc][nr], 64-byte aligned, columns past n zero.
-// and for the bf16 kernels, pairs along k side by side (the layout of
-// VDPBF16PS's operands: the two bf16 of a 32-bit lane are k = 2p, 2p + 1):
-//   A panel: [kc2][kGemmMr][2] bf16, kc2 = ceil(kc / 2), k past kc zero;
-//   B panel: [kc2][nr][2] bf16, 64-byte aligned, columns past n zero.
+// and for the bf16 kernels, B as pairs along k side by side (the layout of
+// VDPBF16PS's and TDPBF16PS's B operand: the two bf16 of a 32-bit lane are
+// k = 2p, 2p + 1), k padded with zeros to the kernel's unit:
+//   A panel: [kc / 2][kGemmMr][2] (AVX512-BF16) or [32][kc] (AMX);
+//   B panel: [kc / 2][nr][2], 64-byte aligned, columns past n zero.
 
 #ifndef TENSOR_GEMM_KERNELS_H_
 #define TENSOR_GEMM_KERNELS_H_
@@ -40,6 +41,7 @@ using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b,
                                bool accumulate);
 
 struct MicroKernel {
+  int mr;  // rows of C per tile: kGemmMr
   int nr;  // columns of C per tile
   MicroKernelFn run;
 };
@@ -47,17 +49,28 @@ struct MicroKernel {
 MicroKernel Avx2MicroKernel();    // 6 x 16, 12 ymm accumulators
 MicroKernel Avx512MicroKernel();  // 6 x 64, 24 zmm accumulators
 
-// The same on bf16 panels, kc2 pairs along k.
-using Bf16MicroKernelFn = void (*)(int64_t kc2, const uint16_t* a,
+// The same on bf16 panels, kc along k (a multiple of the kernel's k_unit,
+// the panels zero past the product's k).
+using Bf16MicroKernelFn = void (*)(int64_t kc, const uint16_t* a,
                                    const uint16_t* b, float* c, int64_t ldc,
                                    int mr, int nr, bool accumulate);
 
 struct Bf16MicroKernel {
-  int nr;
+  int mr, nr;  // rows and columns of C per tile
+  int k_unit;  // kc is padded to a multiple of it
   Bf16MicroKernelFn run;
+  // Called by each thread before and after its calls of `run` (AMX: the
+  // tile configuration), when not null.
+  void (*enter)() = nullptr;
+  void (*leave)() = nullptr;
 };
 
-Bf16MicroKernel Avx512Bf16MicroKernel();  // 6 x 64, VDPBF16PS
+// 6 x 64, VDPBF16PS; A panel [kc / 2][kGemmMr][2], B panel [kc / 2][64][2].
+Bf16MicroKernel Avx512Bf16MicroKernel();
+
+// 32 x 32, TDPBF16PS on four C tiles; A panel [32][kc] (rows of A, k
+// contiguous), B panel [kc / 2][32][2]; kc a multiple of 32.
+Bf16MicroKernel AmxMicroKernel();
 
 // dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,

@@ -66,6 +66,6 @@ void Kernel6x16(int64_t kc, const float* __restrict a,
 
 }  // namespace
 
-MicroKernel Avx2MicroKernel() { return {kNr, &Kernel6x16}; }
+MicroKernel Avx2MicroKernel() { return {kGemmMr, kNr, &Kernel6x16}; }
 
 }  // namespace dive::gemm_internal

@@ -44,7 +44,7 @@ void Kernel6x64(int64_t kc, const float* __restrict a,
 
 }  // namespace
 
-MicroKernel Avx512MicroKernel() { return {kNr, &Kernel6x64}; }
+MicroKernel Avx512MicroKernel() { return {kGemmMr, kNr, &Kernel6x64}; }
 
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,
                            int64_t ld) {

@@ -38,10 +38,11 @@ inline __m512bh LoadBh(const uint16_t* p) {
 }
 
 // C[mr, nr] = A-pairs * B-pairs (+ C when `accumulate`), for mr <= kGemmMr
-// and nr <= kNr; kc2 pairs along k.
-void Kernel6x64(int64_t kc2, const uint16_t* __restrict a,
+// and nr <= kNr; kc (even) along k.
+void Kernel6x64(int64_t kc, const uint16_t* __restrict a,
                 const uint16_t* __restrict b, float* __restrict c, int64_t ldc,
                 int mr, int nr, bool accumulate) {
+  const int64_t kc2 = kc / 2;
   __m512 acc[kGemmMr][kNv];
 #pragma GCC unroll 8
   for (int i = 0; i < kGemmMr; ++i) {
@@ -68,7 +69,9 @@ void Kernel6x64(int64_t kc2, const uint16_t* __restrict a,
 
 }  // namespace
 
-Bf16MicroKernel Avx512Bf16MicroKernel() { return {kNr, &Kernel6x64}; }
+Bf16MicroKernel Avx512Bf16MicroKernel() {
+  return {kGemmMr, kNr, 2, &Kernel6x64};
+}
 
 void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
                          uint16_t* dst) {
