@@ -126,6 +126,13 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
 // Measured on bench/gemm_benchmark (1 core, n = 1024, GFLOP/s, AVX-512):
 // 6x64 tiles 223-227, 8x48 221, 12x32 157, 14x32 153; kKc 512 instead of
 // 256: same.
+//
+// bf16 products use the same blocking with bf16 panels (gemm_kernels.h):
+// B's panels are computed in float32 as above and converted to pairs along
+// k, A is packed for the kernel: pairs beside 6 rows for the AVX512-BF16
+// 6 x 64 tile (VDPBF16PS), rows of 32 k for AMX's 32 x 32 tile (TDPBF16PS).
+// AVX512-BF16, 1 core, n = 1024 on an AMD EPYC (Zen 4): 170 GFLOP/s, 76% of
+// the VDPBF16PS peak, against 97 GFLOP/s in float32.
 // -----------------------------------------------------------------------------
 
 using gemm_internal::Bf16MicroKernel;
@@ -288,9 +295,9 @@ void PackedGemmParallel(Kernel kernel, const GemmLhs& a, int64_t n,
 // A tile is kNtM rows of A times kNtRows rows of B: 24 zmm accumulators of 16
 // partial sums along k each (24 FMAs per 10 loads), summed once per block of
 // kNtKc. B is computed into row blocks of kNtNc x kNtKc floats (512 KiB, L2);
-// rows of A are read in place. In bf16 on AVX512-BF16, A's rows are
-// converted once and each block of B as it is computed, and every VDPBF16PS
-// sums 32 products along k.
+// rows of A are read in place. In bf16 on AVX512-BF16 (and AMX CPUs, which
+// have it), A's rows are converted once and each block of B as it is
+// computed, and every VDPBF16PS sums 32 products along k.
 
 using gemm_internal::kNtM;     // rows of A (and C) per tile
 using gemm_internal::kNtRows;  // rows of B (columns of C) per tile
