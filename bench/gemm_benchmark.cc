@@ -89,6 +89,20 @@ BENCHMARK(BM_GemmConvShape)
     ->ArgNames({"m", "n", "k", "threads", "openblas"})
     ->UseRealTime();
 
+// The same shapes with bf16 products (ours only).
+void BM_GemmConvShapeBf16(benchmark::State& state) {
+  RunGemm(state, state.range(0), state.range(1), state.range(2),
+          static_cast<int>(state.range(3)), false, MatmulPrecision::kBfloat16);
+}
+BENCHMARK(BM_GemmConvShapeBf16)
+    ->Args({16, 1600, 150, 1})
+    ->Args({64, 576, 576, 1})
+    ->Args({256, 1600, 2400, 1})
+    ->Args({512, 288, 4608, 1})
+    ->Args({512, 288, 4608, 2})
+    ->ArgNames({"m", "n", "k", "threads"})
+    ->UseRealTime();
+
 // GemmNT (the weight gradient's C = A * B^T, B served by rows) on the weight
 // gradient shapes: [OC, pixels] x [CKK, pixels]^T, float32 and bf16.
 void RunGemmNT(benchmark::State& state, MatmulPrecision precision) {

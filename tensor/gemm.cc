@@ -138,7 +138,9 @@ void CopyStored(bool trans, const float* b, int64_t ldb, int64_t p0, int64_t kc,
 using gemm_internal::Bf16MicroKernel;
 using gemm_internal::kGemmMr;
 using gemm_internal::MicroKernel;
-constexpr int64_t kKc = 256;  // even: bf16 blocks hold whole pairs
+constexpr int64_t kKc = 256;      // float32 panels
+constexpr int64_t kKcBf16 = 512;  // bf16 panels, the same bytes; a multiple
+                                  // of every bf16 kernel's k_unit
 constexpr int64_t kNc = 512;  // a multiple of every kernel's nr
 
 // The kernel paths of this file.
@@ -200,7 +202,8 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
   const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
   const int64_t nr_tile = kernel.nr, mr_tile = kernel.mr;
   const int64_t k = a.k(), m_pad = RoundUp(a.m(), mr_tile);
-  const int64_t kc_max = RoundUp(std::min(kKc, k), k_unit);
+  const int64_t kc_block = kPairs ? kKcBf16 : kKc;
+  const int64_t kc_max = RoundUp(std::min(kc_block, k), k_unit);
   Element* pb = ThreadBuffer<Element>(
       kRhsBlock, kc_max * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
   float* scratch =
@@ -210,8 +213,8 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
   }
   for (int64_t j0 = j_lo; j0 < j_hi; j0 += kNc) {
     const int64_t nc = std::min(kNc, j_hi - j0);
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-      const int64_t kc = std::min(kKc, k - p0);
+    for (int64_t p0 = 0; p0 < k; p0 += kc_block) {
+      const int64_t kc = std::min(kc_block, k - p0);
       const int64_t kc_pad = RoundUp(kc, k_unit);  // per panel column
       const bool accumulate = !(overwrite && p0 == 0);
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
@@ -230,7 +233,7 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
                                              pb + jp * kc_pad);
         }
       }
-      // Blocks of A before this one hold kKc (a multiple of every k_unit)
+      // Blocks of A before this one hold kc_block (a multiple of k_unit)
       // of k each.
       const Element* pa;
       if constexpr (kPairs) {
@@ -466,13 +469,14 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     if (bf16) RoundToBf16(out, m * k);
     return;
   }
+  const int64_t kc_block = layout_ == GemmLayout::kPanels ? kKc : kKcBf16;
   // Large operands (a layer's weights, packed outside the batch loop) are
   // packed by all threads, panel by panel.
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \
                                               !omp_in_parallel())
   for (int64_t i0 = 0; i0 < m_pad; i0 += mr) {
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-      const int64_t kc = std::min(kKc, k - p0);
+    for (int64_t p0 = 0; p0 < k; p0 += kc_block) {
+      const int64_t kc = std::min(kc_block, k - p0);
       const int64_t rows = std::min<int64_t>(mr, m - i0);
       if (amx) {  // [mr][kc_pad]: rows of A, through a float32 block
         const int64_t kc_pad = RoundUp(kc, k_unit);

@@ -1,5 +1,6 @@
 #include "tensor/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -9,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -701,6 +703,28 @@ TEST(MatMulTest, StridedOperandsMatchNaive) {
       ASSERT_EQ(b.shape(), Shape({k, n}));
       ExpectValues(ops::MatMul(a, b), {m, n}, NaiveMatMul(a, b), 1e-5);
     }
+  }
+}
+
+// A batched product in bf16 is bf16 in every OpenMP worker too: each batch
+// equals the same product on one thread, and differs from float32's.
+TEST(MatMulTest, BatchedBfloat16OnEveryThread) {
+  const Tensor a = Rand({4, 16, 32}, 99), b = Rand({4, 32, 8}, 100);
+  const Tensor fp32 = ops::MatMul(a, b);
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  SetNumThreads(1);
+  const std::vector<float> one = ops::MatMul(a, b).ToVector();
+  SetNumThreads(2);
+  const std::vector<float> two = ops::MatMul(a, b).ToVector();
+  SetNumThreads(0);
+  EXPECT_EQ(one, two);
+  const std::vector<float> f = fp32.ToVector();
+  for (int64_t batch = 0; batch < 4; ++batch) {
+    double worst = 0;
+    for (int64_t i = batch * 16 * 8; i < (batch + 1) * 16 * 8; ++i) {
+      worst = std::max<double>(worst, std::fabs(one[i] - f[i]));
+    }
+    EXPECT_GT(worst, 1e-5) << "batch " << batch << " was not rounded";
   }
 }
 
