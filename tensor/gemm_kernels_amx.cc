@@ -32,8 +32,9 @@ constexpr int kTileBytes = 64;  // per row
 constexpr int kMr = 2 * kTileRows;
 constexpr int kNr = 2 * kTileRows;
 
-// The 64-byte operand of LDTILECFG.
-struct alignas(64) TileConfig {
+// The 64-byte operand of LDTILECFG (no alignment required; none asked for,
+// since over-aligned thread-local storage in shared libraries is fragile).
+struct TileConfig {
   uint8_t palette = 1;
   uint8_t start_row = 0;
   uint8_t reserved[14] = {};
@@ -45,7 +46,7 @@ static_assert(sizeof(TileConfig) == 64);
 #ifdef DIVE_AMX_EMULATE
 // The tile registers of this thread, and the instructions on them.
 struct Tiles {
-  alignas(64) uint8_t data[8][kTileRows * kTileBytes];
+  uint8_t data[8][kTileRows * kTileBytes];
   TileConfig config;
 };
 thread_local Tiles tiles;
