@@ -4,8 +4,8 @@
 // Internal to tensor/gemm.cc: the GEMM's innermost loops, one file per
 // instruction set, each compiled for its own ISA (gemm_kernels_avx2.cc with
 // -mavx2 -mfma, gemm_kernels_avx512.cc with AVX-512 F/BW/DQ/VL,
-// gemm_kernels_avx512_bf16.cc with AVX512-BF16 too) whatever the build's
-// -march, so one binary holds every path and gemm.cc picks one at run
+// gemm_kernels_avx512_bf16.cc with AVX512-BF16 too, gemm_kernels_amx.cc with
+// AMX-TILE and AMX-BF16) whatever the build's -march, so one binary holds every path and gemm.cc picks one at run
 // time (tensor/cpu.h). A kernel runs only where ActiveIsa() allows it.
 //
 // These files include nothing but <immintrin.h>, <cstdint> and headers of
@@ -30,8 +30,8 @@
 
 namespace dive::gemm_internal {
 
-// Rows of C per micro-kernel tile, the same for every ISA (so a packed A
-// serves any of them).
+// Rows of C per float32 micro-kernel tile, the same for every ISA (so a
+// packed A serves any of them); the AVX512-BF16 kernel's too.
 constexpr int kGemmMr = 6;
 
 // C[mr, nr] = A-panel * B-panel (+ C when `accumulate`), for mr <= kGemmMr
