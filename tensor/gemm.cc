@@ -145,6 +145,10 @@ constexpr int64_t kKcBf16 = 512;  // bf16 panels, the same bytes; a multiple
                                   // of every bf16 kernel's k_unit
 constexpr int64_t kNc = 512;  // a multiple of every kernel's nr
 
+// The depth along k of a packed block: A is packed and B computed in blocks
+// of it, so GemmLhs::Pack and PackedGemm must agree.
+int64_t KBlock(bool bf16_panels) { return bf16_panels ? kKcBf16 : kKc; }
+
 // The kernel paths of this file.
 enum class Path { kEigen, kAvx2, kAvx512, kAvx512Bf16, kAmx };
 
@@ -204,7 +208,7 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
   const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
   const int64_t nr_tile = kernel.nr, mr_tile = kernel.mr;
   const int64_t k = a.k(), m_pad = RoundUp(a.m(), mr_tile);
-  const int64_t kc_block = kPairs ? kKcBf16 : kKc;
+  const int64_t kc_block = KBlock(kPairs);
   const int64_t kc_max = RoundUp(std::min(kc_block, k), k_unit);
   Element* pb = ThreadBuffer<Element>(
       kRhsBlock, kc_max * std::min(kNc, RoundUp(j_hi - j_lo, nr_tile)));
@@ -221,7 +225,12 @@ void PackedGemm(Kernel kernel, const GemmLhs& a, int64_t i0, int64_t i1,
       const bool accumulate = !(overwrite && p0 == 0);
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
-        float* panel = kPairs ? scratch : reinterpret_cast<float*>(pb) + jp * kc;
+        float* panel;
+        if constexpr (kPairs) {
+          panel = scratch;
+        } else {
+          panel = pb + jp * kc;
+        }
         b(p0, kc, j0 + jp, cols, panel, nr_tile);
         if (round) RoundToBf16(panel, kc * nr_tile);
         if (cols < nr_tile) {
@@ -319,9 +328,13 @@ void NtGemm(int64_t i0, int64_t i1, int64_t n, int64_t k, const Element* a,
   constexpr int64_t kLanes = 64 / sizeof(Element);  // elements per zmm
   const int64_t rows = RoundUp(std::min(n, kNtNc), kNtRows);
   float* pf = ThreadBuffer<float>(kRhsBlock, rows * RoundUp(std::min(k, kNtKc), 16));
-  Element* pb = kBf16 ? ThreadBuffer<Element>(
-                            kRhsPanel, rows * RoundUp(std::min(k, kNtKc), kLanes))
-                      : reinterpret_cast<Element*>(pf);
+  Element* pb;
+  if constexpr (kBf16) {
+    pb = ThreadBuffer<Element>(kRhsPanel,
+                               rows * RoundUp(std::min(k, kNtKc), kLanes));
+  } else {
+    pb = pf;  // float32 B is used as computed
+  }
   for (int64_t p0 = 0; p0 < k; p0 += kNtKc) {
     const int64_t kp = std::min(kNtKc, k - p0), ldf = RoundUp(kp, 16);
     const int64_t ldb = RoundUp(kp, kLanes);
@@ -447,11 +460,14 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   m_ = m;
   k_ = k;
   precision_ = current_precision;
-  layout_ = LayoutOf(ActivePath(precision_));
+  const Path path = ActivePath(precision_);
+  layout_ = LayoutOf(path);
   const bool bf16 = precision_ == MatmulPrecision::kBfloat16;
   const bool amx = layout_ == GemmLayout::kAmxPanels;
-  const int64_t mr = amx ? gemm_internal::AmxMicroKernel().mr : kGemmMr;
-  const int64_t k_unit = amx ? gemm_internal::AmxMicroKernel().k_unit : 2;
+  // The tile and padding of the kernel that will read the panels.
+  const bool bf16_panels = path >= Path::kAvx512Bf16;
+  const int64_t mr = bf16_panels ? Bf16KernelOf(path).mr : kGemmMr;
+  const int64_t k_unit = bf16_panels ? Bf16KernelOf(path).k_unit : 1;
   const int64_t m_pad = RoundUp(m, mr);
   const int64_t bytes = layout_ == GemmLayout::kPlain ? m * k * 4
                         : layout_ == GemmLayout::kPanels
@@ -471,7 +487,7 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     if (bf16) RoundToBf16(out, m * k);
     return;
   }
-  const int64_t kc_block = layout_ == GemmLayout::kPanels ? kKc : kKcBf16;
+  const int64_t kc_block = KBlock(bf16_panels);
   // Large operands (a layer's weights, packed outside the batch loop) are
   // packed by all threads, panel by panel.
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16) && \

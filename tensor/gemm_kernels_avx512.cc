@@ -19,11 +19,7 @@ void Kernel6x64(int64_t kc, const float* __restrict a,
                  const float* __restrict b, float* __restrict c, int64_t ldc,
                  int mr, int nr, bool accumulate) {
   __m512 acc[kGemmMr][kNv];
-#pragma GCC unroll 8
-  for (int i = 0; i < kGemmMr; ++i) {
-#pragma GCC unroll 8
-    for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_setzero_ps();
-  }
+  ZeroTile(acc);
   for (int64_t p = 0; p < kc; ++p) {
     __m512 bv[kNv];
 #pragma GCC unroll 8
@@ -84,11 +80,7 @@ void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
   const float* row[kNtM];
   for (int i = 0; i < kNtM; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
   __m512 acc[kNtM][kNtRows];
-#pragma GCC unroll 8
-  for (int i = 0; i < kNtM; ++i) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
-  }
+  ZeroTile(acc);
   for (int64_t p = 0; p < kp; p += 16) {
     const __mmask16 mask = kp - p >= 16
                                ? __mmask16{0xFFFF}

@@ -44,11 +44,7 @@ void Kernel6x64(int64_t kc, const uint16_t* __restrict a,
                 int mr, int nr, bool accumulate) {
   const int64_t kc2 = kc / 2;
   __m512 acc[kGemmMr][kNv];
-#pragma GCC unroll 8
-  for (int i = 0; i < kGemmMr; ++i) {
-#pragma GCC unroll 8
-    for (int v = 0; v < kNv; ++v) acc[i][v] = _mm512_setzero_ps();
-  }
+  ZeroTile(acc);
   for (int64_t p = 0; p < kc2; ++p) {
     __m512bh bv[kNv];
 #pragma GCC unroll 8
@@ -115,11 +111,7 @@ void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
   const uint16_t* row[kNtM];
   for (int i = 0; i < kNtM; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
   __m512 acc[kNtM][kNtRows];
-#pragma GCC unroll 8
-  for (int i = 0; i < kNtM; ++i) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kNtRows; ++j) acc[i][j] = _mm512_setzero_ps();
-  }
+  ZeroTile(acc);
   for (int64_t p = 0; p < kp; p += 32) {
     __m512bh bv[kNtRows];
 #pragma GCC unroll 8

@@ -22,6 +22,17 @@ namespace {
 constexpr int kNv = 4;  // zmm vectors per row of a micro-kernel tile
 constexpr int kNr = 16 * kNv;
 
+// Sets every accumulator of a tile to zero.
+template <int kRows, int kCols>
+__attribute__((always_inline)) inline void ZeroTile(
+    __m512 (&acc)[kRows][kCols]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < kCols; ++j) acc[i][j] = _mm512_setzero_ps();
+  }
+}
+
 // C[mr, nr] = acc (+ C when `accumulate`), for mr <= kGemmMr, nr <= kNr;
 // edge tiles are written through masks.
 __attribute__((always_inline)) inline void StoreTile(const __m512 (&acc)[kGemmMr][kNv], float* c,
