@@ -174,13 +174,14 @@ struct DataLoader::State {
 
   // Starts `epoch` on the worker: drops queued batches of the previous one.
   void Restart(int64_t new_epoch,
-               std::shared_ptr<const std::vector<int64_t>> new_order) {
+               std::shared_ptr<const std::vector<int64_t>> new_order,
+               int64_t first_batch) {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++generation;
       worker_epoch = new_epoch;
       worker_order = std::move(new_order);
-      produce_next = 0;
+      produce_next = first_batch;
       queue.clear();
       if (!worker.joinable()) worker = std::thread([this] { WorkerLoop(); });
     }
@@ -297,16 +298,21 @@ Batch DataLoader::MakeBatch(int64_t epoch, int64_t batch_index) const {
   return state_->Build(epoch, state_->Order(epoch), batch_index);
 }
 
-void DataLoader::StartEpoch(int64_t epoch) {
+void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {
   CHECK(state_) << "DataLoader: use after move";
   CHECK_GE(epoch, 0) << "DataLoader::StartEpoch: negative epoch";
   State& s = *state_;
+  CHECK(first_batch >= 0 && first_batch <= s.NumBatches())
+      << "DataLoader::StartEpoch: first batch " << first_batch
+      << " not in [0, " << s.NumBatches() << "]";
   if (s.epoch != epoch || s.order == nullptr) {
     s.order = std::make_shared<const std::vector<int64_t>>(s.Order(epoch));
   }
   s.epoch = epoch;
-  s.consumed = 0;
-  if (s.options.prefetch && s.NumBatches() > 0) s.Restart(epoch, s.order);
+  s.consumed = first_batch;
+  if (s.options.prefetch && first_batch < s.NumBatches()) {
+    s.Restart(epoch, s.order, first_batch);
+  }
 }
 
 bool DataLoader::Next(Batch* batch) {

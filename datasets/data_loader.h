@@ -153,9 +153,12 @@ class DataLoader {
 
   // StartEpoch()
   //
-  // Begins (or restarts) `epoch`: computes its order and, with prefetching,
-  // starts preparing batches. Abandons any epoch in progress.
-  void StartEpoch(int64_t epoch);
+  // Begins (or restarts) `epoch` at batch `first_batch` (a run resumed in
+  // the middle of an epoch; batches are the same as in an epoch started at
+  // 0): computes its order and, with prefetching, starts preparing batches.
+  // Abandons any epoch in progress. CHECK-fails unless first_batch is in
+  // [0, num_batches()].
+  void StartEpoch(int64_t epoch, int64_t first_batch = 0);
 
   // Next()
   //

@@ -212,6 +212,31 @@ TEST(DataLoaderTest, PrefetchOnAndOffGiveIdenticalBatches) {
   }
 }
 
+TEST(DataLoaderTest, StartingMidEpochGivesTheRestOfThatEpoch) {
+  InMemoryDataset data = Indexed(30, 6);
+  DataLoaderOptions options;
+  options.batch_size = 4;  // 8 batches, the last of 2 examples
+  options.seed = 9;
+  options.random_crop = true;
+  options.random_horizontal_flip = true;
+  for (bool prefetch : {true, false}) {
+    options.prefetch = prefetch;
+    DataLoader loader = MakeLoader(data, options);
+    const std::vector<Batch> whole = RunEpoch(loader, 3);
+    ASSERT_EQ(whole.size(), 8u);
+    for (int64_t first : {1, 5, 7, 8}) {
+      loader.StartEpoch(3, first);
+      Batch batch;
+      for (int64_t i = first; i < 8; ++i) {
+        ASSERT_TRUE(loader.Next(&batch)) << "first " << first << " batch " << i;
+        EXPECT_EQ(batch.indices, whole[i].indices);
+        EXPECT_EQ(batch.images.ToVector(), whole[i].images.ToVector());
+      }
+      EXPECT_FALSE(loader.Next(&batch)) << "first " << first;
+    }
+  }
+}
+
 TEST(DataLoaderTest, TransformsApplied) {
   InMemoryDataset data = Indexed(3);
   DataLoaderOptions options;
@@ -349,6 +374,15 @@ TEST(DataLoaderTest, InvalidOptions) {
               }).message(),
               HasSubstr("> 0"));
   EXPECT_TRUE(DataLoader::Validate(data, DataLoaderOptions()).ok());
+}
+
+TEST(DataLoaderDeathTest, StartPastTheLastBatch) {
+  InMemoryDataset data = Indexed(10);
+  DataLoaderOptions options;
+  options.batch_size = 5;
+  DataLoader loader = MakeLoader(data, options);
+  EXPECT_DEATH(loader.StartEpoch(0, 3), "first batch 3 not in \\[0, 2\\]");
+  EXPECT_DEATH(loader.StartEpoch(0, -1), "first batch -1");
 }
 
 TEST(DataLoaderDeathTest, NextBeforeStartEpoch) {

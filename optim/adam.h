@@ -72,6 +72,7 @@ class Adam : public Optimizer {
 
   void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
               ParamState& state) override;
+  int NumBuffers() const override { return 2; }
 
  private:
   AdamOptions options_;

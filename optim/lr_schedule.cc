@@ -12,13 +12,16 @@ LrSchedule::LrSchedule(Optimizer& optimizer) : optimizer_(optimizer) {
   }
 }
 
-void LrSchedule::Step() {
+void LrSchedule::Step() { SetEpoch(epoch_ + 1); }
+
+void LrSchedule::SetEpoch(int epoch) {
+  CHECK_GE(epoch, 0) << "LrSchedule: negative epoch";
   std::vector<ParamGroup>& groups = optimizer_.param_groups();
   CHECK_EQ(groups.size(), base_lrs_.size())
       << "LrSchedule: the optimizer had " << base_lrs_.size()
       << " parameter groups when the schedule was made and has "
       << groups.size() << " now";
-  ++epoch_;
+  epoch_ = epoch;
   for (size_t g = 0; g < groups.size(); ++g) {
     groups[g].lr = static_cast<float>(LrAt(base_lrs_[g], epoch_));
   }

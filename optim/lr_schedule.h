@@ -44,6 +44,12 @@ class LrSchedule {
   // the optimizer. Call once per epoch, after that epoch's optimizer steps.
   void Step();
 
+  // SetEpoch()
+  //
+  // Moves to `epoch` as if `Step()` had been called that many times (a
+  // resumed run) and sets the rates. CHECK-fails on a negative epoch.
+  void SetEpoch(int epoch);
+
   // GetLr()
   //
   // The learning rate of parameter group `group` at the current epoch.

@@ -78,6 +78,20 @@ TEST(CosineAnnealingLRTest, DefaultEtaMinIsZero) {
   EXPECT_NEAR(sgd.lr(), 0.0f, 1e-7f);
 }
 
+TEST(LrScheduleTest, SetEpochIsThatManySteps) {
+  SGD stepped({Param()}, Lr(1.0f));
+  CosineAnnealingLR a(stepped, /*t_max=*/7, /*eta_min=*/0.01f);
+  for (int i = 0; i < 5; ++i) a.Step();
+  SGD jumped({Param()}, Lr(1.0f));
+  CosineAnnealingLR b(jumped, /*t_max=*/7, /*eta_min=*/0.01f);
+  b.SetEpoch(5);
+  EXPECT_EQ(b.epoch(), 5);
+  EXPECT_EQ(jumped.lr(), stepped.lr());
+  EXPECT_LT(jumped.lr(), 0.5f);
+  b.SetEpoch(0);
+  EXPECT_EQ(jumped.lr(), 1.0f);
+}
+
 TEST(LrScheduleDeathTest, InvalidArguments) {
   SGD sgd({Param()}, Lr(1.0f));
   EXPECT_DEATH(StepLR(sgd, 0), "StepLR: step_size must be positive");

@@ -43,10 +43,12 @@
 #define OPTIM_OPTIMIZER_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "autograd/variable.h"
 #include "tensor/tensor.h"
 
@@ -120,6 +122,22 @@ class Optimizer {
   // The state of `param`, or nullptr before its first update.
   const ParamState* state(const Variable& param) const;
 
+  // StateDict()
+  //
+  // The per-parameter state, for checkpoints: for the i-th parameter over the
+  // groups in order (PyTorch's optimizer state_dict also names parameters by
+  // position) that has been updated, "<i>.step" (int64, shape [1]) and
+  // "<i>.<j>" for its j-th buffer (a copy).
+  std::map<std::string, Tensor> StateDict() const;
+
+  // LoadStateDict()
+  //
+  // Replaces the per-parameter state with `state`, as written by
+  // `StateDict()` of an optimizer of this kind and options over parameters of
+  // the same shapes. InvalidArgument naming the key (an unknown or missing
+  // key, a wrong dtype or shape, a step < 1), and then nothing changes.
+  absl::Status LoadStateDict(const std::map<std::string, Tensor>& state);
+
   // name()
   //
   // The optimizer's name ("SGD", "Adam", ...), which prefixes its messages.
@@ -138,6 +156,10 @@ class Optimizer {
   // `state.step` has already been incremented for this update.
   virtual void Update(const ParamGroup& group, const Tensor& param,
                       const Tensor& grad, ParamState& state) = 0;
+
+  // The number of buffers `Update` keeps per parameter (what
+  // `LoadStateDict` accepts).
+  virtual int NumBuffers() const = 0;
 
  private:
   std::string name_;

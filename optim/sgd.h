@@ -65,6 +65,7 @@ class SGD : public Optimizer {
  protected:
   void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
               ParamState& state) override;
+  int NumBuffers() const override { return options_.momentum > 0 ? 1 : 0; }
 
  private:
   SGDOptions options_;
