@@ -23,21 +23,6 @@ namespace {
 // Batches prepared ahead of the consumer.
 constexpr size_t kPrefetchDepth = 2;
 
-// SplitMix64's finalizer: a bijective mix, so distinct inputs give distinct,
-// well-spread seeds.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t CombineSeeds(std::initializer_list<uint64_t> values) {
-  uint64_t h = 0;
-  for (uint64_t v : values) h = Mix(h ^ Mix(v));
-  return h;
-}
-
 // Salts that keep the shuffle and augmentation streams apart.
 constexpr uint64_t kShuffleSalt = 0x53485546464c45ULL;  // "SHUFFLE"
 constexpr uint64_t kAugmentSalt = 0x4155474d454e54ULL;  // "AUGMENT"

@@ -127,10 +127,15 @@ absl::Status AtomicFileWriter::Write(absl::string_view bytes) {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::Commit() {
+absl::Status AtomicFileWriter::Sync() {
   if (::fsync(fd_) != 0) {
     return absl::InternalError(absl::StrCat("fsync ", tmp_, ": ", Errno(errno)));
   }
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::Commit() {
+  if (absl::Status s = Sync(); !s.ok()) return s;
   // Checked again: the target may have been replaced meanwhile.
   if (absl::Status s = CheckReplaceable(path_); !s.ok()) return s;
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {

@@ -49,6 +49,9 @@ class AtomicFileWriter {
   const std::string& temp_path() const { return tmp_; }
 
   absl::Status Write(absl::string_view bytes);
+  // fsyncs the temporary file: what was written survives a crash before
+  // `Commit` (for files committed in a fixed order, as a checkpoint pair).
+  absl::Status Sync();
   // fsyncs, checks `path` again and renames the temporary file over it, then
   // fsyncs the directory.
   absl::Status Commit();

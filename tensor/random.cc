@@ -68,6 +68,25 @@ Generator& DefaultGenerator() {
   return *gen;
 }
 
+namespace {
+
+// SplitMix64's finalizer: a bijective mix, so distinct inputs give distinct,
+// well-spread seeds.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+uint64_t CombineSeeds(std::initializer_list<uint64_t> values) {
+  uint64_t h = 0;
+  for (uint64_t v : values) h = Mix(h ^ Mix(v));
+  return h;
+}
+
 void ManualSeed(uint64_t seed) { DefaultGenerator().Seed(seed); }
 
 Tensor Uniform(const Shape& shape, float lo, float hi) {

@@ -19,6 +19,7 @@
 #define TENSOR_RANDOM_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -48,6 +49,10 @@ class Generator {
 };
 
 Generator& DefaultGenerator();
+
+// One well-spread seed from several values (SplitMix64's finalizer chained
+// over them): distinct streams for (seed, epoch, batch, ...) tuples.
+uint64_t CombineSeeds(std::initializer_list<uint64_t> values);
 void ManualSeed(uint64_t seed);
 
 // Shorthands on the default generator.

@@ -229,14 +229,13 @@ uint32_t Crc32(absl::string_view bytes) {
 
 }  // namespace
 
-absl::Status SaveSafetensors(const std::string& path,
-                             const SafetensorsFile& file) {
+SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
   // Data section: tensors in name order, each contiguous.
   std::string data;
   std::vector<std::string> entries;
   for (const auto& [name, tensor] : file.tensors) {
     CHECK(tensor.defined())
-        << "SaveSafetensors: tensor '" << name << "' is undefined";
+        << "SerializeSafetensors: tensor '" << name << "' is undefined";
     const Tensor c = tensor.Contiguous();
     const size_t nbytes = c.numel() * DTypeSize(c.dtype());
     const size_t begin = data.size();
@@ -252,7 +251,8 @@ absl::Status SaveSafetensors(const std::string& path,
                      "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
   }
   std::map<std::string, std::string> metadata = file.metadata;
-  metadata[kChecksumKey] = absl::StrCat(Crc32(data));
+  const uint32_t crc = Crc32(data);
+  metadata[kChecksumKey] = absl::StrCat(crc);
   std::vector<std::string> meta;
   for (const auto& [k, v] : metadata) {
     meta.push_back(absl::StrCat(JsonString(k), ":", JsonString(v)));
@@ -265,11 +265,21 @@ absl::Status SaveSafetensors(const std::string& path,
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
 
+  SerializedSafetensors out;
+  out.crc32 = crc;
+  out.bytes.reserve(8 + header.size() + data.size());
+  out.bytes.append(len, 8);
+  out.bytes.append(header);
+  out.bytes.append(data);
+  return out;
+}
+
+absl::Status SaveSafetensors(const std::string& path,
+                             const SafetensorsFile& file) {
+  const SerializedSafetensors bytes = SerializeSafetensors(file);
   absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(path);
   if (!out.ok()) return out.status();
-  absl::Status st = out->Write(absl::string_view(len, 8));
-  if (st.ok()) st = out->Write(header);
-  if (st.ok()) st = out->Write(data);
+  absl::Status st = out->Write(bytes.bytes);
   if (st.ok()) st = out->Commit();
   return st;
 }
@@ -411,6 +421,7 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
     }
     out.metadata.erase(crc);
     out.checksum_verified = true;
+    out.crc32 = actual;
   }
   return out;
 }

@@ -55,7 +55,17 @@ struct SafetensorsFile {
   // Set by loading: true when the file carried dive's CRC and it matched,
   // false for files from other writers (nothing could be checked).
   bool checksum_verified = false;
+  uint32_t crc32 = 0;  // the checksum, when verified
 };
+
+// The bytes of `file` as a safetensors file, and the CRC-32 of its data
+// section that they record as "dive.crc32" (a name for exactly these
+// tensors: a training-state file names the weights it belongs with).
+struct SerializedSafetensors {
+  std::string bytes;
+  uint32_t crc32 = 0;
+};
+SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file);
 
 // Writes `file` atomically to `path`.
 absl::Status SaveSafetensors(const std::string& path,

@@ -61,6 +61,23 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   EXPECT_FALSE(std::ifstream(path + ".tmp").good()) << "temp file left behind";
 }
 
+TEST(Safetensors, SerializedBytesAreTheSavedFileAndNameTheirChecksum) {
+  const std::string path = TempPath("serialized.safetensors");
+  const SafetensorsFile f = Sample();
+  ASSERT_TRUE(SaveSafetensors(path, f).ok());
+  const SerializedSafetensors bytes = SerializeSafetensors(f);
+  std::ifstream in(path, std::ios::binary);
+  const std::string saved((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.bytes, saved);
+  absl::StatusOr<SafetensorsFile> back = ParseSafetensors(bytes.bytes, "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->crc32, bytes.crc32);
+  SafetensorsFile other = f;
+  other.tensors["features.0.bias"].data()[0] += 1;
+  EXPECT_NE(SerializeSafetensors(other).crc32, bytes.crc32);
+}
+
 TEST(Safetensors, SavesNonContiguousViewsInRowMajorOrder) {
   const std::string path = TempPath("view.safetensors");
   SafetensorsFile f;
