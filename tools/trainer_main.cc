@@ -15,6 +15,7 @@
 #include "glog/logging.h"
 #include "optim/distributed/process_group.h"
 #include "tensor/cpu.h"
+#include "tensor/random.h"
 #include "tools/cli.h"
 #include "tools/training.h"
 
@@ -31,15 +32,36 @@ ABSL_FLAG(std::optional<int64_t>, resize, std::nullopt,
           "(default: the book's recipe).");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for initialization and shuffling.");
-ABSL_FLAG(double, weight_decay, 0, "L2 penalty (SGD weight decay).");
+ABSL_FLAG(std::string, optimizer, "sgd",
+          "sgd (the book's), adam or adamw.");
+ABSL_FLAG(double, weight_decay, 0,
+          "L2 penalty (sgd, adam); decoupled weight decay (adamw).");
 ABSL_FLAG(double, momentum, 0, "SGD momentum.");
+ABSL_FLAG(std::string, lr_schedule, "constant",
+          "constant; step (times --lr_gamma every --lr_step_epochs epochs); "
+          "cosine (half a cosine from --lr to 0 over --epochs).");
+ABSL_FLAG(int64_t, lr_step_epochs, 0,
+          "Epochs between decays of --lr_schedule=step.");
+ABSL_FLAG(double, lr_gamma, 0.1, "Decay factor of --lr_schedule=step.");
+ABSL_FLAG(double, warmup_epochs, 0,
+          "Raise the rate linearly from 0 over the first N epochs (a "
+          "fraction is allowed), step by step.");
+ABSL_FLAG(std::string, augment, "none",
+          "Training augmentation: none, flip (random horizontal flip), crop "
+          "(random crop after zero padding by 4) or flip,crop.");
+ABSL_FLAG(double, clip_grad_norm, 0,
+          "Scale gradients down to this global L2 norm when larger (0: off).");
+ABSL_FLAG(int64_t, checkpoint_every, 0,
+          "Also checkpoint every N steps (0: at each epoch's end only). "
+          "SIGINT or SIGTERM checkpoint at the current step and stop.");
 ABSL_FLAG(int64_t, train_limit, 0, "Use only the first N training images.");
 ABSL_FLAG(int64_t, test_limit, 0, "Use only the first N test images.");
 ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 ABSL_FLAG(std::string, out, "",
           "Directory for model.safetensors, metrics.csv and metrics.png.");
-ABSL_FLAG(bool, resume, false, "Continue from --out/model.safetensors.");
+ABSL_FLAG(bool, resume, false,
+          "Continue the run in --out exactly where it stopped.");
 ABSL_FLAG(bool, overwrite, false,
           "Start afresh in an --out that already holds a run, replacing it.");
 ABSL_FLAG(bool, skip_nonfinite, false,
@@ -131,6 +153,29 @@ int TrainerMain(int argc, char** argv,
       ToFloat("momentum", absl::GetFlag(FLAGS_momentum));
   if (!momentum.ok()) return Fail(momentum.status());
   o.momentum = *momentum;
+  absl::StatusOr<OptimizerKind> optimizer =
+      ParseOptimizer(absl::GetFlag(FLAGS_optimizer));
+  if (!optimizer.ok()) return Fail(optimizer.status());
+  o.optimizer = *optimizer;
+  absl::StatusOr<LrScheduleKind> schedule =
+      ParseLrSchedule(absl::GetFlag(FLAGS_lr_schedule));
+  if (!schedule.ok()) return Fail(schedule.status());
+  o.lr_schedule = *schedule;
+  o.lr_step_epochs = absl::GetFlag(FLAGS_lr_step_epochs);
+  absl::StatusOr<float> gamma = ToFloat("lr_gamma", absl::GetFlag(FLAGS_lr_gamma));
+  if (!gamma.ok()) return Fail(gamma.status());
+  o.lr_gamma = *gamma;
+  o.warmup_epochs = absl::GetFlag(FLAGS_warmup_epochs);
+  if (absl::Status s = ParseAugment(absl::GetFlag(FLAGS_augment),
+                                    &o.augment_flip, &o.augment_crop);
+      !s.ok()) {
+    return Fail(s);
+  }
+  absl::StatusOr<float> clip =
+      ToFloat("clip_grad_norm", absl::GetFlag(FLAGS_clip_grad_norm));
+  if (!clip.ok()) return Fail(clip.status());
+  o.clip_grad_norm = *clip;
+  o.checkpoint_every = absl::GetFlag(FLAGS_checkpoint_every);
   o.train_limit = absl::GetFlag(FLAGS_train_limit);
   o.test_limit = absl::GetFlag(FLAGS_test_limit);
   o.out_dir = absl::GetFlag(FLAGS_out);
@@ -147,10 +192,13 @@ int TrainerMain(int argc, char** argv,
     return Fail(isa.status());
   }
   if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
-  // Build once up front so an unsupported --resize fails before data loads.
-  if (auto made = spec.make(o.input_size); !made.ok()) {
+  // Built once, before the data loads, so an unsupported --resize fails
+  // first.
+  ManualSeed(o.seed);
+  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec.make(o.input_size);
+  if (!model.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--resize=", o.input_size, ": ", made.status().message())));
+        "--resize=", o.input_size, ": ", model.status().message())));
   }
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
@@ -166,17 +214,27 @@ int TrainerMain(int argc, char** argv,
             << o.input_size << ", threads "
             << (o.threads == 0 ? std::string("all") : absl::StrCat(o.threads))
             << (o.precision == MatmulPrecision::kBfloat16 ? ", bf16" : "")
+            << ", " << OptimizerName(o.optimizer) << ", lr schedule "
+            << LrScheduleName(o.lr_schedule) << ", augment "
+            << AugmentName(o.augment_flip, o.augment_crop)
             << ((*group)->size() == 1
                     ? std::string()
                     : absl::StrCat(", data-parallel over ", (*group)->size(),
                                    " processes of ",
                                    o.batch_size / (*group)->size(),
                                    " examples per batch"));
-  absl::StatusOr<TrainSummary> summary = Train(spec, o, *train, *test);
+  InstallStopHandlers();
+  absl::StatusOr<TrainSummary> summary =
+      Train(spec, **model, o, *train, *test);
+  if (absl::IsCancelled(summary.status())) {  // SIGINT or SIGTERM
+    LOG(WARNING) << summary.status().message();
+    return 128 + StoppedBySignal();
+  }
   if (!summary.ok()) return Fail(summary.status());
   if (!o.out_dir.empty() && !summary->epochs.empty()) {
     LOG(INFO) << "wrote " << o.out_dir
-              << "/{model.safetensors,metrics.csv,metrics.png}";
+              << "/{model.safetensors,train_state.safetensors,metrics.csv,"
+                 "metrics.png}";
   }
   return 0;
 }

@@ -2,12 +2,16 @@
 // -----------------------------------------------------------------------------
 //
 // `main()` of every `//models/<name>:train` binary: parses the common flags
-// (--epochs, --lr, --batch_size, --resize, --threads, --seed,
-// --weight_decay, --momentum, --train_limit, --test_limit, --data_dir,
-// --out, --resume, --overwrite, --skip_nonfinite), fills unset ones from the
-// model's book recipe, loads Fashion-MNIST and runs `tools::Train`. Every
-// error (a bad flag, unreadable data, an unwritable --out, a diverging run)
-// is printed as one line naming the problem, and the process exits non-zero.
+// (--epochs, --lr, --batch_size, --resize, --threads, --seed, --optimizer,
+// --weight_decay, --momentum, --lr_schedule, --lr_step_epochs, --lr_gamma,
+// --warmup_epochs, --augment, --clip_grad_norm, --checkpoint_every,
+// --train_limit, --test_limit, --data_dir, --out, --resume, --overwrite,
+// --skip_nonfinite, --precision; `--help` lists them), fills unset ones from
+// the model's book recipe, builds the model, loads Fashion-MNIST and runs
+// `tools::Train`. Every error (a bad flag, unreadable data, an unwritable
+// --out, a diverging run) is printed as one line naming the problem, and the
+// process exits 1. SIGINT or SIGTERM checkpoint the current step and exit
+// 128 + the signal; `--resume` continues from there.
 //
 // Launched by mpirun, the binary trains data-parallel over the launched
 // processes (`TrainOptions::process_group`): --batch_size stays the global

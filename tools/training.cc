@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -26,6 +29,9 @@
 #include "nn/batch_norm.h"
 #include "optim/distributed/data_parallel.h"
 #include "optim/distributed/process_group.h"
+#include "optim/adam.h"
+#include "optim/clip_grad.h"
+#include "optim/lr_schedule.h"
 #include "optim/sgd.h"
 #include "tensor/file_io.h"
 #include "tensor/ops.h"
@@ -61,42 +67,68 @@ int64_t CountCorrect(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
-// One line that redraws itself on a terminal.
-class Progress {
+// ---- Observers --------------------------------------------------------------
+
+// A line that redraws itself after each step on a terminal (else a log line
+// every `log_every` steps), and the book's line after each epoch.
+class ProgressObserver : public TrainObserver {
  public:
-  Progress(bool enabled, int64_t total, int64_t log_every)
-      : tty_(enabled && isatty(STDERR_FILENO)),
-        enabled_(enabled),
-        total_(total),
+  ProgressObserver(bool show_steps, int64_t log_every)
+      : tty_(show_steps && isatty(STDERR_FILENO)),
+        show_steps_(show_steps),
         log_every_(log_every) {}
 
-  void Update(int64_t step, int64_t examples, double loss, double seconds) {
-    if (!enabled_) return;
-    const double rate = examples / std::max(seconds, 1e-9);
-    const double eta = (total_ - step) * seconds / std::max<int64_t>(step, 1);
+  absl::Status OnStep(const TrainState& state, const StepInfo& info) override {
+    if (!show_steps_) return absl::OkStatus();
+    const int64_t step = state.position.step, total = info.steps_per_epoch;
+    const double seconds = state.totals.seconds;
+    const double rate = state.totals.seen / std::max(seconds, 1e-9);
+    const double loss = state.totals.loss_sum / std::max<int64_t>(
+                                                    state.totals.seen, 1);
     if (tty_) {
       constexpr int kWidth = 30;
       const int filled =
-          static_cast<int>(kWidth * step / std::max<int64_t>(total_, 1));
+          static_cast<int>(kWidth * step / std::max<int64_t>(total, 1));
+      const double eta = (total - step) * seconds / std::max<int64_t>(step, 1);
       std::fprintf(stderr,
-                   "\r  [%s%s] %ld/%ld  loss %.4f  %.0f ex/s  ETA %.0fs ",
+                   "\r  [%s%s] %ld/%ld  loss %.4f  lr %.3g  %.0f ex/s  ETA "
+                   "%.0fs ",
                    std::string(filled, '#').c_str(),
-                   std::string(kWidth - filled, '.').c_str(), step, total_,
-                   loss, rate, eta);
+                   std::string(kWidth - filled, '.').c_str(), step, total,
+                   loss, info.lr, rate, eta);
       std::fflush(stderr);
-    } else if (step % log_every_ == 0 || step == total_) {
-      LOG(INFO) << absl::StrFormat("step %d/%d  loss %.4f  %.0f examples/s",
-                                   step, total_, loss, rate);
+    } else if (step % log_every_ == 0 || step == total) {
+      LOG(INFO) << absl::StrFormat(
+          "step %d/%d  loss %.4f  lr %.3g  %.0f examples/s", step, total, loss,
+          info.lr, rate);
     }
+    return absl::OkStatus();
   }
 
-  void Finish() {
+  absl::Status OnEpoch(const TrainState&, const EpochMetrics& m) override {
+    ClearLine();
+    std::printf(
+        "epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f "
+        "examples/sec\n",
+        m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
+    std::fflush(stdout);
+    return absl::OkStatus();
+  }
+
+  absl::Status OnStop(const TrainState&) override {
+    ClearLine();
+    return absl::OkStatus();
+  }
+
+  ~ProgressObserver() override { ClearLine(); }
+
+ private:
+  void ClearLine() {
     if (tty_) std::fprintf(stderr, "\r%*s\r", 100, "");
   }
 
- private:
-  const bool tty_, enabled_;
-  const int64_t total_, log_every_;
+  const bool tty_, show_steps_;
+  const int64_t log_every_;
 };
 
 constexpr char kCsvHeader[] =
@@ -169,6 +201,94 @@ absl::Status DrawPlot(absl::string_view csv, const std::string& png,
   return out->Commit();
 }
 
+// metrics.csv gains each epoch's row, and metrics.png is redrawn from it.
+class MetricsObserver : public TrainObserver {
+ public:
+  MetricsObserver(std::string dir, std::string title, bool fresh)
+      : csv_(dir + "/metrics.csv"),
+        png_(dir + "/metrics.png"),
+        title_(std::move(title)),
+        fresh_(fresh) {}
+
+  absl::Status OnEpoch(const TrainState&, const EpochMetrics& m) override {
+    absl::StatusOr<std::string> text = AppendCsv(csv_, m, fresh_);
+    if (!text.ok()) return text.status();
+    fresh_ = false;
+    absl::Status plotted = DrawPlot(*text, png_, title_);
+    LOG_IF(WARNING, !plotted.ok()) << "no plot: " << plotted;
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::string csv_, png_, title_;
+  bool fresh_;
+};
+
+// Saves the checkpoint pair after every epoch (after the CSV row: a kill in
+// between leaves a row that resuming drops and writes again, never a gap),
+// every `every` steps and when the run is asked to stop.
+class CheckpointObserver : public TrainObserver {
+ public:
+  CheckpointObserver(std::string dir, std::string model, int64_t input_size,
+                     int64_t every, TrainPosition resumed_at)
+      : dir_(std::move(dir)),
+        model_(std::move(model)),
+        input_size_(input_size),
+        every_(every),
+        last_(resumed_at),
+        any_(resumed_at.global_step > 0 || resumed_at.epoch > 0) {}
+
+  absl::Status OnStep(const TrainState& state, const StepInfo&) override {
+    if (every_ == 0 || state.position.global_step % every_ != 0) {
+      return absl::OkStatus();
+    }
+    return Save(state);
+  }
+
+  absl::Status OnEpoch(const TrainState& state, const EpochMetrics&) override {
+    TrainState done = state;  // the position after the epoch
+    done.position.epoch += 1;
+    done.position.step = 0;
+    done.totals = {};
+    return Save(done);
+  }
+
+  absl::Status OnStop(const TrainState& state) override { return Save(state); }
+
+  // "<dir>/model.safetensors (epoch 2, step 17)", or "none".
+  std::string LastGood() const {
+    if (!any_) return "none";
+    return absl::StrCat(dir_, "/", kWeightsFile, " (epoch ", last_.epoch,
+                        last_.step > 0 ? absl::StrCat(", step ", last_.step)
+                                       : "",
+                        ")");
+  }
+
+ private:
+  absl::Status Save(const TrainState& state) {
+    // A step with a finite loss can still leave Inf or NaN weights: such a
+    // model is not saved as a good checkpoint.
+    if (absl::Status s = CheckFinite(state.model->StateDict()); !s.ok()) {
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: at epoch ", state.position.epoch + 1, " step ",
+          state.position.step, " the model's ", s.message(),
+          "; last good checkpoint: ", LastGood(), ". Lower --lr"));
+    }
+    if (absl::Status s = SaveCheckpoint(dir_, state, model_, input_size_);
+        !s.ok()) {
+      return s;
+    }
+    last_ = state.position;
+    any_ = true;
+    return absl::OkStatus();
+  }
+
+  const std::string dir_, model_;
+  const int64_t input_size_, every_;
+  TrainPosition last_;
+  bool any_;
+};
+
 // An exclusive flock on "<dir>/.lock" for as long as the run lasts, with the
 // holder's pid in the file; released when the process ends, however.
 class RunLock {
@@ -215,8 +335,8 @@ class RunLock {
 };
 
 // The files a run writes in its directory (each also as "<name>.tmp").
-constexpr const char* kRunFiles[] = {"model.safetensors", "metrics.csv",
-                                     "metrics.png"};
+constexpr const char* kRunFiles[] = {kWeightsFile, kTrainStateFile,
+                                     "metrics.csv", "metrics.png"};
 
 // Before anything is trained: removes the temporary files a killed run left
 // behind and checks that every file the run writes may be replaced (no
@@ -231,35 +351,6 @@ absl::Status PrepareOutDir(const std::string& dir) {
       if (absl::Status s = CheckReplaceable(p); !s.ok()) {
         return absl::FailedPreconditionError(
             absl::StrCat("--out=", dir, ": ", s.message()));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SaveCheckpoint(const std::string& path, const nn::Module& model,
-                            const std::string& model_name, int64_t epoch,
-                            int64_t input_size) {
-  SafetensorsFile file;
-  file.tensors = model.StateDict();
-  file.metadata["model"] = model_name;
-  file.metadata["epoch"] = absl::StrCat(epoch);
-  file.metadata["input_size"] = absl::StrCat(input_size);
-  return SaveSafetensors(path, file);
-}
-
-// OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
-// <n>" for the first NaN or Inf among the float tensors.
-absl::Status CheckFinite(const std::map<std::string, Tensor>& tensors) {
-  for (const auto& [name, t] : tensors) {
-    if (t.dtype() != DType::kFloat32) continue;
-    const Tensor c = t.Contiguous();
-    const float* v = c.data<float>();
-    for (int64_t i = 0; i < c.numel(); ++i) {
-      if (!std::isfinite(v[i])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("tensor '", name, "' holds ", v[i], " at element ", i,
-                         " of ", c.numel()));
       }
     }
   }
@@ -296,19 +387,30 @@ absl::Status BroadcastBuffers(distributed::ProcessGroup& group,
   return distributed::BroadcastTensors(group, buffers, /*root=*/0);
 }
 
-// Gives every rank rank 0's replica: its epoch (only rank 0 reads a
-// checkpoint to resume from), parameters and buffers.
+// Gives every rank rank 0's replica: parameters, buffers and training state
+// (only rank 0 reads the checkpoint it resumes from).
 absl::Status SyncReplicas(distributed::ProcessGroup& group,
                           distributed::DistributedDataParallel& ddp,
-                          const nn::Module& model, int64_t* start_epoch) {
+                          TrainState& state) {
   if (group.size() == 1) return absl::OkStatus();
-  if (absl::Status s = group.BroadcastBytes(start_epoch, sizeof(*start_epoch),
-                                            /*root=*/0);
+  if (absl::Status s = ddp.BroadcastParameters(/*root=*/0); !s.ok()) return s;
+  if (absl::Status s = BroadcastBuffers(group, *state.model); !s.ok()) return s;
+  std::string bytes = group.rank() == 0 ? EncodeTrainState(state, 0) : "";
+  uint64_t n = bytes.size();
+  if (absl::Status s = group.BroadcastBytes(&n, sizeof(n), /*root=*/0);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ddp.BroadcastParameters(/*root=*/0); !s.ok()) return s;
-  return BroadcastBuffers(group, model);
+  bytes.resize(n);
+  if (absl::Status s = group.BroadcastBytes(bytes.data(), n, /*root=*/0);
+      !s.ok()) {
+    return s;
+  }
+  if (group.rank() == 0) return absl::OkStatus();
+  absl::StatusOr<SavedTrainState> saved =
+      DecodeTrainState(bytes, "rank 0's training state");
+  if (!saved.ok()) return saved.status();
+  return RestoreTrainState(*saved, state);
 }
 
 // `Evaluate(...).accuracy` of rank 0's model, with the test set split across
@@ -339,6 +441,73 @@ absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
 }
 
 }  // namespace
+
+const char* OptimizerName(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kAdam:
+      return "adam";
+    case OptimizerKind::kAdamW:
+      return "adamw";
+    case OptimizerKind::kSgd:
+      break;
+  }
+  return "sgd";
+}
+
+const char* LrScheduleName(LrScheduleKind kind) {
+  switch (kind) {
+    case LrScheduleKind::kStep:
+      return "step";
+    case LrScheduleKind::kCosine:
+      return "cosine";
+    case LrScheduleKind::kConstant:
+      break;
+  }
+  return "constant";
+}
+
+std::string AugmentName(bool flip, bool crop) {
+  if (flip && crop) return "flip,crop";
+  return flip ? "flip" : crop ? "crop" : "none";
+}
+
+absl::StatusOr<OptimizerKind> ParseOptimizer(absl::string_view name) {
+  for (OptimizerKind k :
+       {OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW}) {
+    if (name == OptimizerName(k)) return k;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--optimizer=", absl::CHexEscape(name), ": must be sgd, adam or adamw"));
+}
+
+absl::StatusOr<LrScheduleKind> ParseLrSchedule(absl::string_view name) {
+  for (LrScheduleKind k : {LrScheduleKind::kConstant, LrScheduleKind::kStep,
+                           LrScheduleKind::kCosine}) {
+    if (name == LrScheduleName(k)) return k;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--lr_schedule=", absl::CHexEscape(name),
+                   ": must be constant, step or cosine"));
+}
+
+absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop) {
+  *flip = *crop = false;
+  if (spec == "none") return absl::OkStatus();
+  for (absl::string_view part : absl::StrSplit(spec, ',')) {
+    bool* which = part == "flip" ? flip : part == "crop" ? crop : nullptr;
+    if (which == nullptr || *which) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--augment=", absl::CHexEscape(spec),
+          which == nullptr
+              ? absl::StrCat(": unknown augmentation '",
+                             absl::CHexEscape(part), "'")
+              : absl::StrCat(": '", part, "' given twice"),
+          "; use none, flip, crop or flip,crop"));
+    }
+    *which = true;
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
   for (size_t i = 0; i < path.size(); ++i) {
@@ -388,6 +557,36 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   }
   if (!(o.momentum >= 0 && o.momentum < 1)) {  // NaN fails too
     return bad("momentum", o.momentum, "must be in [0, 1)");
+  }
+  if (o.momentum > 0 && o.optimizer != OptimizerKind::kSgd) {
+    return bad("momentum", o.momentum,
+               absl::StrCat("applies to --optimizer=sgd, not ",
+                            OptimizerName(o.optimizer),
+                            " (Adam's moments have fixed betas)"));
+  }
+  if (o.lr_schedule == LrScheduleKind::kStep) {
+    if (o.lr_step_epochs <= 0 || o.lr_step_epochs > kMaxEpochs) {
+      return bad("lr_step_epochs", o.lr_step_epochs,
+                 absl::StrCat("must be in [1, ", kMaxEpochs,
+                              "] with --lr_schedule=step"));
+    }
+    if (!(o.lr_gamma > 0) || !std::isfinite(o.lr_gamma)) {
+      return bad("lr_gamma", o.lr_gamma, "must be a positive number");
+    }
+  }
+  if (!(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs)) {
+    return bad("warmup_epochs", o.warmup_epochs,
+               absl::StrCat("must be in [0, --epochs=", o.epochs, "]"));
+  }
+  if (!(o.clip_grad_norm >= 0) || !std::isfinite(o.clip_grad_norm)) {
+    return bad("clip_grad_norm", o.clip_grad_norm, "must be >= 0 (0: off)");
+  }
+  if (o.checkpoint_every < 0) {
+    return bad("checkpoint_every", o.checkpoint_every, "must be >= 0");
+  }
+  if (o.checkpoint_every > 0 && o.out_dir.empty()) {
+    return bad("checkpoint_every", o.checkpoint_every,
+               "needs --out (where to write the checkpoints)");
   }
   if (o.threads < 0) return bad("threads", o.threads, "must be >= 0");
   if (o.train_limit < 0)
@@ -448,68 +647,6 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
-                                          bool follow_symlink) {
-  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path, follow_symlink);
-  if (!file.ok()) return file.status();
-  Checkpoint c;
-  c.file = *std::move(file);
-  const auto& meta = c.file.metadata;
-  // Each recorded number must be one a run could have written.
-  const struct {
-    const char* key;
-    int64_t* value;
-    int64_t min, max;
-  } fields[] = {{"epoch", &c.epoch, 0, kMaxEpochs},
-                {"input_size", &c.input_size, 1, kMaxInputSize}};
-  for (const auto& f : fields) {
-    auto it = meta.find(f.key);
-    if (it == meta.end()) continue;
-    if (!absl::SimpleAtoi(it->second, f.value) || *f.value < f.min ||
-        *f.value > f.max) {
-      return absl::DataLossError(absl::StrCat(
-          "checkpoint ", path, ": metadata ", f.key, " \"",
-          absl::CHexEscape(it->second.substr(0, 40)),
-          "\" is not an integer in [", f.min, ", ", f.max, "]"));
-    }
-  }
-  if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
-  LOG_IF(WARNING, !c.file.checksum_verified)
-      << "checkpoint " << path
-      << " has no dive.crc32 checksum (not written by dive?): its integrity "
-         "was not checked";
-  // Weights of a diverged run would evaluate or resume as if nothing were
-  // wrong.
-  if (absl::Status s = CheckFinite(c.file.tensors); !s.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        "checkpoint ", path, ": ", s.message(),
-        "; these weights come from a diverged run"));
-  }
-  return c;
-}
-
-namespace {
-
-absl::Status LoadInto(const Checkpoint& c, const std::string& path,
-                      nn::Module& model) {
-  if (absl::Status s = model.LoadStateDict(c.file.tensors); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint ", path, " does not fit the model: ", s.message()));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
-                            int64_t* epoch) {
-  absl::StatusOr<Checkpoint> c = ReadCheckpoint(path, /*follow_symlink=*/false);
-  if (!c.ok()) return c.status();
-  if (absl::Status s = LoadInto(*c, path, model); !s.ok()) return s;
-  if (epoch != nullptr) *epoch = c->epoch;
-  return absl::OkStatus();
-}
-
 EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
                     int64_t input_size, int64_t batch_size, int64_t limit) {
   const InMemoryDataset subset = Head(data, limit);
@@ -543,11 +680,244 @@ EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
   return result;
 }
 
+namespace {
+
+// The signal a stop was requested by (0: none), set by RequestStop.
+volatile std::sig_atomic_t stop_signal = 0;
+int honoured_signal = 0;
+
+void OnStopSignal(int signal) {
+  if (stop_signal == signal) {  // the second Ctrl-C: end now
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+    return;
+  }
+  RequestStop(signal);
+}
+
+// Salt of the dropout stream (reseeded before each step).
+constexpr uint64_t kDropoutSalt = 0x44524f504f5554ULL;  // "DROPOUT"
+
+// What --resume must not change, as the flags spell it.
+std::map<std::string, std::string> Settings(const TrainOptions& o) {
+  const auto num = [](double v) { return absl::StrFormat("%.9g", v); };
+  std::map<std::string, std::string> s = {
+      {"optimizer", OptimizerName(o.optimizer)},
+      {"lr", num(o.lr)},
+      {"batch_size", absl::StrCat(o.batch_size)},
+      {"weight_decay", num(o.weight_decay)},
+      {"momentum", num(o.momentum)},
+      {"lr_schedule", LrScheduleName(o.lr_schedule)},
+      {"warmup_epochs", num(o.warmup_epochs)},
+      {"augment", AugmentName(o.augment_flip, o.augment_crop)},
+      {"clip_grad_norm", num(o.clip_grad_norm)},
+      {"seed", absl::StrCat(o.seed)},
+      {"train_limit", absl::StrCat(o.train_limit)},
+      {"precision", o.precision == MatmulPrecision::kBfloat16 ? "bf16"
+                                                              : "fp32"}};
+  if (o.lr_schedule == LrScheduleKind::kStep) {
+    s["lr_step_epochs"] = absl::StrCat(o.lr_step_epochs);
+    s["lr_gamma"] = num(o.lr_gamma);
+  }
+  // The cosine's length is the run's.
+  if (o.lr_schedule == LrScheduleKind::kCosine) {
+    s["epochs"] = absl::StrCat(o.epochs);
+  }
+  return s;
+}
+
+std::unique_ptr<optim::Optimizer> MakeOptimizer(const TrainOptions& o,
+                                                std::vector<Variable> params) {
+  switch (o.optimizer) {
+    case OptimizerKind::kAdam: {
+      optim::AdamOptions a;
+      a.lr = o.lr;
+      a.weight_decay = o.weight_decay;
+      return std::make_unique<optim::Adam>(std::move(params), a);
+    }
+    case OptimizerKind::kAdamW: {
+      optim::AdamWOptions a;
+      a.lr = o.lr;
+      a.weight_decay = o.weight_decay;
+      return std::make_unique<optim::AdamW>(std::move(params), a);
+    }
+    case OptimizerKind::kSgd:
+      break;
+  }
+  optim::SGDOptions so;
+  so.lr = o.lr;
+  so.momentum = o.momentum;
+  so.weight_decay = o.weight_decay;
+  return std::make_unique<optim::SGD>(std::move(params), so);
+}
+
+std::unique_ptr<optim::LrSchedule> MakeSchedule(const TrainOptions& o,
+                                                optim::Optimizer& optimizer) {
+  switch (o.lr_schedule) {
+    case LrScheduleKind::kStep:
+      return std::make_unique<optim::StepLR>(
+          optimizer, static_cast<int>(o.lr_step_epochs), o.lr_gamma);
+    case LrScheduleKind::kCosine:
+      return std::make_unique<optim::CosineAnnealingLR>(
+          optimizer, static_cast<int>(o.epochs));
+    case LrScheduleKind::kConstant:
+      break;
+  }
+  return nullptr;
+}
+
+// The classes of `data`: one more than its largest label.
+int64_t NumClasses(const InMemoryDataset& data) {
+  int64_t most = -1;
+  for (int64_t label : data.labels()) most = std::max(most, label);
+  return most + 1;
+}
+
+// Resumes `state` from the checkpoint in `dir` (rank 0): everything is read
+// and checked before anything changes, on disk or in memory.
+absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
+                    const TrainOptions& o, TrainState& state) {
+  absl::StatusOr<SavedRun> run = ReadRun(dir);
+  if (!run.ok()) return run.status();
+  const std::string weights = absl::StrCat(dir, "/", kWeightsFile);
+  const Checkpoint& c = run->weights;
+  if (!c.model.empty() && c.model != spec.name) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint ", weights, " is of model '",
+                     absl::CHexEscape(c.model), "', not ", spec.name));
+  }
+  if (c.input_size != 0 && c.input_size != o.input_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--resize=", o.input_size, ": checkpoint ", weights,
+        " was trained at input size ", c.input_size, "; resume with --resize=",
+        c.input_size));
+  }
+  if (run->state) {
+    if (absl::Status s = CheckSettings(run->state->settings, state.settings, dir);
+        !s.ok()) {
+      return s;
+    }
+  }
+  // Checked into copies first: LoadStateDict leaves the model unchanged on
+  // error, RestoreTrainState the optimizer.
+  if (absl::Status s = state.model->LoadStateDict(c.file.tensors); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", weights, " does not fit the model: ", s.message()));
+  }
+  if (run->state) {
+    if (absl::Status s = RestoreTrainState(*run->state, state); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, "/", kTrainStateFile, ": ", s.message()));
+    }
+  } else {
+    state.position = {c.epoch, 0, 0};
+    if (state.schedule != nullptr) {
+      state.schedule->SetEpoch(static_cast<int>(c.epoch));
+    }
+    LOG(WARNING) << dir << " has no " << kTrainStateFile
+                 << " (written before dive saved it, or converted from "
+                    "PyTorch): resuming the weights of epoch "
+                 << c.epoch
+                 << " with a fresh optimizer state, so the run will not be "
+                    "the one it continues";
+  }
+  const TrainPosition& p = state.position;
+  if (p.epoch >= o.epochs) {
+    LOG(WARNING) << weights << " already holds epoch " << p.epoch
+                 << " and --epochs=" << o.epochs
+                 << ": nothing to train; pass a larger --epochs to go on";
+  } else {
+    LOG(INFO) << "resuming " << spec.name << " from " << dir << " at epoch "
+              << p.epoch + 1 << " step " << p.step;
+  }
+  return TrimCsv(absl::StrCat(dir, "/metrics.csv"), p.epoch);
+}
+
+// The options of the training loader of rank `rank` of `ranks`.
+DataLoaderOptions TrainLoaderOptions(const TrainOptions& o, int rank,
+                                     int ranks) {
+  DataLoaderOptions lo;
+  // --batch_size is the global batch: each rank takes 1/size of every batch
+  // (shard k: positions k, k + size, ... of the epoch's order) and the
+  // gradients are averaged, so a run on any number of ranks follows the
+  // single-process run up to float rounding (but BatchNorm's batch
+  // statistics are per rank). Several ranks drop the epoch's last partial
+  // batch, so that all take the same number of steps.
+  lo.batch_size = o.batch_size / ranks;
+  lo.num_shards = ranks;
+  lo.shard_index = rank;
+  lo.drop_last = ranks > 1;
+  lo.shuffle = true;
+  lo.seed = o.seed;
+  // Always set: the loader resizes only images of another height or width.
+  lo.resize = o.input_size;
+  lo.random_horizontal_flip = o.augment_flip;
+  lo.random_crop = o.augment_crop;
+  lo.crop_padding = 4;
+  // The loader prepares batches on its own thread while the model computes
+  // on all cores; one thread for its transforms avoids oversubscription.
+  lo.num_threads = 1;
+  return lo;
+}
+
+// Training BatchNorm normalizes by the batch's statistics, which one example
+// does not have: never hand it a batch of 1.
+absl::Status AvoidBatchesOfOne(const models::ModelSpec& spec,
+                               const nn::Module& model, int64_t examples,
+                               int64_t global_batch, int ranks, bool root,
+                               DataLoaderOptions& lo) {
+  if (!HasBatchNorm(model)) return absl::OkStatus();
+  if (lo.batch_size == 1 || examples == 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        examples == 1
+            ? "the training set has 1 example"
+            : absl::StrCat("--batch_size=", global_batch,
+                           ranks > 1 ? absl::StrCat(" over ", ranks,
+                                                    " processes")
+                                     : "",
+                           " gives batches of 1 example"),
+        ": ", spec.name,
+        " has BatchNorm, which needs at least 2 examples per batch to train"));
+  }
+  if (!lo.drop_last && examples % lo.batch_size == 1) {
+    lo.drop_last = true;
+    LOG_IF(INFO, root) << "each epoch drops its last batch (1 example of "
+                       << examples << "): " << spec.name
+                       << " has BatchNorm, which cannot train on 1 example";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RequestStop(int signal) { stop_signal = signal; }
+
+void InstallStopHandlers() {
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+}
+
+int StoppedBySignal() { return honoured_signal; }
+
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const TrainOptions& options,
                                    const InMemoryDataset& train_data,
                                    const InMemoryDataset& test_data) {
-  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  ManualSeed(options.seed);
+  absl::StatusOr<std::shared_ptr<nn::Module>> made =
+      spec.make(options.input_size);
+  if (!made.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--resize=", options.input_size, ": ", made.status().message()));
+  }
+  return Train(spec, **made, options, train_data, test_data);
+}
+
+absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
+                                   nn::Module& model, const TrainOptions& o,
+                                   const InMemoryDataset& train_data,
+                                   const InMemoryDataset& test_data) {
+  if (absl::Status s = ValidateOptions(o); !s.ok()) return s;
   for (const InMemoryDataset* data : {&train_data, &test_data}) {
     if (data->channels() != 1) {
       return absl::InvalidArgumentError(
@@ -556,249 +926,222 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                        data->channels(), " channels"));
     }
   }
-  SetNumThreads(CapThreads(options.threads));
-  ManualSeed(options.seed);
-  const ScopedMatmulPrecision precision(options.precision);
-  absl::StatusOr<std::shared_ptr<nn::Module>> made =
-      spec.make(options.input_size);
-  if (!made.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--resize=", options.input_size, ": ", made.status().message()));
-  }
-  nn::Module& model = **made;
+  SetNumThreads(CapThreads(o.threads));
+  const ScopedMatmulPrecision precision(o.precision);
   // Data parallelism: this process is rank `group.rank()` of `group.size()`;
   // rank 0 alone prints progress and writes files.
   distributed::LocalProcessGroup single_process;
-  distributed::ProcessGroup& group = options.process_group != nullptr
-                                         ? *options.process_group
-                                         : single_process;
+  distributed::ProcessGroup& group =
+      o.process_group != nullptr ? *o.process_group : single_process;
   const bool root = group.rank() == 0;
+  const bool writes = root && !o.out_dir.empty();
 
-  const std::string checkpoint =
-      options.out_dir.empty() ? "" : options.out_dir + "/model.safetensors";
-  const std::string csv = options.out_dir + "/metrics.csv";
-  int64_t start_epoch = 0;
+  std::unique_ptr<optim::Optimizer> optimizer =
+      MakeOptimizer(o, model.Parameters());
+  std::unique_ptr<optim::LrSchedule> schedule = MakeSchedule(o, *optimizer);
+  TrainState state;
+  state.model = &model;
+  state.optimizer = optimizer.get();
+  state.schedule = schedule.get();
+  state.settings = Settings(o);
+
   std::unique_ptr<RunLock> lock;  // held until Train returns
-  if (!options.out_dir.empty() && root) {
-    absl::StatusOr<std::unique_ptr<RunLock>> locked =
-        RunLock::Acquire(options.out_dir);
+  if (writes) {
+    absl::StatusOr<std::unique_ptr<RunLock>> locked = RunLock::Acquire(o.out_dir);
     if (!locked.ok()) return locked.status();
     lock = *std::move(locked);
-    if (absl::Status s = PrepareOutDir(options.out_dir); !s.ok()) return s;
-    if (!options.resume && !options.overwrite) {
+    // A save killed between its two renames is completed before
+    // PrepareOutDir removes the temporary files a kill left.
+    if (o.resume) {
+      if (absl::Status s = RecoverCheckpoint(o.out_dir); !s.ok()) return s;
+    }
+    if (absl::Status s = PrepareOutDir(o.out_dir); !s.ok()) return s;
+    if (!o.resume && !o.overwrite) {
       std::vector<std::string> found;
-      for (const char* name : {"model.safetensors", "metrics.csv"}) {
+      for (const char* name : {kWeightsFile, "metrics.csv"}) {
         struct stat st;
-        const std::string path = absl::StrCat(options.out_dir, "/", name);
+        const std::string path = absl::StrCat(o.out_dir, "/", name);
         if (lstat(path.c_str(), &st) == 0) found.push_back(name);
       }
       if (!found.empty()) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "--out=", options.out_dir, " already holds a run (",
+            "--out=", o.out_dir, " already holds a run (",
             absl::StrJoin(found, ", "),
             "); pass --resume to continue it or --overwrite to replace it"));
       }
     }
+    if (o.resume) {
+      if (absl::Status s = Resume(o.out_dir, spec, o, state); !s.ok()) return s;
+    }
   }
-  if (options.resume && root) {  // the other ranks get rank 0's state below
-    // Everything is checked before anything on disk changes.
-    absl::StatusOr<Checkpoint> c =
-        ReadCheckpoint(checkpoint, /*follow_symlink=*/false);
-    if (!c.ok()) return c.status();
-    if (!c->model.empty() && c->model != spec.name) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("checkpoint ", checkpoint, " is of model '",
-                       absl::CHexEscape(c->model), "', not ", spec.name));
-    }
-    if (c->input_size != 0 && c->input_size != options.input_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--resize=", options.input_size, ": checkpoint ", checkpoint,
-          " was trained at input size ", c->input_size,
-          "; resume with --resize=", c->input_size));
-    }
-    if (absl::Status s = LoadInto(*c, checkpoint, model); !s.ok()) return s;
-    start_epoch = c->epoch;
-    if (start_epoch >= options.epochs) {
-      LOG(WARNING) << checkpoint << " already holds epoch " << start_epoch
-                   << " and --epochs=" << options.epochs
-                   << ": nothing to train; pass a larger --epochs to go on";
-    } else {
-      LOG(INFO) << "resuming " << spec.name << " from " << checkpoint
-                << " after epoch " << start_epoch;
-    }
-    if (absl::Status s = TrimCsv(csv, start_epoch); !s.ok()) return s;
-  }
-
   distributed::DistributedDataParallel ddp(group, model.Parameters());
-  if (absl::Status s = SyncReplicas(group, ddp, model, &start_epoch); !s.ok()) {
+  if (absl::Status s = SyncReplicas(group, ddp, state); !s.ok()) return s;
+
+  const InMemoryDataset train = Head(train_data, o.train_limit);
+  const int64_t classes = NumClasses(train);
+  DataLoaderOptions lo = TrainLoaderOptions(o, group.rank(), group.size());
+  if (absl::Status s = AvoidBatchesOfOne(spec, model, train.size(),
+                                         o.batch_size, group.size(), root, lo);
+      !s.ok()) {
     return s;
-  }
-  // Different dropout masks on every rank (the replicas are already equal).
-  if (!root) ManualSeed(options.seed + 0x9E3779B97F4A7C15ull * group.rank());
-
-  optim::SGDOptions so;
-  so.lr = options.lr;
-  so.momentum = options.momentum;
-  so.weight_decay = options.weight_decay;
-  optim::SGD sgd(model.Parameters(), so);
-
-  const InMemoryDataset train = Head(train_data, options.train_limit);
-  DataLoaderOptions lo;
-  // --batch_size is the global batch: each rank takes 1/size of every batch
-  // (shard k: positions k, k + size, ... of the epoch's order) and the
-  // gradients are averaged, so a run on any number of ranks follows the
-  // single-process run up to float rounding (but BatchNorm's batch
-  // statistics are per rank). Several ranks drop the epoch's last partial
-  // batch, so that all take the same number of steps.
-  lo.batch_size = options.batch_size / group.size();
-  lo.num_shards = group.size();
-  lo.shard_index = group.rank();
-  lo.drop_last = group.size() > 1;
-  lo.shuffle = true;
-  lo.seed = options.seed;
-  // Always set: the loader resizes only images of another height or width.
-  lo.resize = options.input_size;
-  // The loader prepares batches on its own thread while the model computes
-  // on all cores; one thread for its transforms avoids oversubscription.
-  lo.num_threads = 1;
-  // Training BatchNorm normalizes by the batch's statistics, which one
-  // example does not have: never hand it a batch of 1.
-  if (HasBatchNorm(model)) {
-    if (lo.batch_size == 1 || train.size() == 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          train.size() == 1 ? "the training set has 1 example"
-                            : absl::StrCat("--batch_size=", options.batch_size,
-                                           group.size() > 1
-                                               ? absl::StrCat(
-                                                     " over ", group.size(),
-                                                     " processes")
-                                               : "",
-                                           " gives batches of 1 example"),
-          ": ", spec.name,
-          " has BatchNorm, which needs at least 2 examples per batch to "
-          "train"));
-    }
-    if (!lo.drop_last && train.size() % lo.batch_size == 1) {
-      lo.drop_last = true;
-      LOG_IF(INFO, root) << "each epoch drops its last batch (1 example of "
-                         << train.size() << "): " << spec.name
-                         << " has BatchNorm, which cannot train on 1 example";
-    }
   }
   absl::StatusOr<DataLoader> loader = DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
+  const int64_t steps_per_epoch = loader->num_batches();
+  const double warmup_steps = o.warmup_epochs * steps_per_epoch;
+
+  ProgressObserver progress(o.progress, o.log_every);
+  std::optional<MetricsObserver> metrics;
+  std::optional<CheckpointObserver> checkpoints;
+  std::vector<TrainObserver*> observers;
+  if (root) observers.push_back(&progress);
+  if (writes) {
+    metrics.emplace(o.out_dir, spec.description, /*fresh=*/!o.resume);
+    checkpoints.emplace(o.out_dir, spec.name, o.input_size, o.checkpoint_every,
+                        state.position);
+    observers.push_back(&*metrics);
+    observers.push_back(&*checkpoints);
+  }
+  if (root) observers.insert(observers.end(), o.observers.begin(), o.observers.end());
+  const auto last_good = [&] {
+    return absl::StrCat("last good checkpoint: ",
+                        checkpoints ? checkpoints->LastGood() : "none");
+  };
+  const auto notify = [&](auto&& call) -> absl::Status {
+    for (TrainObserver* observer : observers) {
+      if (absl::Status s = call(*observer); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
 
   TrainSummary summary;
-  int64_t last_good_epoch = start_epoch;
-  const auto last_good = [&] {
-    return absl::StrCat(
-        "last good checkpoint: ",
-        checkpoint.empty() || last_good_epoch == 0
-            ? std::string("none")
-            : absl::StrCat(checkpoint, " (epoch ", last_good_epoch, ")"));
-  };
-  for (int64_t epoch = start_epoch + 1; epoch <= options.epochs; ++epoch) {
+  TrainPosition& at = state.position;
+  EpochTotals& totals = state.totals;
+  while (at.epoch < o.epochs) {
+    const int64_t epoch = at.epoch + 1;
     model.Train();
-    Progress progress(options.progress && root, loader->num_batches(),
-                      options.log_every);
+    if (schedule) schedule->SetEpoch(static_cast<int>(at.epoch));
+    const float epoch_lr = optimizer->lr();
+    loader->StartEpoch(at.epoch, at.step);
     const Clock::time_point start = Clock::now();
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0, step = 0;
-    loader->StartEpoch(epoch - 1);
+    const double seconds_before = totals.seconds;
+    int64_t trained = 0;  // steps of this call that were not skipped
     Batch batch;
     while (loader->Next(&batch)) {
-      ++step;
+      // Linear warm-up, step by step; the rate is a function of the position.
+      const float lr = at.global_step < warmup_steps
+                           ? static_cast<float>(epoch_lr * (at.global_step + 1) /
+                                                std::ceil(warmup_steps))
+                           : epoch_lr;
+      optimizer->set_lr(lr);
+      DefaultGenerator().Seed(CombineSeeds(
+          {kDropoutSalt, o.seed, static_cast<uint64_t>(group.rank()),
+           static_cast<uint64_t>(at.global_step)}));
+      ++at.step;
+      ++at.global_step;
       Variable logits = model(Variable(batch.images));
-      Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
-      // The mean over the global batch: every rank takes the same branch.
-      float l = loss.data().item();
-      if (absl::Status s = group.AllReduceMean(&l, 1); !s.ok()) return s;
-      if (!std::isfinite(l)) {
-        if (options.skip_nonfinite) {
-          ++summary.skipped_steps;
-          LOG_IF(WARNING, root)
-              << "epoch " << epoch << " step " << step << ": loss is " << l
-              << ", step skipped (--skip_nonfinite)";
-          continue;
-        }
-        progress.Finish();
-        return absl::AbortedError(absl::StrCat(
-            "training diverged: loss is ", l, " at epoch ", epoch, " step ",
-            step, "; ", last_good(), ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
+      if (logits.shape().rank() != 2 || logits.shape()[1] < classes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the training data has ", classes, " classes (labels 0..",
+            classes - 1, ") but ", spec.name, " outputs ",
+            logits.shape().ToString(), " per batch"));
       }
-      sgd.ZeroGrad();
-      loss.Backward();
-      if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
-      sgd.Step();
-      const int64_t n = batch.labels.numel();
-      loss_sum += static_cast<double>(l) * n;
-      correct += CountCorrect(logits.data(), batch.labels);
-      seen += n;
-      // Every rank's batches are the same size: `seen` times the ranks.
-      progress.Update(step, seen * group.size(), loss_sum / seen,
-                      Seconds(start));
-    }
-    progress.Finish();
-    if (step > 0 && seen == 0) {  // every rank takes the same branches
-      return absl::AbortedError(absl::StrCat(
-          "training diverged: every step of epoch ", epoch, " (", step,
-          " of ", step, ") had a non-finite loss and was skipped "
-          "(--skip_nonfinite), so nothing was trained; ", last_good(),
-          ". Lower --lr"));
-    }
-    if (group.size() > 1) {  // the epoch's totals over all ranks
-      double totals[3] = {loss_sum, static_cast<double>(correct),
-                          static_cast<double>(seen)};
-      if (absl::Status s = group.AllReduceSum(totals, 3); !s.ok()) return s;
-      loss_sum = totals[0];
-      correct = static_cast<int64_t>(totals[1]);
-      seen = static_cast<int64_t>(totals[2]);
-    }
-    EpochMetrics m;
-    m.epoch = epoch;
-    m.seconds = Seconds(start);
-    m.loss = seen == 0 ? 0 : loss_sum / seen;
-    m.train_acc = seen == 0 ? 0 : static_cast<double>(correct) / seen;
-    m.examples_per_sec = seen / std::max(m.seconds, 1e-9);
-    absl::StatusOr<double> test_acc =
-        EvaluateAcrossRanks(group, model, test_data, options.input_size,
-                            options.batch_size, options.test_limit);
-    if (!test_acc.ok()) return test_acc.status();
-    m.test_acc = *test_acc;
-    if (root) {
-      std::printf(
-          "epoch %ld: loss %.3f, train acc %.3f, test acc %.3f, %.1f "
-          "examples/sec\n",
-          m.epoch, m.loss, m.train_acc, m.test_acc, m.examples_per_sec);
-      std::fflush(stdout);
-    }
-    summary.epochs.push_back(m);
-
-    // A step with a finite loss can still leave Inf or NaN weights: such a
-    // model is not saved as a good checkpoint.
-    if (absl::Status s = CheckFinite(model.StateDict()); !s.ok()) {
-      return absl::AbortedError(absl::StrCat(
-          "training diverged: after epoch ", epoch, " the model's ",
-          s.message(), "; ", last_good(), ". Lower --lr"));
-    }
-    if (!options.out_dir.empty() && root) {
-      // The row first, then the checkpoint: a kill in between leaves a row
-      // that resuming drops (TrimCsv) and writes again, never a gap.
-      const bool fresh = !options.resume && epoch == 1;
-      absl::StatusOr<std::string> csv_text = AppendCsv(csv, m, fresh);
-      if (!csv_text.ok()) return csv_text.status();
-      if (absl::Status s = SaveCheckpoint(checkpoint, model, spec.name, epoch,
-                                          options.input_size);
+      Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
+      // The mean over the global batch, and whether any rank is asked to
+      // stop: every rank takes the same branches.
+      double reduced[2] = {loss.data().item(), stop_signal != 0 ? 1.0 : 0.0};
+      if (absl::Status s = group.AllReduceSum(reduced, 2); !s.ok()) return s;
+      const double l = reduced[0] / group.size();
+      const bool stop = reduced[1] > 0;
+      if (!std::isfinite(l)) {
+        if (!o.skip_nonfinite) {
+          return absl::AbortedError(absl::StrCat(
+              "training diverged: loss is ", l, " at epoch ", epoch, " step ",
+              at.step, "; ", last_good(),
+              ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
+        }
+        ++state.skipped_steps;
+        LOG_IF(WARNING, root) << "epoch " << epoch << " step " << at.step
+                              << ": loss is " << l
+                              << ", step skipped (--skip_nonfinite)";
+      } else {
+        optimizer->ZeroGrad();
+        loss.Backward();
+        if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
+        if (o.clip_grad_norm > 0) {
+          optim::ClipGradNorm(model.Parameters(), o.clip_grad_norm);
+        }
+        optimizer->Step();
+        ++trained;
+        // Every rank's batches are the same size.
+        const int64_t n = batch.labels.numel() * group.size();
+        totals.loss_sum += l * n;
+        int64_t correct = CountCorrect(logits.data(), batch.labels);
+        if (group.size() > 1) {
+          double c = static_cast<double>(correct);
+          if (absl::Status s = group.AllReduceSum(&c, 1); !s.ok()) return s;
+          correct = static_cast<int64_t>(c);
+        }
+        totals.correct += correct;
+        totals.seen += n;
+      }
+      totals.seconds = seconds_before + Seconds(start);
+      const StepInfo info{steps_per_epoch, batch.labels.numel() * group.size(),
+                          l, lr};
+      if (absl::Status s = notify([&](TrainObserver& ob) {
+            return ob.OnStep(state, info);
+          });
           !s.ok()) {
         return s;
       }
-      last_good_epoch = epoch;
-      // Drawn aside and renamed, so metrics.png is always a whole image.
-      const std::string png = options.out_dir + "/metrics.png";
-      absl::Status plotted = DrawPlot(*csv_text, png, spec.description);
-      if (!plotted.ok()) LOG(WARNING) << "no plot: " << plotted;
+      if (stop) {
+        honoured_signal = stop_signal == 0 ? SIGTERM : stop_signal;
+        stop_signal = 0;
+        if (absl::Status s = notify([&](TrainObserver& ob) {
+              return ob.OnStop(state);
+            });
+            !s.ok()) {
+          return s;
+        }
+        return absl::CancelledError(absl::StrCat(
+            "stopped by ", strsignal(honoured_signal), " at epoch ", epoch,
+            " step ", at.step, " of ", steps_per_epoch,
+            writes ? absl::StrCat("; the run is saved in ", o.out_dir,
+                                  ": continue it with --resume")
+                   : std::string("; nothing was saved (no --out)")));
+      }
     }
+    if (at.step > 0 && trained == 0 && totals.seen == 0) {
+      return absl::AbortedError(absl::StrCat(
+          "training diverged: every step of epoch ", epoch, " (", at.step,
+          " of ", at.step,
+          ") had a non-finite loss and was skipped (--skip_nonfinite), so "
+          "nothing was trained; ",
+          last_good(), ". Lower --lr"));
+    }
+    EpochMetrics m;
+    m.epoch = epoch;
+    m.seconds = totals.seconds;
+    m.loss = totals.seen == 0 ? 0 : totals.loss_sum / totals.seen;
+    m.train_acc =
+        totals.seen == 0 ? 0 : static_cast<double>(totals.correct) / totals.seen;
+    m.examples_per_sec = totals.seen / std::max(m.seconds, 1e-9);
+    absl::StatusOr<double> test_acc = EvaluateAcrossRanks(
+        group, model, test_data, o.input_size, o.batch_size, o.test_limit);
+    if (!test_acc.ok()) return test_acc.status();
+    m.test_acc = *test_acc;
+    summary.epochs.push_back(m);
+    if (absl::Status s = notify([&](TrainObserver& ob) {
+          return ob.OnEpoch(state, m);
+        });
+        !s.ok()) {
+      return s;
+    }
+    at.epoch = epoch;
+    at.step = 0;
+    totals = {};
   }
+  summary.skipped_steps = state.skipped_steps;
   return summary;
 }
 

@@ -1,26 +1,33 @@
 // File: tools/training.h
 // -----------------------------------------------------------------------------
 //
-// The training loop shared by every `//models/<name>:train` binary: the
-// book's recipe (minibatch SGD on mean softmax cross-entropy, train accuracy
-// averaged over the epoch in train mode, test accuracy in eval mode), with
-// what a real run needs around it:
+// The training loop shared by every `//models/<name>:train` binary. Its
+// defaults are the book's recipe (minibatch SGD on mean softmax
+// cross-entropy, train accuracy averaged over the epoch in train mode, test
+// accuracy in eval mode); flags choose what users expect beyond it: Adam or
+// AdamW, a step or cosine schedule with linear warm-up, augmentation (random
+// flip, torchvision's RandomCrop(size, padding=4)), gradient clipping.
 //
-//   * a live progress bar on a terminal, plain log lines otherwise, and the
+// The loop itself only trains: everything around it is a `TrainObserver`
+// called after each step and each epoch:
+//
+//   * progress: a live bar on a terminal, plain log lines otherwise, and the
 //     book's line at the end of each epoch:
 //       epoch 3: loss 0.412, train acc 0.851, test acc 0.838, 41203.5 examples/sec
-//   * after every epoch, in `out_dir`: `model.safetensors` (saved atomically,
-//     with the state_dict names of the PyTorch twin), `metrics.csv` and
-//     `metrics.png` (loss and accuracy curves drawn by gnuplot);
-//   * `resume`: continue from `out_dir/model.safetensors`, after trimming
-//     metrics.csv to the checkpoint's epoch. A run killed at any moment
-//     (tools/kill_during_save_test.cc) leaves a checkpoint that loads and a
-//     CSV that resuming continues without gaps;
-//   * divergence: a NaN or Inf loss stops training with an error that names
-//     the step and the last good checkpoint (or skips the step when
-//     `skip_nonfinite` is set).
+//   * in `out_dir`: `metrics.csv` and `metrics.png` (loss and accuracy curves
+//     drawn by gnuplot) after every epoch;
+//   * checkpoints (tools/checkpoint.h: the weights with the PyTorch twin's
+//     names plus the whole training state) after every epoch, every
+//     `checkpoint_every` steps, and when SIGINT or SIGTERM asks the run to
+//     stop (`RequestStop`; then `Train` returns Cancelled).
 //
-// Same seed and thread count give the same numbers, run after run.
+// `resume` continues from the checkpoint in `out_dir`: a run stopped or
+// killed at any step and resumed ends with weights bit-identical to the
+// uninterrupted run (same seed and thread count), momentum, Adam moments,
+// dropout, augmentation and schedules included; settings that would change
+// the run (--optimizer, --lr, ...) are refused. A NaN or Inf loss stops
+// training with an error that names the step and the last good checkpoint (or
+// skips the step when `skip_nonfinite` is set).
 //
 // Launched by mpirun, the trainers train data-parallel over the launched
 // processes (`process_group`, set by trainer_main.cc):
@@ -49,17 +56,38 @@
 #include "nn/module.h"
 #include "optim/distributed/process_group.h"
 #include "tensor/gemm.h"
-#include "tensor/safetensors.h"
+#include "tools/checkpoint.h"
 
 namespace dive::tools {
+
+enum class OptimizerKind { kSgd, kAdam, kAdamW };
+enum class LrScheduleKind { kConstant, kStep, kCosine };
 
 struct TrainOptions {
   int64_t epochs = 10;
   float lr = 0.1f;
   int64_t batch_size = 256;
   int64_t input_size = 28;
+  OptimizerKind optimizer = OptimizerKind::kSgd;
+  // SGD's and Adam's L2 penalty; AdamW's decoupled decay.
   float weight_decay = 0.0f;
-  float momentum = 0.0f;
+  float momentum = 0.0f;  // SGD only
+  // The rate per epoch: constant; times lr_gamma every lr_step_epochs
+  // epochs (StepLR); or half a cosine from lr to 0 over `epochs`
+  // (CosineAnnealingLR). Then, for the first warmup_epochs (a fraction is
+  // allowed), scaled linearly from 1/warm-up steps to 1, step by step.
+  LrScheduleKind lr_schedule = LrScheduleKind::kConstant;
+  int64_t lr_step_epochs = 0;  // > 0 with kStep
+  float lr_gamma = 0.1f;
+  double warmup_epochs = 0;
+  // Training augmentation: random horizontal flip, random crop after zero
+  // padding by 4 (torchvision's RandomCrop(size, padding=4)).
+  bool augment_flip = false;
+  bool augment_crop = false;
+  // Scale the gradients to this global L2 norm when larger (0: off).
+  float clip_grad_norm = 0.0f;
+  // Also checkpoint every N steps (0: only at each epoch's end).
+  int64_t checkpoint_every = 0;
   int threads = 0;     // 0: all cores
   uint64_t seed = 0;
   // Use only the first N training / test examples (0: all).
@@ -90,7 +118,18 @@ struct TrainOptions {
   // Rank 0 alone prints and writes `out_dir`; the reported loss, accuracies
   // and examples/sec are over all ranks. See optim/distributed/.
   distributed::ProcessGroup* process_group = nullptr;
+  // More observers, called after the built-in ones on rank 0 (not owned).
+  std::vector<class TrainObserver*> observers;
 };
+
+// The flag spellings of the choices ("sgd", "cosine", "flip,crop") and their
+// parsers; a bad value is InvalidArgument naming the flag and the choices.
+const char* OptimizerName(OptimizerKind kind);
+const char* LrScheduleName(LrScheduleKind kind);
+std::string AugmentName(bool flip, bool crop);
+absl::StatusOr<OptimizerKind> ParseOptimizer(absl::string_view name);
+absl::StatusOr<LrScheduleKind> ParseLrSchedule(absl::string_view name);
+absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop);
 
 // OK unless `path` (the value of --`flag`) contains a control character
 // (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
@@ -122,15 +161,64 @@ struct TrainSummary {
   int64_t skipped_steps = 0;
 };
 
-// Trains a model of `spec` from scratch (or from out_dir when resuming).
+// What an observer sees after a step: the state after it (its position
+// counts the step) and the step's own numbers.
+struct StepInfo {
+  int64_t steps_per_epoch = 0;
+  int64_t batch_size = 0;  // over all ranks
+  double loss = 0;         // the batch's mean, over all ranks
+  float lr = 0;
+};
+
+// Called on rank 0 by `Train`, in the order registered; an error ends
+// training with that error.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual absl::Status OnStep(const TrainState& state, const StepInfo& step) {
+    return absl::OkStatus();
+  }
+  // After the test set is evaluated; `state.position` is still inside the
+  // epoch (its last step), `m.epoch` is 1-based.
+  virtual absl::Status OnEpoch(const TrainState& state,
+                               const EpochMetrics& m) {
+    return absl::OkStatus();
+  }
+  // The run was asked to stop (RequestStop) after the step `state` is at.
+  virtual absl::Status OnStop(const TrainState& state) {
+    return absl::OkStatus();
+  }
+};
+
+// Trains a model of `spec` from scratch (or from out_dir when resuming):
+// seeds the default generator with `options.seed` and builds the model.
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const TrainOptions& options,
                                    const InMemoryDataset& train_data,
                                    const InMemoryDataset& test_data);
 
+// Trains `model`, already built (with `options.seed`) from `spec`.
+absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
+                                   nn::Module& model,
+                                   const TrainOptions& options,
+                                   const InMemoryDataset& train_data,
+                                   const InMemoryDataset& test_data);
+
+// Asks a running `Train` to checkpoint after its current step and return
+// Cancelled; `signal` (SIGINT, SIGTERM) names the reason. Async-signal-safe.
+void RequestStop(int signal);
+
+// Installs SIGINT and SIGTERM handlers that call RequestStop; a second
+// signal of the same kind ends the process at once.
+void InstallStopHandlers();
+
+// The signal of the last stop `Train` honoured (0: none), for the exit code.
+int StoppedBySignal();
+
 struct EvalResult {
   double accuracy = 0;
-  // confusion[true_label][predicted_label]
+  // confusion[true_label][predicted_label], over the classes of the data
+  // and of the model's outputs.
   std::vector<std::vector<int64_t>> confusion;
 };
 
@@ -139,33 +227,6 @@ struct EvalResult {
 EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
                     int64_t input_size, int64_t batch_size,
                     int64_t limit = 0);
-
-// The largest --epochs, and the largest epoch and input size a checkpoint
-// may record.
-inline constexpr int64_t kMaxEpochs = 1'000'000;
-inline constexpr int64_t kMaxInputSize = 1 << 16;
-
-// A checkpoint's tensors and the metadata `Train` records (each 0 or empty
-// when absent, as in files converted from PyTorch).
-struct Checkpoint {
-  SafetensorsFile file;
-  std::string model;
-  int64_t epoch = 0;
-  int64_t input_size = 0;
-};
-
-// Reads and checks a checkpoint: the file itself (tensor/safetensors.h: a
-// regular file, sizes, CRC) and every metadata field (epoch in
-// [0, kMaxEpochs], input_size in [1, kMaxInputSize]). Errors name the file
-// and the field.
-absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
-                                          bool follow_symlink = true);
-
-// Loads a checkpoint written by `Train` (or converted from PyTorch; a final
-// symlink is not followed) into `model`; errors name the file and every
-// mismatched key, and leave `model` unchanged.
-absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
-                            int64_t* epoch = nullptr);
 
 }  // namespace dive::tools
 

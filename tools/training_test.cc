@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -22,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -303,6 +306,38 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
        C::kInvalidArgument, "--momentum=-0.5"},
       {"momentum nan", [](TrainOptions& o) { o.momentum = std::nanf(""); },
        C::kInvalidArgument, "--momentum=nan"},
+      {"momentum with adam",
+       [](TrainOptions& o) {
+         o.optimizer = OptimizerKind::kAdam;
+         o.momentum = 0.9f;
+       },
+       C::kInvalidArgument, "--momentum=0.9: applies to --optimizer=sgd, not adam"},
+      {"step schedule without its step",
+       [](TrainOptions& o) { o.lr_schedule = LrScheduleKind::kStep; },
+       C::kInvalidArgument,
+       "--lr_step_epochs=0: must be in [1, 1000000] with --lr_schedule=step"},
+      {"lr_gamma 0",
+       [](TrainOptions& o) {
+         o.lr_schedule = LrScheduleKind::kStep;
+         o.lr_step_epochs = 2;
+         o.lr_gamma = 0;
+       },
+       C::kInvalidArgument, "--lr_gamma=0: must be a positive number"},
+      {"warmup longer than the run",
+       [](TrainOptions& o) { o.warmup_epochs = 11; }, C::kInvalidArgument,
+       "--warmup_epochs=11: must be in [0, --epochs="},
+      {"warmup nan", [](TrainOptions& o) { o.warmup_epochs = std::nan(""); },
+       C::kInvalidArgument, "--warmup_epochs=nan"},
+      {"clip_grad_norm -1", [](TrainOptions& o) { o.clip_grad_norm = -1; },
+       C::kInvalidArgument, "--clip_grad_norm=-1: must be >= 0 (0: off)"},
+      {"checkpoint_every -1", [](TrainOptions& o) { o.checkpoint_every = -1; },
+       C::kInvalidArgument, "--checkpoint_every=-1: must be >= 0"},
+      {"checkpoint_every without out",
+       [](TrainOptions& o) {
+         o.checkpoint_every = 5;
+         o.out_dir.clear();
+       },
+       C::kInvalidArgument, "--checkpoint_every=5: needs --out"},
       {"threads -1", [](TrainOptions& o) { o.threads = -1; },
        C::kInvalidArgument, "--threads=-1: must be >= 0"},
       {"train_limit -1", [](TrainOptions& o) { o.train_limit = -1; },
@@ -347,6 +382,283 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
 
 // lr 1e30 sends the MLP's two stacked layers past the float range within a
 // few steps (softmax regression stays finite: its logits are linear).
+TEST(FlagChoicesTest, ParseWhatNamePrintsAndRefuseTheRest) {
+  for (OptimizerKind k :
+       {OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW}) {
+    EXPECT_EQ(*ParseOptimizer(OptimizerName(k)), k);
+  }
+  for (LrScheduleKind k : {LrScheduleKind::kConstant, LrScheduleKind::kStep,
+                           LrScheduleKind::kCosine}) {
+    EXPECT_EQ(*ParseLrSchedule(LrScheduleName(k)), k);
+  }
+  for (bool flip : {false, true}) {
+    for (bool crop : {false, true}) {
+      bool f = !flip, c = !crop;
+      ASSERT_TRUE(ParseAugment(AugmentName(flip, crop), &f, &c).ok());
+      EXPECT_EQ(f, flip);
+      EXPECT_EQ(c, crop);
+    }
+  }
+  bool f, c;
+  EXPECT_THAT(std::string(ParseOptimizer("Adam").status().message()),
+              HasSubstr("--optimizer=Adam: must be sgd, adam or adamw"));
+  EXPECT_THAT(std::string(ParseLrSchedule("").status().message()),
+              HasSubstr("--lr_schedule=: must be constant, step or cosine"));
+  EXPECT_THAT(std::string(ParseAugment("flip,rotate", &f, &c).message()),
+              HasSubstr("unknown augmentation 'rotate'"));
+  EXPECT_THAT(std::string(ParseAugment("crop,crop", &f, &c).message()),
+              HasSubstr("'crop' given twice"));
+  EXPECT_FALSE(ParseAugment("flip,", &f, &c).ok());
+}
+
+// Calls RequestStop(SIGINT) after global step `at`, as Ctrl-C would.
+class StopAt : public TrainObserver {
+ public:
+  explicit StopAt(int64_t at) : at_(at) {}
+  absl::Status OnStep(const TrainState& state, const StepInfo&) override {
+    if (state.position.global_step == at_) RequestStop(SIGINT);
+    return absl::OkStatus();
+  }
+
+ private:
+  const int64_t at_;
+};
+
+// Every choice that carries state across steps: momentum or Adam moments,
+// dropout or BatchNorm, augmentation, warm-up, a cosine schedule, clipping.
+TrainOptions Everything(const std::string& dir, OptimizerKind optimizer) {
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 3;
+  o.optimizer = optimizer;
+  o.lr = optimizer == OptimizerKind::kSgd ? 0.05f : 2e-3f;
+  o.momentum = optimizer == OptimizerKind::kSgd ? 0.9f : 0.0f;
+  o.weight_decay = 1e-3f;
+  o.lr_schedule = LrScheduleKind::kCosine;
+  o.warmup_epochs = 0.5;
+  o.augment_flip = o.augment_crop = true;
+  o.clip_grad_norm = 1.0f;
+  return o;
+}
+
+// The CSV without its seconds and examples/sec columns.
+std::vector<std::string> CsvValues(const std::string& path) {
+  std::vector<std::string> rows;
+  for (const std::string& line : Lines(path)) {
+    const std::vector<std::string> f = absl::StrSplit(line, ',');
+    rows.push_back(absl::StrCat(f[0], ",", f[1], ",", f[2], ",", f[3]));
+  }
+  return rows;
+}
+
+TEST_F(TrainingTest, StoppedAtAnyStepAndResumedIsTheUninterruptedRun) {
+  struct Case {
+    models::ModelSpec spec;
+    OptimizerKind optimizer;
+  };
+  // 512 images in batches of 32: 16 steps per epoch. Stops after the first
+  // steps, inside epochs 1 and 2, at an epoch's last step, and twice.
+  for (const Case& c : {Case{models::MlpDropoutSpec(), OptimizerKind::kAdam},
+                        Case{models::BnLeNetSpec(), OptimizerKind::kSgd}}) {
+    const std::string whole = FreshDir("whole");
+    TrainOptions o = Everything(whole, c.optimizer);
+    ASSERT_TRUE(Train(c.spec, o, train_, test_).ok());
+    for (const std::vector<int64_t>& stops :
+         std::vector<std::vector<int64_t>>{{1}, {7}, {20}, {31}, {4, 40}}) {
+      const std::string split = FreshDir("split");
+      o.out_dir = split;
+      o.resume = false;
+      for (int64_t at : stops) {
+        StopAt stop(at);
+        o.observers = {&stop};
+        absl::StatusOr<TrainSummary> s = Train(c.spec, o, train_, test_);
+        ASSERT_EQ(s.status().code(), absl::StatusCode::kCancelled)
+            << s.status();
+        // The request is seen with the next step's loss (one collective
+        // for both), so the run stops after step at + 1.
+        absl::StatusOr<SavedRun> run = ReadRun(split);
+        ASSERT_TRUE(run.ok()) << run.status();
+        ASSERT_TRUE(run->state.has_value());
+        const TrainPosition& p = run->state->position;
+        EXPECT_EQ(p.global_step, at + 1);
+        EXPECT_THAT(std::string(s.status().message()),
+                    HasSubstr(absl::StrCat(
+                        "stopped by Interrupt at epoch ", p.epoch + 1,
+                        " step ", p.step, " of 16; the run is saved in ",
+                        split, ": continue it with --resume")));
+        EXPECT_EQ(StoppedBySignal(), SIGINT);
+        o.resume = true;
+      }
+      o.observers.clear();
+      ASSERT_TRUE(Train(c.spec, o, train_, test_).ok());
+      const std::string what =
+          absl::StrCat(c.spec.name, " stopped at ", absl::StrJoin(stops, ","));
+      EXPECT_TRUE(BitIdentical(LoadTensors(whole + "/model.safetensors"),
+                               LoadTensors(split + "/model.safetensors")))
+          << what;
+      EXPECT_TRUE(BitIdentical(LoadTensors(whole + "/train_state.safetensors"),
+                               LoadTensors(split + "/train_state.safetensors")))
+          << what;
+      EXPECT_EQ(CsvValues(whole + "/metrics.csv"),
+                CsvValues(split + "/metrics.csv"))
+          << what;
+    }
+  }
+}
+
+TEST_F(TrainingTest, CheckpointEveryNStepsRecordsThePosition) {
+  const std::string dir = FreshDir("every");
+  TrainOptions o = Everything(dir, OptimizerKind::kSgd);
+  o.epochs = 2;
+  o.checkpoint_every = 3;
+  StopAt stop(20);  // stops after step 21, with checkpoints at 3, 6, ...
+  o.observers = {&stop};
+  ASSERT_EQ(Train(models::MlpDropoutSpec(), o, train_, test_).status().code(),
+            absl::StatusCode::kCancelled);
+  absl::StatusOr<SavedRun> run = ReadRun(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(run->state.has_value());
+  EXPECT_EQ(run->state->position.epoch, 1);
+  EXPECT_EQ(run->state->position.step, 5);
+  EXPECT_EQ(run->state->position.global_step, 21);
+  EXPECT_EQ(run->weights.epoch, 1);
+  EXPECT_EQ(run->state->settings.at("optimizer"), "sgd");
+  EXPECT_EQ(run->state->settings.at("augment"), "flip,crop");
+  EXPECT_GT(run->state->totals.seen, 0);
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1}));
+}
+
+TEST_F(TrainingTest, ResumeRefusesAChangedSetting) {
+  const std::string dir = FreshDir("settings");
+  TrainOptions o = Everything(dir, OptimizerKind::kSgd);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
+  const std::string before = Contents(dir + "/model.safetensors");
+  o.resume = true;
+  const struct {
+    std::function<void(TrainOptions&)> change;
+    const char* message;
+  } cases[] = {
+      {[](TrainOptions& x) {
+         x.optimizer = OptimizerKind::kAdam;
+         x.momentum = 0;
+       },
+       "--momentum=0 (it was trained with --momentum=0.899999976), "
+       "--optimizer=adam (it was trained with --optimizer=sgd): the run in"},
+      {[](TrainOptions& x) { x.lr = 0.5f; },
+       "--lr=0.5 (it was trained with --lr=0.0500000007)"},
+      {[](TrainOptions& x) { x.augment_crop = false; },
+       "--augment=flip (it was trained with --augment=flip,crop)"},
+      {[](TrainOptions& x) { x.batch_size = 16; }, "--batch_size=16"},
+      {[](TrainOptions& x) { x.epochs = 4; },  // the cosine's length
+       "--epochs=4 (it was trained with --epochs=1)"},
+  };
+  for (const auto& c : cases) {
+    TrainOptions changed = o;
+    c.change(changed);
+    absl::StatusOr<TrainSummary> s =
+        Train(models::MlpSpec(), changed, train_, test_);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument)
+        << s.status();
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.message));
+    EXPECT_THAT(std::string(s.status().message()),
+                HasSubstr("resume with the same values"));
+  }
+  EXPECT_EQ(Contents(dir + "/model.safetensors"), before);
+}
+
+TEST_F(TrainingTest, KillBetweenTheTwoRenamesIsCompletedOnResume) {
+  const std::string whole = FreshDir("whole"), dir = FreshDir("pair");
+  TrainOptions o = SmallRun(whole);
+  o.momentum = 0.9f;
+  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
+  o.out_dir = dir;
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
+  const std::string epoch1 = Contents(dir + "/model.safetensors");
+  o.epochs = 2;
+  o.resume = true;
+  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
+  // As if killed after epoch 2's state was renamed into place but before its
+  // weights were: they are still the .tmp file.
+  fs::rename(dir + "/model.safetensors", dir + "/model.safetensors.tmp");
+  std::ofstream(dir + "/model.safetensors", std::ios::binary) << epoch1;
+  o.epochs = 2;
+  absl::StatusOr<TrainSummary> s = Train(models::MlpSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->epochs.empty());  // epoch 2 was already done
+  EXPECT_FALSE(fs::exists(dir + "/model.safetensors.tmp"));
+  EXPECT_TRUE(BitIdentical(LoadTensors(whole + "/model.safetensors"),
+                           LoadTensors(dir + "/model.safetensors")));
+
+  // Weights replaced by hand: the pair does not match, and nothing changes.
+  std::ofstream(dir + "/model.safetensors", std::ios::binary) << epoch1;
+  o.epochs = 3;
+  s = Train(models::MlpSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("train_state.safetensors belongs with weights of CRC"));
+  EXPECT_EQ(Contents(dir + "/model.safetensors"), epoch1);
+}
+
+TEST_F(TrainingTest, WeightsWithoutATrainStateResumeWithAWarning) {
+  // Runs from before train_state.safetensors, and weights from PyTorch.
+  const std::string dir = FreshDir("legacy");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  fs::remove(dir + "/train_state.safetensors");
+  o.epochs = 2;
+  o.resume = true;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 1u);
+  EXPECT_EQ(s->epochs[0].epoch, 2);
+  EXPECT_TRUE(fs::exists(dir + "/train_state.safetensors"));
+}
+
+TEST_F(TrainingTest, DamagedTrainStateIsAnErrorNamingIt) {
+  const std::string dir = FreshDir("damaged_state");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  o.momentum = 0.5f;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  const std::string path = dir + "/train_state.safetensors";
+  o.resume = true;
+  o.epochs = 2;
+  const struct {
+    const char* key;
+    const char* value;
+    const char* message;
+  } cases[] = {{"step", "-1", "metadata step \"-1\" is not an integer"},
+               {"format", "v0", "not a training state"},
+               {"loss_sum", "nan", "metadata loss_sum is not a number"},
+               {"correct", "999999", "correct exceeds seen"},
+               {"epoch", "0", "is at epoch 0 but"}};
+  const std::string good = Contents(path);
+  for (const auto& c : cases) {
+    std::ofstream(path, std::ios::binary) << good;
+    SetMetadata(path, c.key, c.value);
+    absl::StatusOr<TrainSummary> s =
+        Train(models::SoftmaxSpec(), o, train_, test_);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << c.key;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.message));
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(path)) << c.key;
+  }
+  // An optimizer buffer of the wrong shape.
+  std::ofstream(path, std::ios::binary) << good;
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok());
+  f->tensors["optimizer.0.0"] = Tensor::Zeros({3});
+  ASSERT_TRUE(SaveSafetensors(path, *f).ok());
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument)
+      << s.status();
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("SGD state '0.0': is float32 [3]; the parameter is"));
+}
+
 TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
   const std::string dir = FreshDir("diverge");
   TrainOptions o = SmallRun(dir);
@@ -362,13 +674,13 @@ TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("--skip_nonfinite"));
   EXPECT_FALSE(fs::exists(dir + "/model.safetensors"));
 
-  // After a good epoch, the error points at its checkpoint, which is intact.
+  // After a good epoch, the error points at its checkpoint, which is intact:
+  // a step schedule multiplies the rate by 1e31 after epoch 1.
   o.lr = 0.1f;
-  o.epochs = 1;
-  ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
-  o.lr = 1e30f;
-  o.epochs = 2;
-  o.resume = true;
+  o.lr_schedule = LrScheduleKind::kStep;
+  o.lr_step_epochs = 1;
+  o.lr_gamma = 1e31f;
+  o.overwrite = true;
   s = Train(models::MlpSpec(), o, train_, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("at epoch 2 step "));
