@@ -1,4 +1,6 @@
-// Saved work survives a crash: a trainer child process is SIGKILLed at random
+// Saved work survives a crash, and a resumed run is the run it continues.
+//
+// A trainer child process is SIGKILLed at random
 // moments, many of them in the middle of writing a checkpoint, and after each
 // kill the run directory must still hold a checkpoint that loads (checksum
 // included) and `--resume` must finish the run from it, with metrics.csv
@@ -11,6 +13,7 @@
 // exists) and kill a seeded random moment (0 to 4 ms) later.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,11 +49,13 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kInputSize = 128;
 constexpr int kAttempts = 8;
 
-std::string TrainerPath() {
+std::string TrainerPath(const std::string& model = "mlp") {
   std::string error;
   std::unique_ptr<Runfiles> runfiles(Runfiles::CreateForTest(&error));
   EXPECT_NE(runfiles, nullptr) << error;
-  return runfiles == nullptr ? "" : runfiles->Rlocation("dive/models/mlp/train");
+  return runfiles == nullptr
+             ? ""
+             : runfiles->Rlocation(absl::StrCat("dive/models/", model, "/train"));
 }
 
 // Starts `argv` with stdout and stderr appended to `log`; returns its pid.
@@ -224,6 +229,116 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
               mid_save_kills, kAttempts);
   // The aimed attempts must hit saves, or the test proves little.
   EXPECT_GE(mid_save_kills, 1);
+}
+
+// The inode of `path` (0 when absent): each save renames a new file there.
+ino_t Inode(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// Runs `argv` to its end; its exit status.
+int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
+  ChildGuard child{Spawn(argv, log)};
+  int status = 0;
+  EXPECT_EQ(waitpid(child.pid, &status, 0), child.pid);
+  child.pid = 0;
+  return status;
+}
+
+// The done-when of exact resume: a trainer killed (SIGKILL: from its last
+// step checkpoint) or stopped (SIGTERM: it checkpoints the step it is at)
+// at a step inside an epoch, then resumed, ends with the weights and
+// training state of the uninterrupted run, bit for bit. With dropout and
+// Adam (the MLP) and with BatchNorm and momentum (BN-LeNet), a cosine
+// schedule with warm-up, flip and crop augmentation and clipping.
+TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
+  const std::string root = ::testing::TempDir() + "/kill_step";
+  fs::remove_all(root);
+  const std::string data = root + "/data";
+  ASSERT_TRUE(
+      testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8}).ok());
+  struct Model {
+    std::string binary;
+    std::vector<std::string> flags;
+  };
+  const Model models[] = {
+      {"mlp",
+       {"--dropout", "--resize=96", "--optimizer=adam", "--lr=1e-3"}},
+      {"bn_lenet",
+       {"--resize=28", "--optimizer=sgd", "--lr=0.05", "--momentum=0.9"}}};
+  int inside_an_epoch = 0;
+  for (const Model& m : models) {
+    const std::string trainer = TrainerPath(m.binary);
+    ASSERT_TRUE(fs::exists(trainer)) << trainer;
+    std::vector<std::string> args = {
+        trainer, "--data_dir=" + data, "--train_limit=64", "--test_limit=8",
+        "--batch_size=8", "--threads=1", "--progress=false", "--epochs=6",
+        "--weight_decay=1e-3", "--lr_schedule=cosine", "--warmup_epochs=0.5",
+        "--augment=flip,crop", "--clip_grad_norm=1", "--checkpoint_every=1"};
+    args.insert(args.end(), m.flags.begin(), m.flags.end());
+    const auto in = [&](const std::string& dir) {
+      std::vector<std::string> a = args;
+      a.push_back("--out=" + dir);
+      return a;
+    };
+    const std::string whole = root + "/" + m.binary + "_whole";
+    const std::string log = root + "/" + m.binary + ".log";
+    int status = RunToEnd(in(whole), log);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
+
+    for (int signal : {SIGKILL, SIGTERM}) {
+      SCOPED_TRACE(absl::StrCat(m.binary, ", signal ", signal));
+      const std::string out =
+          absl::StrCat(root, "/", m.binary, "_", signal);
+      const std::string state = out + "/train_state.safetensors";
+      ChildGuard child{Spawn(in(out), log)};
+      // A few step checkpoints into the run (48 steps, 8 per epoch).
+      ino_t seen = 0;
+      int saves = 0;
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            const ino_t now = Inode(state);
+            if (now != 0 && now != seen) ++saves, seen = now;
+            return saves >= (signal == SIGKILL ? 11 : 19);
+          },
+          child.pid, std::chrono::seconds(120)))
+          << ReadFile(log);
+      ASSERT_EQ(kill(child.pid, signal), 0);
+      ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+      child.pid = 0;
+      if (signal == SIGKILL) {
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+            << ReadFile(log);
+      } else {  // checkpointed and exited 128 + SIGTERM
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM)
+            << "status " << status << "\n" << ReadFile(log);
+      }
+      absl::StatusOr<SafetensorsFile> at = LoadSafetensors(state);
+      ASSERT_TRUE(at.ok()) << at.status();
+      const std::string step = at->metadata["step"];
+      std::printf("%s: signal %d at epoch %s step %s\n", m.binary.c_str(),
+                  signal, at->metadata["epoch"].c_str(), step.c_str());
+      inside_an_epoch += step != "0";
+
+      std::vector<std::string> resume = in(out);
+      resume.push_back("--resume");
+      status = RunToEnd(resume, log);
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << ReadFile(log);
+      for (const char* file : {"model.safetensors", "train_state.safetensors"}) {
+        absl::StatusOr<SafetensorsFile> a =
+            LoadSafetensors(absl::StrCat(whole, "/", file));
+        absl::StatusOr<SafetensorsFile> b =
+            LoadSafetensors(absl::StrCat(out, "/", file));
+        ASSERT_TRUE(a.ok() && b.ok()) << file;
+        EXPECT_EQ(a->crc32, b->crc32) << file << " differs";
+        EXPECT_EQ(a->tensors.size(), b->tensors.size()) << file;
+      }
+      EXPECT_EQ(CsvEpochs(out + "/metrics.csv"), Range(1, 6));
+    }
+  }
+  EXPECT_GE(inside_an_epoch, 2) << "the kills should land inside epochs";
 }
 
 }  // namespace
