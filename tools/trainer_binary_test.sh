@@ -145,6 +145,12 @@ expect_error "train --resize=0" "--resize=0" "$SOFTMAX" "${FAST[@]}" --resize=0
 expect_error "lenet train --resize=5" "--resize=5: LeNet needs an input size between 12 and 512, got 5" "$LENET" "${FAST[@]}" --resize=5
 expect_error "softmax train --resize=1000" "--resize=1000" "$SOFTMAX" "${FAST[@]}" --resize=1000
 expect_error "train --momentum=1" "--momentum=1: must be in [0, 1)" "$SOFTMAX" "${FAST[@]}" --momentum=1
+expect_error "train --optimizer=lbfgs" "--optimizer=lbfgs: must be sgd, adam or adamw" "$SOFTMAX" "${FAST[@]}" --optimizer=lbfgs
+expect_error "train --lr_schedule=exp" "--lr_schedule=exp: must be constant, step or cosine" "$SOFTMAX" "${FAST[@]}" --lr_schedule=exp
+expect_error "train --augment=rotate" "--augment=rotate: unknown augmentation 'rotate'" "$SOFTMAX" "${FAST[@]}" --augment=rotate
+expect_error "train --lr_schedule=step alone" "--lr_step_epochs=0: must be in" "$SOFTMAX" "${FAST[@]}" --lr_schedule=step
+expect_error "train --clip_grad_norm=-1" "--clip_grad_norm=-1: must be >= 0" "$SOFTMAX" "${FAST[@]}" --clip_grad_norm=-1
+expect_error "train --checkpoint_every without --out" "--checkpoint_every=5: needs --out" "$SOFTMAX" "${FAST[@]}" --checkpoint_every=5
 expect_error "train --momentum=nan" "--momentum=nan" "$SOFTMAX" "${FAST[@]}" --momentum=nan
 expect_error "train --weight_decay=-1" "--weight_decay=-1: must be >= 0" "$SOFTMAX" "${FAST[@]}" --weight_decay=-1
 expect_error "train --threads=-2" "--threads=-2: must be >= 0" "$SOFTMAX" "${FAST[@]}" --threads=-2

@@ -12,9 +12,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -115,11 +117,7 @@ class ProgressObserver : public TrainObserver {
     return absl::OkStatus();
   }
 
-  absl::Status OnStop(const TrainState&) override {
-    ClearLine();
-    return absl::OkStatus();
-  }
-
+  // Also when training stops early, with an error or a stop request.
   ~ProgressObserver() override { ClearLine(); }
 
  private:
@@ -442,28 +440,52 @@ absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
 
 }  // namespace
 
-const char* OptimizerName(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::kAdam:
-      return "adam";
-    case OptimizerKind::kAdamW:
-      return "adamw";
-    case OptimizerKind::kSgd:
-      break;
+namespace {
+
+// Each choice of a flag and its spelling, in the order --help lists them.
+template <typename Kind>
+using Choices = std::initializer_list<std::pair<Kind, const char*>>;
+constexpr Choices<OptimizerKind> kOptimizers = {
+    {OptimizerKind::kSgd, "sgd"},
+    {OptimizerKind::kAdam, "adam"},
+    {OptimizerKind::kAdamW, "adamw"}};
+constexpr Choices<LrScheduleKind> kLrSchedules = {
+    {LrScheduleKind::kConstant, "constant"},
+    {LrScheduleKind::kStep, "step"},
+    {LrScheduleKind::kCosine, "cosine"}};
+
+template <typename Kind>
+const char* NameOf(Choices<Kind> choices, Kind kind) {
+  for (const auto& [k, name] : choices) {
+    if (k == kind) return name;
   }
-  return "sgd";
+  LOG(FATAL) << "unnamed choice " << static_cast<int>(kind);
+}
+
+// InvalidArgument "--<flag>=<name>: must be a, b or c" for an unknown name.
+template <typename Kind>
+absl::StatusOr<Kind> Parse(Choices<Kind> choices, absl::string_view flag,
+                           absl::string_view name) {
+  std::vector<std::string> names;
+  for (const auto& [k, n] : choices) {
+    if (name == n) return k;
+    names.push_back(n);
+  }
+  const std::string last = names.back();
+  names.pop_back();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, "=", absl::CHexEscape(name), ": must be ",
+                   absl::StrJoin(names, ", "), " or ", last));
+}
+
+}  // namespace
+
+const char* OptimizerName(OptimizerKind kind) {
+  return NameOf(kOptimizers, kind);
 }
 
 const char* LrScheduleName(LrScheduleKind kind) {
-  switch (kind) {
-    case LrScheduleKind::kStep:
-      return "step";
-    case LrScheduleKind::kCosine:
-      return "cosine";
-    case LrScheduleKind::kConstant:
-      break;
-  }
-  return "constant";
+  return NameOf(kLrSchedules, kind);
 }
 
 std::string AugmentName(bool flip, bool crop) {
@@ -472,22 +494,11 @@ std::string AugmentName(bool flip, bool crop) {
 }
 
 absl::StatusOr<OptimizerKind> ParseOptimizer(absl::string_view name) {
-  for (OptimizerKind k :
-       {OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW}) {
-    if (name == OptimizerName(k)) return k;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--optimizer=", absl::CHexEscape(name), ": must be sgd, adam or adamw"));
+  return Parse(kOptimizers, "optimizer", name);
 }
 
 absl::StatusOr<LrScheduleKind> ParseLrSchedule(absl::string_view name) {
-  for (LrScheduleKind k : {LrScheduleKind::kConstant, LrScheduleKind::kStep,
-                           LrScheduleKind::kCosine}) {
-    if (name == LrScheduleName(k)) return k;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--lr_schedule=", absl::CHexEscape(name),
-                   ": must be constant, step or cosine"));
+  return Parse(kLrSchedules, "lr_schedule", name);
 }
 
 absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop) {
@@ -1025,7 +1036,6 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     loader->StartEpoch(at.epoch, at.step);
     const Clock::time_point start = Clock::now();
     const double seconds_before = totals.seconds;
-    int64_t trained = 0;  // steps of this call that were not skipped
     Batch batch;
     while (loader->Next(&batch)) {
       // Linear warm-up, step by step; the rate is a function of the position.
@@ -1047,10 +1057,13 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
             logits.shape().ToString(), " per batch"));
       }
       Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
-      // The mean over the global batch, and whether any rank is asked to
-      // stop: every rank takes the same branches.
-      double reduced[2] = {loss.data().item(), stop_signal != 0 ? 1.0 : 0.0};
-      if (absl::Status s = group.AllReduceSum(reduced, 2); !s.ok()) return s;
+      // One collective per step: the loss and the correct predictions over
+      // the global batch, and whether any rank is asked to stop (so every
+      // rank takes the same branches).
+      double reduced[3] = {
+          loss.data().item(), stop_signal != 0 ? 1.0 : 0.0,
+          static_cast<double>(CountCorrect(logits.data(), batch.labels))};
+      if (absl::Status s = group.AllReduceSum(reduced, 3); !s.ok()) return s;
       const double l = reduced[0] / group.size();
       const bool stop = reduced[1] > 0;
       if (!std::isfinite(l)) {
@@ -1072,17 +1085,10 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
           optim::ClipGradNorm(model.Parameters(), o.clip_grad_norm);
         }
         optimizer->Step();
-        ++trained;
         // Every rank's batches are the same size.
         const int64_t n = batch.labels.numel() * group.size();
         totals.loss_sum += l * n;
-        int64_t correct = CountCorrect(logits.data(), batch.labels);
-        if (group.size() > 1) {
-          double c = static_cast<double>(correct);
-          if (absl::Status s = group.AllReduceSum(&c, 1); !s.ok()) return s;
-          correct = static_cast<int64_t>(c);
-        }
-        totals.correct += correct;
+        totals.correct += static_cast<int64_t>(reduced[2]);
         totals.seen += n;
       }
       totals.seconds = seconds_before + Seconds(start);
@@ -1111,7 +1117,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                    : std::string("; nothing was saved (no --out)")));
       }
     }
-    if (at.step > 0 && trained == 0 && totals.seen == 0) {
+    if (at.step > 0 && totals.seen == 0) {
       return absl::AbortedError(absl::StrCat(
           "training diverged: every step of epoch ", epoch, " (", at.step,
           " of ", at.step,

@@ -194,9 +194,9 @@ TEST_F(TrainingTest, ResumeContinuesAtTheNextEpoch) {
 }
 
 TEST_F(TrainingTest, ResumeEqualsAnUninterruptedRun) {
-  // Without momentum the checkpoint is the whole training state, and each
-  // epoch's shuffle depends only on (seed, epoch): 2 + 1 epochs give the
-  // same weights as 3.
+  // Each epoch's shuffle depends only on (seed, epoch): 2 + 1 epochs give
+  // the same weights as 3 (StoppedAtAnyStep... covers stops inside epochs
+  // and the optimizer's state).
   const std::string whole = FreshDir("whole"), split = FreshDir("split");
   TrainOptions o = SmallRun(whole);
   o.epochs = 3;
