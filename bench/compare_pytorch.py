@@ -42,6 +42,8 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "models"))
+import zoo  # noqa: E402  models/zoo.py: the C++ specs
 
 # Timed steps per run (the same for both frameworks): about 1-3 s each.
 DEFAULT_STEPS = {
@@ -51,8 +53,6 @@ DEFAULT_STEPS = {
 }
 
 
-ALL_MODELS = ["softmax", "mlp", "lenet", "bn_lenet", "alexnet", "vgg", "nin",
-              "googlenet", "resnet", "densenet"]
 
 # The targets of the bf16 performance issue: dive fp32 at least 1.2x PyTorch
 # fp32 everywhere; against PyTorch's fastest mode at least 1.5x on the large
@@ -80,7 +80,6 @@ def torch_child(args):
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     import torch
     from torch import nn
-    sys.path.insert(0, os.path.join(REPO, "models"))
     import pytorch_twins
 
     torch.set_num_threads(args.threads)
@@ -188,8 +187,9 @@ def uptime():
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default=",".join(ALL_MODELS),
-                   help="comma-separated zoo names (default: all)")
+    p.add_argument("--models",
+                   help="comma-separated zoo names (default: all but "
+                        "mlp_dropout, whose speed is the MLP's)")
     p.add_argument("--modes", default="train,infer")
     p.add_argument("--reps", type=int, default=3,
                    help="alternating runs per framework (median reported)")
@@ -252,10 +252,12 @@ def main(argv):
     print(f"threads {args.threads}, {args.reps} alternating runs per "
           f"framework, warm-up {args.warmup} steps (not timed)\n")
 
+    models = args.models.split(",") if args.models else [
+        m for m in zoo.names() if m != "mlp_dropout"]
     rows, runs = [], []
     precisions = args.precisions.split(",")
     torch_modes = args.torch_modes.split(",")
-    for model in args.models.split(","):
+    for model in models:
         steps = args.steps or DEFAULT_STEPS.get(model, 5)
         for mode in args.modes.split(","):
             ours = {p: [] for p in precisions}

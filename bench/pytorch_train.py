@@ -36,22 +36,8 @@ from torch.nn import functional as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "models"))
 import pytorch_twins  # noqa: E402
+import zoo  # noqa: E402
 
-# The book's recipe of each model: (lr, batch size, input size). Mirrors
-# the C++ specs (models/<name>/<name>.cc, ModelSpec::recipe).
-RECIPES = {
-    "softmax": (0.1, 256, 28),
-    "mlp": (0.1, 256, 28),
-    "mlp_dropout": (0.5, 256, 28),
-    "lenet": (0.9, 256, 28),
-    "bn_lenet": (1.0, 256, 28),
-    "alexnet": (0.01, 128, 224),
-    "vgg": (0.05, 128, 224),
-    "nin": (0.1, 128, 224),
-    "googlenet": (0.1, 128, 96),
-    "resnet": (0.05, 256, 96),
-    "densenet": (0.1, 256, 96),
-}
 
 
 def read_idx(path):
@@ -101,7 +87,7 @@ def evaluate(net, x, y, batch_size, size):
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, choices=sorted(RECIPES))
+    p.add_argument("--model", required=True, choices=zoo.names())
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="0: torch default")
@@ -114,10 +100,10 @@ def main(argv):
     p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
     args = p.parse_args(argv)
 
-    lr, batch_size, size = RECIPES[args.model]
-    lr = args.lr if args.lr is not None else lr
-    batch_size = args.batch_size or batch_size
-    size = args.resize or size
+    recipe = zoo.spec(args.model)["recipe"]  # the C++ spec's
+    lr = args.lr if args.lr is not None else recipe["lr"]
+    batch_size = args.batch_size or recipe["batch_size"]
+    size = args.resize or recipe["input_size"]
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

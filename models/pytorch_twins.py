@@ -38,6 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import zoo  # models/zoo.py: the C++ specs
+
 
 # -----------------------------------------------------------------------------
 # Initialization (d2l's init_weights)
@@ -450,21 +452,6 @@ TWINS = {
     "densenet": densenet,
 }
 
-# The book's input size for each model (the C++ recipe's input_size).
-DEFAULT_INPUT_SIZE = {
-    "softmax": 28,
-    "mlp": 28,
-    "mlp_dropout": 28,
-    "lenet": 28,
-    "bn_lenet": 28,
-    "alexnet": 224,
-    "vgg": 224,
-    "nin": 224,
-    "googlenet": 96,
-    "resnet": 96,
-    "densenet": 96,
-}
-
 
 # -----------------------------------------------------------------------------
 # safetensors (pure Python)
@@ -597,7 +584,8 @@ def main(argv):
     if len(argv) not in (2, 3) or argv[0] != "params" or argv[1] not in TWINS:
         return _usage()
     name = argv[1]
-    size = int(argv[2]) if len(argv) == 3 else DEFAULT_INPUT_SIZE.get(name, 28)
+    size = int(argv[2]) if len(argv) == 3 else \
+        zoo.spec(name)["recipe"]["input_size"]
     net = TWINS[name](size)
     params = sum(p.numel() for p in net.parameters())
     print(f"{name} at {size}x{size}: {params} parameters")

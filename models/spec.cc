@@ -18,11 +18,13 @@ absl::Status CheckInputSize(const std::string& model, int64_t input_size,
                    ", got ", input_size));
 }
 
-ModelFactory SizeCheckedMake(
-    std::string model, int64_t min, int64_t max,
+void SetSizeCheckedMake(
+    ModelSpec& spec, std::string model, int64_t min, int64_t max,
     std::function<std::shared_ptr<nn::Module>(int64_t input_size)> build) {
-  return [model = std::move(model), min, max, build = std::move(build)](
-             int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
+  spec.min_input_size = min;
+  spec.max_input_size = max;
+  spec.make = [model = std::move(model), min, max, build = std::move(build)](
+                  int64_t size) -> absl::StatusOr<std::shared_ptr<nn::Module>> {
     if (absl::Status s = CheckInputSize(model, size, min, max); !s.ok()) {
       return s;
     }

@@ -16,8 +16,8 @@
 //
 // A package's spec for an architecture that takes sizes in [min, max]:
 //
-//   spec.make = SizeCheckedMake("LeNet", 12, 512,
-//                               [](int64_t size) { return LeNet(size); });
+//   SetSizeCheckedMake(spec, "LeNet", 12, 512,
+//                      [](int64_t size) { return LeNet(size); });
 
 #ifndef MODELS_SPEC_H_
 #define MODELS_SPEC_H_
@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nn/module.h"
@@ -50,6 +51,16 @@ struct ModelSpec {
   std::string name;         // "lenet", as in //models/lenet
   std::string description;  // one line for --help and logs
   Recipe recipe;
+  // The input sizes `make` takes, [min_input_size, max_input_size].
+  int64_t min_input_size = 1;
+  int64_t max_input_size = 512;
+  // A small input size at which the whole architecture runs in well under a
+  // second: what quick checks of the complete model use (the PyTorch step
+  // parity test, the twin round trip).
+  int64_t quick_input_size = 28;
+  // The binary that trains it: `bazel run <train_target> -- <train_flags>`.
+  std::string train_target;              // "//models/mlp:train"
+  std::vector<std::string> train_flags;  // {"--dropout"}
   // Builds the network (with freshly initialized weights drawn from
   // dive::DefaultGenerator()) for input_size x input_size single-channel
   // images and 10 classes; InvalidArgument naming the model and the size
@@ -62,12 +73,13 @@ struct ModelSpec {
 absl::Status CheckInputSize(const std::string& model, int64_t input_size,
                             int64_t min, int64_t max);
 
-// SizeCheckedMake()
+// SetSizeCheckedMake()
 //
-// A `ModelSpec::make` that returns `CheckInputSize(model, size, min, max)`'s
-// error for a size outside [min, max] and `build(size)` otherwise.
-ModelFactory SizeCheckedMake(
-    std::string model, int64_t min, int64_t max,
+// Sets `spec`'s input size range to [min, max] and its `make` to one that
+// returns `CheckInputSize(model, size, min, max)`'s error for a size outside
+// it and `build(size)` otherwise.
+void SetSizeCheckedMake(
+    ModelSpec& spec, std::string model, int64_t min, int64_t max,
     std::function<std::shared_ptr<nn::Module>(int64_t input_size)> build);
 
 }  // namespace dive::models

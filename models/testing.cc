@@ -146,15 +146,6 @@ std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
   return {before, eval_loss()};
 }
 
-void ExpectNameAndRecipe(const ModelSpec& spec, const std::string& name,
-                         const Recipe& recipe) {
-  EXPECT_EQ(spec.name, name);
-  EXPECT_FLOAT_EQ(spec.recipe.lr, recipe.lr) << name;
-  EXPECT_EQ(spec.recipe.batch_size, recipe.batch_size) << name;
-  EXPECT_EQ(spec.recipe.epochs, recipe.epochs) << name;
-  EXPECT_EQ(spec.recipe.input_size, recipe.input_size) << name;
-}
-
 void ExpectRejectsInputSize(const ModelSpec& spec, int64_t input_size,
                             const std::string& model_name) {
   SCOPED_TRACE(absl::StrCat(spec.name, ".make(", input_size, ")"));

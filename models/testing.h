@@ -152,13 +152,6 @@ std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
 
 // ---- Specs ------------------------------------------------------------------
 
-// ExpectNameAndRecipe()
-//
-// Expects `spec` to have `name` and `recipe` (the learning rate compared as
-// floats with EXPECT_FLOAT_EQ, the rest exactly).
-void ExpectNameAndRecipe(const ModelSpec& spec, const std::string& name,
-                         const Recipe& recipe);
-
 // ExpectRejectsInputSize()
 //
 // Expects `spec.make(input_size)` to fail with InvalidArgument and a message

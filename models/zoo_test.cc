@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace dive::models {
@@ -18,6 +19,28 @@ TEST(Zoo, HasEveryArchitectureOfTheBookOnce) {
                        "softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet",
                        "alexnet", "vgg", "nin", "googlenet", "resnet",
                        "densenet"}));
+}
+
+TEST(Zoo, EverySpecTakesTheSizesItNames) {
+  for (const ModelSpec& spec : AllModels()) {
+    SCOPED_TRACE(spec.name);
+    const Recipe& r = spec.recipe;
+    EXPECT_GT(r.batch_size, 0);
+    EXPECT_GT(r.epochs, 0);
+    EXPECT_LE(spec.min_input_size, spec.quick_input_size);
+    EXPECT_LE(spec.quick_input_size, r.input_size);
+    EXPECT_LE(r.input_size, spec.max_input_size);
+    EXPECT_TRUE(spec.make(spec.min_input_size).ok());
+    EXPECT_TRUE(spec.make(spec.quick_input_size).ok());
+    EXPECT_EQ(spec.make(spec.max_input_size + 1).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    if (spec.min_input_size > 1) {
+      EXPECT_EQ(spec.make(spec.min_input_size - 1).status().code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+    EXPECT_EQ(spec.train_target.rfind("//models/", 0), 0u) << spec.train_target;
+    EXPECT_TRUE(absl::EndsWith(spec.train_target, ":train"));
+  }
 }
 
 TEST(Zoo, FindModel) {

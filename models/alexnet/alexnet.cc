@@ -74,11 +74,13 @@ std::shared_ptr<nn::Sequential> AlexNet(int64_t input_size) {
 ModelSpec AlexNetSpec() {
   ModelSpec spec;
   spec.name = "alexnet";
+  spec.train_target = "//models/alexnet:train";
+  spec.quick_input_size = 96;
   spec.description = "AlexNet (1 channel, 10 classes)";
   spec.recipe = {
       .lr = 0.01f, .batch_size = 128, .epochs = 10, .input_size = 224};
-  spec.make = SizeCheckedMake("AlexNet", kAlexNetMinInputSize,
-                              kAlexNetMaxInputSize, AlexNet);
+  SetSizeCheckedMake(spec, "AlexNet", kAlexNetMinInputSize,
+                     kAlexNetMaxInputSize, AlexNet);
   return spec;
 }
 

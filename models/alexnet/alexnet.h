@@ -66,7 +66,7 @@ int64_t AlexNetFeatureSide(int64_t input_size);
 // a status instead).
 std::shared_ptr<nn::Sequential> AlexNet(int64_t input_size = 224);
 
-// Book recipe: batch 128, lr 0.01, 10 epochs, 224x224; name "alexnet".
+// The spec "alexnet": the book's recipe (its numbers are in alexnet.cc).
 ModelSpec AlexNetSpec();
 
 }  // namespace dive::models

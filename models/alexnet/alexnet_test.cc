@@ -69,12 +69,6 @@ TEST(AlexNetTest, LossGoesDown) {
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
-TEST(AlexNetSpecTest, Recipe) {
-  ExpectNameAndRecipe(
-      AlexNetSpec(), "alexnet",
-      {.lr = 0.01f, .batch_size = 128, .epochs = 10, .input_size = 224});
-}
-
 TEST(AlexNetSpecTest, MakeChecksInputSize) {
   const ModelSpec spec = AlexNetSpec();
   auto net = spec.make(kAlexNetMinInputSize);

@@ -49,10 +49,11 @@ std::shared_ptr<nn::Sequential> BnLeNet(int64_t input_size) {
 ModelSpec BnLeNetSpec() {
   ModelSpec spec;
   spec.name = "bn_lenet";
+  spec.train_target = "//models/bn_lenet:train";
   spec.description = "LeNet with batch normalization";
   spec.recipe = {.lr = 1.0f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = SizeCheckedMake(kModel, kBnLeNetMinInputSize,
-                              kBnLeNetMaxInputSize, BnLeNet);
+  SetSizeCheckedMake(spec, kModel, kBnLeNetMinInputSize,
+                     kBnLeNetMaxInputSize, BnLeNet);
   return spec;
 }
 

@@ -54,7 +54,7 @@ inline constexpr int64_t kBnLeNetMaxInputSize = 512;
 // `BnLeNetSpec().make` for a status instead).
 std::shared_ptr<nn::Sequential> BnLeNet(int64_t input_size = 28);
 
-// Book recipe: batch 256, lr 1.0, 10 epochs, 28x28; name "bn_lenet".
+// The spec "bn_lenet": the book's recipe (its numbers are in bn_lenet.cc).
 ModelSpec BnLeNetSpec();
 
 }  // namespace dive::models

@@ -81,12 +81,6 @@ TEST(BnLeNetTest, LossGoesDown) {
             std::vector<int64_t>({10}));
 }
 
-TEST(BnLeNetSpecTest, Recipe) {
-  ExpectNameAndRecipe(
-      BnLeNetSpec(), "bn_lenet",
-      {.lr = 1.0f, .batch_size = 256, .epochs = 10, .input_size = 28});
-}
-
 TEST(BnLeNetSpecTest, MakeChecksInputSize) {
   const ModelSpec spec = BnLeNetSpec();
   auto net = spec.make(28);

@@ -119,7 +119,7 @@ std::shared_ptr<nn::Sequential> TransitionBlock(int64_t input_channels,
 // four convolutions), Xavier-initialized.
 std::shared_ptr<nn::Sequential> DenseNet();
 
-// Book recipe: batch 256, lr 0.1, 10 epochs, 96x96.
+// The spec "densenet": the book's recipe (its numbers are in densenet.cc).
 ModelSpec DenseNetSpec();
 
 }  // namespace dive::models

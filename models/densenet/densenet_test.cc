@@ -185,12 +185,6 @@ std::vector<std::string> Describe(const nn::Module& m) {
   return lines;
 }
 
-TEST(DenseNetTest, RecipeIsTheBooks) {
-  ExpectNameAndRecipe(
-      DenseNetSpec(), "densenet",
-      {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 96});
-}
-
 TEST(DenseNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, kDenseNetMinInputSize}) {

@@ -110,11 +110,13 @@ std::shared_ptr<nn::Sequential> GoogLeNet() {
 ModelSpec GoogLeNetSpec() {
   ModelSpec spec;
   spec.name = "googlenet";
+  spec.train_target = "//models/googlenet:train";
+  spec.quick_input_size = 64;
   spec.description = "GoogLeNet (d2l 8.4), 9 Inception blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 96};
-  spec.make = SizeCheckedMake("GoogLeNet", kGoogLeNetMinInputSize, 512,
-                              [](int64_t) { return GoogLeNet(); });
+  SetSizeCheckedMake(spec, "GoogLeNet", kGoogLeNetMinInputSize, 512,
+                     [](int64_t) { return GoogLeNet(); });
   return spec;
 }
 

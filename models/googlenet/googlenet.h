@@ -100,7 +100,7 @@ class Inception : public nn::Module {
 // The book's net, Xavier-initialized.
 std::shared_ptr<nn::Sequential> GoogLeNet();
 
-// Book recipe: batch 128, lr 0.1, 10 epochs, 96x96.
+// The spec "googlenet": the book's recipe (its numbers are in googlenet.cc).
 ModelSpec GoogLeNetSpec();
 
 }  // namespace dive::models

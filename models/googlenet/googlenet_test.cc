@@ -146,12 +146,6 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in googlenet().parameters()).
 constexpr int64_t kTwinNumParameters = 5977530;
 
-TEST(GoogLeNetTest, RecipeIsTheBooks) {
-  ExpectNameAndRecipe(
-      GoogLeNetSpec(), "googlenet",
-      {.lr = 0.1f, .batch_size = 128, .epochs = 10, .input_size = 96});
-}
-
 TEST(GoogLeNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, int64_t{7}, kGoogLeNetMinInputSize}) {

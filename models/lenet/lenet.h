@@ -52,7 +52,7 @@ inline constexpr int64_t kLeNetMaxInputSize = 512;
 // status instead).
 std::shared_ptr<nn::Sequential> LeNet(int64_t input_size = 28);
 
-// Book recipe: batch 256, lr 0.9, 10 epochs, 28x28; name "lenet".
+// The spec "lenet": the book's recipe (its numbers are in lenet.cc).
 ModelSpec LeNetSpec();
 
 }  // namespace dive::models

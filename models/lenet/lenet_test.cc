@@ -68,12 +68,6 @@ TEST(LeNetTest, LossGoesDown) {
   ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.9f, 10));
 }
 
-TEST(LeNetSpecTest, Recipe) {
-  ExpectNameAndRecipe(
-      LeNetSpec(), "lenet",
-      {.lr = 0.9f, .batch_size = 256, .epochs = 10, .input_size = 28});
-}
-
 TEST(LeNetSpecTest, MakeChecksInputSize) {
   const ModelSpec spec = LeNetSpec();
   auto net = spec.make(28);

@@ -51,10 +51,10 @@ std::shared_ptr<nn::Sequential> MlpDropout(int64_t input_size = 28,
                                            float dropout1 = 0.2f,
                                            float dropout2 = 0.5f);
 
-// Book recipe: batch 256, lr 0.1, 10 epochs, 28x28; name "mlp".
+// The spec "mlp": the book's recipe (its numbers are in mlp.cc).
 ModelSpec MlpSpec();
 
-// Book recipe: batch 256, lr 0.5, 10 epochs, 28x28; name "mlp_dropout".
+// The spec "mlp_dropout": the book's recipe (its numbers are in mlp.cc).
 ModelSpec MlpDropoutSpec();
 
 }  // namespace dive::models

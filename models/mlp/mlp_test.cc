@@ -116,15 +116,6 @@ TEST(MlpDropoutTest, LossGoesDown) {
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
-TEST(MlpSpecTest, Recipes) {
-  ExpectNameAndRecipe(
-      MlpSpec(), "mlp",
-      {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28});
-  ExpectNameAndRecipe(
-      MlpDropoutSpec(), "mlp_dropout",
-      {.lr = 0.5f, .batch_size = 256, .epochs = 10, .input_size = 28});
-}
-
 TEST(MlpSpecTest, MakeChecksInputSize) {
   for (const ModelSpec& spec : {MlpSpec(), MlpDropoutSpec()}) {
     auto net = spec.make(28);

@@ -52,11 +52,13 @@ std::shared_ptr<nn::Sequential> NiN() {
 ModelSpec NinSpec() {
   ModelSpec spec;
   spec.name = "nin";
+  spec.train_target = "//models/nin:train";
+  spec.quick_input_size = 96;
   spec.description = "Network in Network (d2l 8.3), 1x1-conv blocks, 224x224";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 224};
-  spec.make = SizeCheckedMake("NiN", kNinMinInputSize, 512,
-                              [](int64_t) { return NiN(); });
+  SetSizeCheckedMake(spec, "NiN", kNinMinInputSize, 512,
+                     [](int64_t) { return NiN(); });
   return spec;
 }
 

@@ -67,7 +67,7 @@ std::shared_ptr<nn::Sequential> NinBlock(int64_t in_channels,
 // The book's net, Xavier-initialized.
 std::shared_ptr<nn::Sequential> NiN();
 
-// Book recipe: batch 128, lr 0.1, 10 epochs, 224x224.
+// The spec "nin": the book's recipe (its numbers are in nin.cc).
 ModelSpec NinSpec();
 
 }  // namespace dive::models

@@ -49,12 +49,6 @@ constexpr char kTwinStateDict[] = R"(
 // sum(p.numel() for p in nin().parameters()).
 constexpr int64_t kTwinNumParameters = 1992166;
 
-TEST(NinTest, RecipeIsTheBooks) {
-  ExpectNameAndRecipe(
-      NinSpec(), "nin",
-      {.lr = 0.1f, .batch_size = 128, .epochs = 10, .input_size = 224});
-}
-
 TEST(NinTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{224}, kNinMinInputSize}) {

@@ -120,7 +120,7 @@ std::vector<std::shared_ptr<nn::Module>> ResnetBlock(int64_t input_channels,
 // The book's net, Xavier-initialized.
 std::shared_ptr<nn::Sequential> ResNet18();
 
-// Book recipe: batch 256, lr 0.05, 10 epochs, 96x96.
+// The spec "resnet": the book's recipe (its numbers are in resnet.cc).
 ModelSpec ResNetSpec();
 
 }  // namespace dive::models

@@ -164,12 +164,6 @@ std::vector<std::string> ChildNames(const nn::Module& m) {
   return names;
 }
 
-TEST(ResNetTest, RecipeIsTheBooks) {
-  ExpectNameAndRecipe(
-      ResNetSpec(), "resnet",
-      {.lr = 0.05f, .batch_size = 256, .epochs = 10, .input_size = 96});
-}
-
 TEST(ResNetTest, OutputShapeAtBookAndMinimumSizes) {
   ManualSeed(0);
   for (int64_t size : {int64_t{96}, int64_t{7}, kResNetMinInputSize}) {

@@ -18,9 +18,10 @@ std::shared_ptr<nn::Sequential> SoftmaxRegression(int64_t input_size) {
 ModelSpec SoftmaxSpec() {
   ModelSpec spec;
   spec.name = "softmax";
+  spec.train_target = "//models/softmax:train";
   spec.description = "softmax regression 784-10";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28};
-  spec.make = SizeCheckedMake("softmax regression", 1, 512, SoftmaxRegression);
+  SetSizeCheckedMake(spec, "softmax regression", 1, 512, SoftmaxRegression);
   return spec;
 }
 

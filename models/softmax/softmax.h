@@ -25,7 +25,7 @@ namespace dive::models {
 
 std::shared_ptr<nn::Sequential> SoftmaxRegression(int64_t input_size = 28);
 
-// Book recipe: batch 256, lr 0.1, 10 epochs, 28x28.
+// The spec "softmax": the book's recipe (its numbers are in softmax.cc).
 ModelSpec SoftmaxSpec();
 
 }  // namespace dive::models

@@ -88,7 +88,7 @@ std::shared_ptr<nn::Sequential> Vgg(const VggArch& conv_arch,
 std::shared_ptr<nn::Sequential> Vgg11(int divisor = 4,
                                       int64_t input_size = 224);
 
-// Book recipe: batch 128, lr 0.05, 10 epochs, 224x224; name "vgg". `make`
+// The spec "vgg": the book's recipe (its numbers are in vgg.cc). `make`
 // returns InvalidArgument for an input size outside [32, 512] or a divisor
 // outside [1, 64].
 ModelSpec VggSpec(int divisor = 4);

@@ -81,12 +81,6 @@ TEST(VggTest, LossGoesDown) {
   EXPECT_LT(after, before) << "loss " << before << " -> " << after;
 }
 
-TEST(VggSpecTest, Recipe) {
-  ExpectNameAndRecipe(
-      VggSpec(), "vgg",
-      {.lr = 0.05f, .batch_size = 128, .epochs = 10, .input_size = 224});
-}
-
 TEST(VggSpecTest, MakeChecksInputSizeAndDivisor) {
   auto net = VggSpec(8).make(kVggMinInputSize);
   ASSERT_TRUE(net.ok()) << net.status();

@@ -1,0 +1,47 @@
+"""The model zoo's specs (models/zoo.h) in Python, read from //models:zoo_json.
+
+The C++ ModelSpecs are the one place a recipe or size is written; the scripts
+beside them (the PyTorch reference in bench/ and models/) take theirs from
+here:
+
+    import zoo
+    spec = zoo.spec("resnet")
+    spec["recipe"]["lr"], spec["recipe"]["batch_size"], spec["quick_input_size"]
+    zoo.names()   # every model, smallest first, as AllModels() lists them
+
+The JSON comes from the binary named by $DIVE_ZOO_JSON (Bazel tests pass
+$(location //models:zoo_json)), else from `bazel run //models:zoo_json` in
+this repository.
+"""
+
+import functools
+import json
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def _specs():
+    binary = os.environ.get("DIVE_ZOO_JSON")
+    command = [binary] if binary else [
+        "bazel", "run", "--noshow_progress", "--ui_event_filters=-info",
+        "//models:zoo_json"]
+    out = subprocess.run(command, cwd=None if binary else REPO, check=True,
+                         stdout=subprocess.PIPE).stdout
+    return {m["name"]: m for m in json.loads(out)["models"]}
+
+
+def names():
+    """Every model name, in the zoo's order (smallest model first)."""
+    return list(_specs())
+
+
+def spec(name):
+    """The spec of `name` as a dict; KeyError naming the known models."""
+    specs = _specs()
+    if name not in specs:
+        raise KeyError(f"unknown model '{name}'; known models: "
+                       f"{', '.join(specs)}")
+    return specs[name]

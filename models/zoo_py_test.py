@@ -1,0 +1,35 @@
+"""zoo.py reads every spec that //models:zoo_json prints."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zoo  # noqa: E402
+
+
+class ZooTest(unittest.TestCase):
+
+    def test_every_model_in_the_zoo_order(self):
+        self.assertEqual(zoo.names(), [
+            "softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet", "alexnet",
+            "vgg", "nin", "googlenet", "resnet", "densenet"])
+
+    def test_a_spec_has_its_recipe_sizes_and_trainer(self):
+        s = zoo.spec("mlp_dropout")
+        self.assertGreater(s["recipe"]["lr"], 0)
+        self.assertEqual(s["train_target"], "//models/mlp:train")
+        self.assertEqual(s["train_flags"], ["--dropout"])
+        for name in zoo.names():
+            m = zoo.spec(name)
+            self.assertLessEqual(m["min_input_size"], m["quick_input_size"])
+            self.assertLessEqual(m["recipe"]["input_size"], m["max_input_size"])
+
+    def test_unknown_model_names_the_known_ones(self):
+        with self.assertRaisesRegex(KeyError, "lenet7.*known models: softmax"):
+            zoo.spec("lenet7")
+
+
+if __name__ == "__main__":
+    os.environ["DIVE_ZOO_JSON"] = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
