@@ -50,6 +50,20 @@ void Accumulate(GradNode* node, Tensor grad) {
   }
 }
 
+// The node's gradient after its hooks.
+Tensor RunHooks(const GradNode& node, Tensor grad) {
+  node.hooks.ForEach([&](const GradHook& hook) {
+    Tensor replaced = hook(grad);
+    if (!replaced.defined()) return;
+    CHECK(replaced.shape() == node.shape)
+        << "a gradient hook returned shape " << replaced.shape()
+        << " for a gradient of shape " << node.shape << " (op " << node.op
+        << ")";
+    grad = std::move(replaced);
+  });
+  return grad;
+}
+
 }  // namespace
 
 Variable::Variable(Tensor data, bool requires_grad)
@@ -102,6 +116,12 @@ void Variable::set_grad(Tensor grad) {
   node_->grad = std::move(grad);
 }
 
+HookHandle Variable::RegisterHook(GradHook hook) const {
+  CHECK(requires_grad()) << "RegisterHook on a variable that does not "
+                         << "require grad (op " << op() << ")";
+  return node_->hooks.Add(std::move(hook));
+}
+
 void Variable::ZeroGrad() {
   if (node_) node_->grad = Tensor();
 }
@@ -120,6 +140,14 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
       << "Backward: gradient of shape " << grad.shape() << " for output of "
       << "shape " << shape();
   const std::vector<std::shared_ptr<GradNode>> order = TopologicalOrder(node_);
+  // A hooked leaf's hooks see this pass's gradient alone: what earlier
+  // passes accumulated waits aside and is added back after them.
+  std::vector<std::pair<GradNode*, Tensor>> earlier;
+  for (const std::shared_ptr<GradNode>& node : order) {
+    if (!node->backward && !node->hooks.empty()) {
+      earlier.emplace_back(node.get(), std::exchange(node->grad, Tensor()));
+    }
+  }
   Accumulate(node_.get(), grad);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     GradNode* node = it->get();
@@ -128,6 +156,7 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
         << "); pass retain_graph=true to the first Backward()";
     if (!node->backward) continue;  // a leaf: its grad stays.
     CHECK(node->grad.defined()) << "internal: no gradient reached " << node->op;
+    if (!node->hooks.empty()) node->grad = RunHooks(*node, node->grad);
     std::vector<Tensor> grads = node->backward(node->grad);
     CHECK_EQ(grads.size(), node->inputs.size())
         << "backward of " << node->op << " returned " << grads.size()
@@ -142,6 +171,14 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
       node->backward = nullptr;
       node->inputs.clear();
       node->released = true;
+    }
+  }
+  // Every gradient has reached the leaves (they come last in the order).
+  for (auto& [leaf, before] : earlier) {
+    if (leaf->grad.defined()) leaf->grad = RunHooks(*leaf, leaf->grad);
+    if (before.defined()) {
+      leaf->grad =
+          leaf->grad.defined() ? ops::Add(before, leaf->grad) : before;
     }
   }
 }

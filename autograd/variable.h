@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/hook_handle.h"
 #include "tensor/tensor.h"
 
 namespace dive {
@@ -43,6 +44,10 @@ namespace dive {
 // Maps the gradient of an op's result to the gradients of its inputs, one per
 // input in order; an undefined Tensor means "no gradient for this input".
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad)>;
+
+// Sees the gradient of a variable (`Variable::RegisterHook`) and returns the
+// gradient to use instead, or an undefined Tensor to keep it.
+using GradHook = std::function<Tensor(const Tensor& grad)>;
 
 struct GradNode {
   const char* op = "leaf";
@@ -52,6 +57,7 @@ struct GradNode {
   Tensor grad;
   std::vector<std::shared_ptr<GradNode>> inputs;
   BackwardFn backward;  // empty for leaves and freed graphs
+  HookList<GradHook> hooks;
 };
 
 class Variable {
@@ -92,6 +98,16 @@ class Variable {
   void Backward(bool retain_graph = false);
   // Backpropagates `grad` (same shape as this variable).
   void Backward(const Tensor& grad, bool retain_graph = false);
+
+  // RegisterHook()
+  //
+  // PyTorch's `Tensor.register_hook`: `hook` runs in every backward pass that
+  // computes this variable's gradient, with that pass's whole gradient (for
+  // a leaf, before it is added to `grad()`; for an op's result, before it
+  // flows on to the op's inputs), and its result, when defined, replaces the
+  // gradient; it must keep the shape. Hooks run in registration order, each
+  // on the previous one's result. CHECK-fails unless `requires_grad()`.
+  HookHandle RegisterHook(GradHook hook) const;
 
   // The same data, cut from the graph.
   Variable Detach() const { return Variable(data_); }

@@ -1,7 +1,11 @@
 #include "autograd/variable.h"
 
+#include <string>
+#include <vector>
+
 #include "autograd/functions.h"
 #include "gtest/gtest.h"
+#include "tensor/ops.h"
 
 namespace dive {
 namespace {
@@ -109,6 +113,76 @@ TEST(Variable, LeafGradIsNotAliasedWithOtherGradients) {
   y.Backward(Vec({1}));
   a.grad().data()[0] = 100.0f;
   EXPECT_FLOAT_EQ(b.grad().item(), 1.0f);
+}
+
+TEST(VariableHook, LeafHookSeesThisPassesWholeGradientBeforeAccumulation) {
+  // y = x*x + x reaches x by two paths; the hook sees their sum, once.
+  Variable x(Vec({3}), true);
+  std::vector<float> seen;
+  x.RegisterHook([&](const Tensor& g) {
+    seen.push_back(g.item());
+    return Tensor();  // keep it
+  });
+  Sum(x * x + x).Backward();
+  Sum(x * x + x).Backward();
+  EXPECT_EQ(seen, (std::vector<float>{7, 7}));  // not 14 the second time
+  EXPECT_FLOAT_EQ(x.grad().item(), 14.0f);
+}
+
+TEST(VariableHook, ReturnedGradientReplacesItAndHooksChainInOrder) {
+  Variable x(Vec({1, 2}), true);
+  std::vector<std::string> order;
+  x.RegisterHook([&](const Tensor& g) {
+    order.push_back("double");
+    return ops::MulScalar(g, 2.0f);
+  });
+  x.RegisterHook([&](const Tensor& g) {
+    order.push_back("plus one");
+    return ops::AddScalar(g, 1.0f);
+  });
+  Sum(x * Variable(Vec({3, 4}))).Backward();
+  EXPECT_EQ(order, (std::vector<std::string>{"double", "plus one"}));
+  EXPECT_EQ(x.grad().ToVector(), (std::vector<float>{7, 9}));
+}
+
+TEST(VariableHook, HookOnAnIntermediateChangesWhatFlowsToTheInputs) {
+  Variable w(Vec({2}), true);
+  Variable h = w * w;  // dh/dw = 2w = 4
+  std::vector<float> seen;
+  h.RegisterHook([&](const Tensor& g) {
+    seen.push_back(g.item());
+    return ops::MulScalar(g, 10.0f);
+  });
+  Sum(h * 3.0f).Backward();
+  EXPECT_EQ(seen, (std::vector<float>{3}));
+  EXPECT_FLOAT_EQ(w.grad().item(), 120.0f);  // 3 * 10 * 4
+}
+
+TEST(VariableHook, RemovedHookNoLongerRuns) {
+  Variable x(Vec({3}), true);
+  int calls = 0;
+  HookHandle handle = x.RegisterHook([&](const Tensor&) {
+    ++calls;
+    return Tensor();
+  });
+  Sum(x).Backward();
+  handle.Remove();
+  handle.Remove();  // a second Remove does nothing
+  Sum(x).Backward();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FLOAT_EQ(x.grad().item(), 2.0f);
+}
+
+TEST(VariableHookDeathTest, HookMustKeepTheShape) {
+  Variable x(Vec({1, 2}), true);
+  x.RegisterHook([](const Tensor&) { return Vec({1, 2, 3}); });
+  EXPECT_DEATH(Sum(x).Backward(), "a gradient hook returned shape \\[3\\]");
+}
+
+TEST(VariableHookDeathTest, NeedsAVariableThatRequiresGrad) {
+  Variable x(Vec({1}));
+  EXPECT_DEATH(x.RegisterHook([](const Tensor& g) { return g; }),
+               "does not require grad");
 }
 
 TEST(VariableDeathTest, BackwardOfNonScalarNeedsGradient) {

@@ -35,14 +35,39 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 
 Variable Module::operator()(const Variable& x) {
   CallRecorder* recorder = active_recorder;
-  if (recorder == nullptr) return Forward(x);
-  const size_t index = recorder->calls.size();
-  recorder->calls.push_back({recorder->depth, this, Shape()});
-  ++recorder->depth;
-  Variable y = Forward(x);
-  --recorder->depth;
-  recorder->calls[index].output_shape = y.shape();
+  if (recorder == nullptr && forward_pre_hooks_.empty() &&
+      forward_hooks_.empty()) {
+    return Forward(x);
+  }
+  Variable input = x;
+  forward_pre_hooks_.ForEach([&](const ForwardPreHook& hook) {
+    if (Variable replaced = hook(*this, input); replaced.defined()) {
+      input = std::move(replaced);
+    }
+  });
+  size_t index = 0;
+  if (recorder != nullptr) {
+    index = recorder->calls.size();
+    recorder->calls.push_back({recorder->depth, this, Shape()});
+    ++recorder->depth;
+  }
+  Variable y = Forward(input);
+  if (recorder != nullptr) --recorder->depth;
+  forward_hooks_.ForEach([&](const ForwardHook& hook) {
+    if (Variable replaced = hook(*this, input, y); replaced.defined()) {
+      y = std::move(replaced);
+    }
+  });
+  if (recorder != nullptr) recorder->calls[index].output_shape = y.shape();
   return y;
+}
+
+HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {
+  return forward_pre_hooks_.Add(std::move(hook));
+}
+
+HookHandle Module::RegisterForwardHook(ForwardHook hook) {
+  return forward_hooks_.Add(std::move(hook));
 }
 
 // ---- Registration -----------------------------------------------------------

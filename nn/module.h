@@ -52,9 +52,25 @@ class Module {
   virtual ~Module() = default;
 
   virtual Variable Forward(const Variable& x) = 0;
-  // Calls `Forward`. Always call submodules through this operator (not
-  // `Forward` directly) so that `Summary` sees them.
+  // Calls `Forward`, with the hooks below around it. Always call submodules
+  // through this operator (not `Forward` directly) so that hooks and
+  // `Summary` see them.
   Variable operator()(const Variable& x);
+
+  // ---- Hooks -------------------------------------------------------------------
+  // PyTorch's `register_forward_pre_hook` and `register_forward_hook`: each
+  // call of `operator()` runs the pre-hooks on the input, then `Forward`,
+  // then the hooks on (input, output), each kind in registration order. A
+  // hook that returns a defined Variable replaces the input (pre-hook) or
+  // the output (hook) for what follows; an undefined one keeps it.
+  // `HookHandle::Remove()` takes a hook out. With no hooks registered a call
+  // costs one test of an empty list more than `Forward`.
+  using ForwardPreHook =
+      std::function<Variable(Module& module, const Variable& input)>;
+  using ForwardHook = std::function<Variable(
+      Module& module, const Variable& input, const Variable& output)>;
+  HookHandle RegisterForwardPreHook(ForwardPreHook hook);
+  HookHandle RegisterForwardHook(ForwardHook hook);
 
   // One line describing this module's own configuration, e.g.
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".
@@ -135,6 +151,8 @@ class Module {
   std::vector<std::pair<std::string, Module*>> NamedModules() const;
 
   bool training_ = true;
+  HookList<ForwardPreHook> forward_pre_hooks_;
+  HookList<ForwardHook> forward_hooks_;
   std::vector<std::pair<std::string, Variable>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

@@ -40,10 +40,10 @@ class Net : public Module {
   Net() {
     features_ = RegisterModule(
         "features",
-        std::make_shared<Sequential>(std::initializer_list<
-                                     std::shared_ptr<Module>>{
-            std::make_shared<Conv2d>(1, 2, 3, /*stride=*/1, /*padding=*/1),
-            std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2)}));
+        std::make_shared<Sequential>(
+            std::initializer_list<std::shared_ptr<Module>>{
+                std::make_shared<Conv2d>(1, 2, 3, /*stride=*/1, /*padding=*/1),
+                std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2)}));
     bn1_ = RegisterModule("bn1", std::make_shared<BatchNorm2d>(2));
     flatten_ = RegisterModule("flatten", std::make_shared<Flatten>());
     fc_ = RegisterModule("fc", std::make_shared<Linear>(8, 3));
@@ -81,8 +81,8 @@ TEST(ModuleTest, SequentialParametersHaveIndexNames) {
 TEST(ModuleTest, NestedNamesAreDotted) {
   Net net;
   EXPECT_THAT(Names(net),
-              ElementsAre("features.0.weight", "features.0.bias",
-                          "bn1.weight", "bn1.bias", "fc.weight", "fc.bias"));
+              ElementsAre("features.0.weight", "features.0.bias", "bn1.weight",
+                          "bn1.bias", "fc.weight", "fc.bias"));
   std::vector<std::string> buffers;
   for (const auto& [name, buffer] : net.NamedBuffers()) buffers.push_back(name);
   EXPECT_THAT(buffers, ElementsAre("bn1.running_mean", "bn1.running_var",
@@ -108,8 +108,8 @@ TEST(ModuleTest, StateDictHoldsParametersAndBuffers) {
                                 "features.0.bias", "features.0.weight"));
   EXPECT_EQ(state.at("fc.weight").shape(), Shape({3, 8}));
   EXPECT_EQ(state.at("bn1.num_batches_tracked").dtype(), DType::kInt64);
-  EXPECT_TRUE(state.at("bn1.running_var").SharesStorage(
-      net.bn1_->running_var()));
+  EXPECT_TRUE(
+      state.at("bn1.running_var").SharesStorage(net.bn1_->running_var()));
 }
 
 TEST(ModuleTest, LoadStateDictRoundTrip) {
@@ -135,8 +135,7 @@ TEST(ModuleTest, LoadStateDictRoundTrip) {
   EXPECT_EQ(target.bn1_->num_batches_tracked(), 1);
   // Loading wrote into the existing storage.
   EXPECT_EQ(held[4].data().ToVector(), source.fc_->weight().data().ToVector());
-  EXPECT_EQ(running_mean.ToVector(),
-            source.bn1_->running_mean().ToVector());
+  EXPECT_EQ(running_mean.ToVector(), source.bn1_->running_mean().ToVector());
 }
 
 TEST(ModuleTest, LoadStateDictListsEveryProblemAndChangesNothing) {
@@ -160,8 +159,9 @@ TEST(ModuleTest, LoadStateDictListsEveryProblemAndChangesNothing) {
   const std::string msg(s.message());
   EXPECT_THAT(msg, HasSubstr("missing keys [0.bias, 3.running_var]"));
   EXPECT_THAT(msg, HasSubstr("unexpected keys [5.weight]"));
-  EXPECT_THAT(msg, HasSubstr(
-                       "shape mismatches [2.weight (expected [2, 4], got [2, 5])]"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("shape mismatches [2.weight (expected [2, 4], got [2, 5])]"));
   EXPECT_THAT(msg, HasSubstr("dtype mismatches [3.num_batches_tracked "
                              "(expected int64, got float32)]"));
   EXPECT_EQ(seq.StateDict().at("0.weight").ToVector(), before);
@@ -207,14 +207,14 @@ TEST(ModuleTest, SummaryListsEveryCallWithItsOutputShape) {
   Net net;
   const std::string summary = net.Summary({2, 1, 4, 4});
   EXPECT_THAT(summary, HasSubstr("Net"));
-  EXPECT_THAT(summary, HasSubstr(
-                           "features.0 Conv2d(1, 2, kernel=3x3, stride=1, "
-                           "padding=1)"));
+  EXPECT_THAT(summary,
+              HasSubstr("features.0 Conv2d(1, 2, kernel=3x3, stride=1, "
+                        "padding=1)"));
   EXPECT_THAT(summary, HasSubstr("[2, 2, 4, 4]"));  // conv, relu
   EXPECT_THAT(summary, HasSubstr("features.2 MaxPool2d"));
   EXPECT_THAT(summary, HasSubstr("[2, 2, 2, 2]"));  // pool, bn
   EXPECT_THAT(summary, HasSubstr("bn1 BatchNorm2d(2"));
-  EXPECT_THAT(summary, HasSubstr("[2, 8]"));        // flatten
+  EXPECT_THAT(summary, HasSubstr("[2, 8]"));  // flatten
   EXPECT_THAT(summary, HasSubstr("fc Linear(8, 3)"));
   EXPECT_THAT(summary, HasSubstr("[2, 3]"));
   EXPECT_THAT(summary, HasSubstr("Total parameters: 51"));
@@ -256,6 +256,107 @@ TEST(ModuleDeathTest, NullModule) {
   Probe probe;
   EXPECT_DEATH(probe.RegisterModule("m", std::shared_ptr<Module>()),
                "RegisterModule: 'm' is null");
+}
+
+// ---- Hooks
+// --------------------------------------------------------------------
+
+TEST(ModuleHookTest, PreHooksThenForwardThenHooksInRegistrationOrder) {
+  ManualSeed(0);
+  Net net;
+  std::vector<std::string> calls;
+  net.RegisterForwardPreHook([&](Module& m, const Variable&) {
+    calls.push_back("pre " + m.Describe());
+    return Variable();
+  });
+  net.fc_->RegisterForwardHook(
+      [&](Module&, const Variable& in, const Variable& out) {
+        calls.push_back("fc " + in.shape().ToString() + " -> " +
+                        out.shape().ToString());
+        return Variable();
+      });
+  net.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
+    calls.push_back("post 1");
+    return Variable();
+  });
+  net.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
+    calls.push_back("post 2");
+    return Variable();
+  });
+  net(Variable(Normal({2, 1, 4, 4}, 0, 1)));
+  EXPECT_THAT(
+      calls, ElementsAre("pre Net", "fc [2, 8] -> [2, 3]", "post 1", "post 2"));
+}
+
+TEST(ModuleHookTest, HooksThatReturnNothingLeaveResultsAndGradientsAlone) {
+  ManualSeed(0);
+  Net plain;
+  ManualSeed(0);
+  Net hooked;
+  for (const auto& [name, p] : hooked.NamedParameters()) {
+    p.RegisterHook([](const Tensor&) { return Tensor(); });
+  }
+  hooked.features_->RegisterForwardHook(
+      [](Module&, const Variable&, const Variable&) { return Variable(); });
+  const Tensor x = Normal({2, 1, 4, 4}, 0, 1);
+  Sum(plain(Variable(x))).Backward();
+  Sum(hooked(Variable(x))).Backward();
+  const auto a = plain.NamedParameters();
+  const auto b = hooked.NamedParameters();
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].second.grad().ToVector(), b[i].second.grad().ToVector())
+        << a[i].first;
+  }
+}
+
+TEST(ModuleHookTest, ReturnedVariablesReplaceInputAndOutput) {
+  Probe identity;
+  identity.RegisterForwardPreHook(
+      [](Module&, const Variable& x) { return x * 2.0f; });
+  identity.RegisterForwardHook(
+      [](Module&, const Variable&, const Variable& y) { return y * 10.0f; });
+  Variable x(Tensor::FromVector({1, 2}, {2}), true);
+  Variable y = identity(x);
+  EXPECT_EQ(y.data().ToVector(), (std::vector<float>{20, 40}));
+  Sum(y).Backward();  // the replacements are part of the graph
+  EXPECT_EQ(x.grad().ToVector(), (std::vector<float>{20, 20}));
+}
+
+TEST(ModuleHookTest, GradientHookOnAParameterSeesItsGradient) {
+  ManualSeed(0);
+  Net net;
+  Tensor seen;
+  net.fc_->NamedParameters()[0].second.RegisterHook([&](const Tensor& g) {
+    seen = g.Clone();
+    return Tensor();
+  });
+  Sum(net(Variable(Normal({2, 1, 4, 4}, 0, 1)))).Backward();
+  ASSERT_TRUE(seen.defined());
+  EXPECT_EQ(seen.ToVector(),
+            net.fc_->NamedParameters()[0].second.grad().ToVector());
+}
+
+TEST(ModuleHookTest, RemovedHooksNoLongerRunAndAHookMayRemoveItself) {
+  Probe m;
+  int pre = 0, post = 0;
+  HookHandle pre_handle =
+      m.RegisterForwardPreHook([&](Module&, const Variable&) {
+        ++pre;
+        return Variable();
+      });
+  HookHandle self;
+  self = m.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
+    ++post;
+    self.Remove();
+    return Variable();
+  });
+  const Variable x(Tensor::FromVector({1}, {1}));
+  m(x);
+  pre_handle.Remove();
+  m(x);
+  m(x);
+  EXPECT_EQ(pre, 1);
+  EXPECT_EQ(post, 1);
 }
 
 }  // namespace
