@@ -1,5 +1,5 @@
-// Trains LeNet with batch normalization on Fashion-MNIST (d2l 7.5: lr 1.0,
-// batch 256, 10 epochs):
+// Trains LeNet with batch normalization on Fashion-MNIST with the book's
+// recipe (d2l 7.5; the numbers are in bn_lenet.cc):
 //   bazel run //models/bn_lenet:train -- --out=/tmp/bn_lenet
 #include "models/bn_lenet/bn_lenet.h"
 #include "tools/trainer_main.h"

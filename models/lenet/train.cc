@@ -1,4 +1,5 @@
-// Trains LeNet on Fashion-MNIST (d2l 6.6: lr 0.9, batch 256, 10 epochs):
+// Trains LeNet on Fashion-MNIST with the book's recipe (d2l 6.6; the numbers
+// are in lenet.cc):
 //   bazel run //models/lenet:train -- --out=/tmp/lenet
 #include "models/lenet/lenet.h"
 #include "tools/trainer_main.h"

@@ -7,8 +7,8 @@
 #include "tools/trainer_main.h"
 
 ABSL_FLAG(bool, dropout, false,
-          "Train the dropout MLP 784-256-256-10 (d2l 4.6, lr 0.5) instead of "
-          "the MLP 784-256-10 (d2l 4.3, lr 0.1).");
+          "Train the dropout MLP 784-256-256-10 (d2l 4.6) instead of the "
+          "MLP 784-256-10 (d2l 4.3), each with its recipe.");
 
 int main(int argc, char** argv) {
   return dive::tools::TrainerMain(argc, argv, [] {

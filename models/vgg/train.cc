@@ -1,6 +1,6 @@
-// Trains VGG-11 on Fashion-MNIST resized to 224x224 (d2l 7.2: channels / 4,
-// lr 0.05, batch 128, 10 epochs); --resize=32 (at least 32) for a faster CPU
-// run:
+// Trains VGG-11 on Fashion-MNIST with the book's recipe (d2l 7.2, channels
+// / 4; the numbers are in vgg.cc); --resize=32 (at least 32) for a faster
+// CPU run:
 //   bazel run //models/vgg:train -- --out=/tmp/vgg
 //   bazel run //models/vgg:train -- --width_divisor=8 --resize=64
 #include "absl/flags/flag.h"
