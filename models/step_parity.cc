@@ -37,13 +37,15 @@ std::unique_ptr<optim::Optimizer> MakeParityOptimizer(const std::string& name,
                                                       const nn::Module& net) {
   if (name == "sgd") {
     return std::make_unique<optim::SGD>(
-        net.Parameters(), optim::SGDOptions{.lr = kParitySgdLr,
-                                            .momentum = kParityMomentum,
-                                            .weight_decay = kParityWeightDecay});
+        net.Parameters(),
+        optim::SGDOptions{.lr = kParitySgdLr,
+                          .momentum = kParityMomentum,
+                          .weight_decay = kParityWeightDecay});
   }
   CHECK_EQ(name, "adam") << "no parity optimizer named " << name;
-  return std::make_unique<optim::Adam>(net.Parameters(),
-                                       optim::AdamOptions{.lr = kParityAdamLr, .eps = kParityAdamEps});
+  return std::make_unique<optim::Adam>(
+      net.Parameters(),
+      optim::AdamOptions{.lr = kParityAdamLr, .eps = kParityAdamEps});
 }
 
 std::vector<float> RunParitySteps(const ParityCase& c,
@@ -51,7 +53,8 @@ std::vector<float> RunParitySteps(const ParityCase& c,
   std::vector<float> losses;
   for (int step = 0; step < kParitySteps; ++step) {
     optimizer.ZeroGrad();
-    Variable loss = nn::CrossEntropyLoss((*c.net)(Variable(c.images)), c.labels);
+    Variable loss =
+        nn::CrossEntropyLoss((*c.net)(Variable(c.images)), c.labels);
     losses.push_back(loss.data().item());
     loss.Backward();
     optimizer.Step();

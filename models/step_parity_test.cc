@@ -4,6 +4,8 @@
 // 1) of the goldens that models/make_step_parity_golden.py recorded in
 // PyTorch from the same start (models/step_parity.h).
 
+#include "models/step_parity.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,7 +17,6 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "models/spec.h"
-#include "models/step_parity.h"
 #include "models/zoo.h"
 #include "tensor/safetensors.h"
 
@@ -27,9 +28,8 @@ namespace {
   if (std::abs(got - want) <= tolerance * std::max(1.0, std::abs(want))) {
     return ::testing::AssertionSuccess();
   }
-  return ::testing::AssertionFailure()
-         << "got " << got << ", want " << want << " (difference "
-         << got - want << ")";
+  return ::testing::AssertionFailure() << "got " << got << ", want " << want
+                                       << " (difference " << got - want << ")";
 }
 
 std::vector<double> Values(const Tensor& t) {

@@ -7,9 +7,9 @@
 //
 //   {"models": [
 //     {"name": "lenet", "description": "...",
-//      "recipe": {"lr": 0.9, "batch_size": 256, "epochs": 10, "input_size": 28},
-//      "min_input_size": 12, "max_input_size": 512, "quick_input_size": 28,
-//      "train_target": "//models/lenet:train", "train_flags": []},
+//      "recipe": {"lr": 0.9, "batch_size": 256, "epochs": 10, "input_size":
+//      28}, "min_input_size": 12, "max_input_size": 512, "quick_input_size":
+//      28, "train_target": "//models/lenet:train", "train_flags": []},
 //     ...]}
 //
 // Learning rates are written with 6 significant digits (every recipe's is
@@ -40,7 +40,8 @@ std::string Quoted(const std::string& s) {
 
 std::string SpecJson(const ModelSpec& spec) {
   std::vector<std::string> flags;
-  for (const std::string& flag : spec.train_flags) flags.push_back(Quoted(flag));
+  for (const std::string& flag : spec.train_flags)
+    flags.push_back(Quoted(flag));
   const Recipe& r = spec.recipe;
   return absl::StrCat(
       "{\"name\": ", Quoted(spec.name),
@@ -50,8 +51,8 @@ std::string SpecJson(const ModelSpec& spec) {
       "}, \"min_input_size\": ", spec.min_input_size,
       ", \"max_input_size\": ", spec.max_input_size,
       ", \"quick_input_size\": ", spec.quick_input_size,
-      ", \"train_target\": ", Quoted(spec.train_target),
-      ", \"train_flags\": [", absl::StrJoin(flags, ", "), "]}");
+      ", \"train_target\": ", Quoted(spec.train_target), ", \"train_flags\": [",
+      absl::StrJoin(flags, ", "), "]}");
 }
 
 }  // namespace
