@@ -28,9 +28,12 @@ def _specs():
     command = [binary] if binary else [
         "bazel", "run", "--noshow_progress", "--ui_event_filters=-info",
         "//models:zoo_json"]
-    out = subprocess.run(command, cwd=None if binary else REPO, check=True,
-                         stdout=subprocess.PIPE).stdout
-    return {m["name"]: m for m in json.loads(out)["models"]}
+    run = subprocess.run(command, cwd=None if binary else REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    if run.returncode != 0:  # Bazel's own progress is shown only then
+        raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr}")
+    return {m["name"]: m for m in json.loads(run.stdout)["models"]}
 
 
 def names():
