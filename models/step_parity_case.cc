@@ -14,7 +14,6 @@
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "models/spec.h"
 #include "models/step_parity.h"
 #include "models/zoo.h"
