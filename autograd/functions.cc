@@ -3,6 +3,7 @@
 #include <cmath>
 #include <utility>
 
+#include "autograd/trace.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 
@@ -27,6 +28,20 @@ Variable Unary(const char* op, const Variable& x, Tensor y,
                           [grad = std::move(grad)](const Tensor& g) {
                             return std::vector<Tensor>{grad(g)};
                           });
+}
+
+// Returns y after `annotate` has set the attributes of the op that produced
+// it on the trace; `annotate` runs only while tracing (autograd/trace.h).
+template <typename F>
+Variable Annotated(Variable y, F annotate) {
+  if (TracedOp* op = LastTracedOp()) annotate(*op);
+  return y;
+}
+
+void AnnotatePool(const Pool2dParams& p, TracedOp& op) {
+  op.ints["kernel"] = {p.kernel_h, p.kernel_w};
+  op.ints["stride"] = {p.stride_h, p.stride_w};
+  op.ints["pad"] = {p.pad_h, p.pad_w};
 }
 
 }  // namespace
@@ -85,15 +100,18 @@ Variable operator-(const Variable& a) {
 }
 
 Variable operator+(const Variable& a, float s) {
-  return Unary("AddScalar", a, ops::AddScalar(a.data(), s),
-               [](const Tensor& g) { return g; });
+  return Annotated(Unary("AddScalar", a, ops::AddScalar(a.data(), s),
+                         [](const Tensor& g) { return g; }),
+                   [s](TracedOp& op) { op.floats["value"] = s; });
 }
 
 Variable operator-(const Variable& a, float s) { return a + (-s); }
 
 Variable operator*(const Variable& a, float s) {
-  return Unary("MulScalar", a, ops::MulScalar(a.data(), s),
-               [s](const Tensor& g) { return ops::MulScalar(g, s); });
+  return Annotated(
+      Unary("MulScalar", a, ops::MulScalar(a.data(), s),
+            [s](const Tensor& g) { return ops::MulScalar(g, s); }),
+      [s](TracedOp& op) { op.floats["value"] = s; });
 }
 
 Variable operator*(float s, const Variable& a) { return a * s; }
@@ -127,9 +145,13 @@ Variable Square(const Variable& x) {
 
 Variable Pow(const Variable& x, float e) {
   const Tensor xd = x.data();
-  return Unary("Pow", x, ops::PowScalar(xd, e), [xd, e](const Tensor& g) {
-    return ops::Mul(g, ops::MulScalar(ops::PowScalar(xd, e - 1.0f), e));
-  });
+  return Annotated(
+      Unary("Pow", x, ops::PowScalar(xd, e),
+            [xd, e](const Tensor& g) {
+              return ops::Mul(g,
+                              ops::MulScalar(ops::PowScalar(xd, e - 1.0f), e));
+            }),
+      [e](TracedOp& op) { op.floats["exponent"] = e; });
 }
 
 Variable Relu(const Variable& x) {
@@ -166,9 +188,16 @@ Variable Sum(const Variable& x, const std::vector<int>& axes, bool keepdim) {
     }
     y = kept_sum.View(dropped);
   }
-  return Unary("Sum", x, y, [xs, kept](const Tensor& g) {
-    return g.Reshape(kept).Expand(xs).Contiguous();
-  });
+  return Annotated(Unary("Sum", x, y,
+                         [xs, kept](const Tensor& g) {
+                           return g.Reshape(kept).Expand(xs).Contiguous();
+                         }),
+                   [&](TracedOp& op) {
+                     for (int axis : axes) {
+                       op.ints["axes"].push_back(xs.CanonicalAxis(axis));
+                     }
+                     op.ints["keepdim"] = {keepdim};
+                   });
 }
 
 Variable Mean(const Variable& x, const std::vector<int>& axes, bool keepdim) {
@@ -187,13 +216,22 @@ Variable Reshape(const Variable& x, const Shape& shape) {
 
 Variable Flatten(const Variable& x, int start, int end) {
   const Shape xs = x.shape();
-  return Unary("Flatten", x, x.data().Flatten(start, end),
-               [xs](const Tensor& g) { return g.Reshape(xs); });
+  return Annotated(Unary("Flatten", x, x.data().Flatten(start, end),
+                         [xs](const Tensor& g) { return g.Reshape(xs); }),
+                   [&](TracedOp& op) {
+                     op.ints["start"] = {xs.CanonicalAxis(start)};
+                     op.ints["end"] = {xs.CanonicalAxis(end)};
+                   });
 }
 
 Variable Transpose(const Variable& x, int a, int b) {
-  return Unary("Transpose", x, x.data().Transpose(a, b),
-               [a, b](const Tensor& g) { return g.Transpose(a, b); });
+  return Annotated(
+      Unary("Transpose", x, x.data().Transpose(a, b),
+            [a, b](const Tensor& g) { return g.Transpose(a, b); }),
+      [&](TracedOp& op) {
+        op.ints["axes"] = {x.shape().CanonicalAxis(a),
+                           x.shape().CanonicalAxis(b)};
+      });
 }
 
 Variable Concat(const std::vector<Variable>& xs, int axis) {
@@ -204,15 +242,19 @@ Variable Concat(const std::vector<Variable>& xs, int axis) {
   axis = y.shape().CanonicalAxis(axis);
   std::vector<int64_t> sizes;
   for (const Variable& x : xs) sizes.push_back(x.dim(axis));
-  return Variable::FromOp("Concat", y, xs, [sizes, axis](const Tensor& g) {
-    std::vector<Tensor> grads;
-    int64_t at = 0;
-    for (int64_t size : sizes) {
-      grads.push_back(g.Slice(axis, at, at + size).Contiguous());
-      at += size;
-    }
-    return grads;
-  });
+  return Annotated(
+      Variable::FromOp("Concat", y, xs,
+                       [sizes, axis](const Tensor& g) {
+                         std::vector<Tensor> grads;
+                         int64_t at = 0;
+                         for (int64_t size : sizes) {
+                           grads.push_back(
+                               g.Slice(axis, at, at + size).Contiguous());
+                           at += size;
+                         }
+                         return grads;
+                       }),
+      [axis](TracedOp& op) { op.ints["axis"] = {axis}; });
 }
 
 // ---- Linear algebra ---------------------------------------------------------
@@ -280,18 +322,24 @@ Variable Linear(const Variable& x, const Variable& weight,
 
 Variable Softmax(const Variable& x, int axis) {
   Tensor y = ops::Softmax(x.data(), axis);
-  return Unary("Softmax", x, y, [y, axis](const Tensor& g) {
+  Variable out = Unary("Softmax", x, y, [y, axis](const Tensor& g) {
     // dx = y * (g - sum(g * y))
     Tensor gy = ops::Mul(g, y);
     return ops::Sub(gy, ops::Mul(y, ops::Sum(gy, {axis}, true)));
+  });
+  return Annotated(out, [&](TracedOp& op) {
+    op.ints["axis"] = {x.shape().CanonicalAxis(axis)};
   });
 }
 
 Variable LogSoftmax(const Variable& x, int axis) {
   Tensor y = ops::LogSoftmax(x.data(), axis);
-  return Unary("LogSoftmax", x, y, [y, axis](const Tensor& g) {
+  Variable out = Unary("LogSoftmax", x, y, [y, axis](const Tensor& g) {
     // dx = g - softmax * sum(g)
     return ops::Sub(g, ops::Mul(ops::Exp(y), ops::Sum(g, {axis}, true)));
+  });
+  return Annotated(out, [&](TracedOp& op) {
+    op.ints["axis"] = {x.shape().CanonicalAxis(axis)};
   });
 }
 
@@ -305,7 +353,7 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
              gb = bias.requires_grad();
   const Shape xs = x.shape(), ws = weight.shape();
-  return Variable::FromOp(
+  Variable out = Variable::FromOp(
       "Conv2d", y, {x, weight, bias.defined() ? bias : Variable()},
       [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), xs, ws, params, gx, gw,
        gb](const Tensor& grad) {
@@ -315,29 +363,43 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
             gw ? Conv2dBackwardWeight(g, xd, ws, params) : Tensor(),
             gb ? Conv2dBackwardBias(g) : Tensor()};
       });
+  return Annotated(out, [&](TracedOp& op) {
+    op.ints["stride"] = {params.stride_h, params.stride_w};
+    op.ints["pad"] = {params.pad_h, params.pad_w};
+  });
 }
 
 Variable MaxPool2d(const Variable& x, const Pool2dParams& params) {
   Tensor argmax;
   Tensor y = MaxPool2dForward(x.data().Contiguous(), params, &argmax);
   const Shape xs = x.shape();
-  return Unary("MaxPool2d", x, y, [argmax, xs](const Tensor& g) {
-    return MaxPool2dBackward(g.Contiguous(), argmax, xs);
-  });
+  return Annotated(Unary("MaxPool2d", x, y,
+                         [argmax, xs](const Tensor& g) {
+                           return MaxPool2dBackward(g.Contiguous(), argmax, xs);
+                         }),
+                   [&](TracedOp& op) { AnnotatePool(params, op); });
 }
 
 Variable AvgPool2d(const Variable& x, const Pool2dParams& params) {
   Tensor y = AvgPool2dForward(x.data().Contiguous(), params);
   const Shape xs = x.shape();
-  return Unary("AvgPool2d", x, y, [xs, params](const Tensor& g) {
-    return AvgPool2dBackward(g.Contiguous(), xs, params);
-  });
+  return Annotated(Unary("AvgPool2d", x, y,
+                         [xs, params](const Tensor& g) {
+                           return AvgPool2dBackward(g.Contiguous(), xs, params);
+                         }),
+                   [&](TracedOp& op) { AnnotatePool(params, op); });
 }
 
 Variable GlobalAvgPool2d(const Variable& x) {
   CHECK_EQ(x.rank(), 4) << "GlobalAvgPool2d expects [N, C, H, W], got "
                         << x.shape();
-  return Mean(x, {2, 3}, /*keepdim=*/true);
+  Variable y;
+  {
+    const OpaqueTraceScope opaque;
+    y = Mean(x, {2, 3}, /*keepdim=*/true);
+  }
+  RecordTracedOp("GlobalAvgPool2d", {x.data()}, y.data());
+  return y;
 }
 
 // ---- Normalization and regularization ---------------------------------------
@@ -358,24 +420,37 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
     // gradients with respect to x, gamma and beta come for free.
     Shape bshape{c};
     if (x.rank() == 4) bshape = Shape{c, 1, 1};
-    const Tensor inv_std = ops::Div(
-        Tensor::Scalar(1.0f), ops::Sqrt(ops::AddScalar(running_var, eps)));
-    Variable scale = gamma * Variable(inv_std);
-    Variable shift = beta - scale * Variable(running_mean);
-    return x * Reshape(scale, bshape) + Reshape(shift, bshape);
+    Variable y;
+    {
+      const OpaqueTraceScope opaque;  // traced as one BatchNorm op
+      const Tensor inv_std = ops::Div(
+          Tensor::Scalar(1.0f), ops::Sqrt(ops::AddScalar(running_var, eps)));
+      Variable scale = gamma * Variable(inv_std);
+      Variable shift = beta - scale * Variable(running_mean);
+      y = x * Reshape(scale, bshape) + Reshape(shift, bshape);
+    }
+    if (TracedOp* op = RecordTracedOp(
+            "BatchNorm",
+            {x.data(), gamma.data(), beta.data(), running_mean, running_var},
+            y.data())) {
+      op->ints["training"] = {0};
+      op->floats["eps"] = eps;
+    }
+    return y;
   }
   const Tensor xd = x.data().Contiguous();
   BatchNormSaved saved;
   Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
                                    running_var, momentum, eps, &saved);
   const Tensor gd = gamma.data();
-  return Variable::FromOp("BatchNorm", y, {x, gamma, beta},
+  Variable out = Variable::FromOp("BatchNorm", y, {x, gamma, beta},
                           [xd, gd, saved](const Tensor& grad) {
                             Tensor dx, dgamma, dbeta;
                             BatchNormBackward(grad.Contiguous(), xd, gd, saved,
                                               &dx, &dgamma, &dbeta);
                             return std::vector<Tensor>{dx, dgamma, dbeta};
                           });
+  return Annotated(out, [](TracedOp& op) { op.ints["training"] = {1}; });
 }
 
 Variable ApplyMask(const Variable& x, const Tensor& mask) {

@@ -3,6 +3,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "autograd/trace.h"
 #include "tensor/ops.h"
 
 namespace dive {
@@ -77,6 +78,12 @@ Variable Variable::FromOp(const char* op, Tensor data,
                           BackwardFn backward) {
   Variable out;
   out.data_ = std::move(data);
+  if (Tracing()) {
+    std::vector<Tensor> traced_inputs;
+    traced_inputs.reserve(inputs.size());
+    for (const Variable& v : inputs) traced_inputs.push_back(v.data());
+    RecordTracedOp(op, std::move(traced_inputs), out.data_);
+  }
   if (!grad_enabled) return out;
   bool any = false;
   for (const Variable& v : inputs) any = any || v.requires_grad();
