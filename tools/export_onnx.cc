@@ -1,0 +1,99 @@
+// Exports a checkpoint of a zoo model as an ONNX model (opset 13, dynamic
+// batch) at the checkpoint's input size; see tools/onnx_export.h.
+//
+//   bazel run //tools:export_onnx -- --checkpoint=/tmp/lenet/model.safetensors
+//   --out=/tmp/lenet.onnx
+//
+// --model and --resize default to what the checkpoint's metadata records.
+// The file is written atomically and never over a symlink, a device, another
+// user's file or the checkpoint itself.
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "models/zoo.h"
+#include "tools/checkpoint.h"
+#include "tools/cli.h"
+#include "tools/onnx_export.h"
+#include "tools/training.h"
+
+ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
+ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
+ABSL_FLAG(std::string, out, "", "The .onnx file to write.");
+ABSL_FLAG(int64_t, resize, 0, "Input size (default: from the checkpoint).");
+
+namespace dive::tools {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+int ExportMain() {
+  const std::string path = absl::GetFlag(FLAGS_checkpoint);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (path.empty() || out.empty()) {
+    return Fail(absl::InvalidArgumentError("--checkpoint and --out are required"));
+  }
+  for (const auto& [flag, value] : {std::pair<const char*, std::string>{
+                                        "checkpoint", path},
+                                    {"out", out}}) {
+    if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
+  }
+  struct stat o, c;
+  if (stat(out.c_str(), &o) == 0 && stat(path.c_str(), &c) == 0 &&
+      o.st_dev == c.st_dev && o.st_ino == c.st_ino) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--out=", out, ": is the checkpoint being exported; choose another "
+        "file")));
+  }
+  absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
+  if (!file.ok()) return Fail(file.status());
+  std::string name = absl::GetFlag(FLAGS_model);
+  if (name.empty()) name = file->model;
+  if (name.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(path, " does not record its model; pass --model")));
+  }
+  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
+  if (!spec.ok()) return Fail(spec.status());
+  int64_t size = absl::GetFlag(FLAGS_resize);
+  if (size == 0) size = file->input_size;
+  if (size == 0) size = spec->recipe.input_size;
+  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
+  if (!model.ok()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("input size ", size, ": ", model.status().message())));
+  }
+  if (absl::Status s = (*model)->LoadStateDict(file->file.tensors); !s.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
+  }
+  if (absl::Status s = WriteOnnx(**model, {1, 1, size, size}, name, out);
+      !s.ok()) {
+    return Fail(s);
+  }
+  std::printf("wrote %s: %s for [N, 1, %ld, %ld] inputs\n", out.c_str(),
+              name.c_str(), size, size);
+  return 0;
+}
+
+}  // namespace
+}  // namespace dive::tools
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Exports a checkpoint as an ONNX model.");
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  if (!go_on.ok()) return dive::tools::Fail(go_on.status());
+  if (!*go_on) return 0;
+  return dive::tools::ExportMain();
+}
