@@ -28,6 +28,8 @@ REQUIRED=(
   gnuplot-nox           # training curves (metrics.png)
   clang                 # libFuzzer targets (tools/fuzz.sh)
   libclang-rt-14-dev    # libFuzzer and sanitizer runtimes for clang
+  libonnx-dev           # @onnx: ONNX export (tools/onnx_export.h)
+  libprotobuf-dev       # @onnx: the protobuf runtime it is built on
 )
 
 REFERENCE=(
@@ -41,6 +43,9 @@ usage() {
 }
 
 want=("${REQUIRED[@]}")
+# Node.js and npm run ONNX Runtime in the ONNX export parity test; any
+# installed build will do (Debian's, or one this machine came with).
+command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 for arg in "$@"; do
   case "$arg" in
     --reference) want+=("${REFERENCE[@]}") ;;
@@ -64,21 +69,30 @@ for pkg in "${want[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  echo "setup.sh: installing: ${missing[*]}" >&2
+  SUDO=()
+  if ((EUID != 0)); then
+    if command -v sudo >/dev/null 2>&1; then
+      SUDO=(sudo)
+    else
+      echo "setup.sh: not root and sudo not found; run as root or install:" >&2
+      echo "  apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "setup.sh: installing: ${missing[*]}" >&2
-SUDO=()
-if ((EUID != 0)); then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-  else
-    echo "setup.sh: not root and sudo not found; run as root or install:" >&2
-    echo "  apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
+# ONNX Runtime (npm onnxruntime-node, CPU build), pinned by
+# tools/onnx/package-lock.json, for //tools:onnx_parity_test. Its install
+# script, which only fetches the CUDA build, is skipped.
+onnx_dir=$(cd "$(dirname "$0")" && pwd)/onnx
+if [[ ! -f $onnx_dir/node_modules/.package-lock.json ||
+      $onnx_dir/package-lock.json -nt $onnx_dir/node_modules/.package-lock.json ]]; then
+  echo "setup.sh: installing onnxruntime-node into $onnx_dir/node_modules" >&2
+  (cd "$onnx_dir" && ONNXRUNTIME_NODE_INSTALL_CUDA=skip \
+     npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

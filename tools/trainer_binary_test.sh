@@ -6,10 +6,10 @@
 # crash. Prints a table of every case and what the user sees.
 #
 # Args: softmax train, lenet train, mlp train, eval, write_fake_data,
-# bn_lenet train.
+# bn_lenet train, export_onnx.
 set -uo pipefail
 
-SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6"
+SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6" EXPORT="$7"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 FAILURES=0
 CASES=0
@@ -394,6 +394,17 @@ grep -q "cpu: .*kernels: " "$TMP/case.err" || fail "the trainer's log does not n
 expect_ok "lenet train with DIVE_ISA=generic" env DIVE_ISA=generic "$LENET" "${FAST[@]}"
 grep -q "kernels: generic (DIVE_ISA=generic)" "$TMP/case.err" || fail "DIVE_ISA=generic is not in the log"
 expect_ok "eval --precision=bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=bf16
+
+# ONNX export of a checkpoint.
+expect_ok "export_onnx" "$EXPORT" --checkpoint="$CKPT" --out="$TMP/model.onnx"
+[[ -s "$TMP/model.onnx" ]] || fail "export_onnx wrote no file"
+expect_error "export_onnx without --out" "--checkpoint and --out are required" "$EXPORT" --checkpoint="$CKPT"
+expect_error "export_onnx --out=<the checkpoint>" "is the checkpoint being exported" "$EXPORT" --checkpoint="$CKPT" --out="$CKPT"
+ln -sf "$VICTIM" "$TMP/link.onnx"
+expect_error "export_onnx --out=<a symlink>" "refusing to write $TMP/link.onnx" "$EXPORT" --checkpoint="$CKPT" --out="$TMP/link.onnx"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "export_onnx wrote through a symlink"
+expect_error "export_onnx, flipped byte" "checksum mismatch" "$EXPORT" --checkpoint="$FLIPPED" --out="$TMP/flipped.onnx"
+expect_error "export_onnx --model=lenet on a softmax checkpoint" "does not fit model lenet" "$EXPORT" --checkpoint="$CKPT" --out="$TMP/m.onnx" --model=lenet
 
 echo
 echo "$CASES cases, $FAILURES failed"
