@@ -108,10 +108,9 @@ Variable operator+(const Variable& a, float s) {
 Variable operator-(const Variable& a, float s) { return a + (-s); }
 
 Variable operator*(const Variable& a, float s) {
-  return Annotated(
-      Unary("MulScalar", a, ops::MulScalar(a.data(), s),
-            [s](const Tensor& g) { return ops::MulScalar(g, s); }),
-      [s](TracedOp& op) { op.floats["value"] = s; });
+  return Annotated(Unary("MulScalar", a, ops::MulScalar(a.data(), s),
+                         [s](const Tensor& g) { return ops::MulScalar(g, s); }),
+                   [s](TracedOp& op) { op.floats["value"] = s; });
 }
 
 Variable operator*(float s, const Variable& a) { return a * s; }
@@ -145,13 +144,13 @@ Variable Square(const Variable& x) {
 
 Variable Pow(const Variable& x, float e) {
   const Tensor xd = x.data();
-  return Annotated(
-      Unary("Pow", x, ops::PowScalar(xd, e),
-            [xd, e](const Tensor& g) {
-              return ops::Mul(g,
-                              ops::MulScalar(ops::PowScalar(xd, e - 1.0f), e));
-            }),
-      [e](TracedOp& op) { op.floats["exponent"] = e; });
+  return Annotated(Unary("Pow", x, ops::PowScalar(xd, e),
+                         [xd, e](const Tensor& g) {
+                           return ops::Mul(
+                               g,
+                               ops::MulScalar(ops::PowScalar(xd, e - 1.0f), e));
+                         }),
+                   [e](TracedOp& op) { op.floats["exponent"] = e; });
 }
 
 Variable Relu(const Variable& x) {
@@ -225,13 +224,12 @@ Variable Flatten(const Variable& x, int start, int end) {
 }
 
 Variable Transpose(const Variable& x, int a, int b) {
-  return Annotated(
-      Unary("Transpose", x, x.data().Transpose(a, b),
-            [a, b](const Tensor& g) { return g.Transpose(a, b); }),
-      [&](TracedOp& op) {
-        op.ints["axes"] = {x.shape().CanonicalAxis(a),
-                           x.shape().CanonicalAxis(b)};
-      });
+  return Annotated(Unary("Transpose", x, x.data().Transpose(a, b),
+                         [a, b](const Tensor& g) { return g.Transpose(a, b); }),
+                   [&](TracedOp& op) {
+                     op.ints["axes"] = {x.shape().CanonicalAxis(a),
+                                        x.shape().CanonicalAxis(b)};
+                   });
 }
 
 Variable Concat(const std::vector<Variable>& xs, int axis) {
@@ -443,13 +441,13 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
   Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
                                    running_var, momentum, eps, &saved);
   const Tensor gd = gamma.data();
-  Variable out = Variable::FromOp("BatchNorm", y, {x, gamma, beta},
-                          [xd, gd, saved](const Tensor& grad) {
-                            Tensor dx, dgamma, dbeta;
-                            BatchNormBackward(grad.Contiguous(), xd, gd, saved,
-                                              &dx, &dgamma, &dbeta);
-                            return std::vector<Tensor>{dx, dgamma, dbeta};
-                          });
+  Variable out = Variable::FromOp(
+      "BatchNorm", y, {x, gamma, beta}, [xd, gd, saved](const Tensor& grad) {
+        Tensor dx, dgamma, dbeta;
+        BatchNormBackward(grad.Contiguous(), xd, gd, saved, &dx, &dgamma,
+                          &dbeta);
+        return std::vector<Tensor>{dx, dgamma, dbeta};
+      });
   return Annotated(out, [](TracedOp& op) { op.ints["training"] = {1}; });
 }
 

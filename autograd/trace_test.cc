@@ -75,8 +75,9 @@ TEST(TraceTest, CompositesAreOneOp) {
                          /*momentum=*/0.1f, /*eps=*/1e-3f);
   GlobalAvgPool2d(y);
   BatchNorm(x, gamma, beta, mean, var, /*training=*/true, 0.1f, 1e-3f);
-  ASSERT_EQ(OpNames(recorder), (std::vector<std::string>{
-                                   "BatchNorm", "GlobalAvgPool2d", "BatchNorm"}));
+  ASSERT_EQ(
+      OpNames(recorder),
+      (std::vector<std::string>{"BatchNorm", "GlobalAvgPool2d", "BatchNorm"}));
   const TracedOp& eval = recorder.ops()[0];
   ASSERT_EQ(eval.inputs.size(), 5u);
   EXPECT_TRUE(SameValue(eval.inputs[3], mean));
@@ -89,7 +90,10 @@ TEST(TraceTest, CompositesAreOneOp) {
 TEST(TraceTest, NothingIsRecordedOutsideARecorder) {
   Variable x(Tensor::Ones({2}));
   EXPECT_FALSE(Tracing());
-  { TraceRecorder recorder; EXPECT_TRUE(Tracing()); }
+  {
+    TraceRecorder recorder;
+    EXPECT_TRUE(Tracing());
+  }
   EXPECT_FALSE(Tracing());
   Relu(x);
   EXPECT_EQ(LastTracedOp(), nullptr);

@@ -184,8 +184,7 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
   for (auto& [leaf, before] : earlier) {
     if (leaf->grad.defined()) leaf->grad = RunHooks(*leaf, leaf->grad);
     if (before.defined()) {
-      leaf->grad =
-          leaf->grad.defined() ? ops::Add(before, leaf->grad) : before;
+      leaf->grad = leaf->grad.defined() ? ops::Add(before, leaf->grad) : before;
     }
   }
 }

@@ -27,13 +27,13 @@
 #include "datasets/data_loader.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
-#include "models/zoo.h"
-#include "tensor/file_io.h"
 #include "tensor/cpu.h"
+#include "tensor/file_io.h"
 #include "tensor/gemm.h"
 #include "tensor/safetensors.h"
 #include "tools/cli.h"
 #include "tools/training.h"
+#include "tools/zoo_checkpoint.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
@@ -98,8 +98,8 @@ int EvalMain() {
     }
     const size_t slash = dump.find_last_of('/');
     const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0                ? "/"
-                                                        : dump.substr(0, slash);
+                            : slash == 0               ? "/"
+                                                       : dump.substr(0, slash);
     if (access(dir.c_str(), W_OK) != 0) {
       return Fail(absl::FailedPreconditionError(
           absl::StrCat("--dump=", dump, ": cannot write into ", dir, " (",
@@ -114,38 +114,20 @@ int EvalMain() {
     }
   }
 
-  std::string name = absl::GetFlag(FLAGS_model);
-  if (name.empty()) name = file->model;
-  if (name.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat(path, " does not record its model; pass --model")));
-  }
-  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
-  if (!spec.ok()) return Fail(spec.status());
-  int64_t size = absl::GetFlag(FLAGS_resize);
-  if (size == 0) size = file->input_size;
-  if (size == 0) size = spec->recipe.input_size;
   SetNumThreads(CapThreads(absl::GetFlag(FLAGS_threads)));
-  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
-  if (!model.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat(absl::GetFlag(FLAGS_resize) != 0
-                         ? absl::StrCat("--resize=", size)
-                         : absl::StrCat("input size ", size, " (from ", path,
-                                        "; override with --resize)"),
-                     ": ", model.status().message())));
-  }
-  if (absl::Status s = (*model)->LoadStateDict(file->file.tensors); !s.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
-  }
+  absl::StatusOr<ZooModel> loaded = LoadZooModel(
+      *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
+  if (!loaded.ok()) return Fail(loaded.status());
+  const std::string& name = loaded->name;
+  const int64_t size = loaded->input_size;
+  nn::Module& model = *loaded->module;
   absl::StatusOr<InMemoryDataset> test =
       LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), Split::kTest);
   if (!test.ok()) return Fail(test.status());
 
   const int64_t limit = absl::GetFlag(FLAGS_limit);
   const EvalResult r =
-      Evaluate(**model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
+      Evaluate(model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
   std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(),
               r.accuracy);
   std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s",
@@ -167,11 +149,11 @@ int EvalMain() {
     absl::StatusOr<DataLoader> loader = DataLoader::Create(*test, lo);
     if (!loader.ok()) return Fail(loader.status());
     const Batch batch = loader->MakeBatch(0, 0);
-    (*model)->Eval();
+    model.Eval();
     NoGradGuard no_grad;
     SafetensorsFile out;
     out.tensors["images"] = batch.images;
-    out.tensors["logits"] = (**model)(Variable(batch.images)).data();
+    out.tensors["logits"] = model(Variable(batch.images)).data();
     out.metadata["model"] = name;
     out.metadata["input_size"] = absl::StrCat(size);
     if (absl::Status s = SaveSafetensors(dump, out); !s.ok()) return Fail(s);

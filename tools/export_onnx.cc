@@ -17,11 +17,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "models/zoo.h"
 #include "tools/checkpoint.h"
 #include "tools/cli.h"
 #include "tools/onnx_export.h"
 #include "tools/training.h"
+#include "tools/zoo_checkpoint.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
@@ -40,48 +40,35 @@ int ExportMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   const std::string out = absl::GetFlag(FLAGS_out);
   if (path.empty() || out.empty()) {
-    return Fail(absl::InvalidArgumentError("--checkpoint and --out are required"));
+    return Fail(
+        absl::InvalidArgumentError("--checkpoint and --out are required"));
   }
-  for (const auto& [flag, value] : {std::pair<const char*, std::string>{
-                                        "checkpoint", path},
-                                    {"out", out}}) {
+  for (const auto& [flag, value] :
+       {std::pair<const char*, std::string>{"checkpoint", path},
+        {"out", out}}) {
     if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
   }
   struct stat o, c;
   if (stat(out.c_str(), &o) == 0 && stat(path.c_str(), &c) == 0 &&
       o.st_dev == c.st_dev && o.st_ino == c.st_ino) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--out=", out, ": is the checkpoint being exported; choose another "
-        "file")));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--out=", out,
+                     ": is the checkpoint being exported; choose another "
+                     "file")));
   }
   absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
-  std::string name = absl::GetFlag(FLAGS_model);
-  if (name.empty()) name = file->model;
-  if (name.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat(path, " does not record its model; pass --model")));
-  }
-  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
-  if (!spec.ok()) return Fail(spec.status());
-  int64_t size = absl::GetFlag(FLAGS_resize);
-  if (size == 0) size = file->input_size;
-  if (size == 0) size = spec->recipe.input_size;
-  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
-  if (!model.ok()) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("input size ", size, ": ", model.status().message())));
-  }
-  if (absl::Status s = (*model)->LoadStateDict(file->file.tensors); !s.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint ", path, " does not fit model ", name, ": ", s.message())));
-  }
-  if (absl::Status s = WriteOnnx(**model, {1, 1, size, size}, name, out);
+  absl::StatusOr<ZooModel> loaded = LoadZooModel(
+      *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
+  if (!loaded.ok()) return Fail(loaded.status());
+  const int64_t size = loaded->input_size;
+  if (absl::Status s =
+          WriteOnnx(*loaded->module, {1, 1, size, size}, loaded->name, out);
       !s.ok()) {
     return Fail(s);
   }
   std::printf("wrote %s: %s for [N, 1, %ld, %ld] inputs\n", out.c_str(),
-              name.c_str(), size, size);
+              loaded->name.c_str(), size, size);
   return 0;
 }
 

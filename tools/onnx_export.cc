@@ -182,10 +182,10 @@ absl::StatusOr<bool> EmitOp(const TracedOp& op, const std::string& out,
              op.floats.at("eps"));
   } else if (name == "Concat") {
     SetInt(g.Node("Concat", in, out), "axis", op.ints.at("axis")[0]);
-  } else if (name == "Add" || name == "Sub" || name == "Mul" ||
-             name == "Div" || name == "MatMul" || name == "Relu" ||
-             name == "Sigmoid" || name == "Tanh" || name == "Exp" ||
-             name == "Log" || name == "Sqrt" || name == "Neg") {
+  } else if (name == "Add" || name == "Sub" || name == "Mul" || name == "Div" ||
+             name == "MatMul" || name == "Relu" || name == "Sigmoid" ||
+             name == "Tanh" || name == "Exp" || name == "Log" ||
+             name == "Sqrt" || name == "Neg") {
     g.Node(name, in, out);
   } else if (name == "AddScalar" || name == "MulScalar") {
     in.push_back(g.ScalarConstant(op.floats.at("value")));
@@ -210,9 +210,9 @@ absl::StatusOr<bool> EmitOp(const TracedOp& op, const std::string& out,
     for (int i = 0; i < xs.rank(); ++i) perm.push_back(i);
     std::swap(perm[op.ints.at("axes")[0]], perm[op.ints.at("axes")[1]]);
     if (batched && perm[0] != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ONNX export: Transpose moves the batch dimension of ",
-          xs.ToString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ONNX export: Transpose moves the batch dimension of ",
+                       xs.ToString()));
     }
     SetInts(g.Node("Transpose", in, out), "perm", perm);
   } else if (name == "Flatten" && op.ints.at("start")[0] == 1 &&
@@ -223,7 +223,8 @@ absl::StatusOr<bool> EmitOp(const TracedOp& op, const std::string& out,
     if (batched) {
       if (ys.rank() == 0 || ys[0] != xs[0]) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "ONNX export: ", name, " from ", xs.ToString(), " to ", ys.ToString(),
+            "ONNX export: ", name, " from ", xs.ToString(), " to ",
+            ys.ToString(),
             " does not keep the batch dimension, so the graph would only work "
             "for a batch of ",
             xs[0]));
@@ -249,9 +250,9 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(nn::Module& model,
                                             const Shape& input_shape,
                                             const std::string& name) {
   if (input_shape.rank() == 0 || input_shape[0] < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ONNX export: input shape ", input_shape.ToString(),
-        " has no batch dimension"));
+    return absl::InvalidArgumentError(absl::StrCat("ONNX export: input shape ",
+                                                   input_shape.ToString(),
+                                                   " has no batch dimension"));
   }
   const bool was_training = model.is_training();
   model.Eval();
@@ -287,8 +288,7 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(nn::Module& model,
   }
   for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
     const TracedOp& op = ops[i];
-    const std::string out =
-        i == last ? "output" : absl::StrCat(op.op, "_", i);
+    const std::string out = i == last ? "output" : absl::StrCat(op.op, "_", i);
     absl::StatusOr<bool> batched = EmitOp(op, out, g);
     if (!batched.ok()) return batched.status();
     g.Bind(op.output, out, *batched);
@@ -314,8 +314,8 @@ absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
   if (!proto.ok()) return proto.status();
   std::string bytes;
   if (!proto->SerializeToString(&bytes)) {
-    return absl::InternalError(absl::StrCat(
-        "ONNX export: cannot serialize ", name, " (over protobuf's 2 GiB?)"));
+    return absl::InternalError(absl::StrCat("ONNX export: cannot serialize ",
+                                            name, " (over protobuf's 2 GiB?)"));
   }
   return WriteFileAtomically(path, bytes);
 }

@@ -70,9 +70,8 @@ TEST(OnnxExportTest, GraphFollowsTheModel) {
   EXPECT_EQ(model->opset_import(0).version(), 13);
   const onnx::GraphProto& graph = model->graph();
   EXPECT_EQ(graph.name(), "small");
-  EXPECT_THAT(OpTypes(graph),
-              ElementsAre("Conv", "BatchNormalization", "Relu", "MaxPool",
-                          "Flatten", "Gemm"));
+  EXPECT_THAT(OpTypes(graph), ElementsAre("Conv", "BatchNormalization", "Relu",
+                                          "MaxPool", "Flatten", "Gemm"));
   const onnx::NodeProto& conv = NodeOfType(graph, "Conv");
   EXPECT_THAT(conv.input(), ElementsAre("input", "0.weight", "0.bias"));
   EXPECT_THAT(Ints(conv, "strides"), ElementsAre(2, 2));
@@ -188,8 +187,7 @@ TEST(OnnxExportTest, IdentityModelHasAnIdentityNode) {
 }
 
 TEST(OnnxExportTest, WritesAFileTheProtobufReadsBack) {
-  const std::string path =
-      std::string(getenv("TEST_TMPDIR")) + "/small.onnx";
+  const std::string path = std::string(getenv("TEST_TMPDIR")) + "/small.onnx";
   auto net = SmallNet();
   ASSERT_TRUE(WriteOnnx(*net, {1, 1, 8, 8}, "small", path).ok());
   absl::StatusOr<std::string> bytes =

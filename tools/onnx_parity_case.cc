@@ -101,8 +101,8 @@ int Main() {
   if (!test.ok()) return Fail(test.status());
   for (const models::ModelSpec& spec : specs) {
     if (absl::Status s = WriteCase(spec, *test, dir); !s.ok()) {
-      return Fail(absl::Status(
-          s.code(), absl::StrCat(spec.name, ": ", s.message())));
+      return Fail(
+          absl::Status(s.code(), absl::StrCat(spec.name, ": ", s.message())));
     }
     std::printf("%s: wrote %s/%s.onnx (input %ld x %ld)\n", spec.name.c_str(),
                 dir.c_str(), spec.name.c_str(), spec.quick_input_size,

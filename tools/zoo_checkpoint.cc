@@ -1,0 +1,38 @@
+#include "tools/zoo_checkpoint.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "models/zoo.h"
+
+namespace dive::tools {
+
+absl::StatusOr<ZooModel> LoadZooModel(const Checkpoint& file,
+                                      const std::string& path, std::string name,
+                                      int64_t resize) {
+  if (name.empty()) name = file.model;
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " does not record its model; pass --model"));
+  }
+  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
+  if (!spec.ok()) return spec.status();
+  int64_t size = resize;
+  if (size == 0) size = file.input_size;
+  if (size == 0) size = spec->recipe.input_size;
+  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec->make(size);
+  if (!model.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        resize != 0 ? absl::StrCat("--resize=", size)
+                    : absl::StrCat("input size ", size, " (from ", path,
+                                   "; override with --resize)"),
+        ": ", model.status().message()));
+  }
+  if (absl::Status s = (*model)->LoadStateDict(file.file.tensors); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path, " does not fit model ", name, ": ", s.message()));
+  }
+  return ZooModel{std::move(name), size, *std::move(model)};
+}
+
+}  // namespace dive::tools
