@@ -30,6 +30,9 @@ REQUIRED=(
   libclang-rt-14-dev    # libFuzzer and sanitizer runtimes for clang
   libonnx-dev           # @onnx: ONNX export (tools/onnx_export.h)
   libprotobuf-dev       # @onnx: the protobuf runtime it is built on
+  libcpp-httplib-dev    # @httplib: the training dashboard's HTTP server
+  libjs-chart.js        # @chartjs: the training dashboard's charts
+  chromium              # headless browser of the dashboard test
 )
 
 REFERENCE=(

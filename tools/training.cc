@@ -415,27 +415,42 @@ absl::Status SyncReplicas(distributed::ProcessGroup& group,
 // the ranks: each evaluates its contiguous part with rank 0's buffers
 // (BatchNorm's running statistics) and the counts are summed. No rank waits
 // idle in a collective meanwhile, which the collective watchdog would count.
-absl::StatusOr<double> EvaluateAcrossRanks(distributed::ProcessGroup& group,
-                                           nn::Module& model,
-                                           const InMemoryDataset& data,
-                                           int64_t input_size,
-                                           int64_t batch_size, int64_t limit) {
+absl::StatusOr<EvalResult> EvaluateAcrossRanks(
+    distributed::ProcessGroup& group, nn::Module& model,
+    const InMemoryDataset& data, int64_t input_size, int64_t batch_size,
+    int64_t limit) {
   if (group.size() == 1) {
-    return Evaluate(model, data, input_size, batch_size, limit).accuracy;
+    return Evaluate(model, data, input_size, batch_size, limit);
   }
   if (absl::Status s = BroadcastBuffers(group, model); !s.ok()) return s;
   const InMemoryDataset all = Head(data, limit);
   const int64_t begin = all.size() * group.rank() / group.size();
   const int64_t end = all.size() * (group.rank() + 1) / group.size();
-  double counts[2] = {0, static_cast<double>(end - begin)};  // correct, total
+  EvalResult mine;
+  mine.confusion.assign(10, std::vector<int64_t>(10, 0));
   if (end > begin) {
-    counts[0] = std::round(
-        Evaluate(model, Range(all, begin, end), input_size, batch_size)
-            .accuracy *
-        counts[1]);
+    mine = Evaluate(model, Range(all, begin, end), input_size, batch_size);
   }
-  if (absl::Status s = group.AllReduceSum(counts, 2); !s.ok()) return s;
-  return counts[1] == 0 ? 0.0 : counts[0] / counts[1];
+  // The confusion matrices summed over the ranks; the accuracy follows.
+  std::vector<double> counts;
+  for (const std::vector<int64_t>& row : mine.confusion) {
+    counts.insert(counts.end(), row.begin(), row.end());
+  }
+  counts.push_back(static_cast<double>(end - begin));
+  if (absl::Status s = group.AllReduceSum(counts.data(), counts.size());
+      !s.ok()) {
+    return s;
+  }
+  EvalResult result;
+  double correct = 0;
+  const size_t classes = mine.confusion.size();
+  for (size_t i = 0; i < classes; ++i) {
+    result.confusion.emplace_back(counts.begin() + i * classes,
+                                  counts.begin() + (i + 1) * classes);
+    correct += counts[i * classes + i];
+  }
+  result.accuracy = counts.back() == 0 ? 0.0 : correct / counts.back();
+  return result;
 }
 
 }  // namespace
@@ -1080,6 +1095,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       } else {
         optimizer->ZeroGrad();
         loss.Backward();
+        for (TrainObserver* observer : observers) {
+          observer->OnAfterBackward(state);
+        }
         if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
         if (o.clip_grad_norm > 0) {
           optim::ClipGradNorm(model.Parameters(), o.clip_grad_norm);
@@ -1092,8 +1110,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
         totals.seen += n;
       }
       totals.seconds = seconds_before + Seconds(start);
-      const StepInfo info{steps_per_epoch, batch.labels.numel() * group.size(),
-                          l, lr};
+      const int64_t global_batch = batch.labels.numel() * group.size();
+      const StepInfo info{steps_per_epoch, global_batch, l,
+                          reduced[2] / global_batch, lr};
       if (absl::Status s = notify([&](TrainObserver& ob) {
             return ob.OnStep(state, info);
           });
@@ -1132,10 +1151,11 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     m.train_acc =
         totals.seen == 0 ? 0 : static_cast<double>(totals.correct) / totals.seen;
     m.examples_per_sec = totals.seen / std::max(m.seconds, 1e-9);
-    absl::StatusOr<double> test_acc = EvaluateAcrossRanks(
+    absl::StatusOr<EvalResult> test = EvaluateAcrossRanks(
         group, model, test_data, o.input_size, o.batch_size, o.test_limit);
-    if (!test_acc.ok()) return test_acc.status();
-    m.test_acc = *test_acc;
+    if (!test.ok()) return test.status();
+    m.test_acc = test->accuracy;
+    m.confusion = std::move(test->confusion);
     summary.epochs.push_back(m);
     if (absl::Status s = notify([&](TrainObserver& ob) {
           return ob.OnEpoch(state, m);

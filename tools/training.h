@@ -154,6 +154,8 @@ struct EpochMetrics {
   double test_acc = 0;
   double seconds = 0;
   double examples_per_sec = 0;
+  // The test set's confusion[true_label][predicted_label] (10 x 10).
+  std::vector<std::vector<int64_t>> confusion;
 };
 
 struct TrainSummary {
@@ -167,6 +169,7 @@ struct StepInfo {
   int64_t steps_per_epoch = 0;
   int64_t batch_size = 0;  // over all ranks
   double loss = 0;         // the batch's mean, over all ranks
+  double accuracy = 0;     // the batch's, over all ranks
   float lr = 0;
 };
 
@@ -175,6 +178,9 @@ struct StepInfo {
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
+  // After the step's backward pass, before the gradients are averaged over
+  // the ranks and the optimizer steps (Lightning's on_after_backward).
+  virtual void OnAfterBackward(const TrainState& state) {}
   virtual absl::Status OnStep(const TrainState& state, const StepInfo& step) {
     return absl::OkStatus();
   }

@@ -1,0 +1,221 @@
+// The training dashboard's page: polls /api/metrics once a second and draws
+// what it returns (see tools/dashboard/dashboard.h for the JSON). Every
+// value reaches the page through textContent or Chart.js, never as HTML.
+'use strict';
+
+const POLL_MS = 1000;
+const $ = (id) => document.getElementById(id);
+
+let lastStep = -1;      // the latest step received: the next poll's `since`
+const stepLoss = [];    // {x: step, y: loss}
+const stepAcc = [];     // {x: step, y: batch accuracy}
+
+Chart.defaults.animation = false;
+Chart.defaults.maintainAspectRatio = false;
+
+const stepChart = new Chart($('step-chart'), {
+  type: 'line',
+  data: {
+    datasets: [
+      {label: 'loss', data: stepLoss, borderColor: '#1f77b4', yAxisID: 'loss',
+       pointRadius: 0, borderWidth: 1},
+      {label: 'batch accuracy', data: stepAcc, borderColor: '#ff7f0e',
+       yAxisID: 'acc', pointRadius: 0, borderWidth: 1},
+    ],
+  },
+  options: {
+    parsing: false,
+    scales: {
+      x: {type: 'linear', title: {display: true, text: 'step'}},
+      loss: {position: 'left', title: {display: true, text: 'loss'}},
+      acc: {position: 'right', min: 0, max: 1,
+            grid: {drawOnChartArea: false},
+            title: {display: true, text: 'accuracy'}},
+    },
+  },
+});
+
+const epochChart = new Chart($('epoch-chart'), {
+  type: 'line',
+  data: {
+    labels: [],
+    datasets: [
+      {label: 'train loss', data: [], borderColor: '#1f77b4', yAxisID: 'loss'},
+      {label: 'train acc', data: [], borderColor: '#9467bd', yAxisID: 'acc',
+       borderDash: [6, 3]},
+      {label: 'test acc', data: [], borderColor: '#2ca02c', yAxisID: 'acc',
+       borderDash: [2, 2]},
+    ],
+  },
+  options: {
+    scales: {
+      x: {title: {display: true, text: 'epoch'}},
+      loss: {position: 'left', min: 0, title: {display: true, text: 'loss'}},
+      acc: {position: 'right', min: 0, max: 1,
+            grid: {drawOnChartArea: false},
+            title: {display: true, text: 'accuracy'}},
+    },
+  },
+});
+
+const layerChart = new Chart($('layer-chart'), {
+  type: 'bar',
+  data: {
+    labels: [],
+    datasets: [
+      {label: 'forward', data: [], backgroundColor: '#1f77b4'},
+      {label: 'backward', data: [], backgroundColor: '#ff7f0e'},
+    ],
+  },
+  options: {
+    indexAxis: 'y',
+    scales: {x: {stacked: true, title: {display: true, text: 'ms per step'}},
+             y: {stacked: true}},
+  },
+});
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function fixed(v, digits) {
+  return v === null || v === undefined ? '-' : v.toFixed(digits);
+}
+
+function duration(seconds) {
+  if (!(seconds > 0)) return '-';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return (h ? h + 'h ' : '') + (h || m ? m + 'm ' : '') + (s % 60) + 's';
+}
+
+function layerLabel(layer) {
+  const name = layer.name === '' ? '' : layer.name + ' ';
+  return '\u00a0'.repeat(2 * layer.depth) + name + layer.description;
+}
+
+function drawStatus(m) {
+  document.title = m.title + ' - dive';
+  $('title').textContent = m.title;
+  $('state').textContent = m.state;
+  $('state').className = m.state.startsWith('failed') ? 'warn' : '';
+  $('epoch').textContent = m.epoch + ' / ' + m.epochs_total;
+  $('step').textContent = String(m.global_step);
+  $('lr').textContent = m.lr === null ? '-' : m.lr.toPrecision(4);
+  $('rate').textContent = m.examples_per_sec > 0 ?
+      Math.round(m.examples_per_sec).toLocaleString('en-US') : '-';
+  $('eta').textContent = m.state === 'training' ? duration(m.eta_seconds) : '-';
+}
+
+function drawSteps(m) {
+  for (const [step, loss, acc] of m.steps) {
+    stepLoss.push({x: step, y: loss});
+    stepAcc.push({x: step, y: acc});
+    lastStep = step;
+  }
+  if (m.steps.length > 0) stepChart.update();
+}
+
+function drawEpochs(m) {
+  const data = epochChart.data;
+  data.labels = m.epochs.map((e) => e.epoch);
+  data.datasets[0].data = m.epochs.map((e) => e.loss);
+  data.datasets[1].data = m.epochs.map((e) => e.train_acc);
+  data.datasets[2].data = m.epochs.map((e) => e.test_acc);
+  epochChart.update();
+  // Formatted as tools/training.cc writes metrics.csv.
+  const body = $('epochs').tBodies[0];
+  body.replaceChildren();
+  for (const e of m.epochs) {
+    const row = body.insertRow();
+    cell(row, String(e.epoch));
+    cell(row, fixed(e.loss, 6));
+    cell(row, fixed(e.train_acc, 6));
+    cell(row, fixed(e.test_acc, 6));
+    cell(row, fixed(e.seconds, 3));
+    cell(row, fixed(e.examples_per_sec, 1));
+  }
+  document.body.dataset.epochs = String(m.epochs.length);
+}
+
+function drawLayers(m) {
+  // The bars: modules inside others are counted in their parents, so only
+  // the leaves, each once, are drawn.
+  const leaves = m.layers.filter((l, i) =>
+      i + 1 >= m.layers.length || m.layers[i + 1].depth <= l.depth);
+  layerChart.data.labels = leaves.map(layerLabel);
+  layerChart.data.datasets[0].data = leaves.map((l) => l.forward_ms);
+  layerChart.data.datasets[1].data = leaves.map((l) => l.backward_ms);
+  layerChart.update();
+  const body = $('layers').tBodies[0];
+  body.replaceChildren();
+  for (const l of m.layers) {
+    const row = body.insertRow();
+    cell(row, layerLabel(l));
+    cell(row, fixed(l.forward_ms, 3));
+    cell(row, fixed(l.backward_ms, 3));
+    cell(row, l.sampled ? fixed(l.mean, 4) : '-');
+    cell(row, l.sampled ? fixed(l.std, 4) : '-');
+    const unit = l.unit_stat && l.sampled ?
+        (100 * l.unit_fraction).toFixed(1) + '% ' +
+            (l.unit_stat === 'zero' ? 'zero' : 'saturated') : '';
+    // Half the units dead or saturated: the book's warning signs.
+    cell(row, unit, l.unit_fraction > 0.5 && l.unit_stat ? 'warn' : '');
+  }
+  $('layers-note').textContent = m.layers.length ?
+      'Over ' + m.layer_steps + ' training steps; statistics of the latest ' +
+          'sampled step.' :
+      'Per-layer numbers appear after the first training steps.';
+}
+
+function drawConfusion(m) {
+  const table = $('confusion');
+  const head = table.tHead, body = table.tBodies[0];
+  head.replaceChildren();
+  body.replaceChildren();
+  if (m.confusion.length === 0) return;
+  const names = (i) => m.classes[i] !== undefined ? m.classes[i] : String(i);
+  const top = head.insertRow();
+  cell(top, '');
+  m.confusion[0].forEach((_, j) => cell(top, names(j)));
+  m.confusion.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    const tr = body.insertRow();
+    cell(tr, names(i));
+    row.forEach((count, j) => {
+      const td = cell(tr, String(count));
+      const share = count / total;
+      // Blue on the diagonal (right), red off it (wrong).
+      td.style.backgroundColor = i === j ?
+          `rgba(31, 119, 180, ${share.toFixed(3)})` :
+          `rgba(214, 39, 40, ${Math.min(1, 3 * share).toFixed(3)})`;
+      if (share > 0.5) td.style.color = '#fff';
+    });
+  });
+}
+
+async function poll() {
+  try {
+    const response = await fetch('/api/metrics?since=' + lastStep,
+                                 {cache: 'no-store'});
+    if (!response.ok) throw new Error('HTTP ' + response.status);
+    const m = await response.json();
+    drawStatus(m);
+    drawSteps(m);
+    drawEpochs(m);
+    drawLayers(m);
+    drawConfusion(m);
+    document.body.dataset.state = m.state;
+    if (m.state !== 'training') return;  // nothing more will change
+  } catch (e) {
+    // The trainer has exited (or not started yet): keep what is drawn.
+    $('state').textContent = 'disconnected (' + e.message + ')';
+    document.body.dataset.state = 'disconnected';
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+poll();

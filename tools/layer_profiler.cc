@@ -1,0 +1,208 @@
+#include "tools/layer_profiler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nn/activation.h"
+
+namespace dive::tools {
+namespace {
+
+double SecondsBetween(std::chrono::steady_clock::time_point from,
+                      std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// Every module under `module` (itself first, as ""), each once, with its
+// dotted name, parents before children.
+void CollectNames(
+    nn::Module& module, const std::string& name,
+    std::unordered_map<const nn::Module*, std::string>* names,
+    std::vector<nn::Module*>* order) {
+  if (!names->emplace(&module, name).second) return;
+  order->push_back(&module);
+  for (const auto& [child_name, child] : module.children()) {
+    CollectNames(*child, name.empty() ? child_name : name + "." + child_name,
+                 names, order);
+  }
+}
+
+UnitStat UnitStatOf(const nn::Module& module) {
+  if (dynamic_cast<const nn::ReLU*>(&module) != nullptr) return UnitStat::kZero;
+  if (dynamic_cast<const nn::Sigmoid*>(&module) != nullptr ||
+      dynamic_cast<const nn::Tanh*>(&module) != nullptr) {
+    return UnitStat::kSaturated;
+  }
+  return UnitStat::kNone;
+}
+
+}  // namespace
+
+LayerProfiler::LayerProfiler(nn::Module& model, int64_t stats_every)
+    : stats_every_(stats_every) {
+  std::vector<nn::Module*> modules;
+  CollectNames(model, "", &names_, &modules);
+  for (nn::Module* module : modules) {
+    handles_.push_back(module->RegisterForwardPreHook(
+        [this](nn::Module& m, const Variable&) {
+          PreHook(m);
+          return Variable();
+        }));
+    handles_.push_back(module->RegisterForwardHook(
+        [this](nn::Module& m, const Variable& input, const Variable& output) {
+          PostHook(m, input, output);
+          return Variable();
+        }));
+  }
+}
+
+LayerProfiler::~LayerProfiler() {
+  for (HookHandle& handle : handles_) handle.Remove();
+}
+
+void LayerProfiler::PreHook(nn::Module& module) {
+  if (!module.is_training() || !GradEnabled()) return;
+  if (!in_step_) {
+    in_step_ = true;
+    step_start_ = Clock::now();
+    sampling_ = stats_every_ > 0 && steps_ % stats_every_ == 0;
+  }
+  const auto [it, added] = index_.emplace(&module, layers_.size());
+  if (added) {
+    LayerStats layer;
+    layer.name = names_.at(&module);
+    layer.description = module.Describe();
+    layer.depth = static_cast<int>(open_.size());
+    layer.unit_stat = UnitStatOf(module);
+    layers_.push_back(std::move(layer));
+  }
+  Call call;
+  call.layer = it->second;
+  call.forward_start = Clock::now();
+  open_.push_back(call);
+}
+
+void LayerProfiler::PostHook(nn::Module& module, const Variable& input,
+                             const Variable& output) {
+  if (!module.is_training() || !GradEnabled() || open_.empty()) return;
+  Call call = open_.back();
+  open_.pop_back();
+  call.forward_end = Clock::now();
+  calls_.push_back(call);
+  LayerStats& layer = layers_[call.layer];
+  if (sampling_) Sample(layer, module, output.data());
+  // The hooks below close the call's backward; one left in a graph that
+  // outlives its step (never the loop's) finds another step and does nothing.
+  const size_t id = calls_.size() - 1;
+  const int64_t step = steps_;
+  // Leaves keep their hooks across passes: only graph nodes are hooked.
+  if (output.requires_grad() && !output.is_leaf()) {
+    output.RegisterHook([this, id, step](const Tensor&) {
+      if (steps_ == step && id < calls_.size()) {
+        calls_[id].backward_start = Clock::now();
+        calls_[id].backward_started = true;
+      }
+      return Tensor();
+    });
+  }
+  if (input.requires_grad() && !input.is_leaf()) {
+    input.RegisterHook([this, id, step](const Tensor&) {
+      if (steps_ == step && id < calls_.size() &&
+          !calls_[id].backward_ended) {
+        calls_[id].backward_end = Clock::now();
+        calls_[id].backward_ended = true;
+      }
+      return Tensor();
+    });
+  }
+}
+
+void LayerProfiler::Sample(LayerStats& layer, const nn::Module& module,
+                           const Tensor& output) {
+  if (output.dtype() != DType::kFloat32 || output.numel() == 0) return;
+  const Tensor values = output.Contiguous();
+  const float* p = values.data<float>();
+  const int64_t n = values.numel();
+  double sum = 0, sum_sq = 0;
+  int64_t units = 0;
+  // Sigmoid saturates below 0.01 and above 0.99 of (0, 1); Tanh past 0.99
+  // of (-1, 1).
+  const bool sigmoid = dynamic_cast<const nn::Sigmoid*>(&module) != nullptr;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = p[i];
+    sum += v;
+    sum_sq += v * v;
+    switch (layer.unit_stat) {
+      case UnitStat::kZero:
+        units += v == 0;
+        break;
+      case UnitStat::kSaturated:
+        units += sigmoid ? (v < 0.01 || v > 0.99) : std::abs(v) > 0.99;
+        break;
+      case UnitStat::kNone:
+        break;
+    }
+  }
+  layer.sampled = true;
+  layer.mean = sum / n;
+  layer.stddev = std::sqrt(std::max(0.0, sum_sq / n - layer.mean * layer.mean));
+  layer.unit_fraction = static_cast<double>(units) / n;
+}
+
+void LayerProfiler::OnAfterBackward(const TrainState&) {
+  backward_end_ = Clock::now();
+}
+
+absl::Status LayerProfiler::OnStep(const TrainState&, const StepInfo&) {
+  if (!in_step_) return absl::OkStatus();
+  const Clock::time_point now = Clock::now();
+  for (const Call& call : calls_) {
+    LayerStats& layer = layers_[call.layer];
+    ++layer.calls;
+    layer.forward_seconds += SecondsBetween(call.forward_start, call.forward_end);
+    if (call.backward_started) {
+      layer.backward_seconds += SecondsBetween(
+          call.backward_start,
+          call.backward_ended ? call.backward_end : backward_end_);
+    }
+  }
+  step_seconds_ += SecondsBetween(step_start_, now);
+  ++steps_;
+  calls_.clear();
+  open_.clear();
+  in_step_ = false;
+  return absl::OkStatus();
+}
+
+std::vector<LayerStats> LayerProfiler::Layers() const { return layers_; }
+
+std::string LayerProfiler::Table() const {
+  if (steps_ == 0) return "no training steps profiled\n";
+  const double step_ms = 1e3 * step_seconds_ / steps_;
+  std::string out = absl::StrFormat(
+      "Per-layer time over %d training steps, mean per step: %.2f ms\n"
+      "%-56s %10s %11s %6s\n",
+      steps_, step_ms, "Module", "Forward ms", "Backward ms", "Share");
+  double root_ms = 0;
+  for (const LayerStats& layer : layers_) {
+    const double forward = 1e3 * layer.forward_seconds / steps_;
+    const double backward = 1e3 * layer.backward_seconds / steps_;
+    if (layer.depth == 0) root_ms += forward + backward;
+    std::string label = absl::StrCat(std::string(2 * layer.depth, ' '),
+                                     layer.name, layer.name.empty() ? "" : " ",
+                                     layer.description);
+    if (label.size() > 56) label = label.substr(0, 53) + "...";
+    absl::StrAppendFormat(&out, "%-56s %10.2f %11.2f %5.1f%%\n", label, forward,
+                          backward, 100 * (forward + backward) / step_ms);
+  }
+  absl::StrAppendFormat(&out, "%-56s %10s %11s %5.1f%%\n",
+                        "(loss, optimizer, observers)", "", "",
+                        100 * std::max(0.0, step_ms - root_ms) / step_ms);
+  return out;
+}
+
+}  // namespace dive::tools

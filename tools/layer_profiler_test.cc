@@ -1,0 +1,184 @@
+// LayerProfiler: which modules it reports and in what order, that it sees
+// forward and backward time, that its activation statistics are the
+// outputs' own, that it changes nothing in training and leaves no hook
+// behind.
+
+#include "tools/layer_profiler.h"
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/lenet/lenet.h"
+#include "nn/activation.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+#include "autograd/functions.h"
+#include "tensor/random.h"
+#include "tools/testing/fake_data.h"
+#include "tools/training.h"
+
+namespace dive::tools {
+namespace {
+
+using ::testing::HasSubstr;
+
+TrainOptions SmallRun(const std::string& name) {
+  TrainOptions o;
+  o.epochs = 1;
+  o.lr = 0.1f;
+  o.batch_size = 64;
+  o.threads = 2;
+  o.seed = 3;
+  o.out_dir = absl::StrCat(::testing::TempDir(), "/", name);
+  o.progress = false;
+  return o;
+}
+
+// One training step of `model` on `x`, as the loop runs it: forward, a
+// scalar loss, backward, then the observer calls.
+void Step(nn::Module& model, LayerProfiler& profiler, const Tensor& x) {
+  Variable loss = Sum(model(Variable(x, /*requires_grad=*/true)));
+  loss.Backward();
+  profiler.OnAfterBackward(TrainState{});
+  ASSERT_TRUE(profiler.OnStep(TrainState{}, StepInfo{}).ok());
+}
+
+TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
+  ManualSeed(1);
+  absl::StatusOr<std::shared_ptr<nn::Module>> model =
+      models::LeNetSpec().make(28);
+  ASSERT_TRUE(model.ok()) << model.status();
+  LayerProfiler profiler(**model, /*stats_every=*/1);
+  TrainOptions o = SmallRun("lenet");
+  o.observers.push_back(&profiler);
+  const InMemoryDataset train = testing::FakeImages(256, 1);
+  const InMemoryDataset test = testing::FakeImages(64, 2);
+  ASSERT_TRUE(Train(models::LeNetSpec(), **model, o, train, test).ok());
+
+  EXPECT_EQ(profiler.steps(), 4);  // 256 / 64; evaluation does not count
+  const std::vector<LayerStats> layers = profiler.Layers();
+  // The Sequential, then its children in order: the pre-order of the calls.
+  ASSERT_EQ(layers.size(), 1 + (*model)->children().size());
+  EXPECT_EQ(layers[0].name, "");
+  EXPECT_EQ(layers[0].depth, 0);
+  for (size_t i = 1; i < layers.size(); ++i) {
+    EXPECT_EQ(layers[i].name, (*model)->children()[i - 1].first);
+    EXPECT_EQ(layers[i].description,
+              (*model)->children()[i - 1].second->Describe());
+    EXPECT_EQ(layers[i].depth, 1);
+  }
+  double children_forward = 0;
+  for (const LayerStats& layer : layers) {
+    EXPECT_EQ(layer.calls, 4) << layer.name;
+    EXPECT_GT(layer.forward_seconds, 0) << layer.name;
+    EXPECT_TRUE(layer.sampled) << layer.name;
+    if (layer.depth == 1) children_forward += layer.forward_seconds;
+  }
+  // The model's forward holds its children's, and its backward (from the
+  // loss's gradient to the end of the pass) the time of both convolutions.
+  EXPECT_GE(layers[0].forward_seconds, children_forward);
+  EXPECT_GT(layers[0].backward_seconds, 0);
+  EXPECT_GT(layers[1].backward_seconds, 0);  // the first Conv2d
+  EXPECT_GE(profiler.step_seconds(),
+            layers[0].forward_seconds + layers[0].backward_seconds);
+
+  const std::string table = profiler.Table();
+  EXPECT_THAT(table, HasSubstr("Per-layer time over 4 training steps"));
+  EXPECT_THAT(table, HasSubstr("Forward ms"));
+  EXPECT_THAT(table, HasSubstr(layers[1].description));
+  EXPECT_THAT(table, HasSubstr("(loss, optimizer, observers)"));
+}
+
+TEST(LayerProfilerTest, StatisticsAreThoseOfTheOutputs) {
+  // x W^T has known signs: ReLU zeros exactly the negative half; a large
+  // weight saturates the Sigmoid.
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = model->Add(std::make_shared<nn::Linear>(1, 4, /*bias=*/false));
+  auto relu = model->Add(std::make_shared<nn::ReLU>());
+  auto fc2 = model->Add(std::make_shared<nn::Linear>(4, 1, /*bias=*/false));
+  model->Add(std::make_shared<nn::Sigmoid>());
+  Tensor w1 = fc->Parameters()[0].data();  // shares the storage
+  w1.CopyFrom(Tensor::FromVector({1, -1, 2, -2}, Shape{4, 1}));
+  Tensor w2 = fc2->Parameters()[0].data();
+  w2.CopyFrom(Tensor::FromVector({10, 10, 10, 10}, Shape{1, 4}));
+  LayerProfiler profiler(*model, /*stats_every=*/1);
+  // Inputs 1, -1, 0.01: ReLU outputs (1,0,2,0), (0,1,0,2), (.01,0,.02,0).
+  Step(*model, profiler, Tensor::FromVector({1, -1, 0.01f}, Shape{3, 1}));
+
+  const std::vector<LayerStats> layers = profiler.Layers();
+  ASSERT_EQ(layers.size(), 5u);
+  const LayerStats& r = layers[2];
+  EXPECT_EQ(r.description, "ReLU");
+  EXPECT_EQ(r.unit_stat, UnitStat::kZero);
+  EXPECT_DOUBLE_EQ(r.unit_fraction, 6.0 / 12);
+  const double mean = (3 + 3 + 0.03) / 12;
+  EXPECT_NEAR(r.mean, mean, 1e-7);
+  const double sq = (1 + 4 + 1 + 4 + 1e-4 + 4e-4) / 12;
+  EXPECT_NEAR(r.stddev, std::sqrt(sq - mean * mean), 1e-6);
+  // Sigmoid of 30, 30 and 0.3: two saturated of three.
+  const LayerStats& s = layers[4];
+  EXPECT_EQ(s.unit_stat, UnitStat::kSaturated);
+  EXPECT_DOUBLE_EQ(s.unit_fraction, 2.0 / 3);
+  // The first Linear's outputs x * (1, -1, 2, -2) sum to zero.
+  EXPECT_EQ(layers[1].unit_stat, UnitStat::kNone);
+  EXPECT_NEAR(layers[1].mean, 0, 1e-7);
+}
+
+TEST(LayerProfilerTest, SamplesOnlyEveryNthStepAndIgnoresEvaluation) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->Add(std::make_shared<nn::ReLU>());
+  LayerProfiler profiler(*model, /*stats_every=*/2);
+  const Tensor x = Tensor::FromVector({-1, 1}, Shape{1, 2});
+  Variable input(x, /*requires_grad=*/true);
+  model->Eval();
+  (*model)(input);  // evaluation mode: not a training step
+  EXPECT_TRUE(profiler.Layers().empty());
+  model->Train();
+  Step(*model, profiler, x);  // step 0: sampled
+  ASSERT_EQ(profiler.Layers().size(), 2u);
+  EXPECT_TRUE(profiler.Layers()[1].sampled);
+  EXPECT_DOUBLE_EQ(profiler.Layers()[1].unit_fraction, 0.5);
+  Step(*model, profiler, Tensor::FromVector({-1, -1}, Shape{1, 2}));
+  EXPECT_DOUBLE_EQ(profiler.Layers()[1].unit_fraction, 0.5);  // not sampled
+  Step(*model, profiler, Tensor::FromVector({-1, -1}, Shape{1, 2}));
+  EXPECT_DOUBLE_EQ(profiler.Layers()[1].unit_fraction, 1.0);  // step 2
+  EXPECT_EQ(profiler.steps(), 3);
+}
+
+TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
+  const InMemoryDataset train = testing::FakeImages(256, 1);
+  const InMemoryDataset test = testing::FakeImages(64, 2);
+  auto run = [&](bool profile, const std::string& name) {
+    ManualSeed(7);
+    std::shared_ptr<nn::Module> model = *models::LeNetSpec().make(28);
+    TrainOptions o = SmallRun(name);
+    std::unique_ptr<LayerProfiler> profiler;
+    if (profile) {
+      profiler = std::make_unique<LayerProfiler>(*model, 1);
+      o.observers.push_back(profiler.get());
+    }
+    absl::StatusOr<TrainSummary> s =
+        Train(models::LeNetSpec(), *model, o, train, test);
+    EXPECT_TRUE(s.ok()) << s.status();
+    profiler.reset();  // removes its hooks: a later call must not reach it
+    Variable out = (*model)(Variable(Normal(Shape{8, 1, 28, 28}, 0, 1)));
+    Sum(out).Backward();
+    return std::make_pair(*s, model->StateDict());
+  };
+  const auto [plain, plain_state] = run(false, "plain");
+  const auto [profiled, profiled_state] = run(true, "profiled");
+  ASSERT_EQ(plain.epochs.size(), profiled.epochs.size());
+  EXPECT_EQ(plain.epochs[0].loss, profiled.epochs[0].loss);
+  EXPECT_EQ(plain.epochs[0].test_acc, profiled.epochs[0].test_acc);
+  for (const auto& [name, t] : plain_state) {
+    EXPECT_EQ(t.ToVector(), profiled_state.at(name).ToVector()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace dive::tools
