@@ -1,11 +1,13 @@
 #include "tools/trainer_main.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
@@ -17,6 +19,8 @@
 #include "tensor/cpu.h"
 #include "tensor/random.h"
 #include "tools/cli.h"
+#include "tools/dashboard/dashboard.h"
+#include "tools/layer_profiler.h"
 #include "tools/training.h"
 
 // Unset (the default) means the book's recipe; any value given is checked,
@@ -71,6 +75,13 @@ ABSL_FLAG(std::string, precision, "fp32",
           "fp32, or bf16: mixed precision (convolution and Linear multiply "
           "bf16 operands, everything else float32, as PyTorch's bf16 "
           "autocast).");
+ABSL_FLAG(std::optional<int>, dashboard, std::nullopt,
+          "Serve a live dashboard of the run on http://127.0.0.1:PORT/ "
+          "(0: any free port, logged at the start; under mpirun, rank 0).");
+ABSL_FLAG(bool, dashboard_keep, false,
+          "With --dashboard: keep serving after training ends, until Ctrl-C.");
+ABSL_FLAG(bool, profile, false,
+          "Print a table of per-layer forward and backward time at the end.");
 ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
@@ -223,9 +234,54 @@ int TrainerMain(int argc, char** argv,
                                    " processes of ",
                                    o.batch_size / (*group)->size(),
                                    " examples per batch"));
+  // The profiler and the dashboard observe rank 0, which sees every step.
+  const std::optional<int> dashboard_port = absl::GetFlag(FLAGS_dashboard);
+  const bool root = (*group)->rank() == 0;
+  std::unique_ptr<LayerProfiler> profiler;
+  if (root && (dashboard_port.has_value() || absl::GetFlag(FLAGS_profile))) {
+    // Activation statistics (a pass over each output) on every 10th step.
+    profiler = std::make_unique<LayerProfiler>(
+        **model, dashboard_port.has_value() ? 10 : 0);
+    o.observers.push_back(profiler.get());
+  }
+  std::unique_ptr<Dashboard> dashboard;
+  if (root && dashboard_port.has_value()) {
+    absl::StatusOr<std::unique_ptr<Dashboard>> started = Dashboard::Start(
+        {.port = *dashboard_port,
+         .title = spec.description,
+         .epochs = o.epochs,
+         .class_names = {FashionMnistClassNames().begin(),
+                         FashionMnistClassNames().end()}},
+        profiler.get());
+    if (!started.ok()) {
+      return Fail(absl::Status(started.status().code(),
+                               absl::StrCat("--dashboard=", *dashboard_port,
+                                            ": ", started.status().message())));
+    }
+    dashboard = *std::move(started);
+    o.observers.push_back(dashboard.get());
+    LOG(INFO) << "dashboard: " << dashboard->url();
+  }
   InstallStopHandlers();
   absl::StatusOr<TrainSummary> summary =
       Train(spec, **model, o, *train, *test);
+  if (profiler != nullptr && absl::GetFlag(FLAGS_profile)) {
+    std::fputs(profiler->Table().c_str(), stdout);
+  }
+  if (dashboard != nullptr) {
+    dashboard->SetState(summary.ok() ? "finished"
+                        : absl::IsCancelled(summary.status())
+                            ? "stopped"
+                            : absl::StrCat("failed: ",
+                                           summary.status().message()));
+    if (absl::GetFlag(FLAGS_dashboard_keep) && summary.ok()) {
+      LOG(INFO) << "dashboard: training ended; serving " << dashboard->url()
+                << " until Ctrl-C";
+      while (!StopRequested()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
   if (absl::IsCancelled(summary.status())) {  // SIGINT or SIGTERM
     LOG(WARNING) << summary.status().message();
     return 128 + StoppedBySignal();

@@ -925,6 +925,8 @@ void InstallStopHandlers() {
 
 int StoppedBySignal() { return honoured_signal; }
 
+bool StopRequested() { return stop_signal != 0; }
+
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const TrainOptions& options,
                                    const InMemoryDataset& train_data,

@@ -221,6 +221,10 @@ void InstallStopHandlers();
 // The signal of the last stop `Train` honoured (0: none), for the exit code.
 int StoppedBySignal();
 
+// True once a stop was requested and not yet honoured by `Train` (what a
+// trainer that outlives training, `--dashboard_keep`, waits for).
+bool StopRequested();
+
 struct EvalResult {
   double accuracy = 0;
   // confusion[true_label][predicted_label], over the classes of the data

@@ -231,7 +231,7 @@ absl::Status Dashboard::OnStep(const TrainState& state, const StepInfo& step) {
   steps_.push_back({global_step, step.loss, step.accuracy, step.lr});
   steps_per_epoch_ = step.steps_per_epoch;
   global_step_ = global_step;
-  epoch_ = state.position.epoch;
+  epoch_ = state.position.epoch + 1;  // the one in progress
   lr_ = step.lr;
   recent_.emplace_back(now, step.batch_size);
   if (recent_.size() > kRateWindow) recent_.pop_front();
@@ -251,6 +251,7 @@ absl::Status Dashboard::OnEpoch(const TrainState&, const EpochMetrics& m) {
   if (profiler_ != nullptr) layers = profiler_->Layers();
   std::lock_guard<std::mutex> lock(mutex_);
   epochs_.push_back(m);
+  epoch_ = m.epoch;
   if (profiler_ != nullptr) {
     layers_ = std::move(layers);
     layer_steps_ = profiler_->steps();

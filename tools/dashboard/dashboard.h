@@ -24,7 +24,8 @@
 //
 //   {"title": ..., "state": "training" | "finished" | "failed: ...",
 //    "epochs_total": 10, "steps_per_epoch": 235, "global_step": 412,
-//    "epoch": 2, "lr": 0.9, "examples_per_sec": 40100.5, "eta_seconds": 12.5,
+//    "epoch": 2,   // the epoch in progress, or the last one done
+//    "lr": 0.9, "examples_per_sec": 40100.5, "eta_seconds": 12.5,
 //    "steps": [[step, loss, accuracy, lr], ...],
 //    "epochs": [{"epoch": 1, "loss": ..., "train_acc": ..., "test_acc": ...,
 //                "seconds": ..., "examples_per_sec": ...}, ...],

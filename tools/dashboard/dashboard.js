@@ -155,8 +155,6 @@ function drawLayers(m) {
   for (const l of m.layers) {
     const row = body.insertRow();
     cell(row, layerLabel(l));
-    cell(row, fixed(l.forward_ms, 3));
-    cell(row, fixed(l.backward_ms, 3));
     cell(row, l.sampled ? fixed(l.mean, 4) : '-');
     cell(row, l.sampled ? fixed(l.std, 4) : '-');
     const unit = l.unit_stat && l.sampled ?
