@@ -19,10 +19,9 @@ double SecondsBetween(std::chrono::steady_clock::time_point from,
 
 // Every module under `module` (itself first, as ""), each once, with its
 // dotted name, parents before children.
-void CollectNames(
-    nn::Module& module, const std::string& name,
-    std::unordered_map<const nn::Module*, std::string>* names,
-    std::vector<nn::Module*>* order) {
+void CollectNames(nn::Module& module, const std::string& name,
+                  std::unordered_map<const nn::Module*, std::string>* names,
+                  std::vector<nn::Module*>* order) {
   if (!names->emplace(&module, name).second) return;
   order->push_back(&module);
   for (const auto& [child_name, child] : module.children()) {
@@ -47,8 +46,8 @@ LayerProfiler::LayerProfiler(nn::Module& model, int64_t stats_every)
   std::vector<nn::Module*> modules;
   CollectNames(model, "", &names_, &modules);
   for (nn::Module* module : modules) {
-    handles_.push_back(module->RegisterForwardPreHook(
-        [this](nn::Module& m, const Variable&) {
+    handles_.push_back(
+        module->RegisterForwardPreHook([this](nn::Module& m, const Variable&) {
           PreHook(m);
           return Variable();
         }));
@@ -111,8 +110,7 @@ void LayerProfiler::PostHook(nn::Module& module, const Variable& input,
   }
   if (input.requires_grad() && !input.is_leaf()) {
     input.RegisterHook([this, id, step](const Tensor&) {
-      if (steps_ == step && id < calls_.size() &&
-          !calls_[id].backward_ended) {
+      if (steps_ == step && id < calls_.size() && !calls_[id].backward_ended) {
         calls_[id].backward_end = Clock::now();
         calls_[id].backward_ended = true;
       }
@@ -163,7 +161,8 @@ absl::Status LayerProfiler::OnStep(const TrainState&, const StepInfo&) {
   for (const Call& call : calls_) {
     LayerStats& layer = layers_[call.layer];
     ++layer.calls;
-    layer.forward_seconds += SecondsBetween(call.forward_start, call.forward_end);
+    layer.forward_seconds +=
+        SecondsBetween(call.forward_start, call.forward_end);
     if (call.backward_started) {
       layer.backward_seconds += SecondsBetween(
           call.backward_start,
@@ -192,9 +191,9 @@ std::string LayerProfiler::Table() const {
     const double forward = 1e3 * layer.forward_seconds / steps_;
     const double backward = 1e3 * layer.backward_seconds / steps_;
     if (layer.depth == 0) root_ms += forward + backward;
-    std::string label = absl::StrCat(std::string(2 * layer.depth, ' '),
-                                     layer.name, layer.name.empty() ? "" : " ",
-                                     layer.description);
+    std::string label =
+        absl::StrCat(std::string(2 * layer.depth, ' '), layer.name,
+                     layer.name.empty() ? "" : " ", layer.description);
     if (label.size() > 56) label = label.substr(0, 53) + "...";
     absl::StrAppendFormat(&out, "%-56s %10.2f %11.2f %5.1f%%\n", label, forward,
                           backward, 100 * (forward + backward) / step_ms);

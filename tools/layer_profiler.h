@@ -59,11 +59,11 @@ namespace dive::tools {
 enum class UnitStat { kNone, kZero, kSaturated };
 
 struct LayerStats {
-  std::string name;         // dotted, "" for the model itself
-  std::string description;  // Module::Describe()
-  int depth = 0;            // nesting depth of the call
-  int64_t calls = 0;        // training-step calls so far
-  double forward_seconds = 0;   // totals over those calls
+  std::string name;            // dotted, "" for the model itself
+  std::string description;     // Module::Describe()
+  int depth = 0;               // nesting depth of the call
+  int64_t calls = 0;           // training-step calls so far
+  double forward_seconds = 0;  // totals over those calls
   double backward_seconds = 0;
   // Of the output, at the latest sampled step (`sampled` false: none yet).
   bool sampled = false;

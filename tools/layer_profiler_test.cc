@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/lenet/lenet.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
-#include "autograd/functions.h"
 #include "tensor/random.h"
 #include "tools/testing/fake_data.h"
 #include "tools/training.h"

@@ -158,6 +158,24 @@ expect_error "train --train_limit=-1" "--train_limit=-1" "$SOFTMAX" "${FAST[@]}"
 expect_error "train --test_limit=-1" "--test_limit=-1" "$SOFTMAX" "${FAST[@]}" --test_limit=-1
 expect_error "train --epochs=abc" "Illegal value 'abc' specified for flag 'epochs'" "$SOFTMAX" "${FAST[@]}" --epochs=abc
 expect_error "train --seed=-1" "Illegal value '-1' specified for flag 'seed'" "$SOFTMAX" "${FAST[@]}" --seed=-1
+expect_error "train --dashboard=70000" "--dashboard=70000: must be a port in 0..65535" "$SOFTMAX" "${FAST[@]}" --dashboard=70000
+expect_error "train --dashboard=-1" "--dashboard=-1: must be a port in 0..65535" "$SOFTMAX" "${FAST[@]}" --dashboard=-1
+expect_error "train --dashboard=http" "Illegal value 'http' specified for flag 'dashboard'" "$SOFTMAX" "${FAST[@]}" --dashboard=http
+expect_error "train --dashboard_keep alone" "--dashboard_keep: needs --dashboard=PORT" "$SOFTMAX" "${FAST[@]}" --dashboard_keep
+# A port another process listens on: the error names it, nothing is taken.
+BUSY_PORT_FILE="$TMP/busy_port"
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1], "w").write(str(s.getsockname()[1])); time.sleep(120)
+' "$BUSY_PORT_FILE" &
+LISTENER=$!
+for _ in $(seq 100); do [[ -s "$BUSY_PORT_FILE" ]] && break; sleep 0.05; done
+BUSY_PORT=$(cat "$BUSY_PORT_FILE")
+expect_error "train --dashboard=<port in use>" "--dashboard=$BUSY_PORT: cannot listen on 127.0.0.1:$BUSY_PORT" "$SOFTMAX" "${FAST[@]}" --dashboard="$BUSY_PORT"
+kill "$LISTENER"
+expect_ok "train --dashboard=0 --profile" "$SOFTMAX" "${FAST[@]}" --dashboard=0 --profile
+grep -q "^Per-layer time over" "$TMP/case.out" || fail "--profile printed no table: $(head -c 300 "$TMP/case.out")"
 expect_error "train --no_such_flag" "Unknown command line flag 'no_such_flag'" "$SOFTMAX" "${FAST[@]}" --no_such_flag
 expect_error "train --out=/proc/forbidden" "--out=/proc/forbidden: cannot create or write the directory" "$SOFTMAX" "${FAST[@]}" --out=/proc/forbidden
 expect_error "train --out=<regular file>/x" "--out=$GOOD/train-labels-idx1-ubyte/x" "$SOFTMAX" "${FAST[@]}" --out="$GOOD/train-labels-idx1-ubyte/x"

@@ -36,8 +36,7 @@ ABSL_FLAG(std::optional<int64_t>, resize, std::nullopt,
           "(default: the book's recipe).");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(uint64_t, seed, 0, "Seed for initialization and shuffling.");
-ABSL_FLAG(std::string, optimizer, "sgd",
-          "sgd (the book's), adam or adamw.");
+ABSL_FLAG(std::string, optimizer, "sgd", "sgd (the book's), adam or adamw.");
 ABSL_FLAG(double, weight_decay, 0,
           "L2 penalty (sgd, adam); decoupled weight decay (adamw).");
 ABSL_FLAG(double, momentum, 0, "SGD momentum.");
@@ -149,7 +148,8 @@ int TrainerMain(int argc, char** argv,
   TrainOptions o;
   const models::Recipe& r = spec.recipe;
   o.epochs = absl::GetFlag(FLAGS_epochs).value_or(r.epochs);
-  absl::StatusOr<float> lr = ToFloat("lr", absl::GetFlag(FLAGS_lr).value_or(r.lr));
+  absl::StatusOr<float> lr =
+      ToFloat("lr", absl::GetFlag(FLAGS_lr).value_or(r.lr));
   if (!lr.ok()) return Fail(lr.status());
   o.lr = *lr;
   o.batch_size = absl::GetFlag(FLAGS_batch_size).value_or(r.batch_size);
@@ -173,7 +173,8 @@ int TrainerMain(int argc, char** argv,
   if (!schedule.ok()) return Fail(schedule.status());
   o.lr_schedule = *schedule;
   o.lr_step_epochs = absl::GetFlag(FLAGS_lr_step_epochs);
-  absl::StatusOr<float> gamma = ToFloat("lr_gamma", absl::GetFlag(FLAGS_lr_gamma));
+  absl::StatusOr<float> gamma =
+      ToFloat("lr_gamma", absl::GetFlag(FLAGS_lr_gamma));
   if (!gamma.ok()) return Fail(gamma.status());
   o.lr_gamma = *gamma;
   o.warmup_epochs = absl::GetFlag(FLAGS_warmup_epochs);
@@ -203,6 +204,17 @@ int TrainerMain(int argc, char** argv,
     return Fail(isa.status());
   }
   if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
+  const std::optional<int> dashboard_port = absl::GetFlag(FLAGS_dashboard);
+  if (dashboard_port.has_value() &&
+      (*dashboard_port < 0 || *dashboard_port > 65535)) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--dashboard=", *dashboard_port,
+                     ": must be a port in 0..65535 (0: any free one)")));
+  }
+  if (absl::GetFlag(FLAGS_dashboard_keep) && !dashboard_port.has_value()) {
+    return Fail(
+        absl::InvalidArgumentError("--dashboard_keep: needs --dashboard=PORT"));
+  }
   // Built once, before the data loads, so an unsupported --resize fails
   // first.
   ManualSeed(o.seed);
@@ -235,7 +247,6 @@ int TrainerMain(int argc, char** argv,
                                    o.batch_size / (*group)->size(),
                                    " examples per batch"));
   // The profiler and the dashboard observe rank 0, which sees every step.
-  const std::optional<int> dashboard_port = absl::GetFlag(FLAGS_dashboard);
   const bool root = (*group)->rank() == 0;
   std::unique_ptr<LayerProfiler> profiler;
   if (root && (dashboard_port.has_value() || absl::GetFlag(FLAGS_profile))) {
@@ -246,13 +257,13 @@ int TrainerMain(int argc, char** argv,
   }
   std::unique_ptr<Dashboard> dashboard;
   if (root && dashboard_port.has_value()) {
-    absl::StatusOr<std::unique_ptr<Dashboard>> started = Dashboard::Start(
-        {.port = *dashboard_port,
-         .title = spec.description,
-         .epochs = o.epochs,
-         .class_names = {FashionMnistClassNames().begin(),
-                         FashionMnistClassNames().end()}},
-        profiler.get());
+    absl::StatusOr<std::unique_ptr<Dashboard>> started =
+        Dashboard::Start({.port = *dashboard_port,
+                          .title = spec.description,
+                          .epochs = o.epochs,
+                          .class_names = {FashionMnistClassNames().begin(),
+                                          FashionMnistClassNames().end()}},
+                         profiler.get());
     if (!started.ok()) {
       return Fail(absl::Status(started.status().code(),
                                absl::StrCat("--dashboard=", *dashboard_port,
@@ -263,17 +274,16 @@ int TrainerMain(int argc, char** argv,
     LOG(INFO) << "dashboard: " << dashboard->url();
   }
   InstallStopHandlers();
-  absl::StatusOr<TrainSummary> summary =
-      Train(spec, **model, o, *train, *test);
+  absl::StatusOr<TrainSummary> summary = Train(spec, **model, o, *train, *test);
   if (profiler != nullptr && absl::GetFlag(FLAGS_profile)) {
     std::fputs(profiler->Table().c_str(), stdout);
   }
   if (dashboard != nullptr) {
-    dashboard->SetState(summary.ok() ? "finished"
-                        : absl::IsCancelled(summary.status())
-                            ? "stopped"
-                            : absl::StrCat("failed: ",
-                                           summary.status().message()));
+    dashboard->SetState(
+        summary.ok() ? "finished"
+        : absl::IsCancelled(summary.status())
+            ? "stopped"
+            : absl::StrCat("failed: ", summary.status().message()));
     if (absl::GetFlag(FLAGS_dashboard_keep) && summary.ok()) {
       LOG(INFO) << "dashboard: training ended; serving " << dashboard->url()
                 << " until Ctrl-C";

@@ -118,14 +118,14 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(
     d->port_ = server.bind_to_any_port("127.0.0.1");
     if (d->port_ <= 0) {
       return absl::FailedPreconditionError(
-          "dashboard: cannot listen on any port of 127.0.0.1");
+          "cannot listen on any port of 127.0.0.1");
     }
   } else {
     if (!server.bind_to_port("127.0.0.1", wanted)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "dashboard: cannot listen on 127.0.0.1:", wanted,
-          " (in use, or below 1024 without privileges); pick another "
-          "--dashboard port, or 0 for any free one"));
+          "cannot listen on 127.0.0.1:", wanted,
+          " (in use, or below 1024 without privileges); pick another port, "
+          "or 0 for any free one"));
     }
     d->port_ = wanted;
   }
@@ -182,10 +182,8 @@ void Dashboard::Route() {
     res.set_content(absl::StrCat(res.status, " ", Reason(res.status), "\n"),
                     "text/plain; charset=utf-8");
   });
-  server.set_exception_handler(
-      [](const Request&, Response& res, std::exception_ptr) {
-        res.status = 500;
-      });
+  server.set_exception_handler([](const Request&, Response& res,
+                                  std::exception_ptr) { res.status = 500; });
   const auto asset = [&server](const char* path, const char* content,
                                size_t size, const char* type) {
     server.Get(path, [content, size, type](const Request&, Response& res) {
@@ -265,8 +263,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   if (recent_.size() >= 2) {
     int64_t examples = 0;
     for (size_t i = 1; i < recent_.size(); ++i) examples += recent_[i].second;
-    const double seconds = std::chrono::duration<double>(
-                               recent_.back().first - recent_.front().first)
+    const double seconds = std::chrono::duration<double>(recent_.back().first -
+                                                         recent_.front().first)
                                .count();
     if (seconds > 0) examples_per_sec = examples / seconds;
   }
@@ -275,8 +273,7 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   if (first_step_ >= 0 && global_step_ > first_step_ &&
       total_steps > global_step_ && state_ == "training") {
     const double per_step =
-        std::chrono::duration<double>(Clock::now() - first_step_time_)
-            .count() /
+        std::chrono::duration<double>(Clock::now() - first_step_time_).count() /
         (global_step_ - first_step_);
     eta_seconds = per_step * (total_steps - global_step_);
   }
@@ -300,26 +297,25 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   out += "],\"epochs\":[";
   for (size_t i = 0; i < epochs_.size(); ++i) {
     const EpochMetrics& m = epochs_[i];
-    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"epoch\":", m.epoch,
-                    ",\"loss\":", Num(m.loss),
-                    ",\"train_acc\":", Num(m.train_acc),
-                    ",\"test_acc\":", Num(m.test_acc),
-                    ",\"seconds\":", Num(m.seconds),
-                    ",\"examples_per_sec\":", Num(m.examples_per_sec), "}");
+    absl::StrAppend(
+        &out, i == 0 ? "" : ",", "{\"epoch\":", m.epoch,
+        ",\"loss\":", Num(m.loss), ",\"train_acc\":", Num(m.train_acc),
+        ",\"test_acc\":", Num(m.test_acc), ",\"seconds\":", Num(m.seconds),
+        ",\"examples_per_sec\":", Num(m.examples_per_sec), "}");
   }
   absl::StrAppend(&out, "],\"layer_steps\":", layer_steps_, ",\"layers\":[");
   const double steps = std::max<int64_t>(layer_steps_, 1);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerStats& l = layers_[i];
-    absl::StrAppend(
-        &out, i == 0 ? "" : ",", "{\"name\":", Quote(l.name),
-        ",\"description\":", Quote(l.description), ",\"depth\":", l.depth,
-        ",\"forward_ms\":", Num(1e3 * l.forward_seconds / steps),
-        ",\"backward_ms\":", Num(1e3 * l.backward_seconds / steps),
-        ",\"sampled\":", l.sampled ? "true" : "false",
-        ",\"mean\":", Num(l.mean), ",\"std\":", Num(l.stddev),
-        ",\"unit_stat\":", UnitStatName(l.unit_stat),
-        ",\"unit_fraction\":", Num(l.unit_fraction), "}");
+    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"name\":", Quote(l.name),
+                    ",\"description\":", Quote(l.description),
+                    ",\"depth\":", l.depth,
+                    ",\"forward_ms\":", Num(1e3 * l.forward_seconds / steps),
+                    ",\"backward_ms\":", Num(1e3 * l.backward_seconds / steps),
+                    ",\"sampled\":", l.sampled ? "true" : "false",
+                    ",\"mean\":", Num(l.mean), ",\"std\":", Num(l.stddev),
+                    ",\"unit_stat\":", UnitStatName(l.unit_stat),
+                    ",\"unit_fraction\":", Num(l.unit_fraction), "}");
   }
   out += "],\"classes\":[";
   for (size_t i = 0; i < options_.class_names.size(); ++i) {

@@ -70,7 +70,7 @@ const layerChart = new Chart($('layer-chart'), {
   options: {
     indexAxis: 'y',
     scales: {x: {stacked: true, title: {display: true, text: 'ms per step'}},
-             y: {stacked: true}},
+             y: {stacked: true, ticks: {autoSkip: false}}},
   },
 });
 
@@ -157,15 +157,16 @@ function drawLayers(m) {
     cell(row, layerLabel(l));
     cell(row, l.sampled ? fixed(l.mean, 4) : '-');
     cell(row, l.sampled ? fixed(l.std, 4) : '-');
+    // Zeros for ReLU, saturated units for Sigmoid and Tanh.
     const unit = l.unit_stat && l.sampled ?
-        (100 * l.unit_fraction).toFixed(1) + '% ' +
-            (l.unit_stat === 'zero' ? 'zero' : 'saturated') : '';
+        (100 * l.unit_fraction).toFixed(1) + '%' : '';
     // Half the units dead or saturated: the book's warning signs.
     cell(row, unit, l.unit_fraction > 0.5 && l.unit_stat ? 'warn' : '');
   }
   $('layers-note').textContent = m.layers.length ?
-      'Over ' + m.layer_steps + ' training steps; statistics of the latest ' +
-          'sampled step.' :
+      'Times over ' + m.layer_steps + ' training steps; statistics of the ' +
+          'latest sampled step: zero outputs of ReLU (dead units), outputs ' +
+          'of Sigmoid and Tanh past 0.99 of their range (saturated).' :
       'Per-layer numbers appear after the first training steps.';
 }
 

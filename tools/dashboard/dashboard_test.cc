@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -76,10 +76,12 @@ std::string Exchange(int port, const std::string& request) {
 class DashboardTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Dashboard>> d = Dashboard::Start(
-        {.port = 0, .title = "LeNet \"test\"\n", .epochs = 2,
-         .class_names = {"t-shirt", "trouser"}},
-        /*profiler=*/nullptr);
+    absl::StatusOr<std::unique_ptr<Dashboard>> d =
+        Dashboard::Start({.port = 0,
+                          .title = "LeNet \"test\"\n",
+                          .epochs = 2,
+                          .class_names = {"t-shirt", "trouser"}},
+                         /*profiler=*/nullptr);
     ASSERT_TRUE(d.ok()) << d.status();
     dashboard_ = *std::move(d);
     host_ = absl::StrCat("127.0.0.1:", dashboard_->port());
@@ -134,9 +136,8 @@ TEST_F(DashboardTest, ServesThePageItsScriptsAndChartJs) {
   EXPECT_THAT(Get("/", absl::StrCat("localhost:", dashboard_->port())),
               StartsWith("HTTP/1.1 200 OK"));
   const std::string head = Exchange(
-      dashboard_->port(),
-      absl::StrCat("HEAD / HTTP/1.1\r\nHost: ", host_,
-                   "\r\nConnection: close\r\n\r\n"));
+      dashboard_->port(), absl::StrCat("HEAD / HTTP/1.1\r\nHost: ", host_,
+                                       "\r\nConnection: close\r\n\r\n"));
   EXPECT_THAT(head, StartsWith("HTTP/1.1 200 OK"));
   EXPECT_THAT(head, Not(HasSubstr("<html")));
 }
@@ -169,8 +170,7 @@ TEST_F(DashboardTest, MetricsJsonHoldsTheStepsEpochsAndConfusion) {
   EXPECT_THAT(Get("/api/metrics"), HasSubstr("\"steps\":[[1,"));
 
   dashboard_->SetState("finished");
-  EXPECT_THAT(dashboard_->MetricsJson(-1),
-              HasSubstr("\"state\":\"finished\""));
+  EXPECT_THAT(dashboard_->MetricsJson(-1), HasSubstr("\"state\":\"finished\""));
   EXPECT_THAT(dashboard_->MetricsJson(-1), HasSubstr("\"eta_seconds\":0,"));
 }
 
@@ -184,16 +184,15 @@ TEST_F(DashboardTest, EveryBadRequestGetsA4xxAndTheServerGoesOn) {
   const std::string host =
       absl::StrCat("Host: ", host_, "\r\nConnection: close\r\n");
   const Case cases[] = {
-      {"POST", absl::StrCat("POST / HTTP/1.1\r\n", host,
-                            "Content-Length: 2\r\n\r\nhi"),
+      {"POST",
+       absl::StrCat("POST / HTTP/1.1\r\n", host, "Content-Length: 2\r\n\r\nhi"),
        "405"},
       {"DELETE", absl::StrCat("DELETE /api/metrics HTTP/1.1\r\n", host, "\r\n"),
        "405"},
       {"unknown path", absl::StrCat("GET /secret HTTP/1.1\r\n", host, "\r\n"),
        "404"},
-      {"traversal", absl::StrCat("GET /../../etc/passwd HTTP/1.1\r\n", host,
-                                 "\r\n"),
-       "404"},
+      {"traversal",
+       absl::StrCat("GET /../../etc/passwd HTTP/1.1\r\n", host, "\r\n"), "404"},
       {"encoded traversal",
        absl::StrCat("GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n", host, "\r\n"),
        "404"},
