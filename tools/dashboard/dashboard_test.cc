@@ -183,6 +183,7 @@ TEST_F(DashboardTest, EveryBadRequestGetsA4xxAndTheServerGoesOn) {
   };
   const std::string host =
       absl::StrCat("Host: ", host_, "\r\nConnection: close\r\n");
+  constexpr char kGarbage[] = "\x16\x03\x01\x02\x00\x01\x00 junk\r\n\r\n";
   const Case cases[] = {
       {"POST",
        absl::StrCat("POST / HTTP/1.1\r\n", host, "Content-Length: 2\r\n\r\nhi"),
@@ -215,7 +216,7 @@ TEST_F(DashboardTest, EveryBadRequestGetsA4xxAndTheServerGoesOn) {
        "400"},
       {"unknown parameter",
        absl::StrCat("GET /api/metrics?x=1 HTTP/1.1\r\n", host, "\r\n"), "400"},
-      {"garbage", std::string("\x16\x03\x01\x02\x00\x01\x00 junk\r\n\r\n", 18),
+      {"garbage (a TLS hello)", std::string(kGarbage, sizeof(kGarbage) - 1),
        "400"},
       {"no version", "GET /\r\n\r\n", "400"},
       {"URI too long",
