@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "optim/distributed/testing.h"
+#include "distributed/testing.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tools/cpp/runfiles/runfiles.h"

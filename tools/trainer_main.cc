@@ -15,7 +15,7 @@
 #include "absl/time/time.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
-#include "optim/distributed/process_group.h"
+#include "distributed/mpi_process_group.h"
 #include "tensor/cpu.h"
 #include "tensor/random.h"
 #include "tools/cli.h"

@@ -54,7 +54,7 @@
 #include "datasets/dataset.h"
 #include "models/spec.h"
 #include "nn/module.h"
-#include "optim/distributed/process_group.h"
+#include "distributed/process_group.h"
 #include "tensor/gemm.h"
 #include "tools/checkpoint.h"
 
@@ -116,7 +116,7 @@ struct TrainOptions {
   // single-process one up to float rounding, except that BatchNorm's batch
   // statistics are per rank and each epoch drops its last partial batch.
   // Rank 0 alone prints and writes `out_dir`; the reported loss, accuracies
-  // and examples/sec are over all ranks. See optim/distributed/.
+  // and examples/sec are over all ranks. See distributed/.
   distributed::ProcessGroup* process_group = nullptr;
   // More observers, called after the built-in ones on rank 0 (not owned).
   std::vector<class TrainObserver*> observers;

@@ -10,7 +10,7 @@ and on lower ones, never on one of the same rank or above):
     tensor
     autograd, datasets
     nn, optim
-    models
+    models, distributed
     cheatsheet, tools
     bench, examples
 
@@ -33,6 +33,7 @@ RANKS = {
     "datasets": 1,
     "nn": 2,
     "optim": 2,
+    "distributed": 3,
     "models": 3,
     "cheatsheet": 4,
     "tools": 4,

@@ -21,7 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "optim/distributed/testing.h"
+#include "distributed/testing.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 namespace dive::distributed {
@@ -46,7 +46,7 @@ class MpiTest : public ::testing::Test {
     std::string error;
     runfiles_.reset(Runfiles::CreateForTest(&error));
     ASSERT_NE(runfiles_, nullptr) << error;
-    worker_ = runfiles_->Rlocation("dive/optim/distributed/ddp_test_worker");
+    worker_ = runfiles_->Rlocation("dive/distributed/ddp_test_worker");
     ASSERT_EQ(RunCommand("mpirun --version", 30).exit_code, 0)
         << "mpirun not found; run tools/setup.sh (openmpi-bin)";
     const char* tmp = std::getenv("TEST_TMPDIR");

@@ -1,4 +1,4 @@
-#include "optim/distributed/mpi_process_group.h"
+#include "distributed/mpi_process_group.h"
 
 #include <mpi.h>
 
@@ -173,6 +173,12 @@ void MpiProcessGroup::Abort(int exit_code) {
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; this satisfies noreturn
+}
+
+absl::StatusOr<std::unique_ptr<ProcessGroup>> CreateProcessGroup(
+    const ProcessGroupOptions& options) {
+  if (LaunchedByMpi()) return MpiProcessGroup::Create(options);
+  return std::unique_ptr<ProcessGroup>(new LocalProcessGroup());
 }
 
 }  // namespace dive::distributed

@@ -1,4 +1,4 @@
-// File: optim/distributed/data_parallel.h
+// File: distributed/data_parallel.h
 // -----------------------------------------------------------------------------
 //
 // `DistributedDataParallel` keeps the replicas of a model on the ranks of a
@@ -41,8 +41,8 @@
 //     sgd.Step();
 //   }
 
-#ifndef OPTIM_DISTRIBUTED_DATA_PARALLEL_H_
-#define OPTIM_DISTRIBUTED_DATA_PARALLEL_H_
+#ifndef DISTRIBUTED_DATA_PARALLEL_H_
+#define DISTRIBUTED_DATA_PARALLEL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -50,7 +50,7 @@
 
 #include "absl/status/status.h"
 #include "autograd/variable.h"
-#include "optim/distributed/process_group.h"
+#include "distributed/process_group.h"
 #include "tensor/tensor.h"
 
 namespace dive::distributed {
@@ -111,4 +111,4 @@ absl::Status BroadcastTensors(ProcessGroup& group,
 
 }  // namespace dive::distributed
 
-#endif  // OPTIM_DISTRIBUTED_DATA_PARALLEL_H_
+#endif  // DISTRIBUTED_DATA_PARALLEL_H_

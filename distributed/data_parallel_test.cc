@@ -1,4 +1,4 @@
-#include "optim/distributed/data_parallel.h"
+#include "distributed/data_parallel.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -8,7 +8,7 @@
 #include "autograd/variable.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "optim/distributed/process_group.h"
+#include "distributed/process_group.h"
 #include "tensor/tensor.h"
 
 namespace dive::distributed {
@@ -199,14 +199,19 @@ TEST(ProcessGroupTest, AllReduceMeanDividesBySize) {
   EXPECT_THAT(x, ElementsAre(1, 6));  // four equal contributions
 }
 
-TEST(ProcessGroupTest, NotLaunchedByMpiInTests) {
-  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr &&
-      std::getenv("PMIX_RANK") == nullptr) {
-    EXPECT_FALSE(LaunchedByMpi());
-    absl::StatusOr<std::unique_ptr<ProcessGroup>> group = CreateProcessGroup();
-    ASSERT_TRUE(group.ok());
-    EXPECT_EQ((*group)->backend(), "local");
+TEST(ProcessGroupTest, LaunchedByMpiReadsTheLaunchersVariables) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
+      std::getenv("PMIX_RANK") != nullptr) {
+    GTEST_SKIP() << "running under an MPI launcher";
   }
+  EXPECT_FALSE(LaunchedByMpi());
+  setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  EXPECT_TRUE(LaunchedByMpi());
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+  setenv("PMIX_RANK", "0", 1);
+  EXPECT_TRUE(LaunchedByMpi());
+  unsetenv("PMIX_RANK");
+  EXPECT_FALSE(LaunchedByMpi());
 }
 
 }  // namespace

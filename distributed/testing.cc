@@ -1,4 +1,4 @@
-#include "optim/distributed/testing.h"
+#include "distributed/testing.h"
 
 #include <sys/wait.h>
 

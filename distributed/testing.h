@@ -1,4 +1,4 @@
-// File: optim/distributed/testing.h
+// File: distributed/testing.h
 // -----------------------------------------------------------------------------
 //
 // Test helpers for launching processes under mpirun: run a shell command with
@@ -10,8 +10,8 @@
 //   RunResult r = RunCommand(MpiEnv() + "mpirun -np 2 worker", /*limit_s=*/60);
 //   EXPECT_EQ(r.exit_code, 0) << r.output;
 
-#ifndef OPTIM_DISTRIBUTED_TESTING_H_
-#define OPTIM_DISTRIBUTED_TESTING_H_
+#ifndef DISTRIBUTED_TESTING_H_
+#define DISTRIBUTED_TESTING_H_
 
 #include <string>
 
@@ -33,4 +33,4 @@ std::string MpiEnv();
 
 }  // namespace dive::distributed
 
-#endif  // OPTIM_DISTRIBUTED_TESTING_H_
+#endif  // DISTRIBUTED_TESTING_H_

@@ -1,4 +1,4 @@
-// File: optim/distributed/watchdog.h
+// File: distributed/watchdog.h
 // -----------------------------------------------------------------------------
 //
 // `CollectiveWatchdog` bounds how long a collective may block. MPI cannot
@@ -24,8 +24,8 @@
 //     MPI_Allreduce(...);
 //   }
 
-#ifndef OPTIM_DISTRIBUTED_WATCHDOG_H_
-#define OPTIM_DISTRIBUTED_WATCHDOG_H_
+#ifndef DISTRIBUTED_WATCHDOG_H_
+#define DISTRIBUTED_WATCHDOG_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -104,4 +104,4 @@ class CollectiveWatchdog {
 
 }  // namespace dive::distributed
 
-#endif  // OPTIM_DISTRIBUTED_WATCHDOG_H_
+#endif  // DISTRIBUTED_WATCHDOG_H_

@@ -1,4 +1,4 @@
-#include "optim/distributed/watchdog.h"
+#include "distributed/watchdog.h"
 
 #include <atomic>
 #include <chrono>

@@ -1,4 +1,4 @@
-// File: optim/distributed/process_group.h
+// File: distributed/process_group.h
 // -----------------------------------------------------------------------------
 //
 // A `ProcessGroup` is the set of processes ("ranks") that train one model
@@ -15,7 +15,9 @@
 //
 // Another engine (Gloo, NCCL) would be one more implementation.
 //
-// `CreateProcessGroup()` picks the implementation from the environment:
+// `CreateProcessGroup()` (mpi_process_group.h, in //distributed:mpi, so that
+// code which never runs under mpirun does not link MPI) picks the
+// implementation from the environment:
 // MPI when this process was started by a launcher (`mpirun` sets
 // OMPI_COMM_WORLD_SIZE; PMIx launchers such as `srun --mpi=pmix` set
 // PMIX_RANK), the local group otherwise.
@@ -35,8 +37,8 @@
 // aborts the whole job with a message naming the rank and the collective
 // (see `ProcessGroupOptions::collective_timeout`).
 
-#ifndef OPTIM_DISTRIBUTED_PROCESS_GROUP_H_
-#define OPTIM_DISTRIBUTED_PROCESS_GROUP_H_
+#ifndef DISTRIBUTED_PROCESS_GROUP_H_
+#define DISTRIBUTED_PROCESS_GROUP_H_
 
 #include <cstddef>
 #include <memory>
@@ -134,13 +136,6 @@ class LocalProcessGroup : public ProcessGroup {
 // PMIX_RANK is set).
 bool LaunchedByMpi();
 
-// CreateProcessGroup()
-//
-// `MpiProcessGroup::Create(options)` when `LaunchedByMpi()`, else a
-// `LocalProcessGroup`. Fails when MPI cannot be initialized.
-absl::StatusOr<std::unique_ptr<ProcessGroup>> CreateProcessGroup(
-    const ProcessGroupOptions& options = {});
-
 }  // namespace dive::distributed
 
-#endif  // OPTIM_DISTRIBUTED_PROCESS_GROUP_H_
+#endif  // DISTRIBUTED_PROCESS_GROUP_H_

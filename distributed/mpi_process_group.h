@@ -1,4 +1,4 @@
-// File: optim/distributed/mpi_process_group.h
+// File: distributed/mpi_process_group.h
 // -----------------------------------------------------------------------------
 //
 // `MpiProcessGroup`: a `ProcessGroup` on Open MPI, for processes launched by
@@ -32,16 +32,16 @@
 //   absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
 //       MpiProcessGroup::Create(options);
 
-#ifndef OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_
-#define OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_
+#ifndef DISTRIBUTED_MPI_PROCESS_GROUP_H_
+#define DISTRIBUTED_MPI_PROCESS_GROUP_H_
 
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "optim/distributed/process_group.h"
-#include "optim/distributed/watchdog.h"
+#include "distributed/process_group.h"
+#include "distributed/watchdog.h"
 
 namespace dive::distributed {
 
@@ -85,6 +85,14 @@ class MpiProcessGroup : public ProcessGroup {
   std::unique_ptr<CollectiveWatchdog> watchdog_;
 };
 
+// CreateProcessGroup()
+//
+// The group of this launch: `MpiProcessGroup::Create(options)` when
+// `LaunchedByMpi()`, else a `LocalProcessGroup`. Fails when MPI cannot be
+// initialized.
+absl::StatusOr<std::unique_ptr<ProcessGroup>> CreateProcessGroup(
+    const ProcessGroupOptions& options = {});
+
 }  // namespace dive::distributed
 
-#endif  // OPTIM_DISTRIBUTED_MPI_PROCESS_GROUP_H_
+#endif  // DISTRIBUTED_MPI_PROCESS_GROUP_H_

@@ -1,11 +1,10 @@
-#include "optim/distributed/process_group.h"
+#include "distributed/process_group.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 
 #include "glog/logging.h"
-#include "optim/distributed/mpi_process_group.h"
 
 namespace dive::distributed {
 
@@ -32,12 +31,6 @@ void LocalProcessGroup::Abort(int exit_code) {
 bool LaunchedByMpi() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
          std::getenv("PMIX_RANK") != nullptr;
-}
-
-absl::StatusOr<std::unique_ptr<ProcessGroup>> CreateProcessGroup(
-    const ProcessGroupOptions& options) {
-  if (LaunchedByMpi()) return MpiProcessGroup::Create(options);
-  return std::unique_ptr<ProcessGroup>(new LocalProcessGroup());
 }
 
 }  // namespace dive::distributed
