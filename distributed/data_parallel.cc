@@ -84,8 +84,7 @@ absl::Status DistributedDataParallel::AllReduceGradients() {
       }
       offset += numel;
     }
-    if (absl::Status s =
-            group_.AllReduceSum(flat, b.numel + (b.end - b.begin));
+    if (absl::Status s = group_.AllReduceSum(flat, b.numel + (b.end - b.begin));
         !s.ok()) {
       return s;
     }

@@ -106,8 +106,7 @@ class DistributedDataParallel {
 // counters). Every rank must pass tensors of the same shapes and dtypes in
 // the same order.
 absl::Status BroadcastTensors(ProcessGroup& group,
-                              const std::vector<Tensor>& tensors,
-                              int root = 0);
+                              const std::vector<Tensor>& tensors, int root = 0);
 
 }  // namespace dive::distributed
 

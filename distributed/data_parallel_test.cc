@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "distributed/process_group.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "distributed/process_group.h"
 #include "tensor/tensor.h"
 
 namespace dive::distributed {
@@ -88,7 +88,8 @@ TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
 TEST(DistributedDataParallelTest, DefaultBucketsHoldManySmallTensors) {
   FakeGroup group(2);
   std::vector<Variable> params;
-  for (int i = 0; i < 100; ++i) params.push_back(Param(std::vector<float>(100)));
+  for (int i = 0; i < 100; ++i)
+    params.push_back(Param(std::vector<float>(100)));
   DistributedDataParallel ddp(group, params);
   EXPECT_EQ(ddp.buckets().size(), 1u);
 }

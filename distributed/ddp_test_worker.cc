@@ -33,9 +33,9 @@
 #include "absl/time/time.h"
 #include "autograd/functions.h"
 #include "autograd/variable.h"
-#include "glog/logging.h"
 #include "distributed/data_parallel.h"
 #include "distributed/mpi_process_group.h"
+#include "glog/logging.h"
 #include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -111,8 +111,7 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
     const Variable xb(x.Slice(0, start, start + b).Contiguous());
     const Tensor yb = y.Slice(0, start, start + b).Contiguous();
     const Variable h = Relu(Linear(xb, params[0], params[1]));
-    Variable loss =
-        SoftmaxCrossEntropy(Linear(h, params[2], params[3]), yb);
+    Variable loss = SoftmaxCrossEntropy(Linear(h, params[2], params[3]), yb);
     sgd.ZeroGrad();
     loss.Backward();
     if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
@@ -173,6 +172,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dive::distributed
 
-int main(int argc, char** argv) {
-  return dive::distributed::Main(argc, argv);
-}
+int main(int argc, char** argv) { return dive::distributed::Main(argc, argv); }

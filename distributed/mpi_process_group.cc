@@ -42,8 +42,8 @@ absl::Status AllReduceSumImpl(MPI_Comm comm, int rank, MPI_Datatype type,
                               T* data, size_t n) {
   for (size_t done = 0; done < n; done += kMaxCount) {
     const int count = static_cast<int>(std::min(kMaxCount, n - done));
-    const int rc = MPI_Allreduce(MPI_IN_PLACE, data + done, count, type,
-                                 MPI_SUM, comm);
+    const int rc =
+        MPI_Allreduce(MPI_IN_PLACE, data + done, count, type, MPI_SUM, comm);
     if (rc != MPI_SUCCESS) return MpiError(rank, "MPI_Allreduce", rc);
   }
   return absl::OkStatus();
@@ -91,8 +91,8 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> MpiProcessGroup::Create(
       provided >= MPI_THREAD_MULTIPLE, options.collective_timeout));
 }
 
-MpiProcessGroup::MpiProcessGroup(std::unique_ptr<Comm> comm, int rank,
-                                 int size, bool owns_mpi, bool thread_multiple,
+MpiProcessGroup::MpiProcessGroup(std::unique_ptr<Comm> comm, int rank, int size,
+                                 bool owns_mpi, bool thread_multiple,
                                  absl::Duration collective_timeout)
     : comm_(std::move(comm)),
       rank_(rank),

@@ -70,9 +70,8 @@ class MpiProcessGroup : public ProcessGroup {
 
  private:
   struct Comm;  // hides mpi.h from this header's users
-  MpiProcessGroup(std::unique_ptr<Comm> comm, int rank, int size,
-                  bool owns_mpi, bool thread_multiple,
-                  absl::Duration collective_timeout);
+  MpiProcessGroup(std::unique_ptr<Comm> comm, int rank, int size, bool owns_mpi,
+                  bool thread_multiple, absl::Duration collective_timeout);
 
   // A watchdog scope for `collective`, or an empty one without a watchdog.
   std::unique_ptr<CollectiveWatchdog::Scope> Watch(const char* collective);

@@ -19,9 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "distributed/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "distributed/testing.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 namespace dive::distributed {
@@ -30,7 +30,6 @@ namespace {
 using ::bazel::tools::cpp::runfiles::Runfiles;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
 
 std::vector<double> ReadValues(const std::string& path) {
   std::ifstream in(path);
@@ -58,7 +57,8 @@ class MpiTest : public ::testing::Test {
   // Interfaces limited to loopback so no other network is probed.
   std::string Mpirun(int np, const std::string& btl = "self,vader,tcp") {
     return absl::StrCat(
-        MpiEnv(), "mpirun --allow-run-as-root --oversubscribe --bind-to none -np ", np,
+        MpiEnv(),
+        "mpirun --allow-run-as-root --oversubscribe --bind-to none -np ", np,
         " --mca btl ", btl,
         " --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo ", worker_);
   }
@@ -68,9 +68,11 @@ class MpiTest : public ::testing::Test {
     const std::string dist = absl::StrCat(tmp_, "/dist_", np);
     RunResult single = RunCommand(absl::StrCat(worker_, " --out=", ref), 60);
     ASSERT_EQ(single.exit_code, 0) << single.output;
-    RunResult multi = RunCommand(absl::StrCat(Mpirun(np, btl), " --out=", dist), 60);
+    RunResult multi =
+        RunCommand(absl::StrCat(Mpirun(np, btl), " --out=", dist), 60);
     ASSERT_EQ(multi.exit_code, 0) << multi.output;
-    EXPECT_THAT(multi.output, HasSubstr(absl::StrCat("rank 1 of ", np, " (mpi)")));
+    EXPECT_THAT(multi.output,
+                HasSubstr(absl::StrCat("rank 1 of ", np, " (mpi)")));
 
     const std::vector<double> expected = ReadValues(ref + ".rank0");
     ASSERT_EQ(expected.size(), 16u * 8 + 16 + 4 * 16 + 4 + 3);
@@ -89,7 +91,8 @@ class MpiTest : public ::testing::Test {
         max_err = std::max(max_err,
                            std::abs(d) / std::max(1.0, std::abs(expected[i])));
       }
-      EXPECT_LT(std::sqrt(diff2 / norm2), 1e-5) << "rank " << rank << " of " << np;
+      EXPECT_LT(std::sqrt(diff2 / norm2), 1e-5)
+          << "rank " << rank << " of " << np;
       EXPECT_LT(max_err, 1e-5) << "rank " << rank << " of " << np;
       if (rank > 0) {
         // Replicas apply identical updates: bit-identical weights.
@@ -119,7 +122,8 @@ TEST_F(MpiTest, ThreeRanksMatchOneProcess) {
 
 TEST_F(MpiTest, RankExitEndsTheJob) {
   // The watchdog is set far out: mpirun's teardown must end rank 0.
-  RunResult r = RunCommand(absl::StrCat(Mpirun(2), " --mode=exit --timeout_s=100"), 60);
+  RunResult r =
+      RunCommand(absl::StrCat(Mpirun(2), " --mode=exit --timeout_s=100"), 60);
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
   EXPECT_LT(r.seconds, 30) << r.output;
@@ -129,7 +133,8 @@ TEST_F(MpiTest, RankExitEndsTheJob) {
 }
 
 TEST_F(MpiTest, HungRankTripsTheWatchdog) {
-  RunResult r = RunCommand(absl::StrCat(Mpirun(2), " --mode=hang --timeout_s=2"), 60);
+  RunResult r =
+      RunCommand(absl::StrCat(Mpirun(2), " --mode=hang --timeout_s=2"), 60);
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
   EXPECT_LT(r.seconds, 30) << r.output;

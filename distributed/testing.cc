@@ -23,9 +23,9 @@ RunResult RunCommand(const std::string& command, int limit_s) {
     r.output.append(buf, n);
   }
   const int status = pclose(pipe);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            start)
-                  .count();
+  r.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   return r;
 }

@@ -39,8 +39,8 @@ CollectiveWatchdog::Scope CollectiveWatchdog::Watch(const char* collective) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     CHECK(active_ == nullptr)
-        << "CollectiveWatchdog: " << collective << " started while "
-        << active_ << " is in progress";
+        << "CollectiveWatchdog: " << collective << " started while " << active_
+        << " is in progress";
     active_ = collective;
     started_ = std::chrono::steady_clock::now();
     ++sequence_;
@@ -58,8 +58,8 @@ void CollectiveWatchdog::End() {
 
 void CollectiveWatchdog::Run() {
   // Clamped so that start + timeout cannot overflow the clock.
-  const auto timeout =
-      absl::ToChronoNanoseconds(std::min(timeout_, absl::Hours(24 * 365 * 100)));
+  const auto timeout = absl::ToChronoNanoseconds(
+      std::min(timeout_, absl::Hours(24 * 365 * 100)));
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t fired = 0;  // sequence number of the scope already reported
   while (!stop_) {

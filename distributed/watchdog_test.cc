@@ -47,8 +47,9 @@ TEST(CollectiveWatchdogTest, FiresOnceForACollectiveThatTakesTooLong) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   ASSERT_EQ(recorder.messages().size(), 1u);
-  EXPECT_EQ(recorder.messages()[0],
-            CollectiveWatchdog::Message(1, "Broadcast", absl::Milliseconds(50)));
+  EXPECT_EQ(
+      recorder.messages()[0],
+      CollectiveWatchdog::Message(1, "Broadcast", absl::Milliseconds(50)));
 }
 
 TEST(CollectiveWatchdogTest, QuietForCollectivesThatComplete) {
