@@ -56,9 +56,11 @@ TEST(LeNetTest, XavierInitialization) {
   EXPECT_LE(m, std::sqrt(6.0f / 520.0f));
   // "11.weight" [10, 84]: bound sqrt(6 / 94) = 0.253 versus 0.109.
   EXPECT_GT(MaxAbs(state.at("11.weight")), 0.2f);
-  // Biases keep the default U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  // Biases keep the default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) = U(-0.05,
+  // 0.05): of 120 draws the largest is past 0.04 unless the init is another
+  // (zeros, or a narrower range; all 120 within 0.04 has odds 0.8^120).
   EXPECT_LE(MaxAbs(state.at("7.bias")), 0.05f);
-  EXPECT_GT(MaxAbs(state.at("7.bias")), 0.0f);
+  EXPECT_GT(MaxAbs(state.at("7.bias")), 0.04f);
 }
 
 TEST(LeNetTest, LossGoesDown) {
