@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <utility>
@@ -129,12 +130,20 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(
     }
     d->port_ = wanted;
   }
-  d->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  d->thread_ = std::thread([&server, ended] {
+    server.listen_after_bind();
+    *ended = true;
+  });
   // Until the thread runs the accept loop, `stop()` would not end it (and
   // the destructor would wait forever): wait for it (httplib 0.11 has no
-  // wait_until_ready).
-  while (!server.is_running()) {
+  // wait_until_ready), or for the loop to have failed.
+  while (!server.is_running() && !*ended) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (*ended) {
+    return absl::InternalError(absl::StrCat(
+        "the server on 127.0.0.1:", d->port_, " stopped as it started"));
   }
   return d;
 }
