@@ -11,17 +11,19 @@
 # With REFERENCE=1 the PyTorch twins (bench/pytorch_train.py) run the same
 # recipe after ours, for a side-by-side table.
 #
-#   bench/book_accuracy.sh --large          # the six large models, seed 0, bf16
+#   bench/book_accuracy.sh --large          # the six large models, seed 0
 #   bench/book_accuracy.sh --large resnet   # one of them
 #
 # --large trains each at a resolution a 2-core CPU affords (RESIZE_<model>=px
-# overrides it, e.g. RESIZE_alexnet=96) in bf16 unless --precision says
+# overrides it, e.g. RESIZE_alexnet=96), in float32 unless --precision says
 # otherwise, one run per model in $RUNS/<model> (default bench/runs, ignored by
 # git) with a checkpoint every 50 steps. A run that stopped (Ctrl-C, a killed
 # shell, a reboot) continues exactly where it stopped when the script is run
 # again; a finished run is only read. After each run it rewrites
-# bench/results/book_table.csv (one row per finished model) and copies the
-# run's metrics to bench/results/<model>_metrics.csv. Runs take tens of minutes
+# bench/results/book_table.csv (one row per finished model; wall_seconds is
+# the training time of all epochs, metrics.csv's seconds summed, without the
+# test evaluations) and copies the run's metrics to
+# bench/results/<model>_metrics.csv. Runs take tens of minutes
 # each: start it with nohup or in tmux.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,7 +82,6 @@ last_epoch() { awk -F, 'NR > 1 {e = $1} END {print e + 0}' "$1" 2>/dev/null || e
 write_table() {
   local out=bench/results/book_table.csv m dir row
   local header="model,resolution,precision,epochs,train_images,wall_seconds,test_acc,book_acc"
-  mkdir -p bench/results
   {
     echo "$header"
     for m in "${large_models[@]}"; do
@@ -89,7 +90,7 @@ write_table() {
          (($(last_epoch "$dir/metrics.csv") == epochs)); then
         read -r res prec < "$dir/book_run"
         row=$(awk -F, -v m="$m" -v r="$res" -v p="$prec" -v n="$train_images" \
-                  -v b="${book[$m]}" 'NR > 1 {last = $0; e = $1; s = $5; a = $4}
+                  -v b="${book[$m]}" 'NR > 1 {e = $1; s += $5; a = $4}
                   END {printf "%s,%s,%s,%d,%d,%.0f,%.4f,%s\n", m, r, p, e, n, s, a, b}' \
                   "$dir/metrics.csv")
         echo "$row"
@@ -99,6 +100,13 @@ write_table() {
     done
   } > "$out.tmp"
   mv -f "$out.tmp" "$out"
+}
+
+# Copies the finished run of model $1 into bench/results and rewrites the table.
+publish() {
+  mkdir -p bench/results
+  cp "$runs/$1/metrics.csv" "bench/results/$1_metrics.csv"
+  write_table
 }
 
 # Prints book_table.csv as the README's Markdown table.
@@ -112,7 +120,7 @@ print_table() {
 if ((large)); then
   ((${#models[@]})) || models=("${large_models[@]}")
   check_models "${large_models[@]}"
-  precision="${precision:-bf16}"
+  precision="${precision:-fp32}"
   runs="${RUNS:-bench/runs}"
   epochs="${EPOCHS:-10}"            # smaller only to try the script out
   train_images="${TRAIN_LIMIT:-60000}"
@@ -128,7 +136,7 @@ if ((large)); then
       read -r res prec < "$dir/book_run"
       if (($(last_epoch "$dir/metrics.csv") == epochs)); then
         echo "$m: finished in $dir" >&2
-        write_table
+        publish "$m"
         continue
       fi
       [[ -f "$dir/model.safetensors" ]] && flags+=(--resume) || flags+=(--overwrite)
@@ -143,8 +151,7 @@ if ((large)); then
     "$(binary "$(target "$m")")" "${flags[@]}" --resize="$res" --precision="$prec" \
         >> "$dir/log.txt" 2>&1 ||
       { echo "$m: the trainer failed or was stopped; see $dir/log.txt" >&2; exit 1; }
-    cp "$dir/metrics.csv" "bench/results/${m}_metrics.csv"
-    write_table
+    publish "$m"
   done
   print_table
   exit 0
