@@ -1,6 +1,8 @@
 #include "tensor/cpu.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +12,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "tensor/gemm_kernels.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -23,8 +27,8 @@
 namespace dive {
 namespace {
 
-constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512",
-                                     "avx512_bf16", "amx"};
+constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512", "avx512_bf16",
+                                     "amx"};
 
 #if defined(__x86_64__)
 struct Regs {
@@ -69,9 +73,9 @@ CpuFeatures Detect() {
   // OSXSAVE: xgetbv is available and XCR0 says which state the OS saves.
   if (!Bit(leaf1.c, 27)) return f;
   const uint64_t xcr0 = Xcr0();
-  const bool avx_state = (xcr0 & 0x6) == 0x6;            // SSE, AVX
-  const bool avx512_state = (xcr0 & 0xE6) == 0xE6;       // + opmask, ZMM
-  const bool amx_state = (xcr0 & 0x60000) == 0x60000;    // XTILECFG, XTILEDATA
+  const bool avx_state = (xcr0 & 0x6) == 0x6;          // SSE, AVX
+  const bool avx512_state = (xcr0 & 0xE6) == 0xE6;     // + opmask, ZMM
+  const bool amx_state = (xcr0 & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
   const Regs leaf7 = Cpuid(7, 0), leaf7_1 = Cpuid(7, 1);
   if (avx_state && Bit(leaf1.c, 28)) {
     f.avx2 = Bit(leaf7.b, 5);
@@ -107,8 +111,8 @@ absl::StatusOr<Isa> ParseIsa(absl::string_view name) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown instruction set '", name, "' (one of: ",
-                   absl::StrJoin(kIsaNames, ", "), ")"));
+      absl::StrCat("unknown instruction set '", name,
+                   "' (one of: ", absl::StrJoin(kIsaNames, ", "), ")"));
 }
 
 const CpuFeatures& DetectedCpu() {
@@ -118,8 +122,8 @@ const CpuFeatures& DetectedCpu() {
 
 Isa BestIsa(const CpuFeatures& f) {
   const bool avx2 = f.avx2 && f.fma;
-  const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512dq &&
-                      f.avx512vl;
+  const bool avx512 =
+      avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
   if (avx512 && f.avx512_bf16 && f.amx_tile && f.amx_bf16) return Isa::kAmx;
   if (avx512 && f.avx512_bf16) return Isa::kAvx512Bf16;
   if (avx512) return Isa::kAvx512;
@@ -127,19 +131,54 @@ Isa BestIsa(const CpuFeatures& f) {
   return Isa::kGeneric;
 }
 
+double Bf16DotRate() {
+  static const double rate = [] {
+    if (BestIsa(DetectedCpu()) < Isa::kAvx512Bf16) return 0.0;
+    using Clock = std::chrono::steady_clock;
+    const auto seconds = [](void (*burst)(int64_t, float*)) {
+      float sink;
+      const Clock::time_point start = Clock::now();
+      burst(4096, &sink);
+      return std::chrono::duration<double>(Clock::now() - start).count();
+    };
+    // The fastest of alternating bursts: the first ones also wake the
+    // AVX-512 units, and an interrupt slows only the burst it hits.
+    double fma = 1, dot = 1;
+    for (int round = 0; round < 5; ++round) {
+      fma = std::min(fma, seconds(&gemm_internal::Avx512FmaBurst));
+      dot = std::min(dot, seconds(&gemm_internal::Avx512Bf16DotBurst));
+    }
+    return 2 * fma / dot;  // VDPBF16PS: two multiply-adds per lane
+  }();
+  return rate;
+}
+
+Isa DefaultIsa(Isa best, double bf16_dot_rate) {
+  return best == Isa::kAvx512Bf16 && bf16_dot_rate < 1.25 ? Isa::kAvx512 : best;
+}
+
+namespace {
+
+// DefaultIsa of this CPU (the rate is measured only where it matters).
+Isa CpuDefaultIsa() {
+  const Isa best = BestIsa(DetectedCpu());
+  return best == Isa::kAvx512Bf16 ? DefaultIsa(best, Bf16DotRate()) : best;
+}
+
+}  // namespace
+
 absl::StatusOr<Isa> IsaFromEnvironment() {
   const Isa best = BestIsa(DetectedCpu());
   const char* value = std::getenv("DIVE_ISA");
-  if (value == nullptr || *value == '\0') return best;
+  if (value == nullptr || *value == '\0') return CpuDefaultIsa();
   absl::StatusOr<Isa> isa = ParseIsa(value);
   if (!isa.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("DIVE_ISA: ", isa.status().message()));
   }
   if (*isa > best) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DIVE_ISA=", value, ": this CPU's best is ",
-                     IsaName(best)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DIVE_ISA=", value, ": this CPU's best is ", IsaName(best)));
   }
   return *isa;
 }
@@ -148,7 +187,7 @@ Isa ActiveIsa() {
   int isa = active.load(std::memory_order_relaxed);
   if (isa < 0) {
     const absl::StatusOr<Isa> chosen = IsaFromEnvironment();
-    isa = static_cast<int>(chosen.ok() ? *chosen : BestIsa(DetectedCpu()));
+    isa = static_cast<int>(chosen.ok() ? *chosen : CpuDefaultIsa());
     active.store(isa, std::memory_order_relaxed);
   }
   return static_cast<Isa>(isa);
@@ -158,8 +197,8 @@ absl::Status SetActiveIsa(Isa isa) {
   const Isa best = BestIsa(DetectedCpu());
   if (isa > best) {
     return absl::FailedPreconditionError(
-        absl::StrCat("this CPU cannot run ", IsaName(isa), " kernels (best: ",
-                     IsaName(best), ")"));
+        absl::StrCat("this CPU cannot run ", IsaName(isa),
+                     " kernels (best: ", IsaName(best), ")"));
   }
   active.store(static_cast<int>(isa), std::memory_order_relaxed);
   return absl::OkStatus();
@@ -172,20 +211,28 @@ void ForceActiveIsaForTesting(Isa isa) {
 std::string CpuDescription() {
   const CpuFeatures& f = DetectedCpu();
   std::vector<std::string> features;
-  for (const auto& [has, name] :
-       {std::pair{f.avx2, "avx2"}, {f.fma, "fma"}, {f.avx512f, "avx512f"},
-        {f.avx512bw, "avx512bw"}, {f.avx512dq, "avx512dq"},
-        {f.avx512vl, "avx512vl"}, {f.avx512_bf16, "avx512_bf16"},
-        {f.amx_tile, "amx_tile"}, {f.amx_bf16, "amx_bf16"}}) {
+  for (const auto& [has, name] : {std::pair{f.avx2, "avx2"},
+                                  {f.fma, "fma"},
+                                  {f.avx512f, "avx512f"},
+                                  {f.avx512bw, "avx512bw"},
+                                  {f.avx512dq, "avx512dq"},
+                                  {f.avx512vl, "avx512vl"},
+                                  {f.avx512_bf16, "avx512_bf16"},
+                                  {f.amx_tile, "amx_tile"},
+                                  {f.amx_bf16, "amx_bf16"}}) {
     if (has) features.push_back(name);
   }
   const char* forced = std::getenv("DIVE_ISA");
-  return absl::StrCat(f.brand.empty() ? "unknown CPU" : f.brand, "; ",
-                      features.empty() ? "no AVX2" : absl::StrJoin(features, " "),
-                      "; kernels: ", IsaName(ActiveIsa()),
-                      forced != nullptr && *forced != '\0'
-                          ? absl::StrCat(" (DIVE_ISA=", forced, ")")
-                          : "");
+  return absl::StrCat(
+      f.brand.empty() ? "unknown CPU" : f.brand, "; ",
+      features.empty() ? "no AVX2" : absl::StrJoin(features, " "),
+      BestIsa(f) == Isa::kAvx512Bf16
+          ? absl::StrFormat(" (VDPBF16PS at %.2fx FMA's rate)", Bf16DotRate())
+          : "",
+      "; kernels: ", IsaName(ActiveIsa()),
+      forced != nullptr && *forced != '\0'
+          ? absl::StrCat(" (DIVE_ISA=", forced, ")")
+          : "");
 }
 
 }  // namespace dive

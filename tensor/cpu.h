@@ -8,8 +8,10 @@
 // counted. Kernels with several implementations (tensor/gemm.cc) ask
 // `ActiveIsa()` which one to run.
 //
-// The environment variable DIVE_ISA caps the choice at a lower path, so that
-// tests and benchmarks can run every path the CPU has on one machine:
+// The default is the best path the CPU has, except where its bf16
+// dot-product instruction is slower than float32 FMA (`DefaultIsa`). The
+// environment variable DIVE_ISA picks any path the CPU has instead, so that
+// tests and benchmarks can run each of them on one machine:
 //
 //   DIVE_ISA=generic bazel-bin/bench/gemm_benchmark    # Eigen's GEMM
 //   DIVE_ISA=avx2    bazel-bin/models/lenet/train      # the AVX2 kernels
@@ -62,8 +64,22 @@ const CpuFeatures& DetectedCpu();
 // The best path `features` allow.
 Isa BestIsa(const CpuFeatures& features);
 
-// The path DIVE_ISA asks for (BestIsa when unset); InvalidArgument naming the
-// variable when it is not a path name or names one above what the CPU has.
+// The rate of bf16 multiply-adds by VDPBF16PS over that of float32 ones by
+// FMA on this CPU, measured on first use (about 0.1 ms); 0 where BestIsa is
+// below kAvx512Bf16. About 2 on AMD Zen 4 (VDPBF16PS does twice an FMA's
+// work at FMA's rate), 0.5 on an Intel Xeon with AVX512-BF16 and no AMX
+// (VDPBF16PS issues at half FMA's rate).
+double Bf16DotRate();
+
+// The path kernels take when DIVE_ISA does not choose one: `best`, except
+// that kAvx512Bf16 gives way to kAvx512 where VDPBF16PS is not clearly faster
+// than FMA (bf16_dot_rate < 1.25): bf16 products then run on the float32
+// kernels with their operands rounded to bf16, the same products, faster.
+Isa DefaultIsa(Isa best, double bf16_dot_rate);
+
+// The path DIVE_ISA asks for (DefaultIsa of this CPU when unset);
+// InvalidArgument naming the variable when it is not a path name or names
+// one above what the CPU has.
 absl::StatusOr<Isa> IsaFromEnvironment();
 
 // The path kernels use: IsaFromEnvironment(), or BestIsa() when that is an

@@ -30,8 +30,8 @@ std::set<std::string> ProcCpuFlags() {
 }
 
 TEST(CpuTest, IsaNamesRoundTrip) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16,
-                  Isa::kAmx}) {
+  for (Isa isa :
+       {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmx}) {
     absl::StatusOr<Isa> parsed = ParseIsa(IsaName(isa));
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_EQ(*parsed, isa);
@@ -76,10 +76,36 @@ TEST(CpuTest, DetectionAgreesWithTheKernel) {
   EXPECT_FALSE(f.brand.empty());
 }
 
+TEST(CpuTest, DefaultIsaSkipsASlowBf16DotProduct) {
+  EXPECT_EQ(DefaultIsa(Isa::kAvx512Bf16, 0.5), Isa::kAvx512);
+  EXPECT_EQ(DefaultIsa(Isa::kAvx512Bf16, 1.2), Isa::kAvx512);
+  EXPECT_EQ(DefaultIsa(Isa::kAvx512Bf16, 1.9), Isa::kAvx512Bf16);
+  EXPECT_EQ(DefaultIsa(Isa::kAmx, 0.5), Isa::kAmx) << "AMX is not VDPBF16PS";
+  EXPECT_EQ(DefaultIsa(Isa::kAvx512, 0), Isa::kAvx512);
+  EXPECT_EQ(DefaultIsa(Isa::kAvx2, 0), Isa::kAvx2);
+}
+
+TEST(CpuTest, Bf16DotRateIsMeasuredWhereTheCpuHasIt) {
+  const double rate = Bf16DotRate();
+  if (BestIsa(DetectedCpu()) < Isa::kAvx512Bf16) {
+    EXPECT_EQ(rate, 0);
+  } else {
+    // Half, equal or twice FMA's multiply-adds per second on the CPUs known.
+    EXPECT_GT(rate, 0.3);
+    EXPECT_LT(rate, 3.0);
+    EXPECT_THAT(CpuDescription(), HasSubstr("x FMA's rate)"));
+  }
+}
+
 TEST(CpuTest, EnvironmentCapsThePath) {
   const Isa best = BestIsa(DetectedCpu());
   ASSERT_EQ(unsetenv("DIVE_ISA"), 0);
-  EXPECT_EQ(*IsaFromEnvironment(), best);
+  EXPECT_EQ(*IsaFromEnvironment(), DefaultIsa(best, Bf16DotRate()));
+  if (best == Isa::kAvx512Bf16) {
+    ASSERT_EQ(setenv("DIVE_ISA", "avx512_bf16", 1), 0);
+    EXPECT_EQ(*IsaFromEnvironment(), Isa::kAvx512Bf16)
+        << "DIVE_ISA may choose VDPBF16PS where it is not the default";
+  }
   ASSERT_EQ(setenv("DIVE_ISA", "generic", 1), 0);
   EXPECT_EQ(*IsaFromEnvironment(), Isa::kGeneric);
   ASSERT_EQ(setenv("DIVE_ISA", "avx-512", 1), 0);

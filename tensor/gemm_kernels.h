@@ -5,8 +5,9 @@
 // instruction set, each compiled for its own ISA (gemm_kernels_avx2.cc with
 // -mavx2 -mfma, gemm_kernels_avx512.cc with AVX-512 F/BW/DQ/VL,
 // gemm_kernels_avx512_bf16.cc with AVX512-BF16 too, gemm_kernels_amx.cc with
-// AMX-TILE and AMX-BF16) whatever the build's -march, so one binary holds every path and gemm.cc picks one at run
-// time (tensor/cpu.h). A kernel runs only where ActiveIsa() allows it.
+// AMX-TILE and AMX-BF16) whatever the build's -march, so one binary holds every
+// path and gemm.cc picks one at run time (tensor/cpu.h). A kernel runs only
+// where ActiveIsa() allows it.
 //
 // These files include nothing but <immintrin.h>, <cstdint> and headers of
 // internal-linkage helpers (gemm_kernels_avx512_tile.h), and define plain
@@ -99,6 +100,12 @@ void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
 // dst[0 : n] = src[0 : n] rounded to bf16, dst[n : n_pad] = 0.
 void Avx512Bf16Convert(const float* src, int64_t n, int64_t n_pad,
                        uint16_t* dst);
+
+// Throughput probes for tensor/cpu.cc: `iters` rounds of 12 independent
+// chains of one instruction (VFMADD231PS, VDPBF16PS on zmm registers); the
+// sums go to *sink so that nothing is optimized away.
+void Avx512FmaBurst(int64_t iters, float* sink);
+void Avx512Bf16DotBurst(int64_t iters, float* sink);
 
 }  // namespace dive::gemm_internal
 

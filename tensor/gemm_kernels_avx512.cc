@@ -16,8 +16,8 @@ namespace {
 // C[mr, nr] = A-panel * B-panel (+ C when `accumulate`), for mr <= kGemmMr and
 // nr <= kNr (edge tiles are written through masks).
 void Kernel6x64(int64_t kc, const float* __restrict a,
-                 const float* __restrict b, float* __restrict c, int64_t ldc,
-                 int mr, int nr, bool accumulate) {
+                const float* __restrict b, float* __restrict c, int64_t ldc,
+                int mr, int nr, bool accumulate) {
   __m512 acc[kGemmMr][kNv];
   ZeroTile(acc);
   for (int64_t p = 0; p < kc; ++p) {
@@ -43,7 +43,7 @@ void Kernel6x64(int64_t kc, const float* __restrict a,
 MicroKernel Avx512MicroKernel() { return {kGemmMr, kNr, &Kernel6x64}; }
 
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,
-                           int64_t ld) {
+                          int64_t ld) {
   __m512 r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
   // 32-bit, then 64-bit interleaves within 128-bit lanes, then two rounds of
@@ -76,7 +76,7 @@ void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,
 }
 
 void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
-              int64_t ldb, float* c, int64_t ldc, int mr, int nr) {
+                    int64_t ldb, float* c, int64_t ldc, int mr, int nr) {
   const float* row[kNtM];
   for (int i = 0; i < kNtM; ++i) row[i] = a + (i < mr ? i : mr - 1) * lda;
   __m512 acc[kNtM][kNtRows];
@@ -98,6 +98,19 @@ void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
     }
   }
   StoreNtTile(acc, c, ldc, mr, nr);
+}
+
+void Avx512FmaBurst(int64_t iters, float* sink) {
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (__m512& v : acc) v = _mm512_setzero_ps();
+  const __m512 a = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(1e-3f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (__m512& v : acc) v = _mm512_fmadd_ps(a, b, v);
+  }
+  __m512 sum = acc[0];
+  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  *sink = _mm512_reduce_add_ps(sum);
 }
 
 }  // namespace dive::gemm_internal

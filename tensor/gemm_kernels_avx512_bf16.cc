@@ -81,9 +81,9 @@ void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
       const auto mask = static_cast<__mmask16>((1u << n) - 1u);
       const __m512 l = _mm512_maskz_loadu_ps(mask, lo + j);
       const __m512 h = p + 1 < kc ? _mm512_maskz_loadu_ps(mask, hi + j) : zero;
-      _mm512_mask_storeu_epi16(out + 2 * j,
-                               static_cast<__mmask32>((uint64_t{1} << (2 * n)) - 1u),
-                               PairUp(l, h));
+      _mm512_mask_storeu_epi16(
+          out + 2 * j, static_cast<__mmask32>((uint64_t{1} << (2 * n)) - 1u),
+          PairUp(l, h));
     }
   }
 }
@@ -92,8 +92,8 @@ void Avx512Bf16Convert(const float* src, int64_t n, int64_t n_pad,
                        uint16_t* dst) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m512bh v =
-        _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16),
+                                           _mm512_loadu_ps(src + i));
     _mm512_storeu_si512(dst + i, reinterpret_cast<__m512i>(v));
   }
   for (; i < n; i += 16) {
@@ -127,6 +127,20 @@ void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
     }
   }
   StoreNtTile(acc, c, ldc, mr, nr);
+}
+
+void Avx512Bf16DotBurst(int64_t iters, float* sink) {
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (__m512& v : acc) v = _mm512_setzero_ps();
+  const __m512bh a =
+      _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+  for (int64_t i = 0; i < iters; ++i) {
+    for (__m512& v : acc) v = _mm512_dpbf16_ps(v, a, a);
+  }
+  __m512 sum = acc[0];
+  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  *sink = _mm512_reduce_add_ps(sum);
 }
 
 }  // namespace dive::gemm_internal
