@@ -20,8 +20,9 @@ Command line (Debian's /usr/bin/python3 has python3-torch):
     python3 models/pytorch_twins.py list
 
 PyTorch is an optional reference: nothing in the C++ build depends on this
-file. The safetensors reader/writer below is pure Python (struct + json, with
-torch/numpy only to wrap the bytes) so it needs no `safetensors` package.
+file. Checkpoints are read and written by models/safetensors_io.py (the
+standard library alone), wrapped in torch tensors here, so no `safetensors`
+package is needed.
 
 Initialization follows the book: `init_weights` with normal(0, 0.01) for the
 linear models (biases zero, as in the from-scratch versions), Xavier-uniform
@@ -29,15 +30,13 @@ on every Linear/Conv2d weight of the CNNs (train_ch6's `net.apply`), biases of
 the CNNs keeping PyTorch's default.
 """
 
-import json
-import struct
 import sys
-import zlib
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+import safetensors_io  # models/safetensors_io.py
 import zoo  # models/zoo.py: the C++ specs
 
 
@@ -454,85 +453,36 @@ TWINS = {
 
 
 # -----------------------------------------------------------------------------
-# safetensors (pure Python)
+# safetensors, as torch tensors (the format is in safetensors_io.py)
 # -----------------------------------------------------------------------------
-#
-# [8-byte little-endian header length N][N bytes of JSON header][data]
-# header: {name: {"dtype": "F32"|"I64"|"I32", "shape": [...],
-#                 "data_offsets": [begin, end]}, "__metadata__": {str: str}}
-# Offsets are relative to the data section. The C++ writer stores a CRC-32 of
-# the data section as "__metadata__"["dive.crc32"] (decimal); it is checked
-# here when present and written by save_safetensors.
 
-_DTYPES = {
-    "F32": (torch.float32, 4),
-    "I64": (torch.int64, 8),
-    "I32": (torch.int32, 4),
-}
-_DTYPE_NAMES = {torch.float32: "F32", torch.int64: "I64", torch.int32: "I32"}
-_CRC_KEY = "dive.crc32"
+_TORCH_DTYPES = {"F32": torch.float32, "I64": torch.int64, "I32": torch.int32}
+_DTYPE_NAMES = {v: k for k, v in _TORCH_DTYPES.items()}
 
 
 def load_safetensors(path):
     """Returns (tensors: dict name -> torch.Tensor, metadata: dict)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: too short for a safetensors file")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8:
-        raise ValueError(f"{path}: header length {n} exceeds the file")
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = raw[8 + n:]
-    metadata = dict(header.pop("__metadata__", {}) or {})
-    if _CRC_KEY in metadata:
-        expected = int(metadata.pop(_CRC_KEY))
-        actual = zlib.crc32(data) & 0xFFFFFFFF
-        if actual != expected:
-            raise ValueError(f"{path}: checksum mismatch (data damaged)")
+    entries, metadata = safetensors_io.read(path)
     tensors = {}
-    for name, info in header.items():
-        if info["dtype"] not in _DTYPES:
-            raise ValueError(f"{path}: {name}: unsupported dtype {info['dtype']}")
-        dtype, size = _DTYPES[info["dtype"]]
-        shape = list(info["shape"])
-        begin, end = info["data_offsets"]
-        numel = 1
-        for d in shape:
-            numel *= d
-        if end - begin != numel * size or end > len(data) or begin < 0:
-            raise ValueError(f"{path}: {name}: bad data_offsets {begin}, {end}")
-        buf = bytearray(data[begin:end])
-        t = (torch.frombuffer(buf, dtype=dtype) if numel > 0
+    for name, e in entries.items():
+        dtype = _TORCH_DTYPES[e.dtype]
+        t = (torch.frombuffer(bytearray(e.data), dtype=dtype) if e.data
              else torch.empty(0, dtype=dtype))
-        tensors[name] = t.reshape(shape).clone()
+        tensors[name] = t.reshape(e.shape).clone()
     return tensors, metadata
 
 
 def save_safetensors(path, tensors, metadata=None):
     """Writes dict name -> tensor (float32/int64/int32) to `path`."""
-    header = {}
-    chunks = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
+    entries = {}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
         if t.dtype not in _DTYPE_NAMES:
             raise ValueError(f"{name}: unsupported dtype {t.dtype}")
-        b = t.numpy().tobytes() if t.numel() > 0 else b""
-        header[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(b)]}
-        chunks.append(b)
-        offset += len(b)
-    data = b"".join(chunks)
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    meta[_CRC_KEY] = str(zlib.crc32(data) & 0xFFFFFFFF)
-    header["__metadata__"] = meta
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)   # align the data section to 8 bytes
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        f.write(data)
+        entries[name] = safetensors_io.Entry(
+            _DTYPE_NAMES[t.dtype], list(t.shape),
+            t.numpy().tobytes() if t.numel() > 0 else b"")
+    safetensors_io.write(path, entries, metadata)
 
 
 def load_into(model, path):

@@ -1,0 +1,26 @@
+// Writes a small safetensors file with dive's C++ writer, for
+// models/safetensors_io_test.py (the Python reader must read what C++ writes):
+//   safetensors_sample OUT_PATH
+// Tensors: "w", float32 [2, 3] = 0, 0.5, ..., 2.5; "steps", int64 [2] =
+// 7, -3; metadata {"epoch": "3"}.
+#include <cstdio>
+
+#include "tensor/safetensors.h"
+#include "tensor/tensor.h"
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUT_PATH\n", argv[0]);
+    return 2;
+  }
+  dive::SafetensorsFile file;
+  file.tensors["w"] =
+      dive::Tensor::FromVector({0, 0.5f, 1, 1.5f, 2, 2.5f}, {2, 3});
+  file.tensors["steps"] = dive::Tensor::FromInt64Vector({7, -3}, {2});
+  file.metadata["epoch"] = "3";
+  if (absl::Status s = dive::SaveSafetensors(argv[1], file); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
