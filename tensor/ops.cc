@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "Eigen/Core"
 #include "tensor/gemm.h"
 #include "tensor/strided.h"
 

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "Eigen/Core"
 #include "absl/strings/str_cat.h"
 #include "tensor/strided.h"
 
@@ -407,25 +408,6 @@ void Tensor::Fill(float value) {
   ForEachStrided1(shape_, strides_, [&](int64_t n, int64_t o, int64_t s) {
     for (int64_t i = 0; i < n; ++i) d[o + i * s] = value;
   });
-}
-
-// ---- Eigen maps -------------------------------------------------------------
-
-VectorMap Tensor::Flat() const {
-  CHECK(is_contiguous()) << "Flat() of non-contiguous tensor " << shape_;
-  return VectorMap(data<float>(), numel());
-}
-
-MatrixMap Tensor::Matrix() const {
-  CHECK_GE(rank(), 1) << "Matrix() of a scalar";
-  return Matrix(dim(0), dim(0) == 0 ? 0 : numel() / dim(0));
-}
-
-MatrixMap Tensor::Matrix(int64_t rows, int64_t cols) const {
-  CHECK(is_contiguous()) << "Matrix() of non-contiguous tensor " << shape_;
-  CHECK_EQ(rows * cols, numel())
-      << "Matrix(" << rows << ", " << cols << ") of shape " << shape_;
-  return MatrixMap(data<float>(), rows, cols);
 }
 
 // ---- Printing ---------------------------------------------------------------

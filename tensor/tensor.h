@@ -17,10 +17,11 @@
 //   xt.is_contiguous();                        // false
 //   dive::Tensor y = xt.Contiguous();         // copies into row-major order
 //   float v = x.at<float>({1, 2});             // 6
-//   auto flat = y.Flat();                      // Eigen::Map over the data
+//   const float* p = y.data<float>();          // contiguous: row-major
 //
-// Kernels read tensors through Eigen maps (`Flat()`, `Matrix()`) without
-// copying; maps require a contiguous float32 tensor.
+// Kernels (tensor/ops.h, gemm.h, conv.h) read a tensor's raw data, through
+// its strides (tensor/strided.h) or after `Contiguous()`; tensor/eigen.h
+// maps a contiguous float32 tensor as an Eigen vector or matrix.
 
 #ifndef TENSOR_TENSOR_H_
 #define TENSOR_TENSOR_H_
@@ -32,7 +33,6 @@
 #include <string>
 #include <vector>
 
-#include "Eigen/Core"
 #include "glog/logging.h"
 #include "tensor/shape.h"
 
@@ -75,14 +75,6 @@ class Storage {
   void* data_;
   size_t nbytes_;
 };
-
-using MatrixMap = Eigen::Map<
-    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-using ConstMatrixMap =
-    Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic,
-                                   Eigen::RowMajor>>;
-using VectorMap = Eigen::Map<Eigen::VectorXf>;
-using ConstVectorMap = Eigen::Map<const Eigen::VectorXf>;
 
 class Tensor {
  public:
@@ -169,13 +161,6 @@ class Tensor {
   // Copies `src` (broadcast to this shape) into this view, element by element.
   void CopyFrom(const Tensor& src);
   void Fill(float value);
-
-  // ---- Eigen maps (contiguous float32 only) --------------------------------
-  VectorMap Flat() const;
-  // The tensor as a [dim(0), numel/dim(0)] row-major matrix (rank >= 1), or
-  // the explicit [rows, cols] split.
-  MatrixMap Matrix() const;
-  MatrixMap Matrix(int64_t rows, int64_t cols) const;
 
   // Multi-line printout with shape and dtype, summarizing large tensors.
   std::string ToString() const;

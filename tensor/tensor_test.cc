@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "Eigen/Core"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -487,35 +488,6 @@ TEST(TensorAccessTest, ToVectorOfIntAndToInt64VectorOfFloat) {
               ElementsAre(2, 0));
 }
 
-TEST(TensorAccessTest, FlatMap) {
-  Tensor x = Iota({2, 3});
-  VectorMap f = x.Flat();
-  ASSERT_EQ(f.size(), 6);
-  EXPECT_EQ(f(4), 4);
-  f(4) = -4;
-  EXPECT_EQ(x.at<float>({1, 1}), -4);
-  EXPECT_FLOAT_EQ(x.Flat().sum(), 0 + 1 + 2 + 3 - 4 + 5);
-
-  // A contiguous slice maps from its offset.
-  VectorMap row = x.Slice(0, 1, 2).Flat();
-  EXPECT_EQ(row.size(), 3);
-  EXPECT_EQ(row(0), 3);
-}
-
-TEST(TensorAccessTest, MatrixMap) {
-  Tensor x = Iota({2, 3, 4});
-  MatrixMap m = x.Matrix();
-  EXPECT_EQ(m.rows(), 2);
-  EXPECT_EQ(m.cols(), 12);
-  EXPECT_EQ(m(1, 5), 17);
-  MatrixMap m2 = x.Matrix(6, 4);
-  EXPECT_EQ(m2.rows(), 6);
-  EXPECT_EQ(m2(4, 3), 19);
-  m2(0, 1) = 100;
-  EXPECT_EQ(x.at<float>({0, 0, 1}), 100);
-  EXPECT_EQ(Tensor::Zeros({0, 3}).Matrix().cols(), 0);
-}
-
 TEST(TensorPrintTest, ToStringShowsShapeDtypeAndValues) {
   Tensor x = Tensor::FromVector({1, 2, 3, 4, 5, 6}, {2, 3});
   const std::string s = x.ToString();
@@ -632,8 +604,6 @@ TEST_F(TensorDeathTest, OtherMisuse) {
                "item\\(\\) needs a one-element tensor, got shape \\[2\\]");
   EXPECT_DEATH(Iota({2, 3}).Squeeze(0),
                "Squeeze of dimension 0 of shape \\[2, 3\\]");
-  EXPECT_DEATH(Iota({2, 3}).Transpose(0, 1).Flat(),
-               "Flat\\(\\) of non-contiguous tensor \\[3, 2\\]");
   EXPECT_DEATH(Iota({2, 3}).Permute({0, 0}),
                "Permute: axis 0 repeated for shape \\[2, 3\\]");
   EXPECT_DEATH(Tensor::Empty({2, -3}),
