@@ -13,6 +13,7 @@
 #
 #   bench/book_accuracy.sh --large          # the six large models, seed 0
 #   bench/book_accuracy.sh --large resnet   # one of them
+#   bench/book_accuracy.sh --table          # bench/results/book_table.csv as Markdown
 #
 # --large trains each at a resolution a 2-core CPU affords (RESIZE_<model>=px
 # overrides it, e.g. RESIZE_alexnet=96), in float32 unless --precision says
@@ -31,11 +32,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 models=()
 precision=""
 large=0
+print_only=0
 for arg in "$@"; do
   case "$arg" in
     --precision=fp32|--precision=bf16) precision="${arg#--precision=}" ;;
     --precision=*) echo "book_accuracy.sh: $arg: fp32 or bf16" >&2; exit 2 ;;
     --large) large=1 ;;
+    --table) print_only=1 ;;
     -*) echo "book_accuracy.sh: unknown flag $arg" >&2; exit 2 ;;
     *) models+=("$arg") ;;
   esac
@@ -109,13 +112,26 @@ publish() {
   write_table
 }
 
-# Prints book_table.csv as the README's Markdown table.
+# Prints book_table.csv as the README's Markdown table; "quiet" is the
+# fastest epoch of the run's metrics times the epochs, what a machine with
+# nothing else running takes (the wall time includes whatever shared it).
 print_table() {
-  awk -F, 'NR == 1 {print "| model | resolution | precision | wall time | test acc | book |";
-                    print "|---|---|---|---|---|---|"; next}
-           {printf "| %s | %d x %d | %s | %d min | %.3f | %s |\n", $1, $2, $2, $3, ($6 + 30) / 60, $7, $8}' \
-      bench/results/book_table.csv
+  local m res prec epochs images wall acc book quiet
+  echo "| model | resolution | precision | wall time | quiet | test acc | book |"
+  echo "|---|---|---|---|---|---|---|"
+  tail -n +2 bench/results/book_table.csv |
+  while IFS=, read -r m res prec epochs images wall acc book; do
+    quiet=$(awk -F, -v e="$epochs" 'NR > 1 && (min == "" || $5 < min) {min = $5}
+                END {printf "%d", (min * e + 30) / 60}' "bench/results/${m}_metrics.csv")
+    printf '| %s | %d x %d | %s | %d min | %s min | %.3f | %s |\n' \
+        "$m" "$res" "$res" "$prec" $(((wall + 30) / 60)) "$quiet" "$acc" "$book"
+  done
 }
+
+if ((print_only)); then
+  print_table
+  exit 0
+fi
 
 if ((large)); then
   ((${#models[@]})) || models=("${large_models[@]}")
