@@ -4,6 +4,7 @@
 // Tensors: "w", float32 [2, 3] = 0, 0.5, ..., 2.5; "steps", int64 [2] =
 // 7, -3; metadata {"epoch": "3"}.
 #include <cstdio>
+#include <string>
 
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"

@@ -102,6 +102,12 @@ CpuFeatures Detect() { return {}; }
 // -1: not decided yet.
 std::atomic<int> active{-1};
 
+// DefaultIsa of this CPU (the rate is measured only where it matters).
+Isa CpuDefaultIsa() {
+  const Isa best = BestIsa(DetectedCpu());
+  return best == Isa::kAvx512Bf16 ? DefaultIsa(best, Bf16DotRate()) : best;
+}
+
 }  // namespace
 
 absl::string_view IsaName(Isa isa) { return kIsaNames[static_cast<int>(isa)]; }
@@ -156,16 +162,6 @@ double Bf16DotRate() {
 Isa DefaultIsa(Isa best, double bf16_dot_rate) {
   return best == Isa::kAvx512Bf16 && bf16_dot_rate < 1.25 ? Isa::kAvx512 : best;
 }
-
-namespace {
-
-// DefaultIsa of this CPU (the rate is measured only where it matters).
-Isa CpuDefaultIsa() {
-  const Isa best = BestIsa(DetectedCpu());
-  return best == Isa::kAvx512Bf16 ? DefaultIsa(best, Bf16DotRate()) : best;
-}
-
-}  // namespace
 
 absl::StatusOr<Isa> IsaFromEnvironment() {
   const Isa best = BestIsa(DetectedCpu());

@@ -18,7 +18,7 @@
 //
 // A value naming a path the CPU lacks, or no path at all, is an error the
 // first caller reports (`IsaFromEnvironment`); `ActiveIsa()` then falls back
-// to the best path the CPU has.
+// to the default path.
 //
 // Example (the trainers' first log line):
 //
@@ -82,8 +82,8 @@ Isa DefaultIsa(Isa best, double bf16_dot_rate);
 // one above what the CPU has.
 absl::StatusOr<Isa> IsaFromEnvironment();
 
-// The path kernels use: IsaFromEnvironment(), or BestIsa() when that is an
-// error. Fixed at first use, except through SetActiveIsa.
+// The path kernels use: IsaFromEnvironment(), or this CPU's DefaultIsa when
+// that is an error. Fixed at first use, except through SetActiveIsa.
 Isa ActiveIsa();
 
 // Switches kernels to `isa` (tests and benchmarks run each path this way);

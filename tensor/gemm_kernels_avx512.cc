@@ -101,16 +101,8 @@ void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
 }
 
 void Avx512FmaBurst(int64_t iters, float* sink) {
-  constexpr int kChains = 12;
-  __m512 acc[kChains];
-  for (__m512& v : acc) v = _mm512_setzero_ps();
-  const __m512 a = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(1e-3f);
-  for (int64_t i = 0; i < iters; ++i) {
-    for (__m512& v : acc) v = _mm512_fmadd_ps(a, b, v);
-  }
-  __m512 sum = acc[0];
-  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
-  *sink = _mm512_reduce_add_ps(sum);
+  const __m512 a = _mm512_set1_ps(1e-3f);
+  ChainBurst(iters, sink, [a](__m512 v) { return _mm512_fmadd_ps(a, a, v); });
 }
 
 }  // namespace dive::gemm_internal

@@ -130,17 +130,9 @@ void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
 }
 
 void Avx512Bf16DotBurst(int64_t iters, float* sink) {
-  constexpr int kChains = 12;
-  __m512 acc[kChains];
-  for (__m512& v : acc) v = _mm512_setzero_ps();
   const __m512bh a =
       _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
-  for (int64_t i = 0; i < iters; ++i) {
-    for (__m512& v : acc) v = _mm512_dpbf16_ps(v, a, a);
-  }
-  __m512 sum = acc[0];
-  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
-  *sink = _mm512_reduce_add_ps(sum);
+  ChainBurst(iters, sink, [a](__m512 v) { return _mm512_dpbf16_ps(v, a, a); });
 }
 
 }  // namespace dive::gemm_internal
