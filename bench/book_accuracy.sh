@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 models=()
-precision=""
+precision=fp32
 large=0
 print_only=0
 for arg in "$@"; do
@@ -136,7 +136,6 @@ fi
 if ((large)); then
   ((${#models[@]})) || models=("${large_models[@]}")
   check_models "${large_models[@]}"
-  precision="${precision:-fp32}"
   runs="${RUNS:-bench/runs}"
   epochs="${EPOCHS:-10}"            # smaller only to try the script out
   train_images="${TRAIN_LIMIT:-60000}"
@@ -145,6 +144,9 @@ if ((large)); then
   for m in "${models[@]}"; do
     dir="$runs/$m"
     mkdir -p "$dir"
+    for f in book_run log.txt; do  # the trainer checks its own files
+      [[ -L "$dir/$f" ]] && { echo "book_accuracy.sh: $dir/$f is a symlink; not writing through it" >&2; exit 1; }
+    done
     flags=(--out="$dir" --seed=0 --threads="$threads" --progress=false
            --epochs="$epochs" --checkpoint_every=50)
     ((train_images == 60000)) || flags+=(--train_limit="$train_images")
@@ -161,7 +163,7 @@ if ((large)); then
       var="RESIZE_$m"
       res="${!var:-${large_resize[$m]}}"
       prec="$precision"
-      echo "$res $prec" > "$dir/book_run"
+      (set -C; echo "$res $prec" > "$dir/book_run")  # never replaces a file
       echo "$m: starting in $dir ($res px, $prec)" >&2
     fi
     "$(binary "$(target "$m")")" "${flags[@]}" --resize="$res" --precision="$prec" \
@@ -175,7 +177,6 @@ fi
 
 ((${#models[@]})) || models=(softmax mlp mlp_dropout lenet bn_lenet)
 check_models softmax mlp mlp_dropout lenet bn_lenet
-precision="${precision:-fp32}"
 read -r -a seeds <<< "${SEEDS:-0 1 2}"
 bazel build $(for m in "${models[@]}"; do target "$m" | cut -d' ' -f1; done) >&2
 echo "precision: $precision"
