@@ -7,7 +7,7 @@
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 // What a broadcasting binary op's backward needs to know about an input:
@@ -510,4 +510,4 @@ Variable MseLoss(const Variable& prediction, const Variable& target) {
   return Mean(Square(prediction - target));
 }
 
-}  // namespace dive
+}  // namespace dive::autograd

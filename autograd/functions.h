@@ -30,7 +30,7 @@
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::autograd {
 
 // ---- Elementwise, broadcasting ----------------------------------------------
 Variable operator+(const Variable& a, const Variable& b);
@@ -112,6 +112,6 @@ Variable SoftmaxCrossEntropy(const Variable& logits, const Tensor& labels);
 // Mean of squared differences (PyTorch's MSELoss).
 Variable MseLoss(const Variable& prediction, const Variable& target);
 
-}  // namespace dive
+}  // namespace dive::autograd
 
 #endif  // AUTOGRAD_FUNCTIONS_H_

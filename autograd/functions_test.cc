@@ -7,7 +7,7 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 using Inputs = std::vector<Variable>;
@@ -234,6 +234,12 @@ TEST(FunctionsDeathTest, CrossEntropyRejectsLabelOutOfRange) {
                "label 3 at index 1 is outside \\[0, 3\\)");
 }
 
+TEST(FunctionsDeathTest, CrossEntropyNamesLabelShape) {
+  EXPECT_DEATH(SoftmaxCrossEntropy(Variable(Tensor::Zeros({2, 3})),
+                                   Tensor::FromInt64Vector({0, 1, 2}, {3})),
+               "labels must be int64 \\[2\\], got int64 \\[3\\]");
+}
+
 TEST(FunctionsDeathTest, LinearNamesShapes) {
   Variable x(Tensor::Zeros({2, 3})), w(Tensor::Zeros({4, 5}));
   EXPECT_DEATH(Linear(x, w, Variable()),
@@ -246,4 +252,4 @@ TEST(FunctionsDeathTest, AddNamesBothShapes) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::autograd

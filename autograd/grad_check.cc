@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "tensor/random.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 // sum(R * f(inputs)) in double, without building a graph.
@@ -67,4 +67,4 @@ absl::Status GradCheck(const GradCheckFn& f, const std::vector<Tensor>& inputs,
   return absl::OkStatus();
 }
 
-}  // namespace dive
+}  // namespace dive::autograd

@@ -30,7 +30,7 @@
 #include "absl/status/status.h"
 #include "autograd/variable.h"
 
-namespace dive {
+namespace dive::autograd {
 
 struct GradCheckOptions {
   double eps = 1e-2;   // step of the central difference
@@ -46,6 +46,6 @@ using GradCheckFn = std::function<Variable(const std::vector<Variable>&)>;
 absl::Status GradCheck(const GradCheckFn& f, const std::vector<Tensor>& inputs,
                        const GradCheckOptions& options = {});
 
-}  // namespace dive
+}  // namespace dive::autograd
 
 #endif  // AUTOGRAD_GRAD_CHECK_H_

@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-namespace dive {
+namespace dive::autograd {
 
 class HookHandle {
  public:
@@ -80,6 +80,6 @@ class HookList {
   int64_t next_id_ = 0;
 };
 
-}  // namespace dive
+}  // namespace dive::autograd
 
 #endif  // AUTOGRAD_HOOK_HANDLE_H_

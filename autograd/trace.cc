@@ -4,7 +4,7 @@
 
 #include "glog/logging.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 thread_local TraceRecorder* active = nullptr;
@@ -48,4 +48,4 @@ OpaqueTraceScope::~OpaqueTraceScope() {
   if (active != nullptr) --active->opaque_depth_;
 }
 
-}  // namespace dive
+}  // namespace dive::autograd

@@ -34,7 +34,7 @@
 
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::autograd {
 
 struct TracedOp {
   std::string op;              // the `Variable::op()` name, e.g. "Conv2d"
@@ -87,6 +87,6 @@ class OpaqueTraceScope {
   OpaqueTraceScope& operator=(const OpaqueTraceScope&) = delete;
 };
 
-}  // namespace dive
+}  // namespace dive::autograd
 
 #endif  // AUTOGRAD_TRACE_H_

@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "tensor/random.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 std::vector<std::string> OpNames(const TraceRecorder& recorder) {
@@ -114,4 +114,4 @@ TEST(TraceDeathTest, RecordersDoNotNest) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::autograd

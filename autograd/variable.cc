@@ -6,7 +6,7 @@
 #include "autograd/trace.h"
 #include "tensor/ops.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 thread_local bool grad_enabled = true;
@@ -195,4 +195,4 @@ NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
 
 NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
 
-}  // namespace dive
+}  // namespace dive::autograd

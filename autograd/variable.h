@@ -39,7 +39,7 @@
 #include "autograd/hook_handle.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::autograd {
 
 // Maps the gradient of an op's result to the gradients of its inputs, one per
 // input in order; an undefined Tensor means "no gradient for this input".
@@ -135,6 +135,6 @@ class NoGradGuard {
   bool previous_;
 };
 
-}  // namespace dive
+}  // namespace dive::autograd
 
 #endif  // AUTOGRAD_VARIABLE_H_

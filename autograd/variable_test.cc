@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "tensor/ops.h"
 
-namespace dive {
+namespace dive::autograd {
 namespace {
 
 Tensor Vec(std::vector<float> v) {
@@ -209,4 +209,4 @@ TEST(VariableDeathTest, WrongGradientShape) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::autograd

@@ -10,7 +10,7 @@
 //       noop_hooks  operator() with a pre-hook and a hook that do nothing
 //   BM_LeNetStep/<way>: forward and backward of LeNet on 256 images:
 //       plain, or with the LayerProfiler of --profile/--dashboard attached
-//       (tools/layer_profiler.h: two forward hooks per module and gradient
+//       (train/layer_profiler.h: two forward hooks per module and gradient
 //       hooks on the outputs, activation statistics every 10th step).
 
 #include <memory>
@@ -21,7 +21,7 @@
 #include "models/lenet/lenet.h"
 #include "nn/activation.h"
 #include "tensor/random.h"
-#include "tools/layer_profiler.h"
+#include "train/layer_profiler.h"
 
 namespace dive::bench {
 namespace {
@@ -30,17 +30,22 @@ enum Way { kDirect, kNoHooks, kNoopHooks };
 
 void BM_ReluCall(benchmark::State& state) {
   nn::ReLU relu;
-  std::vector<HookHandle> handles;
+  std::vector<autograd::HookHandle> handles;
   if (state.range(0) == kNoopHooks) {
-    handles.push_back(relu.RegisterForwardPreHook(
-        [](nn::Module&, const Variable&) { return Variable(); }));
     handles.push_back(
-        relu.RegisterForwardHook([](nn::Module&, const Variable&,
-                                    const Variable&) { return Variable(); }));
+        relu.RegisterForwardPreHook([](nn::Module&, const autograd::Variable&) {
+          return autograd::Variable();
+        }));
+    handles.push_back(relu.RegisterForwardHook(
+        [](nn::Module&, const autograd::Variable&, const autograd::Variable&) {
+          return autograd::Variable();
+        }));
   }
-  const Variable x(Normal(Shape{1, 16}, 0, 1), /*requires_grad=*/true);
+  const autograd::Variable x(Normal(Shape{1, 16}, 0, 1),
+                             /*requires_grad=*/true);
   for (auto _ : state) {
-    Variable y = state.range(0) == kDirect ? relu.Forward(x) : relu(x);
+    autograd::Variable y =
+        state.range(0) == kDirect ? relu.Forward(x) : relu(x);
     benchmark::DoNotOptimize(y);
   }
 }
@@ -53,18 +58,18 @@ BENCHMARK(BM_ReluCall)
 void BM_LeNetStep(benchmark::State& state) {
   ManualSeed(1);
   std::shared_ptr<nn::Module> model = *models::LeNetSpec().make(28);
-  std::unique_ptr<tools::LayerProfiler> profiler;
+  std::unique_ptr<train::LayerProfiler> profiler;
   if (state.range(0) == 1) {
-    profiler = std::make_unique<tools::LayerProfiler>(*model, 10);
+    profiler = std::make_unique<train::LayerProfiler>(*model, 10);
   }
-  const Variable x(Normal(Shape{256, 1, 28, 28}, 0, 1));
-  const tools::TrainState train_state;
+  const autograd::Variable x(Normal(Shape{256, 1, 28, 28}, 0, 1));
+  const train::TrainState train_state;
   for (auto _ : state) {
-    Variable loss = Sum((*model)(x));
+    autograd::Variable loss = Sum((*model)(x));
     loss.Backward();
     if (profiler != nullptr) {
       profiler->OnAfterBackward(train_state);
-      (void)profiler->OnStep(train_state, tools::StepInfo{});
+      (void)profiler->OnStep(train_state, train::StepInfo{});
     }
     model->ZeroGrad();
   }

@@ -209,8 +209,8 @@ void RunSoftmaxCrossEntropy(benchmark::State& state, int64_t batch) {
   for (int64_t& v : l) v = gen.NextIndex(10);
   const Tensor labels = Tensor::FromInt64Vector(l, {batch});
   for (auto _ : state) {
-    Variable x(logits, /*requires_grad=*/true);
-    Variable loss = SoftmaxCrossEntropy(x, labels);
+    autograd::Variable x(logits, /*requires_grad=*/true);
+    autograd::Variable loss = SoftmaxCrossEntropy(x, labels);
     loss.Backward();
     benchmark::DoNotOptimize(x.grad().data());
   }

@@ -57,8 +57,8 @@ ModelRunner::ModelRunner(std::shared_ptr<nn::Module> model,
 
 float ModelRunner::TrainStep() {
   model_->Train();
-  Variable logits = (*model_)(Variable(images_));
-  Variable loss = SoftmaxCrossEntropy(logits, labels_);
+  autograd::Variable logits = (*model_)(autograd::Variable(images_));
+  autograd::Variable loss = SoftmaxCrossEntropy(logits, labels_);
   const float l = loss.data().item();
   sgd_.ZeroGrad();
   loss.Backward();
@@ -68,8 +68,8 @@ float ModelRunner::TrainStep() {
 
 Tensor ModelRunner::Infer() {
   model_->Eval();
-  NoGradGuard no_grad;
-  return (*model_)(Variable(images_)).data();
+  autograd::NoGradGuard no_grad;
+  return (*model_)(autograd::Variable(images_)).data();
 }
 
 int64_t PeakRssBytes() {

@@ -7,7 +7,7 @@
 // `bench/compare_pytorch.py`). Data loading is left out on purpose: both
 // frameworks are timed on compute only.
 //
-// A training step is what `tools::Train` does per batch: forward, mean
+// A training step is what `train::Train` does per batch: forward, mean
 // SoftmaxCrossEntropy, read the loss, zero the gradients, backward, and an
 // optim::SGD step with the recipe's learning rate (no momentum, no weight
 // decay). Inference is a forward pass in eval mode under `NoGradGuard`.

@@ -24,14 +24,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "bench/model_bench.h"
-#include "absl/strings/escaping.h"
 #include "models/zoo.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/tensor.h"
-#include "tools/cli.h"
+#include "train/cli.h"
 
 ABSL_FLAG(std::string, model, "lenet", "zoo model name (models/zoo.h)");
 ABSL_FLAG(std::string, mode, "train", "train or infer");
@@ -57,7 +57,7 @@ int Run() {
   }
   const std::string precision = absl::GetFlag(FLAGS_precision);
   const absl::StatusOr<MatmulPrecision> matmul_precision =
-      tools::ParsePrecision(precision);
+      train::ParsePrecision(precision);
   if (!matmul_precision.ok()) {
     std::fprintf(stderr, "%s\n",
                  std::string(matmul_precision.status().message()).c_str());

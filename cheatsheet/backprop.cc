@@ -45,12 +45,12 @@ BackpropSheet RunBackprop(uint64_t seed) {
   b.dj_dx = ops::MatMul(b.w1.Transpose(0, 1), b.dj_dz);
 
   // ---- Backward by autograd ----
-  Variable x(b.x.Clone(), true), w1(b.w1.Clone(), true),
+  autograd::Variable x(b.x.Clone(), true), w1(b.w1.Clone(), true),
       w2(b.w2.Clone(), true);
-  const Variable o = MatMul(w2, Tanh(MatMul(w1, x)));
-  const Variable loss = SoftmaxCrossEntropy(
+  const autograd::Variable o = MatMul(w2, Tanh(MatMul(w1, x)));
+  const autograd::Variable loss = SoftmaxCrossEntropy(
       Reshape(o, {1, kQ}), Tensor::FromInt64Vector({b.y}, {1}));
-  Variable objective =
+  autograd::Variable objective =
       loss + (Sum(Square(w1)) + Sum(Square(w2))) * (b.lambda / 2);
   b.autograd_objective = objective.data().item();
   objective.Backward();

@@ -54,9 +54,9 @@ TEST(BackpropTest, AutogradAgreesWithFiniteDifferences) {
   const BackpropSheet b = RunBackprop();
   const float lambda = b.lambda;
   const int64_t y = b.y;
-  const absl::Status s = GradCheck(
-      [lambda, y](const std::vector<Variable>& in) {
-        const Variable o = MatMul(in[2], Tanh(MatMul(in[1], in[0])));
+  const absl::Status s = autograd::GradCheck(
+      [lambda, y](const std::vector<autograd::Variable>& in) {
+        const autograd::Variable o = MatMul(in[2], Tanh(MatMul(in[1], in[0])));
         return SoftmaxCrossEntropy(Reshape(o, {1, 3}),
                                    Tensor::FromInt64Vector({y}, {1})) +
                (Sum(Square(in[1])) + Sum(Square(in[2]))) * (lambda / 2);

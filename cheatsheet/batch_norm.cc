@@ -61,12 +61,13 @@ BatchNormCase RunCase(const std::string& what, const Shape& shape,
   c.y_with_unbiased_var = NormalizeByHand(c.x, c.stats.mean,
                                           c.stats.var_unbiased, c.gamma,
                                           c.beta, c.eps);
-  NoGradGuard no_grad;  // training mode is the module's, not autograd's
+  // Training mode is the module's, not autograd's.
+  autograd::NoGradGuard no_grad;
   bn->Train();
-  c.y_by_dive = (*bn)(Variable(c.x)).data();
+  c.y_by_dive = (*bn)(autograd::Variable(c.x)).data();
 
   // ---- Moving averages over two batches ----
-  (*bn)(Variable(c.x2));
+  (*bn)(autograd::Variable(c.x2));
   const ChannelStats stats2 = ComputeChannelStats(c.x2);
   const float mom = c.momentum;
   for (int k = 0; k < 3; ++k) {
@@ -84,7 +85,7 @@ BatchNormCase RunCase(const std::string& what, const Shape& shape,
 
   // ---- Prediction ----
   bn->Eval();
-  c.predict_by_dive = (*bn)(Variable(c.x_test)).data();
+  c.predict_by_dive = (*bn)(autograd::Variable(c.x_test)).data();
   c.predict_by_hand =
       NormalizeByHand(c.x_test, c.running_mean_by_formula,
                       c.running_var_by_formula, c.gamma, c.beta, c.eps);
@@ -95,7 +96,7 @@ BatchNormCase RunCase(const std::string& what, const Shape& shape,
   for (float v : c.stats.var_biased) scale.push_back(std::sqrt(v + c.eps));
   SetTensor(undo->weight().data(), scale);
   SetTensor(undo->bias().data(), c.stats.mean);
-  c.y_identity = (*undo)(Variable(c.x)).data();
+  c.y_identity = (*undo)(autograd::Variable(c.x)).data();
   return c;
 }
 

@@ -32,16 +32,16 @@ Tensor DiveConv(const Tensor& x, const Tensor& k, int64_t stride = 1,
                       .set_bias(false));
   Tensor weight = conv.weight().data();  // shares the parameter's storage
   weight.CopyFrom(k);
-  NoGradGuard no_grad;
-  const Tensor y =
-      conv(Variable(x.Contiguous().Reshape({1, x.dim(0), x.dim(1), x.dim(2)})))
-          .data();
+  autograd::NoGradGuard no_grad;
+  const Tensor y = conv(autograd::Variable(x.Contiguous().Reshape(
+                            {1, x.dim(0), x.dim(1), x.dim(2)})))
+                       .data();
   return y.Reshape({y.dim(1), y.dim(2), y.dim(3)});
 }
 
 Tensor Run(nn::Module& m, const Tensor& x) {
-  NoGradGuard no_grad;
-  return m(Variable(x)).data();
+  autograd::NoGradGuard no_grad;
+  return m(autograd::Variable(x)).data();
 }
 
 }  // namespace
@@ -145,10 +145,10 @@ EdgeDetection LearnEdgeKernel(int iterations, uint64_t seed) {
 
   ManualSeed(seed);  // the layer's initial weights
   nn::Conv2d conv(nn::Conv2dOptions(1, 1, 1, 2).set_bias(false));
-  const Variable x(As4d(e.x));
-  const Variable y(As4d(e.y));
+  const autograd::Variable x(As4d(e.x));
+  const autograd::Variable y(As4d(e.y));
   for (int i = 0; i < iterations; ++i) {
-    Variable loss = Sum(Square(conv(x) - y));
+    autograd::Variable loss = Sum(Square(conv(x) - y));
     conv.ZeroGrad();
     loss.Backward();
     // The book's update: conv2d.weight.data[:] -= lr * conv2d.weight.grad.

@@ -9,7 +9,6 @@
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "models/mlp/mlp.h"
-#include "nn/loss.h"
 #include "optim/sgd.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -17,15 +16,15 @@
 namespace dive::cheatsheet {
 namespace {
 
-float Accuracy(nn::Module& net, const InMemoryDataset& data, int64_t n) {
-  NoGradGuard no_grad;
+float Accuracy(nn::Module& net, const data::InMemoryDataset& data, int64_t n) {
+  autograd::NoGradGuard no_grad;
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += 1000) {
     const int64_t end = std::min(n, start + 1000);
     std::vector<int64_t> idx(end - start);
     std::iota(idx.begin(), idx.end(), start);
     const Tensor pred =
-        ops::Argmax(net(Variable(data.GatherImages(idx))).data(), 1);
+        ops::Argmax(net(autograd::Variable(data.GatherImages(idx))).data(), 1);
     const std::vector<int64_t> p = pred.ToInt64Vector();
     for (size_t i = 0; i < idx.size(); ++i) {
       correct += p[i] == data.label(idx[i]);
@@ -35,9 +34,9 @@ float Accuracy(nn::Module& net, const InMemoryDataset& data, int64_t n) {
 }
 
 EpochResult OneEpoch(float dropout1, float dropout2,
-                     const InMemoryDataset& train, const InMemoryDataset& test,
-                     int64_t n, int64_t n_test,
-                     const DropoutTrainOptions& options) {
+                     const data::InMemoryDataset& train,
+                     const data::InMemoryDataset& test, int64_t n,
+                     int64_t n_test, const DropoutTrainOptions& options) {
   ManualSeed(options.seed);  // initial weights, then the dropout masks
   auto net = models::MlpDropout(28, dropout1, dropout2);
   optim::SGD sgd(net->Parameters(), {.lr = options.lr});
@@ -54,8 +53,9 @@ EpochResult OneEpoch(float dropout1, float dropout2,
     const std::vector<int64_t> idx(order.begin() + start,
                                    order.begin() + std::min(n, start + batch));
     const Tensor labels = train.GatherLabels(idx);
-    Variable logits = (*net)(Variable(train.GatherImages(idx)));
-    Variable loss = nn::CrossEntropyLoss(logits, labels);
+    autograd::Variable logits =
+        (*net)(autograd::Variable(train.GatherImages(idx)));
+    autograd::Variable loss = autograd::SoftmaxCrossEntropy(logits, labels);
     sgd.ZeroGrad();
     loss.Backward();
     sgd.Step();
@@ -86,7 +86,9 @@ DropoutExpectation MeasureDropoutExpectation(float p, int64_t masks,
   // Every row of [masks, d] gets its own independent mask.
   const Tensor h = Tensor::FromVector(e.h, {1, d}).Expand({masks, d});
   Generator gen(seed);
-  const Tensor h_prime = dive::Dropout(Variable(h.Contiguous()), p, gen).data();
+  const Tensor h_prime =
+      dive::autograd::Dropout(autograd::Variable(h.Contiguous()), p, gen)
+          .data();
   e.mean_h_prime = ops::Mean(h_prime, {0}).ToVector();
   const std::vector<float> v = h_prime.ToVector();
   int64_t zeros = 0;
@@ -108,12 +110,13 @@ DropoutExpectation MeasureDropoutExpectation(float p, int64_t masks,
 
 Tensor DropoutOfArange(float p, uint64_t seed) {
   Generator gen(seed);
-  return dive::Dropout(Variable(Tensor::Arange(16).Reshape({2, 8})), p, gen)
+  return dive::autograd::Dropout(
+             autograd::Variable(Tensor::Arange(16).Reshape({2, 8})), p, gen)
       .data();
 }
 
-DropoutComparison CompareDropout(const InMemoryDataset& train,
-                                 const InMemoryDataset& test,
+DropoutComparison CompareDropout(const data::InMemoryDataset& train,
+                                 const data::InMemoryDataset& test,
                                  const DropoutTrainOptions& options) {
   CHECK_GT(options.batch_size, 0) << "CompareDropout: batch_size";
   const auto limit = [](int64_t limit, int64_t size) {

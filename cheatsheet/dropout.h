@@ -81,8 +81,8 @@ struct DropoutComparison {
 //
 // One epoch of the book's MLP with dropout (0, 0) and (0.2, 0.5), the same
 // initial weights and minibatch order.
-DropoutComparison CompareDropout(const InMemoryDataset& train,
-                                 const InMemoryDataset& test,
+DropoutComparison CompareDropout(const data::InMemoryDataset& train,
+                                 const data::InMemoryDataset& test,
                                  const DropoutTrainOptions& options = {});
 
 }  // namespace dive::cheatsheet

@@ -16,7 +16,7 @@
 #include "datasets/fashion_mnist.h"
 #include "tensor/tensor.h"
 
-ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
+ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "directory with the Fashion-MNIST IDX files");
 // One thread by default: the GEMMs of a 256-example MLP batch are small, and
 // on a busy 2-core machine OpenMP's extra thread made the two epochs 3x
@@ -44,10 +44,10 @@ int main(int argc, char** argv) {
   }
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
-  absl::StatusOr<dive::InMemoryDataset> train =
-      dive::LoadFashionMnist(dir, dive::Split::kTrain);
-  absl::StatusOr<dive::InMemoryDataset> test =
-      dive::LoadFashionMnist(dir, dive::Split::kTest);
+  absl::StatusOr<dive::data::InMemoryDataset> train =
+      dive::data::LoadFashionMnist(dir, dive::data::Split::kTrain);
+  absl::StatusOr<dive::data::InMemoryDataset> test =
+      dive::data::LoadFashionMnist(dir, dive::data::Split::kTest);
   if (!train.ok() || !test.ok()) {
     std::cerr << "no Fashion-MNIST in " << dir << ": "
               << (train.ok() ? test.status() : train.status()) << "\n";

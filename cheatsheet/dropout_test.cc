@@ -61,10 +61,10 @@ std::string DataDir() {
 }
 
 TEST(DropoutTest, OneEpochWithAndWithoutDropoutOnFashionMnist) {
-  absl::StatusOr<InMemoryDataset> train =
-      LoadFashionMnist(DataDir(), Split::kTrain);
-  absl::StatusOr<InMemoryDataset> test =
-      LoadFashionMnist(DataDir(), Split::kTest);
+  absl::StatusOr<data::InMemoryDataset> train =
+      data::LoadFashionMnist(DataDir(), data::Split::kTrain);
+  absl::StatusOr<data::InMemoryDataset> test =
+      data::LoadFashionMnist(DataDir(), data::Split::kTest);
   ASSERT_TRUE(train.ok()) << train.status();
   ASSERT_TRUE(test.ok()) << test.status();
   // Small GEMMs: one thread is fastest while other tests share the cores.

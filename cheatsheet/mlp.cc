@@ -20,14 +20,15 @@ constexpr int kPoints = 161;
 
 // f(x) and df/dx at every x, by autograd: the gradient of sum(f(x)) with
 // respect to x is f'(x) elementwise.
-void ByAutograd(const std::function<Variable(const Variable&)>& f,
-                const std::vector<float>& x, std::vector<float>* value,
-                std::vector<float>* grad) {
-  Variable v(Tensor::FromVector(x, {static_cast<int64_t>(x.size())}),
-             /*requires_grad=*/true);
-  Variable y = f(v);
+void ByAutograd(
+    const std::function<autograd::Variable(const autograd::Variable&)>& f,
+    const std::vector<float>& x, std::vector<float>* value,
+    std::vector<float>* grad) {
+  autograd::Variable v(Tensor::FromVector(x, {static_cast<int64_t>(x.size())}),
+                       /*requires_grad=*/true);
+  autograd::Variable y = f(v);
   *value = y.data().ToVector();
-  Variable total = Sum(y);
+  autograd::Variable total = Sum(y);
   total.Backward();
   *grad = v.grad().ToVector();
 }
@@ -54,11 +55,11 @@ ActivationCurves ComputeActivations() {
   for (int i = 0; i < kPoints; ++i) {
     a.x.push_back(static_cast<float>(i) / 10.0f - 8.0f);
   }
-  ByAutograd([](const Variable& v) { return Relu(v); }, a.x, &a.relu,
+  ByAutograd([](const autograd::Variable& v) { return Relu(v); }, a.x, &a.relu,
              &a.relu_grad);
-  ByAutograd([](const Variable& v) { return Sigmoid(v); }, a.x, &a.sigmoid,
-             &a.sigmoid_grad);
-  ByAutograd([](const Variable& v) { return Tanh(v); }, a.x, &a.tanh,
+  ByAutograd([](const autograd::Variable& v) { return Sigmoid(v); }, a.x,
+             &a.sigmoid, &a.sigmoid_grad);
+  ByAutograd([](const autograd::Variable& v) { return Tanh(v); }, a.x, &a.tanh,
              &a.tanh_grad);
   for (float xf : a.x) {
     const double x = xf;
@@ -90,8 +91,8 @@ AffineCollapse ComputeAffineCollapse(uint64_t seed) {
   nn::Linear hidden(4, 5), output(5, 3);
   AffineCollapse c;
   c.x = Normal({6, 4}, 0.0f, 1.0f);
-  NoGradGuard no_grad;
-  c.two_layers = output(hidden(Variable(c.x))).data();
+  autograd::NoGradGuard no_grad;
+  c.two_layers = output(hidden(autograd::Variable(c.x))).data();
   // dive's Linear computes x W^T + b with W [out, in]; the book's W_h is
   // hidden.weight()^T.
   const Tensor w_h = hidden.weight().data().Transpose(0, 1);
@@ -101,7 +102,7 @@ AffineCollapse ComputeAffineCollapse(uint64_t seed) {
                      .Reshape({3}),
                  output.bias().data());
   c.one_layer = ops::Add(ops::MatMul(c.x, c.w), c.b);
-  c.with_relu = output(Relu(hidden(Variable(c.x)))).data();
+  c.with_relu = output(Relu(hidden(autograd::Variable(c.x)))).data();
   return c;
 }
 

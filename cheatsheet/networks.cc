@@ -27,9 +27,9 @@ std::string ClassName(const nn::Module& m) {
 }
 
 Shape OutputShape(nn::Module& m, const Shape& input) {
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   m.Eval();
-  return m(Variable(Tensor::Zeros(input))).shape();
+  return m(autograd::Variable(Tensor::Zeros(input))).shape();
 }
 
 }  // namespace
@@ -37,9 +37,9 @@ Shape OutputShape(nn::Module& m, const Shape& input) {
 NetworkShapes LayerShapes(const std::string& model, nn::Module& net,
                           const Shape& input) {
   NetworkShapes out{model, input, {}};
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   net.Eval();
-  Variable x(Tensor::Zeros(input));
+  autograd::Variable x(Tensor::Zeros(input));
   for (const auto& [name, layer] : net.children()) {
     x = (*layer)(x);
     out.layers.push_back({ClassName(*layer), x.shape()});

@@ -24,7 +24,7 @@
 //   absl::Status s = dir->WriteFile("curve.dat", "0 1\n1 2\n");
 //   if (s.ok()) s = dir->Plot("plot 'curve.dat' with lines\n", "curve.png");
 //
-// This helper is kept separate from tools/plot.cc on purpose (that one draws
+// This helper is kept separate from train/plot.cc on purpose (that one draws
 // the trainer's metrics and is being rewritten independently).
 
 #ifndef CHEATSHEET_PLOT_H_

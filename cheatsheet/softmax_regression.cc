@@ -73,10 +73,10 @@ SoftmaxRegressionSheet RunSoftmaxRegression(uint64_t seed) {
   s.b_by_formula = ops::Add(s.b, ops::MulScalar(ops::Sum(residual, {0}), scale));
 
   // The same step with dive: autograd through SoftmaxCrossEntropy, then SGD.
-  Variable w(s.w.Clone(), /*requires_grad=*/true);
-  Variable b(s.b.Clone(), /*requires_grad=*/true);
-  Variable loss = SoftmaxCrossEntropy(MatMul(Variable(s.x), w) + b,
-                                            s.labels);
+  autograd::Variable w(s.w.Clone(), /*requires_grad=*/true);
+  autograd::Variable b(s.b.Clone(), /*requires_grad=*/true);
+  autograd::Variable loss =
+      SoftmaxCrossEntropy(MatMul(autograd::Variable(s.x), w) + b, s.labels);
   s.ce_by_dive = loss.data().item();
   optim::SGD sgd({w, b}, {.lr = s.lr});
   sgd.ZeroGrad();

@@ -16,15 +16,19 @@ namespace dive::cheatsheet {
 namespace {
 
 // 1/2 mean of (x w + b - y)^2.
-Variable HalfMse(const Variable& x, const Variable& w, const Variable& b,
-                 const Variable& y) {
+autograd::Variable HalfMse(const autograd::Variable& x,
+                           const autograd::Variable& w,
+                           const autograd::Variable& b,
+                           const autograd::Variable& y) {
   return Mean(Square(MatMul(x, w) + b - y)) * 0.5f;
 }
 
-float EvalLoss(const Tensor& x, const Tensor& y, const Variable& w,
-               const Variable& b) {
-  NoGradGuard no_grad;
-  return HalfMse(Variable(x), w, b, Variable(y)).data().item();
+float EvalLoss(const Tensor& x, const Tensor& y, const autograd::Variable& w,
+               const autograd::Variable& b) {
+  autograd::NoGradGuard no_grad;
+  return HalfMse(autograd::Variable(x), w, b, autograd::Variable(y))
+      .data()
+      .item();
 }
 
 }  // namespace
@@ -62,10 +66,11 @@ WeightDecayStep CheckWeightDecayStep(uint64_t seed) {
 
   // dive's SGD: weight_decay = lambda / |B| on w, none on b.
   {
-    Variable w(s.w.Clone(), true), bias(s.b.Clone(), true);
+    autograd::Variable w(s.w.Clone(), true), bias(s.b.Clone(), true);
     optim::SGD sgd({w}, {.lr = s.eta, .weight_decay = s.lambda / kBatch});
     sgd.AddParamGroup({.params = {bias}, .lr = s.eta, .weight_decay = 0.0f});
-    Variable loss = HalfMse(Variable(s.x), w, bias, Variable(s.y));
+    autograd::Variable loss =
+        HalfMse(autograd::Variable(s.x), w, bias, autograd::Variable(s.y));
     loss.Backward();
     sgd.Step();
     s.w_by_weight_decay = w.data();
@@ -73,10 +78,11 @@ WeightDecayStep CheckWeightDecayStep(uint64_t seed) {
   }
   // Autograd through the penalized loss l + lambda / (2 |B|) ||w||^2.
   {
-    Variable w(s.w.Clone(), true), bias(s.b.Clone(), true);
+    autograd::Variable w(s.w.Clone(), true), bias(s.b.Clone(), true);
     optim::SGD sgd({w, bias}, {.lr = s.eta});
-    Variable loss = HalfMse(Variable(s.x), w, bias, Variable(s.y)) +
-                    Sum(Square(w)) * (s.lambda / (2.0f * kBatch));
+    autograd::Variable loss =
+        HalfMse(autograd::Variable(s.x), w, bias, autograd::Variable(s.y)) +
+        Sum(Square(w)) * (s.lambda / (2.0f * kBatch));
     loss.Backward();
     sgd.Step();
     s.w_by_penalty = w.data();
@@ -100,8 +106,9 @@ WeightDecayRun TrainWeightDecay(float lambda, uint64_t seed) {
   const Tensor test_x = features.Slice(0, kTrain, kTrain + kTest).Contiguous();
   const Tensor test_y = labels.Slice(0, kTrain, kTrain + kTest).Contiguous();
 
-  Variable w(gen.Normal({kInputs, 1}, 0.0f, 1.0f), /*requires_grad=*/true);
-  Variable b(Tensor::Zeros({1}), /*requires_grad=*/true);
+  autograd::Variable w(gen.Normal({kInputs, 1}, 0.0f, 1.0f),
+                       /*requires_grad=*/true);
+  autograd::Variable b(Tensor::Zeros({1}), /*requires_grad=*/true);
   // |B| = 1: weight_decay = lambda / |B| = lambda, on w only.
   optim::SGD sgd({w}, {.lr = kLr, .weight_decay = lambda});
   sgd.AddParamGroup({.params = {b}, .lr = kLr, .weight_decay = 0.0f});
@@ -111,8 +118,9 @@ WeightDecayRun TrainWeightDecay(float lambda, uint64_t seed) {
   for (int64_t epoch = 0; epoch < kEpochs; ++epoch) {
     for (int64_t i = 0; i < kTrain; ++i) {
       sgd.ZeroGrad();
-      Variable loss = HalfMse(Variable(train_x.Slice(0, i, i + 1)), w, b,
-                              Variable(train_y.Slice(0, i, i + 1)));
+      autograd::Variable loss =
+          HalfMse(autograd::Variable(train_x.Slice(0, i, i + 1)), w, b,
+                  autograd::Variable(train_y.Slice(0, i, i + 1)));
       loss.Backward();
       sgd.Step();
     }

@@ -17,7 +17,7 @@
 #include "glog/logging.h"
 #include "tensor/random.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 // Batches prepared ahead of the consumer.
@@ -320,4 +320,4 @@ bool DataLoader::Next(Batch* batch) {
   return true;
 }
 
-}  // namespace dive
+}  // namespace dive::data

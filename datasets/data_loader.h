@@ -25,18 +25,18 @@
 //
 // Example:
 //
-//   absl::StatusOr<dive::InMemoryDataset> train =
-//       dive::LoadFashionMnist(dive::kDefaultFashionMnistDir,
-//                              dive::Split::kTrain);
-//   dive::DataLoaderOptions options;
+//   absl::StatusOr<dive::data::InMemoryDataset> train =
+//       dive::data::LoadFashionMnist(dive::data::kDefaultFashionMnistDir,
+//                              dive::data::Split::kTrain);
+//   dive::data::DataLoaderOptions options;
 //   options.batch_size = 256;
 //   options.resize = 224;                 // d2l's AlexNet input size
-//   absl::StatusOr<dive::DataLoader> loader =
-//       dive::DataLoader::Create(*train, options);
+//   absl::StatusOr<dive::data::DataLoader> loader =
+//       dive::data::DataLoader::Create(*train, options);
 //   if (!loader.ok()) return loader.status();
 //   for (int epoch = 0; epoch < 10; ++epoch) {
 //     loader->StartEpoch(epoch);
-//     dive::Batch batch;
+//     dive::data::Batch batch;
 //     while (loader->Next(&batch)) {
 //       // batch.images: float32 [256, 1, 224, 224]; batch.labels: int64 [256]
 //     }
@@ -57,7 +57,7 @@
 #include "datasets/dataset.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 
 struct DataLoaderOptions {
   // Examples per batch; must be positive.
@@ -179,6 +179,6 @@ class DataLoader {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace dive
+}  // namespace dive::data
 
 #endif  // DATASETS_DATA_LOADER_H_

@@ -14,7 +14,7 @@
 #include "datasets/transforms.h"
 #include "tensor/random.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 InMemoryDataset Synthetic(int64_t n) {
@@ -82,4 +82,4 @@ BENCHMARK(BM_ResizeBilinear)
     ->UseRealTime();
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::testing::ElementsAre;
@@ -393,4 +393,4 @@ TEST(DataLoaderDeathTest, NextBeforeStartEpoch) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

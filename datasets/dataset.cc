@@ -4,7 +4,7 @@
 
 #include "glog/logging.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 // Scales bytes to [0, 1]. Multiplying by a precomputed 1/255 would differ
@@ -77,4 +77,4 @@ Tensor InMemoryDataset::GatherLabels(absl::Span<const int64_t> indices) const {
   return out;
 }
 
-}  // namespace dive
+}  // namespace dive::data

@@ -17,10 +17,10 @@
 // Example:
 //
 //   // Two 1 x 2 x 2 images with labels 3 and 7.
-//   dive::InMemoryDataset data({0, 255, 0, 255, 10, 20, 30, 40}, {3, 7},
+//   dive::data::InMemoryDataset data({0, 255, 0, 255, 10, 20, 30, 40}, {3, 7},
 //                              /*channels=*/1, /*height=*/2, /*width=*/2);
 //   data.size();                          // 2
-//   dive::Example e = data.Get(0);        // e.image: float32 [1, 2, 2]
+//   dive::data::Example e = data.Get(0);        // e.image: float32 [1, 2, 2]
 //   e.image.at<float>({0, 0, 1});         // 1.0f
 //   dive::Tensor x = data.GatherImages({1, 0});  // float32 [2, 1, 2, 2]
 //   dive::Tensor y = data.GatherLabels({1, 0});  // int64 [2] = {7, 3}
@@ -35,7 +35,7 @@
 #include "absl/types/span.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 
 // One example: an image (float32 [C, H, W]) and its class label.
 struct Example {
@@ -124,6 +124,6 @@ class InMemoryDataset : public Dataset {
   std::shared_ptr<const Data> data_;
 };
 
-}  // namespace dive
+}  // namespace dive::data
 
 #endif  // DATASETS_DATASET_H_

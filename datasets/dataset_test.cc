@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::testing::ElementsAre;
@@ -70,4 +70,4 @@ TEST(InMemoryDatasetDeathTest, IndexOutOfRange) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

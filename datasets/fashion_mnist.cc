@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "datasets/idx.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 bool FileExists(const std::string& path) {
@@ -93,4 +93,4 @@ absl::StatusOr<InMemoryDataset> LoadFashionMnist(const std::string& dir,
   return LoadIdxClassification(*images, *labels, kFashionMnistNumClasses);
 }
 
-}  // namespace dive
+}  // namespace dive::data

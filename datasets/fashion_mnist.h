@@ -14,11 +14,12 @@
 //
 // Example:
 //
-//   absl::StatusOr<dive::InMemoryDataset> train = dive::LoadFashionMnist(
-//       dive::kDefaultFashionMnistDir, dive::Split::kTrain);
+//   absl::StatusOr<dive::data::InMemoryDataset> train =
+//   dive::data::LoadFashionMnist(
+//       dive::data::kDefaultFashionMnistDir, dive::data::Split::kTrain);
 //   if (!train.ok()) return train.status();
 //   train->size();                                     // 60000
-//   dive::FashionMnistClassNames()[train->label(0)];   // "ankle boot"
+//   dive::data::FashionMnistClassNames()[train->label(0)];   // "ankle boot"
 
 #ifndef DATASETS_FASHION_MNIST_H_
 #define DATASETS_FASHION_MNIST_H_
@@ -31,7 +32,7 @@
 #include "absl/status/statusor.h"
 #include "datasets/dataset.h"
 
-namespace dive {
+namespace dive::data {
 
 // Where Debian's dataset-fashion-mnist package installs the files.
 inline constexpr char kDefaultFashionMnistDir[] =
@@ -70,6 +71,6 @@ absl::StatusOr<InMemoryDataset> LoadIdxClassification(
     const std::string& images_path, const std::string& labels_path,
     int num_classes);
 
-}  // namespace dive
+}  // namespace dive::data
 
 #endif  // DATASETS_FASHION_MNIST_H_

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::bazel::tools::cpp::runfiles::Runfiles;
@@ -70,4 +70,4 @@ TEST(FashionMnistRealTest, RelativeRunfilesPathWorks) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::testing::ElementsAre;
@@ -137,4 +137,4 @@ TEST(FashionMnistTest, IdxErrorsPropagate) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

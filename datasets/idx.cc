@@ -19,7 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "tensor/file_io.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 constexpr uint8_t kTypeUint8 = 0x08;
@@ -394,4 +394,4 @@ absl::Status WriteIdx(const std::string& path, absl::Span<const int64_t> dims,
   return absl::OkStatus();
 }
 
-}  // namespace dive
+}  // namespace dive::data

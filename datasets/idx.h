@@ -15,15 +15,15 @@
 //
 // Example:
 //
-//   absl::StatusOr<dive::IdxArray> images =
-//       dive::ReadIdx("/usr/share/datasets/fashion-mnist/"
+//   absl::StatusOr<dive::data::IdxArray> images =
+//       dive::data::ReadIdx("/usr/share/datasets/fashion-mnist/"
 //                     "train-images-idx3-ubyte.gz");
 //   if (!images.ok()) return images.status();
 //   images->dims;          // {60000, 28, 28}
 //   images->data.size();   // 47040000
 //
 //   // Small fixtures for tests:
-//   absl::Status s = dive::WriteIdx("/tmp/x.gz", {2, 2}, {1, 2, 3, 4},
+//   absl::Status s = dive::data::WriteIdx("/tmp/x.gz", {2, 2}, {1, 2, 3, 4},
 //                                   /*gzip=*/true);
 //
 // Malformed input is reported as a status naming the file, never a crash:
@@ -42,7 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
-namespace dive {
+namespace dive::data {
 
 // The contents of an IDX file of unsigned bytes: dimensions, outermost first,
 // and the elements in row-major order.
@@ -77,6 +77,6 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path);
 absl::Status WriteIdx(const std::string& path, absl::Span<const int64_t> dims,
                       absl::Span<const uint8_t> data, bool gzip);
 
-}  // namespace dive
+}  // namespace dive::data
 
 #endif  // DATASETS_IDX_H_

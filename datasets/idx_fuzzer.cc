@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (f == nullptr) return 0;
   std::fwrite(data, 1, size, f);
   std::fclose(f);
-  absl::StatusOr<dive::IdxArray> a = dive::ReadIdx(path);
+  absl::StatusOr<dive::data::IdxArray> a = dive::data::ReadIdx(path);
   if (a.ok()) {
     size_t n = 1;
     for (int64_t d : a->dims) n *= static_cast<size_t>(d);

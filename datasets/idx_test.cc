@@ -15,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::testing::ElementsAre;
@@ -359,4 +359,4 @@ TEST(IdxWriteTest, RejectsBadArguments) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

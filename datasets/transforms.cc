@@ -6,7 +6,7 @@
 
 #include "glog/logging.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 void CheckBatch(const Tensor& batch, const char* op) {
@@ -227,4 +227,4 @@ Tensor RandomCrop(const Tensor& batch, int64_t size, int64_t padding,
   return PadAndCrop(batch, size, padding, tops, lefts);
 }
 
-}  // namespace dive
+}  // namespace dive::data

@@ -22,12 +22,12 @@
 // Example:
 //
 //   dive::Tensor x = data.GatherImages(indices);          // [B, 1, 28, 28]
-//   x = dive::ResizeBilinear(x, 224, 224);                // [B, 1, 224, 224]
-//   x = dive::Normalize(x, {0.2860f}, {0.3530f});
+//   x = dive::data::ResizeBilinear(x, 224, 224);                // [B, 1, 224,
+//   224] x = dive::data::Normalize(x, {0.2860f}, {0.3530f});
 //
 //   dive::Generator gen(42);
-//   x = dive::RandomHorizontalFlip(x, 0.5f, gen);
-//   x = dive::RandomCrop(x, 224, /*padding=*/4, gen);
+//   x = dive::data::RandomHorizontalFlip(x, 0.5f, gen);
+//   x = dive::data::RandomCrop(x, 224, /*padding=*/4, gen);
 
 #ifndef DATASETS_TRANSFORMS_H_
 #define DATASETS_TRANSFORMS_H_
@@ -38,7 +38,7 @@
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 
 // Normalize()
 //
@@ -92,6 +92,6 @@ Tensor PadAndCrop(const Tensor& batch, int64_t size, int64_t padding,
 Tensor RandomCrop(const Tensor& batch, int64_t size, int64_t padding,
                   Generator& gen);
 
-}  // namespace dive
+}  // namespace dive::data
 
 #endif  // DATASETS_TRANSFORMS_H_

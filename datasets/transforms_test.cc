@@ -10,7 +10,7 @@
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
-namespace dive {
+namespace dive::data {
 namespace {
 
 using ::testing::ElementsAreArray;
@@ -253,4 +253,4 @@ TEST(CropDeathTest, CropLargerThanPaddedImage) {
 }
 
 }  // namespace
-}  // namespace dive
+}  // namespace dive::data

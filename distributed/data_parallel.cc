@@ -24,7 +24,7 @@ void* RawData(const Tensor& t) {
 }  // namespace
 
 DistributedDataParallel::DistributedDataParallel(
-    ProcessGroup& group, std::vector<Variable> params,
+    ProcessGroup& group, std::vector<autograd::Variable> params,
     const DataParallelOptions& options)
     : group_(group), params_(std::move(params)) {
   CHECK(!params_.empty()) << "DistributedDataParallel: empty parameter list";
@@ -33,7 +33,7 @@ DistributedDataParallel::DistributedDataParallel(
   const size_t bucket_numel =
       std::max<size_t>(1, options.bucket_bytes / sizeof(float));
   for (size_t i = 0; i < params_.size(); ++i) {
-    const Variable& p = params_[i];
+    const autograd::Variable& p = params_[i];
     CHECK(p.defined()) << "DistributedDataParallel: parameter " << i
                        << " is undefined";
     CHECK(p.data().dtype() == DType::kFloat32)
@@ -56,7 +56,7 @@ DistributedDataParallel::DistributedDataParallel(
 absl::Status DistributedDataParallel::BroadcastParameters(int root) {
   std::vector<Tensor> data;
   data.reserve(params_.size());
-  for (const Variable& p : params_) data.push_back(p.data());
+  for (const autograd::Variable& p : params_) data.push_back(p.data());
   return BroadcastTensors(group_, data, root);
 }
 
@@ -91,7 +91,7 @@ absl::Status DistributedDataParallel::AllReduceGradients() {
     // Unpack the means.
     offset = 0;
     for (size_t i = b.begin; i < b.end; ++i) {
-      Variable& p = params_[i];
+      autograd::Variable& p = params_[i];
       const size_t numel = static_cast<size_t>(p.numel());
       if (defined[i - b.begin] > 0.0f) {
         Tensor mean = Tensor::Empty(p.shape());

@@ -65,7 +65,8 @@ class DistributedDataParallel {
   // Synchronizes `params` (float32 leaves, as an optimizer takes them) over
   // `group`, which must outlive this object. CHECK-fails on an empty list,
   // an undefined or non-float32 parameter, or bucket_bytes == 0.
-  DistributedDataParallel(ProcessGroup& group, std::vector<Variable> params,
+  DistributedDataParallel(ProcessGroup& group,
+                          std::vector<autograd::Variable> params,
                           const DataParallelOptions& options = {});
 
   // BroadcastParameters()
@@ -87,12 +88,12 @@ class DistributedDataParallel {
     size_t numel = 0;  // gradient elements in the bucket
   };
   const std::vector<Bucket>& buckets() const { return buckets_; }
-  const std::vector<Variable>& params() const { return params_; }
+  const std::vector<autograd::Variable>& params() const { return params_; }
   ProcessGroup& group() const { return group_; }
 
  private:
   ProcessGroup& group_;
-  std::vector<Variable> params_;
+  std::vector<autograd::Variable> params_;
   std::vector<Bucket> buckets_;
   // Reused between steps: one bucket's gradients, then one flag per
   // parameter of the bucket (1 where the gradient is defined).

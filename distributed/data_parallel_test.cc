@@ -56,14 +56,14 @@ class FakeGroup : public ProcessGroup {
   int size_;
 };
 
-Variable Param(std::vector<float> values) {
+autograd::Variable Param(std::vector<float> values) {
   const int64_t n = static_cast<int64_t>(values.size());
-  return Variable(Tensor::FromVector(values, {n}), true);
+  return autograd::Variable(Tensor::FromVector(values, {n}), true);
 }
 
 TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
   FakeGroup group(2);
-  std::vector<Variable> params = {
+  std::vector<autograd::Variable> params = {
       Param(std::vector<float>(3)), Param(std::vector<float>(5)),
       Param(std::vector<float>(2)), Param(std::vector<float>(10)),
       Param(std::vector<float>(1)), Param(std::vector<float>(1))};
@@ -79,7 +79,7 @@ TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
   EXPECT_EQ(ddp.buckets()[3].begin, 4u);
   EXPECT_EQ(ddp.buckets()[3].end, 6u);
 
-  for (Variable& p : params) p.set_grad(Tensor::Ones(p.shape()));
+  for (autograd::Variable& p : params) p.set_grad(Tensor::Ones(p.shape()));
   ASSERT_TRUE(ddp.AllReduceGradients().ok());
   // One message per bucket: its gradients and one flag per parameter.
   EXPECT_THAT(group.messages, ElementsAre(8 + 2, 2 + 1, 10 + 1, 2 + 2));
@@ -87,7 +87,7 @@ TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
 
 TEST(DistributedDataParallelTest, DefaultBucketsHoldManySmallTensors) {
   FakeGroup group(2);
-  std::vector<Variable> params;
+  std::vector<autograd::Variable> params;
   for (int i = 0; i < 100; ++i)
     params.push_back(Param(std::vector<float>(100)));
   DistributedDataParallel ddp(group, params);
@@ -96,8 +96,8 @@ TEST(DistributedDataParallelTest, DefaultBucketsHoldManySmallTensors) {
 
 TEST(DistributedDataParallelTest, AveragesGradientsOverRanks) {
   FakeGroup group(4);
-  Variable a = Param({0, 0, 0});
-  Variable b = Param({0, 0});
+  autograd::Variable a = Param({0, 0, 0});
+  autograd::Variable b = Param({0, 0});
   a.set_grad(Tensor::FromVector({1, 2, 3}, {3}));
   b.set_grad(Tensor::FromVector({4, 8}, {2}));
   const Tensor old_a = a.grad();
@@ -119,9 +119,9 @@ TEST(DistributedDataParallelTest, AveragesGradientsOverRanks) {
 
 TEST(DistributedDataParallelTest, UndefinedGradientsCountAsZero) {
   FakeGroup group(2);
-  Variable used_here = Param({0, 0});
-  Variable used_elsewhere = Param({0, 0});
-  Variable unused = Param({0});
+  autograd::Variable used_here = Param({0, 0});
+  autograd::Variable used_elsewhere = Param({0, 0});
+  autograd::Variable unused = Param({0});
   used_here.set_grad(Tensor::FromVector({2, 4}, {2}));
   // The other rank used only `used_elsewhere`.
   group.peers = [](float* data, size_t n) {
@@ -138,7 +138,7 @@ TEST(DistributedDataParallelTest, UndefinedGradientsCountAsZero) {
 
 TEST(DistributedDataParallelTest, StridedGradient) {
   FakeGroup group(2);
-  Variable w(Tensor::Zeros({2, 3}), true);
+  autograd::Variable w(Tensor::Zeros({2, 3}), true);
   w.set_grad(Tensor::FromVector({1, 2, 3, 4, 5, 6}, {3, 2}).Transpose(0, 1));
   DistributedDataParallel ddp(group, {w});
   ASSERT_TRUE(ddp.AllReduceGradients().ok());
@@ -147,7 +147,7 @@ TEST(DistributedDataParallelTest, StridedGradient) {
 
 TEST(DistributedDataParallelTest, ErrorsAreReturned) {
   FakeGroup group(2);
-  Variable w = Param({1});
+  autograd::Variable w = Param({1});
   w.set_grad(Tensor::FromVector({1}, {1}));
   group.status = absl::UnavailableError("rank 0: MPI_Allreduce failed");
   DistributedDataParallel ddp(group, {w});
@@ -157,7 +157,7 @@ TEST(DistributedDataParallelTest, ErrorsAreReturned) {
 
 TEST(DistributedDataParallelTest, SingleProcessLeavesGradientsAlone) {
   LocalProcessGroup group;
-  Variable w = Param({1, 2});
+  autograd::Variable w = Param({1, 2});
   w.set_grad(Tensor::FromVector({3, 4}, {2}));
   const Tensor grad = w.grad();
   DistributedDataParallel ddp(group, {w});

@@ -87,12 +87,13 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
 
   // Different on every rank until broadcast.
   Generator init(77 + group.rank());
-  std::vector<Variable> params = {
-      Variable(init.Normal({kHidden, kIn}, 0, 0.5f), true),
-      Variable(init.Normal({kHidden}, 0, 0.1f), true),
-      Variable(init.Normal({kClasses, kHidden}, 0, 0.5f), true),
-      Variable(init.Normal({kClasses}, 0, 0.1f), true),
-      Variable(init.Normal({3}, 0, 1), true),  // unused: never gets a gradient
+  std::vector<autograd::Variable> params = {
+      autograd::Variable(init.Normal({kHidden, kIn}, 0, 0.5f), true),
+      autograd::Variable(init.Normal({kHidden}, 0, 0.1f), true),
+      autograd::Variable(init.Normal({kClasses, kHidden}, 0, 0.5f), true),
+      autograd::Variable(init.Normal({kClasses}, 0, 0.1f), true),
+      autograd::Variable(init.Normal({3}, 0, 1),
+                         true),  // unused: never gets a gradient
   };
   DataParallelOptions dpo;
   dpo.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_bytes));
@@ -108,10 +109,11 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
     const int64_t start =
         (step * global_batch) % (kExamples - global_batch + 1) +
         group.rank() * b;
-    const Variable xb(x.Slice(0, start, start + b).Contiguous());
+    const autograd::Variable xb(x.Slice(0, start, start + b).Contiguous());
     const Tensor yb = y.Slice(0, start, start + b).Contiguous();
-    const Variable h = Relu(Linear(xb, params[0], params[1]));
-    Variable loss = SoftmaxCrossEntropy(Linear(h, params[2], params[3]), yb);
+    const autograd::Variable h = Relu(Linear(xb, params[0], params[1]));
+    autograd::Variable loss =
+        SoftmaxCrossEntropy(Linear(h, params[2], params[3]), yb);
     sgd.ZeroGrad();
     loss.Backward();
     if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
@@ -121,7 +123,7 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
   const std::string path = absl::StrCat(out, ".rank", group.rank());
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) return absl::InternalError("cannot write " + path);
-  for (const Variable& p : params) {
+  for (const autograd::Variable& p : params) {
     for (float v : p.data().ToVector()) std::fprintf(f, "%.9g\n", v);
   }
   std::fclose(f);

@@ -11,9 +11,9 @@ that every such package has, so a BUILD file lists only its own:
 
     :<name>         cc_library: a Sequential (//nn:module, //nn:sequential)
                     with the book's init (//models:init) and a ModelSpec
-                    (//models:spec), + deps
-    :train          cc_binary on Fashion-MNIST: :<name>, //tools:trainer_main,
-                    + train_deps
+                    (//models:spec), + deps; public, for reuse
+    :train          cc_binary on Fashion-MNIST: :<name>, //train:trainer_main,
+                    + train_deps; in the train layer (layers.bzl)
     :<name>_test    cc_test, size small: :<name>, //models:testing, random
                     inputs (//tensor, //tensor:random, //autograd:variable),
                     gtest/gmock with gtest_main, + test_deps
@@ -22,7 +22,7 @@ Example (models/lenet/BUILD):
 
     load("//models:defs.bzl", "dive_model")
 
-    package(default_visibility = ["//visibility:public"])
+    package(default_visibility = ["//visibility:private"])
 
     dive_model(
         name = "lenet",
@@ -38,7 +38,7 @@ def dive_model(name, deps = [], test_deps = [], train_deps = []):
       deps: what <name>.h and <name>.cc use besides //models:init,
         //models:spec, //nn:module and //nn:sequential.
       test_deps: what <name>_test.cc uses besides the test deps above.
-      train_deps: what train.cc uses besides :<name> and //tools:trainer_main
+      train_deps: what train.cc uses besides :<name> and //train:trainer_main
         (e.g. "@absl//:flags" for its own flags).
     """
     native.cc_library(
@@ -51,6 +51,7 @@ def dive_model(name, deps = [], test_deps = [], train_deps = []):
             "//nn:module",
             "//nn:sequential",
         ] + deps,
+        visibility = ["//visibility:public"],
     )
 
     native.cc_binary(
@@ -59,8 +60,10 @@ def dive_model(name, deps = [], test_deps = [], train_deps = []):
         data = ["@fashion_mnist//:files"],
         deps = [
             ":" + name,
-            "//tools:trainer_main",
+            "//train:trainer_main",
         ] + train_deps,
+        # The train layer's (layers.bzl): visible to it and the layers above.
+        visibility = ["//:train_clients"],
     )
 
     native.cc_test(

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
+#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "nn/dropout.h"
-#include "nn/loss.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "tensor/random.h"
@@ -53,8 +53,8 @@ std::vector<float> RunParitySteps(const ParityCase& c,
   std::vector<float> losses;
   for (int step = 0; step < kParitySteps; ++step) {
     optimizer.ZeroGrad();
-    Variable loss =
-        nn::CrossEntropyLoss((*c.net)(Variable(c.images)), c.labels);
+    autograd::Variable loss = autograd::SoftmaxCrossEntropy(
+        (*c.net)(autograd::Variable(c.images)), c.labels);
     losses.push_back(loss.data().item());
     loss.Backward();
     optimizer.Step();

@@ -7,11 +7,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nn/loss.h"
 #include "optim/sgd.h"
 #include "tensor/random.h"
 
@@ -90,7 +90,7 @@ Tensor DistinctValues(const Shape& shape, float step) {
   return Tensor::FromVector(values, shape);
 }
 
-Batch RandomBatch(int64_t n, int64_t size) {
+std::pair<Tensor, Tensor> RandomBatch(int64_t n, int64_t size) {
   CHECK_LE(n, 10) << "RandomBatch: labels 0.." << n - 1 << " for 10 classes";
   std::vector<int64_t> labels(n);
   for (int64_t i = 0; i < n; ++i) labels[i] = i;
@@ -111,7 +111,8 @@ std::vector<float> SgdStepLosses(nn::Module& net, const Tensor& x,
   std::vector<float> losses;
   for (int i = 0; i < steps; ++i) {
     sgd.ZeroGrad();
-    Variable loss = nn::CrossEntropyLoss(net(Variable(x)), y);
+    autograd::Variable loss =
+        autograd::SoftmaxCrossEntropy(net(autograd::Variable(x)), y);
     losses.push_back(loss.data().item());
     loss.Backward();
     sgd.Step();
@@ -130,9 +131,12 @@ std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
                                                        const Tensor& y,
                                                        float lr, int steps) {
   auto eval_loss = [&] {
-    NoGradGuard no_grad;
+    autograd::NoGradGuard no_grad;
     net.Eval();
-    const float loss = nn::CrossEntropyLoss(net(Variable(x)), y).data().item();
+    const float loss =
+        autograd::SoftmaxCrossEntropy(net(autograd::Variable(x)), y)
+            .data()
+            .item();
     net.Train();
     return loss;
   };
@@ -140,7 +144,7 @@ std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
   optim::SGD sgd(net.Parameters(), {.lr = lr});
   for (int i = 0; i < steps; ++i) {
     sgd.ZeroGrad();
-    nn::CrossEntropyLoss(net(Variable(x)), y).Backward();
+    autograd::SoftmaxCrossEntropy(net(autograd::Variable(x)), y).Backward();
     sgd.Step();
   }
   return {before, eval_loss()};

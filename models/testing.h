@@ -109,17 +109,11 @@ Tensor DistinctValues(const Shape& shape, float step);
 
 // ---- Building and training --------------------------------------------------
 
-// A batch of single-channel images [n, 1, size, size] and int64 labels [n].
-struct Batch {
-  Tensor images;
-  Tensor labels;
-};
-
 // RandomBatch()
 //
-// n images of N(0, 1) noise drawn from `DefaultGenerator()`, labelled
-// 0, 1, ..., n - 1 (n <= 10).
-Batch RandomBatch(int64_t n, int64_t size);
+// {images, labels}: n images [n, 1, size, size] of N(0, 1) noise drawn from
+// `DefaultGenerator()`, labelled 0, 1, ..., n - 1 (int64 [n], n <= 10).
+std::pair<Tensor, Tensor> RandomBatch(int64_t n, int64_t size);
 
 // MakeOrDie()
 //

@@ -5,14 +5,20 @@
 
 namespace dive::nn {
 
-Variable ReLU::Forward(const Variable& x) { return dive::Relu(x); }
+autograd::Variable ReLU::Forward(const autograd::Variable& x) {
+  return dive::autograd::Relu(x);
+}
 
-Variable Sigmoid::Forward(const Variable& x) { return dive::Sigmoid(x); }
+autograd::Variable Sigmoid::Forward(const autograd::Variable& x) {
+  return dive::autograd::Sigmoid(x);
+}
 
-Variable Tanh::Forward(const Variable& x) { return dive::Tanh(x); }
+autograd::Variable Tanh::Forward(const autograd::Variable& x) {
+  return dive::autograd::Tanh(x);
+}
 
-Variable Softmax::Forward(const Variable& x) {
-  return dive::Softmax(x, axis_);
+autograd::Variable Softmax::Forward(const autograd::Variable& x) {
+  return dive::autograd::Softmax(x, axis_);
 }
 
 std::string Softmax::Describe() const {

@@ -26,21 +26,21 @@ namespace dive::nn {
 // max(x, 0), with gradient 0 at x = 0.
 class ReLU : public Module {
  public:
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   std::string Describe() const override { return "ReLU"; }
 };
 
 // 1 / (1 + exp(-x)).
 class Sigmoid : public Module {
  public:
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   std::string Describe() const override { return "Sigmoid"; }
 };
 
 // tanh(x).
 class Tanh : public Module {
  public:
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   std::string Describe() const override { return "Tanh"; }
 };
 
@@ -49,7 +49,7 @@ class Softmax : public Module {
  public:
   // Negative axes count from the back; the default is the last axis.
   explicit Softmax(int axis = -1) : axis_(axis) {}
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Softmax(axis=1)".
   std::string Describe() const override;
 

@@ -35,14 +35,14 @@ void ExpectGradientsOk(Module& m, const Tensor& x) {
 TEST(ActivationTest, ReLU) {
   ReLU relu;
   EXPECT_EQ(relu.Describe(), "ReLU");
-  EXPECT_THAT(relu(Variable(Input())).data().ToVector(),
+  EXPECT_THAT(relu(autograd::Variable(Input())).data().ToVector(),
               ElementsAre(0, 0, 0.25f, 1, 3, 0));
   EXPECT_EQ(relu.NumParameters(), 0);
 }
 
 TEST(ActivationTest, Sigmoid) {
   Sigmoid sigmoid;
-  EXPECT_THAT(sigmoid(Variable(Input())).data().ToVector(),
+  EXPECT_THAT(sigmoid(autograd::Variable(Input())).data().ToVector(),
               Pointwise(FloatNear(1e-6), Apply([](float x) {
                           return 1.0f / (1.0f + std::exp(-x));
                         })));
@@ -50,15 +50,16 @@ TEST(ActivationTest, Sigmoid) {
 
 TEST(ActivationTest, Tanh) {
   Tanh tanh_module;
-  EXPECT_THAT(tanh_module(Variable(Input())).data().ToVector(),
-              Pointwise(FloatNear(1e-6),
-                        Apply([](float x) { return std::tanh(x); })));
+  EXPECT_THAT(
+      tanh_module(autograd::Variable(Input())).data().ToVector(),
+      Pointwise(FloatNear(1e-6), Apply([](float x) { return std::tanh(x); })));
 }
 
 TEST(ActivationTest, SoftmaxAlongAxis) {
   Softmax rows(/*axis=*/1);
   EXPECT_EQ(rows.Describe(), "Softmax(axis=1)");
-  const std::vector<float> y = rows(Variable(Input())).data().ToVector();
+  const std::vector<float> y =
+      rows(autograd::Variable(Input())).data().ToVector();
   for (int r = 0; r < 2; ++r) {
     double z = 0;
     for (int c = 0; c < 3; ++c) z += std::exp(kInputs[3 * r + c]);
@@ -67,7 +68,8 @@ TEST(ActivationTest, SoftmaxAlongAxis) {
     }
   }
   Softmax columns(/*axis=*/0);
-  const std::vector<float> yc = columns(Variable(Input())).data().ToVector();
+  const std::vector<float> yc =
+      columns(autograd::Variable(Input())).data().ToVector();
   for (int c = 0; c < 3; ++c) EXPECT_NEAR(yc[c] + yc[3 + c], 1.0f, 1e-6);
 }
 

@@ -23,7 +23,7 @@ BatchNormBase::BatchNormBase(const char* name, int input_rank,
       RegisterBuffer("num_batches_tracked", Tensor::Zeros({}, DType::kInt64));
 }
 
-Variable BatchNormBase::Forward(const Variable& x) {
+autograd::Variable BatchNormBase::Forward(const autograd::Variable& x) {
   const int64_t c = options_.num_features;
   CHECK(x.rank() == input_rank_ && x.dim(1) == c)
       << Describe() << ": expected input "
@@ -36,8 +36,9 @@ Variable BatchNormBase::Forward(const Variable& x) {
         << "training, got input " << x.shape();
     ++num_batches_tracked_.data<int64_t>()[0];
   }
-  return dive::BatchNorm(x, weight_, bias_, running_mean_, running_var_,
-                         is_training(), options_.momentum, options_.eps);
+  return dive::autograd::BatchNorm(x, weight_, bias_, running_mean_,
+                                   running_var_, is_training(),
+                                   options_.momentum, options_.eps);
 }
 
 std::string BatchNormBase::Describe() const {

@@ -60,14 +60,14 @@ class BatchNormBase : public Module {
   // Normalizes x; CHECK-fails naming the layer and the shape unless x has
   // the layer's rank and channel count (and, in training, more than one
   // value per channel).
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "BatchNorm2d(6, eps=1e-05, momentum=0.1)".
   std::string Describe() const override;
 
   const BatchNormOptions& options() const { return options_; }
   // Gamma and beta, each [C].
-  const Variable& weight() const { return weight_; }
-  const Variable& bias() const { return bias_; }
+  const autograd::Variable& weight() const { return weight_; }
+  const autograd::Variable& bias() const { return bias_; }
   // [C] float32 handles sharing storage with the module's buffers.
   const Tensor& running_mean() const { return running_mean_; }
   const Tensor& running_var() const { return running_var_; }
@@ -83,8 +83,8 @@ class BatchNormBase : public Module {
   const char* name_;
   int input_rank_;
   BatchNormOptions options_;
-  Variable weight_;
-  Variable bias_;
+  autograd::Variable weight_;
+  autograd::Variable bias_;
   Tensor running_mean_;
   Tensor running_var_;
   Tensor num_batches_tracked_;

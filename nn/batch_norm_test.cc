@@ -42,7 +42,7 @@ TEST(BatchNormTest, Train1dNormalizesAndUpdatesRunningStats) {
   // Channel 0: 1 2 3 4 (mean 2.5, biased var 1.25, unbiased 5/3).
   // Channel 1: 2 4 6 8 (mean 5, biased var 5, unbiased 20/3).
   const Tensor x = Tensor::FromVector({1, 2, 2, 4, 3, 6, 4, 8}, {4, 2});
-  const Variable y = bn(Variable(x));
+  const autograd::Variable y = bn(autograd::Variable(x));
   std::vector<float> want;
   for (int i = 0; i < 4; ++i) {
     want.push_back(2 * (i + 1 - 2.5f) / std::sqrt(1.25f + kEps) + 0.5f);
@@ -56,7 +56,7 @@ TEST(BatchNormTest, Train1dNormalizesAndUpdatesRunningStats) {
                         std::vector<float>{0.9f + 0.1f * 5 / 3,
                                            0.9f + 0.1f * 20 / 3}));
   EXPECT_EQ(bn.num_batches_tracked(), 1);
-  bn(Variable(x));
+  bn(autograd::Variable(x));
   EXPECT_EQ(bn.num_batches_tracked(), 2);
   EXPECT_NEAR(bn.running_mean().at<float>({0}), 0.9f * 0.25f + 0.25f, 1e-6);
 }
@@ -65,7 +65,7 @@ TEST(BatchNormTest, Train2dStatisticsPerChannel) {
   ManualSeed(6);
   BatchNorm2d bn(3);
   const Tensor x = Normal({4, 3, 2, 5}, 1, 2);
-  const Tensor y = bn(Variable(x)).data();
+  const Tensor y = bn(autograd::Variable(x)).data();
   for (int64_t c = 0; c < 3; ++c) {
     double sum = 0, sq = 0;
     const int m = 4 * 2 * 5;
@@ -108,7 +108,7 @@ TEST(BatchNormTest, EvalUsesRunningStats) {
   AssignValues(bn.bias().data(), {0, 10});
   bn.Eval();
   const Tensor x = Tensor::FromVector({5, 3, -2, 0}, {1, 2, 2, 1});
-  const Variable y = bn(Variable(x));
+  const autograd::Variable y = bn(autograd::Variable(x));
   const float s0 = 3 / std::sqrt(4 + 1e-3f), s1 = 1 / std::sqrt(0.25f + 1e-3f);
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-5),
@@ -121,7 +121,7 @@ TEST(BatchNormTest, EvalUsesRunningStats) {
 
 TEST(BatchNormTest, MomentumOption) {
   BatchNorm1d bn(BatchNormOptions(1).set_momentum(0.5f));
-  bn(Variable(Tensor::FromVector({2, 4}, {2, 1})));
+  bn(autograd::Variable(Tensor::FromVector({2, 4}, {2, 1})));
   EXPECT_NEAR(bn.running_mean().at<float>({0}), 1.5f, 1e-6);
   EXPECT_NEAR(bn.running_var().at<float>({0}), 0.5f + 0.5f * 2, 1e-6);
 }
@@ -144,20 +144,21 @@ TEST(BatchNormTest, GradCheck) {
 
 TEST(BatchNormDeathTest, WrongInput) {
   BatchNorm2d bn2(6);
-  EXPECT_DEATH(bn2(Variable(Tensor::Zeros({8, 6}))),
+  EXPECT_DEATH(bn2(autograd::Variable(Tensor::Zeros({8, 6}))),
                "BatchNorm2d\\(6, eps=1e-05, momentum=0.1\\): expected input "
                "\\[N, 6, H, W\\], got \\[8, 6\\]");
-  EXPECT_DEATH(bn2(Variable(Tensor::Zeros({8, 3, 4, 4}))),
+  EXPECT_DEATH(bn2(autograd::Variable(Tensor::Zeros({8, 3, 4, 4}))),
                "expected input \\[N, 6, H, W\\], got \\[8, 3, 4, 4\\]");
   BatchNorm1d bn1(4);
-  EXPECT_DEATH(bn1(Variable(Tensor::Zeros({8, 4, 2, 2}))),
+  EXPECT_DEATH(bn1(autograd::Variable(Tensor::Zeros({8, 4, 2, 2}))),
                "BatchNorm1d\\(4, .*\\): expected input \\[N, 4\\], got "
                "\\[8, 4, 2, 2\\]");
-  EXPECT_DEATH(bn1(Variable(Tensor::Zeros({1, 4}))),
+  EXPECT_DEATH(bn1(autograd::Variable(Tensor::Zeros({1, 4}))),
                "more than 1 value per channel when training, got input "
                "\\[1, 4\\]");
   bn1.Eval();
-  EXPECT_EQ(bn1(Variable(Tensor::Zeros({1, 4}))).shape(), Shape({1, 4}));
+  EXPECT_EQ(bn1(autograd::Variable(Tensor::Zeros({1, 4}))).shape(),
+            Shape({1, 4}));
 }
 
 }  // namespace

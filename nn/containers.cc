@@ -15,16 +15,16 @@ Concat::Concat(std::initializer_list<std::shared_ptr<Module>> branches,
   for (const std::shared_ptr<Module>& branch : branches) Add(branch);
 }
 
-Variable Concat::Forward(const Variable& x) {
+autograd::Variable Concat::Forward(const autograd::Variable& x) {
   CHECK(!children().empty()) << Describe() << " has no branches";
-  std::vector<Variable> outputs;
+  std::vector<autograd::Variable> outputs;
   outputs.reserve(children().size());
   for (const auto& [name, branch] : children()) outputs.push_back((*branch)(x));
   // Every output must match the first except along the concatenation axis.
   const Shape& first = outputs[0].shape();
   const int axis = axis_ < 0 ? axis_ + first.rank() : axis_;
   bool compatible = axis >= 0 && axis < first.rank();
-  for (const Variable& y : outputs) {
+  for (const autograd::Variable& y : outputs) {
     if (y.rank() != first.rank()) compatible = false;
     for (int i = 0; compatible && i < y.rank(); ++i) {
       if (i != axis && y.dim(i) != first[i]) compatible = false;
@@ -39,7 +39,7 @@ Variable Concat::Forward(const Variable& x) {
     LOG(FATAL) << Describe() << ": cannot join the branch outputs along axis "
                << axis_ << " (input " << x.shape() << "; " << shapes << ")";
   }
-  return dive::Concat(outputs, axis);
+  return dive::autograd::Concat(outputs, axis);
 }
 
 std::string Concat::Describe() const {
@@ -56,9 +56,9 @@ Residual::Residual(std::shared_ptr<Module> body,
   if (shortcut_ != nullptr) RegisterModule("shortcut", shortcut_);
 }
 
-Variable Residual::Forward(const Variable& x) {
-  const Variable y = (*body_)(x);
-  const Variable s = shortcut_ != nullptr ? (*shortcut_)(x) : x;
+autograd::Variable Residual::Forward(const autograd::Variable& x) {
+  const autograd::Variable y = (*body_)(x);
+  const autograd::Variable s = shortcut_ != nullptr ? (*shortcut_)(x) : x;
   CHECK(y.shape() == s.shape())
       << "Residual: body output " << y.shape() << " and shortcut output "
       << s.shape() << " differ (input " << x.shape() << ")";

@@ -38,7 +38,7 @@ namespace dive::nn {
 // Returns its input unchanged.
 class Identity : public Module {
  public:
-  Variable Forward(const Variable& x) override { return x; }
+  autograd::Variable Forward(const autograd::Variable& x) override { return x; }
   std::string Describe() const override { return "Identity"; }
 };
 
@@ -59,7 +59,7 @@ class Concat : public Module {
   // Applies every branch to x and concatenates the results. CHECK-fails
   // without branches, or naming each branch's output shape when they cannot
   // be joined.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Concat(axis=1)".
   std::string Describe() const override;
 
@@ -74,7 +74,7 @@ class Residual : public Module {
                     std::shared_ptr<Module> shortcut = nullptr);
 
   // body(x) + shortcut(x). CHECK-fails naming both shapes when they differ.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Residual".
   std::string Describe() const override { return "Residual"; }
 

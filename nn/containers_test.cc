@@ -33,7 +33,8 @@ std::vector<std::string> Names(const Module& m) {
 TEST(IdentityTest, ReturnsTheInput) {
   Identity id;
   const Tensor x = Tensor::FromVector({1, 2, 3}, {3});
-  EXPECT_THAT(id(Variable(x)).data().ToVector(), ElementsAre(1, 2, 3));
+  EXPECT_THAT(id(autograd::Variable(x)).data().ToVector(),
+              ElementsAre(1, 2, 3));
   EXPECT_EQ(id.Describe(), "Identity");
 }
 
@@ -45,8 +46,8 @@ TEST(ConcatTest, JoinsBranchesAlongChannels) {
   EXPECT_EQ(concat.Describe(), "Concat(axis=1)");
   EXPECT_THAT(Names(concat),
               ElementsAre("0.weight", "0.bias", "1.weight", "1.bias"));
-  const Variable x(Normal({2, 2, 5, 5}, 0, 1));
-  const Variable y = concat(x);
+  const autograd::Variable x(Normal({2, 2, 5, 5}, 0, 1));
+  const autograd::Variable y = concat(x);
   ASSERT_EQ(y.shape(), Shape({2, 7, 5, 5}));
   const Tensor ya = (*a)(x).data(), yb = (*b)(x).data();
   for (int64_t n = 0; n < 2; ++n) {
@@ -67,7 +68,8 @@ TEST(ConcatTest, AddAndOtherAxis) {
   concat.Add(std::make_shared<Identity>());
   concat.Add(std::make_shared<ReLU>());
   const Tensor x = Tensor::FromVector({-1, 2}, {1, 2});
-  EXPECT_THAT(concat(Variable(x)).data().ToVector(), ElementsAre(-1, 2, 0, 2));
+  EXPECT_THAT(concat(autograd::Variable(x)).data().ToVector(),
+              ElementsAre(-1, 2, 0, 2));
 }
 
 TEST(ConcatTest, GradCheck) {
@@ -85,7 +87,8 @@ TEST(ResidualTest, IdentityShortcut) {
   Residual residual(body);
   EXPECT_THAT(Names(residual), ElementsAre("body.weight", "body.bias"));
   // body([1, -1]) = [-1, 0]; plus x = [0, -1].
-  const Variable y = residual(Variable(Tensor::FromVector({1, -1}, {1, 2})));
+  const autograd::Variable y =
+      residual(autograd::Variable(Tensor::FromVector({1, -1}, {1, 2})));
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-6), std::vector<float>{0, -1}));
 }
@@ -101,7 +104,7 @@ TEST(ResidualTest, ProjectionShortcut) {
   EXPECT_THAT(Names(residual),
               ElementsAre("body.0.weight", "body.0.bias", "body.2.weight",
                           "body.2.bias", "shortcut.weight"));
-  const Variable x(Normal({2, 3}, 0, 1));
+  const autograd::Variable x(Normal({2, 3}, 0, 1));
   const Tensor want = ops::Add((*body)(x).data(), (*shortcut)(x).data());
   EXPECT_THAT(residual(x).data().ToVector(),
               Pointwise(FloatNear(1e-6), want.ToVector()));
@@ -111,13 +114,14 @@ TEST(ResidualTest, ProjectionShortcut) {
 
 TEST(ContainersDeathTest, Mismatches) {
   Residual residual(std::make_shared<Linear>(3, 4));
-  EXPECT_DEATH(residual(Variable(Tensor::Zeros({2, 3}))),
+  EXPECT_DEATH(residual(autograd::Variable(Tensor::Zeros({2, 3}))),
                "Residual: body output \\[2, 4\\] and shortcut output "
                "\\[2, 3\\] differ");
-  EXPECT_DEATH(Concat()(Variable(Tensor::Zeros({2, 3}))), "no branches");
+  EXPECT_DEATH(Concat()(autograd::Variable(Tensor::Zeros({2, 3}))),
+               "no branches");
   Concat bad({std::make_shared<Identity>(),
               std::make_shared<Conv2d>(2, 2, 3)});
-  EXPECT_DEATH(bad(Variable(Tensor::Zeros({1, 2, 4, 4}))),
+  EXPECT_DEATH(bad(autograd::Variable(Tensor::Zeros({1, 2, 4, 4}))),
                "Concat\\(axis=1\\): cannot join the branch outputs along axis "
                "1 \\(input \\[1, 2, 4, 4\\]; 0: \\[1, 2, 4, 4\\], 1: "
                "\\[1, 2, 2, 2\\]\\)");

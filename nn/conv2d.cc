@@ -44,7 +44,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
                  .set_padding(padding)
                  .set_bias(bias)) {}
 
-Variable Conv2d::Forward(const Variable& x) {
+autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
   const Conv2dOptions& o = options_;
   CHECK(x.rank() == 4 && x.dim(1) == o.in_channels)
       << Describe() << ": expected input [N, " << o.in_channels
@@ -53,7 +53,7 @@ Variable Conv2d::Forward(const Variable& x) {
         x.dim(3) + 2 * o.pad_w >= o.kernel_w)
       << Describe() << ": input " << x.shape()
       << " is smaller than the kernel (after padding)";
-  return dive::Conv2d(x, weight_, bias_, params_);
+  return dive::autograd::Conv2d(x, weight_, bias_, params_);
 }
 
 std::string Conv2d::Describe() const {

@@ -90,7 +90,7 @@ class Conv2d : public Module {
   // x [N, C, H, W] -> [N, OC, OH, OW], OH = (H + 2 * pad_h - KH) / stride_h
   // + 1. CHECK-fails naming the layer and the input shape when x is not
   // rank 4, has the wrong channel count or is smaller than the kernel.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
 
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)"; non-square values print
   // as "HxW", and ", bias=false" is appended without a bias.
@@ -98,15 +98,15 @@ class Conv2d : public Module {
 
   const Conv2dOptions& options() const { return options_; }
   // [OC, C, KH, KW].
-  const Variable& weight() const { return weight_; }
+  const autograd::Variable& weight() const { return weight_; }
   // [OC], or undefined without a bias.
-  const Variable& bias() const { return bias_; }
+  const autograd::Variable& bias() const { return bias_; }
 
  private:
   Conv2dOptions options_;
   Conv2dParams params_;
-  Variable weight_;
-  Variable bias_;
+  autograd::Variable weight_;
+  autograd::Variable bias_;
 };
 
 }  // namespace dive::nn

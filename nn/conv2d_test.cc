@@ -55,7 +55,7 @@ TEST(Conv2dTest, ForwardWithSetWeights) {
   Conv2d conv(1, 1, 2);
   AssignValues(conv.weight().data(), {1, 2, 3, 4});
   AssignValues(conv.bias().data(), {0.5f});
-  const Variable y = conv(Variable(Image3x3()));
+  const autograd::Variable y = conv(autograd::Variable(Image3x3()));
   EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-5),
@@ -65,7 +65,7 @@ TEST(Conv2dTest, ForwardWithSetWeights) {
 TEST(Conv2dTest, StrideAndPadding) {
   Conv2d conv(1, 1, 2, /*stride=*/2, /*padding=*/1, /*bias=*/false);
   AssignValues(conv.weight().data(), {1, 2, 3, 4});
-  const Variable y = conv(Variable(Image3x3()));
+  const autograd::Variable y = conv(autograd::Variable(Image3x3()));
   // Windows start at (-1, -1), (-1, 1), (1, -1), (1, 1).
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-5), std::vector<float>{4, 18, 36, 77}));
@@ -77,7 +77,7 @@ TEST(Conv2dTest, MatchesNaiveConvolution) {
       Conv2dOptions(3, 4, 3, 2).set_stride(2, 1).set_padding(1, 0);
   Conv2d conv(options);
   const Tensor x = Normal({2, 3, 7, 6}, 0, 1);
-  const Variable y = conv(Variable(x));
+  const autograd::Variable y = conv(autograd::Variable(x));
   EXPECT_EQ(y.shape(), Shape({2, 4, 4, 5}));
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-4), NaiveConv(x, conv.weight().data(),
@@ -94,9 +94,10 @@ TEST(Conv2dTest, OptionsAndDescribe) {
   EXPECT_EQ(conv.weight().shape(), Shape({128, 64, 1, 7}));
   EXPECT_FALSE(conv.bias().defined());
   EXPECT_EQ(Conv2d(1, 6, 5).NumParameters(), 156);
-  EXPECT_EQ(Conv2d(1, 6, 5, 1, 2)(Variable(Tensor::Zeros({2, 1, 28, 28})))
-                .shape(),
-            Shape({2, 6, 28, 28}));
+  EXPECT_EQ(
+      Conv2d(1, 6, 5, 1, 2)(autograd::Variable(Tensor::Zeros({2, 1, 28, 28})))
+          .shape(),
+      Shape({2, 6, 28, 28}));
 }
 
 TEST(Conv2dTest, GradCheck) {
@@ -112,13 +113,13 @@ TEST(Conv2dTest, GradCheck) {
 
 TEST(Conv2dDeathTest, WrongInput) {
   Conv2d conv(1, 6, 5, 1, 2);
-  EXPECT_DEATH(conv(Variable(Tensor::Zeros({32, 28, 28}))),
+  EXPECT_DEATH(conv(autograd::Variable(Tensor::Zeros({32, 28, 28}))),
                "Conv2d\\(1, 6, kernel=5x5, stride=1, padding=2\\): expected "
                "input \\[N, 1, H, W\\], got \\[32, 28, 28\\]");
-  EXPECT_DEATH(conv(Variable(Tensor::Zeros({32, 3, 28, 28}))),
+  EXPECT_DEATH(conv(autograd::Variable(Tensor::Zeros({32, 3, 28, 28}))),
                "expected input \\[N, 1, H, W\\], got \\[32, 3, 28, 28\\]");
   Conv2d big(1, 1, 5);
-  EXPECT_DEATH(big(Variable(Tensor::Zeros({1, 1, 4, 8}))),
+  EXPECT_DEATH(big(autograd::Variable(Tensor::Zeros({1, 1, 4, 8}))),
                "input \\[1, 1, 4, 8\\] is smaller than the kernel");
   EXPECT_DEATH(Conv2d(1, 1, 3, /*stride=*/0), "invalid options");
 }

@@ -12,9 +12,9 @@ Dropout::Dropout(float p) : p_(p) {
       << "Dropout: probability p=" << p << " is outside [0, 1)";
 }
 
-Variable Dropout::Forward(const Variable& x) {
+autograd::Variable Dropout::Forward(const autograd::Variable& x) {
   if (!is_training() || p_ == 0.0f) return x;
-  return dive::Dropout(x, p_, DefaultGenerator());
+  return dive::autograd::Dropout(x, p_, DefaultGenerator());
 }
 
 std::string Dropout::Describe() const {

@@ -30,7 +30,7 @@ class Dropout : public Module {
   // CHECK-fails unless 0 <= p < 1.
   explicit Dropout(float p = 0.5f);
 
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Dropout(p=0.5)".
   std::string Describe() const override;
   float p() const { return p_; }

@@ -16,8 +16,8 @@ TEST(DropoutTest, IdentityInEval) {
   Dropout drop(0.5f);
   EXPECT_EQ(drop.Describe(), "Dropout(p=0.5)");
   drop.Eval();
-  const Variable x(Normal({4, 5}, 0, 1));
-  const Variable y = drop(x);
+  const autograd::Variable x(Normal({4, 5}, 0, 1));
+  const autograd::Variable y = drop(x);
   EXPECT_EQ(y.data().ToVector(), x.data().ToVector());
 }
 
@@ -26,7 +26,7 @@ TEST(DropoutTest, TrainingZeroesAboutPAndScalesTheRest) {
   const float p = 0.3f;
   Dropout drop(p);
   const int64_t n = 100000;
-  const Variable y = drop(Variable(Tensor::Ones({n})));
+  const autograd::Variable y = drop(autograd::Variable(Tensor::Ones({n})));
   int64_t zeros = 0;
   double sum = 0;
   for (float v : y.data().ToVector()) {
@@ -44,12 +44,12 @@ TEST(DropoutTest, TrainingZeroesAboutPAndScalesTheRest) {
 TEST(DropoutTest, ZeroProbabilityIsIdentity) {
   Dropout drop(0.0f);
   const Tensor x = Normal({10}, 0, 1);
-  EXPECT_EQ(drop(Variable(x)).data().ToVector(), x.ToVector());
+  EXPECT_EQ(drop(autograd::Variable(x)).data().ToVector(), x.ToVector());
 }
 
 TEST(DropoutTest, SeedFixesTheMask) {
   Dropout drop(0.5f);
-  const Variable x(Normal({50}, 0, 1));
+  const autograd::Variable x(Normal({50}, 0, 1));
   ManualSeed(9);
   const std::vector<float> a = drop(x).data().ToVector();
   ManualSeed(9);
@@ -58,8 +58,8 @@ TEST(DropoutTest, SeedFixesTheMask) {
 
 TEST(DropoutTest, GradCheckWithFixedMask) {
   Dropout drop(0.4f);
-  const absl::Status s = GradCheck(
-      [&drop](const std::vector<Variable>& in) {
+  const absl::Status s = autograd::GradCheck(
+      [&drop](const std::vector<autograd::Variable>& in) {
         ManualSeed(21);  // the same mask on every call
         return drop(in[0]);
       },
@@ -70,8 +70,8 @@ TEST(DropoutTest, GradCheckWithFixedMask) {
 TEST(DropoutTest, GradientIsTheScaledMask) {
   ManualSeed(3);
   Dropout drop(0.5f);
-  Variable x(Tensor::Ones({1000}), /*requires_grad=*/true);
-  const Variable y = drop(x);
+  autograd::Variable x(Tensor::Ones({1000}), /*requires_grad=*/true);
+  const autograd::Variable y = drop(x);
   Sum(y).Backward();
   EXPECT_EQ(x.grad().ToVector(), y.data().ToVector());  // x is all ones
 }

@@ -6,13 +6,13 @@
 
 namespace dive::nn {
 
-Variable Flatten::Forward(const Variable& x) {
+autograd::Variable Flatten::Forward(const autograd::Variable& x) {
   const int rank = x.rank();
   const int start = start_ < 0 ? start_ + rank : start_;
   const int end = end_ < 0 ? end_ + rank : end_;
   CHECK(start >= 0 && end < rank && start <= end)
       << Describe() << ": cannot flatten an input of shape " << x.shape();
-  return dive::Flatten(x, start, end);
+  return dive::autograd::Flatten(x, start, end);
 }
 
 std::string Flatten::Describe() const {

@@ -28,7 +28,7 @@ class Flatten : public Module {
 
   // CHECK-fails naming the layer and the shape when x has no dimension
   // `start` or `end`, or `start` comes after `end`.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Flatten(start=1, end=-1)".
   std::string Describe() const override;
 

@@ -13,7 +13,7 @@ TEST(FlattenTest, KeepsTheBatchDimension) {
   Flatten flatten;
   EXPECT_EQ(flatten.Describe(), "Flatten(start=1, end=-1)");
   const Tensor x = Tensor::Arange(120).View({2, 3, 4, 5});
-  const Variable y = flatten(Variable(x));
+  const autograd::Variable y = flatten(autograd::Variable(x));
   EXPECT_EQ(y.shape(), Shape({2, 60}));
   EXPECT_EQ(y.data().ToVector(), x.ToVector());  // row-major order kept
   EXPECT_TRUE(y.data().SharesStorage(x));        // a view
@@ -21,10 +21,11 @@ TEST(FlattenTest, KeepsTheBatchDimension) {
 
 TEST(FlattenTest, Range) {
   const Tensor x = Tensor::Zeros({2, 3, 4, 5});
-  EXPECT_EQ(Flatten(1, 2)(Variable(x)).shape(), Shape({2, 12, 5}));
-  EXPECT_EQ(Flatten(0)(Variable(x)).shape(), Shape({120}));
-  EXPECT_EQ(Flatten(-2, -1)(Variable(x)).shape(), Shape({2, 3, 20}));
-  EXPECT_EQ(Flatten()(Variable(Tensor::Zeros({7, 4}))).shape(), Shape({7, 4}));
+  EXPECT_EQ(Flatten(1, 2)(autograd::Variable(x)).shape(), Shape({2, 12, 5}));
+  EXPECT_EQ(Flatten(0)(autograd::Variable(x)).shape(), Shape({120}));
+  EXPECT_EQ(Flatten(-2, -1)(autograd::Variable(x)).shape(), Shape({2, 3, 20}));
+  EXPECT_EQ(Flatten()(autograd::Variable(Tensor::Zeros({7, 4}))).shape(),
+            Shape({7, 4}));
 }
 
 TEST(FlattenTest, GradCheck) {
@@ -36,7 +37,7 @@ TEST(FlattenTest, GradCheck) {
 
 TEST(FlattenDeathTest, MissingDimension) {
   Flatten flatten(2);
-  EXPECT_DEATH(flatten(Variable(Tensor::Zeros({3, 4}))),
+  EXPECT_DEATH(flatten(autograd::Variable(Tensor::Zeros({3, 4}))),
                "Flatten\\(start=2, end=-1\\): cannot flatten an input of "
                "shape \\[3, 4\\]");
 }

@@ -24,11 +24,11 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
   }
 }
 
-Variable Linear::Forward(const Variable& x) {
+autograd::Variable Linear::Forward(const autograd::Variable& x) {
   CHECK(x.rank() == 2 && x.dim(1) == in_features_)
       << Describe() << ": expected input [N, " << in_features_ << "], got "
       << x.shape();
-  return dive::Linear(x, weight_, bias_);
+  return dive::autograd::Linear(x, weight_, bias_);
 }
 
 std::string Linear::Describe() const {

@@ -33,7 +33,7 @@ class Linear : public Module {
 
   // x [N, in_features] -> [N, out_features]. CHECK-fails naming the layer and
   // both shapes on any other input shape.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
 
   // "Linear(784, 256)", or "Linear(784, 256, bias=false)".
   std::string Describe() const override;
@@ -41,15 +41,15 @@ class Linear : public Module {
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
   // [out_features, in_features].
-  const Variable& weight() const { return weight_; }
+  const autograd::Variable& weight() const { return weight_; }
   // [out_features], or undefined without a bias.
-  const Variable& bias() const { return bias_; }
+  const autograd::Variable& bias() const { return bias_; }
 
  private:
   int64_t in_features_;
   int64_t out_features_;
-  Variable weight_;
-  Variable bias_;
+  autograd::Variable weight_;
+  autograd::Variable bias_;
 };
 
 }  // namespace dive::nn

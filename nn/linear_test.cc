@@ -26,14 +26,16 @@ TEST(LinearTest, ShapesAndNames) {
   EXPECT_EQ(fc.NamedParameters()[1].first, "bias");
   EXPECT_EQ(fc.NumParameters(), 200960);
   EXPECT_EQ(fc.Describe(), "Linear(784, 256)");
-  EXPECT_EQ(fc(Variable(Tensor::Zeros({32, 784}))).shape(), Shape({32, 256}));
+  EXPECT_EQ(fc(autograd::Variable(Tensor::Zeros({32, 784}))).shape(),
+            Shape({32, 256}));
 }
 
 TEST(LinearTest, ForwardWithSetWeights) {
   Linear fc(3, 2);
   AssignValues(fc.weight().data(), {1, 2, 3, 4, 5, 6});
   AssignValues(fc.bias().data(), {0.5f, -1});
-  const Variable y = fc(Variable(Tensor::FromVector({1, 0, -1, 2, 1, 0}, {2, 3})));
+  const autograd::Variable y =
+      fc(autograd::Variable(Tensor::FromVector({1, 0, -1, 2, 1, 0}, {2, 3})));
   // [1 - 3 + 0.5, 4 - 6 - 1], [2 + 2 + 0.5, 8 + 5 - 1]
   EXPECT_EQ(y.shape(), Shape({2, 2}));
   EXPECT_THAT(y.data().ToVector(),
@@ -46,7 +48,9 @@ TEST(LinearTest, WithoutBias) {
   EXPECT_EQ(fc.Parameters().size(), 1u);
   EXPECT_EQ(fc.Describe(), "Linear(2, 1, bias=false)");
   AssignValues(fc.weight().data(), {2, -1});
-  EXPECT_THAT(fc(Variable(Tensor::FromVector({3, 4}, {1, 2}))).data().ToVector(),
+  EXPECT_THAT(fc(autograd::Variable(Tensor::FromVector({3, 4}, {1, 2})))
+                  .data()
+                  .ToVector(),
               ElementsAre(2.0f));
 }
 
@@ -63,7 +67,8 @@ TEST(LinearTest, GradCheck) {
 TEST(LinearTest, GradientsReachTheParameters) {
   Linear fc(2, 1);
   AssignValues(fc.weight().data(), {1, 1});
-  Variable y = fc(Variable(Tensor::FromVector({1, 2, 3, 4}, {2, 2})));
+  autograd::Variable y =
+      fc(autograd::Variable(Tensor::FromVector({1, 2, 3, 4}, {2, 2})));
   Sum(y).Backward();
   EXPECT_THAT(fc.weight().grad().ToVector(), ElementsAre(4.0f, 6.0f));
   EXPECT_THAT(fc.bias().grad().ToVector(), ElementsAre(2.0f));
@@ -71,10 +76,10 @@ TEST(LinearTest, GradientsReachTheParameters) {
 
 TEST(LinearDeathTest, WrongInputShape) {
   Linear fc(784, 256);
-  EXPECT_DEATH(fc(Variable(Tensor::Zeros({32, 100}))),
+  EXPECT_DEATH(fc(autograd::Variable(Tensor::Zeros({32, 100}))),
                "Linear\\(784, 256\\): expected input \\[N, 784\\], got "
                "\\[32, 100\\]");
-  EXPECT_DEATH(fc(Variable(Tensor::Zeros({32, 1, 28, 28}))),
+  EXPECT_DEATH(fc(autograd::Variable(Tensor::Zeros({32, 1, 28, 28}))),
                "Linear\\(784, 256\\): expected input \\[N, 784\\], got "
                "\\[32, 1, 28, 28\\]");
   EXPECT_DEATH(Linear(0, 3), "must be positive, got 0 and 3");

@@ -33,15 +33,15 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 
 }  // namespace
 
-Variable Module::operator()(const Variable& x) {
+autograd::Variable Module::operator()(const autograd::Variable& x) {
   CallRecorder* recorder = active_recorder;
   if (recorder == nullptr && forward_pre_hooks_.empty() &&
       forward_hooks_.empty()) {
     return Forward(x);
   }
-  Variable input = x;
+  autograd::Variable input = x;
   forward_pre_hooks_.ForEach([&](const ForwardPreHook& hook) {
-    if (Variable replaced = hook(*this, input); replaced.defined()) {
+    if (autograd::Variable replaced = hook(*this, input); replaced.defined()) {
       input = std::move(replaced);
     }
   });
@@ -51,10 +51,11 @@ Variable Module::operator()(const Variable& x) {
     recorder->calls.push_back({recorder->depth, this, Shape()});
     ++recorder->depth;
   }
-  Variable y = Forward(input);
+  autograd::Variable y = Forward(input);
   if (recorder != nullptr) --recorder->depth;
   forward_hooks_.ForEach([&](const ForwardHook& hook) {
-    if (Variable replaced = hook(*this, input, y); replaced.defined()) {
+    if (autograd::Variable replaced = hook(*this, input, y);
+        replaced.defined()) {
       y = std::move(replaced);
     }
   });
@@ -62,11 +63,11 @@ Variable Module::operator()(const Variable& x) {
   return y;
 }
 
-HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {
+autograd::HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {
   return forward_pre_hooks_.Add(std::move(hook));
 }
 
-HookHandle Module::RegisterForwardHook(ForwardHook hook) {
+autograd::HookHandle Module::RegisterForwardHook(ForwardHook hook) {
   return forward_hooks_.Add(std::move(hook));
 }
 
@@ -84,13 +85,14 @@ void Module::CheckNewName(const char* what, const std::string& name) const {
       << what << ": name '" << name << "' is already registered";
 }
 
-Variable Module::RegisterParameter(const std::string& name, Tensor init) {
+autograd::Variable Module::RegisterParameter(const std::string& name,
+                                             Tensor init) {
   CheckNewName("RegisterParameter", name);
   CHECK(init.defined()) << "RegisterParameter: '" << name << "' is undefined";
   CHECK(init.dtype() == DType::kFloat32)
       << "RegisterParameter: '" << name << "' must be float32, got "
       << DTypeName(init.dtype());
-  Variable param(std::move(init), /*requires_grad=*/true);
+  autograd::Variable param(std::move(init), /*requires_grad=*/true);
   parameters_.emplace_back(name, param);
   return param;
 }
@@ -134,8 +136,9 @@ std::vector<std::pair<std::string, Module*>> Module::NamedModules() const {
   return out;
 }
 
-std::vector<std::pair<std::string, Variable>> Module::NamedParameters() const {
-  std::vector<std::pair<std::string, Variable>> out;
+std::vector<std::pair<std::string, autograd::Variable>>
+Module::NamedParameters() const {
+  std::vector<std::pair<std::string, autograd::Variable>> out;
   for (const auto& [prefix, module] : NamedModules()) {
     for (const auto& [name, param] : module->parameters_) {
       out.emplace_back(prefix.empty() ? name : prefix + "." + name, param);
@@ -144,8 +147,8 @@ std::vector<std::pair<std::string, Variable>> Module::NamedParameters() const {
   return out;
 }
 
-std::vector<Variable> Module::Parameters() const {
-  std::vector<Variable> out;
+std::vector<autograd::Variable> Module::Parameters() const {
+  std::vector<autograd::Variable> out;
   for (auto& [name, param] : NamedParameters()) out.push_back(param);
   return out;
 }
@@ -227,7 +230,7 @@ absl::Status Module::LoadStateDict(const std::map<std::string, Tensor>& state) {
 
 int64_t Module::NumParameters() const {
   int64_t n = 0;
-  for (const Variable& param : Parameters()) n += param.numel();
+  for (const autograd::Variable& param : Parameters()) n += param.numel();
   return n;
 }
 
@@ -238,7 +241,7 @@ void Module::Train(bool on) {
 }
 
 void Module::ZeroGrad() {
-  for (Variable& param : Parameters()) param.ZeroGrad();
+  for (autograd::Variable& param : Parameters()) param.ZeroGrad();
 }
 
 // ---- Summary ------------------------------------------------------------------
@@ -254,11 +257,11 @@ std::string Module::Summary(const Shape& input_shape) {
 
   CallRecorder recorder;
   {
-    NoGradGuard no_grad;
+    autograd::NoGradGuard no_grad;
     Eval();
     CallRecorder* previous = active_recorder;
     active_recorder = &recorder;
-    (*this)(Variable(Tensor::Zeros(input_shape)));
+    (*this)(autograd::Variable(Tensor::Zeros(input_shape)));
     active_recorder = previous;
   }
   for (size_t i = 0; i < modules.size(); ++i) {

@@ -51,11 +51,11 @@ class Module {
  public:
   virtual ~Module() = default;
 
-  virtual Variable Forward(const Variable& x) = 0;
+  virtual autograd::Variable Forward(const autograd::Variable& x) = 0;
   // Calls `Forward`, with the hooks below around it. Always call submodules
   // through this operator (not `Forward` directly) so that hooks and
   // `Summary` see them.
-  Variable operator()(const Variable& x);
+  autograd::Variable operator()(const autograd::Variable& x);
 
   // ---- Hooks -------------------------------------------------------------------
   // PyTorch's `register_forward_pre_hook` and `register_forward_hook`: each
@@ -65,12 +65,13 @@ class Module {
   // the output (hook) for what follows; an undefined one keeps it.
   // `HookHandle::Remove()` takes a hook out. With no hooks registered a call
   // costs one test of an empty list more than `Forward`.
-  using ForwardPreHook =
-      std::function<Variable(Module& module, const Variable& input)>;
-  using ForwardHook = std::function<Variable(
-      Module& module, const Variable& input, const Variable& output)>;
-  HookHandle RegisterForwardPreHook(ForwardPreHook hook);
-  HookHandle RegisterForwardHook(ForwardHook hook);
+  using ForwardPreHook = std::function<autograd::Variable(
+      Module& module, const autograd::Variable& input)>;
+  using ForwardHook = std::function<autograd::Variable(
+      Module& module, const autograd::Variable& input,
+      const autograd::Variable& output)>;
+  autograd::HookHandle RegisterForwardPreHook(ForwardPreHook hook);
+  autograd::HookHandle RegisterForwardHook(ForwardHook hook);
 
   // One line describing this module's own configuration, e.g.
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".
@@ -80,8 +81,9 @@ class Module {
   // All parameters of this module and its submodules, in registration order:
   // a module's own parameters first, then each child's. A submodule
   // registered under several names is visited once, under its first name.
-  std::vector<Variable> Parameters() const;
-  std::vector<std::pair<std::string, Variable>> NamedParameters() const;
+  std::vector<autograd::Variable> Parameters() const;
+  std::vector<std::pair<std::string, autograd::Variable>> NamedParameters()
+      const;
   std::vector<std::pair<std::string, Tensor>> NamedBuffers() const;
   // Parameters and buffers by dotted name, like PyTorch's state_dict(). The
   // tensors share storage with the module's; `Clone()` them for a snapshot.
@@ -131,7 +133,7 @@ class Module {
   //
   // Registers a trainable float32 parameter initialized to `init` (its
   // storage is kept); returns it.
-  Variable RegisterParameter(const std::string& name, Tensor init);
+  autograd::Variable RegisterParameter(const std::string& name, Tensor init);
   // Registers a buffer; the returned handle shares storage with the module's.
   Tensor RegisterBuffer(const std::string& name, Tensor init);
   // Registers a submodule (not null); returns it with its own type.
@@ -151,9 +153,9 @@ class Module {
   std::vector<std::pair<std::string, Module*>> NamedModules() const;
 
   bool training_ = true;
-  HookList<ForwardPreHook> forward_pre_hooks_;
-  HookList<ForwardHook> forward_hooks_;
-  std::vector<std::pair<std::string, Variable>> parameters_;
+  autograd::HookList<ForwardPreHook> forward_pre_hooks_;
+  autograd::HookList<ForwardHook> forward_hooks_;
+  std::vector<std::pair<std::string, autograd::Variable>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };

@@ -48,7 +48,7 @@ class Net : public Module {
     flatten_ = RegisterModule("flatten", std::make_shared<Flatten>());
     fc_ = RegisterModule("fc", std::make_shared<Linear>(8, 3));
   }
-  Variable Forward(const Variable& x) override {
+  autograd::Variable Forward(const autograd::Variable& x) override {
     return (*fc_)((*flatten_)((*bn1_)((*features_)(x))));
   }
   std::string Describe() const override { return "Net"; }
@@ -62,7 +62,7 @@ class Net : public Module {
 // Exposes the registration functions to tests.
 class Probe : public Module {
  public:
-  Variable Forward(const Variable& x) override { return x; }
+  autograd::Variable Forward(const autograd::Variable& x) override { return x; }
   std::string Describe() const override { return "Probe"; }
   using Module::RegisterBuffer;
   using Module::RegisterModule;
@@ -91,7 +91,7 @@ TEST(ModuleTest, NestedNamesAreDotted) {
 
 TEST(ModuleTest, ParametersShareStorageWithTheLayers) {
   Net net;
-  const std::vector<Variable> params = net.Parameters();
+  const std::vector<autograd::Variable> params = net.Parameters();
   EXPECT_TRUE(params[0].data().SharesStorage(
       net.features_->at(0)->Parameters()[0].data()));
   EXPECT_TRUE(params[4].data().SharesStorage(net.fc_->weight().data()));
@@ -115,11 +115,12 @@ TEST(ModuleTest, StateDictHoldsParametersAndBuffers) {
 TEST(ModuleTest, LoadStateDictRoundTrip) {
   ManualSeed(1);
   Net source;
-  source(Variable(Normal({4, 1, 4, 4}, 0, 1)));  // moves the BN statistics
+  source(autograd::Variable(
+      Normal({4, 1, 4, 4}, 0, 1)));  // moves the BN statistics
   ManualSeed(2);
   Net target;
   // Copies of the parameter handles, as an optimizer would hold them.
-  const std::vector<Variable> held = target.Parameters();
+  const std::vector<autograd::Variable> held = target.Parameters();
   const Tensor running_mean = target.bn1_->running_mean();
 
   ASSERT_TRUE(target.LoadStateDict(source.StateDict()).ok());
@@ -182,11 +183,14 @@ TEST(ModuleTest, TrainAndEvalReachEverySubmodule) {
 
 TEST(ModuleTest, ZeroGradClearsEveryParameter) {
   Net net;
-  Variable loss = Sum(net(Variable(Normal({2, 1, 4, 4}, 0, 1))));
+  autograd::Variable loss =
+      Sum(net(autograd::Variable(Normal({2, 1, 4, 4}, 0, 1))));
   loss.Backward();
-  for (const Variable& p : net.Parameters()) EXPECT_TRUE(p.grad().defined());
+  for (const autograd::Variable& p : net.Parameters())
+    EXPECT_TRUE(p.grad().defined());
   net.ZeroGrad();
-  for (const Variable& p : net.Parameters()) EXPECT_FALSE(p.grad().defined());
+  for (const autograd::Variable& p : net.Parameters())
+    EXPECT_FALSE(p.grad().defined());
 }
 
 TEST(ModuleTest, NumParameters) {
@@ -265,25 +269,27 @@ TEST(ModuleHookTest, PreHooksThenForwardThenHooksInRegistrationOrder) {
   ManualSeed(0);
   Net net;
   std::vector<std::string> calls;
-  net.RegisterForwardPreHook([&](Module& m, const Variable&) {
+  net.RegisterForwardPreHook([&](Module& m, const autograd::Variable&) {
     calls.push_back("pre " + m.Describe());
-    return Variable();
+    return autograd::Variable();
   });
-  net.fc_->RegisterForwardHook(
-      [&](Module&, const Variable& in, const Variable& out) {
-        calls.push_back("fc " + in.shape().ToString() + " -> " +
-                        out.shape().ToString());
-        return Variable();
+  net.fc_->RegisterForwardHook([&](Module&, const autograd::Variable& in,
+                                   const autograd::Variable& out) {
+    calls.push_back("fc " + in.shape().ToString() + " -> " +
+                    out.shape().ToString());
+    return autograd::Variable();
+  });
+  net.RegisterForwardHook(
+      [&](Module&, const autograd::Variable&, const autograd::Variable&) {
+        calls.push_back("post 1");
+        return autograd::Variable();
       });
-  net.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
-    calls.push_back("post 1");
-    return Variable();
-  });
-  net.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
-    calls.push_back("post 2");
-    return Variable();
-  });
-  net(Variable(Normal({2, 1, 4, 4}, 0, 1)));
+  net.RegisterForwardHook(
+      [&](Module&, const autograd::Variable&, const autograd::Variable&) {
+        calls.push_back("post 2");
+        return autograd::Variable();
+      });
+  net(autograd::Variable(Normal({2, 1, 4, 4}, 0, 1)));
   EXPECT_THAT(
       calls, ElementsAre("pre Net", "fc [2, 8] -> [2, 3]", "post 1", "post 2"));
 }
@@ -297,10 +303,12 @@ TEST(ModuleHookTest, HooksThatReturnNothingLeaveResultsAndGradientsAlone) {
     p.RegisterHook([](const Tensor&) { return Tensor(); });
   }
   hooked.features_->RegisterForwardHook(
-      [](Module&, const Variable&, const Variable&) { return Variable(); });
+      [](Module&, const autograd::Variable&, const autograd::Variable&) {
+        return autograd::Variable();
+      });
   const Tensor x = Normal({2, 1, 4, 4}, 0, 1);
-  Sum(plain(Variable(x))).Backward();
-  Sum(hooked(Variable(x))).Backward();
+  Sum(plain(autograd::Variable(x))).Backward();
+  Sum(hooked(autograd::Variable(x))).Backward();
   const auto a = plain.NamedParameters();
   const auto b = hooked.NamedParameters();
   for (size_t i = 0; i < a.size(); ++i) {
@@ -312,11 +320,13 @@ TEST(ModuleHookTest, HooksThatReturnNothingLeaveResultsAndGradientsAlone) {
 TEST(ModuleHookTest, ReturnedVariablesReplaceInputAndOutput) {
   Probe identity;
   identity.RegisterForwardPreHook(
-      [](Module&, const Variable& x) { return x * 2.0f; });
+      [](Module&, const autograd::Variable& x) { return x * 2.0f; });
   identity.RegisterForwardHook(
-      [](Module&, const Variable&, const Variable& y) { return y * 10.0f; });
-  Variable x(Tensor::FromVector({1, 2}, {2}), true);
-  Variable y = identity(x);
+      [](Module&, const autograd::Variable&, const autograd::Variable& y) {
+        return y * 10.0f;
+      });
+  autograd::Variable x(Tensor::FromVector({1, 2}, {2}), true);
+  autograd::Variable y = identity(x);
   EXPECT_EQ(y.data().ToVector(), (std::vector<float>{20, 40}));
   Sum(y).Backward();  // the replacements are part of the graph
   EXPECT_EQ(x.grad().ToVector(), (std::vector<float>{20, 20}));
@@ -330,7 +340,7 @@ TEST(ModuleHookTest, GradientHookOnAParameterSeesItsGradient) {
     seen = g.Clone();
     return Tensor();
   });
-  Sum(net(Variable(Normal({2, 1, 4, 4}, 0, 1)))).Backward();
+  Sum(net(autograd::Variable(Normal({2, 1, 4, 4}, 0, 1)))).Backward();
   ASSERT_TRUE(seen.defined());
   EXPECT_EQ(seen.ToVector(),
             net.fc_->NamedParameters()[0].second.grad().ToVector());
@@ -339,18 +349,19 @@ TEST(ModuleHookTest, GradientHookOnAParameterSeesItsGradient) {
 TEST(ModuleHookTest, RemovedHooksNoLongerRunAndAHookMayRemoveItself) {
   Probe m;
   int pre = 0, post = 0;
-  HookHandle pre_handle =
-      m.RegisterForwardPreHook([&](Module&, const Variable&) {
+  autograd::HookHandle pre_handle =
+      m.RegisterForwardPreHook([&](Module&, const autograd::Variable&) {
         ++pre;
-        return Variable();
+        return autograd::Variable();
       });
-  HookHandle self;
-  self = m.RegisterForwardHook([&](Module&, const Variable&, const Variable&) {
-    ++post;
-    self.Remove();
-    return Variable();
-  });
-  const Variable x(Tensor::FromVector({1}, {1}));
+  autograd::HookHandle self;
+  self = m.RegisterForwardHook(
+      [&](Module&, const autograd::Variable&, const autograd::Variable&) {
+        ++post;
+        self.Remove();
+        return autograd::Variable();
+      });
+  const autograd::Variable x(Tensor::FromVector({1}, {1}));
   m(x);
   pre_handle.Remove();
   m(x);

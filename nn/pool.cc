@@ -34,7 +34,7 @@ void CheckParams(const std::string& layer, const Pool2dParams& p) {
 }
 
 void CheckInput(const std::string& layer, const Pool2dParams& p,
-                const Variable& x) {
+                const autograd::Variable& x) {
   CHECK_EQ(x.rank(), 4) << layer << ": expected input [N, C, H, W], got "
                         << x.shape();
   CHECK(x.dim(2) + 2 * p.pad_h >= p.kernel_h &&
@@ -69,9 +69,9 @@ MaxPool2d::MaxPool2d(const Pool2dParams& params) : params_(params) {
   CheckParams(Describe(), params_);
 }
 
-Variable MaxPool2d::Forward(const Variable& x) {
+autograd::Variable MaxPool2d::Forward(const autograd::Variable& x) {
   CheckInput(Describe(), params_, x);
-  return dive::MaxPool2d(x, params_);
+  return dive::autograd::MaxPool2d(x, params_);
 }
 
 std::string MaxPool2d::Describe() const {
@@ -90,9 +90,9 @@ AvgPool2d::AvgPool2d(const Pool2dParams& params, bool count_include_pad)
   CheckParams(Describe(), params_);
 }
 
-Variable AvgPool2d::Forward(const Variable& x) {
+autograd::Variable AvgPool2d::Forward(const autograd::Variable& x) {
   CheckInput(Describe(), params_, x);
-  Variable y = dive::AvgPool2d(x, params_);
+  autograd::Variable y = dive::autograd::AvgPool2d(x, params_);
   if (count_include_pad_ || (params_.pad_h == 0 && params_.pad_w == 0)) {
     return y;
   }
@@ -100,7 +100,7 @@ Variable AvgPool2d::Forward(const Variable& x) {
   // (elements inside the image) / area, so the ratio is sum / count.
   const Tensor ones = Tensor::Ones({1, 1, x.dim(2), x.dim(3)});
   const Tensor fraction = AvgPool2dForward(ones, params_);
-  return y / Variable(fraction);
+  return y / autograd::Variable(fraction);
 }
 
 std::string AvgPool2d::Describe() const {
@@ -117,22 +117,23 @@ AdaptiveAvgPool2d::AdaptiveAvgPool2d(int64_t output_h, int64_t output_w)
       << "x" << output_w;
 }
 
-Variable AdaptiveAvgPool2d::Forward(const Variable& x) {
+autograd::Variable AdaptiveAvgPool2d::Forward(const autograd::Variable& x) {
   CHECK(x.rank() == 4 && x.dim(2) > 0 && x.dim(3) > 0)
       << Describe() << ": expected input [N, C, H, W] with H, W > 0, got "
       << x.shape();
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  if (output_h_ == 1 && output_w_ == 1) return dive::GlobalAvgPool2d(x);
+  if (output_h_ == 1 && output_w_ == 1)
+    return dive::autograd::GlobalAvgPool2d(x);
   if (h % output_h_ == 0 && w % output_w_ == 0) {
     // Equal, non-overlapping windows: a plain average pooling.
     const int64_t kh = h / output_h_, kw = w / output_w_;
-    return dive::AvgPool2d(x, Pool2dParams{kh, kw, kh, kw});
+    return dive::autograd::AvgPool2d(x, Pool2dParams{kh, kw, kh, kw});
   }
   // General case: y = A_h^T * x * A_w per image and channel, with A the
   // [in, out] averaging matrices, as two matrix products over the last axis.
-  const Variable a_h(AdaptiveWindows(h, output_h_));
-  const Variable a_w(AdaptiveWindows(w, output_w_));
-  Variable y = MatMul(Reshape(x, {n * c * h, w}), a_w);        // [NCH, OW]
+  const autograd::Variable a_h(AdaptiveWindows(h, output_h_));
+  const autograd::Variable a_w(AdaptiveWindows(w, output_w_));
+  autograd::Variable y = MatMul(Reshape(x, {n * c * h, w}), a_w);  // [NCH, OW]
   y = Transpose(Reshape(y, {n * c, h, output_w_}), 1, 2);      // [NC, OW, H]
   y = MatMul(Reshape(y, {n * c * output_w_, h}), a_h);         // [NC OW, OH]
   y = Transpose(Reshape(y, {n * c, output_w_, output_h_}), 1, 2);
@@ -145,10 +146,10 @@ std::string AdaptiveAvgPool2d::Describe() const {
 
 // ---- GlobalAvgPool2d ------------------------------------------------------------
 
-Variable GlobalAvgPool2d::Forward(const Variable& x) {
+autograd::Variable GlobalAvgPool2d::Forward(const autograd::Variable& x) {
   CHECK_EQ(x.rank(), 4) << "GlobalAvgPool2d: expected input [N, C, H, W], got "
                         << x.shape();
-  return dive::GlobalAvgPool2d(x);
+  return dive::autograd::GlobalAvgPool2d(x);
 }
 
 std::string GlobalAvgPool2d::Describe() const { return "GlobalAvgPool2d"; }

@@ -45,7 +45,7 @@ class MaxPool2d : public Module {
 
   // x [N, C, H, W] -> [N, C, OH, OW]. CHECK-fails naming the layer and the
   // input shape when x is not rank 4 or is smaller than the window.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "MaxPool2d(kernel=2x2, stride=2, padding=0)".
   std::string Describe() const override;
   const Pool2dParams& params() const { return params_; }
@@ -63,7 +63,7 @@ class AvgPool2d : public Module {
                      bool count_include_pad = true);
 
   // x [N, C, H, W] -> [N, C, OH, OW]. CHECK-fails like `MaxPool2d`.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "AvgPool2d(kernel=2x2, stride=2, padding=0)", with
   // ", count_include_pad=false" when set.
   std::string Describe() const override;
@@ -83,7 +83,7 @@ class AdaptiveAvgPool2d : public Module {
 
   // x [N, C, H, W] -> [N, C, output_h, output_w]. CHECK-fails naming the
   // layer and the shape when x is not rank 4 or H or W is 0.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "AdaptiveAvgPool2d(6x6)".
   std::string Describe() const override;
 
@@ -98,7 +98,7 @@ class GlobalAvgPool2d : public Module {
 
   // x [N, C, H, W] -> [N, C, 1, 1]. CHECK-fails naming the shape when x is
   // not rank 4.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "GlobalAvgPool2d".
   std::string Describe() const override;
 };

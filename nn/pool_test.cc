@@ -34,7 +34,7 @@ void ExpectGradientsOk(Module& m, const Tensor& x) {
 }
 
 std::vector<float> Values(Module& m, const Tensor& x) {
-  return m(Variable(x)).data().ToVector();
+  return m(autograd::Variable(x)).data().ToVector();
 }
 
 TEST(MaxPool2dTest, TwoByTwo) {
@@ -42,7 +42,7 @@ TEST(MaxPool2dTest, TwoByTwo) {
   EXPECT_EQ(pool.Describe(), "MaxPool2d(kernel=2x2, stride=2, padding=0)");
   const Tensor x = Tensor::FromVector(
       {1, 5, 2, 0, 3, 4, 8, 7, -1, -2, 0, 0, -3, -4, 9, 1}, {1, 1, 4, 4});
-  EXPECT_EQ(pool(Variable(x)).shape(), Shape({1, 1, 2, 2}));
+  EXPECT_EQ(pool(autograd::Variable(x)).shape(), Shape({1, 1, 2, 2}));
   EXPECT_EQ(Values(pool, x), (std::vector<float>{5, 8, -1, 9}));
 }
 
@@ -104,7 +104,7 @@ TEST(AdaptiveAvgPool2dTest, MatchesWindowFormula) {
   const int64_t h = 5, w = 7, oh = 3, ow = 4;
   const Tensor x = Normal({2, 3, h, w}, 0, 1);
   AdaptiveAvgPool2d pool(oh, ow);
-  const Variable y = pool(Variable(x));
+  const autograd::Variable y = pool(autograd::Variable(x));
   ASSERT_EQ(y.shape(), Shape({2, 3, oh, ow}));
   for (int64_t n = 0; n < 2; ++n) {
     for (int64_t c = 0; c < 3; ++c) {
@@ -127,7 +127,7 @@ TEST(AdaptiveAvgPool2dTest, MatchesWindowFormula) {
 TEST(GlobalAvgPool2dTest, MeanPerChannel) {
   GlobalAvgPool2d pool;
   const Tensor x = Arange({2, 2, 2, 2});
-  const Variable y = pool(Variable(x));
+  const autograd::Variable y = pool(autograd::Variable(x));
   EXPECT_EQ(y.shape(), Shape({2, 2, 1, 1}));
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-6), std::vector<float>{1.5f, 5.5f, 9.5f,
@@ -153,19 +153,19 @@ TEST(PoolTest, GradCheck) {
 
 TEST(PoolDeathTest, WrongInput) {
   MaxPool2d pool(2);
-  EXPECT_DEATH(pool(Variable(Tensor::Zeros({4, 4}))),
+  EXPECT_DEATH(pool(autograd::Variable(Tensor::Zeros({4, 4}))),
                "MaxPool2d\\(kernel=2x2, stride=2, padding=0\\): expected "
                "input \\[N, C, H, W\\], got \\[4, 4\\]");
   MaxPool2d big(5);
-  EXPECT_DEATH(big(Variable(Tensor::Zeros({1, 1, 4, 4}))),
+  EXPECT_DEATH(big(autograd::Variable(Tensor::Zeros({1, 1, 4, 4}))),
                "input \\[1, 1, 4, 4\\] is smaller than the window");
   EXPECT_DEATH(MaxPool2d(2, 2, 2), "padding must be between 0 and half");
   GlobalAvgPool2d global;
-  EXPECT_DEATH(global(Variable(Tensor::Zeros({2, 3}))),
+  EXPECT_DEATH(global(autograd::Variable(Tensor::Zeros({2, 3}))),
                "GlobalAvgPool2d: expected input \\[N, C, H, W\\], got "
                "\\[2, 3\\]");
   AdaptiveAvgPool2d adaptive(2);
-  EXPECT_DEATH(adaptive(Variable(Tensor::Zeros({2, 3, 4}))),
+  EXPECT_DEATH(adaptive(autograd::Variable(Tensor::Zeros({2, 3, 4}))),
                "AdaptiveAvgPool2d\\(2x2\\): expected input");
 }
 

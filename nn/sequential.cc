@@ -12,8 +12,8 @@ Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) {
   for (const std::shared_ptr<Module>& module : modules) Add(module);
 }
 
-Variable Sequential::Forward(const Variable& x) {
-  Variable y = x;
+autograd::Variable Sequential::Forward(const autograd::Variable& x) {
+  autograd::Variable y = x;
   for (const auto& [name, module] : children()) y = (*module)(y);
   return y;
 }

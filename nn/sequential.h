@@ -50,7 +50,7 @@ class Sequential : public Module {
   }
 
   // Applies the modules in order; the identity when empty.
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Sequential".
   std::string Describe() const override { return "Sequential"; }
 

@@ -31,7 +31,8 @@ TEST(SequentialTest, ChainsInOrder) {
   EXPECT_EQ(seq.size(), 3u);
   EXPECT_EQ(seq.Describe(), "Sequential");
   // [3, 2] -> [3, -2] -> [3, 0] -> 3.5 ; [-1, -4] -> [-1, 4] -> [0, 4] -> 4.5
-  const Variable y = seq(Variable(Tensor::FromVector({3, 2, -1, -4}, {2, 2})));
+  const autograd::Variable y =
+      seq(autograd::Variable(Tensor::FromVector({3, 2, -1, -4}, {2, 2})));
   EXPECT_THAT(y.data().ToVector(),
               Pointwise(FloatNear(1e-6), std::vector<float>{3.5f, 4.5f}));
 }
@@ -61,7 +62,7 @@ TEST(SequentialTest, FromVectorKeepsTheOrder) {
 TEST(SequentialTest, EmptyIsIdentity) {
   Sequential seq;
   const Tensor x = Tensor::FromVector({1, 2}, {1, 2});
-  EXPECT_THAT(seq(Variable(x)).data().ToVector(), ElementsAre(1, 2));
+  EXPECT_THAT(seq(autograd::Variable(x)).data().ToVector(), ElementsAre(1, 2));
 }
 
 TEST(SequentialTest, GradCheck) {

@@ -8,11 +8,11 @@
 namespace dive::nn {
 
 absl::Status GradCheckModule(Module& module, const Tensor& x,
-                             const GradCheckOptions& options) {
-  const std::vector<Variable> params = module.Parameters();
+                             const autograd::GradCheckOptions& options) {
+  const std::vector<autograd::Variable> params = module.Parameters();
   std::vector<Tensor> inputs{x};
   std::vector<Tensor> saved;
-  for (const Variable& p : params) {
+  for (const autograd::Variable& p : params) {
     inputs.push_back(p.data().Clone());
     saved.push_back(p.data().Clone());
   }
@@ -22,26 +22,26 @@ absl::Status GradCheckModule(Module& module, const Tensor& x,
   // wanted, the result is wrapped in a node whose backward backpropagates
   // through the module's graph and hands out the gradients that the input
   // and the module's parameters received.
-  auto f = [&module, &params](const std::vector<Variable>& in) {
+  auto f = [&module, &params](const std::vector<autograd::Variable>& in) {
     for (size_t k = 0; k < params.size(); ++k) {
       Tensor dst = params[k].data();
       dst.CopyFrom(in[k + 1].data());
     }
-    if (!GradEnabled()) return module(in[0].Detach());
-    Variable input(in[0].data(), /*requires_grad=*/true);
-    Variable output = module(input);
-    return Variable::FromOp(
+    if (!autograd::GradEnabled()) return module(in[0].Detach());
+    autograd::Variable input(in[0].data(), /*requires_grad=*/true);
+    autograd::Variable output = module(input);
+    return autograd::Variable::FromOp(
         "GradCheckModule", output.data(), in,
         [input, output, params](const Tensor& grad) mutable {
           input.ZeroGrad();
-          for (Variable p : params) p.ZeroGrad();  // a handle copy
+          for (autograd::Variable p : params) p.ZeroGrad();  // a handle copy
           output.Backward(grad);
           std::vector<Tensor> grads{input.grad()};
-          for (const Variable& p : params) grads.push_back(p.grad());
+          for (const autograd::Variable& p : params) grads.push_back(p.grad());
           return grads;
         });
   };
-  const absl::Status status = GradCheck(f, inputs, options);
+  const absl::Status status = autograd::GradCheck(f, inputs, options);
 
   for (size_t k = 0; k < params.size(); ++k) {
     Tensor dst = params[k].data();

@@ -36,7 +36,7 @@ namespace dive::nn {
 // Checks the gradients of `module(x)` with respect to x (input 0 in error
 // messages) and each parameter (input k + 1 for `module.Parameters()[k]`).
 absl::Status GradCheckModule(Module& module, const Tensor& x,
-                             const GradCheckOptions& options = {});
+                             const autograd::GradCheckOptions& options = {});
 
 // AssignValues()
 //

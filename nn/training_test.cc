@@ -10,7 +10,6 @@
 #include "gtest/gtest.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
-#include "nn/loss.h"
 #include "nn/sequential.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -42,9 +41,9 @@ Blobs MakeBlobs(const std::vector<std::vector<float>>& centers,
 }
 
 float Accuracy(Module& model, const Blobs& data) {
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   const std::vector<int64_t> predicted =
-      ops::Argmax(model(Variable(data.x)).data(), 1).ToInt64Vector();
+      ops::Argmax(model(autograd::Variable(data.x)).data(), 1).ToInt64Vector();
   const std::vector<int64_t> labels = data.labels.ToInt64Vector();
   int correct = 0;
   for (size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
@@ -56,11 +55,12 @@ float Train(Module& model, const Blobs& data, int steps, float lr) {
   float loss_value = 0;
   for (int step = 0; step < steps; ++step) {
     model.ZeroGrad();
-    Variable loss = CrossEntropyLoss(model(Variable(data.x)), data.labels);
+    autograd::Variable loss = autograd::SoftmaxCrossEntropy(
+        model(autograd::Variable(data.x)), data.labels);
     loss.Backward();
     loss_value = loss.data().item();
-    NoGradGuard no_grad;
-    for (const Variable& p : model.Parameters()) {
+    autograd::NoGradGuard no_grad;
+    for (const autograd::Variable& p : model.Parameters()) {
       Tensor w = p.data();
       ops::AddInPlace(w, p.grad(), -lr);
     }

@@ -18,11 +18,11 @@ AdamOptions FromAdamW(const AdamWOptions& o) {
 
 }  // namespace
 
-Adam::Adam(std::vector<Variable> params, const AdamOptions& options)
+Adam::Adam(std::vector<autograd::Variable> params, const AdamOptions& options)
     : Adam("Adam", std::move(params), options,
            /*decoupled_weight_decay=*/false) {}
 
-Adam::Adam(const char* name, std::vector<Variable> params,
+Adam::Adam(const char* name, std::vector<autograd::Variable> params,
            const AdamOptions& options, bool decoupled_weight_decay)
     : Optimizer(name, std::move(params), options.lr, options.weight_decay),
       options_(options),
@@ -34,7 +34,8 @@ Adam::Adam(const char* name, std::vector<Variable> params,
   CHECK_GE(options.eps, 0.0f) << name << ": negative eps";
 }
 
-AdamW::AdamW(std::vector<Variable> params, const AdamWOptions& options)
+AdamW::AdamW(std::vector<autograd::Variable> params,
+             const AdamWOptions& options)
     : Adam("AdamW", std::move(params), FromAdamW(options),
            /*decoupled_weight_decay=*/true) {}
 

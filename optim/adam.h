@@ -62,12 +62,12 @@ class Adam : public Optimizer {
   // Optimizes `params` (one group with `options.lr` and
   // `options.weight_decay`). CHECK-fails with "Adam: empty parameter list" on
   // an empty list, and on betas outside [0, 1) or a negative eps.
-  Adam(std::vector<Variable> params, const AdamOptions& options);
+  Adam(std::vector<autograd::Variable> params, const AdamOptions& options);
 
   const AdamOptions& options() const { return options_; }
 
  protected:
-  Adam(const char* name, std::vector<Variable> params,
+  Adam(const char* name, std::vector<autograd::Variable> params,
        const AdamOptions& options, bool decoupled_weight_decay);
 
   void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -85,7 +85,7 @@ class AdamW : public Adam {
   //
   // Adam with decoupled weight decay (Loshchilov & Hutter). CHECK-fails with
   // "AdamW: empty parameter list" on an empty list.
-  AdamW(std::vector<Variable> params, const AdamWOptions& options);
+  AdamW(std::vector<autograd::Variable> params, const AdamWOptions& options);
 };
 
 }  // namespace dive::optim

@@ -49,7 +49,7 @@ std::vector<double> ReferenceAdam(double lr, double beta1, double beta2,
 }
 
 // Runs `steps` steps of `opt` on `w` with kGrads.
-void RunSteps(Optimizer& opt, Variable& w, int steps) {
+void RunSteps(Optimizer& opt, autograd::Variable& w, int steps) {
   for (int t = 0; t < steps; ++t) {
     opt.ZeroGrad();
     w.set_grad(Tensor::FromVector(ToFloat(kGrads[t]), {3}));
@@ -57,7 +57,8 @@ void RunSteps(Optimizer& opt, Variable& w, int steps) {
   }
 }
 
-void ExpectNear(const Variable& w, const std::vector<double>& expected) {
+void ExpectNear(const autograd::Variable& w,
+                const std::vector<double>& expected) {
   const std::vector<float> got = w.data().ToVector();
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -66,7 +67,7 @@ void ExpectNear(const Variable& w, const std::vector<double>& expected) {
 }
 
 TEST(AdamTest, DefaultsArePyTorchs) {
-  Variable w(Tensor::Zeros({1}), true);
+  autograd::Variable w(Tensor::Zeros({1}), true);
   Adam adam({w}, AdamOptions{});
   EXPECT_FLOAT_EQ(adam.lr(), 1e-3f);
   EXPECT_FLOAT_EQ(adam.options().beta1, 0.9f);
@@ -81,7 +82,7 @@ TEST(AdamTest, DefaultsArePyTorchs) {
 TEST(AdamTest, FirstStepMovesEachWeightByLr) {
   // On step 1, m_hat = g and v_hat = g^2, so w -= lr * g / (|g| + eps):
   // a step of lr against the sign of the gradient.
-  Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
+  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
   AdamOptions options;
   options.lr = 0.1f;
   Adam adam({w}, options);
@@ -90,7 +91,7 @@ TEST(AdamTest, FirstStepMovesEachWeightByLr) {
 }
 
 TEST(AdamTest, ThreeStepsMatchTextbook) {
-  Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
+  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
   AdamOptions options;
   options.lr = 0.1f;
   Adam adam({w}, options);
@@ -100,7 +101,7 @@ TEST(AdamTest, ThreeStepsMatchTextbook) {
 }
 
 TEST(AdamTest, ThreeStepsWithL2PenaltyAndOtherBetas) {
-  Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
+  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
   AdamOptions options;
   options.lr = 0.05f;
   options.beta1 = 0.8f;
@@ -113,7 +114,7 @@ TEST(AdamTest, ThreeStepsWithL2PenaltyAndOtherBetas) {
 }
 
 TEST(AdamWTest, ThreeStepsMatchTextbook) {
-  Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
+  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
   AdamWOptions options;
   options.lr = 0.1f;
   options.weight_decay = 0.2f;
@@ -124,7 +125,7 @@ TEST(AdamWTest, ThreeStepsMatchTextbook) {
 
 TEST(AdamWTest, DecayIsNotInTheMoments) {
   // Decoupled decay with a zero gradient only shrinks w: m and v stay 0.
-  Variable w(Tensor::FromVector({2.0f}, {1}), true);
+  autograd::Variable w(Tensor::FromVector({2.0f}, {1}), true);
   AdamWOptions options;
   options.lr = 0.1f;
   options.weight_decay = 0.5f;
@@ -139,8 +140,8 @@ TEST(AdamWTest, DecayIsNotInTheMoments) {
 TEST(AdamTest, BiasCorrectionCountsStepsPerParameter) {
   // b gets no gradient on the first step, so its first update is a t = 1
   // update: a step of exactly lr.
-  Variable a(Tensor::Zeros({1}), true);
-  Variable b(Tensor::Zeros({1}), true);
+  autograd::Variable a(Tensor::Zeros({1}), true);
+  autograd::Variable b(Tensor::Zeros({1}), true);
   AdamOptions options;
   options.lr = 0.1f;
   Adam adam({a, b}, options);
@@ -159,7 +160,7 @@ TEST(AdamDeathTest, EmptyParameterList) {
 }
 
 TEST(AdamDeathTest, InvalidBetas) {
-  Variable w(Tensor::Zeros({1}), true);
+  autograd::Variable w(Tensor::Zeros({1}), true);
   AdamOptions options;
   options.beta2 = 1.0f;
   EXPECT_DEATH(Adam({w}, options), "Adam: beta2 must be in \\[0, 1\\)");

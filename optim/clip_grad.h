@@ -31,7 +31,8 @@ namespace dive::optim {
 // written in place, since a gradient set by hand may be shared. `params` is
 // taken by const reference because copies of a `Variable` share its
 // gradient, so `ClipGradNorm(model.Parameters(), ...)` works.
-float ClipGradNorm(const std::vector<Variable>& params, float max_norm);
+float ClipGradNorm(const std::vector<autograd::Variable>& params,
+                   float max_norm);
 
 }  // namespace dive::optim
 

@@ -10,18 +10,18 @@
 namespace dive::optim {
 namespace {
 
-Variable ParamWithGrad(std::vector<float> grad) {
+autograd::Variable ParamWithGrad(std::vector<float> grad) {
   const int64_t n = static_cast<int64_t>(grad.size());
-  Variable p(Tensor::Zeros({n}), /*requires_grad=*/true);
+  autograd::Variable p(Tensor::Zeros({n}), /*requires_grad=*/true);
   p.set_grad(Tensor::FromVector(grad, {n}));
   return p;
 }
 
 TEST(ClipGradNormTest, ScalesToMaxNormAndReturnsPreClipNorm) {
   // Global norm sqrt(3^2 + 4^2 + 12^2) = 13.
-  Variable a = ParamWithGrad({3, 4});
-  Variable b = ParamWithGrad({12});
-  Variable no_grad(Tensor::Zeros({2}), /*requires_grad=*/true);
+  autograd::Variable a = ParamWithGrad({3, 4});
+  autograd::Variable b = ParamWithGrad({12});
+  autograd::Variable no_grad(Tensor::Zeros({2}), /*requires_grad=*/true);
   const float norm = ClipGradNorm({a, b, no_grad}, /*max_norm=*/6.5f);
   EXPECT_FLOAT_EQ(norm, 13.0f);
   const float coef = 6.5f / (13.0f + 1e-6f);
@@ -39,7 +39,7 @@ TEST(ClipGradNormTest, ScalesToMaxNormAndReturnsPreClipNorm) {
 }
 
 TEST(ClipGradNormTest, BelowMaxNormLeavesGradientsAlone) {
-  Variable a = ParamWithGrad({3, 4});
+  autograd::Variable a = ParamWithGrad({3, 4});
   const Tensor before = a.grad();
   EXPECT_FLOAT_EQ(ClipGradNorm({a}, 10.0f), 5.0f);
   EXPECT_TRUE(a.grad().SharesStorage(before));
@@ -48,8 +48,8 @@ TEST(ClipGradNormTest, BelowMaxNormLeavesGradientsAlone) {
 
 TEST(ClipGradNormTest, NeverWritesASharedGradientTensor) {
   const Tensor shared = Tensor::FromVector({6, 8}, {2});
-  Variable a(Tensor::Zeros({2}), /*requires_grad=*/true);
-  Variable b(Tensor::Zeros({2}), /*requires_grad=*/true);
+  autograd::Variable a(Tensor::Zeros({2}), /*requires_grad=*/true);
+  autograd::Variable b(Tensor::Zeros({2}), /*requires_grad=*/true);
   a.set_grad(shared);
   b.set_grad(shared);
   // Global norm sqrt(2 * 100).
@@ -61,14 +61,14 @@ TEST(ClipGradNormTest, NeverWritesASharedGradientTensor) {
 }
 
 TEST(ClipGradNormTest, ParameterListedTwiceCountsOnce) {
-  Variable a = ParamWithGrad({3, 4});
+  autograd::Variable a = ParamWithGrad({3, 4});
   EXPECT_FLOAT_EQ(ClipGradNorm({a, a}, 2.5f), 5.0f);
   EXPECT_NEAR(a.grad().at<float>({0}), 1.5f, 1e-6f);
   EXPECT_NEAR(a.grad().at<float>({1}), 2.0f, 1e-6f);
 }
 
 TEST(ClipGradNormTest, NoGradientsGiveZero) {
-  Variable a(Tensor::Zeros({2}), /*requires_grad=*/true);
+  autograd::Variable a(Tensor::Zeros({2}), /*requires_grad=*/true);
   EXPECT_EQ(ClipGradNorm({a}, 1.0f), 0.0f);
   EXPECT_FALSE(a.grad().defined());
 }

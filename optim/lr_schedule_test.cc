@@ -11,8 +11,8 @@
 namespace dive::optim {
 namespace {
 
-Variable Param() {
-  return Variable(Tensor::Zeros({1}), /*requires_grad=*/true);
+autograd::Variable Param() {
+  return autograd::Variable(Tensor::Zeros({1}), /*requires_grad=*/true);
 }
 
 SGDOptions Lr(float lr) {
@@ -35,8 +35,8 @@ TEST(StepLRTest, DecaysEveryStepSizeEpochs) {
 }
 
 TEST(StepLRTest, EveryGroupFromItsOwnBaseRate) {
-  Variable a = Param();
-  Variable b = Param();
+  autograd::Variable a = Param();
+  autograd::Variable b = Param();
   SGD sgd({a}, Lr(0.1f));
   sgd.AddParamGroup({{b}, 0.02f});
   StepLR schedule(sgd, /*step_size=*/3);  // gamma 0.1

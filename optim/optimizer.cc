@@ -9,8 +9,8 @@
 
 namespace dive::optim {
 
-Optimizer::Optimizer(std::string name, std::vector<Variable> params, float lr,
-                     float weight_decay)
+Optimizer::Optimizer(std::string name, std::vector<autograd::Variable> params,
+                     float lr, float weight_decay)
     : name_(std::move(name)) {
   CHECK(!params.empty()) << name_ << ": empty parameter list";
   AddParamGroup({std::move(params), lr, weight_decay});
@@ -20,18 +20,18 @@ void Optimizer::AddParamGroup(ParamGroup group) {
   CHECK(!group.params.empty()) << name_ << ": empty parameter list";
   CHECK_GE(group.lr, 0.0f) << name_ << ": negative learning rate";
   CHECK_GE(group.weight_decay, 0.0f) << name_ << ": negative weight decay";
-  absl::flat_hash_set<const GradNode*> seen;
+  absl::flat_hash_set<const autograd::GradNode*> seen;
   for (const ParamGroup& g : groups_) {
-    for (const Variable& p : g.params) seen.insert(p.node().get());
+    for (const autograd::Variable& p : g.params) seen.insert(p.node().get());
   }
   for (size_t i = 0; i < group.params.size(); ++i) {
-    const Variable& p = group.params[i];
+    const autograd::Variable& p = group.params[i];
     CHECK(p.defined()) << name_ << ": parameter " << i << " of group "
                        << groups_.size() << " is undefined";
     CHECK(p.node() != nullptr && p.is_leaf())
         << name_ << ": parameter " << i << " of group " << groups_.size()
         << " (shape " << p.shape() << ", op " << p.op()
-        << ") is not a leaf; optimize Variable(tensor, true) leaves";
+        << ") is not a leaf; optimize autograd::Variable(tensor, true) leaves";
     CHECK(p.data().dtype() == DType::kFloat32)
         << name_ << ": parameter " << i << " of group " << groups_.size()
         << " has dtype " << DTypeName(p.data().dtype()) << ", not float32";
@@ -46,9 +46,9 @@ void Optimizer::AddParamGroup(ParamGroup group) {
 }
 
 void Optimizer::Step() {
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   for (const ParamGroup& group : groups_) {
-    for (const Variable& p : group.params) {
+    for (const autograd::Variable& p : group.params) {
       const Tensor& grad = p.grad();
       if (!grad.defined()) continue;
       // Shapes already agree (Variable::set_grad and Backward check them);
@@ -62,7 +62,7 @@ void Optimizer::Step() {
 
 void Optimizer::ZeroGrad() {
   for (ParamGroup& group : groups_) {
-    for (Variable& p : group.params) p.ZeroGrad();
+    for (autograd::Variable& p : group.params) p.ZeroGrad();
   }
 }
 
@@ -71,7 +71,7 @@ void Optimizer::set_lr(float lr) {
   for (ParamGroup& group : groups_) group.lr = lr;
 }
 
-const ParamState* Optimizer::state(const Variable& param) const {
+const ParamState* Optimizer::state(const autograd::Variable& param) const {
   auto it = states_.find(param.node().get());
   return it == states_.end() ? nullptr : &it->second;
 }
@@ -80,7 +80,7 @@ std::map<std::string, Tensor> Optimizer::StateDict() const {
   std::map<std::string, Tensor> out;
   int64_t index = 0;
   for (const ParamGroup& group : groups_) {
-    for (const Variable& p : group.params) {
+    for (const autograd::Variable& p : group.params) {
       auto it = states_.find(p.node().get());
       if (it != states_.end()) {
         const ParamState& st = it->second;
@@ -98,16 +98,16 @@ std::map<std::string, Tensor> Optimizer::StateDict() const {
 
 absl::Status Optimizer::LoadStateDict(
     const std::map<std::string, Tensor>& state) {
-  std::vector<const Variable*> params;
+  std::vector<const autograd::Variable*> params;
   for (const ParamGroup& group : groups_) {
-    for (const Variable& p : group.params) params.push_back(&p);
+    for (const autograd::Variable& p : group.params) params.push_back(&p);
   }
   const auto bad = [this](absl::string_view key, absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat(name_, " state '", key, "': ", why));
   };
   // Everything is checked before anything changes.
-  absl::flat_hash_map<const GradNode*, ParamState> loaded;
+  absl::flat_hash_map<const autograd::GradNode*, ParamState> loaded;
   for (const auto& [key, tensor] : state) {
     const std::vector<absl::string_view> parts = absl::StrSplit(key, '.');
     int64_t i = -1;
@@ -116,7 +116,7 @@ absl::Status Optimizer::LoadStateDict(
       return bad(key, absl::StrCat("not a key of an optimizer over ",
                                    params.size(), " parameters"));
     }
-    const Variable& p = *params[i];
+    const autograd::Variable& p = *params[i];
     ParamState& st = loaded[p.node().get()];
     if (parts[1] == "step") {
       if (tensor.dtype() != DType::kInt64 || tensor.numel() != 1 ||

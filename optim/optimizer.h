@@ -56,7 +56,7 @@ namespace dive::optim {
 
 // A set of parameters updated with the same hyperparameters.
 struct ParamGroup {
-  std::vector<Variable> params;
+  std::vector<autograd::Variable> params;
   float lr;
   // L2 penalty coefficient; its meaning (added to the gradient, or decoupled
   // as in AdamW) is the optimizer's.
@@ -120,7 +120,7 @@ class Optimizer {
   // state()
   //
   // The state of `param`, or nullptr before its first update.
-  const ParamState* state(const Variable& param) const;
+  const ParamState* state(const autograd::Variable& param) const;
 
   // StateDict()
   //
@@ -146,7 +146,7 @@ class Optimizer {
  protected:
   // Makes the first group from `params`. CHECK-fails with
   // "<name>: empty parameter list" when `params` is empty.
-  Optimizer(std::string name, std::vector<Variable> params, float lr,
+  Optimizer(std::string name, std::vector<autograd::Variable> params, float lr,
             float weight_decay);
 
   // Update()
@@ -164,7 +164,7 @@ class Optimizer {
  private:
   std::string name_;
   std::vector<ParamGroup> groups_;
-  absl::flat_hash_map<const GradNode*, ParamState> states_;
+  absl::flat_hash_map<const autograd::GradNode*, ParamState> states_;
 };
 
 }  // namespace dive::optim

@@ -16,7 +16,7 @@ namespace {
 // Plain gradient descent that also records what the base class hands it.
 class PlainDescent : public Optimizer {
  public:
-  explicit PlainDescent(std::vector<Variable> params, float lr = 0.5f)
+  explicit PlainDescent(std::vector<autograd::Variable> params, float lr = 0.5f)
       : Optimizer("PlainDescent", std::move(params), lr,
                   /*weight_decay=*/0.0f) {}
 
@@ -27,7 +27,7 @@ class PlainDescent : public Optimizer {
   void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
               ParamState& state) override {
     ++updates;
-    grad_enabled_in_update = GradEnabled();
+    grad_enabled_in_update = autograd::GradEnabled();
     if (state.buffers.empty()) {
       state.buffers.push_back(Tensor::Zeros(param.shape()));
     }
@@ -39,25 +39,26 @@ class PlainDescent : public Optimizer {
   int NumBuffers() const override { return 1; }
 };
 
-Variable Param(std::vector<float> values) {
+autograd::Variable Param(std::vector<float> values) {
   const int64_t n = static_cast<int64_t>(values.size());
-  return Variable(Tensor::FromVector(values, {n}), /*requires_grad=*/true);
+  return autograd::Variable(Tensor::FromVector(values, {n}),
+                            /*requires_grad=*/true);
 }
 
 TEST(OptimizerTest, StepUpdatesInPlaceUnderNoGrad) {
-  Variable w = Param({1, 2});
+  autograd::Variable w = Param({1, 2});
   Tensor storage = w.data();  // the model's view of the same storage
   PlainDescent opt({w});
   w.set_grad(Tensor::FromVector({2, -4}, {2}));
   opt.Step();
   EXPECT_EQ(storage.ToVector(), (std::vector<float>{0, 4}));
   EXPECT_FALSE(opt.grad_enabled_in_update);
-  EXPECT_TRUE(GradEnabled());
+  EXPECT_TRUE(autograd::GradEnabled());
 }
 
 TEST(OptimizerTest, SkipsParametersWithoutGradient) {
-  Variable a = Param({1});
-  Variable b = Param({1});
+  autograd::Variable a = Param({1});
+  autograd::Variable b = Param({1});
   PlainDescent opt({a, b});
   a.set_grad(Tensor::FromVector({1}, {1}));
   opt.Step();
@@ -70,15 +71,15 @@ TEST(OptimizerTest, SkipsParametersWithoutGradient) {
 }
 
 TEST(OptimizerTest, StateIsPerParameterAndSharedByCopies) {
-  Variable a = Param({0});
-  Variable b = Param({0});
+  autograd::Variable a = Param({0});
+  autograd::Variable b = Param({0});
   PlainDescent opt({a, b});
   for (int i = 0; i < 3; ++i) {
     a.set_grad(Tensor::FromVector({1}, {1}));
     if (i == 2) b.set_grad(Tensor::FromVector({1}, {1}));
     opt.Step();
   }
-  Variable a_copy = a;
+  autograd::Variable a_copy = a;
   ASSERT_NE(opt.state(a_copy), nullptr);
   EXPECT_EQ(opt.state(a_copy)->step, 3);
   EXPECT_FLOAT_EQ(opt.state(a_copy)->buffers[0].item(), 3.0f);
@@ -86,8 +87,8 @@ TEST(OptimizerTest, StateIsPerParameterAndSharedByCopies) {
 }
 
 TEST(OptimizerTest, ZeroGradClearsEveryGroup) {
-  Variable a = Param({1});
-  Variable b = Param({1});
+  autograd::Variable a = Param({1});
+  autograd::Variable b = Param({1});
   PlainDescent opt({a});
   opt.AddParamGroup({{b}, 0.1f});
   a.set_grad(Tensor::FromVector({1}, {1}));
@@ -100,8 +101,8 @@ TEST(OptimizerTest, ZeroGradClearsEveryGroup) {
 }
 
 TEST(OptimizerTest, LearningRatePerGroupAndForAll) {
-  Variable a = Param({1});
-  Variable b = Param({1});
+  autograd::Variable a = Param({1});
+  autograd::Variable b = Param({1});
   PlainDescent opt({a}, /*lr=*/0.5f);
   opt.AddParamGroup({{b}, /*lr=*/0.25f});
   ASSERT_EQ(opt.param_groups().size(), 2u);
@@ -122,7 +123,7 @@ TEST(OptimizerTest, LearningRatePerGroupAndForAll) {
 }
 
 TEST(OptimizerTest, StridedGradientIsRead) {
-  Variable w = Param({0, 0});
+  autograd::Variable w = Param({0, 0});
   PlainDescent opt({w}, /*lr=*/1.0f);
   // Column 0 of [[1, 2], [3, 4]]: a non-contiguous view.
   w.set_grad(Tensor::FromVector({1, 2, 3, 4}, {2, 2}).Select(1, 0));
@@ -131,8 +132,8 @@ TEST(OptimizerTest, StridedGradientIsRead) {
 }
 
 TEST(OptimizerTest, StateDictNamesParametersByPositionAndCopies) {
-  Variable a = Param({0, 0});
-  Variable b = Param({0});
+  autograd::Variable a = Param({0, 0});
+  autograd::Variable b = Param({0});
   PlainDescent opt({a, b});
   b.set_grad(Tensor::FromVector({1}, {1}));
   opt.Step();
@@ -146,14 +147,14 @@ TEST(OptimizerTest, StateDictNamesParametersByPositionAndCopies) {
 
   PlainDescent fresh({Param({0, 0}), Param({0})});
   ASSERT_TRUE(fresh.LoadStateDict(state).ok());
-  const Variable& fb = fresh.param_groups()[0].params[1];
+  const autograd::Variable& fb = fresh.param_groups()[0].params[1];
   ASSERT_NE(fresh.state(fb), nullptr);
   EXPECT_EQ(fresh.state(fb)->step, 2);
   EXPECT_FLOAT_EQ(fresh.state(fb)->buffers[0].item(), 7.0f);
 }
 
 TEST(OptimizerTest, LoadStateDictRefusesWhatDoesNotFitAndChangesNothing) {
-  Variable a = Param({0, 0});
+  autograd::Variable a = Param({0, 0});
   PlainDescent opt({a});
   a.set_grad(Tensor::FromVector({1, 1}, {2}));
   opt.Step();
@@ -195,8 +196,9 @@ TEST(OptimizerTest, LoadStateDictRefusesWhatDoesNotFitAndChangesNothing) {
 // Two steps, the state saved and loaded into a new optimizer over copies of
 // the weights, two more steps: bit for bit the four uninterrupted steps.
 TEST(OptimizerTest, ResumingFromTheStateDictIsExact) {
-  const auto make = [](int kind, std::vector<Variable> p)
-      -> std::unique_ptr<Optimizer> {
+  const auto make =
+      [](int kind,
+         std::vector<autograd::Variable> p) -> std::unique_ptr<Optimizer> {
     if (kind == 0) {
       return std::make_unique<SGD>(p, SGDOptions{0.1f, 0.9f, 0.0f, 1e-2f,
                                                  /*nesterov=*/true});
@@ -208,9 +210,9 @@ TEST(OptimizerTest, ResumingFromTheStateDictIsExact) {
     return Tensor::FromVector({0.5f - step, 0.25f * step, 1.0f}, {3});
   };
   for (int kind = 0; kind < 3; ++kind) {
-    Variable w = Param({1, -2, 3});
+    autograd::Variable w = Param({1, -2, 3});
     std::unique_ptr<Optimizer> straight = make(kind, {w});
-    Variable v = Param({1, -2, 3});
+    autograd::Variable v = Param({1, -2, 3});
     std::unique_ptr<Optimizer> first = make(kind, {v});
     for (int step = 0; step < 4; ++step) {
       w.set_grad(grad(step));
@@ -220,7 +222,7 @@ TEST(OptimizerTest, ResumingFromTheStateDictIsExact) {
         first->Step();
       }
     }
-    Variable resumed = Param(v.data().ToVector());
+    autograd::Variable resumed = Param(v.data().ToVector());
     std::unique_ptr<Optimizer> second = make(kind, {resumed});
     ASSERT_TRUE(second->LoadStateDict(first->StateDict()).ok());
     for (int step = 2; step < 4; ++step) {
@@ -243,14 +245,14 @@ TEST(OptimizerDeathTest, EmptyGroup) {
 }
 
 TEST(OptimizerDeathTest, ParameterTwice) {
-  Variable a = Param({1});
+  autograd::Variable a = Param({1});
   PlainDescent opt({a});
   EXPECT_DEATH(opt.AddParamGroup({{a}, 0.1f}), "appears more than once");
   EXPECT_DEATH(PlainDescent({a, a}), "appears more than once");
 }
 
 TEST(OptimizerDeathTest, UndefinedParameter) {
-  EXPECT_DEATH(PlainDescent({Variable()}), "is undefined");
+  EXPECT_DEATH(PlainDescent({autograd::Variable()}), "is undefined");
 }
 
 TEST(OptimizerDeathTest, NegativeLearningRate) {

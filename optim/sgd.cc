@@ -12,7 +12,7 @@ constexpr int64_t kParallelMin = 1 << 16;
 
 }  // namespace
 
-SGD::SGD(std::vector<Variable> params, const SGDOptions& options)
+SGD::SGD(std::vector<autograd::Variable> params, const SGDOptions& options)
     : Optimizer("SGD", std::move(params), options.lr, options.weight_decay),
       options_(options) {
   CHECK_GE(options.momentum, 0.0f) << "SGD: negative momentum";

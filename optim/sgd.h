@@ -58,7 +58,7 @@ class SGD : public Optimizer {
   // Optimizes `params` (one group with `options.lr` and
   // `options.weight_decay`). CHECK-fails with "SGD: empty parameter list" on
   // an empty list, and on invalid options.
-  SGD(std::vector<Variable> params, const SGDOptions& options);
+  SGD(std::vector<autograd::Variable> params, const SGDOptions& options);
 
   const SGDOptions& options() const { return options_; }
 

@@ -16,9 +16,10 @@
 namespace dive::optim {
 namespace {
 
-Variable Param(std::vector<float> values) {
+autograd::Variable Param(std::vector<float> values) {
   const int64_t n = static_cast<int64_t>(values.size());
-  return Variable(Tensor::FromVector(values, {n}), /*requires_grad=*/true);
+  return autograd::Variable(Tensor::FromVector(values, {n}),
+                            /*requires_grad=*/true);
 }
 
 SGDOptions Options(float lr, float momentum = 0, float dampening = 0,
@@ -37,7 +38,7 @@ SGDOptions Options(float lr, float momentum = 0, float dampening = 0,
 // after each step; element 1 must mirror it.
 std::vector<float> Trajectory(const SGDOptions& options,
                               const std::vector<float>& grads) {
-  Variable w = Param({1, -1});
+  autograd::Variable w = Param({1, -1});
   SGD sgd({w}, options);
   std::vector<float> out;
   for (float g : grads) {
@@ -64,7 +65,7 @@ TEST(SGDTest, WeightDecayIsTheSeedRule) {
   //   (1 - 0.125) * -4   - 0.5 * 0.5  = -3.75
   //   (1 - 0.125) * 0.5  - 0.5 * -2   =  1.4375
   // All dyadic, so float gives them exactly.
-  Variable w = Param({2, -4, 0.5});
+  autograd::Variable w = Param({2, -4, 0.5});
   SGD sgd({w}, Options(/*lr=*/0.5f, 0, 0, /*weight_decay=*/0.25f));
   w.set_grad(Tensor::FromVector({1, 0.5, -2}, {3}));
   sgd.Step();
@@ -72,7 +73,7 @@ TEST(SGDTest, WeightDecayIsTheSeedRule) {
 
   // The book's setting, lr = 0.003 and lambda = 3: w = 1, g = 0.2 gives
   // (1 - 0.009) * 1 - 0.003 * 0.2 = 0.9904.
-  Variable v = Param({1});
+  autograd::Variable v = Param({1});
   SGD book({v}, Options(/*lr=*/0.003f, 0, 0, /*weight_decay=*/3.0f));
   v.set_grad(Tensor::FromVector({0.2f}, {1}));
   book.Step();
@@ -126,8 +127,8 @@ TEST(SGDTest, MomentumWithWeightDecayThreeSteps) {
 }
 
 TEST(SGDTest, ParametersWithoutGradientAreUntouched) {
-  Variable a = Param({1, 2});
-  Variable b = Param({3, 4});
+  autograd::Variable a = Param({1, 2});
+  autograd::Variable b = Param({3, 4});
   SGD sgd({a, b}, Options(0.5f, 0.9f, 0, /*weight_decay=*/0.1f));
   a.set_grad(Tensor::FromVector({1, 1}, {2}));
   sgd.Step();
@@ -139,8 +140,8 @@ TEST(SGDTest, ParametersWithoutGradientAreUntouched) {
 }
 
 TEST(SGDTest, LearningRateAndWeightDecayPerGroup) {
-  Variable w = Param({1});
-  Variable b = Param({1});
+  autograd::Variable w = Param({1});
+  autograd::Variable b = Param({1});
   SGD sgd({w}, Options(/*lr=*/0.5f, 0, 0, /*weight_decay=*/0.5f));
   sgd.AddParamGroup({{b}, /*lr=*/0.25f, /*weight_decay=*/0.0f});
   w.set_grad(Tensor::FromVector({1}, {1}));
@@ -152,7 +153,7 @@ TEST(SGDTest, LearningRateAndWeightDecayPerGroup) {
 
 TEST(SGDTest, UpdatesTheModelsStorage) {
   Tensor storage = Tensor::FromVector({1, 2}, {2});
-  Variable w(storage, /*requires_grad=*/true);
+  autograd::Variable w(storage, /*requires_grad=*/true);
   SGD sgd({w}, Options(1.0f));
   w.set_grad(Tensor::FromVector({1, 1}, {2}));
   sgd.Step();
@@ -192,10 +193,11 @@ struct WeightDecayResult {
 };
 
 // Mean over the rows of (x w + b - y)^2 / 2.
-float SquaredLoss(const Tensor& x, const Tensor& y, const Variable& w,
-                  const Variable& b) {
-  NoGradGuard no_grad;
-  const Variable diff = MatMul(Variable(x), w) + b - Variable(y);
+float SquaredLoss(const Tensor& x, const Tensor& y, const autograd::Variable& w,
+                  const autograd::Variable& b) {
+  autograd::NoGradGuard no_grad;
+  const autograd::Variable diff =
+      MatMul(autograd::Variable(x), w) + b - autograd::Variable(y);
   return Mean(Square(diff) * 0.5f).data().item();
 }
 
@@ -220,8 +222,9 @@ WeightDecayResult TrainWeightDecay(float lambda, bool decay_in_optimizer,
   synthetic(kTrain, &train_x, &train_y);
   synthetic(kTest, &test_x, &test_y);
 
-  Variable w(gen.Normal({kInputs, 1}, 0.0f, 1.0f), /*requires_grad=*/true);
-  Variable b(Tensor::Zeros({1}), /*requires_grad=*/true);
+  autograd::Variable w(gen.Normal({kInputs, 1}, 0.0f, 1.0f),
+                       /*requires_grad=*/true);
+  autograd::Variable b(Tensor::Zeros({1}), /*requires_grad=*/true);
   SGD sgd({w}, Options(kLr, 0, 0, decay_in_optimizer ? lambda : 0.0f));
   sgd.AddParamGroup({{b}, kLr, /*weight_decay=*/0.0f});
 
@@ -234,10 +237,12 @@ WeightDecayResult TrainWeightDecay(float lambda, bool decay_in_optimizer,
         batch_x.Select(0, i).CopyFrom(train_x.Select(0, order[start + i]));
         batch_y.Select(0, i).CopyFrom(train_y.Select(0, order[start + i]));
       }
-      const Variable y_hat = MatMul(Variable(batch_x), w) + b;
-      Variable l = Square(y_hat - Variable(batch_y)) * 0.5f;  // [5, 1]
+      const autograd::Variable y_hat =
+          MatMul(autograd::Variable(batch_x), w) + b;
+      autograd::Variable l =
+          Square(y_hat - autograd::Variable(batch_y)) * 0.5f;  // [5, 1]
       if (!decay_in_optimizer) l = l + (lambda / 2) * Sum(Square(w));
-      Variable loss = Mean(l);
+      autograd::Variable loss = Mean(l);
       sgd.ZeroGrad();
       loss.Backward();
       sgd.Step();

@@ -31,17 +31,17 @@
 #include "tensor/file_io.h"
 #include "tensor/gemm.h"
 #include "tensor/safetensors.h"
-#include "tools/cli.h"
-#include "tools/training.h"
 #include "tools/zoo_checkpoint.h"
+#include "train/cli.h"
+#include "train/training.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
-ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
+ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 ABSL_FLAG(int64_t, resize, 0, "Input size (default: from the checkpoint).");
 ABSL_FLAG(int64_t, batch_size, 256, "Evaluation batch size.");
-ABSL_FLAG(int64_t, limit, 0, "Evaluate only the first N test images.");
+ABSL_FLAG(int64_t, limit, 0, "train::Evaluate only the first N test images.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(std::string, precision, "fp32",
           "fp32, or bf16: convolution and Linear multiply bf16 operands.");
@@ -62,7 +62,7 @@ int EvalMain() {
   if (path.empty())
     return Fail(absl::InvalidArgumentError("--checkpoint is required"));
   absl::StatusOr<MatmulPrecision> precision =
-      ParsePrecision(absl::GetFlag(FLAGS_precision));
+      train::ParsePrecision(absl::GetFlag(FLAGS_precision));
   if (!precision.ok()) return Fail(precision.status());
   if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
     return Fail(isa.status());
@@ -73,7 +73,8 @@ int EvalMain() {
        {std::pair<const char*, std::string>{"checkpoint", path},
         {"dump", absl::GetFlag(FLAGS_dump)},
         {"data_dir", absl::GetFlag(FLAGS_data_dir)}}) {
-    if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
+    if (absl::Status s = train::CheckPathFlag(flag, value); !s.ok())
+      return Fail(s);
   }
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
     return Fail(absl::InvalidArgumentError(
@@ -88,7 +89,7 @@ int EvalMain() {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--threads=", absl::GetFlag(FLAGS_threads), ": must be >= 0")));
   }
-  absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
+  absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
   const std::string dump = absl::GetFlag(FLAGS_dump);
   if (!dump.empty()) {  // checked before the work, not after it
@@ -114,20 +115,20 @@ int EvalMain() {
     }
   }
 
-  SetNumThreads(CapThreads(absl::GetFlag(FLAGS_threads)));
+  SetNumThreads(train::CapThreads(absl::GetFlag(FLAGS_threads)));
   absl::StatusOr<ZooModel> loaded = LoadZooModel(
       *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
   if (!loaded.ok()) return Fail(loaded.status());
   const std::string& name = loaded->name;
   const int64_t size = loaded->input_size;
   nn::Module& model = *loaded->module;
-  absl::StatusOr<InMemoryDataset> test =
-      LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), Split::kTest);
+  absl::StatusOr<data::InMemoryDataset> test =
+      data::LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), data::Split::kTest);
   if (!test.ok()) return Fail(test.status());
 
   const int64_t limit = absl::GetFlag(FLAGS_limit);
-  const EvalResult r =
-      Evaluate(model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
+  const train::EvalResult r = train::Evaluate(
+      model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
   std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(),
               r.accuracy);
   std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s",
@@ -135,25 +136,27 @@ int EvalMain() {
   for (int j = 0; j < 10; ++j) std::printf("%6d", j);
   std::printf("\n");
   for (int i = 0; i < 10; ++i) {
-    std::printf("%10s %d", std::string(FashionMnistClassNames()[i]).c_str(), i);
+    std::printf("%10s %d",
+                std::string(data::FashionMnistClassNames()[i]).c_str(), i);
     for (int j = 0; j < 10; ++j) std::printf("%6ld", r.confusion[i][j]);
     std::printf("\n");
   }
 
   if (!dump.empty()) {
-    DataLoaderOptions lo;
+    data::DataLoaderOptions lo;
     lo.batch_size = limit > 0 ? limit : 8;
     lo.shuffle = false;
     lo.prefetch = false;
     lo.resize = size;  // a no-op for size x size images
-    absl::StatusOr<DataLoader> loader = DataLoader::Create(*test, lo);
+    absl::StatusOr<data::DataLoader> loader =
+        data::DataLoader::Create(*test, lo);
     if (!loader.ok()) return Fail(loader.status());
-    const Batch batch = loader->MakeBatch(0, 0);
+    const data::Batch batch = loader->MakeBatch(0, 0);
     model.Eval();
-    NoGradGuard no_grad;
+    autograd::NoGradGuard no_grad;
     SafetensorsFile out;
     out.tensors["images"] = batch.images;
-    out.tensors["logits"] = model(Variable(batch.images)).data();
+    out.tensors["logits"] = model(autograd::Variable(batch.images)).data();
     out.metadata["model"] = name;
     out.metadata["input_size"] = absl::StrCat(size);
     if (absl::Status s = SaveSafetensors(dump, out); !s.ok()) return Fail(s);
@@ -170,7 +173,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Evaluates a checkpoint on Fashion-MNIST.");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
-  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  absl::StatusOr<bool> go_on = dive::train::ParseFlags(argc, argv);
   if (!go_on.ok()) return dive::tools::Fail(go_on.status());
   if (!*go_on) return 0;  // --help
   return dive::tools::EvalMain();

@@ -17,11 +17,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "tools/checkpoint.h"
-#include "tools/cli.h"
 #include "tools/onnx_export.h"
-#include "tools/training.h"
 #include "tools/zoo_checkpoint.h"
+#include "train/checkpoint.h"
+#include "train/cli.h"
+#include "train/training.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
@@ -46,7 +46,8 @@ int ExportMain() {
   for (const auto& [flag, value] :
        {std::pair<const char*, std::string>{"checkpoint", path},
         {"out", out}}) {
-    if (absl::Status s = CheckPathFlag(flag, value); !s.ok()) return Fail(s);
+    if (absl::Status s = train::CheckPathFlag(flag, value); !s.ok())
+      return Fail(s);
   }
   struct stat o, c;
   if (stat(out.c_str(), &o) == 0 && stat(path.c_str(), &c) == 0 &&
@@ -56,7 +57,7 @@ int ExportMain() {
                      ": is the checkpoint being exported; choose another "
                      "file")));
   }
-  absl::StatusOr<Checkpoint> file = ReadCheckpoint(path);
+  absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
   absl::StatusOr<ZooModel> loaded = LoadZooModel(
       *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
@@ -79,7 +80,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Exports a checkpoint as an ONNX model.");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
-  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  absl::StatusOr<bool> go_on = dive::train::ParseFlags(argc, argv);
   if (!go_on.ok()) return dive::tools::Fail(go_on.status());
   if (!*go_on) return 0;
   return dive::tools::ExportMain();

@@ -41,11 +41,11 @@ class GraphBuilder {
   const Value& Resolve(const Tensor& t) {
     // Latest binding first: a view op may rebind a value to a new name.
     for (auto it = values_.rbegin(); it != values_.rend(); ++it) {
-      if (SameValue(it->tensor, t)) return *it;
+      if (autograd::SameValue(it->tensor, t)) return *it;
     }
     std::string name;
     for (const auto& [state_name, state_tensor] : state_) {
-      if (SameValue(state_tensor, t)) name = state_name;
+      if (autograd::SameValue(state_tensor, t)) name = state_name;
     }
     if (name.empty()) name = absl::StrCat("constant_", constants_++);
     AddInitializer(t, name);
@@ -121,7 +121,7 @@ void SetFloat(onnx::NodeProto* node, const std::string& name, float value) {
 }
 
 // Kernel, strides and pads of a window op: pads are begin (H, W) then end.
-void SetWindow(onnx::NodeProto* node, const TracedOp& op,
+void SetWindow(onnx::NodeProto* node, const autograd::TracedOp& op,
                const std::vector<int64_t>& kernel) {
   const std::vector<int64_t>& pad = op.ints.at("pad");
   SetInts(node, "kernel_shape", kernel);
@@ -146,8 +146,8 @@ void SetValueInfo(onnx::ValueInfoProto* info, const std::string& name,
 
 // Adds the nodes of one traced op whose output is to be called `out`.
 // Returns whether the output keeps the batch dimension, or an error.
-absl::StatusOr<bool> EmitOp(const TracedOp& op, const std::string& out,
-                            GraphBuilder& g) {
+absl::StatusOr<bool> EmitOp(const autograd::TracedOp& op,
+                            const std::string& out, GraphBuilder& g) {
   std::vector<std::string> in;
   bool batched = false;
   for (const Tensor& t : op.inputs) {
@@ -256,12 +256,12 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(nn::Module& model,
   }
   const bool was_training = model.is_training();
   model.Eval();
-  const Variable input(Tensor::Zeros(input_shape));
-  std::vector<TracedOp> ops;
+  const autograd::Variable input(Tensor::Zeros(input_shape));
+  std::vector<autograd::TracedOp> ops;
   Tensor output;
   {
-    NoGradGuard no_grad;
-    TraceRecorder recorder;
+    autograd::NoGradGuard no_grad;
+    autograd::TraceRecorder recorder;
     output = model(input).data();
     ops = recorder.ops();
   }
@@ -284,10 +284,10 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(nn::Module& model,
   // The last op that yields the model's output names it "output".
   int last = -1;
   for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
-    if (SameValue(ops[i].output, output)) last = i;
+    if (autograd::SameValue(ops[i].output, output)) last = i;
   }
   for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
-    const TracedOp& op = ops[i];
+    const autograd::TracedOp& op = ops[i];
     const std::string out = i == last ? "output" : absl::StrCat(op.op, "_", i);
     absl::StatusOr<bool> batched = EmitOp(op, out, g);
     if (!batched.ok()) return batched.status();

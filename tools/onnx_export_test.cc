@@ -132,19 +132,22 @@ TEST(OnnxExportTest, RestoresTrainingMode) {
 // A module built from functions, as the zoo's blocks are.
 class Functional : public nn::Module {
  public:
-  explicit Functional(std::function<Variable(const Variable&)> f)
+  explicit Functional(
+      std::function<autograd::Variable(const autograd::Variable&)> f)
       : f_(std::move(f)) {}
-  Variable Forward(const Variable& x) override { return f_(x); }
+  autograd::Variable Forward(const autograd::Variable& x) override {
+    return f_(x);
+  }
   std::string Describe() const override { return "Functional"; }
 
  private:
-  std::function<Variable(const Variable&)> f_;
+  std::function<autograd::Variable(const autograd::Variable&)> f_;
 };
 
 TEST(OnnxExportTest, FunctionsAndConstants) {
-  Functional net([](const Variable& x) {
-    Variable y = Concat({Relu(x), Sigmoid(x) * 2.0f}, 1);
-    y = y * Variable(Tensor::Full({4, 1, 1}, 3.0f)) + 1.0f;
+  Functional net([](const autograd::Variable& x) {
+    autograd::Variable y = autograd::Concat({Relu(x), Sigmoid(x) * 2.0f}, 1);
+    y = y * autograd::Variable(Tensor::Full({4, 1, 1}, 3.0f)) + 1.0f;
     return Softmax(Flatten(GlobalAvgPool2d(y)), 1);
   });
   absl::StatusOr<onnx::ModelProto> model =
@@ -163,7 +166,7 @@ TEST(OnnxExportTest, FunctionsAndConstants) {
 }
 
 TEST(OnnxExportTest, UnsupportedOpIsNamed) {
-  Functional net([](const Variable& x) {
+  Functional net([](const autograd::Variable& x) {
     return SoftmaxCrossEntropy(Flatten(x), Tensor::FromInt64Vector({0}, {1}));
   });
   absl::StatusOr<onnx::ModelProto> model = ExportOnnx(net, {1, 4}, "loss");
@@ -172,7 +175,9 @@ TEST(OnnxExportTest, UnsupportedOpIsNamed) {
 }
 
 TEST(OnnxExportTest, ReshapeAcrossTheBatchIsRejected) {
-  Functional net([](const Variable& x) { return Reshape(x, {1, 12}); });
+  Functional net([](const autograd::Variable& x) {
+    return Reshape(x, {1, 12});
+  });
   absl::StatusOr<onnx::ModelProto> model = ExportOnnx(net, {2, 6}, "merge");
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(model.status().message(),
@@ -180,7 +185,7 @@ TEST(OnnxExportTest, ReshapeAcrossTheBatchIsRejected) {
 }
 
 TEST(OnnxExportTest, IdentityModelHasAnIdentityNode) {
-  Functional net([](const Variable& x) { return x; });
+  Functional net([](const autograd::Variable& x) { return x; });
   absl::StatusOr<onnx::ModelProto> model = ExportOnnx(net, {1, 3}, "id");
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_THAT(OpTypes(model->graph()), ElementsAre("Identity"));

@@ -23,13 +23,13 @@
 #include "models/zoo.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
-#include "tools/cli.h"
 #include "tools/onnx_export.h"
-#include "tools/training.h"
+#include "train/cli.h"
+#include "train/training.h"
 
 ABSL_FLAG(std::string, out_dir, "", "Directory to write the cases into.");
 ABSL_FLAG(std::string, models, "", "Comma-separated models (default: all).");
-ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
+ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 
 namespace dive::tools {
@@ -44,7 +44,8 @@ int Fail(const absl::Status& status) {
 }
 
 absl::Status WriteCase(const models::ModelSpec& spec,
-                       const InMemoryDataset& test, const std::string& dir) {
+                       const data::InMemoryDataset& test,
+                       const std::string& dir) {
   ManualSeed(kSeed);
   const int64_t size = spec.quick_input_size;
   absl::StatusOr<std::shared_ptr<nn::Module>> model = spec.make(size);
@@ -61,19 +62,19 @@ absl::Status WriteCase(const models::ModelSpec& spec,
       !s.ok()) {
     return s;
   }
-  DataLoaderOptions lo;
+  data::DataLoaderOptions lo;
   lo.batch_size = kImages;
   lo.shuffle = false;
   lo.prefetch = false;
   lo.resize = size;
-  absl::StatusOr<DataLoader> loader = DataLoader::Create(test, lo);
+  absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(test, lo);
   if (!loader.ok()) return loader.status();
-  const Batch batch = loader->MakeBatch(0, 0);
+  const data::Batch batch = loader->MakeBatch(0, 0);
   (*model)->Eval();
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   SafetensorsFile out;
   out.tensors["images"] = batch.images;
-  out.tensors["logits"] = (**model)(Variable(batch.images)).data();
+  out.tensors["logits"] = (**model)(autograd::Variable(batch.images)).data();
   return SaveSafetensors(absl::StrCat(dir, "/", spec.name, ".safetensors"),
                          out);
 }
@@ -83,7 +84,8 @@ int Main() {
   if (dir.empty()) {
     return Fail(absl::InvalidArgumentError("--out_dir is required"));
   }
-  if (absl::Status s = CheckPathFlag("out_dir", dir); !s.ok()) return Fail(s);
+  if (absl::Status s = train::CheckPathFlag("out_dir", dir); !s.ok())
+    return Fail(s);
   std::vector<models::ModelSpec> specs;
   if (absl::GetFlag(FLAGS_models).empty()) {
     specs = models::AllModels();
@@ -96,8 +98,8 @@ int Main() {
       specs.push_back(*spec);
     }
   }
-  absl::StatusOr<InMemoryDataset> test =
-      LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), Split::kTest);
+  absl::StatusOr<data::InMemoryDataset> test =
+      data::LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), data::Split::kTest);
   if (!test.ok()) return Fail(test.status());
   for (const models::ModelSpec& spec : specs) {
     if (absl::Status s = WriteCase(spec, *test, dir); !s.ok()) {
@@ -117,7 +119,7 @@ int Main() {
 int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
-  absl::StatusOr<bool> go_on = dive::tools::ParseFlags(argc, argv);
+  absl::StatusOr<bool> go_on = dive::train::ParseFlags(argc, argv);
   if (!go_on.ok()) return dive::tools::Fail(go_on.status());
   if (!*go_on) return 0;
   return dive::tools::Main();

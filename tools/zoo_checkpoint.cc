@@ -7,7 +7,7 @@
 
 namespace dive::tools {
 
-absl::StatusOr<ZooModel> LoadZooModel(const Checkpoint& file,
+absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
                                       const std::string& path, std::string name,
                                       int64_t resize) {
   if (name.empty()) name = file.model;

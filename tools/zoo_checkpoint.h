@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "nn/module.h"
-#include "tools/checkpoint.h"
+#include "train/checkpoint.h"
 
 namespace dive::tools {
 
@@ -27,7 +27,7 @@ struct ZooModel {
 // `resize` x `resize` inputs (0: the checkpoint's size, else the recipe's)
 // and loads the checkpoint's weights into it. InvalidArgument naming the
 // checkpoint, the model or the size when they do not fit.
-absl::StatusOr<ZooModel> LoadZooModel(const Checkpoint& file,
+absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
                                       const std::string& path, std::string name,
                                       int64_t resize);
 

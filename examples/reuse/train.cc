@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <memory>
 
+#include "autograd/functions.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
-#include "nn/loss.h"
 #include "nn/sequential.h"
 #include "optim/sgd.h"
 #include "tensor/random.h"
@@ -29,7 +29,8 @@ int main() {
   optim::SGD sgd(net.Parameters(), {.lr = 0.5f, .momentum = 0.9f});
   float first = 0, last = 0;
   for (int step = 0; step < 300; ++step) {
-    Variable loss = nn::CrossEntropyLoss(net(Variable(x)), y);
+    autograd::Variable loss =
+        autograd::SoftmaxCrossEntropy(net(autograd::Variable(x)), y);
     sgd.ZeroGrad();
     loss.Backward();
     sgd.Step();

@@ -22,16 +22,17 @@ TEST(AlexNetTest, FeatureSide) {
 TEST(AlexNetTest, OutputShapeAtBookSize) {
   auto net = AlexNet();
   net->Eval();
-  NoGradGuard no_grad;
-  EXPECT_EQ((*net)(Variable(Normal({1, 1, 224, 224}, 0, 1))).shape(),
+  autograd::NoGradGuard no_grad;
+  EXPECT_EQ((*net)(autograd::Variable(Normal({1, 1, 224, 224}, 0, 1))).shape(),
             Shape({1, 10}));
 }
 
 TEST(AlexNetTest, OutputShapeAtSmallSizes) {
-  EXPECT_EQ((*AlexNet(96))(Variable(Normal({2, 1, 96, 96}, 0, 1))).shape(),
-            Shape({2, 10}));
+  EXPECT_EQ(
+      (*AlexNet(96))(autograd::Variable(Normal({2, 1, 96, 96}, 0, 1))).shape(),
+      Shape({2, 10}));
   EXPECT_EQ((*AlexNet(kAlexNetMinInputSize))(
-                Variable(Normal({2, 1, 65, 65}, 0, 1)))
+                autograd::Variable(Normal({2, 1, 65, 65}, 0, 1)))
                 .shape(),
             Shape({2, 10}));
 }

@@ -2,8 +2,8 @@
 // numbers are in alexnet.cc); --resize=96 (at least 65) for a faster CPU run:
 //   bazel run //models/alexnet:train -- --out=/tmp/alexnet
 #include "models/alexnet/alexnet.h"
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 int main(int argc, char** argv) {
-  return dive::tools::TrainerMain(argc, argv, dive::models::AlexNetSpec);
+  return dive::train::TrainerMain(argc, argv, dive::models::AlexNetSpec);
 }

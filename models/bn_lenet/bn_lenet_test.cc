@@ -14,15 +14,16 @@ namespace {
 
 TEST(BnLeNetTest, OutputShape) {
   auto net = BnLeNet();
-  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*net)(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
             Shape({3, 10}));
   net->Eval();
-  EXPECT_EQ((*net)(Variable(Normal({1, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*net)(autograd::Variable(Normal({1, 1, 28, 28}, 0, 1))).shape(),
             Shape({1, 10}));
-  EXPECT_EQ((*BnLeNet(20))(Variable(Normal({2, 1, 20, 20}, 0, 1))).shape(),
-            Shape({2, 10}));
+  EXPECT_EQ(
+      (*BnLeNet(20))(autograd::Variable(Normal({2, 1, 20, 20}, 0, 1))).shape(),
+      Shape({2, 10}));
   EXPECT_EQ((*BnLeNet(kBnLeNetMinInputSize))(
-                Variable(Normal({2, 1, 16, 16}, 0, 1)))
+                autograd::Variable(Normal({2, 1, 16, 16}, 0, 1)))
                 .shape(),
             Shape({2, 10}));
 }

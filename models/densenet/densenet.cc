@@ -42,11 +42,11 @@ DenseBlock::DenseBlock(int64_t num_convs, int64_t input_channels,
   }
 }
 
-Variable DenseBlock::Forward(const Variable& x) {
-  Variable y = x;
+autograd::Variable DenseBlock::Forward(const autograd::Variable& x) {
+  autograd::Variable y = x;
   for (const auto& [name, blk] : net_->children()) {
     // Concatenate the input and output of each block on the channels.
-    y = Concat({y, (*blk)(y)}, /*axis=*/1);
+    y = autograd::Concat({y, (*blk)(y)}, /*axis=*/1);
   }
   return y;
 }

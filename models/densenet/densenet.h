@@ -93,7 +93,7 @@ class DenseBlock : public nn::Module {
  public:
   DenseBlock(int64_t num_convs, int64_t input_channels, int64_t num_channels);
 
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "DenseBlock(4, 64, 32)".
   std::string Describe() const override;
 

@@ -190,8 +190,9 @@ TEST(DenseNetTest, OutputShapeAtBookAndMinimumSizes) {
   for (int64_t size : {int64_t{96}, kDenseNetMinInputSize}) {
     std::shared_ptr<nn::Module> net = MakeOrDie(DenseNetSpec(), size);
     net->Eval();
-    NoGradGuard no_grad;
-    const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
+    autograd::NoGradGuard no_grad;
+    const autograd::Variable y =
+        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
     EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
   }
 }
@@ -257,8 +258,8 @@ TEST(DenseBlockTest, ConcatenatesInputAndOutputs) {
   ManualSeed(1);
   DenseBlock blk(2, 3, 10);
   blk.Eval();  // fixed statistics, so the blocks can be rerun below
-  const Variable x(Normal({4, 3, 8, 8}, 0, 1));
-  const Variable y = blk(x);
+  const autograd::Variable x(Normal({4, 3, 8, 8}, 0, 1));
+  const autograd::Variable y = blk(x);
   ASSERT_EQ(y.shape(), Shape({4, 23, 8, 8}));
   EXPECT_EQ(y.data().Slice(1, 0, 3).ToVector(), x.data().ToVector());
   const nn::Module& net = *blk.children()[0].second;
@@ -280,7 +281,7 @@ TEST(DenseBlockTest, GradCheck) {
       nn::ConstantInit(p.data(), 1.0f);
     }
   }
-  GradCheckOptions options;
+  autograd::GradCheckOptions options;
   options.eps = 1e-3;
   const absl::Status s =
       nn::GradCheckModule(blk, DistinctValues({2, 2, 3, 3}, 0.05f), options);
@@ -290,7 +291,7 @@ TEST(DenseBlockTest, GradCheck) {
 TEST(TransitionBlockTest, HalvesTheResolution) {
   ManualSeed(3);
   auto blk = TransitionBlock(23, 10);
-  EXPECT_EQ((*blk)(Variable(Normal({4, 23, 8, 8}, 0, 1))).shape(),
+  EXPECT_EQ((*blk)(autograd::Variable(Normal({4, 23, 8, 8}, 0, 1))).shape(),
             Shape({4, 10, 4, 4}));
 }
 

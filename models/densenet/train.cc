@@ -1,8 +1,8 @@
 // Trains DenseNet on Fashion-MNIST resized to 96x96:
 //   bazel run //models/densenet:train -- --epochs=10 --out=/tmp/densenet
 #include "models/densenet/densenet.h"
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 int main(int argc, char** argv) {
-  return dive::tools::TrainerMain(argc, argv, dive::models::DenseNetSpec);
+  return dive::train::TrainerMain(argc, argv, dive::models::DenseNetSpec);
 }

@@ -44,13 +44,13 @@ Inception::Inception(int64_t in_channels, int64_t c1,
                          std::make_shared<nn::Conv2d>(in_channels, c4, 1));
 }
 
-Variable Inception::Forward(const Variable& x) {
-  const Variable p1 = Relu((*p1_1_)(x));
-  const Variable p2 = Relu((*p2_2_)(Relu((*p2_1_)(x))));
-  const Variable p3 = Relu((*p3_2_)(Relu((*p3_1_)(x))));
-  const Variable p4 = Relu((*p4_2_)((*p4_1_)(x)));
+autograd::Variable Inception::Forward(const autograd::Variable& x) {
+  const autograd::Variable p1 = Relu((*p1_1_)(x));
+  const autograd::Variable p2 = Relu((*p2_2_)(Relu((*p2_1_)(x))));
+  const autograd::Variable p3 = Relu((*p3_2_)(Relu((*p3_1_)(x))));
+  const autograd::Variable p4 = Relu((*p4_2_)((*p4_1_)(x)));
   // Concatenate the outputs on the channel dimension.
-  return dive::Concat({p1, p2, p3, p4}, /*axis=*/1);
+  return dive::autograd::Concat({p1, p2, p3, p4}, /*axis=*/1);
 }
 
 std::string Inception::Describe() const {

@@ -74,7 +74,7 @@ class Inception : public nn::Module {
   Inception(int64_t in_channels, int64_t c1, std::pair<int64_t, int64_t> c2,
             std::pair<int64_t, int64_t> c3, int64_t c4);
 
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Inception(192, 64, (96, 128), (16, 32), 32)".
   std::string Describe() const override;
 

@@ -151,8 +151,9 @@ TEST(GoogLeNetTest, OutputShapeAtBookAndMinimumSizes) {
   for (int64_t size : {int64_t{96}, int64_t{7}, kGoogLeNetMinInputSize}) {
     std::shared_ptr<nn::Module> net = MakeOrDie(GoogLeNetSpec(), size);
     net->Eval();
-    NoGradGuard no_grad;
-    const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
+    autograd::NoGradGuard no_grad;
+    const autograd::Variable y =
+        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
     EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
   }
 }
@@ -217,8 +218,8 @@ TEST(InceptionTest, ChildrenAreTheBooksAttributes) {
 TEST(InceptionTest, ConcatenatesThePathsInOrder) {
   ManualSeed(3);
   Inception block(3, 2, {2, 3}, {1, 2}, 4);
-  const Variable x(Normal({2, 3, 5, 5}, 0, 1));
-  const Variable y = block(x);
+  const autograd::Variable x(Normal({2, 3, 5, 5}, 0, 1));
+  const autograd::Variable y = block(x);
   ASSERT_EQ(y.shape(), Shape({2, 11, 5, 5}));
   // Channels 0-1 are path 1, relu(p1_1(x)); the last 4 are path 4.
   auto& p1_1 = *block.children()[0].second;
@@ -245,7 +246,7 @@ TEST(InceptionTest, GradCheck) {
   for (auto& [name, p] : block.NamedParameters()) {
     if (p.rank() == 1) nn::ConstantInit(p.data(), 0.5f);  // the biases
   }
-  GradCheckOptions options;
+  autograd::GradCheckOptions options;
   options.eps = 1e-3;
   const absl::Status s = nn::GradCheckModule(
       block, DistinctValues({2, 2, 4, 4}, 0.01f), options);

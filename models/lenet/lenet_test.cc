@@ -14,12 +14,14 @@ namespace dive::models {
 namespace {
 
 TEST(LeNetTest, OutputShape) {
-  EXPECT_EQ((*LeNet())(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
-            Shape({3, 10}));
-  EXPECT_EQ((*LeNet(16))(Variable(Normal({2, 1, 16, 16}, 0, 1))).shape(),
-            Shape({2, 10}));
+  EXPECT_EQ(
+      (*LeNet())(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+      Shape({3, 10}));
+  EXPECT_EQ(
+      (*LeNet(16))(autograd::Variable(Normal({2, 1, 16, 16}, 0, 1))).shape(),
+      Shape({2, 10}));
   EXPECT_EQ((*LeNet(kLeNetMinInputSize))(
-                Variable(Normal({2, 1, 12, 12}, 0, 1)))
+                autograd::Variable(Normal({2, 1, 12, 12}, 0, 1)))
                 .shape(),
             Shape({2, 10}));
 }

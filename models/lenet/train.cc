@@ -2,8 +2,8 @@
 // are in lenet.cc):
 //   bazel run //models/lenet:train -- --out=/tmp/lenet
 #include "models/lenet/lenet.h"
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 int main(int argc, char** argv) {
-  return dive::tools::TrainerMain(argc, argv, dive::models::LeNetSpec);
+  return dive::train::TrainerMain(argc, argv, dive::models::LeNetSpec);
 }

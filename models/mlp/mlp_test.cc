@@ -23,10 +23,11 @@ std::pair<float, float> LossBeforeAfter(nn::Module& net, float lr, int steps) {
 }
 
 TEST(MlpTest, OutputShape) {
-  EXPECT_EQ((*Mlp())(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*Mlp())(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
             Shape({3, 10}));
-  EXPECT_EQ((*Mlp(14))(Variable(Normal({2, 1, 14, 14}, 0, 1))).shape(),
-            Shape({2, 10}));
+  EXPECT_EQ(
+      (*Mlp(14))(autograd::Variable(Normal({2, 1, 14, 14}, 0, 1))).shape(),
+      Shape({2, 10}));
 }
 
 TEST(MlpTest, ParameterCountMatchesPyTorch) {
@@ -75,12 +76,13 @@ TEST(MlpTest, LossGoesDown) {
 
 TEST(MlpDropoutTest, OutputShape) {
   auto net = MlpDropout();
-  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*net)(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
             Shape({3, 10}));
   net->Eval();
-  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*net)(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
             Shape({3, 10}));
-  EXPECT_EQ((*MlpDropout(14))(Variable(Normal({2, 1, 14, 14}, 0, 1))).shape(),
+  EXPECT_EQ((*MlpDropout(14))(autograd::Variable(Normal({2, 1, 14, 14}, 0, 1)))
+                .shape(),
             Shape({2, 10}));
 }
 
@@ -103,10 +105,10 @@ TEST(MlpDropoutTest, StateDictKeysMatchPyTorch) {
 TEST(MlpDropoutTest, EvalIsDeterministic) {
   auto net = MlpDropout();
   net->Eval();
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   const Tensor x = Normal({4, 1, 28, 28}, 0, 1);
-  EXPECT_EQ((*net)(Variable(x)).data().ToVector(),
-            (*net)(Variable(x)).data().ToVector());
+  EXPECT_EQ((*net)(autograd::Variable(x)).data().ToVector(),
+            (*net)(autograd::Variable(x)).data().ToVector());
 }
 
 TEST(MlpDropoutTest, LossGoesDown) {

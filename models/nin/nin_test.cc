@@ -54,8 +54,9 @@ TEST(NinTest, OutputShapeAtBookAndMinimumSizes) {
   for (int64_t size : {int64_t{224}, kNinMinInputSize}) {
     std::shared_ptr<nn::Module> net = MakeOrDie(NinSpec(), size);
     net->Eval();
-    NoGradGuard no_grad;
-    const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
+    autograd::NoGradGuard no_grad;
+    const autograd::Variable y =
+        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
     EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
   }
 }

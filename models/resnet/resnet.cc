@@ -40,10 +40,10 @@ Residual::Residual(int64_t input_channels, int64_t num_channels,
   bn2_ = RegisterModule("bn2", std::make_shared<nn::BatchNorm2d>(num_channels));
 }
 
-Variable Residual::Forward(const Variable& x) {
-  Variable y = Relu((*bn1_)((*conv1_)(x)));
+autograd::Variable Residual::Forward(const autograd::Variable& x) {
+  autograd::Variable y = Relu((*bn1_)((*conv1_)(x)));
   y = (*bn2_)((*conv2_)(y));
-  const Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
+  const autograd::Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
   CHECK(y.shape() == shortcut.shape())
       << Describe() << ": the body gives " << y.shape()
       << " but the shortcut " << shortcut.shape() << " (input " << x.shape()

@@ -90,7 +90,7 @@ class Residual : public nn::Module {
   Residual(int64_t input_channels, int64_t num_channels,
            bool use_1x1conv = false, int64_t strides = 1);
 
-  Variable Forward(const Variable& x) override;
+  autograd::Variable Forward(const autograd::Variable& x) override;
   // "Residual(64, 128, use_1x1conv=true, strides=2)".
   std::string Describe() const override;
 

@@ -169,8 +169,9 @@ TEST(ResNetTest, OutputShapeAtBookAndMinimumSizes) {
   for (int64_t size : {int64_t{96}, int64_t{7}, kResNetMinInputSize}) {
     std::shared_ptr<nn::Module> net = MakeOrDie(ResNetSpec(), size);
     net->Eval();
-    NoGradGuard no_grad;
-    const Variable y = (*net)(Variable(Normal({2, 1, size, size}, 0, 1)));
+    autograd::NoGradGuard no_grad;
+    const autograd::Variable y =
+        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
     EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
   }
 }
@@ -181,7 +182,8 @@ TEST(ResNetTest, TrainsAtTheMinimumSize) {
   ManualSeed(1);
   std::shared_ptr<nn::Module> net =
       MakeOrDie(ResNetSpec(), kResNetMinInputSize);
-  const Variable y = (*net)(Variable(Normal({2, 1, 1, 1}, 0, 1)));
+  const autograd::Variable y =
+      (*net)(autograd::Variable(Normal({2, 1, 1, 1}, 0, 1)));
   EXPECT_EQ(y.shape(), Shape({2, 10}));
 }
 
@@ -242,7 +244,7 @@ TEST(ResidualTest, ChildrenAreTheBooksAttributes) {
 // resolution and more channels with it.
 TEST(ResidualTest, OutputShapes) {
   ManualSeed(2);
-  const Variable x(Normal({4, 3, 6, 6}, 0, 1));
+  const autograd::Variable x(Normal({4, 3, 6, 6}, 0, 1));
   Residual plain(3, 3);
   EXPECT_EQ(plain(x).shape(), Shape({4, 3, 6, 6}));
   Residual down(3, 6, /*use_1x1conv=*/true, /*strides=*/2);
@@ -253,11 +255,12 @@ TEST(ResidualTest, OutputShapes) {
 TEST(ResidualTest, AddsTheIdentityShortcut) {
   ManualSeed(3);
   Residual block(2, 2);
-  const Variable x(Normal({2, 2, 4, 4}, 0, 1));
+  const autograd::Variable x(Normal({2, 2, 4, 4}, 0, 1));
   auto child = [&block](int i) -> nn::Module& {
     return *block.children()[i].second;
   };
-  const Variable body = child(3)(child(1)(Relu(child(2)(child(0)(x)))));
+  const autograd::Variable body =
+      child(3)(child(1)(Relu(child(2)(child(0)(x)))));
   const std::vector<float> expected = Relu(body + x).data().ToVector();
   const std::vector<float> actual = block(x).data().ToVector();
   ASSERT_EQ(actual.size(), expected.size());
@@ -277,7 +280,7 @@ TEST(ResidualTest, AddsTheIdentityShortcut) {
 // still exercised). Over 40 seeds each case passed 39 or 40 times this way,
 // against about 30 with the default betas.
 TEST(ResidualTest, GradCheck) {
-  GradCheckOptions options;
+  autograd::GradCheckOptions options;
   options.eps = 1e-3;
   options.atol = 5e-3;
   options.rtol = 3e-2;

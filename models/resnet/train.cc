@@ -1,8 +1,8 @@
 // Trains ResNet-18 on Fashion-MNIST resized to 96x96:
 //   bazel run //models/resnet:train -- --epochs=10 --out=/tmp/resnet
 #include "models/resnet/resnet.h"
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 int main(int argc, char** argv) {
-  return dive::tools::TrainerMain(argc, argv, dive::models::ResNetSpec);
+  return dive::train::TrainerMain(argc, argv, dive::models::ResNetSpec);
 }

@@ -15,7 +15,7 @@ namespace {
 
 TEST(SoftmaxRegression, ShapeParametersAndPyTorchKeys) {
   auto net = SoftmaxRegression();
-  EXPECT_EQ((*net)(Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
+  EXPECT_EQ((*net)(autograd::Variable(Normal({3, 1, 28, 28}, 0, 1))).shape(),
             Shape({3, 10}));
   EXPECT_EQ(net->NumParameters(), 784 * 10 + 10);
   // state_dict of nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).

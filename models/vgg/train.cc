@@ -5,14 +5,14 @@
 //   bazel run //models/vgg:train -- --width_divisor=8 --resize=64
 #include "absl/flags/flag.h"
 #include "models/vgg/vgg.h"
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 ABSL_FLAG(int, width_divisor, 4,
           "Divide VGG-11's channel counts (64, 128, 256, 512, 512) by this "
           "(1: the full VGG-11; the book trains 4). Between 1 and 64.");
 
 int main(int argc, char** argv) {
-  return dive::tools::TrainerMain(argc, argv, [] {
+  return dive::train::TrainerMain(argc, argv, [] {
     return dive::models::VggSpec(absl::GetFlag(FLAGS_width_divisor));
   });
 }

@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 TEST(VggTest, BlockHalvesResolution) {
   auto block = VggBlock(2, 3, 8);
   EXPECT_EQ(block->size(), 5u);  // conv, relu, conv, relu, pool
-  EXPECT_EQ((*block)(Variable(Normal({2, 3, 8, 8}, 0, 1))).shape(),
+  EXPECT_EQ((*block)(autograd::Variable(Normal({2, 3, 8, 8}, 0, 1))).shape(),
             Shape({2, 8, 4, 4}));
   // 3*8*9 + 8 + 8*8*9 + 8.
   EXPECT_EQ(block->NumParameters(), 808);
@@ -28,16 +28,17 @@ TEST(VggTest, BlockHalvesResolution) {
 TEST(VggTest, OutputShapeAtBookSize) {
   auto net = Vgg11();
   net->Eval();
-  NoGradGuard no_grad;
-  EXPECT_EQ((*net)(Variable(Normal({1, 1, 224, 224}, 0, 1))).shape(),
+  autograd::NoGradGuard no_grad;
+  EXPECT_EQ((*net)(autograd::Variable(Normal({1, 1, 224, 224}, 0, 1))).shape(),
             Shape({1, 10}));
 }
 
 TEST(VggTest, OutputShapeAtSmallSizes) {
-  EXPECT_EQ((*Vgg11(4, 64))(Variable(Normal({2, 1, 64, 64}, 0, 1))).shape(),
-            Shape({2, 10}));
+  EXPECT_EQ(
+      (*Vgg11(4, 64))(autograd::Variable(Normal({2, 1, 64, 64}, 0, 1))).shape(),
+      Shape({2, 10}));
   EXPECT_EQ((*Vgg11(8, kVggMinInputSize))(
-                Variable(Normal({2, 1, 32, 32}, 0, 1)))
+                autograd::Variable(Normal({2, 1, 32, 32}, 0, 1)))
                 .shape(),
             Shape({2, 10}));
 }

@@ -4,60 +4,47 @@
     tools/layering/check_layering.py            # runs `bazel query` itself
     bazel query ... --output=graph | tools/layering/check_layering.py -
 
-The order, lowest first (a package may depend on its own top-level package
-and on lower ones, never on one of the same rank or above):
-
-    tensor
-    autograd, datasets
-    nn, optim
-    models, distributed
-    cheatsheet, tools
-    bench, examples
+The order is //:layers.bzl's LAYERS, lowest first: a package may depend on
+its own top-level package and on lower layers, never on one of the same
+layer or above. A label matching one of layers.bzl's TARGET_PACKAGES counts
+as part of that package (each //models/<arch>:train binary is in train's).
 
 Every direct edge of every target counts (deps, data, srcs; tests and
 binaries too), read from
 `bazel query --noimplicit_deps --output=graph 'deps(//..., 1)'`. External
 repositories (@absl, ...) and //third_party are outside the order.
-KNOWN_EXCEPTIONS lists the edges that break it today, each with the reason;
-the check fails on any other, and on an exception that no longer occurs
-(remove it then).
 """
 
+import ast
+import os
 import re
 import subprocess
 import sys
 
-RANKS = {
-    "tensor": 0,
-    "autograd": 1,
-    "datasets": 1,
-    "nn": 2,
-    "optim": 2,
-    "distributed": 3,
-    "models": 3,
-    "cheatsheet": 4,
-    "tools": 4,
-    "bench": 5,
-    "examples": 5,
-}
+LAYERS_BZL = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          os.pardir, os.pardir, "layers.bzl")
 OUTSIDE = {"third_party", ""}
-
-# Edges that break the order today, as (from-label pattern, to-label
-# pattern): why each is allowed for now.
-KNOWN_EXCEPTIONS = {
-    (r"//models/\w+:train", r"//tools:trainer_main"):
-        "each //models/<arch>:train binary is a main() over "
-        "//tools:trainer_main; issue 15 moves the training loop into a "
-        "package between models and tools",
-}
-
 EDGE = re.compile(r'^\s*"([^"]+)"\s*->\s*"([^"]+)"')
 
 
-def top_package(label):
-    """'//models/lenet:train' -> 'models'; None for external labels."""
+def read_layers(path=LAYERS_BZL):
+    """(ranks, target_packages) from the assignments of layers.bzl."""
+    values = {}
+    with open(path) as f:
+        for node in ast.parse(f.read()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    ranks = {p: i for i, layer in enumerate(values["LAYERS"]) for p in layer}
+    return ranks, values["TARGET_PACKAGES"]
+
+
+def package_of(label, target_packages):
+    """'//models/lenet:lenet' -> 'models'; None for external labels."""
     if not label.startswith("//"):
         return None
+    for pattern, package in target_packages.items():
+        if re.fullmatch(pattern, label):
+            return package
     return label[2:].split(":")[0].split("/")[0]
 
 
@@ -76,33 +63,24 @@ def parse_graph(text):
     return edges
 
 
-def violations(edges, ranks=RANKS, exceptions=KNOWN_EXCEPTIONS):
-    """(problems, used exceptions): one line per edge that breaks the order."""
-    problems, used = [], set()
+def violations(edges, ranks, target_packages):
+    """One line per edge that breaks the order, sorted."""
+    problems = set()
     for a, b in edges:
-        pa, pb = top_package(a), top_package(b)
+        pa, pb = package_of(a, target_packages), package_of(b, target_packages)
         if pa is None or pb is None or pa == pb:
             continue
         if pa in OUTSIDE or pb in OUTSIDE:
             continue
-        for p, label in ((pa, a), (pb, b)):
-            if p not in ranks:
-                problems.append(
-                    f"{label}: package '{p}' is not in the layer order "
-                    "(add it to RANKS in tools/layering/check_layering.py)")
-        if pa not in ranks or pb not in ranks:
-            continue
-        if ranks[pb] < ranks[pa]:
-            continue
-        allowed = [key for key in exceptions
-                   if re.fullmatch(key[0], a) and re.fullmatch(key[1], b)]
-        if allowed:
-            used.update(allowed)
-            continue
-        problems.append(
-            f"{a} -> {b}: '{pa}' (rank {ranks[pa]}) may not depend on "
-            f"'{pb}' (rank {ranks[pb]})")
-    return sorted(set(problems)), used
+        unknown = [(p, label) for p, label in ((pa, a), (pb, b))
+                   if p not in ranks]
+        for p, label in unknown:
+            problems.add(f"{label}: package '{p}' is not in the layer order "
+                         "(add it to LAYERS in layers.bzl)")
+        if not unknown and ranks[pb] >= ranks[pa]:
+            problems.add(f"{a} -> {b}: '{pa}' (layer {ranks[pa]}) may not "
+                         f"depend on '{pb}' (layer {ranks[pb]})")
+    return sorted(problems)
 
 
 def main(argv):
@@ -117,14 +95,11 @@ def main(argv):
     if not edges:
         print("FAIL: bazel query listed no dependency edges")
         return 1
-    problems, used = violations(edges)
-    for stale in sorted(set(KNOWN_EXCEPTIONS) - used):
-        problems.append(f"known exception {stale[0]} -> {stale[1]} matches "
-                        "no edge: remove it from KNOWN_EXCEPTIONS")
+    problems = violations(edges, *read_layers())
     for line in problems:
         print("FAIL: " + line)
     print(f"{len(edges)} edges checked, {len(problems)} breaking the layer "
-          f"order, {len(used)} known exceptions")
+          "order")
     return 1 if problems else 0
 
 

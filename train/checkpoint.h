@@ -1,4 +1,4 @@
-// File: tools/checkpoint.h
+// File: train/checkpoint.h
 // -----------------------------------------------------------------------------
 //
 // A training run's checkpoint: the whole state a run needs to continue
@@ -36,8 +36,8 @@
 //   absl::StatusOr<SavedRun> run = ReadRun("/tmp/run");
 //   if (run.ok() && run->state) s = RestoreTrainState(*run->state, state);
 
-#ifndef TOOLS_CHECKPOINT_H_
-#define TOOLS_CHECKPOINT_H_
+#ifndef TRAIN_CHECKPOINT_H_
+#define TRAIN_CHECKPOINT_H_
 
 #include <cstdint>
 #include <map>
@@ -51,7 +51,7 @@
 #include "optim/optimizer.h"
 #include "tensor/safetensors.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 inline constexpr char kWeightsFile[] = "model.safetensors";
 inline constexpr char kTrainStateFile[] = "train_state.safetensors";
@@ -91,8 +91,7 @@ struct TrainState {
 // Writes `state` as the pair in `dir` (see above). `model_name` and
 // `input_size` go into the weights' metadata.
 absl::Status SaveCheckpoint(const std::string& dir, const TrainState& state,
-                            const std::string& model_name,
-                            int64_t input_size);
+                            const std::string& model_name, int64_t input_size);
 
 // A checkpoint's weights and the metadata the trainer records (each 0 or
 // empty when absent, as in files converted from PyTorch).
@@ -150,8 +149,7 @@ absl::Status RecoverCheckpoint(const std::string& dir);
 // Puts `saved` into `state`: the optimizer's state (all or nothing), the
 // schedule's epoch, the position and totals. `state.settings` are not
 // touched; compare them with `CheckSettings` first.
-absl::Status RestoreTrainState(const SavedTrainState& saved,
-                               TrainState& state);
+absl::Status RestoreTrainState(const SavedTrainState& saved, TrainState& state);
 
 // OK when every setting recorded in `saved` has the same value in `current`;
 // else InvalidArgument listing each change: "--<flag>=<now> (it was trained
@@ -165,6 +163,6 @@ absl::Status CheckSettings(const std::map<std::string, std::string>& saved,
 // <n>" for the first NaN or Inf among the float tensors.
 absl::Status CheckFinite(const std::map<std::string, Tensor>& tensors);
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_CHECKPOINT_H_
+#endif  // TRAIN_CHECKPOINT_H_

@@ -1,9 +1,9 @@
-// File: tools/dashboard/dashboard.h
+// File: train/dashboard/dashboard.h
 // -----------------------------------------------------------------------------
 //
 // A live training dashboard in the browser: `--dashboard=PORT` on every
 // trainer. `Dashboard` is one more observer of the training loop
-// (tools/training.h) and serves, on 127.0.0.1 only, one page that polls the
+// (train/training.h) and serves, on 127.0.0.1 only, one page that polls the
 // run's numbers once a second and draws them with Chart.js (Debian's
 // libjs-chart.js, compiled into the binary: nothing is fetched at run time):
 //
@@ -43,8 +43,8 @@
 //       Dashboard::Start({.port = 8080, .title = spec.description}, &profiler);
 //   options.observers.push_back(d->get());   // then Train(...)
 
-#ifndef TOOLS_DASHBOARD_DASHBOARD_H_
-#define TOOLS_DASHBOARD_DASHBOARD_H_
+#ifndef TRAIN_DASHBOARD_DASHBOARD_H_
+#define TRAIN_DASHBOARD_DASHBOARD_H_
 
 #include <array>
 #include <chrono>
@@ -58,14 +58,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "tools/layer_profiler.h"
-#include "tools/training.h"
+#include "train/layer_profiler.h"
+#include "train/training.h"
 
 namespace httplib {
 class Server;
 }
 
-namespace dive::tools {
+namespace dive::train {
 
 struct DashboardOptions {
   int port = 0;  // 0: any free port
@@ -130,6 +130,6 @@ class Dashboard : public TrainObserver {
   Clock::time_point last_layer_copy_;
 };
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_DASHBOARD_DASHBOARD_H_
+#endif  // TRAIN_DASHBOARD_DASHBOARD_H_

@@ -1,4 +1,4 @@
-#include "tools/trainer_main.h"
+#include "train/trainer_main.h"
 
 #include <chrono>
 #include <cmath>
@@ -14,14 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "datasets/fashion_mnist.h"
-#include "glog/logging.h"
 #include "distributed/mpi_process_group.h"
+#include "glog/logging.h"
 #include "tensor/cpu.h"
 #include "tensor/random.h"
-#include "tools/cli.h"
-#include "tools/dashboard/dashboard.h"
-#include "tools/layer_profiler.h"
-#include "tools/training.h"
+#include "train/cli.h"
+#include "train/dashboard/dashboard.h"
+#include "train/layer_profiler.h"
+#include "train/training.h"
 
 // Unset (the default) means the book's recipe; any value given is checked,
 // so --epochs=0 is an error rather than a silent switch to the recipe.
@@ -59,7 +59,7 @@ ABSL_FLAG(int64_t, checkpoint_every, 0,
           "SIGINT or SIGTERM checkpoint at the current step and stop.");
 ABSL_FLAG(int64_t, train_limit, 0, "Use only the first N training images.");
 ABSL_FLAG(int64_t, test_limit, 0, "Use only the first N test images.");
-ABSL_FLAG(std::string, data_dir, dive::kDefaultFashionMnistDir,
+ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 ABSL_FLAG(std::string, out, "",
           "Directory for model.safetensors, metrics.csv and metrics.png.");
@@ -85,7 +85,7 @@ ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 // The processes of this run, once created (TrainerMain).
@@ -226,9 +226,11 @@ int TrainerMain(int argc, char** argv,
 
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
   if (absl::Status s = CheckPathFlag("data_dir", dir); !s.ok()) return Fail(s);
-  absl::StatusOr<InMemoryDataset> train = LoadFashionMnist(dir, Split::kTrain);
+  absl::StatusOr<data::InMemoryDataset> train =
+      data::LoadFashionMnist(dir, data::Split::kTrain);
   if (!train.ok()) return Fail(train.status());
-  absl::StatusOr<InMemoryDataset> test = LoadFashionMnist(dir, Split::kTest);
+  absl::StatusOr<data::InMemoryDataset> test =
+      data::LoadFashionMnist(dir, data::Split::kTest);
   if (!test.ok()) return Fail(test.status());
 
   LOG(INFO) << "cpu: " << CpuDescription();
@@ -257,13 +259,13 @@ int TrainerMain(int argc, char** argv,
   }
   std::unique_ptr<Dashboard> dashboard;
   if (root && dashboard_port.has_value()) {
-    absl::StatusOr<std::unique_ptr<Dashboard>> started =
-        Dashboard::Start({.port = *dashboard_port,
-                          .title = spec.description,
-                          .epochs = o.epochs,
-                          .class_names = {FashionMnistClassNames().begin(),
-                                          FashionMnistClassNames().end()}},
-                         profiler.get());
+    absl::StatusOr<std::unique_ptr<Dashboard>> started = Dashboard::Start(
+        {.port = *dashboard_port,
+         .title = spec.description,
+         .epochs = o.epochs,
+         .class_names = {data::FashionMnistClassNames().begin(),
+                         data::FashionMnistClassNames().end()}},
+        profiler.get());
     if (!started.ok()) {
       return Fail(absl::Status(started.status().code(),
                                absl::StrCat("--dashboard=", *dashboard_port,
@@ -305,4 +307,4 @@ int TrainerMain(int argc, char** argv,
   return 0;
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

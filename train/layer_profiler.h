@@ -1,4 +1,4 @@
-// File: tools/layer_profiler.h
+// File: train/layer_profiler.h
 // -----------------------------------------------------------------------------
 //
 // `LayerProfiler` times every module of a model during training, and samples
@@ -39,8 +39,8 @@
 //   Train(spec, *model, options, train, test);
 //   std::cout << profiler.Table();
 
-#ifndef TOOLS_LAYER_PROFILER_H_
-#define TOOLS_LAYER_PROFILER_H_
+#ifndef TRAIN_LAYER_PROFILER_H_
+#define TRAIN_LAYER_PROFILER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -51,9 +51,9 @@
 #include "absl/status/status.h"
 #include "autograd/hook_handle.h"
 #include "nn/module.h"
-#include "tools/training.h"
+#include "train/training.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 // What an activation statistic counts, by module kind.
 enum class UnitStat { kNone, kZero, kSaturated };
@@ -105,15 +105,15 @@ class LayerProfiler : public TrainObserver {
   };
 
   void PreHook(nn::Module& module);
-  void PostHook(nn::Module& module, const Variable& input,
-                const Variable& output);
+  void PostHook(nn::Module& module, const autograd::Variable& input,
+                const autograd::Variable& output);
   void Sample(LayerStats& layer, const nn::Module& module,
               const Tensor& output);
 
   std::unordered_map<const nn::Module*, std::string> names_;
   std::unordered_map<const nn::Module*, size_t> index_;  // into layers_
   std::vector<LayerStats> layers_;
-  std::vector<HookHandle> handles_;
+  std::vector<autograd::HookHandle> handles_;
   // The calls of the step in progress, and the open forward calls (a stack).
   std::vector<Call> calls_;
   std::vector<Call> open_;
@@ -126,6 +126,6 @@ class LayerProfiler : public TrainObserver {
   double step_seconds_ = 0;
 };
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_LAYER_PROFILER_H_
+#endif  // TRAIN_LAYER_PROFILER_H_

@@ -1,14 +1,14 @@
 // The training dashboard's page: polls /api/metrics once a second and draws
-// what it returns (see tools/dashboard/dashboard.h for the JSON). Every
+// what it returns (see train/dashboard/dashboard.h for the JSON). Every
 // value reaches the page through textContent or Chart.js, never as HTML.
 'use strict';
 
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 
-let lastStep = -1;      // the latest step received: the next poll's `since`
-const stepLoss = [];    // {x: step, y: loss}
-const stepAcc = [];     // {x: step, y: batch accuracy}
+let lastStep = -1;    // the latest step received: the next poll's `since`
+const stepLoss = [];  // {x: step, y: loss}
+const stepAcc = [];   // {x: step, y: batch accuracy}
 
 Chart.defaults.animation = false;
 Chart.defaults.maintainAspectRatio = false;
@@ -17,10 +17,22 @@ const stepChart = new Chart($('step-chart'), {
   type: 'line',
   data: {
     datasets: [
-      {label: 'loss', data: stepLoss, borderColor: '#1f77b4', yAxisID: 'loss',
-       pointRadius: 0, borderWidth: 1},
-      {label: 'batch accuracy', data: stepAcc, borderColor: '#ff7f0e',
-       yAxisID: 'acc', pointRadius: 0, borderWidth: 1},
+      {
+        label: 'loss',
+        data: stepLoss,
+        borderColor: '#1f77b4',
+        yAxisID: 'loss',
+        pointRadius: 0,
+        borderWidth: 1
+      },
+      {
+        label: 'batch accuracy',
+        data: stepAcc,
+        borderColor: '#ff7f0e',
+        yAxisID: 'acc',
+        pointRadius: 0,
+        borderWidth: 1
+      },
     ],
   },
   options: {
@@ -28,9 +40,13 @@ const stepChart = new Chart($('step-chart'), {
     scales: {
       x: {type: 'linear', title: {display: true, text: 'step'}},
       loss: {position: 'left', title: {display: true, text: 'loss'}},
-      acc: {position: 'right', min: 0, max: 1,
-            grid: {drawOnChartArea: false},
-            title: {display: true, text: 'accuracy'}},
+      acc: {
+        position: 'right',
+        min: 0,
+        max: 1,
+        grid: {drawOnChartArea: false},
+        title: {display: true, text: 'accuracy'}
+      },
     },
   },
 });
@@ -41,19 +57,33 @@ const epochChart = new Chart($('epoch-chart'), {
     labels: [],
     datasets: [
       {label: 'train loss', data: [], borderColor: '#1f77b4', yAxisID: 'loss'},
-      {label: 'train acc', data: [], borderColor: '#9467bd', yAxisID: 'acc',
-       borderDash: [6, 3]},
-      {label: 'test acc', data: [], borderColor: '#2ca02c', yAxisID: 'acc',
-       borderDash: [2, 2]},
+      {
+        label: 'train acc',
+        data: [],
+        borderColor: '#9467bd',
+        yAxisID: 'acc',
+        borderDash: [6, 3]
+      },
+      {
+        label: 'test acc',
+        data: [],
+        borderColor: '#2ca02c',
+        yAxisID: 'acc',
+        borderDash: [2, 2]
+      },
     ],
   },
   options: {
     scales: {
       x: {title: {display: true, text: 'epoch'}},
       loss: {position: 'left', min: 0, title: {display: true, text: 'loss'}},
-      acc: {position: 'right', min: 0, max: 1,
-            grid: {drawOnChartArea: false},
-            title: {display: true, text: 'accuracy'}},
+      acc: {
+        position: 'right',
+        min: 0,
+        max: 1,
+        grid: {drawOnChartArea: false},
+        title: {display: true, text: 'accuracy'}
+      },
     },
   },
 });
@@ -69,8 +99,10 @@ const layerChart = new Chart($('layer-chart'), {
   },
   options: {
     indexAxis: 'y',
-    scales: {x: {stacked: true, title: {display: true, text: 'ms per step'}},
-             y: {stacked: true, ticks: {autoSkip: false}}},
+    scales: {
+      x: {stacked: true, title: {display: true, text: 'ms per step'}},
+      y: {stacked: true, ticks: {autoSkip: false}}
+    },
   },
 });
 
@@ -106,7 +138,8 @@ function drawStatus(m) {
   $('step').textContent = String(m.global_step);
   $('lr').textContent = m.lr === null ? '-' : m.lr.toPrecision(4);
   $('rate').textContent = m.examples_per_sec > 0 ?
-      Math.round(m.examples_per_sec).toLocaleString('en-US') : '-';
+      Math.round(m.examples_per_sec).toLocaleString('en-US') :
+      '-';
   $('eta').textContent = m.state === 'training' ? duration(m.eta_seconds) : '-';
 }
 
@@ -126,7 +159,7 @@ function drawEpochs(m) {
   data.datasets[1].data = m.epochs.map((e) => e.train_acc);
   data.datasets[2].data = m.epochs.map((e) => e.test_acc);
   epochChart.update();
-  // Formatted as tools/training.cc writes metrics.csv.
+  // Formatted as train/training.cc writes metrics.csv.
   const body = $('epochs').tBodies[0];
   body.replaceChildren();
   for (const e of m.epochs) {
@@ -144,8 +177,8 @@ function drawEpochs(m) {
 function drawLayers(m) {
   // The bars: modules inside others are counted in their parents, so only
   // the leaves, each once, are drawn.
-  const leaves = m.layers.filter((l, i) =>
-      i + 1 >= m.layers.length || m.layers[i + 1].depth <= l.depth);
+  const leaves = m.layers.filter(
+      (l, i) => i + 1 >= m.layers.length || m.layers[i + 1].depth <= l.depth);
   layerChart.data.labels = leaves.map(layerLabel);
   layerChart.data.datasets[0].data = leaves.map((l) => l.forward_ms);
   layerChart.data.datasets[1].data = leaves.map((l) => l.backward_ms);
@@ -159,7 +192,8 @@ function drawLayers(m) {
     cell(row, l.sampled ? fixed(l.std, 4) : '-');
     // Zeros for ReLU, saturated units for Sigmoid and Tanh.
     const unit = l.unit_stat && l.sampled ?
-        (100 * l.unit_fraction).toFixed(1) + '%' : '';
+        (100 * l.unit_fraction).toFixed(1) + '%' :
+        '';
     // Half the units dead or saturated: the book's warning signs.
     cell(row, unit, l.unit_fraction > 0.5 && l.unit_stat ? 'warn' : '');
   }
@@ -198,8 +232,8 @@ function drawConfusion(m) {
 
 async function poll() {
   try {
-    const response = await fetch('/api/metrics?since=' + lastStep,
-                                 {cache: 'no-store'});
+    const response =
+        await fetch('/api/metrics?since=' + lastStep, {cache: 'no-store'});
     if (!response.ok) throw new Error('HTTP ' + response.status);
     const m = await response.json();
     drawStatus(m);

@@ -9,7 +9,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "tools/testing/fake_data.h"
+#include "datasets/testing/fake_data.h"
 
 ABSL_FLAG(std::string, dir, "", "Directory to write.");
 ABSL_FLAG(int64_t, train, 64, "Training images.");
@@ -22,7 +22,7 @@ ABSL_FLAG(uint64_t, seed, 0, "Seed for pixels and labels.");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  dive::tools::testing::FakeDataOptions o;
+  dive::data::testing::FakeDataOptions o;
   o.train = absl::GetFlag(FLAGS_train);
   o.test = absl::GetFlag(FLAGS_test);
   o.train_labels = absl::GetFlag(FLAGS_train_labels);
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   o.gzip = absl::GetFlag(FLAGS_gzip);
   o.seed = absl::GetFlag(FLAGS_seed);
   const absl::Status s =
-      dive::tools::testing::WriteFakeFashionMnist(absl::GetFlag(FLAGS_dir), o);
+      dive::data::testing::WriteFakeFashionMnist(absl::GetFlag(FLAGS_dir), o);
   if (!s.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -1,7 +1,7 @@
 // The plot's gnuplot script holds no string from the user, and gnuplot draws
 // a PNG into the file descriptor it is given.
 
-#include "tools/plot.h"
+#include "train/plot.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 constexpr char kCsv[] =
@@ -62,4 +62,4 @@ TEST(PlotMetricsTest, WritesAPngToTheDescriptor) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

@@ -1,4 +1,4 @@
-#include "tools/dashboard/dashboard.h"
+#include "train/dashboard/dashboard.h"
 
 #include <sys/socket.h>
 
@@ -13,9 +13,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "httplib.h"
-#include "tools/dashboard/assets.h"
+#include "train/dashboard/assets.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 // Throughput is measured over this many latest steps.
@@ -341,4 +341,4 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   return out + "]}";
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

@@ -13,14 +13,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "distributed/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "distributed/testing.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 using ::bazel::tools::cpp::runfiles::Runfiles;
@@ -63,7 +63,8 @@ class DistributedTrainingTest : public ::testing::Test {
   }
 
   static std::string Mpirun() {
-    return MpiEnv() + "mpirun --allow-run-as-root --oversubscribe --bind-to none"
+    return MpiEnv() +
+           "mpirun --allow-run-as-root --oversubscribe --bind-to none"
            " --mca btl self,vader,tcp --mca btl_tcp_if_include lo"
            " --mca oob_tcp_if_include lo ";
   }
@@ -92,8 +93,10 @@ TEST_F(DistributedTrainingTest, TwoRanksTrainLikeOneProcess) {
     ASSERT_NE(a, std::string::npos) << single.output;
     ASSERT_NE(b, std::string::npos) << multi.output;
     // "loss L, train acc A, test acc T," agree to the printed digits.
-    const size_t end = single.output.find(", ", single.output.find("test acc", a));
-    EXPECT_EQ(multi.output.substr(b, end - a), single.output.substr(a, end - a));
+    const size_t end =
+        single.output.find(", ", single.output.find("test acc", a));
+    EXPECT_EQ(multi.output.substr(b, end - a),
+              single.output.substr(a, end - a));
   }
 
   absl::StatusOr<SafetensorsFile> expected =
@@ -122,11 +125,11 @@ TEST_F(DistributedTrainingTest, TwoRanksTrainLikeOneProcess) {
 TEST_F(DistributedTrainingTest, FailingRankEndsTheJob) {
   // Rank 1 cannot read its data; rank 0 would otherwise wait for it in the
   // first collective until the watchdog's 300 s.
-  RunResult r = RunCommand(
-      absl::StrCat(Mpirun(), "-np 1 ", train_, Flags(tmp_ + "/good"), " : ",
-                   "-np 1 ", train_, Flags(tmp_ + "/bad"),
-                   " --data_dir=/nonexistent"),
-      120);
+  RunResult r =
+      RunCommand(absl::StrCat(Mpirun(), "-np 1 ", train_, Flags(tmp_ + "/good"),
+                              " : ", "-np 1 ", train_, Flags(tmp_ + "/bad"),
+                              " --data_dir=/nonexistent"),
+                 120);
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
   EXPECT_LT(r.seconds, 60) << r.output;
@@ -135,4 +138,4 @@ TEST_F(DistributedTrainingTest, FailingRankEndsTheJob) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

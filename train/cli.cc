@@ -1,4 +1,4 @@
-#include "tools/cli.h"
+#include "train/cli.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 // What the flag is when not given.
@@ -79,18 +79,20 @@ absl::StatusOr<bool> ParseFlags(
       const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
       if (flag != nullptr && !flag->IsOfType<std::string>() &&
           !flag->IsOfType<bool>()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--", name, "=: empty value; give a value or leave the flag out "
-            "(default: ", Default(*flag, defaults), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name,
+                         "=: empty value; give a value or leave the flag out "
+                         "(default: ",
+                         Default(*flag, defaults), ")"));
       }
     }
   }
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unexpected argument '", positional[1],
-        "': flags take the form --name=value (for a boolean flag, "
-        "--name=false or --noname); see --help"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", positional[1],
+                     "': flags take the form --name=value (for a boolean flag, "
+                     "--name=false or --noname); see --help"));
   }
   return true;
 }
@@ -102,4 +104,4 @@ absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value) {
       absl::StrCat("--precision=", value, ": must be fp32 or bf16"));
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

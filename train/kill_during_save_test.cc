@@ -13,8 +13,8 @@
 // exists) and kill a seeded random moment (0 to 4 ms) later.
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,14 +32,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "datasets/testing/fake_data.h"
 #include "gtest/gtest.h"
 #include "models/mlp/mlp.h"
 #include "tensor/safetensors.h"
 #include "tools/cpp/runfiles/runfiles.h"
-#include "tools/testing/fake_data.h"
-#include "tools/training.h"
+#include "train/training.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 namespace fs = std::filesystem;
@@ -53,9 +53,9 @@ std::string TrainerPath(const std::string& model = "mlp") {
   std::string error;
   std::unique_ptr<Runfiles> runfiles(Runfiles::CreateForTest(&error));
   EXPECT_NE(runfiles, nullptr) << error;
-  return runfiles == nullptr
-             ? ""
-             : runfiles->Rlocation(absl::StrCat("dive/models/", model, "/train"));
+  return runfiles == nullptr ? ""
+                             : runfiles->Rlocation(absl::StrCat(
+                                   "dive/models/", model, "/train"));
 }
 
 // Starts `argv` with stdout and stderr appended to `log`; returns its pid.
@@ -68,7 +68,8 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
       dup2(fd, STDERR_FILENO);
     }
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -109,7 +110,8 @@ std::vector<int64_t> CsvEpochs(const std::string& path) {
   std::vector<int64_t> epochs;
   const std::string text = ReadFile(path);
   std::vector<std::string> lines = absl::StrSplit(text, '\n');
-  if (lines.empty() || lines[0] != "epoch,loss,train_acc,test_acc,seconds,examples_per_sec") {
+  if (lines.empty() ||
+      lines[0] != "epoch,loss,train_acc,test_acc,seconds,examples_per_sec") {
     ADD_FAILURE() << path << " has no header:\n" << text;
     return epochs;
   }
@@ -148,7 +150,8 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
   const std::string root = ::testing::TempDir() + "/kill";
   fs::remove_all(root);
   const std::string data = root + "/data";
-  ASSERT_TRUE(testing::WriteFakeFashionMnist(data, {.train = 8, .test = 8}).ok());
+  ASSERT_TRUE(
+      data::testing::WriteFakeFashionMnist(data, {.train = 8, .test = 8}).ok());
 
   std::mt19937 rng(20240601);  // fixed: the same kill schedule every run
   int mid_save_kills = 0;
@@ -158,9 +161,15 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
     const std::string ckpt = out + "/model.safetensors";
     const std::string log = absl::StrCat(root, "/run", attempt, ".log");
     const std::vector<std::string> args = {
-        trainer,           "--data_dir=" + data, "--out=" + out,
-        absl::StrCat("--resize=", kInputSize),    "--train_limit=8",    "--test_limit=8",
-        "--batch_size=8",  "--threads=1",        "--progress=false",
+        trainer,
+        "--data_dir=" + data,
+        "--out=" + out,
+        absl::StrCat("--resize=", kInputSize),
+        "--train_limit=8",
+        "--test_limit=8",
+        "--batch_size=8",
+        "--threads=1",
+        "--progress=false",
         absl::StrCat("--seed=", attempt)};
     std::vector<std::string> run = args;
     run.push_back("--epochs=1000");
@@ -177,8 +186,8 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
           std::uniform_int_distribution<int>(0, 600)(rng)));
     } else {
       // Some moment of a save: after its temporary file appears.
-      ASSERT_TRUE(WaitFor([&] { return fs::exists(ckpt + ".tmp"); },
-                          child.pid, std::chrono::seconds(60)))
+      ASSERT_TRUE(WaitFor([&] { return fs::exists(ckpt + ".tmp"); }, child.pid,
+                          std::chrono::seconds(60)))
           << ReadFile(log);
       std::this_thread::sleep_for(std::chrono::microseconds(
           std::uniform_int_distribution<int>(0, 4000)(rng)));
@@ -216,7 +225,8 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
     ASSERT_EQ(waitpid(resumed.pid, &status, 0), resumed.pid);
     resumed.pid = 0;
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "resume failed (status " << status << "):\n" << ReadFile(log);
+        << "resume failed (status " << status << "):\n"
+        << ReadFile(log);
     EXPECT_EQ(CheckpointEpoch(ckpt), epoch + 2);
     EXPECT_EQ(CsvEpochs(out + "/metrics.csv"), Range(1, epoch + 2))
         << ReadFile(out + "/metrics.csv");
@@ -225,8 +235,8 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
     }
     fs::remove_all(out);
   }
-  std::printf("%d of %d kills landed in the middle of a save\n",
-              mid_save_kills, kAttempts);
+  std::printf("%d of %d kills landed in the middle of a save\n", mid_save_kills,
+              kAttempts);
   // The aimed attempts must hit saves, or the test proves little.
   EXPECT_GE(mid_save_kills, 1);
 }
@@ -257,25 +267,34 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
   fs::remove_all(root);
   const std::string data = root + "/data";
   ASSERT_TRUE(
-      testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8}).ok());
+      data::testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8})
+          .ok());
   struct Model {
     std::string binary;
     std::vector<std::string> flags;
   };
   const Model models[] = {
-      {"mlp",
-       {"--dropout", "--resize=96", "--optimizer=adam", "--lr=1e-3"}},
+      {"mlp", {"--dropout", "--resize=96", "--optimizer=adam", "--lr=1e-3"}},
       {"bn_lenet",
        {"--resize=28", "--optimizer=sgd", "--lr=0.05", "--momentum=0.9"}}};
   int inside_an_epoch = 0;
   for (const Model& m : models) {
     const std::string trainer = TrainerPath(m.binary);
     ASSERT_TRUE(fs::exists(trainer)) << trainer;
-    std::vector<std::string> args = {
-        trainer, "--data_dir=" + data, "--train_limit=64", "--test_limit=8",
-        "--batch_size=8", "--threads=1", "--progress=false", "--epochs=6",
-        "--weight_decay=1e-3", "--lr_schedule=cosine", "--warmup_epochs=0.5",
-        "--augment=flip,crop", "--clip_grad_norm=1", "--checkpoint_every=1"};
+    std::vector<std::string> args = {trainer,
+                                     "--data_dir=" + data,
+                                     "--train_limit=64",
+                                     "--test_limit=8",
+                                     "--batch_size=8",
+                                     "--threads=1",
+                                     "--progress=false",
+                                     "--epochs=6",
+                                     "--weight_decay=1e-3",
+                                     "--lr_schedule=cosine",
+                                     "--warmup_epochs=0.5",
+                                     "--augment=flip,crop",
+                                     "--clip_grad_norm=1",
+                                     "--checkpoint_every=1"};
     args.insert(args.end(), m.flags.begin(), m.flags.end());
     const auto in = [&](const std::string& dir) {
       std::vector<std::string> a = args;
@@ -289,8 +308,7 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
 
     for (int signal : {SIGKILL, SIGTERM}) {
       SCOPED_TRACE(absl::StrCat(m.binary, ", signal ", signal));
-      const std::string out =
-          absl::StrCat(root, "/", m.binary, "_", signal);
+      const std::string out = absl::StrCat(root, "/", m.binary, "_", signal);
       const std::string state = out + "/train_state.safetensors";
       ChildGuard child{Spawn(in(out), log)};
       // A few step checkpoints into the run (48 steps, 8 per epoch).
@@ -312,7 +330,8 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
             << ReadFile(log);
       } else {  // checkpointed and exited 128 + SIGTERM
         ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM)
-            << "status " << status << "\n" << ReadFile(log);
+            << "status " << status << "\n"
+            << ReadFile(log);
       }
       absl::StatusOr<SafetensorsFile> at = LoadSafetensors(state);
       ASSERT_TRUE(at.ok()) << at.status();
@@ -326,7 +345,8 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
       status = RunToEnd(resume, log);
       ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
           << ReadFile(log);
-      for (const char* file : {"model.safetensors", "train_state.safetensors"}) {
+      for (const char* file :
+           {"model.safetensors", "train_state.safetensors"}) {
         absl::StatusOr<SafetensorsFile> a =
             LoadSafetensors(absl::StrCat(whole, "/", file));
         absl::StatusOr<SafetensorsFile> b =
@@ -342,4 +362,4 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

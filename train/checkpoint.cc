@@ -1,4 +1,4 @@
-#include "tools/checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <sys/stat.h>
 
@@ -17,7 +17,7 @@
 #include "glog/logging.h"
 #include "tensor/file_io.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 constexpr char kFormat[] = "dive-train-state-1";
@@ -118,9 +118,8 @@ absl::StatusOr<SavedTrainState> DecodeTrainState(absl::string_view bytes,
     }
   }
   s.weights_crc32 = static_cast<uint32_t>(crc);
-  for (const auto& [key, value] :
-       {std::pair{"loss_sum", &s.totals.loss_sum},
-        std::pair{"seconds", &s.totals.seconds}}) {
+  for (const auto& [key, value] : {std::pair{"loss_sum", &s.totals.loss_sum},
+                                   std::pair{"seconds", &s.totals.seconds}}) {
     auto it = m.find(key);
     if (it == m.end() || !ParseExact(it->second, value) || *value < 0) {
       return fail(absl::StrCat("metadata ", key, " is not a number >= 0"));
@@ -136,8 +135,8 @@ absl::StatusOr<SavedTrainState> DecodeTrainState(absl::string_view bytes,
   }
   for (auto& [key, tensor] : file->tensors) {
     if (!absl::StartsWith(key, kOptimizerPrefix)) {
-      return fail(absl::StrCat("unexpected tensor '", absl::CHexEscape(key),
-                               "'"));
+      return fail(
+          absl::StrCat("unexpected tensor '", absl::CHexEscape(key), "'"));
     }
     s.optimizer[key.substr(sizeof(kOptimizerPrefix) - 1)] = tensor;
   }
@@ -148,8 +147,7 @@ absl::StatusOr<SavedTrainState> DecodeTrainState(absl::string_view bytes,
 }
 
 absl::Status SaveCheckpoint(const std::string& dir, const TrainState& state,
-                            const std::string& model_name,
-                            int64_t input_size) {
+                            const std::string& model_name, int64_t input_size) {
   SafetensorsFile weights;
   weights.tensors = state.model->StateDict();
   weights.metadata["model"] = model_name;
@@ -163,8 +161,8 @@ absl::Status SaveCheckpoint(const std::string& dir, const TrainState& state,
   if (!out.ok()) return out.status();
   if (absl::Status s = out->Write(bytes.bytes); !s.ok()) return s;
   if (absl::Status s = out->Sync(); !s.ok()) return s;
-  if (absl::Status s = WriteFileAtomically(PathIn(dir, kTrainStateFile),
-                                           EncodeTrainState(state, bytes.crc32));
+  if (absl::Status s = WriteFileAtomically(
+          PathIn(dir, kTrainStateFile), EncodeTrainState(state, bytes.crc32));
       !s.ok()) {
     return s;
   }
@@ -189,10 +187,10 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
     if (it == meta.end()) continue;
     if (!absl::SimpleAtoi(it->second, f.value) || *f.value < f.min ||
         *f.value > f.max) {
-      return absl::DataLossError(absl::StrCat(
-          "checkpoint ", path, ": metadata ", f.key, " \"",
-          absl::CHexEscape(it->second.substr(0, 40)),
-          "\" is not an integer in [", f.min, ", ", f.max, "]"));
+      return absl::DataLossError(
+          absl::StrCat("checkpoint ", path, ": metadata ", f.key, " \"",
+                       absl::CHexEscape(it->second.substr(0, 40)),
+                       "\" is not an integer in [", f.min, ", ", f.max, "]"));
     }
   }
   if (auto it = meta.find("model"); it != meta.end()) c.model = it->second;
@@ -203,9 +201,9 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
   // Weights of a diverged run would evaluate or resume as if nothing were
   // wrong.
   if (absl::Status s = CheckFinite(c.file.tensors); !s.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        "checkpoint ", path, ": ", s.message(),
-        "; these weights come from a diverged run"));
+    return absl::DataLossError(
+        absl::StrCat("checkpoint ", path, ": ", s.message(),
+                     "; these weights come from a diverged run"));
   }
   return c;
 }
@@ -257,9 +255,8 @@ absl::Status RecoverCheckpoint(const std::string& dir) {
   }
   if (absl::Status s = CheckReplaceable(weights); !s.ok()) return s;
   if (std::rename(tmp.c_str(), weights.c_str()) != 0) {
-    return absl::InternalError(
-        absl::StrCat("renaming ", tmp, " to ", weights, ": ",
-                     std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", weights,
+                                            ": ", std::strerror(errno)));
   }
   LOG(INFO) << "completed the checkpoint a killed run was saving: renamed "
             << tmp << " to " << weights;
@@ -272,20 +269,18 @@ absl::StatusOr<SavedRun> ReadRun(const std::string& dir) {
   if (!c.ok()) return c.status();
   absl::StatusOr<std::optional<SavedTrainState>> state = ReadState(dir);
   if (!state.ok()) return state.status();
-  if (state->has_value() &&
-      (!c->file.checksum_verified ||
-       c->file.crc32 != (*state)->weights_crc32)) {
+  if (state->has_value() && (!c->file.checksum_verified ||
+                             c->file.crc32 != (*state)->weights_crc32)) {
     return absl::DataLossError(absl::StrCat(
         PathIn(dir, kTrainStateFile), " belongs with weights of CRC ",
-        (*state)->weights_crc32, ", but ", weights, " has CRC ",
-        c->file.crc32,
+        (*state)->weights_crc32, ", but ", weights, " has CRC ", c->file.crc32,
         ": the pair was changed by hand or damaged; pass --overwrite to "
         "start afresh"));
   }
   if (state->has_value() && (*state)->position.epoch != c->epoch) {
     return absl::DataLossError(absl::StrCat(
-        PathIn(dir, kTrainStateFile), " is at epoch ",
-        (*state)->position.epoch, " but ", weights, " at epoch ", c->epoch));
+        PathIn(dir, kTrainStateFile), " is at epoch ", (*state)->position.epoch,
+        " but ", weights, " at epoch ", c->epoch));
   }
   return SavedRun{*std::move(c), *std::move(state)};
 }
@@ -326,4 +321,4 @@ absl::Status CheckSettings(const std::map<std::string, std::string>& saved,
       "start a new run (--overwrite)"));
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

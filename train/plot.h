@@ -1,4 +1,4 @@
-// File: tools/plot.h
+// File: train/plot.h
 // -----------------------------------------------------------------------------
 //
 // Draws the training curves of a metrics CSV (as written by the trainer:
@@ -16,15 +16,15 @@
 //
 //   absl::Status s = PlotMetrics(csv_text, fd, "LeNet-5");
 
-#ifndef TOOLS_PLOT_H_
-#define TOOLS_PLOT_H_
+#ifndef TRAIN_PLOT_H_
+#define TRAIN_PLOT_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 // Writes the PNG of `csv` (the text of a metrics CSV; rows that do not parse
 // are skipped) to the open file `png_fd`. Unavailable when gnuplot is not
@@ -35,6 +35,6 @@ absl::Status PlotMetrics(absl::string_view csv, int png_fd,
 // The gnuplot script PlotMetrics runs (exposed for tests).
 std::string PlotScript(absl::string_view csv, const std::string& title);
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_PLOT_H_
+#endif  // TRAIN_PLOT_H_

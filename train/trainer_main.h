@@ -1,4 +1,4 @@
-// File: tools/trainer_main.h
+// File: train/trainer_main.h
 // -----------------------------------------------------------------------------
 //
 // `main()` of every `//models/<name>:train` binary: parses the common flags
@@ -8,7 +8,7 @@
 // --train_limit, --test_limit, --data_dir, --out, --resume, --overwrite,
 // --skip_nonfinite, --precision; `--help` lists them), fills unset ones from
 // the model's book recipe, builds the model, loads Fashion-MNIST and runs
-// `tools::Train`. Every error (a bad flag, unreadable data, an unwritable
+// `train::Train`. Every error (a bad flag, unreadable data, an unwritable
 // --out, a diverging run) is printed as one line naming the problem, and the
 // process exits 1. SIGINT or SIGTERM checkpoint the current step and exit
 // 128 + the signal; `--resume` continues from there.
@@ -24,24 +24,24 @@
 // Example (models/lenet/train.cc):
 //
 //   int main(int argc, char** argv) {
-//     return dive::tools::TrainerMain(argc, argv, [] {
+//     return dive::train::TrainerMain(argc, argv, [] {
 //       return dive::models::LeNetSpec();
 //     });
 //   }
 
-#ifndef TOOLS_TRAINER_MAIN_H_
-#define TOOLS_TRAINER_MAIN_H_
+#ifndef TRAIN_TRAINER_MAIN_H_
+#define TRAIN_TRAINER_MAIN_H_
 
 #include <functional>
 
 #include "models/spec.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 // `spec` is called after flag parsing, so it may read model-specific flags.
 int TrainerMain(int argc, char** argv,
                 const std::function<models::ModelSpec()>& spec);
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_TRAINER_MAIN_H_
+#endif  // TRAIN_TRAINER_MAIN_H_

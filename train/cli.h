@@ -1,4 +1,4 @@
-// File: tools/cli.h
+// File: train/cli.h
 // -----------------------------------------------------------------------------
 //
 // Command-line parsing shared by the trainers and //tools:eval: absl's
@@ -19,8 +19,8 @@
 //   if (!go_on.ok()) return Fail(go_on.status());
 //   if (!*go_on) return 0;  // help printed
 
-#ifndef TOOLS_CLI_H_
-#define TOOLS_CLI_H_
+#ifndef TRAIN_CLI_H_
+#define TRAIN_CLI_H_
 
 #include <map>
 #include <string>
@@ -29,7 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "tensor/gemm.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 // True to go on, false when help was printed (exit 0), or InvalidArgument
 // naming the argument. Flags absl cannot parse end the process as before
@@ -43,6 +43,6 @@ absl::StatusOr<bool> ParseFlags(
 // InvalidArgument naming the flag.
 absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value);
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_CLI_H_
+#endif  // TRAIN_CLI_H_

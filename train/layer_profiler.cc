@@ -1,4 +1,4 @@
-#include "tools/layer_profiler.h"
+#include "train/layer_profiler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "nn/activation.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 double SecondsBetween(std::chrono::steady_clock::time_point from,
@@ -46,25 +46,26 @@ LayerProfiler::LayerProfiler(nn::Module& model, int64_t stats_every)
   std::vector<nn::Module*> modules;
   CollectNames(model, "", &names_, &modules);
   for (nn::Module* module : modules) {
-    handles_.push_back(
-        module->RegisterForwardPreHook([this](nn::Module& m, const Variable&) {
+    handles_.push_back(module->RegisterForwardPreHook(
+        [this](nn::Module& m, const autograd::Variable&) {
           PreHook(m);
-          return Variable();
+          return autograd::Variable();
         }));
     handles_.push_back(module->RegisterForwardHook(
-        [this](nn::Module& m, const Variable& input, const Variable& output) {
+        [this](nn::Module& m, const autograd::Variable& input,
+               const autograd::Variable& output) {
           PostHook(m, input, output);
-          return Variable();
+          return autograd::Variable();
         }));
   }
 }
 
 LayerProfiler::~LayerProfiler() {
-  for (HookHandle& handle : handles_) handle.Remove();
+  for (autograd::HookHandle& handle : handles_) handle.Remove();
 }
 
 void LayerProfiler::PreHook(nn::Module& module) {
-  if (!module.is_training() || !GradEnabled()) return;
+  if (!module.is_training() || !autograd::GradEnabled()) return;
   if (!in_step_) {
     in_step_ = true;
     step_start_ = Clock::now();
@@ -85,9 +86,11 @@ void LayerProfiler::PreHook(nn::Module& module) {
   open_.push_back(call);
 }
 
-void LayerProfiler::PostHook(nn::Module& module, const Variable& input,
-                             const Variable& output) {
-  if (!module.is_training() || !GradEnabled() || open_.empty()) return;
+void LayerProfiler::PostHook(nn::Module& module,
+                             const autograd::Variable& input,
+                             const autograd::Variable& output) {
+  if (!module.is_training() || !autograd::GradEnabled() || open_.empty())
+    return;
   Call call = open_.back();
   open_.pop_back();
   call.forward_end = Clock::now();
@@ -204,4 +207,4 @@ std::string LayerProfiler::Table() const {
   return out;
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

@@ -3,7 +3,7 @@
 // outputs' own, that it changes nothing in training and leaves no hook
 // behind.
 
-#include "tools/layer_profiler.h"
+#include "train/layer_profiler.h"
 
 #include <cmath>
 #include <memory>
@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
+#include "datasets/testing/fake_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/lenet/lenet.h"
@@ -19,10 +20,9 @@
 #include "nn/linear.h"
 #include "nn/sequential.h"
 #include "tensor/random.h"
-#include "tools/testing/fake_data.h"
-#include "tools/training.h"
+#include "train/training.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 using ::testing::HasSubstr;
@@ -42,7 +42,8 @@ TrainOptions SmallRun(const std::string& name) {
 // One training step of `model` on `x`, as the loop runs it: forward, a
 // scalar loss, backward, then the observer calls.
 void Step(nn::Module& model, LayerProfiler& profiler, const Tensor& x) {
-  Variable loss = Sum(model(Variable(x, /*requires_grad=*/true)));
+  autograd::Variable loss =
+      Sum(model(autograd::Variable(x, /*requires_grad=*/true)));
   loss.Backward();
   profiler.OnAfterBackward(TrainState{});
   ASSERT_TRUE(profiler.OnStep(TrainState{}, StepInfo{}).ok());
@@ -56,8 +57,8 @@ TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
   LayerProfiler profiler(**model, /*stats_every=*/1);
   TrainOptions o = SmallRun("lenet");
   o.observers.push_back(&profiler);
-  const InMemoryDataset train = testing::FakeImages(256, 1);
-  const InMemoryDataset test = testing::FakeImages(64, 2);
+  const data::InMemoryDataset train = data::testing::FakeImages(256, 1);
+  const data::InMemoryDataset test = data::testing::FakeImages(64, 2);
   ASSERT_TRUE(Train(models::LeNetSpec(), **model, o, train, test).ok());
 
   EXPECT_EQ(profiler.steps(), 4);  // 256 / 64; evaluation does not count
@@ -134,7 +135,7 @@ TEST(LayerProfilerTest, SamplesOnlyEveryNthStepAndIgnoresEvaluation) {
   model->Add(std::make_shared<nn::ReLU>());
   LayerProfiler profiler(*model, /*stats_every=*/2);
   const Tensor x = Tensor::FromVector({-1, 1}, Shape{1, 2});
-  Variable input(x, /*requires_grad=*/true);
+  autograd::Variable input(x, /*requires_grad=*/true);
   model->Eval();
   (*model)(input);  // evaluation mode: not a training step
   EXPECT_TRUE(profiler.Layers().empty());
@@ -151,8 +152,8 @@ TEST(LayerProfilerTest, SamplesOnlyEveryNthStepAndIgnoresEvaluation) {
 }
 
 TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
-  const InMemoryDataset train = testing::FakeImages(256, 1);
-  const InMemoryDataset test = testing::FakeImages(64, 2);
+  const data::InMemoryDataset train = data::testing::FakeImages(256, 1);
+  const data::InMemoryDataset test = data::testing::FakeImages(64, 2);
   auto run = [&](bool profile, const std::string& name) {
     ManualSeed(7);
     std::shared_ptr<nn::Module> model = *models::LeNetSpec().make(28);
@@ -166,7 +167,8 @@ TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
         Train(models::LeNetSpec(), *model, o, train, test);
     EXPECT_TRUE(s.ok()) << s.status();
     profiler.reset();  // removes its hooks: a later call must not reach it
-    Variable out = (*model)(Variable(Normal(Shape{8, 1, 28, 28}, 0, 1)));
+    autograd::Variable out =
+        (*model)(autograd::Variable(Normal(Shape{8, 1, 28, 28}, 0, 1)));
     Sum(out).Backward();
     return std::make_pair(*s, model->StateDict());
   };
@@ -181,4 +183,4 @@ TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

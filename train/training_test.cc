@@ -1,9 +1,9 @@
-// The training loop end to end on fake data (tools/testing/fake_data.h):
+// The training loop end to end on fake data (datasets/testing/fake_data.h):
 // outputs, resuming, determinism, option checks, divergence and checkpoint
 // errors. Every run is a few hundred 28x28 images, so each test takes well
 // under a second.
 
-#include "tools/training.h"
+#include "train/training.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "datasets/testing/fake_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/bn_lenet/bn_lenet.h"
@@ -33,19 +34,19 @@
 #include "models/mlp/mlp.h"
 #include "models/softmax/softmax.h"
 #include "tensor/safetensors.h"
-#include "tools/testing/fake_data.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
+using data::testing::FakeImages;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-using testing::FakeImages;
 
 namespace fs = std::filesystem;
 
-constexpr char kHeader[] = "epoch,loss,train_acc,test_acc,seconds,examples_per_sec";
+constexpr char kHeader[] =
+    "epoch,loss,train_acc,test_acc,seconds,examples_per_sec";
 
 // A fresh, empty directory under the test's temporary directory.
 std::string FreshDir(const std::string& name) {
@@ -96,8 +97,8 @@ TrainOptions SmallRun(const std::string& out_dir) {
 
 class TrainingTest : public ::testing::Test {
  protected:
-  const InMemoryDataset train_ = FakeImages(512, /*seed=*/1);
-  const InMemoryDataset test_ = FakeImages(128, /*seed=*/2);
+  const data::InMemoryDataset train_ = FakeImages(512, /*seed=*/1);
+  const data::InMemoryDataset test_ = FakeImages(128, /*seed=*/2);
 };
 
 std::map<std::string, Tensor> LoadTensors(const std::string& path) {
@@ -298,7 +299,8 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
        C::kInvalidArgument, "--resize=0: must be positive"},
       {"weight_decay -0.1", [](TrainOptions& o) { o.weight_decay = -0.1f; },
        C::kInvalidArgument, "--weight_decay=-0.1: must be >= 0"},
-      {"weight_decay nan", [](TrainOptions& o) { o.weight_decay = std::nanf(""); },
+      {"weight_decay nan",
+       [](TrainOptions& o) { o.weight_decay = std::nanf(""); },
        C::kInvalidArgument, "--weight_decay=nan"},
       {"momentum 1", [](TrainOptions& o) { o.momentum = 1; },
        C::kInvalidArgument, "--momentum=1: must be in [0, 1)"},
@@ -311,7 +313,8 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
          o.optimizer = OptimizerKind::kAdam;
          o.momentum = 0.9f;
        },
-       C::kInvalidArgument, "--momentum=0.9: applies to --optimizer=sgd, not adam"},
+       C::kInvalidArgument,
+       "--momentum=0.9: applies to --optimizer=sgd, not adam"},
       {"step schedule without its step",
        [](TrainOptions& o) { o.lr_schedule = LrScheduleKind::kStep; },
        C::kInvalidArgument,
@@ -360,8 +363,9 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
       {"out under a regular file",
        [](TrainOptions& o) { o.out_dir = under_file; }, C::kFailedPrecondition,
        "Not a directory"},
-      {"out is a regular file", [](TrainOptions& o) { o.out_dir = "/dev/null"; },
-       C::kFailedPrecondition, "--out=/dev/null"},
+      {"out is a regular file",
+       [](TrainOptions& o) { o.out_dir = "/dev/null"; }, C::kFailedPrecondition,
+       "--out=/dev/null"},
   };
   TrainOptions good = SmallRun(FreshDir("validate"));
   ASSERT_TRUE(ValidateOptions(good).ok());
@@ -375,7 +379,7 @@ TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
   // Train checks them too, before doing anything.
   TrainOptions o = good;
   o.epochs = 0;
-  const InMemoryDataset data = FakeImages(8, 0);
+  const data::InMemoryDataset data = FakeImages(8, 0);
   EXPECT_EQ(Train(models::SoftmaxSpec(), o, data, data).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -482,9 +486,9 @@ TEST_F(TrainingTest, StoppedAtAnyStepAndResumedIsTheUninterruptedRun) {
         EXPECT_EQ(p.global_step, at + 1);
         EXPECT_THAT(std::string(s.status().message()),
                     HasSubstr(absl::StrCat(
-                        "stopped by Interrupt at epoch ", p.epoch + 1,
-                        " step ", p.step, " of 16; the run is saved in ",
-                        split, ": continue it with --resume")));
+                        "stopped by Interrupt at epoch ", p.epoch + 1, " step ",
+                        p.step, " of 16; the run is saved in ", split,
+                        ": continue it with --resume")));
         EXPECT_EQ(StoppedBySignal(), SIGINT);
         o.resume = true;
       }
@@ -663,8 +667,7 @@ TEST_F(TrainingTest, DivergenceNamesTheStepAndTheLastGoodCheckpoint) {
   const std::string dir = FreshDir("diverge");
   TrainOptions o = SmallRun(dir);
   o.lr = 1e30f;
-  absl::StatusOr<TrainSummary> s =
-      Train(models::MlpSpec(), o, train_, test_);
+  absl::StatusOr<TrainSummary> s = Train(models::MlpSpec(), o, train_, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kAborted) << s.status();
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr("training diverged: loss is"));
@@ -698,8 +701,7 @@ TEST_F(TrainingTest, SkipNonfiniteCountsSkippedStepsButFailsAnEmptyEpoch) {
   TrainOptions o = SmallRun(FreshDir("skip"));
   o.lr = 1e30f;
   o.skip_nonfinite = true;
-  absl::StatusOr<TrainSummary> s =
-      Train(models::MlpSpec(), o, train_, test_);
+  absl::StatusOr<TrainSummary> s = Train(models::MlpSpec(), o, train_, test_);
   // Epoch 1 trains a few steps before the logits overflow; from then on
   // every loss is NaN, so epoch 2 would train nothing: an error, not a
   // "loss 0.000" epoch.
@@ -799,7 +801,8 @@ TEST_F(TrainingTest, BadCheckpointMetadataIsRefusedBeforeAnythingChanges) {
   TrainOptions o = SmallRun(dir);
   o.epochs = 1;
   ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
-  const std::string ckpt = dir + "/model.safetensors", csv = dir + "/metrics.csv";
+  const std::string ckpt = dir + "/model.safetensors",
+                    csv = dir + "/metrics.csv";
   const std::string good = Contents(ckpt);
   // A row the resume would trim: it must survive every refused resume.
   std::ofstream(csv, std::ios::app) << "2,0.5,0.5,0.5,1.0,1.0\n";
@@ -950,8 +953,10 @@ TEST_F(TrainingTest, NonFiniteWeightsAreRefusedOnLoad) {
     const absl::Status st = LoadCheckpoint(path, **model);
     EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << bad;
     EXPECT_THAT(std::string(st.message()),
-                HasSubstr(absl::StrCat("checkpoint ", path, ": tensor "
-                                       "'1.weight' holds ", bad,
+                HasSubstr(absl::StrCat("checkpoint ", path,
+                                       ": tensor "
+                                       "'1.weight' holds ",
+                                       bad,
                                        " at element 5 of 7840; these weights "
                                        "come from a diverged run")));
     // --resume says so too, not "lower --lr", and changes nothing.
@@ -990,12 +995,12 @@ TEST_F(TrainingTest, OddImagesAreResizedOrRejectedNotACrash) {
   o.epochs = 1;
   // 28 x 30 images used to reach Linear's shape CHECK: the loader resized
   // only when the height differed from --resize.
-  const InMemoryDataset wide = FakeImages(64, 3, 28, 30);
+  const data::InMemoryDataset wide = FakeImages(64, 3, 28, 30);
   absl::StatusOr<TrainSummary> s = Train(models::SoftmaxSpec(), o, wide, wide);
   EXPECT_TRUE(s.ok()) << s.status();
 
-  const InMemoryDataset rgb(std::vector<uint8_t>(4 * 3 * 28 * 28, 7),
-                            {0, 1, 2, 3}, 3, 28, 28);
+  const data::InMemoryDataset rgb(std::vector<uint8_t>(4 * 3 * 28 * 28, 7),
+                                  {0, 1, 2, 3}, 3, 28, 28);
   s = Train(models::SoftmaxSpec(), o, rgb, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("3 channels"));
@@ -1016,4 +1021,4 @@ TEST_F(TrainingTest, HugeBatchSizeIsOneBatch) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

@@ -1,4 +1,4 @@
-#include "tools/training.h"
+#include "train/training.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -27,10 +27,10 @@
 #include "absl/strings/str_split.h"
 #include "autograd/functions.h"
 #include "datasets/data_loader.h"
-#include "glog/logging.h"
-#include "nn/batch_norm.h"
 #include "distributed/data_parallel.h"
 #include "distributed/process_group.h"
+#include "glog/logging.h"
+#include "nn/batch_norm.h"
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
@@ -39,9 +39,9 @@
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
-#include "tools/plot.h"
+#include "train/plot.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -51,13 +51,13 @@ double Seconds(Clock::time_point since) {
 }
 
 // The first n examples (all when n is 0 or larger than the data).
-InMemoryDataset Head(const InMemoryDataset& data, int64_t n) {
+data::InMemoryDataset Head(const data::InMemoryDataset& data, int64_t n) {
   if (n <= 0 || n >= data.size()) return data;
   const uint8_t* first = data.image_bytes(0);
   std::vector<uint8_t> images(first, first + n * data.image_size());
   std::vector<int64_t> labels(data.labels().begin(), data.labels().begin() + n);
-  return InMemoryDataset(std::move(images), std::move(labels), data.channels(),
-                         data.height(), data.width());
+  return data::InMemoryDataset(std::move(images), std::move(labels),
+                               data.channels(), data.height(), data.width());
 }
 
 int64_t CountCorrect(const Tensor& logits, const Tensor& labels) {
@@ -85,8 +85,8 @@ class ProgressObserver : public TrainObserver {
     const int64_t step = state.position.step, total = info.steps_per_epoch;
     const double seconds = state.totals.seconds;
     const double rate = state.totals.seen / std::max(seconds, 1e-9);
-    const double loss = state.totals.loss_sum / std::max<int64_t>(
-                                                    state.totals.seen, 1);
+    const double loss =
+        state.totals.loss_sum / std::max<int64_t>(state.totals.seen, 1);
     if (tty_) {
       constexpr int kWidth = 30;
       const int filled =
@@ -96,8 +96,8 @@ class ProgressObserver : public TrainObserver {
                    "\r  [%s%s] %ld/%ld  loss %.4f  lr %.3g  %.0f ex/s  ETA "
                    "%.0fs ",
                    std::string(filled, '#').c_str(),
-                   std::string(kWidth - filled, '.').c_str(), step, total,
-                   loss, info.lr, rate, eta);
+                   std::string(kWidth - filled, '.').c_str(), step, total, loss,
+                   info.lr, rate, eta);
       std::fflush(stderr);
     } else if (step % log_every_ == 0 || step == total) {
       LOG(INFO) << absl::StrFormat(
@@ -155,10 +155,10 @@ absl::StatusOr<std::string> AppendCsv(const std::string& path,
     text = *std::move(old);
   }
   if (text.empty()) text = kCsvHeader;
-  absl::StrAppend(&text, absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n",
-                                         m.epoch, m.loss, m.train_acc,
-                                         m.test_acc, m.seconds,
-                                         m.examples_per_sec));
+  absl::StrAppend(
+      &text,
+      absl::StrFormat("%d,%.6f,%.6f,%.6f,%.3f,%.1f\n", m.epoch, m.loss,
+                      m.train_acc, m.test_acc, m.seconds, m.examples_per_sec));
   if (absl::Status s = WriteFileAtomically(path, text); !s.ok()) return s;
   return text;
 }
@@ -256,10 +256,9 @@ class CheckpointObserver : public TrainObserver {
   // "<dir>/model.safetensors (epoch 2, step 17)", or "none".
   std::string LastGood() const {
     if (!any_) return "none";
-    return absl::StrCat(dir_, "/", kWeightsFile, " (epoch ", last_.epoch,
-                        last_.step > 0 ? absl::StrCat(", step ", last_.step)
-                                       : "",
-                        ")");
+    return absl::StrCat(
+        dir_, "/", kWeightsFile, " (epoch ", last_.epoch,
+        last_.step > 0 ? absl::StrCat(", step ", last_.step) : "", ")");
   }
 
  private:
@@ -297,10 +296,9 @@ class RunLock {
     const int fd =
         ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--out=", dir, ": cannot create ", path, ": ",
-                       errno == ELOOP ? "it is a symbolic link"
-                                      : std::strerror(errno)));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--out=", dir, ": cannot create ", path, ": ",
+          errno == ELOOP ? "it is a symbolic link" : std::strerror(errno)));
     }
     std::unique_ptr<RunLock> lock(new RunLock(fd));
     struct stat st;
@@ -319,8 +317,8 @@ class RunLock {
           "--out"));
     }
     const std::string me = absl::StrCat(::getpid(), "\n");
-    if (::ftruncate(fd, 0) != 0 ||
-        ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) !=
+                                       static_cast<ssize_t>(me.size())) {
       LOG(WARNING) << "cannot write the pid into " << path;
     }
     return lock;
@@ -367,13 +365,14 @@ bool HasBatchNorm(const nn::Module& module) {
 // ---- Data parallelism (TrainOptions::process_group) ------------------------
 
 // Examples [begin, end) of `data`.
-InMemoryDataset Range(const InMemoryDataset& data, int64_t begin, int64_t end) {
+data::InMemoryDataset Range(const data::InMemoryDataset& data, int64_t begin,
+                            int64_t end) {
   const uint8_t* first = data.image_bytes(begin);
   std::vector<uint8_t> images(first, first + (end - begin) * data.image_size());
   std::vector<int64_t> labels(data.labels().begin() + begin,
                               data.labels().begin() + end);
-  return InMemoryDataset(std::move(images), std::move(labels), data.channels(),
-                         data.height(), data.width());
+  return data::InMemoryDataset(std::move(images), std::move(labels),
+                               data.channels(), data.height(), data.width());
 }
 
 absl::Status BroadcastBuffers(distributed::ProcessGroup& group,
@@ -417,13 +416,13 @@ absl::Status SyncReplicas(distributed::ProcessGroup& group,
 // idle in a collective meanwhile, which the collective watchdog would count.
 absl::StatusOr<EvalResult> EvaluateAcrossRanks(
     distributed::ProcessGroup& group, nn::Module& model,
-    const InMemoryDataset& data, int64_t input_size, int64_t batch_size,
+    const data::InMemoryDataset& data, int64_t input_size, int64_t batch_size,
     int64_t limit) {
   if (group.size() == 1) {
     return Evaluate(model, data, input_size, batch_size, limit);
   }
   if (absl::Status s = BroadcastBuffers(group, model); !s.ok()) return s;
-  const InMemoryDataset all = Head(data, limit);
+  const data::InMemoryDataset all = Head(data, limit);
   const int64_t begin = all.size() * group.rank() / group.size();
   const int64_t end = all.size() * (group.rank() + 1) / group.size();
   EvalResult mine;
@@ -524,10 +523,9 @@ absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop) {
     if (which == nullptr || *which) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--augment=", absl::CHexEscape(spec),
-          which == nullptr
-              ? absl::StrCat(": unknown augmentation '",
-                             absl::CHexEscape(part), "'")
-              : absl::StrCat(": '", part, "' given twice"),
+          which == nullptr ? absl::StrCat(": unknown augmentation '",
+                                          absl::CHexEscape(part), "'")
+                           : absl::StrCat(": '", part, "' given twice"),
           "; use none, flip, crop or flip,crop"));
     }
     *which = true;
@@ -564,7 +562,8 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   };
   if (o.epochs <= 0) return bad("epochs", o.epochs, "must be positive");
   if (o.epochs > kMaxEpochs) {
-    return bad("epochs", o.epochs, absl::StrCat("must be at most ", kMaxEpochs));
+    return bad("epochs", o.epochs,
+               absl::StrCat("must be at most ", kMaxEpochs));
   }
   if (!(o.lr > 0) || !std::isfinite(o.lr)) {
     return bad("lr", o.lr, "must be a positive number");
@@ -673,25 +672,26 @@ absl::Status ValidateOptions(const TrainOptions& o) {
   return absl::OkStatus();
 }
 
-EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
+EvalResult Evaluate(nn::Module& model, const data::InMemoryDataset& data,
                     int64_t input_size, int64_t batch_size, int64_t limit) {
-  const InMemoryDataset subset = Head(data, limit);
-  DataLoaderOptions lo;
+  const data::InMemoryDataset subset = Head(data, limit);
+  data::DataLoaderOptions lo;
   lo.batch_size = batch_size;
   lo.shuffle = false;
   lo.resize = input_size;  // a no-op for input_size x input_size images
-  absl::StatusOr<DataLoader> loader = DataLoader::Create(subset, lo);
+  absl::StatusOr<data::DataLoader> loader =
+      data::DataLoader::Create(subset, lo);
   CHECK(loader.ok()) << loader.status();
   const bool was_training = model.is_training();
   model.Eval();
-  NoGradGuard no_grad;
+  autograd::NoGradGuard no_grad;
   EvalResult result;
   result.confusion.assign(10, std::vector<int64_t>(10, 0));
   int64_t correct = 0, total = 0;
   loader->StartEpoch(0);
-  Batch batch;
+  data::Batch batch;
   while (loader->Next(&batch)) {
-    const Tensor logits = model(Variable(batch.images)).data();
+    const Tensor logits = model(autograd::Variable(batch.images)).data();
     const Tensor pred = ops::Argmax(logits, 1);
     const int64_t* p = pred.data<int64_t>();
     const int64_t* l = batch.labels.data<int64_t>();
@@ -739,8 +739,8 @@ std::map<std::string, std::string> Settings(const TrainOptions& o) {
       {"clip_grad_norm", num(o.clip_grad_norm)},
       {"seed", absl::StrCat(o.seed)},
       {"train_limit", absl::StrCat(o.train_limit)},
-      {"precision", o.precision == MatmulPrecision::kBfloat16 ? "bf16"
-                                                              : "fp32"}};
+      {"precision",
+       o.precision == MatmulPrecision::kBfloat16 ? "bf16" : "fp32"}};
   if (o.lr_schedule == LrScheduleKind::kStep) {
     s["lr_step_epochs"] = absl::StrCat(o.lr_step_epochs);
     s["lr_gamma"] = num(o.lr_gamma);
@@ -752,8 +752,8 @@ std::map<std::string, std::string> Settings(const TrainOptions& o) {
   return s;
 }
 
-std::unique_ptr<optim::Optimizer> MakeOptimizer(const TrainOptions& o,
-                                                std::vector<Variable> params) {
+std::unique_ptr<optim::Optimizer> MakeOptimizer(
+    const TrainOptions& o, std::vector<autograd::Variable> params) {
   switch (o.optimizer) {
     case OptimizerKind::kAdam: {
       optim::AdamOptions a;
@@ -793,7 +793,7 @@ std::unique_ptr<optim::LrSchedule> MakeSchedule(const TrainOptions& o,
 }
 
 // The classes of `data`: one more than its largest label.
-int64_t NumClasses(const InMemoryDataset& data) {
+int64_t NumClasses(const data::InMemoryDataset& data) {
   int64_t most = -1;
   for (int64_t label : data.labels()) most = std::max(most, label);
   return most + 1;
@@ -813,13 +813,14 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
                      absl::CHexEscape(c.model), "', not ", spec.name));
   }
   if (c.input_size != 0 && c.input_size != o.input_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--resize=", o.input_size, ": checkpoint ", weights,
-        " was trained at input size ", c.input_size, "; resume with --resize=",
-        c.input_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--resize=", o.input_size, ": checkpoint ", weights,
+                     " was trained at input size ", c.input_size,
+                     "; resume with --resize=", c.input_size));
   }
   if (run->state) {
-    if (absl::Status s = CheckSettings(run->state->settings, state.settings, dir);
+    if (absl::Status s =
+            CheckSettings(run->state->settings, state.settings, dir);
         !s.ok()) {
       return s;
     }
@@ -860,9 +861,9 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
 }
 
 // The options of the training loader of rank `rank` of `ranks`.
-DataLoaderOptions TrainLoaderOptions(const TrainOptions& o, int rank,
-                                     int ranks) {
-  DataLoaderOptions lo;
+data::DataLoaderOptions TrainLoaderOptions(const TrainOptions& o, int rank,
+                                           int ranks) {
+  data::DataLoaderOptions lo;
   // --batch_size is the global batch: each rank takes 1/size of every batch
   // (shard k: positions k, k + size, ... of the epoch's order) and the
   // gradients are averaged, so a run on any number of ranks follows the
@@ -891,17 +892,16 @@ DataLoaderOptions TrainLoaderOptions(const TrainOptions& o, int rank,
 absl::Status AvoidBatchesOfOne(const models::ModelSpec& spec,
                                const nn::Module& model, int64_t examples,
                                int64_t global_batch, int ranks, bool root,
-                               DataLoaderOptions& lo) {
+                               data::DataLoaderOptions& lo) {
   if (!HasBatchNorm(model)) return absl::OkStatus();
   if (lo.batch_size == 1 || examples == 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         examples == 1
             ? "the training set has 1 example"
-            : absl::StrCat("--batch_size=", global_batch,
-                           ranks > 1 ? absl::StrCat(" over ", ranks,
-                                                    " processes")
-                                     : "",
-                           " gives batches of 1 example"),
+            : absl::StrCat(
+                  "--batch_size=", global_batch,
+                  ranks > 1 ? absl::StrCat(" over ", ranks, " processes") : "",
+                  " gives batches of 1 example"),
         ": ", spec.name,
         " has BatchNorm, which needs at least 2 examples per batch to train"));
   }
@@ -929,8 +929,8 @@ bool StopRequested() { return stop_signal != 0; }
 
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const TrainOptions& options,
-                                   const InMemoryDataset& train_data,
-                                   const InMemoryDataset& test_data) {
+                                   const data::InMemoryDataset& train_data,
+                                   const data::InMemoryDataset& test_data) {
   ManualSeed(options.seed);
   absl::StatusOr<std::shared_ptr<nn::Module>> made =
       spec.make(options.input_size);
@@ -943,10 +943,10 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
 
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    nn::Module& model, const TrainOptions& o,
-                                   const InMemoryDataset& train_data,
-                                   const InMemoryDataset& test_data) {
+                                   const data::InMemoryDataset& train_data,
+                                   const data::InMemoryDataset& test_data) {
   if (absl::Status s = ValidateOptions(o); !s.ok()) return s;
-  for (const InMemoryDataset* data : {&train_data, &test_data}) {
+  for (const data::InMemoryDataset* data : {&train_data, &test_data}) {
     if (data->channels() != 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("the models take 1-channel images; the ",
@@ -975,7 +975,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
 
   std::unique_ptr<RunLock> lock;  // held until Train returns
   if (writes) {
-    absl::StatusOr<std::unique_ptr<RunLock>> locked = RunLock::Acquire(o.out_dir);
+    absl::StatusOr<std::unique_ptr<RunLock>> locked =
+        RunLock::Acquire(o.out_dir);
     if (!locked.ok()) return locked.status();
     lock = *std::move(locked);
     // A save killed between its two renames is completed before
@@ -1005,15 +1006,16 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   distributed::DistributedDataParallel ddp(group, model.Parameters());
   if (absl::Status s = SyncReplicas(group, ddp, state); !s.ok()) return s;
 
-  const InMemoryDataset train = Head(train_data, o.train_limit);
+  const data::InMemoryDataset train = Head(train_data, o.train_limit);
   const int64_t classes = NumClasses(train);
-  DataLoaderOptions lo = TrainLoaderOptions(o, group.rank(), group.size());
+  data::DataLoaderOptions lo =
+      TrainLoaderOptions(o, group.rank(), group.size());
   if (absl::Status s = AvoidBatchesOfOne(spec, model, train.size(),
                                          o.batch_size, group.size(), root, lo);
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<DataLoader> loader = DataLoader::Create(train, lo);
+  absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
   const int64_t steps_per_epoch = loader->num_batches();
   const double warmup_steps = o.warmup_epochs * steps_per_epoch;
@@ -1030,7 +1032,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     observers.push_back(&*metrics);
     observers.push_back(&*checkpoints);
   }
-  if (root) observers.insert(observers.end(), o.observers.begin(), o.observers.end());
+  if (root)
+    observers.insert(observers.end(), o.observers.begin(), o.observers.end());
   const auto last_good = [&] {
     return absl::StrCat("last good checkpoint: ",
                         checkpoints ? checkpoints->LastGood() : "none");
@@ -1053,27 +1056,28 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     loader->StartEpoch(at.epoch, at.step);
     const Clock::time_point start = Clock::now();
     const double seconds_before = totals.seconds;
-    Batch batch;
+    data::Batch batch;
     while (loader->Next(&batch)) {
       // Linear warm-up, step by step; the rate is a function of the position.
-      const float lr = at.global_step < warmup_steps
-                           ? static_cast<float>(epoch_lr * (at.global_step + 1) /
-                                                std::ceil(warmup_steps))
-                           : epoch_lr;
+      const float lr =
+          at.global_step < warmup_steps
+              ? static_cast<float>(epoch_lr * (at.global_step + 1) /
+                                   std::ceil(warmup_steps))
+              : epoch_lr;
       optimizer->set_lr(lr);
       DefaultGenerator().Seed(CombineSeeds(
           {kDropoutSalt, o.seed, static_cast<uint64_t>(group.rank()),
            static_cast<uint64_t>(at.global_step)}));
       ++at.step;
       ++at.global_step;
-      Variable logits = model(Variable(batch.images));
+      autograd::Variable logits = model(autograd::Variable(batch.images));
       if (logits.shape().rank() != 2 || logits.shape()[1] < classes) {
         return absl::InvalidArgumentError(absl::StrCat(
             "the training data has ", classes, " classes (labels 0..",
             classes - 1, ") but ", spec.name, " outputs ",
             logits.shape().ToString(), " per batch"));
       }
-      Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
+      autograd::Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
       // One collective per step: the loss and the correct predictions over
       // the global batch, and whether any rank is asked to stop (so every
       // rank takes the same branches).
@@ -1091,9 +1095,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
               ". Lower --lr, or pass --skip_nonfinite to skip such steps"));
         }
         ++state.skipped_steps;
-        LOG_IF(WARNING, root) << "epoch " << epoch << " step " << at.step
-                              << ": loss is " << l
-                              << ", step skipped (--skip_nonfinite)";
+        LOG_IF(WARNING, root)
+            << "epoch " << epoch << " step " << at.step << ": loss is " << l
+            << ", step skipped (--skip_nonfinite)";
       } else {
         optimizer->ZeroGrad();
         loss.Backward();
@@ -1115,18 +1119,16 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       const int64_t global_batch = batch.labels.numel() * group.size();
       const StepInfo info{steps_per_epoch, global_batch, l,
                           reduced[2] / global_batch, lr};
-      if (absl::Status s = notify([&](TrainObserver& ob) {
-            return ob.OnStep(state, info);
-          });
+      if (absl::Status s =
+              notify([&](TrainObserver& ob) { return ob.OnStep(state, info); });
           !s.ok()) {
         return s;
       }
       if (stop) {
         honoured_signal = stop_signal == 0 ? SIGTERM : stop_signal;
         stop_signal = 0;
-        if (absl::Status s = notify([&](TrainObserver& ob) {
-              return ob.OnStop(state);
-            });
+        if (absl::Status s =
+                notify([&](TrainObserver& ob) { return ob.OnStop(state); });
             !s.ok()) {
           return s;
         }
@@ -1150,8 +1152,9 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     m.epoch = epoch;
     m.seconds = totals.seconds;
     m.loss = totals.seen == 0 ? 0 : totals.loss_sum / totals.seen;
-    m.train_acc =
-        totals.seen == 0 ? 0 : static_cast<double>(totals.correct) / totals.seen;
+    m.train_acc = totals.seen == 0
+                      ? 0
+                      : static_cast<double>(totals.correct) / totals.seen;
     m.examples_per_sec = totals.seen / std::max(m.seconds, 1e-9);
     absl::StatusOr<EvalResult> test = EvaluateAcrossRanks(
         group, model, test_data, o.input_size, o.batch_size, o.test_limit);
@@ -1159,9 +1162,8 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
     m.test_acc = test->accuracy;
     m.confusion = std::move(test->confusion);
     summary.epochs.push_back(m);
-    if (absl::Status s = notify([&](TrainObserver& ob) {
-          return ob.OnEpoch(state, m);
-        });
+    if (absl::Status s =
+            notify([&](TrainObserver& ob) { return ob.OnEpoch(state, m); });
         !s.ok()) {
       return s;
     }
@@ -1173,4 +1175,4 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   return summary;
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

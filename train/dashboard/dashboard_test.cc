@@ -2,7 +2,7 @@
 // request gets a 4xx and the server goes on, that it listens on loopback
 // alone; and the JSON it builds from the observer calls.
 
-#include "tools/dashboard/dashboard.h"
+#include "train/dashboard/dashboard.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 using ::testing::HasSubstr;
@@ -296,4 +296,4 @@ TEST(DashboardStartTest, ListensOnLoopbackOnly) {
 }
 
 }  // namespace
-}  // namespace dive::tools
+}  // namespace dive::train

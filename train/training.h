@@ -1,4 +1,4 @@
-// File: tools/training.h
+// File: train/training.h
 // -----------------------------------------------------------------------------
 //
 // The training loop shared by every `//models/<name>:train` binary. Its
@@ -13,10 +13,11 @@
 //
 //   * progress: a live bar on a terminal, plain log lines otherwise, and the
 //     book's line at the end of each epoch:
-//       epoch 3: loss 0.412, train acc 0.851, test acc 0.838, 41203.5 examples/sec
+//       epoch 3: loss 0.412, train acc 0.851, test acc 0.838, 41203.5
+//       examples/sec
 //   * in `out_dir`: `metrics.csv` and `metrics.png` (loss and accuracy curves
 //     drawn by gnuplot) after every epoch;
-//   * checkpoints (tools/checkpoint.h: the weights with the PyTorch twin's
+//   * checkpoints (train/checkpoint.h: the weights with the PyTorch twin's
 //     names plus the whole training state) after every epoch, every
 //     `checkpoint_every` steps, and when SIGINT or SIGTERM asks the run to
 //     stop (`RequestStop`; then `Train` returns Cancelled).
@@ -41,8 +42,8 @@
 //   absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), options,
 //                                          train_data, test_data);
 
-#ifndef TOOLS_TRAINING_H_
-#define TOOLS_TRAINING_H_
+#ifndef TRAIN_TRAINING_H_
+#define TRAIN_TRAINING_H_
 
 #include <cstdint>
 #include <string>
@@ -52,13 +53,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "datasets/dataset.h"
+#include "distributed/process_group.h"
 #include "models/spec.h"
 #include "nn/module.h"
-#include "distributed/process_group.h"
 #include "tensor/gemm.h"
-#include "tools/checkpoint.h"
+#include "train/checkpoint.h"
 
-namespace dive::tools {
+namespace dive::train {
 
 enum class OptimizerKind { kSgd, kAdam, kAdamW };
 enum class LrScheduleKind { kConstant, kStep, kCosine };
@@ -88,7 +89,7 @@ struct TrainOptions {
   float clip_grad_norm = 0.0f;
   // Also checkpoint every N steps (0: only at each epoch's end).
   int64_t checkpoint_every = 0;
-  int threads = 0;     // 0: all cores
+  int threads = 0;  // 0: all cores
   uint64_t seed = 0;
   // Use only the first N training / test examples (0: all).
   int64_t train_limit = 0;
@@ -186,8 +187,7 @@ class TrainObserver {
   }
   // After the test set is evaluated; `state.position` is still inside the
   // epoch (its last step), `m.epoch` is 1-based.
-  virtual absl::Status OnEpoch(const TrainState& state,
-                               const EpochMetrics& m) {
+  virtual absl::Status OnEpoch(const TrainState& state, const EpochMetrics& m) {
     return absl::OkStatus();
   }
   // The run was asked to stop (RequestStop) after the step `state` is at.
@@ -200,15 +200,15 @@ class TrainObserver {
 // seeds the default generator with `options.seed` and builds the model.
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    const TrainOptions& options,
-                                   const InMemoryDataset& train_data,
-                                   const InMemoryDataset& test_data);
+                                   const data::InMemoryDataset& train_data,
+                                   const data::InMemoryDataset& test_data);
 
 // Trains `model`, already built (with `options.seed`) from `spec`.
 absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
                                    nn::Module& model,
                                    const TrainOptions& options,
-                                   const InMemoryDataset& train_data,
-                                   const InMemoryDataset& test_data);
+                                   const data::InMemoryDataset& train_data,
+                                   const data::InMemoryDataset& test_data);
 
 // Asks a running `Train` to checkpoint after its current step and return
 // Cancelled; `signal` (SIGINT, SIGTERM) names the reason. Async-signal-safe.
@@ -234,10 +234,9 @@ struct EvalResult {
 
 // Accuracy and confusion matrix of `model` (switched to eval mode) on `data`
 // resized to input_size.
-EvalResult Evaluate(nn::Module& model, const InMemoryDataset& data,
-                    int64_t input_size, int64_t batch_size,
-                    int64_t limit = 0);
+EvalResult Evaluate(nn::Module& model, const data::InMemoryDataset& data,
+                    int64_t input_size, int64_t batch_size, int64_t limit = 0);
 
-}  // namespace dive::tools
+}  // namespace dive::train
 
-#endif  // TOOLS_TRAINING_H_
+#endif  // TRAIN_TRAINING_H_

@@ -1,4 +1,4 @@
-#include "tools/testing/fake_data.h"
+#include "datasets/testing/fake_data.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "datasets/idx.h"
 
-namespace dive::tools::testing {
+namespace dive::data::testing {
 namespace {
 
 struct Raw {
@@ -65,8 +65,8 @@ absl::Status WriteFakeFashionMnist(const std::string& dir,
        {Split{"train", o.train, o.train_labels < 0 ? o.train : o.train_labels,
               o.seed},
         Split{"t10k", o.test, o.test, o.seed + 1}}) {
-    const Raw raw = MakeRaw(std::max(s.n, s.n_labels), s.seed, o.height,
-                            o.width);
+    const Raw raw =
+        MakeRaw(std::max(s.n, s.n_labels), s.seed, o.height, o.width);
     const std::vector<uint8_t> images(
         raw.images.begin(), raw.images.begin() + s.n * o.height * o.width);
     std::vector<uint8_t> labels(raw.labels.begin(),
@@ -86,4 +86,4 @@ absl::Status WriteFakeFashionMnist(const std::string& dir,
   return absl::OkStatus();
 }
 
-}  // namespace dive::tools::testing
+}  // namespace dive::data::testing

@@ -1,4 +1,4 @@
-#include "tools/plot.h"
+#include "train/plot.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace dive::tools {
+namespace dive::train {
 namespace {
 
 // `s` with every character outside [A-Za-z0-9 _.,:()+/-] replaced by '?', in
@@ -79,9 +79,8 @@ absl::Status PlotMetrics(absl::string_view csv, int png_fd,
   // stdin: no pipe (no SIGPIPE if gnuplot dies), no temporary file.
   const int script_fd = memfd_create("gnuplot-script", MFD_CLOEXEC);
   if (script_fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot start gnuplot: memfd_create: ",
-                     std::strerror(errno)));
+    return absl::InternalError(absl::StrCat(
+        "cannot start gnuplot: memfd_create: ", std::strerror(errno)));
   }
   if (!WriteAll(script_fd, PlotScript(csv, title)) ||
       ::lseek(script_fd, 0, SEEK_SET) != 0) {
@@ -97,8 +96,8 @@ absl::Status PlotMetrics(absl::string_view csv, int png_fd,
   char arg0[] = "gnuplot";
   char* argv[] = {arg0, nullptr};
   pid_t pid = -1;
-  const int err = posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv,
-                               environ);
+  const int err =
+      posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(script_fd);
   if (err == ENOENT) {
@@ -125,4 +124,4 @@ absl::Status PlotMetrics(absl::string_view csv, int png_fd,
   return absl::OkStatus();
 }
 
-}  // namespace dive::tools
+}  // namespace dive::train

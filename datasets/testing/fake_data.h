@@ -1,4 +1,4 @@
-// File: tools/testing/fake_data.h
+// File: datasets/testing/fake_data.h
 // -----------------------------------------------------------------------------
 //
 // Tiny stand-ins for Fashion-MNIST for the tools' tests: images with a rule a
@@ -8,12 +8,12 @@
 //
 // Example:
 //
-//   dive::InMemoryDataset train = dive::tools::testing::FakeImages(512, 1);
-//   absl::Status s = dive::tools::testing::WriteFakeFashionMnist(
+//   dive::data::InMemoryDataset train = dive::data::testing::FakeImages(512,
+//   1); absl::Status s = dive::data::testing::WriteFakeFashionMnist(
 //       "/tmp/data", {.train = 64, .test = 32});
 
-#ifndef TOOLS_TESTING_FAKE_DATA_H_
-#define TOOLS_TESTING_FAKE_DATA_H_
+#ifndef DATASETS_TESTING_FAKE_DATA_H_
+#define DATASETS_TESTING_FAKE_DATA_H_
 
 #include <cstdint>
 #include <string>
@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "datasets/dataset.h"
 
-namespace dive::tools::testing {
+namespace dive::data::testing {
 
 // FakeImages()
 //
@@ -49,6 +49,6 @@ struct FakeDataOptions {
 absl::Status WriteFakeFashionMnist(const std::string& dir,
                                    const FakeDataOptions& options);
 
-}  // namespace dive::tools::testing
+}  // namespace dive::data::testing
 
-#endif  // TOOLS_TESTING_FAKE_DATA_H_
+#endif  // DATASETS_TESTING_FAKE_DATA_H_
