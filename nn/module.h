@@ -85,6 +85,9 @@ class Module {
   std::vector<std::pair<std::string, autograd::Variable>> NamedParameters()
       const;
   std::vector<std::pair<std::string, Tensor>> NamedBuffers() const;
+  // This module and every submodule, each once, with its dotted name ("" for
+  // this one), parents before children, like PyTorch's named_modules().
+  std::vector<std::pair<std::string, Module*>> NamedModules() const;
   // Parameters and buffers by dotted name, like PyTorch's state_dict(). The
   // tensors share storage with the module's; `Clone()` them for a snapshot.
   std::map<std::string, Tensor> StateDict() const;
@@ -148,10 +151,6 @@ class Module {
   void RegisterChild(const std::string& name, std::shared_ptr<Module> module);
   // CHECK-fails unless `name` is a new, non-empty name without dots.
   void CheckNewName(const char* what, const std::string& name) const;
-  // This module and every submodule, each once, with its dotted name ("" for
-  // this one), parents before children.
-  std::vector<std::pair<std::string, Module*>> NamedModules() const;
-
   bool training_ = true;
   autograd::HookList<ForwardPreHook> forward_pre_hooks_;
   autograd::HookList<ForwardHook> forward_hooks_;

@@ -30,13 +30,19 @@ void CollectNames(nn::Module& module, const std::string& name,
   }
 }
 
-UnitStat UnitStatOf(const nn::Module& module) {
-  if (dynamic_cast<const nn::ReLU*>(&module) != nullptr) return UnitStat::kZero;
-  if (dynamic_cast<const nn::Sigmoid*>(&module) != nullptr ||
-      dynamic_cast<const nn::Tanh*>(&module) != nullptr) {
-    return UnitStat::kSaturated;
+// Sets what `layer`'s activation statistic counts, from its module's kind.
+void ClassifyUnits(const nn::Module& module, LayerStats& layer) {
+  if (dynamic_cast<const nn::ReLU*>(&module) != nullptr) {
+    layer.unit_stat = UnitStat::kZero;
+  } else if (dynamic_cast<const nn::Sigmoid*>(&module) != nullptr) {
+    layer.unit_stat = UnitStat::kSaturated;
+    layer.saturated_below = 0.01;
+    layer.saturated_above = 0.99;
+  } else if (dynamic_cast<const nn::Tanh*>(&module) != nullptr) {
+    layer.unit_stat = UnitStat::kSaturated;
+    layer.saturated_below = -0.99;
+    layer.saturated_above = 0.99;
   }
-  return UnitStat::kNone;
 }
 
 }  // namespace
@@ -77,7 +83,7 @@ void LayerProfiler::PreHook(nn::Module& module) {
     layer.name = names_.at(&module);
     layer.description = module.Describe();
     layer.depth = static_cast<int>(open_.size());
-    layer.unit_stat = UnitStatOf(module);
+    ClassifyUnits(module, layer);
     layers_.push_back(std::move(layer));
   }
   Call call;
@@ -96,7 +102,7 @@ void LayerProfiler::PostHook(nn::Module& module,
   call.forward_end = Clock::now();
   calls_.push_back(call);
   LayerStats& layer = layers_[call.layer];
-  if (sampling_) Sample(layer, module, output.data());
+  if (sampling_) Sample(layer, output.data());
   // The hooks below close the call's backward; one left in a graph that
   // outlives its step (never the loop's) finds another step and does nothing.
   const size_t id = calls_.size() - 1;
@@ -122,17 +128,13 @@ void LayerProfiler::PostHook(nn::Module& module,
   }
 }
 
-void LayerProfiler::Sample(LayerStats& layer, const nn::Module& module,
-                           const Tensor& output) {
+void LayerProfiler::Sample(LayerStats& layer, const Tensor& output) {
   if (output.dtype() != DType::kFloat32 || output.numel() == 0) return;
   const Tensor values = output.Contiguous();
   const float* p = values.data<float>();
   const int64_t n = values.numel();
   double sum = 0, sum_sq = 0;
   int64_t units = 0;
-  // Sigmoid saturates below 0.01 and above 0.99 of (0, 1); Tanh past 0.99
-  // of (-1, 1).
-  const bool sigmoid = dynamic_cast<const nn::Sigmoid*>(&module) != nullptr;
   for (int64_t i = 0; i < n; ++i) {
     const double v = p[i];
     sum += v;
@@ -142,7 +144,7 @@ void LayerProfiler::Sample(LayerStats& layer, const nn::Module& module,
         units += v == 0;
         break;
       case UnitStat::kSaturated:
-        units += sigmoid ? (v < 0.01 || v > 0.99) : std::abs(v) > 0.99;
+        units += v < layer.saturated_below || v > layer.saturated_above;
         break;
       case UnitStat::kNone:
         break;

@@ -71,6 +71,10 @@ struct LayerStats {
   double stddev = 0;
   UnitStat unit_stat = UnitStat::kNone;
   double unit_fraction = 0;  // of zeros (kZero) or saturated units
+  // kSaturated: a unit is saturated below `saturated_below` or above
+  // `saturated_above` (Sigmoid 0.01 and 0.99 of (0, 1); Tanh -0.99 and 0.99).
+  double saturated_below = 0;
+  double saturated_above = 0;
 };
 
 class LayerProfiler : public TrainObserver {
@@ -107,8 +111,7 @@ class LayerProfiler : public TrainObserver {
   void PreHook(nn::Module& module);
   void PostHook(nn::Module& module, const autograd::Variable& input,
                 const autograd::Variable& output);
-  void Sample(LayerStats& layer, const nn::Module& module,
-              const Tensor& output);
+  static void Sample(LayerStats& layer, const Tensor& output);
 
   std::unordered_map<const nn::Module*, std::string> names_;
   std::unordered_map<const nn::Module*, size_t> index_;  // into layers_

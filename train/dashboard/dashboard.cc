@@ -226,11 +226,8 @@ void Dashboard::SetState(std::string state) {
 
 absl::Status Dashboard::OnStep(const TrainState& state, const StepInfo& step) {
   const Clock::time_point now = Clock::now();
-  std::vector<LayerStats> layers;
-  const bool copy_layers =
-      profiler_ != nullptr && now - last_layer_copy_ >= kLayerCopyInterval;
-  if (copy_layers) {
-    layers = profiler_->Layers();
+  if (profiler_ != nullptr && now - last_layer_copy_ >= kLayerCopyInterval) {
+    CopyLayers();
     last_layer_copy_ = now;
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -246,24 +243,23 @@ absl::Status Dashboard::OnStep(const TrainState& state, const StepInfo& step) {
     first_step_ = global_step;
     first_step_time_ = now;
   }
-  if (copy_layers) {
-    layers_ = std::move(layers);
-    layer_steps_ = profiler_->steps();
-  }
   return absl::OkStatus();
 }
 
 absl::Status Dashboard::OnEpoch(const TrainState&, const EpochMetrics& m) {
-  std::vector<LayerStats> layers;
-  if (profiler_ != nullptr) layers = profiler_->Layers();
+  if (profiler_ != nullptr) CopyLayers();
   std::lock_guard<std::mutex> lock(mutex_);
   epochs_.push_back(m);
   epoch_ = m.epoch;
-  if (profiler_ != nullptr) {
-    layers_ = std::move(layers);
-    layer_steps_ = profiler_->steps();
-  }
   return absl::OkStatus();
+}
+
+void Dashboard::CopyLayers() {
+  std::vector<LayerStats> layers = profiler_->Layers();
+  const int64_t steps = profiler_->steps();
+  std::lock_guard<std::mutex> lock(mutex_);
+  layers_ = std::move(layers);
+  layer_steps_ = steps;
 }
 
 std::string Dashboard::MetricsJson(int64_t since_step) const {

@@ -104,6 +104,9 @@ class Dashboard : public TrainObserver {
 
   Dashboard(DashboardOptions options, const LayerProfiler* profiler);
   void Route();
+  // Copies the profiler's layer table (outside mutex_: it is long for a
+  // large model) and publishes it to the server's threads.
+  void CopyLayers();
 
   const DashboardOptions options_;
   const LayerProfiler* const profiler_;

@@ -1,0 +1,194 @@
+// What every model of the zoo promises, checked once over all of them
+// (`AllModels()`): the output shape at each size its spec names, errors for
+// sizes outside its range, the PyTorch twin's state_dict, the book's
+// initialization, and a loss that SGD brings down. The tests beside each
+// model check what only that architecture has (its blocks, their gradients).
+//
+// The twins' state_dicts are models/testdata/twins/<name>.txt, the output of
+// `python3 models/pytorch_twins.py params <name> <recipe input size>`.
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "autograd/variable.h"
+#include "glog/logging.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/spec.h"
+#include "models/testing.h"
+#include "models/zoo.h"
+#include "nn/conv2d.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::models {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The MLP chapters' models draw their Linear weights from N(0, 0.01^2) with
+// zero biases (d2l 3.7, 4.3); every other model is Xavier-uniform.
+bool HasNormalInit(const std::string& name) {
+  return name == "softmax" || name == "mlp" || name == "mlp_dropout";
+}
+
+// A twin file: "<name> at <s>x<s>: <n> parameters", then "  key [dims] dtype"
+// per state_dict entry in PyTorch's order, then "output shape: [2, 10]".
+struct TwinFile {
+  int64_t input_size = 0;
+  int64_t num_parameters = 0;
+  KeyShapes state_dict;
+};
+
+TwinFile ReadTwin(const std::string& name) {
+  const std::string path = absl::StrCat("models/testdata/twins/", name, ".txt");
+  std::ifstream in(path);
+  CHECK(in) << "cannot read " << path;
+  std::string header;
+  std::getline(in, header);
+  TwinFile twin;
+  const std::vector<std::string> words = absl::StrSplit(header, ' ');
+  CHECK(words.size() == 5 && words[0] == name && words[1] == "at")
+      << path << ": unexpected first line \"" << header << "\"";
+  CHECK(absl::SimpleAtoi(words[2].substr(0, words[2].find('x')),
+                         &twin.input_size) &&
+        absl::SimpleAtoi(words[3], &twin.num_parameters))
+      << path << ": unexpected first line \"" << header << "\"";
+  std::stringstream table;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("  ", 0) != 0) continue;  // the output shape line
+    // "  0.weight [6, 1, 5, 5] float32" -> "0.weight [6, 1, 5, 5]"
+    table << line.substr(2, line.rfind(' ') - 2) << "\n";
+  }
+  twin.state_dict = ParseKeyShapes(table.str().c_str());
+  return twin;
+}
+
+std::vector<std::string> ZooNames() {
+  std::vector<std::string> names;
+  for (const ModelSpec& spec : AllModels()) names.push_back(spec.name);
+  return names;
+}
+
+class ZooModelTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  ZooModelTest() : spec_(*FindModel(GetParam())) {}
+  const ModelSpec spec_;
+};
+
+TEST_P(ZooModelTest, OutputShapeAtEverySizeItsSpecNames) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(0);
+  for (int64_t size : std::set<int64_t>{spec.min_input_size,
+                                        spec.quick_input_size,
+                                        spec.recipe.input_size}) {
+    std::shared_ptr<nn::Module> net = MakeOrDie(spec, size);
+    net->Eval();
+    autograd::NoGradGuard no_grad;
+    const autograd::Variable y =
+        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
+    EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
+  }
+}
+
+TEST_P(ZooModelTest, RejectsSizesOutsideItsRange) {
+  const ModelSpec& spec = spec_;
+  std::set<int64_t> bad = {0, -3, spec.max_input_size + 1};
+  if (spec.min_input_size > 1) bad.insert(spec.min_input_size - 1);
+  for (int64_t size : bad) {
+    SCOPED_TRACE(absl::StrCat(spec.name, ".make(", size, ")"));
+    const absl::StatusOr<std::shared_ptr<nn::Module>> net = spec.make(size);
+    EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument)
+        << net.status();
+    EXPECT_THAT(net.status().message(), HasSubstr(absl::StrCat("got ", size)));
+  }
+}
+
+TEST_P(ZooModelTest, StateDictMatchesPyTorchTwin) {
+  const ModelSpec& spec = spec_;
+  const TwinFile twin = ReadTwin(spec.name);
+  ASSERT_EQ(twin.input_size, spec.recipe.input_size)
+      << "regenerate models/testdata/twins/" << spec.name << ".txt";
+  ASSERT_FALSE(twin.state_dict.empty());
+  const std::shared_ptr<nn::Module> net = MakeOrDie(spec, twin.input_size);
+  EXPECT_EQ(net->NumParameters(), twin.num_parameters);
+  ExpectStateDictMatchesTwin(*net, twin.state_dict);
+}
+
+// Xavier: weights U(-b, b), b = sqrt(6 / (fan_in + fan_out)), biases as
+// PyTorch leaves them, U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Normal: Linear
+// weights with standard deviation 0.01 and zero biases.
+TEST_P(ZooModelTest, WeightsFollowTheBooksInitialization) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(5);
+  const std::shared_ptr<nn::Module> net =
+      MakeOrDie(spec, spec.quick_input_size);
+  int checked = 0;
+  for (const auto& [name, module] : net->NamedModules()) {
+    const autograd::Variable* weight = nullptr;
+    const autograd::Variable* bias = nullptr;
+    if (const auto* fc = dynamic_cast<const nn::Linear*>(module)) {
+      weight = &fc->weight();
+      bias = &fc->bias();
+    } else if (const auto* conv = dynamic_cast<const nn::Conv2d*>(module)) {
+      weight = &conv->weight();
+      bias = &conv->bias();
+    } else {
+      continue;
+    }
+    SCOPED_TRACE(absl::StrCat(spec.name, " ", name, " ", module->Describe()));
+    const Shape& w = weight->shape();
+    const int64_t receptive = w.numel() / (w[0] * w[1]);
+    const float fan_in = static_cast<float>(w[1] * receptive);
+    const float fan_out = static_cast<float>(w[0] * receptive);
+    if (HasNormalInit(spec.name)) {
+      double sum_sq = 0;
+      for (float v : weight->data().ToVector()) sum_sq += double{v} * v;
+      EXPECT_NEAR(std::sqrt(sum_sq / w.numel()), 0.01, 0.002);
+      if (bias->defined()) {
+        EXPECT_EQ(MaxAbs(bias->data()), 0.0f);
+      }
+    } else {
+      ExpectUniformBound(weight->data(), std::sqrt(6.0f / (fan_in + fan_out)));
+      if (bias->defined()) {
+        EXPECT_LE(MaxAbs(bias->data()), 1.0f / std::sqrt(fan_in));
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << spec.name << " has no Linear or Conv2d";
+}
+
+TEST_P(ZooModelTest, SgdStepsReduceTheLossOnAFixedBatch) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(6);
+  const int64_t size = spec.quick_input_size;
+  const std::shared_ptr<nn::Module> net = MakeOrDie(spec, size);
+  const auto [x, y] = RandomBatch(4, size);
+  // Eval-mode loss (no dropout, batch norm on its moving averages) before
+  // and after ten steps at a tenth of the book's learning rate: small enough
+  // that steps on one fixed batch descend (at the book's rate VGG's and
+  // LeNet's losses on 4 images still oscillate after 10 steps).
+  const auto [before, after] =
+      EvalLossBeforeAndAfterSgdSteps(*net, x, y, spec.recipe.lr / 10, 10);
+  EXPECT_LT(after, before) << spec.name << ": loss " << before << " -> "
+                           << after;
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooModelTest, ::testing::ValuesIn(ZooNames()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace dive::models
