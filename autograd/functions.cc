@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "autograd/trace.h"
-#include "tensor/gemm.h"
+#include "tensor/linear.h"
 #include "tensor/ops.h"
 
 namespace dive::autograd {
@@ -272,48 +272,20 @@ Variable MatMul(const Variable& a, const Variable& b) {
 
 Variable Linear(const Variable& x, const Variable& weight,
                 const Variable& bias) {
-  CHECK_EQ(x.rank(), 2) << "Linear expects input [N, in_features], got "
-                        << x.shape();
-  CHECK_EQ(weight.rank(), 2)
-      << "Linear weight must be [out, in], got " << weight.shape();
-  CHECK_EQ(x.dim(1), weight.dim(1))
-      << "Linear: input has " << x.dim(1) << " features but weight "
-      << weight.shape() << " expects " << weight.dim(1);
-  const int64_t n = x.dim(0), in = x.dim(1), out = weight.dim(0);
   const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
-  Tensor y = Tensor::Empty({n, out});
-  float beta = 0.0f;
-  if (bias.defined()) {
-    CHECK(bias.rank() == 1 && bias.dim(0) == out)
-        << "Linear: bias of shape " << bias.shape() << " for " << out
-        << " outputs";
-    y.CopyFrom(bias.data());
-    beta = 1.0f;
-  }
-  // y[n, out] = x[n, in] * w[out, in]^T (+ y)
-  Gemm(false, true, n, out, in, 1.0f, xd.data(), in, wd.data(), in, beta,
-       y.data(), out);
+  Tensor y = LinearForward(xd, wd, bias.defined() ? bias.data() : Tensor());
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
-             gbias = bias.requires_grad();
-  return Variable::FromOp("Linear", y,
-                          {x, weight, bias.defined() ? bias : Variable()},
-                          [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), n,
-                           in, out, gx, gw, gbias](const Tensor& grad) {
-                            const Tensor g = grad.Contiguous();
-                            Tensor dx, dw, db;
-                            if (gx) {  // dx[n, in] = g[n, out] * w[out, in]
-                              dx = Tensor::Empty({n, in});
-                              Gemm(false, false, n, in, out, 1.0f, g.data(),
-                                   out, wd.data(), in, 0.0f, dx.data(), in);
-                            }
-                            if (gw) {  // dw[out, in] = g^T[out, n] * x[n, in]
-                              dw = Tensor::Empty({out, in});
-                              Gemm(true, false, out, in, n, 1.0f, g.data(), out,
-                                   xd.data(), in, 0.0f, dw.data(), in);
-                            }
-                            if (gbias) db = ops::Sum(g, {0});
-                            return std::vector<Tensor>{dx, dw, db};
-                          });
+             gb = bias.requires_grad();
+  return Variable::FromOp(
+      "Linear", y, {x, weight, bias.defined() ? bias : Variable()},
+      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), gx, gw,
+       gb](const Tensor& grad) {
+        const Tensor g = grad.Contiguous();
+        return std::vector<Tensor>{
+            gx ? LinearBackwardInput(g, wd) : Tensor(),
+            gw ? LinearBackwardWeight(g, xd) : Tensor(),
+            gb ? LinearBackwardBias(g) : Tensor()};
+      });
 }
 
 // ---- Softmax ----------------------------------------------------------------
