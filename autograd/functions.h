@@ -27,6 +27,7 @@
 #include "autograd/variable.h"
 #include "tensor/batch_norm.h"
 #include "tensor/conv.h"
+#include "tensor/pool.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

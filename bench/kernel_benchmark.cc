@@ -29,6 +29,7 @@
 #include "benchmark/benchmark.h"
 #include "tensor/batch_norm.h"
 #include "tensor/conv.h"
+#include "tensor/pool.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"

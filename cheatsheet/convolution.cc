@@ -10,7 +10,7 @@
 #include "glog/logging.h"
 #include "nn/conv2d.h"
 #include "nn/pool.h"
-#include "tensor/conv.h"
+#include "tensor/pool.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 

@@ -32,7 +32,7 @@
 
 #include "autograd/variable.h"
 #include "nn/module.h"
-#include "tensor/conv.h"
+#include "tensor/pool.h"
 
 namespace dive::nn {
 

@@ -6,8 +6,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/kernel_util.h"
+
 namespace dive {
 namespace {
+
+using kernel_internal::SumDouble;
+using kernel_internal::ThreadSlab;
 
 // Below this many elements the kernels run on one thread.
 constexpr int64_t kParallelMin = 16384;
@@ -58,21 +63,6 @@ std::vector<float> ToFloat(const std::vector<double>& v) {
   return std::vector<float>(v.begin(), v.end());
 }
 
-// The sum of f(i) for i in [0, n), in double. Eight independent partial sums
-// let the compiler vectorize without reassociating.
-template <typename F>
-inline double SumD(int64_t n, F f) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) acc[k] += f(i + k);
-  }
-  double tail = 0.0;
-  for (; i < n; ++i) tail += f(i);
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
-         ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
-
 // out[c] = sum over (n, s) of f(c, i), i the flat index of (n, c, s), in
 // double.
 template <typename F>
@@ -85,7 +75,7 @@ void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
       double total = 0.0;
       for (int64_t n = 0; n < l.n; ++n) {
         const int64_t base = (n * l.c + c) * l.s;
-        total += SumD(l.s, [&](int64_t s) { return f(c, base + s); });
+        total += SumDouble(l.s, [&](int64_t s) { return f(c, base + s); });
       }
       o[c] = total;
     }
@@ -94,9 +84,8 @@ void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
     // loop runs over contiguous channels.
 #pragma omp parallel if (l.numel() > kParallelMin)
     {
-      const int64_t threads = omp_get_num_threads();
-      const int64_t t = omp_get_thread_num();
-      const int64_t c0 = l.c * t / threads, c1 = l.c * (t + 1) / threads;
+      const auto [c0, c1] =
+          ThreadSlab(l.c, 1, omp_get_thread_num(), omp_get_num_threads());
       for (int64_t n = 0; n < l.n; ++n) {
         const int64_t base = n * l.c;
         for (int64_t c = c0; c < c1; ++c) o[c] += f(c, base + c);

@@ -6,31 +6,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tensor/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tensor/testing.h"
 
 namespace dive {
 namespace {
-
-std::vector<double> ToDouble(const Tensor& t) {
-  const std::vector<float> v = t.ToVector();
-  return std::vector<double>(v.begin(), v.end());
-}
-
-void ExpectClose(const Tensor& got, const std::vector<double>& want,
-                 double atol, double rtol, const std::string& what = "") {
-  const std::vector<float> g = got.ToVector();
-  ASSERT_EQ(g.size(), want.size()) << what;
-  int failures = 0;
-  for (size_t i = 0; i < g.size() && failures < 5; ++i) {
-    if (!(std::abs(g[i] - want[i]) <= atol + rtol * std::abs(want[i]))) {
-      ADD_FAILURE() << what << " at flat index " << i << ": got " << g[i]
-                    << ", want " << want[i];
-      ++failures;
-    }
-  }
-}
 
 // x as [N, C, S] with S = H * W (1 for [N, C]).
 struct Dims3 {

@@ -1,9 +1,9 @@
 // File: tensor/conv.h
 // -----------------------------------------------------------------------------
 //
-// Forward and backward kernels of 2-D convolution, max pooling and average
-// pooling on float32 NCHW tensors, without autograd (`autograd/functions.h`
-// wraps them). Inputs may be any view; they are made contiguous first.
+// Forward and backward kernels of 2-D convolution on float32 NCHW tensors,
+// without autograd (`autograd/functions.h` wraps them; pooling is in
+// `tensor/pool.h`). Inputs may be any view; they are made contiguous first.
 // Results are new contiguous tensors. Shape errors CHECK-fail with a message
 // that names the op and the shapes.
 //
@@ -30,10 +30,6 @@
 //   Tensor dx = Conv2dBackwardInput(dy, w, x.shape(), p);  // [256, 1, 28, 28]
 //   Tensor dw = Conv2dBackwardWeight(dy, x, w.shape(), p); // [6, 1, 5, 5]
 //   Tensor db = Conv2dBackwardBias(dy);                    // [6]
-//
-//   Tensor argmax;
-//   Tensor z = MaxPool2dForward(y, {2, 2, 2, 2}, &argmax); // [256, 6, 14, 14]
-//   Tensor dz = MaxPool2dBackward(Tensor::Ones(z.shape()), argmax, y.shape());
 
 #ifndef TENSOR_CONV_H_
 #define TENSOR_CONV_H_
@@ -44,8 +40,6 @@
 #include "tensor/tensor.h"
 
 namespace dive {
-
-// ---- Convolution ------------------------------------------------------------
 
 // Conv2dParams
 //
@@ -94,51 +88,6 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x,
 // The gradient with respect to the bias: dy [N, OC, OH, OW] summed over N,
 // OH and OW, giving [OC].
 Tensor Conv2dBackwardBias(const Tensor& dy);
-
-// ---- Pooling ----------------------------------------------------------------
-
-// Pool2dParams
-//
-// Window size, stride and padding of a 2-D pooling. As in PyTorch the padding
-// may be at most half the window (`pad_h <= kernel_h / 2`), so every window
-// holds at least one input element, and the output size is rounded down
-// (ceil_mode=False). Example: `Pool2dParams{2, 2, 2, 2}` is the usual 2x2
-// pooling with stride 2.
-struct Pool2dParams {
-  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h = 0, pad_w = 0;
-};
-
-// MaxPool2dForward()
-//
-// The largest element of each window of x [N, C, H, W], giving
-// [N, C, OH, OW]. Padding counts as -infinity and NaN wins over any number
-// (PyTorch semantics). When `argmax` is not null it is set to an int64 tensor
-// of the output's shape holding, for each output, the flat index ih * W + iw
-// of the chosen element within its (n, c) plane; every index is valid (never
-// -1), the first maximum on ties.
-Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax);
-
-// MaxPool2dBackward()
-//
-// Routes each element of dy to the input position in `argmax` (from
-// `MaxPool2dForward`); an input chosen by several overlapping windows
-// receives the sum. Returns dx of shape `x_shape`.
-Tensor MaxPool2dBackward(const Tensor& dy, const Tensor& argmax,
-                         const Shape& x_shape);
-
-// AvgPool2dForward()
-//
-// The mean of each window of x [N, C, H, W], with PyTorch's default
-// count_include_pad=True: padding counts as zeros and every window divides by
-// kernel_h * kernel_w, also at the borders.
-Tensor AvgPool2dForward(const Tensor& x, const Pool2dParams& p);
-
-// AvgPool2dBackward()
-//
-// Spreads each element of dy, divided by kernel_h * kernel_w, over the input
-// positions of its window. Returns dx of shape `x_shape`.
-Tensor AvgPool2dBackward(const Tensor& dy, const Shape& x_shape,
-                         const Pool2dParams& p);
 
 }  // namespace dive
 

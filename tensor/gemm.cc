@@ -13,9 +13,14 @@
 #include "tensor/bf16.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kernels.h"
+#include "tensor/kernel_util.h"
 
 namespace dive {
 namespace {
+
+using kernel_internal::CeilDiv;
+using kernel_internal::RoundUp;
+using kernel_internal::ThreadSlab;
 
 // Scales the m x n matrix C by beta (beta == 0 writes zeros, so NaN garbage
 // in C is ignored as BLAS requires).
@@ -29,11 +34,6 @@ void ScaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
       for (int64_t j = 0; j < n; ++j) row[j] *= beta;
     }
   }
-}
-
-// Rounds x up to a multiple of `unit`.
-int64_t RoundUp(int64_t x, int64_t unit) {
-  return (x + unit - 1) / unit * unit;
 }
 
 // Memory for `bytes` bytes on 64-byte boundaries (whole cache lines), for
@@ -287,13 +287,12 @@ void PackedGemmParallel(Kernel kernel, const GemmLhs& a, int64_t n,
   const bool split_n = n >= m;
   const int64_t unit = split_n ? kernel.nr : kernel.mr;
   const int64_t extent = split_n ? n : m;
-  const int64_t tiles = (extent + unit - 1) / unit;
+  const int64_t tiles = CeilDiv(extent, unit);
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
 #pragma omp parallel num_threads(threads)
   {
-    const int t = omp_get_thread_num();
-    const int64_t lo = std::min(extent, tiles * t / threads * unit);
-    const int64_t hi = std::min(extent, tiles * (t + 1) / threads * unit);
+    const auto [lo, hi] =
+        ThreadSlab(extent, unit, omp_get_thread_num(), threads);
     if (hi > lo) {
       if (split_n) {
         PackedGemm(kernel, a, 0, m, b, lo, hi, overwrite, c, ldc);
@@ -378,13 +377,11 @@ void NtGemmParallel(int64_t m, int64_t n, int64_t k, const Element* a,
                     int64_t ldc) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * k < kMinParallelMacs) threads = 1;
-  const int64_t tiles = (m + kNtM - 1) / kNtM;
+  const int64_t tiles = CeilDiv(m, kNtM);
   threads = static_cast<int>(std::min<int64_t>(threads, tiles));
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    const int t = omp_get_thread_num();
-    const int64_t lo = std::min(m, tiles * t / threads * kNtM);
-    const int64_t hi = std::min(m, tiles * (t + 1) / threads * kNtM);
+    const auto [lo, hi] = ThreadSlab(m, kNtM, omp_get_thread_num(), threads);
     if (hi > lo) NtGemm(lo, hi, n, k, a, lda, b, round, c, ldc);
   }
 }

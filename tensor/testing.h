@@ -1,21 +1,63 @@
 // File: tensor/testing.h
 // -----------------------------------------------------------------------------
 //
-// Test helpers for kernel tests that check analytic gradients against a
-// double-precision reference.
+// Test helpers for kernel tests that check values and analytic gradients
+// against a double-precision reference.
 //
 // Example:
 //
 //   auto loss = [&] { return Dot(dy, RefConv(x, w)); };
 //   std::vector<double> dx_numeric = CentralDifference(loss, &x, 1e-3);
+//   ExpectClose(dx, dx_numeric, 1e-3, 1e-3, "dx");
 
 #ifndef TENSOR_TESTING_H_
 #define TENSOR_TESTING_H_
 
+#include <cmath>
 #include <cstddef>
+#include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
+#include "tensor/tensor.h"
+
 namespace dive {
+
+// The values of a float32 tensor as doubles.
+inline std::vector<double> ToDouble(const Tensor& t) {
+  const std::vector<float> v = t.ToVector();
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// Elementwise |got - want| <= atol + rtol * |want|, reporting the first few
+// mismatches with their flat index.
+inline void ExpectClose(const Tensor& got, const std::vector<double>& want,
+                        double atol = 1e-4, double rtol = 1e-4,
+                        const std::string& what = "") {
+  const std::vector<float> g = got.ToVector();
+  ASSERT_EQ(g.size(), want.size()) << what;
+  int failures = 0;
+  for (size_t i = 0; i < g.size() && failures < 5; ++i) {
+    if (!(std::abs(g[i] - want[i]) <= atol + rtol * std::abs(want[i]))) {
+      ADD_FAILURE() << what << " at flat index " << i << ": got " << g[i]
+                    << ", want " << want[i];
+      ++failures;
+    }
+  }
+}
+
+// ExpectClose within 1e-5 of float32 values written out by hand.
+inline void ExpectValues(const Tensor& got, const std::vector<float>& want,
+                         const std::string& what = "") {
+  ExpectClose(got, std::vector<double>(want.begin(), want.end()), 1e-5, 1e-5,
+              what);
+}
+
+inline double Dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
 
 // d loss / d v[i] for every i by central differences with step `h`; `loss`
 // reads `*v`, which is restored after each perturbation.

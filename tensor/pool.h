@@ -1,0 +1,75 @@
+// File: tensor/pool.h
+// -----------------------------------------------------------------------------
+//
+// Forward and backward kernels of 2-D max and average pooling on float32
+// NCHW tensors, without autograd (`autograd/functions.h` wraps them). Inputs
+// may be any view; they are made contiguous first. Results are new
+// contiguous tensors. Shape errors CHECK-fail with a message that names the
+// op and the shapes. Each (n, c) plane is pooled on its own, the planes in
+// parallel (OpenMP); on AVX-512, max pooling with stride 1 or 2 computes a
+// row of outputs 16 at a time.
+//
+// Example (LeNet's pooling and its gradient):
+//
+//   Tensor y = dive::Normal({256, 6, 28, 28}, 0, 1);
+//   Tensor argmax;
+//   Tensor z = MaxPool2dForward(y, {2, 2, 2, 2}, &argmax); // [256, 6, 14, 14]
+//   Tensor dz = MaxPool2dBackward(Tensor::Ones(z.shape()), argmax, y.shape());
+//   Tensor a = AvgPool2dForward(y, {2, 2, 2, 2});          // [256, 6, 14, 14]
+
+#ifndef TENSOR_POOL_H_
+#define TENSOR_POOL_H_
+
+#include <cstdint>
+
+#include "tensor/shape.h"
+#include "tensor/tensor.h"
+
+namespace dive {
+
+// Pool2dParams
+//
+// Window size, stride and padding of a 2-D pooling. As in PyTorch the padding
+// may be at most half the window (`pad_h <= kernel_h / 2`), so every window
+// holds at least one input element, and the output size is rounded down
+// (ceil_mode=False). Example: `Pool2dParams{2, 2, 2, 2}` is the usual 2x2
+// pooling with stride 2.
+struct Pool2dParams {
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h = 0, pad_w = 0;
+};
+
+// MaxPool2dForward()
+//
+// The largest element of each window of x [N, C, H, W], giving
+// [N, C, OH, OW]. Padding counts as -infinity and NaN wins over any number
+// (PyTorch semantics). When `argmax` is not null it is set to an int64 tensor
+// of the output's shape holding, for each output, the flat index ih * W + iw
+// of the chosen element within its (n, c) plane; every index is valid (never
+// -1), the first maximum on ties.
+Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax);
+
+// MaxPool2dBackward()
+//
+// Routes each element of dy to the input position in `argmax` (from
+// `MaxPool2dForward`); an input chosen by several overlapping windows
+// receives the sum. Returns dx of shape `x_shape`.
+Tensor MaxPool2dBackward(const Tensor& dy, const Tensor& argmax,
+                         const Shape& x_shape);
+
+// AvgPool2dForward()
+//
+// The mean of each window of x [N, C, H, W], with PyTorch's default
+// count_include_pad=True: padding counts as zeros and every window divides by
+// kernel_h * kernel_w, also at the borders.
+Tensor AvgPool2dForward(const Tensor& x, const Pool2dParams& p);
+
+// AvgPool2dBackward()
+//
+// Spreads each element of dy, divided by kernel_h * kernel_w, over the input
+// positions of its window. Returns dx of shape `x_shape`.
+Tensor AvgPool2dBackward(const Tensor& dy, const Shape& x_shape,
+                         const Pool2dParams& p);
+
+}  // namespace dive
+
+#endif  // TENSOR_POOL_H_

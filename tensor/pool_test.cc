@@ -1,0 +1,278 @@
+#include "tensor/pool.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tensor/conv.h"  // ConvOutSize: the output size of any window
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+#include "tensor/testing.h"
+
+namespace dive {
+namespace {
+
+// ---- Max pooling ------------------------------------------------------------
+
+// Naive max pooling in double: values and the first argmax of each window.
+void RefMaxPool(const Shape& s, const std::vector<double>& x,
+                const Pool2dParams& p, std::vector<double>* y,
+                std::vector<int64_t>* idx) {
+  const int64_t oh = ConvOutSize(s[2], p.kernel_h, p.stride_h, p.pad_h);
+  const int64_t ow = ConvOutSize(s[3], p.kernel_w, p.stride_w, p.pad_w);
+  y->clear();
+  idx->clear();
+  for (int64_t q = 0; q < s[0] * s[1]; ++q)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        double best = -std::numeric_limits<double>::infinity();
+        int64_t at = -1;
+        for (int64_t a = 0; a < p.kernel_h; ++a)
+          for (int64_t b = 0; b < p.kernel_w; ++b) {
+            const int64_t ih = i * p.stride_h - p.pad_h + a;
+            const int64_t iw = j * p.stride_w - p.pad_w + b;
+            if (ih < 0 || ih >= s[2] || iw < 0 || iw >= s[3]) continue;
+            const double v = x[(q * s[2] + ih) * s[3] + iw];
+            if (at < 0 || v > best) {
+              best = v;
+              at = ih * s[3] + iw;
+            }
+          }
+        y->push_back(best);
+        idx->push_back(at);
+      }
+}
+
+TEST(MaxPool2d, Values2x2Stride2) {
+  const Tensor x = Tensor::FromVector(
+      {1, 5, 2, 0, 3, 4, 8, 7, 9, 6, 1, 2, 0, 10, 3, 3}, {1, 1, 4, 4});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {5, 8, 10, 3});
+  ASSERT_EQ(argmax.dtype(), DType::kInt64);
+  EXPECT_EQ(argmax.shape(), y.shape());
+  // The last window ties (3 at 14 and 15): the first one wins.
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{1, 6, 13, 14}));
+
+  const Tensor dy = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor dx = MaxPool2dBackward(dy, argmax, x.shape());
+  EXPECT_EQ(dx.shape(), x.shape());
+  ExpectValues(dx, {0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 3, 4, 0});
+}
+
+TEST(MaxPool2d, OverlappingWindowsAccumulate) {
+  // 3x3 windows with stride 1 on 4x4: position (1, 2) is in all four.
+  std::vector<float> v(16, 0.0f);
+  for (int i = 0; i < 16; ++i) v[i] = 0.1f * i;
+  v[1 * 4 + 2] = 100;
+  const Tensor x = Tensor::FromVector(v, {1, 1, 4, 4});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {3, 3, 1, 1}, &argmax);
+  ExpectValues(y, {100, 100, 100, 100});
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{6, 6, 6, 6}));
+  const Tensor dx = MaxPool2dBackward(
+      Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2}), argmax, x.shape());
+  std::vector<float> want(16, 0.0f);
+  want[6] = 10;
+  ExpectValues(dx, want);
+}
+
+TEST(MaxPool2d, PaddingIsMinusInfinity) {
+  // All-negative input: zero padding would win; -inf padding never does.
+  const Tensor x = Tensor::FromVector({-1, -2, -3, -4}, {1, 1, 2, 2});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2, 1, 1}, &argmax);
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {-1, -2, -3, -4});
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{0, 1, 2, 3}));
+
+  // 3x3 windows, stride 1, padding 1 keep the size.
+  const Tensor z =
+      Tensor::FromVector({-9, -8, -7, -6, -5, -4, -3, -2, -1}, {1, 1, 3, 3});
+  ExpectValues(MaxPool2dForward(z, {3, 3, 1, 1, 1, 1}, nullptr),
+               {-5, -4, -4, -2, -1, -1, -2, -1, -1});
+}
+
+TEST(MaxPool2d, IndicesAlwaysValidEvenForMinusInfinity) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor x = Tensor::FromVector({-inf, -inf, -inf, -inf}, {1, 1, 2, 2});
+  Tensor argmax;
+  MaxPool2dForward(x, {2, 2, 1, 1, 1, 1}, &argmax);
+  for (int64_t i : argmax.ToInt64Vector()) {
+    EXPECT_GE(i, 0);
+    EXPECT_LT(i, 4);
+  }
+}
+
+TEST(MaxPool2d, NanPropagates) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = Tensor::FromVector({1, nan, 3, 4}, {1, 1, 2, 2});
+  Tensor argmax;
+  const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_TRUE(std::isnan(y.ToVector()[0]));
+  EXPECT_EQ(argmax.ToInt64Vector()[0], 1);
+}
+
+TEST(MaxPool2d, MatchesNaiveReference) {
+  struct Case {
+    Shape x;
+    Pool2dParams p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},
+      {{4, 6, 28, 28}, {2, 2, 2, 2}},  // parallel over planes
+      {{2, 2, 7, 9}, {3, 3, 2, 2}},    // overlapping, odd sizes
+      {{1, 3, 7, 7}, {3, 3, 2, 2, 1, 1}},
+      {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
+      {{2, 1, 4, 4}, {4, 4, 4, 4}},  // global
+      // Rows of several 16-output vectors: stride 1 (GoogLeNet's 3x3 pad 1
+      // branch), 2 and 3.
+      {{2, 3, 20, 37}, {3, 3, 1, 1, 1, 1}},
+      {{1, 2, 21, 40}, {3, 3, 2, 2, 1, 1}},
+      {{1, 2, 10, 50}, {3, 3, 3, 3}},
+  };
+  uint64_t seed = 7;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(c.x, 0, 1);
+    std::vector<double> want;
+    std::vector<int64_t> want_idx;
+    RefMaxPool(c.x, ToDouble(x), c.p, &want, &want_idx);
+    Tensor argmax;
+    const Tensor y = MaxPool2dForward(x, c.p, &argmax);
+    ExpectClose(y, want, 0, 0);
+    EXPECT_EQ(argmax.ToInt64Vector(), want_idx);
+
+    // Backward: dx[q, argmax] += dy, and <dy, pool(x)> = <dx, x>.
+    const Tensor dy = gen.Normal(y.shape(), 0, 1);
+    const Tensor dx = MaxPool2dBackward(dy, argmax, c.x);
+    const std::vector<double> dyd = ToDouble(dy);
+    std::vector<double> ref(c.x.numel(), 0.0);
+    const int64_t out_plane = y.dim(2) * y.dim(3), in_plane = c.x[2] * c.x[3];
+    for (size_t k = 0; k < dyd.size(); ++k) {
+      ref[(k / out_plane) * in_plane + want_idx[k]] += dyd[k];
+    }
+    ExpectClose(dx, ref, 1e-6, 1e-6);
+    EXPECT_NEAR(Dot(dyd, ToDouble(y)), Dot(ToDouble(dx), ToDouble(x)), 1e-3);
+  }
+}
+
+TEST(MaxPool2dDeathTest, BadParams) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Tensor x = Tensor::Zeros({1, 1, 4, 4});
+  EXPECT_DEATH(MaxPool2dForward(x, {2, 2, 2, 2, 2, 0}, nullptr),
+               "MaxPool2dForward: padding must be at most half the kernel");
+  EXPECT_DEATH(MaxPool2dForward(x, {5, 5, 1, 1}, nullptr),
+               "MaxPool2dForward: input height 4 with padding 0 is smaller "
+               "than the kernel height 5");
+  Tensor argmax;
+  MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
+  EXPECT_DEATH(
+      MaxPool2dBackward(Tensor::Zeros({1, 1, 3, 2}), argmax, x.shape()),
+      "MaxPool2dBackward: argmax has shape \\[1, 1, 2, 2\\] but dy "
+      "has shape \\[1, 1, 3, 2\\]");
+}
+
+// ---- Average pooling --------------------------------------------------------
+
+TEST(AvgPool2d, Values2x2Stride2) {
+  std::vector<float> v(16);
+  for (int i = 0; i < 16; ++i) v[i] = i + 1;
+  const Tensor y =
+      AvgPool2dForward(Tensor::FromVector(v, {1, 1, 4, 4}), {2, 2, 2, 2});
+  EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  ExpectValues(y, {3.5f, 5.5f, 11.5f, 13.5f});
+}
+
+TEST(AvgPool2d, CountIncludePadAtBorders) {
+  // Each padded 2x2 window holds one element: divided by 4, not by 1.
+  const Tensor x = Tensor::FromVector({1, 2, 3, 4}, {1, 1, 2, 2});
+  ExpectValues(AvgPool2dForward(x, {2, 2, 2, 2, 1, 1}),
+               {0.25f, 0.5f, 0.75f, 1.0f});
+  // 3x3 windows with padding 1 on ones: corners 4/9, edges 6/9, center 1.
+  const Tensor ones = Tensor::Ones({1, 1, 3, 3});
+  const float c = 4.0f / 9, e = 6.0f / 9;
+  ExpectValues(AvgPool2dForward(ones, {3, 3, 1, 1, 1, 1}),
+               {c, e, c, e, 1, e, c, e, c});
+}
+
+TEST(AvgPool2d, Backward) {
+  // Each input gets 1/9 from every window that contains it.
+  const Tensor dx = AvgPool2dBackward(Tensor::Ones({1, 1, 3, 3}), {1, 1, 3, 3},
+                                      {3, 3, 1, 1, 1, 1});
+  const float c = 4.0f / 9, e = 6.0f / 9;
+  ExpectValues(dx, {c, e, c, e, 1, e, c, e, c});
+  // Non-overlapping 2x2 windows: dy / 4 copied over each window.
+  const Tensor dx2 =
+      AvgPool2dBackward(Tensor::FromVector({4, 8, 12, 16}, {1, 1, 2, 2}),
+                        {1, 1, 4, 4}, {2, 2, 2, 2});
+  ExpectValues(dx2, {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+}
+
+TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
+  struct Case {
+    Shape x;
+    Pool2dParams p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},
+      {{4, 6, 28, 28}, {2, 2, 2, 2}},
+      {{2, 2, 7, 9}, {3, 3, 2, 2, 1, 1}},
+      {{3, 2, 5, 6}, {3, 2, 1, 2, 1, 1}},
+      {{2, 4, 7, 7}, {7, 7, 1, 1}},
+      // Tiling windows (kernel == stride, no padding) past which the last
+      // row and column are left out.
+      {{2, 3, 7, 9}, {2, 2, 2, 2}},
+      {{1, 2, 10, 8}, {3, 3, 3, 3}},
+  };
+  uint64_t seed = 70;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(c.x, 0, 1);
+    const Pool2dParams& p = c.p;
+    const int64_t oh = ConvOutSize(c.x[2], p.kernel_h, p.stride_h, p.pad_h);
+    const int64_t ow = ConvOutSize(c.x[3], p.kernel_w, p.stride_w, p.pad_w);
+    const std::vector<double> xd = ToDouble(x);
+    std::vector<double> want;
+    for (int64_t q = 0; q < c.x[0] * c.x[1]; ++q)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double s = 0.0;
+          for (int64_t a = 0; a < p.kernel_h; ++a)
+            for (int64_t b = 0; b < p.kernel_w; ++b) {
+              const int64_t ih = i * p.stride_h - p.pad_h + a;
+              const int64_t iw = j * p.stride_w - p.pad_w + b;
+              if (ih < 0 || ih >= c.x[2] || iw < 0 || iw >= c.x[3]) continue;
+              s += xd[(q * c.x[2] + ih) * c.x[3] + iw];
+            }
+          want.push_back(s / (p.kernel_h * p.kernel_w));
+        }
+    const Tensor y = AvgPool2dForward(x, p);
+    ASSERT_EQ(y.shape(), Shape({c.x[0], c.x[1], oh, ow}));
+    ExpectClose(y, want, 1e-5, 1e-5);
+    // The backward is the adjoint of the (linear) forward.
+    const Tensor dy = gen.Normal(y.shape(), 0, 1);
+    const Tensor dx = AvgPool2dBackward(dy, c.x, p);
+    ASSERT_EQ(dx.shape(), c.x);
+    EXPECT_NEAR(Dot(ToDouble(dy), ToDouble(y)), Dot(ToDouble(dx), xd), 1e-3);
+  }
+}
+
+TEST(AvgPool2dDeathTest, BadShapes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      AvgPool2dForward(Tensor::Zeros({1, 1, 4, 4}), {3, 3, 1, 1, 2, 2}),
+      "AvgPool2dForward: padding must be at most half the kernel");
+  EXPECT_DEATH(AvgPool2dBackward(Tensor::Zeros({1, 1, 3, 3}), {1, 1, 4, 4},
+                                 {2, 2, 2, 2}),
+               "AvgPool2dBackward: dy has shape \\[1, 1, 3, 3\\] but pooling x "
+               "\\[1, 1, 4, 4\\] gives \\[1, 1, 2, 2\\]");
+}
+
+}  // namespace
+}  // namespace dive
