@@ -4,7 +4,9 @@ Every architecture package under models/ has the same layout:
 
     models/<name>/<name>.h, <name>.cc   the book's constructor and its ModelSpec
     models/<name>/train.cc              `TrainerMain` on that spec
-    models/<name>/<name>_test.cc        shapes, PyTorch twin keys, loss drops
+    models/<name>/<name>_test.cc        what only that architecture has (its
+                                        blocks, their gradients); what every
+                                        model promises is zoo_models_test.cc
 
 and `dive_model(name = "<name>", ...)` declares its targets with the deps
 that every such package has, so a BUILD file lists only its own:

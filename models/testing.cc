@@ -18,18 +18,11 @@
 namespace dive::models {
 
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 
 std::vector<std::string> ParameterNames(const nn::Module& net) {
   std::vector<std::string> names;
   for (const auto& [name, p] : net.NamedParameters()) names.push_back(name);
   return names;
-}
-
-std::vector<std::string> StateDictKeys(const nn::Module& net) {
-  std::vector<std::string> keys;
-  for (const auto& [key, t] : net.StateDict()) keys.push_back(key);
-  return keys;
 }
 
 KeyShapes ParseKeyShapes(const char* text) {
@@ -120,12 +113,6 @@ std::vector<float> SgdStepLosses(nn::Module& net, const Tensor& x,
   return losses;
 }
 
-void ExpectLossDecreases(const std::vector<float>& losses) {
-  ASSERT_FALSE(losses.empty());
-  EXPECT_LT(losses.back(), losses.front())
-      << "losses " << ::testing::PrintToString(losses);
-}
-
 std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
                                                        const Tensor& x,
                                                        const Tensor& y,
@@ -148,17 +135,6 @@ std::pair<float, float> EvalLossBeforeAndAfterSgdSteps(nn::Module& net,
     sgd.Step();
   }
   return {before, eval_loss()};
-}
-
-void ExpectRejectsInputSize(const ModelSpec& spec, int64_t input_size,
-                            const std::string& model_name) {
-  SCOPED_TRACE(absl::StrCat(spec.name, ".make(", input_size, ")"));
-  const absl::StatusOr<std::shared_ptr<nn::Module>> net = spec.make(input_size);
-  EXPECT_EQ(net.status().code(), absl::StatusCode::kInvalidArgument)
-      << net.status();
-  const std::string message(net.status().message());
-  EXPECT_THAT(message, HasSubstr(model_name));
-  EXPECT_THAT(message, HasSubstr(absl::StrCat("got ", input_size)));
 }
 
 }  // namespace dive::models

@@ -1,6 +1,5 @@
 #include "models/googlenet/googlenet.h"
 
-#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,7 +11,6 @@
 #include "gtest/gtest.h"
 #include "models/testing.h"
 #include "nn/init.h"
-#include "nn/linear.h"
 #include "nn/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -21,159 +19,6 @@ namespace dive::models {
 namespace {
 
 using ::testing::ElementsAreArray;
-
-// `state_dict()` of the PyTorch twin, `googlenet()` in
-// models/pytorch_twins.py (`python3 models/pytorch_twins.py params
-// googlenet`), as "key shape" in PyTorch's order. GoogLeNet has no buffers.
-constexpr char kTwinStateDict[] = R"(
-0.0.weight [64, 1, 7, 7]
-0.0.bias [64]
-1.0.weight [64, 64, 1, 1]
-1.0.bias [64]
-1.2.weight [192, 64, 3, 3]
-1.2.bias [192]
-2.0.p1_1.weight [64, 192, 1, 1]
-2.0.p1_1.bias [64]
-2.0.p2_1.weight [96, 192, 1, 1]
-2.0.p2_1.bias [96]
-2.0.p2_2.weight [128, 96, 3, 3]
-2.0.p2_2.bias [128]
-2.0.p3_1.weight [16, 192, 1, 1]
-2.0.p3_1.bias [16]
-2.0.p3_2.weight [32, 16, 5, 5]
-2.0.p3_2.bias [32]
-2.0.p4_2.weight [32, 192, 1, 1]
-2.0.p4_2.bias [32]
-2.1.p1_1.weight [128, 256, 1, 1]
-2.1.p1_1.bias [128]
-2.1.p2_1.weight [128, 256, 1, 1]
-2.1.p2_1.bias [128]
-2.1.p2_2.weight [192, 128, 3, 3]
-2.1.p2_2.bias [192]
-2.1.p3_1.weight [32, 256, 1, 1]
-2.1.p3_1.bias [32]
-2.1.p3_2.weight [96, 32, 5, 5]
-2.1.p3_2.bias [96]
-2.1.p4_2.weight [64, 256, 1, 1]
-2.1.p4_2.bias [64]
-3.0.p1_1.weight [192, 480, 1, 1]
-3.0.p1_1.bias [192]
-3.0.p2_1.weight [96, 480, 1, 1]
-3.0.p2_1.bias [96]
-3.0.p2_2.weight [208, 96, 3, 3]
-3.0.p2_2.bias [208]
-3.0.p3_1.weight [16, 480, 1, 1]
-3.0.p3_1.bias [16]
-3.0.p3_2.weight [48, 16, 5, 5]
-3.0.p3_2.bias [48]
-3.0.p4_2.weight [64, 480, 1, 1]
-3.0.p4_2.bias [64]
-3.1.p1_1.weight [160, 512, 1, 1]
-3.1.p1_1.bias [160]
-3.1.p2_1.weight [112, 512, 1, 1]
-3.1.p2_1.bias [112]
-3.1.p2_2.weight [224, 112, 3, 3]
-3.1.p2_2.bias [224]
-3.1.p3_1.weight [24, 512, 1, 1]
-3.1.p3_1.bias [24]
-3.1.p3_2.weight [64, 24, 5, 5]
-3.1.p3_2.bias [64]
-3.1.p4_2.weight [64, 512, 1, 1]
-3.1.p4_2.bias [64]
-3.2.p1_1.weight [128, 512, 1, 1]
-3.2.p1_1.bias [128]
-3.2.p2_1.weight [128, 512, 1, 1]
-3.2.p2_1.bias [128]
-3.2.p2_2.weight [256, 128, 3, 3]
-3.2.p2_2.bias [256]
-3.2.p3_1.weight [24, 512, 1, 1]
-3.2.p3_1.bias [24]
-3.2.p3_2.weight [64, 24, 5, 5]
-3.2.p3_2.bias [64]
-3.2.p4_2.weight [64, 512, 1, 1]
-3.2.p4_2.bias [64]
-3.3.p1_1.weight [112, 512, 1, 1]
-3.3.p1_1.bias [112]
-3.3.p2_1.weight [144, 512, 1, 1]
-3.3.p2_1.bias [144]
-3.3.p2_2.weight [288, 144, 3, 3]
-3.3.p2_2.bias [288]
-3.3.p3_1.weight [32, 512, 1, 1]
-3.3.p3_1.bias [32]
-3.3.p3_2.weight [64, 32, 5, 5]
-3.3.p3_2.bias [64]
-3.3.p4_2.weight [64, 512, 1, 1]
-3.3.p4_2.bias [64]
-3.4.p1_1.weight [256, 528, 1, 1]
-3.4.p1_1.bias [256]
-3.4.p2_1.weight [160, 528, 1, 1]
-3.4.p2_1.bias [160]
-3.4.p2_2.weight [320, 160, 3, 3]
-3.4.p2_2.bias [320]
-3.4.p3_1.weight [32, 528, 1, 1]
-3.4.p3_1.bias [32]
-3.4.p3_2.weight [128, 32, 5, 5]
-3.4.p3_2.bias [128]
-3.4.p4_2.weight [128, 528, 1, 1]
-3.4.p4_2.bias [128]
-4.0.p1_1.weight [256, 832, 1, 1]
-4.0.p1_1.bias [256]
-4.0.p2_1.weight [160, 832, 1, 1]
-4.0.p2_1.bias [160]
-4.0.p2_2.weight [320, 160, 3, 3]
-4.0.p2_2.bias [320]
-4.0.p3_1.weight [32, 832, 1, 1]
-4.0.p3_1.bias [32]
-4.0.p3_2.weight [128, 32, 5, 5]
-4.0.p3_2.bias [128]
-4.0.p4_2.weight [128, 832, 1, 1]
-4.0.p4_2.bias [128]
-4.1.p1_1.weight [384, 832, 1, 1]
-4.1.p1_1.bias [384]
-4.1.p2_1.weight [192, 832, 1, 1]
-4.1.p2_1.bias [192]
-4.1.p2_2.weight [384, 192, 3, 3]
-4.1.p2_2.bias [384]
-4.1.p3_1.weight [48, 832, 1, 1]
-4.1.p3_1.bias [48]
-4.1.p3_2.weight [128, 48, 5, 5]
-4.1.p3_2.bias [128]
-4.1.p4_2.weight [128, 832, 1, 1]
-4.1.p4_2.bias [128]
-5.weight [10, 1024]
-5.bias [10]
-)";
-// sum(p.numel() for p in googlenet().parameters()).
-constexpr int64_t kTwinNumParameters = 5977530;
-
-TEST(GoogLeNetTest, OutputShapeAtBookAndMinimumSizes) {
-  ManualSeed(0);
-  for (int64_t size : {int64_t{96}, int64_t{7}, kGoogLeNetMinInputSize}) {
-    std::shared_ptr<nn::Module> net = MakeOrDie(GoogLeNetSpec(), size);
-    net->Eval();
-    autograd::NoGradGuard no_grad;
-    const autograd::Variable y =
-        (*net)(autograd::Variable(Normal({2, 1, size, size}, 0, 1)));
-    EXPECT_EQ(y.shape(), Shape({2, 10})) << "input size " << size;
-  }
-}
-
-TEST(GoogLeNetTest, RejectsUnsupportedSizes) {
-  for (int64_t size : {int64_t{0}, int64_t{-3}, int64_t{513}}) {
-    ExpectRejectsInputSize(GoogLeNetSpec(), size, "GoogLeNet");
-  }
-}
-
-TEST(GoogLeNetTest, ParameterCountMatchesPyTorchTwin) {
-  EXPECT_EQ(GoogLeNet()->NumParameters(), kTwinNumParameters);
-}
-
-TEST(GoogLeNetTest, StateDictMatchesPyTorchTwin) {
-  const KeyShapes twin = ParseKeyShapes(kTwinStateDict);
-  ASSERT_EQ(twin.size(), 116u);
-  const std::shared_ptr<nn::Sequential> net = GoogLeNet();
-  ExpectStateDictMatchesTwin(*net, twin);
-}
 
 TEST(GoogLeNetTest, StagesMirrorTheBook) {
   const std::shared_ptr<nn::Sequential> net = GoogLeNet();
@@ -251,25 +96,6 @@ TEST(InceptionTest, GradCheck) {
   const absl::Status s = nn::GradCheckModule(
       block, DistinctValues({2, 2, 4, 4}, 0.01f), options);
   EXPECT_TRUE(s.ok()) << s;
-}
-
-// Linear and Conv2d weights are Xavier-uniform, U(-b, b) with
-// b = sqrt(6 / (fan_in + fan_out)).
-TEST(GoogLeNetTest, WeightsAreXavierUniform) {
-  ManualSeed(5);
-  const std::shared_ptr<nn::Sequential> net = GoogLeNet();
-  auto fc = std::dynamic_pointer_cast<nn::Linear>(net->at(5));
-  ASSERT_NE(fc, nullptr);
-  // PyTorch's default bound would be 1 / sqrt(1024) = 0.031.
-  ExpectUniformBound(fc->weight().data(), std::sqrt(6.0f / (1024.0f + 10.0f)));
-}
-
-TEST(GoogLeNetTest, SgdStepsReduceTheLossOnAFixedBatch) {
-  ManualSeed(6);
-  constexpr int64_t kSize = 32;
-  const std::shared_ptr<nn::Module> net = MakeOrDie(GoogLeNetSpec(), kSize);
-  const auto [x, y] = RandomBatch(4, kSize);
-  ExpectLossDecreases(SgdStepLosses(*net, x, y, 0.1f, 6));
 }
 
 }  // namespace
