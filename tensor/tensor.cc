@@ -3,11 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <sstream>
-#include <unordered_map>
 
 #include "Eigen/Core"
 #include "absl/strings/str_cat.h"
@@ -16,59 +13,11 @@
 namespace dive {
 namespace {
 
-constexpr size_t kAlignment = 64;
-
-// Exact-size cache of freed blocks. A training step allocates the same sizes
-// every iteration, so after the first step allocation is a map lookup.
-class BlockCache {
- public:
-  static BlockCache& Get() {
-    static BlockCache* cache = new BlockCache();
-    return *cache;
-  }
-
-  void* Allocate(size_t nbytes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(nbytes);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_bytes_ -= nbytes;
-        return p;
-      }
-    }
-    void* p = std::aligned_alloc(kAlignment, nbytes);
-    CHECK(p != nullptr) << "out of memory allocating " << nbytes << " bytes";
-    return p;
-  }
-
-  void Free(void* p, size_t nbytes) {
-    if (enabled_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (cached_bytes_ + nbytes <= kMaxCachedBytes) {
-        free_[nbytes].push_back(p);
-        cached_bytes_ += nbytes;
-        return;
-      }
-    }
-    std::free(p);
-  }
-
- private:
-  // Sanitizer builds turn the cache off so that use-after-free is caught.
-  BlockCache() : enabled_(std::getenv("DIVE_NO_ALLOCATOR_CACHE") == nullptr) {}
-  static constexpr size_t kMaxCachedBytes = size_t{2} << 30;
-
-  const bool enabled_;
-  std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_bytes_ = 0;
-};
-
+// Whole cache lines, at least one: equal sizes for the caching allocator.
 size_t RoundUp(size_t n) {
-  return std::max<size_t>(kAlignment,
-                          (n + kAlignment - 1) / kAlignment * kAlignment);
+  return std::max<size_t>(kAllocatorAlignment, (n + kAllocatorAlignment - 1) /
+                                                   kAllocatorAlignment *
+                                                   kAllocatorAlignment);
 }
 
 }  // namespace
@@ -96,10 +45,12 @@ size_t DTypeSize(DType dtype) {
   return 0;
 }
 
-Storage::Storage(size_t nbytes)
-    : data_(BlockCache::Get().Allocate(RoundUp(nbytes))), nbytes_(nbytes) {}
+Storage::Storage(size_t nbytes, Allocator& allocator)
+    : allocator_(allocator),
+      data_(allocator.Allocate(RoundUp(nbytes))),
+      nbytes_(nbytes) {}
 
-Storage::~Storage() { BlockCache::Get().Free(data_, RoundUp(nbytes_)); }
+Storage::~Storage() { allocator_.Free(data_, RoundUp(nbytes_)); }
 
 // ---- Creation ---------------------------------------------------------------
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "glog/logging.h"
+#include "tensor/allocator.h"
 #include "tensor/shape.h"
 
 namespace dive {
@@ -58,12 +59,13 @@ constexpr DType DTypeOf<int32_t>() {
   return DType::kInt32;
 }
 
-// A block of 64-byte aligned memory. Freed blocks go back to a size-bucketed
-// cache, so a training loop that allocates the same tensor sizes every step
-// stops calling the system allocator after its first step.
+// A block of 64-byte aligned memory from an `Allocator` (tensor/allocator.h),
+// by default the caching one, so that a training loop that allocates the same
+// tensor sizes every step stops calling the system allocator after its first
+// step. The block goes back to the allocator it came from.
 class Storage {
  public:
-  explicit Storage(size_t nbytes);
+  explicit Storage(size_t nbytes, Allocator& allocator = DefaultAllocator());
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -72,6 +74,7 @@ class Storage {
   size_t nbytes() const { return nbytes_; }
 
  private:
+  Allocator& allocator_;
   void* data_;
   size_t nbytes_;
 };
