@@ -1,27 +1,24 @@
 // File: datasets/data_loader.h
 // -----------------------------------------------------------------------------
 //
-// `DataLoader` turns an `InMemoryDataset` into a sequence of float32 batches
-// for training or evaluation, like PyTorch's `DataLoader` with a
-// `DistributedSampler`:
+// `DataLoader` turns any `Dataset` into a sequence of float32 batches for
+// training or evaluation, like PyTorch's `DataLoader` with a
+// `DistributedSampler`. It is composed of small pieces that can also be used
+// alone, as Flashlight's ShuffleDataset / BatchDataset / PrefetchDataset are:
 //
-//   * shuffling: each epoch's order is a permutation drawn from
-//     (seed, epoch) alone, so runs are reproducible and every epoch differs;
-//   * batching: images gathered from uint8 into float32 [B, C, H, W] in
-//     [0, 1], labels into int64 [B]; the last partial batch is kept or
-//     dropped (`drop_last`);
-//   * transforms, in this order: random crop with zero padding, random
-//     horizontal flip, normalization, bilinear resize (normalizing first is
-//     cheaper and equal up to rounding, as bilinear weights sum to 1).
-//     Random draws come from a generator seeded by (seed, epoch, shard,
-//     batch), so results do not depend on prefetching or timing;
-//   * sharding for data-parallel training: shard k of S sees positions
-//     k, k + S, k + 2S, ... of the epoch's order, so shards are disjoint and
-//     together cover the dataset;
-//   * prefetching: one background thread, alive as long as the loader,
-//     prepares up to two batches ahead. Starting another epoch mid-epoch
-//     discards the old epoch's batches; destroying the loader stops the
-//     thread after at most the batch it is building.
+//   * `EpochSampler` (sampler.h): each epoch's order, a permutation drawn
+//     from (seed, epoch) alone, and this shard's part of it (shard k of S
+//     takes positions k, k + S, ...);
+//   * `Dataset::Gather` (dataset.h): the batch of those indices, images
+//     float32 [B, C, H, W] and labels int64 [B]; the last partial batch is
+//     kept or dropped (`drop_last`);
+//   * `ApplyTransforms` (transforms.h): random crop, random flip, normalize,
+//     resize, with random draws from a generator seeded by (seed, epoch,
+//     shard, batch), so results do not depend on prefetching or timing;
+//   * `Prefetcher` (prefetcher.h): one background thread, alive as long as
+//     the loader, prepares up to two batches ahead. Starting another epoch
+//     mid-epoch discards the old epoch's batches; destroying the loader
+//     stops the thread after at most the batch it is building.
 //
 // Example:
 //
@@ -43,7 +40,8 @@
 //   }
 //
 // A `DataLoader` is used from one thread at a time. It is movable, not
-// copyable, and keeps its own (cheap, shared) copy of the dataset handle.
+// copyable, and shares ownership of its dataset (an `InMemoryDataset` is
+// copied, which is cheap: copies share the data).
 
 #ifndef DATASETS_DATA_LOADER_H_
 #define DATASETS_DATA_LOADER_H_
@@ -55,10 +53,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "datasets/dataset.h"
+#include "datasets/sampler.h"
+#include "datasets/transforms.h"
 #include "tensor/tensor.h"
 
 namespace dive::data {
 
+// Everything a loader does, in one place; `sampler()` and `transforms()`
+// give its pieces' options.
 struct DataLoaderOptions {
   // Examples per batch; must be positive.
   int64_t batch_size = 64;
@@ -96,14 +98,9 @@ struct DataLoaderOptions {
   // This loader's part of the data for data-parallel training.
   int64_t num_shards = 1;
   int64_t shard_index = 0;
-};
 
-// One batch: images float32 [B, C, H, W] (after transforms), labels int64
-// [B], and the dataset indices of the B examples.
-struct Batch {
-  Tensor images;
-  Tensor labels;
-  std::vector<int64_t> indices;
+  SamplerOptions sampler() const;
+  TransformOptions transforms() const;
 };
 
 class DataLoader {
@@ -111,18 +108,19 @@ class DataLoader {
   // Create()
   //
   // A loader over `data`, or InvalidArgument when `options` are invalid:
-  // batch_size <= 0, num_shards <= 0, shard_index outside [0, num_shards),
-  // resize < 0, crop_padding < 0, num_threads < 0, random_crop on
-  // non-square images, or
-  // normalize_mean/normalize_std of different sizes, sizes other than 0, 1
-  // or the channel count, or a std <= 0.
+  // batch_size <= 0, num_threads < 0, the sampler's options
+  // (`EpochSampler::Validate`) or the transforms' for the dataset's images
+  // (`ValidateTransforms`, on the shape of example 0). Every example must
+  // have the same image shape.
+  static absl::StatusOr<DataLoader> Create(std::shared_ptr<const Dataset> data,
+                                           const DataLoaderOptions& options);
   static absl::StatusOr<DataLoader> Create(const InMemoryDataset& data,
                                            const DataLoaderOptions& options);
 
   // Validate()
   //
   // The check `Create` does, without creating a loader.
-  static absl::Status Validate(const InMemoryDataset& data,
+  static absl::Status Validate(const Dataset& data,
                                const DataLoaderOptions& options);
 
   DataLoader(DataLoader&& other) noexcept;
@@ -143,7 +141,7 @@ class DataLoader {
   int64_t num_batches() const;
 
   const DataLoaderOptions& options() const;
-  const InMemoryDataset& dataset() const;
+  const Dataset& dataset() const;
 
   // EpochOrder()
   //

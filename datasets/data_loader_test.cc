@@ -1,6 +1,7 @@
 #include "datasets/data_loader.h"
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -376,6 +377,61 @@ TEST(DataLoaderTest, InvalidOptions) {
   EXPECT_TRUE(DataLoader::Validate(data, DataLoaderOptions()).ok());
 }
 
+// A user's own dataset: 2 x 3 x 3 images computed on the fly, every pixel of
+// image i equal to i / 100, label i % 10.
+class Computed : public Dataset {
+ public:
+  explicit Computed(int64_t n) : n_(n) {}
+  int64_t size() const override { return n_; }
+  Example Get(int64_t i) const override {
+    CHECK(i >= 0 && i < n_);
+    return {Tensor::Full({2, 3, 3}, static_cast<float>(i) / 100), i % 10};
+  }
+
+ private:
+  int64_t n_;
+};
+
+TEST(DataLoaderTest, TrainsFromAnyDatasetThroughTheDefaultGather) {
+  DataLoaderOptions options;
+  options.batch_size = 4;
+  options.seed = 3;
+  options.resize = 6;
+  options.random_horizontal_flip = true;
+  absl::StatusOr<DataLoader> loader =
+      DataLoader::Create(std::make_shared<Computed>(10), options);
+  ASSERT_TRUE(loader.ok()) << loader.status();
+  EXPECT_EQ(loader->num_batches(), 3);
+  std::vector<int64_t> seen;
+  for (const Batch& b : RunEpoch(*loader, 1)) {
+    ASSERT_EQ(b.images.shape()[1], 2);
+    EXPECT_EQ(b.images.shape()[2], 6);  // resized from 3
+    for (size_t k = 0; k < b.indices.size(); ++k) {
+      const int64_t i = b.indices[k];
+      seen.push_back(i);
+      EXPECT_EQ(b.labels.ToInt64Vector()[k], i % 10);
+      // Constant images stay constant through flips and bilinear resizing.
+      EXPECT_NEAR(b.images.at<float>({static_cast<int64_t>(k), 1, 5, 0}),
+                  static_cast<float>(i) / 100, 1e-6);
+    }
+  }
+  EXPECT_EQ(Sorted(seen), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  // The same order as an InMemoryDataset of the same size gets.
+  EXPECT_EQ(loader->EpochOrder(1),
+            MakeLoader(Indexed(10), options).EpochOrder(1));
+}
+
+TEST(DataLoaderTest, ValidatesTransformsOnAnyDatasetsImages) {
+  DataLoaderOptions options;
+  options.normalize_mean = {0.5f, 0.5f, 0.5f};
+  options.normalize_std = {1.0f, 1.0f, 1.0f};
+  EXPECT_THAT(
+      DataLoader::Create(std::make_shared<Computed>(4), options)
+          .status()
+          .message(),
+      HasSubstr("3 normalize_mean/normalize_std values for 2 channels"));
+}
+
 TEST(DataLoaderDeathTest, StartPastTheLastBatch) {
   InMemoryDataset data = Indexed(10);
   DataLoaderOptions options;
@@ -383,6 +439,20 @@ TEST(DataLoaderDeathTest, StartPastTheLastBatch) {
   DataLoader loader = MakeLoader(data, options);
   EXPECT_DEATH(loader.StartEpoch(0, 3), "first batch 3 not in \\[0, 2\\]");
   EXPECT_DEATH(loader.StartEpoch(0, -1), "first batch -1");
+}
+
+TEST(DataLoaderDeathTest, GatherNamesImagesOfAnotherShape) {
+  class Ragged : public Computed {
+   public:
+    Ragged() : Computed(2) {}
+    Example Get(int64_t i) const override {
+      return {Tensor::Zeros({1, 2 + i, 2}), 0};
+    }
+  };
+  const std::vector<int64_t> both = {0, 1};
+  EXPECT_DEATH(Ragged().Gather(both),
+               "example 1 has an image of shape \\[1, 3, 2\\] but example "
+               "0 has \\[1, 2, 2\\]");
 }
 
 TEST(DataLoaderDeathTest, NextBeforeStartEpoch) {

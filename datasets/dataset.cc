@@ -1,5 +1,6 @@
 #include "datasets/dataset.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "glog/logging.h"
@@ -14,6 +15,42 @@ inline void BytesToUnitFloats(const uint8_t* src, int64_t n, float* dst) {
 }
 
 }  // namespace
+
+Batch Dataset::Gather(absl::Span<const int64_t> indices) const {
+  const int64_t b = static_cast<int64_t>(indices.size());
+  Batch batch;
+  batch.indices.assign(indices.begin(), indices.end());
+  batch.labels = Tensor::Empty({b}, DType::kInt64);
+  if (b == 0) {
+    batch.images = Tensor::Empty({0});
+    return batch;
+  }
+  int64_t* labels = batch.labels.data<int64_t>();
+  Shape shape;
+  float* dst = nullptr;
+  int64_t image_size = 0;
+  for (int64_t k = 0; k < b; ++k) {
+    const Example e = Get(indices[k]);
+    CHECK(e.image.dtype() == DType::kFloat32 && e.image.rank() == 3)
+        << "Dataset::Gather: example " << indices[k]
+        << " has an image of shape " << e.image.shape() << ", not [C, H, W]";
+    if (k == 0) {
+      shape = e.image.shape();
+      image_size = shape.numel();
+      batch.images = Tensor::Empty({b, shape[0], shape[1], shape[2]});
+      dst = batch.images.data<float>();
+    }
+    CHECK(e.image.shape() == shape)
+        << "Dataset::Gather: example " << indices[k]
+        << " has an image of shape " << e.image.shape() << " but example "
+        << indices[0] << " has " << shape;
+    const Tensor image = e.image.Contiguous();
+    std::copy(image.data<float>(), image.data<float>() + image_size,
+              dst + k * image_size);
+    labels[k] = e.label;
+  }
+  return batch;
+}
 
 InMemoryDataset::InMemoryDataset(std::vector<uint8_t> images,
                                  std::vector<int64_t> labels, int64_t channels,
@@ -56,6 +93,14 @@ Example InMemoryDataset::Get(int64_t i) const {
   BytesToUnitFloats(image_bytes(i), image_size(), e.image.data<float>());
   e.label = label(i);
   return e;
+}
+
+Batch InMemoryDataset::Gather(absl::Span<const int64_t> indices) const {
+  Batch batch;
+  batch.indices.assign(indices.begin(), indices.end());
+  batch.images = GatherImages(indices);
+  batch.labels = GatherLabels(indices);
+  return batch;
 }
 
 Tensor InMemoryDataset::GatherImages(absl::Span<const int64_t> indices) const {

@@ -9,7 +9,8 @@
 // Images stay as bytes (Fashion-MNIST's 60000 training images are 47 MB
 // instead of 188 MB as float32) and become float32 in [0, 1] only when read:
 // one at a time through `Get`, or a whole batch at once through
-// `GatherImages`, which is what `DataLoader` uses.
+// `GatherImages`, which is what `Gather` (and so `DataLoader`) uses. Any other
+// `Dataset` works with `DataLoader` too, through the default `Gather`.
 //
 // `InMemoryDataset` is a cheap handle: copies share the same immutable data,
 // so it can be passed around by value (a `DataLoader` keeps its own copy).
@@ -43,6 +44,14 @@ struct Example {
   int64_t label = 0;
 };
 
+// A batch: images float32 [B, C, H, W], labels int64 [B], and the dataset
+// indices of the B examples.
+struct Batch {
+  Tensor images;
+  Tensor labels;
+  std::vector<int64_t> indices;
+};
+
 // The interface of an indexed dataset. Implementations must be safe to read
 // from several threads at once (`Get` is const).
 class Dataset {
@@ -58,6 +67,14 @@ class Dataset {
   //
   // Example `i`, for 0 <= i < size(); CHECK-fails when out of range.
   virtual Example Get(int64_t i) const = 0;
+
+  // Gather()
+  //
+  // The examples at `indices` (repeats allowed) as one batch, the indices
+  // kept in `Batch::indices`. The default stacks `Get(i)` and CHECK-fails
+  // unless every image has the first one's shape; an implementation may
+  // override it with a faster gather of its own storage.
+  virtual Batch Gather(absl::Span<const int64_t> indices) const;
 };
 
 // Images and labels held in memory; the images as unsigned bytes.
@@ -78,6 +95,9 @@ class InMemoryDataset : public Dataset {
   // Image `i` as float32 [C, H, W] scaled to [0, 1] (bytes divided by 255),
   // and its label.
   Example Get(int64_t i) const override;
+
+  // The images straight from their bytes (GatherImages, GatherLabels).
+  Batch Gather(absl::Span<const int64_t> indices) const override;
 
   int64_t channels() const { return data_->channels; }
   int64_t height() const { return data_->height; }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace dive::data {
@@ -225,6 +226,55 @@ Tensor RandomCrop(const Tensor& batch, int64_t size, int64_t padding,
     lefts[k] = gen.NextIndex(w + 2 * padding - size + 1);
   }
   return PadAndCrop(batch, size, padding, tops, lefts);
+}
+
+absl::Status ValidateTransforms(const TransformOptions& options,
+                                int64_t channels, int64_t height,
+                                int64_t width) {
+  const auto invalid = [](auto&&... args) {
+    return absl::InvalidArgumentError(absl::StrCat(args...));
+  };
+  if (options.resize < 0) {
+    return invalid("resize must be >= 0, got ", options.resize);
+  }
+  if (options.crop_padding < 0) {
+    return invalid("crop_padding must be >= 0, got ", options.crop_padding);
+  }
+  if (options.random_crop && height != width) {
+    return invalid("random_crop needs square images, got ", height, " x ",
+                   width);
+  }
+  const size_t nm = options.normalize_mean.size();
+  if (nm != options.normalize_std.size()) {
+    return invalid(nm, " normalize_mean values but ",
+                   options.normalize_std.size(), " normalize_std values");
+  }
+  if (nm != 0 && nm != 1 && static_cast<int64_t>(nm) != channels) {
+    return invalid(nm, " normalize_mean/normalize_std values for ", channels,
+                   " channels (need 1 or one per channel)");
+  }
+  for (float s : options.normalize_std) {
+    if (!(s > 0.0f)) return invalid("normalize_std values must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+Tensor ApplyTransforms(const TransformOptions& options, Tensor images,
+                       Generator& gen) {
+  if (options.random_crop) {
+    images = RandomCrop(images, images.dim(2), options.crop_padding, gen);
+  }
+  if (options.random_horizontal_flip) {
+    images = RandomHorizontalFlip(images, 0.5f, gen);
+  }
+  if (!options.normalize_mean.empty()) {
+    images = Normalize(images, options.normalize_mean, options.normalize_std);
+  }
+  if (options.resize > 0 &&
+      (options.resize != images.dim(2) || options.resize != images.dim(3))) {
+    images = ResizeBilinear(images, options.resize, options.resize);
+  }
+  return images;
 }
 
 }  // namespace dive::data

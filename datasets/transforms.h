@@ -21,13 +21,16 @@
 //
 // Example:
 //
-//   dive::Tensor x = data.GatherImages(indices);          // [B, 1, 28, 28]
-//   x = dive::data::ResizeBilinear(x, 224, 224);                // [B, 1, 224,
-//   224] x = dive::data::Normalize(x, {0.2860f}, {0.3530f});
+//   dive::Tensor x = data.GatherImages(indices);     // [B, 1, 28, 28]
+//   x = dive::data::ResizeBilinear(x, 224, 224);     // [B, 1, 224, 224]
+//   x = dive::data::Normalize(x, {0.2860f}, {0.3530f});
 //
 //   dive::Generator gen(42);
 //   x = dive::data::RandomHorizontalFlip(x, 0.5f, gen);
 //   x = dive::data::RandomCrop(x, 224, /*padding=*/4, gen);
+//
+// `TransformOptions` chains them the way a training pipeline does, for
+// `DataLoader` and any other user: `ApplyTransforms(options, x, gen)`.
 
 #ifndef DATASETS_TRANSFORMS_H_
 #define DATASETS_TRANSFORMS_H_
@@ -35,6 +38,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -91,6 +95,46 @@ Tensor PadAndCrop(const Tensor& batch, int64_t size, int64_t padding,
 // CHECK-fails when the padded image is smaller than `size`.
 Tensor RandomCrop(const Tensor& batch, int64_t size, int64_t padding,
                   Generator& gen);
+
+// ---- A chain of them
+// ----------------------------------------------------------
+
+// The transforms of an input pipeline, applied in this order by
+// `ApplyTransforms`: random crop with zero padding, random horizontal flip,
+// normalization, bilinear resize (normalizing first is cheaper and equal up
+// to rounding, as bilinear weights sum to 1).
+struct TransformOptions {
+  // Crop each (square) image to its own size at a random offset after zero
+  // padding by `crop_padding` on every side (torchvision's
+  // RandomCrop(size, padding)).
+  bool random_crop = false;
+  int64_t crop_padding = 4;
+  // Mirror each image left to right with probability 0.5.
+  bool random_horizontal_flip = false;
+  // Per-channel (or single) mean and std for `Normalize`; empty: none.
+  std::vector<float> normalize_mean;
+  std::vector<float> normalize_std;
+  // Resize images to resize x resize (bilinear, as `ResizeBilinear`); 0
+  // keeps their size.
+  int64_t resize = 0;
+};
+
+// ValidateTransforms()
+//
+// InvalidArgument when `options` cannot apply to images of channels x
+// height x width: resize < 0, crop_padding < 0, random_crop on non-square
+// images, or normalize_mean/normalize_std of different sizes, sizes other
+// than 0, 1 or the channel count, or a std <= 0.
+absl::Status ValidateTransforms(const TransformOptions& options,
+                                int64_t channels, int64_t height,
+                                int64_t width);
+
+// ApplyTransforms()
+//
+// `images` [B, C, H, W] after the transforms of `options` (which must be
+// valid for them); the random ones draw from `gen`.
+Tensor ApplyTransforms(const TransformOptions& options, Tensor images,
+                       Generator& gen);
 
 }  // namespace dive::data
 
