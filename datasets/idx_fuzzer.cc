@@ -5,20 +5,41 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "datasets/idx.h"
 
+namespace {
+
+// A file of our own (mkstemp: new, unique, never a planted link), rewritten
+// with each input and removed at exit.
+std::string name;
+
+int InputFile(std::string* path) {
+  static const int fd = [] {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    if (dir == nullptr) dir = std::getenv("TMPDIR");
+    std::string tmpl = std::string(dir ? dir : "/tmp") + "/idx_fuzz_XXXXXX";
+    const int f = mkstemp(tmpl.data());
+    if (f < 0) std::abort();
+    name = tmpl;
+    std::atexit([] { unlink(name.c_str()); });
+    return f;
+  }();
+  *path = name;
+  return fd;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path =
-      std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
-      "/idx_fuzz_" + std::to_string(getpid());
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return 0;
-  std::fwrite(data, 1, size, f);
-  std::fclose(f);
+  std::string path;
+  const int fd = InputFile(&path);
+  if (ftruncate(fd, 0) != 0 ||
+      pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) {
+    std::abort();
+  }
   absl::StatusOr<dive::data::IdxArray> a = dive::data::ReadIdx(path);
   if (a.ok()) {
     size_t n = 1;

@@ -6,6 +6,11 @@
 #   tools/fuzz.sh idx 30           fuzz the IDX reader for 30 s
 #   tools/fuzz.sh all 20           both, 20 s each
 #
+# The sources are those of the Bazel test target of the same name
+# (//tensor:safetensors_fuzzer, //datasets:idx_fuzzer), which `bazel test`
+# builds and replays over the seed corpus; here they are linked against
+# libFuzzer instead of tensor/fuzz_replay_main.cc.
+#
 # Starts from the checked-in seed corpus (tensor/testdata/safetensors_corpus,
 # datasets/testdata/idx_corpus); new inputs go to a temporary copy. Exits
 # non-zero when a target crashes, leaking the crashing input to
@@ -24,9 +29,20 @@ FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined
        -Wno-deprecated-declarations)
 ABSL_LIBS=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format)
 
-build() {  # NAME SOURCES...
-  local name="$1"; shift
-  "$CXX" "${FLAGS[@]}" "$@" -o "$out/$name" $ABSL_LIBS -lglog -lz
+# The workspace's .cc files that TARGET links, but not the replay main.
+sources_of() {  # TARGET
+  bazel query --output=label "kind('source file', deps($1))" 2>/dev/null |
+    sed -n 's|^//\([^:]*\):\(.*\.cc\)$|\1/\2|p' |
+    grep -v '^tensor/fuzz_replay_main\.cc$'
+}
+
+build() {  # NAME TARGET
+  local name="$1" srcs
+  srcs=$(sources_of "$2")
+  [[ -n "$srcs" ]] || { echo "fuzz.sh: no sources for $2" >&2; return 1; }
+  # shellcheck disable=SC2086  # one word per source path (no spaces)
+  "$CXX" "${FLAGS[@]}" $srcs -fopenmp=libgomp -o "$out/$name" $ABSL_LIBS \
+      -lglog -lz
 }
 
 run() {  # NAME CORPUS
@@ -39,15 +55,12 @@ run() {  # NAME CORPUS
   grep -E "stat::number_of_executed_units|Done" "$out/$name.log" >&2 || true
 }
 
-TENSOR_SRCS=(tensor/shape.cc tensor/tensor.cc)
 case "$target" in
   safetensors|all)
-    build safetensors_fuzzer tensor/safetensors_fuzzer.cc tensor/safetensors.cc \
-        tensor/file_io.cc \
-        "${TENSOR_SRCS[@]}" -fopenmp=libgomp
+    build safetensors_fuzzer //tensor:safetensors_fuzzer
     run safetensors_fuzzer tensor/testdata/safetensors_corpus ;;&
   idx|all)
-    build idx_fuzzer datasets/idx_fuzzer.cc datasets/idx.cc tensor/file_io.cc
+    build idx_fuzzer //datasets:idx_fuzzer
     run idx_fuzzer datasets/testdata/idx_corpus ;;
   safetensors) ;;
   *) echo "fuzz.sh: unknown target $target (safetensors, idx, all)" >&2; exit 2 ;;
