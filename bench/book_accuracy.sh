@@ -196,7 +196,7 @@ for m in "${models[@]}"; do
   if [[ "${REFERENCE:-0}" == 1 ]]; then
     taccs=()
     for s in "${seeds[@]}"; do
-      taccs+=("$(/usr/bin/python3 bench/pytorch_train.py --model="$m" --seed="$s" \
+      taccs+=("$(/usr/bin/python3 -m bench.pytorch_train --model="$m" --seed="$s" \
                  --threads="$threads" 2>/dev/null | awk '/^epoch 10:/ {gsub(",", "", $10); print $10}')")
     done
     printf '%-12s %-28s %-8s\n' "  pytorch" "${taccs[*]}" "$(printf '%s\n' "${taccs[@]}" | median)"

@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Training and inference throughput of dive next to PyTorch, same machine,
 same run.
 
-    /usr/bin/python3 bench/compare_pytorch.py       # every zoo model, ~4 min
-    /usr/bin/python3 bench/compare_pytorch.py --models lenet,resnet --reps 5
+    /usr/bin/python3 -m bench.compare_pytorch       # every zoo model, ~4 min
+    /usr/bin/python3 -m bench.compare_pytorch --models lenet,resnet --reps 5
 
 For each model and mode (train, infer) it runs, alternately and `--reps`
 times, (a) our `bench/throughput` binary in fp32 and in bf16 (`--precision`)
@@ -42,8 +41,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "models"))
-import zoo  # noqa: E402  models/zoo.py: the C++ specs
+from models import zoo  # the C++ specs
 
 # Timed steps per run (the same for both frameworks): about 1-3 s each.
 DEFAULT_STEPS = {
@@ -150,6 +148,10 @@ def mapped_blas():
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 
 
+# This script again, as a module from the repository root (run_json's cwd).
+CHILD = [sys.executable, "-m", "bench.compare_pytorch"]
+
+
 def run_json(cmd, env=None):
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
                          text=True, cwd=REPO, env=env).stdout
@@ -244,7 +246,7 @@ def main(argv):
     if args.torch_blas == "openmp" and os.path.isdir(OPENBLAS_OPENMP):
         torch_env["LD_LIBRARY_PATH"] = ":".join(
             filter(None, [OPENBLAS_OPENMP, os.environ.get("LD_LIBRARY_PATH")]))
-    blas = run_json([sys.executable, os.path.abspath(__file__), "--child",
+    blas = run_json(CHILD + ["--child",
                      "--model=softmax", "--mode=infer", "--batch_size=2",
                      "--resize=28", "--lr=0.1", "--steps=1", "--warmup=0",
                      f"--threads={args.threads}"], env=torch_env)["blas"]
@@ -271,7 +273,7 @@ def main(argv):
                                   f"--precision={precision}"])
                     ours[precision].append(o)
                 for torch_mode in torch_modes:
-                    t = run_json([sys.executable, os.path.abspath(__file__),
+                    t = run_json(CHILD + [
                                   "--child", f"--model={model}",
                                   f"--mode={mode}",
                                   f"--batch_size={o['batch_size']}",

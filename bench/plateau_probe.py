@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Measures why AlexNet, VGG-11/4 and NiN start on the loss-2.30 plateau
 (ln 10: uniform logits) at the book's learning rates, on their PyTorch twins.
 
-    /usr/bin/python3 bench/plateau_probe.py                  # at initialization
-    /usr/bin/python3 bench/plateau_probe.py --steps 300 --models alexnet \\
+    /usr/bin/python3 -m bench.plateau_probe                  # at initialization
+    /usr/bin/python3 -m bench.plateau_probe --steps 300 --models alexnet \\
         --sizes 68 --inits xavier,kaiming                     # plus training
 
 For each model, input side and initialization it prints, on one batch of
@@ -22,18 +21,13 @@ own: Kaiming-uniform with a = sqrt(5), i.e. U(+-1/sqrt(fan_in))).
 """
 
 import argparse
-import os
 import sys
 
 import torch
 from torch import nn
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "models"))
-sys.path.insert(0, os.path.join(REPO, "bench"))
-import pytorch_train  # noqa: E402
-import pytorch_twins  # noqa: E402
-import zoo  # noqa: E402
+from bench import pytorch_train
+from models import pytorch_twins, zoo
 
 
 def reinit(net, init):

@@ -1,10 +1,9 @@
-#!/usr/bin/python3
 """Trains a PyTorch twin of a zoo model on Fashion-MNIST with the book's
 recipe, as the reference for the accuracies of our `//models/<name>:train`
 (bench/book_accuracy.sh runs both).
 
-    /usr/bin/python3 bench/pytorch_train.py --model lenet
-    /usr/bin/python3 bench/pytorch_train.py --model resnet --epochs 1 --threads 2
+    /usr/bin/python3 -m bench.pytorch_train --model lenet
+    /usr/bin/python3 -m bench.pytorch_train --model resnet --epochs 1 --threads 2
 
 Recipe (d2l's train_ch3 / train_ch6, as our trainer's defaults): the twin of
 models/pytorch_twins.py with the book's initialization (Xavier-uniform on the
@@ -33,11 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "models"))
-import pytorch_twins  # noqa: E402
-import zoo  # noqa: E402
-
+from models import pytorch_twins, zoo
 
 
 def read_idx(path):

@@ -12,8 +12,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "regression.py")
-sys.path.insert(0, HERE)
-import regression  # noqa: E402
+from bench import regression
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Remakes the goldens of //models:step_parity_test in PyTorch.
 
 For every zoo model, takes the start that //models:step_parity_case writes
@@ -16,7 +15,7 @@ Adam, and writes models/testdata/step_parity/<model>.safetensors:
                                for the rest: a bias the BatchNorm after it
                                cancels), for which Adam's steps are noise
 
-    /usr/bin/python3 models/make_step_parity_golden.py [MODEL ...]
+    /usr/bin/python3 -m models.make_step_parity_golden [MODEL ...]
 
 Needs the PyTorch reference (tools/setup.sh --reference) and Bazel.
 """
@@ -30,8 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import pytorch_twins
-import zoo
+from models import pytorch_twins, zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "models", "testdata", "step_parity")

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """PyTorch twins of the dive model zoo, written as "Dive into Deep Learning"
 (PyTorch edition) writes them.
 
@@ -15,9 +14,9 @@ one for one and checkpoints move both ways through safetensors files:
 
 Command line (Debian's /usr/bin/python3 has python3-torch):
 
-    python3 models/pytorch_twins.py params NAME [INPUT_SIZE]
+    python3 -m models.pytorch_twins params NAME [INPUT_SIZE]
         prints the parameter count and the state_dict keys with shapes
-    python3 models/pytorch_twins.py list
+    python3 -m models.pytorch_twins list
 
 PyTorch is an optional reference: nothing in the C++ build depends on this
 file. Checkpoints are read and written by models/safetensors_io.py (the
@@ -36,8 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import safetensors_io  # models/safetensors_io.py
-import zoo  # models/zoo.py: the C++ specs
+from models import safetensors_io  # the checkpoint format
+from models import zoo  # the C++ specs
 
 
 # -----------------------------------------------------------------------------
@@ -499,8 +498,8 @@ def load_into(model, path):
 # -----------------------------------------------------------------------------
 
 def _usage():
-    print("usage: pytorch_twins.py params NAME [INPUT_SIZE] | list\n"
-          "       pytorch_twins.py compare CHECKPOINT DUMP\n"
+    print("usage: python3 -m models.pytorch_twins params NAME [INPUT_SIZE] | list\n"
+          "       python3 -m models.pytorch_twins compare CHECKPOINT DUMP\n"
           "models: " + ", ".join(TWINS), file=sys.stderr)
     return 2
 

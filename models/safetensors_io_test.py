@@ -8,9 +8,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402
-from safetensors_io import Entry  # noqa: E402
+from models import safetensors_io
+from models.safetensors_io import Entry
 
 SAMPLE_BINARY = None  # argv[1]: //models:safetensors_sample
 

@@ -56,7 +56,7 @@ using KeyShapes = std::vector<std::pair<std::string, std::string>>;
 // ParseKeyShapes()
 //
 // The entries of a "key shape" table, one per line and in order, as
-// `python3 models/pytorch_twins.py params <model>` prints a twin's
+// `python3 -m models.pytorch_twins params <model>` prints a twin's
 // state_dict; empty lines are skipped.
 KeyShapes ParseKeyShapes(const char* text);
 

@@ -31,7 +31,7 @@ while read -r m target size extra; do
       --progress=false --resize="$size" --out="$work/$m" $extra > /dev/null 2>&1
   bazel-bin/tools/eval --checkpoint="$work/$m/model.safetensors" --limit=16 \
       --dump="$work/$m/dump.safetensors" > /dev/null 2>&1
-  /usr/bin/python3 models/pytorch_twins.py compare \
+  /usr/bin/python3 -m models.pytorch_twins compare \
       "$work/$m/model.safetensors" "$work/$m/dump.safetensors" || failed=1
 done <<< "$specs"
 exit "$failed"

@@ -4,14 +4,15 @@ The C++ ModelSpecs are the one place a recipe or size is written; the scripts
 beside them (the PyTorch reference in bench/ and models/) take theirs from
 here:
 
-    import zoo
+    from models import zoo
     spec = zoo.spec("resnet")
     spec["recipe"]["lr"], spec["recipe"]["batch_size"], spec["quick_input_size"]
     zoo.names()   # every model, smallest first, as AllModels() lists them
 
-The JSON comes from the binary named by $DIVE_ZOO_JSON (Bazel tests pass
-$(location //models:zoo_json)), else from `bazel run //models:zoo_json` in
-this repository.
+The JSON comes from the binary named by $DIVE_ZOO_JSON, else from the
+zoo_json beside this file (a Bazel target that depends on //models:zoo_py
+has it in its runfiles), else from `bazel run //models:zoo_json` in this
+repository (a script run from the source tree).
 """
 
 import functools
@@ -25,6 +26,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @functools.lru_cache(maxsize=None)
 def _specs():
     binary = os.environ.get("DIVE_ZOO_JSON")
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "zoo_json")
+    if not binary and os.path.isfile(beside) and os.access(beside, os.X_OK):
+        binary = beside
     command = [binary] if binary else [
         "bazel", "run", "--noshow_progress", "--ui_event_filters=-info",
         "//models:zoo_json"]

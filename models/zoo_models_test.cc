@@ -5,7 +5,7 @@
 // model check what only that architecture has (its blocks, their gradients).
 //
 // The twins' state_dicts are models/testdata/twins/<name>.txt, the output of
-// `python3 models/pytorch_twins.py params <name> <recipe input size>`.
+// `python3 -m models.pytorch_twins params <name> <recipe input size>`.
 
 #include <cmath>
 #include <cstdint>

@@ -1,11 +1,8 @@
 """zoo.py reads every spec that //models:zoo_json prints."""
 
-import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zoo  # noqa: E402
+from models import zoo
 
 
 class ZooTest(unittest.TestCase):
@@ -31,5 +28,4 @@ class ZooTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    os.environ["DIVE_ZOO_JSON"] = os.path.abspath(sys.argv.pop(1))
     unittest.main()

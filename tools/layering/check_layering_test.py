@@ -1,11 +1,8 @@
 """check_layering.py on fabricated dependency graphs."""
 
-import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import check_layering as c  # noqa: E402
+from tools.layering import check_layering as c
 
 GRAPH = '''digraph mygraph {
   node [shape=box];
