@@ -13,6 +13,15 @@ const stepAcc = [];   // {x: step, y: batch accuracy}
 Chart.defaults.animation = false;
 Chart.defaults.maintainAspectRatio = false;
 
+// The right-hand [0, 1] axis that both training charts plot accuracy on.
+const accuracyAxis = () => ({
+  position: 'right',
+  min: 0,
+  max: 1,
+  grid: {drawOnChartArea: false},
+  title: {display: true, text: 'accuracy'},
+});
+
 const stepChart = new Chart($('step-chart'), {
   type: 'line',
   data: {
@@ -40,13 +49,7 @@ const stepChart = new Chart($('step-chart'), {
     scales: {
       x: {type: 'linear', title: {display: true, text: 'step'}},
       loss: {position: 'left', title: {display: true, text: 'loss'}},
-      acc: {
-        position: 'right',
-        min: 0,
-        max: 1,
-        grid: {drawOnChartArea: false},
-        title: {display: true, text: 'accuracy'}
-      },
+      acc: accuracyAxis(),
     },
   },
 });
@@ -77,13 +80,7 @@ const epochChart = new Chart($('epoch-chart'), {
     scales: {
       x: {title: {display: true, text: 'epoch'}},
       loss: {position: 'left', min: 0, title: {display: true, text: 'loss'}},
-      acc: {
-        position: 'right',
-        min: 0,
-        max: 1,
-        grid: {drawOnChartArea: false},
-        title: {display: true, text: 'accuracy'}
-      },
+      acc: accuracyAxis(),
     },
   },
 });
