@@ -78,7 +78,7 @@ def torch_child(args):
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     import torch
     from torch import nn
-    import pytorch_twins
+    from models import pytorch_twins
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

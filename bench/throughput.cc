@@ -24,12 +24,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "bench/model_bench.h"
 #include "models/zoo.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
+#include "tensor/json.h"
 #include "tensor/tensor.h"
 #include "train/cli.h"
 
@@ -120,12 +120,12 @@ int Run() {
       "\"warmup\": %ld, \"steps\": %ld, \"seconds\": %.6f, "
       "\"examples_per_sec\": %.3f, \"baseline_rss_mb\": %.1f, "
       "\"peak_rss_mb\": %.1f, \"loss\": %s, \"precision\": \"%s\", "
-      "\"cpu\": \"%s\"}\n",
+      "\"cpu\": %s}\n",
       spec->name.c_str(), mode.c_str(), setting.batch_size, setting.input_size,
       spec->recipe.lr, GetNumThreads(), absl::GetFlag(FLAGS_warmup), steps,
       seconds, steps * setting.batch_size / seconds, baseline_rss,
       PeakRssBytes() / 1048576.0, loss_json.c_str(), precision.c_str(),
-      absl::CHexEscape(CpuDescription()).c_str());
+      JsonQuote(CpuDescription()).c_str());
   return 0;
 }
 

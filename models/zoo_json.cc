@@ -21,38 +21,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "glog/logging.h"
 #include "models/spec.h"
 #include "models/zoo.h"
+#include "tensor/json.h"
 
 namespace dive::models {
 namespace {
 
-// The specs' strings are ours: names, labels, flags and one-line
-// descriptions, which never need escaping.
-std::string Quoted(const std::string& s) {
-  for (char c : s) {
-    CHECK(c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20)
-        << "a spec string that would need JSON escaping: " << s;
-  }
-  return absl::StrCat("\"", s, "\"");
-}
-
 std::string SpecJson(const ModelSpec& spec) {
   std::vector<std::string> flags;
   for (const std::string& flag : spec.train_flags)
-    flags.push_back(Quoted(flag));
+    flags.push_back(JsonQuote(flag));
   const Recipe& r = spec.recipe;
   return absl::StrCat(
-      "{\"name\": ", Quoted(spec.name),
-      ", \"description\": ", Quoted(spec.description),
+      "{\"name\": ", JsonQuote(spec.name),
+      ", \"description\": ", JsonQuote(spec.description),
       ", \"recipe\": {\"lr\": ", r.lr, ", \"batch_size\": ", r.batch_size,
       ", \"epochs\": ", r.epochs, ", \"input_size\": ", r.input_size,
       "}, \"min_input_size\": ", spec.min_input_size,
       ", \"max_input_size\": ", spec.max_input_size,
       ", \"quick_input_size\": ", spec.quick_input_size,
-      ", \"train_target\": ", Quoted(spec.train_target), ", \"train_flags\": [",
-      absl::StrJoin(flags, ", "), "]}");
+      ", \"train_target\": ", JsonQuote(spec.train_target),
+      ", \"train_flags\": [", absl::StrJoin(flags, ", "), "]}");
 }
 
 }  // namespace

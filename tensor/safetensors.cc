@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tensor/file_io.h"
+#include "tensor/json.h"
 
 namespace dive {
 namespace {
@@ -42,23 +43,6 @@ bool ParseDTypeCode(absl::string_view code, DType* dtype) {
     }
   }
   return false;
-}
-
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // ---- A minimal JSON reader for the safetensors header -----------------------
@@ -246,7 +230,7 @@ SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
                                          : (const void*)c.data<int32_t>())),
         nbytes);
     entries.push_back(
-        absl::StrCat(JsonString(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
+        absl::StrCat(JsonQuote(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
                      "\",\"shape\":[", absl::StrJoin(c.shape().dims(), ","),
                      "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
   }
@@ -255,7 +239,7 @@ SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
   metadata[kChecksumKey] = absl::StrCat(crc);
   std::vector<std::string> meta;
   for (const auto& [k, v] : metadata) {
-    meta.push_back(absl::StrCat(JsonString(k), ":", JsonString(v)));
+    meta.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
   }
   entries.insert(entries.begin(), absl::StrCat("\"__metadata__\":{",
                                                absl::StrJoin(meta, ","), "}"));
@@ -428,8 +412,8 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
 
 absl::StatusOr<SafetensorsFile> LoadSafetensors(const std::string& path,
                                                 bool follow_symlink) {
-  absl::StatusOr<std::string> bytes = ReadRegularFile(
-      path, "checkpoint", kMaxSafetensorsBytes, follow_symlink);
+  absl::StatusOr<std::string> bytes =
+      ReadRegularFile(path, "checkpoint", kMaxSafetensorsBytes, follow_symlink);
   if (!bytes.ok()) return bytes.status();
   return ParseSafetensors(*bytes, path);
 }

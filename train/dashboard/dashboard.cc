@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "httplib.h"
+#include "tensor/json.h"
 #include "train/dashboard/assets.h"
 
 namespace dive::train {
@@ -22,29 +23,6 @@ namespace {
 constexpr size_t kRateWindow = 20;
 // The profiler's per-layer numbers are copied at most this often.
 constexpr auto kLayerCopyInterval = std::chrono::milliseconds(250);
-
-// A JSON string literal: quotes, backslashes and control characters
-// escaped (class names and descriptions are ours, but a title is not).
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // A JSON number; NaN and infinities (a diverged loss) become null.
 std::string Num(double v) {
@@ -284,8 +262,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   }
 
   std::string out = absl::StrCat(
-      "{\"title\":", Quote(options_.title), ",\"state\":", Quote(state_),
-      ",\"epochs_total\":", options_.epochs,
+      "{\"title\":", JsonQuote(options_.title),
+      ",\"state\":", JsonQuote(state_), ",\"epochs_total\":", options_.epochs,
       ",\"steps_per_epoch\":", steps_per_epoch_,
       ",\"global_step\":", global_step_, ",\"epoch\":", epoch_,
       ",\"lr\":", Num(lr_), ",\"examples_per_sec\":", Num(examples_per_sec),
@@ -312,8 +290,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   const double steps = std::max<int64_t>(layer_steps_, 1);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerStats& l = layers_[i];
-    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"name\":", Quote(l.name),
-                    ",\"description\":", Quote(l.description),
+    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"name\":", JsonQuote(l.name),
+                    ",\"description\":", JsonQuote(l.description),
                     ",\"depth\":", l.depth,
                     ",\"forward_ms\":", Num(1e3 * l.forward_seconds / steps),
                     ",\"backward_ms\":", Num(1e3 * l.backward_seconds / steps),
@@ -324,7 +302,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   }
   out += "],\"classes\":[";
   for (size_t i = 0; i < options_.class_names.size(); ++i) {
-    absl::StrAppend(&out, i == 0 ? "" : ",", Quote(options_.class_names[i]));
+    absl::StrAppend(&out, i == 0 ? "" : ",",
+                    JsonQuote(options_.class_names[i]));
   }
   out += "],\"confusion\":[";
   if (!epochs_.empty()) {
