@@ -148,8 +148,9 @@ def mapped_blas():
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 
 
-# This script again, as a module from the repository root (run_json's cwd).
-CHILD = [sys.executable, "-m", "bench.compare_pytorch"]
+# This script again as the PyTorch child, a module from the repository root
+# (run_json's cwd).
+CHILD = [sys.executable, "-m", "bench.compare_pytorch", "--child"]
 
 
 def run_json(cmd, env=None):
@@ -246,10 +247,10 @@ def main(argv):
     if args.torch_blas == "openmp" and os.path.isdir(OPENBLAS_OPENMP):
         torch_env["LD_LIBRARY_PATH"] = ":".join(
             filter(None, [OPENBLAS_OPENMP, os.environ.get("LD_LIBRARY_PATH")]))
-    blas = run_json(CHILD + ["--child",
-                     "--model=softmax", "--mode=infer", "--batch_size=2",
-                     "--resize=28", "--lr=0.1", "--steps=1", "--warmup=0",
-                     f"--threads={args.threads}"], env=torch_env)["blas"]
+    blas = run_json(CHILD + [
+        "--model=softmax", "--mode=infer", "--batch_size=2", "--resize=28",
+        "--lr=0.1", "--steps=1", "--warmup=0", f"--threads={args.threads}"],
+        env=torch_env)["blas"]
     print(f"torch BLAS loaded in the children: {blas}")
     print(f"threads {args.threads}, {args.reps} alternating runs per "
           f"framework, warm-up {args.warmup} steps (not timed)\n")
@@ -274,14 +275,12 @@ def main(argv):
                     ours[precision].append(o)
                 for torch_mode in torch_modes:
                     t = run_json(CHILD + [
-                                  "--child", f"--model={model}",
-                                  f"--mode={mode}",
-                                  f"--batch_size={o['batch_size']}",
-                                  f"--resize={o['input_size']}",
-                                  f"--lr={o['lr']}", f"--steps={steps}",
-                                  f"--warmup={args.warmup}",
-                                  f"--threads={args.threads}",
-                                  f"--torch_mode={torch_mode}"], env=torch_env)
+                        f"--model={model}", f"--mode={mode}",
+                        f"--batch_size={o['batch_size']}",
+                        f"--resize={o['input_size']}", f"--lr={o['lr']}",
+                        f"--steps={steps}", f"--warmup={args.warmup}",
+                        f"--threads={args.threads}",
+                        f"--torch_mode={torch_mode}"], env=torch_env)
                     torch_runs[torch_mode].append(t)
             for group in list(ours.values()) + list(torch_runs.values()):
                 runs += group

@@ -498,7 +498,8 @@ def load_into(model, path):
 # -----------------------------------------------------------------------------
 
 def _usage():
-    print("usage: python3 -m models.pytorch_twins params NAME [INPUT_SIZE] | list\n"
+    print("usage: python3 -m models.pytorch_twins params NAME [INPUT_SIZE]\n"
+          "       python3 -m models.pytorch_twins list\n"
           "       python3 -m models.pytorch_twins compare CHECKPOINT DUMP\n"
           "models: " + ", ".join(TWINS), file=sys.stderr)
     return 2
