@@ -368,7 +368,7 @@ absl::Status WriteIdx(const std::string& path, absl::Span<const int64_t> dims,
   }
 
   if (gzip) {
-    gzFile f = gzopen(path.c_str(), "wb");
+    gzFile f = gzopen(path.c_str(), "wbe");  // e: O_CLOEXEC
     if (f == nullptr) return OpenError(path, errno);
     bool ok = gzwrite(f, header.data(), header.size()) ==
               static_cast<int>(header.size());
@@ -383,7 +383,7 @@ absl::Status WriteIdx(const std::string& path, absl::Span<const int64_t> dims,
     }
     return absl::OkStatus();
   }
-  std::FILE* f = std::fopen(path.c_str(), "wb");
+  std::FILE* f = std::fopen(path.c_str(), "wbe");  // e: O_CLOEXEC
   if (f == nullptr) return OpenError(path, errno);
   bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
             std::fwrite(data.data(), 1, data.size(), f) == data.size();

@@ -11,8 +11,11 @@ Format: [8-byte little-endian header length N][N bytes of JSON header][data]
 with header {name: {"dtype": "F32"|"I64"|"I32", "shape": [...],
 "data_offsets": [begin, end]}, "__metadata__": {str: str}}; offsets are
 relative to the data section. dive's C++ writer stores a CRC-32 of the data
-section as "__metadata__"["dive.crc32"] (decimal): `read` checks it when
-present (and leaves it out of the metadata it returns), `write` stores it.
+section as "__metadata__"["dive.crc32"] (decimal) and a CRC-32 of the header
+as "__metadata__"["dive.header_crc32"]: of the header as that writer spells
+it (tensor/safetensors.cc's HeaderJson: metadata first, then the tensors in
+name order, no spaces), without its own key. `read` checks each one present
+(and leaves them out of the metadata it returns), `write` stores both.
 Every malformed file is a ValueError that names the file and the problem.
 """
 
@@ -28,6 +31,7 @@ import zlib
 # dtype name -> (array typecode, bytes per element)
 DTYPES = {"F32": ("f", 4), "I64": ("q", 8), "I32": ("i", 4)}
 CRC_KEY = "dive.crc32"
+HEADER_CRC_KEY = "dive.header_crc32"
 
 Entry = collections.namedtuple("Entry", ["dtype", "shape", "data"])
 
@@ -62,6 +66,36 @@ def _check_entry(path, name, info, data_size):
     return dtype, shape, begin, end
 
 
+def _quote(text):
+    """`text` as a JSON string, as dive's JsonQuote (tensor/json.h) writes
+    it: quotes and backslashes escaped, control characters as \\u00XX."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _header_crc(offsets, metadata):
+    """The CRC-32 of the header of tensors {name: (dtype, shape, begin,
+    end)} and `metadata` (without the header CRC's key), as dive spells it."""
+    meta = ",".join(f"{_quote(k)}:{_quote(str(v))}"
+                    for k, v in sorted(metadata.items()))
+    parts = ['"__metadata__":{' + meta + "}"]
+    for name in sorted(offsets):
+        dtype, shape, begin, end = offsets[name]
+        parts.append(f'{_quote(name)}:{{"dtype":"{dtype}","shape":['
+                     f'{",".join(str(d) for d in shape)}],"data_offsets":['
+                     f"{begin},{end}]}}")
+    text = "{" + ",".join(parts) + "}"
+    return str(zlib.crc32(text.encode("utf-8")) & 0xFFFFFFFF)
+
+
 def parse(raw, path="<bytes>"):
     """(tensors: dict name -> Entry, metadata: dict) of a file's bytes."""
     if len(raw) < 8:
@@ -80,14 +114,22 @@ def parse(raw, path="<bytes>"):
     if not isinstance(metadata, dict):
         raise ValueError(f"{path}: __metadata__ is not a JSON object")
     metadata = dict(metadata)
+    header_crc = metadata.pop(HEADER_CRC_KEY, None)
+    offsets = {name: _check_entry(path, name, info, len(data))
+               for name, info in header.items()}
+    if header_crc is not None:
+        if CRC_KEY not in metadata:
+            raise ValueError(f"{path}: the header has a checksum but the "
+                             "data has none")
+        if _header_crc(offsets, metadata) != str(header_crc):
+            raise ValueError(f"{path}: header checksum mismatch (metadata, "
+                             "names, dtypes, shapes or offsets changed)")
     if CRC_KEY in metadata:
         expected = metadata.pop(CRC_KEY)
         if str(zlib.crc32(data) & 0xFFFFFFFF) != str(expected):
             raise ValueError(f"{path}: checksum mismatch (data damaged)")
-    tensors = {}
-    for name, info in header.items():
-        dtype, shape, begin, end = _check_entry(path, name, info, len(data))
-        tensors[name] = Entry(dtype, shape, bytes(data[begin:end]))
+    tensors = {name: Entry(dtype, shape, bytes(data[begin:end]))
+               for name, (dtype, shape, begin, end) in offsets.items()}
     return tensors, metadata
 
 
@@ -108,8 +150,8 @@ def values(entry):
 
 def serialize(tensors, metadata=None):
     """The bytes of a safetensors file of dict name -> Entry (names sorted,
-    data section 8-byte aligned, dive's CRC in the metadata)."""
-    header, chunks, offset = {}, [], 0
+    data section 8-byte aligned, dive's CRCs in the metadata)."""
+    header, offsets, chunks, offset = {}, {}, [], 0
     for name in sorted(tensors):
         dtype, shape, data = tensors[name]
         if dtype not in DTYPES:
@@ -118,11 +160,14 @@ def serialize(tensors, metadata=None):
             raise ValueError(f"{name}: {len(data)} bytes for {dtype} {shape}")
         header[name] = {"dtype": dtype, "shape": list(shape),
                         "data_offsets": [offset, offset + len(data)]}
+        offsets[name] = (dtype, list(shape), offset, offset + len(data))
         chunks.append(bytes(data))
         offset += len(data)
     data = b"".join(chunks)
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()
+            if str(k) != HEADER_CRC_KEY}
     meta[CRC_KEY] = str(zlib.crc32(data) & 0xFFFFFFFF)
+    meta[HEADER_CRC_KEY] = _header_crc(offsets, meta)
     header["__metadata__"] = meta
     h = json.dumps(header, separators=(",", ":")).encode("utf-8")
     h += b" " * (-len(h) % 8)

@@ -52,6 +52,16 @@ class SafetensorsIoTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "checksum mismatch"):
             safetensors_io.read(path)
 
+    def test_an_edited_cpp_header_fails_its_checksum(self):
+        path = self.path("sample.safetensors")
+        subprocess.run([SAMPLE_BINARY, path], check=True)
+        with open(path, "rb") as f:
+            raw = f.read()
+        edited = raw.replace(b'"epoch":"3"', b'"epoch":"4"')
+        self.assertNotEqual(edited, raw)
+        with self.assertRaisesRegex(ValueError, "header checksum mismatch"):
+            safetensors_io.parse(edited, path)
+
     def test_round_trip(self):
         path = self.path("out.safetensors")
         tensors = {
@@ -63,6 +73,10 @@ class SafetensorsIoTest(unittest.TestCase):
         got, metadata = safetensors_io.read(path)
         self.assertEqual(got, tensors)
         self.assertEqual(metadata, {"epoch": "7"})
+        with open(path, "rb") as f:
+            raw = f.read()
+        with self.assertRaisesRegex(ValueError, "header checksum mismatch"):
+            safetensors_io.parse(raw.replace(b'"epoch":"7"', b'"epoch":"8"'))
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
         self.assertEqual(n % 8, 0, "data section aligned to 8 bytes")

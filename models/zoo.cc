@@ -12,6 +12,7 @@
 #include "models/resnet/resnet.h"
 #include "models/softmax/softmax.h"
 #include "models/vgg/vgg.h"
+#include "tensor/text.h"
 
 namespace dive::models {
 
@@ -31,7 +32,7 @@ absl::StatusOr<ModelSpec> FindModel(const std::string& name) {
     names.push_back(spec.name);
   }
   return absl::NotFoundError(
-      absl::StrCat("unknown model '", name,
+      absl::StrCat("unknown model '", Printable(name),
                    "'; known models: ", absl::StrJoin(names, ", ")));
 }
 

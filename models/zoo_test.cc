@@ -15,10 +15,10 @@ TEST(Zoo, HasEveryArchitectureOfTheBookOnce) {
     EXPECT_FALSE(spec.description.empty()) << spec.name;
     EXPECT_GT(spec.recipe.lr, 0) << spec.name;
   }
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet",
-                       "alexnet", "vgg", "nin", "googlenet", "resnet",
-                       "densenet"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"softmax", "mlp", "mlp_dropout", "lenet",
+                                   "bn_lenet", "alexnet", "vgg", "nin",
+                                   "googlenet", "resnet", "densenet"}));
 }
 
 TEST(Zoo, EverySpecTakesTheSizesItNames) {
@@ -50,6 +50,12 @@ TEST(Zoo, FindModel) {
   EXPECT_NE(missing.status().message().find("unknown model 'lenet7'"),
             std::string::npos);
   EXPECT_NE(missing.status().message().find("densenet"), std::string::npos);
+  // A name read from a checkpoint cannot steer the terminal it is shown on.
+  absl::StatusOr<ModelSpec> hostile = FindModel("x\x1b]0;PWNED\a\x1b[2J");
+  EXPECT_EQ(hostile.status().message().find('\x1b'), std::string::npos);
+  EXPECT_NE(hostile.status().message().find("'x\\x1b]0;PWNED\\x07"),
+            std::string::npos)
+      << hostile.status().message();
 }
 
 }  // namespace

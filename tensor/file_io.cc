@@ -28,8 +28,8 @@ std::string NotReplaceable(const struct stat& st) {
                         ", not a regular file");
   }
   if (st.st_uid != geteuid()) {
-    return absl::StrCat("it belongs to uid ", st.st_uid, ", not to this user (uid ",
-                        geteuid(), ")");
+    return absl::StrCat("it belongs to uid ", st.st_uid,
+                        ", not to this user (uid ", geteuid(), ")");
   }
   return "";
 }
@@ -40,7 +40,27 @@ std::string Directory(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
+// Makes a rename into the directory of `path` durable.
+void SyncDirectoryOf(const std::string& path) {
+  const int dfd =
+      ::open(Directory(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
 }  // namespace
+
+void ReopenClosedStandardFds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // open() returns the lowest free number: this one, as 0 .. fd - 1 are
+    // open by now. Without /dev/null there is nothing better to do.
+    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (opened != fd && opened >= 0) ::close(opened);
+  }
+}
 
 const char* FileTypeName(unsigned mode) {
   switch (mode & S_IFMT) {
@@ -72,6 +92,25 @@ absl::Status CheckReplaceable(const std::string& path) {
   return why.empty() ? absl::OkStatus() : Refuse(path, why);
 }
 
+absl::Status ReplaceFile(const std::string& from, const std::string& to) {
+  struct stat st;
+  if (::lstat(from.c_str(), &st) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot rename ", from, ": ", Errno(errno)));
+  }
+  if (const std::string why = NotReplaceable(st); !why.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("refusing to rename ", from, ": ", why));
+  }
+  if (absl::Status s = CheckReplaceable(to); !s.ok()) return s;
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("renaming ", from, " to ", to, ": ", Errno(errno)));
+  }
+  SyncDirectoryOf(to);
+  return absl::OkStatus();
+}
+
 bool RemoveStaleTemp(const std::string& path) {
   const std::string tmp = path + ".tmp";
   struct stat st;
@@ -86,15 +125,15 @@ absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(
   if (absl::Status s = CheckReplaceable(path); !s.ok()) return s;
   const std::string tmp = path + ".tmp";
   RemoveStaleTemp(path);
-  const int fd = ::open(tmp.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0644);
+  const int fd = ::open(
+      tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;
     struct stat st;
     if (err == EEXIST && ::lstat(tmp.c_str(), &st) == 0) {
-      return Refuse(path, absl::StrCat(tmp, " exists and is not ours to remove (",
-                                       NotReplaceable(st), ")"));
+      return Refuse(path,
+                    absl::StrCat(tmp, " exists and is not ours to remove (",
+                                 NotReplaceable(st), ")"));
     }
     return absl::PermissionDeniedError(
         absl::StrCat("cannot write ", tmp, ": ", Errno(err)));
@@ -129,7 +168,8 @@ absl::Status AtomicFileWriter::Write(absl::string_view bytes) {
 
 absl::Status AtomicFileWriter::Sync() {
   if (::fsync(fd_) != 0) {
-    return absl::InternalError(absl::StrCat("fsync ", tmp_, ": ", Errno(errno)));
+    return absl::InternalError(
+        absl::StrCat("fsync ", tmp_, ": ", Errno(errno)));
   }
   return absl::OkStatus();
 }
@@ -139,18 +179,12 @@ absl::Status AtomicFileWriter::Commit() {
   // Checked again: the target may have been replaced meanwhile.
   if (absl::Status s = CheckReplaceable(path_); !s.ok()) return s;
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("renaming ", tmp_, " to ", path_,
-                                            ": ", Errno(errno)));
+    return absl::InternalError(
+        absl::StrCat("renaming ", tmp_, " to ", path_, ": ", Errno(errno)));
   }
   ::close(fd_);
   fd_ = -1;
-  // Make the rename itself durable.
-  const int dfd = ::open(Directory(path_).c_str(),
-                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  SyncDirectoryOf(path_);
   return absl::OkStatus();
 }
 
@@ -171,9 +205,9 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
                                           (follow_symlink ? 0 : O_NOFOLLOW));
   if (fd < 0) {
     const int err = errno;
-    const std::string message = absl::StrCat(
-        "cannot open ", what, " ", path, ": ",
-        err == ELOOP ? "it is a symbolic link" : Errno(err));
+    const std::string message =
+        absl::StrCat("cannot open ", what, " ", path, ": ",
+                     err == ELOOP ? "it is a symbolic link" : Errno(err));
     if (err == ENOENT) return absl::NotFoundError(message);
     if (err == EACCES) return absl::PermissionDeniedError(message);
     return absl::FailedPreconditionError(message);
@@ -197,9 +231,9 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
     try {
       bytes.resize(static_cast<size_t>(st.st_size));
     } catch (const std::bad_alloc&) {
-      status = absl::ResourceExhaustedError(absl::StrCat(
-          "out of memory reading ", what, " ", path, " (", st.st_size,
-          " bytes)"));
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("out of memory reading ", what, " ", path, " (",
+                       st.st_size, " bytes)"));
     }
     size_t got = 0;
     while (status.ok() && got < bytes.size()) {

@@ -72,6 +72,12 @@ absl::Status WriteFileAtomically(const std::string& path,
 // otherwise FailedPrecondition "refusing to write <path>: <why>".
 absl::Status CheckReplaceable(const std::string& path);
 
+// Renames `from`, a regular file of this user, over `to` (absent, or a
+// regular file of this user: CheckReplaceable) and fsyncs the directory, so
+// that the rename survives a crash. For a file written whole under one name
+// and published under another (a checkpoint's weights, train/checkpoint.h).
+absl::Status ReplaceFile(const std::string& from, const std::string& to);
+
 // Removes "<path>.tmp" if it is a regular file of this user (left by a
 // killed write); true when one was removed.
 bool RemoveStaleTemp(const std::string& path);
@@ -84,6 +90,12 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path,
                                             absl::string_view what,
                                             uint64_t max_bytes,
                                             bool follow_symlink);
+
+// Reopens each of the standard descriptors 0, 1 and 2 that is closed (a
+// program started with `>&-`) on /dev/null, so that no file opened later
+// takes its number: a run's lock file opened as fd 1 would receive every
+// line written to stdout. The binaries call it first thing in main().
+void ReopenClosedStandardFds();
 
 // "a symbolic link", "a directory", "a character device", ... for a mode.
 const char* FileTypeName(unsigned mode);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -101,9 +102,9 @@ TEST(AtomicFileWriterTest, RefusesDevicesFifosAndDirectories) {
   for (const Case& c : cases) {
     const absl::Status s = WriteFileAtomically(c.path, "x");
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << c.path;
-    EXPECT_THAT(std::string(s.message()),
-                HasSubstr(absl::StrCat("refusing to write ", c.path, ": ",
-                                       c.why)));
+    EXPECT_THAT(
+        std::string(s.message()),
+        HasSubstr(absl::StrCat("refusing to write ", c.path, ": ", c.why)));
   }
   struct stat st;
   ASSERT_EQ(stat("/dev/null", &st), 0);
@@ -121,9 +122,10 @@ TEST(AtomicFileWriterTest, RefusesAnotherUsersFileAndItsTemp) {
   }
   absl::Status s = WriteFileAtomically(path, "ours");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr(absl::StrCat("it belongs to uid 65534, not to this user (uid ",
-                                       geteuid(), ")")));
+  EXPECT_THAT(
+      std::string(s.message()),
+      HasSubstr(absl::StrCat("it belongs to uid 65534, not to this user (uid ",
+                             geteuid(), ")")));
   EXPECT_EQ(Contents(path), "theirs");
 
   const std::string g = dir + "/g";
@@ -155,6 +157,26 @@ TEST(AtomicFileWriterTest, UncommittedWriterLeavesNothing) {
     ASSERT_TRUE(w->Write("x").ok());
   }
   EXPECT_TRUE(fs::is_empty(dir));
+}
+
+TEST(ReplaceFileTest, RenamesOurFileOverOursButNeverOverAPlantedOne) {
+  const std::string dir = FreshDir("replace");
+  const std::string from = dir + "/new", to = dir + "/published";
+  std::ofstream(from) << "new";
+  std::ofstream(to) << "old";
+  ASSERT_TRUE(ReplaceFile(from, to).ok());
+  EXPECT_EQ(Contents(to), "new");
+  EXPECT_FALSE(fs::exists(from));
+  EXPECT_EQ(ReplaceFile(from, to).code(), absl::StatusCode::kNotFound);
+
+  std::ofstream(from) << "newer";
+  fs::remove(to);
+  fs::create_directory_symlink("/etc", to);
+  const absl::Status s = ReplaceFile(from, to);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr(absl::StrCat("refusing to write ", to)));
+  EXPECT_EQ(Contents(from), "newer");
 }
 
 TEST(ReadRegularFileTest, ChecksTypeSizeAndSymlinks) {
@@ -190,6 +212,32 @@ TEST(ReadRegularFileTest, ChecksTypeSizeAndSymlinks) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("is a FIFO"));
   r = ReadRegularFile(dir + "/none", "checkpoint", 100, true);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+}
+
+// A process started with stdin and stdout closed gets them back on
+// /dev/null, so the next file it opens does not become its stdout.
+TEST(ReopenClosedStandardFdsTest, ClosedStdoutIsDevNullAndFilesGetNewNumbers) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/reopen_std_fds_lock");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // only async-signal-safe calls and _exit from here
+    close(0);
+    close(1);
+    ReopenClosedStandardFds();
+    struct stat out, null;
+    if (fstat(1, &out) != 0 || stat("/dev/null", &null) != 0) _exit(2);
+    if (out.st_rdev != null.st_rdev || !S_ISCHR(out.st_mode)) _exit(3);
+    if (fcntl(0, F_GETFD) == -1) _exit(4);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    _exit(fd > 2 ? 0 : 5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: fstat failed, 3: fd 1 is not /dev/null, 4: fd 0 still closed, "
+         "5: a new file took a standard number";
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -14,11 +16,15 @@
 #include "absl/strings/str_join.h"
 #include "tensor/file_io.h"
 #include "tensor/json.h"
+#include "tensor/text.h"
 
 namespace dive {
 namespace {
 
+// The CRC-32 of the data section, and that of the header (which records the
+// first, so the two cover the whole file).
 constexpr char kChecksumKey[] = "dive.crc32";
+constexpr char kHeaderChecksumKey[] = "dive.header_crc32";
 // Header larger than this is rejected before allocating (the reference
 // implementation uses the same 100 MB bound).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
@@ -141,8 +147,8 @@ class JsonParser {
       } while (Consume(','));
       return Consume('}') ? absl::OkStatus() : Error("expected '}'");
     }
-    return Error(
-        absl::StrCat("unexpected character '", std::string(1, c), "' in JSON"));
+    return Error(absl::StrCat("unexpected character '",
+                              Printable(std::string(1, c)), "' in JSON"));
   }
 
   absl::Status ParseString(std::string* out) {
@@ -211,39 +217,94 @@ uint32_t Crc32(absl::string_view bytes) {
   return static_cast<uint32_t>(crc);
 }
 
+// A tensor's entry in the header.
+struct TensorEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;  // data_offsets
+};
+
+// The JSON header of `entries` (in name order) and `metadata`, as the writer
+// spells it. The header checksum is the CRC-32 of this text without its own
+// key: the reader rebuilds it from what it parsed, so any change to a name,
+// dtype, shape, offset or metadata value changes the text.
+std::string HeaderJson(const std::vector<TensorEntry>& entries,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<std::string> meta;
+  for (const auto& [k, v] : metadata) {
+    meta.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
+  }
+  std::vector<std::string> parts = {
+      absl::StrCat("\"__metadata__\":{", absl::StrJoin(meta, ","), "}")};
+  for (const TensorEntry& e : entries) {
+    parts.push_back(
+        absl::StrCat(JsonQuote(e.name), ":{\"dtype\":\"", DTypeCode(e.dtype),
+                     "\",\"shape\":[", absl::StrJoin(e.shape.dims(), ","),
+                     "],\"data_offsets\":[", e.begin, ",", e.end, "]}"));
+  }
+  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+}
+
+// OK when `metadata` has no header checksum (files of other writers, and of
+// dive before it wrote one) or when the checksum matches the header rebuilt
+// from `entries` and `metadata`; a header checksum also requires the data's.
+absl::Status VerifyHeaderChecksum(std::vector<TensorEntry> entries,
+                                  std::map<std::string, std::string> metadata) {
+  auto it = metadata.find(kHeaderChecksumKey);
+  if (it == metadata.end()) return absl::OkStatus();
+  uint32_t expected = 0;
+  if (!absl::SimpleAtoi(it->second, &expected)) {
+    return absl::DataLossError("header checksum in metadata is not a number");
+  }
+  if (metadata.count(kChecksumKey) == 0) {
+    return absl::DataLossError(
+        "the header has a checksum but the data has none (dive.crc32 was "
+        "removed)");
+  }
+  metadata.erase(it);
+  std::sort(entries.begin(), entries.end(),
+            [](const TensorEntry& a, const TensorEntry& b) {
+              return a.name < b.name;
+            });
+  const uint32_t actual = Crc32(HeaderJson(entries, metadata));
+  if (actual != expected) {
+    return absl::DataLossError(absl::StrCat(
+        "header checksum mismatch (stored ", expected, ", computed ", actual,
+        "): the header (metadata, tensor names, dtypes, shapes or data "
+        "offsets) was changed or damaged"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
   // Data section: tensors in name order, each contiguous.
   std::string data;
-  std::vector<std::string> entries;
+  std::vector<TensorEntry> entries;
   for (const auto& [name, tensor] : file.tensors) {
     CHECK(tensor.defined())
         << "SerializeSafetensors: tensor '" << name << "' is undefined";
     const Tensor c = tensor.Contiguous();
     const size_t nbytes = c.numel() * DTypeSize(c.dtype());
-    const size_t begin = data.size();
+    const uint64_t begin = data.size();
     data.append(
         static_cast<const char*>(static_cast<const void*>(
             c.dtype() == DType::kFloat32 ? (const void*)c.data<float>()
             : c.dtype() == DType::kInt64 ? (const void*)c.data<int64_t>()
                                          : (const void*)c.data<int32_t>())),
         nbytes);
-    entries.push_back(
-        absl::StrCat(JsonQuote(name), ":{\"dtype\":\"", DTypeCode(c.dtype()),
-                     "\",\"shape\":[", absl::StrJoin(c.shape().dims(), ","),
-                     "],\"data_offsets\":[", begin, ",", data.size(), "]}"));
+    entries.push_back({name, c.dtype(), c.shape(), begin, data.size()});
   }
   std::map<std::string, std::string> metadata = file.metadata;
+  metadata.erase(kHeaderChecksumKey);
   const uint32_t crc = Crc32(data);
   metadata[kChecksumKey] = absl::StrCat(crc);
-  std::vector<std::string> meta;
-  for (const auto& [k, v] : metadata) {
-    meta.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
-  }
-  entries.insert(entries.begin(), absl::StrCat("\"__metadata__\":{",
-                                               absl::StrJoin(meta, ","), "}"));
-  std::string header = absl::StrCat("{", absl::StrJoin(entries, ","), "}");
+  // The header's checksum covers the header it is then added to.
+  metadata[kHeaderChecksumKey] =
+      absl::StrCat(Crc32(HeaderJson(entries, metadata)));
+  std::string header = HeaderJson(entries, metadata);
   header.append((8 - header.size() % 8) % 8, ' ');  // align data to 8 bytes
   char len[8];
   uint64_t n = header.size();
@@ -298,20 +359,21 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
   const absl::string_view data = bytes.substr(8 + header_len);
 
   SafetensorsFile out;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  std::vector<TensorEntry> entries;
   for (const auto& [name, entry] : header->fields) {
     if (name == "__metadata__") {
       if (entry.kind != Json::Kind::kObject)
         return fail("__metadata__ is not an object");
       for (const auto& [k, v] : entry.fields) {
         if (v.kind != Json::Kind::kString) {
-          return fail(absl::StrCat("metadata value '", k, "' is not a string"));
+          return fail(absl::StrCat("metadata value '", Printable(k),
+                                   "' is not a string"));
         }
         out.metadata[k] = v.str;
       }
       continue;
     }
-    const std::string where = absl::StrCat("tensor '", name, "'");
+    const std::string where = absl::StrCat("tensor '", Printable(name), "'");
     if (entry.kind != Json::Kind::kObject)
       return fail(where + " is not an object");
     const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
@@ -328,7 +390,8 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
       return fail(where + " has no dtype");
     }
     if (!ParseDTypeCode(dtype->str, &dt)) {
-      return fail(absl::StrCat(where, " has unsupported dtype '", dtype->str,
+      return fail(absl::StrCat(where, " has unsupported dtype '",
+                               Printable(dtype->str),
                                "' (supported: F32, I64, I32)"));
     }
     if (shape == nullptr || shape->kind != Json::Kind::kArray ||
@@ -375,9 +438,11 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
                   data.data() + begin, end - begin);
     }
     out.tensors.emplace(name, std::move(t));
-    ranges.emplace_back(begin, end);
+    entries.push_back({name, dt, s, begin, end});
   }
   // The data must be exactly covered, without overlaps or holes.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const TensorEntry& e : entries) ranges.emplace_back(e.begin, e.end);
   std::sort(ranges.begin(), ranges.end());
   uint64_t at = 0;
   for (const auto& [begin, end] : ranges) {
@@ -391,6 +456,10 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
     return fail(absl::StrCat(data.size() - at,
                              " trailing bytes after the last tensor"));
   }
+  if (absl::Status st = VerifyHeaderChecksum(entries, out.metadata); !st.ok()) {
+    return fail(st.message());
+  }
+  out.header_verified = out.metadata.erase(kHeaderChecksumKey) > 0;
   auto crc = out.metadata.find(kChecksumKey);
   if (crc != out.metadata.end()) {
     uint32_t expected = 0;

@@ -16,8 +16,11 @@
 // writes through a symlink or over a file that is not a regular file of this
 // user (tensor/file_io.h). Loading reads regular files of at most
 // kMaxSafetensorsBytes, checked before allocating. Saved
-// files carry a CRC-32 of the data section in the metadata ("dive.crc32");
-// loading verifies it when present, so a flipped byte is reported instead of
+// files carry two CRC-32s in the metadata: "dive.crc32" of the data section
+// and "dive.header_crc32" of the header (every name, dtype, shape, data
+// offset and metadata value, "dive.crc32" included), so together they cover
+// the whole file. Loading verifies each one present, so a flipped byte, an
+// edited metadata value or two swapped data offsets are reported instead of
 // silently loading damaged weights. Files from other writers (no checksum)
 // load normally.
 //
@@ -52,15 +55,20 @@ namespace dive {
 struct SafetensorsFile {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;
-  // Set by loading: true when the file carried dive's CRC and it matched,
-  // false for files from other writers (nothing could be checked).
+  // Set by loading: true when the file carried dive's CRC of the data and it
+  // matched, false for files from other writers (nothing could be checked).
   bool checksum_verified = false;
-  uint32_t crc32 = 0;  // the checksum, when verified
+  // Set by loading: true when the file also carried dive's CRC of the header
+  // and it matched (files of dive before it wrote one have only the data's):
+  // with `checksum_verified`, the whole file is as written.
+  bool header_verified = false;
+  uint32_t crc32 = 0;  // the data's checksum, when verified
 };
 
-// The bytes of `file` as a safetensors file, and the CRC-32 of its data
-// section that they record as "dive.crc32" (a name for exactly these
-// tensors: a training-state file names the weights it belongs with).
+// The bytes of `file` as a safetensors file (both checksums added), and the
+// CRC-32 of its data section that they record as "dive.crc32" (a name for
+// exactly these tensors: a training-state file names the weights it belongs
+// with).
 struct SerializedSafetensors {
   std::string bytes;
   uint32_t crc32 = 0;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "tensor/random.h"
@@ -111,6 +112,99 @@ TEST(Safetensors, DetectsFlippedByte) {
   EXPECT_NE(f.status().message().find("checksum mismatch"), std::string::npos)
       << f.status();
   EXPECT_NE(f.status().message().find(path), std::string::npos);
+}
+
+// The header text of serialized bytes, and the bytes with `header` instead.
+std::string HeaderOf(const std::string& bytes) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) {
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  }
+  return bytes.substr(8, n);
+}
+std::string WithHeader(const std::string& bytes, const std::string& header) {
+  return Build(header, bytes.substr(8 + HeaderOf(bytes).size()));
+}
+
+// `text` with the first `from` replaced by `to` (which must be there).
+std::string Replace(std::string text, const std::string& from,
+                    const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from << " not in " << text;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(Safetensors, HeaderChecksumCoversMetadataNamesShapesAndOffsets) {
+  SafetensorsFile f = Sample();
+  f.tensors["features.3.bias"] = Tensor::Full({6}, 2.0f);  // as large as 0's
+  const std::string bytes = SerializeSafetensors(f).bytes;
+  absl::StatusOr<SafetensorsFile> good = ParseSafetensors(bytes, "good.st");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(good->header_verified);
+  EXPECT_TRUE(good->checksum_verified);
+  EXPECT_EQ(good->metadata, f.metadata);  // both checksum keys are consumed
+
+  const std::string header = HeaderOf(bytes);
+  // The data offsets of the two biases, swapped: every byte of the data
+  // (and so its CRC) is unchanged, only which tensor reads which bytes.
+  const auto offsets = [&](const std::string& name) {
+    const size_t at = header.find("\"" + name + "\"");
+    const size_t begin = header.find("\"data_offsets\":[", at);
+    return header.substr(begin, header.find(']', begin) - begin + 1);
+  };
+  const std::string a = offsets("features.0.bias"),
+                    b = offsets("features.3.bias");
+  std::string swapped = Replace(header, a, "@A@");
+  swapped = Replace(Replace(swapped, b, a), "@A@", b);
+  const struct {
+    const char* name;
+    std::string header;
+  } edits[] = {
+      {"metadata value", Replace(header, "\"epoch\":\"3\"", "\"epoch\":\"5\"")},
+      {"swapped offsets", swapped},
+      {"dtype and shape", Replace(header, "\"dtype\":\"I64\",\"shape\":[]",
+                                  "\"dtype\":\"I32\",\"shape\":[2]")},
+      {"tensor name", Replace(header, "features.3.bias", "features.4.bias")},
+      {"a metadata key added",
+       Replace(header, "\"__metadata__\":{", "\"__metadata__\":{\"x\":\"y\",")},
+  };
+  for (const auto& e : edits) {
+    absl::StatusOr<SafetensorsFile> edited =
+        ParseSafetensors(WithHeader(bytes, e.header), "edited.st");
+    ASSERT_FALSE(edited.ok()) << e.name;
+    EXPECT_EQ(edited.status().code(), absl::StatusCode::kDataLoss) << e.name;
+    EXPECT_NE(
+        edited.status().message().find("edited.st: header checksum mismatch"),
+        std::string::npos)
+        << e.name << ": " << edited.status();
+  }
+  // Without the data's checksum, the header's would not cover the data.
+  const std::string no_data_crc = WithHeader(
+      bytes, Replace(header,
+                     "\"dive.crc32\":\"" +
+                         std::to_string(SerializeSafetensors(f).crc32) + "\",",
+                     ""));
+  absl::StatusOr<SafetensorsFile> edited =
+      ParseSafetensors(no_data_crc, "edited.st");
+  ASSERT_FALSE(edited.ok());
+  EXPECT_NE(edited.status().message().find("the data has none"),
+            std::string::npos)
+      << edited.status();
+}
+
+TEST(Safetensors, FilesWithOnlyTheDataChecksumStillLoad) {
+  // As dive wrote them before the header checksum.
+  const std::string bytes = SerializeSafetensors(Sample()).bytes;
+  std::string header = HeaderOf(bytes);
+  const size_t key = header.find(",\"dive.header_crc32\":\"");
+  ASSERT_NE(key, std::string::npos) << header;
+  header.erase(key, header.find('"', key + 22) + 1 - key);
+  absl::StatusOr<SafetensorsFile> f =
+      ParseSafetensors(WithHeader(bytes, header), "old.st");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(f->checksum_verified);
+  EXPECT_FALSE(f->header_verified);
+  EXPECT_EQ(f->metadata.at("epoch"), "3");
 }
 
 TEST(Safetensors, MissingFileIsNotFound) {

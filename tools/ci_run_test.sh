@@ -12,6 +12,7 @@ tmp=${TEST_TMPDIR:?}
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
+export HOME="$tmp/home"  # .ci/run names its disk cache under it
 # Sourcing defines the functions and state without running main.
 # shellcheck source=/dev/null
 source "$ci_run"

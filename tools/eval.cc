@@ -170,6 +170,7 @@ int EvalMain() {
 }  // namespace dive::tools
 
 int main(int argc, char** argv) {
+  dive::ReopenClosedStandardFds();
   absl::SetProgramUsageMessage("Evaluates a checkpoint on Fashion-MNIST.");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

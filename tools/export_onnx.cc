@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "tensor/file_io.h"
 #include "tools/onnx_export.h"
 #include "tools/zoo_checkpoint.h"
 #include "train/checkpoint.h"
@@ -77,6 +78,7 @@ int ExportMain() {
 }  // namespace dive::tools
 
 int main(int argc, char** argv) {
+  dive::ReopenClosedStandardFds();
   absl::SetProgramUsageMessage("Exports a checkpoint as an ONNX model.");
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

@@ -162,6 +162,8 @@ expect_error "train --dashboard=70000" "--dashboard=70000: must be a port in 0..
 expect_error "train --dashboard=-1" "--dashboard=-1: must be a port in 0..65535" "$SOFTMAX" "${FAST[@]}" --dashboard=-1
 expect_error "train --dashboard=http" "Illegal value 'http' specified for flag 'dashboard'" "$SOFTMAX" "${FAST[@]}" --dashboard=http
 expect_error "train --dashboard_keep alone" "--dashboard_keep: needs --dashboard=PORT" "$SOFTMAX" "${FAST[@]}" --dashboard_keep
+expect_error "train --hold_before_epoch=1" "--hold_before_epoch=1: must be 0 (off) or an epoch from 2 to --epochs=3" "$SOFTMAX" "${FAST[@]}" --epochs=3 --hold_before_epoch=1
+expect_error "train --hold_before_epoch past --epochs" "--hold_before_epoch=2: must be 0 (off) or an epoch from 2 to --epochs=1" "$SOFTMAX" "${FAST[@]}" --hold_before_epoch=2
 # A port another process listens on: the error names it, nothing is taken.
 BUSY_PORT_FILE="$TMP/busy_port"
 python3 -c '
@@ -239,7 +241,22 @@ if flock -n 9; then
 fi
 exec 9>&-
 expect_ok "train on it once the other run ended" "$SOFTMAX" "${FAST[@]}" --out="$TMP/busy"
-expect_error "train into a directory holding a run" "--out=$RUN already holds a run (model.safetensors, metrics.csv); pass --resume to continue it or --overwrite to replace it" "$SOFTMAX" "${FAST[@]}" --out="$RUN"
+# Started with stdout closed (`>&-`): fd 1 is reopened on /dev/null first,
+# so the run's lock file, opened next, does not receive the epoch lines.
+rm -rf "$TMP/closed"
+CASES=$((CASES + 1))
+"$SOFTMAX" "${FAST[@]}" --out="$TMP/closed" >&- 2>"$TMP/case.err"
+rc=$?
+if crash_free "train with stdout closed" "$rc" "$TMP/case.err"; then
+  if ((rc != 0)); then
+    fail "train with stdout closed: exit $rc"
+  elif [[ "$(cat "$TMP/closed/.lock")" =~ ^[0-9]+$ ]]; then
+    printf '| %s | (exit 0) .lock holds the pid alone |\n' "train with stdout closed"
+  else
+    fail "train with stdout closed: .lock holds $(head -c 200 "$TMP/closed/.lock" | cat -v)"
+  fi
+fi
+expect_error "train into a directory holding a run" "--out=$RUN already holds a run (model.safetensors, train_state.safetensors, metrics.csv; a checkpoint after epoch 1); pass --resume to continue it or --overwrite to replace it" "$SOFTMAX" "${FAST[@]}" --out="$RUN"
 expect_error "train --resume --overwrite" "--resume and --overwrite contradict each other" "$SOFTMAX" "${FAST[@]}" --out="$RUN" --resume --overwrite
 expect_ok "train --overwrite into the run with quotes" "$SOFTMAX" "${FAST[@]}" --out="$QUOTED" --overwrite
 [[ $(grep -c '^[0-9]' "$QUOTED/metrics.csv") == 1 ]] || fail "--overwrite kept the old rows"
@@ -331,10 +348,10 @@ expect_error "bn_lenet train on 1 example" "the training set has 1 example: bn_l
 
 # --- Eval --------------------------------------------------------------------
 # A checkpoint holding NaN or Inf weights (from a writer without dive's
-# CRC: the key renamed, same length) is refused by eval and --resume.
+# CRCs: their keys renamed, same length) is refused by eval and --resume.
 NAN_RUN="$TMP/nan_run"
 mkdir -p "$NAN_RUN"
-perl -0777 -pe 's/"dive\.crc32"/"dive.crc3x"/' "$CKPT" > "$NAN_RUN/model.safetensors"
+perl -0777 -pe 's/"dive\.crc32"/"dive.crc3x"/; s/"dive\.header_crc32"/"dive.header_crc3x"/' "$CKPT" > "$NAN_RUN/model.safetensors"
 cp "$RUN/metrics.csv" "$NAN_RUN/metrics.csv"
 expect_ok "eval of a checkpoint without dive's CRC" "$EVAL" "${EV[@]}" --checkpoint="$NAN_RUN/model.safetensors"
 grep -q "checkpoint $NAN_RUN/model.safetensors has no dive.crc32 checksum (not written by dive?): its integrity was not checked" "$TMP/case.err" || fail "no warning for a checkpoint without CRC"

@@ -2,17 +2,22 @@
 // -----------------------------------------------------------------------------
 //
 // A training run's checkpoint: the whole state a run needs to continue
-// exactly where it stopped, saved in its directory as one consistent pair of
-// files:
+// exactly where it stopped, saved in its directory as a pair of files:
 //
 //   model.safetensors        the weights, with the state_dict names of the
 //                            PyTorch twin (loads into PyTorch as it is), and
-//                            metadata model, epoch, input_size, global_step;
+//                            metadata model, epoch, input_size, global_step:
+//                            what tools/eval and tools/export_onnx read;
 //   train_state.safetensors  the optimizer's state (Optimizer::StateDict), the
 //                            position (epoch, step, global step), the running
 //                            totals of the epoch in progress, the settings
-//                            a resumed run must keep, and the CRC-32 of the
-//                            weights it belongs with.
+//                            a resumed run must keep, what it ran on (batches
+//                            per epoch, processes, threads, kernel path) and
+//                            the CRC-32 of the weights it belongs with.
+//
+// Both files carry CRC-32s of their header and of their data
+// (tensor/safetensors.h), so every byte is checked; every metadata value is
+// range-checked, against the run's data and batch size too (`CheckGeometry`).
 //
 // The learning-rate schedule's state is the position (`LrSchedule::SetEpoch`,
 // warm-up counted in global steps). Every random stream of a run is a
@@ -21,11 +26,17 @@
 // dropout of (seed, rank, global step), reseeded before each step. So the
 // position restores them, on any number of ranks.
 //
-// A kill at any moment leaves a pair that loads: the weights are written to
-// "model.safetensors.tmp" and synced, then the state is renamed into place,
-// then the weights are. A kill between the two renames leaves a state that
-// names the complete weights in the .tmp file; `RecoverCheckpoint` finishes
-// that rename before a resume reads the pair.
+// One commit: a save writes the new weights whole (synced) as
+// "model.safetensors.pending", then commits by renaming the new state into
+// place (the one step that makes the new pair the run's checkpoint: the
+// state names its weights by CRC), then publishes the weights by renaming
+// the pending file over model.safetensors. A kill at any moment leaves
+// either the old pair or the new one: before the commit, the old state with
+// its weights in model.safetensors (a leftover pending file is not named by
+// it); after it, the new state with its weights in model.safetensors or, if
+// the kill came before the publishing rename, in the pending file, which
+// `ReadRun` finds and `PublishPendingWeights` puts in place. model.safetensors
+// itself is always a whole file of the last published weights.
 //
 // Example:
 //
@@ -46,6 +57,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nn/module.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
@@ -54,6 +66,7 @@
 namespace dive::train {
 
 inline constexpr char kWeightsFile[] = "model.safetensors";
+inline constexpr char kPendingWeightsFile[] = "model.safetensors.pending";
 inline constexpr char kTrainStateFile[] = "train_state.safetensors";
 
 // The largest epoch and input size a checkpoint may record.
@@ -77,6 +90,16 @@ struct EpochTotals {
   double seconds = 0;
 };
 
+// What a run ran on. A resume must continue the run's epochs
+// (`CheckGeometry`); with other processes, threads or kernels it goes on,
+// but no longer bit for bit (`ExactnessWarning`).
+struct RunEnvironment {
+  int64_t steps_per_epoch = 0;  // batches per epoch, over all processes
+  int64_t processes = 1;
+  int64_t threads = 1;  // compute threads (tensor.h's GetNumThreads)
+  std::string kernels;  // the kernel path, tensor/cpu.h's IsaName
+};
+
 struct TrainState {
   nn::Module* model = nullptr;            // not owned
   optim::Optimizer* optimizer = nullptr;  // not owned
@@ -86,10 +109,14 @@ struct TrainState {
   int64_t skipped_steps = 0;
   // What a resumed run must not change ("optimizer" -> "adam", ...).
   std::map<std::string, std::string> settings;
+  RunEnvironment environment;
 };
 
-// Writes `state` as the pair in `dir` (see above). `model_name` and
-// `input_size` go into the weights' metadata.
+// Writes `state` as the pair in `dir`, in one commit (see above).
+// `model_name` and `input_size` go into the weights' metadata. `dir` must
+// hold no pending weights that its state names (they would be replaced
+// before the new state commits): `Train` publishes them on --resume and
+// removes any other before its first save.
 absl::Status SaveCheckpoint(const std::string& dir, const TrainState& state,
                             const std::string& model_name, int64_t input_size);
 
@@ -100,12 +127,14 @@ struct Checkpoint {
   std::string model;
   int64_t epoch = 0;
   int64_t input_size = 0;
+  int64_t global_step = 0;
 };
 
 // Reads and checks a weights file: the file itself (tensor/safetensors.h: a
-// regular file, sizes, CRC), every metadata field (epoch in [0, kMaxEpochs],
-// input_size in [1, kMaxInputSize]) and that every float is finite (the
-// weights of a diverged run are refused). Errors name the file and field.
+// regular file, sizes, CRCs), every metadata field (epoch in [0,
+// kMaxEpochs], input_size in [1, kMaxInputSize], global_step in [0, 2^62])
+// and that every float is finite (the weights of a diverged run are
+// refused). Errors name the file and field.
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
                                           bool follow_symlink = true);
 
@@ -122,42 +151,76 @@ struct SavedTrainState {
   int64_t skipped_steps = 0;
   std::map<std::string, Tensor> optimizer;
   std::map<std::string, std::string> settings;
+  RunEnvironment environment;
   uint32_t weights_crc32 = 0;
 };
 
 // The training-state file as bytes and back, for a rank that has no file
-// (data-parallel ranks get rank 0's). Decoding checks every field; errors
-// name `source`.
+// (data-parallel ranks get rank 0's). Decoding checks the whole file (both
+// checksums) and every field, each against the others (step within the
+// epoch's batches, skipped steps and the step within the global step,
+// correct within seen, a known kernel path, ...); every field is required.
+// Errors are DataLoss naming `source`, the field and its value.
 std::string EncodeTrainState(const TrainState& state, uint32_t weights_crc32);
 absl::StatusOr<SavedTrainState> DecodeTrainState(absl::string_view bytes,
                                                  absl::string_view source);
 
+// OK when the position and totals of `saved` are ones a run over
+// `examples` training examples in batches of `batch_size` could have
+// written: steps_per_epoch is floor or ceil(examples / batch_size) (the
+// number of processes decides), global_step - step is `epoch` such epochs,
+// seen is at most the examples `step` batches hold. Else DataLoss naming
+// `source`, the field, its value and the bounds.
+absl::Status CheckGeometry(const SavedTrainState& saved, int64_t examples,
+                           int64_t batch_size, absl::string_view source);
+
 // A run directory's checkpoint: the weights and, unless the run predates
-// training-state files (or came from PyTorch), their state. DataLoss when
-// the state belongs with other weights.
+// training-state files (or came from PyTorch), their state. With a state,
+// the weights are those it names: model.safetensors, or the pending file
+// of a save cut short between its commit and its publishing rename
+// (`pending`). DataLoss when neither holds them, or when their metadata
+// (epoch, global_step) disagree with the state's. Reads only.
 struct SavedRun {
   Checkpoint weights;
   std::optional<SavedTrainState> state;
+  bool pending = false;  // the weights are in model.safetensors.pending
 };
 absl::StatusOr<SavedRun> ReadRun(const std::string& dir);
 
-// Completes a save that was killed between its two renames (see above):
-// when the state names the weights in "model.safetensors.tmp", renames them
-// into place. OK when there is nothing to do.
-absl::Status RecoverCheckpoint(const std::string& dir);
+// Completes a save cut short between its two renames: renames
+// model.safetensors.pending over model.safetensors. For a run whose
+// `ReadRun` said `pending`, once the run is accepted.
+absl::Status PublishPendingWeights(const std::string& dir);
+
+// What the checkpoint in `dir` is, for a message about the directory:
+// "a checkpoint at epoch 3 step 17", "a checkpoint after epoch 2", with
+// ", whose weights a save cut short left in model.safetensors.pending
+// (--resume completes that save)" when so; "a checkpoint that cannot be
+// resumed (<why>)"; "" when `dir` holds neither weights nor a state.
+std::string DescribeCheckpoint(const std::string& dir);
 
 // Puts `saved` into `state`: the optimizer's state (all or nothing), the
-// schedule's epoch, the position and totals. `state.settings` are not
-// touched; compare them with `CheckSettings` first.
+// schedule's epoch, the position and totals. `state.settings` and
+// `state.environment` are not touched; compare them with `CheckSettings`
+// and `ExactnessWarning` first.
 absl::Status RestoreTrainState(const SavedTrainState& saved, TrainState& state);
 
-// OK when every setting recorded in `saved` has the same value in `current`;
-// else InvalidArgument listing each change: "--<flag>=<now> (it was trained
-// with --<flag>=<then>), ...: the run in <dir> would not be the run it
-// continues; ...".
+// OK when every setting in `current` is recorded in `saved` with the same
+// value and `saved` records no other; else DataLoss naming the state file
+// of `dir` and the first setting it lacks ("train_state.safetensors records
+// no setting.seed"), or InvalidArgument listing each change:
+// "--<flag>=<now> (it was trained with --<flag>=<then>), ...: the run in
+// <dir> would not be the run it continues; ...".
 absl::Status CheckSettings(const std::map<std::string, std::string>& saved,
                            const std::map<std::string, std::string>& current,
                            const std::string& dir);
+
+// "" when a run resumed on `now` can continue the run of `saved` bit for
+// bit; else one line naming each difference of processes, threads and
+// kernel path and saying that the result will not be bit-identical to the
+// uninterrupted run's (sums are then taken in another order).
+std::string ExactnessWarning(const RunEnvironment& saved,
+                             const RunEnvironment& now);
 
 // OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
 // <n>" for the first NaN or Inf among the float tensors.

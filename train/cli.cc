@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "tensor/text.h"
 
 namespace dive::train {
 namespace {
@@ -90,7 +91,7 @@ absl::StatusOr<bool> ParseFlags(
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument '", positional[1],
+        absl::StrCat("unexpected argument '", Printable(positional[1]),
                      "': flags take the form --name=value (for a boolean flag, "
                      "--name=false or --noname); see --help"));
   }

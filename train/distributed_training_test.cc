@@ -25,6 +25,7 @@ namespace {
 
 using ::bazel::tools::cpp::runfiles::Runfiles;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using ::dive::distributed::MpiEnv;
 using ::dive::distributed::RunCommand;
@@ -120,6 +121,41 @@ TEST_F(DistributedTrainingTest, TwoRanksTrainLikeOneProcess) {
     }
   }
   EXPECT_LT(std::sqrt(diff2 / norm2), 1e-5);
+}
+
+TEST_F(DistributedTrainingTest,
+       ResumeOnMoreRanksEndsAnEpochWhoseBatchesAreTaken) {
+  // 1000 images in batches of 64: 16 batches per epoch in one process (the
+  // last of 40), 15 on two ranks (they drop it). One process checkpoints
+  // epoch 1's last step (16) and is killed in that save, after its commit
+  // (DIVE_TEST_STOP_MID_COMMIT stops it there); resumed under -np 2, the
+  // step used to abort both ranks ("first batch 16 not in [0, 15]").
+  const std::string out = tmp_ + "/rank_change";
+  const std::string flags =
+      absl::StrCat(Flags(out), " --train_limit=1000 --checkpoint_every=16");
+  RunResult killed = RunCommand(
+      absl::StrCat(
+          "sh -c 'DIVE_TEST_STOP_MID_COMMIT=1 ", train_, flags, " & p=$!; ",
+          "for i in $(seq 1200); do ",
+          "[ \"$(cut -d\" \" -f3 /proc/$p/stat)\" = T ] && break; sleep 0.1; ",
+          "done; kill -9 $p; wait $p; echo killed: $?'"),
+      150);
+  ASSERT_THAT(killed.output, HasSubstr("killed: 137")) << killed.output;
+
+  RunResult resumed = RunCommand(
+      absl::StrCat(Mpirun(), "-np 2 ", train_, flags, " --resume"), 120);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output,
+              HasSubstr("completed the checkpoint a killed run was saving"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("epoch 1 already took 16 batches, more than the 15 it "
+                        "has over 2 processes: it ends there, and training "
+                        "goes on with epoch 2"));
+  EXPECT_THAT(resumed.output, HasSubstr("resuming with processes 2 (it was "
+                                        "trained with 1)"));
+  EXPECT_EQ(Count(resumed.output, "epoch 1: "), 1) << resumed.output;
+  EXPECT_EQ(Count(resumed.output, "epoch 2: "), 1) << resumed.output;
+  EXPECT_THAT(resumed.output, Not(HasSubstr("Check failed")));
 }
 
 TEST_F(DistributedTrainingTest, FailingRankEndsTheJob) {

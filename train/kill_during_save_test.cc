@@ -9,8 +9,9 @@
 // The child is //models/mlp:train at --resize=128 (4.2M parameters, a 17 MB
 // checkpoint) on 8 fake images per epoch, so an epoch is little more than a
 // save (about 0.15 s). Half the attempts kill at a seeded random time; the
-// other half wait until a save is writing its file ("model.safetensors.tmp"
-// exists) and kill a seeded random moment (0 to 4 ms) later.
+// other half wait until a save is writing its weights
+// ("model.safetensors.pending.tmp" exists) and kill a seeded random moment
+// (0 to 4 ms) later.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -20,9 +21,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -159,6 +162,7 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
     SCOPED_TRACE(absl::StrCat("attempt ", attempt));
     const std::string out = absl::StrCat(root, "/run", attempt);
     const std::string ckpt = out + "/model.safetensors";
+    const std::string pending = out + "/model.safetensors.pending";
     const std::string log = absl::StrCat(root, "/run", attempt, ".log");
     const std::vector<std::string> args = {
         trainer,
@@ -185,9 +189,9 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
       std::this_thread::sleep_for(std::chrono::milliseconds(
           std::uniform_int_distribution<int>(0, 600)(rng)));
     } else {
-      // Some moment of a save: after its temporary file appears.
-      ASSERT_TRUE(WaitFor([&] { return fs::exists(ckpt + ".tmp"); }, child.pid,
-                          std::chrono::seconds(60)))
+      // Some moment of a save: after its weights' temporary file appears.
+      ASSERT_TRUE(WaitFor([&] { return fs::exists(pending + ".tmp"); },
+                          child.pid, std::chrono::seconds(60)))
           << ReadFile(log);
       std::this_thread::sleep_for(std::chrono::microseconds(
           std::uniform_int_distribution<int>(0, 4000)(rng)));
@@ -199,9 +203,10 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         << "the trainer ended on its own (status " << status << "):\n"
         << ReadFile(log);
-    // The temporary file outlives the kill only when the kill cut a save
-    // short (the rename removes it).
-    const bool mid_save = fs::exists(ckpt + ".tmp");
+    // A save's files outlive the kill only when the kill cut it short (the
+    // renames remove them).
+    const bool mid_save = fs::exists(pending + ".tmp") || fs::exists(pending) ||
+                          fs::exists(out + "/train_state.safetensors.tmp");
     mid_save_kills += mid_save;
 
     // The checkpoint loads, checksum and all.
@@ -232,6 +237,7 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
         << ReadFile(out + "/metrics.csv");
     for (const auto& entry : fs::directory_iterator(out)) {
       EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
+      EXPECT_NE(entry.path().extension(), ".pending") << entry.path();
     }
     fs::remove_all(out);
   }
@@ -359,6 +365,96 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
     }
   }
   EXPECT_GE(inside_an_epoch, 2) << "the kills should land inside epochs";
+}
+
+// Every file of `dir` but its lock, and its bytes.
+std::map<std::string, std::string> Snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename();
+    if (name != ".lock") files[name] = ReadFile(entry.path());
+  }
+  return files;
+}
+
+// Issue 33: a trainer killed between the two steps of a save's commit (the
+// state renamed into place, the weights not yet) left the newest weights in
+// a temporary file; a run started without --resume then deleted it before
+// refusing to run, and the run was lost. Here a test hook stops the writer
+// exactly there (DIVE_TEST_STOP_MID_COMMIT, train/checkpoint.cc) and the
+// test kills it: a run without --resume is refused and changes nothing, and
+// --resume completes the save and ends bit-identical to the uninterrupted
+// run.
+TEST(KillMidCommitTest, RefusedRunLosesNothingAndResumeIsBitIdentical) {
+  const std::string root = ::testing::TempDir() + "/kill_mid_commit";
+  fs::remove_all(root);
+  const std::string data = root + "/data";
+  ASSERT_TRUE(
+      data::testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8})
+          .ok());
+  const std::string trainer = TrainerPath("mlp");
+  ASSERT_TRUE(fs::exists(trainer)) << trainer;
+  const auto in = [&](const std::string& out) {
+    return std::vector<std::string>{
+        trainer,          "--data_dir=" + data,  "--out=" + out,
+        "--dropout",      "--resize=28",         "--optimizer=adam",
+        "--lr=1e-3",      "--train_limit=64",    "--test_limit=8",
+        "--batch_size=8", "--threads=1",         "--progress=false",
+        "--epochs=3",     "--checkpoint_every=1"};
+  };
+  const std::string whole = root + "/whole", out = root + "/cut";
+  const std::string log = root + "/log";
+  int status = RunToEnd(in(whole), log);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
+
+  // Saves 1-8 are epoch 1's steps, 9 its end, 10 and 11 epoch 2's first
+  // two steps: stopped in the 11th (global step 10), after its commit.
+  setenv("DIVE_TEST_STOP_MID_COMMIT", "11", 1);
+  ChildGuard child{Spawn(in(out), log)};
+  unsetenv("DIVE_TEST_STOP_MID_COMMIT");
+  ASSERT_EQ(waitpid(child.pid, &status, WUNTRACED), child.pid);
+  ASSERT_TRUE(WIFSTOPPED(status)) << "status " << status << "\n"
+                                  << ReadFile(log);
+  ASSERT_EQ(kill(child.pid, SIGKILL), 0);
+  ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+  child.pid = 0;
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  absl::StatusOr<SavedRun> cut = ReadRun(out);
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  EXPECT_TRUE(cut->pending);
+  EXPECT_EQ(cut->state->position.global_step, 10);
+  const std::map<std::string, std::string> before = Snapshot(out);
+  ASSERT_TRUE(before.count("model.safetensors.pending"));
+
+  // The user forgets --resume: refused, saying what it found; nothing lost.
+  const size_t logged = ReadFile(log).size();
+  status = RunToEnd(in(out), log);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+  const std::string refusal = ReadFile(log).substr(logged);
+  EXPECT_NE(refusal.find("already holds a run (model.safetensors, "
+                         "train_state.safetensors, metrics.csv; a checkpoint "
+                         "at epoch 2 step 2, whose weights a save cut short "
+                         "left in model.safetensors.pending (--resume "
+                         "completes that save)); pass --resume"),
+            std::string::npos)
+      << refusal;
+  EXPECT_EQ(Snapshot(out), before);
+
+  // --resume completes the save and ends where the uninterrupted run does.
+  std::vector<std::string> resume = in(out);
+  resume.push_back("--resume");
+  status = RunToEnd(resume, log);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors.pending"));
+  for (const char* file : {"model.safetensors", "train_state.safetensors"}) {
+    absl::StatusOr<SafetensorsFile> a =
+        LoadSafetensors(absl::StrCat(whole, "/", file));
+    absl::StatusOr<SafetensorsFile> b =
+        LoadSafetensors(absl::StrCat(out, "/", file));
+    ASSERT_TRUE(a.ok() && b.ok()) << file;
+    EXPECT_EQ(a->crc32, b->crc32) << file << " differs";
+  }
+  EXPECT_EQ(CsvEpochs(out + "/metrics.csv"), Range(1, 3));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "distributed/mpi_process_group.h"
 #include "glog/logging.h"
 #include "tensor/cpu.h"
+#include "tensor/file_io.h"
 #include "tensor/random.h"
 #include "train/cli.h"
 #include "train/dashboard/dashboard.h"
@@ -84,6 +86,11 @@ ABSL_FLAG(bool, profile, false,
 ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
+ABSL_FLAG(int64_t, hold_before_epoch, 0,
+          "Test hook: once epoch N-1 is written and observed, log \"holding "
+          "before epoch N\" and wait for SIGUSR1 (or SIGINT, SIGTERM) before "
+          "training on, so that a test can look at a run that is surely "
+          "live (0: off; not under mpirun).");
 
 namespace dive::train {
 namespace {
@@ -117,10 +124,42 @@ absl::StatusOr<float> ToFloat(absl::string_view flag, double value) {
   return f;
 }
 
+// Set by SIGUSR1 once --hold_before_epoch installs its handler.
+volatile std::sig_atomic_t hold_released = 0;
+
+void ReleaseHold(int) { hold_released = 1; }
+
+// --hold_before_epoch=N, a hook for tests such as
+// //train/dashboard:dashboard_browser_test: after the other observers have
+// seen epoch N - 1 (metrics.csv has its row, the dashboard plots it), logs
+// "holding before epoch N" and waits until SIGUSR1 releases the run or
+// SIGINT/SIGTERM asks it to stop. A SIGUSR1 that comes earlier releases the
+// hold in advance. Nothing is read or written but the log.
+class HoldObserver : public TrainObserver {
+ public:
+  explicit HoldObserver(int64_t epoch) : epoch_(epoch) {}
+
+  absl::Status OnEpoch(const TrainState&, const EpochMetrics& m) override {
+    if (m.epoch + 1 != epoch_) return absl::OkStatus();
+    LOG(INFO) << "holding before epoch " << epoch_
+              << " until SIGUSR1 (--hold_before_epoch)";
+    while (hold_released == 0 && !StopRequested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    LOG(INFO) << "hold before epoch " << epoch_ << " ended by "
+              << (hold_released != 0 ? "SIGUSR1" : "a stop request");
+    return absl::OkStatus();
+  }
+
+ private:
+  const int64_t epoch_;
+};
+
 }  // namespace
 
 int TrainerMain(int argc, char** argv,
                 const std::function<models::ModelSpec()>& make_spec) {
+  ReopenClosedStandardFds();
   absl::SetProgramUsageMessage(
       "Trains a model of the zoo on Fashion-MNIST with the book's recipe.");
   FLAGS_logtostderr = true;
@@ -215,6 +254,19 @@ int TrainerMain(int argc, char** argv,
     return Fail(
         absl::InvalidArgumentError("--dashboard_keep: needs --dashboard=PORT"));
   }
+  const int64_t hold_before_epoch = absl::GetFlag(FLAGS_hold_before_epoch);
+  if (hold_before_epoch != 0 &&
+      (hold_before_epoch < 2 || hold_before_epoch > o.epochs)) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--hold_before_epoch=", hold_before_epoch,
+        ": must be 0 (off) or an epoch from 2 to --epochs=", o.epochs)));
+  }
+  if (hold_before_epoch != 0 && (*group)->size() > 1) {
+    // Only rank 0 observes: the others would wait in a collective and time
+    // out.
+    return Fail(absl::InvalidArgumentError(
+        "--hold_before_epoch: not under mpirun (it would hold rank 0 alone)"));
+  }
   // Built once, before the data loads, so an unsupported --resize fails
   // first.
   ManualSeed(o.seed);
@@ -274,6 +326,14 @@ int TrainerMain(int argc, char** argv,
     dashboard = *std::move(started);
     o.observers.push_back(dashboard.get());
     LOG(INFO) << "dashboard: " << dashboard->url();
+  }
+  std::unique_ptr<HoldObserver> hold;
+  if (hold_before_epoch != 0) {
+    // Before training: a release sent once the hold is logged finds the
+    // handler, never SIGUSR1's default action (the end of the process).
+    std::signal(SIGUSR1, ReleaseHold);
+    hold = std::make_unique<HoldObserver>(hold_before_epoch);
+    o.observers.push_back(hold.get());
   }
   InstallStopHandlers();
   absl::StatusOr<TrainSummary> summary = Train(spec, **model, o, *train, *test);

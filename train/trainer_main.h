@@ -13,6 +13,12 @@
 // process exits 1. SIGINT or SIGTERM checkpoint the current step and exit
 // 128 + the signal; `--resume` continues from there.
 //
+// `--hold_before_epoch=N` is a hook for tests: once epoch N - 1 is written
+// and observed, the trainer logs "holding before epoch N" and waits for
+// SIGUSR1 (or a stop) before training on, so that a test can look at a run
+// that is surely live whatever the machine's speed
+// (//train/dashboard:dashboard_browser_test).
+//
 // Launched by mpirun, the binary trains data-parallel over the launched
 // processes (`TrainOptions::process_group`): --batch_size stays the global
 // batch, rank 0 prints and writes --out, and an error on any rank ends the

@@ -19,7 +19,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -35,10 +34,13 @@
 #include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
 #include "optim/sgd.h"
+#include "tensor/cpu.h"
 #include "tensor/file_io.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
+#include "tensor/tensor.h"
+#include "tensor/text.h"
 #include "train/plot.h"
 
 namespace dive::train {
@@ -331,18 +333,15 @@ class RunLock {
 };
 
 // The files a run writes in its directory (each also as "<name>.tmp").
-constexpr const char* kRunFiles[] = {kWeightsFile, kTrainStateFile,
-                                     "metrics.csv", "metrics.png"};
+constexpr const char* kRunFiles[] = {kWeightsFile, kPendingWeightsFile,
+                                     kTrainStateFile, "metrics.csv",
+                                     "metrics.png"};
 
-// Before anything is trained: removes the temporary files a killed run left
-// behind and checks that every file the run writes may be replaced (no
-// symlink, device or other user's file planted in their place).
-absl::Status PrepareOutDir(const std::string& dir) {
+// Checks that every file the run writes may be replaced (no symlink,
+// device or other user's file planted in their place). Changes nothing.
+absl::Status CheckRunFiles(const std::string& dir) {
   for (const char* name : kRunFiles) {
     const std::string path = absl::StrCat(dir, "/", name);
-    if (RemoveStaleTemp(path)) {
-      LOG(INFO) << "removed " << path << ".tmp, left by a run that was killed";
-    }
     for (const std::string& p : {path, path + ".tmp"}) {
       if (absl::Status s = CheckReplaceable(p); !s.ok()) {
         return absl::FailedPreconditionError(
@@ -351,6 +350,45 @@ absl::Status PrepareOutDir(const std::string& dir) {
     }
   }
   return absl::OkStatus();
+}
+
+// OK unless `dir` already holds a run (its weights, training state or
+// metrics), which a run without --resume or --overwrite may not touch:
+// FailedPrecondition naming what it found. Changes nothing.
+absl::Status RefuseAnExistingRun(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const char* name : {kWeightsFile, kTrainStateFile, "metrics.csv"}) {
+    struct stat st;
+    if (lstat(absl::StrCat(dir, "/", name).c_str(), &st) == 0) {
+      found.push_back(name);
+    }
+  }
+  if (found.empty()) return absl::OkStatus();
+  const std::string checkpoint = DescribeCheckpoint(dir);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--out=", dir, " already holds a run (", absl::StrJoin(found, ", "),
+      checkpoint.empty() ? "" : absl::StrCat("; ", checkpoint),
+      "); pass --resume to continue it or --overwrite to replace it"));
+}
+
+// Once the run is accepted (RefuseAnExistingRun, Resume, which publishes
+// the weights of a save cut short after its commit): removes the temporary
+// files a killed run left behind, and pending weights that no checkpoint of
+// this run names (a save cut short before its commit, or the run that
+// --overwrite replaces), so that the run's first save starts clean
+// (SaveCheckpoint).
+void RemoveStaleTemps(const std::string& dir) {
+  for (const char* name : kRunFiles) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (RemoveStaleTemp(path)) {
+      LOG(INFO) << "removed " << path << ".tmp, left by a run that was killed";
+    }
+  }
+  // CheckRunFiles found it a regular file of this user, if there.
+  const std::string pending = absl::StrCat(dir, "/", kPendingWeightsFile);
+  if (::unlink(pending.c_str()) == 0) {
+    LOG(INFO) << "removed " << pending << ", the weights of an unfinished save";
+  }
 }
 
 // True when `module` or any submodule is a BatchNorm layer.
@@ -488,7 +526,7 @@ absl::StatusOr<Kind> Parse(Choices<Kind> choices, absl::string_view flag,
   const std::string last = names.back();
   names.pop_back();
   return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, "=", absl::CHexEscape(name), ": must be ",
+      absl::StrCat("--", flag, "=", Printable(name), ": must be ",
                    absl::StrJoin(names, ", "), " or ", last));
 }
 
@@ -522,10 +560,10 @@ absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop) {
     bool* which = part == "flip" ? flip : part == "crop" ? crop : nullptr;
     if (which == nullptr || *which) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--augment=", absl::CHexEscape(spec),
-          which == nullptr ? absl::StrCat(": unknown augmentation '",
-                                          absl::CHexEscape(part), "'")
-                           : absl::StrCat(": '", part, "' given twice"),
+          "--augment=", Printable(spec),
+          which == nullptr
+              ? absl::StrCat(": unknown augmentation '", Printable(part), "'")
+              : absl::StrCat(": '", part, "' given twice"),
           "; use none, flip, crop or flip,crop"));
     }
     *which = true;
@@ -540,7 +578,7 @@ absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "--%s=\"%s\": byte %d is a control character (0x%02x); paths "
           "may not contain control characters",
-          flag, absl::CHexEscape(path), i, c));
+          flag, Printable(path), i, c));
     }
   }
   return absl::OkStatus();
@@ -799,18 +837,57 @@ int64_t NumClasses(const data::InMemoryDataset& data) {
   return most + 1;
 }
 
-// Resumes `state` from the checkpoint in `dir` (rank 0): everything is read
-// and checked before anything changes, on disk or in memory.
+// OK when the run saved as `saved` in `dir` can go on as a run of `state`
+// (its settings and environment) with options `o` over `examples` training
+// examples.
+absl::Status CheckResumable(const SavedTrainState& saved,
+                            const std::string& dir, const TrainOptions& o,
+                            int64_t examples, const TrainState& state) {
+  if (absl::Status s = CheckSettings(saved.settings, state.settings, dir);
+      !s.ok()) {
+    return s;
+  }
+  return CheckGeometry(saved, examples, o.batch_size,
+                       absl::StrCat(dir, "/", kTrainStateFile));
+}
+
+// Fits the position restored from `saved` into `state`'s run and says how
+// that run differs from the one it continues: not bit for bit (other
+// processes, threads or kernels), and, with fewer batches per epoch than the
+// checkpoint's (more processes, which drop the last partial batch), maybe an
+// epoch whose batches are all taken already: it is then at its last step,
+// and ends without another batch.
+void FitToThisRun(const SavedTrainState& saved, TrainState& state) {
+  const RunEnvironment& now = state.environment;
+  const std::string inexact = ExactnessWarning(saved.environment, now);
+  LOG_IF(WARNING, !inexact.empty()) << inexact;
+  TrainPosition& p = state.position;
+  if (p.step <= now.steps_per_epoch) return;
+  LOG(WARNING) << "epoch " << p.epoch + 1 << " already took " << p.step
+               << " batches, more than the " << now.steps_per_epoch
+               << " it has over " << now.processes << " process"
+               << (now.processes == 1 ? "" : "es")
+               << ": it ends there, and training goes on with epoch "
+               << p.epoch + 2;
+  p.step = now.steps_per_epoch;
+}
+
+// Resumes `state` from the checkpoint in `dir` (rank 0) for a run over
+// `examples` training examples: everything is read and checked before
+// anything changes, on disk or in memory. Then a save cut short is
+// completed and the CSV trimmed to the checkpoint.
 absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
-                    const TrainOptions& o, TrainState& state) {
+                    const TrainOptions& o, int64_t examples,
+                    TrainState& state) {
   absl::StatusOr<SavedRun> run = ReadRun(dir);
   if (!run.ok()) return run.status();
-  const std::string weights = absl::StrCat(dir, "/", kWeightsFile);
+  const std::string weights =
+      absl::StrCat(dir, "/", run->pending ? kPendingWeightsFile : kWeightsFile);
   const Checkpoint& c = run->weights;
   if (!c.model.empty() && c.model != spec.name) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint ", weights, " is of model '",
-                     absl::CHexEscape(c.model), "', not ", spec.name));
+                     Printable(c.model), "', not ", spec.name));
   }
   if (c.input_size != 0 && c.input_size != o.input_size) {
     return absl::InvalidArgumentError(
@@ -819,8 +896,7 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
                      "; resume with --resize=", c.input_size));
   }
   if (run->state) {
-    if (absl::Status s =
-            CheckSettings(run->state->settings, state.settings, dir);
+    if (absl::Status s = CheckResumable(*run->state, dir, o, examples, state);
         !s.ok()) {
       return s;
     }
@@ -836,6 +912,7 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
       return absl::InvalidArgumentError(
           absl::StrCat(dir, "/", kTrainStateFile, ": ", s.message()));
     }
+    FitToThisRun(*run->state, state);
   } else {
     state.position = {c.epoch, 0, 0};
     if (state.schedule != nullptr) {
@@ -848,10 +925,13 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
                  << " with a fresh optimizer state, so the run will not be "
                     "the one it continues";
   }
+  if (run->pending) {
+    if (absl::Status s = PublishPendingWeights(dir); !s.ok()) return s;
+  }
   const TrainPosition& p = state.position;
   if (p.epoch >= o.epochs) {
-    LOG(WARNING) << weights << " already holds epoch " << p.epoch
-                 << " and --epochs=" << o.epochs
+    LOG(WARNING) << dir << "/" << kWeightsFile << " already holds epoch "
+                 << p.epoch << " and --epochs=" << o.epochs
                  << ": nothing to train; pass a larger --epochs to go on";
   } else {
     LOG(INFO) << "resuming " << spec.name << " from " << dir << " at epoch "
@@ -963,49 +1043,6 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
       o.process_group != nullptr ? *o.process_group : single_process;
   const bool root = group.rank() == 0;
   const bool writes = root && !o.out_dir.empty();
-
-  std::unique_ptr<optim::Optimizer> optimizer =
-      MakeOptimizer(o, model.Parameters());
-  std::unique_ptr<optim::LrSchedule> schedule = MakeSchedule(o, *optimizer);
-  TrainState state;
-  state.model = &model;
-  state.optimizer = optimizer.get();
-  state.schedule = schedule.get();
-  state.settings = Settings(o);
-
-  std::unique_ptr<RunLock> lock;  // held until Train returns
-  if (writes) {
-    absl::StatusOr<std::unique_ptr<RunLock>> locked =
-        RunLock::Acquire(o.out_dir);
-    if (!locked.ok()) return locked.status();
-    lock = *std::move(locked);
-    // A save killed between its two renames is completed before
-    // PrepareOutDir removes the temporary files a kill left.
-    if (o.resume) {
-      if (absl::Status s = RecoverCheckpoint(o.out_dir); !s.ok()) return s;
-    }
-    if (absl::Status s = PrepareOutDir(o.out_dir); !s.ok()) return s;
-    if (!o.resume && !o.overwrite) {
-      std::vector<std::string> found;
-      for (const char* name : {kWeightsFile, "metrics.csv"}) {
-        struct stat st;
-        const std::string path = absl::StrCat(o.out_dir, "/", name);
-        if (lstat(path.c_str(), &st) == 0) found.push_back(name);
-      }
-      if (!found.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "--out=", o.out_dir, " already holds a run (",
-            absl::StrJoin(found, ", "),
-            "); pass --resume to continue it or --overwrite to replace it"));
-      }
-    }
-    if (o.resume) {
-      if (absl::Status s = Resume(o.out_dir, spec, o, state); !s.ok()) return s;
-    }
-  }
-  distributed::DistributedDataParallel ddp(group, model.Parameters());
-  if (absl::Status s = SyncReplicas(group, ddp, state); !s.ok()) return s;
-
   const data::InMemoryDataset train = Head(train_data, o.train_limit);
   const int64_t classes = NumClasses(train);
   data::DataLoaderOptions lo =
@@ -1018,6 +1055,40 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(train, lo);
   if (!loader.ok()) return loader.status();
   const int64_t steps_per_epoch = loader->num_batches();
+
+  std::unique_ptr<optim::Optimizer> optimizer =
+      MakeOptimizer(o, model.Parameters());
+  std::unique_ptr<optim::LrSchedule> schedule = MakeSchedule(o, *optimizer);
+  TrainState state;
+  state.model = &model;
+  state.optimizer = optimizer.get();
+  state.schedule = schedule.get();
+  state.settings = Settings(o);
+  state.environment = {steps_per_epoch, group.size(), GetNumThreads(),
+                       std::string(IsaName(ActiveIsa()))};
+
+  std::unique_ptr<RunLock> lock;  // held until Train returns
+  if (writes) {
+    absl::StatusOr<std::unique_ptr<RunLock>> locked =
+        RunLock::Acquire(o.out_dir);
+    if (!locked.ok()) return locked.status();
+    lock = *std::move(locked);
+    // Nothing in the directory changes before the run is accepted.
+    if (absl::Status s = CheckRunFiles(o.out_dir); !s.ok()) return s;
+    if (!o.resume && !o.overwrite) {
+      if (absl::Status s = RefuseAnExistingRun(o.out_dir); !s.ok()) return s;
+    }
+    if (o.resume) {
+      if (absl::Status s = Resume(o.out_dir, spec, o, train.size(), state);
+          !s.ok()) {
+        return s;
+      }
+    }
+    RemoveStaleTemps(o.out_dir);
+  }
+  distributed::DistributedDataParallel ddp(group, model.Parameters());
+  if (absl::Status s = SyncReplicas(group, ddp, state); !s.ok()) return s;
+
   const double warmup_steps = o.warmup_epochs * steps_per_epoch;
 
   ProgressObserver progress(o.progress, o.log_every);

@@ -24,9 +24,12 @@
 //
 // `resume` continues from the checkpoint in `out_dir`: a run stopped or
 // killed at any step and resumed ends with weights bit-identical to the
-// uninterrupted run (same seed and thread count), momentum, Adam moments,
-// dropout, augmentation and schedules included; settings that would change
-// the run (--optimizer, --lr, ...) are refused. A NaN or Inf loss stops
+// uninterrupted run (same seed, thread count and kernel path), momentum,
+// Adam moments, dropout, augmentation and schedules included; settings that
+// would change the run (--optimizer, --lr, ...) are refused, and another
+// thread count, kernel path or number of processes is one warning line (the
+// run goes on, no longer bit for bit). Without `resume` or `overwrite`, an
+// `out_dir` that holds a run is refused before anything in it changes. A NaN or Inf loss stops
 // training with an error that names the step and the last good checkpoint (or
 // skips the step when `skip_nonfinite` is set).
 //

@@ -27,12 +27,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "datasets/testing/fake_data.h"
+#include "distributed/process_group.h"
+#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/bn_lenet/bn_lenet.h"
 #include "models/lenet/lenet.h"
 #include "models/mlp/mlp.h"
 #include "models/softmax/softmax.h"
+#include "tensor/cpu.h"
 #include "tensor/safetensors.h"
 
 namespace dive::train {
@@ -132,11 +135,107 @@ void SetMetadata(const std::string& path, const std::string& key,
   ASSERT_TRUE(SaveSafetensors(path, *f).ok());
 }
 
+// Removes the metadata `key` of the checkpoint at `path` (checksums
+// rewritten, as a tool that edits safetensors files would).
+void EraseMetadata(const std::string& path, const std::string& key) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->metadata.erase(key), 1u) << key;
+  ASSERT_TRUE(SaveSafetensors(path, *f).ok());
+}
+
 std::string Contents(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Rewrites the JSON header of the safetensors file at `path` by `edit`,
+// leaving its checksums as they were (as a hand edit or a damaged disk
+// would).
+void EditHeader(const std::string& path,
+                const std::function<std::string(std::string)>& edit) {
+  const std::string bytes = Contents(path);
+  ASSERT_GE(bytes.size(), 8u);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) {
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  }
+  const std::string header = edit(bytes.substr(8, n));
+  std::string length(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    length[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      << length << header << bytes.substr(8 + n);
+}
+
+// `text` with `from` replaced by `to` (which must be there).
+std::string Replace(std::string text, const std::string& from,
+                    const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from << " not in " << text;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+// The header of the file at `path` with the data offsets of two of its
+// tensors of the same dtype and shape swapped: the data (and its CRC) stay
+// the same, each tensor reads the other's values.
+std::string SwapTwoEqualTensors(const std::string& path, std::string header) {
+  absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
+  EXPECT_TRUE(f.ok()) << f.status();
+  std::map<std::string, std::string> first_of_shape;
+  for (const auto& [name, t] : f->tensors) {
+    const std::string shape = t.shape().ToString();
+    auto [it, fresh] = first_of_shape.emplace(shape, name);
+    if (fresh) continue;
+    const auto offsets = [&](const std::string& tensor) {
+      const size_t at = header.find("\"" + tensor + "\":{");
+      const size_t begin = header.find("\"data_offsets\":[", at);
+      return header.substr(begin, header.find(']', begin) - begin + 1);
+    };
+    const std::string a = offsets(it->second), b = offsets(name);
+    header = Replace(header, a, "@A@");
+    return Replace(Replace(header, b, a), "@A@", b);
+  }
+  ADD_FAILURE() << path << " has no two tensors of the same shape";
+  return header;
+}
+
+// The warnings logged while it lives.
+class LoggedWarnings : public google::LogSink {
+ public:
+  LoggedWarnings() { google::AddLogSink(this); }
+  ~LoggedWarnings() override { google::RemoveLogSink(this); }
+
+  void send(google::LogSeverity severity, const char* /*full_filename*/,
+            const char* /*base_filename*/, int /*line*/,
+            const google::LogMessageTime& /*time*/, const char* message,
+            size_t length) override {
+    if (severity == google::GLOG_WARNING) lines.emplace_back(message, length);
+  }
+
+  // The lines that contain `text`.
+  std::vector<std::string> With(const std::string& text) const {
+    std::vector<std::string> found;
+    for (const std::string& line : lines) {
+      if (line.find(text) != std::string::npos) found.push_back(line);
+    }
+    return found;
+  }
+
+  std::vector<std::string> lines;
+};
+
+// Every file of `dir` (but its lock) and its bytes.
+std::map<std::string, std::string> Snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename();
+    if (name != ".lock") files[name] = Contents(entry.path());
+  }
+  return files;
 }
 
 TEST_F(TrainingTest, SoftmaxLearnsAndWritesCheckpointCsvAndPlot) {
@@ -570,7 +669,9 @@ TEST_F(TrainingTest, ResumeRefusesAChangedSetting) {
   EXPECT_EQ(Contents(dir + "/model.safetensors"), before);
 }
 
-TEST_F(TrainingTest, KillBetweenTheTwoRenamesIsCompletedOnResume) {
+TEST_F(TrainingTest, SaveCutShortAfterItsCommitIsRefusedIntactAndResumed) {
+  // train/kill_during_save_test.cc kills a trainer there for real; this
+  // lays out the same directory by hand.
   const std::string whole = FreshDir("whole"), dir = FreshDir("pair");
   TrainOptions o = SmallRun(whole);
   o.momentum = 0.9f;
@@ -582,15 +683,33 @@ TEST_F(TrainingTest, KillBetweenTheTwoRenamesIsCompletedOnResume) {
   o.epochs = 2;
   o.resume = true;
   ASSERT_TRUE(Train(models::MlpSpec(), o, train_, test_).ok());
-  // As if killed after epoch 2's state was renamed into place but before its
-  // weights were: they are still the .tmp file.
-  fs::rename(dir + "/model.safetensors", dir + "/model.safetensors.tmp");
+  // As if killed after epoch 2's state was committed but before its
+  // weights were published: they are still the pending file.
+  fs::rename(dir + "/model.safetensors", dir + "/model.safetensors.pending");
   std::ofstream(dir + "/model.safetensors", std::ios::binary) << epoch1;
-  o.epochs = 2;
+  const std::map<std::string, std::string> before = Snapshot(dir);
+
+  // Without --resume: refused, saying what it found, and nothing changes.
+  o.resume = false;
   absl::StatusOr<TrainSummary> s = Train(models::MlpSpec(), o, train_, test_);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(
+      std::string(s.status().message()),
+      HasSubstr(absl::StrCat(
+          "--out=", dir,
+          " already holds a run (model.safetensors, train_state.safetensors, "
+          "metrics.csv; a checkpoint after epoch 2, whose weights a save cut "
+          "short left in model.safetensors.pending (--resume completes that "
+          "save)); pass --resume to continue it or --overwrite to replace "
+          "it")));
+  EXPECT_EQ(Snapshot(dir), before);
+
+  // --resume completes the save, and the run is the uninterrupted one.
+  o.resume = true;
+  s = Train(models::MlpSpec(), o, train_, test_);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->epochs.empty());  // epoch 2 was already done
-  EXPECT_FALSE(fs::exists(dir + "/model.safetensors.tmp"));
+  EXPECT_FALSE(fs::exists(dir + "/model.safetensors.pending"));
   EXPECT_TRUE(BitIdentical(LoadTensors(whole + "/model.safetensors"),
                            LoadTensors(dir + "/model.safetensors")));
 
@@ -601,7 +720,217 @@ TEST_F(TrainingTest, KillBetweenTheTwoRenamesIsCompletedOnResume) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr("train_state.safetensors belongs with weights of CRC"));
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("/model.safetensors.pending is absent"));
   EXPECT_EQ(Contents(dir + "/model.safetensors"), epoch1);
+}
+
+TEST_F(TrainingTest, FirstSaveCutShortAfterItsCommitResumes) {
+  // Killed in the first save, after its commit: no model.safetensors yet.
+  const std::string dir = FreshDir("first_save");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
+  fs::rename(dir + "/model.safetensors", dir + "/model.safetensors.pending");
+  fs::remove(dir + "/metrics.csv");
+  const std::map<std::string, std::string> before = Snapshot(dir);
+  o.epochs = 2;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train_, test_);
+  EXPECT_THAT(std::string(s.status().message()),
+              HasSubstr("already holds a run (train_state.safetensors; a "
+                        "checkpoint after epoch 1, whose weights a save cut "
+                        "short left in model.safetensors.pending"));
+  EXPECT_EQ(Snapshot(dir), before);
+  o.resume = true;
+  s = Train(models::SoftmaxSpec(), o, train_, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 1u);
+  EXPECT_EQ(s->epochs[0].epoch, 2);
+}
+
+TEST_F(TrainingTest, EditedHeadersAreCaughtByTheHeaderChecksum) {
+  // The edits of issue 33, by hand: the checksums no longer match. BN-LeNet
+  // with momentum has tensors of equal shapes (a BatchNorm's weight and
+  // bias, their momentum buffers, its running mean and variance).
+  const std::string dir = FreshDir("edited");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  o.momentum = 0.9f;
+  o.lr = 0.05f;
+  ASSERT_TRUE(Train(models::BnLeNetSpec(), o, train_, test_).ok());
+  const std::string state = dir + "/train_state.safetensors",
+                    weights = dir + "/model.safetensors";
+  o.resume = true;
+  o.epochs = 2;
+  const std::string good_state = Contents(state),
+                    good_weights = Contents(weights);
+  const auto replace = [](const char* from, const char* to) {
+    return [=](std::string h) { return Replace(h, from, to); };
+  };
+  const struct {
+    const char* name;
+    std::string path;
+    std::function<std::string(std::string)> edit;
+  } cases[] = {
+      {"step 0 -> 5", state, replace("\"step\":\"0\"", "\"step\":\"5\"")},
+      {"global_step 16 -> 90", state,
+       replace("\"global_step\":\"16\"", "\"global_step\":\"90\"")},
+      {"seen 0 -> 2^62", state,
+       replace("\"seen\":\"0\"", "\"seen\":\"4611686018427387904\"")},
+      {"correct 0 -> 2^62", state,
+       replace("\"correct\":\"0\"", "\"correct\":\"4611686018427387904\"")},
+      {"setting.seed deleted", state, replace("\"setting.seed\":\"1\",", "")},
+      {"momentum buffers swapped", state,
+       [&](std::string h) { return SwapTwoEqualTensors(state, h); }},
+      {"weights swapped", weights,
+       [&](std::string h) { return SwapTwoEqualTensors(weights, h); }},
+      {"weights' epoch 1 -> 2", weights,
+       replace("\"epoch\":\"1\"", "\"epoch\":\"2\"")},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::ofstream(state, std::ios::binary) << good_state;
+    std::ofstream(weights, std::ios::binary) << good_weights;
+    EditHeader(c.path, c.edit);
+    const std::map<std::string, std::string> before = Snapshot(dir);
+    absl::StatusOr<TrainSummary> s =
+        Train(models::BnLeNetSpec(), o, train_, test_);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+    EXPECT_THAT(std::string(s.status().message()),
+                HasSubstr(c.path + ": header checksum mismatch"));
+    EXPECT_EQ(Snapshot(dir), before);
+    // Evaluation and export read the weights through the same check.
+    if (c.path == weights) {
+      auto model = models::BnLeNetSpec().make(28);
+      EXPECT_EQ(LoadCheckpoint(weights, **model).code(),
+                absl::StatusCode::kDataLoss);
+    }
+  }
+}
+
+// Two ranks in one process: rank 0 of a group of 2 whose other rank holds
+// the same numbers (sums double, broadcasts from rank 0 change nothing).
+// Enough to train with the batches and drop_last of 2 processes.
+class MirroredPair : public distributed::ProcessGroup {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string backend() const override { return "mirrored"; }
+  absl::Status AllReduceSum(float* data, size_t n) override {
+    for (size_t i = 0; i < n; ++i) data[i] *= 2;
+    return absl::OkStatus();
+  }
+  absl::Status AllReduceSum(double* data, size_t n) override {
+    for (size_t i = 0; i < n; ++i) data[i] *= 2;
+    return absl::OkStatus();
+  }
+  absl::Status BroadcastBytes(void*, size_t, int) override {
+    return absl::OkStatus();
+  }
+  absl::Status Barrier() override { return absl::OkStatus(); }
+  [[noreturn]] void Abort(int exit_code) override { std::_Exit(exit_code); }
+};
+
+TEST_F(TrainingTest, ResumeWithFewerBatchesPerEpochEndsTheEpochThere) {
+  // 520 images in batches of 32: one process takes 17 batches per epoch
+  // (the last of 8 images), two take 16 (they drop it). A run stopped after
+  // epoch 1's 17th batch, resumed on two processes, used to abort ("first
+  // batch 17 not in [0, 16]").
+  const data::InMemoryDataset train = FakeImages(520, /*seed=*/1);
+  const std::string dir = FreshDir("ranks");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 2;
+  StopAt stop(16);  // stops after step 17, the epoch's last
+  o.observers = {&stop};
+  ASSERT_EQ(Train(models::SoftmaxSpec(), o, train, test_).status().code(),
+            absl::StatusCode::kCancelled);
+  absl::StatusOr<SavedRun> run = ReadRun(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state->position.step, 17);
+  EXPECT_EQ(run->state->environment.steps_per_epoch, 17);
+
+  MirroredPair two;
+  o.observers.clear();
+  o.process_group = &two;
+  o.resume = true;
+  LoggedWarnings warnings;
+  absl::StatusOr<TrainSummary> s =
+      Train(models::SoftmaxSpec(), o, train, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 2u);  // epoch 1 ends at once, epoch 2 trains
+  EXPECT_EQ(warnings
+                .With("epoch 1 already took 17 batches, more than the 16 "
+                      "it has over 2 processes: it ends there, and "
+                      "training goes on with epoch 2")
+                .size(),
+            1u);
+  EXPECT_EQ(
+      warnings.With("resuming with processes 2 (it was trained with 1)").size(),
+      1u);
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
+  run = ReadRun(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state->position.epoch, 2);
+  EXPECT_EQ(run->state->position.global_step, 17 + 16);
+  EXPECT_EQ(run->state->environment.steps_per_epoch, 16);
+
+  // And back on one process: epochs of 17 and 16 batches are this run's.
+  o.process_group = nullptr;
+  o.epochs = 3;
+  s = Train(models::SoftmaxSpec(), o, train, test_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_F(TrainingTest, ResumeOnOtherThreadsOrKernelsWarnsOnce) {
+  const std::string dir = FreshDir("machine");
+  TrainOptions o = SmallRun(dir);
+  o.epochs = 1;
+  o.threads = 2;
+  ASSERT_TRUE(Train(models::LeNetSpec(), o, train_, test_).ok());
+  const std::string kernels(IsaName(ActiveIsa()));
+  absl::StatusOr<SavedRun> run = ReadRun(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state->environment.threads, 2);
+  EXPECT_EQ(run->state->environment.kernels, kernels);
+  EXPECT_EQ(run->state->environment.processes, 1);
+
+  o.resume = true;
+  o.epochs = 2;
+  {
+    LoggedWarnings warnings;  // the same machine: not a word
+    ASSERT_TRUE(Train(models::LeNetSpec(), o, train_, test_).ok());
+    EXPECT_TRUE(warnings.With("bit-identical").empty());
+  }
+  o.threads = 1;
+  o.epochs = 3;
+  const Isa before = ActiveIsa();
+  const bool other_kernels = before != Isa::kGeneric;
+  if (other_kernels) {
+    ASSERT_TRUE(SetActiveIsa(Isa::kGeneric).ok());
+  }
+  LoggedWarnings warnings;
+  absl::StatusOr<TrainSummary> s = Train(models::LeNetSpec(), o, train_, test_);
+  ASSERT_TRUE(SetActiveIsa(before).ok());
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->epochs.size(), 1u);
+  const std::vector<std::string> lines = warnings.With("bit-identical");
+  ASSERT_EQ(lines.size(), 1u) << absl::StrJoin(warnings.lines, "\n");
+  EXPECT_THAT(lines[0], HasSubstr("resuming with threads 1 (it was trained "
+                                  "with 2)"));
+  if (other_kernels) {
+    EXPECT_THAT(lines[0],
+                HasSubstr(absl::StrCat(
+                    ", kernels generic (it was trained with ", kernels, ")")));
+  }
+  EXPECT_THAT(lines[0], HasSubstr(": the run goes on, but its weights will "
+                                  "not be bit-identical to those of an "
+                                  "uninterrupted run"));
+  // The new checkpoint records what it now ran on.
+  run = ReadRun(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state->environment.threads, 1);
 }
 
 TEST_F(TrainingTest, WeightsWithoutATrainStateResumeWithAWarning) {
@@ -622,33 +951,83 @@ TEST_F(TrainingTest, WeightsWithoutATrainStateResumeWithAWarning) {
 }
 
 TEST_F(TrainingTest, DamagedTrainStateIsAnErrorNamingIt) {
+  // Each value as a tool that rewrites the checksums would leave it: the
+  // ranges catch what the checksums then cannot.
   const std::string dir = FreshDir("damaged_state");
   TrainOptions o = SmallRun(dir);
   o.epochs = 1;
   o.momentum = 0.5f;
   ASSERT_TRUE(Train(models::SoftmaxSpec(), o, train_, test_).ok());
-  const std::string path = dir + "/train_state.safetensors";
+  const std::string path = dir + "/train_state.safetensors",
+                    weights = dir + "/model.safetensors";
   o.resume = true;
   o.epochs = 2;
+  // After epoch 1 of 16 steps (512 images in batches of 32): epoch 1, step
+  // 0, global_step 16, seen 0.
+  const std::string huge = "4611686018427387904";  // 2^62
   const struct {
     const char* key;
-    const char* value;
-    const char* message;
-  } cases[] = {{"step", "-1", "metadata step \"-1\" is not an integer"},
-               {"format", "v0", "not a training state"},
-               {"loss_sum", "nan", "metadata loss_sum is not a number"},
-               {"correct", "999999", "correct exceeds seen"},
-               {"epoch", "0", "is at epoch 0 but"}};
-  const std::string good = Contents(path);
+    const char* value;  // null: the key is removed
+    std::string message;
+    bool in_weights_too = false;
+  } cases[] = {
+      {"step", "-1", "metadata step \"-1\" is not an integer"},
+      {"step", "17",
+       "metadata step \"17\" is not an integer in [0, 16] (at most "
+       "steps_per_epoch)"},
+      {"step", "5",
+       "metadata global_step 16 does not follow epoch 1 and step 5: 1 epochs "
+       "of 16 batches and then 5 make 21"},
+      {"global_step", "90",
+       "metadata global_step 90 does not follow epoch 1 and step 0: 1 epochs "
+       "of 16 batches and then 0 make 16",
+       /*in_weights_too=*/true},
+      {"global_step", "90",
+       "the state is at global_step 90 but the weights at global_step 16"},
+      {"steps_per_epoch", "99",
+       "metadata steps_per_epoch 99 does not fit this run: its 512 training "
+       "examples in batches of 32 make 16 batches per epoch"},
+      {"seen", huge.c_str(),
+       "metadata seen 4611686018427387904 exceeds the 0 examples that 0 "
+       "steps over 512 training examples in batches of 32 can see"},
+      {"correct", huge.c_str(),
+       "metadata correct \"4611686018427387904\" is not an integer in [0, 0] "
+       "(at most seen)"},
+      {"skipped_steps", "17",
+       "metadata skipped_steps \"17\" is not an integer in [0, 16] (at most "
+       "global_step)"},
+      {"threads", "0", "metadata threads \"0\" is not an integer in [1, "},
+      {"kernels", "avx9", "metadata kernels \"avx9\" is not a kernel path"},
+      {"setting.seed", nullptr,
+       "train_state.safetensors records no setting.seed, so --seed=1 cannot "
+       "be checked against the run it continues"},
+      {"processes", nullptr, "has no metadata processes"},
+      {"format", "v0", "not a training state of this version"},
+      {"format", "dive-train-state-1",
+       "(format \"dive-train-state-1\", expected \"dive-train-state-2\")"},
+      {"loss_sum", "nan", "metadata loss_sum \"nan\" is not a number"},
+      {"epoch", "0", "the state is at epoch 0 but the weights at epoch 1"}};
+  const std::string good = Contents(path), good_weights = Contents(weights);
+  const std::string csv = Contents(dir + "/metrics.csv");
   for (const auto& c : cases) {
+    SCOPED_TRACE(
+        absl::StrCat(c.key, "=", c.value == nullptr ? "(none)" : c.value));
     std::ofstream(path, std::ios::binary) << good;
-    SetMetadata(path, c.key, c.value);
+    std::ofstream(weights, std::ios::binary) << good_weights;
+    if (c.value == nullptr) {
+      EraseMetadata(path, c.key);
+    } else {
+      SetMetadata(path, c.key, c.value);
+      if (c.in_weights_too) SetMetadata(weights, c.key, c.value);
+    }
     absl::StatusOr<TrainSummary> s =
         Train(models::SoftmaxSpec(), o, train_, test_);
-    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << c.key;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
     EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.message));
-    EXPECT_THAT(std::string(s.status().message()), HasSubstr(path)) << c.key;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(dir));
+    EXPECT_EQ(Contents(dir + "/metrics.csv"), csv);
   }
+  std::ofstream(weights, std::ios::binary) << good_weights;
   // An optimizer buffer of the wrong shape.
   std::ofstream(path, std::ios::binary) << good;
   absl::StatusOr<SafetensorsFile> f = LoadSafetensors(path);
@@ -884,13 +1263,16 @@ TEST_F(TrainingTest, NewRunIntoAnExistingRunNeedsOverwrite) {
       Train(models::SoftmaxSpec(), o, train_, test_);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.status().message()),
-              HasSubstr(absl::StrCat("--out=", dir,
-                                     " already holds a run (model.safetensors, "
-                                     "metrics.csv); pass --resume to continue "
-                                     "it or --overwrite to replace it")));
+              HasSubstr(absl::StrCat(
+                  "--out=", dir,
+                  " already holds a run (model.safetensors, "
+                  "train_state.safetensors, metrics.csv; a checkpoint after "
+                  "epoch 1); pass --resume to continue it or --overwrite to "
+                  "replace it")));
   EXPECT_EQ(Contents(dir + "/model.safetensors"), ckpt);
   // Only the CSV left (the checkpoint deleted): still a run.
   fs::remove(dir + "/model.safetensors");
+  fs::remove(dir + "/train_state.safetensors");
   s = Train(models::SoftmaxSpec(), o, train_, test_);
   EXPECT_THAT(std::string(s.status().message()),
               HasSubstr("already holds a run (metrics.csv)"));
