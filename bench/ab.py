@@ -17,8 +17,8 @@ A benchmark fails when the head build is slower than the base build by
 --slowdown (10%) or more, significantly: a one-sided Mann-Whitney U test of
 "head < (1 - slowdown) x base" over the samples, at --alpha (0.01). The test
 is exact (every arrangement of the ranks counted) and assumes nothing about
-the distribution of the timings; with 8 rounds the smallest p-value it can
-give is 1/12870, so a clear slowdown is found even when a few samples are
+the distribution of the timings; with 10 rounds the smallest p-value it can
+give is 1/184756, so a clear slowdown is found even when a few samples are
 noisy, and an unchanged tree passes unless noise alone puts nearly every
 head sample 10% below every base sample.
 
@@ -137,8 +137,8 @@ def main(argv):
                    help="the base build's bench/ directory")
     p.add_argument("--head_bin_dir", required=True,
                    help="the head build's bench/ directory")
-    p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--min_time", type=float, default=0.05,
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--min_time", type=float, default=0.1,
                    help="--benchmark_min_time of each sample (seconds)")
     p.add_argument("--slowdown", type=float, default=0.10,
                    help="the slowdown that fails when significant")
