@@ -78,6 +78,8 @@ mkdir -p "$tmp/precious" && echo keep >"$tmp/precious/file"
 "$prune" "$tmp/precious" 1 2>/dev/null && fail "pruned a folder that is no cache"
 [[ -f "$tmp/precious/file" ]] || fail "removed a file outside any cache"
 "$prune" "$cache" zero 2>/dev/null && fail "took MAX_GB 'zero'"
+mkdir "$tmp/empty"
+"$prune" "$tmp/empty" 1 || fail "refused an empty folder (a cache not yet used)"
 
 if ((failures)); then
   echo "$failures failures" >&2

@@ -18,7 +18,8 @@ if ! [[ "$max_gb" =~ ^[0-9]+$ ]] || ((max_gb == 0)); then
   echo "prune_disk_cache.sh: MAX_GB must be a positive whole number, not '$max_gb'" >&2
   exit 2
 fi
-[[ -d "$dir" ]] || exit 0  # nothing cached yet
+# Nothing cached yet: no folder, or an empty one.
+[[ -d "$dir" && -n "$(ls -A "$dir")" ]] || exit 0
 if [[ -L "$dir" || ! -d "$dir/ac" || ! -d "$dir/cas" ]]; then
   echo "prune_disk_cache.sh: $dir is not a Bazel disk cache (no ac/ and cas/); left alone" >&2
   exit 2
