@@ -49,18 +49,6 @@ uint64_t Xcr0() {
 
 bool Bit(uint32_t word, int bit) { return (word >> bit) & 1u; }
 
-// Linux keeps AMX tile data off until a process asks for it; the first AMX
-// instruction without permission is SIGILL.
-bool RequestAmxPermission() {
-#if defined(__linux__)
-  constexpr int kArchReqXcompPerm = 0x1023;
-  constexpr int kXfeatureXtiledata = 18;
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-#else
-  return false;
-#endif
-}
-
 CpuFeatures Detect() {
   CpuFeatures f;
   char brand[49] = {};
@@ -119,6 +107,16 @@ absl::StatusOr<Isa> ParseIsa(absl::string_view name) {
   return absl::InvalidArgumentError(
       absl::StrCat("unknown instruction set '", name,
                    "' (one of: ", absl::StrJoin(kIsaNames, ", "), ")"));
+}
+
+bool RequestAmxPermission() {
+#if defined(__x86_64__) && defined(__linux__)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 
 const CpuFeatures& DetectedCpu() {

@@ -61,6 +61,13 @@ struct CpuFeatures {
 // Read once, on first use.
 const CpuFeatures& DetectedCpu();
 
+// Asks Linux for this process's AMX tile data (arch_prctl(
+// ARCH_REQ_XCOMP_PERM)), which it keeps off until asked: the first tile
+// instruction without it is SIGILL. Whether it is granted: false on CPUs
+// without AMX and off Linux. DetectedCpu counts AMX only where it is; asking
+// again is harmless (tensor/gemm.h's AMX self-check does).
+bool RequestAmxPermission();
+
 // The best path `features` allow.
 Isa BestIsa(const CpuFeatures& features);
 
@@ -83,7 +90,9 @@ Isa DefaultIsa(Isa best, double bf16_dot_rate);
 absl::StatusOr<Isa> IsaFromEnvironment();
 
 // The path kernels use: IsaFromEnvironment(), or this CPU's DefaultIsa when
-// that is an error. Fixed at first use, except through SetActiveIsa.
+// that is an error. Fixed at first use, except through SetActiveIsa, and
+// except that kAmx gives way to kAvx512Bf16 where the AMX kernel fails the
+// self-check of its first use (AmxSelfCheck in tensor/gemm.h).
 Isa ActiveIsa();
 
 // Switches kernels to `isa` (tests and benchmarks run each path this way);

@@ -76,6 +76,14 @@ TEST(CpuTest, DetectionAgreesWithTheKernel) {
   EXPECT_FALSE(f.brand.empty());
 }
 
+// Linux grants the tile data where the CPU has AMX, and again when asked
+// again (the AMX self-check asks after detection has).
+TEST(CpuTest, AmxPermissionAgreesWithDetection) {
+  const bool amx = DetectedCpu().amx_tile;
+  EXPECT_EQ(RequestAmxPermission(), amx);
+  EXPECT_EQ(RequestAmxPermission(), amx);
+}
+
 TEST(CpuTest, DefaultIsaSkipsASlowBf16DotProduct) {
   EXPECT_EQ(DefaultIsa(Isa::kAvx512Bf16, 0.5), Isa::kAvx512);
   EXPECT_EQ(DefaultIsa(Isa::kAvx512Bf16, 1.2), Isa::kAvx512);

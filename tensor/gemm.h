@@ -13,9 +13,10 @@
 // The product is our own packed GEMM (gemm.cc explains it) with the
 // micro-kernel of the CPU's instruction set, chosen at run time (AVX-512 or
 // AVX2; tensor/cpu.h), or Eigen's on CPUs with neither; bf16 products
-// (MatmulPrecision below) run on AMX or AVX512-BF16 where the CPU has them. Besides the BLAS-style call, three entry
-// points serve convolution, which multiplies one weight matrix by many
-// images:
+// (MatmulPrecision below) run on AMX (once its kernel has passed a
+// self-check: AmxSelfCheck below) or AVX512-BF16 where the CPU has them.
+// Besides the BLAS-style call, three entry points serve convolution, which
+// multiplies one weight matrix by many images:
 //
 //   * GemmLhs packs the left operand once for many products;
 //   * GemmRhs lets the right operand be computed block by block (im2col
@@ -34,6 +35,7 @@
 #include <memory>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 
 namespace dive {
 
@@ -147,6 +149,41 @@ void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
 // transposed on the way (dot products along k, summed at the end).
 void GemmNT(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
             GemmRhs b, float beta, float* c, int64_t ldc);
+
+// The AMX kernel proves itself before it is used: the first bf16 product on
+// the AMX path in a process (ActiveIsa() == Isa::kAmx, by default, DIVE_ISA
+// or SetActiveIsa) first runs a GEMM of 37 x 45 x 70 (a whole 32 x 32 tile
+// and edges in m, n and k) on it and compares the result with the products
+// of the same bf16 operands summed in double. If Linux refuses the tile data
+// (arch_prctl), the tile instructions fault (SIGILL or SIGSEGV, caught during
+// the check only) or the result differs, the process switches to the
+// AVX512-BF16 kernels (SetActiveIsa(Isa::kAvx512Bf16); AMX is not used again)
+// and logs one warning that names the reason:
+//
+//   AMX self-check failed (SIGILL in the tile GEMM); using avx512_bf16 kernels
+//
+// The check runs once per process; threads that need its verdict wait for
+// it.
+//
+// AmxSelfCheck() runs it now if the AMX path is active and it has not run,
+// and returns its verdict: OK when the kernel passed, the reason when it
+// failed, FailedPrecondition when it has not run (the AMX path never was
+// active).
+absl::Status AmxSelfCheck();
+
+// Tests only: the faults the self-check guards against, simulated so that
+// the fallback is tested wherever the AMX path runs (emulated or not).
+enum class AmxSelfCheckFault {
+  kNone,
+  kPermissionRefused,  // arch_prctl refuses the tile data
+  kCorruptResult,      // an element of the tile GEMM's result is off by 3
+  kSigill,             // SIGILL as the tile GEMM starts (LDTILECFG's fault)
+};
+
+// Tests only: the next bf16 product on the AMX path runs the self-check
+// again, as the first in a process would, with `fault`. Not thread-safe
+// against running GEMMs.
+void SetAmxSelfCheckFaultForTesting(AmxSelfCheckFault fault);
 
 }  // namespace dive
 

@@ -73,6 +73,10 @@ Bf16MicroKernel Avx512Bf16MicroKernel();
 // contiguous), B panel [kc / 2][32][2]; kc a multiple of 32.
 Bf16MicroKernel AmxMicroKernel();
 
+// Whether AmxMicroKernel computes the tile instructions in C++
+// (:gemm_kernels_amx_emulated), which need no tile data from Linux.
+bool AmxEmulated();
+
 // dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,
                           int64_t ld);

@@ -4,7 +4,8 @@
 // bf16 product summed in float32 (the work of 256 VDPBF16PS). Compiled with
 // -mamx-tile -mamx-bf16 -mavx512f -mavx512bw; run only where
 // ActiveIsa() >= Isa::kAmx, which tensor/cpu.cc grants after the kernel has
-// given this process the tile data (arch_prctl).
+// given this process the tile data (arch_prctl), and after tensor/gemm.cc's
+// self-check of this kernel has passed (AmxSelfCheck in gemm.h).
 //
 // Tile registers (palette 1, every tile 16 rows of 64 bytes):
 //   tmm0 C[0:16, 0:16]   tmm1 C[0:16, 16:32]
@@ -198,6 +199,14 @@ void Release() { DIVE_TILE_RELEASE(); }
 
 Bf16MicroKernel AmxMicroKernel() {
   return {kMr, kNr, 32, &Kernel32x32, &Configure, &Release};
+}
+
+bool AmxEmulated() {
+#ifdef DIVE_AMX_EMULATE
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace dive::gemm_internal

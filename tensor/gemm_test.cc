@@ -8,12 +8,22 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "glog/logging.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tensor/bf16.h"
+#include "tensor/cpu.h"
 #include "tensor/random.h"
 
 namespace dive {
 namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
@@ -399,6 +409,94 @@ TEST(GemmTest, EmptyOutputIsANoOp) {
   EXPECT_EQ(c[0], 1);
   EXPECT_EQ(c[1], 2);
 }
+
+// ---- The AMX self-check: on the AMX path only (gemm_amx_test on CPUs with
+// AMX, gemm_amx_emulated_test); skipped on the others.
+
+TEST(GemmAmxSelfCheckTest, PassesOnTheAmxPath) {
+  const absl::Status verdict = AmxSelfCheck();
+  if (absl::IsFailedPrecondition(verdict)) GTEST_SKIP() << verdict.message();
+  EXPECT_TRUE(verdict.ok()) << verdict;
+  EXPECT_EQ(ActiveIsa(), Isa::kAmx);
+}
+
+// The warnings logged while it lives.
+class LoggedWarnings : public google::LogSink {
+ public:
+  LoggedWarnings() { google::AddLogSink(this); }
+  ~LoggedWarnings() override { google::RemoveLogSink(this); }
+
+  void send(google::LogSeverity severity, const char* /*full_filename*/,
+            const char* /*base_filename*/, int /*line*/,
+            const google::LogMessageTime& /*time*/, const char* message,
+            size_t length) override {
+    if (severity == google::GLOG_WARNING) lines.emplace_back(message, length);
+  }
+
+  std::vector<std::string> lines;
+};
+
+struct Fault {
+  AmxSelfCheckFault fault;
+  const char* name;
+  const char* reason;  // in the warning
+};
+
+class GemmAmxFallbackTest : public ::testing::TestWithParam<Fault> {
+ protected:
+  void SetUp() override {
+    if (const absl::Status verdict = AmxSelfCheck(); !verdict.ok()) {
+      GTEST_SKIP() << "not on a passing AMX path: " << verdict;
+    }
+  }
+
+  // Back on the AMX path, which the next bf16 product checks again.
+  void TearDown() override {
+    SetAmxSelfCheckFaultForTesting(AmxSelfCheckFault::kNone);
+    ForceActiveIsaForTesting(isa_);
+  }
+
+ private:
+  const Isa isa_ = ActiveIsa();
+};
+
+// The first bf16 products, from three threads at once, run the check; it
+// fails, and they and every product after them run on AVX512-BF16, right,
+// after one warning.
+TEST_P(GemmAmxFallbackTest, FallsBackToAvx512Bf16WithOneWarning) {
+  SetAmxSelfCheckFaultForTesting(GetParam().fault);
+  LoggedWarnings warnings;
+  std::vector<std::thread> threads;
+  for (uint64_t seed : {900, 910, 920}) {
+    threads.emplace_back([seed] {
+      CheckGemm({false, false, 37, 45, 70, 1.0f, 0.0f}, seed, false,
+                MatmulPrecision::kBfloat16);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CheckGemm({true, false, 101, 577, 300, 1.0f, 0.5f}, 930, false,
+            MatmulPrecision::kBfloat16);
+  CheckGemm({false, true, 7, 5, 17, 1.0f, 1.0f}, 940, /*nt=*/true,
+            MatmulPrecision::kBfloat16);
+  EXPECT_EQ(ActiveIsa(), Isa::kAvx512Bf16);
+  EXPECT_THAT(AmxSelfCheck().message(), HasSubstr(GetParam().reason));
+  EXPECT_THAT(warnings.lines,
+              ElementsAre(AllOf(StartsWith("AMX self-check failed ("),
+                                HasSubstr(GetParam().reason),
+                                EndsWith("); using avx512_bf16 kernels"))));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, GemmAmxFallbackTest,
+    ::testing::Values(
+        Fault{AmxSelfCheckFault::kPermissionRefused, "PermissionRefused",
+              "Linux refused the tile data"},
+        Fault{AmxSelfCheckFault::kCorruptResult, "CorruptResult",
+              "tile result differs from the bf16 products by 3 at C[4][17]"},
+        Fault{AmxSelfCheckFault::kSigill, "Sigill", "SIGILL in the tile GEMM"}),
+    [](const ::testing::TestParamInfo<Fault>& info) {
+      return std::string(info.param.name);
+    });
 
 }  // namespace
 }  // namespace dive
