@@ -11,7 +11,8 @@ Runs the same benchmarks as bench/regression.py (CHECKS), single-threaded,
 for --rounds rounds; each round runs every binary of both builds once, in an
 order that alternates between rounds (ABBA), so that a machine whose speed
 drifts (turbo, a neighbour's load) slows both builds alike. Each benchmark
-then has one speed sample per round from each build.
+then has one speed sample per round from each build: the best of --reps
+repetitions (a busy machine only ever makes a repetition slower).
 
 A benchmark fails when the head build is slower than the base build by
 --slowdown (10%) or more, significantly: a one-sided Mann-Whitney U test of
@@ -76,17 +77,19 @@ def slower_p_value(head, base, slowdown):
     return u_cdf(u_statistic(head, scaled), len(head), len(scaled))
 
 
-def run_once(path, names, min_time):
-    """{benchmark name: {counter: value}} of one run of binary `path`."""
+def run_once(path, names, min_time, reps=1):
+    """{benchmark name: {counter: best value of `reps`}} of one run of
+    binary `path`."""
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")(/real_time)?$"
     out = subprocess.run(
         [path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-         f"--benchmark_min_time={min_time}"],
+         f"--benchmark_min_time={min_time}",
+         f"--benchmark_repetitions={reps}"],
         check=True, stdout=subprocess.PIPE, text=True).stdout
     return regression.parse_benchmarks(out)
 
 
-def measure(checks, dirs, rounds, min_time):
+def measure(checks, dirs, rounds, min_time, reps):
     """{(build, check name): [speed per round]} for builds "base", "head"."""
     samples = {}
     binaries = list(dict.fromkeys(c[0] for c in checks))
@@ -98,7 +101,7 @@ def measure(checks, dirs, rounds, min_time):
                 path = os.path.join(dirs[build], binary)
                 if not os.access(path, os.X_OK):
                     continue
-                got = run_once(path, [c[1] for c in mine], min_time)
+                got = run_once(path, [c[1] for c in mine], min_time, reps)
                 for _, name, counter, _ in mine:
                     value = got.get(name, {}).get(counter)
                     if value:
@@ -138,8 +141,10 @@ def main(argv):
     p.add_argument("--head_bin_dir", required=True,
                    help="the head build's bench/ directory")
     p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--min_time", type=float, default=0.1,
-                   help="--benchmark_min_time of each sample (seconds)")
+    p.add_argument("--min_time", type=float, default=0.05,
+                   help="--benchmark_min_time of each repetition (seconds)")
+    p.add_argument("--reps", type=int, default=3,
+                   help="repetitions per sample, the best kept")
     p.add_argument("--slowdown", type=float, default=0.10,
                    help="the slowdown that fails when significant")
     p.add_argument("--alpha", type=float, default=0.01)
@@ -156,7 +161,7 @@ def main(argv):
     start = time.time()
     samples = measure(checks, {"base": args.base_bin_dir,
                                "head": args.head_bin_dir},
-                      args.rounds, args.min_time)
+                      args.rounds, args.min_time, args.reps)
     ok, failed = judge(checks, samples, args.rounds, args.slowdown,
                        args.alpha)
     print(f"ab: {ok} ok, {failed} failed ({time.time() - start:.0f}s; a "
