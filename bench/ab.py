@@ -12,7 +12,8 @@ for --rounds rounds; each round runs every binary of both builds once, in an
 order that alternates between rounds (ABBA), so that a machine whose speed
 drifts (turbo, a neighbour's load) slows both builds alike. Each benchmark
 then has one speed sample per round from each build: the best of --reps
-repetitions (a busy machine only ever makes a repetition slower).
+repetitions (a busy machine only ever makes a repetition slower), as a rate
+per second of CPU time (see run_once).
 
 A benchmark fails when the head build is slower than the base build by
 --slowdown (10%) or more, significantly: a one-sided Mann-Whitney U test of
@@ -29,6 +30,7 @@ Stdlib only.
 """
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -77,16 +79,31 @@ def slower_p_value(head, base, slowdown):
     return u_cdf(u_statistic(head, scaled), len(head), len(scaled))
 
 
-def run_once(path, names, min_time, reps=1):
-    """{benchmark name: {counter: best value of `reps`}} of one run of
-    binary `path`."""
+def run_once(path, checks, min_time, reps=1):
+    """{check name: speed} of one run of binary `path` over `checks`: each
+    check's counter per second of the benchmark thread's CPU time, the best
+    of `reps` repetitions. CPU time, not wall time: a neighbour that takes
+    the core away for a while stretches the wall time alone, so the A/B
+    comparison holds on a busy machine too (the checks are
+    single-threaded)."""
+    names = [c[1] for c in checks]
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")(/real_time)?$"
     out = subprocess.run(
         [path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
          f"--benchmark_min_time={min_time}",
          f"--benchmark_repetitions={reps}"],
         check=True, stdout=subprocess.PIPE, text=True).stdout
-    return regression.parse_benchmarks(out)
+    counters = {c[1]: c[2] for c in checks}
+    best = {}
+    for b in json.loads(out)["benchmarks"]:
+        name = b.get("run_name", "")
+        name = name[:-len("/real_time")] if name.endswith("/real_time") else name
+        if (b.get("run_type") != "iteration" or b.get("error_occurred") or
+                name not in counters or not b.get("cpu_time")):
+            continue
+        speed = b.get(counters[name], 0) * b["real_time"] / b["cpu_time"]
+        best[name] = max(best.get(name, 0), speed)
+    return best
 
 
 def measure(checks, dirs, rounds, min_time, reps):
@@ -101,11 +118,10 @@ def measure(checks, dirs, rounds, min_time, reps):
                 path = os.path.join(dirs[build], binary)
                 if not os.access(path, os.X_OK):
                     continue
-                got = run_once(path, [c[1] for c in mine], min_time, reps)
-                for _, name, counter, _ in mine:
-                    value = got.get(name, {}).get(counter)
-                    if value:
-                        samples.setdefault((build, name), []).append(value)
+                got = run_once(path, mine, min_time, reps)
+                for name, speed in got.items():
+                    if speed > 0:
+                        samples.setdefault((build, name), []).append(speed)
     return samples
 
 
@@ -130,7 +146,8 @@ def judge(checks, samples, rounds, slowdown, alpha):
         ok, failed = ok + (not bad), failed + bad
         print(f"{status:<11} {name:<52} head/base {ratio:5.3f} "
               f"(p {p:.2g} of {100 * slowdown:.0f}%+ slower; head "
-              f"{regression.fmt_rate(statistics.median(head), counter)})")
+              f"{regression.fmt_rate(statistics.median(head), counter)} "
+              f"of CPU time)")
     return ok, failed
 
 
