@@ -12,6 +12,7 @@
 #include "tensor/gemm.h"
 #include "tensor/im2col.h"
 #include "tensor/kernel_util.h"
+#include "tensor/parallel.h"
 
 namespace dive {
 namespace {
@@ -24,6 +25,7 @@ using kernel_internal::CeilDiv;
 using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
 using kernel_internal::OutSize;
+using kernel_internal::ParallelFor;
 using kernel_internal::Scratch;
 using kernel_internal::Shapes;
 using kernel_internal::SumDouble;
@@ -149,24 +151,13 @@ void GatherOut(const ConvGeometry& g, const float* __restrict dy, int64_t c0,
 template <typename F>
 int RunChunks(int64_t n, int64_t cs, const F& chunk) {
   const int64_t chunks = CeilDiv(n, cs);
-  if (BatchParallel(chunks)) {
-    const int threads = omp_get_max_threads();
-    const MatmulPrecision precision = GetMatmulPrecision();
-#pragma omp parallel num_threads(threads)
-    {
-      const ScopedMatmulPrecision inherited(precision);
-      const int slot = omp_get_thread_num();
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < chunks; ++i) {
-        chunk(i * cs, std::min(cs, n - i * cs), slot);
-      }
+  const int threads = BatchParallel(chunks) ? omp_get_max_threads() : 1;
+  ParallelFor(chunks, threads, [&](int64_t begin, int64_t end, int slot) {
+    for (int64_t i = begin; i < end; ++i) {
+      chunk(i * cs, std::min(cs, n - i * cs), slot);
     }
-    return threads;
-  }
-  for (int64_t i = 0; i < chunks; ++i) {
-    chunk(i * cs, std::min(cs, n - i * cs), 0);
-  }
-  return 1;
+  });
+  return threads;
 }
 
 // Per-slot scratch buffers, allocated lazily by the slot's own thread.
@@ -190,19 +181,11 @@ class SlotBuffers {
 // buffer of `col_size` floats.
 template <typename F>
 void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
-  if (BatchParallel(batch)) {
-    const MatmulPrecision precision = GetMatmulPrecision();
-#pragma omp parallel
-    {
-      const ScopedMatmulPrecision inherited(precision);
-      Tensor col = Scratch(col_size);
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < batch; ++n) image(n, col.data());
-    }
-  } else {
+  const int threads = BatchParallel(batch) ? omp_get_max_threads() : 1;
+  ParallelFor(batch, threads, [&](int64_t begin, int64_t end, int) {
     Tensor col = Scratch(col_size);
-    for (int64_t n = 0; n < batch; ++n) image(n, col.data());
-  }
+    for (int64_t n = begin; n < end; ++n) image(n, col.data());
+  });
 }
 
 }  // namespace
@@ -398,16 +381,12 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   } else if (BatchParallel(g.n)) {
     partial = Tensor::Zeros({threads - 1, wsize});
     used = threads;
-    const MatmulPrecision precision = GetMatmulPrecision();
-#pragma omp parallel num_threads(threads)
-    {
-      const ScopedMatmulPrecision inherited(precision);
-      float* acc = slot_acc(omp_get_thread_num());
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < g.n; ++n) {
+    ParallelFor(g.n, threads, [&](int64_t begin, int64_t end, int slot) {
+      float* acc = slot_acc(slot);
+      for (int64_t n = begin; n < end; ++n) {
         accumulate(pdy + n * g.OutPlane(), px + n * g.InPlane(), 1, acc);
       }
-    }
+    });
   } else {
     for (int64_t n = 0; n < g.n; ++n) {
       accumulate(pdy + n * g.OutPlane(), px + n * g.InPlane(), 1, pdw);

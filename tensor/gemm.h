@@ -57,16 +57,11 @@ enum class MatmulPrecision { kFloat32, kBfloat16 };
 MatmulPrecision GetMatmulPrecision();
 
 // Sets this thread's precision for its lifetime, then restores the previous
-// one. OpenMP workers do not inherit it: a parallel region whose threads
-// call the GEMM sets it in each of them (as PyTorch's parallel_for carries
-// autocast's state into its workers):
-//
-//   const MatmulPrecision precision = GetMatmulPrecision();
-//   #pragma omp parallel
-//   {
-//     const ScopedMatmulPrecision inherited(precision);
-//     ...
-//   }
+// one. OpenMP workers do not inherit it: the kernels of //tensor run every
+// parallel region whose threads may call the GEMM through ParallelFor
+// (tensor/parallel.h), which sets it in each of them (as PyTorch's
+// parallel_for carries autocast's state into its workers). The GEMM's own
+// threads take it from the GemmLhs or as an argument.
 //
 // A training step in bf16:
 //

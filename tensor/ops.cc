@@ -1,11 +1,14 @@
 #include "tensor/ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "Eigen/Core"
 #include "tensor/gemm.h"
+#include "tensor/parallel.h"
 #include "tensor/strided.h"
 
 namespace dive::ops {
@@ -432,15 +435,17 @@ Tensor MatMul(const Tensor& a, const Tensor& b) {
         << "MatMul: batch sizes differ: " << a.shape() << " x " << b.shape();
   }
   Tensor out = Tensor::Empty({batch, m, n});
-  const MatmulPrecision precision = GetMatmulPrecision();
-#pragma omp parallel for schedule(static) if (batch > 1)
-  for (int64_t i = 0; i < batch; ++i) {
-    const ScopedMatmulPrecision inherited(precision);
-    const GemmOperand ga = AsGemmOperand(a.rank() == 3 ? a.Select(0, i) : a);
-    const GemmOperand gb = AsGemmOperand(b.rank() == 3 ? b.Select(0, i) : b);
-    Gemm(ga.trans, gb.trans, m, n, k, 1.0f, ga.ptr, ga.ld, gb.ptr, gb.ld, 0.0f,
-         out.data() + i * m * n, n);
-  }
+  kernel_internal::ParallelFor(
+      batch, omp_get_max_threads(), [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+          const GemmOperand ga =
+              AsGemmOperand(a.rank() == 3 ? a.Select(0, i) : a);
+          const GemmOperand gb =
+              AsGemmOperand(b.rank() == 3 ? b.Select(0, i) : b);
+          Gemm(ga.trans, gb.trans, m, n, k, 1.0f, ga.ptr, ga.ld, gb.ptr, gb.ld,
+               0.0f, out.data() + i * m * n, n);
+        }
+      });
   return out;
 }
 
