@@ -18,38 +18,13 @@ constexpr uint64_t kAugmentSalt = 0x4155474d454e54ULL;  // "AUGMENT"
 
 }  // namespace
 
-SamplerOptions DataLoaderOptions::sampler() const {
-  SamplerOptions s;
-  s.shuffle = shuffle;
-  s.seed = seed;
-  s.drop_last = drop_last;
-  s.num_shards = num_shards;
-  s.shard_index = shard_index;
-  return s;
-}
-
-TransformOptions DataLoaderOptions::transforms() const {
-  TransformOptions t;
-  t.random_crop = random_crop;
-  t.crop_padding = crop_padding;
-  t.random_horizontal_flip = random_horizontal_flip;
-  t.normalize_mean = normalize_mean;
-  t.normalize_std = normalize_std;
-  t.resize = resize;
-  return t;
-}
-
 struct DataLoader::State {
   State(std::shared_ptr<const Dataset> d, const DataLoaderOptions& o)
-      : data(std::move(d)),
-        options(o),
-        sampler(data->size(), o.sampler()),
-        transforms(o.transforms()) {}
+      : data(std::move(d)), options(o), sampler(data->size(), o.sampler) {}
 
   const std::shared_ptr<const Dataset> data;
   const DataLoaderOptions options;
   const EpochSampler sampler;
-  const TransformOptions transforms;
 
   // The epoch in progress: its order and the batches handed out so far.
   int64_t epoch = -1;
@@ -62,7 +37,7 @@ struct DataLoader::State {
     const int64_t n = sampler.num_examples();
     const int64_t b = options.batch_size;
     // Not (n + b - 1) / b, which overflows for a huge batch_size.
-    return options.drop_last ? n / b : n / b + (n % b != 0);
+    return options.sampler.drop_last ? n / b : n / b + (n % b != 0);
   }
 
   Batch Build(int64_t for_epoch, absl::Span<const int64_t> ord,
@@ -76,11 +51,12 @@ struct DataLoader::State {
     Batch batch = data->Gather(ord.subspan(begin, end - begin));
     // Seeded by the batch's position alone, so prefetching, restarts and
     // MakeBatch all give the same draws.
-    Generator gen(CombineSeeds({kAugmentSalt, options.seed,
-                                static_cast<uint64_t>(for_epoch),
-                                static_cast<uint64_t>(options.shard_index),
-                                static_cast<uint64_t>(batch_index)}));
-    batch.images = ApplyTransforms(transforms, std::move(batch.images), gen);
+    Generator gen(CombineSeeds(
+        {kAugmentSalt, options.sampler.seed, static_cast<uint64_t>(for_epoch),
+         static_cast<uint64_t>(options.sampler.shard_index),
+         static_cast<uint64_t>(batch_index)}));
+    batch.images =
+        ApplyTransforms(options.transforms, std::move(batch.images), gen);
     return batch;
   }
 };
@@ -96,23 +72,19 @@ absl::Status DataLoader::Validate(const Dataset& data,
   if (options.num_threads < 0) {
     return invalid("num_threads must be >= 0, got ", options.num_threads);
   }
-  if (absl::Status s = EpochSampler::Validate(options.sampler()); !s.ok()) {
+  if (absl::Status s = EpochSampler::Validate(options.sampler); !s.ok()) {
     return invalid(s.message());
   }
-  // The transforms are checked on example 0's shape (InMemoryDataset's one
-  // shape; any other dataset's Gather checks that the rest agree).
-  Shape image{1, 1, 1};
-  if (const auto* in_memory = dynamic_cast<const InMemoryDataset*>(&data)) {
-    image = {in_memory->channels(), in_memory->height(), in_memory->width()};
-  } else if (data.size() > 0) {
-    image = data.Get(0).image.shape();
-    if (image.rank() != 3) {
-      return invalid("example 0 has an image of shape ", image.ToString(),
-                     ", not [C, H, W]");
-    }
+  // The transforms are checked on the images' shape (Gather checks that
+  // every image has it); an empty dataset of no known shape gets the checks
+  // that do not depend on it, on 1 x 1 x 1.
+  Shape image = data.ImageShape();
+  if (data.size() == 0 && image.rank() == 0) image = {1, 1, 1};
+  if (image.rank() != 3) {
+    return invalid("images of shape ", image.ToString(), ", not [C, H, W]");
   }
-  if (absl::Status s = ValidateTransforms(options.transforms(), image[0],
-                                          image[1], image[2]);
+  if (absl::Status s =
+          ValidateTransforms(options.transforms, image[0], image[1], image[2]);
       !s.ok()) {
     return invalid(s.message());
   }

@@ -27,7 +27,7 @@
 //                              dive::data::Split::kTrain);
 //   dive::data::DataLoaderOptions options;
 //   options.batch_size = 256;
-//   options.resize = 224;                 // d2l's AlexNet input size
+//   options.transforms.resize = 224;      // d2l's AlexNet input size
 //   absl::StatusOr<dive::data::DataLoader> loader =
 //       dive::data::DataLoader::Create(*train, options);
 //   if (!loader.ok()) return loader.status();
@@ -59,48 +59,24 @@
 
 namespace dive::data {
 
-// Everything a loader does, in one place; `sampler()` and `transforms()`
-// give its pieces' options.
+// A loader's pieces' options and its own.
 struct DataLoaderOptions {
   // Examples per batch; must be positive.
   int64_t batch_size = 64;
-  // Visit the examples in a new random order each epoch (else 0, 1, ...).
-  bool shuffle = true;
-  // Seeds the shuffle and the random transforms.
-  uint64_t seed = 0;
-  // Drop the last batch when it has fewer than `batch_size` examples. With
-  // sharding it also drops the last N % num_shards examples of each epoch's
-  // order, so that every shard gets the same number of batches.
-  bool drop_last = false;
-
-  // Resize images to resize x resize (bilinear, as `ResizeBilinear`); 0
-  // keeps their size.
-  int64_t resize = 0;
-  // Per-channel (or single) mean and std for `Normalize`; empty: none.
-  std::vector<float> normalize_mean;
-  std::vector<float> normalize_std;
-
-  // Mirror each image left to right with probability 0.5.
-  bool random_horizontal_flip = false;
-  // Crop each (square) image to its own size at a random offset after zero
-  // padding by `crop_padding` on every side (torchvision's
-  // RandomCrop(size, padding)).
-  bool random_crop = false;
-  int64_t crop_padding = 4;
-
+  // Each epoch's order and this loader's shard of it. `sampler.seed` also
+  // seeds the random transforms, and `sampler.drop_last` also drops the last
+  // batch when it has fewer than `batch_size` examples (so that with
+  // sharding every shard gets the same number of batches).
+  SamplerOptions sampler;
+  // What is done to each batch's images: resize, normalize, random flip and
+  // crop.
+  TransformOptions transforms;
   // Prepare the next batches on a background thread.
   bool prefetch = true;
   // OpenMP threads for the transforms on the prefetch thread (resize is
   // parallel over the batch); 0 keeps OpenMP's default (all cores). Lower it
   // when the training step's own threads should keep the cores.
   int num_threads = 0;
-
-  // This loader's part of the data for data-parallel training.
-  int64_t num_shards = 1;
-  int64_t shard_index = 0;
-
-  SamplerOptions sampler() const;
-  TransformOptions transforms() const;
 };
 
 class DataLoader {
@@ -110,7 +86,7 @@ class DataLoader {
   // A loader over `data`, or InvalidArgument when `options` are invalid:
   // batch_size <= 0, num_threads < 0, the sampler's options
   // (`EpochSampler::Validate`) or the transforms' for the dataset's images
-  // (`ValidateTransforms`, on the shape of example 0). Every example must
+  // (`ValidateTransforms`, on `Dataset::ImageShape`). Every example must
   // have the same image shape.
   static absl::StatusOr<DataLoader> Create(std::shared_ptr<const Dataset> data,
                                            const DataLoaderOptions& options);

@@ -45,10 +45,10 @@ void BM_DataLoaderEpoch(benchmark::State& state) {
   const InMemoryDataset data = Synthetic(5120);
   DataLoaderOptions options;
   options.batch_size = state.range(0);
-  options.resize = state.range(1);
+  options.transforms.resize = state.range(1);
   options.prefetch = state.range(2) != 0;
-  options.normalize_mean = {0.2860f};
-  options.normalize_std = {0.3530f};
+  options.transforms.normalize_mean = {0.2860f};
+  options.transforms.normalize_std = {0.3530f};
   absl::StatusOr<DataLoader> loader = DataLoader::Create(data, options);
   int64_t epoch = 0;
   for (auto _ : state) {

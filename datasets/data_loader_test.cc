@@ -95,7 +95,7 @@ TEST(DataLoaderTest, DropLast) {
   InMemoryDataset data = Indexed(10);
   DataLoaderOptions options;
   options.batch_size = 4;
-  options.drop_last = true;
+  options.sampler.drop_last = true;
   DataLoader loader = MakeLoader(data, options);
   EXPECT_EQ(loader.num_batches(), 2);
   std::vector<Batch> batches = RunEpoch(loader, 0);
@@ -119,7 +119,7 @@ TEST(DataLoaderTest, NoShuffleIsInOrder) {
   InMemoryDataset data = Indexed(7);
   DataLoaderOptions options;
   options.batch_size = 3;
-  options.shuffle = false;
+  options.sampler.shuffle = false;
   DataLoader loader = MakeLoader(data, options);
   EXPECT_EQ(EpochLabels(loader, 5), Range(7));
 }
@@ -128,7 +128,7 @@ TEST(DataLoaderTest, ShuffleDeterministicPerSeedAndEpoch) {
   InMemoryDataset data = Indexed(100);
   DataLoaderOptions options;
   options.batch_size = 16;
-  options.seed = 123;
+  options.sampler.seed = 123;
   DataLoader a = MakeLoader(data, options);
   DataLoader b = MakeLoader(data, options);
   const std::vector<int64_t> a0 = EpochLabels(a, 0);
@@ -137,7 +137,7 @@ TEST(DataLoaderTest, ShuffleDeterministicPerSeedAndEpoch) {
   EXPECT_NE(a0, EpochLabels(a, 1));  // a new order each epoch
   EXPECT_EQ(EpochLabels(a, 1), EpochLabels(b, 1));
   EXPECT_EQ(a0, EpochLabels(a, 0));  // replaying an epoch
-  options.seed = 124;
+  options.sampler.seed = 124;
   DataLoader c = MakeLoader(data, options);
   EXPECT_NE(a0, EpochLabels(c, 0));  // another seed
 }
@@ -150,9 +150,9 @@ TEST(DataLoaderTest, ShardsAreDisjointAndCover) {
     for (int64_t s = 0; s < shards; ++s) {
       DataLoaderOptions options;
       options.batch_size = 5;
-      options.seed = 9;
-      options.num_shards = shards;
-      options.shard_index = s;
+      options.sampler.seed = 9;
+      options.sampler.num_shards = shards;
+      options.sampler.shard_index = s;
       DataLoader loader = MakeLoader(data, options);
       const std::vector<int64_t> labels = EpochLabels(loader, 2);
       EXPECT_EQ(static_cast<int64_t>(labels.size()), loader.num_examples());
@@ -171,9 +171,9 @@ TEST(DataLoaderTest, ShardsWithDropLastAreEqualSized) {
   for (int64_t s = 0; s < 4; ++s) {
     DataLoaderOptions options;
     options.batch_size = 5;
-    options.drop_last = true;
-    options.num_shards = 4;
-    options.shard_index = s;
+    options.sampler.drop_last = true;
+    options.sampler.num_shards = 4;
+    options.sampler.shard_index = s;
     DataLoader loader = MakeLoader(data, options);
     EXPECT_EQ(loader.num_examples(), 25);
     EXPECT_EQ(loader.num_batches(), 5);
@@ -188,13 +188,13 @@ TEST(DataLoaderTest, PrefetchOnAndOffGiveIdenticalBatches) {
   InMemoryDataset data = Indexed(50, 6);
   DataLoaderOptions options;
   options.batch_size = 7;
-  options.seed = 4;
-  options.random_crop = true;
-  options.crop_padding = 2;
-  options.random_horizontal_flip = true;
-  options.resize = 9;
-  options.normalize_mean = {0.5f};
-  options.normalize_std = {0.25f};
+  options.sampler.seed = 4;
+  options.transforms.random_crop = true;
+  options.transforms.crop_padding = 2;
+  options.transforms.random_horizontal_flip = true;
+  options.transforms.resize = 9;
+  options.transforms.normalize_mean = {0.5f};
+  options.transforms.normalize_std = {0.25f};
   options.prefetch = true;
   DataLoader on = MakeLoader(data, options);
   options.prefetch = false;
@@ -217,9 +217,9 @@ TEST(DataLoaderTest, StartingMidEpochGivesTheRestOfThatEpoch) {
   InMemoryDataset data = Indexed(30, 6);
   DataLoaderOptions options;
   options.batch_size = 4;  // 8 batches, the last of 2 examples
-  options.seed = 9;
-  options.random_crop = true;
-  options.random_horizontal_flip = true;
+  options.sampler.seed = 9;
+  options.transforms.random_crop = true;
+  options.transforms.random_horizontal_flip = true;
   for (bool prefetch : {true, false}) {
     options.prefetch = prefetch;
     DataLoader loader = MakeLoader(data, options);
@@ -242,10 +242,10 @@ TEST(DataLoaderTest, TransformsApplied) {
   InMemoryDataset data = Indexed(3);
   DataLoaderOptions options;
   options.batch_size = 3;
-  options.shuffle = false;
-  options.resize = 8;
-  options.normalize_mean = {0.5f};
-  options.normalize_std = {2.0f};
+  options.sampler.shuffle = false;
+  options.transforms.resize = 8;
+  options.transforms.normalize_mean = {0.5f};
+  options.transforms.normalize_std = {2.0f};
   DataLoader loader = MakeLoader(data, options);
   std::vector<Batch> batches = RunEpoch(loader, 0);
   ASSERT_EQ(batches.size(), 1u);
@@ -262,8 +262,8 @@ TEST(DataLoaderTest, AugmentationDiffersAcrossEpochs) {
   InMemoryDataset data(image, {0}, 1, 8, 8);
   DataLoaderOptions options;
   options.batch_size = 1;
-  options.random_crop = true;
-  options.random_horizontal_flip = true;
+  options.transforms.random_crop = true;
+  options.transforms.random_horizontal_flip = true;
   DataLoader loader = MakeLoader(data, options);
   std::set<std::vector<float>> distinct;
   for (int64_t epoch = 0; epoch < 20; ++epoch) {
@@ -277,7 +277,7 @@ TEST(DataLoaderTest, DestroyMidEpochDoesNotHang) {
   for (int taken : {0, 1, 3}) {
     DataLoaderOptions options;
     options.batch_size = 10;
-    options.resize = 32;
+    options.transforms.resize = 32;
     DataLoader loader = MakeLoader(data, options);
     loader.StartEpoch(0);
     Batch batch;
@@ -310,7 +310,7 @@ TEST(DataLoaderTest, RestartsNeverMixEpochs) {
   InMemoryDataset data = Indexed(60);
   DataLoaderOptions options;
   options.batch_size = 5;
-  options.resize = 12;  // slow enough for the worker to be mid-batch
+  options.transforms.resize = 12;  // slow enough for the worker to be mid-batch
   DataLoader loader = MakeLoader(data, options);
   for (int round = 0; round < 40; ++round) {
     const int64_t epoch = round % 3;
@@ -347,31 +347,35 @@ TEST(DataLoaderTest, InvalidOptions) {
   EXPECT_THAT(s.message(), HasSubstr("batch_size"));
   EXPECT_THAT(error([](DataLoaderOptions& o) { o.batch_size = -3; }).message(),
               HasSubstr("batch_size"));
-  EXPECT_THAT(error([](DataLoaderOptions& o) { o.num_shards = 0; }).message(),
-              HasSubstr("num_shards"));
+  EXPECT_THAT(
+      error([](DataLoaderOptions& o) { o.sampler.num_shards = 0; }).message(),
+      HasSubstr("num_shards"));
   EXPECT_THAT(error([](DataLoaderOptions& o) {
-                o.num_shards = 2;
-                o.shard_index = 2;
+                o.sampler.num_shards = 2;
+                o.sampler.shard_index = 2;
               }).message(),
               HasSubstr("shard_index 2"));
-  EXPECT_THAT(error([](DataLoaderOptions& o) { o.resize = -1; }).message(),
-              HasSubstr("resize"));
+  EXPECT_THAT(
+      error([](DataLoaderOptions& o) { o.transforms.resize = -1; }).message(),
+      HasSubstr("resize"));
   EXPECT_THAT(error([](DataLoaderOptions& o) { o.num_threads = -1; }).message(),
               HasSubstr("num_threads"));
-  EXPECT_THAT(
-      error([](DataLoaderOptions& o) { o.crop_padding = -1; }).message(),
-      HasSubstr("crop_padding"));
-  EXPECT_THAT(
-      error([](DataLoaderOptions& o) { o.normalize_mean = {0.5f}; }).message(),
-      HasSubstr("normalize_std"));
   EXPECT_THAT(error([](DataLoaderOptions& o) {
-                o.normalize_mean = {0.5f, 0.5f};
-                o.normalize_std = {1.0f, 1.0f};
+                o.transforms.crop_padding = -1;
+              }).message(),
+              HasSubstr("crop_padding"));
+  EXPECT_THAT(error([](DataLoaderOptions& o) {
+                o.transforms.normalize_mean = {0.5f};
+              }).message(),
+              HasSubstr("normalize_std"));
+  EXPECT_THAT(error([](DataLoaderOptions& o) {
+                o.transforms.normalize_mean = {0.5f, 0.5f};
+                o.transforms.normalize_std = {1.0f, 1.0f};
               }).message(),
               HasSubstr("1 channels"));
   EXPECT_THAT(error([](DataLoaderOptions& o) {
-                o.normalize_mean = {0.5f};
-                o.normalize_std = {0.0f};
+                o.transforms.normalize_mean = {0.5f};
+                o.transforms.normalize_std = {0.0f};
               }).message(),
               HasSubstr("> 0"));
   EXPECT_TRUE(DataLoader::Validate(data, DataLoaderOptions()).ok());
@@ -395,9 +399,9 @@ class Computed : public Dataset {
 TEST(DataLoaderTest, TrainsFromAnyDatasetThroughTheDefaultGather) {
   DataLoaderOptions options;
   options.batch_size = 4;
-  options.seed = 3;
-  options.resize = 6;
-  options.random_horizontal_flip = true;
+  options.sampler.seed = 3;
+  options.transforms.resize = 6;
+  options.transforms.random_horizontal_flip = true;
   absl::StatusOr<DataLoader> loader =
       DataLoader::Create(std::make_shared<Computed>(10), options);
   ASSERT_TRUE(loader.ok()) << loader.status();
@@ -423,13 +427,36 @@ TEST(DataLoaderTest, TrainsFromAnyDatasetThroughTheDefaultGather) {
 
 TEST(DataLoaderTest, ValidatesTransformsOnAnyDatasetsImages) {
   DataLoaderOptions options;
-  options.normalize_mean = {0.5f, 0.5f, 0.5f};
-  options.normalize_std = {1.0f, 1.0f, 1.0f};
+  options.transforms.normalize_mean = {0.5f, 0.5f, 0.5f};
+  options.transforms.normalize_std = {1.0f, 1.0f, 1.0f};
   EXPECT_THAT(
       DataLoader::Create(std::make_shared<Computed>(4), options)
           .status()
           .message(),
       HasSubstr("3 normalize_mean/normalize_std values for 2 channels"));
+}
+
+// The transforms are checked on Dataset::ImageShape: example 0's by default,
+// an InMemoryDataset's own even when it is empty.
+TEST(DataLoaderTest, ValidatesTransformsOnTheImageShape) {
+  EXPECT_EQ(Computed(4).ImageShape(), Shape({2, 3, 3}));
+  EXPECT_EQ(Computed(0).ImageShape(), Shape());
+  const InMemoryDataset empty({}, {}, /*channels=*/3, /*height=*/4,
+                              /*width=*/5);
+  EXPECT_EQ(empty.ImageShape(), Shape({3, 4, 5}));
+  DataLoaderOptions options;
+  options.transforms.normalize_mean = {0.5f, 0.5f, 0.5f};
+  options.transforms.normalize_std = {1.0f, 1.0f, 1.0f};
+  EXPECT_TRUE(DataLoader::Validate(empty, options).ok());
+  options.transforms.random_crop = true;
+  EXPECT_THAT(DataLoader::Validate(empty, options).message(),
+              HasSubstr("random_crop needs square images, got 4 x 5"));
+  // Without a shape, the checks that do not depend on one.
+  EXPECT_TRUE(DataLoader::Validate(Computed(0), DataLoaderOptions()).ok());
+  options = DataLoaderOptions();
+  options.transforms.resize = -1;
+  EXPECT_THAT(DataLoader::Validate(Computed(0), options).message(),
+              HasSubstr("resize"));
 }
 
 TEST(DataLoaderDeathTest, StartPastTheLastBatch) {

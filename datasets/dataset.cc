@@ -52,6 +52,10 @@ Batch Dataset::Gather(absl::Span<const int64_t> indices) const {
   return batch;
 }
 
+Shape Dataset::ImageShape() const {
+  return size() > 0 ? Get(0).image.shape() : Shape();
+}
+
 InMemoryDataset::InMemoryDataset(std::vector<uint8_t> images,
                                  std::vector<int64_t> labels, int64_t channels,
                                  int64_t height, int64_t width) {
@@ -101,6 +105,10 @@ Batch InMemoryDataset::Gather(absl::Span<const int64_t> indices) const {
   batch.images = GatherImages(indices);
   batch.labels = GatherLabels(indices);
   return batch;
+}
+
+Shape InMemoryDataset::ImageShape() const {
+  return {channels(), height(), width()};
 }
 
 Tensor InMemoryDataset::GatherImages(absl::Span<const int64_t> indices) const {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "tensor/shape.h"
 #include "tensor/tensor.h"
 
 namespace dive::data {
@@ -75,6 +76,14 @@ class Dataset {
   // unless every image has the first one's shape; an implementation may
   // override it with a faster gather of its own storage.
   virtual Batch Gather(absl::Span<const int64_t> indices) const;
+
+  // ImageShape()
+  //
+  // The shape [C, H, W] of the images, which `Gather` requires all to have.
+  // The default reads example 0 and gives an empty Shape for an empty
+  // dataset; an implementation that knows the shape without an example may
+  // override it.
+  virtual Shape ImageShape() const;
 };
 
 // Images and labels held in memory; the images as unsigned bytes.
@@ -98,6 +107,9 @@ class InMemoryDataset : public Dataset {
 
   // The images straight from their bytes (GatherImages, GatherLabels).
   Batch Gather(absl::Span<const int64_t> indices) const override;
+
+  // [channels, height, width], even when empty.
+  Shape ImageShape() const override;
 
   int64_t channels() const { return data_->channels; }
   int64_t height() const { return data_->height; }

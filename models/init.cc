@@ -7,23 +7,21 @@
 namespace dive::models {
 
 void XavierInitWeights(nn::Module& module) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::XavierUniform(linear->weight().data());
-  } else if (auto* conv = dynamic_cast<nn::Conv2d*>(&module)) {
-    nn::XavierUniform(conv->weight().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    XavierInitWeights(*child);
+  for (const auto& [name, m] : module.NamedModules()) {
+    if (auto* linear = dynamic_cast<nn::Linear*>(m)) {
+      nn::XavierUniform(linear->weight().data());
+    } else if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) {
+      nn::XavierUniform(conv->weight().data());
+    }
   }
 }
 
 void NormalInitWeights(nn::Module& module, float std) {
-  if (auto* linear = dynamic_cast<nn::Linear*>(&module)) {
-    nn::NormalInit(linear->weight().data(), 0.0f, std);
-    if (linear->bias().defined()) nn::ZerosInit(linear->bias().data());
-  }
-  for (const auto& [name, child] : module.children()) {
-    NormalInitWeights(*child, std);
+  for (const auto& [name, m] : module.NamedModules()) {
+    if (auto* linear = dynamic_cast<nn::Linear*>(m)) {
+      nn::NormalInit(linear->weight().data(), 0.0f, std);
+      if (linear->bias().defined()) nn::ZerosInit(linear->bias().data());
+    }
   }
 }
 

@@ -3,9 +3,10 @@
 //
 // The book's weight initializations (Dive into Deep Learning, PyTorch
 // edition), applied to a whole module tree after construction like PyTorch's
-// `net.apply(init_weights)`. Each walks `module` and all of its descendants
-// depth-first in registration order, drawing from `dive::DefaultGenerator()`,
-// so `dive::ManualSeed` makes the result reproducible.
+// `net.apply(init_weights)`. Each visits `module` and its descendants in
+// `NamedModules()` order (depth-first in registration order, each module
+// once), drawing from `dive::DefaultGenerator()`, so `dive::ManualSeed`
+// makes the result reproducible.
 //
 //   * `XavierInitWeights`: train_ch6's `init_weights` (d2l 6.6 onwards):
 //     `nn.init.xavier_uniform_(m.weight)` for every Linear and Conv2d. Biases,

@@ -13,9 +13,10 @@
 namespace dive::models {
 namespace {
 
-void DropoutOff(nn::Module& m) {
-  if (dynamic_cast<nn::Dropout*>(&m) != nullptr) m.Eval();
-  for (const auto& [name, child] : m.children()) DropoutOff(*child);
+void DropoutOff(nn::Module& net) {
+  for (const auto& [name, m] : net.NamedModules()) {
+    if (dynamic_cast<nn::Dropout*>(m) != nullptr) m->Eval();
+  }
 }
 
 }  // namespace

@@ -101,8 +101,4 @@ Allocator* SetDefaultAllocator(Allocator* allocator) {
   return previous;
 }
 
-void EmptyAllocatorCache() {
-  if (CachingAllocator* cache = BuiltInCache()) cache->EmptyCache();
-}
-
 }  // namespace dive

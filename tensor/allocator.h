@@ -16,8 +16,6 @@
 //
 // Example:
 //
-//   dive::EmptyAllocatorCache();  // give cached blocks back to the system
-//
 //   CountingAllocator counting;   // a user's Allocator
 //   Allocator* previous = dive::SetDefaultAllocator(&counting);
 //   Tensor t = Tensor::Zeros({1024});  // from `counting`
@@ -100,11 +98,6 @@ Allocator& DefaultAllocator();
 // for nullptr; returns the previous one (nullptr for the built-in). Storage
 // created before keeps freeing into its own allocator.
 Allocator* SetDefaultAllocator(Allocator* allocator);
-
-// EmptyAllocatorCache()
-//
-// EmptyCache() on the built-in caching allocator (nothing without it).
-void EmptyAllocatorCache();
 
 }  // namespace dive
 

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "tensor/gemm_kernels.h"
+#include "tensor/cpu_probes.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -149,8 +149,8 @@ double Bf16DotRate() {
     // AVX-512 units, and an interrupt slows only the burst it hits.
     double fma = 1, dot = 1;
     for (int round = 0; round < 5; ++round) {
-      fma = std::min(fma, seconds(&gemm_internal::Avx512FmaBurst));
-      dot = std::min(dot, seconds(&gemm_internal::Avx512Bf16DotBurst));
+      fma = std::min(fma, seconds(&cpu_internal::Avx512FmaBurst));
+      dot = std::min(dot, seconds(&cpu_internal::Avx512Bf16DotBurst));
     }
     return 2 * fma / dot;  // VDPBF16PS: two multiply-adds per lane
   }();

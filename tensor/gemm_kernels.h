@@ -105,12 +105,6 @@ void Avx512Bf16PackPairs(const float* src, int64_t kc, int64_t nr,
 void Avx512Bf16Convert(const float* src, int64_t n, int64_t n_pad,
                        uint16_t* dst);
 
-// Throughput probes for tensor/cpu.cc: `iters` rounds of 12 independent
-// chains of one instruction (VFMADD231PS, VDPBF16PS on zmm registers); the
-// sums go to *sink so that nothing is optimized away.
-void Avx512FmaBurst(int64_t iters, float* sink);
-void Avx512Bf16DotBurst(int64_t iters, float* sink);
-
 }  // namespace dive::gemm_internal
 
 #endif  // TENSOR_GEMM_KERNELS_H_

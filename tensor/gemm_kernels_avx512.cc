@@ -100,9 +100,4 @@ void Avx512NtKernel(int64_t kp, const float* a, int64_t lda, const float* b,
   StoreNtTile(acc, c, ldc, mr, nr);
 }
 
-void Avx512FmaBurst(int64_t iters, float* sink) {
-  const __m512 a = _mm512_set1_ps(1e-3f);
-  ChainBurst(iters, sink, [a](__m512 v) { return _mm512_fmadd_ps(a, a, v); });
-}
-
 }  // namespace dive::gemm_internal

@@ -129,10 +129,4 @@ void Avx512Bf16NtKernel(int64_t kp, const uint16_t* a, int64_t lda,
   StoreNtTile(acc, c, ldc, mr, nr);
 }
 
-void Avx512Bf16DotBurst(int64_t iters, float* sink) {
-  const __m512bh a =
-      _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
-  ChainBurst(iters, sink, [a](__m512 v) { return _mm512_dpbf16_ps(v, a, a); });
-}
-
 }  // namespace dive::gemm_internal

@@ -22,21 +22,6 @@ namespace {
 constexpr int kNv = 4;  // zmm vectors per row of a micro-kernel tile
 constexpr int kNr = 16 * kNv;
 
-// The throughput probes' loop (gemm_kernels.h): `iters` rounds of
-// acc = step(acc) on 12 independent accumulators, their sum to *sink.
-template <typename Step>
-inline void ChainBurst(int64_t iters, float* sink, Step step) {
-  constexpr int kChains = 12;
-  __m512 acc[kChains];
-  for (__m512& v : acc) v = _mm512_setzero_ps();
-  for (int64_t i = 0; i < iters; ++i) {
-    for (__m512& v : acc) v = step(v);
-  }
-  __m512 sum = acc[0];
-  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
-  *sink = _mm512_reduce_add_ps(sum);
-}
-
 // Sets every accumulator of a tile to zero.
 template <int kRows, int kCols>
 __attribute__((always_inline)) inline void ZeroTile(

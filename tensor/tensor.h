@@ -20,8 +20,7 @@
 //   const float* p = y.data<float>();          // contiguous: row-major
 //
 // Kernels (tensor/ops.h, gemm.h, conv.h) read a tensor's raw data, through
-// its strides (tensor/strided.h) or after `Contiguous()`; tensor/eigen.h
-// maps a contiguous float32 tensor as an Eigen vector or matrix.
+// its strides (tensor/strided.h) or after `Contiguous()`.
 
 #ifndef TENSOR_TENSOR_H_
 #define TENSOR_TENSOR_H_

@@ -41,7 +41,7 @@ ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 ABSL_FLAG(int64_t, resize, 0, "Input size (default: from the checkpoint).");
 ABSL_FLAG(int64_t, batch_size, 256, "Evaluation batch size.");
-ABSL_FLAG(int64_t, limit, 0, "train::Evaluate only the first N test images.");
+ABSL_FLAG(int64_t, limit, 0, "Evaluate only the first N test images.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(std::string, precision, "fp32",
           "fp32, or bf16: convolution and Linear multiply bf16 operands.");
@@ -145,9 +145,9 @@ int EvalMain() {
   if (!dump.empty()) {
     data::DataLoaderOptions lo;
     lo.batch_size = limit > 0 ? limit : 8;
-    lo.shuffle = false;
+    lo.sampler.shuffle = false;
     lo.prefetch = false;
-    lo.resize = size;  // a no-op for size x size images
+    lo.transforms.resize = size;  // a no-op for size x size images
     absl::StatusOr<data::DataLoader> loader =
         data::DataLoader::Create(*test, lo);
     if (!loader.ok()) return Fail(loader.status());

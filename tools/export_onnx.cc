@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
@@ -22,7 +23,6 @@
 #include "tools/zoo_checkpoint.h"
 #include "train/checkpoint.h"
 #include "train/cli.h"
-#include "train/training.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");

@@ -25,7 +25,6 @@
 #include "tensor/safetensors.h"
 #include "tools/onnx_export.h"
 #include "train/cli.h"
-#include "train/training.h"
 
 ABSL_FLAG(std::string, out_dir, "", "Directory to write the cases into.");
 ABSL_FLAG(std::string, models, "", "Comma-separated models (default: all).");
@@ -64,9 +63,9 @@ absl::Status WriteCase(const models::ModelSpec& spec,
   }
   data::DataLoaderOptions lo;
   lo.batch_size = kImages;
-  lo.shuffle = false;
+  lo.sampler.shuffle = false;
   lo.prefetch = false;
-  lo.resize = size;
+  lo.transforms.resize = size;
   absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(test, lo);
   if (!loader.ok()) return loader.status();
   const data::Batch batch = loader->MakeBatch(0, 0);

@@ -11,6 +11,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "tensor/text.h"
@@ -103,6 +104,19 @@ absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value) {
   if (value == "bf16") return MatmulPrecision::kBfloat16;
   return absl::InvalidArgumentError(
       absl::StrCat("--precision=", value, ": must be fp32 or bf16"));
+}
+
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(path[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=\"%s\": byte %d is a control character (0x%02x); paths "
+          "may not contain control characters",
+          flag, Printable(path), i, c));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dive::train

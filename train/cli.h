@@ -1,8 +1,9 @@
 // File: train/cli.h
 // -----------------------------------------------------------------------------
 //
-// Command-line parsing shared by the trainers and //tools:eval: absl's
-// ParseCommandLine, plus what a user expects of it:
+// Command-line parsing shared by the trainers and the tools (//tools:eval,
+// //tools:export_onnx): absl's ParseCommandLine, plus what a user expects of
+// it:
 //
 //   * --help (also -help, --helpshort) prints the usage message and this
 //     program's flags (not absl's own) with their defaults, and exits 0;
@@ -25,6 +26,7 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "tensor/gemm.h"
@@ -42,6 +44,10 @@ absl::StatusOr<bool> ParseFlags(
 // The value of a --precision flag: "fp32" or "bf16" (MatmulPrecision), or
 // InvalidArgument naming the flag.
 absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value);
+
+// OK unless `path` (the value of --`flag`) contains a control character
+// (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
+absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path);
 
 }  // namespace dive::train
 

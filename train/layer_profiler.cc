@@ -17,19 +17,6 @@ double SecondsBetween(std::chrono::steady_clock::time_point from,
   return std::chrono::duration<double>(to - from).count();
 }
 
-// Every module under `module` (itself first, as ""), each once, with its
-// dotted name, parents before children.
-void CollectNames(nn::Module& module, const std::string& name,
-                  std::unordered_map<const nn::Module*, std::string>* names,
-                  std::vector<nn::Module*>* order) {
-  if (!names->emplace(&module, name).second) return;
-  order->push_back(&module);
-  for (const auto& [child_name, child] : module.children()) {
-    CollectNames(*child, name.empty() ? child_name : name + "." + child_name,
-                 names, order);
-  }
-}
-
 // Sets what `layer`'s activation statistic counts, from its module's kind.
 void ClassifyUnits(const nn::Module& module, LayerStats& layer) {
   if (dynamic_cast<const nn::ReLU*>(&module) != nullptr) {
@@ -49,9 +36,8 @@ void ClassifyUnits(const nn::Module& module, LayerStats& layer) {
 
 LayerProfiler::LayerProfiler(nn::Module& model, int64_t stats_every)
     : stats_every_(stats_every) {
-  std::vector<nn::Module*> modules;
-  CollectNames(model, "", &names_, &modules);
-  for (nn::Module* module : modules) {
+  for (const auto& [name, module] : model.NamedModules()) {
+    names_.emplace(module, name);
     handles_.push_back(module->RegisterForwardPreHook(
         [this](nn::Module& m, const autograd::Variable&) {
           PreHook(m);

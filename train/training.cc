@@ -41,6 +41,7 @@
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tensor/text.h"
+#include "train/cli.h"
 #include "train/plot.h"
 
 namespace dive::train {
@@ -393,9 +394,8 @@ void RemoveStaleTemps(const std::string& dir) {
 
 // True when `module` or any submodule is a BatchNorm layer.
 bool HasBatchNorm(const nn::Module& module) {
-  if (dynamic_cast<const nn::BatchNormBase*>(&module) != nullptr) return true;
-  for (const auto& [name, child] : module.children()) {
-    if (HasBatchNorm(*child)) return true;
+  for (const auto& [name, m] : module.NamedModules()) {
+    if (dynamic_cast<const nn::BatchNormBase*>(m) != nullptr) return true;
   }
   return false;
 }
@@ -571,19 +571,6 @@ absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop) {
   return absl::OkStatus();
 }
 
-absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
-  for (size_t i = 0; i < path.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(path[i]);
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--%s=\"%s\": byte %d is a control character (0x%02x); paths "
-          "may not contain control characters",
-          flag, Printable(path), i, c));
-    }
-  }
-  return absl::OkStatus();
-}
-
 int CapThreads(int requested) {
   const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
   const long cap = kMaxThreadsPerCore * cores;
@@ -715,8 +702,9 @@ EvalResult Evaluate(nn::Module& model, const data::InMemoryDataset& data,
   const data::InMemoryDataset subset = Head(data, limit);
   data::DataLoaderOptions lo;
   lo.batch_size = batch_size;
-  lo.shuffle = false;
-  lo.resize = input_size;  // a no-op for input_size x input_size images
+  lo.sampler.shuffle = false;
+  // A no-op for input_size x input_size images.
+  lo.transforms.resize = input_size;
   absl::StatusOr<data::DataLoader> loader =
       data::DataLoader::Create(subset, lo);
   CHECK(loader.ok()) << loader.status();
@@ -951,16 +939,16 @@ data::DataLoaderOptions TrainLoaderOptions(const TrainOptions& o, int rank,
   // statistics are per rank). Several ranks drop the epoch's last partial
   // batch, so that all take the same number of steps.
   lo.batch_size = o.batch_size / ranks;
-  lo.num_shards = ranks;
-  lo.shard_index = rank;
-  lo.drop_last = ranks > 1;
-  lo.shuffle = true;
-  lo.seed = o.seed;
+  lo.sampler.num_shards = ranks;
+  lo.sampler.shard_index = rank;
+  lo.sampler.drop_last = ranks > 1;
+  lo.sampler.shuffle = true;
+  lo.sampler.seed = o.seed;
   // Always set: the loader resizes only images of another height or width.
-  lo.resize = o.input_size;
-  lo.random_horizontal_flip = o.augment_flip;
-  lo.random_crop = o.augment_crop;
-  lo.crop_padding = 4;
+  lo.transforms.resize = o.input_size;
+  lo.transforms.random_horizontal_flip = o.augment_flip;
+  lo.transforms.random_crop = o.augment_crop;
+  lo.transforms.crop_padding = 4;
   // The loader prepares batches on its own thread while the model computes
   // on all cores; one thread for its transforms avoids oversubscription.
   lo.num_threads = 1;
@@ -985,8 +973,8 @@ absl::Status AvoidBatchesOfOne(const models::ModelSpec& spec,
         ": ", spec.name,
         " has BatchNorm, which needs at least 2 examples per batch to train"));
   }
-  if (!lo.drop_last && examples % lo.batch_size == 1) {
-    lo.drop_last = true;
+  if (!lo.sampler.drop_last && examples % lo.batch_size == 1) {
+    lo.sampler.drop_last = true;
     LOG_IF(INFO, root) << "each epoch drops its last batch (1 example of "
                        << examples << "): " << spec.name
                        << " has BatchNorm, which cannot train on 1 example";

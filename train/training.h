@@ -135,10 +135,6 @@ absl::StatusOr<OptimizerKind> ParseOptimizer(absl::string_view name);
 absl::StatusOr<LrScheduleKind> ParseLrSchedule(absl::string_view name);
 absl::Status ParseAugment(absl::string_view spec, bool* flip, bool* crop);
 
-// OK unless `path` (the value of --`flag`) contains a control character
-// (a newline, a tab, ...): InvalidArgument naming the flag and the byte.
-absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path);
-
 // At most this many compute threads per core: more only slows a run down,
 // and tens of thousands make libgomp crash when it cannot create them.
 inline constexpr int kMaxThreadsPerCore = 4;
