@@ -1,9 +1,6 @@
 #include "train/dashboard/dashboard.h"
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <exception>
 #include <utility>
@@ -15,14 +12,16 @@
 #include "httplib.h"
 #include "tensor/json.h"
 #include "train/dashboard/assets.h"
+#include "train/dashboard/http_server.h"
 
 namespace dive::train {
 namespace {
 
-// Throughput is measured over this many latest steps.
-constexpr size_t kRateWindow = 20;
 // The profiler's per-layer numbers are copied at most this often.
 constexpr auto kLayerCopyInterval = std::chrono::milliseconds(250);
+// The training thread publishes at least once this many steps even while
+// readers keep finding the lock taken (it then waits for it).
+constexpr size_t kMaxPendingSteps = 1024;
 
 // A JSON number; NaN and infinities (a diverged loss) become null.
 std::string Num(double v) {
@@ -63,20 +62,38 @@ const char* Reason(int status) {
   }
 }
 
-// SO_REUSEADDR alone: httplib's default also sets SO_REUSEPORT, which would
-// let another process bind the same port and take the dashboard's
-// connections.
-void ReuseAddressOnly(socket_t sock) {
-  const int yes = 1;
-  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+// The history's entries as JSON arrays, with `sep` before each but the
+// first.
+void AppendStep(std::string* out, const StepPoint& p, const char* sep) {
+  absl::StrAppend(out, sep, "[", p.step, ",", Num(p.loss), ",", Num(p.accuracy),
+                  ",", Num(p.lr), "]");
+}
+void AppendBucket(std::string* out, const StepBucket& b, const char* sep) {
+  absl::StrAppend(out, sep, "[", b.first_step, ",", b.last_step, ",",
+                  Num(b.mean_loss()), ",", Num(b.mean_accuracy()), ",",
+                  Num(b.lr), ",", Num(b.loss_min), ",", Num(b.loss_max), "]");
 }
 
 }  // namespace
 
+// What MetricsJson shows: the run's numbers and a copy of the bounded
+// history (steps and buckets) at one moment.
+struct Dashboard::Snapshot {
+  Progress progress;
+  bool full = false;
+  std::vector<StepBucket> buckets;
+  std::vector<StepPoint> steps;
+  std::shared_ptr<const std::vector<EpochMetrics>> epochs;
+  std::shared_ptr<const std::vector<LayerStats>> layers;
+};
+
 Dashboard::Dashboard(DashboardOptions options, const LayerProfiler* profiler)
     : options_(std::move(options)),
       profiler_(profiler),
-      server_(std::make_unique<httplib::Server>()) {}
+      server_(std::make_unique<HttpServer>(
+          HttpServerOptions{.port = options_.port})),
+      published_epochs_(std::make_shared<std::vector<EpochMetrics>>()),
+      published_layers_(std::make_shared<std::vector<LayerStats>>()) {}
 
 absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(
     DashboardOptions options, const LayerProfiler* profiler) {
@@ -86,60 +103,32 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(
                      " is not in 0..65535 (0: any free port)"));
   }
   std::unique_ptr<Dashboard> d(new Dashboard(std::move(options), profiler));
-  httplib::Server& server = *d->server_;
-  server.set_socket_options(ReuseAddressOnly);
-  server.set_read_timeout(5);
-  server.set_write_timeout(5);
-  server.set_payload_max_length(1 << 10);
   d->Route();
-  const int wanted = d->options_.port;
-  if (wanted == 0) {
-    d->port_ = server.bind_to_any_port("127.0.0.1");
-    if (d->port_ <= 0) {
-      return absl::FailedPreconditionError(
-          "cannot listen on any port of 127.0.0.1");
-    }
-  } else {
-    if (!server.bind_to_port("127.0.0.1", wanted)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot listen on 127.0.0.1:", wanted,
-          " (in use, or below 1024 without privileges); pick another port, "
-          "or 0 for any free one"));
-    }
-    d->port_ = wanted;
-  }
-  auto ended = std::make_shared<std::atomic<bool>>(false);
-  d->thread_ = std::thread([&server, ended] {
-    server.listen_after_bind();
-    *ended = true;
-  });
-  // Until the thread runs the accept loop, `stop()` would not end it (and
-  // the destructor would wait forever): wait for it (httplib 0.11 has no
-  // wait_until_ready), or for the loop to have failed.
-  while (!server.is_running() && !*ended) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (*ended) {
-    return absl::InternalError(absl::StrCat(
-        "the server on 127.0.0.1:", d->port_, " stopped as it started"));
+  if (absl::Status started = d->server_->Start(); !started.ok()) {
+    return absl::Status(
+        started.code(),
+        absl::StrCat(started.message(),
+                     "; pick another port, or 0 for any free one"));
   }
   return d;
 }
 
-Dashboard::~Dashboard() {
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+// The server stops first: its handlers read this dashboard (server_
+// included, so not server_.reset(), which empties it before the stop).
+Dashboard::~Dashboard() { server_->Stop(); }
+
+int Dashboard::port() const { return server_->port(); }
 
 std::string Dashboard::url() const {
-  return absl::StrCat("http://127.0.0.1:", port_, "/");
+  return absl::StrCat("http://127.0.0.1:", port(), "/");
 }
 
 void Dashboard::Route() {
-  httplib::Server& server = *server_;
+  httplib::Server& server = server_->routes();
   using httplib::Request;
   using httplib::Response;
   using Handled = httplib::Server::HandlerResponse;
+  server.set_payload_max_length(1 << 10);
   server.set_default_headers({
       {"Content-Security-Policy",
        "default-src 'self'; frame-ancestors 'none'; form-action 'none'"},
@@ -157,8 +146,8 @@ void Dashboard::Route() {
       return Handled::Handled;
     }
     const std::string host = req.get_header_value("Host");
-    if (host != absl::StrCat("127.0.0.1:", port_) &&
-        host != absl::StrCat("localhost:", port_)) {
+    if (host != absl::StrCat("127.0.0.1:", port()) &&
+        host != absl::StrCat("localhost:", port())) {
       res.status = 403;
       return Handled::Handled;
     }
@@ -171,19 +160,28 @@ void Dashboard::Route() {
   });
   server.set_exception_handler([](const Request&, Response& res,
                                   std::exception_ptr) { res.status = 500; });
-  const auto asset = [&server](const char* path, const char* content,
-                               size_t size, const char* type) {
-    server.Get(path, [content, size, type](const Request&, Response& res) {
-      res.set_content(content, size, type);
+  // The files as they are, or gzipped at build time for a client that
+  // takes gzip.
+  const auto asset = [&server](const char* path,
+                               const dashboard_assets::Asset& file,
+                               const char* type) {
+    server.Get(path, [&file, type](const Request& req, Response& res) {
+      res.set_header("Vary", "Accept-Encoding");
+      if (HttpServer::AcceptsGzip(req)) {
+        res.set_header("Content-Encoding", "gzip");
+        res.set_content(reinterpret_cast<const char*>(file.gzip),
+                        file.gzip_size, type);
+      } else {
+        res.set_content(file.data, file.size, type);
+      }
     });
   };
-  asset("/", dashboard_assets::kIndexHtml, dashboard_assets::kIndexHtmlSize,
-        "text/html; charset=utf-8");
+  asset("/", dashboard_assets::kIndexHtml, "text/html; charset=utf-8");
   asset("/dashboard.js", dashboard_assets::kDashboardJs,
-        dashboard_assets::kDashboardJsSize, "text/javascript; charset=utf-8");
+        "text/javascript; charset=utf-8");
   asset("/dashboard.css", dashboard_assets::kDashboardCss,
-        dashboard_assets::kDashboardCssSize, "text/css; charset=utf-8");
-  asset("/chart.js", dashboard_assets::kChartJs, dashboard_assets::kChartJsSize,
+        "text/css; charset=utf-8");
+  asset("/chart.js", dashboard_assets::kChartJs,
         "text/javascript; charset=utf-8");
   server.Get("/api/metrics", [this](const Request& req, Response& res) {
     int64_t since = -1;
@@ -198,98 +196,149 @@ void Dashboard::Route() {
 }
 
 void Dashboard::SetState(std::string state) {
+  progress_.state = std::move(state);
   std::lock_guard<std::mutex> lock(mutex_);
-  state_ = std::move(state);
+  PublishLocked();
 }
 
 absl::Status Dashboard::OnStep(const TrainState& state, const StepInfo& step) {
   const Clock::time_point now = Clock::now();
+  const int64_t global_step = state.position.global_step;
+  pending_steps_.push_back({.step = global_step,
+                            .loss = step.loss,
+                            .accuracy = step.accuracy,
+                            .lr = step.lr});
+  progress_.steps_per_epoch = step.steps_per_epoch;
+  progress_.global_step = global_step;
+  progress_.epoch = state.position.epoch + 1;  // the one in progress
+  progress_.lr = step.lr;
+  // Examples/s: the examples of the steps after the oldest in the window,
+  // over the time since it.
+  rate_[steps_seen_++ % kRateWindow] = {now, step.batch_size};
+  const int64_t window = std::min<int64_t>(steps_seen_, kRateWindow);
+  if (window >= 2) {
+    int64_t examples = 0;
+    for (int64_t i = steps_seen_ - window + 1; i < steps_seen_; ++i) {
+      examples += rate_[i % kRateWindow].second;
+    }
+    const double seconds =
+        std::chrono::duration<double>(
+            now - rate_[(steps_seen_ - window) % kRateWindow].first)
+            .count();
+    if (seconds > 0) progress_.examples_per_sec = examples / seconds;
+  }
+  if (progress_.first_step < 0) {
+    progress_.first_step = global_step;
+    progress_.first_step_time = now;
+  }
   if (profiler_ != nullptr && now - last_layer_copy_ >= kLayerCopyInterval) {
     CopyLayers();
     last_layer_copy_ = now;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  const int64_t global_step = state.position.global_step;
-  steps_.push_back({global_step, step.loss, step.accuracy, step.lr});
-  steps_per_epoch_ = step.steps_per_epoch;
-  global_step_ = global_step;
-  epoch_ = state.position.epoch + 1;  // the one in progress
-  lr_ = step.lr;
-  recent_.emplace_back(now, step.batch_size);
-  if (recent_.size() > kRateWindow) recent_.pop_front();
-  if (first_step_ < 0) {
-    first_step_ = global_step;
-    first_step_time_ = now;
+  // Never wait for a reader: while one copies, the step waits in
+  // pending_steps_ for a later one (up to kMaxPendingSteps).
+  std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    if (pending_steps_.size() < kMaxPendingSteps) return absl::OkStatus();
+    lock.lock();
   }
+  PublishLocked();
   return absl::OkStatus();
 }
 
 absl::Status Dashboard::OnEpoch(const TrainState&, const EpochMetrics& m) {
   if (profiler_ != nullptr) CopyLayers();
-  std::lock_guard<std::mutex> lock(mutex_);
   epochs_.push_back(m);
-  epoch_ = m.epoch;
+  auto epochs = std::make_shared<const std::vector<EpochMetrics>>(epochs_);
+  progress_.epoch = m.epoch;
+  std::lock_guard<std::mutex> lock(mutex_);
+  published_epochs_ = std::move(epochs);
+  PublishLocked();
   return absl::OkStatus();
 }
 
 void Dashboard::CopyLayers() {
-  std::vector<LayerStats> layers = profiler_->Layers();
-  const int64_t steps = profiler_->steps();
+  pending_layers_ =
+      std::make_shared<const std::vector<LayerStats>>(profiler_->Layers());
+  progress_.layer_steps = profiler_->steps();
+}
+
+void Dashboard::PublishLocked() {
+  for (const StepPoint& p : pending_steps_) history_.Add(p);
+  pending_steps_.clear();
+  published_ = progress_;
+  if (pending_layers_ != nullptr) {
+    published_layers_ = std::move(pending_layers_);
+  }
+}
+
+Dashboard::Snapshot Dashboard::TakeSnapshot(int64_t since_step) const {
+  Snapshot s;
   std::lock_guard<std::mutex> lock(mutex_);
-  layers_ = std::move(layers);
-  layer_steps_ = steps;
+  s.progress = published_;
+  // The whole history unless `since_step` is the last step the client has:
+  // one it did not have, or none at all (-1), or one of another run.
+  const int64_t first = history_.first_recent_step();
+  s.full = since_step < 0 || since_step < first - 1 ||
+           since_step > published_.global_step;
+  if (s.full) {
+    s.buckets = history_.buckets();
+    s.steps = history_.RecentAfter(-1);
+  } else {
+    s.steps = history_.RecentAfter(since_step);
+  }
+  s.epochs = published_epochs_;
+  s.layers = published_layers_;
+  return s;
 }
 
 std::string Dashboard::MetricsJson(int64_t since_step) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  double examples_per_sec = 0;
-  if (recent_.size() >= 2) {
-    int64_t examples = 0;
-    for (size_t i = 1; i < recent_.size(); ++i) examples += recent_[i].second;
-    const double seconds = std::chrono::duration<double>(recent_.back().first -
-                                                         recent_.front().first)
-                               .count();
-    if (seconds > 0) examples_per_sec = examples / seconds;
-  }
+  // Everything below works on the copy, outside mutex_.
+  const Snapshot s = TakeSnapshot(since_step);
+  const Progress& p = s.progress;
   double eta_seconds = 0;
-  const int64_t total_steps = options_.epochs * steps_per_epoch_;
-  if (first_step_ >= 0 && global_step_ > first_step_ &&
-      total_steps > global_step_ && state_ == "training") {
+  const int64_t total_steps = options_.epochs * p.steps_per_epoch;
+  if (p.first_step >= 0 && p.global_step > p.first_step &&
+      total_steps > p.global_step && p.state == "training") {
     const double per_step =
-        std::chrono::duration<double>(Clock::now() - first_step_time_).count() /
-        (global_step_ - first_step_);
-    eta_seconds = per_step * (total_steps - global_step_);
+        std::chrono::duration<double>(Clock::now() - p.first_step_time)
+            .count() /
+        (p.global_step - p.first_step);
+    eta_seconds = per_step * (total_steps - p.global_step);
   }
 
   std::string out = absl::StrCat(
       "{\"title\":", JsonQuote(options_.title),
-      ",\"state\":", JsonQuote(state_), ",\"epochs_total\":", options_.epochs,
-      ",\"steps_per_epoch\":", steps_per_epoch_,
-      ",\"global_step\":", global_step_, ",\"epoch\":", epoch_,
-      ",\"lr\":", Num(lr_), ",\"examples_per_sec\":", Num(examples_per_sec),
-      ",\"eta_seconds\":", Num(eta_seconds), ",\"steps\":[");
-  // Steps are in increasing order: skip to the first after since_step.
-  auto first = std::upper_bound(
-      steps_.begin(), steps_.end(), since_step,
-      [](int64_t s, const Step& step) { return s < step.step; });
-  for (auto it = first; it != steps_.end(); ++it) {
-    absl::StrAppend(&out, it == first ? "" : ",", "[", it->step, ",",
-                    Num(it->loss), ",", Num(it->accuracy), ",", Num(it->lr),
-                    "]");
+      ",\"state\":", JsonQuote(p.state), ",\"epochs_total\":", options_.epochs,
+      ",\"steps_per_epoch\":", p.steps_per_epoch,
+      ",\"global_step\":", p.global_step, ",\"epoch\":", p.epoch,
+      ",\"lr\":", Num(p.lr), ",\"examples_per_sec\":", Num(p.examples_per_sec),
+      ",\"eta_seconds\":", Num(eta_seconds),
+      ",\"full\":", s.full ? "true" : "false", ",\"buckets\":[");
+  out.reserve(out.size() + 80 * s.buckets.size() + 50 * s.steps.size() +
+              1000 * s.layers->size() + 2000);
+  for (size_t i = 0; i < s.buckets.size(); ++i) {
+    AppendBucket(&out, s.buckets[i], i == 0 ? "" : ",");
+  }
+  out += "],\"steps\":[";
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    AppendStep(&out, s.steps[i], i == 0 ? "" : ",");
   }
   out += "],\"epochs\":[";
-  for (size_t i = 0; i < epochs_.size(); ++i) {
-    const EpochMetrics& m = epochs_[i];
+  const std::vector<EpochMetrics>& epochs = *s.epochs;
+  for (size_t i = 0; i < epochs.size(); ++i) {
+    const EpochMetrics& m = epochs[i];
     absl::StrAppend(
         &out, i == 0 ? "" : ",", "{\"epoch\":", m.epoch,
         ",\"loss\":", Num(m.loss), ",\"train_acc\":", Num(m.train_acc),
         ",\"test_acc\":", Num(m.test_acc), ",\"seconds\":", Num(m.seconds),
         ",\"examples_per_sec\":", Num(m.examples_per_sec), "}");
   }
-  absl::StrAppend(&out, "],\"layer_steps\":", layer_steps_, ",\"layers\":[");
-  const double steps = std::max<int64_t>(layer_steps_, 1);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const LayerStats& l = layers_[i];
+  absl::StrAppend(&out, "],\"layer_steps\":", p.layer_steps, ",\"layers\":[");
+  const double steps = std::max<int64_t>(p.layer_steps, 1);
+  const std::vector<LayerStats>& layers = *s.layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerStats& l = layers[i];
     absl::StrAppend(&out, i == 0 ? "" : ",", "{\"name\":", JsonQuote(l.name),
                     ",\"description\":", JsonQuote(l.description),
                     ",\"depth\":", l.depth,
@@ -306,8 +355,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
                     JsonQuote(options_.class_names[i]));
   }
   out += "],\"confusion\":[";
-  if (!epochs_.empty()) {
-    const auto& confusion = epochs_.back().confusion;
+  if (!epochs.empty()) {
+    const auto& confusion = epochs.back().confusion;
     for (size_t i = 0; i < confusion.size(); ++i) {
       absl::StrAppend(&out, i == 0 ? "[" : ",[",
                       absl::StrJoin(confusion[i], ","), "]");

@@ -6,9 +6,18 @@
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 
+// The per-step chart: the server's buckets (its older steps, each bucket
+// drawn at its middle step with its mean loss and accuracy, and the range of
+// its losses as a band), then its latest steps one by one. A poll asks for
+// the steps after the last one drawn; an answer with the whole history
+// ("full") replaces what is drawn. Past MAX_POINTS points the page asks for
+// the whole (bounded) history again, so that it stays bounded too.
+const MAX_POINTS = 8192;
 let lastStep = -1;    // the latest step received: the next poll's `since`
 const stepLoss = [];  // {x: step, y: loss}
 const stepAcc = [];   // {x: step, y: batch accuracy}
+const lossMax = [];   // {x: step, y: the highest loss of a bucket}
+const lossMin = [];   // {x: step, y: the lowest}
 
 Chart.defaults.animation = false;
 Chart.defaults.maintainAspectRatio = false;
@@ -42,10 +51,27 @@ const stepChart = new Chart($('step-chart'), {
         pointRadius: 0,
         borderWidth: 1
       },
+      {
+        label: 'loss range',
+        data: lossMax,
+        yAxisID: 'loss',
+        pointRadius: 0,
+        borderWidth: 0,
+        backgroundColor: 'rgba(31, 119, 180, 0.2)',
+        fill: '+1',  // down to the lowest losses
+      },
+      {
+        label: '',
+        data: lossMin,
+        yAxisID: 'loss',
+        pointRadius: 0,
+        borderWidth: 0
+      },
     ],
   },
   options: {
     parsing: false,
+    plugins: {legend: {labels: {filter: (item) => item.text !== ''}}},
     scales: {
       x: {type: 'linear', title: {display: true, text: 'step'}},
       loss: {position: 'left', title: {display: true, text: 'loss'}},
@@ -141,12 +167,27 @@ function drawStatus(m) {
 }
 
 function drawSteps(m) {
+  if (m.full) {
+    for (const points of [stepLoss, stepAcc, lossMax, lossMin]) {
+      points.length = 0;
+    }
+    lastStep = -1;
+    for (const [first, last, loss, acc, , min, max] of m.buckets) {
+      const x = (first + last) / 2;
+      stepLoss.push({x, y: loss});
+      stepAcc.push({x, y: acc});
+      lossMax.push({x, y: max});
+      lossMin.push({x, y: min});
+      lastStep = last;
+    }
+  }
   for (const [step, loss, acc] of m.steps) {
     stepLoss.push({x: step, y: loss});
     stepAcc.push({x: step, y: acc});
     lastStep = step;
   }
-  if (m.steps.length > 0) stepChart.update();
+  if (m.full || m.steps.length > 0) stepChart.update();
+  if (stepLoss.length > MAX_POINTS) lastStep = -1;  // the whole history next
 }
 
 function drawEpochs(m) {
