@@ -1,6 +1,9 @@
 // The server against hostile clients: floods of idle connections, slowloris,
 // heads that never end, clients that do not read; and that it serves,
-// keeps connections alive, compresses nothing and stops at once.
+// keeps connections alive, compresses nothing and stops at once. The time
+// bounds are loose (seconds, for loaded CI machines under the sanitizers):
+// what they catch is a request held for as long as an attack lasts, or a
+// stop that waits for clients.
 
 #include "train/dashboard/http_server.h"
 
@@ -110,7 +113,7 @@ TEST_F(HttpServerTest, RefusesConnectionsBeyondTheCapAndStillAnswers) {
   for (int i = 0; i < 5; ++i) {
     const Clock::time_point start = Clock::now();
     EXPECT_THAT(Get(port_, "/"), StartsWith("HTTP/1.1 200 OK"));
-    EXPECT_LT(SecondsSince(start), 2.0);
+    EXPECT_LT(SecondsSince(start), 4.0);
     EXPECT_LE(server_->open_connections(), 64);
   }
 }
@@ -126,7 +129,7 @@ TEST_F(HttpServerTest, SlowlorisAndIdleConnectionsDoNotDelayARequest) {
   while (Clock::now() < until) {
     const Clock::time_point start = Clock::now();
     EXPECT_THAT(Get(port_, "/"), StartsWith("HTTP/1.1 200 OK"));
-    EXPECT_LT(SecondsSince(start), 2.0);
+    EXPECT_LT(SecondsSince(start), 4.0);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }
@@ -142,7 +145,7 @@ TEST_F(HttpServerTest, ClosesAConnectionWhoseRequestIsLate) {
     const Clock::time_point start = Clock::now();
     char byte;
     EXPECT_EQ(recv(fd, &byte, 1, 0), 0) << "not closed: '" << bytes << "'";
-    EXPECT_LT(SecondsSince(start), 2.0);
+    EXPECT_LT(SecondsSince(start), 4.0);
     close(fd);
   }
 }
@@ -173,7 +176,7 @@ TEST_F(HttpServerTest, CutsAResponseTheClientDoesNotTake) {
   ASSERT_EQ(wait_for(1), 1);
   EXPECT_EQ(wait_for(0), 0);
   EXPECT_GT(SecondsSince(start), 0.4);
-  EXPECT_LT(SecondsSince(start), 2.0);
+  EXPECT_LT(SecondsSince(start), 4.0);
   close(fd);
 }
 
@@ -189,7 +192,7 @@ TEST_F(HttpServerTest, StopsAtOnceWithRequestsInFlight) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const Clock::time_point start = Clock::now();
   server_->Stop();
-  EXPECT_LT(SecondsSince(start), 1.0);
+  EXPECT_LT(SecondsSince(start), 3.0);
   EXPECT_EQ(server_->open_connections(), 0);
   slow.join();
   close(reader);
