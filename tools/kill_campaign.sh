@@ -25,10 +25,16 @@ snapshot() { (cd "$1" && find . -type f ! -name .lock -exec sha256sum {} + | sor
 done_kills=0 campaigns=0 refused=0 bad=0
 run_killed() {  # DIR EXTRA...: runs, kills at a random moment; 0 if it finished first
   local dir=$1; shift
-  "$trainer" "${A[@]}" --out="$dir" "$@" >>"$dir.log" 2>&1 &
+  # In a process group of its own, killed whole: the trainer and the
+  # gnuplot it may be running for metrics.png, as a crash would end both.
+  setsid "$trainer" "${A[@]}" --out="$dir" "$@" >>"$dir.log" 2>&1 &
   local pid=$!
   sleep "$(awk -v r=$RANDOM -v t=$run_ms 'BEGIN{printf "%.3f", r/32768*t/1000}')"
-  if kill -9 "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null; done_kills=$((done_kills+1)); return 1; fi
+  if kill -9 -- "-$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    done_kills=$((done_kills+1))
+    return 1
+  fi
   wait "$pid"
 }
 while ((done_kills < kills)); do
@@ -36,19 +42,28 @@ while ((done_kills < kills)); do
   dir="$tmp/c$campaigns"
   run_killed "$dir" && continue  # finished before the kill: no case
   while :; do
-    if [[ -e "$dir/model.safetensors" || -e "$dir/train_state.safetensors" || -e "$dir/model.safetensors.pending" ]]; then
+    # A directory that holds a run (a checkpoint or metrics) must refuse a
+    # start without --resume and keep every byte; one with only the pending
+    # weights of a first save that never committed holds no run.
+    if [[ -e "$dir/model.safetensors" || -e "$dir/train_state.safetensors" ||
+          -e "$dir/metrics.csv" ]]; then
       before=$(snapshot "$dir")
       "$trainer" "${A[@]}" --out="$dir" >"$dir.refused" 2>&1
       rc=$?
       after=$(snapshot "$dir")
       if ((rc != 1)) || [[ "$before" != "$after" ]]; then
-        echo "FAIL: run without --resume in $dir: exit $rc, directory changed: $([[ "$before" != "$after" ]] && echo yes || echo no)"; tail -2 "$dir.refused"; bad=$((bad+1))
+        echo "FAIL: run without --resume in $dir: exit $rc; changed:"
+        diff <(echo "$before") <(echo "$after")
+        tail -2 "$dir.refused"
+        bad=$((bad+1))
       else
         refused=$((refused+1))
       fi
+    fi
+    if [[ -e "$dir/model.safetensors" || -e "$dir/train_state.safetensors" ]]; then
       resume=(--resume)
     else
-      resume=(--overwrite)  # killed before its first checkpoint
+      resume=(--overwrite)  # killed before its first checkpoint committed
     fi
     run_killed "$dir" "${resume[@]}" && break
     ((done_kills < kills + 20)) || break
