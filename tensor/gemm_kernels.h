@@ -7,7 +7,12 @@
 // gemm_kernels_avx512_bf16.cc with AVX512-BF16 too, gemm_kernels_amx.cc with
 // AMX-TILE and AMX-BF16) whatever the build's -march, so one binary holds every
 // path and gemm.cc picks one at run time (tensor/cpu.h). A kernel runs only
-// where ActiveIsa() allows it.
+// where ActiveIsa() allows it. gemm.cc builds each path's descriptor
+// (GemmPath: these kernels with their blocking and packers) from the
+// declarations here.
+//
+// This header belongs to //tensor:gemm_kernels alone; the per-ISA libraries
+// (//tensor:gemm_kernels_<isa>) depend on it and define what it declares.
 //
 // These files include nothing but <immintrin.h>, <cstdint> and headers of
 // internal-linkage helpers (gemm_kernels_avx512_tile.h), and define plain
@@ -73,9 +78,12 @@ Bf16MicroKernel Avx512Bf16MicroKernel();
 // contiguous), B panel [kc / 2][32][2]; kc a multiple of 32.
 Bf16MicroKernel AmxMicroKernel();
 
-// Whether AmxMicroKernel computes the tile instructions in C++
-// (:gemm_kernels_amx_emulated), which need no tile data from Linux.
-bool AmxEmulated();
+// The same kernel with the tile instructions computed in C++, defined only
+// by the testonly //tensor:gemm_kernels_amx_emulated (gemm_kernels_amx.cc
+// built with DIVE_AMX_EMULATE): where a binary links it, the AMX path runs it
+// instead of AmxMicroKernel, and needs no tile data from Linux. Elsewhere its
+// address is null.
+Bf16MicroKernel AmxEmulatedMicroKernel() __attribute__((weak));
 
 // dst[p * ld + j] = src[j * lds + p] for p, j < 16, through registers.
 void Avx512Transpose16x16(const float* src, int64_t lds, float* dst,

@@ -14,9 +14,11 @@
 //   tmm6 B[k, 0:16]      tmm7 B[k, 16:32]        (16 pairs per row)
 //
 // Built with DIVE_AMX_EMULATE (the testonly :gemm_kernels_amx_emulated) the
-// tile instructions are computed in C++ instead, so the layouts, the edges
-// and the GEMM's use of this kernel are tested on CPUs without AMX; the
-// instructions themselves run only on CPUs that have them.
+// tile instructions are computed in C++ instead, and the kernel is
+// AmxEmulatedMicroKernel, which the GEMM's AMX path takes where it is linked:
+// so the layouts, the edges and the GEMM's use of this kernel are tested on
+// CPUs without AMX; the instructions themselves run only on CPUs that have
+// them.
 
 #include <immintrin.h>
 
@@ -197,16 +199,14 @@ void Release() { DIVE_TILE_RELEASE(); }
 
 }  // namespace
 
+#ifdef DIVE_AMX_EMULATE
+Bf16MicroKernel AmxEmulatedMicroKernel() {
+  return {kMr, kNr, 32, &Kernel32x32, &Configure, &Release};
+}
+#else
 Bf16MicroKernel AmxMicroKernel() {
   return {kMr, kNr, 32, &Kernel32x32, &Configure, &Release};
 }
-
-bool AmxEmulated() {
-#ifdef DIVE_AMX_EMULATE
-  return true;
-#else
-  return false;
 #endif
-}
 
 }  // namespace dive::gemm_internal
