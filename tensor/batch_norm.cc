@@ -1,18 +1,18 @@
 #include "tensor/batch_norm.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "tensor/kernel_util.h"
+#include "tensor/parallel.h"
 
 namespace dive {
 namespace {
 
+using kernel_internal::ParallelFor;
 using kernel_internal::SumDouble;
-using kernel_internal::ThreadSlab;
+using kernel_internal::ThreadsIf;
 
 // Below this many elements the kernels run on one thread.
 constexpr int64_t kParallelMin = 16384;
@@ -70,27 +70,28 @@ void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
   out->assign(l.c, 0.0);
   double* o = out->data();
   if (l.s > 1) {
-#pragma omp parallel for schedule(static) if (l.numel() > kParallelMin)
-    for (int64_t c = 0; c < l.c; ++c) {
-      double total = 0.0;
-      for (int64_t n = 0; n < l.n; ++n) {
-        const int64_t base = (n * l.c + c) * l.s;
-        total += SumDouble(l.s, [&](int64_t s) { return f(c, base + s); });
-      }
-      o[c] = total;
-    }
+    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t c = begin; c < end; ++c) {
+                    double total = 0.0;
+                    for (int64_t n = 0; n < l.n; ++n) {
+                      const int64_t base = (n * l.c + c) * l.s;
+                      total += SumDouble(
+                          l.s, [&](int64_t s) { return f(c, base + s); });
+                    }
+                    o[c] = total;
+                  }
+                });
   } else {
     // [N, C]: each thread sums a block of channels row by row, so the inner
     // loop runs over contiguous channels.
-#pragma omp parallel if (l.numel() > kParallelMin)
-    {
-      const auto [c0, c1] =
-          ThreadSlab(l.c, 1, omp_get_thread_num(), omp_get_num_threads());
-      for (int64_t n = 0; n < l.n; ++n) {
-        const int64_t base = n * l.c;
-        for (int64_t c = c0; c < c1; ++c) o[c] += f(c, base + c);
-      }
-    }
+    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
+                [&](int64_t c0, int64_t c1, int) {
+                  for (int64_t n = 0; n < l.n; ++n) {
+                    const int64_t base = n * l.c;
+                    for (int64_t c = c0; c < c1; ++c) o[c] += f(c, base + c);
+                  }
+                });
   }
 }
 
@@ -98,17 +99,21 @@ void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
 template <typename F>
 void PerChannelApply(const Layout& l, F f) {
   if (l.s > 1) {
-#pragma omp parallel for schedule(static) if (l.numel() > kParallelMin)
-    for (int64_t q = 0; q < l.n * l.c; ++q) {
-      const int64_t c = q % l.c, base = q * l.s;
-      for (int64_t s = 0; s < l.s; ++s) f(c, base + s);
-    }
+    ParallelFor(l.n * l.c, ThreadsIf(l.numel() > kParallelMin),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t q = begin; q < end; ++q) {
+                    const int64_t c = q % l.c, base = q * l.s;
+                    for (int64_t s = 0; s < l.s; ++s) f(c, base + s);
+                  }
+                });
   } else {
-#pragma omp parallel for schedule(static) if (l.numel() > kParallelMin)
-    for (int64_t n = 0; n < l.n; ++n) {
-      const int64_t base = n * l.c;
-      for (int64_t c = 0; c < l.c; ++c) f(c, base + c);
-    }
+    ParallelFor(l.n, ThreadsIf(l.numel() > kParallelMin),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t n = begin; n < end; ++n) {
+                    const int64_t base = n * l.c;
+                    for (int64_t c = 0; c < l.c; ++c) f(c, base + c);
+                  }
+                });
   }
 }
 

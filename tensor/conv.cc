@@ -29,6 +29,7 @@ using kernel_internal::ParallelFor;
 using kernel_internal::Scratch;
 using kernel_internal::Shapes;
 using kernel_internal::SumDouble;
+using kernel_internal::ThreadsIf;
 
 ConvGeometry MakeGeometry(const char* op, const Shape& x, const Shape& w,
                           const Conv2dParams& p) {
@@ -284,15 +285,17 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
     const float* pw = w.data();
     float* pf = flipped.data();
     const int64_t taps = g.kh * g.kw;
-#pragma omp parallel for schedule(static) if (g.c * g.oc * taps > (1 << 16))
-    for (int64_t c = 0; c < g.c; ++c) {
-      for (int64_t o = 0; o < g.oc; ++o) {
-        for (int64_t t = 0; t < taps; ++t) {
-          pf[(c * g.oc + o) * taps + t] =
-              pw[(o * g.c + c) * taps + taps - 1 - t];
-        }
-      }
-    }
+    ParallelFor(g.c, ThreadsIf(g.c * g.oc * taps > (1 << 16)),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t c = begin; c < end; ++c) {
+                    for (int64_t o = 0; o < g.oc; ++o) {
+                      for (int64_t t = 0; t < taps; ++t) {
+                        pf[(c * g.oc + o) * taps + t] =
+                            pw[(o * g.c + c) * taps + taps - 1 - t];
+                      }
+                    }
+                  }
+                });
     Conv2dParams q;
     q.pad_h = g.kh - 1 - g.ph;
     q.pad_w = g.kw - 1 - g.pw;
@@ -394,10 +397,14 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   }
   if (used > 1) {
     const float* src = partial.data();
-#pragma omp parallel for schedule(static) if (wsize > (1 << 14))
-    for (int64_t i = 0; i < wsize; ++i) {
-      for (int t = 1; t < used; ++t) pdw[i] += src[(t - 1) * wsize + i];
-    }
+    ParallelFor(wsize, ThreadsIf(wsize > (1 << 14)),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t i = begin; i < end; ++i) {
+                    for (int t = 1; t < used; ++t) {
+                      pdw[i] += src[(t - 1) * wsize + i];
+                    }
+                  }
+                });
   }
   return dw;
 }
@@ -410,14 +417,16 @@ Tensor Conv2dBackwardBias(const Tensor& dy_in) {
   Tensor db = Tensor::Empty({oc});
   const float* pdy = dy.data();
   float* pdb = db.data();
-#pragma omp parallel for schedule(static) if (oc * n * hw > 32768)
-  for (int64_t o = 0; o < oc; ++o) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      sum += SumDouble(pdy + (i * oc + o) * hw, hw);
-    }
-    pdb[o] = static_cast<float>(sum);
-  }
+  ParallelFor(oc, ThreadsIf(oc * n * hw > 32768),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t o = begin; o < end; ++o) {
+                  double sum = 0.0;
+                  for (int64_t i = 0; i < n; ++i) {
+                    sum += SumDouble(pdy + (i * oc + o) * hw, hw);
+                  }
+                  pdb[o] = static_cast<float>(sum);
+                }
+              });
   return db;
 }
 

@@ -463,24 +463,27 @@ Tensor SoftmaxImpl(const char* op, const Tensor& a, int axis, bool log) {
   Tensor out = Tensor::Empty(t.shape());
   const float* p = t.data();
   float* o = out.data();
-#pragma omp parallel for schedule(static) if (rows * len > (1 << 15))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = p + r * len;
-    float* y = o + r * len;
-    const float mx = *std::max_element(x, x + len);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < len; ++i) {
-      y[i] = std::exp(x[i] - mx);
-      sum += y[i];
-    }
-    if (log) {
-      const float lse = std::log(sum);
-      for (int64_t i = 0; i < len; ++i) y[i] = x[i] - mx - lse;
-    } else {
-      const float inv = 1.0f / sum;
-      for (int64_t i = 0; i < len; ++i) y[i] *= inv;
-    }
-  }
+  kernel_internal::ParallelFor(
+      rows, kernel_internal::ThreadsIf(rows * len > (1 << 15)),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t r = begin; r < end; ++r) {
+          const float* x = p + r * len;
+          float* y = o + r * len;
+          const float mx = *std::max_element(x, x + len);
+          float sum = 0.0f;
+          for (int64_t i = 0; i < len; ++i) {
+            y[i] = std::exp(x[i] - mx);
+            sum += y[i];
+          }
+          if (log) {
+            const float lse = std::log(sum);
+            for (int64_t i = 0; i < len; ++i) y[i] = x[i] - mx - lse;
+          } else {
+            const float inv = 1.0f / sum;
+            for (int64_t i = 0; i < len; ++i) y[i] *= inv;
+          }
+        }
+      });
   return last ? out : AxisBack(out, axis);
 }
 

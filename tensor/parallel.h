@@ -1,14 +1,18 @@
 // File: tensor/parallel.h
 // -----------------------------------------------------------------------------
 //
-// Internal to //tensor: the one parallel loop of the kernels whose workers may
-// reach the GEMM. An OpenMP worker starts with its own thread-locals, so a
-// setting of the thread that starts the region (the matmul precision of
-// tensor/gemm.h, set around a training step under --precision=bf16) would be
-// lost in the workers, and their products silently computed in float32.
-// ParallelFor captures the caller's settings once (ThreadContext) and
-// installs them in each worker for the region; no kernel copies a setting by
-// hand. Not part of the API: the names may change with the kernels.
+// Internal to //tensor: the parallel loop of the kernels; every parallel
+// region of conv.cc, ops.cc, pool.cc and batch_norm.cc, and any whose
+// workers may reach the GEMM, runs through it. An OpenMP worker starts with
+// its own thread-locals, so a setting of the thread that starts the region
+// (the matmul precision of tensor/gemm.h, set around a training step under
+// --precision=bf16) would be lost in the workers, and their products
+// silently computed in float32. ParallelFor captures the caller's settings
+// once (ThreadContext) and installs them in each worker for the region; no
+// kernel copies a setting by hand. (The GEMM's own regions are handed the
+// precision: in the GemmLhs or as an argument. strided.h's elementwise loop,
+// below the GEMM in the build graph, never reaches it and stays plain
+// OpenMP.) Not part of the API: the names may change with the kernels.
 //
 // Example (one GEMM per image, each worker with its own scratch buffer):
 //
@@ -60,6 +64,12 @@ inline std::pair<int64_t, int64_t> StaticRange(int64_t n, int t, int workers) {
   const int64_t q = n / workers, r = n % workers;
   const int64_t begin = t * q + std::min<int64_t>(t, r);
   return {begin, begin + q + (t < r ? 1 : 0)};
+}
+
+// The threads for a region worth parallelizing only when `worth_it` (the
+// `if` clause of an OpenMP region): all of them, or 1.
+inline int ThreadsIf(bool worth_it) {
+  return worth_it ? omp_get_max_threads() : 1;
 }
 
 // Runs body(begin, end, thread) over [0, n) on `threads` threads (fewer if

@@ -1,7 +1,5 @@
 #include "tensor/pool.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +11,7 @@
 #include "glog/logging.h"
 #include "tensor/cpu.h"
 #include "tensor/kernel_util.h"
+#include "tensor/parallel.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -24,6 +23,8 @@ namespace {
 using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
 using kernel_internal::OutSize;
+using kernel_internal::ParallelFor;
+using kernel_internal::ThreadsIf;
 using kernel_internal::ValidRange;
 
 }  // namespace
@@ -186,42 +187,43 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   float* py = y.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   [[maybe_unused]] const bool avx512 = ActiveIsa() >= Isa::kAvx512;
-#pragma omp parallel if (g.planes * out_plane > 4096)
-  {
-    // Indices go here when the caller does not want them.
-    std::vector<int64_t> scratch(pidx == nullptr ? g.ow : 0);
-#pragma omp for schedule(static)
-    for (int64_t q = 0; q < g.planes; ++q) {
-      const float* xq = px + q * in_plane;
-      // Row by row: every output of row i starts at -inf (with the index of
-      // its first valid input), then sees its window's inputs in (ih, iw)
-      // order, one loop over the whole output row per (ih, kernel column).
-      for (int64_t i = 0; i < g.oh; ++i) {
-        float* yr = py + q * out_plane + i * g.ow;
-        int64_t* ir =
-            pidx == nullptr ? scratch.data() : pidx + q * out_plane + i * g.ow;
-        const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
-        const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+  ParallelFor(
+      g.planes, ThreadsIf(g.planes * out_plane > 4096),
+      [&](int64_t begin, int64_t end, int) {
+        // Indices go here when the caller does not want them.
+        std::vector<int64_t> scratch(pidx == nullptr ? g.ow : 0);
+        for (int64_t q = begin; q < end; ++q) {
+          const float* xq = px + q * in_plane;
+          // Row by row: every output of row i starts at -inf (with the index of
+          // its first valid input), then sees its window's inputs in (ih, iw)
+          // order, one loop over the whole output row per (ih, kernel column).
+          for (int64_t i = 0; i < g.oh; ++i) {
+            float* yr = py + q * out_plane + i * g.ow;
+            int64_t* ir = pidx == nullptr ? scratch.data()
+                                          : pidx + q * out_plane + i * g.ow;
+            const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+            const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
 #ifdef __AVX512F__
-        if (avx512 && g.sw <= 2) {
-          MaxPoolRowVector(g, xq, h0, h1, yr, pidx == nullptr ? nullptr : ir);
-          continue;
-        }
+            if (avx512 && g.sw <= 2) {
+              MaxPoolRowVector(g, xq, h0, h1, yr,
+                               pidx == nullptr ? nullptr : ir);
+              continue;
+            }
 #endif
-        for (int64_t j = 0; j < g.ow; ++j) {
-          yr[j] = -std::numeric_limits<float>::infinity();
-          ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);
-        }
-        for (int64_t ih = h0; ih < h1; ++ih) {
-          for (int64_t b = 0; b < g.kw; ++b) {
-            int64_t jlo, jhi;
-            ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
-            MaxPoolRow(xq, ih * g.w, b - g.pw, g.sw, jlo, jhi, yr, ir);
+            for (int64_t j = 0; j < g.ow; ++j) {
+              yr[j] = -std::numeric_limits<float>::infinity();
+              ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);
+            }
+            for (int64_t ih = h0; ih < h1; ++ih) {
+              for (int64_t b = 0; b < g.kw; ++b) {
+                int64_t jlo, jhi;
+                ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+                MaxPoolRow(xq, ih * g.w, b - g.pw, g.sw, jlo, jhi, yr, ir);
+              }
+            }
           }
         }
-      }
-    }
-  }
+      });
   if (argmax != nullptr) *argmax = idx;
   return y;
 }
@@ -248,17 +250,20 @@ Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
   const float* pdy = dy.data();
   const int64_t* pidx = argmax.data<int64_t>();
   float* pdx = dx.data();
-#pragma omp parallel for schedule(static) if (planes * out_plane > 4096)
-  for (int64_t q = 0; q < planes; ++q) {
-    const float* dyq = pdy + q * out_plane;
-    const int64_t* iq = pidx + q * out_plane;
-    float* dxq = pdx + q * in_plane;
-    for (int64_t k = 0; k < out_plane; ++k) {
-      DCHECK(iq[k] >= 0 && iq[k] < in_plane)
-          << kOp << ": argmax " << iq[k] << " outside a plane of " << in_plane;
-      dxq[iq[k]] += dyq[k];
-    }
-  }
+  ParallelFor(planes, ThreadsIf(planes * out_plane > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t q = begin; q < end; ++q) {
+                  const float* dyq = pdy + q * out_plane;
+                  const int64_t* iq = pidx + q * out_plane;
+                  float* dxq = pdx + q * in_plane;
+                  for (int64_t k = 0; k < out_plane; ++k) {
+                    DCHECK(iq[k] >= 0 && iq[k] < in_plane)
+                        << kOp << ": argmax " << iq[k] << " outside a plane of "
+                        << in_plane;
+                    dxq[iq[k]] += dyq[k];
+                  }
+                }
+              });
   return dx;
 }
 
@@ -274,58 +279,65 @@ Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
   if (Tiling(g)) {
     // Each input read once: y[i, j] = scale * sum of its kh x kw tile.
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
-    for (int64_t q = 0; q < g.planes; ++q) {
-      for (int64_t i = 0; i < g.oh; ++i) {
-        const float* __restrict xr = px + q * in_plane + i * g.kh * g.w;
-        float* __restrict yr = py + q * out_plane + i * g.ow;
-        if (g.kw == 2) {  // LeNet's and most CNNs' 2x2 pooling
-          for (int64_t j = 0; j < g.ow; ++j) {
-            float sum = 0.0f;
-            for (int64_t a = 0; a < g.kh; ++a) {
-              sum += xr[a * g.w + 2 * j] + xr[a * g.w + 2 * j + 1];
-            }
-            yr[j] = sum * scale;
-          }
-        } else {
-          for (int64_t j = 0; j < g.ow; ++j) {
-            float sum = 0.0f;
-            for (int64_t a = 0; a < g.kh; ++a) {
-              for (int64_t b = 0; b < g.kw; ++b) {
-                sum += xr[a * g.w + j * g.kw + b];
+    ParallelFor(
+        g.planes, ThreadsIf(g.planes * out_plane > 4096),
+        [&](int64_t begin, int64_t end, int) {
+          for (int64_t q = begin; q < end; ++q) {
+            for (int64_t i = 0; i < g.oh; ++i) {
+              const float* __restrict xr = px + q * in_plane + i * g.kh * g.w;
+              float* __restrict yr = py + q * out_plane + i * g.ow;
+              if (g.kw == 2) {  // LeNet's and most CNNs' 2x2 pooling
+                for (int64_t j = 0; j < g.ow; ++j) {
+                  float sum = 0.0f;
+                  for (int64_t a = 0; a < g.kh; ++a) {
+                    sum += xr[a * g.w + 2 * j] + xr[a * g.w + 2 * j + 1];
+                  }
+                  yr[j] = sum * scale;
+                }
+              } else {
+                for (int64_t j = 0; j < g.ow; ++j) {
+                  float sum = 0.0f;
+                  for (int64_t a = 0; a < g.kh; ++a) {
+                    for (int64_t b = 0; b < g.kw; ++b) {
+                      sum += xr[a * g.w + j * g.kw + b];
+                    }
+                  }
+                  yr[j] = sum * scale;
+                }
               }
             }
-            yr[j] = sum * scale;
           }
-        }
-      }
-    }
+        });
     return y;
   }
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
-  for (int64_t q = 0; q < g.planes; ++q) {
-    const float* xq = px + q * in_plane;
-    for (int64_t i = 0; i < g.oh; ++i) {
-      float* yr = py + q * out_plane + i * g.ow;
-      const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
-      const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
-      std::fill(yr, yr + g.ow, 0.0f);
-      for (int64_t ih = h0; ih < h1; ++ih) {
-        const float* xr = xq + ih * g.w;
-        for (int64_t b = 0; b < g.kw; ++b) {
-          int64_t jlo, jhi;
-          ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
-          const int64_t off = b - g.pw;
-          if (g.sw == 1) {
-            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j + off];
-          } else {
-            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j * g.sw + off];
-          }
-        }
-      }
-      for (int64_t j = 0; j < g.ow; ++j) yr[j] *= scale;
-    }
-  }
+  ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t q = begin; q < end; ++q) {
+                  const float* xq = px + q * in_plane;
+                  for (int64_t i = 0; i < g.oh; ++i) {
+                    float* yr = py + q * out_plane + i * g.ow;
+                    const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+                    const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+                    std::fill(yr, yr + g.ow, 0.0f);
+                    for (int64_t ih = h0; ih < h1; ++ih) {
+                      const float* xr = xq + ih * g.w;
+                      for (int64_t b = 0; b < g.kw; ++b) {
+                        int64_t jlo, jhi;
+                        ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+                        const int64_t off = b - g.pw;
+                        if (g.sw == 1) {
+                          for (int64_t j = jlo; j < jhi; ++j)
+                            yr[j] += xr[j + off];
+                        } else {
+                          for (int64_t j = jlo; j < jhi; ++j)
+                            yr[j] += xr[j * g.sw + off];
+                        }
+                      }
+                    }
+                    for (int64_t j = 0; j < g.ow; ++j) yr[j] *= scale;
+                  }
+                }
+              });
   return y;
 }
 
@@ -346,56 +358,60 @@ Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
   if (tiling) {
     // Each input written once: its tile's scaled gradient (0 for the rows
     // and columns past the last whole tile).
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 4096)
-    for (int64_t q = 0; q < g.planes; ++q) {
-      float* dxq = pdx + q * in_plane;
-      for (int64_t i = 0; i < g.oh; ++i) {
-        const float* __restrict dyr = pdy + q * out_plane + i * g.ow;
-        for (int64_t a = 0; a < g.kh; ++a) {
-          float* __restrict dxr = dxq + (i * g.kh + a) * g.w;
-          if (g.kw == 2) {
-            for (int64_t j = 0; j < g.ow; ++j) {
-              dxr[2 * j] = dxr[2 * j + 1] = dyr[j] * scale;
-            }
-          } else {
-            for (int64_t j = 0; j < g.ow; ++j) {
-              for (int64_t b = 0; b < g.kw; ++b) {
-                dxr[j * g.kw + b] = dyr[j] * scale;
-              }
-            }
-          }
-          std::fill(dxr + g.ow * g.kw, dxr + g.w, 0.0f);
-        }
-      }
-      std::fill(dxq + g.oh * g.kh * g.w, dxq + in_plane, 0.0f);
-    }
+    ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
+                [&](int64_t begin, int64_t end, int) {
+                  for (int64_t q = begin; q < end; ++q) {
+                    float* dxq = pdx + q * in_plane;
+                    for (int64_t i = 0; i < g.oh; ++i) {
+                      const float* __restrict dyr =
+                          pdy + q * out_plane + i * g.ow;
+                      for (int64_t a = 0; a < g.kh; ++a) {
+                        float* __restrict dxr = dxq + (i * g.kh + a) * g.w;
+                        if (g.kw == 2) {
+                          for (int64_t j = 0; j < g.ow; ++j) {
+                            dxr[2 * j] = dxr[2 * j + 1] = dyr[j] * scale;
+                          }
+                        } else {
+                          for (int64_t j = 0; j < g.ow; ++j) {
+                            for (int64_t b = 0; b < g.kw; ++b) {
+                              dxr[j * g.kw + b] = dyr[j] * scale;
+                            }
+                          }
+                        }
+                        std::fill(dxr + g.ow * g.kw, dxr + g.w, 0.0f);
+                      }
+                    }
+                    std::fill(dxq + g.oh * g.kh * g.w, dxq + in_plane, 0.0f);
+                  }
+                });
     return dx;
   }
-#pragma omp parallel if (g.planes * out_plane > 4096)
-  {
-    std::vector<float> scaled(g.ow);
-#pragma omp for schedule(static)
-    for (int64_t q = 0; q < g.planes; ++q) {
-      float* dxq = pdx + q * in_plane;
-      for (int64_t i = 0; i < g.oh; ++i) {
-        const float* dyr = pdy + q * out_plane + i * g.ow;
-        for (int64_t j = 0; j < g.ow; ++j) scaled[j] = dyr[j] * scale;
-        const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
-        const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
-        for (int64_t ih = h0; ih < h1; ++ih) {
-          float* dxr = dxq + ih * g.w;
-          for (int64_t b = 0; b < g.kw; ++b) {
-            int64_t jlo, jhi;
-            ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
-            // Within one kernel column the outputs write distinct inputs.
-            for (int64_t j = jlo; j < jhi; ++j) {
-              dxr[j * g.sw + b - g.pw] += scaled[j];
-            }
-          }
-        }
-      }
-    }
-  }
+  ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                std::vector<float> scaled(g.ow);
+                for (int64_t q = begin; q < end; ++q) {
+                  float* dxq = pdx + q * in_plane;
+                  for (int64_t i = 0; i < g.oh; ++i) {
+                    const float* dyr = pdy + q * out_plane + i * g.ow;
+                    for (int64_t j = 0; j < g.ow; ++j)
+                      scaled[j] = dyr[j] * scale;
+                    const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+                    const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+                    for (int64_t ih = h0; ih < h1; ++ih) {
+                      float* dxr = dxq + ih * g.w;
+                      for (int64_t b = 0; b < g.kw; ++b) {
+                        int64_t jlo, jhi;
+                        ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+                        // Within one kernel column the outputs write distinct
+                        // inputs.
+                        for (int64_t j = jlo; j < jhi; ++j) {
+                          dxr[j * g.sw + b - g.pw] += scaled[j];
+                        }
+                      }
+                    }
+                  }
+                }
+              });
   return dx;
 }
 
