@@ -3,10 +3,11 @@
 // way):
 //
 //   bazel run //bench:throughput -- --model=lenet --mode=train --steps=20
-//   {"framework": "dive", "model": "lenet", "mode": "train", "batch_size": 256,
-//    "input_size": 28, "lr": 0.9, "threads": 2, "warmup": 3, "steps": 20,
-//    "seconds": 1.23, "examples_per_sec": 4163.2, "baseline_rss_mb": 5.1,
-//    "peak_rss_mb": 61.0, "loss": 2.31}
+//   {"framework":"dive","model":"lenet","mode":"train","batch_size":256,
+//    "input_size":28,"lr":0.9,"threads":2,"warmup":3,"steps":20,
+//    "seconds":1.23,"examples_per_sec":4163.2,"baseline_rss_mb":5.1,
+//    "peak_rss_mb":61.0,"loss":2.31,"precision":"fp32","cpu":"..."}
+//   (one line)
 //
 // --batch_size and --resize default to the model's bench setting
 // (bench/model_bench.h). The first --warmup steps are not timed.
@@ -17,14 +18,12 @@
 // before the model was built.
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_format.h"
 #include "bench/model_bench.h"
 #include "models/zoo.h"
 #include "tensor/cpu.h"
@@ -109,23 +108,25 @@ int Run() {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  // JSON has no NaN: a diverged loss is null.
-  const std::string loss_json = !train ? "null"
-                                : std::isfinite(loss)
-                                    ? absl::StrFormat("%.6g", loss)
-                                    : "null";
-  std::printf(
-      "{\"framework\": \"dive\", \"model\": \"%s\", \"mode\": \"%s\", "
-      "\"batch_size\": %ld, \"input_size\": %ld, \"lr\": %g, \"threads\": %d, "
-      "\"warmup\": %ld, \"steps\": %ld, \"seconds\": %.6f, "
-      "\"examples_per_sec\": %.3f, \"baseline_rss_mb\": %.1f, "
-      "\"peak_rss_mb\": %.1f, \"loss\": %s, \"precision\": \"%s\", "
-      "\"cpu\": %s}\n",
-      spec->name.c_str(), mode.c_str(), setting.batch_size, setting.input_size,
-      spec->recipe.lr, GetNumThreads(), absl::GetFlag(FLAGS_warmup), steps,
-      seconds, steps * setting.batch_size / seconds, baseline_rss,
-      PeakRssBytes() / 1048576.0, loss_json.c_str(), precision.c_str(),
-      JsonQuote(CpuDescription()).c_str());
+  OrderedJson result = OrderedJson::object();
+  result["framework"] = "dive";
+  result["model"] = spec->name;
+  result["mode"] = mode;
+  result["batch_size"] = setting.batch_size;
+  result["input_size"] = setting.input_size;
+  result["lr"] = JsonNumber(spec->recipe.lr, 6);
+  result["threads"] = GetNumThreads();
+  result["warmup"] = absl::GetFlag(FLAGS_warmup);
+  result["steps"] = steps;
+  result["seconds"] = JsonNumber(seconds);
+  result["examples_per_sec"] = JsonNumber(steps * setting.batch_size / seconds);
+  result["baseline_rss_mb"] = JsonNumber(baseline_rss, 6);
+  result["peak_rss_mb"] = JsonNumber(PeakRssBytes() / 1048576.0, 6);
+  // A diverged loss is null (JsonNumber), as is that of inference.
+  result["loss"] = train ? JsonNumber(loss, 6) : OrderedJson(nullptr);
+  result["precision"] = precision;
+  result["cpu"] = CpuDescription();
+  std::printf("%s\n", JsonText(result).c_str());
   return 0;
 }
 

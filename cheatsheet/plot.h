@@ -3,19 +3,21 @@
 //
 // Writes the cheat sheet's figures: data files and a PNG drawn by gnuplot,
 // in an output directory named by the user (`--out`), without ever letting
-// a user-provided string reach gnuplot or a shell.
+// a user-provided string reach gnuplot or a shell. The writing and the
+// drawing are the trainers' own (one implementation of each):
 //
-//   * The directory name is validated (`OpenOutputDir`): not empty, no
+//   * The directory name is validated (`OutputDir::Open`): not empty, no
 //     control characters, not a symbolic link; it is created if missing.
-//   * Every file is written under a fixed name chosen by the program. It is
-//     first created under a fresh temporary name with
-//     O_CREAT|O_EXCL|O_NOFOLLOW (so an existing file or symbolic link is
-//     never opened), then renamed over the final name (rename replaces a
-//     symbolic link, it does not follow it).
-//   * gnuplot runs through fork/execvp (no shell, no popen), with its working
-//     directory set to the output directory, its script (a fixed string of
-//     the program's, naming only the fixed data files) on stdin, and the PNG
-//     read back from its stdout: gnuplot itself opens no output file.
+//   * Every file is written under a fixed name chosen by the program, with
+//     tensor/file_io.h's WriteFileAtomically: aside under "<name>.tmp"
+//     (O_CREAT|O_EXCL|O_NOFOLLOW), then renamed over the final name. A name
+//     that is a symbolic link, or any file but a regular file of this user,
+//     is refused, never followed or replaced.
+//   * gnuplot runs through train/plot.h's WritePng (posix_spawn, no shell),
+//     with its working directory set to the output directory, its script (a
+//     fixed string of the program's, naming only the fixed data files) on
+//     stdin, and the PNG written from its stdout: gnuplot itself opens no
+//     output file.
 //
 // Example:
 //
@@ -23,9 +25,6 @@
 //   if (!dir.ok()) return dir.status();
 //   absl::Status s = dir->WriteFile("curve.dat", "0 1\n1 2\n");
 //   if (s.ok()) s = dir->Plot("plot 'curve.dat' with lines\n", "curve.png");
-//
-// This helper is kept separate from train/plot.cc on purpose (that one draws
-// the trainer's metrics and is being rewritten independently).
 
 #ifndef CHEATSHEET_PLOT_H_
 #define CHEATSHEET_PLOT_H_
@@ -71,17 +70,17 @@ class OutputDir {
 
   // WriteFile()
   //
-  // Writes `contents` to `name` in the directory (temporary name, O_EXCL |
-  // O_NOFOLLOW, fsync, rename). `name` must be a plain file name of the
-  // program's: [A-Za-z0-9_.-], not starting with '.'; InvalidArgument else.
+  // Writes `contents` to `name` in the directory (WriteFileAtomically).
+  // `name` must be a plain file name of the program's: [A-Za-z0-9_.-], not
+  // starting with '.'; InvalidArgument else.
   absl::Status WriteFile(const std::string& name, absl::string_view contents);
 
   // Plot()
   //
   // Runs gnuplot in the directory with "set terminal pngcairo ...", then
   // `script` on stdin, and writes what it prints (the PNG) to `png_name`
-  // with `WriteFile`. Unavailable when gnuplot cannot be started, Internal
-  // when it fails or prints no PNG.
+  // (train::WritePng). Unavailable when gnuplot cannot be started, Internal
+  // when it fails or prints no PNG (`png_name` is then left as it was).
   absl::Status Plot(absl::string_view script, const std::string& png_name,
                     int width = 800, int height = 600);
 

@@ -72,25 +72,26 @@ TEST(PlotTest, OpenCreatesMissingDirectoriesAndRefusesSymlinks) {
   EXPECT_FALSE(OutputDir::Open(file).ok());
 }
 
-TEST(PlotTest, WriteFileReplacesASymlinkInsteadOfFollowingIt) {
+TEST(PlotTest, WriteFileRefusesASymlinkInsteadOfFollowingIt) {
   const std::string dir = TempDir("write");
   absl::StatusOr<OutputDir> out = OutputDir::Open(dir);
   ASSERT_TRUE(out.ok()) << out.status();
   const std::string victim = TempDir("victim.txt");
   std::ofstream(victim) << "precious";
-  ASSERT_EQ(symlink(victim.c_str(), (dir + "/data.dat").c_str()), 0);
+  ASSERT_EQ(symlink(victim.c_str(), (dir + "/link.dat").c_str()), 0);
+
+  const absl::Status s = out->WriteFile("link.dat", "1 2\n3 4\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s;
+  EXPECT_EQ(ReadAll(victim), "precious");
+  EXPECT_TRUE(IsSymlink(dir + "/link.dat"));
 
   ASSERT_TRUE(out->WriteFile("data.dat", "1 2\n3 4\n").ok());
-  EXPECT_EQ(ReadAll(victim), "precious");
-  EXPECT_FALSE(IsSymlink(dir + "/data.dat"));
   EXPECT_EQ(ReadAll(dir + "/data.dat"), "1 2\n3 4\n");
   // Writing again replaces the contents; no temporary file is left behind.
   ASSERT_TRUE(out->WriteFile("data.dat", "5\n").ok());
   EXPECT_EQ(ReadAll(dir + "/data.dat"), "5\n");
-  EXPECT_EQ(access((dir + "/.data.dat.tmp." + std::to_string(getpid()) + ".0")
-                       .c_str(),
-                   F_OK),
-            -1);
+  EXPECT_EQ(access((dir + "/data.dat.tmp").c_str(), F_OK), -1);
 }
 
 TEST(PlotTest, WriteFileTakesOnlyPlainNames) {

@@ -67,18 +67,11 @@ def _check_entry(path, name, info, data_size):
 
 
 def _quote(text):
-    """`text` as a JSON string, as dive's JsonQuote (tensor/json.h) writes
-    it: quotes and backslashes escaped, control characters as \\u00XX."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20:
-            out.append("\\u%04x" % ord(ch))
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    """`text` as a JSON string, as dive's writer (nlohmann/json, through
+    tensor/json.h) writes it: quotes and backslashes escaped, \\b \\f \\n
+    \\r \\t, other control characters as \\u00xx, the rest as is; which is
+    what json.dumps writes without ensure_ascii."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _header_crc(offsets, metadata):

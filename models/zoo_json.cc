@@ -5,22 +5,31 @@
 //
 //   bazel run //models:zoo_json
 //
-//   {"models": [
-//     {"name": "lenet", "description": "...",
-//      "recipe": {"lr": 0.9, "batch_size": 256, "epochs": 10, "input_size":
-//      28}, "min_input_size": 12, "max_input_size": 512, "quick_input_size":
-//      28, "train_target": "//models/lenet:train", "train_flags": []},
-//     ...]}
+//   {
+//    "models": [
+//     {
+//      "name": "lenet",
+//      "description": "...",
+//      "recipe": {
+//       "lr": 0.9,
+//       "batch_size": 256,
+//       "epochs": 10,
+//       "input_size": 28
+//      },
+//      "min_input_size": 12,
+//      "max_input_size": 512,
+//      "quick_input_size": 28,
+//      "train_target": "//models/lenet:train",
+//      "train_flags": []
+//     },
+//     ...
 //
 // Learning rates are written with 6 significant digits (every recipe's is
 // exact in fewer).
 
 #include <cstdio>
-#include <string>
-#include <vector>
+#include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "models/spec.h"
 #include "models/zoo.h"
 #include "tensor/json.h"
@@ -28,32 +37,34 @@
 namespace dive::models {
 namespace {
 
-std::string SpecJson(const ModelSpec& spec) {
-  std::vector<std::string> flags;
-  for (const std::string& flag : spec.train_flags)
-    flags.push_back(JsonQuote(flag));
-  const Recipe& r = spec.recipe;
-  return absl::StrCat(
-      "{\"name\": ", JsonQuote(spec.name),
-      ", \"description\": ", JsonQuote(spec.description),
-      ", \"recipe\": {\"lr\": ", r.lr, ", \"batch_size\": ", r.batch_size,
-      ", \"epochs\": ", r.epochs, ", \"input_size\": ", r.input_size,
-      "}, \"min_input_size\": ", spec.min_input_size,
-      ", \"max_input_size\": ", spec.max_input_size,
-      ", \"quick_input_size\": ", spec.quick_input_size,
-      ", \"train_target\": ", JsonQuote(spec.train_target),
-      ", \"train_flags\": [", absl::StrJoin(flags, ", "), "]}");
+OrderedJson SpecJson(const ModelSpec& spec) {
+  OrderedJson recipe = OrderedJson::object();
+  recipe["lr"] = JsonNumber(spec.recipe.lr, 6);
+  recipe["batch_size"] = spec.recipe.batch_size;
+  recipe["epochs"] = spec.recipe.epochs;
+  recipe["input_size"] = spec.recipe.input_size;
+  OrderedJson j = OrderedJson::object();
+  j["name"] = spec.name;
+  j["description"] = spec.description;
+  j["recipe"] = std::move(recipe);
+  j["min_input_size"] = spec.min_input_size;
+  j["max_input_size"] = spec.max_input_size;
+  j["quick_input_size"] = spec.quick_input_size;
+  j["train_target"] = spec.train_target;
+  j["train_flags"] = spec.train_flags;
+  return j;
 }
 
 }  // namespace
 }  // namespace dive::models
 
 int main() {
-  std::vector<std::string> specs;
+  dive::OrderedJson models = dive::OrderedJson::array();
   for (const dive::models::ModelSpec& spec : dive::models::AllModels()) {
-    specs.push_back(dive::models::SpecJson(spec));
+    models.push_back(dive::models::SpecJson(spec));
   }
-  std::printf("{\"models\": [\n  %s\n]}\n",
-              absl::StrJoin(specs, ",\n  ").c_str());
+  dive::OrderedJson out = dive::OrderedJson::object();
+  out["models"] = std::move(models);
+  std::printf("%s\n", dive::JsonText(out, 1).c_str());
   return 0;
 }

@@ -126,7 +126,7 @@ absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(
   const std::string tmp = path + ".tmp";
   RemoveStaleTemp(path);
   const int fd = ::open(
-      tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;
     struct stat st;
@@ -154,16 +154,7 @@ AtomicFileWriter::~AtomicFileWriter() {
 }
 
 absl::Status AtomicFileWriter::Write(absl::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t w = ::write(fd_, bytes.data(), bytes.size());
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      return absl::InternalError(
-          absl::StrCat("writing ", tmp_, ": ", Errno(w < 0 ? errno : EIO)));
-    }
-    bytes.remove_prefix(static_cast<size_t>(w));
-  }
-  return absl::OkStatus();
+  return WriteFully(fd_, bytes, tmp_);
 }
 
 absl::Status AtomicFileWriter::Sync() {
@@ -185,6 +176,20 @@ absl::Status AtomicFileWriter::Commit() {
   ::close(fd_);
   fd_ = -1;
   SyncDirectoryOf(path_);
+  return absl::OkStatus();
+}
+
+absl::Status WriteFully(int fd, absl::string_view bytes,
+                        absl::string_view what) {
+  while (!bytes.empty()) {
+    const ssize_t w = ::write(fd, bytes.data(), bytes.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      return absl::InternalError(
+          absl::StrCat("writing ", what, ": ", Errno(w < 0 ? errno : EIO)));
+    }
+    bytes.remove_prefix(static_cast<size_t>(w));
+  }
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 //     (a symlink, a device, a directory, another user's file): nothing we
 //     write replaces a file we did not create. A stale "<path>.tmp" of this
 //     user (a killed write) is removed; anyone else's is an error.
+//   * `WriteFully` writes a whole buffer to a descriptor (a pipe, a memfd).
 //   * `ReadRegularFile` opens without following a final symlink when asked,
 //     accepts regular files only (not /dev/zero, a FIFO or a directory) and
 //     checks the size against a limit before allocating.
@@ -44,7 +45,8 @@ class AtomicFileWriter {
   // Removes the temporary file unless Commit succeeded.
   ~AtomicFileWriter();
 
-  // The temporary file, open for writing.
+  // The temporary file, open for reading and writing (a caller may check
+  // what another process wrote into it before committing).
   int fd() const { return fd_; }
   const std::string& temp_path() const { return tmp_; }
 
@@ -63,6 +65,11 @@ class AtomicFileWriter {
   std::string path_, tmp_;
   int fd_ = -1;
 };
+
+// Writes all of `bytes` to the open descriptor `fd`, retrying short writes
+// and EINTR; `what` names it in errors: "writing <what>: <errno message>".
+absl::Status WriteFully(int fd, absl::string_view bytes,
+                        absl::string_view what);
 
 // Writes `contents` to `path` with an AtomicFileWriter.
 absl::Status WriteFileAtomically(const std::string& path,

@@ -3,9 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -13,7 +11,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "tensor/file_io.h"
 #include "tensor/json.h"
 #include "tensor/text.h"
@@ -28,6 +25,9 @@ constexpr char kHeaderChecksumKey[] = "dive.header_crc32";
 // Header larger than this is rejected before allocating (the reference
 // implementation uses the same 100 MB bound).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// The format nests 3 deep (header, tensor entry, shape); more is refused
+// while reading, before anything is built.
+constexpr int kMaxHeaderDepth = 16;
 
 const char* DTypeCode(DType dtype) {
   switch (dtype) {
@@ -50,161 +50,6 @@ bool ParseDTypeCode(absl::string_view code, DType* dtype) {
   }
   return false;
 }
-
-// ---- A minimal JSON reader for the safetensors header -----------------------
-// Values are strings, non-negative integers, arrays and objects: exactly what
-// the format uses. Anything else is an error.
-
-struct Json {
-  enum class Kind { kString, kNumber, kArray, kObject } kind;
-  std::string str;
-  uint64_t num = 0;
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> fields;
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(absl::string_view s) : s_(s) {}
-
-  absl::StatusOr<Json> ParseDocument() {
-    Json v;
-    if (absl::Status st = ParseValue(&v, 0); !st.ok()) return st;
-    SkipSpace();
-    if (pos_ != s_.size()) return Error("trailing characters after JSON");
-    return v;
-  }
-
- private:
-  absl::Status Error(absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " at header byte ", pos_));
-  }
-  void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' ||
-                                s_[pos_] == '\t' || s_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-  bool Consume(char c) {
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-
-  absl::Status ParseValue(Json* v, int depth) {
-    if (depth > 16) return Error("JSON nested too deeply");
-    SkipSpace();
-    if (pos_ >= s_.size()) return Error("unexpected end of JSON");
-    const char c = s_[pos_];
-    if (c == '"') {
-      v->kind = Json::Kind::kString;
-      return ParseString(&v->str);
-    }
-    if (c >= '0' && c <= '9') {
-      v->kind = Json::Kind::kNumber;
-      uint64_t n = 0;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-        const uint64_t d = s_[pos_++] - '0';
-        if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) {
-          return Error("integer overflow in JSON");
-        }
-        n = n * 10 + d;
-      }
-      v->num = n;
-      return absl::OkStatus();
-    }
-    if (c == '[') {
-      ++pos_;
-      v->kind = Json::Kind::kArray;
-      if (Consume(']')) return absl::OkStatus();
-      do {
-        v->items.emplace_back();
-        if (absl::Status st = ParseValue(&v->items.back(), depth + 1);
-            !st.ok()) {
-          return st;
-        }
-      } while (Consume(','));
-      return Consume(']') ? absl::OkStatus() : Error("expected ']'");
-    }
-    if (c == '{') {
-      ++pos_;
-      v->kind = Json::Kind::kObject;
-      if (Consume('}')) return absl::OkStatus();
-      do {
-        SkipSpace();
-        std::string key;
-        if (absl::Status st = ParseString(&key); !st.ok()) return st;
-        if (!Consume(':')) return Error("expected ':'");
-        v->fields.emplace_back(std::move(key), Json{});
-        if (absl::Status st = ParseValue(&v->fields.back().second, depth + 1);
-            !st.ok()) {
-          return st;
-        }
-      } while (Consume(','));
-      return Consume('}') ? absl::OkStatus() : Error("expected '}'");
-    }
-    return Error(absl::StrCat("unexpected character '",
-                              Printable(std::string(1, c)), "' in JSON"));
-  }
-
-  absl::Status ParseString(std::string* out) {
-    if (pos_ >= s_.size() || s_[pos_] != '"') return Error("expected string");
-    ++pos_;
-    while (pos_ < s_.size() && s_[pos_] != '"') {
-      char c = s_[pos_++];
-      if (c == '\\') {
-        if (pos_ >= s_.size()) break;
-        const char e = s_[pos_++];
-        switch (e) {
-          case '"':
-          case '\\':
-          case '/':
-            c = e;
-            break;
-          case 'n':
-            c = '\n';
-            break;
-          case 't':
-            c = '\t';
-            break;
-          case 'r':
-            c = '\r';
-            break;
-          case 'b':
-            c = '\b';
-            break;
-          case 'f':
-            c = '\f';
-            break;
-          case 'u': {
-            uint32_t code = 0;
-            if (pos_ + 4 > s_.size() ||
-                !absl::SimpleHexAtoi(s_.substr(pos_, 4), &code)) {
-              return Error("bad \\u escape");
-            }
-            pos_ += 4;
-            if (code >= 0x80) return Error("non-ASCII \\u escape");
-            c = static_cast<char>(code);
-            break;
-          }
-          default:
-            return Error("bad escape in string");
-        }
-      }
-      out->push_back(c);
-    }
-    if (pos_ >= s_.size()) return Error("unterminated string");
-    ++pos_;
-    return absl::OkStatus();
-  }
-
-  absl::string_view s_;
-  size_t pos_ = 0;
-};
 
 uint32_t Crc32(absl::string_view bytes) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -231,19 +76,18 @@ struct TensorEntry {
 // dtype, shape, offset or metadata value changes the text.
 std::string HeaderJson(const std::vector<TensorEntry>& entries,
                        const std::map<std::string, std::string>& metadata) {
-  std::vector<std::string> meta;
-  for (const auto& [k, v] : metadata) {
-    meta.push_back(absl::StrCat(JsonQuote(k), ":", JsonQuote(v)));
-  }
-  std::vector<std::string> parts = {
-      absl::StrCat("\"__metadata__\":{", absl::StrJoin(meta, ","), "}")};
+  OrderedJson header = OrderedJson::object();
+  OrderedJson& meta = header["__metadata__"] = OrderedJson::object();
+  for (const auto& [k, v] : metadata) meta[k] = v;
   for (const TensorEntry& e : entries) {
-    parts.push_back(
-        absl::StrCat(JsonQuote(e.name), ":{\"dtype\":\"", DTypeCode(e.dtype),
-                     "\",\"shape\":[", absl::StrJoin(e.shape.dims(), ","),
-                     "],\"data_offsets\":[", e.begin, ",", e.end, "]}"));
+    OrderedJson shape = OrderedJson::array();
+    for (const int64_t d : e.shape.dims()) shape.push_back(d);
+    OrderedJson& entry = header[e.name] = OrderedJson::object();
+    entry["dtype"] = DTypeCode(e.dtype);
+    entry["shape"] = std::move(shape);
+    entry["data_offsets"] = OrderedJson::array({e.begin, e.end});
   }
-  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+  return JsonText(header);
 }
 
 // OK when `metadata` has no header checksum (files of other writers, and of
@@ -286,6 +130,8 @@ SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
   for (const auto& [name, tensor] : file.tensors) {
     CHECK(tensor.defined())
         << "SerializeSafetensors: tensor '" << name << "' is undefined";
+    CHECK(name != "__metadata__")
+        << "SerializeSafetensors: \"__metadata__\" is not a tensor name";
     const Tensor c = tensor.Contiguous();
     const size_t nbytes = c.numel() * DTypeSize(c.dtype());
     const uint64_t begin = data.size();
@@ -348,75 +194,71 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
                              bytes.size() - 8, " bytes after it"));
   }
   absl::StatusOr<Json> header =
-      JsonParser(bytes.substr(8, header_len)).ParseDocument();
+      ParseJson(bytes.substr(8, header_len), kMaxHeaderDepth);
   if (!header.ok()) {
     return fail(
         absl::StrCat("invalid JSON header: ", header.status().message()));
   }
-  if (header->kind != Json::Kind::kObject) {
-    return fail("header is not a JSON object");
-  }
+  if (!header->is_object()) return fail("header is not a JSON object");
   const absl::string_view data = bytes.substr(8 + header_len);
 
+  // Every entry is checked, and the data's coverage, before any tensor is
+  // allocated: together they are at most the data section.
   SafetensorsFile out;
   std::vector<TensorEntry> entries;
-  for (const auto& [name, entry] : header->fields) {
+  for (const auto& item : header->items()) {
+    const std::string& name = item.key();
+    const Json& entry = item.value();
     if (name == "__metadata__") {
-      if (entry.kind != Json::Kind::kObject)
-        return fail("__metadata__ is not an object");
-      for (const auto& [k, v] : entry.fields) {
-        if (v.kind != Json::Kind::kString) {
-          return fail(absl::StrCat("metadata value '", Printable(k),
+      if (!entry.is_object()) return fail("__metadata__ is not an object");
+      for (const auto& field : entry.items()) {
+        if (!field.value().is_string()) {
+          return fail(absl::StrCat("metadata value '", Printable(field.key()),
                                    "' is not a string"));
         }
-        out.metadata[k] = v.str;
+        out.metadata[field.key()] = field.value().get<std::string>();
       }
       continue;
     }
     const std::string where = absl::StrCat("tensor '", Printable(name), "'");
-    if (entry.kind != Json::Kind::kObject)
-      return fail(where + " is not an object");
-    const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
-    for (const auto& [k, v] : entry.fields) {
-      if (k == "dtype")
-        dtype = &v;
-      else if (k == "shape")
-        shape = &v;
-      else if (k == "data_offsets")
-        offsets = &v;
-    }
+    if (!entry.is_object()) return fail(where + " is not an object");
+    const auto dtype = entry.find("dtype");
+    const auto shape = entry.find("shape");
+    const auto offsets = entry.find("data_offsets");
     DType dt;
-    if (dtype == nullptr || dtype->kind != Json::Kind::kString) {
+    if (dtype == entry.end() || !dtype->is_string()) {
       return fail(where + " has no dtype");
     }
-    if (!ParseDTypeCode(dtype->str, &dt)) {
+    if (!ParseDTypeCode(dtype->get_ref<const std::string&>(), &dt)) {
       return fail(absl::StrCat(where, " has unsupported dtype '",
-                               Printable(dtype->str),
+                               Printable(dtype->get_ref<const std::string&>()),
                                "' (supported: F32, I64, I32)"));
     }
-    if (shape == nullptr || shape->kind != Json::Kind::kArray ||
-        shape->items.size() > 8) {
+    if (shape == entry.end() || !shape->is_array() || shape->size() > 8) {
       return fail(where + " has no valid shape (an array of at most 8 dims)");
     }
     Shape s;
     uint64_t numel = 1;
-    for (const Json& d : shape->items) {
-      if (d.kind != Json::Kind::kNumber || d.num > (uint64_t{1} << 40)) {
-        return fail(where + " has an invalid dimension");
+    for (const Json& d : *shape) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 40)) {
+        return fail(absl::StrCat(where, " has an invalid dimension ",
+                                 Printable(JsonText(d), 40),
+                                 " (dimensions are integers up to 2^40)"));
       }
-      if (d.num != 0 && numel > (uint64_t{1} << 40) / d.num) {
+      const uint64_t n = d.get<uint64_t>();
+      if (n != 0 && numel > (uint64_t{1} << 40) / n) {
         return fail(where + " has too many elements");
       }
-      numel *= d.num;
-      s.push_back(static_cast<int64_t>(d.num));
+      numel *= n;
+      s.push_back(static_cast<int64_t>(n));
     }
-    if (offsets == nullptr || offsets->kind != Json::Kind::kArray ||
-        offsets->items.size() != 2 ||
-        offsets->items[0].kind != Json::Kind::kNumber ||
-        offsets->items[1].kind != Json::Kind::kNumber) {
+    if (offsets == entry.end() || !offsets->is_array() ||
+        offsets->size() != 2 || !offsets->front().is_number_unsigned() ||
+        !offsets->back().is_number_unsigned()) {
       return fail(where + " has no valid data_offsets");
     }
-    const uint64_t begin = offsets->items[0].num, end = offsets->items[1].num;
+    const uint64_t begin = offsets->front().get<uint64_t>(),
+                   end = offsets->back().get<uint64_t>();
     if (begin > end || end > data.size()) {
       return fail(absl::StrCat(where, " data_offsets [", begin, ", ", end,
                                "] are outside the ", data.size(),
@@ -427,20 +269,10 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
                                s.ToString(), " of ", DTypeCode(dt), " needs ",
                                numel * DTypeSize(dt)));
     }
-    if (out.tensors.count(name) > 0) {
-      return fail(absl::StrCat(where, " appears twice"));
-    }
-    Tensor t = Tensor::Empty(s, dt);
-    if (numel > 0) {
-      std::memcpy(dt == DType::kFloat32 ? (void*)t.data<float>()
-                  : dt == DType::kInt64 ? (void*)t.data<int64_t>()
-                                        : (void*)t.data<int32_t>(),
-                  data.data() + begin, end - begin);
-    }
-    out.tensors.emplace(name, std::move(t));
     entries.push_back({name, dt, s, begin, end});
   }
-  // The data must be exactly covered, without overlaps or holes.
+  // The data must be exactly covered, without overlaps or holes (so no two
+  // entries share bytes, and the tensors add up to the data section).
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const TensorEntry& e : entries) ranges.emplace_back(e.begin, e.end);
   std::sort(ranges.begin(), ranges.end());
@@ -475,6 +307,16 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
     out.metadata.erase(crc);
     out.checksum_verified = true;
     out.crc32 = actual;
+  }
+  for (const TensorEntry& e : entries) {
+    Tensor t = Tensor::Empty(e.shape, e.dtype);
+    if (e.end > e.begin) {
+      std::memcpy(e.dtype == DType::kFloat32 ? (void*)t.data<float>()
+                  : e.dtype == DType::kInt64 ? (void*)t.data<int64_t>()
+                                             : (void*)t.data<int32_t>(),
+                  data.data() + e.begin, e.end - e.begin);
+    }
+    out.tensors.emplace(e.name, std::move(t));
   }
   return out;
 }

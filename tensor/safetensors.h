@@ -24,7 +24,10 @@
 // silently loading damaged weights. Files from other writers (no checksum)
 // load normally.
 //
-// Every malformed input (short file, bad header length, invalid JSON, unknown
+// The header is read by tensor/json.h's ParseJson (nlohmann/json, strictly):
+// at most 100 MB, nested at most 16 deep, no name twice. Every entry and the
+// data's coverage are checked before any tensor is allocated. Every
+// malformed input (short file, bad header length, invalid JSON, unknown
 // dtype, offsets outside the data or inconsistent with the shape, overlapping
 // or unused data) is a DataLoss / InvalidArgument status naming the file and
 // the problem.

@@ -192,6 +192,29 @@ TEST(Safetensors, HeaderChecksumCoversMetadataNamesShapesAndOffsets) {
       << edited.status();
 }
 
+// The header is the text dive has always written (before it used
+// nlohmann/json too): `__metadata__` first, then the tensors in name order,
+// compact. The header checksum of every file dive wrote covers this text,
+// so it must not change.
+TEST(Safetensors, HeaderTextIsUnchangedSoOlderChecksumsVerify) {
+  constexpr char kGolden[] =
+      R"({"__metadata__":{"dive.crc32":"3162136845",)"
+      R"("dive.header_crc32":"1551674170","epoch":"3"},)"
+      R"("0.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("B.bias":{"dtype":"I64","shape":[],"data_offsets":[8,16]}})";
+  SafetensorsFile f;
+  f.tensors["0.weight"] = Tensor::FromVector({1.5f, -2.0f}, {2});
+  f.tensors["B.bias"] = Tensor::FromInt64Vector({7}, {});
+  f.metadata["epoch"] = "3";
+  const std::string bytes = SerializeSafetensors(f).bytes;
+  EXPECT_EQ(HeaderOf(bytes), std::string(kGolden) + " ");  // padded to 8
+  absl::StatusOr<SafetensorsFile> back =
+      ParseSafetensors(Build(kGolden, bytes.substr(8 + 208)), "golden.st");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->header_verified);
+  EXPECT_TRUE(back->checksum_verified);
+}
+
 TEST(Safetensors, FilesWithOnlyTheDataChecksumStillLoad) {
   // As dive wrote them before the header checksum.
   const std::string bytes = SerializeSafetensors(Sample()).bytes;
@@ -264,6 +287,20 @@ TEST(Safetensors, RejectsMalformedFilesWithClearMessages) {
        Build(R"({"w":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,4]}})",
              "abcd"),
        "integer overflow"},
+      {"tensor named twice",
+       Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+             R"("w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd"),
+       "duplicate key \"w\""},
+      {"nested too deeply", Build(std::string(100000, '['), ""),
+       "nested deeper than 16 levels"},
+      {"fractional dimension",
+       Build(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})",
+             "abcd"),
+       "invalid dimension 1.5"},
+      {"negative offset",
+       Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})",
+             "abcd"),
+       "no valid data_offsets"},
       {"bad metadata",
        Build(R"({"__metadata__":{"a":1}})", ""), "is not a string"},
       {"bad checksum text",

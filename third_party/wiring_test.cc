@@ -32,6 +32,7 @@
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(int, wiring_test_flag, 42, "A flag, to check that absl flags link.");
@@ -54,6 +55,13 @@ TEST(WiringTest, Eigen) {
   Eigen::Vector2f r = m * v;
   EXPECT_FLOAT_EQ(r(0), 3.0f);
   EXPECT_FLOAT_EQ(r(1), 7.0f);
+}
+
+TEST(WiringTest, NlohmannJson) {
+  const nlohmann::json j = nlohmann::json::parse(R"({"a": [1, 2.5, "x"]})",
+                                                 nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j.dump(), R"({"a":[1,2.5,"x"]})");
 }
 
 TEST(WiringTest, AbslStatusAndStrings) {

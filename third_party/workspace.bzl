@@ -41,6 +41,7 @@ def dive_dependencies(dive_path = "."):
     _system_library("openblas", "openblas.BUILD", "/usr/include/x86_64-linux-gnu")
     _system_library("onnx", "onnx.BUILD", "/usr/include/onnx")
     _system_library("httplib", "httplib.BUILD", "/usr/include")
+    _system_library("nlohmann_json", "nlohmann_json.BUILD", "/usr/include/nlohmann")
     _system_library("chartjs", "chartjs.BUILD", "/usr/share/javascript/chart.js")
 
     # Fashion-MNIST (dataset-fashion-mnist), so the data files are real Bazel

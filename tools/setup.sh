@@ -31,6 +31,7 @@ REQUIRED=(
   libonnx-dev           # @onnx: ONNX export (tools/onnx_export.h)
   libprotobuf-dev       # @onnx: the protobuf runtime it is built on
   libcpp-httplib-dev    # @httplib: the training dashboard's HTTP server
+  nlohmann-json3-dev    # @nlohmann_json: JSON (safetensors headers, dashboard)
   libjs-chart.js        # @chartjs: the training dashboard's charts
   chromium              # headless browser of the dashboard test
 )

@@ -1,30 +1,46 @@
 #include "train/plot.h"
 
-#include <fcntl.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "tensor/file_io.h"
+#include "tensor/text.h"
 
 extern char** environ;
 
 namespace dive::train {
 namespace {
 
-// `s` with every character outside [A-Za-z0-9 _.,:()+/-] replaced by '?', in
-// single quotes: nothing in it can end the literal or be expanded by gnuplot
-// (no quotes, backquotes, '@', '$', '\\' or control characters).
-std::string SafeLiteral(absl::string_view s) {
+// The last line that `fd` (gnuplot's standard error) holds, or "".
+std::string LastLine(int fd) {
+  char tail[1024];
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  const off_t from = std::max<off_t>(size - static_cast<off_t>(sizeof(tail)), 0);
+  const ssize_t got = size > 0 ? ::pread(fd, tail, size - from, from) : 0;
+  absl::string_view text(tail, got > 0 ? static_cast<size_t>(got) : 0);
+  text = absl::StripAsciiWhitespace(text);
+  const size_t newline = text.find_last_of('\n');
+  if (newline != absl::string_view::npos) text.remove_prefix(newline + 1);
+  return Printable(absl::StripAsciiWhitespace(text), 200);
+}
+
+}  // namespace
+
+std::string GnuplotQuote(absl::string_view s) {
   std::string out = "'";
   for (char c : s) {
     const bool safe = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
@@ -34,18 +50,88 @@ std::string SafeLiteral(absl::string_view s) {
   return out + "'";
 }
 
-// Writes all of `s` to `fd`.
-bool WriteAll(int fd, absl::string_view s) {
-  while (!s.empty()) {
-    const ssize_t w = ::write(fd, s.data(), s.size());
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    s.remove_prefix(static_cast<size_t>(w));
+absl::Status RunGnuplot(absl::string_view script, int out_fd,
+                        int working_dir_fd) {
+  // The script goes in through an anonymous in-memory file as gnuplot's
+  // stdin: no pipe (no SIGPIPE if gnuplot dies, no deadlock), no temporary
+  // file. Its stderr goes to another, read back for the error message.
+  const int script_fd = memfd_create("gnuplot-script", MFD_CLOEXEC);
+  const int err_fd = memfd_create("gnuplot-stderr", MFD_CLOEXEC);
+  const auto close_both = [&] {
+    if (script_fd >= 0) ::close(script_fd);
+    if (err_fd >= 0) ::close(err_fd);
+  };
+  if (script_fd < 0 || err_fd < 0) {
+    const int err = errno;
+    close_both();
+    return absl::InternalError(absl::StrCat(
+        "cannot start gnuplot: memfd_create: ", std::strerror(err)));
   }
-  return true;
+  if (absl::Status s = WriteFully(script_fd, script, "gnuplot's script");
+      !s.ok() || ::lseek(script_fd, 0, SEEK_SET) != 0) {
+    close_both();
+    return absl::InternalError("cannot start gnuplot: writing its script");
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (working_dir_fd >= 0) {
+    posix_spawn_file_actions_addfchdir_np(&actions, working_dir_fd);
+  }
+  posix_spawn_file_actions_adddup2(&actions, script_fd, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
+  char arg0[] = "gnuplot";
+  char* argv[] = {arg0, nullptr};
+  pid_t pid = -1;
+  const int err =
+      posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(script_fd);
+  absl::Status status;
+  int wait_status = 0;
+  if (err == ENOENT) {
+    status = absl::UnavailableError(
+        "gnuplot is not installed (tools/setup.sh installs gnuplot-nox)");
+  } else if (err != 0) {
+    status = absl::InternalError(
+        absl::StrCat("cannot start gnuplot: ", std::strerror(err)));
+  } else {
+    while (::waitpid(pid, &wait_status, 0) < 0 && status.ok()) {
+      if (errno != EINTR) {
+        status = absl::InternalError(
+            absl::StrCat("waiting for gnuplot: ", std::strerror(errno)));
+      }
+    }
+    if (status.ok() &&
+        (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0)) {
+      status = absl::InternalError(absl::StrCat(
+          "gnuplot failed (",
+          WIFEXITED(wait_status)
+              ? absl::StrCat("exit status ", WEXITSTATUS(wait_status))
+              : absl::StrCat("signal ", WTERMSIG(wait_status)),
+          "): ", LastLine(err_fd)));
+    }
+  }
+  ::close(err_fd);
+  return status;
 }
 
-}  // namespace
+absl::Status WritePng(const std::string& png_path, absl::string_view script,
+                      int working_dir_fd) {
+  absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(png_path);
+  if (!out.ok()) return out.status();
+  if (absl::Status s = RunGnuplot(script, out->fd(), working_dir_fd);
+      !s.ok()) {
+    return s;
+  }
+  char magic[4] = {};
+  if (::pread(out->fd(), magic, sizeof(magic), 0) != sizeof(magic) ||
+      std::memcmp(magic, "\x89PNG", sizeof(magic)) != 0) {
+    return absl::InternalError(
+        absl::StrCat("gnuplot printed no PNG for ", png_path));
+  }
+  return out->Commit();
+}
 
 std::string PlotScript(absl::string_view csv, const std::string& title) {
   // The data as an inline datablock of numbers formatted here.
@@ -63,7 +149,7 @@ std::string PlotScript(absl::string_view csv, const std::string& title) {
   return absl::StrCat(
       "set terminal pngcairo size 800,500 font 'sans,11'\n",
       "$metrics << EOD\n", data, "EOD\n",  //
-      "set title ", SafeLiteral(title), "\n",
+      "set title ", GnuplotQuote(title), "\n",
       "set xlabel 'epoch'\n"
       "set grid\n"
       "set key outside bottom center horizontal\n"
@@ -75,53 +161,7 @@ std::string PlotScript(absl::string_view csv, const std::string& title) {
 
 absl::Status PlotMetrics(absl::string_view csv, int png_fd,
                          const std::string& title) {
-  // The script goes in through an anonymous in-memory file as gnuplot's
-  // stdin: no pipe (no SIGPIPE if gnuplot dies), no temporary file.
-  const int script_fd = memfd_create("gnuplot-script", MFD_CLOEXEC);
-  if (script_fd < 0) {
-    return absl::InternalError(absl::StrCat(
-        "cannot start gnuplot: memfd_create: ", std::strerror(errno)));
-  }
-  if (!WriteAll(script_fd, PlotScript(csv, title)) ||
-      ::lseek(script_fd, 0, SEEK_SET) != 0) {
-    ::close(script_fd);
-    return absl::InternalError("cannot start gnuplot: writing its script");
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, script_fd, STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, png_fd, STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null",
-                                   O_WRONLY, 0);
-  char arg0[] = "gnuplot";
-  char* argv[] = {arg0, nullptr};
-  pid_t pid = -1;
-  const int err =
-      posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(script_fd);
-  if (err == ENOENT) {
-    return absl::UnavailableError("gnuplot is not installed (tools/setup.sh)");
-  }
-  if (err != 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot start gnuplot: ", std::strerror(err)));
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      return absl::InternalError(
-          absl::StrCat("waiting for gnuplot: ", std::strerror(errno)));
-    }
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat(
-        "gnuplot failed (",
-        WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
-                          : absl::StrCat("signal ", WTERMSIG(status)),
-        ")"));
-  }
-  return absl::OkStatus();
+  return RunGnuplot(PlotScript(csv, title), png_fd);
 }
 
 }  // namespace dive::train

@@ -1,5 +1,6 @@
-// The plot's gnuplot script holds no string from the user, and gnuplot draws
-// a PNG into the file descriptor it is given.
+// The plot's gnuplot script holds no string from the user, gnuplot draws a
+// PNG into the file descriptor it is given, and WritePng leaves a whole PNG
+// or nothing.
 
 #include "train/plot.h"
 
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -59,6 +61,36 @@ TEST(PlotMetricsTest, WritesAPngToTheDescriptor) {
   ASSERT_EQ(pread(fileno(f), magic, 8, 0), 8);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
   fclose(f);
+}
+
+TEST(WritePngTest, WritesWholeImagesOrNothing) {
+  ASSERT_EQ(std::system("command -v gnuplot > /dev/null 2>&1"), 0)
+      << "gnuplot is not installed (tools/setup.sh installs gnuplot-nox)";
+  const std::string dir = ::testing::TempDir();
+  const std::string png = dir + "/curves.png";
+  ASSERT_TRUE(WritePng(png, PlotScript(kCsv, "t")).ok());
+  std::ifstream in(png, std::ios::binary);
+  std::string magic(4, '\0');
+  in.read(magic.data(), 4);
+  EXPECT_EQ(magic, "\x89PNG");
+  EXPECT_NE(access((png + ".tmp").c_str(), F_OK), 0);
+
+  // A script that fails: an error with gnuplot's own last words, no file.
+  const std::string bad = dir + "/bad.png";
+  const absl::Status s =
+      WritePng(bad, "set terminal pngcairo\nplot 'missing.dat' with lines\n");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_NE(access(bad.c_str(), F_OK), 0);
+  EXPECT_NE(access((bad + ".tmp").c_str(), F_OK), 0);
+  // A script that prints no PNG.
+  EXPECT_EQ(WritePng(bad, "print 1\n").code(), absl::StatusCode::kInternal);
+  EXPECT_NE(access(bad.c_str(), F_OK), 0);
+}
+
+TEST(GnuplotQuoteTest, QuotesAndKeepsOnlySafeCharacters) {
+  EXPECT_EQ(GnuplotQuote("LeNet-5 (bf16), lr 0.9"), "'LeNet-5 (bf16), lr 0.9'");
+  EXPECT_EQ(GnuplotQuote(std::string("a'b\"c`d@e$f\\g\nh\0i", 17)),
+            "'a?b?c?d?e?f?g?h?i'");
 }
 
 }  // namespace

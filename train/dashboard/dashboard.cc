@@ -1,14 +1,11 @@
 #include "train/dashboard/dashboard.h"
 
 #include <algorithm>
-#include <cmath>
 #include <exception>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "httplib.h"
 #include "tensor/json.h"
 #include "train/dashboard/assets.h"
@@ -23,21 +20,20 @@ constexpr auto kLayerCopyInterval = std::chrono::milliseconds(250);
 // readers keep finding the lock taken (it then waits for it).
 constexpr size_t kMaxPendingSteps = 1024;
 
-// A JSON number; NaN and infinities (a diverged loss) become null.
-std::string Num(double v) {
-  return std::isfinite(v) ? absl::StrFormat("%.9g", v) : "null";
-}
+// A JSON number of 9 significant digits; NaN and infinities (a diverged
+// loss) become null.
+OrderedJson Num(double v) { return JsonNumber(v, 9); }
 
-const char* UnitStatName(UnitStat stat) {
+OrderedJson UnitStatName(UnitStat stat) {
   switch (stat) {
     case UnitStat::kZero:
-      return "\"zero\"";
+      return "zero";
     case UnitStat::kSaturated:
-      return "\"saturated\"";
+      return "saturated";
     case UnitStat::kNone:
       break;
   }
-  return "null";
+  return nullptr;
 }
 
 // The reason phrase of the statuses this server sends.
@@ -62,16 +58,14 @@ const char* Reason(int status) {
   }
 }
 
-// The history's entries as JSON arrays, with `sep` before each but the
-// first.
-void AppendStep(std::string* out, const StepPoint& p, const char* sep) {
-  absl::StrAppend(out, sep, "[", p.step, ",", Num(p.loss), ",", Num(p.accuracy),
-                  ",", Num(p.lr), "]");
+// The history's entries as JSON arrays.
+OrderedJson StepJson(const StepPoint& p) {
+  return OrderedJson::array({p.step, Num(p.loss), Num(p.accuracy), Num(p.lr)});
 }
-void AppendBucket(std::string* out, const StepBucket& b, const char* sep) {
-  absl::StrAppend(out, sep, "[", b.first_step, ",", b.last_step, ",",
-                  Num(b.mean_loss()), ",", Num(b.mean_accuracy()), ",",
-                  Num(b.lr), ",", Num(b.loss_min), ",", Num(b.loss_max), "]");
+OrderedJson BucketJson(const StepBucket& b) {
+  return OrderedJson::array({b.first_step, b.last_step, Num(b.mean_loss()),
+                             Num(b.mean_accuracy()), Num(b.lr),
+                             Num(b.loss_min), Num(b.loss_max)});
 }
 
 }  // namespace
@@ -307,62 +301,51 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
     eta_seconds = per_step * (total_steps - p.global_step);
   }
 
-  std::string out = absl::StrCat(
-      "{\"title\":", JsonQuote(options_.title),
-      ",\"state\":", JsonQuote(p.state), ",\"epochs_total\":", options_.epochs,
-      ",\"steps_per_epoch\":", p.steps_per_epoch,
-      ",\"global_step\":", p.global_step, ",\"epoch\":", p.epoch,
-      ",\"lr\":", Num(p.lr), ",\"examples_per_sec\":", Num(p.examples_per_sec),
-      ",\"eta_seconds\":", Num(eta_seconds),
-      ",\"full\":", s.full ? "true" : "false", ",\"buckets\":[");
-  out.reserve(out.size() + 80 * s.buckets.size() + 50 * s.steps.size() +
-              1000 * s.layers->size() + 2000);
-  for (size_t i = 0; i < s.buckets.size(); ++i) {
-    AppendBucket(&out, s.buckets[i], i == 0 ? "" : ",");
+  OrderedJson out = OrderedJson::object();
+  out["title"] = options_.title;
+  out["state"] = p.state;
+  out["epochs_total"] = options_.epochs;
+  out["steps_per_epoch"] = p.steps_per_epoch;
+  out["global_step"] = p.global_step;
+  out["epoch"] = p.epoch;
+  out["lr"] = Num(p.lr);
+  out["examples_per_sec"] = Num(p.examples_per_sec);
+  out["eta_seconds"] = Num(eta_seconds);
+  out["full"] = s.full;
+  OrderedJson& buckets = out["buckets"] = OrderedJson::array();
+  for (const StepBucket& b : s.buckets) buckets.push_back(BucketJson(b));
+  OrderedJson& steps = out["steps"] = OrderedJson::array();
+  for (const StepPoint& point : s.steps) steps.push_back(StepJson(point));
+  OrderedJson& epochs = out["epochs"] = OrderedJson::array();
+  for (const EpochMetrics& m : *s.epochs) {
+    OrderedJson& e = epochs.emplace_back(OrderedJson::object());
+    e["epoch"] = m.epoch;
+    e["loss"] = Num(m.loss);
+    e["train_acc"] = Num(m.train_acc);
+    e["test_acc"] = Num(m.test_acc);
+    e["seconds"] = Num(m.seconds);
+    e["examples_per_sec"] = Num(m.examples_per_sec);
   }
-  out += "],\"steps\":[";
-  for (size_t i = 0; i < s.steps.size(); ++i) {
-    AppendStep(&out, s.steps[i], i == 0 ? "" : ",");
+  out["layer_steps"] = p.layer_steps;
+  const double layer_steps = std::max<int64_t>(p.layer_steps, 1);
+  OrderedJson& layers = out["layers"] = OrderedJson::array();
+  for (const LayerStats& l : *s.layers) {
+    OrderedJson& j = layers.emplace_back(OrderedJson::object());
+    j["name"] = l.name;
+    j["description"] = l.description;
+    j["depth"] = l.depth;
+    j["forward_ms"] = Num(1e3 * l.forward_seconds / layer_steps);
+    j["backward_ms"] = Num(1e3 * l.backward_seconds / layer_steps);
+    j["sampled"] = l.sampled;
+    j["mean"] = Num(l.mean);
+    j["std"] = Num(l.stddev);
+    j["unit_stat"] = UnitStatName(l.unit_stat);
+    j["unit_fraction"] = Num(l.unit_fraction);
   }
-  out += "],\"epochs\":[";
-  const std::vector<EpochMetrics>& epochs = *s.epochs;
-  for (size_t i = 0; i < epochs.size(); ++i) {
-    const EpochMetrics& m = epochs[i];
-    absl::StrAppend(
-        &out, i == 0 ? "" : ",", "{\"epoch\":", m.epoch,
-        ",\"loss\":", Num(m.loss), ",\"train_acc\":", Num(m.train_acc),
-        ",\"test_acc\":", Num(m.test_acc), ",\"seconds\":", Num(m.seconds),
-        ",\"examples_per_sec\":", Num(m.examples_per_sec), "}");
-  }
-  absl::StrAppend(&out, "],\"layer_steps\":", p.layer_steps, ",\"layers\":[");
-  const double steps = std::max<int64_t>(p.layer_steps, 1);
-  const std::vector<LayerStats>& layers = *s.layers;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const LayerStats& l = layers[i];
-    absl::StrAppend(&out, i == 0 ? "" : ",", "{\"name\":", JsonQuote(l.name),
-                    ",\"description\":", JsonQuote(l.description),
-                    ",\"depth\":", l.depth,
-                    ",\"forward_ms\":", Num(1e3 * l.forward_seconds / steps),
-                    ",\"backward_ms\":", Num(1e3 * l.backward_seconds / steps),
-                    ",\"sampled\":", l.sampled ? "true" : "false",
-                    ",\"mean\":", Num(l.mean), ",\"std\":", Num(l.stddev),
-                    ",\"unit_stat\":", UnitStatName(l.unit_stat),
-                    ",\"unit_fraction\":", Num(l.unit_fraction), "}");
-  }
-  out += "],\"classes\":[";
-  for (size_t i = 0; i < options_.class_names.size(); ++i) {
-    absl::StrAppend(&out, i == 0 ? "" : ",",
-                    JsonQuote(options_.class_names[i]));
-  }
-  out += "],\"confusion\":[";
-  if (!epochs.empty()) {
-    const auto& confusion = epochs.back().confusion;
-    for (size_t i = 0; i < confusion.size(); ++i) {
-      absl::StrAppend(&out, i == 0 ? "[" : ",[",
-                      absl::StrJoin(confusion[i], ","), "]");
-    }
-  }
-  return out + "]}";
+  out["classes"] = options_.class_names;
+  out["confusion"] = s.epochs->empty() ? OrderedJson::array()
+                                       : OrderedJson(s.epochs->back().confusion);
+  return JsonText(out);
 }
 
 }  // namespace dive::train

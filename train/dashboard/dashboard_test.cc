@@ -199,7 +199,7 @@ TEST_F(DashboardTest, ServesThePageItsScriptsAndChartJs) {
 TEST_F(DashboardTest, MetricsJsonHoldsTheStepsEpochsAndConfusion) {
   FeedOneEpoch();
   const std::string all = dashboard_->MetricsJson(-1);
-  EXPECT_THAT(all, StartsWith("{\"title\":\"LeNet \\\"test\\\"\\u000a\""));
+  EXPECT_THAT(all, StartsWith("{\"title\":\"LeNet \\\"test\\\"\\n\""));
   EXPECT_THAT(all, HasSubstr("\"state\":\"training\""));
   EXPECT_THAT(all, HasSubstr("\"epochs_total\":2,\"steps_per_epoch\":2"));
   EXPECT_THAT(all, HasSubstr("\"global_step\":2"));
