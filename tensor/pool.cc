@@ -169,6 +169,52 @@ void MaxPoolRowVector(const PoolGeometry& g, const float* __restrict plane,
 
 }  // namespace
 
+namespace {
+
+// Max pooling of planes [begin, end) of x (px) into y (py), with the
+// argmax indices into pidx when not null. A function of its own, its
+// arguments locals, so that the stores of indices cannot alias the
+// geometry (captured by reference, it was reloaded after every store).
+void MaxPoolPlanes(const PoolGeometry g, const float* px, float* py,
+                   int64_t* pidx, int64_t begin, int64_t end,
+                   [[maybe_unused]] bool avx512) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  // Indices go here when the caller does not want them.
+  std::vector<int64_t> scratch(pidx == nullptr ? g.ow : 0);
+  for (int64_t q = begin; q < end; ++q) {
+    const float* xq = px + q * in_plane;
+    // Row by row: every output of row i starts at -inf (with the index of
+    // its first valid input), then sees its window's inputs in (ih, iw)
+    // order, one loop over the whole output row per (ih, kernel column).
+    for (int64_t i = 0; i < g.oh; ++i) {
+      float* yr = py + q * out_plane + i * g.ow;
+      int64_t* ir =
+          pidx == nullptr ? scratch.data() : pidx + q * out_plane + i * g.ow;
+      const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+      const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+#ifdef __AVX512F__
+      if (avx512 && g.sw <= 2) {
+        MaxPoolRowVector(g, xq, h0, h1, yr, pidx == nullptr ? nullptr : ir);
+        continue;
+      }
+#endif
+      for (int64_t j = 0; j < g.ow; ++j) {
+        yr[j] = -std::numeric_limits<float>::infinity();
+        ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);
+      }
+      for (int64_t ih = h0; ih < h1; ++ih) {
+        for (int64_t b = 0; b < g.kw; ++b) {
+          int64_t jlo, jhi;
+          ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+          MaxPoolRow(xq, ih * g.w, b - g.pw, g.sw, jlo, jhi, yr, ir);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
                         Tensor* argmax) {
   static constexpr char kOp[] = "MaxPool2dForward";
@@ -185,45 +231,12 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   }
   const float* px = x.data();
   float* py = y.data();
-  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  [[maybe_unused]] const bool avx512 = ActiveIsa() >= Isa::kAvx512;
-  ParallelFor(
-      g.planes, ThreadsIf(g.planes * out_plane > 4096),
-      [&](int64_t begin, int64_t end, int) {
-        // Indices go here when the caller does not want them.
-        std::vector<int64_t> scratch(pidx == nullptr ? g.ow : 0);
-        for (int64_t q = begin; q < end; ++q) {
-          const float* xq = px + q * in_plane;
-          // Row by row: every output of row i starts at -inf (with the index of
-          // its first valid input), then sees its window's inputs in (ih, iw)
-          // order, one loop over the whole output row per (ih, kernel column).
-          for (int64_t i = 0; i < g.oh; ++i) {
-            float* yr = py + q * out_plane + i * g.ow;
-            int64_t* ir = pidx == nullptr ? scratch.data()
-                                          : pidx + q * out_plane + i * g.ow;
-            const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
-            const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
-#ifdef __AVX512F__
-            if (avx512 && g.sw <= 2) {
-              MaxPoolRowVector(g, xq, h0, h1, yr,
-                               pidx == nullptr ? nullptr : ir);
-              continue;
-            }
-#endif
-            for (int64_t j = 0; j < g.ow; ++j) {
-              yr[j] = -std::numeric_limits<float>::infinity();
-              ir[j] = h0 * g.w + std::max<int64_t>(j * g.sw - g.pw, 0);
-            }
-            for (int64_t ih = h0; ih < h1; ++ih) {
-              for (int64_t b = 0; b < g.kw; ++b) {
-                int64_t jlo, jhi;
-                ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
-                MaxPoolRow(xq, ih * g.w, b - g.pw, g.sw, jlo, jhi, yr, ir);
-              }
-            }
-          }
-        }
-      });
+  const int64_t out_plane = g.oh * g.ow;
+  const bool avx512 = ActiveIsa() >= Isa::kAvx512;
+  ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                MaxPoolPlanes(g, px, py, pidx, begin, end, avx512);
+              });
   if (argmax != nullptr) *argmax = idx;
   return y;
 }
@@ -267,6 +280,57 @@ Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
   return dx;
 }
 
+namespace {
+
+// The factor of an average over a window: 1 / (kh * kw). Computed by each
+// worker, so that it is a local of the worker's loop, which the stores to
+// the output rows cannot alias (a captured float could be reloaded after
+// every store, unvectorized: AvgPool2dForward ran 20% slower).
+float AvgScale(const PoolGeometry& g) {
+  return 1.0f / static_cast<float>(g.kh * g.kw);
+}
+
+}  // namespace
+
+namespace {
+
+// Average pooling over whole tiles (Tiling) of planes [begin, end) of x
+// (px) into y (py): each input read once, y[i, j] = scale * the sum of its
+// kh x kw tile. A function of its own, its arguments locals, which the
+// stores cannot alias (captured by reference they were reloaded: 25% slower).
+void AvgPoolTiles(const PoolGeometry g, const float* px, float* py,
+                  int64_t begin, int64_t end) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const float scale = AvgScale(g);
+  for (int64_t q = begin; q < end; ++q) {
+    for (int64_t i = 0; i < g.oh; ++i) {
+      const float* __restrict xr = px + q * in_plane + i * g.kh * g.w;
+      float* __restrict yr = py + q * out_plane + i * g.ow;
+      if (g.kw == 2) {  // LeNet's and most CNNs' 2x2 pooling
+        for (int64_t j = 0; j < g.ow; ++j) {
+          float sum = 0.0f;
+          for (int64_t a = 0; a < g.kh; ++a) {
+            sum += xr[a * g.w + 2 * j] + xr[a * g.w + 2 * j + 1];
+          }
+          yr[j] = sum * scale;
+        }
+      } else {
+        for (int64_t j = 0; j < g.ow; ++j) {
+          float sum = 0.0f;
+          for (int64_t a = 0; a < g.kh; ++a) {
+            for (int64_t b = 0; b < g.kw; ++b) {
+              sum += xr[a * g.w + j * g.kw + b];
+            }
+          }
+          yr[j] = sum * scale;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   static constexpr char kOp[] = "AvgPool2dForward";
   CheckFloat4D(kOp, "x", x_in);
@@ -276,42 +340,16 @@ Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   const float* px = x.data();
   float* py = y.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
   if (Tiling(g)) {
-    // Each input read once: y[i, j] = scale * sum of its kh x kw tile.
-    ParallelFor(
-        g.planes, ThreadsIf(g.planes * out_plane > 4096),
-        [&](int64_t begin, int64_t end, int) {
-          for (int64_t q = begin; q < end; ++q) {
-            for (int64_t i = 0; i < g.oh; ++i) {
-              const float* __restrict xr = px + q * in_plane + i * g.kh * g.w;
-              float* __restrict yr = py + q * out_plane + i * g.ow;
-              if (g.kw == 2) {  // LeNet's and most CNNs' 2x2 pooling
-                for (int64_t j = 0; j < g.ow; ++j) {
-                  float sum = 0.0f;
-                  for (int64_t a = 0; a < g.kh; ++a) {
-                    sum += xr[a * g.w + 2 * j] + xr[a * g.w + 2 * j + 1];
-                  }
-                  yr[j] = sum * scale;
-                }
-              } else {
-                for (int64_t j = 0; j < g.ow; ++j) {
-                  float sum = 0.0f;
-                  for (int64_t a = 0; a < g.kh; ++a) {
-                    for (int64_t b = 0; b < g.kw; ++b) {
-                      sum += xr[a * g.w + j * g.kw + b];
-                    }
-                  }
-                  yr[j] = sum * scale;
-                }
-              }
-            }
-          }
-        });
+    ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
+                [&](int64_t begin, int64_t end, int) {
+                  AvgPoolTiles(g, px, py, begin, end);
+                });
     return y;
   }
   ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
               [&](int64_t begin, int64_t end, int) {
+                const float scale = AvgScale(g);  // not aliased by the stores
                 for (int64_t q = begin; q < end; ++q) {
                   const float* xq = px + q * in_plane;
                   for (int64_t i = 0; i < g.oh; ++i) {
@@ -354,12 +392,12 @@ Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
   const float* pdy = dy.data();
   float* pdx = dx.data();
   const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  const float scale = 1.0f / static_cast<float>(g.kh * g.kw);
   if (tiling) {
     // Each input written once: its tile's scaled gradient (0 for the rows
     // and columns past the last whole tile).
     ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
                 [&](int64_t begin, int64_t end, int) {
+                  const float scale = AvgScale(g);  // not aliased by the stores
                   for (int64_t q = begin; q < end; ++q) {
                     float* dxq = pdx + q * in_plane;
                     for (int64_t i = 0; i < g.oh; ++i) {
@@ -388,6 +426,7 @@ Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
   }
   ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
               [&](int64_t begin, int64_t end, int) {
+                const float scale = AvgScale(g);  // not aliased by the stores
                 std::vector<float> scaled(g.ow);
                 for (int64_t q = begin; q < end; ++q) {
                   float* dxq = pdx + q * in_plane;
