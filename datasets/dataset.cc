@@ -130,4 +130,36 @@ Tensor InMemoryDataset::GatherLabels(absl::Span<const int64_t> indices) const {
   return out;
 }
 
+std::shared_ptr<const Dataset> Unowned(const Dataset& data) {
+  return std::shared_ptr<const Dataset>(std::shared_ptr<const Dataset>(),
+                                        &data);
+}
+
+SubsetDataset::SubsetDataset(std::shared_ptr<const Dataset> data,
+                             int64_t begin, int64_t end)
+    : data_(std::move(data)), begin_(begin), end_(end) {
+  CHECK(data_ != nullptr) << "SubsetDataset: no dataset";
+  CHECK(0 <= begin && begin <= end && end <= data_->size())
+      << "SubsetDataset: [" << begin << ", " << end
+      << ") is not a range of a dataset of " << data_->size() << " examples";
+}
+
+Example SubsetDataset::Get(int64_t i) const {
+  CHECK(i >= 0 && i < size()) << "SubsetDataset: example " << i
+                              << " out of range [0, " << size() << ")";
+  return data_->Get(begin_ + i);
+}
+
+Batch SubsetDataset::Gather(absl::Span<const int64_t> indices) const {
+  std::vector<int64_t> shifted(indices.begin(), indices.end());
+  for (int64_t& i : shifted) {
+    CHECK(i >= 0 && i < size()) << "SubsetDataset: example " << i
+                                << " out of range [0, " << size() << ")";
+    i += begin_;
+  }
+  Batch batch = data_->Gather(shifted);
+  batch.indices.assign(indices.begin(), indices.end());
+  return batch;
+}
+
 }  // namespace dive::data

@@ -14,6 +14,8 @@
 //
 // `InMemoryDataset` is a cheap handle: copies share the same immutable data,
 // so it can be passed around by value (a `DataLoader` keeps its own copy).
+// `SubsetDataset` is a view of a contiguous range of any dataset (the first
+// N examples, one rank's share), with nothing copied.
 //
 // Example:
 //
@@ -25,6 +27,9 @@
 //   e.image.at<float>({0, 0, 1});         // 1.0f
 //   dive::Tensor x = data.GatherImages({1, 0});  // float32 [2, 1, 2, 2]
 //   dive::Tensor y = data.GatherLabels({1, 0});  // int64 [2] = {7, 3}
+//   dive::data::SubsetDataset last(
+//       std::make_shared<dive::data::InMemoryDataset>(data), 1, 2);
+//   last.Get(0).label;                    // 7
 
 #ifndef DATASETS_DATASET_H_
 #define DATASETS_DATASET_H_
@@ -154,6 +159,31 @@ class InMemoryDataset : public Dataset {
     int64_t image_size;
   };
   std::shared_ptr<const Data> data_;
+};
+
+// Unowned()
+//
+// A shared_ptr to `data` that does not own it, for an API that shares
+// ownership (a DataLoader, a SubsetDataset) used only while `data` lives.
+std::shared_ptr<const Dataset> Unowned(const Dataset& data);
+
+// Examples [begin, end) of another dataset, as examples 0 .. end - begin - 1.
+class SubsetDataset : public Dataset {
+ public:
+  // CHECK-fails unless 0 <= begin <= end <= data->size().
+  SubsetDataset(std::shared_ptr<const Dataset> data, int64_t begin,
+                int64_t end);
+
+  int64_t size() const override { return end_ - begin_; }
+  Example Get(int64_t i) const override;
+  // The underlying dataset's gather (fast for an InMemoryDataset), with the
+  // indices of this view in `Batch::indices`.
+  Batch Gather(absl::Span<const int64_t> indices) const override;
+  Shape ImageShape() const override { return data_->ImageShape(); }
+
+ private:
+  std::shared_ptr<const Dataset> data_;
+  int64_t begin_, end_;
 };
 
 }  // namespace dive::data

@@ -1,5 +1,6 @@
 #include "datasets/dataset.h"
 
+#include <memory>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -67,6 +68,40 @@ TEST(InMemoryDatasetDeathTest, SizeMismatch) {
 TEST(InMemoryDatasetDeathTest, IndexOutOfRange) {
   InMemoryDataset d = TwoByTwo();
   EXPECT_DEATH(d.Get(2), "out of range");
+}
+
+InMemoryDataset Four() {
+  // Four 1 x 1 x 2 images with labels 0..3.
+  return InMemoryDataset({0, 1, 10, 11, 20, 21, 30, 31}, {0, 1, 2, 3},
+                         /*channels=*/1, /*height=*/1, /*width=*/2);
+}
+
+TEST(SubsetDatasetTest, ViewsARangeWithoutCopying) {
+  const auto all = std::make_shared<InMemoryDataset>(Four());
+  const SubsetDataset middle(all, 1, 3);
+  EXPECT_EQ(middle.size(), 2);
+  EXPECT_EQ(middle.ImageShape(), (Shape{1, 1, 2}));
+  EXPECT_EQ(middle.Get(0).label, 1);
+  EXPECT_FLOAT_EQ(middle.Get(1).image.at<float>({0, 0, 1}), 21.0f / 255.0f);
+  const Batch batch = middle.Gather({1, 0, 1});
+  EXPECT_THAT(batch.labels.ToInt64Vector(), ElementsAre(2, 1, 2));
+  EXPECT_THAT(batch.indices, ElementsAre(1, 0, 1));  // the view's indices
+  EXPECT_FLOAT_EQ(batch.images.at<float>({1, 0, 0, 0}), 10.0f / 255.0f);
+  // A view of a view, and an empty one.
+  EXPECT_EQ(SubsetDataset(std::make_shared<SubsetDataset>(middle), 1, 2)
+                .Get(0)
+                .label,
+            2);
+  EXPECT_EQ(SubsetDataset(all, 4, 4).size(), 0);
+}
+
+TEST(SubsetDatasetDeathTest, RangeAndIndexChecked) {
+  const auto all = std::make_shared<InMemoryDataset>(Four());
+  EXPECT_DEATH(SubsetDataset(all, 2, 5), "not a range of a dataset of 4");
+  EXPECT_DEATH(SubsetDataset(all, 3, 2), "not a range");
+  const SubsetDataset first(all, 0, 2);
+  EXPECT_DEATH(first.Get(2), "out of range");
+  EXPECT_DEATH(first.Gather({0, 2}), "out of range");
 }
 
 }  // namespace

@@ -39,8 +39,16 @@ AdamW::AdamW(std::vector<autograd::Variable> params,
     : Adam("AdamW", std::move(params), FromAdamW(options),
            /*decoupled_weight_decay=*/true) {}
 
-void Adam::Update(const ParamGroup& group, const Tensor& param,
-                  const Tensor& grad, ParamState& state) {
+AdamOptions Adam::options() const {
+  AdamOptions o = options_;
+  o.lr = param_groups().front().lr;
+  o.weight_decay = param_groups().front().weight_decay;
+  return o;
+}
+
+void Adam::Update(const ParamGroup& group, float lr,
+                  const Tensor& param, const Tensor& grad,
+                  ParamState& state) {
   if (state.buffers.empty()) {
     state.buffers.push_back(Tensor::Zeros(param.shape()));  // m
     state.buffers.push_back(Tensor::Zeros(param.shape()));  // v
@@ -58,12 +66,12 @@ void Adam::Update(const ParamGroup& group, const Tensor& param,
   const double bias1 = 1.0 - std::pow(static_cast<double>(beta1), t);
   const double bias2 = 1.0 - std::pow(static_cast<double>(beta2), t);
   // w -= step_size * m / (sqrt(v) / sqrt(bias2) + eps), PyTorch's grouping.
-  const float step_size = static_cast<float>(group.lr / bias1);
+  const float step_size = static_cast<float>(lr / bias1);
   const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
   const float eps = options_.eps;
   // Decoupled: scale w first; coupled: add wd * w to the gradient.
   const float decay =
-      decoupled_weight_decay_ ? 1.0f - group.lr * group.weight_decay : 1.0f;
+      decoupled_weight_decay_ ? 1.0f - lr * group.weight_decay : 1.0f;
   const float l2 = decoupled_weight_decay_ ? 0.0f : group.weight_decay;
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {

@@ -64,14 +64,16 @@ class Adam : public Optimizer {
   // an empty list, and on betas outside [0, 1) or a negative eps.
   Adam(std::vector<autograd::Variable> params, const AdamOptions& options);
 
-  const AdamOptions& options() const { return options_; }
+  // The options, with the first group's base rate and weight decay as they
+  // are now (param_groups() holds every group's).
+  AdamOptions options() const;
 
  protected:
   Adam(const char* name, std::vector<autograd::Variable> params,
        const AdamOptions& options, bool decoupled_weight_decay);
 
-  void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
-              ParamState& state) override;
+  void Update(const ParamGroup& group, float lr, const Tensor& param,
+              const Tensor& grad, ParamState& state) override;
   int NumBuffers() const override { return 2; }
 
  private:

@@ -1,58 +1,50 @@
 #include "optim/lr_schedule.h"
 
 #include <cmath>
+#include <utility>
 
 #include "glog/logging.h"
 
 namespace dive::optim {
 
-LrSchedule::LrSchedule(Optimizer& optimizer) : optimizer_(optimizer) {
-  for (const ParamGroup& group : optimizer.param_groups()) {
-    base_lrs_.push_back(group.lr);
-  }
+double ConstantLR::LrAt(double base_lr, int64_t, int64_t) const {
+  return base_lr;
 }
 
-void LrSchedule::Step() { SetEpoch(epoch_ + 1); }
-
-void LrSchedule::SetEpoch(int epoch) {
-  CHECK_GE(epoch, 0) << "LrSchedule: negative epoch";
-  std::vector<ParamGroup>& groups = optimizer_.param_groups();
-  CHECK_EQ(groups.size(), base_lrs_.size())
-      << "LrSchedule: the optimizer had " << base_lrs_.size()
-      << " parameter groups when the schedule was made and has "
-      << groups.size() << " now";
-  epoch_ = epoch;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    groups[g].lr = static_cast<float>(LrAt(base_lrs_[g], epoch_));
-  }
-}
-
-float LrSchedule::GetLr(int group) const {
-  CHECK(group >= 0 && group < static_cast<int>(base_lrs_.size()))
-      << "LrSchedule: no parameter group " << group << " (have "
-      << base_lrs_.size() << ")";
-  return static_cast<float>(LrAt(base_lrs_[group], epoch_));
-}
-
-StepLR::StepLR(Optimizer& optimizer, int step_size, float gamma)
-    : LrSchedule(optimizer), step_size_(step_size), gamma_(gamma) {
+StepLR::StepLR(int64_t step_size, double gamma)
+    : step_size_(step_size), gamma_(gamma) {
   CHECK_GT(step_size, 0) << "StepLR: step_size must be positive";
 }
 
-double StepLR::LrAt(double base_lr, int epoch) const {
-  return base_lr * std::pow(static_cast<double>(gamma_), epoch / step_size_);
+double StepLR::LrAt(double base_lr, int64_t epoch, int64_t) const {
+  return base_lr * std::pow(gamma_, static_cast<double>(epoch / step_size_));
 }
 
-CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int t_max,
-                                     float eta_min)
-    : LrSchedule(optimizer), t_max_(t_max), eta_min_(eta_min) {
+CosineAnnealingLR::CosineAnnealingLR(int64_t t_max, double eta_min)
+    : t_max_(t_max), eta_min_(eta_min) {
   CHECK_GT(t_max, 0) << "CosineAnnealingLR: T_max must be positive";
 }
 
-double CosineAnnealingLR::LrAt(double base_lr, int epoch) const {
+double CosineAnnealingLR::LrAt(double base_lr, int64_t epoch, int64_t) const {
   const double pi = std::acos(-1.0);
-  return eta_min_ +
-         (base_lr - eta_min_) * (1.0 + std::cos(pi * epoch / t_max_)) / 2.0;
+  return eta_min_ + (base_lr - eta_min_) *
+                        (1.0 + std::cos(pi * static_cast<double>(epoch) /
+                                        static_cast<double>(t_max_))) /
+                        2.0;
+}
+
+LinearWarmup::LinearWarmup(std::unique_ptr<LrSchedule> then,
+                           int64_t warmup_steps)
+    : then_(std::move(then)), warmup_steps_(warmup_steps) {
+  CHECK(then_ != nullptr) << "LinearWarmup: no schedule to warm up";
+  CHECK_GE(warmup_steps, 0) << "LinearWarmup: negative warmup_steps";
+}
+
+double LinearWarmup::LrAt(double base_lr, int64_t epoch, int64_t step) const {
+  const double lr = then_->LrAt(base_lr, epoch, step);
+  if (step >= warmup_steps_) return lr;
+  return lr * static_cast<double>(step + 1) /
+         static_cast<double>(warmup_steps_);
 }
 
 }  // namespace dive::optim

@@ -1,110 +1,102 @@
 // File: optim/lr_schedule.h
 // -----------------------------------------------------------------------------
 //
-// Learning-rate schedules that are stepped once per epoch, with the semantics
-// of PyTorch's `StepLR` and `CosineAnnealingLR`. A schedule remembers the
-// learning rate of every parameter group of its optimizer at construction
-// (the base rates) and epoch 0; each `Step()` advances the epoch and writes
-// the closed-form rate for the new epoch into every group:
+// Learning-rate schedules: the rate of a parameter group as a function of
+// where the run is. A schedule stores no rate: each parameter group keeps
+// its base rate (`ParamGroup::lr`, PyTorch's `initial_lr`), and the
+// optimizer asks the schedule for the rate of each group at each step
+// (`Optimizer::Step(schedule, epoch, step)`), so the rate has one owner and
+// a resumed run needs nothing but its position to get it back.
 //
+//   ConstantLR:         lr = base_lr
 //   StepLR:             lr = base_lr * gamma^floor(epoch / step_size)
 //   CosineAnnealingLR:  lr = eta_min + (base_lr - eta_min)
 //                                      * (1 + cos(pi * epoch / T_max)) / 2
+//   LinearWarmup:       lr = then(base_lr) * min(1, (step + 1) / W)
 //
-// (PyTorch computes the cosine schedule recursively; both forms agree, and
-// past T_max the closed form keeps following the cosine, as PyTorch does.)
+// StepLR and CosineAnnealingLR change once per epoch, as PyTorch's do when
+// stepped once per epoch (PyTorch computes the cosine recursively; both
+// forms agree, and past T_max the closed form keeps following the cosine, as
+// PyTorch does). LinearWarmup scales any schedule linearly from 1/W to 1
+// over the first W optimizer steps, as PyTorch's
+// `LinearLR(start_factor=1/W, total_iters=W-1)` stepped after every batch,
+// chained with the per-epoch schedule.
 //
 // Example:
 //
 //   SGD sgd(model.Parameters(), {/*lr=*/0.1f});
-//   StepLR schedule(sgd, /*step_size=*/30, /*gamma=*/0.1f);
+//   LinearWarmup schedule(std::make_unique<StepLR>(/*step_size=*/30),
+//                         /*warmup_steps=*/500);
+//   int64_t step = 0;
 //   for (int epoch = 0; epoch < 90; ++epoch) {
-//     TrainOneEpoch(model, sgd);   // lr 0.1, then 0.01 from epoch 30, ...
-//     schedule.Step();
+//     for (...) {                        // each batch
+//       ...; loss.Backward();
+//       sgd.Step(schedule, epoch, step++);  // 0.1 / 500 ... 0.1, then 0.01
+//     }
 //   }
 
 #ifndef OPTIM_LR_SCHEDULE_H_
 #define OPTIM_LR_SCHEDULE_H_
 
-#include <vector>
-
-#include "optim/optimizer.h"
+#include <cstdint>
+#include <memory>
 
 namespace dive::optim {
 
 class LrSchedule {
  public:
   virtual ~LrSchedule() = default;
-  LrSchedule(const LrSchedule&) = delete;
-  LrSchedule& operator=(const LrSchedule&) = delete;
-
-  // Step()
-  //
-  // Advances to the next epoch and sets the learning rate of every group of
-  // the optimizer. Call once per epoch, after that epoch's optimizer steps.
-  void Step();
-
-  // SetEpoch()
-  //
-  // Moves to `epoch` as if `Step()` had been called that many times (a
-  // resumed run) and sets the rates. CHECK-fails on a negative epoch.
-  void SetEpoch(int epoch);
-
-  // GetLr()
-  //
-  // The learning rate of parameter group `group` at the current epoch.
-  float GetLr(int group = 0) const;
-
-  // epoch()
-  //
-  // The number of `Step()` calls so far.
-  int epoch() const { return epoch_; }
-
- protected:
-  // Records the optimizer's current per-group rates as the base rates. The
-  // optimizer must outlive the schedule.
-  explicit LrSchedule(Optimizer& optimizer);
 
   // LrAt()
   //
-  // The learning rate at `epoch` of a group whose base rate is `base_lr`.
-  // Must return `base_lr` at epoch 0 (the constructor leaves the rates as
-  // they are).
-  virtual double LrAt(double base_lr, int epoch) const = 0;
+  // The rate of a group whose base rate is `base_lr` for the optimizer step
+  // taken in epoch `epoch` (0-based: the epochs completed before it) after
+  // `step` optimizer steps of the whole run.
+  virtual double LrAt(double base_lr, int64_t epoch, int64_t step) const = 0;
+};
 
- private:
-  Optimizer& optimizer_;
-  std::vector<float> base_lrs_;
-  int epoch_ = 0;
+// The base rate, always.
+class ConstantLR final : public LrSchedule {
+ public:
+  double LrAt(double base_lr, int64_t epoch, int64_t step) const override;
 };
 
 // Multiplies the rate by `gamma` every `step_size` epochs.
-class StepLR : public LrSchedule {
+class StepLR final : public LrSchedule {
  public:
   // CHECK-fails unless step_size > 0.
-  StepLR(Optimizer& optimizer, int step_size, float gamma = 0.1f);
-
- protected:
-  double LrAt(double base_lr, int epoch) const override;
+  explicit StepLR(int64_t step_size, double gamma = 0.1);
+  double LrAt(double base_lr, int64_t epoch, int64_t step) const override;
 
  private:
-  int step_size_;
-  float gamma_;
+  int64_t step_size_;
+  double gamma_;
 };
 
 // Anneals the rate from its base value to `eta_min` over `t_max` epochs along
 // half a cosine (SGDR without restarts).
-class CosineAnnealingLR : public LrSchedule {
+class CosineAnnealingLR final : public LrSchedule {
  public:
   // CHECK-fails unless t_max > 0.
-  CosineAnnealingLR(Optimizer& optimizer, int t_max, float eta_min = 0.0f);
-
- protected:
-  double LrAt(double base_lr, int epoch) const override;
+  explicit CosineAnnealingLR(int64_t t_max, double eta_min = 0.0);
+  double LrAt(double base_lr, int64_t epoch, int64_t step) const override;
 
  private:
-  int t_max_;
-  float eta_min_;
+  int64_t t_max_;
+  double eta_min_;
+};
+
+// `then`'s rate, scaled by (step + 1) / warmup_steps over the first
+// `warmup_steps` steps of the run.
+class LinearWarmup final : public LrSchedule {
+ public:
+  // CHECK-fails unless warmup_steps >= 0 and `then` is set.
+  LinearWarmup(std::unique_ptr<LrSchedule> then, int64_t warmup_steps);
+  double LrAt(double base_lr, int64_t epoch, int64_t step) const override;
+
+ private:
+  std::unique_ptr<LrSchedule> then_;
+  int64_t warmup_steps_;
 };
 
 }  // namespace dive::optim

@@ -45,9 +45,12 @@ void Optimizer::AddParamGroup(ParamGroup group) {
   groups_.push_back(std::move(group));
 }
 
-void Optimizer::Step() {
+void Optimizer::Step() { Step(ConstantLR(), 0, 0); }
+
+void Optimizer::Step(const LrSchedule& schedule, int64_t epoch, int64_t step) {
   autograd::NoGradGuard no_grad;
   for (const ParamGroup& group : groups_) {
+    const float lr = static_cast<float>(schedule.LrAt(group.lr, epoch, step));
     for (const autograd::Variable& p : group.params) {
       const Tensor& grad = p.grad();
       if (!grad.defined()) continue;
@@ -55,7 +58,7 @@ void Optimizer::Step() {
       // a gradient set by hand may be a strided view.
       ParamState& state = states_[p.node().get()];
       ++state.step;
-      Update(group, p.data(), grad.Contiguous(), state);
+      Update(group, lr, p.data(), grad.Contiguous(), state);
     }
   }
 }

@@ -3,8 +3,8 @@
 //
 // `Optimizer` is the base of the first-order optimizers (`SGD`, `Adam`,
 // `AdamW`). It owns one or more parameter groups, each a list of parameters
-// with its own learning rate and weight decay, and does the bookkeeping that
-// every optimizer shares:
+// with its own base learning rate and weight decay, and does the bookkeeping
+// that every optimizer shares:
 //
 //   * `Step()` runs under `NoGradGuard`, skips parameters whose gradient is
 //     undefined (they took no part in the last backward pass), and hands each
@@ -14,6 +14,9 @@
 //     update of a parameter and keyed by its `GradNode`, like PyTorch's
 //     `state[p]`. Copies of a `Variable` share that node, so they share state.
 //   * `ZeroGrad()` clears the gradients (PyTorch's `set_to_none=True`).
+//   * A learning-rate schedule (optim/lr_schedule.h) is asked for each
+//     group's rate at each `Step(schedule, epoch, step)`; the group's `lr`
+//     stays its base rate, so nothing holds a stale copy of the rate.
 //
 // Updates are written in place into `param.data()`, whose storage is shared
 // with the model, so the model sees the new values without any copying.
@@ -33,6 +36,8 @@
 //   }
 //   sgd.set_lr(0.01f);                     // every group
 //   sgd.param_groups()[1].lr = 0.02f;      // one group
+//   CosineAnnealingLR cosine(/*t_max=*/10);
+//   sgd.Step(cosine, epoch, step);         // each group's rate at epoch
 //
 // Misuse (an empty parameter list, an undefined or non-leaf parameter, a
 // parameter listed twice, a negative learning rate) is a programmer error and
@@ -50,6 +55,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "autograd/variable.h"
+#include "optim/lr_schedule.h"
 #include "tensor/tensor.h"
 
 namespace dive::optim {
@@ -57,6 +63,8 @@ namespace dive::optim {
 // A set of parameters updated with the same hyperparameters.
 struct ParamGroup {
   std::vector<autograd::Variable> params;
+  // The base learning rate: the rate of every step without a schedule, the
+  // rate a schedule scales with one.
   float lr;
   // L2 penalty coefficient; its meaning (added to the gradient, or decoupled
   // as in AdamW) is the optimizer's.
@@ -81,9 +89,15 @@ class Optimizer {
 
   // Step()
   //
-  // Applies one update to every parameter that has a gradient. Runs with
-  // graph recording disabled.
+  // Applies one update to every parameter that has a gradient, each group
+  // at its base rate. Runs with graph recording disabled.
   void Step();
+
+  // Step(schedule, epoch, step)
+  //
+  // The same with each group at `schedule.LrAt(group.lr, epoch, step)`:
+  // the step taken in epoch `epoch` (0-based) after `step` steps of the run.
+  void Step(const LrSchedule& schedule, int64_t epoch, int64_t step);
 
   // ZeroGrad()
   //
@@ -100,13 +114,13 @@ class Optimizer {
 
   // lr()
   //
-  // The learning rate of the first group (the only one unless groups were
-  // added).
+  // The base learning rate of the first group (the only one unless groups
+  // were added).
   float lr() const { return groups_.front().lr; }
 
   // set_lr()
   //
-  // Sets the learning rate of every group. For one group, assign
+  // Sets the base learning rate of every group. For one group, assign
   // `param_groups()[i].lr`.
   void set_lr(float lr);
 
@@ -152,9 +166,10 @@ class Optimizer {
   // Update()
   //
   // Updates `param` (contiguous float32, written in place) from `grad`
-  // (contiguous, same shape; read only) with the hyperparameters of `group`.
-  // `state.step` has already been incremented for this update.
-  virtual void Update(const ParamGroup& group, const Tensor& param,
+  // (contiguous, same shape; read only) at learning rate `lr` with the other
+  // hyperparameters of `group`. `state.step` has already been incremented
+  // for this update.
+  virtual void Update(const ParamGroup& group, float lr, const Tensor& param,
                       const Tensor& grad, ParamState& state) = 0;
 
   // The number of buffers `Update` keeps per parameter (what

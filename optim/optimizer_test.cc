@@ -24,8 +24,8 @@ class PlainDescent : public Optimizer {
   bool grad_enabled_in_update = true;
 
  protected:
-  void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
-              ParamState& state) override {
+  void Update(const ParamGroup&, float lr, const Tensor& param,
+              const Tensor& grad, ParamState& state) override {
     ++updates;
     grad_enabled_in_update = autograd::GradEnabled();
     if (state.buffers.empty()) {
@@ -34,7 +34,7 @@ class PlainDescent : public Optimizer {
     state.buffers[0].data()[0] += 1.0f;  // counts updates, like a buffer
     float* w = param.data();
     const float* g = grad.data();
-    for (int64_t i = 0; i < param.numel(); ++i) w[i] -= group.lr * g[i];
+    for (int64_t i = 0; i < param.numel(); ++i) w[i] -= lr * g[i];
   }
   int NumBuffers() const override { return 1; }
 };

@@ -23,12 +23,19 @@ SGD::SGD(std::vector<autograd::Variable> params, const SGDOptions& options)
       << options.dampening;
 }
 
-void SGD::Update(const ParamGroup& group, const Tensor& param,
-                 const Tensor& grad, ParamState& state) {
+SGDOptions SGD::options() const {
+  SGDOptions o = options_;
+  o.lr = param_groups().front().lr;
+  o.weight_decay = param_groups().front().weight_decay;
+  return o;
+}
+
+void SGD::Update(const ParamGroup& group, float lr,
+                 const Tensor& param, const Tensor& grad,
+                 ParamState& state) {
   const int64_t n = param.numel();
   float* w = param.data();
   const float* dw = grad.data();
-  const float lr = group.lr;
   const float wd = group.weight_decay;
   const float momentum = options_.momentum;
   if (momentum == 0.0f) {

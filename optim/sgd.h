@@ -60,11 +60,13 @@ class SGD : public Optimizer {
   // an empty list, and on invalid options.
   SGD(std::vector<autograd::Variable> params, const SGDOptions& options);
 
-  const SGDOptions& options() const { return options_; }
+  // The options, with the first group's base rate and weight decay as they
+  // are now (param_groups() holds every group's).
+  SGDOptions options() const;
 
  protected:
-  void Update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
-              ParamState& state) override;
+  void Update(const ParamGroup& group, float lr, const Tensor& param,
+              const Tensor& grad, ParamState& state) override;
   int NumBuffers() const override { return options_.momentum > 0 ? 1 : 0; }
 
  private:

@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tensor/bf16.h"
 #include "tensor/cpu.h"
 #include "tensor/random.h"
+#include "tensor/testing/logged_warnings.h"
 
 namespace dive {
 namespace {
@@ -419,22 +419,6 @@ TEST(GemmAmxSelfCheckTest, PassesOnTheAmxPath) {
   EXPECT_TRUE(verdict.ok()) << verdict;
   EXPECT_EQ(ActiveIsa(), Isa::kAmx);
 }
-
-// The warnings logged while it lives.
-class LoggedWarnings : public google::LogSink {
- public:
-  LoggedWarnings() { google::AddLogSink(this); }
-  ~LoggedWarnings() override { google::RemoveLogSink(this); }
-
-  void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const google::LogMessageTime& /*time*/, const char* message,
-            size_t length) override {
-    if (severity == google::GLOG_WARNING) lines.emplace_back(message, length);
-  }
-
-  std::vector<std::string> lines;
-};
 
 struct Fault {
   AmxSelfCheckFault fault;

@@ -33,7 +33,8 @@
 #include "tensor/safetensors.h"
 #include "tools/zoo_checkpoint.h"
 #include "train/cli.h"
-#include "train/training.h"
+#include "train/evaluation.h"
+#include "train/options.h"
 
 ABSL_FLAG(std::string, model, "", "Model name (default: from the checkpoint).");
 ABSL_FLAG(std::string, checkpoint, "", "A model.safetensors file.");
@@ -127,18 +128,23 @@ int EvalMain() {
   if (!test.ok()) return Fail(test.status());
 
   const int64_t limit = absl::GetFlag(FLAGS_limit);
-  const train::EvalResult r = train::Evaluate(
+  absl::StatusOr<train::EvalResult> evaluated = train::Evaluate(
       model, *test, size, absl::GetFlag(FLAGS_batch_size), limit);
+  if (!evaluated.ok()) return Fail(evaluated.status());
+  const train::EvalResult& r = *evaluated;
   std::printf("%s on %s: test acc %.4f\n", name.c_str(), path.c_str(),
               r.accuracy);
   std::printf("confusion matrix (rows: true class, columns: predicted)\n%12s",
               "");
-  for (int j = 0; j < 10; ++j) std::printf("%6d", j);
+  // One row and column per output of the model: Fashion-MNIST's classes.
+  const size_t classes = r.confusion.size();
+  for (size_t j = 0; j < classes; ++j) std::printf("%6zu", j);
   std::printf("\n");
-  for (int i = 0; i < 10; ++i) {
-    std::printf("%10s %d",
-                std::string(data::FashionMnistClassNames()[i]).c_str(), i);
-    for (int j = 0; j < 10; ++j) std::printf("%6ld", r.confusion[i][j]);
+  for (size_t i = 0; i < classes; ++i) {
+    const auto& names = data::FashionMnistClassNames();
+    std::printf("%10s %zu",
+                i < names.size() ? std::string(names[i]).c_str() : "", i);
+    for (size_t j = 0; j < classes; ++j) std::printf("%6ld", r.confusion[i][j]);
     std::printf("\n");
   }
 

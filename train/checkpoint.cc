@@ -483,9 +483,6 @@ absl::Status RestoreTrainState(const SavedTrainState& saved,
     return absl::InvalidArgumentError(
         absl::StrCat("the training state does not fit: ", s.message()));
   }
-  if (state.schedule != nullptr) {
-    state.schedule->SetEpoch(static_cast<int>(saved.position.epoch));
-  }
   state.position = saved.position;
   state.totals = saved.totals;
   state.skipped_steps = saved.skipped_steps;

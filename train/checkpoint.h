@@ -19,8 +19,8 @@
 // (tensor/safetensors.h), so every byte is checked; every metadata value is
 // range-checked, against the run's data and batch size too (`CheckGeometry`).
 //
-// The learning-rate schedule's state is the position (`LrSchedule::SetEpoch`,
-// warm-up counted in global steps). Every random stream of a run is a
+// The learning rate is a function of the position (optim/lr_schedule.h:
+// the epoch, and the global step for warm-up). Every random stream of a run is a
 // function of the seed and the position: the shuffle of (seed, epoch),
 // augmentation of (seed, epoch, shard, batch) (datasets/data_loader.h) and
 // dropout of (seed, rank, global step), reseeded before each step. So the
@@ -59,7 +59,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nn/module.h"
-#include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
 #include "tensor/safetensors.h"
 
@@ -103,7 +102,6 @@ struct RunEnvironment {
 struct TrainState {
   nn::Module* model = nullptr;            // not owned
   optim::Optimizer* optimizer = nullptr;  // not owned
-  optim::LrSchedule* schedule = nullptr;  // not owned; null: a constant rate
   TrainPosition position;
   EpochTotals totals;
   int64_t skipped_steps = 0;
@@ -200,7 +198,7 @@ absl::Status PublishPendingWeights(const std::string& dir);
 std::string DescribeCheckpoint(const std::string& dir);
 
 // Puts `saved` into `state`: the optimizer's state (all or nothing), the
-// schedule's epoch, the position and totals. `state.settings` and
+// position and totals. `state.settings` and
 // `state.environment` are not touched; compare them with `CheckSettings`
 // and `ExactnessWarning` first.
 absl::Status RestoreTrainState(const SavedTrainState& saved, TrainState& state);

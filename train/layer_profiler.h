@@ -51,7 +51,7 @@
 #include "absl/status/status.h"
 #include "autograd/hook_handle.h"
 #include "nn/module.h"
-#include "train/training.h"
+#include "train/observer.h"
 
 namespace dive::train {
 
@@ -116,7 +116,7 @@ class LayerProfiler : public TrainObserver {
   std::unordered_map<const nn::Module*, std::string> names_;
   std::unordered_map<const nn::Module*, size_t> index_;  // into layers_
   std::vector<LayerStats> layers_;
-  std::vector<autograd::HookHandle> handles_;
+  autograd::HookHandle hooks_;  // on every module of the model
   // The calls of the step in progress, and the open forward calls (a stack).
   std::vector<Call> calls_;
   std::vector<Call> open_;

@@ -23,6 +23,8 @@
 #include "train/cli.h"
 #include "train/dashboard/dashboard.h"
 #include "train/layer_profiler.h"
+#include "train/options.h"
+#include "train/stop.h"
 #include "train/training.h"
 
 // Unset (the default) means the book's recipe; any value given is checked,
@@ -242,7 +244,6 @@ int TrainerMain(int argc, char** argv,
   if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
     return Fail(isa.status());
   }
-  if (absl::Status s = ValidateOptions(o); !s.ok()) return Fail(s);
   const std::optional<int> dashboard_port = absl::GetFlag(FLAGS_dashboard);
   if (dashboard_port.has_value() &&
       (*dashboard_port < 0 || *dashboard_port > 65535)) {

@@ -28,7 +28,6 @@
 #include "absl/strings/str_split.h"
 #include "datasets/testing/fake_data.h"
 #include "distributed/process_group.h"
-#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/bn_lenet/bn_lenet.h"
@@ -37,6 +36,9 @@
 #include "models/softmax/softmax.h"
 #include "tensor/cpu.h"
 #include "tensor/safetensors.h"
+#include "tensor/testing/logged_warnings.h"
+#include "train/evaluation.h"
+#include "train/stop.h"
 
 namespace dive::train {
 namespace {
@@ -203,31 +205,6 @@ std::string SwapTwoEqualTensors(const std::string& path, std::string header) {
   return header;
 }
 
-// The warnings logged while it lives.
-class LoggedWarnings : public google::LogSink {
- public:
-  LoggedWarnings() { google::AddLogSink(this); }
-  ~LoggedWarnings() override { google::RemoveLogSink(this); }
-
-  void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const google::LogMessageTime& /*time*/, const char* message,
-            size_t length) override {
-    if (severity == google::GLOG_WARNING) lines.emplace_back(message, length);
-  }
-
-  // The lines that contain `text`.
-  std::vector<std::string> With(const std::string& text) const {
-    std::vector<std::string> found;
-    for (const std::string& line : lines) {
-      if (line.find(text) != std::string::npos) found.push_back(line);
-    }
-    return found;
-  }
-
-  std::vector<std::string> lines;
-};
-
 // Every file of `dir` (but its lock) and its bytes.
 std::map<std::string, std::string> Snapshot(const std::string& dir) {
   std::map<std::string, std::string> files;
@@ -258,8 +235,10 @@ TEST_F(TrainingTest, SoftmaxLearnsAndWritesCheckpointCsvAndPlot) {
   EXPECT_EQ(epoch, 2);
   // The checkpoint holds the trained weights: evaluating it gives the
   // summary's test accuracy.
-  EXPECT_DOUBLE_EQ(Evaluate(**model, test_, 28, 64).accuracy,
-                   s->epochs[1].test_acc);
+  absl::StatusOr<EvalResult> evaluated = Evaluate(**model, test_, 28, 64);
+  ASSERT_TRUE(evaluated.ok()) << evaluated.status();
+  EXPECT_DOUBLE_EQ(evaluated->accuracy, s->epochs[1].test_acc);
+  EXPECT_EQ(evaluated->confusion, s->epochs[1].confusion);
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
     EXPECT_GT(fs::file_size(dir + "/metrics.png"), 0u);
   }
@@ -357,161 +336,6 @@ TEST_F(TrainingTest, SameSeedAndThreadsGiveBitIdenticalWeights) {
     EXPECT_TRUE(BitIdentical(a, b)) << spec.name << ": same seed differs";
     EXPECT_FALSE(BitIdentical(a, c)) << spec.name << ": seed has no effect";
   }
-}
-
-struct BadOption {
-  const char* name;
-  void (*set)(TrainOptions&);
-  absl::StatusCode code;
-  const char* message;
-};
-
-TEST(ValidateOptionsTest, NamesTheFlagOfEveryBadOption) {
-  const std::string file = absl::StrCat(::testing::TempDir(), "/regular_file");
-  std::ofstream(file) << "x";
-  static std::string under_file;
-  under_file = file + "/out";
-  using C = absl::StatusCode;
-  const BadOption cases[] = {
-      {"epochs 0", [](TrainOptions& o) { o.epochs = 0; }, C::kInvalidArgument,
-       "--epochs=0: must be positive"},
-      {"epochs -3", [](TrainOptions& o) { o.epochs = -3; }, C::kInvalidArgument,
-       "--epochs=-3"},
-      {"epochs 2^63-1",
-       [](TrainOptions& o) { o.epochs = std::numeric_limits<int64_t>::max(); },
-       C::kInvalidArgument,
-       "--epochs=9223372036854775807: must be at most 1000000"},
-      {"lr 0", [](TrainOptions& o) { o.lr = 0; }, C::kInvalidArgument,
-       "--lr=0: must be a positive number"},
-      {"lr -1", [](TrainOptions& o) { o.lr = -1; }, C::kInvalidArgument,
-       "--lr=-1"},
-      {"lr nan", [](TrainOptions& o) { o.lr = std::nanf(""); },
-       C::kInvalidArgument, "--lr=nan"},
-      {"lr inf",
-       [](TrainOptions& o) { o.lr = std::numeric_limits<float>::infinity(); },
-       C::kInvalidArgument, "--lr=inf"},
-      {"batch_size 0", [](TrainOptions& o) { o.batch_size = 0; },
-       C::kInvalidArgument, "--batch_size=0: must be positive"},
-      {"batch_size -1", [](TrainOptions& o) { o.batch_size = -1; },
-       C::kInvalidArgument, "--batch_size=-1"},
-      {"resize 0", [](TrainOptions& o) { o.input_size = 0; },
-       C::kInvalidArgument, "--resize=0: must be positive"},
-      {"weight_decay -0.1", [](TrainOptions& o) { o.weight_decay = -0.1f; },
-       C::kInvalidArgument, "--weight_decay=-0.1: must be >= 0"},
-      {"weight_decay nan",
-       [](TrainOptions& o) { o.weight_decay = std::nanf(""); },
-       C::kInvalidArgument, "--weight_decay=nan"},
-      {"momentum 1", [](TrainOptions& o) { o.momentum = 1; },
-       C::kInvalidArgument, "--momentum=1: must be in [0, 1)"},
-      {"momentum -0.5", [](TrainOptions& o) { o.momentum = -0.5f; },
-       C::kInvalidArgument, "--momentum=-0.5"},
-      {"momentum nan", [](TrainOptions& o) { o.momentum = std::nanf(""); },
-       C::kInvalidArgument, "--momentum=nan"},
-      {"momentum with adam",
-       [](TrainOptions& o) {
-         o.optimizer = OptimizerKind::kAdam;
-         o.momentum = 0.9f;
-       },
-       C::kInvalidArgument,
-       "--momentum=0.9: applies to --optimizer=sgd, not adam"},
-      {"step schedule without its step",
-       [](TrainOptions& o) { o.lr_schedule = LrScheduleKind::kStep; },
-       C::kInvalidArgument,
-       "--lr_step_epochs=0: must be in [1, 1000000] with --lr_schedule=step"},
-      {"lr_gamma 0",
-       [](TrainOptions& o) {
-         o.lr_schedule = LrScheduleKind::kStep;
-         o.lr_step_epochs = 2;
-         o.lr_gamma = 0;
-       },
-       C::kInvalidArgument, "--lr_gamma=0: must be a positive number"},
-      {"warmup longer than the run",
-       [](TrainOptions& o) { o.warmup_epochs = 11; }, C::kInvalidArgument,
-       "--warmup_epochs=11: must be in [0, --epochs="},
-      {"warmup nan", [](TrainOptions& o) { o.warmup_epochs = std::nan(""); },
-       C::kInvalidArgument, "--warmup_epochs=nan"},
-      {"clip_grad_norm -1", [](TrainOptions& o) { o.clip_grad_norm = -1; },
-       C::kInvalidArgument, "--clip_grad_norm=-1: must be >= 0 (0: off)"},
-      {"checkpoint_every -1", [](TrainOptions& o) { o.checkpoint_every = -1; },
-       C::kInvalidArgument, "--checkpoint_every=-1: must be >= 0"},
-      {"checkpoint_every without out",
-       [](TrainOptions& o) {
-         o.checkpoint_every = 5;
-         o.out_dir.clear();
-       },
-       C::kInvalidArgument, "--checkpoint_every=5: needs --out"},
-      {"threads -1", [](TrainOptions& o) { o.threads = -1; },
-       C::kInvalidArgument, "--threads=-1: must be >= 0"},
-      {"train_limit -1", [](TrainOptions& o) { o.train_limit = -1; },
-       C::kInvalidArgument, "--train_limit=-1: must be >= 0"},
-      {"test_limit -5", [](TrainOptions& o) { o.test_limit = -5; },
-       C::kInvalidArgument, "--test_limit=-5: must be >= 0"},
-      {"log_every 0", [](TrainOptions& o) { o.log_every = 0; },
-       C::kInvalidArgument, "log_every=0"},
-      {"resume without out",
-       [](TrainOptions& o) {
-         o.resume = true;
-         o.out_dir.clear();
-       },
-       C::kInvalidArgument, "--resume needs --out"},
-      {"out in /proc", [](TrainOptions& o) { o.out_dir = "/proc/x"; },
-       C::kFailedPrecondition, "--out=/proc/x: cannot create or write"},
-      {"out is /proc (writable by its mode bits for root)",
-       [](TrainOptions& o) { o.out_dir = "/proc"; }, C::kFailedPrecondition,
-       "--out=/proc: cannot create files there ("},
-      {"out under a regular file",
-       [](TrainOptions& o) { o.out_dir = under_file; }, C::kFailedPrecondition,
-       "Not a directory"},
-      {"out is a regular file",
-       [](TrainOptions& o) { o.out_dir = "/dev/null"; }, C::kFailedPrecondition,
-       "--out=/dev/null"},
-  };
-  TrainOptions good = SmallRun(FreshDir("validate"));
-  ASSERT_TRUE(ValidateOptions(good).ok());
-  for (const BadOption& c : cases) {
-    TrainOptions o = good;
-    c.set(o);
-    const absl::Status s = ValidateOptions(o);
-    EXPECT_EQ(s.code(), c.code) << c.name << ": " << s;
-    EXPECT_THAT(std::string(s.message()), HasSubstr(c.message)) << c.name;
-  }
-  // Train checks them too, before doing anything.
-  TrainOptions o = good;
-  o.epochs = 0;
-  const data::InMemoryDataset data = FakeImages(8, 0);
-  EXPECT_EQ(Train(models::SoftmaxSpec(), o, data, data).status().code(),
-            absl::StatusCode::kInvalidArgument);
-}
-
-// lr 1e30 sends the MLP's two stacked layers past the float range within a
-// few steps (softmax regression stays finite: its logits are linear).
-TEST(FlagChoicesTest, ParseWhatNamePrintsAndRefuseTheRest) {
-  for (OptimizerKind k :
-       {OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kAdamW}) {
-    EXPECT_EQ(*ParseOptimizer(OptimizerName(k)), k);
-  }
-  for (LrScheduleKind k : {LrScheduleKind::kConstant, LrScheduleKind::kStep,
-                           LrScheduleKind::kCosine}) {
-    EXPECT_EQ(*ParseLrSchedule(LrScheduleName(k)), k);
-  }
-  for (bool flip : {false, true}) {
-    for (bool crop : {false, true}) {
-      bool f = !flip, c = !crop;
-      ASSERT_TRUE(ParseAugment(AugmentName(flip, crop), &f, &c).ok());
-      EXPECT_EQ(f, flip);
-      EXPECT_EQ(c, crop);
-    }
-  }
-  bool f, c;
-  EXPECT_THAT(std::string(ParseOptimizer("Adam").status().message()),
-              HasSubstr("--optimizer=Adam: must be sgd, adam or adamw"));
-  EXPECT_THAT(std::string(ParseLrSchedule("").status().message()),
-              HasSubstr("--lr_schedule=: must be constant, step or cosine"));
-  EXPECT_THAT(std::string(ParseAugment("flip,rotate", &f, &c).message()),
-              HasSubstr("unknown augmentation 'rotate'"));
-  EXPECT_THAT(std::string(ParseAugment("crop,crop", &f, &c).message()),
-              HasSubstr("'crop' given twice"));
-  EXPECT_FALSE(ParseAugment("flip,", &f, &c).ok());
 }
 
 // Calls RequestStop(SIGINT) after global step `at`, as Ctrl-C would.
@@ -1349,18 +1173,6 @@ TEST_F(TrainingTest, NonFiniteWeightsAreRefusedOnLoad) {
     EXPECT_EQ(s.status(), st);
     EXPECT_EQ(Contents(dir + "/metrics.csv"), csv_before);
   }
-}
-
-TEST(CapThreadsTest, CapsAtAFewThreadsPerCore) {
-  const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  EXPECT_EQ(CapThreads(0), 0);  // all cores
-  EXPECT_EQ(CapThreads(1), 1);
-  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores), kMaxThreadsPerCore * cores);
-  EXPECT_EQ(CapThreads(kMaxThreadsPerCore * cores + 1),
-            kMaxThreadsPerCore * cores);
-  EXPECT_EQ(CapThreads(100000), kMaxThreadsPerCore * cores);
-  EXPECT_EQ(CapThreads(std::numeric_limits<int>::max()),
-            kMaxThreadsPerCore * cores);
 }
 
 TEST_F(TrainingTest, UnsupportedInputSizeMentionsResize) {

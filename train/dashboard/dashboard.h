@@ -3,7 +3,7 @@
 //
 // A live training dashboard in the browser: `--dashboard=PORT` on every
 // trainer. `Dashboard` is one more observer of the training loop
-// (train/training.h) and serves, on 127.0.0.1 only, one page that polls the
+// (train/observer.h) and serves, on 127.0.0.1 only, one page that polls the
 // run's numbers once a second and draws them with Chart.js (Debian's
 // libjs-chart.js, compiled into the binary: nothing is fetched at run time):
 //
@@ -88,7 +88,7 @@
 #include "absl/status/statusor.h"
 #include "train/dashboard/history.h"
 #include "train/layer_profiler.h"
-#include "train/training.h"
+#include "train/observer.h"
 
 namespace dive::train {
 

@@ -1,0 +1,58 @@
+#include "train/evaluation.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "autograd/variable.h"
+#include "datasets/data_loader.h"
+#include "tensor/ops.h"
+#include "tensor/tensor.h"
+
+namespace dive::train {
+
+absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,
+                                    int64_t input_size, int64_t batch_size,
+                                    int64_t limit) {
+  const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  data::DataLoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.sampler.shuffle = false;
+  // A no-op for input_size x input_size images.
+  lo.transforms.resize = input_size;
+  absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(
+      std::make_shared<data::SubsetDataset>(data::Unowned(data), 0, n), lo);
+  if (!loader.ok()) return loader.status();
+  const bool was_training = model.is_training();
+  model.Eval();
+  autograd::NoGradGuard no_grad;
+  EvalResult result;
+  int64_t correct = 0, total = 0;
+  loader->StartEpoch(0);
+  data::Batch batch;
+  while (loader->Next(&batch)) {
+    const Tensor logits = model(autograd::Variable(batch.images)).data();
+    const int64_t classes = logits.shape()[1];
+    result.confusion.resize(classes, std::vector<int64_t>(classes, 0));
+    const Tensor pred = ops::Argmax(logits, 1);
+    const int64_t* p = pred.data<int64_t>();
+    const int64_t* l = batch.labels.data<int64_t>();
+    for (int64_t i = 0; i < batch.labels.numel(); ++i) {
+      if (l[i] < 0 || l[i] >= classes) {
+        model.Train(was_training);
+        return absl::InvalidArgumentError(absl::StrCat(
+            "example ", batch.indices[i], " has label ", l[i], " but the model has ",
+            classes, " outputs (labels 0..", classes - 1, ")"));
+      }
+      correct += p[i] == l[i];
+      ++result.confusion[l[i]][p[i]];
+    }
+    total += batch.labels.numel();
+  }
+  model.Train(was_training);
+  result.accuracy = total == 0 ? 0.0 : static_cast<double>(correct) / total;
+  return result;
+}
+
+}  // namespace dive::train

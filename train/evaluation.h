@@ -1,0 +1,43 @@
+// File: train/evaluation.h
+// -----------------------------------------------------------------------------
+//
+// `Evaluate`: a model's accuracy and confusion matrix on a dataset, in eval
+// mode and without recording gradients, as the trainer reports it after
+// each epoch and //tools:eval prints it for a saved checkpoint.
+//
+// Example:
+//
+//   absl::StatusOr<EvalResult> r =
+//       Evaluate(model, test, /*input_size=*/28, /*batch_size=*/256);
+//   if (r.ok()) std::printf("test acc %.4f\n", r->accuracy);
+
+#ifndef TRAIN_EVALUATION_H_
+#define TRAIN_EVALUATION_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "datasets/dataset.h"
+#include "nn/module.h"
+
+namespace dive::train {
+
+struct EvalResult {
+  double accuracy = 0;
+  // confusion[true_label][predicted_label], one row and column per output
+  // of the model.
+  std::vector<std::vector<int64_t>> confusion;
+};
+
+// Accuracy and confusion matrix of `model` (switched to eval mode, and back
+// afterwards) on the first `limit` examples of `data` (0: all), resized to
+// input_size x input_size. InvalidArgument for data the model cannot
+// classify: a label outside its outputs, images the loader cannot resize.
+absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,
+                                    int64_t input_size, int64_t batch_size,
+                                    int64_t limit = 0);
+
+}  // namespace dive::train
+
+#endif  // TRAIN_EVALUATION_H_
