@@ -34,6 +34,12 @@ std::string Build(const std::string& header, const std::string& data) {
   return out + header + data;
 }
 
+// The header of one F32 tensor "w" with JSON `shape` and `data_offsets`.
+std::string F32W(const std::string& shape, const std::string& offsets) {
+  return R"({"w":{"dtype":"F32","shape":)" + shape +
+         R"(,"data_offsets":)" + offsets + "}}";
+}
+
 SafetensorsFile Sample() {
   Generator gen(1);
   SafetensorsFile f;
@@ -280,26 +286,21 @@ TEST(Safetensors, RejectsMalformedFilesWithClearMessages) {
        Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight),
        "4 trailing bytes"},
       {"overflowing dims",
-       Build(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})",
-             "abcd"),
+       Build(F32W("[4294967296,4294967296]", "[0,4]"), "abcd"),
        "too many elements"},
       {"integer overflow",
-       Build(R"({"w":{"dtype":"F32","shape":[99999999999999999999999],"data_offsets":[0,4]}})",
-             "abcd"),
+       Build(F32W("[99999999999999999999999]", "[0,4]"), "abcd"),
        "integer overflow"},
       {"tensor named twice",
        Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-             R"("w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd"),
+             R"("w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+             "abcd"),
        "duplicate key \"w\""},
       {"nested too deeply", Build(std::string(100000, '['), ""),
        "nested deeper than 16 levels"},
-      {"fractional dimension",
-       Build(R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})",
-             "abcd"),
+      {"fractional dimension", Build(F32W("[1.5]", "[0,4]"), "abcd"),
        "invalid dimension 1.5"},
-      {"negative offset",
-       Build(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})",
-             "abcd"),
+      {"negative offset", Build(F32W("[1]", "[-4,0]"), "abcd"),
        "no valid data_offsets"},
       {"bad metadata",
        Build(R"({"__metadata__":{"a":1}})", ""), "is not a string"},

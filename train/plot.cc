@@ -29,7 +29,8 @@ namespace {
 std::string LastLine(int fd) {
   char tail[1024];
   const off_t size = ::lseek(fd, 0, SEEK_END);
-  const off_t from = std::max<off_t>(size - static_cast<off_t>(sizeof(tail)), 0);
+  const off_t from =
+      std::max<off_t>(size - static_cast<off_t>(sizeof(tail)), 0);
   const ssize_t got = size > 0 ? ::pread(fd, tail, size - from, from) : 0;
   absl::string_view text(tail, got > 0 ? static_cast<size_t>(got) : 0);
   text = absl::StripAsciiWhitespace(text);

@@ -343,8 +343,9 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
     j["unit_fraction"] = Num(l.unit_fraction);
   }
   out["classes"] = options_.class_names;
-  out["confusion"] = s.epochs->empty() ? OrderedJson::array()
-                                       : OrderedJson(s.epochs->back().confusion);
+  out["confusion"] = s.epochs->empty()
+                          ? OrderedJson::array()
+                          : OrderedJson(s.epochs->back().confusion);
   return JsonText(out);
 }
 
