@@ -50,16 +50,6 @@ absl::StatusOr<std::string> AppendCsv(const std::string& path,
   return text;
 }
 
-// Draws the curves of `csv` (its text) into `png`, aside and then renamed,
-// so `png` is always a whole image.
-absl::Status DrawPlot(absl::string_view csv, const std::string& png,
-                      const std::string& title) {
-  absl::StatusOr<AtomicFileWriter> out = AtomicFileWriter::Create(png);
-  if (!out.ok()) return out.status();
-  if (absl::Status s = PlotMetrics(csv, out->fd(), title); !s.ok()) return s;
-  return out->Commit();
-}
-
 }  // namespace
 
 MetricsObserver::MetricsObserver(const std::string& dir, std::string title,
@@ -74,7 +64,7 @@ absl::Status MetricsObserver::OnEpoch(const TrainState&,
   absl::StatusOr<std::string> text = AppendCsv(csv_, m, fresh_);
   if (!text.ok()) return text.status();
   fresh_ = false;
-  absl::Status plotted = DrawPlot(*text, png_, title_);
+  absl::Status plotted = WritePng(png_, PlotScript(*text, title_));
   LOG_IF(WARNING, !plotted.ok()) << "no plot: " << plotted;
   return absl::OkStatus();
 }

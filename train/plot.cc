@@ -160,9 +160,4 @@ std::string PlotScript(absl::string_view csv, const std::string& title) {
       "  $metrics using 1:4 with linespoints lw 2 dt 4 title 'test acc'\n");
 }
 
-absl::Status PlotMetrics(absl::string_view csv, int png_fd,
-                         const std::string& title) {
-  return RunGnuplot(PlotScript(csv, title), png_fd);
-}
-
 }  // namespace dive::train

@@ -13,7 +13,7 @@
 //     over another user's file), so the file is always a whole image.
 //   * `GnuplotQuote` is how a string of the user's (a title) goes into a
 //     script: single-quoted, reduced to a safe character set.
-//   * `PlotScript` / `PlotMetrics` draw a metrics CSV (as written by the
+//   * `PlotScript` draws a metrics CSV (as written by the
 //     trainer: epoch, loss, train_acc, test_acc, ...) like the book's
 //     animated plots: train loss, train accuracy and test accuracy against
 //     the epoch. The script is fixed text, the quoted title and the numbers
@@ -55,12 +55,8 @@ absl::Status WritePng(const std::string& png_path, absl::string_view script,
 // or control characters).
 std::string GnuplotQuote(absl::string_view s);
 
-// Writes the PNG of `csv` (the text of a metrics CSV; rows that do not parse
-// are skipped) to the open file `png_fd` (RunGnuplot).
-absl::Status PlotMetrics(absl::string_view csv, int png_fd,
-                         const std::string& title);
-
-// The gnuplot script PlotMetrics runs.
+// The gnuplot script that draws `csv` (the text of a metrics CSV; rows that
+// do not parse are skipped) as a PNG on its standard output.
 std::string PlotScript(absl::string_view csv, const std::string& title);
 
 }  // namespace dive::train

@@ -49,13 +49,14 @@ TEST(PlotScriptTest, HostileTitleAndRowsNeverBecomeCode) {
       << script;
 }
 
-TEST(PlotMetricsTest, WritesAPngToTheDescriptor) {
+TEST(PlotScriptTest, DrawsAPngWithAHostileTitle) {
   // tools/setup.sh installs gnuplot-nox: without it this fails, not skips.
   ASSERT_EQ(std::system("command -v gnuplot > /dev/null 2>&1"), 0)
       << "gnuplot is not installed (tools/setup.sh installs gnuplot-nox)";
   FILE* f = tmpfile();
   ASSERT_NE(f, nullptr);
-  const absl::Status s = PlotMetrics(kCsv, fileno(f), "x'\nsystem 'id'");
+  const absl::Status s =
+      RunGnuplot(PlotScript(kCsv, "x'\nsystem 'id'"), fileno(f));
   ASSERT_TRUE(s.ok()) << s;
   char magic[8] = {};
   ASSERT_EQ(pread(fileno(f), magic, 8, 0), 8);
