@@ -24,6 +24,7 @@ using conv_internal::PlanesRhs;
 using kernel_internal::CeilDiv;
 using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
+using kernel_internal::MakeWindow2d;
 using kernel_internal::OutSize;
 using kernel_internal::ParallelFor;
 using kernel_internal::Scratch;
@@ -36,21 +37,18 @@ ConvGeometry MakeGeometry(const char* op, const Shape& x, const Shape& w,
   const std::string shapes = Shapes("x", x, "w", w);
   CHECK_EQ(x[1], w[1]) << op << ": input has " << x[1]
                        << " channels but weight expects " << w[1] << shapes;
-  ConvGeometry g;
-  g.n = x[0];
-  g.c = x[1];
-  g.h = x[2];
-  g.w = x[3];
-  g.oc = w[0];
-  g.kh = w[2];
-  g.kw = w[3];
-  g.sh = p.stride_h;
-  g.sw = p.stride_w;
-  g.ph = p.pad_h;
-  g.pw = p.pad_w;
-  g.oh = OutSize(op, "height", g.h, g.kh, g.sh, g.ph, shapes);
-  g.ow = OutSize(op, "width", g.w, g.kw, g.sw, g.pw, shapes);
-  return g;
+  return ConvGeometry{
+      MakeWindow2d(op,
+                   {.h = x[2],
+                    .w = x[3],
+                    .kh = w[2],
+                    .kw = w[3],
+                    .sh = p.stride_h,
+                    .sw = p.stride_w,
+                    .ph = p.pad_h,
+                    .pw = p.pad_w},
+                   shapes),
+      /*n=*/x[0], /*c=*/x[1], /*oc=*/w[0]};
 }
 
 void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
@@ -60,6 +58,26 @@ void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
       << g.n << ", " << g.c << ", " << g.h << ", " << g.w << "] with w ["
       << g.oc << ", " << g.c << ", " << g.kh << ", " << g.kw << "] gives "
       << expected;
+}
+
+// The gradient a backward pass computes.
+enum class GradOf { kInput, kWeight };
+
+// The checks both backward passes start with: dy and the operand they are
+// given (w for the input's gradient, x for the weight's) are float 4-D
+// tensors, the other operand's `shape` is 4-D, and dy has the shape the
+// convolution gives. Returns the convolution's geometry.
+ConvGeometry CheckBackward(const char* op, GradOf grad_of, const Tensor& dy,
+                           const Tensor& operand, const Shape& shape,
+                           const Conv2dParams& p) {
+  const bool input = grad_of == GradOf::kInput;
+  CheckFloat4D(op, "dy", dy);
+  CheckFloat4D(op, input ? "w" : "x", operand);
+  CheckShape4D(op, input ? "x_shape" : "w_shape", shape);
+  const ConvGeometry g = input ? MakeGeometry(op, shape, operand.shape(), p)
+                               : MakeGeometry(op, operand.shape(), shape, p);
+  CheckGradOutput(op, dy, g);
+  return g;
 }
 
 // Parallel over the batch only when there are enough images for every
@@ -265,11 +283,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
 Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
                            const Shape& x_shape, const Conv2dParams& p) {
   static constexpr char kOp[] = "Conv2dBackwardInput";
-  CheckFloat4D(kOp, "dy", dy_in);
-  CheckFloat4D(kOp, "w", w_in);
-  CheckShape4D(kOp, "x_shape", x_shape);
-  const ConvGeometry g = MakeGeometry(kOp, x_shape, w_in.shape(), p);
-  CheckGradOutput(kOp, dy_in, g);
+  const ConvGeometry g =
+      CheckBackward(kOp, GradOf::kInput, dy_in, w_in, x_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor w = w_in.Contiguous();
 
@@ -340,11 +355,8 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
 Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
                             const Shape& w_shape, const Conv2dParams& p) {
   static constexpr char kOp[] = "Conv2dBackwardWeight";
-  CheckFloat4D(kOp, "dy", dy_in);
-  CheckFloat4D(kOp, "x", x_in);
-  CheckShape4D(kOp, "w_shape", w_shape);
-  const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_shape, p);
-  CheckGradOutput(kOp, dy_in, g);
+  const ConvGeometry g =
+      CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor x = x_in.Contiguous();
 

@@ -42,28 +42,45 @@ struct ConvCase {
   }
 };
 
-// The naive 7-loop convolution in double. `bias` may be empty.
-std::vector<double> RefConv(const ConvCase& k, const std::vector<double>& x,
-                            const std::vector<double>& w,
-                            const std::vector<double>& bias) {
+// The naive convolution's 7 loops: f(yi, xi, wi) for every output yi =
+// (n, o, i, j) and every tap (c, a, b) of its window that lies inside the
+// input, xi = (n, c, ih, iw) and wi = (o, c, a, b), in that order.
+template <typename F>
+void ForEachTap(const ConvCase& k, F f) {
   const int64_t oh = k.oh(), ow = k.ow();
-  std::vector<double> y(k.n * k.oc * oh * ow, 0.0);
   for (int64_t n = 0; n < k.n; ++n)
     for (int64_t o = 0; o < k.oc; ++o)
       for (int64_t i = 0; i < oh; ++i)
         for (int64_t j = 0; j < ow; ++j) {
-          double s = bias.empty() ? 0.0 : bias[o];
+          const int64_t yi = ((n * k.oc + o) * oh + i) * ow + j;
           for (int64_t c = 0; c < k.c; ++c)
             for (int64_t a = 0; a < k.kh; ++a)
               for (int64_t b = 0; b < k.kw; ++b) {
                 const int64_t ih = i * k.sh - k.ph + a;
                 const int64_t iw = j * k.sw - k.pw + b;
                 if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
-                s += w[((o * k.c + c) * k.kh + a) * k.kw + b] *
-                     x[((n * k.c + c) * k.h + ih) * k.w + iw];
+                f(yi, ((n * k.c + c) * k.h + ih) * k.w + iw,
+                  ((o * k.c + c) * k.kh + a) * k.kw + b);
               }
-          y[((n * k.oc + o) * oh + i) * ow + j] = s;
         }
+}
+
+// The output channel of output yi.
+int64_t OutChannel(const ConvCase& k, int64_t yi) {
+  return yi / (k.oh() * k.ow()) % k.oc;
+}
+
+// The naive convolution in double. `bias` may be empty.
+std::vector<double> RefConv(const ConvCase& k, const std::vector<double>& x,
+                            const std::vector<double>& w,
+                            const std::vector<double>& bias) {
+  std::vector<double> y(k.n * k.oc * k.oh() * k.ow(), 0.0);
+  if (!bias.empty()) {
+    for (size_t yi = 0; yi < y.size(); ++yi) y[yi] = bias[OutChannel(k, yi)];
+  }
+  ForEachTap(k, [&](int64_t yi, int64_t xi, int64_t wi) {
+    y[yi] += w[wi] * x[xi];
+  });
   return y;
 }
 
@@ -73,28 +90,14 @@ void RefConvBackward(const ConvCase& k, const std::vector<double>& x,
                      const std::vector<double>& w,
                      const std::vector<double>& dy, std::vector<double>* dx,
                      std::vector<double>* dw, std::vector<double>* db) {
-  const int64_t oh = k.oh(), ow = k.ow();
   dx->assign(x.size(), 0.0);
   dw->assign(w.size(), 0.0);
   db->assign(k.oc, 0.0);
-  for (int64_t n = 0; n < k.n; ++n)
-    for (int64_t o = 0; o < k.oc; ++o)
-      for (int64_t i = 0; i < oh; ++i)
-        for (int64_t j = 0; j < ow; ++j) {
-          const double g = dy[((n * k.oc + o) * oh + i) * ow + j];
-          (*db)[o] += g;
-          for (int64_t c = 0; c < k.c; ++c)
-            for (int64_t a = 0; a < k.kh; ++a)
-              for (int64_t b = 0; b < k.kw; ++b) {
-                const int64_t ih = i * k.sh - k.ph + a;
-                const int64_t iw = j * k.sw - k.pw + b;
-                if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
-                const int64_t xi = ((n * k.c + c) * k.h + ih) * k.w + iw;
-                const int64_t wi = ((o * k.c + c) * k.kh + a) * k.kw + b;
-                (*dx)[xi] += g * w[wi];
-                (*dw)[wi] += g * x[xi];
-              }
-        }
+  for (size_t yi = 0; yi < dy.size(); ++yi) (*db)[OutChannel(k, yi)] += dy[yi];
+  ForEachTap(k, [&](int64_t yi, int64_t xi, int64_t wi) {
+    (*dx)[xi] += dy[yi] * w[wi];
+    (*dw)[wi] += dy[yi] * x[xi];
+  });
 }
 
 const std::vector<ConvCase>& Cases() {
@@ -423,39 +426,45 @@ TEST(Conv2d, BackwardMatchesFiniteDifferences) {
 
 // ---- Errors -----------------------------------------------------------------
 
-TEST(Conv2dDeathTest, ChannelMismatch) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const Tensor x = Tensor::Zeros({2, 3, 8, 8});
-  const Tensor w = Tensor::Zeros({4, 1, 3, 3});
-  EXPECT_DEATH(Conv2dForward(x, w, Tensor(), Conv2dParams()),
-               "Conv2dForward: input has 3 channels but weight expects 1 "
-               "\\(x \\[2, 3, 8, 8\\], w \\[4, 1, 3, 3\\]\\)");
+class Conv2dDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+// Conv2dForward of zeros of shapes `x` and `w`, without bias, dies with a
+// message matching `regex`.
+void ExpectForwardDies(const Shape& x, const Shape& w,
+                       const std::string& regex) {
+  EXPECT_DEATH(Conv2dForward(Tensor::Zeros(x), Tensor::Zeros(w), Tensor(),
+                             Conv2dParams()),
+               regex);
+}
+
+TEST_F(Conv2dDeathTest, ChannelMismatch) {
+  ExpectForwardDies({2, 3, 8, 8}, {4, 1, 3, 3},
+                    "Conv2dForward: input has 3 channels but weight expects 1 "
+                    "\\(x \\[2, 3, 8, 8\\], w \\[4, 1, 3, 3\\]\\)");
   EXPECT_DEATH(
-      Conv2dBackwardWeight(Tensor::Zeros({2, 4, 6, 6}), x, w.shape(),
+      Conv2dBackwardWeight(Tensor::Zeros({2, 4, 6, 6}),
+                           Tensor::Zeros({2, 3, 8, 8}), Shape({4, 1, 3, 3}),
                            Conv2dParams()),
       "Conv2dBackwardWeight: input has 3 channels but weight expects 1");
 }
 
-TEST(Conv2dDeathTest, InputSmallerThanKernel) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const Tensor x = Tensor::Zeros({1, 1, 2, 5});
-  const Tensor w = Tensor::Zeros({1, 1, 3, 3});
-  EXPECT_DEATH(Conv2dForward(x, w, Tensor(), Conv2dParams()),
-               "Conv2dForward: input height 2 with padding 0 is smaller than "
-               "the kernel height 3");
+TEST_F(Conv2dDeathTest, InputSmallerThanKernel) {
+  ExpectForwardDies({1, 1, 2, 5}, {1, 1, 3, 3},
+                    "Conv2dForward: input height 2 with padding 0 is smaller "
+                    "than the kernel height 3");
   EXPECT_DEATH(ConvOutSize(2, 3, 1, 0),
                "ConvOutSize: input size 2 with padding 0 is smaller than the "
                "kernel size 3");
   EXPECT_DEATH(ConvOutSize(5, 3, 0, 0), "stride size must be positive");
 }
 
-TEST(Conv2dDeathTest, BadShapes) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+TEST_F(Conv2dDeathTest, BadShapes) {
   const Tensor x = Tensor::Zeros({2, 3, 8, 8});
   const Tensor w = Tensor::Zeros({4, 3, 3, 3});
-  EXPECT_DEATH(
-      Conv2dForward(Tensor::Zeros({3, 8, 8}), w, Tensor(), Conv2dParams()),
-      "Conv2dForward: x must be 4-D");
+  ExpectForwardDies({3, 8, 8}, w.shape(), "Conv2dForward: x must be 4-D");
   EXPECT_DEATH(Conv2dForward(x, w, Tensor::Zeros({3}), Conv2dParams()),
                "Conv2dForward: bias has shape \\[3\\] but weight has 4 output "
                "channels");

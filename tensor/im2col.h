@@ -23,14 +23,16 @@
 
 #include <cstdint>
 
+#include "tensor/kernel_util.h"
+
 namespace dive::conv_internal {
 
-// Geometry of one convolution, shared by the forward and backward kernels.
-struct ConvGeometry {
-  int64_t n, c, h, w;  // input
-  int64_t oc, kh, kw;  // weight
-  int64_t oh, ow;      // output
-  int64_t sh, sw, ph, pw;
+// Geometry of one convolution, shared by the forward and backward kernels:
+// the window of the weight's kernel over the input's planes (h x w, kh x kw,
+// the stride, padding and output size), and the batch and channels.
+struct ConvGeometry : kernel_internal::Window2d {
+  int64_t n, c;  // input [n, c, h, w]
+  int64_t oc;    // weight [oc, c, kh, kw]
 
   int64_t InPlane() const { return c * h * w; }      // one image of x
   int64_t OutPlane() const { return oc * oh * ow; }  // one image of y

@@ -45,6 +45,15 @@ int64_t OutSize(const char* op, const char* dim, int64_t in, int64_t kernel,
   return (in + 2 * pad - kernel) / stride + 1;
 }
 
+Window2d MakeWindow2d(const char* op, Window2d window,
+                      const std::string& shapes) {
+  window.oh = OutSize(op, "height", window.h, window.kh, window.sh, window.ph,
+                      shapes);
+  window.ow = OutSize(op, "width", window.w, window.kw, window.sw, window.pw,
+                      shapes);
+  return window;
+}
+
 void ValidRange(int64_t in, int64_t offset, int64_t stride, int64_t out,
                 int64_t* lo, int64_t* hi) {
   int64_t l = offset >= 0 ? 0 : (-offset + stride - 1) / stride;

@@ -82,6 +82,20 @@ std::string Shapes(const char* name_a, const Shape& a, const char* name_b,
 int64_t OutSize(const char* op, const char* dim, int64_t in, int64_t kernel,
                 int64_t stride, int64_t pad, const std::string& shapes);
 
+// A kernel window swept over an h x w input, what convolution and pooling
+// share: the kernel (kh x kw), its stride (sh, sw), the padding on each side
+// (ph, pw), and the output size (oh x ow) they give.
+struct Window2d {
+  int64_t h, w;
+  int64_t kh, kw, sh, sw, ph, pw;
+  int64_t oh = 0, ow = 0;
+};
+
+// `window` with its output size computed by OutSize, height then width
+// (CHECK-failing with `op` and `shapes` as OutSize does).
+Window2d MakeWindow2d(const char* op, Window2d window,
+                      const std::string& shapes);
+
 // The output positions o in [*lo, *hi) (clamped to [0, out)) for which
 // o * stride + offset lies in [0, in).
 void ValidRange(int64_t in, int64_t offset, int64_t stride, int64_t out,

@@ -22,7 +22,7 @@ namespace {
 
 using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
-using kernel_internal::OutSize;
+using kernel_internal::MakeWindow2d;
 using kernel_internal::ParallelFor;
 using kernel_internal::ThreadsIf;
 using kernel_internal::ValidRange;
@@ -31,9 +31,9 @@ using kernel_internal::ValidRange;
 
 namespace {
 
-struct PoolGeometry {
-  int64_t planes, h, w, oh, ow;
-  int64_t kh, kw, sh, sw, ph, pw;
+// The window over each of the input's planes (n * c of them).
+struct PoolGeometry : kernel_internal::Window2d {
+  int64_t planes;
 };
 
 PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
@@ -44,18 +44,17 @@ PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
      << ", stride " << p.stride_h << "x" << p.stride_w << ", padding "
      << p.pad_h << "x" << p.pad_w << ")";
   const std::string shapes = os.str();
-  PoolGeometry g;
-  g.planes = x[0] * x[1];
-  g.h = x[2];
-  g.w = x[3];
-  g.kh = p.kernel_h;
-  g.kw = p.kernel_w;
-  g.sh = p.stride_h;
-  g.sw = p.stride_w;
-  g.ph = p.pad_h;
-  g.pw = p.pad_w;
-  g.oh = OutSize(op, "height", g.h, g.kh, g.sh, g.ph, shapes);
-  g.ow = OutSize(op, "width", g.w, g.kw, g.sw, g.pw, shapes);
+  const PoolGeometry g{MakeWindow2d(op,
+                                    {.h = x[2],
+                                     .w = x[3],
+                                     .kh = p.kernel_h,
+                                     .kw = p.kernel_w,
+                                     .sh = p.stride_h,
+                                     .sw = p.stride_w,
+                                     .ph = p.pad_h,
+                                     .pw = p.pad_w},
+                                    shapes),
+                       /*planes=*/x[0] * x[1]};
   CHECK(2 * g.ph <= g.kh && 2 * g.pw <= g.kw)
       << op << ": padding must be at most half the kernel size" << shapes;
   return g;
@@ -65,6 +64,13 @@ PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
 // every input belongs to at most one window.
 bool Tiling(const PoolGeometry& g) {
   return g.ph == 0 && g.pw == 0 && g.kh == g.sh && g.kw == g.sw;
+}
+
+// The checks both pooling backward passes start with.
+void CheckBackwardArgs(const char* op, const Tensor& dy,
+                       const Shape& x_shape) {
+  CheckFloat4D(op, "dy", dy);
+  CheckShape4D(op, "x_shape", x_shape);
 }
 
 void CheckPoolGrad(const char* op, const Tensor& dy, const Shape& x_shape,
@@ -244,8 +250,7 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
 Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
                          const Shape& x_shape) {
   static constexpr char kOp[] = "MaxPool2dBackward";
-  CheckFloat4D(kOp, "dy", dy_in);
-  CheckShape4D(kOp, "x_shape", x_shape);
+  CheckBackwardArgs(kOp, dy_in, x_shape);
   CHECK(argmax_in.defined() && argmax_in.dtype() == DType::kInt64)
       << kOp << ": argmax must be a defined int64 tensor";
   CHECK(argmax_in.shape() == dy_in.shape())
@@ -382,8 +387,7 @@ Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
 Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
                          const Pool2dParams& p) {
   static constexpr char kOp[] = "AvgPool2dBackward";
-  CheckFloat4D(kOp, "dy", dy_in);
-  CheckShape4D(kOp, "x_shape", x_shape);
+  CheckBackwardArgs(kOp, dy_in, x_shape);
   const PoolGeometry g = MakePoolGeometry(kOp, x_shape, p);
   CheckPoolGrad(kOp, dy_in, x_shape, g);
   const Tensor dy = dy_in.Contiguous();

@@ -14,6 +14,28 @@
 namespace dive {
 namespace {
 
+// An input shape and a pooling window, the cases the pooling kernels are
+// compared with the naive references on.
+struct PoolCase {
+  Shape x;
+  Pool2dParams p;
+};
+
+// check(c, x, gen) for each case, traced with its input's shape: x is drawn
+// from N(0, 1) by `gen`, a generator seeded `first_seed` for the first case,
+// one more for each next one.
+template <typename Check>
+void ForEachCase(const std::vector<PoolCase>& cases, uint64_t first_seed,
+                 Check check) {
+  uint64_t seed = first_seed;
+  for (const PoolCase& c : cases) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = gen.Normal(c.x, 0, 1);
+    check(c, x, gen);
+  }
+}
+
 // ---- Max pooling ------------------------------------------------------------
 
 // Naive max pooling in double: values and the first argmax of each window.
@@ -117,11 +139,7 @@ TEST(MaxPool2d, NanPropagates) {
 }
 
 TEST(MaxPool2d, MatchesNaiveReference) {
-  struct Case {
-    Shape x;
-    Pool2dParams p;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<PoolCase> cases = {
       {{2, 3, 8, 8}, {2, 2, 2, 2}},
       {{4, 6, 28, 28}, {2, 2, 2, 2}},  // parallel over planes
       {{2, 2, 7, 9}, {3, 3, 2, 2}},    // overlapping, odd sizes
@@ -134,11 +152,7 @@ TEST(MaxPool2d, MatchesNaiveReference) {
       {{1, 2, 21, 40}, {3, 3, 2, 2, 1, 1}},
       {{1, 2, 10, 50}, {3, 3, 3, 3}},
   };
-  uint64_t seed = 7;
-  for (const Case& c : cases) {
-    SCOPED_TRACE("x " + c.x.ToString());
-    Generator gen(seed++);
-    const Tensor x = gen.Normal(c.x, 0, 1);
+  const auto check = [](const PoolCase& c, const Tensor& x, Generator& gen) {
     std::vector<double> want;
     std::vector<int64_t> want_idx;
     RefMaxPool(c.x, ToDouble(x), c.p, &want, &want_idx);
@@ -158,7 +172,8 @@ TEST(MaxPool2d, MatchesNaiveReference) {
     }
     ExpectClose(dx, ref, 1e-6, 1e-6);
     EXPECT_NEAR(Dot(dyd, ToDouble(y)), Dot(ToDouble(dx), ToDouble(x)), 1e-3);
-  }
+  };
+  ForEachCase(cases, 7, check);
 }
 
 TEST(MaxPool2dDeathTest, BadParams) {
@@ -214,11 +229,7 @@ TEST(AvgPool2d, Backward) {
 }
 
 TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
-  struct Case {
-    Shape x;
-    Pool2dParams p;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<PoolCase> cases = {
       {{2, 3, 8, 8}, {2, 2, 2, 2}},
       {{4, 6, 28, 28}, {2, 2, 2, 2}},
       {{2, 2, 7, 9}, {3, 3, 2, 2, 1, 1}},
@@ -229,11 +240,7 @@ TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
       {{2, 3, 7, 9}, {2, 2, 2, 2}},
       {{1, 2, 10, 8}, {3, 3, 3, 3}},
   };
-  uint64_t seed = 70;
-  for (const Case& c : cases) {
-    SCOPED_TRACE("x " + c.x.ToString());
-    Generator gen(seed++);
-    const Tensor x = gen.Normal(c.x, 0, 1);
+  const auto check = [](const PoolCase& c, const Tensor& x, Generator& gen) {
     const Pool2dParams& p = c.p;
     const int64_t oh = ConvOutSize(c.x[2], p.kernel_h, p.stride_h, p.pad_h);
     const int64_t ow = ConvOutSize(c.x[3], p.kernel_w, p.stride_w, p.pad_w);
@@ -260,7 +267,8 @@ TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
     const Tensor dx = AvgPool2dBackward(dy, c.x, p);
     ASSERT_EQ(dx.shape(), c.x);
     EXPECT_NEAR(Dot(ToDouble(dy), ToDouble(y)), Dot(ToDouble(dx), xd), 1e-3);
-  }
+  };
+  ForEachCase(cases, 70, check);
 }
 
 TEST(AvgPool2dDeathTest, BadShapes) {
