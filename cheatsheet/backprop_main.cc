@@ -4,18 +4,15 @@
 // each gradient of 5.2 computed by hand beside dive's autograd.
 #include <iostream>
 
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/backprop.h"
 #include "cheatsheet/common.h"
+#include "cheatsheet/sheet_main.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   const BackpropSheet b = RunBackprop();
   std::cout << "5.1 forward: x in R^4, z = W1 x, h = tanh(z), o = W2 h, y = "
             << b.y << ", lambda = " << b.lambda << "\n"

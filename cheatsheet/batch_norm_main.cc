@@ -6,18 +6,15 @@
 // with 1/m and keep 1/(m - 1) for running_var).
 #include <iostream>
 
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/batch_norm.h"
 #include "cheatsheet/common.h"
+#include "cheatsheet/sheet_main.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   for (const BatchNormCase& c : {FullyConnectedCase(), ConvolutionCase()}) {
     std::cout << c.what << absl::StrFormat(", eps %g, momentum %g\n", c.eps,
                                            c.momentum)

@@ -5,12 +5,11 @@
 // pools, and runs the book's multi-channel, 1x1 and pooling examples.
 #include <iostream>
 
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/common.h"
 #include "cheatsheet/convolution.h"
+#include "cheatsheet/sheet_main.h"
 
 namespace {
 
@@ -32,10 +31,8 @@ void PrintPairs(const std::vector<dive::cheatsheet::DefinitionVsDive>& ex) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   std::cout << "6.1 cross-correlation\n";
   PrintPairs(Corr2dExamples());
 

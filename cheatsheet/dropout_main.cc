@@ -7,12 +7,11 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/common.h"
 #include "cheatsheet/dropout.h"
+#include "cheatsheet/sheet_main.h"
 #include "datasets/fashion_mnist.h"
 #include "tensor/tensor.h"
 
@@ -26,10 +25,8 @@ ABSL_FLAG(int64_t, train_limit, 0,
           "train on the first N examples only (0: the whole epoch)");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   dive::SetNumThreads(absl::GetFlag(FLAGS_threads));
   std::cout << "X = arange(16) as [2, 8] through dropout:\n  p = 0:\n"
             << FormatMatrix(DropoutOfArange(0.0f), 0, "    ") << "  p = 0.5:\n"

@@ -1,19 +1,16 @@
 #include "cheatsheet/dropout.h"
 
 #include <cmath>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "datasets/fashion_mnist.h"
+#include "datasets/testing/fashion_mnist_runfiles.h"
 #include "gtest/gtest.h"
 #include "tensor/tensor.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace dive::cheatsheet {
 namespace {
-
-using ::bazel::tools::cpp::runfiles::Runfiles;
 
 TEST(DropoutTest, ExpectationIsUnchanged) {
   for (float p : {0.2f, 0.5f, 0.8f}) {
@@ -50,21 +47,12 @@ TEST(DropoutTest, BooksArangeExample) {
   EXPECT_LT(kept, 14);
 }
 
-std::string DataDir() {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::CreateForTest(&error));
-  EXPECT_NE(runfiles, nullptr) << error;
-  if (runfiles == nullptr) return "";
-  const std::string file =
-      runfiles->Rlocation("fashion_mnist/train-labels-idx1-ubyte.gz");
-  return file.substr(0, file.rfind('/'));
-}
-
 TEST(DropoutTest, OneEpochWithAndWithoutDropoutOnFashionMnist) {
+  const std::string dir = data::testing::FashionMnistRunfilesDir();
   absl::StatusOr<data::InMemoryDataset> train =
-      data::LoadFashionMnist(DataDir(), data::Split::kTrain);
+      data::LoadFashionMnist(dir, data::Split::kTrain);
   absl::StatusOr<data::InMemoryDataset> test =
-      data::LoadFashionMnist(DataDir(), data::Split::kTest);
+      data::LoadFashionMnist(dir, data::Split::kTest);
   ASSERT_TRUE(train.ok()) << train.status();
   ASSERT_TRUE(test.ok()) << test.status();
   // Small GEMMs: one thread is fastest while other tests share the cores.

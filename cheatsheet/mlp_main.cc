@@ -4,26 +4,17 @@
 // forms, shows that two affine layers collapse into one, and draws the
 // functions and gradients on [-8, 8] into <out>/activations.png.
 #include <iostream>
-#include <string>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/common.h"
 #include "cheatsheet/mlp.h"
-#include "cheatsheet/plot.h"
-
-ABSL_FLAG(std::string, out, "/tmp/dive_cheatsheet",
-          "directory for activations.dat and activations.png (created if "
-          "missing; relative to where `bazel run` was started)");
+#include "cheatsheet/sheet_figure.h"
+#include "cheatsheet/sheet_main.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   const ActivationCurves a = ComputeActivations();
   std::cout << "2.3 activations by dive (autograd for the gradients) and by "
                "the closed forms\n"
@@ -54,14 +45,6 @@ int main(int argc, char** argv) {
                                MaxAbsDiff(c.two_layers, c.one_layer),
                                MaxAbsDiff(c.with_relu, c.one_layer));
 
-  absl::StatusOr<std::string> png =
-      WriteFigure(absl::GetFlag(FLAGS_out), "activations.dat",
-                  ActivationsTable(a), kActivationsScript, "activations.png",
-                  900, 560);
-  if (!png.ok()) {
-    std::cerr << "no figure: " << png.status() << "\n";
-    return png.status().code() == absl::StatusCode::kUnavailable ? 0 : 1;
-  }
-  std::cout << "figure: " << *png << "\n";
-  return 0;
+  return DrawSheetFigure("activations.dat", ActivationsTable(a),
+                         kActivationsScript, "activations.png", 900, 560);
 }

@@ -5,17 +5,14 @@
 // NiN, GoogLeNet's Inception blocks and DenseNet.
 #include <iostream>
 
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/networks.h"
+#include "cheatsheet/sheet_main.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   for (const BookNetwork& network : BookNetworks()) {
     const NetworkShapes n = NetworkLayerShapes(network);
     std::cout << n.model << ", X = " << n.input << ":\n";

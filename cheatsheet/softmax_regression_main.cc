@@ -4,18 +4,15 @@
 // -log y_hat[y] and by dive, and one SGD step by the formula and by dive.
 #include <iostream>
 
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/common.h"
+#include "cheatsheet/sheet_main.h"
 #include "cheatsheet/softmax_regression.h"
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   const SoftmaxRegressionSheet s = RunSoftmaxRegression();
   std::cout << "X (n=4, d=3):\n" << FormatMatrix(s.x)
             << "W (d=3, C=3):\n" << FormatMatrix(s.w)

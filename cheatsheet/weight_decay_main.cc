@@ -5,26 +5,17 @@
 // 200 inputs) for lambda = 0 and 3, prints the losses and the norm of w, and
 // draws the loss curves on a log scale into <out>/weight_decay.png.
 #include <iostream>
-#include <string>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "glog/logging.h"
 
 #include "cheatsheet/common.h"
-#include "cheatsheet/plot.h"
+#include "cheatsheet/sheet_figure.h"
+#include "cheatsheet/sheet_main.h"
 #include "cheatsheet/weight_decay.h"
 
-ABSL_FLAG(std::string, out, "/tmp/dive_cheatsheet",
-          "directory for weight_decay.dat and weight_decay.png (created if "
-          "missing; relative to where `bazel run` was started)");
-
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
   using namespace dive::cheatsheet;  // NOLINT: a short demo
+  InitSheetMain(argc, argv);
   const WeightDecayStep s = CheckWeightDecayStep();
   std::cout << absl::StrFormat(
                    "one step, |B| = 5, eta = %.1f, lambda = %.0f:\n", s.eta,
@@ -53,14 +44,6 @@ int main(int argc, char** argv) {
                                "(lambda=3)\n\n",
                                plain.w_norm, decayed.w_norm);
 
-  absl::StatusOr<std::string> png = WriteFigure(
-      absl::GetFlag(FLAGS_out), "weight_decay.dat",
-      WeightDecayTable(plain, decayed), kWeightDecayScript, "weight_decay.png",
-      900, 380);
-  if (!png.ok()) {
-    std::cerr << "no figure: " << png.status() << "\n";
-    return png.status().code() == absl::StatusCode::kUnavailable ? 0 : 1;
-  }
-  std::cout << "figure: " << *png << "\n";
-  return 0;
+  return DrawSheetFigure("weight_decay.dat", WeightDecayTable(plain, decayed),
+                         kWeightDecayScript, "weight_decay.png", 900, 380);
 }

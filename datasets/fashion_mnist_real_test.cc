@@ -1,33 +1,19 @@
 // Reads the real Fashion-MNIST files (Debian's dataset-fashion-mnist), which
-// the BUILD rule brings in as runfiles: `data = ["@fashion_mnist//:files"]`.
+// //datasets/testing:fashion_mnist_runfiles brings in as runfiles.
 
 #include <array>
-#include <memory>
 #include <string>
 
 #include "datasets/fashion_mnist.h"
+#include "datasets/testing/fashion_mnist_runfiles.h"
 #include "gtest/gtest.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace dive::data {
 namespace {
 
-using ::bazel::tools::cpp::runfiles::Runfiles;
-
-// The directory holding the files in this test's runfiles
-// ("<runfiles>/fashion_mnist").
-std::string DataDir() {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::CreateForTest(&error));
-  EXPECT_NE(runfiles, nullptr) << error;
-  if (runfiles == nullptr) return "";
-  const std::string file =
-      runfiles->Rlocation("fashion_mnist/train-labels-idx1-ubyte.gz");
-  return file.substr(0, file.rfind('/'));
-}
-
 void ExpectSplit(Split split, int64_t n) {
-  absl::StatusOr<InMemoryDataset> d = LoadFashionMnist(DataDir(), split);
+  absl::StatusOr<InMemoryDataset> d =
+      LoadFashionMnist(testing::FashionMnistRunfilesDir(), split);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->size(), n);
   EXPECT_EQ(d->channels(), 1);
@@ -50,7 +36,7 @@ TEST(FashionMnistRealTest, Test) { ExpectSplit(Split::kTest, 10000); }
 
 TEST(FashionMnistRealTest, FirstTrainingExampleIsAnAnkleBoot) {
   absl::StatusOr<InMemoryDataset> d =
-      LoadFashionMnist(DataDir(), Split::kTrain);
+      LoadFashionMnist(testing::FashionMnistRunfilesDir(), Split::kTrain);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->label(0), 9);
   EXPECT_EQ(FashionMnistClassNames()[d->label(0)], "ankle boot");
