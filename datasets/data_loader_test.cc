@@ -68,9 +68,7 @@ std::vector<int64_t> Range(int64_t n) {
 
 TEST(DataLoaderTest, BatchShapesAndPartialLastBatch) {
   InMemoryDataset data = Indexed(10);
-  DataLoaderOptions options;
-  options.batch_size = 4;
-  DataLoader loader = MakeLoader(data, options);
+  DataLoader loader = MakeLoader(data, {.batch_size = 4});
   EXPECT_EQ(loader.num_examples(), 10);
   EXPECT_EQ(loader.num_batches(), 3);
   std::vector<Batch> batches = RunEpoch(loader, 0);
@@ -93,10 +91,8 @@ TEST(DataLoaderTest, BatchShapesAndPartialLastBatch) {
 
 TEST(DataLoaderTest, DropLast) {
   InMemoryDataset data = Indexed(10);
-  DataLoaderOptions options;
-  options.batch_size = 4;
-  options.sampler.drop_last = true;
-  DataLoader loader = MakeLoader(data, options);
+  DataLoader loader =
+      MakeLoader(data, {.batch_size = 4, .sampler = {.drop_last = true}});
   EXPECT_EQ(loader.num_batches(), 2);
   std::vector<Batch> batches = RunEpoch(loader, 0);
   ASSERT_EQ(batches.size(), 2u);
@@ -105,9 +101,7 @@ TEST(DataLoaderTest, DropLast) {
 
 TEST(DataLoaderTest, EveryIndexExactlyOncePerEpoch) {
   InMemoryDataset data = Indexed(103);
-  DataLoaderOptions options;
-  options.batch_size = 8;
-  DataLoader loader = MakeLoader(data, options);
+  DataLoader loader = MakeLoader(data, {.batch_size = 8});
   for (int64_t epoch = 0; epoch < 3; ++epoch) {
     const std::vector<int64_t> labels = EpochLabels(loader, epoch);
     EXPECT_EQ(Sorted(labels), Range(103)) << "epoch " << epoch;
@@ -117,10 +111,8 @@ TEST(DataLoaderTest, EveryIndexExactlyOncePerEpoch) {
 
 TEST(DataLoaderTest, NoShuffleIsInOrder) {
   InMemoryDataset data = Indexed(7);
-  DataLoaderOptions options;
-  options.batch_size = 3;
-  options.sampler.shuffle = false;
-  DataLoader loader = MakeLoader(data, options);
+  DataLoader loader =
+      MakeLoader(data, {.batch_size = 3, .sampler = {.shuffle = false}});
   EXPECT_EQ(EpochLabels(loader, 5), Range(7));
 }
 

@@ -102,6 +102,18 @@ class MpiTest : public ::testing::Test {
     }
   }
 
+  // Two ranks of the worker with `flags`, a job that must fail: it ends
+  // (no hang, within 30 s) with a non-zero exit code, and no all-reduce
+  // returns.
+  RunResult RunFailingJob(const std::string& flags) {
+    RunResult r = RunCommand(absl::StrCat(Mpirun(2), " ", flags), 60);
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
+    EXPECT_LT(r.seconds, 30) << r.output;
+    EXPECT_THAT(r.output, Not(HasSubstr("all-reduce returned")));
+    return r;
+  }
+
   std::unique_ptr<Runfiles> runfiles_;
   std::string worker_;
   std::string tmp_;
@@ -122,26 +134,16 @@ TEST_F(MpiTest, ThreeRanksMatchOneProcess) {
 
 TEST_F(MpiTest, RankExitEndsTheJob) {
   // The watchdog is set far out: mpirun's teardown must end rank 0.
-  RunResult r =
-      RunCommand(absl::StrCat(Mpirun(2), " --mode=exit --timeout_s=100"), 60);
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
-  EXPECT_LT(r.seconds, 30) << r.output;
+  const RunResult r = RunFailingJob("--mode=exit --timeout_s=100");
   EXPECT_THAT(r.output, HasSubstr("rank 1: simulated failure"));
   EXPECT_THAT(r.output, HasSubstr("exited"));
-  EXPECT_THAT(r.output, Not(HasSubstr("all-reduce returned")));
 }
 
 TEST_F(MpiTest, HungRankTripsTheWatchdog) {
-  RunResult r =
-      RunCommand(absl::StrCat(Mpirun(2), " --mode=hang --timeout_s=2"), 60);
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.exit_code, 124) << "timed out (hang):\n" << r.output;
-  EXPECT_LT(r.seconds, 30) << r.output;
+  const RunResult r = RunFailingJob("--mode=hang --timeout_s=2");
   EXPECT_THAT(r.output,
               HasSubstr("rank 0: collective AllReduceSum did not complete "
                         "within 2 s; another rank probably failed"));
-  EXPECT_THAT(r.output, Not(HasSubstr("all-reduce returned")));
 }
 
 }  // namespace

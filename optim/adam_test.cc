@@ -48,6 +48,11 @@ std::vector<double> ReferenceAdam(double lr, double beta1, double beta2,
   return w;
 }
 
+// A parameter at kW0, the start of the kGrads steps.
+autograd::Variable StartAtW0() {
+  return autograd::Variable(Tensor::FromVector(ToFloat(kW0), {3}), true);
+}
+
 // Runs `steps` steps of `opt` on `w` with kGrads.
 void RunSteps(Optimizer& opt, autograd::Variable& w, int steps) {
   for (int t = 0; t < steps; ++t) {
@@ -82,43 +87,34 @@ TEST(AdamTest, DefaultsArePyTorchs) {
 TEST(AdamTest, FirstStepMovesEachWeightByLr) {
   // On step 1, m_hat = g and v_hat = g^2, so w -= lr * g / (|g| + eps):
   // a step of lr against the sign of the gradient.
-  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
-  AdamOptions options;
-  options.lr = 0.1f;
-  Adam adam({w}, options);
+  autograd::Variable w = StartAtW0();
+  Adam adam({w}, AdamOptions{.lr = 0.1f});
   RunSteps(adam, w, 1);
   ExpectNear(w, {0.9, -1.9, 0.4});
 }
 
 TEST(AdamTest, ThreeStepsMatchTextbook) {
-  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
-  AdamOptions options;
-  options.lr = 0.1f;
-  Adam adam({w}, options);
+  autograd::Variable w = StartAtW0();
+  Adam adam({w}, AdamOptions{.lr = 0.1f});
   RunSteps(adam, w, 3);
   ExpectNear(w, ReferenceAdam(0.1, 0.9, 0.999, 1e-8, 0.0, false, 3));
   EXPECT_EQ(adam.state(w)->step, 3);
 }
 
 TEST(AdamTest, ThreeStepsWithL2PenaltyAndOtherBetas) {
-  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
-  AdamOptions options;
-  options.lr = 0.05f;
-  options.beta1 = 0.8f;
-  options.beta2 = 0.99f;
-  options.eps = 1e-3f;
-  options.weight_decay = 0.5f;
-  Adam adam({w}, options);
+  autograd::Variable w = StartAtW0();
+  Adam adam({w}, AdamOptions{.lr = 0.05f,
+                             .beta1 = 0.8f,
+                             .beta2 = 0.99f,
+                             .eps = 1e-3f,
+                             .weight_decay = 0.5f});
   RunSteps(adam, w, 3);
   ExpectNear(w, ReferenceAdam(0.05, 0.8, 0.99, 1e-3, 0.5, false, 3));
 }
 
 TEST(AdamWTest, ThreeStepsMatchTextbook) {
-  autograd::Variable w(Tensor::FromVector(ToFloat(kW0), {3}), true);
-  AdamWOptions options;
-  options.lr = 0.1f;
-  options.weight_decay = 0.2f;
-  AdamW adamw({w}, options);
+  autograd::Variable w = StartAtW0();
+  AdamW adamw({w}, AdamWOptions{.lr = 0.1f, .weight_decay = 0.2f});
   RunSteps(adamw, w, 3);
   ExpectNear(w, ReferenceAdam(0.1, 0.9, 0.999, 1e-8, 0.2, true, 3));
 }
