@@ -11,6 +11,12 @@ never on one of its own layer or above. Two things read this list:
     points down the order the wrong way.
   - tools/layering/check_layering.py, which checks every edge of the real
     build graph against it (public targets included), in .ci/run.
+
+A target belongs to the package of its label, except one that a macro
+declares: it belongs to the package of the .bzl file that defines the macro.
+So each //models/<arch>:train binary, declared in models/<arch>/BUILD by
+//train:defs.bzl's dive_trainer(), is in the train layer, and nothing here
+lists exceptions.
 """
 
 LAYERS = [
@@ -22,15 +28,6 @@ LAYERS = [
     ["cheatsheet", "tools"],
     ["bench", "examples"],
 ]
-
-# Targets that sit in another package's layer than their own: each
-# //models/<arch>:train binary is a main() over //train:trainer_main, so it
-# belongs to the train layer (it lives beside its model only so that
-# `bazel run //models/<arch>:train` reads well). Patterns are regular
-# expressions matched against the whole label.
-TARGET_PACKAGES = {
-    "//models/[a-z0-9_]+:train": "train",
-}
 
 def layer_package_groups():
     """Declares "<package>_clients" for every package of LAYERS."""

@@ -1,4 +1,4 @@
-"""dive_model(): the three targets of a models/<name> package.
+"""dive_model(): the library and test of a models/<name> package.
 
 Every architecture package under models/ has the same layout:
 
@@ -8,21 +8,24 @@ Every architecture package under models/ has the same layout:
                                         blocks, their gradients); what every
                                         model promises is zoo_models_test.cc
 
-and `dive_model(name = "<name>", ...)` declares its targets with the deps
-that every such package has, so a BUILD file lists only its own:
+and `dive_model(name = "<name>", ...)` declares its library and test with
+the deps that every such package has, so a BUILD file lists only its own:
 
     :<name>         cc_library: a Sequential (//nn:module, //nn:sequential)
                     with the book's init (//models:init) and a ModelSpec
                     (//models:spec), + deps; public, for reuse
-    :train          cc_binary on Fashion-MNIST: :<name>, //train:trainer_main,
-                    + train_deps; in the train layer (layers.bzl)
     :<name>_test    cc_test, size small: :<name>, //models:testing, random
                     inputs (//tensor, //tensor:random, //autograd:variable),
                     gtest/gmock with gtest_main, + test_deps
 
+Its `:train` binary is declared beside them by dive_trainer() from
+//train:defs.bzl: a main() over //train:trainer_main belongs to the train
+layer, which a macro of this package (the models layer) may not declare.
+
 Example (models/lenet/BUILD):
 
     load("//models:defs.bzl", "dive_model")
+    load("//train:defs.bzl", "dive_trainer")
 
     package(default_visibility = ["//visibility:private"])
 
@@ -30,18 +33,18 @@ Example (models/lenet/BUILD):
         name = "lenet",
         deps = ["//nn:conv2d", "//nn:linear", ...],
     )
+
+    dive_trainer(deps = [":lenet"])
 """
 
-def dive_model(name, deps = [], test_deps = [], train_deps = []):
-    """Declares :<name>, :train and :<name>_test for models/<name>.
+def dive_model(name, deps = [], test_deps = []):
+    """Declares :<name> and :<name>_test for models/<name>.
 
     Args:
       name: the architecture, also the stem of <name>.h/.cc/_test.cc.
       deps: what <name>.h and <name>.cc use besides //models:init,
         //models:spec, //nn:module and //nn:sequential.
       test_deps: what <name>_test.cc uses besides the test deps above.
-      train_deps: what train.cc uses besides :<name> and //train:trainer_main
-        (e.g. "@absl//:flags" for its own flags).
     """
     native.cc_library(
         name = name,
@@ -54,18 +57,6 @@ def dive_model(name, deps = [], test_deps = [], train_deps = []):
             "//nn:sequential",
         ] + deps,
         visibility = ["//visibility:public"],
-    )
-
-    native.cc_binary(
-        name = "train",
-        srcs = ["train.cc"],
-        data = ["@fashion_mnist//:files"],
-        deps = [
-            ":" + name,
-            "//train:trainer_main",
-        ] + train_deps,
-        # The train layer's (layers.bzl): visible to it and the layers above.
-        visibility = ["//:train_clients"],
     )
 
     native.cc_test(

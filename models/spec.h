@@ -26,7 +26,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nn/module.h"
@@ -58,9 +57,6 @@ struct ModelSpec {
   // second: what quick checks of the complete model use (the PyTorch step
   // parity test, the twin round trip).
   int64_t quick_input_size = 28;
-  // The binary that trains it: `bazel run <train_target> -- <train_flags>`.
-  std::string train_target;              // "//models/mlp:train"
-  std::vector<std::string> train_flags;  // {"--dropout"}
   // Builds the network (with freshly initialized weights drawn from
   // dive::DefaultGenerator()) for input_size x input_size single-channel
   // images and 10 classes; InvalidArgument naming the model and the size

@@ -8,27 +8,26 @@
 #   models/twin_roundtrip.sh                    # every model
 #   models/twin_roundtrip.sh resnet densenet    # some
 #
-# The models, their trainers and sizes come from //models:zoo_json (zoo.py).
+# The models and sizes come from //models:zoo_json (zoo.py); //models:train
+# trains any of them by name.
 # Needs the PyTorch reference: tools/setup.sh --reference.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# "name target size flags..." per model, in the zoo's order.
+# "name size" per model, in the zoo's order.
 specs=$(/usr/bin/python3 -c '
 import sys; sys.path.insert(0, "models"); import zoo
 for n in sys.argv[1:] or zoo.names():
-    s = zoo.spec(n)
-    print(n, s["train_target"], s["quick_input_size"], *s["train_flags"])' "$@")
+    print(n, zoo.spec(n)["quick_input_size"])' "$@")
 
-bazel build //tools:eval $(awk '{print $2}' <<< "$specs" | sort -u) >&2
+bazel build //tools:eval //models:train >&2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=0
-while read -r m target size extra; do
-  bin="bazel-bin/$(sed 's|^//||; s|:|/|' <<< "$target")"
-  # shellcheck disable=SC2086  # extra: the spec's flags, one word each
-  "$bin" --epochs=1 --train_limit=512 --test_limit=64 --batch_size=32 \
-      --progress=false --resize="$size" --out="$work/$m" $extra > /dev/null 2>&1
+while read -r m size; do
+  bazel-bin/models/train --model="$m" --epochs=1 --train_limit=512 \
+      --test_limit=64 --batch_size=32 --progress=false --resize="$size" \
+      --out="$work/$m" > /dev/null 2>&1
   bazel-bin/tools/eval --checkpoint="$work/$m/model.safetensors" --limit=16 \
       --dump="$work/$m/dump.safetensors" > /dev/null 2>&1
   /usr/bin/python3 -m models.pytorch_twins compare \

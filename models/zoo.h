@@ -2,8 +2,8 @@
 // -----------------------------------------------------------------------------
 //
 // Every architecture of the model zoo by name, for tools that pick a model at
-// run time (`//tools:eval`, the benchmarks). Each spec's constructor lives in
-// its own package, models/<name>.
+// run time (`//models:train`, `//tools:eval`, the benchmarks). Each spec's
+// constructor lives in its own package, models/<name>.
 //
 // Example:
 //

@@ -18,11 +18,11 @@
 //      },
 //      "min_input_size": 12,
 //      "max_input_size": 512,
-//      "quick_input_size": 28,
-//      "train_target": "//models/lenet:train",
-//      "train_flags": []
+//      "quick_input_size": 28
 //     },
 //     ...
+//
+// Any of them trains with `bazel run //models:train -- --model=<name>`.
 //
 // Learning rates are written with 6 significant digits (every recipe's is
 // exact in fewer).
@@ -50,8 +50,6 @@ OrderedJson SpecJson(const ModelSpec& spec) {
   j["min_input_size"] = spec.min_input_size;
   j["max_input_size"] = spec.max_input_size;
   j["quick_input_size"] = spec.quick_input_size;
-  j["train_target"] = spec.train_target;
-  j["train_flags"] = spec.train_flags;
   return j;
 }
 

@@ -12,21 +12,6 @@
 namespace dive::nn {
 namespace {
 
-// What `Summary` records about one call of `Module::operator()`.
-struct CallRecord {
-  int depth;
-  const Module* module;
-  Shape output_shape;
-};
-
-// Active on a thread while `Summary` runs its forward pass.
-struct CallRecorder {
-  int depth = 0;
-  std::vector<CallRecord> calls;
-};
-
-thread_local CallRecorder* active_recorder = nullptr;
-
 std::string JoinKeys(const std::vector<std::string>& keys) {
   return absl::StrCat("[", absl::StrJoin(keys, ", "), "]");
 }
@@ -34,32 +19,20 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 }  // namespace
 
 autograd::Variable Module::operator()(const autograd::Variable& x) {
-  CallRecorder* recorder = active_recorder;
-  if (recorder == nullptr && forward_pre_hooks_.empty() &&
-      forward_hooks_.empty()) {
-    return Forward(x);
-  }
+  if (forward_pre_hooks_.empty() && forward_hooks_.empty()) return Forward(x);
   autograd::Variable input = x;
   forward_pre_hooks_.ForEach([&](const ForwardPreHook& hook) {
     if (autograd::Variable replaced = hook(*this, input); replaced.defined()) {
       input = std::move(replaced);
     }
   });
-  size_t index = 0;
-  if (recorder != nullptr) {
-    index = recorder->calls.size();
-    recorder->calls.push_back({recorder->depth, this, Shape()});
-    ++recorder->depth;
-  }
   autograd::Variable y = Forward(input);
-  if (recorder != nullptr) --recorder->depth;
   forward_hooks_.ForEach([&](const ForwardHook& hook) {
     if (autograd::Variable replaced = hook(*this, input, y);
         replaced.defined()) {
       y = std::move(replaced);
     }
   });
-  if (recorder != nullptr) recorder->calls[index].output_shape = y.shape();
   return y;
 }
 
@@ -69,6 +42,18 @@ autograd::HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {
 
 autograd::HookHandle Module::RegisterForwardHook(ForwardHook hook) {
   return forward_hooks_.Add(std::move(hook));
+}
+
+autograd::HookHandle Module::RegisterForwardHooksOnAll(ForwardPreHook pre_hook,
+                                                       ForwardHook hook) {
+  std::vector<autograd::HookHandle> handles;
+  for (const auto& [name, module] : NamedModules()) {
+    if (pre_hook) handles.push_back(module->RegisterForwardPreHook(pre_hook));
+    if (hook) handles.push_back(module->RegisterForwardHook(hook));
+  }
+  return autograd::HookHandle([handles = std::move(handles)]() mutable {
+    for (autograd::HookHandle& handle : handles) handle.Remove();
+  });
 }
 
 // ---- Registration -----------------------------------------------------------
@@ -255,15 +240,34 @@ std::string Module::Summary(const Shape& input_shape) {
     modes.push_back(module->training_);
   }
 
-  CallRecorder recorder;
+  // One record per call of a module's operator(), opened by the pre-hook
+  // (after any earlier pre-hooks) and given its output by the hook (after
+  // any earlier hooks).
+  struct CallRecord {
+    int depth;
+    const Module* module;
+    Shape output_shape;
+  };
+  std::vector<CallRecord> calls;
+  std::vector<size_t> open;  // the calls under way, innermost last
+  autograd::HookHandle recorder = RegisterForwardHooksOnAll(
+      [&calls, &open](Module& module, const autograd::Variable&) {
+        calls.push_back({static_cast<int>(open.size()), &module, Shape()});
+        open.push_back(calls.size() - 1);
+        return autograd::Variable();
+      },
+      [&calls, &open](Module&, const autograd::Variable&,
+                      const autograd::Variable& output) {
+        calls[open.back()].output_shape = output.shape();
+        open.pop_back();
+        return autograd::Variable();
+      });
   {
     autograd::NoGradGuard no_grad;
     Eval();
-    CallRecorder* previous = active_recorder;
-    active_recorder = &recorder;
     (*this)(autograd::Variable(Tensor::Zeros(input_shape)));
-    active_recorder = previous;
   }
+  recorder.Remove();
   for (size_t i = 0; i < modules.size(); ++i) {
     modules[i].second->training_ = modes[i];
   }
@@ -271,9 +275,8 @@ std::string Module::Summary(const Shape& input_shape) {
   // Columns: module (indented name and description), output shape, params.
   std::vector<std::vector<std::string>> rows{{"Module", "Output shape",
                                               "Params"}};
-  for (const CallRecord& call : recorder.calls) {
-    auto it = names.find(call.module);
-    const std::string name = it == names.end() ? "?" : it->second;
+  for (const CallRecord& call : calls) {
+    const std::string& name = names.at(call.module);
     rows.push_back({absl::StrCat(std::string(2 * call.depth, ' '), name,
                                  name.empty() ? "" : " ",
                                  call.module->Describe()),

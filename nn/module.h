@@ -72,6 +72,12 @@ class Module {
       const autograd::Variable& output)>;
   autograd::HookHandle RegisterForwardPreHook(ForwardPreHook hook);
   autograd::HookHandle RegisterForwardHook(ForwardHook hook);
+  // Registers `pre_hook` and `hook` (either may be empty) on this module and
+  // on every submodule, each once (`NamedModules()`): how an observer of a
+  // whole model, such as `Summary` or train's LayerProfiler, sees every
+  // call. The one handle removes them all.
+  autograd::HookHandle RegisterForwardHooksOnAll(ForwardPreHook pre_hook,
+                                                 ForwardHook hook);
 
   // One line describing this module's own configuration, e.g.
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".
@@ -117,10 +123,12 @@ class Module {
 
   // A table of every module with its output shape and parameter count for an
   // input of `input_shape`, computed by running a forward pass in eval mode
-  // without gradients (the mode is restored afterwards). One line per call of
-  // `operator()`, in call order, indented by nesting depth, with the dotted
-  // name, `Describe()`, the output shape and the module's parameter count
-  // (its submodules' included); then the total:
+  // without gradients (the mode is restored afterwards), seen through forward
+  // hooks on every module (`RegisterForwardHooksOnAll`; so not while another
+  // thread runs this model). One line per call of `operator()`, in call
+  // order, indented by nesting depth, with the dotted name, `Describe()`, the
+  // output shape (after the module's own hooks) and the module's parameter
+  // count (its submodules' included); then the total:
   //
   //   Module                                              Output shape  Params
   //   Sequential                                          [1, 10]       7850

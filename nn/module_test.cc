@@ -231,6 +231,33 @@ TEST(ModuleTest, SummaryListsEveryCallWithItsOutputShape) {
   EXPECT_THAT(net.Summary({1, 1, 4, 4}), HasSubstr("[1, 3]"));
 }
 
+// The whole table, as the thread-local recorder that preceded the hooks
+// printed it.
+TEST(ModuleTest, SummaryTable) {
+  Net net;
+  EXPECT_EQ(
+      net.Summary({2, 1, 4, 4}),
+      "Module                                                        "
+      "Output shape  Params\n"
+      "Net                                                           "
+      "[2, 3]        51\n"
+      "  features Sequential                                         "
+      "[2, 2, 2, 2]  20\n"
+      "    features.0 Conv2d(1, 2, kernel=3x3, stride=1, padding=1)  "
+      "[2, 2, 4, 4]  20\n"
+      "    features.1 ReLU                                           "
+      "[2, 2, 4, 4]  0\n"
+      "    features.2 MaxPool2d(kernel=2x2, stride=2, padding=0)     "
+      "[2, 2, 2, 2]  0\n"
+      "  bn1 BatchNorm2d(2, eps=1e-05, momentum=0.1)                 "
+      "[2, 2, 2, 2]  4\n"
+      "  flatten Flatten(start=1, end=-1)                            "
+      "[2, 8]        0\n"
+      "  fc Linear(8, 3)                                             "
+      "[2, 3]        27\n"
+      "Total parameters: 51\n");
+}
+
 TEST(ModuleTest, SummaryRestoresMixedModes) {
   Net net;
   net.bn1_->Eval();
@@ -368,6 +395,52 @@ TEST(ModuleHookTest, RemovedHooksNoLongerRunAndAHookMayRemoveItself) {
   m(x);
   EXPECT_EQ(pre, 1);
   EXPECT_EQ(post, 1);
+}
+
+TEST(ModuleHookTest, HooksOnAllSeeEveryCallAndGoWithOneHandle) {
+  ManualSeed(0);
+  Net net;
+  std::vector<std::string> calls;
+  auto kind = [](const Module& m) {
+    const std::string d = m.Describe();
+    return d.substr(0, d.find('('));
+  };
+  autograd::HookHandle all = net.RegisterForwardHooksOnAll(
+      [&](Module& m, const autograd::Variable&) {
+        calls.push_back("pre " + kind(m));
+        return autograd::Variable();
+      },
+      [&](Module& m, const autograd::Variable&, const autograd::Variable&) {
+        calls.push_back("post " + kind(m));
+        return autograd::Variable();
+      });
+  const autograd::Variable x(Normal({2, 1, 4, 4}, 0, 1));
+  net(x);
+  EXPECT_THAT(calls,
+              ElementsAre("pre Net", "pre Sequential", "pre Conv2d",
+                          "post Conv2d", "pre ReLU", "post ReLU",
+                          "pre MaxPool2d", "post MaxPool2d", "post Sequential",
+                          "pre BatchNorm2d", "post BatchNorm2d", "pre Flatten",
+                          "post Flatten", "pre Linear", "post Linear",
+                          "post Net"));
+  all.Remove();
+  net(x);
+  EXPECT_EQ(calls.size(), 16u);
+}
+
+TEST(ModuleHookTest, SummaryKeepsTheModulesOwnHooksAndLeavesNone) {
+  Net net;
+  int fc_calls = 0;
+  net.fc_->RegisterForwardHook(
+      [&](Module&, const autograd::Variable&, const autograd::Variable&) {
+        ++fc_calls;
+        return autograd::Variable();
+      });
+  const std::string summary = net.Summary({2, 1, 4, 4});
+  EXPECT_EQ(fc_calls, 1);
+  EXPECT_EQ(net.Summary({2, 1, 4, 4}), summary);
+  net(autograd::Variable(Normal({2, 1, 4, 4}, 0, 1)));
+  EXPECT_EQ(fc_calls, 3);
 }
 
 }  // namespace

@@ -38,23 +38,20 @@ LayerProfiler::LayerProfiler(nn::Module& model, int64_t stats_every)
     : stats_every_(stats_every) {
   for (const auto& [name, module] : model.NamedModules()) {
     names_.emplace(module, name);
-    handles_.push_back(module->RegisterForwardPreHook(
-        [this](nn::Module& m, const autograd::Variable&) {
-          PreHook(m);
-          return autograd::Variable();
-        }));
-    handles_.push_back(module->RegisterForwardHook(
-        [this](nn::Module& m, const autograd::Variable& input,
-               const autograd::Variable& output) {
-          PostHook(m, input, output);
-          return autograd::Variable();
-        }));
   }
+  hooks_ = model.RegisterForwardHooksOnAll(
+      [this](nn::Module& m, const autograd::Variable&) {
+        PreHook(m);
+        return autograd::Variable();
+      },
+      [this](nn::Module& m, const autograd::Variable& input,
+             const autograd::Variable& output) {
+        PostHook(m, input, output);
+        return autograd::Variable();
+      });
 }
 
-LayerProfiler::~LayerProfiler() {
-  for (autograd::HookHandle& handle : handles_) handle.Remove();
-}
+LayerProfiler::~LayerProfiler() { hooks_.Remove(); }
 
 void LayerProfiler::PreHook(nn::Module& module) {
   if (!module.is_training() || !autograd::GradEnabled()) return;

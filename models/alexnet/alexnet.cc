@@ -74,7 +74,6 @@ std::shared_ptr<nn::Sequential> AlexNet(int64_t input_size) {
 ModelSpec AlexNetSpec() {
   ModelSpec spec;
   spec.name = "alexnet";
-  spec.train_target = "//models/alexnet:train";
   spec.quick_input_size = 96;
   spec.description = "AlexNet (1 channel, 10 classes)";
   spec.recipe = {

@@ -49,7 +49,6 @@ std::shared_ptr<nn::Sequential> BnLeNet(int64_t input_size) {
 ModelSpec BnLeNetSpec() {
   ModelSpec spec;
   spec.name = "bn_lenet";
-  spec.train_target = "//models/bn_lenet:train";
   spec.description = "LeNet with batch normalization";
   spec.recipe = {.lr = 1.0f, .batch_size = 256, .epochs = 10, .input_size = 28};
   SetSizeCheckedMake(spec, kModel, kBnLeNetMinInputSize,

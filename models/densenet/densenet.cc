@@ -105,7 +105,6 @@ std::shared_ptr<nn::Sequential> DenseNet() {
 ModelSpec DenseNetSpec() {
   ModelSpec spec;
   spec.name = "densenet";
-  spec.train_target = "//models/densenet:train";
   spec.quick_input_size = 64;
   spec.description = "DenseNet (d2l 8.7), growth rate 32, 4 dense blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10,

@@ -110,7 +110,6 @@ std::shared_ptr<nn::Sequential> GoogLeNet() {
 ModelSpec GoogLeNetSpec() {
   ModelSpec spec;
   spec.name = "googlenet";
-  spec.train_target = "//models/googlenet:train";
   spec.quick_input_size = 64;
   spec.description = "GoogLeNet (d2l 8.4), 9 Inception blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,

@@ -39,7 +39,6 @@ std::shared_ptr<nn::Sequential> LeNet(int64_t input_size) {
 ModelSpec LeNetSpec() {
   ModelSpec spec;
   spec.name = "lenet";
-  spec.train_target = "//models/lenet:train";
   spec.description = "LeNet-5 (sigmoid, average pooling)";
   spec.recipe = {.lr = 0.9f, .batch_size = 256, .epochs = 10, .input_size = 28};
   SetSizeCheckedMake(spec, "LeNet", kLeNetMinInputSize,

@@ -53,7 +53,6 @@ std::shared_ptr<nn::Sequential> MlpDropout(int64_t input_size, float dropout1,
 ModelSpec MlpSpec() {
   ModelSpec spec;
   spec.name = "mlp";
-  spec.train_target = "//models/mlp:train";
   spec.description = "MLP 784-256-10 (ReLU)";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28};
   SetSizeCheckedMake(spec, "MLP", 1, kMlpMaxInputSize, Mlp);
@@ -63,8 +62,6 @@ ModelSpec MlpSpec() {
 ModelSpec MlpDropoutSpec() {
   ModelSpec spec;
   spec.name = "mlp_dropout";
-  spec.train_target = "//models/mlp:train";
-  spec.train_flags = {"--dropout"};
   spec.description = "MLP 784-256-256-10 (ReLU, dropout 0.2 and 0.5)";
   spec.recipe = {.lr = 0.5f, .batch_size = 256, .epochs = 10, .input_size = 28};
   // MlpDropout's dropout probabilities keep their defaults.

@@ -52,7 +52,6 @@ std::shared_ptr<nn::Sequential> NiN() {
 ModelSpec NinSpec() {
   ModelSpec spec;
   spec.name = "nin";
-  spec.train_target = "//models/nin:train";
   spec.quick_input_size = 96;
   spec.description = "Network in Network (d2l 8.3), 1x1-conv blocks, 224x224";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,

@@ -94,7 +94,6 @@ std::shared_ptr<nn::Sequential> ResNet18() {
 ModelSpec ResNetSpec() {
   ModelSpec spec;
   spec.name = "resnet";
-  spec.train_target = "//models/resnet:train";
   spec.quick_input_size = 64;
   spec.description = "ResNet-18 (d2l 8.6) with batch normalization, 96x96";
   spec.recipe = {.lr = 0.05f, .batch_size = 256, .epochs = 10,

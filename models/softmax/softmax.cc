@@ -18,7 +18,6 @@ std::shared_ptr<nn::Sequential> SoftmaxRegression(int64_t input_size) {
 ModelSpec SoftmaxSpec() {
   ModelSpec spec;
   spec.name = "softmax";
-  spec.train_target = "//models/softmax:train";
   spec.description = "softmax regression 784-10";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10, .input_size = 28};
   SetSizeCheckedMake(spec, "softmax regression", 1, 512, SoftmaxRegression);

@@ -90,7 +90,6 @@ std::shared_ptr<nn::Sequential> Vgg11(int divisor, int64_t input_size) {
 ModelSpec VggSpec(int divisor) {
   ModelSpec spec;
   spec.name = "vgg";
-  spec.train_target = "//models/vgg:train";
   spec.min_input_size = kVggMinInputSize;
   spec.max_input_size = kVggMaxInputSize;
   spec.quick_input_size = 64;
