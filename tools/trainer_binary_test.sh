@@ -10,6 +10,7 @@
 set -uo pipefail
 
 SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6" EXPORT="$7"
+ZOO_TRAIN="$8"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 FAILURES=0
 CASES=0
@@ -429,6 +430,13 @@ grep -q "cpu: .*kernels: " "$TMP/case.err" || fail "the trainer's log does not n
 expect_ok "lenet train with DIVE_ISA=generic" env DIVE_ISA=generic "$LENET" "${FAST[@]}"
 grep -q "kernels: generic (DIVE_ISA=generic)" "$TMP/case.err" || fail "DIVE_ISA=generic is not in the log"
 expect_ok "eval --precision=bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=bf16
+
+# The zoo-wide trainer: any model by name, the same run as its own binary.
+expect_ok "models:train --model=mlp_dropout" "$ZOO_TRAIN" "${FAST[@]}" --model=mlp_dropout --out="$TMP/zoo_dropout"
+expect_ok "mlp train --dropout" "$MLP" "${FAST[@]}" --dropout --out="$TMP/mlp_dropout"
+cmp -s "$TMP/zoo_dropout/model.safetensors" "$TMP/mlp_dropout/model.safetensors" ||
+  fail "models:train --model=mlp_dropout and mlp train --dropout wrote different weights"
+expect_error "models:train --model=nope" "--model: unknown model 'nope'" "$ZOO_TRAIN" "${FAST[@]}" --model=nope
 
 # ONNX export of a checkpoint.
 expect_ok "export_onnx" "$EXPORT" --checkpoint="$CKPT" --out="$TMP/model.onnx"
