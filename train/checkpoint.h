@@ -18,6 +18,9 @@
 // Both files carry CRC-32s of their header and of their data
 // (tensor/safetensors.h), so every byte is checked; every metadata value is
 // range-checked, against the run's data and batch size too (`CheckGeometry`).
+// The state itself, its encoding and the checks a resume makes of it are
+// train/train_state.h's (included here); this file is the pair's protocol:
+// saving, committing, reading and publishing it.
 //
 // The learning rate is a function of the position (optim/lr_schedule.h:
 // the epoch, and the global step for warm-up). Every random stream of a run is a
@@ -51,64 +54,24 @@
 #define TRAIN_CHECKPOINT_H_
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "nn/module.h"
 #include "optim/optimizer.h"
 #include "tensor/safetensors.h"
+#include "train/train_state.h"
 
 namespace dive::train {
 
 inline constexpr char kWeightsFile[] = "model.safetensors";
 inline constexpr char kPendingWeightsFile[] = "model.safetensors.pending";
-inline constexpr char kTrainStateFile[] = "train_state.safetensors";
 
-// The largest epoch and input size a checkpoint may record.
-inline constexpr int64_t kMaxEpochs = 1'000'000;
+// The largest input size a checkpoint may record (kMaxEpochs, the largest
+// epoch, is train/train_state.h's).
 inline constexpr int64_t kMaxInputSize = 1 << 16;
-
-// Where a run is: `epoch` epochs complete and `step` batches of the next one
-// done, `global_step` batches in all.
-struct TrainPosition {
-  int64_t epoch = 0;
-  int64_t step = 0;
-  int64_t global_step = 0;
-};
-
-// The running totals of the epoch in progress, so that the epoch's line and
-// CSV row after a resume cover the whole epoch.
-struct EpochTotals {
-  double loss_sum = 0;  // sum of batch-mean losses times batch sizes
-  int64_t correct = 0;
-  int64_t seen = 0;
-  double seconds = 0;
-};
-
-// What a run ran on. A resume must continue the run's epochs
-// (`CheckGeometry`); with other processes, threads or kernels it goes on,
-// but no longer bit for bit (`ExactnessWarning`).
-struct RunEnvironment {
-  int64_t steps_per_epoch = 0;  // batches per epoch, over all processes
-  int64_t processes = 1;
-  int64_t threads = 1;  // compute threads (tensor.h's GetNumThreads)
-  std::string kernels;  // the kernel path, tensor/cpu.h's IsaName
-};
-
-struct TrainState {
-  nn::Module* model = nullptr;            // not owned
-  optim::Optimizer* optimizer = nullptr;  // not owned
-  TrainPosition position;
-  EpochTotals totals;
-  int64_t skipped_steps = 0;
-  // What a resumed run must not change ("optimizer" -> "adam", ...).
-  std::map<std::string, std::string> settings;
-  RunEnvironment environment;
-};
 
 // Writes `state` as the pair in `dir`, in one commit (see above).
 // `model_name` and `input_size` go into the weights' metadata. `dir` must
@@ -142,36 +105,6 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path,
 absl::Status LoadCheckpoint(const std::string& path, nn::Module& model,
                             int64_t* epoch = nullptr);
 
-// The contents of train_state.safetensors, checked.
-struct SavedTrainState {
-  TrainPosition position;
-  EpochTotals totals;
-  int64_t skipped_steps = 0;
-  std::map<std::string, Tensor> optimizer;
-  std::map<std::string, std::string> settings;
-  RunEnvironment environment;
-  uint32_t weights_crc32 = 0;
-};
-
-// The training-state file as bytes and back, for a rank that has no file
-// (data-parallel ranks get rank 0's). Decoding checks the whole file (both
-// checksums) and every field, each against the others (step within the
-// epoch's batches, skipped steps and the step within the global step,
-// correct within seen, a known kernel path, ...); every field is required.
-// Errors are DataLoss naming `source`, the field and its value.
-std::string EncodeTrainState(const TrainState& state, uint32_t weights_crc32);
-absl::StatusOr<SavedTrainState> DecodeTrainState(absl::string_view bytes,
-                                                 absl::string_view source);
-
-// OK when the position and totals of `saved` are ones a run over
-// `examples` training examples in batches of `batch_size` could have
-// written: steps_per_epoch is floor or ceil(examples / batch_size) (the
-// number of processes decides), global_step - step is `epoch` such epochs,
-// seen is at most the examples `step` batches hold. Else DataLoss naming
-// `source`, the field, its value and the bounds.
-absl::Status CheckGeometry(const SavedTrainState& saved, int64_t examples,
-                           int64_t batch_size, absl::string_view source);
-
 // A run directory's checkpoint: the weights and, unless the run predates
 // training-state files (or came from PyTorch), their state. With a state,
 // the weights are those it names: model.safetensors, or the pending file
@@ -196,33 +129,6 @@ absl::Status PublishPendingWeights(const std::string& dir);
 // (--resume completes that save)" when so; "a checkpoint that cannot be
 // resumed (<why>)"; "" when `dir` holds neither weights nor a state.
 std::string DescribeCheckpoint(const std::string& dir);
-
-// Puts `saved` into `state`: the optimizer's state (all or nothing), the
-// position and totals. `state.settings` and
-// `state.environment` are not touched; compare them with `CheckSettings`
-// and `ExactnessWarning` first.
-absl::Status RestoreTrainState(const SavedTrainState& saved, TrainState& state);
-
-// OK when every setting in `current` is recorded in `saved` with the same
-// value and `saved` records no other; else DataLoss naming the state file
-// of `dir` and the first setting it lacks ("train_state.safetensors records
-// no setting.seed"), or InvalidArgument listing each change:
-// "--<flag>=<now> (it was trained with --<flag>=<then>), ...: the run in
-// <dir> would not be the run it continues; ...".
-absl::Status CheckSettings(const std::map<std::string, std::string>& saved,
-                           const std::map<std::string, std::string>& current,
-                           const std::string& dir);
-
-// "" when a run resumed on `now` can continue the run of `saved` bit for
-// bit; else one line naming each difference of processes, threads and
-// kernel path and saying that the result will not be bit-identical to the
-// uninterrupted run's (sums are then taken in another order).
-std::string ExactnessWarning(const RunEnvironment& saved,
-                             const RunEnvironment& now);
-
-// OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
-// <n>" for the first NaN or Inf among the float tensors.
-absl::Status CheckFinite(const std::map<std::string, Tensor>& tensors);
 
 }  // namespace dive::train
 

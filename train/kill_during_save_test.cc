@@ -11,9 +11,9 @@
 // save (about 0.15 s). Half the attempts kill at a seeded random time; the
 // other half wait until a save is writing its weights
 // ("model.safetensors.pending.tmp" exists) and kill a seeded random moment
-// (0 to 4 ms) later.
+// (0 to 4 ms) later. The trainers run as child processes
+// (train/testing/trainer_process.h).
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,10 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <map>
-#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -39,74 +36,24 @@
 #include "gtest/gtest.h"
 #include "models/mlp/mlp.h"
 #include "tensor/safetensors.h"
-#include "tools/cpp/runfiles/runfiles.h"
+#include "train/testing/small_runs.h"
+#include "train/testing/trainer_process.h"
 #include "train/training.h"
 
 namespace dive::train {
 namespace {
 
 namespace fs = std::filesystem;
-using ::bazel::tools::cpp::runfiles::Runfiles;
-using Clock = std::chrono::steady_clock;
+using ::dive::train::testing::ChildGuard;
+using ::dive::train::testing::ReadFile;
+using ::dive::train::testing::RunToEnd;
+using ::dive::train::testing::Snapshot;
+using ::dive::train::testing::Spawn;
+using ::dive::train::testing::TrainerPath;
+using ::dive::train::testing::WaitFor;
 
 constexpr int64_t kInputSize = 128;
 constexpr int kAttempts = 8;
-
-std::string TrainerPath(const std::string& model = "mlp") {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::CreateForTest(&error));
-  EXPECT_NE(runfiles, nullptr) << error;
-  return runfiles == nullptr ? ""
-                             : runfiles->Rlocation(absl::StrCat(
-                                   "dive/models/", model, "/train"));
-}
-
-// Starts `argv` with stdout and stderr appended to `log`; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Kills the child if a test assertion returns early.
-struct ChildGuard {
-  pid_t pid;
-  ~ChildGuard() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-// Polls until `done()` or the child exits or `timeout` passes; true if done.
-bool WaitFor(const std::function<bool()>& done, pid_t pid,
-             std::chrono::milliseconds timeout) {
-  const Clock::time_point end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    if (done()) return true;
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return done();
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
-  return done();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // The epochs of metrics.csv's complete rows (header checked).
 std::vector<int64_t> CsvEpochs(const std::string& path) {
@@ -253,15 +200,6 @@ ino_t Inode(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-// Runs `argv` to its end; its exit status.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& log) {
-  ChildGuard child{Spawn(argv, log)};
-  int status = 0;
-  EXPECT_EQ(waitpid(child.pid, &status, 0), child.pid);
-  child.pid = 0;
-  return status;
-}
-
 // The done-when of exact resume: a trainer killed (SIGKILL: from its last
 // step checkpoint) or stopped (SIGTERM: it checkpoints the step it is at)
 // at a step inside an epoch, then resumed, ends with the weights and
@@ -365,16 +303,6 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
     }
   }
   EXPECT_GE(inside_an_epoch, 2) << "the kills should land inside epochs";
-}
-
-// Every file of `dir` but its lock, and its bytes.
-std::map<std::string, std::string> Snapshot(const std::string& dir) {
-  std::map<std::string, std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename();
-    if (name != ".lock") files[name] = ReadFile(entry.path());
-  }
-  return files;
 }
 
 // Issue 33: a trainer killed between the two steps of a save's commit (the
