@@ -6,7 +6,9 @@
 //   {"framework":"dive","model":"lenet","mode":"train","batch_size":256,
 //    "input_size":28,"lr":0.9,"threads":2,"warmup":3,"steps":20,
 //    "seconds":1.23,"examples_per_sec":4163.2,"baseline_rss_mb":5.1,
-//    "peak_rss_mb":61.0,"loss":2.31,"precision":"fp32","cpu":"..."}
+//    "peak_rss_mb":61.0,"loss":2.31,"precision":"fp32",
+//    "flops_per_example":2499120,"peak_gflops":436.2,"peak":"fma",
+//    "fraction_of_peak":0.071,"cpu":"..."}
 //   (one line)
 //
 // --batch_size and --resize default to the model's bench setting
@@ -16,7 +18,18 @@
 // path (tensor/cpu.h).
 // peak_rss_mb is this process's VmHWM at the end; baseline_rss_mb the one
 // before the model was built.
+// flops_per_example counts conv and linear multiply-adds x 2 (nn/flops.h),
+// 3x the forward's for a training step (forward, input and weight
+// gradients). peak_gflops is the register-only peak of the instruction the
+// products run on ("peak": "fma", or "vdpbf16ps" for bf16 on a CPU with
+// AVX512-BF16; bench/peak.h), measured in this process on --threads
+// threads right after the timed steps; fraction_of_peak is the steps'
+// FLOP/s over it. On an AMX machine the bf16 figure is still against
+// VDPBF16PS: dive has no TDPBF16PS peak loop yet.
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -25,6 +38,8 @@
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "bench/model_bench.h"
+#include "bench/peak.h"
+#include "nn/flops.h"
 #include "models/zoo.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
@@ -46,6 +61,23 @@ ABSL_FLAG(std::string, precision, "fp32",
 
 namespace dive::bench {
 namespace {
+
+// FLOP/s of `loop` (bench/peak.h) on `threads` threads at once: the best of
+// 10 rounds of about 10 ms each.
+double PeakFlopsPerSecond(int64_t (*loop)(int64_t), int threads) {
+  double best = 0;
+  for (int round = 0; round < 10; ++round) {
+    int64_t flops = 0;
+    const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+    flops += loop(1 << 21);
+    const double seconds = std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    best = std::max(best, flops / seconds);
+  }
+  return best;
+}
 
 int Run() {
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -108,6 +140,18 @@ int Run() {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
+  absl::StatusOr<int64_t> forward_flops = nn::ForwardFlopsPerExample(
+      (*runner)->model(), {1, setting.input_size, setting.input_size});
+  if (!forward_flops.ok()) {
+    std::fprintf(stderr, "%s\n", forward_flops.status().ToString().c_str());
+    return 2;
+  }
+  const int64_t flops_per_example = (train ? 3 : 1) * *forward_flops;
+  const bool bf16_peak = *matmul_precision == MatmulPrecision::kBfloat16 &&
+                         DetectedCpu().avx512_bf16;
+  const double peak = PeakFlopsPerSecond(
+      bf16_peak ? PeakBf16DotLoop : PeakFmaLoop, GetNumThreads());
+  const double examples_per_sec = steps * setting.batch_size / seconds;
   OrderedJson result = OrderedJson::object();
   result["framework"] = "dive";
   result["model"] = spec->name;
@@ -119,12 +163,17 @@ int Run() {
   result["warmup"] = absl::GetFlag(FLAGS_warmup);
   result["steps"] = steps;
   result["seconds"] = JsonNumber(seconds);
-  result["examples_per_sec"] = JsonNumber(steps * setting.batch_size / seconds);
+  result["examples_per_sec"] = JsonNumber(examples_per_sec);
   result["baseline_rss_mb"] = JsonNumber(baseline_rss, 6);
   result["peak_rss_mb"] = JsonNumber(PeakRssBytes() / 1048576.0, 6);
   // A diverged loss is null (JsonNumber), as is that of inference.
   result["loss"] = train ? JsonNumber(loss, 6) : OrderedJson(nullptr);
   result["precision"] = precision;
+  result["flops_per_example"] = flops_per_example;
+  result["peak_gflops"] = JsonNumber(peak / 1e9, 4);
+  result["peak"] = bf16_peak ? "vdpbf16ps" : "fma";
+  result["fraction_of_peak"] =
+      JsonNumber(examples_per_sec * flops_per_example / peak, 3);
   result["cpu"] = CpuDescription();
   std::printf("%s\n", JsonText(result).c_str());
   return 0;

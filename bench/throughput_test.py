@@ -33,6 +33,27 @@ class ThroughputTest(unittest.TestCase):
         self.assertIsNone(r["loss"])
         self.assertEqual(r["precision"], "bf16")
 
+    def test_flops_and_fraction_of_peak(self):
+        # Softmax regression at 28 x 28: one Linear(784, 10) of 7,840
+        # multiply-adds per image, 3 passes' worth in a training step.
+        train = run("--model=softmax", "--mode=train")
+        infer = run("--model=softmax", "--mode=infer")
+        self.assertEqual(infer["flops_per_example"], 2 * 7840)
+        self.assertEqual(train["flops_per_example"], 3 * 2 * 7840)
+        for r in (train, infer):
+            self.assertEqual(r["peak"], "fma")  # fp32
+            self.assertGreater(r["peak_gflops"], 0)
+            want = (r["examples_per_sec"] * r["flops_per_example"]
+                    / (r["peak_gflops"] * 1e9))
+            self.assertAlmostEqual(r["fraction_of_peak"], want,
+                                   delta=0.002 + 0.01 * want)
+            self.assertLess(r["fraction_of_peak"], 1.5)
+        bf16 = run("--model=lenet", "--mode=infer", "--precision=bf16")
+        # bf16 products are held against VDPBF16PS where the CPU has it.
+        features = bf16["cpu"].split("kernels:")[0]
+        self.assertEqual(bf16["peak"] == "vdpbf16ps",
+                         "avx512_bf16" in features, bf16["cpu"])
+
 
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)

@@ -1,0 +1,60 @@
+#include "nn/flops.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "autograd/variable.h"
+#include "nn/conv2d.h"
+#include "nn/linear.h"
+#include "tensor/tensor.h"
+
+namespace dive::nn {
+namespace {
+
+// Multiply-adds per output element of `weight`'s layer: all of its weights
+// that feed one output (conv: C_in / groups x kh x kw; linear: in_features).
+int64_t MacsPerOutput(const autograd::Variable& weight) {
+  return weight.shape().numel() / weight.shape()[0];
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
+                                               const Shape& image_shape) {
+  if (image_shape.rank() != 3 || image_shape.numel() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ForwardFlopsPerExample: the image shape must be [C, H, "
+                     "W] with positive sides, not ",
+                     image_shape.ToString()));
+  }
+  int64_t macs = 0;
+  autograd::HookHandle counter = model.RegisterForwardHooksOnAll(
+      nullptr, [&macs](Module& module, const autograd::Variable&,
+                       const autograd::Variable& output) {
+        if (const auto* conv = dynamic_cast<const Conv2d*>(&module)) {
+          macs += output.shape().numel() * MacsPerOutput(conv->weight());
+        } else if (const auto* fc = dynamic_cast<const Linear*>(&module)) {
+          macs += output.shape().numel() * MacsPerOutput(fc->weight());
+        }
+        return autograd::Variable();
+      });
+  std::vector<std::pair<Module*, bool>> modes;
+  for (const auto& [name, module] : model.NamedModules()) {
+    modes.emplace_back(module, module->is_training());
+  }
+  {
+    autograd::NoGradGuard no_grad;
+    model.Eval();
+    model(autograd::Variable(Tensor::Zeros(
+        {1, image_shape[0], image_shape[1], image_shape[2]})));
+  }
+  counter.Remove();
+  // Parents first (NamedModules is in pre-order): each child's own mode wins.
+  for (const auto& [module, training] : modes) module->Train(training);
+  return 2 * macs;
+}
+
+}  // namespace dive::nn
