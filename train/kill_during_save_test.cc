@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -82,6 +83,15 @@ std::vector<int64_t> Range(int64_t first, int64_t last) {
   return v;
 }
 
+// Empties `root` and writes fake Fashion-MNIST into `data` below it:
+// `train` training images, 8 test images.
+absl::Status FreshFakeData(const std::string& root, const std::string& data,
+                           int64_t train) {
+  fs::remove_all(root);
+  return data::testing::WriteFakeFashionMnist(data,
+                                              {.train = train, .test = 8});
+}
+
 // The checkpoint's epoch after checking that it loads into the model.
 int64_t CheckpointEpoch(const std::string& path) {
   absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
@@ -98,10 +108,8 @@ TEST(KillDuringSaveTest, CheckpointSurvivesAndResumeFinishesTheRun) {
   const std::string trainer = TrainerPath();
   ASSERT_TRUE(fs::exists(trainer)) << trainer;
   const std::string root = ::testing::TempDir() + "/kill";
-  fs::remove_all(root);
   const std::string data = root + "/data";
-  ASSERT_TRUE(
-      data::testing::WriteFakeFashionMnist(data, {.train = 8, .test = 8}).ok());
+  ASSERT_TRUE(FreshFakeData(root, data, 8).ok());
 
   std::mt19937 rng(20240601);  // fixed: the same kill schedule every run
   int mid_save_kills = 0;
@@ -208,11 +216,8 @@ ino_t Inode(const std::string& path) {
 // schedule with warm-up, flip and crop augmentation and clipping.
 TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
   const std::string root = ::testing::TempDir() + "/kill_step";
-  fs::remove_all(root);
   const std::string data = root + "/data";
-  ASSERT_TRUE(
-      data::testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8})
-          .ok());
+  ASSERT_TRUE(FreshFakeData(root, data, 64).ok());
   struct Model {
     std::string binary;
     std::vector<std::string> flags;
@@ -315,11 +320,8 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
 // run.
 TEST(KillMidCommitTest, RefusedRunLosesNothingAndResumeIsBitIdentical) {
   const std::string root = ::testing::TempDir() + "/kill_mid_commit";
-  fs::remove_all(root);
   const std::string data = root + "/data";
-  ASSERT_TRUE(
-      data::testing::WriteFakeFashionMnist(data, {.train = 64, .test = 8})
-          .ok());
+  ASSERT_TRUE(FreshFakeData(root, data, 64).ok());
   const std::string trainer = TrainerPath("mlp");
   ASSERT_TRUE(fs::exists(trainer)) << trainer;
   const auto in = [&](const std::string& out) {

@@ -20,6 +20,7 @@
 #include "nn/linear.h"
 #include "nn/sequential.h"
 #include "tensor/random.h"
+#include "train/testing/small_runs.h"
 #include "train/training.h"
 
 namespace dive::train {
@@ -27,15 +28,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TrainOptions SmallRun(const std::string& name) {
-  TrainOptions o;
+// One epoch of the shared small run, in batches of 64, into a fresh
+// directory named `name`.
+TrainOptions OneEpoch(const std::string& name) {
+  TrainOptions o = testing::SmallRun(testing::FreshDir(name));
   o.epochs = 1;
-  o.lr = 0.1f;
   o.batch_size = 64;
-  o.threads = 2;
   o.seed = 3;
-  o.out_dir = absl::StrCat(::testing::TempDir(), "/", name);
-  o.progress = false;
   return o;
 }
 
@@ -55,7 +54,7 @@ TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
       models::LeNetSpec().make(28);
   ASSERT_TRUE(model.ok()) << model.status();
   LayerProfiler profiler(**model, /*stats_every=*/1);
-  TrainOptions o = SmallRun("lenet");
+  TrainOptions o = OneEpoch("lenet");
   o.observers.push_back(&profiler);
   const data::InMemoryDataset train = data::testing::FakeImages(256, 1);
   const data::InMemoryDataset test = data::testing::FakeImages(64, 2);
@@ -157,7 +156,7 @@ TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
   auto run = [&](bool profile, const std::string& name) {
     ManualSeed(7);
     std::shared_ptr<nn::Module> model = *models::LeNetSpec().make(28);
-    TrainOptions o = SmallRun(name);
+    TrainOptions o = OneEpoch(name);
     std::unique_ptr<LayerProfiler> profiler;
     if (profile) {
       profiler = std::make_unique<LayerProfiler>(*model, 1);
