@@ -92,6 +92,20 @@ absl::Status FreshFakeData(const std::string& root, const std::string& data,
                                               {.train = train, .test = 8});
 }
 
+// Both files of the checkpoint in `out` are those in `whole`, byte for byte
+// (their data CRCs) and tensor for tensor.
+void ExpectSameCheckpoint(const std::string& whole, const std::string& out) {
+  for (const char* file : {"model.safetensors", "train_state.safetensors"}) {
+    absl::StatusOr<SafetensorsFile> a =
+        LoadSafetensors(absl::StrCat(whole, "/", file));
+    absl::StatusOr<SafetensorsFile> b =
+        LoadSafetensors(absl::StrCat(out, "/", file));
+    ASSERT_TRUE(a.ok() && b.ok()) << file;
+    EXPECT_EQ(a->crc32, b->crc32) << file << " differs";
+    EXPECT_EQ(a->tensors.size(), b->tensors.size()) << file;
+  }
+}
+
 // The checkpoint's epoch after checking that it loads into the model.
 int64_t CheckpointEpoch(const std::string& path) {
   absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
@@ -294,16 +308,7 @@ TEST(KillAtAStepTest, ResumedRunIsBitIdenticalToTheUninterruptedOne) {
       status = RunToEnd(resume, log);
       ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
           << ReadFile(log);
-      for (const char* file :
-           {"model.safetensors", "train_state.safetensors"}) {
-        absl::StatusOr<SafetensorsFile> a =
-            LoadSafetensors(absl::StrCat(whole, "/", file));
-        absl::StatusOr<SafetensorsFile> b =
-            LoadSafetensors(absl::StrCat(out, "/", file));
-        ASSERT_TRUE(a.ok() && b.ok()) << file;
-        EXPECT_EQ(a->crc32, b->crc32) << file << " differs";
-        EXPECT_EQ(a->tensors.size(), b->tensors.size()) << file;
-      }
+      ExpectSameCheckpoint(whole, out);
       EXPECT_EQ(CsvEpochs(out + "/metrics.csv"), Range(1, 6));
     }
   }
@@ -376,14 +381,7 @@ TEST(KillMidCommitTest, RefusedRunLosesNothingAndResumeIsBitIdentical) {
   status = RunToEnd(resume, log);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
   EXPECT_FALSE(fs::exists(out + "/model.safetensors.pending"));
-  for (const char* file : {"model.safetensors", "train_state.safetensors"}) {
-    absl::StatusOr<SafetensorsFile> a =
-        LoadSafetensors(absl::StrCat(whole, "/", file));
-    absl::StatusOr<SafetensorsFile> b =
-        LoadSafetensors(absl::StrCat(out, "/", file));
-    ASSERT_TRUE(a.ok() && b.ok()) << file;
-    EXPECT_EQ(a->crc32, b->crc32) << file << " differs";
-  }
+  ExpectSameCheckpoint(whole, out);
   EXPECT_EQ(CsvEpochs(out + "/metrics.csv"), Range(1, 3));
 }
 
