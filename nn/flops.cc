@@ -22,6 +22,16 @@ int64_t MacsPerOutput(const autograd::Variable& weight) {
 
 }  // namespace
 
+int64_t LayerForwardFlops(const Module& module, const Shape& output_shape) {
+  if (const auto* conv = dynamic_cast<const Conv2d*>(&module)) {
+    return 2 * output_shape.numel() * MacsPerOutput(conv->weight());
+  }
+  if (const auto* fc = dynamic_cast<const Linear*>(&module)) {
+    return 2 * output_shape.numel() * MacsPerOutput(fc->weight());
+  }
+  return 0;
+}
+
 absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
                                                const Shape& image_shape) {
   if (image_shape.rank() != 3 || image_shape.numel() <= 0) {
@@ -30,15 +40,11 @@ absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
                      "W] with positive sides, not ",
                      image_shape.ToString()));
   }
-  int64_t macs = 0;
+  int64_t flops = 0;
   autograd::HookHandle counter = model.RegisterForwardHooksOnAll(
-      nullptr, [&macs](Module& module, const autograd::Variable&,
+      nullptr, [&flops](Module& module, const autograd::Variable&,
                        const autograd::Variable& output) {
-        if (const auto* conv = dynamic_cast<const Conv2d*>(&module)) {
-          macs += output.shape().numel() * MacsPerOutput(conv->weight());
-        } else if (const auto* fc = dynamic_cast<const Linear*>(&module)) {
-          macs += output.shape().numel() * MacsPerOutput(fc->weight());
-        }
+        flops += LayerForwardFlops(module, output.shape());
         return autograd::Variable();
       });
   std::vector<std::pair<Module*, bool>> modes;
@@ -54,7 +60,7 @@ absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
   counter.Remove();
   // Parents first (NamedModules is in pre-order): each child's own mode wins.
   for (const auto& [module, training] : modes) module->Train(training);
-  return 2 * macs;
+  return flops;
 }
 
 }  // namespace dive::nn

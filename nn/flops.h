@@ -26,6 +26,13 @@
 
 namespace dive::nn {
 
+// LayerForwardFlops()
+//
+// 2 x the multiply-adds of `module`'s own computation for one call that
+// produced an output of `output_shape`: a Conv2d's or a Linear's; 0 for
+// every other module, containers included (their layers count themselves).
+int64_t LayerForwardFlops(const Module& module, const Shape& output_shape);
+
 // Runs one forward pass of `model` on a zero image of `image_shape`
 // ([C, H, W]; batch 1) in eval mode without gradients (every module's mode
 // is restored afterwards) and returns 2 x the multiply-adds of its Conv2d

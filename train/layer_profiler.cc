@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nn/activation.h"
+#include "nn/flops.h"
 
 namespace dive::train {
 namespace {
@@ -83,6 +84,7 @@ void LayerProfiler::PostHook(nn::Module& module,
   Call call = open_.back();
   open_.pop_back();
   call.forward_end = Clock::now();
+  call.flops = nn::LayerForwardFlops(module, output.shape());
   calls_.push_back(call);
   LayerStats& layer = layers_[call.layer];
   if (sampling_) Sample(layer, output.data());
@@ -151,6 +153,7 @@ absl::Status LayerProfiler::OnStep(const TrainState&, const StepInfo&) {
     ++layer.calls;
     layer.forward_seconds +=
         SecondsBetween(call.forward_start, call.forward_end);
+    layer.forward_flops += call.flops;
     if (call.backward_started) {
       layer.backward_seconds += SecondsBetween(
           call.backward_start,
@@ -172,8 +175,9 @@ std::string LayerProfiler::Table() const {
   const double step_ms = 1e3 * step_seconds_ / steps_;
   std::string out = absl::StrFormat(
       "Per-layer time over %d training steps, mean per step: %.2f ms\n"
-      "%-56s %10s %11s %6s\n",
-      steps_, step_ms, "Module", "Forward ms", "Backward ms", "Share");
+      "%-56s %10s %11s %6s %12s\n",
+      steps_, step_ms, "Module", "Forward ms", "Backward ms", "Share",
+      "Fwd GFLOP/s");
   double root_ms = 0;
   for (const LayerStats& layer : layers_) {
     const double forward = 1e3 * layer.forward_seconds / steps_;
@@ -183,8 +187,14 @@ std::string LayerProfiler::Table() const {
         absl::StrCat(std::string(2 * layer.depth, ' '), layer.name,
                      layer.name.empty() ? "" : " ", layer.description);
     if (label.size() > 56) label = label.substr(0, 53) + "...";
-    absl::StrAppendFormat(&out, "%-56s %10.2f %11.2f %5.1f%%\n", label, forward,
-                          backward, 100 * (forward + backward) / step_ms);
+    const std::string rate =
+        layer.forward_flops > 0 && layer.forward_seconds > 0
+            ? absl::StrFormat(" %12.1f", layer.forward_flops /
+                                             layer.forward_seconds / 1e9)
+            : "";
+    absl::StrAppendFormat(&out, "%-56s %10.2f %11.2f %5.1f%%%s\n", label,
+                          forward, backward,
+                          100 * (forward + backward) / step_ms, rate);
   }
   absl::StrAppendFormat(&out, "%-56s %10s %11s %5.1f%%\n",
                         "(loss, optimizer, observers)", "", "",

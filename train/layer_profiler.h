@@ -26,11 +26,15 @@
 // `Table()` is the `--profile` report:
 //
 //   Per-layer time over 235 training steps, mean per step: 41.20 ms
-//   Module                               Forward ms  Backward ms  Share
-//   Sequential                                12.10        25.30  90.8%
-//     0 Conv2d(1, 6, kernel=5x5, ...)          2.01         4.10  14.8%
+//   Module                      Forward ms  Backward ms  Share  Fwd GFLOP/s
+//   Sequential                       12.10        25.30  90.8%
+//     0 Conv2d(1, 6, ...)             2.01         4.10  14.8%         15.0
 //   ...
-//   (loss, optimizer, data and the rest)                          9.2%
+//   (loss, optimizer, data and the rest)                  9.2%
+//
+// Fwd GFLOP/s is a Conv2d's or Linear's forward rate (nn/flops.h counts its
+// multiply-adds x 2 from the output's shape); the backward column has none,
+// since a layer's backward time may hold its neighbours' (above).
 //
 // Example:
 //
@@ -65,6 +69,9 @@ struct LayerStats {
   int64_t calls = 0;           // training-step calls so far
   double forward_seconds = 0;  // totals over those calls
   double backward_seconds = 0;
+  // 2 x the forward multiply-adds of those calls, for Conv2d and Linear
+  // (nn/flops.h; 0 for other modules): the table's forward GFLOP/s.
+  int64_t forward_flops = 0;
   // Of the output, at the latest sampled step (`sampled` false: none yet).
   bool sampled = false;
   double mean = 0;
@@ -104,6 +111,7 @@ class LayerProfiler : public TrainObserver {
   // One call of one module in the current step.
   struct Call {
     size_t layer = 0;
+    int64_t flops = 0;
     Clock::time_point forward_start, forward_end, backward_start, backward_end;
     bool backward_started = false, backward_ended = false;
   };

@@ -90,6 +90,11 @@ TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
   const std::string table = profiler.Table();
   EXPECT_THAT(table, HasSubstr("Per-layer time over 4 training steps"));
   EXPECT_THAT(table, HasSubstr("Forward ms"));
+  // The first Conv2d (1 -> 6, 5 x 5, 28 x 28 out): 2 x 117,600 FLOPs for
+  // each of the 256 images; the model itself counts none of its own.
+  EXPECT_EQ(layers[1].forward_flops, 256 * 2 * 117'600);
+  EXPECT_EQ(layers[0].forward_flops, 0);
+  EXPECT_THAT(table, HasSubstr("Fwd GFLOP/s"));
   EXPECT_THAT(table, HasSubstr(layers[1].description));
   EXPECT_THAT(table, HasSubstr("(loss, optimizer, observers)"));
 }
