@@ -1,15 +1,10 @@
 #include "nn/flops.h"
 
-#include <string>
-#include <utility>
-#include <vector>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
-#include "tensor/tensor.h"
 
 namespace dive::nn {
 namespace {
@@ -47,19 +42,8 @@ absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
         flops += LayerForwardFlops(module, output.shape());
         return autograd::Variable();
       });
-  std::vector<std::pair<Module*, bool>> modes;
-  for (const auto& [name, module] : model.NamedModules()) {
-    modes.emplace_back(module, module->is_training());
-  }
-  {
-    autograd::NoGradGuard no_grad;
-    model.Eval();
-    model(autograd::Variable(Tensor::Zeros(
-        {1, image_shape[0], image_shape[1], image_shape[2]})));
-  }
+  model.DryRun({1, image_shape[0], image_shape[1], image_shape[2]});
   counter.Remove();
-  // Parents first (NamedModules is in pre-order): each child's own mode wins.
-  for (const auto& [module, training] : modes) module->Train(training);
   return flops;
 }
 

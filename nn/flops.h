@@ -33,9 +33,8 @@ namespace dive::nn {
 // every other module, containers included (their layers count themselves).
 int64_t LayerForwardFlops(const Module& module, const Shape& output_shape);
 
-// Runs one forward pass of `model` on a zero image of `image_shape`
-// ([C, H, W]; batch 1) in eval mode without gradients (every module's mode
-// is restored afterwards) and returns 2 x the multiply-adds of its Conv2d
+// Runs one `Module::DryRun` of `model` on a zero image of `image_shape`
+// ([C, H, W]; batch 1) and returns 2 x the multiply-adds of its Conv2d
 // and Linear layers. InvalidArgument when `image_shape` is not [C, H, W]
 // with positive sides.
 absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,

@@ -231,14 +231,25 @@ void Module::ZeroGrad() {
 
 // ---- Summary ------------------------------------------------------------------
 
-std::string Module::Summary(const Shape& input_shape) {
+autograd::Variable Module::DryRun(const Shape& input_shape) {
   const std::vector<std::pair<std::string, Module*>> modules = NamedModules();
-  std::unordered_map<const Module*, std::string> names;
   std::vector<bool> modes;
-  for (const auto& [name, module] : modules) {
-    names.emplace(module, name);
-    modes.push_back(module->training_);
+  for (const auto& [name, module] : modules) modes.push_back(module->training_);
+  autograd::Variable output;
+  {
+    autograd::NoGradGuard no_grad;
+    Eval();
+    output = (*this)(autograd::Variable(Tensor::Zeros(input_shape)));
   }
+  for (size_t i = 0; i < modules.size(); ++i) {
+    modules[i].second->training_ = modes[i];
+  }
+  return output;
+}
+
+std::string Module::Summary(const Shape& input_shape) {
+  std::unordered_map<const Module*, std::string> names;
+  for (const auto& [name, module] : NamedModules()) names.emplace(module, name);
 
   // One record per call of a module's operator(), opened by the pre-hook
   // (after any earlier pre-hooks) and given its output by the hook (after
@@ -262,15 +273,8 @@ std::string Module::Summary(const Shape& input_shape) {
         open.pop_back();
         return autograd::Variable();
       });
-  {
-    autograd::NoGradGuard no_grad;
-    Eval();
-    (*this)(autograd::Variable(Tensor::Zeros(input_shape)));
-  }
+  DryRun(input_shape);
   recorder.Remove();
-  for (size_t i = 0; i < modules.size(); ++i) {
-    modules[i].second->training_ = modes[i];
-  }
 
   // Columns: module (indented name and description), output shape, params.
   std::vector<std::vector<std::string>> rows{{"Module", "Output shape",

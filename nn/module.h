@@ -121,9 +121,16 @@ class Module {
   // Clears the gradient of every parameter (`grad()` becomes undefined).
   void ZeroGrad();
 
+  // DryRun()
+  //
+  // One forward pass on zeros of `input_shape`, in eval mode without
+  // gradients, with every module's own mode restored afterwards (BatchNorm's
+  // statistics and Dropout's stream untouched): how an inspector that hooks
+  // the model (`Summary`, nn/flops.h) sees one call of every module.
+  autograd::Variable DryRun(const Shape& input_shape);
+
   // A table of every module with its output shape and parameter count for an
-  // input of `input_shape`, computed by running a forward pass in eval mode
-  // without gradients (the mode is restored afterwards), seen through forward
+  // input of `input_shape`, computed by a `DryRun`, seen through forward
   // hooks on every module (`RegisterForwardHooksOnAll`; so not while another
   // thread runs this model). One line per call of `operator()`, in call
   // order, indented by nesting depth, with the dotted name, `Describe()`, the
