@@ -26,6 +26,14 @@ int64_t PeakFmaLoop(int64_t iterations) {
   return iterations * kPeakChains * kLanes * 2;
 }
 
+int64_t RunOnThreads(int64_t (*loop)(int64_t), int64_t iterations,
+                     int threads) {
+  int64_t total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+  total += loop(iterations);
+  return total;
+}
+
 int64_t TriadLoop(float* a, const float* b, const float* c, int64_t n,
                   float scalar) {
   for (int64_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];

@@ -36,6 +36,11 @@ int64_t PeakFmaLoop(int64_t iterations);
 // must have AVX512-BF16.
 int64_t PeakBf16DotLoop(int64_t iterations);
 
+// Runs `loop(iterations)` (PeakFmaLoop, PeakBf16DotLoop) on `threads`
+// threads at once and returns the operations they performed in all.
+int64_t RunOnThreads(int64_t (*loop)(int64_t), int64_t iterations,
+                     int threads);
+
 // a[i] = b[i] + scalar * c[i] for i < n; returns the bytes moved (12 n: two
 // arrays read, one written).
 int64_t TriadLoop(float* a, const float* b, const float* c, int64_t n,

@@ -16,8 +16,6 @@
 // It also names the CPU, its features and the kernel path (tensor/cpu.h;
 // DIVE_ISA picks a lower one) in the output's context.
 
-#include <omp.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -32,12 +30,7 @@ namespace {
 void RunPeak(benchmark::State& state, int64_t (*loop)(int64_t)) {
   const int threads = static_cast<int>(state.range(0));
   int64_t flops = 0;
-  for (auto _ : state) {
-    int64_t total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    total += loop(1 << 20);
-    flops += total;
-  }
+  for (auto _ : state) flops += RunOnThreads(loop, 1 << 20, threads);
   state.counters["FLOPS"] = benchmark::Counter(static_cast<double>(flops),
                                                benchmark::Counter::kIsRate);
 }

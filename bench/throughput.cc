@@ -27,8 +27,6 @@
 // FLOP/s over it. On an AMX machine the bf16 figure is still against
 // VDPBF16PS: dive has no TDPBF16PS peak loop yet.
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -67,10 +65,8 @@ namespace {
 double PeakFlopsPerSecond(int64_t (*loop)(int64_t), int threads) {
   double best = 0;
   for (int round = 0; round < 10; ++round) {
-    int64_t flops = 0;
     const auto start = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += loop(1 << 21);
+    const int64_t flops = RunOnThreads(loop, 1 << 21, threads);
     const double seconds = std::chrono::duration<double>(
                                std::chrono::steady_clock::now() - start)
                                .count();
