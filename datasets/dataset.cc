@@ -135,6 +135,13 @@ std::shared_ptr<const Dataset> Unowned(const Dataset& data) {
                                         &data);
 }
 
+std::shared_ptr<const Dataset> Head(std::shared_ptr<const Dataset> data,
+                                    int64_t limit) {
+  const int64_t n = data->size();
+  return std::make_shared<SubsetDataset>(
+      std::move(data), 0, limit > 0 ? std::min(limit, n) : n);
+}
+
 SubsetDataset::SubsetDataset(std::shared_ptr<const Dataset> data,
                              int64_t begin, int64_t end)
     : data_(std::move(data)), begin_(begin), end_(end) {

@@ -167,6 +167,13 @@ class InMemoryDataset : public Dataset {
 // ownership (a DataLoader, a SubsetDataset) used only while `data` lives.
 std::shared_ptr<const Dataset> Unowned(const Dataset& data);
 
+// Head()
+//
+// The first `limit` examples of `data` as a view (all of them when `limit`
+// is 0 or more than `data` holds): a --train_limit or --test_limit.
+std::shared_ptr<const Dataset> Head(std::shared_ptr<const Dataset> data,
+                                    int64_t limit);
+
 // Examples [begin, end) of another dataset, as examples 0 .. end - begin - 1.
 class SubsetDataset : public Dataset {
  public:

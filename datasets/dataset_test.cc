@@ -95,6 +95,14 @@ TEST(SubsetDatasetTest, ViewsARangeWithoutCopying) {
   EXPECT_EQ(SubsetDataset(all, 4, 4).size(), 0);
 }
 
+TEST(SubsetDatasetTest, HeadIsTheFirstExamplesOrAll) {
+  const auto all = std::make_shared<InMemoryDataset>(Four());
+  EXPECT_EQ(Head(all, 2)->size(), 2);
+  EXPECT_EQ(Head(all, 2)->Get(1).label, 1);
+  EXPECT_EQ(Head(all, 0)->size(), 4);   // no limit
+  EXPECT_EQ(Head(all, 10)->size(), 4);  // more than it holds
+}
+
 TEST(SubsetDatasetDeathTest, RangeAndIndexChecked) {
   const auto all = std::make_shared<InMemoryDataset>(Four());
   EXPECT_DEATH(SubsetDataset(all, 2, 5), "not a range of a dataset of 4");

@@ -1,8 +1,5 @@
 #include "train/evaluation.h"
 
-#include <algorithm>
-#include <memory>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
@@ -15,14 +12,13 @@ namespace dive::train {
 absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,
                                     int64_t input_size, int64_t batch_size,
                                     int64_t limit) {
-  const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
   data::DataLoaderOptions lo;
   lo.batch_size = batch_size;
   lo.sampler.shuffle = false;
   // A no-op for input_size x input_size images.
   lo.transforms.resize = input_size;
-  absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(
-      std::make_shared<data::SubsetDataset>(data::Unowned(data), 0, n), lo);
+  absl::StatusOr<data::DataLoader> loader =
+      data::DataLoader::Create(data::Head(data::Unowned(data), limit), lo);
   if (!loader.ok()) return loader.status();
   const bool was_training = model.is_training();
   model.Eval();

@@ -1,6 +1,5 @@
 #include "train/replicas.h"
 
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,12 +52,14 @@ absl::StatusOr<EvalResult> EvaluateAcrossRanks(
     return Evaluate(model, data, input_size, batch_size, limit);
   }
   if (absl::Status s = BroadcastBuffers(group, model); !s.ok()) return s;
-  const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  const std::shared_ptr<const data::Dataset> all =
+      data::Head(data::Unowned(data), limit);
+  const int64_t n = all->size();
   const int64_t begin = n * group.rank() / group.size();
   const int64_t end = n * (group.rank() + 1) / group.size();
-  absl::StatusOr<EvalResult> mine = Evaluate(
-      model, data::SubsetDataset(data::Unowned(data), begin, end), input_size,
-      batch_size);
+  absl::StatusOr<EvalResult> mine =
+      Evaluate(model, data::SubsetDataset(all, begin, end), input_size,
+               batch_size);
   if (!mine.ok()) return mine.status();
   // The model's classes, from the ranks that evaluated anything (a rank
   // with no examples has an empty matrix).

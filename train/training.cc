@@ -138,13 +138,11 @@ absl::Status OpenRunDir(Run& run, int64_t examples) {
 // Everything `Train` needs before its first step, on every rank.
 absl::Status Start(Run& run, const data::Dataset& train_data) {
   const TrainOptions& o = run.o;
-  const int64_t n = o.train_limit > 0
-                        ? std::min(o.train_limit, train_data.size())
-                        : train_data.size();
-  absl::StatusOr<data::DataLoader> loader = MakeTrainLoader(
-      run.spec, run.model, o,
-      std::make_shared<data::SubsetDataset>(data::Unowned(train_data), 0, n),
-      run.group);
+  std::shared_ptr<const data::Dataset> train =
+      data::Head(data::Unowned(train_data), o.train_limit);
+  const int64_t n = train->size();
+  absl::StatusOr<data::DataLoader> loader =
+      MakeTrainLoader(run.spec, run.model, o, std::move(train), run.group);
   if (!loader.ok()) return loader.status();
   run.loader.emplace(*std::move(loader));
   const int64_t steps_per_epoch = run.loader->num_batches();
