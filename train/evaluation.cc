@@ -9,6 +9,33 @@
 
 namespace dive::train {
 
+absl::StatusOr<int64_t> CountPredictions(
+    const Tensor& logits, const data::Batch& batch,
+    std::vector<std::vector<int64_t>>* confusion) {
+  const int64_t classes = logits.shape()[1];
+  const int64_t* l = batch.labels.data<int64_t>();
+  for (int64_t i = 0; i < batch.labels.numel(); ++i) {
+    if (l[i] < 0 || l[i] >= classes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("example ", batch.indices[i], " has label ", l[i],
+                       " but the model has ", classes, " outputs (labels 0..",
+                       classes - 1, ")"));
+    }
+  }
+  const Tensor pred = ops::Argmax(logits, 1);
+  const int64_t* p = pred.data<int64_t>();
+  if (confusion != nullptr && static_cast<int64_t>(confusion->size()) < classes) {
+    confusion->resize(classes);
+    for (std::vector<int64_t>& row : *confusion) row.resize(classes, 0);
+  }
+  int64_t correct = 0;
+  for (int64_t i = 0; i < batch.labels.numel(); ++i) {
+    correct += p[i] == l[i];
+    if (confusion != nullptr) ++(*confusion)[l[i]][p[i]];
+  }
+  return correct;
+}
+
 absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,
                                     int64_t input_size, int64_t batch_size,
                                     int64_t limit) {
@@ -29,21 +56,13 @@ absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data
   data::Batch batch;
   while (loader->Next(&batch)) {
     const Tensor logits = model(autograd::Variable(batch.images)).data();
-    const int64_t classes = logits.shape()[1];
-    result.confusion.resize(classes, std::vector<int64_t>(classes, 0));
-    const Tensor pred = ops::Argmax(logits, 1);
-    const int64_t* p = pred.data<int64_t>();
-    const int64_t* l = batch.labels.data<int64_t>();
-    for (int64_t i = 0; i < batch.labels.numel(); ++i) {
-      if (l[i] < 0 || l[i] >= classes) {
-        model.Train(was_training);
-        return absl::InvalidArgumentError(absl::StrCat(
-            "example ", batch.indices[i], " has label ", l[i], " but the model has ",
-            classes, " outputs (labels 0..", classes - 1, ")"));
-      }
-      correct += p[i] == l[i];
-      ++result.confusion[l[i]][p[i]];
+    absl::StatusOr<int64_t> right =
+        CountPredictions(logits, batch, &result.confusion);
+    if (!right.ok()) {
+      model.Train(was_training);
+      return right.status();
     }
+    correct += *right;
     total += batch.labels.numel();
   }
   model.Train(was_training);

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "datasets/dataset.h"
 #include "nn/module.h"
+#include "tensor/tensor.h"
 
 namespace dive::train {
 
@@ -29,6 +30,17 @@ struct EvalResult {
   // of the model.
   std::vector<std::vector<int64_t>> confusion;
 };
+
+// CountPredictions()
+//
+// The predictions (argmax) of `logits` [B, K] for `batch`'s labels: returns
+// how many are right and, when `confusion` is given, adds each to
+// (*confusion)[label][prediction] (grown to K x K first). InvalidArgument
+// "example <i> has label <l> but the model has K outputs (labels 0..K-1)"
+// for a label outside them, and then nothing is counted.
+absl::StatusOr<int64_t> CountPredictions(
+    const Tensor& logits, const data::Batch& batch,
+    std::vector<std::vector<int64_t>>* confusion = nullptr);
 
 // Accuracy and confusion matrix of `model` (switched to eval mode, and back
 // afterwards) on the first `limit` examples of `data` (0: all), resized to

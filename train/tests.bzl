@@ -38,6 +38,24 @@ def train_tests():
     )
 
     native.cc_test(
+        name = "evaluation_test",
+        size = "small",
+        srcs = ["evaluation_test.cc"],
+        deps = [
+            ":evaluation",
+            "//datasets:dataset",
+            "//nn:flatten",
+            "//nn:linear",
+            "//nn:sequential",
+            "//tensor",
+            "@absl//:status",
+            "@absl//:strings",
+            "@googletest//:gmock",
+            "@googletest//:gtest_main",
+        ],
+    )
+
+    native.cc_test(
         name = "resume_test",
         # Medium: 10 s optimized and 28 s under ASan + UBSan
         # (--config=sanitize) on a 2-core EPYC, too near small's 60 s on a

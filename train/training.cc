@@ -22,12 +22,12 @@
 #include "optim/optimizer.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
-#include "tensor/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_observer.h"
 #include "train/components.h"
+#include "train/evaluation.h"
 #include "train/metrics_log.h"
 #include "train/progress.h"
 #include "train/replicas.h"
@@ -56,28 +56,6 @@ absl::Status CheckImages(const data::Dataset& train,
     }
   }
   return absl::OkStatus();
-}
-
-// The number of predictions of `logits` [B, K] that match `labels` [B];
-// InvalidArgument naming the example for a label outside 0..K-1.
-absl::StatusOr<int64_t> CountCorrect(const models::ModelSpec& spec,
-                                     const Tensor& logits,
-                                     const data::Batch& batch) {
-  const int64_t classes = logits.shape()[1];
-  const int64_t* l = batch.labels.data<int64_t>();
-  for (int64_t i = 0; i < batch.labels.numel(); ++i) {
-    if (l[i] < 0 || l[i] >= classes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "training example ", batch.indices[i], " has label ", l[i], " but ",
-          spec.name, " outputs ", logits.shape().ToString(),
-          " per batch (labels 0..", classes - 1, ")"));
-    }
-  }
-  const Tensor pred = ops::Argmax(logits, 1);
-  const int64_t* p = pred.data<int64_t>();
-  int64_t correct = 0;
-  for (int64_t i = 0; i < batch.labels.numel(); ++i) correct += p[i] == l[i];
-  return correct;
 }
 
 // One call of `Train`: what it built, where it is, what observes it.
@@ -195,8 +173,12 @@ absl::StatusOr<StepInfo> Step(Run& run, const data::Batch& batch, bool* stop) {
         absl::StrCat(run.spec.name, " outputs ", logits.shape().ToString(),
                      " per batch, not [batch, classes]"));
   }
-  absl::StatusOr<int64_t> correct = CountCorrect(run.spec, logits.data(), batch);
-  if (!correct.ok()) return correct.status();
+  absl::StatusOr<int64_t> correct = CountPredictions(logits.data(), batch);
+  if (!correct.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the training data does not fit ", run.spec.name, ": training ",
+        correct.status().message()));
+  }
   autograd::Variable loss = SoftmaxCrossEntropy(logits, batch.labels);
   // One collective per step: the loss and the correct predictions over the
   // global batch, and whether any rank is asked to stop (so every rank takes

@@ -242,6 +242,20 @@ TEST_F(TrainingTest, OddImagesAreResizedOrRejectedNotACrash) {
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("3 channels"));
 }
 
+TEST_F(TrainingTest, ALabelBeyondTheModelsOutputsIsAnError) {
+  // Two 28 x 28 images, the second labelled 12: softmax regression has 10
+  // outputs.
+  const data::InMemoryDataset odd(std::vector<uint8_t>(2 * 28 * 28, 0), {3, 12},
+                                  1, 28, 28);
+  const absl::Status s =
+      Train(models::SoftmaxSpec(), SmallRun(""), odd, test_).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("the training data does not fit softmax: training "
+                        "example 1 has label 12 but the model has 10 outputs "
+                        "(labels 0..9)"));
+}
+
 TEST_F(TrainingTest, HugeBatchSizeIsOneBatch) {
   // (n + b - 1) / b used to overflow and give no batches at all.
   TrainOptions o = SmallRun("");
