@@ -10,6 +10,8 @@ namespace dive::autograd {
 namespace {
 
 thread_local bool grad_enabled = true;
+thread_local const void* node_tag = nullptr;
+thread_local BackwardObserver* backward_observer = nullptr;
 
 // Post-order DFS from `root` (iterative: deep networks would overflow the
 // stack with recursion). Returns nodes so that every node comes after all
@@ -90,6 +92,7 @@ Variable Variable::FromOp(const char* op, Tensor data,
   if (!any) return out;
   out.node_ = std::make_shared<GradNode>();
   out.node_->op = op;
+  out.node_->tag = node_tag;
   out.node_->requires_grad = true;
   out.node_->shape = out.data_.shape();
   out.node_->backward = std::move(backward);
@@ -156,6 +159,7 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
     }
   }
   Accumulate(node_.get(), grad);
+  BackwardObserver* const observer = backward_observer;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     GradNode* node = it->get();
     CHECK(!node->released)
@@ -163,6 +167,7 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
         << "); pass retain_graph=true to the first Backward()";
     if (!node->backward) continue;  // a leaf: its grad stays.
     CHECK(node->grad.defined()) << "internal: no gradient reached " << node->op;
+    if (observer != nullptr) observer->BeforeNode(*node);
     if (!node->hooks.empty()) node->grad = RunHooks(*node, node->grad);
     std::vector<Tensor> grads = node->backward(node->grad);
     CHECK_EQ(grads.size(), node->inputs.size())
@@ -173,6 +178,8 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
       if (input == nullptr || !grads[i].defined()) continue;
       Accumulate(input, std::move(grads[i]));
     }
+    grads.clear();  // freed inside the observed span
+    if (observer != nullptr) observer->AfterNode(*node);
     node->grad = Tensor();  // intermediate gradients are not kept.
     if (!retain_graph) {
       node->backward = nullptr;
@@ -190,6 +197,14 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
 }
 
 bool GradEnabled() { return grad_enabled; }
+
+const void* NodeTag() { return node_tag; }
+
+const void* SetNodeTag(const void* tag) { return std::exchange(node_tag, tag); }
+
+BackwardObserver* SetBackwardObserver(BackwardObserver* observer) {
+  return std::exchange(backward_observer, observer);
+}
 
 NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
 

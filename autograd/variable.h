@@ -27,6 +27,15 @@
 //     NoGradGuard no_grad;                    // inference: no graph is built
 //     Variable z = w * x;
 //   }
+//
+// Attributing backward work (profilers): every node records the thread's
+// current `NodeTag` when its op runs, an opaque label that autograd never
+// reads (train/layer_profiler.h sets it to the module whose forward is
+// running, so nn stays above autograd). A `BackwardObserver` installed on a
+// thread sees each node's execution in that thread's backward passes: the
+// node's hooks, its closure and the accumulation of its results into its
+// inputs' gradients. Both cost one thread-local read when unused (per op
+// recorded, and per backward pass).
 
 #ifndef AUTOGRAD_VARIABLE_H_
 #define AUTOGRAD_VARIABLE_H_
@@ -51,6 +60,9 @@ using GradHook = std::function<Tensor(const Tensor& grad)>;
 
 struct GradNode {
   const char* op = "leaf";
+  // The thread's `NodeTag` when the op ran (null for leaves and untagged
+  // ops); opaque to autograd.
+  const void* tag = nullptr;
   bool requires_grad = false;
   bool released = false;  // backward ran and freed the closure
   Shape shape;            // of the data, to check incoming gradients
@@ -134,6 +146,33 @@ class NoGradGuard {
  private:
   bool previous_;
 };
+
+// NodeTag: the label that ops recorded on this thread give their nodes
+// (`GradNode::tag`), null by default.
+const void* NodeTag();
+// Sets it and returns the previous one, to restore when the labelled work
+// ends (a module's forward hook, for a profiler).
+const void* SetNodeTag(const void* tag);
+
+// BackwardObserver
+//
+// Sees every node a backward pass on the installing thread executes, in
+// execution order. `BeforeNode` runs before the node's gradient hooks and
+// closure, `AfterNode` once its results have been added to its inputs'
+// gradients, so the time between them is the node's own work: a node whose
+// input feeds other nodes too (a residual shortcut) is timed apart from
+// them. Leaves are not executed and not observed.
+class BackwardObserver {
+ public:
+  virtual ~BackwardObserver() = default;
+  virtual void BeforeNode(const GradNode& node) = 0;
+  virtual void AfterNode(const GradNode& node) = 0;
+};
+
+// Installs `observer` (not owned; null: none) for this thread's backward
+// passes and returns the previous one, to restore. A pass reads it once, at
+// its start.
+BackwardObserver* SetBackwardObserver(BackwardObserver* observer);
 
 }  // namespace dive::autograd
 

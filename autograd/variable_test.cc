@@ -1,5 +1,7 @@
 #include "autograd/variable.h"
 
+#include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -206,6 +208,61 @@ TEST(VariableDeathTest, WrongGradientShape) {
   Variable x(Vec({1, 2}), true);
   EXPECT_DEATH((x * x).Backward(Vec({1, 2, 3})),
                "gradient of shape \\[3\\] for output of shape \\[2\\]");
+}
+
+// Records, per tag, the nodes a backward pass executed and whether every
+// BeforeNode was closed by its AfterNode before the next one.
+class CountingObserver : public BackwardObserver {
+ public:
+  void BeforeNode(const GradNode& node) override {
+    EXPECT_EQ(open_, nullptr);
+    open_ = &node;
+  }
+  void AfterNode(const GradNode& node) override {
+    EXPECT_EQ(open_, &node);
+    open_ = nullptr;
+    ops[node.tag].push_back(node.op);
+  }
+  std::map<const void*, std::vector<std::string>> ops;
+
+ private:
+  const GradNode* open_ = nullptr;
+};
+
+TEST(Variable, NodesCarryTheTagOfTheirOpAndObserverSeesEachOnce) {
+  const int main_path = 0, shortcut = 0;  // two distinct labels
+  Variable x(Vec({1, 2}), true);
+  Variable h = x * 2.0f;  // untagged; feeds both tagged branches
+  Variable a, b;
+  {
+    const void* previous = SetNodeTag(&main_path);
+    a = Exp(h) * 3.0f;
+    SetNodeTag(&shortcut);
+    b = h * 5.0f;
+    EXPECT_EQ(SetNodeTag(previous), &shortcut);
+  }
+  EXPECT_EQ(NodeTag(), nullptr);
+  EXPECT_EQ(a.node()->tag, &main_path);
+  EXPECT_EQ(b.node()->tag, &shortcut);
+  Variable y = Sum(a + b);
+  CountingObserver observer;
+  EXPECT_EQ(SetBackwardObserver(&observer), nullptr);
+  y.Backward();
+  EXPECT_EQ(SetBackwardObserver(nullptr), &observer);
+  EXPECT_EQ(observer.ops[&main_path].size(), 2u);  // Mul, Exp
+  EXPECT_EQ(observer.ops[&shortcut].size(), 1u);   // Mul
+  EXPECT_EQ(observer.ops[nullptr].size(), 3u);     // Sum, Add, the first Mul
+  EXPECT_EQ(observer.ops.size(), 3u);
+  // The observer leaves the gradient alone: 2 * (3 exp(2x) + 5).
+  EXPECT_FLOAT_EQ(x.grad().ToVector()[0], 2 * (3 * std::exp(2.0f) + 5));
+}
+
+TEST(Variable, NoObserverNoTagByDefault) {
+  EXPECT_EQ(NodeTag(), nullptr);
+  EXPECT_EQ(SetBackwardObserver(nullptr), nullptr);
+  Variable x(Vec({1}), true);
+  Variable y = x * 2.0f;
+  EXPECT_EQ(y.node()->tag, nullptr);
 }
 
 }  // namespace
