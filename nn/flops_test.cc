@@ -64,5 +64,56 @@ TEST(FlopsTest, RefusesAShapeThatIsNotAnImage) {
   }
 }
 
+// LayerCost, worked out by hand (4-byte elements).
+TEST(FlopsTest, LayerCostOfConvolution) {
+  // Conv2d(2, 3, 3) on [1, 2, 5, 5]: n = 50 inputs, m = 27 outputs, W = 54,
+  // b = 3; F = 2 x 27 outputs x 18 taps = 972.
+  Conv2d conv(2, 3, 3);
+  const LayerCost c = LayerCostOf(conv, {1, 2, 5, 5}, {1, 3, 3, 3}, true);
+  EXPECT_EQ(c.forward_flops, 972);
+  EXPECT_EQ(c.backward_flops, 2 * 972);
+  EXPECT_EQ(c.forward_bytes, 4 * (50 + 27 + 54 + 3));
+  // dy, x, W read; dW, db, dx written.
+  EXPECT_EQ(c.backward_bytes, 4 * (27 + 50 + 54 + 54 + 3 + 50));
+  // The first layer: no input gradient, so neither W read nor dx written.
+  const LayerCost first = LayerCostOf(conv, {1, 2, 5, 5}, {1, 3, 3, 3}, false);
+  EXPECT_EQ(first.backward_flops, 972);
+  EXPECT_EQ(first.backward_bytes, 4 * (27 + 50 + 54 + 3));
+}
+
+TEST(FlopsTest, LayerCostOfLinearBatchNormReluAndPooling) {
+  Linear fc(4, 2);  // [3, 4] -> [3, 2]: F = 2 x 6 x 4
+  LayerCost c = LayerCostOf(fc, {3, 4}, {3, 2}, true);
+  EXPECT_EQ(c.forward_flops, 48);
+  EXPECT_EQ(c.backward_flops, 96);
+  EXPECT_EQ(c.forward_bytes, 4 * (12 + 6 + 8 + 2));
+  EXPECT_EQ(c.backward_bytes, 4 * (6 + 12 + 8 + 2 + 8 + 12));
+
+  BatchNorm2d bn(2);  // [2, 2, 3, 3]: 36 elements, 2 + 2 parameters
+  c = LayerCostOf(bn, {2, 2, 3, 3}, {2, 2, 3, 3}, true);
+  EXPECT_EQ(c.forward_flops, 5 * 36);
+  EXPECT_EQ(c.backward_flops, 7 * 36);
+  EXPECT_EQ(c.forward_bytes, 4 * (36 + 36 + 4));
+  EXPECT_EQ(c.backward_bytes, 4 * (36 + 36 + 4 + 2 + 36));
+
+  ReLU relu;  // y read, dy read, dx written
+  c = LayerCostOf(relu, {2, 3}, {2, 3}, true);
+  EXPECT_EQ(c.forward_flops, 6);
+  EXPECT_EQ(c.backward_flops, 6);
+  EXPECT_EQ(c.forward_bytes, 4 * 12);
+  EXPECT_EQ(c.backward_bytes, 4 * 18);
+
+  MaxPool2d pool(2);  // [1, 1, 4, 4] -> 4 outputs of 3 comparisons each
+  c = LayerCostOf(pool, {1, 1, 4, 4}, {1, 1, 2, 2}, true);
+  EXPECT_EQ(c.forward_flops, 12);
+  EXPECT_EQ(c.backward_flops, 0);
+  EXPECT_EQ(c.forward_bytes, 4 * (16 + 4) + 8 * 4);   // + the argmax
+  EXPECT_EQ(c.backward_bytes, 4 * (4 + 16) + 8 * 4);  // dy, argmax, dx
+
+  Flatten flatten;  // a view
+  c = LayerCostOf(flatten, {2, 3, 1}, {2, 3}, true);
+  EXPECT_EQ(c.forward_bytes + c.backward_bytes + c.forward_flops, 0);
+}
+
 }  // namespace
 }  // namespace dive::nn
