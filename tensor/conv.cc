@@ -213,8 +213,14 @@ int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
   return OutSize("ConvOutSize", "size", in, kernel, stride, pad, "");
 }
 
+Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                     const Conv2dParams& p) {
+  return Conv2dForward(x, w, bias, p, Conv2dEpilogue{});
+}
+
 Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
-                     const Tensor& bias_in, const Conv2dParams& p) {
+                     const Tensor& bias_in, const Conv2dParams& p,
+                     const Conv2dEpilogue& epilogue) {
   static constexpr char kOp[] = "Conv2dForward";
   CheckFloat4D(kOp, "x", x_in);
   CheckFloat4D(kOp, "w", w_in);
@@ -235,6 +241,18 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   }
 
   Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow});
+  Tensor residual;
+  if (epilogue.residual.defined()) {
+    CHECK(epilogue.residual.dtype() == DType::kFloat32 &&
+          epilogue.residual.shape() == y.shape())
+        << kOp << ": the residual is " << DTypeName(epilogue.residual.dtype())
+        << " " << epilogue.residual.shape()
+        << " but the output is float32 " << y.shape()
+        << Shapes("x", x.shape(), "w", w.shape());
+    residual = epilogue.residual.Contiguous();
+  }
+  const float* pr = residual.defined() ? residual.data() : nullptr;
+  const bool relu = epilogue.relu;
   const float* px = x.data();
   float* py = y.data();
   const int64_t ohw = g.Ohw();
@@ -252,13 +270,24 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       const int64_t ld = cn * ohw;
       // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
       Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
+      // Scattered to NCHW with the epilogue on the way.
       for (int64_t k = 0; k < cn; ++k) {
-        float* __restrict yn = py + (c0 + k) * g.OutPlane();
+        const int64_t offset = (c0 + k) * g.OutPlane();
         for (int64_t o = 0; o < g.oc; ++o) {
           const float* __restrict src = out + o * ld + k * ohw;
-          float* __restrict dst = yn + o * ohw;
+          float* __restrict dst = py + offset + o * ohw;
           const float v = pb != nullptr ? pb[o] : 0.0f;
-          for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
+          if (pr != nullptr) {
+            const float* __restrict add = pr + offset + o * ohw;
+            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v + add[j];
+          } else {
+            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
+          }
+          if (relu) {
+            for (int64_t j = 0; j < ohw; ++j) {
+              dst[j] = dst[j] < 0.0f ? 0.0f : dst[j];
+            }
+          }
         }
       }
     });
@@ -266,16 +295,15 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   }
 
   ForEachImage(g.n, 0, [&](int64_t n, float*) {
-    float* yn = py + n * g.OutPlane();
-    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW].
-    Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, yn, ohw);
-    if (pb != nullptr) {
-      for (int64_t o = 0; o < g.oc; ++o) {
-        float* r = yn + o * ohw;
-        const float v = pb[o];
-        for (int64_t j = 0; j < ohw; ++j) r[j] += v;
-      }
-    }
+    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
+    const int64_t offset = n * g.OutPlane();
+    GemmEpilogue tile;
+    tile.row_bias = pb;
+    tile.addend = pr != nullptr ? pr + offset : nullptr;
+    tile.ld_addend = ohw;
+    tile.relu = relu;
+    Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, py + offset,
+         ohw, tile);
   });
   return y;
 }

@@ -69,6 +69,26 @@ int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad);
 Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
                      const Conv2dParams& p);
 
+// Conv2dEpilogue
+//
+// What a convolution may do to its output before writing it, in the same
+// pass (the GEMM's epilogue, tensor/gemm.h), instead of a separate op and
+// pass over memory for each: a residual added, then ReLU:
+//
+//   y = relu(conv(x, w) + bias + residual)
+//
+// This is ResNet's `relu(bn2(conv2(y)) + shortcut)` once the batch norm is
+// folded into the convolution (nn/conv2d.h), and every conv + ReLU pair.
+struct Conv2dEpilogue {
+  Tensor residual;  // float32 of the output's shape, or undefined for none
+  bool relu = false;
+};
+
+// Conv2dForward() with an epilogue. CHECK-fails naming the shapes when the
+// residual's shape is not the output's.
+Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                     const Conv2dParams& p, const Conv2dEpilogue& epilogue);
+
 // Conv2dBackwardInput()
 //
 // The gradient with respect to the input x (of shape `x_shape`) given dy, the

@@ -350,6 +350,54 @@ TEST(Conv2d, LargeLayerMatchesNaiveReference) {
   SetNumThreads(0);
 }
 
+// The epilogue (a residual added, then ReLU) gives, bit for bit, what the
+// separate passes give: the sum is rounded in the same order, (conv + bias)
+// + residual. On every forward path: one image per GEMM (the GEMM's
+// epilogue, on tiles and on edges), several (the scatter), 1x1 direct; in
+// float32 and bf16; on one and two threads.
+TEST(Conv2d, EpilogueMatchesSeparatePasses) {
+  std::vector<ConvCase> cases = Cases();
+  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});    // chunked
+  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, false});  // 2 k blocks
+  cases.push_back({3, 20, 12, 12, 24, 1, 1, 1, 1, 0, 0, true});  // 1x1
+  for (MatmulPrecision precision :
+       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+    const ScopedMatmulPrecision scope(precision);
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      uint64_t seed = 1300;
+      for (const ConvCase& k : cases) {
+        SCOPED_TRACE(k.ToString());
+        Generator gen(seed++);
+        const Tensor x = gen.Normal(k.x_shape(), 0, 1);
+        const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+        const Tensor b = k.bias ? gen.Normal({k.oc}, 0, 1) : Tensor();
+        const Tensor r = gen.Normal(k.y_shape(), 0, 1);
+        const std::vector<float> plain =
+            Conv2dForward(x, w, b, k.params()).ToVector();
+        const std::vector<float> residual = r.ToVector();
+        std::vector<float> added(plain.size()), relu(plain.size());
+        for (size_t i = 0; i < plain.size(); ++i) {
+          added[i] = plain[i] + residual[i];
+          relu[i] = std::max(added[i], 0.0f);
+        }
+        EXPECT_EQ(Conv2dForward(x, w, b, k.params(), {.residual = r})
+                      .ToVector(),
+                  added);
+        const std::vector<float> fused =
+            Conv2dForward(x, w, b, k.params(), {.residual = r, .relu = true})
+                .ToVector();
+        EXPECT_EQ(fused, relu);
+        std::vector<float> plain_relu = plain;
+        for (float& v : plain_relu) v = std::max(v, 0.0f);
+        EXPECT_EQ(Conv2dForward(x, w, b, k.params(), {.relu = true}).ToVector(),
+                  plain_relu);
+      }
+    }
+    SetNumThreads(0);
+  }
+}
+
 TEST(Conv2d, NonContiguousInputs) {
   Generator gen(5);
   // x stored as [N, C, W, H] and viewed transposed; w likewise.
@@ -468,6 +516,10 @@ TEST_F(Conv2dDeathTest, BadShapes) {
   EXPECT_DEATH(Conv2dForward(x, w, Tensor::Zeros({3}), Conv2dParams()),
                "Conv2dForward: bias has shape \\[3\\] but weight has 4 output "
                "channels");
+  EXPECT_DEATH(Conv2dForward(x, w, Tensor(), Conv2dParams(),
+                             {.residual = Tensor::Zeros({2, 4, 6, 5})}),
+               "Conv2dForward: the residual is float32 \\[2, 4, 6, 5\\] but the "
+               "output is float32 \\[2, 4, 6, 6\\]");
   EXPECT_DEATH(Conv2dBackwardInput(Tensor::Zeros({2, 4, 5, 6}), w, x.shape(),
                                    Conv2dParams()),
                "Conv2dBackwardInput: dy has shape \\[2, 4, 5, 6\\] but the "

@@ -170,7 +170,8 @@ using PackLhsFn = void (*)(const GemmPath& path, bool trans, int64_t m,
                            bool bf16, void* out);
 // C[m, n] = A * B + beta * C, A packed by the path's pack_lhs.
 using GemmFn = void (*)(const GemmPath& path, const GemmLhs& a, int64_t n,
-                        GemmRhs b, float beta, float* c, int64_t ldc);
+                        GemmRhs b, float beta, float* c, int64_t ldc,
+                        const GemmEpilogue& epilogue);
 // C[m, n] += A[m, k] * B^T (GemmNT once C is scaled), operands rounded to
 // bf16 when `bf16`.
 using GemmNtFn = void (*)(bool bf16, int64_t m, int64_t n, int64_t k,
@@ -333,18 +334,39 @@ void PackAmxPanel(const GemmPath& path, bool trans, const float* a, int64_t lda,
   std::fill(panel + rows * kc_pad, panel + mr * kc_pad, uint16_t{0});
 }
 
+// ---- The epilogue ------------------------------------------------------------
+
+// Applies `e` to C[i0 : i0 + rows, j0 : j0 + cols].
+void ApplyEpilogue(const GemmEpilogue& e, int64_t i0, int64_t rows, int64_t j0,
+                   int64_t cols, float* c, int64_t ldc) {
+  for (int64_t i = i0; i < i0 + rows; ++i) {
+    float* __restrict row = c + i * ldc + j0;
+    const float bias = e.row_bias != nullptr ? e.row_bias[i] : 0.0f;
+    if (e.addend != nullptr) {
+      const float* __restrict add = e.addend + i * e.ld_addend + j0;
+      for (int64_t j = 0; j < cols; ++j) row[j] = row[j] + bias + add[j];
+    } else if (e.row_bias != nullptr) {
+      for (int64_t j = 0; j < cols; ++j) row[j] += bias;
+    }
+    if (e.relu) {
+      // v < 0 ? 0 : v keeps NaN, as PyTorch's relu does.
+      for (int64_t j = 0; j < cols; ++j) row[j] = row[j] < 0.0f ? 0.0f : row[j];
+    }
+  }
+}
+
 // ---- The packed GEMM --------------------------------------------------------
 
 // C[i0 : i1, j_lo : j_hi] (+)= A[i0 : i1, :] * B[:, j_lo : j_hi] on one
 // thread; i0 is a multiple of the path's mr. Without `overwrite` the kernel
-// adds to C. The float32 kernels (Element float) take B's panels as `b`
+// adds to C. Each tile gets the epilogue after its last block along k. The float32 kernels (Element float) take B's panels as `b`
 // writes them (rounded to bf16 in bf16 precision), the bf16 ones (Element
 // uint16_t) as pairs converted from them, k padded with zeros to the
 // kernel's unit.
 template <typename Element>
 void PackedGemm(const GemmPath& path, const GemmLhs& a, int64_t i0, int64_t i1,
                 GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite, float* c,
-                int64_t ldc) {
+                int64_t ldc, const GemmEpilogue& epilogue) {
   constexpr bool kPairs = std::is_same_v<Element, uint16_t>;
   const int64_t k_unit = kPairs ? path.k_unit : 1;
   const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
@@ -365,6 +387,7 @@ void PackedGemm(const GemmPath& path, const GemmLhs& a, int64_t i0, int64_t i1,
       const int64_t kc = std::min(kc_block, k - p0);
       const int64_t kc_pad = RoundUp(kc, k_unit);  // per panel column
       const bool accumulate = !(overwrite && p0 == 0);
+      const bool last = p0 + kc >= k && !epilogue.empty();
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
         float* panel;
@@ -406,6 +429,7 @@ void PackedGemm(const GemmPath& path, const GemmLhs& a, int64_t i0, int64_t i1,
             run(kc_pad, pa + ir * kc_pad, pb + jr * kc_pad,
                 c + ir * ldc + j0 + jr, ldc, mr, nr, accumulate);
           }
+          if (last) ApplyEpilogue(epilogue, ir, mr, j0 + jr, nr, c, ldc);
         }
       }
     }
@@ -418,14 +442,15 @@ constexpr int64_t kMinParallelMacs = 1 << 20;
 
 template <typename Element>
 void PackedGemmParallel(const GemmPath& path, const GemmLhs& a, int64_t n,
-                        GemmRhs b, float beta, float* c, int64_t ldc) {
+                        GemmRhs b, float beta, float* c, int64_t ldc,
+                        const GemmEpilogue& epilogue) {
   const int64_t m = a.m();
   const bool overwrite = beta == 0.0f;
   if (!overwrite) ScaleC(m, n, beta, c, ldc);
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * a.k() < kMinParallelMacs) threads = 1;
   if (threads == 1) {
-    PackedGemm<Element>(path, a, 0, m, b, 0, n, overwrite, c, ldc);
+    PackedGemm<Element>(path, a, 0, m, b, 0, n, overwrite, c, ldc, epilogue);
     return;
   }
   // Each thread computes a slab of C in whole tiles: columns when C is wide
@@ -441,9 +466,11 @@ void PackedGemmParallel(const GemmPath& path, const GemmLhs& a, int64_t n,
         ThreadSlab(extent, unit, omp_get_thread_num(), threads);
     if (hi > lo) {
       if (split_n) {
-        PackedGemm<Element>(path, a, 0, m, b, lo, hi, overwrite, c, ldc);
+        PackedGemm<Element>(path, a, 0, m, b, lo, hi, overwrite, c, ldc,
+                            epilogue);
       } else {
-        PackedGemm<Element>(path, a, lo, hi, b, 0, n, overwrite, c, ldc);
+        PackedGemm<Element>(path, a, lo, hi, b, 0, n, overwrite, c, ldc,
+                            epilogue);
       }
     }
   }
@@ -576,11 +603,13 @@ const float* Materialize(GemmRhs b, int64_t rows, int64_t cols, bool bf16) {
 
 // The generic path's product with a packed (plain) A.
 void EigenPackedGemm(const GemmPath&, const GemmLhs& a, int64_t n, GemmRhs b,
-                     float beta, float* c, int64_t ldc) {
+                     float beta, float* c, int64_t ldc,
+                     const GemmEpilogue& epilogue) {
   const int64_t m = a.m(), k = a.k();
   EigenGemm(false, false, m, n, k, 1.0f, a.floats(), k,
             Materialize(b, k, n, a.precision() == MatmulPrecision::kBfloat16),
             n, beta, c, ldc);
+  if (!epilogue.empty()) ApplyEpilogue(epilogue, 0, m, 0, n, c, ldc);
 }
 
 // ---- GemmNT on each path ----------------------------------------------------
@@ -825,18 +854,19 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
 }
 
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
-          int64_t ldc) {
+          int64_t ldc, const GemmEpilogue& epilogue) {
   const int64_t m = a.m(), k = a.k();
   if (m == 0 || n == 0) return;
   if (k == 0) {
     ScaleC(m, n, beta, c, ldc);
+    if (!epilogue.empty()) ApplyEpilogue(epilogue, 0, m, 0, n, c, ldc);
     return;
   }
   const GemmPath& path = ActivePath(a.precision());
   CHECK(a.layout() == path.layout)
       << "GemmLhs packed for another kernel path than " << IsaName(path.isa)
       << "'s: pack it again after SetActiveIsa";
-  path.gemm(path, a, n, b, beta, c, ldc);
+  path.gemm(path, a, n, b, beta, c, ldc, epilogue);
 }
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,

@@ -135,9 +135,32 @@ class GemmLhs {
   std::unique_ptr<void, Free> data_;
 };
 
-// C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()).
+// GemmEpilogue
+//
+// What a GEMM does to each tile of C once the tile's sum is complete, while
+// it is still in L1 (so the caller's separate pass over C, out to memory and
+// back, disappears): per element,
+//
+//   C[i, j] = act(C[i, j] + row_bias[i] + addend[i * ld_addend + j])
+//
+// with act ReLU (max(v, 0), NaN kept) when `relu`, else the identity.
+// Convolution uses it for its bias, a residual added to its output and the
+// ReLU after it (tensor/conv.h's Conv2dEpilogue).
+struct GemmEpilogue {
+  const float* row_bias = nullptr;  // [m], or none
+  const float* addend = nullptr;    // [m, n] with row stride ld_addend, or none
+  int64_t ld_addend = 0;
+  bool relu = false;
+
+  bool empty() const {
+    return row_bias == nullptr && addend == nullptr && !relu;
+  }
+};
+
+// C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()),
+// then the epilogue.
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
-          int64_t ldc);
+          int64_t ldc, const GemmEpilogue& epilogue = {});
 
 // C[m, n] = A[m, k] * B^T + beta * C, with A stored [m, k] (row stride lda)
 // and B [n, k] given by `b`: both hold k contiguously, so neither is

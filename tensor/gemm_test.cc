@@ -301,6 +301,50 @@ TEST(GemmTest, TransposedRightOperandByRows) {
   }
 }
 
+// The epilogue on a packed GEMM, through tile edges (m 13, n 130), several
+// blocks along k (600), with beta: bias,
+// addend and ReLU give what the same GEMM gives followed by those passes,
+// bit for bit (same sum order), and k = 0 applies it to beta * C.
+TEST(GemmTest, EpilogueMatchesSeparatePasses) {
+  for (const int64_t k : {600, 70, 0}) {
+    SCOPED_TRACE("k " + std::to_string(k));
+    const int64_t m = 13, n = 130, ld_add = n + 3;
+    Generator gen(42 + k);
+    const std::vector<float> a = gen.Normal({m, std::max<int64_t>(k, 1)}, 0, 1)
+                                     .ToVector();
+    const std::vector<float> b = gen.Normal({std::max<int64_t>(k, 1), n}, 0, 1)
+                                     .ToVector();
+    const std::vector<float> bias = gen.Normal({m}, 0, 1).ToVector();
+    const std::vector<float> add = gen.Normal({m, ld_add}, 0, 1).ToVector();
+    const std::vector<float> c0 = gen.Normal({m, n}, 0, 1).ToVector();
+    GemmLhs lhs;
+    lhs.Pack(false, m, k, a.data(), std::max<int64_t>(k, 1));
+    const auto rhs = [&](int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                         float* dst, int64_t ld) {
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t j = 0; j < nc; ++j) dst[p * ld + j] = b[(p0 + p) * n + j0 + j];
+      }
+    };
+    std::vector<float> want = c0;
+    Gemm(lhs, n, rhs, 0.5f, want.data(), n);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        float& v = want[i * n + j];
+        v = v + bias[i] + add[i * ld_add + j];
+        v = std::max(v, 0.0f);
+      }
+    }
+    std::vector<float> got = c0;
+    GemmEpilogue epilogue;
+    epilogue.row_bias = bias.data();
+    epilogue.addend = add.data();
+    epilogue.ld_addend = ld_add;
+    epilogue.relu = true;
+    Gemm(lhs, n, rhs, 0.5f, got.data(), n, epilogue);
+    EXPECT_EQ(got, want);
+  }
+}
+
 // bf16 products with float32 sums through every entry point and edge: the
 // same cases as above, against the products of the rounded operands.
 TEST(GemmTest, Bfloat16MultipliesRoundedOperands) {
