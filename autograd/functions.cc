@@ -317,25 +317,42 @@ Variable LogSoftmax(const Variable& x, int axis) {
 
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params) {
+  return Conv2d(x, weight, bias, params, Variable(), /*relu=*/false);
+}
+
+Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const Conv2dParams& params, const Variable& residual,
+                bool relu) {
   const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
-  Tensor y =
-      Conv2dForward(xd, wd, bias.defined() ? bias.data() : Tensor(), params);
+  const bool fused = residual.defined() || relu;
+  Tensor y = Conv2dForward(
+      xd, wd, bias.defined() ? bias.data() : Tensor(), params,
+      {.residual = residual.defined() ? residual.data() : Tensor(),
+       .relu = relu});
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
-             gb = bias.requires_grad();
+             gb = bias.requires_grad(), gr = residual.requires_grad();
   const Shape xs = x.shape(), ws = weight.shape();
+  std::vector<Variable> inputs = {x, weight, bias};
+  if (residual.defined()) inputs.push_back(residual);
   Variable out = Variable::FromOp(
-      "Conv2d", y, {x, weight, bias.defined() ? bias : Variable()},
-      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(), xs, ws, params, gx, gw,
-       gb](const Tensor& grad) {
-        const Tensor g = grad.Contiguous();
-        return std::vector<Tensor>{
+      fused ? "FusedConv2d" : "Conv2d", y, inputs,
+      [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(),
+       yd = relu ? y : Tensor(), xs, ws, params, gx, gw, gb, gr,
+       has_residual = residual.defined()](const Tensor& grad) {
+        // Through the ReLU first: the gradient of the sum.
+        const Tensor g = yd.defined() ? ops::ReluBackward(grad, yd).Contiguous()
+                                      : grad.Contiguous();
+        std::vector<Tensor> grads = {
             gx ? Conv2dBackwardInput(g, wd, xs, params) : Tensor(),
             gw ? Conv2dBackwardWeight(g, xd, ws, params) : Tensor(),
             gb ? Conv2dBackwardBias(g) : Tensor()};
+        if (has_residual) grads.push_back(gr ? g : Tensor());
+        return grads;
       });
   return Annotated(out, [&](TracedOp& op) {
     op.ints["stride"] = {params.stride_h, params.stride_w};
     op.ints["pad"] = {params.pad_h, params.pad_w};
+    if (fused) op.ints["relu"] = {relu ? 1 : 0};
   });
 }
 

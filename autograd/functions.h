@@ -85,6 +85,15 @@ Variable LogSoftmax(const Variable& x, int axis = -1);
 // x [N, C, H, W], weight [OC, C, KH, KW], bias [OC] or undefined.
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params);
+// The convolution with its epilogue in the same pass (tensor/conv.h's
+// Conv2dEpilogue): relu(conv(x) + bias + residual) when `relu`, else without
+// it; residual (the output's shape) may be undefined. The same values as the
+// separate ops, bit for bit; differentiable in all of x, weight, bias and
+// residual (the ReLU's gradient is masked by the output). Traced as
+// "FusedConv2d" with an int "relu".
+Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
+                const Conv2dParams& params, const Variable& residual,
+                bool relu);
 Variable MaxPool2d(const Variable& x, const Pool2dParams& params);
 // PyTorch's default count_include_pad=True.
 Variable AvgPool2d(const Variable& x, const Pool2dParams& params);

@@ -124,6 +124,56 @@ TEST(GradCheck, Conv2d) {
       Rand({2, 3, 4, 4}, 23), Rand({5, 3, 1, 1}, 24));
 }
 
+// The fused convolution: relu(conv(x) + bias + residual). The residual's
+// values lie 0.05 or more from zero and the convolution's (small weights)
+// within 0.02 of it, so no central difference crosses the ReLU's kink.
+TEST(GradCheck, FusedConv2d) {
+  const Conv2dParams p{.stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 0};
+  const Shape y_shape{2, 3, 3, 3};  // x [2, 2, 5, 4], w [3, 2, 3, 2]
+  EXPECT_GRADS_OK(
+      [p](const Inputs& in) {
+        return Conv2d(in[0], in[1], in[2], p, in[3], /*relu=*/true);
+      },
+      Rand({2, 2, 5, 4}, 50), Rand({3, 2, 3, 2}, 51, -5e-4f, 5e-4f),
+      Rand({3}, 52, -5e-3f, 5e-3f), Spaced(y_shape, 53));
+  // Without the ReLU, and without a bias.
+  EXPECT_GRADS_OK(
+      [p](const Inputs& in) {
+        return Conv2d(in[0], in[1], Variable(), p, in[2], /*relu=*/false);
+      },
+      Rand({2, 2, 5, 4}, 54), Rand({3, 2, 3, 2}, 55), Rand(y_shape, 56));
+}
+
+// ... and it gives the separate ops' values and gradients, bit for bit,
+// including where the residual needs no gradient.
+TEST(FusedConv2d, MatchesSeparateOps) {
+  const Conv2dParams p{.stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  Variable x(Rand({2, 3, 6, 6}, 60), /*requires_grad=*/true);
+  Variable w(Rand({4, 3, 3, 3}, 61), true);
+  Variable b(Rand({4}, 62), true);
+  for (const bool residual_grad : {true, false}) {
+    Variable r(Rand({2, 4, 6, 6}, 63), residual_grad);
+    const Tensor dy = Rand({2, 4, 6, 6}, 64);
+    for (Variable* v : {&x, &w, &b, &r}) v->ZeroGrad();
+    Variable fused = Conv2d(x, w, b, p, r, /*relu=*/true);
+    fused.Backward(dy);
+    const std::vector<Tensor> fused_grads = {x.grad(), w.grad(), b.grad()};
+    const Tensor fused_r = residual_grad ? r.grad() : Tensor();
+    for (Variable* v : {&x, &w, &b, &r}) v->ZeroGrad();
+    Variable separate = Relu(Conv2d(x, w, b, p) + r);
+    separate.Backward(dy);
+    EXPECT_EQ(fused.data().ToVector(), separate.data().ToVector());
+    EXPECT_EQ(fused_grads[0].ToVector(), x.grad().ToVector());
+    EXPECT_EQ(fused_grads[1].ToVector(), w.grad().ToVector());
+    EXPECT_EQ(fused_grads[2].ToVector(), b.grad().ToVector());
+    if (residual_grad) {
+      EXPECT_EQ(fused_r.ToVector(), r.grad().ToVector());
+    } else {
+      EXPECT_FALSE(r.grad().defined());
+    }
+  }
+}
+
 TEST(GradCheck, Pooling) {
   const Pool2dParams p{.kernel_h = 3, .kernel_w = 3, .stride_h = 2,
                        .stride_w = 2, .pad_h = 1, .pad_w = 1};
