@@ -3,8 +3,8 @@
 //   bazel run //bench:gemm_benchmark
 //
 // BM_PeakFma/threads is the register-only FMA peak of 1 or 2 cores (see
-// bench/peak.h; registered by peak_benchmark.cc), BM_PeakBf16 the VDPBF16PS
-// one on CPUs with AVX512-BF16; BM_Gemm/n/threads is dive::Gemm on n x n x n
+// tensor/peak/peak.h; registered by peak_benchmark.cc), BM_PeakBf16 the
+// VDPBF16PS one on CPUs with AVX512-BF16; BM_Gemm/n/threads is dive::Gemm on n x n x n
 // float32 matrices and on the shapes convolution lowers to, BM_GemmBf16 the
 // same with bf16 products (MatmulPrecision::kBfloat16: the AVX512-BF16
 // kernel where the CPU has it, rounded operands on the float32 kernels

@@ -15,7 +15,7 @@
 //       autograd forward + backward of the loss on [batch, 10] logits;
 //       items_per_second is examples/s.
 //
-// T is 1 and all cores. BM_PeakFma/1 (bench/peak.h) is the machine's
+// T is 1 and all cores. BM_PeakFma/1 (tensor/peak/peak.h) is the machine's
 // single-core FMA peak, measured in the same run.
 
 #include <algorithm>

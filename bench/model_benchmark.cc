@@ -12,7 +12,7 @@
 //
 // with T = 1 and T = all cores. "items_per_second" is examples/s; the
 // "batch" and "size" counters give the batch size and input side. Data
-// loading is not included. BM_PeakFma/1 (bench/peak.h) is the machine's
+// loading is not included. BM_PeakFma/1 (tensor/peak/peak.h) is the machine's
 // single-core FMA peak, measured in the same run.
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// The machine's reference speeds (bench/peak.h), linked into every benchmark
-// binary (alwayslink) so that each run reports them next to its own numbers:
+// The machine's reference speeds (tensor/peak/peak.h), linked into every
+// benchmark binary (alwayslink) so that each run reports them next to its own numbers:
 //
 //   BM_PeakFma/threads   register-only FMA peak of 1 or 2 cores, "FLOPS"
 //                        counter (FLOP/s); bench/regression.py divides
@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "bench/peak.h"
+#include "tensor/peak/peak.h"
 #include "benchmark/benchmark.h"
 #include "tensor/cpu.h"
 

@@ -7,7 +7,7 @@
 
 Runs a small subset of the benchmarks (single-threaded, about 15 s) and divides
 each one's speed by the peak of its kind, measured by the same binary in the
-same run (bench/peak.h):
+same run (tensor/peak/peak.h):
 
   * compute-bound kernels (GEMM, convolution, a training step) by
     BM_PeakFma/1, the register-only FMA peak of one core, and the bf16 GEMM

@@ -22,7 +22,7 @@
 // 3x the forward's for a training step (forward, input and weight
 // gradients). peak_gflops is the register-only peak of the instruction the
 // products run on ("peak": "fma", or "vdpbf16ps" for bf16 on a CPU with
-// AVX512-BF16; bench/peak.h), measured in this process on --threads
+// AVX512-BF16; tensor/peak/peak.h), measured in this process on --threads
 // threads right after the timed steps; fraction_of_peak is the steps'
 // FLOP/s over it. On an AMX machine the bf16 figure is still against
 // VDPBF16PS: dive has no TDPBF16PS peak loop yet.
@@ -36,7 +36,7 @@
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "bench/model_bench.h"
-#include "bench/peak.h"
+#include "tensor/peak/peak.h"
 #include "nn/flops.h"
 #include "models/zoo.h"
 #include "tensor/cpu.h"
@@ -60,8 +60,8 @@ ABSL_FLAG(std::string, precision, "fp32",
 namespace dive::bench {
 namespace {
 
-// FLOP/s of `loop` (bench/peak.h) on `threads` threads at once: the best of
-// 10 rounds of about 10 ms each.
+// FLOP/s of `loop` (tensor/peak/peak.h) on `threads` threads at once: the
+// best of 10 rounds of about 10 ms each.
 double PeakFlopsPerSecond(int64_t (*loop)(int64_t), int threads) {
   double best = 0;
   for (int round = 0; round < 10; ++round) {

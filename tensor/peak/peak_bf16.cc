@@ -1,14 +1,14 @@
-// PeakBf16DotLoop (bench/peak.h), compiled with -mavx512bf16 whatever the
+// PeakBf16DotLoop (tensor/peak/peak.h), compiled with -mavx512bf16 whatever the
 // build's -march; called only where the CPU has AVX512-BF16.
 
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "bench/peak.h"
-#include "bench/peak_chains.h"
+#include "tensor/peak/peak.h"
+#include "tensor/peak/peak_chains.h"
 
-namespace dive::bench {
+namespace dive {
 
 int64_t PeakBf16DotLoop(int64_t iterations) {
   // kPeakChains independent accumulators, as the FMA loop.
@@ -19,4 +19,4 @@ int64_t PeakBf16DotLoop(int64_t iterations) {
   return iterations * kPeakChains * 16 * 4;
 }
 
-}  // namespace dive::bench
+}  // namespace dive

@@ -1,7 +1,7 @@
-// File: bench/peak_chains.h
+// File: tensor/peak/peak_chains.h
 // -----------------------------------------------------------------------------
 //
-// Internal to the peak loops of bench/peak.h: what PeakFmaLoop and
+// Internal to the peak loops of tensor/peak/peak.h: what PeakFmaLoop and
 // PeakBf16DotLoop share. Both run one vector instruction on kPeakChains
 // independent accumulators, enough to cover the instruction's latency times
 // its throughput, and keep every accumulator in a register so that the loop
@@ -11,14 +11,14 @@
 //
 //   RunPeakChains(iterations, a, [&](Vec c) { return c * a + b; });
 
-#ifndef BENCH_PEAK_CHAINS_H_
-#define BENCH_PEAK_CHAINS_H_
+#ifndef TENSOR_PEAK_PEAK_CHAINS_H_
+#define TENSOR_PEAK_PEAK_CHAINS_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <utility>
 
-namespace dive::bench {
+namespace dive {
 
 // Independent accumulators of the peak loops.
 inline constexpr int kPeakChains = 12;
@@ -55,6 +55,6 @@ void RunPeakChains(int64_t iterations, V init, Step step) {
                            std::make_index_sequence<kPeakChains>());
 }
 
-}  // namespace dive::bench
+}  // namespace dive
 
-#endif  // BENCH_PEAK_CHAINS_H_
+#endif  // TENSOR_PEAK_PEAK_CHAINS_H_

@@ -1,8 +1,9 @@
-// File: bench/peak.h
+// File: tensor/peak/peak.h
 // -----------------------------------------------------------------------------
 //
-// The machine's reference speeds, measured by every benchmark binary in the
-// same run as the kernels:
+// The machine's reference speeds, measured in the same process as the work
+// they are the yardstick of (every benchmark binary; bench/throughput; the
+// trainers' per-layer profiler, train/layer_profiler.h, for its roofline):
 //
 //   * PeakFmaLoop: a register-only loop of independent fused multiply-adds at
 //     the widest vector width the build targets. It touches no memory, so it
@@ -16,16 +17,20 @@
 //     and batch norm at LeNet's shapes stream a few MB, i.e. the last-level
 //     cache): the yardstick of memory-bound kernels.
 //
+// MeasurePeakFlops and MeasureTriadBandwidth time them: the roofline's roof
+// and its slope, whose ratio is the ridge point, the FLOP per byte above
+// which a kernel can be compute-bound.
+//
 // bench/regression.py divides each kernel's speed by the peak of its kind,
 // so a machine with other cores or another memory system compares with its
 // own baseline on the same terms.
 
-#ifndef BENCH_PEAK_H_
-#define BENCH_PEAK_H_
+#ifndef TENSOR_PEAK_PEAK_H_
+#define TENSOR_PEAK_PEAK_H_
 
 #include <cstdint>
 
-namespace dive::bench {
+namespace dive {
 
 // Runs `iterations` rounds of FMAs on one thread and returns the number of
 // floating-point operations performed (2 per lane per FMA).
@@ -46,6 +51,16 @@ int64_t RunOnThreads(int64_t (*loop)(int64_t), int64_t iterations,
 int64_t TriadLoop(float* a, const float* b, const float* c, int64_t n,
                   float scalar);
 
-}  // namespace dive::bench
+// FLOP/s of `loop` on `threads` threads at once: the best of 10 rounds of
+// about 10 ms each on a 5 GHz core.
+double MeasurePeakFlops(int64_t (*loop)(int64_t), int threads);
 
-#endif  // BENCH_PEAK_H_
+// Bytes/s of TriadLoop on `threads` threads, each over its share of three
+// arrays of `bytes_per_array` (allocated here): the best of 5 passes after
+// one to fault the pages in. Arrays well past the last-level cache measure
+// the DRAM's bandwidth.
+double MeasureTriadBandwidth(int64_t bytes_per_array, int threads);
+
+}  // namespace dive
+
+#endif  // TENSOR_PEAK_PEAK_H_
