@@ -7,6 +7,7 @@
 // The twins' state_dicts are models/testdata/twins/<name>.txt, the output of
 // `python3 -m models.pytorch_twins params <name> <recipe input size>`.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include "models/spec.h"
 #include "models/testing.h"
 #include "models/zoo.h"
+#include "nn/batch_norm.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/module.h"
@@ -185,6 +187,65 @@ TEST_P(ZooModelTest, SgdStepsReduceTheLossOnAFixedBatch) {
       EvalLossBeforeAndAfterSgdSteps(*net, x, y, spec.recipe.lr / 10, 10);
   EXPECT_LT(after, before) << spec.name << ": loss " << before << " -> "
                            << after;
+}
+
+// FuseForEval: evaluation with each convolution's BatchNorm folded in and
+// its ReLU (and ResNet's residual add) in its output pass gives the unfused
+// logits within float rounding, with BatchNorm statistics and affine
+// parameters far from their initial values so the folding matters; training
+// mode still trains.
+TEST_P(ZooModelTest, FusedEvaluationMatchesUnfused) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(7);
+  const int64_t size = spec.quick_input_size;
+  const std::shared_ptr<nn::Module> net = MakeOrDie(spec, size);
+  Generator gen(8);
+  int convs = 0;
+  for (const auto& [name, module] : net->NamedModules()) {
+    convs += dynamic_cast<const nn::Conv2d*>(module) != nullptr;
+    auto* bn = dynamic_cast<nn::BatchNormBase*>(module);
+    if (bn == nullptr) continue;
+    const int64_t c = bn->options().num_features;
+    // Handles sharing the module's storage.
+    Tensor mean = bn->running_mean(), var = bn->running_var();
+    Tensor gamma = bn->weight().data(), beta = bn->bias().data();
+    mean.CopyFrom(gen.Normal({c}, 0, 0.2f));
+    var.CopyFrom(gen.Uniform({c}, 0.5f, 2.0f));
+    gamma.CopyFrom(gen.Uniform({c}, 0.5f, 1.5f));
+    beta.CopyFrom(gen.Normal({c}, 0, 0.2f));
+  }
+  const auto [x, y] = RandomBatch(3, size);
+  net->Eval();
+  std::vector<float> unfused, fused;
+  {
+    autograd::NoGradGuard no_grad;
+    unfused = (*net)(autograd::Variable(x)).data().ToVector();
+    net->FuseForEval();
+    fused = (*net)(autograd::Variable(x)).data().ToVector();
+  }
+  ASSERT_EQ(fused.size(), unfused.size());
+  double scale = 1;
+  for (float v : unfused) scale = std::max(scale, std::fabs(double{v}));
+  for (size_t i = 0; i < fused.size(); ++i) {
+    EXPECT_NEAR(fused[i], unfused[i], 2e-5 * scale) << spec.name << " at " << i;
+  }
+  // Which convolutions fused: all but LeNet's (a sigmoid follows them).
+  int fusions = 0;
+  for (const auto& [name, module] : net->NamedModules()) {
+    if (const auto* conv = dynamic_cast<const nn::Conv2d*>(module)) {
+      fusions += conv->FoldsBatchNorm() || conv->AppliesRelu();
+    }
+  }
+  if (convs > 0 && spec.name != "lenet") {
+    EXPECT_GT(fusions, 0) << spec.name;
+  } else {
+    EXPECT_EQ(fusions, 0) << spec.name;
+  }
+  net->Train();
+  const auto [before, after] =
+      EvalLossBeforeAndAfterSgdSteps(*net, x, y, spec.recipe.lr / 10, 5);
+  EXPECT_LT(after, before) << spec.name << " (fused): loss " << before
+                           << " -> " << after;
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ZooModelTest, ::testing::ValuesIn(ZooNames()),

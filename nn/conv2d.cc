@@ -53,7 +53,43 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
         x.dim(3) + 2 * o.pad_w >= o.kernel_w)
       << Describe() << ": input " << x.shape()
       << " is smaller than the kernel (after padding)";
-  return dive::autograd::Conv2d(x, weight_, bias_, params_);
+  if (!FoldsBatchNorm() && !AppliesRelu() && !residual_.defined()) {
+    return dive::autograd::Conv2d(x, weight_, bias_, params_);
+  }
+  autograd::Variable weight = weight_, bias = bias_;
+  if (FoldsBatchNorm()) {
+    using autograd::Reshape;
+    const BatchNormBase& bn = *fused_bn_;
+    const autograd::Variable scale =
+        bn.weight() /
+        autograd::Sqrt(autograd::Variable(bn.running_var()) + bn.options().eps);
+    weight = weight_ * Reshape(scale, {o.out_channels, 1, 1, 1});
+    const autograd::Variable mean(bn.running_mean());
+    bias = (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias();
+  }
+  return dive::autograd::Conv2d(x, weight, bias, params_, residual_,
+                                AppliesRelu());
+}
+
+void Conv2d::FuseInEval(std::shared_ptr<BatchNormBase> bn, bool relu) {
+  CHECK(bn == nullptr ||
+        (dynamic_cast<const BatchNorm2d*>(bn.get()) != nullptr &&
+         bn->options().num_features == options_.out_channels))
+      << Describe() << ": cannot fold " << bn->Describe()
+      << "; it must be a BatchNorm2d of " << options_.out_channels
+      << " features";
+  fused_bn_ = std::move(bn);
+  fused_relu_ = relu;
+}
+
+autograd::Variable Conv2d::CallWithResidual(
+    const autograd::Variable& x, const autograd::Variable& residual) {
+  CHECK(!is_training() && (fused_bn_ != nullptr || fused_relu_))
+      << Describe() << ": CallWithResidual outside a fused evaluation";
+  residual_ = residual;
+  autograd::Variable y = (*this)(x);
+  residual_ = autograd::Variable();
+  return y;
 }
 
 std::string Conv2d::Describe() const {
@@ -63,6 +99,11 @@ std::string Conv2d::Describe() const {
                       ", stride=", Pair(o.stride_h, o.stride_w),
                       ", padding=", Pair(o.pad_h, o.pad_w),
                       o.bias ? "" : ", bias=false", ")");
+}
+
+autograd::Variable ConvRelu(Conv2d& conv, const autograd::Variable& x) {
+  autograd::Variable y = conv(x);
+  return conv.AppliesRelu() ? y : autograd::Relu(y);
 }
 
 }  // namespace dive::nn

@@ -1,11 +1,14 @@
 #include "nn/conv2d.h"
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nn/batch_norm.h"
 #include "nn/testing.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -109,6 +112,136 @@ TEST(Conv2dTest, GradCheck) {
                   .set_bias(false));
   s = GradCheckModule(rect, Normal({1, 2, 4, 5}, 0, 1));
   EXPECT_TRUE(s.ok()) << s;
+}
+
+// ---- Fusion in evaluation mode -----------------------------------------------
+
+// A conv + BatchNorm2d pair with statistics and affine parameters far from
+// their initial values, so that folding them matters.
+struct ConvBn {
+  ConvBn(bool bias) {
+    ManualSeed(21);
+    conv = std::make_shared<Conv2d>(
+        Conv2dOptions(3, 4, 3).set_padding(1).set_stride(2).set_bias(bias));
+    bn = std::make_shared<BatchNorm2d>(4);
+    AssignValues(bn->running_mean(), {0.5f, -0.3f, 0.1f, 2.0f});
+    AssignValues(bn->running_var(), {0.25f, 4.0f, 1.5f, 0.8f});
+    AssignValues(bn->weight().data(), {1.5f, -0.7f, 0.9f, 1.1f});
+    AssignValues(bn->bias().data(), {0.2f, 0.4f, -0.6f, 0.0f});
+  }
+  // relu(bn(conv(x))) by the separate modules.
+  autograd::Variable Unfused(const autograd::Variable& x, bool relu) {
+    autograd::Variable y = (*bn)((*conv)(x));
+    return relu ? autograd::Relu(y) : y;
+  }
+  std::shared_ptr<Conv2d> conv;
+  std::shared_ptr<BatchNorm2d> bn;
+};
+
+TEST(Conv2dFusionTest, EvalFoldsBatchNormAndRelu) {
+  for (const bool bias : {true, false}) {
+    for (const bool relu : {true, false}) {
+      SCOPED_TRACE(std::string(bias ? "bias" : "no bias") +
+                   (relu ? ", relu" : ""));
+      ConvBn m(bias);
+      const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
+      m.conv->Eval();
+      m.bn->Eval();
+      const std::vector<float> want = m.Unfused(x, relu).data().ToVector();
+      m.conv->FuseInEval(m.bn, relu);
+      EXPECT_TRUE(m.conv->FoldsBatchNorm());
+      EXPECT_EQ(m.conv->AppliesRelu(), relu);
+      EXPECT_THAT((*m.conv)(x).data().ToVector(),
+                  Pointwise(FloatNear(1e-5), want));
+    }
+  }
+}
+
+// Training mode ignores the fusion: the same values, bit for bit, and the
+// BatchNorm still sees the batch.
+TEST(Conv2dFusionTest, TrainingIsUnchanged) {
+  ConvBn m(true);
+  const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
+  const std::vector<float> want = (*m.conv)(x).data().ToVector();
+  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  EXPECT_FALSE(m.conv->FoldsBatchNorm());
+  EXPECT_FALSE(m.conv->AppliesRelu());
+  EXPECT_EQ((*m.conv)(x).data().ToVector(), want);
+}
+
+// Gradients flow through the folding to the convolution's and the
+// BatchNorm's parameters as they do through the separate modules.
+TEST(Conv2dFusionTest, EvalGradientsMatchUnfused) {
+  ConvBn m(true);
+  m.conv->Eval();
+  m.bn->Eval();
+  const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1), true);
+  const Tensor dy = Normal({2, 4, 4, 3}, 0, 1);
+  const std::vector<autograd::Variable> params = {
+      x, m.conv->weight(), m.conv->bias(), m.bn->weight(), m.bn->bias()};
+  auto grads = [&](autograd::Variable y) {
+    for (autograd::Variable p : params) p.ZeroGrad();
+    y.Backward(dy);
+    std::vector<std::vector<float>> g;
+    for (const autograd::Variable& p : params) g.push_back(p.grad().ToVector());
+    return g;
+  };
+  const auto want = grads(m.Unfused(x, /*relu=*/true));
+  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  const auto got = grads((*m.conv)(x));
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE("parameter " + std::to_string(i));
+    EXPECT_THAT(got[i], Pointwise(FloatNear(2e-4), want[i]));
+  }
+}
+
+TEST(Conv2dFusionTest, ResidualAddedBeforeTheRelu) {
+  ConvBn m(true);
+  m.conv->Eval();
+  m.bn->Eval();
+  const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
+  const autograd::Variable r(Normal({2, 4, 4, 3}, 0, 1));
+  const std::vector<float> want =
+      autograd::Relu((*m.bn)((*m.conv)(x)) + r).data().ToVector();
+  const std::vector<float> without_residual =
+      m.Unfused(x, /*relu=*/true).data().ToVector();
+  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  int calls = 0;
+  autograd::HookHandle hook = m.conv->RegisterForwardHook(
+      [&calls](Module&, const autograd::Variable&, const autograd::Variable&) {
+        ++calls;
+        return autograd::Variable();
+      });
+  EXPECT_THAT(m.conv->CallWithResidual(x, r).data().ToVector(),
+              Pointwise(FloatNear(1e-5), want));
+  EXPECT_EQ(calls, 1);  // through operator(): hooks see the call
+  // The residual was for that call only.
+  EXPECT_THAT((*m.conv)(x).data().ToVector(),
+              Pointwise(FloatNear(1e-5), without_residual));
+}
+
+TEST(Conv2dFusionTest, ConvReluAppliesTheReluOnce) {
+  ManualSeed(22);
+  Conv2d conv(2, 3, 3);
+  const autograd::Variable x(Normal({1, 2, 5, 5}, 0, 1));
+  const std::vector<float> want =
+      autograd::Relu(conv(x)).data().ToVector();
+  EXPECT_EQ(ConvRelu(conv, x).data().ToVector(), want);  // unfused
+  conv.FuseInEval(nullptr, /*relu=*/true);
+  conv.Eval();
+  EXPECT_EQ(ConvRelu(conv, x).data().ToVector(), want);  // fused
+}
+
+TEST(Conv2dFusionDeathTest, BadFusions) {
+  ConvBn m(true);
+  EXPECT_DEATH(m.conv->FuseInEval(std::make_shared<BatchNorm2d>(5), false),
+               "cannot fold BatchNorm2d\\(5.*it must be a BatchNorm2d of 4 "
+               "features");
+  EXPECT_DEATH(m.conv->FuseInEval(std::make_shared<BatchNorm1d>(4), false),
+               "cannot fold BatchNorm1d\\(4");
+  const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
+  EXPECT_DEATH(m.conv->CallWithResidual(x, x),
+               "CallWithResidual outside a fused evaluation");
 }
 
 TEST(Conv2dDeathTest, WrongInput) {

@@ -36,6 +36,10 @@ autograd::Variable Module::operator()(const autograd::Variable& x) {
   return y;
 }
 
+void Module::FuseForEval() {
+  for (const auto& [name, child] : children_) child->FuseForEval();
+}
+
 autograd::HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {
   return forward_pre_hooks_.Add(std::move(hook));
 }

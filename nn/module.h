@@ -121,6 +121,23 @@ class Module {
   // Clears the gradient of every parameter (`grad()` becomes undefined).
   void ZeroGrad();
 
+  // FuseForEval()
+  //
+  // Lets evaluation mode run each convolution with the BatchNorm and ReLU
+  // after it (and ResNet's residual add) as one convolution: the BatchNorm
+  // folded into its weights and bias, the rest in its output pass
+  // (nn::Conv2d::FuseInEval), as ONNX Runtime and oneDNN do for inference.
+  // Training mode is unchanged, and the folding reads the current
+  // parameters at each call, so a model fused once can go on training and
+  // evaluating. Evaluation gives the unfused results within float rounding
+  // (the folded weights are rounded once more); the absorbed modules are
+  // not called then, so their own hooks do not run. Idempotent.
+  //
+  // The base recurses into the submodules; containers that know their data
+  // flow override it to mark what they fuse (Sequential: Conv2d followed by
+  // BatchNorm2d and/or ReLU; ResNet's Residual; GoogLeNet's Inception).
+  virtual void FuseForEval();
+
   // DryRun()
   //
   // One forward pass on zeros of `input_shape`, in eval mode without

@@ -49,14 +49,23 @@ class Sequential : public Module {
     return RegisterModule(absl::StrCat(children().size()), std::move(module));
   }
 
-  // Applies the modules in order; the identity when empty.
+  // Applies the modules in order; the identity when empty. In evaluation
+  // mode after FuseForEval, the modules a convolution absorbed are skipped.
   autograd::Variable Forward(const autograd::Variable& x) override;
+  // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
+  // (Conv2d::FuseInEval); recurses into the other modules.
+  void FuseForEval() override;
   // "Sequential".
   std::string Describe() const override { return "Sequential"; }
 
   size_t size() const { return children().size(); }
   // The module at `index`; CHECK-fails when out of range.
   const std::shared_ptr<Module>& at(size_t index) const;
+
+ private:
+  // absorbed_[i]: module i is fused into a convolution before it, and not
+  // called in evaluation mode. Empty until FuseForEval.
+  std::vector<bool> absorbed_;
 };
 
 }  // namespace dive::nn

@@ -8,6 +8,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nn/activation.h"
+#include "nn/batch_norm.h"
+#include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/testing.h"
 #include "tensor/random.h"
@@ -71,6 +73,44 @@ TEST(SequentialTest, GradCheck) {
                   std::make_shared<Linear>(4, 2)});
   const absl::Status s = GradCheckModule(seq, Normal({3, 3}, 0, 1));
   EXPECT_TRUE(s.ok()) << s;
+}
+
+// FuseForEval absorbs the BatchNorm2d and ReLU after each Conv2d: in
+// evaluation mode they are not called and the convolution computes what the
+// three did; a ReLU after a Linear and a BatchNorm2d with no convolution
+// before it stay; training mode calls every module.
+TEST(SequentialTest, FuseForEvalAbsorbsBatchNormAndRelu) {
+  ManualSeed(13);
+  auto conv1 = std::make_shared<Conv2d>(2, 3, 3, 1, 1);
+  auto bn1 = std::make_shared<BatchNorm2d>(3);
+  auto relu1 = std::make_shared<ReLU>();
+  auto conv2 = std::make_shared<Conv2d>(3, 3, 1);
+  auto relu2 = std::make_shared<ReLU>();
+  auto lone_bn = std::make_shared<BatchNorm2d>(3);
+  AssignValues(bn1->running_mean(), {0.1f, -0.2f, 0.3f});
+  AssignValues(bn1->running_var(), {2.0f, 0.5f, 1.0f});
+  Sequential seq({conv1, bn1, relu1, conv2, relu2, lone_bn});
+  std::vector<const Module*> called;
+  autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
+      [&called](Module& m, const autograd::Variable&) {
+        called.push_back(&m);
+        return autograd::Variable();
+      },
+      nullptr);
+  const autograd::Variable x(Normal({2, 2, 5, 5}, 0, 1));
+  seq.Eval();
+  const std::vector<float> want = seq(x).data().ToVector();
+  seq.FuseForEval();
+  called.clear();
+  EXPECT_THAT(seq(x).data().ToVector(), Pointwise(FloatNear(1e-5), want));
+  EXPECT_THAT(called, ElementsAre(&seq, conv1.get(), conv2.get(),
+                                  lone_bn.get()));
+  EXPECT_TRUE(conv1->FoldsBatchNorm() && conv1->AppliesRelu());
+  EXPECT_TRUE(!conv2->FoldsBatchNorm() && conv2->AppliesRelu());
+  seq.Train();
+  called.clear();
+  seq(x);
+  EXPECT_EQ(called.size(), 7u);
 }
 
 TEST(SequentialDeathTest, BadIndexAndNull) {

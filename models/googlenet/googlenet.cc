@@ -45,12 +45,20 @@ Inception::Inception(int64_t in_channels, int64_t c1,
 }
 
 autograd::Variable Inception::Forward(const autograd::Variable& x) {
-  const autograd::Variable p1 = Relu((*p1_1_)(x));
-  const autograd::Variable p2 = Relu((*p2_2_)(Relu((*p2_1_)(x))));
-  const autograd::Variable p3 = Relu((*p3_2_)(Relu((*p3_1_)(x))));
-  const autograd::Variable p4 = Relu((*p4_2_)((*p4_1_)(x)));
+  using nn::ConvRelu;
+  const autograd::Variable p1 = ConvRelu(*p1_1_, x);
+  const autograd::Variable p2 = ConvRelu(*p2_2_, ConvRelu(*p2_1_, x));
+  const autograd::Variable p3 = ConvRelu(*p3_2_, ConvRelu(*p3_1_, x));
+  const autograd::Variable p4 = ConvRelu(*p4_2_, (*p4_1_)(x));
   // Concatenate the outputs on the channel dimension.
   return dive::autograd::Concat({p1, p2, p3, p4}, /*axis=*/1);
+}
+
+void Inception::FuseForEval() {
+  for (nn::Conv2d* conv : {p1_1_.get(), p2_1_.get(), p2_2_.get(), p3_1_.get(),
+                           p3_2_.get(), p4_2_.get()}) {
+    conv->FuseInEval(/*bn=*/nullptr, /*relu=*/true);
+  }
 }
 
 std::string Inception::Describe() const {

@@ -41,6 +41,12 @@ Residual::Residual(int64_t input_channels, int64_t num_channels,
 }
 
 autograd::Variable Residual::Forward(const autograd::Variable& x) {
+  if (conv2_->FoldsBatchNorm()) {  // fused, in evaluation mode
+    const autograd::Variable y = (*conv1_)(x);  // relu(bn1(conv1(x)))
+    const autograd::Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
+    // relu(bn2(conv2(y)) + shortcut)
+    return conv2_->CallWithResidual(y, shortcut);
+  }
   autograd::Variable y = Relu((*bn1_)((*conv1_)(x)));
   y = (*bn2_)((*conv2_)(y));
   const autograd::Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
@@ -49,6 +55,11 @@ autograd::Variable Residual::Forward(const autograd::Variable& x) {
       << " but the shortcut " << shortcut.shape() << " (input " << x.shape()
       << "); a change of channels or stride needs use_1x1conv";
   return Relu(y + shortcut);
+}
+
+void Residual::FuseForEval() {
+  conv1_->FuseInEval(bn1_, /*relu=*/true);
+  conv2_->FuseInEval(bn2_, /*relu=*/true);
 }
 
 std::string Residual::Describe() const {

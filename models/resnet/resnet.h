@@ -91,6 +91,9 @@ class Residual : public nn::Module {
            bool use_1x1conv = false, int64_t strides = 1);
 
   autograd::Variable Forward(const autograd::Variable& x) override;
+  // Folds bn1 into conv1 with its ReLU, and bn2 into conv2 with the
+  // shortcut's add and the last ReLU (nn::Module::FuseForEval).
+  void FuseForEval() override;
   // "Residual(64, 128, use_1x1conv=true, strides=2)".
   std::string Describe() const override;
 
