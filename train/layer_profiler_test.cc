@@ -17,6 +17,8 @@
 #include "gtest/gtest.h"
 #include "models/lenet/lenet.h"
 #include "nn/activation.h"
+#include "nn/containers.h"
+#include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
 #include "tensor/random.h"
@@ -79,8 +81,8 @@ TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
     EXPECT_TRUE(layer.sampled) << layer.name;
     if (layer.depth == 1) children_forward += layer.forward_seconds;
   }
-  // The model's forward holds its children's, and its backward (from the
-  // loss's gradient to the end of the pass) the time of both convolutions.
+  // The model's forward holds its children's, and its backward the
+  // execution time of every node its layers created.
   EXPECT_GE(layers[0].forward_seconds, children_forward);
   EXPECT_GT(layers[0].backward_seconds, 0);
   EXPECT_GT(layers[1].backward_seconds, 0);  // the first Conv2d
@@ -89,13 +91,25 @@ TEST(LayerProfilerTest, ReportsEveryModuleOfLeNetInCallOrderWithTimes) {
 
   const std::string table = profiler.Table();
   EXPECT_THAT(table, HasSubstr("Per-layer time over 4 training steps"));
-  EXPECT_THAT(table, HasSubstr("Forward ms"));
+  EXPECT_THAT(table, HasSubstr("Fwd ms"));
   // The first Conv2d (1 -> 6, 5 x 5, 28 x 28 out): 2 x 117,600 FLOPs for
   // each of the 256 images; the model itself counts none of its own.
   EXPECT_EQ(layers[1].forward_flops, 256 * 2 * 117'600);
-  EXPECT_EQ(layers[0].forward_flops, 0);
-  EXPECT_THAT(table, HasSubstr("Fwd GFLOP/s"));
-  EXPECT_THAT(table, HasSubstr(layers[1].description));
+  // The model's counts are its layers' (it has none of its own).
+  int64_t children_flops = 0;
+  for (const LayerStats& layer : layers) {
+    if (layer.depth == 1) children_flops += layer.forward_flops;
+  }
+  EXPECT_EQ(layers[0].forward_flops, children_flops);
+  // The first layer's input wants no gradient: its backward is the
+  // weight's alone, as many FLOPs as its forward.
+  EXPECT_EQ(layers[1].backward_flops, layers[1].forward_flops);
+  EXPECT_THAT(table, HasSubstr("Fwd GF/s"));
+  EXPECT_THAT(table, HasSubstr("FLOP/B"));
+  // Measured in this process on first use.
+  EXPECT_GT(profiler.roofline().peak_flops, 0);
+  EXPECT_GT(profiler.roofline().bandwidth, 0);
+  EXPECT_THAT(table, HasSubstr("0 Conv2d(1, 6, kernel=5x5"));  // cut at 50
   EXPECT_THAT(table, HasSubstr("(loss, optimizer, observers)"));
 }
 
@@ -153,6 +167,103 @@ TEST(LayerProfilerTest, SamplesOnlyEveryNthStepAndIgnoresEvaluation) {
   Step(*model, profiler, Tensor::FromVector({-1, -1}, Shape{1, 2}));
   EXPECT_DOUBLE_EQ(profiler.Layers()[1].unit_fraction, 1.0);  // step 2
   EXPECT_EQ(profiler.steps(), 3);
+}
+
+// A residual block whose 1x1 shortcut reads the same input as its main
+// path: each convolution's backward is charged to itself (the engine's
+// nodes, counted exactly), and the FLOP and byte counts are the layers'.
+TEST(LayerProfilerTest, ChargesEachBranchOfAResidualBlockItsOwnBackward) {
+  ManualSeed(5);
+  auto body = std::make_shared<nn::Sequential>();
+  auto conv1 = body->Add(std::make_shared<nn::Conv2d>(2, 4, 3, 1, 1));
+  body->Add(std::make_shared<nn::ReLU>());
+  body->Add(std::make_shared<nn::Conv2d>(4, 4, 3, 1, 1));
+  auto shortcut = std::make_shared<nn::Conv2d>(2, 4, 1);
+  nn::Residual block(body, shortcut);
+  LayerProfiler profiler(block);
+  profiler.SetRoofline({.peak_kind = "fma",
+                        .threads = 1,
+                        .peak_flops = 100e9,
+                        .bandwidth = 100e9,
+                        .cpu = "Test CPU"});
+  const Tensor x = Normal(Shape{2, 2, 5, 5}, 0, 1);
+  Step(block, profiler, x);
+  Step(block, profiler, x);
+
+  const std::vector<LayerStats> layers = profiler.Layers();
+  // Residual, body (Sequential), its Conv2d, ReLU, Conv2d, then the
+  // shortcut: the order of the calls.
+  ASSERT_EQ(layers.size(), 6u);
+  EXPECT_EQ(layers[0].description, "Residual");
+  EXPECT_EQ(layers[5].description, shortcut->Describe());
+  EXPECT_EQ(layers[5].depth, 1);
+  EXPECT_EQ(layers[5].parent, 0);
+  EXPECT_EQ(layers[2].parent, 1);
+  // Two steps: each convolution ran its one node twice, the ReLU its one,
+  // the block its Add; the Sequential created none.
+  EXPECT_EQ(layers[0].backward_nodes, 2);  // Add
+  EXPECT_EQ(layers[1].backward_nodes, 0);
+  EXPECT_EQ(layers[2].backward_nodes, 2);
+  EXPECT_EQ(layers[3].backward_nodes, 2);
+  EXPECT_EQ(layers[4].backward_nodes, 2);
+  EXPECT_EQ(layers[5].backward_nodes, 2);
+  for (const LayerStats& layer : layers) {
+    if (layer.backward_nodes > 0) EXPECT_GT(layer.backward_seconds, 0);
+  }
+  // Backward times nest: the block's is its children's plus its own Add.
+  EXPECT_GE(layers[0].backward_seconds,
+            layers[1].backward_seconds + layers[5].backward_seconds - 1e-12);
+  EXPECT_NEAR(layers[1].backward_seconds,
+              layers[2].backward_seconds + layers[3].backward_seconds +
+                  layers[4].backward_seconds,
+              1e-9);
+
+  // The shortcut, Conv2d(2, 4, 1) on [2, 2, 5, 5] -> [2, 4, 5, 5]: per call
+  // F = 2 x 200 outputs x 2 taps = 800; backward 2F (the input wants a
+  // gradient); bytes n = 100, m = 200, W = 8, b = 4 at 4 bytes.
+  EXPECT_EQ(layers[5].forward_flops, 2 * 800);
+  EXPECT_EQ(layers[5].backward_flops, 2 * 1600);
+  EXPECT_EQ(layers[5].forward_bytes, 2 * 4 * (100 + 200 + 12));
+  EXPECT_EQ(layers[5].backward_bytes, 2 * 4 * (200 + 100 + 12 + 8 + 100));
+  // conv1, Conv2d(2, 4, 3, padding 1): F = 2 x 200 x 18 = 7200.
+  EXPECT_EQ(layers[2].forward_flops, 2 * 7200);
+  EXPECT_EQ(conv1->Describe(), layers[2].description);
+  // Containers count their layers'.
+  EXPECT_EQ(layers[0].forward_flops,
+            layers[1].forward_flops + layers[5].forward_flops);
+  EXPECT_EQ(layers[0].backward_bytes,
+            layers[1].backward_bytes + layers[5].backward_bytes);
+
+  // On a roofline with its ridge at 1 FLOP/byte the shortcut (2400 FLOPs
+  // per 2928 bytes) is memory-bound and conv1 (21600 per 3696) is not.
+  const LayerRoofline s = RooflineOf(layers[5], profiler.roofline());
+  EXPECT_EQ(s.bytes, 2 * 2928);
+  EXPECT_DOUBLE_EQ(s.intensity, 2400.0 / 2928);
+  EXPECT_FALSE(s.compute_bound);
+  const LayerRoofline c = RooflineOf(layers[2], profiler.roofline());
+  EXPECT_DOUBLE_EQ(c.intensity, 21600.0 / 3696);
+  EXPECT_TRUE(c.compute_bound);
+  // Its roof there is the peak; the shortcut's, 0.82 x 100 GB/s.
+  EXPECT_NEAR(s.fraction_of_roof / s.fraction_of_peak, 2928.0 / 2400, 1e-9);
+  EXPECT_NEAR(c.fraction_of_roof, c.fraction_of_peak, 1e-12);
+  const std::string table = profiler.Table();
+  EXPECT_THAT(table, HasSubstr("Roofline of Test CPU: peak 100.0 GFLOP/s "
+                               "(fma, 1 threads), memory 100.0 GB/s "
+                               "(triad), ridge 1.0 FLOP/byte"));
+  EXPECT_THAT(table, HasSubstr("memory\n"));
+  EXPECT_THAT(table, HasSubstr("compute\n"));
+}
+
+TEST(LayerProfilerTest, ObservesNoBackwardOnceDestroyed) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->Add(std::make_shared<nn::ReLU>());
+  {
+    LayerProfiler profiler(*model);
+    Step(*model, profiler, Tensor::FromVector({-1, 1}, Shape{1, 2}));
+    EXPECT_EQ(profiler.Layers()[1].backward_nodes, 1);
+  }
+  EXPECT_EQ(autograd::SetBackwardObserver(nullptr), nullptr);
+  EXPECT_EQ(autograd::NodeTag(), nullptr);
 }
 
 TEST(LayerProfilerTest, ChangesNothingAndLeavesNoHookBehind) {
