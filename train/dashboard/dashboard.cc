@@ -255,6 +255,9 @@ void Dashboard::CopyLayers() {
   pending_layers_ =
       std::make_shared<const std::vector<LayerStats>>(profiler_->Layers());
   progress_.layer_steps = profiler_->steps();
+  if (progress_.roofline == nullptr && progress_.layer_steps > 0) {
+    progress_.roofline = std::make_shared<const Roofline>(profiler_->roofline());
+  }
 }
 
 void Dashboard::PublishLocked() {
@@ -328,6 +331,23 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
   }
   out["layer_steps"] = p.layer_steps;
   const double layer_steps = std::max<int64_t>(p.layer_steps, 1);
+  if (p.roofline != nullptr) {
+    const Roofline& r = *p.roofline;
+    OrderedJson& j = out["roofline"] = OrderedJson::object();
+    j["cpu"] = r.cpu;
+    j["peak"] = r.peak_kind;
+    j["threads"] = r.threads;
+    j["peak_gflops"] = Num(r.peak_flops / 1e9);
+    j["bandwidth_gbs"] = Num(r.bandwidth / 1e9);
+    j["ridge"] = Num(r.ridge());
+  } else {
+    out["roofline"] = nullptr;
+  }
+  // A rate, or null where there is none (as the table leaves it blank).
+  auto rate = [](int64_t flops, double seconds) {
+    return flops > 0 && seconds > 0 ? Num(flops / seconds / 1e9)
+                                    : OrderedJson(nullptr);
+  };
   OrderedJson& layers = out["layers"] = OrderedJson::array();
   for (const LayerStats& l : *s.layers) {
     OrderedJson& j = layers.emplace_back(OrderedJson::object());
@@ -336,6 +356,24 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
     j["depth"] = l.depth;
     j["forward_ms"] = Num(1e3 * l.forward_seconds / layer_steps);
     j["backward_ms"] = Num(1e3 * l.backward_seconds / layer_steps);
+    j["forward_gflops"] = rate(l.forward_flops, l.forward_seconds);
+    j["backward_gflops"] = rate(l.backward_flops, l.backward_seconds);
+    const LayerRoofline r = p.roofline != nullptr
+                                ? RooflineOf(l, *p.roofline)
+                                : LayerRoofline();
+    const bool on_roofline = p.roofline != nullptr && r.bytes > 0;
+    j["fraction_of_peak"] =
+        on_roofline ? Num(r.fraction_of_peak) : OrderedJson(nullptr);
+    j["fraction_of_roof"] =
+        on_roofline ? Num(r.fraction_of_roof) : OrderedJson(nullptr);
+    j["mb_per_step"] =
+        r.bytes > 0 ? Num(r.bytes / layer_steps / 1e6) : OrderedJson(nullptr);
+    j["flop_per_byte"] = r.bytes > 0 ? Num(r.intensity) : OrderedJson(nullptr);
+    if (on_roofline) {
+      j["bound"] = r.compute_bound ? "compute" : "memory";
+    } else {
+      j["bound"] = nullptr;
+    }
     j["sampled"] = l.sampled;
     j["mean"] = Num(l.mean);
     j["std"] = Num(l.stddev);

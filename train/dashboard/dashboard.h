@@ -9,8 +9,11 @@
 //
 //   * loss and accuracy per step and per epoch (the book's plot, live),
 //     examples/s, ETA, learning rate and the run's state;
-//   * per-layer forward and backward time and activation statistics (mean,
-//     std, dead ReLUs, saturated sigmoids) from a `LayerProfiler`;
+//   * per-layer forward and backward time, the roofline of `--profile`
+//     (GFLOP/s, % of peak and of the layer's roof, bytes moved, FLOP/byte,
+//     compute- or memory-bound; the same numbers as its table) and
+//     activation statistics (mean, std, dead ReLUs, saturated sigmoids)
+//     from a `LayerProfiler`;
 //   * the test set's confusion matrix at each epoch's end;
 //   * a table of the epochs with the numbers of metrics.csv.
 //
@@ -33,8 +36,14 @@
 //    "epochs": [{"epoch": 1, "loss": ..., "train_acc": ..., "test_acc": ...,
 //                "seconds": ..., "examples_per_sec": ...}, ...],
 //    "layer_steps": 412,   // the training steps the layer numbers cover
+//    "roofline": {"cpu": ..., "peak": "fma", "threads": 2,  // or null
+//                 "peak_gflops": ..., "bandwidth_gbs": ..., "ridge": ...},
 //    "layers": [{"name": "0", "description": "Conv2d(...)", "depth": 1,
 //                "forward_ms": ..., "backward_ms": ...,   // per step
+//                "forward_gflops": ..., "backward_gflops": ...,  // or null
+//                "fraction_of_peak": ..., "fraction_of_roof": ...,
+//                "mb_per_step": ..., "flop_per_byte": ...,   // or null
+//                "bound": "compute" | "memory" | null,
 //                "sampled": true, "mean": ...,
 //                "std": ..., "unit_stat": "zero" | "saturated" | null,
 //                "unit_fraction": ...}, ...],
@@ -136,6 +145,8 @@ class Dashboard : public TrainObserver {
     int64_t first_step = -1;  // of this process, and when it ended
     Clock::time_point first_step_time;
     int64_t layer_steps = 0;
+    // The profiler's, once it has layers (measured then, on first use).
+    std::shared_ptr<const Roofline> roofline;
   };
   struct Snapshot;
 

@@ -140,6 +140,12 @@ function fixed(v, digits) {
   return v === null || v === undefined ? '-' : v.toFixed(digits);
 }
 
+function percent(fraction) {
+  return fraction === null || fraction === undefined ?
+      '' :
+      (100 * fraction).toFixed(1) + '%';
+}
+
 function duration(seconds) {
   if (!(seconds > 0)) return '-';
   const s = Math.round(seconds);
@@ -235,11 +241,43 @@ function drawLayers(m) {
     // Half the units dead or saturated: the book's warning signs.
     cell(row, unit, l.unit_fraction > 0.5 && l.unit_stat ? 'warn' : '');
   }
+  drawRoofline(m);
   $('layers-note').textContent = m.layers.length ?
       'Times over ' + m.layer_steps + ' training steps; statistics of the ' +
           'latest sampled step: zero outputs of ReLU (dead units), outputs ' +
           'of Sigmoid and Tanh past 0.99 of their range (saturated).' :
       'Per-layer numbers appear after the first training steps.';
+}
+
+// The numbers of --profile's table (train/layer_profiler.h), computed by
+// the server: a module's include its submodules'.
+function drawRoofline(m) {
+  const body = $('roofline').tBodies[0];
+  body.replaceChildren();
+  for (const l of m.layers) {
+    const row = body.insertRow();
+    cell(row, layerLabel(l));
+    cell(row, fixed(l.forward_ms, 2));
+    cell(row, fixed(l.backward_ms, 2));
+    cell(row, fixed(l.forward_gflops, 1));
+    cell(row, fixed(l.backward_gflops, 1));
+    cell(row, percent(l.fraction_of_peak));
+    cell(row, percent(l.fraction_of_roof));
+    cell(row, fixed(l.mb_per_step, 2));
+    cell(row, fixed(l.flop_per_byte, 2));
+    cell(row, l.bound || '', l.bound ? 'bound-' + l.bound : '');
+  }
+  const r = m.roofline;
+  $('roofline-note').textContent = r ?
+      'Roofline of ' + r.cpu + ': peak ' + r.peak_gflops.toFixed(1) +
+          ' GFLOP/s (' + r.peak + ', ' + r.threads + ' threads), memory ' +
+          r.bandwidth_gbs.toFixed(1) + ' GB/s (triad), ridge ' +
+          r.ridge.toFixed(1) + ' FLOP/byte. A layer whose FLOP/byte is ' +
+          'below the ridge is memory-bound: its roof is FLOP/byte x the ' +
+          'bandwidth, not the peak. MB/step: the compulsory bytes its ' +
+          'forward and backward move. Backward time is the autograd ' +
+          'nodes each module created.' :
+      'The roofline appears after the first training steps.';
 }
 
 function drawConfusion(m) {

@@ -21,6 +21,10 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "autograd/functions.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+#include "tensor/json.h"
 #include "train/dashboard/assets.h"
 #include "train/dashboard/dashboard_fixture.h"
 #include "train/dashboard/test_client.h"
@@ -113,6 +117,47 @@ TEST_F(DashboardTest, MetricsJsonHoldsTheStepsEpochsAndConfusion) {
   dashboard_->SetState("finished");
   EXPECT_THAT(dashboard_->MetricsJson(-1), HasSubstr("\"state\":\"finished\""));
   EXPECT_THAT(dashboard_->MetricsJson(-1), HasSubstr("\"eta_seconds\":0,"));
+}
+
+// The profiler's roofline and per-layer numbers, as --profile's table
+// computes them (RooflineOf), on a Linear(4, 2) on [3, 4]: 48 FLOPs forward,
+// 96 backward, 112 + 192 bytes, 0.47 FLOP/byte.
+TEST(DashboardLayersTest, MetricsJsonHoldsTheRooflineOfEachLayer) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->Add(std::make_shared<nn::Linear>(4, 2));
+  LayerProfiler profiler(*model);
+  profiler.SetRoofline({.peak_kind = "fma",
+                        .threads = 2,
+                        .peak_flops = 100e9,
+                        .bandwidth = 50e9,
+                        .cpu = "Test CPU"});
+  absl::StatusOr<std::unique_ptr<Dashboard>> dashboard =
+      Dashboard::Start({.port = 0, .title = "t", .epochs = 1}, &profiler);
+  ASSERT_TRUE(dashboard.ok()) << dashboard.status();
+  const autograd::Variable x(Tensor::Ones({3, 4}), /*requires_grad=*/true);
+  Sum((*model)(x)).Backward();
+  TrainState state;
+  state.position.global_step = 1;
+  ASSERT_TRUE(profiler.OnStep(state, StepInfo{1, 3, 0.5, 0.5, 0.1f}).ok());
+  ASSERT_TRUE((*dashboard)->OnStep(state, StepInfo{1, 3, 0.5, 0.5, 0.1f}).ok());
+  const std::string json = (*dashboard)->MetricsJson(-1);
+  EXPECT_THAT(json, HasSubstr("\"roofline\":{\"cpu\":\"Test CPU\",\"peak\":"
+                              "\"fma\",\"threads\":2,\"peak_gflops\":100,"
+                              "\"bandwidth_gbs\":50,\"ridge\":2}"));
+  const std::vector<LayerStats> layers = profiler.Layers();
+  ASSERT_EQ(layers.size(), 2u);
+  const LayerRoofline r = RooflineOf(layers[1], profiler.roofline());
+  EXPECT_EQ(r.bytes, 112 + 192);
+  EXPECT_THAT(json, HasSubstr(absl::StrCat(
+                        "\"mb_per_step\":", JsonText(JsonNumber(304e-6, 9)),
+                        ",\"flop_per_byte\":",
+                        JsonText(JsonNumber(144.0 / 304, 9)),
+                        ",\"bound\":\"memory\"")));
+  EXPECT_THAT(json, HasSubstr(absl::StrCat(
+                        "\"fraction_of_peak\":",
+                        JsonText(JsonNumber(r.fraction_of_peak, 9)),
+                        ",\"fraction_of_roof\":",
+                        JsonText(JsonNumber(r.fraction_of_roof, 9)))));
 }
 
 TEST_F(DashboardTest, EveryBadRequestGetsA4xxAndTheServerGoesOn) {
