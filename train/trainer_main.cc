@@ -84,7 +84,9 @@ ABSL_FLAG(std::optional<int>, dashboard, std::nullopt,
 ABSL_FLAG(bool, dashboard_keep, false,
           "With --dashboard: keep serving after training ends, until Ctrl-C.");
 ABSL_FLAG(bool, profile, false,
-          "Print a table of per-layer forward and backward time at the end.");
+          "Print a per-layer roofline at the end: forward and backward time, "
+          "GFLOP/s, % of peak, bytes moved, FLOP/byte, compute or memory "
+          "bound.");
 ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
