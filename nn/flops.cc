@@ -36,10 +36,11 @@ LayerCost LayerCostOf(const Module& module, const Shape& input_shape,
   auto with_params = [&](int64_t weight, int64_t bias, int64_t forward,
                          int64_t backward_params, int64_t backward_input) {
     c.forward_flops = forward;
-    c.backward_flops = backward_params + (input_needs_grad ? backward_input : 0);
+    c.backward_flops =
+        backward_params + (input_needs_grad ? backward_input : 0);
     c.forward_bytes = element_bytes * (n + m + weight + bias);
-    c.backward_bytes =
-        element_bytes * (m + n + weight + bias + (input_needs_grad ? weight + n : 0));
+    c.backward_bytes = element_bytes * (m + n + weight + bias +
+                                        (input_needs_grad ? weight + n : 0));
   };
   // Layers without: x, y (+ extra) forward; dy, saved, dx backward.
   auto elementwise = [&](int64_t forward, int64_t backward, int64_t saved_bytes,
@@ -102,7 +103,7 @@ absl::StatusOr<int64_t> ForwardFlopsPerExample(Module& model,
   int64_t flops = 0;
   autograd::HookHandle counter = model.RegisterForwardHooksOnAll(
       nullptr, [&flops](Module& module, const autograd::Variable&,
-                       const autograd::Variable& output) {
+                        const autograd::Variable& output) {
         flops += LayerForwardFlops(module, output.shape());
         return autograd::Variable();
       });

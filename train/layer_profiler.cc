@@ -39,8 +39,8 @@ void ClassifyUnits(const nn::Module& module, LayerStats& layer) {
 
 Roofline MeasureRoofline(MatmulPrecision precision, int threads) {
   Roofline r;
-  const bool bf16 = precision == MatmulPrecision::kBfloat16 &&
-                    DetectedCpu().avx512_bf16;
+  const bool bf16 =
+      precision == MatmulPrecision::kBfloat16 && DetectedCpu().avx512_bf16;
   r.peak_kind = bf16 ? "vdpbf16ps" : "fma";
   r.threads = threads;
   r.peak_flops =
@@ -223,10 +223,9 @@ std::string LayerProfiler::Table() const {
       "GB/s (triad), ridge %.1f FLOP/byte\n"
       "%-50s %7s %7s %6s %8s %8s %6s %6s %8s %7s %7s\n",
       steps_, step_ms, roof.cpu.empty() ? "this CPU" : roof.cpu,
-      roof.peak_flops / 1e9, roof.peak_kind, roof.threads,
-      roof.bandwidth / 1e9, roof.ridge(), "Module", "Fwd ms", "Bwd ms",
-      "Share", "Fwd GF/s", "Bwd GF/s", "%peak", "%roof", "MB/step",
-      "FLOP/B", "Bound");
+      roof.peak_flops / 1e9, roof.peak_kind, roof.threads, roof.bandwidth / 1e9,
+      roof.ridge(), "Module", "Fwd ms", "Bwd ms", "Share", "Fwd GF/s",
+      "Bwd GF/s", "%peak", "%roof", "MB/step", "FLOP/B", "Bound");
   double root_ms = 0;
   for (const LayerStats& layer : layers_) {
     const double forward = 1e3 * layer.forward_seconds / steps_;
@@ -247,10 +246,10 @@ std::string LayerProfiler::Table() const {
     absl::StrAppend(&out, rate(layer.forward_flops, layer.forward_seconds),
                     rate(layer.backward_flops, layer.backward_seconds));
     if (r.bytes > 0) {
-      absl::StrAppendFormat(
-          &out, " %5.1f%% %5.1f%% %8.2f %7.2f %7s", 100 * r.fraction_of_peak,
-          100 * r.fraction_of_roof, r.bytes / steps_ / 1e6, r.intensity,
-          r.compute_bound ? "compute" : "memory");
+      absl::StrAppendFormat(&out, " %5.1f%% %5.1f%% %8.2f %7.2f %7s",
+                            100 * r.fraction_of_peak, 100 * r.fraction_of_roof,
+                            r.bytes / steps_ / 1e6, r.intensity,
+                            r.compute_bound ? "compute" : "memory");
     }
     // Trailing blanks of the rows without numbers.
     while (!out.empty() && out.back() == ' ') out.pop_back();

@@ -62,6 +62,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -124,9 +125,9 @@ struct LayerStats {
 
 // A layer on the roofline, from its forward and backward totals.
 struct LayerRoofline {
-  int64_t bytes = 0;        // forward and backward, over all calls
-  double intensity = 0;     // FLOP per byte
-  bool compute_bound = false;  // intensity at or above the ridge
+  int64_t bytes = 0;            // forward and backward, over all calls
+  double intensity = 0;         // FLOP per byte
+  bool compute_bound = false;   // intensity at or above the ridge
   double fraction_of_peak = 0;  // achieved FLOP/s over the peak
   // Over min(peak, intensity x bandwidth): how near its own ceiling it is.
   double fraction_of_roof = 0;

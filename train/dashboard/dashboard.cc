@@ -256,7 +256,8 @@ void Dashboard::CopyLayers() {
       std::make_shared<const std::vector<LayerStats>>(profiler_->Layers());
   progress_.layer_steps = profiler_->steps();
   if (progress_.roofline == nullptr && progress_.layer_steps > 0) {
-    progress_.roofline = std::make_shared<const Roofline>(profiler_->roofline());
+    progress_.roofline =
+        std::make_shared<const Roofline>(profiler_->roofline());
   }
 }
 
@@ -358,9 +359,8 @@ std::string Dashboard::MetricsJson(int64_t since_step) const {
     j["backward_ms"] = Num(1e3 * l.backward_seconds / layer_steps);
     j["forward_gflops"] = rate(l.forward_flops, l.forward_seconds);
     j["backward_gflops"] = rate(l.backward_flops, l.backward_seconds);
-    const LayerRoofline r = p.roofline != nullptr
-                                ? RooflineOf(l, *p.roofline)
-                                : LayerRoofline();
+    const LayerRoofline r =
+        p.roofline != nullptr ? RooflineOf(l, *p.roofline) : LayerRoofline();
     const bool on_roofline = p.roofline != nullptr && r.bytes > 0;
     j["fraction_of_peak"] =
         on_roofline ? Num(r.fraction_of_peak) : OrderedJson(nullptr);

@@ -19,9 +19,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "autograd/functions.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "autograd/functions.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
 #include "tensor/json.h"
@@ -148,16 +148,17 @@ TEST(DashboardLayersTest, MetricsJsonHoldsTheRooflineOfEachLayer) {
   ASSERT_EQ(layers.size(), 2u);
   const LayerRoofline r = RooflineOf(layers[1], profiler.roofline());
   EXPECT_EQ(r.bytes, 112 + 192);
-  EXPECT_THAT(json, HasSubstr(absl::StrCat(
-                        "\"mb_per_step\":", JsonText(JsonNumber(304e-6, 9)),
-                        ",\"flop_per_byte\":",
-                        JsonText(JsonNumber(144.0 / 304, 9)),
-                        ",\"bound\":\"memory\"")));
-  EXPECT_THAT(json, HasSubstr(absl::StrCat(
-                        "\"fraction_of_peak\":",
-                        JsonText(JsonNumber(r.fraction_of_peak, 9)),
-                        ",\"fraction_of_roof\":",
-                        JsonText(JsonNumber(r.fraction_of_roof, 9)))));
+  EXPECT_THAT(json,
+              HasSubstr(absl::StrCat(
+                  "\"mb_per_step\":", JsonText(JsonNumber(304e-6, 9)),
+                  ",\"flop_per_byte\":", JsonText(JsonNumber(144.0 / 304, 9)),
+                  ",\"bound\":\"memory\"")));
+  EXPECT_THAT(
+      json,
+      HasSubstr(absl::StrCat(
+          "\"fraction_of_peak\":", JsonText(JsonNumber(r.fraction_of_peak, 9)),
+          ",\"fraction_of_roof\":",
+          JsonText(JsonNumber(r.fraction_of_roof, 9)))));
 }
 
 TEST_F(DashboardTest, EveryBadRequestGetsA4xxAndTheServerGoesOn) {
