@@ -40,6 +40,7 @@ def dive_dependencies(dive_path = "."):
     _system_library("openmpi", "openmpi.BUILD", "/usr/lib/x86_64-linux-gnu/openmpi/include")
     _system_library("openblas", "openblas.BUILD", "/usr/include/x86_64-linux-gnu")
     _system_library("onnx", "onnx.BUILD", "/usr/include/onnx")
+    _system_library("onednn", "onednn.BUILD", "/usr/include/oneapi/dnnl")
     _system_library("httplib", "httplib.BUILD", "/usr/include")
     _system_library("nlohmann_json", "nlohmann_json.BUILD", "/usr/include/nlohmann")
     _system_library("chartjs", "chartjs.BUILD", "/usr/share/javascript/chart.js")
