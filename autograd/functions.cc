@@ -394,13 +394,32 @@ Variable GlobalAvgPool2d(const Variable& x) {
 Variable BatchNorm(const Variable& x, const Variable& gamma,
                    const Variable& beta, const Tensor& running_mean,
                    const Tensor& running_var, bool training, float momentum,
-                   float eps) {
+                   float eps, bool relu) {
   CHECK(x.rank() == 2 || x.rank() == 4)
       << "BatchNorm expects [N, C] or [N, C, H, W], got " << x.shape();
   const int64_t c = x.dim(1);
   CHECK(gamma.shape() == Shape({c}) && beta.shape() == Shape({c}))
       << "BatchNorm: input has " << c << " channels but gamma is "
       << gamma.shape() << " and beta " << beta.shape();
+  const auto annotate = [&](TracedOp& op) {
+    op.ints["training"] = {training ? 1 : 0};
+    op.floats["eps"] = eps;
+    if (relu) op.ints["relu"] = {1};
+  };
+  const bool wants_grad =
+      x.requires_grad() || gamma.requires_grad() || beta.requires_grad();
+  if (!training && !wants_grad) {
+    // Inference: y = x * scale + shift (then ReLU) in one pass.
+    Variable y(BatchNormEvalForward(x.data(), gamma.data(), beta.data(),
+                                    running_mean, running_var, eps, relu));
+    if (TracedOp* op = RecordTracedOp(
+            "BatchNorm",
+            {x.data(), gamma.data(), beta.data(), running_mean, running_var},
+            y.data())) {
+      annotate(*op);
+    }
+    return y;
+  }
   if (!training) {
     // y = x * scale + shift with per-channel scale = gamma / sqrt(var + eps)
     // and shift = beta - mean * scale; composed from primitives so the
@@ -415,20 +434,20 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
       Variable scale = gamma * Variable(inv_std);
       Variable shift = beta - scale * Variable(running_mean);
       y = x * Reshape(scale, bshape) + Reshape(shift, bshape);
+      if (relu) y = Relu(y);
     }
     if (TracedOp* op = RecordTracedOp(
             "BatchNorm",
             {x.data(), gamma.data(), beta.data(), running_mean, running_var},
             y.data())) {
-      op->ints["training"] = {0};
-      op->floats["eps"] = eps;
+      annotate(*op);
     }
     return y;
   }
   const Tensor xd = x.data().Contiguous();
   BatchNormSaved saved;
   Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
-                                   running_var, momentum, eps, &saved);
+                                   running_var, momentum, eps, &saved, relu);
   const Tensor gd = gamma.data();
   Variable out = Variable::FromOp(
       "BatchNorm", y, {x, gamma, beta}, [xd, gd, saved](const Tensor& grad) {
@@ -437,7 +456,7 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
                           &dbeta);
         return std::vector<Tensor>{dx, dgamma, dbeta};
       });
-  return Annotated(out, [](TracedOp& op) { op.ints["training"] = {1}; });
+  return Annotated(out, annotate);
 }
 
 Variable ApplyMask(const Variable& x, const Tensor& mask) {

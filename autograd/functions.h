@@ -104,11 +104,15 @@ Variable GlobalAvgPool2d(const Variable& x);
 // Batch normalization of x [N, C] or [N, C, H, W] per channel C. In training
 // it normalizes with the batch statistics (biased variance) and updates the
 // running statistics in place (PyTorch's momentum convention, unbiased
-// variance); in evaluation it uses the running statistics.
+// variance); in evaluation it uses the running statistics. With `relu`,
+// ReLU follows in the same pass (traced as BatchNorm with int "relu" 1);
+// values and gradients are those of Relu(BatchNorm(...)). In evaluation
+// without gradients (NoGradGuard, or no input that wants one) it is one
+// pass over x.
 Variable BatchNorm(const Variable& x, const Variable& gamma,
                    const Variable& beta, const Tensor& running_mean,
                    const Tensor& running_var, bool training, float momentum,
-                   float eps);
+                   float eps, bool relu = false);
 // Inverted dropout: zeroes each element with probability p and scales the
 // rest by 1/(1-p).
 Variable Dropout(const Variable& x, float p, Generator& gen);

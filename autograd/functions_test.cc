@@ -202,6 +202,52 @@ TEST(GradCheck, BatchNormTrainingAndEval) {
   }
 }
 
+// BatchNorm with its ReLU fused. The inputs are fixed, so whether a
+// central difference crosses the ReLU's kink is decided once: it does not.
+TEST(GradCheck, BatchNormWithRelu) {
+  for (bool training : {true, false}) {
+    const Tensor rm = Rand({3}, 35), rv = Rand({3}, 36, 0.5f, 2.0f);
+    absl::Status s = GradCheck(
+        [&](const Inputs& in) {
+          return BatchNorm(in[0], in[1], in[2], rm.Clone(), rv.Clone(),
+                           training, 0.1f, 1e-5f, /*relu=*/true);
+        },
+        {Spaced({4, 3, 2, 3}, 37), Rand({3}, 38, 0.5f, 1.5f),
+         Tensor::FromVector({0.03f, -0.02f, 0.04f}, {3})},
+        {.eps = 1e-3, .atol = 2e-3, .rtol = 2e-2});
+    EXPECT_TRUE(s.ok()) << "training=" << training << ": " << s;
+  }
+}
+
+// ... and its values and gradients are Relu(BatchNorm(...))'s, bit for bit,
+// in training and in evaluation, with and without gradients.
+TEST(Functions, BatchNormWithReluMatchesSeparateOps) {
+  const Tensor x = Rand({4, 3, 5, 2}, 39);
+  const Tensor gamma = Rand({3}, 40, 0.5f, 1.5f), beta = Rand({3}, 41);
+  const Tensor rm = Rand({3}, 42), rv = Rand({3}, 43, 0.5f, 2.0f);
+  const Tensor dy = Rand({4, 3, 5, 2}, 44);
+  for (bool training : {true, false}) {
+    std::vector<std::vector<float>> got[2];
+    for (const bool fused : {false, true}) {
+      Variable xv(x, true), g(gamma, true), b(beta, true);
+      Variable y = BatchNorm(xv, g, b, rm.Clone(), rv.Clone(), training, 0.1f,
+                             1e-5f, /*relu=*/fused);
+      if (!fused) y = Relu(y);
+      y.Backward(dy);
+      got[fused] = {y.data().ToVector(), xv.grad().ToVector(),
+                    g.grad().ToVector(), b.grad().ToVector()};
+      if (!training) {  // the one-pass inference path
+        NoGradGuard no_grad;
+        Variable z = BatchNorm(Variable(x), Variable(gamma), Variable(beta),
+                               rm, rv, false, 0.1f, 1e-5f, fused);
+        if (!fused) z = Relu(z);
+        got[fused].push_back(z.data().ToVector());
+      }
+    }
+    EXPECT_EQ(got[1], got[0]) << "training=" << training;
+  }
+}
+
 TEST(GradCheck, DropoutWithFixedMask) {
   Generator gen(33);
   Tensor mask = gen.Bernoulli({4, 5}, 0.5f);

@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
   absl::StatusOr<std::shared_ptr<nn::Module>> model =
       spec.make(setting.input_size);
   if (!model.ok()) return model.status();
-  (*model)->FuseForEval();
+  (*model)->Fuse();
   Generator gen(seed + 1);
   Tensor images = gen.Uniform(
       {setting.batch_size, 1, setting.input_size, setting.input_size}, 0, 1);

@@ -64,7 +64,7 @@ BenchSetting DefaultBenchSetting(const models::ModelSpec& spec);
 //
 // A freshly initialized model (seeded), an SGD optimizer with the recipe's
 // learning rate, and one batch of uniform [0, 1) images with random labels.
-// The model is fused for evaluation (nn::Module::FuseForEval), as the
+// The model is fused for evaluation (nn::Module::Fuse), as the
 // trainers' and //tools:eval's evaluation is, so Infer measures what they
 // run; training steps are unaffected.
 class ModelRunner {

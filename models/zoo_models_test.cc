@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
@@ -189,7 +190,7 @@ TEST_P(ZooModelTest, SgdStepsReduceTheLossOnAFixedBatch) {
                            << after;
 }
 
-// FuseForEval: evaluation with each convolution's BatchNorm folded in and
+// Fuse: evaluation with each convolution's BatchNorm folded in and
 // its ReLU (and ResNet's residual add) in its output pass gives the unfused
 // logits within float rounding, with BatchNorm statistics and affine
 // parameters far from their initial values so the folding matters; training
@@ -220,7 +221,7 @@ TEST_P(ZooModelTest, FusedEvaluationMatchesUnfused) {
   {
     autograd::NoGradGuard no_grad;
     unfused = (*net)(autograd::Variable(x)).data().ToVector();
-    net->FuseForEval();
+    net->Fuse();
     fused = (*net)(autograd::Variable(x)).data().ToVector();
   }
   ASSERT_EQ(fused.size(), unfused.size());
@@ -246,6 +247,34 @@ TEST_P(ZooModelTest, FusedEvaluationMatchesUnfused) {
       EvalLossBeforeAndAfterSgdSteps(*net, x, y, spec.recipe.lr / 10, 5);
   EXPECT_LT(after, before) << spec.name << " (fused): loss " << before
                            << " -> " << after;
+}
+
+// Fuse in training mode (ReLU in the convolution's or BatchNorm's pass):
+// a fused twin's loss and gradients are the unfused model's, bit for bit.
+TEST_P(ZooModelTest, FusedTrainingStepIsBitIdentical) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(9);
+  const int64_t size = spec.quick_input_size;
+  const std::shared_ptr<nn::Module> plain = MakeOrDie(spec, size);
+  const std::shared_ptr<nn::Module> fused = MakeOrDie(spec, size);
+  ASSERT_TRUE(fused->LoadStateDict(plain->StateDict()).ok());
+  fused->Fuse();
+  const auto [x, y] = RandomBatch(3, size);
+  std::vector<float> losses;
+  for (nn::Module* net : {plain.get(), fused.get()}) {
+    ManualSeed(10);  // the same dropout masks
+    autograd::Variable loss =
+        autograd::SoftmaxCrossEntropy((*net)(autograd::Variable(x)), y);
+    loss.Backward();
+    losses.push_back(loss.data().item());
+  }
+  EXPECT_EQ(losses[0], losses[1]) << spec.name;
+  const auto pp = plain->NamedParameters(), pf = fused->NamedParameters();
+  ASSERT_EQ(pp.size(), pf.size());
+  for (size_t i = 0; i < pp.size(); ++i) {
+    EXPECT_EQ(pf[i].second.grad().ToVector(), pp[i].second.grad().ToVector())
+        << spec.name << " " << pp[i].first;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ZooModelTest, ::testing::ValuesIn(ZooNames()),

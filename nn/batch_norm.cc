@@ -38,7 +38,7 @@ autograd::Variable BatchNormBase::Forward(const autograd::Variable& x) {
   }
   return dive::autograd::BatchNorm(x, weight_, bias_, running_mean_,
                                    running_var_, is_training(),
-                                   options_.momentum, options_.eps);
+                                   options_.momentum, options_.eps, relu_);
 }
 
 std::string BatchNormBase::Describe() const {

@@ -74,6 +74,12 @@ class BatchNormBase : public Module {
   // The number of training forward passes so far.
   int64_t num_batches_tracked() const;
 
+  // With `on`, ReLU follows the normalization in the same pass, in both
+  // modes (Module::Fuse; the container skips the ReLU module): the values
+  // and gradients of the two, bit for bit.
+  void FuseRelu(bool on) { relu_ = on; }
+  bool AppliesRelu() const override { return relu_; }
+
  protected:
   // `name` is "BatchNorm1d" or "BatchNorm2d"; `input_rank` 2 or 4.
   BatchNormBase(const char* name, int input_rank,
@@ -88,6 +94,7 @@ class BatchNormBase : public Module {
   Tensor running_mean_;
   Tensor running_var_;
   Tensor num_batches_tracked_;
+  bool relu_ = false;
 };
 
 // Batch normalization of [N, C] inputs.

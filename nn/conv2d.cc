@@ -71,7 +71,7 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
                                 AppliesRelu());
 }
 
-void Conv2d::FuseInEval(std::shared_ptr<BatchNormBase> bn, bool relu) {
+void Conv2d::FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu) {
   CHECK(bn == nullptr ||
         (dynamic_cast<const BatchNorm2d*>(bn.get()) != nullptr &&
          bn->options().num_features == options_.out_channels))
@@ -84,7 +84,7 @@ void Conv2d::FuseInEval(std::shared_ptr<BatchNormBase> bn, bool relu) {
 
 autograd::Variable Conv2d::CallWithResidual(
     const autograd::Variable& x, const autograd::Variable& residual) {
-  CHECK(!is_training() && (fused_bn_ != nullptr || fused_relu_))
+  CHECK(FoldsBatchNorm())
       << Describe() << ": CallWithResidual outside a fused evaluation";
   residual_ = residual;
   autograd::Variable y = (*this)(x);
@@ -99,11 +99,6 @@ std::string Conv2d::Describe() const {
                       ", stride=", Pair(o.stride_h, o.stride_w),
                       ", padding=", Pair(o.pad_h, o.pad_w),
                       o.bias ? "" : ", bias=false", ")");
-}
-
-autograd::Variable ConvRelu(Conv2d& conv, const autograd::Variable& x) {
-  autograd::Variable y = conv(x);
-  return conv.AppliesRelu() ? y : autograd::Relu(y);
 }
 
 }  // namespace dive::nn

@@ -103,31 +103,36 @@ class Conv2d : public Module {
   // [OC], or undefined without a bias.
   const autograd::Variable& bias() const { return bias_; }
 
-  // ---- Fusion in evaluation mode (Module::FuseForEval) ----------------------
+  // ---- Fusion (Module::Fuse) -------------------------------------------------
   //
-  // FuseInEval(bn, relu) makes this convolution, in evaluation mode only,
-  // compute relu(bn(conv(x))) in one pass: `bn` (may be null) is folded into
-  // the weights and bias at each call, from its current parameters and
-  // running statistics,
+  // FuseWith(bn, relu) tells this convolution what follows it, for the
+  // container that calls it to skip what the convolution absorbs:
   //
-  //   s = gamma / sqrt(running_var + eps),  w' = w * s,
-  //   b' = (b - running_mean) * s + beta,
+  //   * without `bn` (null): ReLU (when `relu`) runs in the convolution's
+  //     output pass, in both modes;
+  //   * with `bn`: in evaluation mode only, relu(bn(conv(x))) in one pass,
+  //     bn folded into the weights and bias at each call from its current
+  //     parameters and running statistics,
   //
-  // so training in between needs no refolding; ReLU (when `relu`) runs in
-  // the convolution's output pass. The container that calls it skips the
-  // BatchNorm and ReLU it absorbed in evaluation mode. Training mode is
-  // unchanged. CHECK-fails unless bn is a BatchNorm2d of out_channels
-  // features.
-  void FuseInEval(std::shared_ptr<BatchNormBase> bn, bool relu);
-  // Whether the next call folds a BatchNorm, applies ReLU: fused and in
-  // evaluation mode.
+  //       s = gamma / sqrt(running_var + eps),  w' = w * s,
+  //       b' = (b - running_mean) * s + beta;
+  //
+  //     in training mode the convolution is plain (the BatchNorm needs the
+  //     batch's statistics, and applies the ReLU itself).
+  //
+  // CHECK-fails unless bn is a BatchNorm2d of out_channels features.
+  void FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu);
+  // Whether the next call folds the BatchNorm (evaluation mode with one).
   bool FoldsBatchNorm() const { return fused_bn_ != nullptr && !is_training(); }
-  bool AppliesRelu() const { return fused_relu_ && !is_training(); }
+  // Whether the next call applies the fused ReLU.
+  bool AppliesRelu() const override {
+    return fused_relu_ && (fused_bn_ == nullptr || !is_training());
+  }
 
   // Calls this module (through operator(), so hooks see it) with `residual`
   // (the output's shape) added to its output before the fused ReLU: ResNet's
-  // relu(bn2(conv2(y)) + shortcut) in one pass. CHECK-fails outside
-  // evaluation mode with a fusion, where the caller adds it itself.
+  // relu(bn2(conv2(y)) + shortcut) in one pass. CHECK-fails unless the call
+  // folds a BatchNorm (FoldsBatchNorm()); otherwise the caller adds it.
   autograd::Variable CallWithResidual(const autograd::Variable& x,
                                       const autograd::Variable& residual);
 
@@ -140,12 +145,6 @@ class Conv2d : public Module {
   bool fused_relu_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
 };
-
-// relu(conv(x)) for blocks that call ReLU themselves (GoogLeNet's
-// Inception): the ReLU runs in the convolution's output pass when the
-// convolution fused it (evaluation mode after FuseInEval), separately
-// otherwise.
-autograd::Variable ConvRelu(Conv2d& conv, const autograd::Variable& x);
 
 }  // namespace dive::nn
 

@@ -148,7 +148,7 @@ TEST(Conv2dFusionTest, EvalFoldsBatchNormAndRelu) {
       m.conv->Eval();
       m.bn->Eval();
       const std::vector<float> want = m.Unfused(x, relu).data().ToVector();
-      m.conv->FuseInEval(m.bn, relu);
+      m.conv->FuseWith(m.bn, relu);
       EXPECT_TRUE(m.conv->FoldsBatchNorm());
       EXPECT_EQ(m.conv->AppliesRelu(), relu);
       EXPECT_THAT((*m.conv)(x).data().ToVector(),
@@ -163,7 +163,7 @@ TEST(Conv2dFusionTest, TrainingIsUnchanged) {
   ConvBn m(true);
   const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
   const std::vector<float> want = (*m.conv)(x).data().ToVector();
-  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  m.conv->FuseWith(m.bn, /*relu=*/true);
   EXPECT_FALSE(m.conv->FoldsBatchNorm());
   EXPECT_FALSE(m.conv->AppliesRelu());
   EXPECT_EQ((*m.conv)(x).data().ToVector(), want);
@@ -187,7 +187,7 @@ TEST(Conv2dFusionTest, EvalGradientsMatchUnfused) {
     return g;
   };
   const auto want = grads(m.Unfused(x, /*relu=*/true));
-  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  m.conv->FuseWith(m.bn, /*relu=*/true);
   const auto got = grads((*m.conv)(x));
   for (size_t i = 0; i < want.size(); ++i) {
     SCOPED_TRACE("parameter " + std::to_string(i));
@@ -205,7 +205,7 @@ TEST(Conv2dFusionTest, ResidualAddedBeforeTheRelu) {
       autograd::Relu((*m.bn)((*m.conv)(x)) + r).data().ToVector();
   const std::vector<float> without_residual =
       m.Unfused(x, /*relu=*/true).data().ToVector();
-  m.conv->FuseInEval(m.bn, /*relu=*/true);
+  m.conv->FuseWith(m.bn, /*relu=*/true);
   int calls = 0;
   autograd::HookHandle hook = m.conv->RegisterForwardHook(
       [&calls](Module&, const autograd::Variable&, const autograd::Variable&) {
@@ -220,24 +220,29 @@ TEST(Conv2dFusionTest, ResidualAddedBeforeTheRelu) {
               Pointwise(FloatNear(1e-5), without_residual));
 }
 
-TEST(Conv2dFusionTest, ConvReluAppliesTheReluOnce) {
+// Without a BatchNorm the ReLU is fused in both modes, bit for bit, and
+// CallThenRelu applies it once.
+TEST(Conv2dFusionTest, ReluFusedInBothModes) {
   ManualSeed(22);
   Conv2d conv(2, 3, 3);
   const autograd::Variable x(Normal({1, 2, 5, 5}, 0, 1));
-  const std::vector<float> want =
-      autograd::Relu(conv(x)).data().ToVector();
-  EXPECT_EQ(ConvRelu(conv, x).data().ToVector(), want);  // unfused
-  conv.FuseInEval(nullptr, /*relu=*/true);
-  conv.Eval();
-  EXPECT_EQ(ConvRelu(conv, x).data().ToVector(), want);  // fused
+  const std::vector<float> want = autograd::Relu(conv(x)).data().ToVector();
+  EXPECT_EQ(CallThenRelu(conv, x).data().ToVector(), want);  // unfused
+  conv.FuseWith(nullptr, /*relu=*/true);
+  for (const bool training : {true, false}) {
+    conv.Train(training);
+    EXPECT_TRUE(conv.AppliesRelu());
+    EXPECT_EQ(conv(x).data().ToVector(), want);
+    EXPECT_EQ(CallThenRelu(conv, x).data().ToVector(), want);
+  }
 }
 
 TEST(Conv2dFusionDeathTest, BadFusions) {
   ConvBn m(true);
-  EXPECT_DEATH(m.conv->FuseInEval(std::make_shared<BatchNorm2d>(5), false),
+  EXPECT_DEATH(m.conv->FuseWith(std::make_shared<BatchNorm2d>(5), false),
                "cannot fold BatchNorm2d\\(5.*it must be a BatchNorm2d of 4 "
                "features");
-  EXPECT_DEATH(m.conv->FuseInEval(std::make_shared<BatchNorm1d>(4), false),
+  EXPECT_DEATH(m.conv->FuseWith(std::make_shared<BatchNorm1d>(4), false),
                "cannot fold BatchNorm1d\\(4");
   const autograd::Variable x(Normal({2, 3, 7, 6}, 0, 1));
   EXPECT_DEATH(m.conv->CallWithResidual(x, x),

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "autograd/functions.h"
 #include "glog/logging.h"
 
 namespace dive::nn {
@@ -36,8 +37,13 @@ autograd::Variable Module::operator()(const autograd::Variable& x) {
   return y;
 }
 
-void Module::FuseForEval() {
-  for (const auto& [name, child] : children_) child->FuseForEval();
+void Module::Fuse() {
+  for (const auto& [name, child] : children_) child->Fuse();
+}
+
+autograd::Variable CallThenRelu(Module& module, const autograd::Variable& x) {
+  autograd::Variable y = module(x);
+  return module.AppliesRelu() ? y : autograd::Relu(y);
 }
 
 autograd::HookHandle Module::RegisterForwardPreHook(ForwardPreHook hook) {

@@ -121,22 +121,32 @@ class Module {
   // Clears the gradient of every parameter (`grad()` becomes undefined).
   void ZeroGrad();
 
-  // FuseForEval()
+  // Fuse()
   //
-  // Lets evaluation mode run each convolution with the BatchNorm and ReLU
-  // after it (and ResNet's residual add) as one convolution: the BatchNorm
-  // folded into its weights and bias, the rest in its output pass
-  // (nn::Conv2d::FuseInEval), as ONNX Runtime and oneDNN do for inference.
-  // Training mode is unchanged, and the folding reads the current
-  // parameters at each call, so a model fused once can go on training and
-  // evaluating. Evaluation gives the unfused results within float rounding
-  // (the folded weights are rounded once more); the absorbed modules are
-  // not called then, so their own hooks do not run. Idempotent.
+  // Lets the model run chains of layers as one pass each, as ONNX Runtime
+  // and oneDNN do:
+  //
+  //   * a ReLU right after a Conv2d or a BatchNorm runs in that layer's
+  //     output pass, in both modes: the same values and gradients, bit for
+  //     bit, without the ReLU's own pass over memory;
+  //   * in evaluation mode, a BatchNorm2d right after a Conv2d is folded
+  //     into its weights and bias (nn::Conv2d::FuseWith), and ResNet's
+  //     residual add runs in the convolution's output pass too: the unfused
+  //     results within float rounding (the folded weights are rounded once
+  //     more).
+  //
+  // The folding reads the current parameters and statistics at each call,
+  // so a model fused once goes on training and evaluating. Absorbed modules
+  // are not called, so their own hooks do not run. Idempotent.
   //
   // The base recurses into the submodules; containers that know their data
-  // flow override it to mark what they fuse (Sequential: Conv2d followed by
-  // BatchNorm2d and/or ReLU; ResNet's Residual; GoogLeNet's Inception).
-  virtual void FuseForEval();
+  // flow override it to mark what they fuse (Sequential; ResNet's Residual;
+  // GoogLeNet's Inception).
+  virtual void Fuse();
+  // Whether this module's output has had ReLU applied in its own pass (a
+  // Conv2d or BatchNorm that fused one): blocks that apply ReLU themselves
+  // call it through CallThenRelu.
+  virtual bool AppliesRelu() const { return false; }
 
   // DryRun()
   //
@@ -190,6 +200,11 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
+
+// relu(module(x)), the ReLU in the module's own pass when it fused one
+// (Module::AppliesRelu), separately otherwise: how blocks that write
+// `Relu((*bn1_)(y))` themselves (ResNet, GoogLeNet) profit from Fuse().
+autograd::Variable CallThenRelu(Module& module, const autograd::Variable& x);
 
 }  // namespace dive::nn
 

@@ -6,6 +6,15 @@
 #include "nn/conv2d.h"
 
 namespace dive::nn {
+namespace {
+
+// The module at `i` of `seq` as an M, or null (also past the end).
+template <typename M>
+std::shared_ptr<M> ModuleAs(const Sequential& seq, size_t i) {
+  return i < seq.size() ? std::dynamic_pointer_cast<M>(seq.at(i)) : nullptr;
+}
+
+}  // namespace
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
   for (const std::shared_ptr<Module>& module : modules) Add(module);
@@ -16,41 +25,46 @@ Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) {
 }
 
 autograd::Variable Sequential::Forward(const autograd::Variable& x) {
+  const std::vector<bool>& absorbed = absorbed_[is_training() ? 1 : 0];
   autograd::Variable y = x;
-  const bool skip = !absorbed_.empty() && !is_training();
   for (size_t i = 0; i < children().size(); ++i) {
-    if (skip && absorbed_[i]) continue;
+    if (!absorbed.empty() && absorbed[i]) continue;
     y = (*children()[i].second)(y);
   }
   return y;
 }
 
-void Sequential::FuseForEval() {
+void Sequential::Fuse() {
   const size_t n = children().size();
-  absorbed_.assign(n, false);
+  std::vector<bool>& in_eval = absorbed_[0];
+  std::vector<bool>& in_training = absorbed_[1];
+  in_eval.assign(n, false);
+  in_training.assign(n, false);
   for (size_t i = 0; i < n; ++i) {
     const std::shared_ptr<Module>& module = children()[i].second;
-    auto conv = std::dynamic_pointer_cast<Conv2d>(module);
-    if (conv == nullptr) {
-      module->FuseForEval();
-      continue;
-    }
-    size_t next = i + 1;
-    std::shared_ptr<BatchNormBase> bn;
-    if (next < n) {
-      bn = std::dynamic_pointer_cast<BatchNorm2d>(children()[next].second);
-      if (bn != nullptr && bn->options().num_features ==
-                               conv->options().out_channels) {
-        absorbed_[next++] = true;
-      } else {
+    if (auto conv = ModuleAs<Conv2d>(*this, i)) {
+      auto bn = ModuleAs<BatchNorm2d>(*this, i + 1);
+      if (bn != nullptr &&
+          bn->options().num_features != conv->options().out_channels) {
         bn = nullptr;
       }
+      const size_t after = bn != nullptr ? i + 2 : i + 1;
+      const bool relu = ModuleAs<ReLU>(*this, after) != nullptr;
+      conv->FuseWith(bn, relu);
+      if (bn != nullptr) {
+        bn->FuseRelu(relu);
+        in_eval[i + 1] = true;
+      }
+      if (relu) in_eval[after] = in_training[after] = true;
+      i = relu ? after : after - 1;
+    } else if (auto bn = ModuleAs<BatchNormBase>(*this, i)) {
+      const bool relu = ModuleAs<ReLU>(*this, i + 1) != nullptr;
+      bn->FuseRelu(relu);
+      if (relu) in_eval[i + 1] = in_training[i + 1] = true;
+      if (relu) ++i;
+    } else {
+      module->Fuse();
     }
-    const bool relu =
-        next < n && dynamic_cast<const ReLU*>(children()[next].second.get());
-    if (relu) absorbed_[next++] = true;
-    conv->FuseInEval(std::move(bn), relu);
-    i = next - 1;
   }
 }
 

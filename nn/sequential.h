@@ -49,12 +49,14 @@ class Sequential : public Module {
     return RegisterModule(absl::StrCat(children().size()), std::move(module));
   }
 
-  // Applies the modules in order; the identity when empty. In evaluation
-  // mode after FuseForEval, the modules a convolution absorbed are skipped.
+  // Applies the modules in order; the identity when empty. After Fuse, the
+  // modules another absorbed in the current mode are skipped.
   autograd::Variable Forward(const autograd::Variable& x) override;
   // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
-  // (Conv2d::FuseInEval); recurses into the other modules.
-  void FuseForEval() override;
+  // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
+  // each other BatchNorm with a ReLU right after it; recurses into the
+  // other modules.
+  void Fuse() override;
   // "Sequential".
   std::string Describe() const override { return "Sequential"; }
 
@@ -63,9 +65,9 @@ class Sequential : public Module {
   const std::shared_ptr<Module>& at(size_t index) const;
 
  private:
-  // absorbed_[i]: module i is fused into a convolution before it, and not
-  // called in evaluation mode. Empty until FuseForEval.
-  std::vector<bool> absorbed_;
+  // absorbed_[mode][i]: module i is fused into a module before it and not
+  // called in that mode (0 evaluation, 1 training). Empty until Fuse.
+  std::vector<bool> absorbed_[2];
 };
 
 }  // namespace dive::nn

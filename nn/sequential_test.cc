@@ -1,6 +1,8 @@
 #include "nn/sequential.h"
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "autograd/functions.h"
@@ -75,11 +77,11 @@ TEST(SequentialTest, GradCheck) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
-// FuseForEval absorbs the BatchNorm2d and ReLU after each Conv2d: in
-// evaluation mode they are not called and the convolution computes what the
-// three did; a ReLU after a Linear and a BatchNorm2d with no convolution
-// before it stay; training mode calls every module.
-TEST(SequentialTest, FuseForEvalAbsorbsBatchNormAndRelu) {
+// Fuse absorbs the BatchNorm2d and ReLU after each Conv2d: in evaluation
+// mode they are not called and the convolution computes what the three did;
+// in training mode the BatchNorm takes the ReLU (bit for bit). A BatchNorm
+// with no convolution before it stays.
+TEST(SequentialTest, FuseAbsorbsBatchNormAndRelu) {
   ManualSeed(13);
   auto conv1 = std::make_shared<Conv2d>(2, 3, 3, 1, 1);
   auto bn1 = std::make_shared<BatchNorm2d>(3);
@@ -100,7 +102,13 @@ TEST(SequentialTest, FuseForEvalAbsorbsBatchNormAndRelu) {
   const autograd::Variable x(Normal({2, 2, 5, 5}, 0, 1));
   seq.Eval();
   const std::vector<float> want = seq(x).data().ToVector();
-  seq.FuseForEval();
+  std::map<std::string, Tensor> before;
+  for (const auto& [key, t] : seq.StateDict()) before[key] = t.Clone();
+  seq.Train();
+  const std::vector<float> want_training = seq(x).data().ToVector();
+  ASSERT_TRUE(seq.LoadStateDict(before).ok());  // the statistics moved
+  seq.Fuse();
+  seq.Eval();
   called.clear();
   EXPECT_THAT(seq(x).data().ToVector(), Pointwise(FloatNear(1e-5), want));
   EXPECT_THAT(called, ElementsAre(&seq, conv1.get(), conv2.get(),
@@ -109,8 +117,42 @@ TEST(SequentialTest, FuseForEvalAbsorbsBatchNormAndRelu) {
   EXPECT_TRUE(!conv2->FoldsBatchNorm() && conv2->AppliesRelu());
   seq.Train();
   called.clear();
-  seq(x);
-  EXPECT_EQ(called.size(), 7u);
+  EXPECT_EQ(seq(x).data().ToVector(), want_training);
+  EXPECT_THAT(called, ElementsAre(&seq, conv1.get(), bn1.get(), conv2.get(),
+                                  lone_bn.get()));
+  EXPECT_TRUE(bn1->AppliesRelu());
+  EXPECT_FALSE(lone_bn->AppliesRelu());
+}
+
+// A BatchNorm followed by a ReLU (DenseNet's pre-activation) fuses in both
+// modes; gradients stay bit for bit those of the two modules.
+TEST(SequentialTest, FuseBatchNormThenRelu) {
+  ManualSeed(14);
+  auto make = [] {
+    return Sequential({std::make_shared<BatchNorm2d>(3),
+                       std::make_shared<ReLU>(),
+                       std::make_shared<Conv2d>(3, 2, 1)});
+  };
+  Sequential plain = make(), fused = make();
+  ASSERT_TRUE(fused.LoadStateDict(plain.StateDict()).ok());
+  fused.Fuse();
+  const Tensor x = Normal({2, 3, 4, 4}, 0, 1);
+  for (const bool training : {true, false}) {
+    plain.Train(training);
+    fused.Train(training);
+    autograd::Variable xp(x, true), xf(x, true);
+    autograd::Variable yp = plain(xp), yf = fused(xf);
+    EXPECT_EQ(yf.data().ToVector(), yp.data().ToVector());
+    Sum(yp * yp).Backward();
+    Sum(yf * yf).Backward();
+    EXPECT_EQ(xf.grad().ToVector(), xp.grad().ToVector());
+    const auto pp = plain.Parameters(), pf = fused.Parameters();
+    for (size_t i = 0; i < pp.size(); ++i) {
+      EXPECT_EQ(pf[i].grad().ToVector(), pp[i].grad().ToVector()) << i;
+    }
+    plain.ZeroGrad();
+    fused.ZeroGrad();
+  }
 }
 
 TEST(SequentialDeathTest, BadIndexAndNull) {

@@ -117,20 +117,34 @@ void PerChannelApply(const Layout& l, F f) {
   }
 }
 
-// y = (x - mean[c]) * scale[c] + shift[c].
+// (x - mean) * scale + shift: the one expression both the forward and the
+// fused ReLU's backward (which recomputes where the ReLU passed) evaluate.
+inline float Affine(float x, float mean, float scale, float shift) {
+  return (x - mean) * scale + shift;
+}
+
+// y = (x - mean[c]) * scale[c] + shift[c], then max(y, 0) with `relu` (NaN
+// kept, as by ops::Relu).
 Tensor Normalize(const Tensor& x, const Layout& l,
                  const std::vector<float>& mean,
                  const std::vector<float>& scale,
-                 const std::vector<float>& shift) {
+                 const std::vector<float>& shift, bool relu) {
   Tensor y = Tensor::Empty(x.shape());
   const float* px = x.data();
   float* py = y.data();
   const float* pm = mean.data();
   const float* psc = scale.data();
   const float* psh = shift.data();
-  PerChannelApply(l, [&](int64_t c, int64_t i) {
-    py[i] = (px[i] - pm[c]) * psc[c] + psh[c];
-  });
+  if (relu) {
+    PerChannelApply(l, [&](int64_t c, int64_t i) {
+      const float v = Affine(px[i], pm[c], psc[c], psh[c]);
+      py[i] = v < 0.0f ? 0.0f : v;
+    });
+  } else {
+    PerChannelApply(l, [&](int64_t c, int64_t i) {
+      py[i] = Affine(px[i], pm[c], psc[c], psh[c]);
+    });
+  }
   return y;
 }
 
@@ -149,7 +163,7 @@ void UpdateRunning(Tensor& t, const std::vector<double>& v, float momentum) {
 Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
                              const Tensor& beta, Tensor running_mean,
                              Tensor running_var, float momentum, float eps,
-                             BatchNormSaved* saved) {
+                             BatchNormSaved* saved, bool relu) {
   static constexpr char kOp[] = "BatchNormTrainForward";
   const Layout l = CheckInput(kOp, x_in);
   CHECK(saved != nullptr) << kOp << ": saved must not be null";
@@ -191,11 +205,14 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
     inv_std[c] = 1.0 / std::sqrt(var[c] + eps);
     scale[c] = g[c] * inv_std[c];
   }
-  Tensor y = Normalize(x, l, ToFloat(mean), ToFloat(scale), ToFloat(b));
-
   const std::vector<float> mean_f = ToFloat(mean), inv_std_f = ToFloat(inv_std);
+  const std::vector<float> scale_f = ToFloat(scale), shift_f = ToFloat(b);
+  Tensor y = Normalize(x, l, mean_f, scale_f, shift_f, relu);
   saved->mean = Tensor::FromVector(mean_f, {l.c});
   saved->inv_std = Tensor::FromVector(inv_std_f, {l.c});
+  saved->relu = relu;
+  saved->scale = relu ? Tensor::FromVector(scale_f, {l.c}) : Tensor();
+  saved->shift = relu ? Tensor::FromVector(shift_f, {l.c}) : Tensor();
 
   if (running_mean.defined()) {
     std::vector<double> unbiased(var);
@@ -208,7 +225,8 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
 
 Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
-                            const Tensor& running_var, float eps) {
+                            const Tensor& running_var, float eps,
+                            bool relu) {
   static constexpr char kOp[] = "BatchNormEvalForward";
   const Layout l = CheckInput(kOp, x_in);
   const Shape& shape = x_in.shape();
@@ -222,7 +240,7 @@ Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
   for (int64_t c = 0; c < l.c; ++c) {
     scale[c] = static_cast<float>(g[c] / std::sqrt(double{rv[c]} + eps));
   }
-  return Normalize(x_in.Contiguous(), l, rm, scale, ToFloat(b));
+  return Normalize(x_in.Contiguous(), l, rm, scale, ToFloat(b), relu);
 }
 
 void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
@@ -245,15 +263,31 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
   const float* px = x.data();
   const float* pdy = dy.data();
   const float* pm = mean.data();
+  // With a fused ReLU, dy only where the ReLU passed its input, recomputed
+  // from x in each pass below (no pass of its own): the two ops' gradient.
+  const bool relu = saved.relu;
+  std::vector<float> scale, shift;
+  if (relu) {
+    CheckChannelTensor(kOp, "saved.scale", saved.scale, shape);
+    CheckChannelTensor(kOp, "saved.shift", saved.shift, shape);
+    scale = saved.scale.ToVector();
+    shift = saved.shift.ToVector();
+  }
+  const float* psc = scale.data();
+  const float* psh = shift.data();
+  auto grad = [=](int64_t c, int64_t i) {
+    if (!relu) return pdy[i];
+    return Affine(px[i], pm[c], psc[c], psh[c]) > 0.0f ? pdy[i] : 0.0f;
+  };
 
   // sum(dy) and sum(dy * (x - mean)); sum(dy * xhat) is the latter * inv_std.
   std::vector<double> sum_dy, sum_dy_xc;
   PerChannelSum(
-      l, [&](int64_t, int64_t i) { return double{pdy[i]}; }, &sum_dy);
+      l, [&](int64_t c, int64_t i) { return double{grad(c, i)}; }, &sum_dy);
   PerChannelSum(
       l,
       [&](int64_t c, int64_t i) {
-        return double{pdy[i]} * (double{px[i]} - double{pm[c]});
+        return double{grad(c, i)} * (double{px[i]} - double{pm[c]});
       },
       &sum_dy_xc);
   std::vector<double> sum_dy_xhat(l.c);
@@ -282,7 +316,7 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
   const float* pb = b.data();
   const float* pk = k.data();
   PerChannelApply(l, [&](int64_t c, int64_t i) {
-    pdx[i] = pa[c] * pdy[i] - pb[c] * (px[i] - pm[c]) - pk[c];
+    pdx[i] = pa[c] * grad(c, i) - pb[c] * (px[i] - pm[c]) - pk[c];
   });
   *dx = out;
 }

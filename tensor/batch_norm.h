@@ -36,9 +36,14 @@ namespace dive {
 // BatchNormSaved
 //
 // What the training forward saves for the backward: the batch mean and
-// 1 / sqrt(biased variance + eps), each [C].
+// 1 / sqrt(biased variance + eps), each [C]; with a fused ReLU also the
+// float32 scale and shift of the normalization, [C] each, from which the
+// backward recomputes where the ReLU passed its input (so it needs neither
+// the output nor a mask).
 struct BatchNormSaved {
   Tensor mean, inv_std;
+  bool relu = false;
+  Tensor scale, shift;
 };
 
 // BatchNormTrainForward()
@@ -54,17 +59,22 @@ struct BatchNormSaved {
 //
 // CHECK-fails when m < 2 (PyTorch: "Expected more than 1 value per channel
 // when training").
+//
+// With `relu`, y = max(y, 0) in the same pass (BatchNorm then ReLU, as in
+// ResNet and DenseNet), the values bit for bit those of the two ops.
 Tensor BatchNormTrainForward(const Tensor& x, const Tensor& gamma,
                              const Tensor& beta, Tensor running_mean,
                              Tensor running_var, float momentum, float eps,
-                             BatchNormSaved* saved);
+                             BatchNormSaved* saved, bool relu = false);
 
 // BatchNormEvalForward()
 //
-// y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta.
+// y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta, then
+// max(y, 0) in the same pass with `relu`.
 Tensor BatchNormEvalForward(const Tensor& x, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
-                            const Tensor& running_var, float eps);
+                            const Tensor& running_var, float eps,
+                            bool relu = false);
 
 // BatchNormBackward()
 //
@@ -77,7 +87,8 @@ Tensor BatchNormEvalForward(const Tensor& x, const Tensor& gamma,
 //   dx     = gamma * inv_std / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
 //
 // Each of `dx`, `dgamma`, `dbeta` is set to a new tensor, or skipped when
-// null.
+// null. After a forward with a fused ReLU (saved.relu), dy is first zeroed
+// where the ReLU blocked its input: the gradient of the two ops.
 void BatchNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma,
                        const BatchNormSaved& saved, Tensor* dx, Tensor* dgamma,
                        Tensor* dbeta);

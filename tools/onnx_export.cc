@@ -159,9 +159,22 @@ absl::StatusOr<bool> EmitOp(const autograd::TracedOp& op,
   const std::string& name = op.op;
   const Shape& xs = op.inputs[0].shape();
   const Shape& ys = op.output.shape();
-  if (name == "Conv2d") {
-    SetWindow(g.Node("Conv", in, out), op,
+  // A fused op's ReLU (int "relu" 1) becomes a Relu node after the op's
+  // own, which then writes `pre_relu`.
+  const bool relu = op.ints.count("relu") > 0 && op.ints.at("relu")[0] != 0;
+  const std::string pre_relu = relu ? absl::StrCat(out, "_pre_relu") : out;
+  if (name == "Conv2d" || name == "FusedConv2d") {
+    // Inputs x, w, bias (may be undefined), residual (FusedConv2d, may be
+    // absent): Conv, then Add of the residual, then Relu.
+    const bool has_bias = op.inputs.size() > 2 && op.inputs[2].defined();
+    const bool has_residual = op.inputs.size() > 3 && op.inputs[3].defined();
+    std::vector<std::string> conv_in(in.begin(), in.begin() + 2);
+    if (has_bias) conv_in.push_back(in[2]);
+    const std::string conv_out =
+        has_residual ? absl::StrCat(out, "_conv") : pre_relu;
+    SetWindow(g.Node("Conv", conv_in, conv_out), op,
               {op.inputs[1].dim(2), op.inputs[1].dim(3)});
+    if (has_residual) g.Node("Add", {conv_out, in.back()}, pre_relu);
   } else if (name == "MaxPool2d" || name == "AvgPool2d") {
     onnx::NodeProto* node =
         g.Node(name == "MaxPool2d" ? "MaxPool" : "AveragePool", in, out);
@@ -178,7 +191,7 @@ absl::StatusOr<bool> EmitOp(const autograd::TracedOp& op,
           "export runs the model in evaluation mode, so some module calls "
           "the BatchNorm function with training=true directly");
     }
-    SetFloat(g.Node("BatchNormalization", in, out), "epsilon",
+    SetFloat(g.Node("BatchNormalization", in, pre_relu), "epsilon",
              op.floats.at("eps"));
   } else if (name == "Concat") {
     SetInt(g.Node("Concat", in, out), "axis", op.ints.at("axis")[0]);
@@ -240,6 +253,13 @@ absl::StatusOr<bool> EmitOp(const autograd::TracedOp& op,
   } else {
     return absl::UnimplementedError(
         absl::StrCat("ONNX export: op ", name, " is not supported"));
+  }
+  if (relu) {
+    if (name != "FusedConv2d" && name != "BatchNorm") {
+      return absl::UnimplementedError(absl::StrCat(
+          "ONNX export: op ", name, " with a fused ReLU is not supported"));
+    }
+    g.Node("Relu", {pre_relu}, out);
   }
   return batched;
 }

@@ -48,7 +48,7 @@ absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data
       data::DataLoader::Create(data::Head(data::Unowned(data), limit), lo);
   if (!loader.ok()) return loader.status();
   const bool was_training = model.is_training();
-  model.FuseForEval();
+  model.Fuse();
   model.Eval();
   autograd::NoGradGuard no_grad;
   EvalResult result;

@@ -45,7 +45,7 @@ absl::StatusOr<int64_t> CountPredictions(
 // Accuracy and confusion matrix of `model` (switched to eval mode, and back
 // afterwards) on the first `limit` examples of `data` (0: all), resized to
 // input_size x input_size. The model is fused for evaluation first
-// (nn::Module::FuseForEval: BatchNorm folded into convolutions, ReLU in
+// (nn::Module::Fuse: BatchNorm folded into convolutions, ReLU in
 // their output pass), which leaves its training unchanged. InvalidArgument for data the model cannot
 // classify: a label outside its outputs, images the loader cannot resize.
 absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,

@@ -45,19 +45,19 @@ Inception::Inception(int64_t in_channels, int64_t c1,
 }
 
 autograd::Variable Inception::Forward(const autograd::Variable& x) {
-  using nn::ConvRelu;
-  const autograd::Variable p1 = ConvRelu(*p1_1_, x);
-  const autograd::Variable p2 = ConvRelu(*p2_2_, ConvRelu(*p2_1_, x));
-  const autograd::Variable p3 = ConvRelu(*p3_2_, ConvRelu(*p3_1_, x));
-  const autograd::Variable p4 = ConvRelu(*p4_2_, (*p4_1_)(x));
+  using nn::CallThenRelu;
+  const autograd::Variable p1 = CallThenRelu(*p1_1_, x);
+  const autograd::Variable p2 = CallThenRelu(*p2_2_, CallThenRelu(*p2_1_, x));
+  const autograd::Variable p3 = CallThenRelu(*p3_2_, CallThenRelu(*p3_1_, x));
+  const autograd::Variable p4 = CallThenRelu(*p4_2_, (*p4_1_)(x));
   // Concatenate the outputs on the channel dimension.
   return dive::autograd::Concat({p1, p2, p3, p4}, /*axis=*/1);
 }
 
-void Inception::FuseForEval() {
+void Inception::Fuse() {
   for (nn::Conv2d* conv : {p1_1_.get(), p2_1_.get(), p2_2_.get(), p3_1_.get(),
                            p3_2_.get(), p4_2_.get()}) {
-    conv->FuseInEval(/*bn=*/nullptr, /*relu=*/true);
+    conv->FuseWith(/*bn=*/nullptr, /*relu=*/true);
   }
 }
 

@@ -75,8 +75,8 @@ class Inception : public nn::Module {
             std::pair<int64_t, int64_t> c3, int64_t c4);
 
   autograd::Variable Forward(const autograd::Variable& x) override;
-  // Fuses each path's ReLUs into its convolutions (nn::Module::FuseForEval).
-  void FuseForEval() override;
+  // Fuses each path's ReLUs into its convolutions (nn::Module::Fuse).
+  void Fuse() override;
   // "Inception(192, 64, (96, 128), (16, 32), 32)".
   std::string Describe() const override;
 

@@ -47,7 +47,7 @@ autograd::Variable Residual::Forward(const autograd::Variable& x) {
     // relu(bn2(conv2(y)) + shortcut)
     return conv2_->CallWithResidual(y, shortcut);
   }
-  autograd::Variable y = Relu((*bn1_)((*conv1_)(x)));
+  autograd::Variable y = nn::CallThenRelu(*bn1_, (*conv1_)(x));
   y = (*bn2_)((*conv2_)(y));
   const autograd::Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
   CHECK(y.shape() == shortcut.shape())
@@ -57,9 +57,10 @@ autograd::Variable Residual::Forward(const autograd::Variable& x) {
   return Relu(y + shortcut);
 }
 
-void Residual::FuseForEval() {
-  conv1_->FuseInEval(bn1_, /*relu=*/true);
-  conv2_->FuseInEval(bn2_, /*relu=*/true);
+void Residual::Fuse() {
+  conv1_->FuseWith(bn1_, /*relu=*/true);
+  bn1_->FuseRelu(true);
+  conv2_->FuseWith(bn2_, /*relu=*/true);
 }
 
 std::string Residual::Describe() const {

@@ -91,9 +91,10 @@ class Residual : public nn::Module {
            bool use_1x1conv = false, int64_t strides = 1);
 
   autograd::Variable Forward(const autograd::Variable& x) override;
-  // Folds bn1 into conv1 with its ReLU, and bn2 into conv2 with the
-  // shortcut's add and the last ReLU (nn::Module::FuseForEval).
-  void FuseForEval() override;
+  // bn1 takes its ReLU; in evaluation mode bn1 and the ReLU fold into conv1,
+  // and bn2, the shortcut's add and the last ReLU into conv2
+  // (nn::Module::Fuse).
+  void Fuse() override;
   // "Residual(64, 128, use_1x1conv=true, strides=2)".
   std::string Describe() const override;
 
