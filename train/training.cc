@@ -124,6 +124,9 @@ absl::Status Start(Run& run, const data::Dataset& train_data) {
   if (!loader.ok()) return loader.status();
   run.loader.emplace(*std::move(loader));
   const int64_t steps_per_epoch = run.loader->num_batches();
+  // ReLUs in the passes of the layers before them (the same numbers, bit for
+  // bit), and in evaluation BatchNorm folded into convolutions.
+  run.model.Fuse();
   run.optimizer = MakeOptimizer(o, run.model.Parameters());
   run.schedule = MakeSchedule(o, steps_per_epoch);
   run.state.model = &run.model;
