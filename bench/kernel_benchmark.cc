@@ -176,14 +176,16 @@ const BnShape kBnShapes[] = {
     {"bn_lenet_fc1", {256, 120}},
 };
 
-void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward) {
+void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward,
+                  bool relu) {
   const int64_t c = s.shape[1];
   const Tensor x = Generator(1).Normal(s.shape, 1, 2);
   const Tensor gamma = Tensor::Ones({c}), beta = Tensor::Zeros({c});
   Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
   BatchNormSaved saved;
   const Tensor y0 = BatchNormTrainForward(x, gamma, beta, running_mean,
-                                          running_var, 0.1f, 1e-5f, &saved);
+                                          running_var, 0.1f, 1e-5f, &saved,
+                                          relu);
   const Tensor dy = Generator(2).Normal(s.shape, 0, 1);
   for (auto _ : state) {
     if (backward) {
@@ -192,7 +194,7 @@ void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward) {
       benchmark::DoNotOptimize(dx.data());
     } else {
       Tensor y = BatchNormTrainForward(x, gamma, beta, running_mean,
-                                       running_var, 0.1f, 1e-5f, &saved);
+                                       running_var, 0.1f, 1e-5f, &saved, relu);
       benchmark::DoNotOptimize(y.data());
     }
   }
@@ -265,13 +267,15 @@ int RegisterAll() {
     }
   }
   for (bool backward : {false, true}) {
-    for (const BnShape& s : kBnShapes) {
-      Register(std::string(backward ? "BM_BatchNormBackward/"
-                                    : "BM_BatchNormTrainForward/") +
-                   s.name,
-               [s, backward](benchmark::State& st) {
-                 RunBatchNorm(st, s, backward);
-               });
+    for (bool relu : {false, true}) {  // BatchNorm alone, or with its ReLU
+      for (const BnShape& s : kBnShapes) {
+        Register(std::string(backward ? "BM_BatchNormBackward"
+                                      : "BM_BatchNormTrainForward") +
+                     (relu ? "Relu/" : "/") + s.name,
+                 [s, backward, relu](benchmark::State& st) {
+                   RunBatchNorm(st, s, backward, relu);
+                 });
+      }
     }
   }
   for (int64_t batch : {32, 256}) {

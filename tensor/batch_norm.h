@@ -38,8 +38,8 @@ namespace dive {
 // What the training forward saves for the backward: the batch mean and
 // 1 / sqrt(biased variance + eps), each [C]; with a fused ReLU also the
 // float32 scale and shift of the normalization, [C] each, from which the
-// backward recomputes where the ReLU passed its input (so it needs neither
-// the output nor a mask).
+// backward recomputes where the ReLU passed its input (so neither the
+// output nor a mask is kept).
 struct BatchNormSaved {
   Tensor mean, inv_std;
   bool relu = false;
