@@ -171,6 +171,7 @@ struct BnShape {
 };
 
 const BnShape kBnShapes[] = {
+    {"resnet96_stem", {32, 64, 48, 48}},  // larger than the L2 and L3
     {"resnet96_b2", {32, 64, 24, 24}},
     {"bn_lenet_conv1", {256, 6, 24, 24}},
     {"bn_lenet_fc1", {256, 120}},
