@@ -27,7 +27,6 @@
 // FLOP/s over it. On an AMX machine the bf16 figure is still against
 // VDPBF16PS: dive has no TDPBF16PS peak loop yet.
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -36,12 +35,12 @@
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "bench/model_bench.h"
-#include "tensor/peak/peak.h"
-#include "nn/flops.h"
 #include "models/zoo.h"
+#include "nn/flops.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/json.h"
+#include "tensor/peak/peak.h"
 #include "tensor/tensor.h"
 #include "train/cli.h"
 
@@ -59,21 +58,6 @@ ABSL_FLAG(std::string, precision, "fp32",
 
 namespace dive::bench {
 namespace {
-
-// FLOP/s of `loop` (tensor/peak/peak.h) on `threads` threads at once: the
-// best of 10 rounds of about 10 ms each.
-double PeakFlopsPerSecond(int64_t (*loop)(int64_t), int threads) {
-  double best = 0;
-  for (int round = 0; round < 10; ++round) {
-    const auto start = std::chrono::steady_clock::now();
-    const int64_t flops = RunOnThreads(loop, 1 << 21, threads);
-    const double seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
-    best = std::max(best, flops / seconds);
-  }
-  return best;
-}
 
 int Run() {
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -145,7 +129,7 @@ int Run() {
   const int64_t flops_per_example = (train ? 3 : 1) * *forward_flops;
   const bool bf16_peak = *matmul_precision == MatmulPrecision::kBfloat16 &&
                          DetectedCpu().avx512_bf16;
-  const double peak = PeakFlopsPerSecond(
+  const double peak = MeasurePeakFlops(
       bf16_peak ? PeakBf16DotLoop : PeakFmaLoop, GetNumThreads());
   const double examples_per_sec = steps * setting.batch_size / seconds;
   OrderedJson result = OrderedJson::object();

@@ -60,8 +60,10 @@ void Sequential::Fuse() {
     } else if (auto bn = ModuleAs<BatchNormBase>(*this, i)) {
       const bool relu = ModuleAs<ReLU>(*this, i + 1) != nullptr;
       bn->FuseRelu(relu);
-      if (relu) in_eval[i + 1] = in_training[i + 1] = true;
-      if (relu) ++i;
+      if (relu) {
+        in_eval[i + 1] = in_training[i + 1] = true;
+        ++i;
+      }
     } else {
       module->Fuse();
     }
