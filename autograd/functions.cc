@@ -408,26 +408,18 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
   };
   const bool wants_grad =
       x.requires_grad() || gamma.requires_grad() || beta.requires_grad();
-  if (!training && !wants_grad) {
-    // Inference: y = x * scale + shift (then ReLU) in one pass.
-    Variable y(BatchNormEvalForward(x.data(), gamma.data(), beta.data(),
-                                    running_mean, running_var, eps, relu));
-    if (TracedOp* op = RecordTracedOp(
-            "BatchNorm",
-            {x.data(), gamma.data(), beta.data(), running_mean, running_var},
-            y.data())) {
-      annotate(*op);
-    }
-    return y;
-  }
   if (!training) {
-    // y = x * scale + shift with per-channel scale = gamma / sqrt(var + eps)
-    // and shift = beta - mean * scale; composed from primitives so the
-    // gradients with respect to x, gamma and beta come for free.
-    Shape bshape{c};
-    if (x.rank() == 4) bshape = Shape{c, 1, 1};
     Variable y;
-    {
+    if (!wants_grad) {
+      // Inference: y = x * scale + shift (then ReLU) in one pass.
+      y = Variable(BatchNormEvalForward(x.data(), gamma.data(), beta.data(),
+                                        running_mean, running_var, eps, relu));
+    } else {
+      // y = x * scale + shift with per-channel scale = gamma / sqrt(var +
+      // eps) and shift = beta - mean * scale; composed from primitives so
+      // the gradients with respect to x, gamma and beta come for free.
+      Shape bshape{c};
+      if (x.rank() == 4) bshape = Shape{c, 1, 1};
       const OpaqueTraceScope opaque;  // traced as one BatchNorm op
       const Tensor inv_std = ops::Div(
           Tensor::Scalar(1.0f), ops::Sqrt(ops::AddScalar(running_var, eps)));

@@ -251,8 +251,16 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
         << Shapes("x", x.shape(), "w", w.shape());
     residual = epilogue.residual.Contiguous();
   }
-  const float* pr = residual.defined() ? residual.data() : nullptr;
-  const bool relu = epilogue.relu;
+  // The epilogue of the image at `offset` in y: bias per output channel
+  // (row), that image's residual, ReLU.
+  const auto epilogue_at = [&](int64_t offset) {
+    GemmEpilogue e;
+    e.row_bias = pb;
+    e.addend = residual.defined() ? residual.data() + offset : nullptr;
+    e.ld_addend = g.Ohw();
+    e.relu = epilogue.relu;
+    return e;
+  };
   const float* px = x.data();
   float* py = y.data();
   const int64_t ohw = g.Ohw();
@@ -270,25 +278,14 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       const int64_t ld = cn * ohw;
       // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
       Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
-      // Scattered to NCHW with the epilogue on the way.
+      // Scattered to NCHW, then each image's epilogue while it is in cache.
       for (int64_t k = 0; k < cn; ++k) {
         const int64_t offset = (c0 + k) * g.OutPlane();
         for (int64_t o = 0; o < g.oc; ++o) {
-          const float* __restrict src = out + o * ld + k * ohw;
-          float* __restrict dst = py + offset + o * ohw;
-          const float v = pb != nullptr ? pb[o] : 0.0f;
-          if (pr != nullptr) {
-            const float* __restrict add = pr + offset + o * ohw;
-            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v + add[j];
-          } else {
-            for (int64_t j = 0; j < ohw; ++j) dst[j] = src[j] + v;
-          }
-          if (relu) {
-            for (int64_t j = 0; j < ohw; ++j) {
-              dst[j] = dst[j] < 0.0f ? 0.0f : dst[j];
-            }
-          }
+          const float* src = out + o * ld + k * ohw;
+          std::copy(src, src + ohw, py + offset + o * ohw);
         }
+        ApplyGemmEpilogue(epilogue_at(offset), g.oc, ohw, py + offset, ohw);
       }
     });
     return y;
@@ -297,13 +294,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   ForEachImage(g.n, 0, [&](int64_t n, float*) {
     // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
     const int64_t offset = n * g.OutPlane();
-    GemmEpilogue tile;
-    tile.row_bias = pb;
-    tile.addend = pr != nullptr ? pr + offset : nullptr;
-    tile.ld_addend = ohw;
-    tile.relu = relu;
     Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, py + offset,
-         ohw, tile);
+         ohw, epilogue_at(offset));
   });
   return y;
 }
