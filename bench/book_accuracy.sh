@@ -13,31 +13,39 @@
 #
 #   bench/book_accuracy.sh --large          # the six large models, seed 0
 #   bench/book_accuracy.sh --large resnet   # one of them
+#   bench/book_accuracy.sh --book_resolution densenet   # at the book's 96 px
 #   bench/book_accuracy.sh --table          # bench/results/book_table.csv as Markdown
 #
 # --large trains each at a resolution a 2-core CPU affords (RESIZE_<model>=px
 # overrides it, e.g. RESIZE_alexnet=96), in float32 unless --precision says
 # otherwise, one run per model in $RUNS/<model> (default bench/runs, ignored by
-# git) with a checkpoint every 50 steps. A run that stopped (Ctrl-C, a killed
-# shell, a reboot) continues exactly where it stopped when the script is run
-# again; a finished run is only read. After each run it rewrites
-# bench/results/book_table.csv (one row per finished model; wall_seconds is
-# the training time of all epochs, metrics.csv's seconds summed, without the
-# test evaluations) and copies the run's metrics to
-# bench/results/<model>_metrics.csv. Runs take tens of minutes
-# each: start it with nohup or in tmux.
+# git) with a checkpoint every 50 steps. --book_resolution (implies --large)
+# trains at the book's own resolutions instead (224 px for AlexNet, VGG and
+# NiN, 96 px for the others), in bf16 where the CPU has bf16 instructions
+# (AVX512-BF16 or AMX; --precision overrides it), in $RUNS/<model>_<px>px.
+# A run that stopped (Ctrl-C, a killed shell, a reboot) continues from its
+# last checkpoint when the script is run again, and a run that stopped before
+# its first checkpoint says that it restarts from zero; a finished run is only
+# read. After each run it rewrites bench/results/book_table.csv (one row per
+# finished model and resolution; wall_seconds is the training time of all
+# epochs, metrics.csv's seconds summed, without the test evaluations; cpu is
+# the CPU and kernel path the trainer printed) and copies the run's metrics
+# to bench/results/<model>[_<px>px]_metrics.csv. Runs take tens of minutes to
+# hours each: start it with nohup or in tmux.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 models=()
-precision=fp32
+precision=
 large=0
+book_resolution=0
 print_only=0
 for arg in "$@"; do
   case "$arg" in
     --precision=fp32|--precision=bf16) precision="${arg#--precision=}" ;;
     --precision=*) echo "book_accuracy.sh: $arg: fp32 or bf16" >&2; exit 2 ;;
     --large) large=1 ;;
+    --book_resolution) large=1; book_resolution=1 ;;
     --table) print_only=1 ;;
     -*) echo "book_accuracy.sh: unknown flag $arg" >&2; exit 2 ;;
     *) models+=("$arg") ;;
@@ -53,6 +61,15 @@ large_models=(alexnet vgg nin googlenet resnet densenet)
 # px); the rest at 32 px, where their 32x downsampling also ends at 1 x 1.
 declare -A large_resize=([alexnet]=68 [vgg]=32 [nin]=68 [googlenet]=32
                          [resnet]=32 [densenet]=32)
+# The book's own resolutions (d2l 8.1-8.7).
+declare -A book_resize=([alexnet]=224 [vgg]=224 [nin]=224 [googlenet]=96
+                        [resnet]=96 [densenet]=96)
+if [[ -z "$precision" ]]; then
+  precision=fp32
+  if ((book_resolution)) && grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+    precision=bf16
+  fi
+fi
 
 target() {  # model name -> bazel target and extra flags
   case "$1" in
@@ -80,32 +97,53 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # The last epoch number of a metrics.csv (0 when it has no rows).
 last_epoch() { awk -F, 'NR > 1 {e = $1} END {print e + 0}' "$1" 2>/dev/null || echo 0; }
 
+# The run directory under $RUNS, and the results' file stem, of model $1:
+# <model> at the reduced resolution, <model>_<px>px at the book's.
+run_name() {
+  if ((book_resolution)); then echo "$1_${book_resize[$1]}px"; else echo "$1"; fi
+}
+
+# "CPU name (kernel path)" from a run's log (the trainer's "cpu: NAME;
+# FEATURES; kernels: PATH" line), without commas for the CSV.
+run_cpu() {
+  sed -n 's/.*\] cpu: \([^;]*\);.*kernels: \([a-z0-9_]*\).*/\1 (\2)/p' "$1" |
+    head -n 1 | tr -d ','
+}
+
 # One book_table.csv row per finished run of $RUNS, in the order of
-# large_models; a model without a finished run here keeps its earlier row.
+# large_models, the reduced resolution before the book's; a run not finished
+# here keeps its earlier row (matched by model and resolution).
 write_table() {
-  local out=bench/results/book_table.csv m dir row
-  local header="model,resolution,precision,epochs,train_images,wall_seconds,test_acc,book_acc"
+  local out=bench/results/book_table.csv m dir name res prec
+  local header="model,resolution,precision,epochs,train_images,wall_seconds,test_acc,book_acc,cpu"
   {
     echo "$header"
     for m in "${large_models[@]}"; do
-      dir="$runs/$m"
-      if [[ -f "$dir/book_run" && -f "$dir/metrics.csv" ]] &&
-         (($(last_epoch "$dir/metrics.csv") == epochs)); then
-        read -r res prec < "$dir/book_run"
-        row=$(awk -F, -v m="$m" -v r="$res" -v p="$prec" -v n="$train_images" \
-                  -v b="${book[$m]}" 'NR > 1 {e = $1; s += $5; a = $4}
-                  END {printf "%s,%s,%s,%d,%d,%.0f,%.4f,%s\n", m, r, p, e, n, s, a, b}' \
-                  "$dir/metrics.csv")
-        echo "$row"
-      elif [[ -f "$out" ]]; then
-        grep "^$m," "$out" || true
-      fi
+      for name in "$m" "${m}_${book_resize[$m]}px"; do
+        dir="$runs/$name"
+        if [[ -f "$dir/book_run" && -f "$dir/metrics.csv" ]] &&
+           (($(last_epoch "$dir/metrics.csv") == epochs)); then
+          read -r res prec < "$dir/book_run"
+          awk -F, -v m="$m" -v r="$res" -v p="$prec" -v n="$train_images" \
+              -v b="${book[$m]}" -v c="$(run_cpu "$dir/log.txt")" \
+              'NR > 1 {e = $1; s += $5; a = $4}
+              END {printf "%s,%s,%s,%d,%d,%.0f,%.4f,%s,%s\n", m, r, p, e, n, s, a, b, c}' \
+              "$dir/metrics.csv"
+        elif [[ -f "$out" ]]; then
+          res="${large_resize[$m]}"
+          [[ "$name" == "$m" ]] || res="${book_resize[$m]}"
+          # Rows from before the cpu column get an empty one.
+          awk -F, -v m="$m" -v r="$res" '$1 == m && $2 == r {
+              print (NF == 8) ? $0 "," : $0}' "$out"
+        fi
+      done
     done
   } > "$out.tmp"
   mv -f "$out.tmp" "$out"
 }
 
-# Copies the finished run of model $1 into bench/results and rewrites the table.
+# Copies the finished run $1 (a run_name) into bench/results and rewrites the
+# table.
 publish() {
   mkdir -p bench/results
   cp "$runs/$1/metrics.csv" "bench/results/$1_metrics.csv"
@@ -116,15 +154,17 @@ publish() {
 # fastest epoch of the run's metrics times the epochs, what a machine with
 # nothing else running takes (the wall time includes whatever shared it).
 print_table() {
-  local m res prec epochs images wall acc book quiet
-  echo "| model | resolution | precision | wall time | quiet | test acc | book |"
-  echo "|---|---|---|---|---|---|---|"
+  local m res prec epochs images wall acc book cpu quiet metrics
+  echo "| model | resolution | precision | wall time | quiet | test acc | book | CPU (kernels) |"
+  echo "|---|---|---|---|---|---|---|---|"
   tail -n +2 bench/results/book_table.csv |
-  while IFS=, read -r m res prec epochs images wall acc book; do
+  while IFS=, read -r m res prec epochs images wall acc book cpu; do
+    metrics="bench/results/${m}_metrics.csv"
+    ((res == ${book_resize[$m]})) && metrics="bench/results/${m}_${res}px_metrics.csv"
     quiet=$(awk -F, -v e="$epochs" 'NR > 1 && (min == "" || $5 < min) {min = $5}
-                END {printf "%d", (min * e + 30) / 60}' "bench/results/${m}_metrics.csv")
-    printf '| %s | %d x %d | %s | %d min | %s min | %.3f | %s |\n' \
-        "$m" "$res" "$res" "$prec" $(((wall + 30) / 60)) "$quiet" "$acc" "$book"
+                END {printf "%d", (min * e + 30) / 60}' "$metrics")
+    printf '| %s | %d x %d | %s | %d min | %s min | %.3f | %s | %s |\n' \
+        "$m" "$res" "$res" "$prec" $(((wall + 30) / 60)) "$quiet" "$acc" "$book" "${cpu:--}"
   done
 }
 
@@ -142,7 +182,8 @@ if ((large)); then
   bazel build $(for m in "${models[@]}"; do target "$m"; done) >&2
   mkdir -p "$runs"
   for m in "${models[@]}"; do
-    dir="$runs/$m"
+    name=$(run_name "$m")
+    dir="$runs/$name"
     mkdir -p "$dir"
     for f in book_run log.txt; do  # the trainer checks its own files
       [[ -L "$dir/$f" ]] && { echo "book_accuracy.sh: $dir/$f is a symlink; not writing through it" >&2; exit 1; }
@@ -154,14 +195,25 @@ if ((large)); then
       read -r res prec < "$dir/book_run"
       if (($(last_epoch "$dir/metrics.csv") == epochs)); then
         echo "$m: finished in $dir" >&2
-        publish "$m"
+        publish "$name"
         continue
       fi
-      [[ -f "$dir/model.safetensors" ]] && flags+=(--resume) || flags+=(--overwrite)
-      echo "$m: continuing in $dir ($res px, $prec)" >&2
+      if [[ -f "$dir/model.safetensors" ]]; then
+        flags+=(--resume)
+        echo "$m: continuing in $dir ($res px, $prec) from its last checkpoint;" \
+             "$(last_epoch "$dir/metrics.csv") of $epochs epochs were done" >&2
+      else
+        flags+=(--overwrite)
+        echo "$m: RESTARTING FROM ZERO in $dir ($res px, $prec): the run" \
+             "stopped before its first checkpoint" >&2
+      fi
     else
-      var="RESIZE_$m"
-      res="${!var:-${large_resize[$m]}}"
+      if ((book_resolution)); then
+        res="${book_resize[$m]}"
+      else
+        var="RESIZE_$m"
+        res="${!var:-${large_resize[$m]}}"
+      fi
       prec="$precision"
       (set -C; echo "$res $prec" > "$dir/book_run")  # never replaces a file
       echo "$m: starting in $dir ($res px, $prec)" >&2
@@ -169,7 +221,7 @@ if ((large)); then
     "$(binary "$(target "$m")")" "${flags[@]}" --resize="$res" --precision="$prec" \
         >> "$dir/log.txt" 2>&1 ||
       { echo "$m: the trainer failed or was stopped; see $dir/log.txt" >&2; exit 1; }
-    publish "$m"
+    publish "$name"
   done
   print_table
   exit 0
