@@ -7,21 +7,6 @@
 #include "glog/logging.h"
 
 namespace dive::distributed {
-namespace {
-
-void* RawData(const Tensor& t) {
-  switch (t.dtype()) {
-    case DType::kFloat32:
-      return t.data<float>();
-    case DType::kInt64:
-      return t.data<int64_t>();
-    case DType::kInt32:
-      return t.data<int32_t>();
-  }
-  LOG(FATAL) << "BroadcastTensors: unknown dtype";
-}
-
-}  // namespace
 
 DistributedDataParallel::DistributedDataParallel(
     ProcessGroup& group, std::vector<autograd::Variable> params,
@@ -118,7 +103,7 @@ absl::Status BroadcastTensors(ProcessGroup& group,
     // Contiguous() is the tensor itself when it already is contiguous.
     Tensor c = t.Contiguous();
     if (absl::Status s = group.BroadcastBytes(
-            RawData(c), static_cast<size_t>(c.numel()) * DTypeSize(c.dtype()),
+            c.raw_data(), static_cast<size_t>(c.numel()) * DTypeSize(c.dtype()),
             root);
         !s.ok()) {
       return s;

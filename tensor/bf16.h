@@ -12,16 +12,23 @@
 // does; NaN stays NaN (quiet), infinities stay infinite, and values past the
 // largest bf16 round to infinity.
 //
+// `bfloat16` is the element type of a `DType::kBfloat16` tensor
+// (tensor/tensor.h): activations stored at half the bytes of float32, as
+// PyTorch's bf16 autocast stores them. It converts to and from float only
+// explicitly; arithmetic happens in float32.
+//
 // Example:
 //
 //   dive::RoundToBf16(1.0f + 1.0f / 256)  // 1.0f: the tie goes to even
 //   dive::RoundToBf16(3.14159f)           // 3.140625f
+//   float f = static_cast<float>(dive::bfloat16(0.1f));  // 0.10009765625f
 
 #ifndef TENSOR_BF16_H_
 #define TENSOR_BF16_H_
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace dive {
 
@@ -49,6 +56,53 @@ inline float RoundToBf16(float x) { return Bf16ToFloat(FloatToBf16(x)); }
 // Rounds x[0 : n] to bf16 in place.
 inline void RoundToBf16(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = RoundToBf16(x[i]);
+}
+
+// A bf16 value: its 16 bits, with explicit conversions from and to any
+// arithmetic type, through float (to bf16: rounded to nearest even; to float:
+// exact).
+struct bfloat16 {
+  uint16_t bits;
+
+  bfloat16() = default;
+  template <typename T,
+            typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  explicit bfloat16(T x) : bits(FloatToBf16(static_cast<float>(x))) {}
+  template <typename T,
+            typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  explicit operator T() const {
+    return static_cast<T>(Bf16ToFloat(bits));
+  }
+
+  static bfloat16 FromBits(uint16_t bits) {
+    bfloat16 b;
+    b.bits = bits;
+    return b;
+  }
+};
+static_assert(sizeof(bfloat16) == 2, "bfloat16 must be 2 bytes");
+
+// dst[i] = bf16(src[i]) for i < n, rounded as FloatToBf16 does; a loop the
+// compiler vectorizes (no call per element).
+inline void FloatToBf16(const float* __restrict src, bfloat16* __restrict dst,
+                        int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &src[i], sizeof(bits));
+    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    const uint32_t nan = (bits >> 16) | 0x0040u;
+    dst[i].bits = static_cast<uint16_t>(
+        (bits & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+  }
+}
+
+// dst[i] = float(src[i]) for i < n (exact).
+inline void Bf16ToFloat(const bfloat16* __restrict src, float* __restrict dst,
+                        int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(src[i].bits) << 16;
+    std::memcpy(&dst[i], &bits, sizeof(bits));
+  }
 }
 
 }  // namespace dive

@@ -72,7 +72,7 @@ ConvGeometry CheckBackward(const char* op, GradOf grad_of, const Tensor& dy,
                            const Conv2dParams& p) {
   const bool input = grad_of == GradOf::kInput;
   CheckFloat4D(op, "dy", dy);
-  CheckFloat4D(op, input ? "w" : "x", operand);
+  CheckFloat4D(op, input ? "w" : "x", operand, /*bf16_ok=*/!input);
   CheckShape4D(op, input ? "x_shape" : "w_shape", shape);
   const ConvGeometry g = input ? MakeGeometry(op, shape, operand.shape(), p)
                                : MakeGeometry(op, operand.shape(), shape, p);
@@ -222,8 +222,11 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
                      const Tensor& bias_in, const Conv2dParams& p,
                      const Conv2dEpilogue& epilogue) {
   static constexpr char kOp[] = "Conv2dForward";
-  CheckFloat4D(kOp, "x", x_in);
+  CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
   CheckFloat4D(kOp, "w", w_in);
+  CHECK(epilogue.dtype == DType::kFloat32 || epilogue.dtype == DType::kBfloat16)
+      << kOp << ": the output dtype must be float32 or bfloat16, got "
+      << DTypeName(epilogue.dtype);
   const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_in.shape(), p);
   const Tensor x = x_in.Contiguous();
   const Tensor w = w_in.Contiguous();
@@ -240,7 +243,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     pb = bias.data();
   }
 
-  Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow});
+  Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow}, epilogue.dtype);
   Tensor residual;
   if (epilogue.residual.defined()) {
     CHECK(epilogue.residual.dtype() == DType::kFloat32 &&
@@ -261,42 +264,61 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     e.relu = epilogue.relu;
     return e;
   };
-  const float* px = x.data();
-  float* py = y.data();
   const int64_t ohw = g.Ohw();
+  const bool bf16_out = epilogue.dtype == DType::kBfloat16;
+  // Writes image n's finished rows [OC, OH*OW] (row stride ld) to y.
+  const auto store = [&](int64_t n, const float* rows, int64_t ld) {
+    const int64_t offset = n * g.OutPlane();
+    for (int64_t o = 0; o < g.oc; ++o) {
+      const float* src = rows + o * ld;
+      if (bf16_out) {
+        FloatToBf16(src, y.data<bfloat16>() + offset + o * ohw, ohw);
+      } else {
+        std::copy(src, src + ohw, y.data<float>() + offset + o * ohw);
+      }
+    }
+  };
   // The weights [OC, CKK], packed once for every image (a buffer of this
   // thread's, shared by the reference with the threads of the batch loop).
   thread_local GemmLhs packed;
   GemmLhs& weights = packed;
   weights.Pack(false, g.oc, g.Ckk(), w.data(), g.Ckk());
 
-  const int64_t cs = ChunkSize(g, g.oc);
-  if (cs > 1) {
-    SlotBuffers outs(g.oc * cs * ohw);
-    RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
-      float* out = outs.Get(slot);
-      const int64_t ld = cn * ohw;
-      // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
-      Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
-      // Scattered to NCHW, then each image's epilogue while it is in cache.
-      for (int64_t k = 0; k < cn; ++k) {
-        const int64_t offset = (c0 + k) * g.OutPlane();
-        for (int64_t o = 0; o < g.oc; ++o) {
-          const float* src = out + o * ld + k * ohw;
-          std::copy(src, src + ohw, py + offset + o * ohw);
+  // x is float32 or bf16: the im2col reads either (exactly, as float).
+  const auto run = [&](const auto* px) {
+    const int64_t cs = ChunkSize(g, g.oc);
+    if (cs > 1) {
+      SlotBuffers outs(g.oc * cs * ohw);
+      RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
+        float* out = outs.Get(slot);
+        const int64_t ld = cn * ohw;
+        // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
+        Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
+        // Each image's epilogue while it is in cache, then to NCHW.
+        for (int64_t k = 0; k < cn; ++k) {
+          ApplyGemmEpilogue(epilogue_at((c0 + k) * g.OutPlane()), g.oc, ohw,
+                            out + k * ohw, ld);
+          store(c0 + k, out + k * ohw, ld);
         }
-        ApplyGemmEpilogue(epilogue_at(offset), g.oc, ohw, py + offset, ohw);
-      }
+      });
+      return;
+    }
+    // One GEMM per image, straight into y (through a buffer of this
+    // thread's for a bf16 y), the epilogue on each finished tile.
+    ForEachImage(g.n, bf16_out ? g.OutPlane() : 0, [&](int64_t n, float* buf) {
+      // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
+      const int64_t offset = n * g.OutPlane();
+      float* dst = bf16_out ? buf : y.data<float>() + offset;
+      Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, dst, ohw,
+           epilogue_at(offset));
+      if (bf16_out) store(n, buf, ohw);
     });
-    return y;
+  };
+  if (x.dtype() == DType::kBfloat16) {
+    run(x.data<bfloat16>());
+  } else {
+    run(x.data<float>());
   }
-
-  ForEachImage(g.n, 0, [&](int64_t n, float*) {
-    // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
-    const int64_t offset = n * g.OutPlane();
-    Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, py + offset,
-         ohw, epilogue_at(offset));
-  });
   return y;
 }
 
@@ -372,23 +394,20 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   return dx;
 }
 
-Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
-                            const Shape& w_shape, const Conv2dParams& p) {
-  static constexpr char kOp[] = "Conv2dBackwardWeight";
-  const ConvGeometry g =
-      CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
-  const Tensor dy = dy_in.Contiguous();
-  const Tensor x = x_in.Contiguous();
+namespace {
 
+// Conv2dBackwardWeight with x float32 or bf16 (read exactly, as float).
+template <typename T>
+Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
+                      const Shape& w_shape) {
   Tensor dw = Tensor::Zeros(w_shape);
   const float* pdy = dy.data();
-  const float* px = x.data();
   float* pdw = dw.data();
   const int64_t ohw = g.Ohw(), ckk = g.Ckk(), wsize = g.oc * ckk;
 
   // acc [OC, CKK] += dy [OC, images*OH*OW] * col^T [images*OH*OW, CKK], with
   // dy of the images given as one [OC, images*OH*OW] matrix.
-  auto accumulate = [&](const float* dys, const float* xs, int64_t images,
+  auto accumulate = [&](const float* dys, const T* xs, int64_t images,
                         float* acc) {
     const int64_t cols = images * ohw;
     GemmNT(g.oc, ckk, cols, dys, cols, Im2ColRhs(g, xs), 1.0f, acc, ckk);
@@ -440,6 +459,22 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
   }
   return dw;
 }
+
+}  // namespace
+
+Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
+                            const Shape& w_shape, const Conv2dParams& p) {
+  static constexpr char kOp[] = "Conv2dBackwardWeight";
+  const ConvGeometry g =
+      CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
+  const Tensor dy = dy_in.Contiguous();
+  const Tensor x = x_in.Contiguous();
+  if (x.dtype() == DType::kBfloat16) {
+    return BackwardWeight(g, dy, x.data<bfloat16>(), w_shape);
+  }
+  return BackwardWeight(g, dy, x.data<float>(), w_shape);
+}
+
 
 Tensor Conv2dBackwardBias(const Tensor& dy_in) {
   static constexpr char kOp[] = "Conv2dBackwardBias";

@@ -5,7 +5,10 @@
 // without autograd (`autograd/functions.h` wraps them; pooling is in
 // `tensor/pool.h`). Inputs may be any view; they are made contiguous first.
 // Results are new contiguous tensors. Shape errors CHECK-fail with a message
-// that names the op and the shapes.
+// that names the op and the shapes. The input x, in the forward pass and the
+// weight gradient, may also be bfloat16 (an activation stored at half the
+// bytes; read exactly, as float), and the forward pass may write a bfloat16
+// output (Conv2dEpilogue::dtype): the same sums, rounded once at the end.
 //
 // Convolution is a GEMM of the weights [OC, C*KH*KW] with the im2col of the
 // input, which is never stored: `dive::GemmRhs` writes it block by block into
@@ -82,6 +85,9 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 struct Conv2dEpilogue {
   Tensor residual;  // float32 of the output's shape, or undefined for none
   bool relu = false;
+  // The output's dtype: float32, or bfloat16 (each element of the float32
+  // result rounded to nearest even, after the bias, residual and ReLU).
+  DType dtype = DType::kFloat32;
 };
 
 // Conv2dForward() with an epilogue. CHECK-fails naming the shapes when the

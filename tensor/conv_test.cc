@@ -398,6 +398,53 @@ TEST(Conv2d, EpilogueMatchesSeparatePasses) {
   }
 }
 
+// bf16 activations: an x stored in bfloat16 gives, bit for bit, what its
+// float32 copy gives (the im2col widens it exactly), for the forward pass
+// and the weight gradient; a bfloat16 output is the float32 output rounded
+// once, after the bias, residual and ReLU. On every forward path (one image
+// per GEMM, several, 1x1 direct, strided windows read by gathers), in both
+// matmul precisions, on one and two threads.
+TEST(Conv2d, Bfloat16ActivationsMatchTheirFloat32Copies) {
+  std::vector<ConvCase> cases = Cases();
+  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});      // chunked
+  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, false});   // 2 k blocks
+  cases.push_back({3, 20, 12, 12, 24, 1, 1, 1, 1, 0, 0, true});   // 1x1
+  cases.push_back({2, 2, 40, 40, 5, 11, 11, 4, 4, 0, 0, true});   // gathers
+  for (MatmulPrecision precision :
+       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+    const ScopedMatmulPrecision scope(precision);
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      uint64_t seed = 1700;
+      for (const ConvCase& k : cases) {
+        SCOPED_TRACE(k.ToString());
+        Generator gen(seed++);
+        const Tensor xb = gen.Normal(k.x_shape(), 0, 1).To(DType::kBfloat16);
+        const Tensor xf = xb.To(DType::kFloat32);
+        const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+        const Tensor b = k.bias ? gen.Normal({k.oc}, 0, 1) : Tensor();
+        const Tensor r = gen.Normal(k.y_shape(), 0, 1);
+        const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
+        EXPECT_EQ(Conv2dForward(xb, w, b, k.params()).ToVector(),
+                  Conv2dForward(xf, w, b, k.params()).ToVector());
+        EXPECT_EQ(Conv2dBackwardWeight(dy, xb, w.shape(), k.params()).ToVector(),
+                  Conv2dBackwardWeight(dy, xf, w.shape(), k.params()).ToVector());
+        const Conv2dEpilogue to_bf16{
+            .residual = r, .relu = true, .dtype = DType::kBfloat16};
+        const Tensor yb = Conv2dForward(xb, w, b, k.params(), to_bf16);
+        EXPECT_EQ(yb.dtype(), DType::kBfloat16);
+        EXPECT_EQ(yb.shape(), k.y_shape());
+        EXPECT_EQ(yb.ToVector(),
+                  Conv2dForward(xf, w, b, k.params(),
+                                {.residual = r, .relu = true})
+                      .To(DType::kBfloat16)
+                      .ToVector());
+      }
+    }
+    SetNumThreads(0);
+  }
+}
+
 TEST(Conv2d, NonContiguousInputs) {
   Generator gen(5);
   // x stored as [N, C, W, H] and viewed transposed; w likewise.
@@ -524,6 +571,21 @@ TEST_F(Conv2dDeathTest, BadShapes) {
                                    Conv2dParams()),
                "Conv2dBackwardInput: dy has shape \\[2, 4, 5, 6\\] but the "
                "convolution .* gives \\[2, 4, 6, 6\\]");
+  // bf16 is taken where an activation is read, nowhere else.
+  const Tensor xb = x.To(DType::kBfloat16), wb = w.To(DType::kBfloat16);
+  EXPECT_DEATH(Conv2dForward(x, wb, Tensor(), Conv2dParams()),
+               "Conv2dForward: w must be float32, got bfloat16");
+  EXPECT_DEATH(Conv2dForward(xb, w, Tensor(), Conv2dParams(),
+                             {.dtype = DType::kInt64}),
+               "Conv2dForward: the output dtype must be float32 or bfloat16, "
+               "got int64");
+  EXPECT_DEATH(Conv2dBackwardInput(Tensor::Zeros({2, 4, 6, 6}).To(
+                                       DType::kBfloat16),
+                                   w, x.shape(), Conv2dParams()),
+               "Conv2dBackwardInput: dy must be float32, got bfloat16");
+  EXPECT_DEATH(Conv2dForward(Tensor::Zeros({2, 3, 8, 8}, DType::kInt32), w,
+                             Tensor(), Conv2dParams()),
+               "Conv2dForward: x must be float32 or bfloat16, got int32");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "glog/logging.h"
 #include "tensor/cpu.h"
@@ -101,11 +102,40 @@ GroupRuns MakeGroupRuns(const int32_t* base, int64_t n) {
   }
   return g;
 }
+
+// Loads the lanes `k` of 16 consecutive elements at p as floats, the other
+// lanes from `src`: float32 as they are, bf16 widened (exact).
+inline __m512 MaskLoad(__m512 src, __mmask16 k, const float* p) {
+  return _mm512_mask_loadu_ps(src, k, p);
+}
+inline __m512 MaskLoad(__m512 src, __mmask16 k, const bfloat16* p) {
+  const __m256i h = _mm256_maskz_loadu_epi16(k, p);
+  return _mm512_mask_mov_ps(
+      src, k,
+      _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+}
+
+// The lanes `k` of x[index[lane]], the other lanes zero.
+inline __m512 MaskGather(__mmask16 k, const int32_t* index, const float* x) {
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k,
+                                  _mm512_load_si512(index), x, 4);
+}
+inline __m512 MaskGather(__mmask16 k, const int32_t* index,
+                         const bfloat16* x) {
+  // No 16-bit gather: lane by lane (only strided convolutions of many short
+  // runs get here).
+  alignas(64) float v[kLanes];
+  for (int t = 0; t < kLanes; ++t) {
+    v[t] = (k >> t) & 1 ? static_cast<float>(x[index[t]]) : 0.0f;
+  }
+  return _mm512_load_ps(v);
+}
 #endif
 
 }  // namespace
 
-void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
+template <typename T>
+void Im2ColBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
                  int64_t ld) {
   if (qn > kMaxBlock) {  // the tables below hold kMaxBlock columns
@@ -163,21 +193,19 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
     for (int64_t r = 0; r < rn; ++r, tap.Next()) {
       const __mmask16* ma = in_a[tap.a];
       const __mmask16* mb = in_b[tap.b];
-      const float* xo = x + tap.Off();
+      const T* xo = x + tap.Off();
       float* out = dst + r * ld;
       for (int64_t gi = 0; gi < groups; ++gi) {
         const GroupRuns& gr = runs[gi];
         const __mmask16 inside = ma[gi] & mb[gi];
         __m512 val = _mm512_setzero_ps();
         if (gr.runs == 1) {  // "same" convolutions: runs span output rows
-          val = _mm512_maskz_loadu_ps(inside, xo + gr.shift[0]);
+          val = MaskLoad(val, inside, xo + gr.shift[0]);
         } else if (gr.runs > kMaxRuns) {
-          val = _mm512_mask_i32gather_ps(
-              val, inside, _mm512_load_si512(col.base + gi * kLanes), xo, 4);
+          val = MaskGather(inside, col.base + gi * kLanes, xo);
         } else {
           for (int t = 0; t < loads; ++t) {
-            val = _mm512_mask_loadu_ps(val, inside & gr.mask[t],
-                                       xo + gr.shift[t]);
+            val = MaskLoad(val, inside & gr.mask[t], xo + gr.shift[t]);
           }
         }
         _mm512_mask_storeu_ps(out + gi * kLanes, lanes[gi], val);
@@ -193,24 +221,39 @@ void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
       const bool inside =
           static_cast<uint32_t>(col.ih[q]) + a < static_cast<uint32_t>(h) &&
           static_cast<uint32_t>(col.iw[q]) + b < static_cast<uint32_t>(w);
-      dst[r * ld + q] = inside ? x[col.base[q] + tap.Off()] : 0.0f;
+      dst[r * ld + q] =
+          inside ? static_cast<float>(x[col.base[q] + tap.Off()]) : 0.0f;
     }
   }
 }
 
-void PlanesBlock(const float* base, int64_t stride, int64_t hw, int64_t r0,
+template <typename T>
+void PlanesBlock(const T* base, int64_t stride, int64_t hw, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* dst, int64_t ld) {
   for (int64_t r = 0; r < rn; ++r) {
     float* __restrict out = dst + r * ld;
     for (int64_t q = q0; q < q0 + qn;) {
       const int64_t image = q / hw, t = q % hw;
       const int64_t len = std::min(hw - t, q0 + qn - q);
-      const float* __restrict src = base + image * stride + (r0 + r) * hw + t;
-      for (int64_t u = 0; u < len; ++u) out[q - q0 + u] = src[u];
+      const T* __restrict src = base + image * stride + (r0 + r) * hw + t;
+      if constexpr (std::is_same_v<T, bfloat16>) {
+        Bf16ToFloat(src, out + q - q0, len);
+      } else {
+        for (int64_t u = 0; u < len; ++u) out[q - q0 + u] = src[u];
+      }
       q += len;
     }
   }
 }
+
+template void Im2ColBlock(const ConvGeometry&, const float*, int64_t,
+                          int64_t, int64_t, int64_t, float*, int64_t);
+template void Im2ColBlock(const ConvGeometry&, const bfloat16*, int64_t,
+                          int64_t, int64_t, int64_t, float*, int64_t);
+template void PlanesBlock(const float*, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, float*, int64_t);
+template void PlanesBlock(const bfloat16*, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, float*, int64_t);
 
 void Col2Im(const ConvGeometry& g, const float* __restrict col,
             float* __restrict dx, int64_t ld) {

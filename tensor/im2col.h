@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "tensor/bf16.h"
 #include "tensor/kernel_util.h"
 
 namespace dive::conv_internal {
@@ -45,19 +46,23 @@ struct ConvGeometry : kernel_internal::Window2d {
 };
 
 // Rows [r0, r0 + rn) x columns [q0, q0 + qn) of col to
-// dst[(r - r0) * ld + (q - q0)]; `x` is the first image of the group.
-void Im2ColBlock(const ConvGeometry& g, const float* __restrict x, int64_t r0,
+// dst[(r - r0) * ld + (q - q0)]; `x` is the first image of the group, float32
+// or bf16 (tensor/bf16.h; written to dst exactly, as float).
+template <typename T>
+void Im2ColBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
                  int64_t ld);
 
 // B[r, image * hw + t] = base[image * stride + r * hw + t]: planes side by
 // side. Writes rows [r0, r0 + rn) x columns [q0, q0 + qn) of B to
-// dst[(r - r0) * ld + (q - q0)].
-void PlanesBlock(const float* base, int64_t stride, int64_t hw, int64_t r0,
+// dst[(r - r0) * ld + (q - q0)]. T is float or bfloat16, as for Im2ColBlock.
+template <typename T>
+void PlanesBlock(const T* base, int64_t stride, int64_t hw, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* dst, int64_t ld);
 
 // The GemmRhs of planes side by side (dy [N, OC, OH*OW] as [OC, N*OH*OW]).
-inline auto PlanesRhs(const float* base, int64_t stride, int64_t hw) {
+template <typename T>
+auto PlanesRhs(const T* base, int64_t stride, int64_t hw) {
   return [=](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
              int64_t ld) {
     PlanesBlock(base, stride, hw, r0, rn, q0, qn, dst, ld);
@@ -67,7 +72,8 @@ inline auto PlanesRhs(const float* base, int64_t stride, int64_t hw) {
 // The GemmRhs of col for images x, x + InPlane, ... (the GEMMs ask for
 // blocks of 64 columns, GemmNT for 1024). A 1x1 convolution with stride 1
 // and no padding is its own im2col: its planes are copied as they are.
-inline auto Im2ColRhs(const ConvGeometry& g, const float* x) {
+template <typename T>
+auto Im2ColRhs(const ConvGeometry& g, const T* x) {
   return [&g, x](int64_t r0, int64_t rn, int64_t q0, int64_t qn, float* dst,
                  int64_t ld) {
     if (g.Direct()) {

@@ -9,10 +9,13 @@
 
 namespace dive::kernel_internal {
 
-void CheckFloat4D(const char* op, const char* name, const Tensor& t) {
+void CheckFloat4D(const char* op, const char* name, const Tensor& t,
+                  bool bf16_ok) {
   CHECK(t.defined()) << op << ": " << name << " is undefined";
-  CHECK(t.dtype() == DType::kFloat32)
-      << op << ": " << name << " must be float32, got " << DTypeName(t.dtype())
+  CHECK(t.dtype() == DType::kFloat32 ||
+        (bf16_ok && t.dtype() == DType::kBfloat16))
+      << op << ": " << name << " must be float32"
+      << (bf16_ok ? " or bfloat16" : "") << ", got " << DTypeName(t.dtype())
       << " tensor of shape " << t.shape();
   CHECK_EQ(t.rank(), 4) << op << ": " << name
                         << " must be 4-D (NCHW), got shape " << t.shape();

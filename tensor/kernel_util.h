@@ -68,8 +68,10 @@ inline double SumDouble(const float* p, int64_t n) {
 
 // ---- NCHW kernels -----------------------------------------------------------
 
-// CHECK-fail naming `op` unless t is a defined float32 4-D tensor.
-void CheckFloat4D(const char* op, const char* name, const Tensor& t);
+// CHECK-fail naming `op` unless t is a defined float32 4-D tensor (or
+// bfloat16, when the kernel reads it: `bf16_ok`).
+void CheckFloat4D(const char* op, const char* name, const Tensor& t,
+                  bool bf16_ok = false);
 
 // CHECK-fail naming `op` unless s has rank 4.
 void CheckShape4D(const char* op, const char* name, const Shape& s);

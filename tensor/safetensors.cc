@@ -37,12 +37,15 @@ const char* DTypeCode(DType dtype) {
       return "I64";
     case DType::kInt32:
       return "I32";
+    case DType::kBfloat16:
+      return "BF16";
   }
   return "?";
 }
 
 bool ParseDTypeCode(absl::string_view code, DType* dtype) {
-  for (DType d : {DType::kFloat32, DType::kInt64, DType::kInt32}) {
+  for (DType d : {DType::kFloat32, DType::kInt64, DType::kInt32,
+                  DType::kBfloat16}) {
     if (code == DTypeCode(d)) {
       *dtype = d;
       return true;
@@ -135,12 +138,7 @@ SerializedSafetensors SerializeSafetensors(const SafetensorsFile& file) {
     const Tensor c = tensor.Contiguous();
     const size_t nbytes = c.numel() * DTypeSize(c.dtype());
     const uint64_t begin = data.size();
-    data.append(
-        static_cast<const char*>(static_cast<const void*>(
-            c.dtype() == DType::kFloat32 ? (const void*)c.data<float>()
-            : c.dtype() == DType::kInt64 ? (const void*)c.data<int64_t>()
-                                         : (const void*)c.data<int32_t>())),
-        nbytes);
+    data.append(static_cast<const char*>(c.raw_data()), nbytes);
     entries.push_back({name, c.dtype(), c.shape(), begin, data.size()});
   }
   std::map<std::string, std::string> metadata = file.metadata;
@@ -311,10 +309,7 @@ absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes,
   for (const TensorEntry& e : entries) {
     Tensor t = Tensor::Empty(e.shape, e.dtype);
     if (e.end > e.begin) {
-      std::memcpy(e.dtype == DType::kFloat32 ? (void*)t.data<float>()
-                  : e.dtype == DType::kInt64 ? (void*)t.data<int64_t>()
-                                             : (void*)t.data<int32_t>(),
-                  data.data() + e.begin, e.end - e.begin);
+      std::memcpy(t.raw_data(), data.data() + e.begin, e.end - e.begin);
     }
     out.tensors.emplace(e.name, std::move(t));
   }

@@ -46,6 +46,8 @@ SafetensorsFile Sample() {
   f.tensors["features.0.weight"] = gen.Normal({6, 1, 5, 5}, 0, 1);
   f.tensors["features.0.bias"] = gen.Normal({6}, 0, 1);
   f.tensors["bn.num_batches_tracked"] = Tensor::FromInt64Vector({7}, {});
+  f.tensors["activations"] =
+      gen.Normal({2, 3}, 0, 1).To(DType::kBfloat16);  // "BF16"
   f.metadata["epoch"] = "3";
   return f;
 }
@@ -58,7 +60,7 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->metadata, f.metadata);  // checksum key is consumed
   EXPECT_TRUE(back->checksum_verified);
-  ASSERT_EQ(back->tensors.size(), 3u);
+  ASSERT_EQ(back->tensors.size(), 4u);
   for (const auto& [name, t] : f.tensors) {
     const Tensor& b = back->tensors.at(name);
     EXPECT_EQ(b.shape(), t.shape()) << name;

@@ -30,6 +30,8 @@ const char* DTypeName(DType dtype) {
       return "int64";
     case DType::kInt32:
       return "int32";
+    case DType::kBfloat16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -41,6 +43,8 @@ size_t DTypeSize(DType dtype) {
       return 4;
     case DType::kInt64:
       return 8;
+    case DType::kBfloat16:
+      return 2;
   }
   return 0;
 }
@@ -143,6 +147,8 @@ float Tensor::item() const {
       return static_cast<float>(*data<int64_t>());
     case DType::kInt32:
       return static_cast<float>(*data<int32_t>());
+    case DType::kBfloat16:
+      return static_cast<float>(*data<bfloat16>());
   }
   return 0;
 }
@@ -322,7 +328,35 @@ void CopyFromAny(const Tensor& dst, const Tensor& src) {
       return CopyCast<Dst, int64_t>(dst, src);
     case DType::kInt32:
       return CopyCast<Dst, int32_t>(dst, src);
+    case DType::kBfloat16:
+      return CopyCast<Dst, bfloat16>(dst, src);
   }
+}
+
+// Contiguous float32 <-> bf16, the conversions of mixed precision: the
+// vectorized loops of tensor/bf16.h, in parallel over large tensors.
+// Returns false for any other pair of layouts or dtypes.
+bool ConvertContiguous(const Tensor& dst, const Tensor& src) {
+  if (!dst.is_contiguous() || !src.is_contiguous()) return false;
+  const int64_t n = dst.numel();
+  const bool to_bf16 =
+      dst.dtype() == DType::kBfloat16 && src.dtype() == DType::kFloat32;
+  const bool to_float =
+      dst.dtype() == DType::kFloat32 && src.dtype() == DType::kBfloat16;
+  if (!to_bf16 && !to_float) return false;
+  // Chunks of 16 Ki elements: whole cache lines on both sides.
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for if (chunks > 8 && !omp_in_parallel())
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kChunk, len = std::min(kChunk, n - begin);
+    if (to_bf16) {
+      FloatToBf16(src.data<float>() + begin, dst.data<bfloat16>() + begin, len);
+    } else {
+      Bf16ToFloat(src.data<bfloat16>() + begin, dst.data<float>() + begin, len);
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -336,6 +370,7 @@ void Tensor::CopyFrom(const Tensor& src) {
                 numel() * elem);
     return;
   }
+  if (ConvertContiguous(*this, s)) return;
   switch (dtype_) {
     case DType::kFloat32:
       return CopyFromAny<float>(*this, s);
@@ -343,6 +378,8 @@ void Tensor::CopyFrom(const Tensor& src) {
       return CopyFromAny<int64_t>(*this, s);
     case DType::kInt32:
       return CopyFromAny<int32_t>(*this, s);
+    case DType::kBfloat16:
+      return CopyFromAny<bfloat16>(*this, s);
   }
 }
 

@@ -8,7 +8,10 @@
 // and never copy. `Contiguous()` and `Clone()` copy.
 //
 // float32 is the compute type; int64 and int32 tensors hold labels and
-// indices and support creation, views, copies and element access.
+// indices, and bfloat16 ones (tensor/bf16.h) activations at half the bytes;
+// all three support creation, views, copies, conversion (`To`) and element
+// access. Kernels that do arithmetic CHECK-fail naming the dtype they got
+// unless they say they take bf16.
 //
 // Example:
 //
@@ -34,11 +37,12 @@
 
 #include "glog/logging.h"
 #include "tensor/allocator.h"
+#include "tensor/bf16.h"
 #include "tensor/shape.h"
 
 namespace dive {
 
-enum class DType { kFloat32, kInt64, kInt32 };
+enum class DType { kFloat32, kInt64, kInt32, kBfloat16 };
 
 const char* DTypeName(DType dtype);
 size_t DTypeSize(DType dtype);
@@ -56,6 +60,10 @@ constexpr DType DTypeOf<int64_t>() {
 template <>
 constexpr DType DTypeOf<int32_t>() {
   return DType::kInt32;
+}
+template <>
+constexpr DType DTypeOf<bfloat16>() {
+  return DType::kBfloat16;
 }
 
 // A block of 64-byte aligned memory from an `Allocator` (tensor/allocator.h),
@@ -120,6 +128,11 @@ class Tensor {
     return static_cast<T*>(storage_->data()) + offset_;
   }
   float* data() const { return data<float>(); }
+  // The view's first element as raw bytes (DTypeSize(dtype()) each), for
+  // code that moves elements without reading them: files, communication.
+  void* raw_data() const {
+    return static_cast<char*>(storage_->data()) + offset_ * DTypeSize(dtype_);
+  }
 
   // Element at a full index (negative indices not allowed); CHECK-fails with
   // the shape when out of range.

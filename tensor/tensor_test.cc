@@ -2,7 +2,9 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -425,6 +427,80 @@ TEST(TensorCopyTest, ToConvertsDtypes) {
       ElementsAre(1, 3, 2, 4));
 }
 
+// bfloat16 tensors: conversion from float32 rounds each element as
+// FloatToBf16 does (nearest, ties to even; NaN and infinities kept), back to
+// float32 is exact, and views, copies and element access work as for any
+// dtype.
+TEST(TensorBf16Test, ConvertsBothWaysAsTheScalarRounding) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> values = {1.0f,  1.0f + 1.0f / 256, 3.14159f, -0.1f,
+                                     0.0f,  -0.0f,   inf,  -inf,  1e-40f,
+                                     3.4e38f, 65504.0f, -2.5f};
+  const Tensor f = Tensor::FromVector(values, {3, 4});
+  const Tensor b = f.To(DType::kBfloat16);
+  EXPECT_EQ(b.dtype(), DType::kBfloat16);
+  EXPECT_EQ(b.shape(), Shape({3, 4}));
+  EXPECT_STREQ(DTypeName(b.dtype()), "bfloat16");
+  EXPECT_EQ(DTypeSize(DType::kBfloat16), 2u);
+  const std::vector<float> back = b.ToVector();
+  ASSERT_EQ(back.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(b.data<bfloat16>()[i].bits, FloatToBf16(values[i])) << i;
+    EXPECT_EQ(back[i], RoundToBf16(values[i])) << values[i];
+  }
+  EXPECT_TRUE(std::isnan(
+      Tensor::Full({1}, std::nanf("")).To(DType::kBfloat16).item()));
+  // bf16 -> float32 -> bf16 is the identity.
+  const Tensor again = b.To(DType::kFloat32).To(DType::kBfloat16);
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    EXPECT_EQ(again.data<bfloat16>()[i].bits, b.data<bfloat16>()[i].bits);
+  }
+}
+
+TEST(TensorBf16Test, LargeConversionsMatchTheScalarRounding) {
+  // Past the size where the conversion runs in parallel chunks, with a
+  // length that is no multiple of the chunk or of a vector.
+  const int64_t n = (1 << 18) + 13;
+  std::vector<float> values(n);
+  for (int64_t i = 0; i < n; ++i) {
+    values[i] = std::ldexp(static_cast<float>(i % 1000) - 499.7f,
+                           static_cast<int>(i % 61) - 30);
+  }
+  const Tensor b = Tensor::FromVector(values, {n}).To(DType::kBfloat16);
+  const Tensor f = b.To(DType::kFloat32);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(b.data<bfloat16>()[i].bits, FloatToBf16(values[i])) << i;
+    ASSERT_EQ(f.data<float>()[i], RoundToBf16(values[i])) << i;
+  }
+}
+
+TEST(TensorBf16Test, ViewsCopiesAndOtherDtypes) {
+  const Tensor b =
+      Tensor::FromVector({1, 2, 3, 4, 5, 6}, {2, 3}).To(DType::kBfloat16);
+  EXPECT_EQ(static_cast<float>(b.at<bfloat16>({1, 2})), 6.0f);
+  const Tensor t = b.Transpose(0, 1);  // strided: the element-wise path
+  EXPECT_FALSE(t.is_contiguous());
+  EXPECT_THAT(t.ToVector(), ElementsAre(1, 4, 2, 5, 3, 6));
+  const Tensor c = t.Contiguous();
+  EXPECT_EQ(c.dtype(), DType::kBfloat16);
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_THAT(c.ToVector(), ElementsAre(1, 4, 2, 5, 3, 6));
+  EXPECT_THAT(b.Slice(1, 1, 3).Clone().ToVector(), ElementsAre(2, 3, 5, 6));
+  EXPECT_THAT(t.To(DType::kInt64).ToInt64Vector(),
+              ElementsAre(1, 4, 2, 5, 3, 6));
+  EXPECT_THAT(Tensor::FromInt64Vector({-7, 300}, {2})
+                  .To(DType::kBfloat16)
+                  .ToVector(),
+              ElementsAre(-7.0f, 300.0f));
+  EXPECT_EQ(Tensor::Zeros({2}, DType::kBfloat16).ToVector(),
+            std::vector<float>({0.0f, 0.0f}));
+  EXPECT_EQ(Tensor::Scalar(2.5f).To(DType::kBfloat16).item(), 2.5f);
+  // A broadcast copy into a strided bf16 view.
+  Tensor dst = Tensor::Zeros({2, 4}, DType::kBfloat16);
+  dst.Slice(1, 0, 4, 2).CopyFrom(Tensor::FromVector({7, 8}, {2, 1}));
+  EXPECT_THAT(dst.ToVector(), ElementsAre(7, 0, 7, 0, 8, 0, 8, 0));
+}
+
 TEST(TensorCopyTest, CopyFromBroadcastsIntoStridedView) {
   Tensor dst = Tensor::Zeros({3, 4});
   Tensor cols = dst.Slice(1, 0, 4, 2);  // columns 0 and 2: [3, 2]
@@ -595,6 +671,8 @@ TEST_F(TensorDeathTest, DtypeMismatch) {
   Tensor i = Tensor::Zeros({2}, DType::kInt64);
   EXPECT_DEATH(i.data(), "tensor of dtype int64 accessed as float32");
   EXPECT_DEATH(i.Fill(1), "Fill of a int64 tensor");
+  Tensor b = Tensor::Zeros({2}, DType::kBfloat16);
+  EXPECT_DEATH(b.data(), "tensor of dtype bfloat16 accessed as float32");
 }
 
 TEST_F(TensorDeathTest, OtherMisuse) {
