@@ -322,13 +322,14 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params, const Variable& residual,
-                bool relu) {
+                bool relu, DType output_dtype) {
   const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
   const bool fused = residual.defined() || relu;
   Tensor y = Conv2dForward(
       xd, wd, bias.defined() ? bias.data() : Tensor(), params,
       {.residual = residual.defined() ? residual.data() : Tensor(),
-       .relu = relu});
+       .relu = relu,
+       .dtype = output_dtype});
   const bool gx = x.requires_grad(), gw = weight.requires_grad(),
              gb = bias.requires_grad(), gr = residual.requires_grad();
   const Shape xs = x.shape(), ws = weight.shape();

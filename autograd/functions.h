@@ -91,9 +91,16 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 // separate ops, bit for bit; differentiable in all of x, weight, bias and
 // residual (the ReLU's gradient is masked by the output). Traced as
 // "FusedConv2d" with an int "relu".
+//
+// `output_dtype` bfloat16 stores the output in bf16 (Conv2dEpilogue::dtype),
+// for a consumer that reads bf16 activations: another convolution (x may be
+// bf16 here). Under MatmulPrecision::kBfloat16 that consumer rounds its input
+// to bf16 anyway, so the step's values and gradients are unchanged, bit for
+// bit (but for ReLU outputs below bf16's smallest subnormal, 2^-133, whose
+// gradient is masked), at half the bytes written, saved and read back.
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params, const Variable& residual,
-                bool relu);
+                bool relu, DType output_dtype = DType::kFloat32);
 Variable MaxPool2d(const Variable& x, const Pool2dParams& params);
 // PyTorch's default count_include_pad=True.
 Variable AvgPool2d(const Variable& x, const Pool2dParams& params);

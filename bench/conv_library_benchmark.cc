@@ -15,6 +15,10 @@
 //                the float32 tensors while packing; oneDNN: bf16 inputs,
 //                f32 output)
 //     impl       dive
+//                dive_bf16_act (bf16 only): dive with the activations in
+//                  bf16 (tensor/bf16.h), as the trainers store them under
+//                  --precision=bf16: x bf16 in fwd and bwd_weights, and a
+//                  bf16 output in fwd
 //                dnnl_plain: oneDNN on the NCHW / OIHW float32 tensors dive
 //                  holds; in bf16 the conversions of the inputs to bf16
 //                  (reorders) are timed too
@@ -82,7 +86,7 @@ const ConvShape kShapes[] = {
 };
 
 enum class Pass { kForward, kBackwardData, kBackwardWeights };
-enum class Impl { kDive, kPlain, kBlocked, kBlockedReorders };
+enum class Impl { kDive, kDiveBf16Act, kPlain, kBlocked, kBlockedReorders };
 
 const char* PassName(Pass p) {
   switch (p) {
@@ -100,6 +104,8 @@ const char* ImplName(Impl i) {
   switch (i) {
     case Impl::kDive:
       return "dive";
+    case Impl::kDiveBf16Act:
+      return "dive_bf16_act";
     case Impl::kPlain:
       return "dnnl_plain";
     case Impl::kBlocked:
@@ -123,16 +129,21 @@ struct Problem {
     w = gen.Uniform({s.oc, s.c, s.k, s.k}, -0.1f, 0.1f);
     b = gen.Uniform({s.oc}, -0.1f, 0.1f);
     dy = gen.Uniform({s.n, s.oc, oh, ow}, -1, 1);
+    x_bf16 = x.To(DType::kBfloat16);
   }
 
-  Tensor RunDive(Pass pass) const {
+  // With `bf16_act`, x is read in bf16 and the forward output written in it.
+  Tensor RunDive(Pass pass, bool bf16_act = false) const {
+    const Tensor& in = bf16_act ? x_bf16 : x;
     switch (pass) {
       case Pass::kForward:
-        return Conv2dForward(x, w, b, p);
+        return Conv2dForward(
+            in, w, b, p,
+            {.dtype = bf16_act ? DType::kBfloat16 : DType::kFloat32});
       case Pass::kBackwardData:
         return Conv2dBackwardInput(dy, w, x.shape(), p);
       case Pass::kBackwardWeights:
-        return Conv2dBackwardWeight(dy, x, w.shape(), p);
+        return Conv2dBackwardWeight(dy, in, w.shape(), p);
     }
     return Tensor();
   }
@@ -144,7 +155,7 @@ struct Problem {
   ConvShape shape;
   Conv2dParams p;
   int64_t oh, ow;
-  Tensor x, w, b, dy;
+  Tensor x, w, b, dy, x_bf16;
 };
 
 // max |got - want| / max |want|.
@@ -165,16 +176,17 @@ void SetCounters(benchmark::State& state, const Problem& prob, double err) {
 }
 
 void RunDive(benchmark::State& state, const ConvShape& s, Pass pass,
-             bool bf16) {
+             bool bf16, bool bf16_act) {
   SetNumThreads(kThreads);
   const Problem prob(s);
   const Tensor want = prob.RunDive(pass);
   const ScopedMatmulPrecision scope(bf16 ? MatmulPrecision::kBfloat16
                                          : MatmulPrecision::kFloat32);
-  const double err = RelErr(prob.RunDive(pass).data(), want);
+  const double err =
+      RelErr(prob.RunDive(pass, bf16_act).To(DType::kFloat32).data(), want);
   for (auto _ : state) {
-    Tensor out = prob.RunDive(pass);
-    benchmark::DoNotOptimize(out.data());
+    Tensor out = prob.RunDive(pass, bf16_act);
+    benchmark::DoNotOptimize(out.raw_data());
   }
   SetCounters(state, prob, err);
   SetNumThreads(0);
@@ -363,8 +375,12 @@ void RegisterAll() {
     for (Pass pass :
          {Pass::kForward, Pass::kBackwardData, Pass::kBackwardWeights}) {
       for (bool bf16 : {false, true}) {
-        for (Impl impl : {Impl::kDive, Impl::kPlain, Impl::kBlocked,
-                          Impl::kBlockedReorders}) {
+        for (Impl impl : {Impl::kDive, Impl::kDiveBf16Act, Impl::kPlain,
+                          Impl::kBlocked, Impl::kBlockedReorders}) {
+          if (impl == Impl::kDiveBf16Act &&
+              (!bf16 || pass == Pass::kBackwardData)) {
+            continue;  // dy stays float32
+          }
           const std::string name = std::string("BM_Conv/") + s.name + "/" +
                                    PassName(pass) + "/" +
                                    (bf16 ? "bf16" : "f32") + "/" +
@@ -372,8 +388,8 @@ void RegisterAll() {
           benchmark::RegisterBenchmark(
               name.c_str(),
               [s, pass, bf16, impl](benchmark::State& state) {
-                if (impl == Impl::kDive) {
-                  RunDive(state, s, pass, bf16);
+                if (impl == Impl::kDive || impl == Impl::kDiveBf16Act) {
+                  RunDive(state, s, pass, bf16, impl == Impl::kDiveBf16Act);
                 } else {
                   RunOneDnn(state, s, pass, bf16, impl);
                 }

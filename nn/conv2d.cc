@@ -6,6 +6,7 @@
 #include "autograd/functions.h"
 #include "glog/logging.h"
 #include "nn/init.h"
+#include "tensor/gemm.h"
 
 namespace dive::nn {
 namespace {
@@ -64,8 +65,13 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
     const autograd::Variable mean(bn.running_mean());
     bias = (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias();
   }
-  return dive::autograd::Conv2d(x, weight, bias, params_, residual_,
-                                AppliesRelu());
+  // Into another convolution, under bf16 matmuls: stored in bf16 (exact).
+  const bool bf16_out =
+      feeds_conv_ && (fused_bn_ == nullptr || FoldsBatchNorm()) &&
+      GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+  return dive::autograd::Conv2d(
+      x, weight, bias, params_, residual_, AppliesRelu(),
+      bf16_out ? DType::kBfloat16 : DType::kFloat32);
 }
 
 void Conv2d::FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu) {

@@ -129,6 +129,15 @@ class Conv2d : public Module {
     return fused_relu_ && (fused_bn_ == nullptr || !is_training());
   }
 
+  // Whether this convolution's output goes straight into another
+  // convolution, ReLU and folded BatchNorm aside (set by the container's
+  // Fuse()). Then, under MatmulPrecision::kBfloat16, the output is stored in
+  // bf16: half the bytes written, kept for backward and read by the next
+  // convolution, which rounds its input to bf16 anyway, so nothing changes
+  // (autograd::Conv2d's output_dtype). Hooks then see a bfloat16 output.
+  void set_feeds_convolution(bool feeds) { feeds_conv_ = feeds; }
+  bool feeds_convolution() const { return feeds_conv_; }
+
   // Calls this module (through operator(), so hooks see it) with `residual`
   // (the output's shape) added to its output before the fused ReLU: ResNet's
   // relu(bn2(conv2(y)) + shortcut) in one pass. CHECK-fails unless the call
@@ -143,6 +152,7 @@ class Conv2d : public Module {
   autograd::Variable bias_;
   std::shared_ptr<BatchNormBase> fused_bn_;
   bool fused_relu_ = false;
+  bool feeds_conv_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
 };
 

@@ -51,6 +51,8 @@ void Sequential::Fuse() {
       const size_t after = bn != nullptr ? i + 2 : i + 1;
       const bool relu = ModuleAs<ReLU>(*this, after) != nullptr;
       conv->FuseWith(bn, relu);
+      conv->set_feeds_convolution(
+          ModuleAs<Conv2d>(*this, relu ? after + 1 : after) != nullptr);
       if (bn != nullptr) {
         bn->FuseRelu(relu);
         in_eval[i + 1] = true;

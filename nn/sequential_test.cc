@@ -13,7 +13,9 @@
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
+#include "nn/pool.h"
 #include "nn/testing.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -122,6 +124,58 @@ TEST(SequentialTest, FuseAbsorbsBatchNormAndRelu) {
                                   lone_bn.get()));
   EXPECT_TRUE(bn1->AppliesRelu());
   EXPECT_FALSE(lone_bn->AppliesRelu());
+}
+
+// Fuse marks each convolution whose output goes straight into another (past
+// its ReLU and BatchNorm): it stores that output in bf16 under bf16 matmuls,
+// and only where its BatchNorm is folded (evaluation), never in float32.
+TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
+  ManualSeed(15);
+  auto conv1 = std::make_shared<Conv2d>(2, 3, 3, 1, 1);
+  auto conv2 = std::make_shared<Conv2d>(3, 3, 1);
+  auto bn2 = std::make_shared<BatchNorm2d>(3);
+  auto conv3 = std::make_shared<Conv2d>(3, 3, 1);
+  auto conv4 = std::make_shared<Conv2d>(3, 2, 1);
+  Sequential seq({conv1, std::make_shared<ReLU>(), conv2, bn2,
+                  std::make_shared<ReLU>(), conv3, conv4,
+                  std::make_shared<MaxPool2d>(2, 2)});
+  seq.Fuse();
+  EXPECT_TRUE(conv1->feeds_convolution());
+  EXPECT_TRUE(conv2->feeds_convolution());
+  EXPECT_TRUE(conv3->feeds_convolution());
+  EXPECT_FALSE(conv4->feeds_convolution());
+  std::vector<std::pair<const Module*, DType>> outputs;
+  autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
+      nullptr, [&outputs](Module& m, const autograd::Variable&,
+                          const autograd::Variable& out) {
+        outputs.emplace_back(&m, out.data().dtype());
+        return autograd::Variable();
+      });
+  const autograd::Variable x(Normal({2, 2, 6, 6}, 0, 1));
+  const auto dtype_of = [&outputs](const Module* m) {
+    for (const auto& [module, dtype] : outputs) {
+      if (module == m) return dtype;
+    }
+    return DType::kInt64;  // not called
+  };
+  for (const bool training : {true, false}) {
+    seq.Train(training);
+    outputs.clear();
+    seq(x);
+    EXPECT_EQ(dtype_of(conv1.get()), DType::kFloat32);
+    {
+      const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+      outputs.clear();
+      seq(x);
+    }
+    EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);
+    // In training conv2's output goes to its BatchNorm, in float32.
+    EXPECT_EQ(dtype_of(conv2.get()),
+              training ? DType::kFloat32 : DType::kBfloat16);
+    EXPECT_EQ(dtype_of(conv3.get()), DType::kBfloat16);
+    EXPECT_EQ(dtype_of(conv4.get()), DType::kFloat32);
+    EXPECT_EQ(dtype_of(&seq), DType::kFloat32);
+  }
 }
 
 // A BatchNorm followed by a ReLU (DenseNet's pre-activation) fuses in both

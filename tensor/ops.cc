@@ -66,26 +66,31 @@ Tensor UnaryArray(const char* op, const Tensor& a, V v) {
   return out;
 }
 
-template <typename F>
+// f(a, b) elementwise with broadcasting; a is float32, b float32 or, for
+// the ops that read a stored activation (Tb = bfloat16), bf16.
+template <typename Tb = float, typename F>
 Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   CheckFloat(op, a);
-  CheckFloat(op, b);
+  CHECK(b.defined()) << op << ": undefined tensor";
+  CHECK(b.dtype() == DTypeOf<Tb>())
+      << op << ": expects " << DTypeName(DTypeOf<Tb>()) << ", got "
+      << DTypeName(b.dtype()) << " tensor of shape " << b.shape();
   const Shape shape = Broadcast(op, a.shape(), b.shape());
   Tensor out = Tensor::Empty(shape);
   const Tensor ea = a.Expand(shape), eb = b.Expand(shape);
   float* o = out.data();
   const float* pa = ea.data();
-  const float* pb = eb.data();
+  const Tb* pb = eb.data<Tb>();
   ForEachStrided<3>(
       shape, {&out.strides(), &ea.strides(), &eb.strides()},
       [&](int64_t n, const Offsets<3>& off, const Offsets<3>& st) {
         float* oo = o + off[0];
         const float* aa = pa + off[1];
-        const float* bb = pb + off[2];
+        const Tb* bb = pb + off[2];
         if (st[1] == 1 && st[2] == 1) {
           for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i], bb[i]);
         } else if (st[1] == 1 && st[2] == 0) {
-          const float bv = *bb;
+          const Tb bv = *bb;
           for (int64_t i = 0; i < n; ++i) oo[i] = f(aa[i], bv);
         } else if (st[1] == 0 && st[2] == 1) {
           const float av = *aa;
@@ -240,6 +245,14 @@ Tensor Tanh(const Tensor& a) {
 }
 
 Tensor ReluBackward(const Tensor& grad, const Tensor& y) {
+  if (y.defined() && y.dtype() == DType::kBfloat16) {
+    // A ReLU's output stored in bf16 (tensor/conv.h): positive exactly where
+    // the float32 output is, but for float32 values below bf16's smallest
+    // subnormal (|y| < 2^-133), which round to zero.
+    return Binary<bfloat16>("ReluBackward", grad, y, [](float g, bfloat16 v) {
+      return static_cast<float>(v) > 0.0f ? g : 0.0f;
+    });
+  }
   return Binary("ReluBackward", grad, y,
                 [](float g, float v) { return v > 0.0f ? g : 0.0f; });
 }

@@ -60,7 +60,8 @@ Tensor Sigmoid(const Tensor& a);
 Tensor Tanh(const Tensor& a);
 
 // Fused gradients of the activations, given the activation's output y:
-// grad * (y > 0), grad * y * (1 - y), grad * (1 - y^2).
+// grad * (y > 0), grad * y * (1 - y), grad * (1 - y^2). ReluBackward's y may
+// also be bfloat16 (a convolution's output stored in bf16, tensor/conv.h).
 Tensor ReluBackward(const Tensor& grad, const Tensor& y);
 Tensor SigmoidBackward(const Tensor& grad, const Tensor& y);
 Tensor TanhBackward(const Tensor& grad, const Tensor& y);

@@ -243,6 +243,18 @@ TEST(ElementwiseTest, ActivationBackward) {
   const Tensor g = Tensor::FromVector({1, 2, 3, 4}, {4});
   ExpectValues(ops::ReluBackward(g, Tensor::FromVector({-1, 0, 0.5f, 2}, {4})),
                {4}, {0, 0, 3, 4});
+  // y stored in bf16 (a convolution's output): the same mask, -0, +inf, NaN
+  // and a value below bf16's smallest subnormal (rounds to 0) included.
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor y = Tensor::FromVector(
+      {-1, 0, 0.5f, 2, -0.0f, inf, std::nanf(""), 1e-45f}, {2, 4});
+  const Tensor g8 = Tensor::FromVector({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});
+  ExpectValues(ops::ReluBackward(g8, y.To(DType::kBfloat16)), {2, 4},
+               {0, 0, 3, 4, 0, 6, 0, 0});
+  // Broadcast over a strided view of the gradient.
+  ExpectValues(ops::ReluBackward(g8.Transpose(0, 1).Contiguous().Transpose(0, 1),
+                                 y.To(DType::kBfloat16)),
+               {2, 4}, {0, 0, 3, 4, 0, 6, 0, 0});
   ExpectValues(
       ops::SigmoidBackward(g, Tensor::FromVector({0.25f, 0.5f, 0, 1}, {4})),
       {4}, {1 * 0.25 * 0.75, 2 * 0.5 * 0.5, 0, 0});
@@ -898,6 +910,17 @@ TEST_F(OpsDeathTest, AddShapeMismatchNamesBothShapes) {
   EXPECT_DEATH(
       ops::Where(Tensor::Zeros({2}), Tensor::Zeros({2}), Tensor::Zeros({3})),
       "Where: shapes \\[2\\] and \\[3\\] cannot be broadcast");
+}
+
+// Arithmetic takes float32; bf16 only where an op says so (ReluBackward's y).
+TEST_F(OpsDeathTest, Bfloat16WhereNotTaken) {
+  const Tensor b = Tensor::Zeros({2}, DType::kBfloat16);
+  EXPECT_DEATH(ops::Add(b, Tensor::Zeros({2})),
+               "Add: expects float32, got bfloat16 tensor of shape \\[2\\]");
+  EXPECT_DEATH(ops::SigmoidBackward(Tensor::Zeros({2}), b),
+               "SigmoidBackward: expects float32, got bfloat16");
+  EXPECT_DEATH(ops::ReluBackward(b, b),
+               "ReluBackward: expects float32, got bfloat16");
 }
 
 TEST_F(OpsDeathTest, MatMulShapeErrors) {

@@ -59,6 +59,9 @@ void Inception::Fuse() {
                            p3_2_.get(), p4_2_.get()}) {
     conv->FuseWith(/*bn=*/nullptr, /*relu=*/true);
   }
+  // The 1x1 reductions of paths 2 and 3 go straight into their convolutions.
+  p2_1_->set_feeds_convolution(true);
+  p3_1_->set_feeds_convolution(true);
 }
 
 std::string Inception::Describe() const {
