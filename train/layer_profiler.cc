@@ -140,8 +140,17 @@ void LayerProfiler::AfterNode(const autograd::GradNode& node) {
 }
 
 void LayerProfiler::Sample(LayerStats& layer, const Tensor& output) {
-  if (output.dtype() != DType::kFloat32 || output.numel() == 0) return;
-  const Tensor values = output.Contiguous();
+  if (output.numel() == 0) return;
+  // Activations stored in bf16 (a convolution feeding another, under
+  // --precision=bf16) are sampled as their float32 values.
+  Tensor values;
+  if (output.dtype() == DType::kFloat32) {
+    values = output.Contiguous();
+  } else if (output.dtype() == DType::kBfloat16) {
+    values = output.To(DType::kFloat32);
+  } else {
+    return;
+  }
   const float* p = values.data<float>();
   const int64_t n = values.numel();
   double sum = 0, sum_sq = 0;

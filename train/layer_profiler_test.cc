@@ -21,6 +21,7 @@
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "train/testing/small_runs.h"
 #include "train/training.h"
@@ -146,6 +147,32 @@ TEST(LayerProfilerTest, StatisticsAreThoseOfTheOutputs) {
   // The first Linear's outputs x * (1, -1, 2, -2) sum to zero.
   EXPECT_EQ(layers[1].unit_stat, UnitStat::kNone);
   EXPECT_NEAR(layers[1].mean, 0, 1e-7);
+}
+
+// A convolution feeding another stores its output in bf16 under bf16
+// matmuls (nn::Conv2d::set_feeds_convolution): its statistics are those of
+// the values, as in float32.
+TEST(LayerProfilerTest, StatisticsOfBfloat16Outputs) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto conv1 = model->Add(std::make_shared<nn::Conv2d>(1, 2, 1, 1, 0, false));
+  model->Add(std::make_shared<nn::ReLU>());
+  model->Add(std::make_shared<nn::Conv2d>(2, 1, 1, 1, 0, false));
+  Tensor w1 = conv1->Parameters()[0].data();  // shares the storage
+  w1.CopyFrom(Tensor::FromVector({1, -2}, Shape{2, 1, 1, 1}));
+  model->Fuse();
+  LayerProfiler profiler(*model, /*stats_every=*/1);
+  {
+    const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+    // conv1 + ReLU: (1, 3) and (-2, -6) -> (1, 3, 0, 0), exact in bf16.
+    Step(*model, profiler, Tensor::FromVector({1, 3}, Shape{1, 1, 1, 2}));
+  }
+  const std::vector<LayerStats> layers = profiler.Layers();
+  ASSERT_GE(layers.size(), 2u);
+  const LayerStats& c = layers[1];
+  EXPECT_EQ(c.description.rfind("Conv2d(1, 2", 0), 0u) << c.description;
+  EXPECT_TRUE(c.sampled);
+  EXPECT_DOUBLE_EQ(c.mean, 1.0);
+  EXPECT_NEAR(c.stddev, std::sqrt(1.5), 1e-12);
 }
 
 TEST(LayerProfilerTest, SamplesOnlyEveryNthStepAndIgnoresEvaluation) {

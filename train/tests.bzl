@@ -174,6 +174,7 @@ def train_tests():
             "//nn:conv2d",
             "//nn:linear",
             "//nn:sequential",
+            "//tensor:gemm",
             "//tensor:random",
             "//datasets/testing:fake_data",
             "@absl//:strings",
