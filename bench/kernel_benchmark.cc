@@ -128,6 +128,8 @@ const PoolShape kMaxPoolShapes[] = {
     {"resnet96_b1", 32, 64, 48, 48, {3, 3, 2, 2, 1, 1}},
     {"alexnet96_pool1", 64, 96, 22, 22, {3, 3, 2, 2}},
     {"vgg96_block1", 64, 16, 96, 96, {2, 2, 2, 2}},
+    // GoogLeNet's 3x3 stride 1 padding 1 branch in each Inception block.
+    {"googlenet96_inception", 32, 192, 12, 12, {3, 3, 1, 1, 1, 1}},
 };
 const PoolShape kAvgPoolShapes[] = {
     {"lenet_pool1", 256, 6, 28, 28, {2, 2, 2, 2}},
@@ -144,9 +146,11 @@ void RunMaxPool(benchmark::State& state, const PoolShape& s, bool backward) {
                           : MaxPool2dForward(x, s.p, &argmax);
     benchmark::DoNotOptimize(out.data());
   }
-  // Forward: read x, write y and argmax (int64); backward: read dy and
-  // argmax, write dx.
-  const int64_t bytes = Bytes(x) + Bytes(y) + 2 * Bytes(y);
+  // Forward: read x, write y and argmax; backward: read dy and argmax,
+  // write dx.
+  const int64_t bytes =
+      Bytes(x) + Bytes(y) +
+      argmax.numel() * static_cast<int64_t>(DTypeSize(argmax.dtype()));
   state.SetBytesProcessed(state.iterations() * bytes);
 }
 

@@ -68,7 +68,7 @@ LayerCost LayerCostOf(const Module& module, const Shape& input_shape,
     elementwise(4 * n, 4 * n, element_bytes * m, 0);
   } else if (const auto* pool = dynamic_cast<const MaxPool2d*>(&module)) {
     const Pool2dParams& p = pool->params();
-    elementwise(m * (p.kernel_h * p.kernel_w - 1), 0, 8 * m, 8 * m);
+    elementwise(m * (p.kernel_h * p.kernel_w - 1), 0, 4 * m, 4 * m);
   } else if (const auto* pool = dynamic_cast<const AvgPool2d*>(&module)) {
     const Pool2dParams& p = pool->params();
     elementwise(m * p.kernel_h * p.kernel_w, m * p.kernel_h * p.kernel_w, 0, 0);

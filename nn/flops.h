@@ -59,8 +59,8 @@ int64_t LayerForwardFlops(const Module& module, const Shape& output_shape);
 //                   exponential counted as one); Softmax 4. Backward reads y
 //                   and dy and writes dx.
 //   MaxPool2d       forward kh x kw - 1 comparisons per output, backward
-//                   none (a scatter); it keeps the argmax (8 bytes per
-//                   output), written forward and read backward.
+//                   none (a scatter); it keeps the argmax (an int32, 4
+//                   bytes per output), written forward and read backward.
 //   AvgPool2d       kh x kw per output each way; AdaptiveAvgPool2d,
 //                   GlobalAvgPool2d one per input element each way.
 //   Dropout         1 per element each way (times the mask, counted as n

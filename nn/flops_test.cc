@@ -107,8 +107,8 @@ TEST(FlopsTest, LayerCostOfLinearBatchNormReluAndPooling) {
   c = LayerCostOf(pool, {1, 1, 4, 4}, {1, 1, 2, 2}, true);
   EXPECT_EQ(c.forward_flops, 12);
   EXPECT_EQ(c.backward_flops, 0);
-  EXPECT_EQ(c.forward_bytes, 4 * (16 + 4) + 8 * 4);   // + the argmax
-  EXPECT_EQ(c.backward_bytes, 4 * (4 + 16) + 8 * 4);  // dy, argmax, dx
+  EXPECT_EQ(c.forward_bytes, 4 * (16 + 4) + 4 * 4);   // + the int32 argmax
+  EXPECT_EQ(c.backward_bytes, 4 * (4 + 16) + 4 * 4);  // dy, argmax, dx
 
   Flatten flatten;  // a view
   c = LayerCostOf(flatten, {2, 3, 1}, {2, 3}, true);

@@ -7,7 +7,13 @@
 // contiguous tensors. Shape errors CHECK-fail with a message that names the
 // op and the shapes. Each (n, c) plane is pooled on its own, the planes in
 // parallel (OpenMP); on AVX-512, max pooling with stride 1 or 2 computes a
-// row of outputs 16 at a time.
+// row of outputs 16 at a time, each window's maximum and index kept in
+// registers, the padding read as -inf by masked loads.
+//
+// Max pooling's argmax is int32: a flat index within the plane always fits
+// (MaxPool2dForward checks H * W < 2^31), and it halves the bytes of the
+// indices that the forward writes and the backward reads (int64 made the
+// forward write more bytes of indices than of outputs).
 //
 // Example (LeNet's pooling and its gradient):
 //
@@ -42,17 +48,19 @@ struct Pool2dParams {
 //
 // The largest element of each window of x [N, C, H, W], giving
 // [N, C, OH, OW]. Padding counts as -infinity and NaN wins over any number
-// (PyTorch semantics). When `argmax` is not null it is set to an int64 tensor
-// of the output's shape holding, for each output, the flat index ih * W + iw
-// of the chosen element within its (n, c) plane; every index is valid (never
-// -1), the first maximum on ties.
+// (PyTorch semantics). When `argmax` is not null it is set to an int32
+// (DType::kInt32) tensor of the output's shape holding, for each output, the
+// flat index ih * W + iw of the chosen element within its (n, c) plane; every
+// index is valid (never -1): the first maximum in (ih, iw) order on ties, the
+// last NaN where the window holds NaNs, the first valid input where all are
+// -inf. With `argmax` null (inference) no index is computed at all.
 Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax);
 
 // MaxPool2dBackward()
 //
-// Routes each element of dy to the input position in `argmax` (from
-// `MaxPool2dForward`); an input chosen by several overlapping windows
-// receives the sum. Returns dx of shape `x_shape`.
+// Routes each element of dy to the input position in `argmax` (the int32
+// indices of `MaxPool2dForward`); an input chosen by several overlapping
+// windows receives the sum. Returns dx of shape `x_shape`.
 Tensor MaxPool2dBackward(const Tensor& dy, const Tensor& argmax,
                          const Shape& x_shape);
 

@@ -1,5 +1,6 @@
 #include "tensor/pool.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -38,7 +39,8 @@ void ForEachCase(const std::vector<PoolCase>& cases, uint64_t first_seed,
 
 // ---- Max pooling ------------------------------------------------------------
 
-// Naive max pooling in double: values and the first argmax of each window.
+// Naive max pooling in double: values and the first argmax of each window
+// (the last NaN's where there are NaNs).
 void RefMaxPool(const Shape& s, const std::vector<double>& x,
                 const Pool2dParams& p, std::vector<double>* y,
                 std::vector<int64_t>* idx) {
@@ -57,7 +59,9 @@ void RefMaxPool(const Shape& s, const std::vector<double>& x,
             const int64_t iw = j * p.stride_w - p.pad_w + b;
             if (ih < 0 || ih >= s[2] || iw < 0 || iw >= s[3]) continue;
             const double v = x[(q * s[2] + ih) * s[3] + iw];
-            if (at < 0 || v > best) {
+            // The first valid input, a larger one, or a NaN (the last NaN
+            // wins, as in PyTorch).
+            if (at < 0 || v > best || std::isnan(v)) {
               best = v;
               at = ih * s[3] + iw;
             }
@@ -74,7 +78,7 @@ TEST(MaxPool2d, Values2x2Stride2) {
   const Tensor y = MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
   EXPECT_EQ(y.shape(), Shape({1, 1, 2, 2}));
   ExpectValues(y, {5, 8, 10, 3});
-  ASSERT_EQ(argmax.dtype(), DType::kInt64);
+  ASSERT_EQ(argmax.dtype(), DType::kInt32);
   EXPECT_EQ(argmax.shape(), y.shape());
   // The last window ties (3 at 14 and 15): the first one wins.
   EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{1, 6, 13, 14}));
@@ -174,6 +178,124 @@ TEST(MaxPool2d, MatchesNaiveReference) {
     EXPECT_NEAR(Dot(dyd, ToDouble(y)), Dot(ToDouble(dx), ToDouble(x)), 1e-3);
   };
   ForEachCase(cases, 7, check);
+}
+
+// Inputs that exercise every rule of the max and its index: small integers
+// (many ties), zeros of both signs, and planes holding NaNs (several, some
+// in one window) or only -inf (the index of the first valid input).
+Tensor TieHeavyInput(const Shape& s, Generator& gen) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t plane = s[2] * s[3];
+  std::vector<float> v(s.numel());
+  for (int64_t q = 0; q < s[0] * s[1]; ++q) {
+    float* p = v.data() + q * plane;
+    for (int64_t k = 0; k < plane; ++k) {
+      const float r = std::round(gen.NextNormal(0, 1.5f));
+      p[k] = r == 0 && gen.NextUniform(0, 1) < 0.5f ? -0.0f : r;
+    }
+    if (q % 4 == 1) {  // NaNs: one, and a few close together
+      p[static_cast<int64_t>(gen.NextUniform(0, 1) * plane) % plane] = nan;
+      const int64_t at =
+          static_cast<int64_t>(gen.NextUniform(0, 1) * plane) % plane;
+      for (int64_t k : {at, at + 1, at + s[3], at + s[3] + 2}) {
+        if (k < plane) p[k] = nan;
+      }
+    } else if (q % 4 == 2) {
+      for (int64_t k = 0; k < plane; ++k) p[k] = -inf;
+    } else if (q % 4 == 3) {  // -inf among numbers
+      for (int64_t k = 0; k < plane; k += 3) p[k] = -inf;
+    }
+  }
+  return Tensor::FromVector(v, s);
+}
+
+// Every value equal to the reference's, bit for bit up to NaN payloads
+// (the sign of zero included: the first maximum's).
+void ExpectSameValues(const Tensor& y, const std::vector<double>& want) {
+  const std::vector<float> got = y.ToVector();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < got.size(); ++k) {
+    if (std::isnan(want[k])) {
+      EXPECT_TRUE(std::isnan(got[k])) << "at " << k;
+    } else {
+      EXPECT_EQ(got[k], want[k]) << "at " << k;
+      EXPECT_EQ(std::signbit(got[k]), std::signbit(want[k])) << "at " << k;
+    }
+  }
+}
+
+// The vectorized paths (AVX-512: strides 1 and 2, widths 2 and 3 and any
+// other, padding read as -inf, rows of several 16-output vectors and rows
+// narrower than one) and the scalar one (stride 3, other ISAs) against the
+// reference, with and without indices, on inputs full of ties and NaNs.
+TEST(MaxPool2d, EveryWindowMatchesReferenceOnTiesAndNans) {
+  uint64_t seed = 100;
+  int cases = 0;
+  for (int64_t k = 1; k <= 5; ++k) {
+    for (int64_t stride = 1; stride <= 3; ++stride) {
+      for (int64_t pad = 0; 2 * pad <= k; ++pad) {
+        for (int64_t w : {1, 2, 3, 5, 8, 15, 16, 17, 31, 33, 34, 40, 67}) {
+          if (w + 2 * pad < k) continue;
+          // Heights: one output row (or the 1x1 map), and several.
+          for (int64_t h : {std::max<int64_t>(k - 2 * pad, 1), int64_t{7}}) {
+            if (h + 2 * pad < k) continue;
+            const Shape s{1, 4, h, w};
+            const Pool2dParams p{k, k, stride, stride, pad, pad};
+            SCOPED_TRACE(::testing::Message()
+                         << "x " << s << " kernel " << k << " stride " << stride
+                         << " pad " << pad);
+            Generator gen(seed++);
+            const Tensor x = TieHeavyInput(s, gen);
+            std::vector<double> want;
+            std::vector<int64_t> want_idx;
+            RefMaxPool(s, ToDouble(x), p, &want, &want_idx);
+            Tensor argmax;
+            ExpectSameValues(MaxPool2dForward(x, p, &argmax), want);
+            EXPECT_EQ(argmax.ToInt64Vector(), want_idx);
+            ExpectSameValues(MaxPool2dForward(x, p, nullptr), want);
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 300);
+  // Rectangular windows with the two strides differing, and the widest
+  // windows of the vector paths (48 columns at stride 1, 32 at stride 2)
+  // and past them.
+  const std::vector<PoolCase> wide = {
+      {{1, 3, 6, 41}, {2, 3, 1, 2, 1, 1}}, {{1, 3, 9, 30}, {3, 2, 2, 1, 1, 1}},
+      {{1, 2, 4, 60}, {2, 48, 1, 1}},      {{1, 2, 4, 60}, {2, 49, 1, 1}},
+      {{1, 2, 3, 70}, {1, 32, 1, 2}},      {{1, 2, 3, 70}, {1, 33, 1, 2}},
+  };
+  for (const PoolCase& c : wide) {
+    SCOPED_TRACE("x " + c.x.ToString());
+    Generator gen(seed++);
+    const Tensor x = TieHeavyInput(c.x, gen);
+    std::vector<double> want;
+    std::vector<int64_t> want_idx;
+    RefMaxPool(c.x, ToDouble(x), c.p, &want, &want_idx);
+    Tensor argmax;
+    ExpectSameValues(MaxPool2dForward(x, c.p, &argmax), want);
+    EXPECT_EQ(argmax.ToInt64Vector(), want_idx);
+    ExpectSameValues(MaxPool2dForward(x, c.p, nullptr), want);
+  }
+}
+
+TEST(MaxPool2d, OneByOneMap) {
+  const Tensor x = Tensor::FromVector({-3, 7}, {1, 2, 1, 1});
+  Tensor argmax;
+  ExpectValues(MaxPool2dForward(x, {1, 1, 1, 1}, &argmax), {-3, 7});
+  EXPECT_EQ(argmax.ToInt64Vector(), (std::vector<int64_t>{0, 0}));
+  // 2x2 windows with padding 1: four windows, each the one element.
+  const Tensor y = MaxPool2dForward(x, {2, 2, 1, 1, 1, 1}, &argmax);
+  EXPECT_EQ(y.shape(), Shape({1, 2, 2, 2}));
+  ExpectValues(y, {-3, -3, -3, -3, 7, 7, 7, 7});
+  EXPECT_EQ(argmax.ToInt64Vector(), std::vector<int64_t>(8, 0));
+  const Tensor dx =
+      MaxPool2dBackward(Tensor::Ones(y.shape()), argmax, x.shape());
+  ExpectValues(dx, {4, 4});
 }
 
 TEST(MaxPool2dDeathTest, BadParams) {
