@@ -358,8 +358,11 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 }
 
 Variable MaxPool2d(const Variable& x, const Pool2dParams& params) {
+  // Where no gradient will flow back (inference), no argmax is computed.
   Tensor argmax;
-  Tensor y = MaxPool2dForward(x.data().Contiguous(), params, &argmax);
+  const bool backward = x.requires_grad() && GradEnabled();
+  Tensor y = MaxPool2dForward(x.data().Contiguous(), params,
+                              backward ? &argmax : nullptr);
   const Shape xs = x.shape();
   return Annotated(Unary("MaxPool2d", x, y,
                          [argmax, xs](const Tensor& g) {
