@@ -80,6 +80,16 @@ mkdir -p "$tmp/precious" && echo keep >"$tmp/precious/file"
 "$prune" "$cache" zero 2>/dev/null && fail "took MAX_GB 'zero'"
 mkdir "$tmp/empty"
 "$prune" "$tmp/empty" 1 || fail "refused an empty folder (a cache not yet used)"
+# A real cache has many entries: the list of those kept is longer than a
+# pipe's buffer (a failed prune here once failed CI's setup step).
+many="$tmp/many"
+mkdir -p "$many/ac" "$many/cas"
+truncate -s 1200M "$many/cas/old_blob" && touch -d 2026-01-01 "$many/cas/old_blob"
+(cd "$many/ac" && seq -f "entry_with_a_long_name_like_a_sha256_digest_%06g" 1 4000 |
+   xargs touch)
+"$prune" "$many" 1 2>/dev/null || fail "prune_disk_cache.sh failed on a cache of many entries"
+[[ ! -e "$many/cas/old_blob" && -e "$many/ac/entry_with_a_long_name_like_a_sha256_digest_004000" ]] ||
+  fail "the oldest entry was not the one removed"
 
 if ((failures)); then
   echo "$failures failures" >&2

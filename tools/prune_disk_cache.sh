@@ -33,7 +33,10 @@ target=$((limit * 8 / 10))
 find "$dir" -type f -printf '%A@ %T@ %s %p\n' |
   awk '{ t = ($1 > $2) ? $1 : $2; print t, $3, $4 }' | sort -n |
   while read -r _ size path; do
-    ((used > target)) || break
+    # Read to the end even when done: leaving early would kill sort with
+    # SIGPIPE once its output passes the pipe's buffer, failing the
+    # pipeline (pipefail) after a successful prune.
+    ((used > target)) || continue
     rm -f -- "$path"
     used=$((used - size))
   done
