@@ -195,6 +195,14 @@ class SlotBuffers {
   std::vector<Tensor> bufs_;
 };
 
+// Calls f with x's elements: float32, or bf16 (an activation stored at half
+// the bytes), which the im2col reads exactly, as float.
+template <typename F>
+decltype(auto) WithActivation(const Tensor& x, const F& f) {
+  return x.dtype() == DType::kBfloat16 ? f(x.data<bfloat16>())
+                                       : f(x.data<float>());
+}
+
 // Runs image(n, col) for every image of the batch, in parallel over the
 // batch when it has an image per thread, each thread with its own im2col
 // buffer of `col_size` floats.
@@ -284,8 +292,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   GemmLhs& weights = packed;
   weights.Pack(false, g.oc, g.Ckk(), w.data(), g.Ckk());
 
-  // x is float32 or bf16: the im2col reads either (exactly, as float).
-  const auto run = [&](const auto* px) {
+  WithActivation(x, [&](const auto* px) {
     const int64_t cs = ChunkSize(g, g.oc);
     if (cs > 1) {
       SlotBuffers outs(g.oc * cs * ohw);
@@ -313,12 +320,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
            epilogue_at(offset));
       if (bf16_out) store(n, buf, ohw);
     });
-  };
-  if (x.dtype() == DType::kBfloat16) {
-    run(x.data<bfloat16>());
-  } else {
-    run(x.data<float>());
-  }
+  });
   return y;
 }
 
@@ -396,7 +398,7 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
 
 namespace {
 
-// Conv2dBackwardWeight with x float32 or bf16 (read exactly, as float).
+// Conv2dBackwardWeight with x float32 or bf16 (WithActivation).
 template <typename T>
 Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
                       const Shape& w_shape) {
@@ -469,10 +471,9 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
       CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor x = x_in.Contiguous();
-  if (x.dtype() == DType::kBfloat16) {
-    return BackwardWeight(g, dy, x.data<bfloat16>(), w_shape);
-  }
-  return BackwardWeight(g, dy, x.data<float>(), w_shape);
+  return WithActivation(x, [&](const auto* px) {
+    return BackwardWeight(g, dy, px, w_shape);
+  });
 }
 
 

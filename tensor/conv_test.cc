@@ -350,25 +350,44 @@ TEST(Conv2d, LargeLayerMatchesNaiveReference) {
   SetNumThreads(0);
 }
 
+// Cases() and one case of each forward path it lacks: several images per
+// GEMM (the scatter), two GEMM blocks along k, a 1x1 with many channels.
+std::vector<ConvCase> ForwardPathCases() {
+  std::vector<ConvCase> cases = Cases();
+  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});     // chunked
+  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, false});  // 2 k blocks
+  cases.push_back({3, 20, 12, 12, 24, 1, 1, 1, 1, 0, 0, true});  // 1x1
+  return cases;
+}
+
+// Runs check(case, gen) for every case, in both matmul precisions and on one
+// and two threads; the cases' generators are seeded seed, seed + 1, ...
+template <typename F>
+void ForEachPrecisionAndThreads(const std::vector<ConvCase>& cases,
+                                uint64_t seed, const F& check) {
+  for (MatmulPrecision precision :
+       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+    const ScopedMatmulPrecision scope(precision);
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      for (size_t i = 0; i < cases.size(); ++i) {
+        SCOPED_TRACE(cases[i].ToString());
+        Generator gen(seed + i);
+        check(cases[i], gen);
+      }
+    }
+  }
+  SetNumThreads(0);
+}
+
 // The epilogue (a residual added, then ReLU) gives, bit for bit, what the
 // separate passes give: the sum is rounded in the same order, (conv + bias)
 // + residual. On every forward path: one image per GEMM (the GEMM's
 // epilogue, on tiles and on edges), several (the scatter), 1x1 direct; in
 // float32 and bf16; on one and two threads.
 TEST(Conv2d, EpilogueMatchesSeparatePasses) {
-  std::vector<ConvCase> cases = Cases();
-  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});    // chunked
-  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, false});  // 2 k blocks
-  cases.push_back({3, 20, 12, 12, 24, 1, 1, 1, 1, 0, 0, true});  // 1x1
-  for (MatmulPrecision precision :
-       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
-    const ScopedMatmulPrecision scope(precision);
-    for (int threads : {1, 2}) {
-      SetNumThreads(threads);
-      uint64_t seed = 1300;
-      for (const ConvCase& k : cases) {
-        SCOPED_TRACE(k.ToString());
-        Generator gen(seed++);
+  ForEachPrecisionAndThreads(
+      ForwardPathCases(), 1300, [](const ConvCase& k, Generator& gen) {
         const Tensor x = gen.Normal(k.x_shape(), 0, 1);
         const Tensor w = gen.Normal(k.w_shape(), 0, 1);
         const Tensor b = k.bias ? gen.Normal({k.oc}, 0, 1) : Tensor();
@@ -381,9 +400,9 @@ TEST(Conv2d, EpilogueMatchesSeparatePasses) {
           added[i] = plain[i] + residual[i];
           relu[i] = std::max(added[i], 0.0f);
         }
-        EXPECT_EQ(Conv2dForward(x, w, b, k.params(), {.residual = r})
-                      .ToVector(),
-                  added);
+        EXPECT_EQ(
+            Conv2dForward(x, w, b, k.params(), {.residual = r}).ToVector(),
+            added);
         const std::vector<float> fused =
             Conv2dForward(x, w, b, k.params(), {.residual = r, .relu = true})
                 .ToVector();
@@ -392,10 +411,7 @@ TEST(Conv2d, EpilogueMatchesSeparatePasses) {
         for (float& v : plain_relu) v = std::max(v, 0.0f);
         EXPECT_EQ(Conv2dForward(x, w, b, k.params(), {.relu = true}).ToVector(),
                   plain_relu);
-      }
-    }
-    SetNumThreads(0);
-  }
+      });
 }
 
 // bf16 activations: an x stored in bfloat16 gives, bit for bit, what its
@@ -405,20 +421,10 @@ TEST(Conv2d, EpilogueMatchesSeparatePasses) {
 // per GEMM, several, 1x1 direct, strided windows read by gathers), in both
 // matmul precisions, on one and two threads.
 TEST(Conv2d, Bfloat16ActivationsMatchTheirFloat32Copies) {
-  std::vector<ConvCase> cases = Cases();
-  cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});      // chunked
-  cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, false});   // 2 k blocks
-  cases.push_back({3, 20, 12, 12, 24, 1, 1, 1, 1, 0, 0, true});   // 1x1
-  cases.push_back({2, 2, 40, 40, 5, 11, 11, 4, 4, 0, 0, true});   // gathers
-  for (MatmulPrecision precision :
-       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
-    const ScopedMatmulPrecision scope(precision);
-    for (int threads : {1, 2}) {
-      SetNumThreads(threads);
-      uint64_t seed = 1700;
-      for (const ConvCase& k : cases) {
-        SCOPED_TRACE(k.ToString());
-        Generator gen(seed++);
+  std::vector<ConvCase> cases = ForwardPathCases();
+  cases.push_back({2, 2, 40, 40, 5, 11, 11, 4, 4, 0, 0, true});  // gathers
+  ForEachPrecisionAndThreads(
+      cases, 1700, [](const ConvCase& k, Generator& gen) {
         const Tensor xb = gen.Normal(k.x_shape(), 0, 1).To(DType::kBfloat16);
         const Tensor xf = xb.To(DType::kFloat32);
         const Tensor w = gen.Normal(k.w_shape(), 0, 1);
@@ -427,22 +433,19 @@ TEST(Conv2d, Bfloat16ActivationsMatchTheirFloat32Copies) {
         const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
         EXPECT_EQ(Conv2dForward(xb, w, b, k.params()).ToVector(),
                   Conv2dForward(xf, w, b, k.params()).ToVector());
-        EXPECT_EQ(Conv2dBackwardWeight(dy, xb, w.shape(), k.params()).ToVector(),
-                  Conv2dBackwardWeight(dy, xf, w.shape(), k.params()).ToVector());
+        EXPECT_EQ(
+            Conv2dBackwardWeight(dy, xb, w.shape(), k.params()).ToVector(),
+            Conv2dBackwardWeight(dy, xf, w.shape(), k.params()).ToVector());
         const Conv2dEpilogue to_bf16{
             .residual = r, .relu = true, .dtype = DType::kBfloat16};
         const Tensor yb = Conv2dForward(xb, w, b, k.params(), to_bf16);
         EXPECT_EQ(yb.dtype(), DType::kBfloat16);
         EXPECT_EQ(yb.shape(), k.y_shape());
-        EXPECT_EQ(yb.ToVector(),
-                  Conv2dForward(xf, w, b, k.params(),
-                                {.residual = r, .relu = true})
-                      .To(DType::kBfloat16)
-                      .ToVector());
-      }
-    }
-    SetNumThreads(0);
-  }
+        EXPECT_EQ(yb.ToVector(), Conv2dForward(xf, w, b, k.params(),
+                                               {.residual = r, .relu = true})
+                                     .To(DType::kBfloat16)
+                                     .ToVector());
+      });
 }
 
 TEST(Conv2d, NonContiguousInputs) {

@@ -14,11 +14,15 @@
 namespace dive::ops {
 namespace {
 
-void CheckFloat(const char* op, const Tensor& t) {
+void CheckDType(const char* op, const Tensor& t, DType dtype) {
   CHECK(t.defined()) << op << ": undefined tensor";
-  CHECK(t.dtype() == DType::kFloat32)
-      << op << ": expects float32, got " << DTypeName(t.dtype())
-      << " tensor of shape " << t.shape();
+  CHECK(t.dtype() == dtype)
+      << op << ": expects " << DTypeName(dtype) << ", got "
+      << DTypeName(t.dtype()) << " tensor of shape " << t.shape();
+}
+
+void CheckFloat(const char* op, const Tensor& t) {
+  CheckDType(op, t, DType::kFloat32);
 }
 
 Shape Broadcast(const char* op, const Shape& a, const Shape& b) {
@@ -71,10 +75,7 @@ Tensor UnaryArray(const char* op, const Tensor& a, V v) {
 template <typename Tb = float, typename F>
 Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   CheckFloat(op, a);
-  CHECK(b.defined()) << op << ": undefined tensor";
-  CHECK(b.dtype() == DTypeOf<Tb>())
-      << op << ": expects " << DTypeName(DTypeOf<Tb>()) << ", got "
-      << DTypeName(b.dtype()) << " tensor of shape " << b.shape();
+  CheckDType(op, b, DTypeOf<Tb>());
   const Shape shape = Broadcast(op, a.shape(), b.shape());
   Tensor out = Tensor::Empty(shape);
   const Tensor ea = a.Expand(shape), eb = b.Expand(shape);
