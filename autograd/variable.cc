@@ -67,6 +67,86 @@ Tensor RunHooks(const GradNode& node, Tensor grad) {
   return grad;
 }
 
+// The leaves of one backward pass that have hooks. Their hooks run as soon
+// as the pass is done with them, when the last op that uses them has run
+// (`uses` counts those still to run), not in their place in the order,
+// which for the first input of an op (Mul(w, x)) can be far later.
+// Gradients from earlier passes: those of leaves with gradient hooks wait
+// aside (the hooks see this pass's gradient alone) and are added back after
+// them; those of leaves with only post-accumulate hooks stay in place and
+// are remembered, to tell whether the pass added to them (accumulation
+// always makes a new tensor).
+struct HookedLeaves {
+  std::unordered_map<GradNode*, int> uses;
+  std::unordered_map<GradNode*, Tensor> aside;
+  std::unordered_map<GradNode*, Tensor> in_place;
+
+  explicit HookedLeaves(const std::vector<std::shared_ptr<GradNode>>& order) {
+    for (const std::shared_ptr<GradNode>& node : order) {
+      if (node->backward) continue;
+      if (!node->hooks.empty()) {
+        aside.emplace(node.get(), std::exchange(node->grad, Tensor()));
+      } else if (!node->post_accumulate_hooks.empty()) {
+        in_place.emplace(node.get(), node->grad);
+      } else {
+        continue;
+      }
+      uses.emplace(node.get(), 0);
+    }
+    if (uses.empty()) return;
+    for (const std::shared_ptr<GradNode>& node : order) {
+      for (const std::shared_ptr<GradNode>& input : node->inputs) {
+        if (const auto it = uses.find(input.get()); it != uses.end()) {
+          ++it->second;
+        }
+      }
+    }
+  }
+
+  // An op that used `input` has run.
+  void Used(GradNode* input) {
+    if (uses.empty()) return;
+    const auto it = uses.find(input);
+    if (it != uses.end() && --it->second == 0) {
+      uses.erase(it);
+      Finish(input);
+    }
+  }
+
+  // The pass reached `leaf` in its order: if it had no uses (the root),
+  // it is done.
+  void Reached(GradNode* leaf) {
+    if (uses.empty()) return;
+    const auto it = uses.find(leaf);
+    if (it != uses.end()) {
+      uses.erase(it);
+      Finish(leaf);
+    }
+  }
+
+  // The leaf's gradient hooks, then what earlier passes accumulated, then
+  // its post-accumulate hooks if this pass gave it a gradient.
+  void Finish(GradNode* leaf) {
+    bool added = leaf->grad.defined();
+    if (const auto it = aside.find(leaf); it != aside.end()) {
+      if (leaf->grad.defined()) leaf->grad = RunHooks(*leaf, leaf->grad);
+      Tensor before = std::move(it->second);
+      if (before.defined()) {
+        leaf->grad =
+            leaf->grad.defined() ? ops::Add(before, leaf->grad) : before;
+      }
+    } else if (const auto at = in_place.find(leaf);
+               at != in_place.end() && at->second.defined()) {
+      added = !leaf->grad.SharesStorage(at->second);
+    }
+    if (added && !leaf->post_accumulate_hooks.empty()) {
+      const Tensor grad = leaf->grad;  // a hook may set_grad
+      leaf->post_accumulate_hooks.ForEach(
+          [&](const PostAccumulateGradHook& hook) { hook(grad); });
+    }
+  }
+};
+
 }  // namespace
 
 Variable::Variable(Tensor data, bool requires_grad)
@@ -132,6 +212,14 @@ HookHandle Variable::RegisterHook(GradHook hook) const {
   return node_->hooks.Add(std::move(hook));
 }
 
+HookHandle Variable::RegisterPostAccumulateGradHook(
+    PostAccumulateGradHook hook) const {
+  CHECK(requires_grad() && is_leaf())
+      << "RegisterPostAccumulateGradHook needs a leaf that requires grad (op "
+      << op() << (requires_grad() ? "" : ", requires_grad false") << ")";
+  return node_->post_accumulate_hooks.Add(std::move(hook));
+}
+
 void Variable::ZeroGrad() {
   if (node_) node_->grad = Tensor();
 }
@@ -150,14 +238,7 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
       << "Backward: gradient of shape " << grad.shape() << " for output of "
       << "shape " << shape();
   const std::vector<std::shared_ptr<GradNode>> order = TopologicalOrder(node_);
-  // A hooked leaf's hooks see this pass's gradient alone: what earlier
-  // passes accumulated waits aside and is added back after them.
-  std::vector<std::pair<GradNode*, Tensor>> earlier;
-  for (const std::shared_ptr<GradNode>& node : order) {
-    if (!node->backward && !node->hooks.empty()) {
-      earlier.emplace_back(node.get(), std::exchange(node->grad, Tensor()));
-    }
-  }
+  HookedLeaves hooked(order);
   Accumulate(node_.get(), grad);
   BackwardObserver* const observer = backward_observer;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
@@ -165,7 +246,10 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
     CHECK(!node->released)
         << "Backward through the graph a second time (op " << node->op
         << "); pass retain_graph=true to the first Backward()";
-    if (!node->backward) continue;  // a leaf: its grad stays.
+    if (!node->backward) {  // a leaf: its grad stays.
+      hooked.Reached(node);
+      continue;
+    }
     CHECK(node->grad.defined()) << "internal: no gradient reached " << node->op;
     if (observer != nullptr) observer->BeforeNode(*node);
     if (!node->hooks.empty()) node->grad = RunHooks(*node, node->grad);
@@ -180,18 +264,15 @@ void Variable::Backward(const Tensor& grad, bool retain_graph) {
     }
     grads.clear();  // freed inside the observed span
     if (observer != nullptr) observer->AfterNode(*node);
+    // Outside the observed span: a leaf's hooks are not the node's work.
+    for (const std::shared_ptr<GradNode>& input : node->inputs) {
+      hooked.Used(input.get());
+    }
     node->grad = Tensor();  // intermediate gradients are not kept.
     if (!retain_graph) {
       node->backward = nullptr;
       node->inputs.clear();
       node->released = true;
-    }
-  }
-  // Every gradient has reached the leaves (they come last in the order).
-  for (auto& [leaf, before] : earlier) {
-    if (leaf->grad.defined()) leaf->grad = RunHooks(*leaf, leaf->grad);
-    if (before.defined()) {
-      leaf->grad = leaf->grad.defined() ? ops::Add(before, leaf->grad) : before;
     }
   }
 }

@@ -58,6 +58,10 @@ using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad)>;
 // gradient to use instead, or an undefined Tensor to keep it.
 using GradHook = std::function<Tensor(const Tensor& grad)>;
 
+// Sees a leaf's accumulated gradient once a backward pass has finished
+// adding to it (`Variable::RegisterPostAccumulateGradHook`).
+using PostAccumulateGradHook = std::function<void(const Tensor& grad)>;
+
 struct GradNode {
   const char* op = "leaf";
   // The thread's `NodeTag` when the op ran (null for leaves and untagged
@@ -70,6 +74,7 @@ struct GradNode {
   std::vector<std::shared_ptr<GradNode>> inputs;
   BackwardFn backward;  // empty for leaves and freed graphs
   HookList<GradHook> hooks;
+  HookList<PostAccumulateGradHook> post_accumulate_hooks;  // leaves only
 };
 
 class Variable {
@@ -120,6 +125,19 @@ class Variable {
   // gradient; it must keep the shape. Hooks run in registration order, each
   // on the previous one's result. CHECK-fails unless `requires_grad()`.
   HookHandle RegisterHook(GradHook hook) const;
+
+  // RegisterPostAccumulateGradHook()
+  //
+  // PyTorch's `Tensor.register_post_accumulate_grad_hook`, for leaves: `hook`
+  // runs in every backward pass that gives this leaf a gradient, as soon as
+  // that pass is done with the leaf (every op that uses it has run, the
+  // `RegisterHook` hooks too), with the accumulated `grad()`, while the
+  // pass goes on with the rest of the graph. Data-parallel training starts
+  // a gradient's all-reduce there, overlapping it with the rest of the
+  // backward pass. Hooks run in registration order; a leaf that gets no
+  // gradient in a pass does not run them. CHECK-fails unless a leaf that
+  // `requires_grad()`.
+  HookHandle RegisterPostAccumulateGradHook(PostAccumulateGradHook hook) const;
 
   // The same data, cut from the graph.
   Variable Detach() const { return Variable(data_); }

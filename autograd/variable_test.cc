@@ -187,6 +187,96 @@ TEST(VariableHookDeathTest, NeedsAVariableThatRequiresGrad) {
                "does not require grad");
 }
 
+TEST(PostAccumulateGradHook, SeesTheAccumulatedGradientOncePerPass) {
+  // y = x*x + x reaches x by two paths: one call per pass, with grad().
+  Variable x(Vec({3}), true);
+  std::vector<float> seen;
+  x.RegisterPostAccumulateGradHook(
+      [&](const Tensor& g) { seen.push_back(g.item()); });
+  Sum(x * x + x).Backward();
+  Sum(x * x + x).Backward();
+  EXPECT_EQ(seen, (std::vector<float>{7, 14}));
+  EXPECT_FLOAT_EQ(x.grad().item(), 14.0f);
+}
+
+TEST(PostAccumulateGradHook, RunsAfterTheGradientHooks) {
+  Variable x(Vec({1, 2}), true);
+  x.set_grad(Vec({100, 100}));  // from an earlier pass
+  x.RegisterHook([](const Tensor& g) { return ops::MulScalar(g, 2.0f); });
+  std::vector<float> seen;
+  x.RegisterPostAccumulateGradHook([&](const Tensor& g) {
+    seen = g.ToVector();
+    EXPECT_TRUE(g.SharesStorage(x.grad()));
+  });
+  Sum(x * Variable(Vec({3, 4}))).Backward();
+  EXPECT_EQ(seen, (std::vector<float>{106, 108}));
+  EXPECT_EQ(x.grad().ToVector(), (std::vector<float>{106, 108}));
+}
+
+TEST(PostAccumulateGradHook, RunsAsSoonAsTheLastUseHasRun) {
+  // y = Sum(w2 * Relu(w1 * x)): w2 is Mul's first input, which a plain
+  // reverse topological order reaches last; its gradient is complete once
+  // the outer Mul has run, before Relu's and the inner Mul's closures.
+  Variable x(Vec({1, -2, 3}));
+  Variable w1(Vec({0.5f, 0.5f, 0.5f}), true), w2(Vec({1, 2, 3}), true);
+  std::vector<std::string> events;
+  Variable h = Relu(w1 * x);
+  h.RegisterHook([&](const Tensor&) {
+    events.push_back("h");  // runs just before Relu's closure
+    return Tensor();
+  });
+  w1.RegisterPostAccumulateGradHook([&](const Tensor&) {
+    events.push_back("w1");
+  });
+  w2.RegisterPostAccumulateGradHook([&](const Tensor&) {
+    events.push_back("w2");
+  });
+  Sum(w2 * h).Backward();
+  EXPECT_EQ(events, (std::vector<std::string>{"w2", "h", "w1"}));
+  EXPECT_EQ(w1.grad().ToVector(), (std::vector<float>{1, 0, 9}));
+}
+
+TEST(PostAccumulateGradHook, NotRunWithoutAGradientFromThePass) {
+  // `w` is in the graph, but its op gives it no gradient; its gradient from
+  // an earlier pass stays, and the hook does not run.
+  Variable w(Vec({1}), true);
+  w.set_grad(Vec({5}));
+  int calls = 0;
+  HookHandle handle =
+      w.RegisterPostAccumulateGradHook([&](const Tensor&) { ++calls; });
+  Variable blocked = Variable::FromOp(
+      "block", w.data().Clone(), {w},
+      [](const Tensor&) { return std::vector<Tensor>{Tensor()}; });
+  Sum(blocked).Backward();
+  EXPECT_EQ(calls, 0);
+  EXPECT_FLOAT_EQ(w.grad().item(), 5.0f);
+  Sum(w).Backward();
+  EXPECT_EQ(calls, 1);
+  handle.Remove();
+  Sum(w).Backward();
+  EXPECT_EQ(calls, 1);
+  EXPECT_FLOAT_EQ(w.grad().item(), 7.0f);
+}
+
+TEST(PostAccumulateGradHook, OnTheRootLeaf) {
+  Variable x(Vec({4}), true);
+  std::vector<float> seen;
+  x.RegisterPostAccumulateGradHook(
+      [&](const Tensor& g) { seen.push_back(g.item()); });
+  x.Backward();
+  EXPECT_EQ(seen, (std::vector<float>{1}));
+}
+
+TEST(PostAccumulateGradHookDeathTest, NeedsALeafThatRequiresGrad) {
+  Variable x(Vec({1}), true);
+  Variable y = x * x;
+  EXPECT_DEATH(y.RegisterPostAccumulateGradHook([](const Tensor&) {}),
+               "needs a leaf that requires grad");
+  Variable c(Vec({1}));
+  EXPECT_DEATH(c.RegisterPostAccumulateGradHook([](const Tensor&) {}),
+               "needs a leaf that requires grad");
+}
+
 TEST(VariableDeathTest, BackwardOfNonScalarNeedsGradient) {
   Variable x(Vec({1, 2}), true);
   EXPECT_DEATH((x * x).Backward(), "needs a scalar, got shape \\[2\\]");

@@ -1,10 +1,12 @@
 #include "distributed/data_parallel.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <vector>
 
+#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "distributed/process_group.h"
 #include "gmock/gmock.h"
@@ -61,7 +63,7 @@ autograd::Variable Param(std::vector<float> values) {
   return autograd::Variable(Tensor::FromVector(values, {n}), true);
 }
 
-TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
+TEST(DistributedDataParallelTest, BucketsPackConsecutiveParametersFromTheEnd) {
   FakeGroup group(2);
   std::vector<autograd::Variable> params = {
       Param(std::vector<float>(3)), Param(std::vector<float>(5)),
@@ -70,28 +72,36 @@ TEST(DistributedDataParallelTest, BucketsPackConsecutiveParameters) {
   DataParallelOptions options;
   options.bucket_bytes = 8 * sizeof(float);
   DistributedDataParallel ddp(group, params, options);
-  // [3 + 5] [2] [10: too large, alone] [1 + 1]
+  // In the backward pass's order: [1 + 1] [10: too large, alone] [5 + 2] [3]
   ASSERT_EQ(ddp.buckets().size(), 4u);
-  EXPECT_EQ(ddp.buckets()[0].begin, 0u);
-  EXPECT_EQ(ddp.buckets()[0].end, 2u);
-  EXPECT_EQ(ddp.buckets()[1].numel, 2u);
-  EXPECT_EQ(ddp.buckets()[2].numel, 10u);
-  EXPECT_EQ(ddp.buckets()[3].begin, 4u);
-  EXPECT_EQ(ddp.buckets()[3].end, 6u);
+  EXPECT_EQ(ddp.buckets()[0].begin, 4u);
+  EXPECT_EQ(ddp.buckets()[0].end, 6u);
+  EXPECT_EQ(ddp.buckets()[1].numel, 10u);
+  EXPECT_EQ(ddp.buckets()[2].begin, 1u);
+  EXPECT_EQ(ddp.buckets()[2].end, 3u);
+  EXPECT_EQ(ddp.buckets()[2].numel, 7u);
+  EXPECT_EQ(ddp.buckets()[3].begin, 0u);
+  EXPECT_EQ(ddp.buckets()[3].end, 1u);
 
   for (autograd::Variable& p : params) p.set_grad(Tensor::Ones(p.shape()));
   ASSERT_TRUE(ddp.AllReduceGradients().ok());
   // One message per bucket: its gradients and one flag per parameter.
-  EXPECT_THAT(group.messages, ElementsAre(8 + 2, 2 + 1, 10 + 1, 2 + 2));
+  EXPECT_THAT(group.messages, ElementsAre(2 + 2, 10 + 1, 7 + 2, 3 + 1));
+  EXPECT_EQ(ddp.bytes_all_reduced(), (4 + 11 + 9 + 4) * sizeof(float));
 }
 
-TEST(DistributedDataParallelTest, DefaultBucketsHoldManySmallTensors) {
+TEST(DistributedDataParallelTest, DefaultBucketsArePyTorchs25MiB) {
   FakeGroup group(2);
   std::vector<autograd::Variable> params;
-  for (int i = 0; i < 100; ++i)
-    params.push_back(Param(std::vector<float>(100)));
+  // 25 MiB is 6,553,600 floats: 6 parameters of 1 Mi floats fill one bucket.
+  for (int i = 0; i < 7; ++i) {
+    params.push_back(
+        autograd::Variable(Tensor::Zeros({int64_t{1} << 20}), true));
+  }
   DistributedDataParallel ddp(group, params);
-  EXPECT_EQ(ddp.buckets().size(), 1u);
+  ASSERT_EQ(ddp.buckets().size(), 2u);
+  EXPECT_EQ(ddp.buckets()[0].numel, size_t{6} << 20);
+  EXPECT_EQ(ddp.buckets()[1].numel, size_t{1} << 20);
 }
 
 TEST(DistributedDataParallelTest, AveragesGradientsOverRanks) {
@@ -165,6 +175,150 @@ TEST(DistributedDataParallelTest, SingleProcessLeavesGradientsAlone) {
   ASSERT_TRUE(ddp.AllReduceGradients().ok());
   EXPECT_TRUE(w.grad().SharesStorage(grad));
   EXPECT_THAT(w.data().ToVector(), ElementsAre(1, 2));
+}
+
+// y = Sum(Linear(Relu(Linear(x, w1, b1)), w2, b2)) on fixed data.
+struct TwoLayers {
+  autograd::Variable x{Tensor::FromVector({1, -2, 3, 0.5f, 2, -1}, {2, 3})};
+  std::vector<autograd::Variable> params = {
+      autograd::Variable(
+          Tensor::FromVector({0.1f, 0.2f, -0.3f, 0.4f, 0.5f, 0.6f, -0.7f,
+                              0.8f, 0.9f, 1.0f, -1.1f, 1.2f},
+                             {4, 3}),
+          true),
+      autograd::Variable(Tensor::FromVector({0.1f, -0.1f, 0.2f, 0}, {4}),
+                         true),
+      autograd::Variable(
+          Tensor::FromVector({0.3f, -0.2f, 0.1f, 0.5f, 0.7f, 0.1f, -0.4f, 0.2f},
+                             {2, 4}),
+          true),
+      autograd::Variable(Tensor::FromVector({0.05f, -0.05f}, {2}), true),
+  };
+  autograd::Variable hidden;
+
+  autograd::Variable Loss() {
+    hidden = autograd::Relu(autograd::Linear(x, params[0], params[1]));
+    return autograd::Sum(autograd::Linear(hidden, params[2], params[3]));
+  }
+};
+
+// Gradients of the same two layers, all-reduced by a DDP with `options`
+// over a fake group whose peers contribute 0.5, 1.5, 2.5, ... (so that the
+// mean is not the rank's own gradient).
+std::vector<std::vector<float>> ReducedGradients(DataParallelOptions options,
+                                                 FakeGroup* group_out = nullptr,
+                                                 int backward_passes = 1) {
+  FakeGroup group(2);
+  group.peers = [](float* data, size_t n) {
+    for (size_t i = 0; i < n; ++i) data[i] = 0.5f + i;
+  };
+  TwoLayers net;
+  DistributedDataParallel ddp(group, net.params, options);
+  for (int pass = 0; pass < backward_passes; ++pass) net.Loss().Backward();
+  EXPECT_TRUE(ddp.AllReduceGradients().ok());
+  std::vector<std::vector<float>> grads;
+  for (const autograd::Variable& p : net.params) {
+    grads.push_back(p.grad().defined() ? p.grad().ToVector()
+                                       : std::vector<float>());
+  }
+  if (group_out != nullptr) group_out->messages = group.messages;
+  return grads;
+}
+
+TEST(DistributedDataParallelTest, OverlapStartsBucketsDuringTheBackwardPass) {
+  FakeGroup group(2);
+  TwoLayers net;
+  DataParallelOptions options;
+  options.bucket_bytes = 4;  // one parameter a bucket
+  DistributedDataParallel ddp(group, net.params, options);
+  autograd::Variable loss = net.Loss();
+  // Runs before the first layer's backward: by then the second layer's
+  // gradients (b2, then w2) are complete and on their way.
+  std::vector<size_t> sent_before_first_layer;
+  net.hidden.RegisterHook([&](const Tensor&) {
+    sent_before_first_layer = group.messages;
+    return Tensor();
+  });
+  loss.Backward();
+  EXPECT_THAT(sent_before_first_layer, ElementsAre(2 + 1, 8 + 1));
+  EXPECT_THAT(group.messages, ElementsAre(3, 9, 5, 13));
+  ASSERT_TRUE(ddp.AllReduceGradients().ok());
+  EXPECT_EQ(ddp.buckets_started_in_backward(), 4u);
+  EXPECT_EQ(group.messages.size(), 4u);
+}
+
+TEST(DistributedDataParallelTest, OverlapIsBitIdenticalToAfterBackward) {
+  for (size_t bucket_bytes : {size_t{4}, size_t{40}, size_t{1} << 20}) {
+    DataParallelOptions overlapped, after;
+    overlapped.bucket_bytes = after.bucket_bytes = bucket_bytes;
+    after.overlap = false;
+    FakeGroup sent_overlapped(2), sent_after(2);
+    const auto a = ReducedGradients(overlapped, &sent_overlapped);
+    const auto b = ReducedGradients(after, &sent_after);
+    EXPECT_EQ(a, b) << bucket_bytes;
+    EXPECT_EQ(sent_overlapped.messages, sent_after.messages);
+    // Not the rank's own gradient: the peers' part is in.
+    TwoLayers net;
+    net.Loss().Backward();
+    EXPECT_NE(a[0], net.params[0].grad().ToVector());
+  }
+}
+
+TEST(DistributedDataParallelTest, SecondBackwardPassSendsTheSumAgain) {
+  // Gradient accumulation: two passes before the all-reduce send every
+  // bucket twice (the first round is dropped) and average the sums.
+  DataParallelOptions options;
+  options.bucket_bytes = 16;
+  FakeGroup sent_twice(2), sent_once(2);
+  const auto twice = ReducedGradients(options, &sent_twice, 2);
+  options.overlap = false;
+  const auto after = ReducedGradients(options, &sent_once, 2);
+  EXPECT_EQ(twice, after);
+  EXPECT_EQ(sent_twice.messages.size(), 2 * sent_once.messages.size());
+}
+
+TEST(DistributedDataParallelTest, UnusedParameterHoldsBackLaterBuckets) {
+  FakeGroup group(2);
+  autograd::Variable used = Param({1, 2});
+  autograd::Variable unused = Param({3});
+  autograd::Variable first = Param({4, 5, 6});
+  DataParallelOptions options;
+  options.bucket_bytes = 4;
+  // Buckets in order: [first], [unused], [used].
+  DistributedDataParallel ddp(group, {used, unused, first}, options);
+  (autograd::Sum(first * first) + autograd::Sum(used)).Backward();
+  // `first`'s bucket goes; `used` is complete but waits behind `unused`.
+  EXPECT_THAT(group.messages, ElementsAre(3 + 1));
+  ASSERT_TRUE(ddp.AllReduceGradients().ok());
+  EXPECT_THAT(group.messages, ElementsAre(3 + 1, 1 + 1, 2 + 1));
+  EXPECT_FALSE(unused.grad().defined());
+  EXPECT_THAT(used.grad().ToVector(), ElementsAre(1, 1));
+  EXPECT_THAT(first.grad().ToVector(), ElementsAre(8, 10, 12));
+}
+
+TEST(DistributedDataParallelTest, Bf16CompressionHalvesTheBytes) {
+  DataParallelOptions plain, compressed;
+  plain.bucket_bytes = compressed.bucket_bytes = 16;
+  compressed.bf16_compress = true;
+  FakeGroup group(2);
+  TwoLayers a, b;
+  DistributedDataParallel ddp_plain(group, a.params, plain);
+  DistributedDataParallel ddp_bf16(group, b.params, compressed);
+  a.Loss().Backward();
+  b.Loss().Backward();
+  ASSERT_TRUE(ddp_plain.AllReduceGradients().ok());
+  ASSERT_TRUE(ddp_bf16.AllReduceGradients().ok());
+  EXPECT_EQ(ddp_bf16.bytes_all_reduced() * 2, ddp_plain.bytes_all_reduced());
+  // Both ranks hold the same gradients: the mean is each one, to bf16's
+  // relative precision of 2^-8.
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    const std::vector<float> x = a.params[i].grad().ToVector();
+    const std::vector<float> y = b.params[i].grad().ToVector();
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t j = 0; j < x.size(); ++j) {
+      EXPECT_NEAR(y[j], x[j], std::abs(x[j]) * 0x1p-8f) << i << "," << j;
+    }
+  }
 }
 
 TEST(BroadcastTensorsTest, OverwritesInPlaceWhateverTheDtypeAndLayout) {

@@ -10,11 +10,15 @@
 //   from a different random initialization (seed + rank), so the replicas
 //   only agree if BroadcastParameters works. Each rank writes its final
 //   parameters to <out>.rank<K>, one value per line.
+//   --overlap, --bf16_compress and --bucket_bytes set the DDP options; rank
+//   0 prints the bytes it all-reduced.
 // --mode=exit: rank 1 exits with code 3 right away; rank 0 waits in an
 //   all-reduce that can never complete. mpirun must end the job.
+// --mode=kill: the same, but rank 1 kills itself with SIGKILL.
 // --mode=hang: rank 1 sleeps; rank 0 waits in an all-reduce, and its
 //   watchdog (--timeout_s) must abort the job.
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -40,12 +44,14 @@
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
-ABSL_FLAG(std::string, mode, "train", "train, exit or hang");
+ABSL_FLAG(std::string, mode, "train", "train, exit, kill or hang");
 ABSL_FLAG(std::string, out, "", "Prefix of the parameter files (train).");
 ABSL_FLAG(int, steps, 12, "Training steps.");
 ABSL_FLAG(int64_t, global_batch, 24, "Examples per step over all ranks.");
 ABSL_FLAG(int64_t, bucket_bytes, 256, "DDP bucket size.");
 ABSL_FLAG(double, timeout_s, 60, "Collective watchdog timeout.");
+ABSL_FLAG(bool, overlap, true, "DDP: all-reduce during the backward pass.");
+ABSL_FLAG(bool, bf16_compress, false, "DDP: send gradients as bf16.");
 
 namespace dive::distributed {
 namespace {
@@ -88,15 +94,18 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
   // Different on every rank until broadcast.
   Generator init(77 + group.rank());
   std::vector<autograd::Variable> params = {
+      // Unused: never gets a gradient. First, so that it is in the last
+      // bucket and holds back no other from starting in the backward pass.
+      autograd::Variable(init.Normal({3}, 0, 1), true),
       autograd::Variable(init.Normal({kHidden, kIn}, 0, 0.5f), true),
       autograd::Variable(init.Normal({kHidden}, 0, 0.1f), true),
       autograd::Variable(init.Normal({kClasses, kHidden}, 0, 0.5f), true),
       autograd::Variable(init.Normal({kClasses}, 0, 0.1f), true),
-      autograd::Variable(init.Normal({3}, 0, 1),
-                         true),  // unused: never gets a gradient
   };
   DataParallelOptions dpo;
   dpo.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_bytes));
+  dpo.overlap = absl::GetFlag(FLAGS_overlap);
+  dpo.bf16_compress = absl::GetFlag(FLAGS_bf16_compress);
   DistributedDataParallel ddp(group, params, dpo);
   if (absl::Status s = ddp.BroadcastParameters(); !s.ok()) return s;
 
@@ -111,14 +120,20 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
         group.rank() * b;
     const autograd::Variable xb(x.Slice(0, start, start + b).Contiguous());
     const Tensor yb = y.Slice(0, start, start + b).Contiguous();
-    const autograd::Variable h = Relu(Linear(xb, params[0], params[1]));
+    const autograd::Variable h = Relu(Linear(xb, params[1], params[2]));
     autograd::Variable loss =
-        SoftmaxCrossEntropy(Linear(h, params[2], params[3]), yb);
+        SoftmaxCrossEntropy(Linear(h, params[3], params[4]), yb);
     sgd.ZeroGrad();
     loss.Backward();
     if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
     sgd.Step();
   }
+  std::fprintf(stderr,
+               "rank %d: %llu bytes all-reduced; %zu of %zu buckets started "
+               "in the last backward pass\n",
+               group.rank(),
+               static_cast<unsigned long long>(ddp.bytes_all_reduced()),
+               ddp.buckets_started_in_backward(), ddp.buckets().size());
 
   const std::string path = absl::StrCat(out, ".rank", group.rank());
   std::FILE* f = std::fopen(path.c_str(), "w");
@@ -150,8 +165,13 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
-  if (mode == "exit" || mode == "hang") {
+  if (mode == "exit" || mode == "hang" || mode == "kill") {
     if (group.rank() == 1) {
+      if (mode == "kill") {
+        std::fprintf(stderr, "rank 1: simulated SIGKILL\n");
+        std::fflush(stderr);
+        kill(getpid(), SIGKILL);
+      }
       if (mode == "exit") {
         std::fprintf(stderr, "rank 1: simulated failure, exiting with 3\n");
         std::fflush(stderr);

@@ -23,7 +23,16 @@
 //     collective that has not completed in time prints
 //       "rank K: collective X did not complete within N s; another rank
 //        probably failed"
-//     and calls MPI_Abort, which ends the job with exit code 1.
+//     and calls MPI_Abort, which ends the job with exit code 1. Before
+//     that, it asks the other ranks where they are (a thread on each rank
+//     answers on a communicator of its own) and names those that are not
+//     in the collective:
+//       "...; another rank probably failed: rank 1 has not joined it
+//        (alive, in no collective, 1 behind: hung, or on another code
+//        path)"
+//     A rank that exits or is killed (SIGKILL) is noticed by mpirun, which
+//     names it ("mpirun noticed that process rank 1 with PID ... exited on
+//     signal 9 (Killed)") and ends the others within a second or so.
 //
 // Example:
 //
@@ -35,8 +44,13 @@
 #ifndef DISTRIBUTED_MPI_PROCESS_GROUP_H_
 #define DISTRIBUTED_MPI_PROCESS_GROUP_H_
 
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -64,6 +78,11 @@ class MpiProcessGroup : public ProcessGroup {
   std::string backend() const override { return "mpi"; }
   absl::Status AllReduceSum(float* data, size_t n) override;
   absl::Status AllReduceSum(double* data, size_t n) override;
+  // MPI_Iallreduce; the `Work` waits under the watchdog.
+  std::unique_ptr<Work> AllReduceSumAsync(float* data, size_t n) override;
+  // MPI_Iallreduce of 16-bit values with a user-defined bf16 sum.
+  std::unique_ptr<Work> AllReduceSumBf16Async(uint16_t* data,
+                                              size_t n) override;
   absl::Status BroadcastBytes(void* data, size_t nbytes, int root) override;
   absl::Status Barrier() override;
   [[noreturn]] void Abort(int exit_code) override;
@@ -73,14 +92,33 @@ class MpiProcessGroup : public ProcessGroup {
   MpiProcessGroup(std::unique_ptr<Comm> comm, int rank, int size, bool owns_mpi,
                   bool thread_multiple, absl::Duration collective_timeout);
 
-  // A watchdog scope for `collective`, or an empty one without a watchdog.
-  std::unique_ptr<CollectiveWatchdog::Scope> Watch(const char* collective);
+  // A watchdog scope for `collective` number `sequence` (0: a new one,
+  // counted), or an empty one without a watchdog.
+  class WatchScope;
+  std::unique_ptr<WatchScope> Watch(const char* collective,
+                                    uint64_t sequence = 0);
+
+  // Counts a collective started (`Watch` does for the blocking ones) and
+  // returns its number.
+  uint64_t CountStart();
+  // Opens the watchdog scope of a non-blocking collective's wait.
+  std::function<std::shared_ptr<void>(uint64_t sequence)> WaitWatcher();
+  // Answers other ranks' questions (see watchdog.h) until stopped.
+  void Respond();
+  // Asks every other rank where it is: DescribePeers(...) for a timeout in
+  // collective number `sequence`.
+  std::string AskPeers(uint64_t sequence);
 
   std::unique_ptr<Comm> comm_;
   const int rank_;
   const int size_;
   const bool owns_mpi_;
   const bool thread_multiple_;
+  // Collectives started; the number of the one waited for now, 0 if none.
+  std::atomic<uint64_t> started_{0};
+  std::atomic<uint64_t> waiting_for_{0};
+  std::atomic<bool> stop_responding_{false};
+  std::thread responder_;
   std::unique_ptr<CollectiveWatchdog> watchdog_;
 };
 

@@ -132,6 +132,63 @@ TEST_F(MpiTest, ThreeRanksMatchOneProcess) {
   ExpectSameAsSingleProcess(3, "self,vader,tcp");
 }
 
+// Runs the worker on 2 ranks with `flags`; the weights of rank 0 and its
+// output.
+std::vector<double> RunTwoRanks(const std::string& mpirun,
+                                const std::string& out,
+                                const std::string& flags,
+                                std::string* output) {
+  RunResult r = RunCommand(absl::StrCat(mpirun, " --out=", out, " ", flags),
+                           120);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  *output = r.output;
+  return ReadValues(out + ".rank0");
+}
+
+TEST_F(MpiTest, OverlapIsBitIdenticalToAllReduceAfterBackward) {
+  // 20 steps with 4 buckets (64 bytes): the same buffers through the same
+  // MPI_Iallreduce calls, started during or after the backward pass.
+  const std::string flags = "--steps=20 --bucket_bytes=64";
+  std::string overlapped_log, after_log;
+  const std::vector<double> overlapped =
+      RunTwoRanks(Mpirun(2), tmp_ + "/overlap",
+                  flags + " --overlap=true", &overlapped_log);
+  const std::vector<double> after = RunTwoRanks(Mpirun(2), tmp_ + "/after", flags + " --overlap=false", &after_log);
+  ASSERT_EQ(overlapped.size(), 16u * 8 + 16 + 4 * 16 + 4 + 3);
+  EXPECT_EQ(overlapped, after);
+  // With overlap, the 4 buckets of the used parameters went out during the
+  // backward pass; the last (the unused parameter's) after it.
+  EXPECT_THAT(overlapped_log,
+              HasSubstr("4 of 5 buckets started in the last backward pass"));
+  EXPECT_THAT(after_log,
+              HasSubstr("0 of 5 buckets started in the last backward pass"));
+}
+
+TEST_F(MpiTest, Bf16CompressionHalvesTheBytesAndStaysClose) {
+  const std::string flags = "--steps=12 --bucket_bytes=64";
+  std::string plain_log, bf16_log;
+  const std::vector<double> plain =
+      RunTwoRanks(Mpirun(2), tmp_ + "/plain", flags, &plain_log);
+  const std::vector<double> bf16 = RunTwoRanks(Mpirun(2), tmp_ + "/bf16", flags + " --bf16_compress", &bf16_log);
+  // 5 buckets of 4 + 1, 64 + 1, 16 + 1, 128 + 1 and 3 + 1 values, 12 steps.
+  const int values = (5 + 65 + 17 + 129 + 4) * 12;
+  EXPECT_THAT(plain_log, HasSubstr(absl::StrCat("rank 0: ", values * 4,
+                                                " bytes all-reduced")));
+  EXPECT_THAT(bf16_log, HasSubstr(absl::StrCat("rank 0: ", values * 2,
+                                               " bytes all-reduced")));
+  ASSERT_EQ(bf16.size(), plain.size());
+  double diff2 = 0, norm2 = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    diff2 += (bf16[i] - plain[i]) * (bf16[i] - plain[i]);
+    norm2 += plain[i] * plain[i];
+  }
+  // bf16 keeps 8 bits: gradients within 2^-8, weights after 12 steps close.
+  EXPECT_LT(std::sqrt(diff2 / norm2), 1e-2);
+  EXPECT_GT(diff2, 0);  // it did round
+  // Replicas stay bit-identical with compression too.
+  EXPECT_EQ(ReadValues(tmp_ + "/bf16.rank1"), bf16);
+}
+
 TEST_F(MpiTest, RankExitEndsTheJob) {
   // The watchdog is set far out: mpirun's teardown must end rank 0.
   const RunResult r = RunFailingJob("--mode=exit --timeout_s=100");
@@ -139,11 +196,21 @@ TEST_F(MpiTest, RankExitEndsTheJob) {
   EXPECT_THAT(r.output, HasSubstr("exited"));
 }
 
-TEST_F(MpiTest, HungRankTripsTheWatchdog) {
+TEST_F(MpiTest, KilledRankEndsTheJobNamingIt) {
+  // SIGKILL: no chance to say anything; mpirun names it and ends rank 0.
+  const RunResult r = RunFailingJob("--mode=kill --timeout_s=100");
+  EXPECT_THAT(r.output, HasSubstr("rank 1: simulated SIGKILL"));
+  EXPECT_THAT(r.output, HasSubstr("process rank 1 with PID"));
+  EXPECT_THAT(r.output, HasSubstr("signal 9"));
+}
+
+TEST_F(MpiTest, HungRankTripsTheWatchdogWhichNamesIt) {
   const RunResult r = RunFailingJob("--mode=hang --timeout_s=2");
   EXPECT_THAT(r.output,
               HasSubstr("rank 0: collective AllReduceSum did not complete "
-                        "within 2 s; another rank probably failed"));
+                        "within 2 s; another rank probably failed: rank 1 has "
+                        "not joined it (alive, in no collective, 1 behind: "
+                        "hung, or on another code path)"));
 }
 
 }  // namespace

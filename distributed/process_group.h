@@ -41,14 +41,48 @@
 #define DISTRIBUTED_PROCESS_GROUP_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace dive::distributed {
+
+// Work
+//
+// An operation started by one of `ProcessGroup`'s `...Async` calls, which
+// return at once: the buffer passed must stay untouched until `Wait()`
+// returns (or the `Work` is destroyed, which waits).
+class Work {
+ public:
+  virtual ~Work() = default;
+  // Wait()
+  //
+  // Blocks until the operation is complete and returns its status (again
+  // on later calls). Under the collective watchdog, like the blocking calls.
+  virtual absl::Status Wait() = 0;
+  // Poll()
+  //
+  // Lets the engine move the operation on (Open MPI, without a progress
+  // thread, advances a non-blocking collective only inside MPI calls) and
+  // returns whether it is complete. Never blocks.
+  virtual bool Poll() = 0;
+};
+
+// A `Work` that was complete when it was made.
+class CompletedWork : public Work {
+ public:
+  explicit CompletedWork(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Wait() override { return status_; }
+  bool Poll() override { return true; }
+
+ private:
+  absl::Status status_;
+};
 
 struct ProcessGroupOptions {
   // A collective that has not completed after this long aborts the job with
@@ -80,6 +114,23 @@ class ProcessGroup {
   // Replaces `data[0, n)` on every rank by its elementwise sum over ranks.
   virtual absl::Status AllReduceSum(float* data, size_t n) = 0;
   virtual absl::Status AllReduceSum(double* data, size_t n) = 0;
+
+  // AllReduceSumAsync()
+  //
+  // `AllReduceSum`, started without waiting for it: e.g. MPI_Iallreduce.
+  // Every rank must start the same collectives in the same order, blocking
+  // and non-blocking alike. The default runs the blocking call.
+  virtual std::unique_ptr<Work> AllReduceSumAsync(float* data, size_t n);
+
+  // AllReduceSumBf16Async()
+  //
+  // The elementwise sum over ranks of `data[0, n)`, bfloat16 values given
+  // by their bits (dive::FloatToBf16), sent as 2 bytes each; every partial
+  // sum is rounded to bfloat16, as NCCL sums bf16. The default, for engines
+  // without it, sums in float32 (sending 4 bytes per value) and rounds the
+  // result.
+  virtual std::unique_ptr<Work> AllReduceSumBf16Async(uint16_t* data,
+                                                      size_t n);
 
   // AllReduceMean()
   //
@@ -124,6 +175,9 @@ class LocalProcessGroup : public ProcessGroup {
   }
   absl::Status AllReduceSum(double*, size_t) override {
     return absl::OkStatus();
+  }
+  std::unique_ptr<Work> AllReduceSumBf16Async(uint16_t*, size_t) override {
+    return std::make_unique<CompletedWork>(absl::OkStatus());
   }
   absl::Status BroadcastBytes(void* data, size_t nbytes, int root) override;
   absl::Status Barrier() override { return absl::OkStatus(); }

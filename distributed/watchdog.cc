@@ -5,9 +5,31 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 
 namespace dive::distributed {
+
+std::string DescribePeers(uint64_t sequence,
+                          const std::vector<PeerState>& peers,
+                          absl::Duration answer_time) {
+  std::vector<std::string> failed;
+  for (const PeerState& p : peers) {
+    if (!p.answered) {
+      failed.push_back(absl::StrFormat(
+          "rank %d did not answer within %g s (dead, or stuck inside MPI)",
+          p.rank, absl::ToDoubleSeconds(answer_time)));
+    } else if (p.started < sequence) {
+      failed.push_back(absl::StrFormat(
+          "rank %d has not joined it (alive, %s, %d behind: hung, or on "
+          "another code path)",
+          p.rank, p.in_collective ? "in an earlier collective" : "in no collective",
+          sequence - p.started));
+    }
+  }
+  if (failed.empty()) return "every other rank has joined it";
+  return absl::StrJoin(failed, "; ");
+}
 
 CollectiveWatchdog::CollectiveWatchdog(absl::Duration timeout, int rank,
                                        TimeoutFn on_timeout)

@@ -24,6 +24,15 @@
 //     MPI_Allreduce(...);
 //   }
 
+// Naming the failed rank: `MpiProcessGroup` answers, on every rank and from
+// a thread of its own, how many collectives the rank has started and
+// whether it is in one now. When a collective times out it asks every
+// other rank and appends `DescribePeers(...)` to the message:
+//
+//   "rank 0: collective AllReduceSum did not complete within 2 s; another
+//    rank probably failed: rank 1 has not joined it (alive, in no
+//    collective, 1 behind: hung, or on another code path)"
+
 #ifndef DISTRIBUTED_WATCHDOG_H_
 #define DISTRIBUTED_WATCHDOG_H_
 
@@ -34,10 +43,29 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/time/time.h"
 
 namespace dive::distributed {
+
+// What another rank answered when a collective timed out.
+struct PeerState {
+  int rank = 0;
+  bool answered = false;  // within the time allowed
+  uint64_t started = 0;   // collectives it has started
+  bool in_collective = false;
+};
+
+// DescribePeers()
+//
+// Names the ranks that are not in this rank's collective number `sequence`
+// (counted from 1 in start order, the same on every rank): those that have
+// started fewer, and those that did not answer ("dead, or stuck inside
+// MPI"). "every other rank has joined it" when all have.
+std::string DescribePeers(uint64_t sequence,
+                          const std::vector<PeerState>& peers,
+                          absl::Duration answer_time);
 
 class CollectiveWatchdog {
  public:

@@ -39,6 +39,23 @@ TEST(CollectiveWatchdogTest, Message) {
             "another rank probably failed");
 }
 
+TEST(DescribePeersTest, NamesTheRanksThatAreNotInTheCollective) {
+  std::vector<PeerState> peers(3);
+  peers[0] = {1, true, 7, true};   // in collective 7: fine
+  peers[1] = {2, true, 6, false};  // hung after collective 6
+  peers[2] = {3, false, 0, false};
+  EXPECT_EQ(DescribePeers(7, peers, absl::Seconds(5)),
+            "rank 2 has not joined it (alive, in no collective, 1 behind: "
+            "hung, or on another code path); rank 3 did not answer within 5 "
+            "s (dead, or stuck inside MPI)");
+  peers.resize(1);
+  EXPECT_EQ(DescribePeers(7, peers, absl::Seconds(5)),
+            "every other rank has joined it");
+  peers[0].started = 9;  // ahead: also in it (or past it)
+  EXPECT_EQ(DescribePeers(7, peers, absl::Seconds(5)),
+            "every other rank has joined it");
+}
+
 TEST(CollectiveWatchdogTest, FiresOnceForACollectiveThatTakesTooLong) {
   Recorder recorder;
   CollectiveWatchdog watchdog(absl::Milliseconds(50), 1, recorder.Fn());

@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "distributed/data_parallel.h"
 #include "distributed/process_group.h"
 #include "tensor/gemm.h"
 
@@ -92,6 +93,10 @@ struct TrainOptions {
   // Rank 0 alone prints and writes `out_dir`; the reported loss, accuracies
   // and examples/sec are over all ranks. See distributed/.
   distributed::ProcessGroup* process_group = nullptr;
+  // How the gradients travel between the ranks: bucket size, all-reduce
+  // overlapped with the backward pass, bf16 compression
+  // (distributed/data_parallel.h).
+  distributed::DataParallelOptions data_parallel;
   // More observers, called after the built-in ones on rank 0 (not owned).
   std::vector<TrainObserver*> observers;
 };

@@ -1,5 +1,6 @@
 #include "train/trainer_main.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -90,6 +91,15 @@ ABSL_FLAG(bool, profile, false,
 ABSL_FLAG(double, collective_timeout, 300,
           "Under mpirun: seconds a collective may wait for the other ranks "
           "before the job is aborted as hung (<= 0: wait forever).");
+ABSL_FLAG(double, ddp_bucket_mb, 25,
+          "Under mpirun: MiB of float32 gradients per all-reduce (PyTorch's "
+          "bucket_cap_mb).");
+ABSL_FLAG(bool, ddp_overlap, true,
+          "Under mpirun: start each gradient bucket's all-reduce during the "
+          "backward pass, as soon as it is full.");
+ABSL_FLAG(bool, ddp_bf16_compress, false,
+          "Under mpirun: send gradients as bf16, half the bytes (PyTorch's "
+          "bf16_compress_hook).");
 ABSL_FLAG(int64_t, hold_before_epoch, 0,
           "Test hook: once epoch N-1 is written and observed, log \"holding "
           "before epoch N\" and wait for SIGUSR1 (or SIGINT, SIGTERM) before "
@@ -239,6 +249,15 @@ int TrainerMain(int argc, char** argv,
   o.skip_nonfinite = absl::GetFlag(FLAGS_skip_nonfinite);
   o.progress = absl::GetFlag(FLAGS_progress);
   o.process_group = group->get();
+  const double bucket_mb = absl::GetFlag(FLAGS_ddp_bucket_mb);
+  if (!(bucket_mb > 0 && bucket_mb <= 1 << 20)) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--ddp_bucket_mb=", bucket_mb, ": must be in (0, 1048576]")));
+  }
+  o.data_parallel.bucket_bytes =
+      std::max<size_t>(sizeof(float), static_cast<size_t>(bucket_mb * (1 << 20)));
+  o.data_parallel.overlap = absl::GetFlag(FLAGS_ddp_overlap);
+  o.data_parallel.bf16_compress = absl::GetFlag(FLAGS_ddp_bf16_compress);
   absl::StatusOr<MatmulPrecision> precision =
       ParsePrecision(absl::GetFlag(FLAGS_precision));
   if (!precision.ok()) return Fail(precision.status());

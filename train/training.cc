@@ -138,7 +138,7 @@ absl::Status Start(Run& run, const data::Dataset& train_data) {
     if (absl::Status s = OpenRunDir(run, n); !s.ok()) return s;
   }
   run.ddp = std::make_unique<distributed::DistributedDataParallel>(
-      run.group, run.model.Parameters());
+      run.group, run.model.Parameters(), o.data_parallel);
   if (absl::Status s = SyncReplicas(run.group, *run.ddp, run.state); !s.ok()) {
     return s;
   }
