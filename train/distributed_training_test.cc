@@ -31,6 +31,19 @@ using ::dive::distributed::MpiEnv;
 using ::dive::distributed::RunCommand;
 using ::dive::distributed::RunResult;
 
+// `text` inside single quotes of a shell command.
+std::string EscapeSingleQuotes(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 int Count(const std::string& text, const std::string& what) {
   int n = 0;
   for (size_t at = text.find(what); at != std::string::npos;
@@ -156,6 +169,62 @@ TEST_F(DistributedTrainingTest,
   EXPECT_EQ(Count(resumed.output, "epoch 1: "), 1) << resumed.output;
   EXPECT_EQ(Count(resumed.output, "epoch 2: "), 1) << resumed.output;
   EXPECT_THAT(resumed.output, Not(HasSubstr("Check failed")));
+}
+
+TEST_F(DistributedTrainingTest, KilledRankEndsTheJobAndTheRunResumes) {
+  // 1024 images in batches of 64: 16 steps an epoch, a checkpoint every 4.
+  // Rank 0 stops itself (SIGSTOP) in its second save, at step 8, after the
+  // commit (DIVE_TEST_STOP_MID_COMMIT=2): a moment when the job is surely
+  // mid-epoch whatever the machine's speed. Then rank 1 gets SIGKILL.
+  const std::string out = tmp_ + "/killed";
+  const std::string flags = absl::StrCat(
+      Flags(out), " --checkpoint_every=4 --collective_timeout=60");
+  const std::string script = absl::StrCat(
+      "DIVE_TEST_STOP_MID_COMMIT=2 ", Mpirun(),
+      "-x DIVE_TEST_STOP_MID_COMMIT -np 2 ", train_, flags, R"sh( & m=$!
+rank_pid() {
+  for p in $(pgrep -P $m); do
+    tr '\0' '\n' < /proc/$p/environ | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
+      echo $p
+  done
+}
+for i in $(seq 1200); do
+  r0=$(rank_pid 0)
+  [ -n "$r0" ] && [ "$(cut -d' ' -f3 /proc/$r0/stat)" = T ] && break
+  sleep 0.1
+done
+r1=$(rank_pid 1)
+echo "rank 0: $r0 (stopped in its save), rank 1: $r1"
+kill -9 $r1
+start=$(date +%s)
+kill -CONT $r0
+wait $m
+echo "job exit $? after $(( $(date +%s) - start )) s")sh");
+  RunResult killed = RunCommand(
+      absl::StrCat("bash -c '", EscapeSingleQuotes(script), "'"), 200);
+  ASSERT_THAT(killed.output, HasSubstr("job exit ")) << killed.output;
+  EXPECT_THAT(killed.output, Not(HasSubstr("job exit 0 "))) << killed.output;
+  // mpirun names the killed rank and ends rank 0, well within the
+  // collective timeout (60 s).
+  EXPECT_THAT(killed.output, HasSubstr("process rank 1 with PID"));
+  EXPECT_THAT(killed.output, HasSubstr("signal 9"));
+  const size_t after = killed.output.find(" after ");
+  ASSERT_NE(after, std::string::npos);
+  EXPECT_LT(std::atoi(killed.output.c_str() + after + 7), 60)
+      << killed.output;
+  EXPECT_EQ(Count(killed.output, "epoch 1: "), 0) << killed.output;
+
+  // The checkpoint survives; one process takes the run over to its end.
+  RunResult resumed = RunCommand(
+      absl::StrCat(train_, flags, " --resume"), 150);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resuming with processes 1 (it was "
+                                        "trained with 2)"));
+  EXPECT_EQ(Count(resumed.output, "epoch 1: "), 1) << resumed.output;
+  EXPECT_EQ(Count(resumed.output, "epoch 2: "), 1) << resumed.output;
+  absl::StatusOr<SafetensorsFile> weights =
+      LoadSafetensors(out + "/model.safetensors");
+  EXPECT_TRUE(weights.ok()) << weights.status();
 }
 
 TEST_F(DistributedTrainingTest, FailingRankEndsTheJob) {
