@@ -75,11 +75,20 @@ CpuFeatures Detect() {
     f.avx512bw = Bit(leaf7.b, 30);
     f.avx512vl = Bit(leaf7.b, 31);
     f.avx512_bf16 = f.avx512f && Bit(leaf7_1.a, 5);
+    f.avx512_vnni = f.avx512f && Bit(leaf7.c, 11);
   }
+  f.avx_vnni = f.avx2 && Bit(leaf7_1.a, 4);
   if (amx_state && Bit(leaf7.d, 24) && Bit(leaf7.d, 22) &&
       RequestAmxPermission()) {
     f.amx_tile = true;
     f.amx_bf16 = true;
+  }
+  // AMX-INT8 (leaf 7 EDX bit 25) beside AMX-TILE, with the tile data
+  // granted (asked again if AMX-BF16 is absent: harmless).
+  if (amx_state && Bit(leaf7.d, 24) && Bit(leaf7.d, 25) &&
+      RequestAmxPermission()) {
+    f.amx_tile = true;
+    f.amx_int8 = true;
   }
   return f;
 }
@@ -213,7 +222,10 @@ std::string CpuDescription() {
                                   {f.avx512vl, "avx512vl"},
                                   {f.avx512_bf16, "avx512_bf16"},
                                   {f.amx_tile, "amx_tile"},
-                                  {f.amx_bf16, "amx_bf16"}}) {
+                                  {f.amx_bf16, "amx_bf16"},
+                                  {f.avx512_vnni, "avx512_vnni"},
+                                  {f.avx_vnni, "avx_vnni"},
+                                  {f.amx_int8, "amx_int8"}}) {
     if (has) features.push_back(name);
   }
   const char* forced = std::getenv("DIVE_ISA");

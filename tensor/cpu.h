@@ -56,6 +56,10 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512_bf16 = false;
   bool amx_tile = false, amx_bf16 = false;
+  // The int8 dot products (tensor/qgemm.h): VPDPBUSD on zmm (AVX512-VNNI),
+  // its VEX form on ymm (AVX-VNNI), TDPBUSD on tiles (AMX-INT8; counted, as
+  // amx_tile, only once Linux has granted the tile data).
+  bool avx512_vnni = false, avx_vnni = false, amx_int8 = false;
 };
 
 // Read once, on first use.

@@ -12,6 +12,9 @@
 //   * PeakBf16DotLoop: the same with AVX512-BF16's VDPBF16PS (each lane adds
 //     two bf16 products to a float32 sum): the yardstick of the bf16 GEMM.
 //     Only for CPUs that have it (tensor/cpu.h).
+//   * PeakVnniDotLoop: the same with AVX512-VNNI's VPDPBUSD (each int32 lane
+//     adds four uint8 * int8 products): the yardstick of the int8 GEMM
+//     (tensor/qgemm.h). Only for CPUs that have it.
 //   * TriadLoop: STREAM's triad, a[i] = b[i] + s * c[i], over arrays the
 //     caller sizes like the memory-bound kernels it stands beside (pooling
 //     and batch norm at LeNet's shapes stream a few MB, i.e. the last-level
@@ -41,8 +44,14 @@ int64_t PeakFmaLoop(int64_t iterations);
 // must have AVX512-BF16.
 int64_t PeakBf16DotLoop(int64_t iterations);
 
-// Runs `loop(iterations)` (PeakFmaLoop, PeakBf16DotLoop) on `threads`
-// threads at once and returns the operations they performed in all.
+// Runs `iterations` rounds of VPDPBUSD on zmm registers on one thread and
+// returns the integer operations performed (8 per int32 lane per
+// instruction: four multiply-adds, counted as two operations each, as FLOPs
+// are). The CPU must have AVX512-VNNI.
+int64_t PeakVnniDotLoop(int64_t iterations);
+
+// Runs `loop(iterations)` (PeakFmaLoop, PeakBf16DotLoop, PeakVnniDotLoop)
+// on `threads` threads at once and returns the operations they performed in all.
 int64_t RunOnThreads(int64_t (*loop)(int64_t), int64_t iterations,
                      int threads);
 

@@ -1,0 +1,242 @@
+// The int8 GEMM and convolution (tensor/qgemm.h, tensor/qconv.h) beside
+// dive's bf16 ones on zoo convolution shapes, and the VPDPBUSD peak:
+//
+//   bazel run -c opt //bench:int8_benchmark
+//
+//   BM_QConv2d/<layer>/<path>/threads:T
+//       QConv2d, uint8 in and out, per-channel requantization with bias and
+//       ReLU, weights packed once outside the loop; one benchmark per int8
+//       path the CPU has (not AMX, untested on hardware).
+//   BM_Conv2dBf16/<layer>/threads:T
+//       Conv2dForward in bf16 matmul precision with bf16 activations in and
+//       out, bias and ReLU fused (dive's bf16 inference; it packs its
+//       weights in every call, a small share at these batches).
+//   BM_QGemm/<m>x<n>x<k>/<path>/threads:T, BM_GemmBf16/<m>x<n>x<k>/threads:T
+//       C [m, n] = A [m, k] B [k, n]; QGemm with B packed once, uint8 out;
+//       Gemm in bf16 precision (packs both operands per call), float out.
+//   "OPS" counter: 2 * multiply-adds per second (as FLOP/s).
+//   BM_PeakVnni/T: register-only VPDPBUSD on zmm, T threads (CPUs with
+//       AVX512-VNNI); BM_PeakBf16/T and BM_PeakFma/T come from
+//       :peak_benchmark in the same run.
+//
+// T is 1 and all cores.
+
+#include <algorithm>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "glog/logging.h"
+#include "tensor/conv.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
+#include "tensor/peak/peak.h"
+#include "tensor/qconv.h"
+#include "tensor/qgemm.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace dive::bench {
+namespace {
+
+int Cores() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// <name>/threads:1 and <name>/threads:<cores>.
+void Register(const std::string& name,
+              std::function<void(benchmark::State&)> fn) {
+  auto* b =
+      benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) {
+        SetNumThreads(static_cast<int>(state.range(0)));
+        fn(state);
+        SetNumThreads(0);
+      });
+  b->ArgName("threads")->Arg(1);
+  if (Cores() > 1) b->Arg(Cores());
+  b->UseRealTime();
+}
+
+void SetOps(benchmark::State& state, double ops_per_call) {
+  state.counters["OPS"] = benchmark::Counter(ops_per_call * state.iterations(),
+                                             benchmark::Counter::kIsRate);
+}
+
+template <typename T>
+std::vector<T> RandomInts(int64_t size, int lo, int hi) {
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<T> v(size);
+  for (T& x : v) x = static_cast<T>(dist(rng));
+  return v;
+}
+
+// The paths to time: every one this CPU has, but AMX.
+std::vector<QGemmPath> Paths() {
+  std::vector<QGemmPath> paths;
+  for (QGemmPath p : kAllQGemmPaths) {
+    if (p != QGemmPath::kAmx && QGemmPathSupported(p).ok()) paths.push_back(p);
+  }
+  return paths;
+}
+
+// ---- Convolution -------------------------------------------------------------
+
+struct ConvShape {
+  const char* name;
+  int64_t n, c, h, w, oc, k, stride, pad;
+};
+
+// Layers of the zoo at their bench resolution and batch
+// (bench/kernel_benchmark.cc's).
+const ConvShape kConvShapes[] = {
+    {"alexnet96_conv2", 64, 96, 10, 10, 256, 5, 1, 2},
+    {"vgg96_block2", 64, 16, 48, 48, 32, 3, 1, 1},
+    {"resnet96_b2", 32, 64, 24, 24, 64, 3, 1, 1},
+    {"resnet96_b3", 32, 128, 12, 12, 128, 3, 1, 1},
+    {"resnet96_b5", 32, 512, 3, 3, 512, 3, 1, 1},
+    {"googlenet96_1x1", 32, 192, 12, 12, 64, 1, 1, 0},
+};
+
+double ConvOps(const ConvShape& s) {
+  const int64_t o = (s.h + 2 * s.pad - s.k) / s.stride + 1;
+  return 2.0 * s.n * s.oc * s.c * s.k * s.k * o * o;
+}
+
+void RunQConv(benchmark::State& state, const ConvShape& s, QGemmPath path) {
+  const auto x = RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, 255);
+  const auto w = RandomInts<int8_t>(s.oc * s.c * s.k * s.k, -127, 127);
+  const auto bias = RandomInts<int32_t>(s.oc, -1000, 1000);
+  const std::vector<float> scale(s.oc, 1e-3f);
+  absl::StatusOr<QPackedWeights> packed =
+      PackQConv2dWeights(path, s.oc, s.c, s.k, s.k, w.data());
+  CHECK(packed.ok()) << packed.status();
+  QConv2dParams p;
+  p.stride_h = p.stride_w = s.stride;
+  p.pad_h = p.pad_w = s.pad;
+  QRequantization rq;
+  rq.scale = scale.data();
+  rq.bias = bias.data();
+  rq.zero_point = 3;
+  rq.relu = true;
+  const int64_t o = (s.h + 2 * s.pad - s.k) / s.stride + 1;
+  std::vector<uint8_t> y(s.n * s.oc * o * o);
+  for (auto _ : state) {
+    const absl::Status st =
+        QConv2d(s.n, s.h, s.w, x.data(), 128, *packed, p, rq, y.data());
+    CHECK(st.ok()) << st;
+    benchmark::DoNotOptimize(y.data());
+  }
+  SetOps(state, ConvOps(s));
+}
+
+void RunBf16Conv(benchmark::State& state, const ConvShape& s) {
+  Generator gen(1);
+  const Tensor x =
+      gen.Uniform({s.n, s.c, s.h, s.w}, -1, 1).To(DType::kBfloat16);
+  const Tensor w = gen.Uniform({s.oc, s.c, s.k, s.k}, -0.1f, 0.1f);
+  const Tensor b = gen.Uniform({s.oc}, -0.1f, 0.1f);
+  Conv2dParams p;
+  p.stride_h = p.stride_w = s.stride;
+  p.pad_h = p.pad_w = s.pad;
+  Conv2dEpilogue epilogue;
+  epilogue.relu = true;
+  epilogue.dtype = DType::kBfloat16;
+  ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  for (auto _ : state) {
+    Tensor y = Conv2dForward(x, w, b, p, epilogue);
+    benchmark::DoNotOptimize(y.raw_data());
+  }
+  SetOps(state, ConvOps(s));
+}
+
+// ---- GEMM ----------------------------------------------------------------------
+
+struct GemmShape {
+  int64_t m, n, k;
+};
+
+// A Linear layer's batch of 64 (AlexNet's 4096-wide layers), ResNet's
+// 3 x 3 x 128 im2col against 256 channels, and a square.
+const GemmShape kGemmShapes[] = {
+    {64, 4096, 4096},
+    {256, 256, 1152},
+    {1024, 1024, 1024},
+};
+
+std::string GemmName(const GemmShape& g) {
+  return std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+         std::to_string(g.k);
+}
+
+void RunQGemm(benchmark::State& state, const GemmShape& g, QGemmPath path) {
+  const auto a = RandomInts<uint8_t>(g.m * g.k, 0, 255);
+  const auto b = RandomInts<int8_t>(g.k * g.n, -127, 127);
+  const std::vector<float> scale(g.n, 1e-4f);
+  absl::StatusOr<QPackedWeights> packed =
+      PackQGemmWeights(path, g.k, g.n, b.data(), g.n, false);
+  CHECK(packed.ok()) << packed.status();
+  QRequantization rq;
+  rq.scale = scale.data();
+  rq.zero_point = 128;
+  std::vector<uint8_t> c(g.m * g.n);
+  for (auto _ : state) {
+    const absl::Status st =
+        QGemm(g.m, a.data(), g.k, 128, *packed, rq, c.data(), g.n);
+    CHECK(st.ok()) << st;
+    benchmark::DoNotOptimize(c.data());
+  }
+  SetOps(state, 2.0 * g.m * g.n * g.k);
+}
+
+void RunBf16Gemm(benchmark::State& state, const GemmShape& g) {
+  Generator gen(1);
+  const Tensor a = gen.Uniform({g.m, g.k}, -1, 1);
+  const Tensor b = gen.Uniform({g.k, g.n}, -1, 1);
+  std::vector<float> c(g.m * g.n);
+  ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  for (auto _ : state) {
+    Gemm(false, false, g.m, g.n, g.k, 1.0f, a.data(), g.k, b.data(), g.n,
+         0.0f, c.data(), g.n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  SetOps(state, 2.0 * g.m * g.n * g.k);
+}
+
+int RegisterAll() {
+  for (const ConvShape& s : kConvShapes) {
+    for (QGemmPath path : Paths()) {
+      Register(std::string("BM_QConv2d/") + s.name + "/" +
+                   std::string(QGemmPathName(path)),
+               [s, path](benchmark::State& st) { RunQConv(st, s, path); });
+    }
+    Register(std::string("BM_Conv2dBf16/") + s.name,
+             [s](benchmark::State& st) { RunBf16Conv(st, s); });
+  }
+  for (const GemmShape& g : kGemmShapes) {
+    for (QGemmPath path : Paths()) {
+      Register("BM_QGemm/" + GemmName(g) + "/" +
+                   std::string(QGemmPathName(path)),
+               [g, path](benchmark::State& st) { RunQGemm(st, g, path); });
+    }
+    Register("BM_GemmBf16/" + GemmName(g),
+             [g](benchmark::State& st) { RunBf16Gemm(st, g); });
+  }
+  if (DetectedCpu().avx512_vnni) {
+    benchmark::RegisterBenchmark("BM_PeakVnni", [](benchmark::State& state) {
+      const int threads = static_cast<int>(state.range(0));
+      int64_t ops = 0;
+      for (auto _ : state) ops += RunOnThreads(PeakVnniDotLoop, 1 << 20, threads);
+      state.counters["OPS"] = benchmark::Counter(static_cast<double>(ops),
+                                                 benchmark::Counter::kIsRate);
+    })->Arg(1)->Arg(2)->UseRealTime();
+  }
+  return 0;
+}
+const int registered = RegisterAll();  // at static initialization
+
+}  // namespace
+}  // namespace dive::bench

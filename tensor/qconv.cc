@@ -1,0 +1,312 @@
+#include "tensor/qconv.h"
+
+#include <omp.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "tensor/qgemm_driver.h"
+
+namespace dive {
+namespace {
+
+using qgemm_internal::CeilDiv;
+using qgemm_internal::PathInfo;
+
+// The convolution on x padded once (xp: [n, c, hp, wp], the zero point
+// around the image), so that im2col reads no bounds: column q = (image, i,
+// j) of row r = (ci, a, b) is xp[image, ci, i * sh + a, j * sw + b].
+struct Geometry {
+  int64_t c, hp, wp, kh, kw, sh, sw, oh, ow;
+
+  int64_t Ohw() const { return oh * ow; }
+  int64_t Plane() const { return hp * wp; }
+};
+
+// Row r of the im2col of all images side by side (n * oh * ow columns),
+// columns [q0, q0 + cols), to dst, which may be written up to 15 bytes past
+// its end. Runs of up to ow columns (a whole image's where its rows are
+// contiguous in xp: stride 1 and wp == ow), walked without divisions: with
+// stride 1, copied 16 bytes at a time (the last copy reading and writing
+// past the run) where xp has the bytes; else in loops (which gcc is told
+// not to turn into memcpy calls: they cost more than copies of a few
+// bytes).
+void Im2ColRow(const Geometry& g, const uint8_t* xp, const uint8_t* xp_end,
+               int64_t r, int64_t q0, int64_t cols, uint8_t* __restrict dst) {
+  const int64_t ci = r / (g.kh * g.kw), a = r / g.kw % g.kh, b = r % g.kw;
+  const int64_t ohw = g.Ohw();
+  const bool contiguous = g.sw == 1 && g.wp == g.ow;
+  const int64_t image = q0 / ohw, pixel = q0 % ohw;
+  int64_t oi = pixel / g.ow, oj = pixel % g.ow;
+  const uint8_t* plane = xp + (image * g.c + ci) * g.Plane() + a * g.wp + b;
+  for (int64_t left = cols; left > 0;) {
+    const int64_t seg = std::min(
+        contiguous ? ohw - (oi * g.ow + oj) : g.ow - oj, left);
+    const uint8_t* __restrict src = plane + oi * g.sh * g.wp + oj * g.sw;
+    if (g.sw == 1) {
+#if defined(__SSE2__)
+      if (src + (seg + 15) / 16 * 16 <= xp_end) {
+        for (int64_t t = 0; t < seg; t += 16) {
+          _mm_storeu_si128(
+              reinterpret_cast<__m128i*>(dst + t),
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + t)));
+        }
+      } else {
+        for (int64_t t = 0; t < seg; ++t) dst[t] = src[t];
+      }
+#else
+      for (int64_t t = 0; t < seg; ++t) dst[t] = src[t];
+#endif
+    } else {
+      for (int64_t t = 0; t < seg; ++t) dst[t] = src[t * g.sw];
+    }
+    dst += seg;
+    left -= seg;
+    oj += seg;
+    if (contiguous || oj == g.ow) {  // the next row, or the next image
+      oj = 0;
+      if (contiguous || ++oi == g.oh) {
+        oi = 0;
+        plane += g.c * g.Plane();
+      }
+    }
+  }
+}
+
+// The R panels of columns [q0, q0 + qn) of the im2col (k rows): each group
+// of rows built whole for the block, then interleaved panel by panel.
+void PackIm2Col(const PathInfo& info, const Geometry& g, const uint8_t* xp,
+                const uint8_t* xp_end, int64_t k, int64_t q0, int64_t qn,
+                uint8_t* out) {
+  const int64_t nr = info.kernel.nr, panel = info.RightPanelBytes(k);
+  const int unit = qgemm_internal::RightGroupRows(info);
+  const int64_t groups = info.KPad(k) / unit;
+  const int64_t group_bytes = qgemm_internal::RightGroupBytes(info);
+  uint8_t* rows_buffer =
+      qgemm_internal::ThreadScratch(qgemm_internal::kRowsScratch, 4 * qn + 16);
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const uint8_t* rows[4] = {};
+    for (int t = 0; t < unit; ++t) {
+      const int64_t r = gi * unit + t;
+      if (r < k) {
+        Im2ColRow(g, xp, xp_end, r, q0, qn, rows_buffer + t * qn);
+        rows[t] = rows_buffer + t * qn;
+      }
+    }
+    for (int64_t j0 = 0; j0 < qn; j0 += nr) {
+      const uint8_t* panel_rows[4];
+      for (int t = 0; t < 4; ++t) {
+        panel_rows[t] = rows[t] != nullptr ? rows[t] + j0 : nullptr;
+      }
+      qgemm_internal::PackRightGroup<uint8_t>(
+          info, panel_rows, static_cast<int>(std::min(nr, qn - j0)),
+          out + j0 / nr * panel + gi * group_bytes);
+    }
+  }
+}
+
+// x [n, c, h, w] with `pad` rows and columns of `zero_point` around each
+// plane, into xp [n, c, h + 2 ph, w + 2 pw].
+void PadImages(const uint8_t* x, int64_t planes, int64_t h, int64_t w,
+               int64_t ph, int64_t pw, uint8_t zero_point, uint8_t* xp) {
+  const int64_t hp = h + 2 * ph, wp = w + 2 * pw;
+#pragma omp parallel for schedule(static) if (planes * hp * wp > (1 << 16))
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    uint8_t* __restrict out = xp + pl * hp * wp;
+    const uint8_t* __restrict in = x + pl * h * w;
+    for (int64_t i = 0; i < ph * wp; ++i) out[i] = zero_point;
+    for (int64_t i = 0; i < h; ++i) {
+      uint8_t* __restrict row = out + (ph + i) * wp;
+      for (int64_t j = 0; j < pw; ++j) row[j] = zero_point;
+      for (int64_t j = 0; j < w; ++j) row[pw + j] = in[i * w + j];
+      for (int64_t j = pw + w; j < wp; ++j) row[j] = zero_point;
+    }
+    for (int64_t i = (ph + h) * wp; i < hp * wp; ++i) out[i] = zero_point;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<QPackedWeights> PackQConv2dWeights(QGemmPath path, int64_t oc,
+                                                  int64_t c, int64_t kh,
+                                                  int64_t kw, const int8_t* w) {
+  if (oc < 1 || c < 1 || kh < 1 || kw < 1 || c * kh * kw > kQGemmMaxK) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PackQConv2dWeights: weight [", oc, ", ", c, ", ", kh, ", ", kw,
+        "]; need every size >= 1 and c * kh * kw <= ", kQGemmMaxK));
+  }
+  if (absl::Status s = QGemmPathSupported(path); !s.ok()) return s;
+  CHECK(w != nullptr) << "PackQConv2dWeights: null weights";
+  const int64_t k = c * kh * kw;
+  const PathInfo& info = qgemm_internal::PathOf(path);
+  const int64_t mr = info.kernel.mr, panel = info.LeftPanelBytes(k);
+  std::shared_ptr<uint8_t> data =
+      qgemm_internal::AlignedBuffer(CeilDiv(oc, mr) * panel);
+  for (int64_t i0 = 0; i0 < oc; i0 += mr) {
+    qgemm_internal::PackLeftPanel<int8_t>(
+        info, w + i0 * k, k, static_cast<int>(std::min(mr, oc - i0)), k,
+        data.get() + i0 / mr * panel);
+  }
+  std::vector<int32_t> sums(oc, 0);
+  for (int64_t o = 0; o < oc; ++o) {
+    for (int64_t p = 0; p < k; ++p) sums[o] += w[o * k + p];
+  }
+  QPackedWeights packed = QPackedWeightsAccess::Make(
+      path, QPackedWeights::Role::kConv2d, oc, k, std::move(data),
+      std::move(sums));
+  QPackedWeightsAccess::SetConv(&packed, c, kh, kw);
+  return packed;
+}
+
+absl::StatusOr<int64_t> QConv2dOutSize(int64_t in, int64_t kernel,
+                                       int64_t stride, int64_t pad) {
+  if (stride < 1 || pad < 0 || in + 2 * pad < kernel) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QConv2d: input ", in, " with padding ", pad, " for kernel ", kernel,
+        " and stride ", stride,
+        "; need stride >= 1, padding >= 0 and the padded input at least the "
+        "kernel"));
+  }
+  return (in + 2 * pad - kernel) / stride + 1;
+}
+
+absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
+                     int32_t x_zero_point, const QPackedWeights& weights,
+                     const QConv2dParams& p, const QRequantization& rq,
+                     void* y) {
+  if (weights.role() != QPackedWeights::Role::kConv2d) {
+    return absl::InvalidArgumentError(
+        "QConv2d: the weights were not packed by PackQConv2dWeights");
+  }
+  if (n < 1 || h < 1 || w < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QConv2d: input [", n, ", ", weights.conv_c(), ", ", h, ", ", w,
+        "]; need every size >= 1"));
+  }
+  if (x_zero_point < 0 || x_zero_point > 255) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QConv2d: activation zero point ", x_zero_point,
+        " is outside 0..255"));
+  }
+  absl::StatusOr<int64_t> oh =
+      QConv2dOutSize(h, weights.conv_kh(), p.stride_h, p.pad_h);
+  if (!oh.ok()) return oh.status();
+  absl::StatusOr<int64_t> ow =
+      QConv2dOutSize(w, weights.conv_kw(), p.stride_w, p.pad_w);
+  if (!ow.ok()) return ow.status();
+  if (absl::Status s = QGemmPathSupported(weights.path()); !s.ok()) return s;
+  const int64_t oc = weights.channels(), k = weights.k();
+  qgemm_internal::ChannelData channels;
+  if (absl::Status s = qgemm_internal::MakeChannelData(
+          rq, oc, weights.sums(), x_zero_point, &channels);
+      !s.ok()) {
+    return s;
+  }
+  CHECK(x != nullptr && y != nullptr) << "QConv2d: null operand";
+  const int64_t c = weights.conv_c();
+  const Geometry g{c,  h + 2 * p.pad_h, w + 2 * p.pad_w, weights.conv_kh(),
+                   weights.conv_kw(), p.stride_h, p.stride_w, *oh, *ow};
+  const uint8_t* xp = x;
+  std::shared_ptr<uint8_t> padded;
+  if (p.pad_h > 0 || p.pad_w > 0) {
+    padded = qgemm_internal::AlignedBuffer(n * c * g.Plane());
+    PadImages(x, n * c, h, w, p.pad_h, p.pad_w,
+              static_cast<uint8_t>(x_zero_point), padded.get());
+    xp = padded.get();
+  }
+  const uint8_t* const xp_end = xp + n * c * g.Plane();
+  const PathInfo& info = qgemm_internal::PathOf(weights.path());
+  const int64_t nr = info.kernel.nr, ohw = g.Ohw(), columns = n * ohw;
+  const int64_t r_bytes = info.RightPanelBytes(k);
+  // The images side by side: tasks of whole panels of columns, each block's
+  // im2col within about 256 KiB (L2), at least two tasks per thread where
+  // there are enough panels. A block within one image is written to y in
+  // place; one across images through a buffer, then to each image's planes.
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t all_panels = CeilDiv(columns, nr);
+  int64_t panels = std::max<int64_t>(1, (256 << 10) / r_bytes);
+  panels = std::min(panels, std::max<int64_t>(
+                                1, CeilDiv(all_panels, 2 * threads)));
+  // Blocks within one image where its columns fill whole panels but for at
+  // most an eighth (no copy out of a buffer then), as evenly as they split.
+  const bool per_image = (qgemm_internal::RoundUp(ohw, nr) - ohw) * 8 <= ohw;
+  if (per_image) {
+    const int64_t image_panels = CeilDiv(ohw, nr);
+    panels = std::min(panels, image_panels);
+    panels = CeilDiv(image_panels, CeilDiv(image_panels, panels));
+  }
+  const int64_t chunk = panels * nr;
+  const int64_t image_chunks = CeilDiv(ohw, chunk);
+  const int64_t tasks = per_image ? n * image_chunks : CeilDiv(columns, chunk);
+  const int64_t c_bytes = qgemm_internal::OutputBytes(rq.output);
+  const qgemm_internal::QTileEpilogue e = qgemm_internal::MakeEpilogue(
+      rq, channels, /*channel_is_row=*/true, y, ohw);
+  const int use_threads = static_cast<int>(std::min<int64_t>(threads, tasks));
+#pragma omp parallel num_threads(use_threads)
+  {
+    uint8_t* packed = qgemm_internal::ThreadScratch(
+        qgemm_internal::kRightScratch, panels * r_bytes);
+    uint8_t* buffer =
+        per_image ? nullptr
+                  : qgemm_internal::ThreadScratch(
+                        qgemm_internal::kLeftScratch, oc * chunk * c_bytes);
+    qgemm_internal::WithKernel(info, [&] {
+#pragma omp for schedule(static)
+      for (int64_t task = 0; task < tasks; ++task) {
+        int64_t q0, qn;
+        if (per_image) {
+          q0 = task / image_chunks * ohw + task % image_chunks * chunk;
+          qn = std::min(chunk, ohw - task % image_chunks * chunk);
+        } else {
+          q0 = task * chunk;
+          qn = std::min(chunk, columns - q0);
+        }
+        PackIm2Col(info, g, xp, xp_end, k, q0, qn, packed);
+        qgemm_internal::Block block;
+        block.path = &info;
+        block.left_u8 = false;
+        block.k = k;
+        block.l = weights.data();
+        block.m = oc;
+        block.r = packed;
+        block.n = qn;
+        block.e = e;
+        block.c_bytes = c_bytes;
+        if (per_image) {
+          const int64_t image = q0 / ohw;
+          block.e.c = static_cast<char*>(y) +
+                      (image * oc * ohw + q0 % ohw) * c_bytes;
+          qgemm_internal::RunBlock(block);
+          continue;
+        }
+        block.e.c = buffer;
+        block.e.ldc = qn;
+        qgemm_internal::RunBlock(block);
+        // Columns q0 .. q0 + qn of [oc, n * ohw] to each image's planes.
+        for (int64_t q = q0; q < q0 + qn;) {
+          const int64_t image = q / ohw, pixel = q % ohw;
+          const int64_t seg = std::min(ohw - pixel, q0 + qn - q);
+          for (int64_t o = 0; o < oc; ++o) {
+            std::memcpy(static_cast<char*>(y) +
+                            ((image * oc + o) * ohw + pixel) * c_bytes,
+                        buffer + (o * qn + q - q0) * c_bytes, seg * c_bytes);
+          }
+          q += seg;
+        }
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dive

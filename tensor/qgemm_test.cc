@@ -1,0 +1,479 @@
+// Tests of the int8 GEMM and convolution (tensor/qgemm.h, tensor/qconv.h):
+// every kernel path against references computed with exact integer sums
+// (int64) and the requantization in double; paths this CPU lacks report
+// themselves skipped. Values are compared exactly.
+
+#include "tensor/qgemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "tensor/cpu.h"
+#include "tensor/qconv.h"
+
+namespace dive {
+namespace {
+
+// ---- References -------------------------------------------------------------
+
+// acc[i, j] = sum over p of (a[i, p] - za) * b[p, j], in int64.
+std::vector<int64_t> RefGemm(int64_t m, int64_t n, int64_t k,
+                             const std::vector<uint8_t>& a, int za,
+                             const std::vector<int8_t>& b) {
+  std::vector<int64_t> acc(m * n, 0);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p) {
+      const int64_t x = static_cast<int64_t>(a[i * k + p]) - za;
+      for (int64_t j = 0; j < n; ++j) acc[i * n + j] += x * b[p * n + j];
+    }
+  }
+  return acc;
+}
+
+// The requantized value of one sum (bias included), in double.
+uint8_t RefUint8(int64_t v, float scale, int zero_point, bool relu) {
+  const double q = std::nearbyint(static_cast<double>(scale) * v) + zero_point;
+  const double lo = relu ? zero_point : 0;
+  return static_cast<uint8_t>(std::min(255.0, std::max(lo, q)));
+}
+
+float RefFloat(int64_t v, float scale, bool relu) {
+  const float f = static_cast<float>(static_cast<double>(scale) * v);
+  return relu && f < 0 ? 0.0f : f;
+}
+
+template <typename T>
+std::vector<T> RandomInts(size_t size, int lo, int hi, std::mt19937* rng) {
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<T> v(size);
+  for (T& x : v) x = static_cast<T>(dist(*rng));
+  return v;
+}
+
+// ---- One test suite per path -------------------------------------------------
+
+class QGemmPathTest : public ::testing::TestWithParam<QGemmPath> {
+ protected:
+  void SetUp() override {
+    if (absl::Status s = QGemmPathSupported(GetParam()); !s.ok()) {
+      GTEST_SKIP() << "skipped: " << s.message();
+    }
+  }
+  QGemmPath path() const { return GetParam(); }
+};
+
+std::string PathTestName(const ::testing::TestParamInfo<QGemmPath>& info) {
+  return std::string(QGemmPathName(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, QGemmPathTest,
+                         ::testing::ValuesIn(kAllQGemmPaths), PathTestName);
+
+// int32 outputs: the exact sums plus the bias, for every edge of every tile
+// shape (1, 3, 17, 63, 64, 65 along m, n and k) and zero points 0, 128, 255.
+TEST_P(QGemmPathTest, Int32SumsAreExact) {
+  std::mt19937 rng(1);
+  for (int64_t m : {1, 3, 17, 65}) {
+    for (int64_t n : {1, 17, 63, 64, 65}) {
+      for (int64_t k : {1, 3, 17, 63, 64, 65}) {
+        const auto a = RandomInts<uint8_t>(m * k, 0, 255, &rng);
+        const auto b = RandomInts<int8_t>(k * n, -128, 127, &rng);
+        const auto bias = RandomInts<int32_t>(n, -100000, 100000, &rng);
+        absl::StatusOr<QPackedWeights> w =
+            PackQGemmWeights(path(), k, n, b.data(), n, false);
+        ASSERT_TRUE(w.ok()) << w.status();
+        for (int za : {0, 128, 255}) {
+          const std::vector<int64_t> want = RefGemm(m, n, k, a, za, b);
+          QRequantization rq;
+          rq.output = QOutputType::kInt32;
+          rq.bias = bias.data();
+          std::vector<int32_t> c(m * n, -7);
+          ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, c.data(), n).ok());
+          for (int64_t i = 0; i < m * n; ++i) {
+            ASSERT_EQ(c[i], want[i] + bias[i % n])
+                << "m " << m << " n " << n << " k " << k << " za " << za
+                << " at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Large k, and the largest: the sums of 32768 products of 255 and -128 (and
+// of -255 and -128 through the zero point) are exact.
+TEST_P(QGemmPathTest, LargeKIsExact) {
+  std::mt19937 rng(2);
+  for (int64_t k : {1000, 4099}) {
+    const int64_t m = 7, n = 70;
+    const auto a = RandomInts<uint8_t>(m * k, 0, 255, &rng);
+    const auto b = RandomInts<int8_t>(k * n, -128, 127, &rng);
+    absl::StatusOr<QPackedWeights> w =
+        PackQGemmWeights(path(), k, n, b.data(), n, false);
+    ASSERT_TRUE(w.ok()) << w.status();
+    QRequantization rq;
+    rq.output = QOutputType::kInt32;
+    std::vector<int32_t> c(m * n);
+    ASSERT_TRUE(QGemm(m, a.data(), k, 77, *w, rq, c.data(), n).ok());
+    const std::vector<int64_t> want = RefGemm(m, n, k, a, 77, b);
+    for (int64_t i = 0; i < m * n; ++i) ASSERT_EQ(c[i], want[i]) << i;
+  }
+  const int64_t k = kQGemmMaxK, m = 2, n = 3;
+  const std::vector<int8_t> b(k * n, -128);
+  absl::StatusOr<QPackedWeights> w =
+      PackQGemmWeights(path(), k, n, b.data(), n, false);
+  ASSERT_TRUE(w.ok()) << w.status();
+  QRequantization rq;
+  rq.output = QOutputType::kInt32;
+  const std::vector<int32_t> bias(n, -kQGemmMaxBias);
+  rq.bias = bias.data();
+  for (const auto& [value, za] : {std::pair<uint8_t, int>{255, 0}, {0, 255}}) {
+    const std::vector<uint8_t> a(m * k, value);
+    std::vector<int32_t> c(m * n);
+    ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, c.data(), n).ok());
+    const int64_t want = (int64_t{value} - za) * -128 * k - kQGemmMaxBias;
+    for (int32_t x : c) EXPECT_EQ(x, want);
+  }
+}
+
+// uint8 and float outputs equal the double reference's rounding, for output
+// zero points 0, 128, 255, ReLU on and off, per-channel scales.
+TEST_P(QGemmPathTest, RequantizedOutputsMatchTheDoubleReference) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> unit(0.5f, 1.5f);
+  for (const auto& [m, n, k] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1},
+                                                          {3, 17, 63},
+                                                          {17, 65, 64},
+                                                          {65, 3, 65},
+                                                          {6, 64, 300},
+                                                          {7, 130, 1000}}) {
+    const auto a = RandomInts<uint8_t>(m * k, 0, 255, &rng);
+    const auto b = RandomInts<int8_t>(k * n, -128, 127, &rng);
+    const auto bias = RandomInts<int32_t>(n, -50000, 50000, &rng);
+    // Scales that spread the outputs over 0..255 and past both ends.
+    std::vector<float> scale(n);
+    for (float& s : scale) s = unit(rng) * 100.0f / (7400.0f * std::sqrt(k));
+    absl::StatusOr<QPackedWeights> w =
+        PackQGemmWeights(path(), k, n, b.data(), n, false);
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (int za : {0, 128, 255}) {
+      const std::vector<int64_t> acc = RefGemm(m, n, k, a, za, b);
+      for (int zo : {0, 128, 255}) {
+        for (bool relu : {false, true}) {
+          QRequantization rq;
+          rq.scale = scale.data();
+          rq.bias = bias.data();
+          rq.zero_point = zo;
+          rq.relu = relu;
+          std::vector<uint8_t> c(m * n);
+          ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, c.data(), n).ok());
+          rq.output = QOutputType::kFloat;
+          std::vector<float> f(m * n);
+          ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, f.data(), n).ok());
+          for (int64_t i = 0; i < m * n; ++i) {
+            const int64_t v = acc[i] + bias[i % n];
+            ASSERT_EQ(c[i], RefUint8(v, scale[i % n], zo, relu))
+                << "m " << m << " n " << n << " k " << k << " za " << za
+                << " zo " << zo << " relu " << relu << " at " << i;
+            ASSERT_EQ(f[i], RefFloat(v, scale[i % n], relu)) << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Halves round to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2.
+TEST_P(QGemmPathTest, HalvesRoundToEven) {
+  const std::vector<int8_t> b = {1, 3, 5, -1, -3};
+  absl::StatusOr<QPackedWeights> w =
+      PackQGemmWeights(path(), 1, 5, b.data(), 5, false);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const std::vector<float> scale(5, 0.5f);
+  QRequantization rq;
+  rq.scale = scale.data();
+  rq.zero_point = 128;
+  const uint8_t a = 8;  // a - za = 1
+  std::vector<uint8_t> c(5);
+  ASSERT_TRUE(QGemm(1, &a, 1, 7, *w, rq, c.data(), 5).ok());
+  EXPECT_EQ(c, (std::vector<uint8_t>{128, 130, 130, 128, 126}));
+}
+
+// B stored [n, k] (a Linear layer's weight), row strides past the rows, and
+// two threads or one: the same values.
+TEST_P(QGemmPathTest, TransposedWeightsStridesAndThreads) {
+  std::mt19937 rng(4);
+  const int64_t m = 70, n = 90, k = 150, lda = 160, ldc = 100;
+  const auto a = RandomInts<uint8_t>(m * lda, 0, 255, &rng);
+  const auto bt = RandomInts<int8_t>(n * (k + 5), -128, 127, &rng);
+  std::vector<int8_t> b(k * n);  // [k, n]
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t p = 0; p < k; ++p) b[p * n + j] = bt[j * (k + 5) + p];
+  }
+  std::vector<uint8_t> a_dense(m * k);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p) a_dense[i * k + p] = a[i * lda + p];
+  }
+  const std::vector<int64_t> want = RefGemm(m, n, k, a_dense, 3, b);
+  absl::StatusOr<QPackedWeights> w =
+      PackQGemmWeights(path(), k, n, bt.data(), k + 5, true);
+  ASSERT_TRUE(w.ok()) << w.status();
+  QRequantization rq;
+  rq.output = QOutputType::kInt32;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::vector<int32_t> c(m * ldc, -1);
+    ASSERT_TRUE(QGemm(m, a.data(), lda, 3, *w, rq, c.data(), ldc).ok());
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < ldc; ++j) {
+        ASSERT_EQ(c[i * ldc + j], j < n ? want[i * n + j] : -1)
+            << "threads " << threads << " at " << i << ", " << j;
+      }
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}
+
+// ---- Convolution -------------------------------------------------------------
+
+struct ConvCase {
+  int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
+};
+
+// acc [n, oc, oh, ow], x read as za outside the image.
+std::vector<int64_t> RefConv(const ConvCase& s, int64_t oh, int64_t ow,
+                             const std::vector<uint8_t>& x, int za,
+                             const std::vector<int8_t>& w) {
+  std::vector<int64_t> acc(s.n * s.oc * oh * ow, 0);
+  for (int64_t b = 0; b < s.n; ++b) {
+    for (int64_t o = 0; o < s.oc; ++o) {
+      for (int64_t i = 0; i < oh; ++i) {
+        for (int64_t j = 0; j < ow; ++j) {
+          int64_t sum = 0;
+          for (int64_t c = 0; c < s.c; ++c) {
+            for (int64_t u = 0; u < s.kh; ++u) {
+              for (int64_t v = 0; v < s.kw; ++v) {
+                const int64_t ih = i * s.sh - s.ph + u, iw = j * s.sw - s.pw + v;
+                const int64_t xv =
+                    ih >= 0 && ih < s.h && iw >= 0 && iw < s.w
+                        ? x[((b * s.c + c) * s.h + ih) * s.w + iw]
+                        : za;
+                sum += (xv - za) * w[((o * s.c + c) * s.kh + u) * s.kw + v];
+              }
+            }
+          }
+          acc[((b * s.oc + o) * oh + i) * ow + j] = sum;
+        }
+      }
+    }
+  }
+  return acc;
+}
+
+TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> unit(0.5f, 1.5f);
+  const std::vector<ConvCase> cases = {
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},      // one pixel
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},      // padding on every side
+      {3, 4, 10, 10, 17, 3, 3, 2, 2, 1, 1},   // stride 2
+      {2, 16, 5, 5, 65, 1, 1, 1, 1, 0, 0},    // 1x1: its own im2col
+      {1, 3, 11, 13, 8, 5, 3, 2, 1, 0, 2},    // KH != KW, SH != SW
+      {2, 64, 6, 6, 64, 3, 3, 1, 1, 1, 1},    // k = 576
+      {1, 2, 3, 3, 3, 3, 3, 1, 1, 4, 4},      // padding past the kernel
+      {5, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2},    // LeNet's first layer
+      {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},   // several blocks per image
+  };
+  for (const ConvCase& s : cases) {
+    const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
+    const int64_t ow = (s.w + 2 * s.pw - s.kw) / s.sw + 1;
+    const int64_t k = s.c * s.kh * s.kw;
+    const auto x = RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, 255, &rng);
+    const auto w = RandomInts<int8_t>(s.oc * k, -128, 127, &rng);
+    const auto bias = RandomInts<int32_t>(s.oc, -50000, 50000, &rng);
+    std::vector<float> scale(s.oc);
+    for (float& v : scale) v = unit(rng) * 100.0f / (7400.0f * std::sqrt(k));
+    absl::StatusOr<QPackedWeights> packed =
+        PackQConv2dWeights(path(), s.oc, s.c, s.kh, s.kw, w.data());
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    QConv2dParams p;
+    p.stride_h = s.sh;
+    p.stride_w = s.sw;
+    p.pad_h = s.ph;
+    p.pad_w = s.pw;
+    const int64_t plane = oh * ow, size = s.n * s.oc * plane;
+    for (int za : {0, 128, 255}) {
+      const std::vector<int64_t> acc = RefConv(s, oh, ow, x, za, w);
+      QRequantization rq;
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        rq.output = QOutputType::kInt32;
+        rq.bias = bias.data();
+        std::vector<int32_t> y32(size);
+        ASSERT_TRUE(
+            QConv2d(s.n, s.h, s.w, x.data(), za, *packed, p, rq, y32.data())
+                .ok());
+        for (int64_t i = 0; i < size; ++i) {
+          ASSERT_EQ(y32[i], acc[i] + bias[i / plane % s.oc])
+              << "case c " << s.c << " oc " << s.oc << " za " << za
+              << " threads " << threads << " at " << i;
+        }
+      }
+      omp_set_num_threads(omp_get_num_procs());
+      for (int zo : {0, 128, 255}) {
+        for (bool relu : {false, true}) {
+          rq.output = QOutputType::kUint8;
+          rq.scale = scale.data();
+          rq.zero_point = zo;
+          rq.relu = relu;
+          std::vector<uint8_t> y(size);
+          ASSERT_TRUE(
+              QConv2d(s.n, s.h, s.w, x.data(), za, *packed, p, rq, y.data())
+                  .ok());
+          for (int64_t i = 0; i < size; ++i) {
+            const int64_t o = i / plane % s.oc;
+            ASSERT_EQ(y[i], RefUint8(acc[i] + bias[o], scale[o], zo, relu))
+                << "case c " << s.c << " oc " << s.oc << " za " << za
+                << " zo " << zo << " relu " << relu << " at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- Errors and path selection (no kernel runs) ------------------------------
+
+TEST(QGemmTest, BadArgumentsAreErrors) {
+  const QGemmPath path = DefaultQGemmPath();
+  const std::vector<int8_t> b(4 * 3, 1);
+  EXPECT_EQ(PackQGemmWeights(path, 0, 3, b.data(), 3, false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PackQGemmWeights(path, kQGemmMaxK + 1, 3, b.data(), 3, false)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PackQGemmWeights(path, 4, 3, b.data(), 2, false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<QPackedWeights> w =
+      PackQGemmWeights(path, 4, 3, b.data(), 3, false);
+  ASSERT_TRUE(w.ok());
+  const std::vector<uint8_t> a(2 * 4, 1);
+  std::vector<uint8_t> c(2 * 3);
+  std::vector<float> scale(3, 0.1f);
+  QRequantization rq;
+  rq.scale = scale.data();
+  const auto code = [&](int za, const QRequantization& r) {
+    return QGemm(2, a.data(), 4, za, *w, r, c.data(), 3).code();
+  };
+  EXPECT_EQ(code(0, rq), absl::StatusCode::kOk);
+  EXPECT_EQ(code(-1, rq), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(256, rq), absl::StatusCode::kInvalidArgument);
+  for (float bad : {0.0f, -1.0f, std::nanf(""), INFINITY}) {
+    scale[1] = bad;
+    const absl::Status s = QGemm(2, a.data(), 4, 0, *w, rq, c.data(), 3);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("scale[1]"), std::string::npos) << s;
+  }
+  scale[1] = 0.1f;
+  for (int zo : {-1, 256}) {
+    QRequantization r = rq;
+    r.zero_point = zo;
+    EXPECT_EQ(code(0, r), absl::StatusCode::kInvalidArgument) << zo;
+  }
+  const std::vector<int32_t> bias = {0, kQGemmMaxBias + 1, 0};
+  QRequantization r = rq;
+  r.bias = bias.data();
+  EXPECT_EQ(code(0, r), absl::StatusCode::kInvalidArgument);
+  r = rq;
+  r.output = QOutputType::kInt32;
+  r.relu = true;
+  EXPECT_EQ(code(0, r), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QGemm(0, a.data(), 4, 0, *w, rq, c.data(), 3).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QGemm(2, a.data(), 3, 0, *w, rq, c.data(), 3).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Weights packed for the other operation.
+  absl::StatusOr<QPackedWeights> conv_w =
+      PackQConv2dWeights(path, 3, 1, 2, 2, b.data());
+  ASSERT_TRUE(conv_w.ok());
+  EXPECT_EQ(QGemm(2, a.data(), 4, 0, *conv_w, rq, c.data(), 3).code(),
+            absl::StatusCode::kInvalidArgument);
+  QConv2dParams p;
+  EXPECT_EQ(QConv2d(1, 2, 2, a.data(), 0, *w, p, rq, c.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QConv2d(1, 1, 1, a.data(), 0, *conv_w, p, rq, c.data()).code(),
+            absl::StatusCode::kInvalidArgument)
+      << "input smaller than the kernel";
+  p.stride_h = 0;
+  EXPECT_EQ(QConv2d(1, 2, 2, a.data(), 0, *conv_w, p, rq, c.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  p = QConv2dParams();
+  EXPECT_EQ(QConv2d(1, 2, 2, a.data(), 300, *conv_w, p, rq, c.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QConv2d(1, 2, 2, a.data(), 0, *conv_w, p, rq, c.data()).code(),
+            absl::StatusCode::kOk);
+  EXPECT_EQ(PackQConv2dWeights(path, 3, 0, 2, 2, b.data()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(QGemmTest, PathsTheCpuLacksAreRefused) {
+  for (QGemmPath path : kAllQGemmPaths) {
+    const absl::Status s = QGemmPathSupported(path);
+    if (s.ok()) continue;
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+    const int8_t b = 1;
+    EXPECT_EQ(PackQGemmWeights(path, 1, 1, &b, 1, false).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << QGemmPathName(path);
+  }
+}
+
+TEST(QGemmTest, DefaultPathIsTheBestPresentBelowAmx) {
+  const QGemmPath path = DefaultQGemmPath();
+  EXPECT_TRUE(QGemmPathSupported(path).ok());
+  EXPECT_NE(path, QGemmPath::kAmx);
+  if (ActiveIsa() >= Isa::kAvx512 &&
+      QGemmPathSupported(QGemmPath::kAvx512Vnni).ok()) {
+    EXPECT_EQ(path, QGemmPath::kAvx512Vnni);
+  }
+}
+
+std::set<std::string> ProcCpuFlags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      std::istringstream words(line.substr(line.find(':') + 1));
+      std::set<std::string> flags;
+      for (std::string w; words >> w;) flags.insert(w);
+      return flags;
+    }
+  }
+  return {};
+}
+
+TEST(QGemmTest, Int8FeatureDetectionAgreesWithTheKernel) {
+  const std::set<std::string> flags = ProcCpuFlags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo";
+  const CpuFeatures& f = DetectedCpu();
+  EXPECT_EQ(f.avx512_vnni, flags.count("avx512_vnni") == 1);
+  EXPECT_EQ(f.avx_vnni, flags.count("avx_vnni") == 1);
+  EXPECT_EQ(f.amx_int8, flags.count("amx_int8") == 1);
+}
+
+}  // namespace
+}  // namespace dive
