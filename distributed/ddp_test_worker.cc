@@ -39,12 +39,14 @@
 #include "autograd/variable.h"
 #include "distributed/data_parallel.h"
 #include "distributed/mpi_process_group.h"
+#include "distributed/sync_batch_norm.h"
 #include "glog/logging.h"
+#include "nn/batch_norm.h"
 #include "optim/sgd.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
-ABSL_FLAG(std::string, mode, "train", "train, exit, kill or hang");
+ABSL_FLAG(std::string, mode, "train", "train, sync_bn, exit, kill or hang");
 ABSL_FLAG(std::string, out, "", "Prefix of the parameter files (train).");
 ABSL_FLAG(int, steps, 12, "Training steps.");
 ABSL_FLAG(int64_t, global_batch, 24, "Examples per step over all ranks.");
@@ -145,6 +147,68 @@ absl::Status Train(ProcessGroup& group, const std::string& out) {
   return absl::OkStatus();
 }
 
+// --mode=sync_bn: a BatchNorm2d(3) converted to SyncBatchNorm, one
+// training step on this rank's contiguous share of a fixed global batch of
+// 32 x 3 x 4 x 4, loss = mean over the rank's examples of sum(y * r) for a
+// fixed r, gradients of gamma and beta averaged by DDP. Writes the running
+// statistics, gamma's and beta's gradients, then this rank's y and its
+// input gradient divided by the number of ranks (each rank's is that of
+// the sum of the ranks' losses, see sync_batch_norm.h), so that one
+// process on the whole batch must write the same numbers.
+absl::Status SyncBatchNormStep(ProcessGroup& group, const std::string& out) {
+  constexpr int64_t kBatch = 32, kC = 3, kH = 4;
+  if (kBatch % group.size() != 0) {
+    return absl::InvalidArgumentError("batch not divisible by size");
+  }
+  const int64_t b = kBatch / group.size(), start = group.rank() * b;
+  Generator gen(4321);
+  // Channels with different means and scales.
+  Tensor x = gen.Normal({kBatch, kC, kH, kH}, 0, 1);
+  for (int64_t n = 0; n < kBatch; ++n) {
+    for (int64_t c = 0; c < kC; ++c) {
+      for (int64_t i = 0; i < kH * kH; ++i) {
+        float& v = x.data<float>()[(n * kC + c) * kH * kH + i];
+        v = v * (1 + c) + 2.0f * c - 1;
+      }
+    }
+  }
+  const Tensor r = gen.Normal({kBatch, kC, kH, kH}, 0, 1);
+  nn::BatchNorm2d bn(kC);
+  {
+    // gamma and beta away from 1 and 0.
+    float* g = bn.weight().data().data<float>();
+    float* be = bn.bias().data().data<float>();
+    for (int64_t c = 0; c < kC; ++c) g[c] = 0.5f + c, be[c] = 0.1f * c;
+  }
+  SyncBatchNormLayers sync = ConvertSyncBatchNorm(bn, group);
+  DistributedDataParallel ddp(group, bn.Parameters());
+  autograd::Variable xb(x.Slice(0, start, start + b).Contiguous(), true);
+  const autograd::Variable y = bn(xb);
+  const Tensor rb = r.Slice(0, start, start + b).Contiguous();
+  autograd::Variable loss =
+      autograd::Sum(y * autograd::Variable(rb)) * (1.0f / b);
+  loss.Backward();
+  if (absl::Status s = ddp.AllReduceGradients(); !s.ok()) return s;
+  if (absl::Status s = sync.TakeError(); !s.ok()) return s;
+  std::fprintf(stderr, "rank %d: %d SyncBatchNorm layers\n", group.rank(),
+               sync.count());
+
+  const std::string path = absl::StrCat(out, ".rank", group.rank());
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return absl::InternalError("cannot write " + path);
+  const auto write = [&](const Tensor& t, float scale) {
+    for (float v : t.ToVector()) std::fprintf(f, "%.9g\n", v * scale);
+  };
+  write(bn.running_mean(), 1);
+  write(bn.running_var(), 1);
+  write(bn.weight().grad(), 1);
+  write(bn.bias().grad(), 1);
+  write(y.data(), 1);
+  write(xb.grad(), 1.0f / group.size());
+  std::fclose(f);
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
@@ -161,6 +225,13 @@ int Main(int argc, char** argv) {
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode == "train") {
     if (absl::Status s = Train(group, absl::GetFlag(FLAGS_out)); !s.ok()) {
+      return Fail(s);
+    }
+    return 0;
+  }
+  if (mode == "sync_bn") {
+    if (absl::Status s = SyncBatchNormStep(group, absl::GetFlag(FLAGS_out));
+        !s.ok()) {
       return Fail(s);
     }
     return 0;

@@ -189,6 +189,48 @@ TEST_F(MpiTest, Bf16CompressionHalvesTheBytesAndStaysClose) {
   EXPECT_EQ(ReadValues(tmp_ + "/bf16.rank1"), bf16);
 }
 
+TEST_F(MpiTest, SyncBatchNormOnTwoRanksOfSixteenIsOneProcessOfThirtyTwo) {
+  // Plain BatchNorm2d on the whole batch of 32 in one process, against
+  // SyncBatchNorm on 2 ranks of 16: running statistics, gamma's and beta's
+  // gradients (DDP-averaged), each rank's output and input gradient.
+  const std::string ref = tmp_ + "/bn_ref", sync = tmp_ + "/bn_sync";
+  RunResult single =
+      RunCommand(absl::StrCat(worker_, " --mode=sync_bn --out=", ref), 60);
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  RunResult multi = RunCommand(
+      absl::StrCat(Mpirun(2), " --mode=sync_bn --out=", sync), 60);
+  ASSERT_EQ(multi.exit_code, 0) << multi.output;
+  EXPECT_THAT(multi.output, HasSubstr("rank 1: 1 SyncBatchNorm layers"));
+  EXPECT_THAT(single.output, HasSubstr("rank 0: 0 SyncBatchNorm layers"));
+
+  const std::vector<double> expected = ReadValues(ref + ".rank0");
+  const size_t kStats = 4 * 3, kPerRank = 16 * 3 * 4 * 4;
+  ASSERT_EQ(expected.size(), kStats + 2 * 2 * kPerRank);
+  const std::vector<double> r0 = ReadValues(sync + ".rank0");
+  const std::vector<double> r1 = ReadValues(sync + ".rank1");
+  ASSERT_EQ(r0.size(), kStats + 2 * kPerRank);
+  ASSERT_EQ(r1.size(), r0.size());
+  const auto near = [](double got, double want) {
+    return std::abs(got - want) <= 1e-5 * std::max(1.0, std::abs(want));
+  };
+  for (size_t i = 0; i < kStats; ++i) {
+    EXPECT_PRED2(near, r0[i], expected[i]) << "statistic/gradient " << i;
+    EXPECT_EQ(r1[i], r0[i]) << i;
+  }
+  // Reference: y of all 32, then dx of all 32; each rank: its 16 of each.
+  for (size_t i = 0; i < kPerRank; ++i) {
+    EXPECT_PRED2(near, r0[kStats + i], expected[kStats + i]) << "y " << i;
+    EXPECT_PRED2(near, r1[kStats + i], expected[kStats + kPerRank + i])
+        << "y " << i;
+    EXPECT_PRED2(near, r0[kStats + kPerRank + i],
+                 expected[kStats + 2 * kPerRank + i])
+        << "dx " << i;
+    EXPECT_PRED2(near, r1[kStats + kPerRank + i],
+                 expected[kStats + 3 * kPerRank + i])
+        << "dx " << i;
+  }
+}
+
 TEST_F(MpiTest, RankExitEndsTheJob) {
   // The watchdog is set far out: mpirun's teardown must end rank 0.
   const RunResult r = RunFailingJob("--mode=exit --timeout_s=100");

@@ -97,6 +97,9 @@ struct TrainOptions {
   // overlapped with the backward pass, bf16 compression
   // (distributed/data_parallel.h).
   distributed::DataParallelOptions data_parallel;
+  // With several ranks: every BatchNorm normalizes with the statistics of
+  // the whole global batch (distributed/sync_batch_norm.h).
+  bool sync_batch_norm = false;
   // More observers, called after the built-in ones on rank 0 (not owned).
   std::vector<TrainObserver*> observers;
 };

@@ -100,6 +100,9 @@ ABSL_FLAG(bool, ddp_overlap, true,
 ABSL_FLAG(bool, ddp_bf16_compress, false,
           "Under mpirun: send gradients as bf16, half the bytes (PyTorch's "
           "bf16_compress_hook).");
+ABSL_FLAG(bool, sync_batchnorm, false,
+          "Under mpirun: BatchNorm layers normalize with the statistics of "
+          "the whole global batch over all ranks (PyTorch's SyncBatchNorm).");
 ABSL_FLAG(int64_t, hold_before_epoch, 0,
           "Test hook: once epoch N-1 is written and observed, log \"holding "
           "before epoch N\" and wait for SIGUSR1 (or SIGINT, SIGTERM) before "
@@ -258,6 +261,7 @@ int TrainerMain(int argc, char** argv,
       std::max<size_t>(sizeof(float), static_cast<size_t>(bucket_mb * (1 << 20)));
   o.data_parallel.overlap = absl::GetFlag(FLAGS_ddp_overlap);
   o.data_parallel.bf16_compress = absl::GetFlag(FLAGS_ddp_bf16_compress);
+  o.sync_batch_norm = absl::GetFlag(FLAGS_sync_batchnorm);
   absl::StatusOr<MatmulPrecision> precision =
       ParsePrecision(absl::GetFlag(FLAGS_precision));
   if (!precision.ok()) return Fail(precision.status());

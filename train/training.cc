@@ -16,6 +16,7 @@
 #include "datasets/data_loader.h"
 #include "distributed/data_parallel.h"
 #include "distributed/process_group.h"
+#include "distributed/sync_batch_norm.h"
 #include "glog/logging.h"
 #include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
@@ -68,6 +69,7 @@ struct Run {
   std::unique_ptr<optim::Optimizer> optimizer;
   std::unique_ptr<optim::LrSchedule> schedule;
   std::unique_ptr<distributed::DistributedDataParallel> ddp;
+  std::optional<distributed::SyncBatchNormLayers> sync_batch_norm;
   TrainState state;
   std::unique_ptr<RunDir> dir;  // rank 0 with out_dir: locked for the run
   std::optional<ProgressObserver> progress;
@@ -136,6 +138,14 @@ absl::Status Start(Run& run, const data::Dataset& train_data) {
                            std::string(IsaName(ActiveIsa()))};
   if (run.root() && !o.out_dir.empty()) {
     if (absl::Status s = OpenRunDir(run, n); !s.ok()) return s;
+  }
+  if (o.sync_batch_norm) {
+    run.sync_batch_norm.emplace(
+        distributed::ConvertSyncBatchNorm(run.model, run.group));
+    LOG_IF(INFO, run.root() && run.group.size() > 1)
+        << "SyncBatchNorm: " << run.sync_batch_norm->count()
+        << " BatchNorm layers normalize over all " << run.group.size()
+        << " processes";
   }
   run.ddp = std::make_unique<distributed::DistributedDataParallel>(
       run.group, run.model.Parameters(), o.data_parallel);
@@ -210,6 +220,11 @@ absl::StatusOr<StepInfo> Step(Run& run, const data::Batch& batch, bool* stop) {
       observer->OnAfterBackward(run.state);
     }
     if (absl::Status s = run.ddp->AllReduceGradients(); !s.ok()) return s;
+    if (run.sync_batch_norm) {
+      if (absl::Status s = run.sync_batch_norm->TakeError(); !s.ok()) {
+        return s;
+      }
+    }
     if (o.clip_grad_norm > 0) {
       optim::ClipGradNorm(run.model.Parameters(), o.clip_grad_norm);
     }
