@@ -12,11 +12,14 @@
 // with x read as x_zero_point outside the image (the real value 0, as
 // PyTorch's and ONNX's quantized convolutions pad). It is a GEMM of the
 // weights [OC, C*KH*KW] (packed once: PackQConv2dWeights) with the im2col of
-// each image, which is never stored whole: each thread writes its block of
+// the images, which is never stored whole: each thread writes its block of
 // it, uint8 padded with x_zero_point, straight into the kernel's packed
-// panels, and the output tile leaves the kernel requantized, in NCHW.
-// Groups = 1, no dilation. Threads (OpenMP) take images and blocks of
-// output pixels.
+// panels (images side by side where their planes are small), and the output
+// tile leaves the kernel requantized, in NCHW. With stride 1 on the VNNI and
+// generic paths there is no im2col where the planes fill the kernel's
+// tiles: the input is reordered once (channels interleaved by 4, padded)
+// and the kernel reads it in place at each kernel offset (qconv.cc).
+// Groups = 1, no dilation. Threads (OpenMP) take blocks of output pixels.
 //
 // Example:
 //

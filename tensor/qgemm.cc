@@ -62,13 +62,17 @@ void StoreScalar(int32_t s, const QTileEpilogue& e, int i, int j) {
   }
 }
 
+// R packed (r_offsets null), or read in place (quad row q at r +
+// r_offsets[q]).
 template <bool kLeftU8>
-void GenericKernel(int64_t k_steps, const void* l_panel, const void* r_panel,
-                   const QTileEpilogue& e, int mr, int nr) {
+void GenericTile(int64_t k_steps, const void* l_panel, const uint8_t* r_base,
+                 const int64_t* r_offsets, const QTileEpilogue& e, int mr,
+                 int nr) {
   const uint8_t* l = static_cast<const uint8_t*>(l_panel);
-  const uint8_t* r = static_cast<const uint8_t*>(r_panel);
+  const uint8_t* r = r_base;
   int32_t acc[kGenericMr][kGenericNr] = {};
   for (int64_t q = 0; q < k_steps; ++q) {
+    if (r_offsets != nullptr) r = r_base + r_offsets[q];
     for (int i = 0; i < kGenericMr; ++i) {
       for (int t = 0; t < 4; ++t) {
         const uint8_t lb = l[i * 4 + t];
@@ -88,6 +92,19 @@ void GenericKernel(int64_t k_steps, const void* l_panel, const void* r_panel,
   }
 }
 
+template <bool kLeftU8>
+void GenericKernel(int64_t k_steps, const void* l, const void* r,
+                   const QTileEpilogue& e, int mr, int nr) {
+  GenericTile<kLeftU8>(k_steps, l, static_cast<const uint8_t*>(r), nullptr, e,
+                       mr, nr);
+}
+
+void GenericIndirectKernel(int64_t k_steps, const void* l, const uint8_t* r,
+                           const int64_t* r_offsets, const QTileEpilogue& e,
+                           int mr, int nr) {
+  GenericTile<false>(k_steps, l, r, r_offsets, e, mr, nr);
+}
+
 }  // namespace
 
 const PathInfo& PathOf(QGemmPath path) {
@@ -95,9 +112,10 @@ const PathInfo& PathOf(QGemmPath path) {
   // descriptor's) are compiled for its ISA and run only where it is present.
   switch (path) {
     case QGemmPath::kGeneric: {
-      static const PathInfo p{{kGenericMr, kGenericNr, 4, &GenericKernel<true>,
-                               &GenericKernel<false>},
-                              Layout::kQuads};
+      static const PathInfo p{
+          {kGenericMr, kGenericNr, 4, &GenericKernel<true>,
+           &GenericKernel<false>, nullptr, nullptr, &GenericIndirectKernel},
+          Layout::kQuads};
       return p;
     }
     case QGemmPath::kAvx2: {

@@ -122,6 +122,10 @@ class QPackedWeights {
 
   // Internal to the kernels (qgemm.cc, qconv.cc).
   const uint8_t* data() const { return data_.get(); }
+  // Convolution on the quads paths: the weights again, k ordered (channel
+  // group of 4, kernel row, kernel column) for the stride-1 convolution
+  // without im2col; null elsewhere.
+  const uint8_t* implicit_data() const { return implicit_data_.get(); }
   const std::vector<int32_t>& sums() const { return sums_; }
 
  private:
@@ -131,6 +135,7 @@ class QPackedWeights {
   int64_t channels_ = 0, k_ = 0;
   int64_t conv_c_ = 0, conv_kh_ = 0, conv_kw_ = 0;
   std::shared_ptr<uint8_t> data_;  // 64-byte aligned panels
+  std::shared_ptr<uint8_t> implicit_data_;
   std::vector<int32_t> sums_;      // [channels]: sum over k of the weights
 };
 

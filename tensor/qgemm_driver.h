@@ -146,10 +146,12 @@ struct QPackedWeightsAccess {
     w.sums_ = std::move(sums);
     return w;
   }
-  static void SetConv(QPackedWeights* w, int64_t c, int64_t kh, int64_t kw) {
+  static void SetConv(QPackedWeights* w, int64_t c, int64_t kh, int64_t kw,
+                      std::shared_ptr<uint8_t> implicit_data) {
     w->conv_c_ = c;
     w->conv_kh_ = kh;
     w->conv_kw_ = kw;
+    w->implicit_data_ = std::move(implicit_data);
   }
 };
 }  // namespace dive

@@ -61,6 +61,14 @@ struct QTileEpilogue {
 using QKernelFn = void (*)(int64_t k_steps, const void* l, const void* r,
                            const QTileEpilogue& e, int mr, int nr);
 
+// The same with L int8 and R uint8 read in place: quad row q of the R
+// panel (nr columns x 4 bytes, any alignment) at r + r_offsets[q]. The
+// stride-1 convolution's R is the input itself, channels interleaved by 4
+// (tensor/qconv.cc), so that no im2col is written.
+using QIndirectKernelFn = void (*)(int64_t k_steps, const void* l,
+                                   const uint8_t* r, const int64_t* r_offsets,
+                                   const QTileEpilogue& e, int mr, int nr);
+
 struct QKernel {
   int mr, nr;  // tile
   int k_unit;  // 4 (quads), 2 (pairs) or 64 (AMX)
@@ -68,6 +76,7 @@ struct QKernel {
   QKernelFn right_u8;  // L int8, R uint8
   void (*enter)() = nullptr;  // per thread around its calls (AMX tiles)
   void (*leave)() = nullptr;
+  QIndirectKernelFn right_u8_indirect = nullptr;  // quads kernels only
 };
 
 QKernel Avx2QKernel();        // 6 x 16, pairs, VPMADDWD

@@ -28,11 +28,14 @@ __attribute__((always_inline)) inline __m512i BroadcastQuad(const uint8_t* p) {
   return _mm512_set1_epi32(quad);
 }
 
-template <bool kLeftU8>
-void Kernel6x64(int64_t k_steps, const void* l_panel, const void* r_panel,
-                const QTileEpilogue& e, int mr, int nr) {
+// R packed (r_offsets null), or read in place (quad row q at r +
+// r_offsets[q]).
+template <bool kLeftU8, bool kIndirect>
+__attribute__((always_inline)) inline void Tile6x64(
+    int64_t k_steps, const void* l_panel, const uint8_t* __restrict r,
+    const int64_t* __restrict r_offsets, const QTileEpilogue& e, int mr,
+    int nr) {
   const uint8_t* __restrict l = static_cast<const uint8_t*>(l_panel);
-  const uint8_t* __restrict r = static_cast<const uint8_t*>(r_panel);
   __m512i acc[kMr][kNv];
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i) {
@@ -41,9 +44,11 @@ void Kernel6x64(int64_t k_steps, const void* l_panel, const void* r_panel,
   }
   for (int64_t q = 0; q < k_steps; ++q) {
     __m512i b[kNv];
+    const uint8_t* rq = kIndirect ? r + r_offsets[q] : r;
 #pragma GCC unroll 8
     for (int v = 0; v < kNv; ++v) {
-      b[v] = _mm512_load_si512(r + 64 * v);
+      b[v] = kIndirect ? _mm512_loadu_si512(rq + 64 * v)
+                       : _mm512_load_si512(rq + 64 * v);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < kMr; ++i) {
@@ -55,7 +60,7 @@ void Kernel6x64(int64_t k_steps, const void* l_panel, const void* r_panel,
       }
     }
     l += 4 * kMr;
-    r += 4 * kNr;
+    if (!kIndirect) r += 4 * kNr;
   }
   __mmask16 mask[kNv];
 #pragma GCC unroll 8
@@ -72,10 +77,25 @@ void Kernel6x64(int64_t k_steps, const void* l_panel, const void* r_panel,
   }
 }
 
+template <bool kLeftU8>
+void Kernel6x64(int64_t k_steps, const void* l, const void* r,
+                const QTileEpilogue& e, int mr, int nr) {
+  Tile6x64<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r),
+                           nullptr, e, mr, nr);
+}
+
+void Kernel6x64Indirect(int64_t k_steps, const void* l, const uint8_t* r,
+                        const int64_t* r_offsets, const QTileEpilogue& e,
+                        int mr, int nr) {
+  Tile6x64<false, true>(k_steps, l, r, r_offsets, e, mr, nr);
+}
+
 }  // namespace
 
 QKernel Avx512VnniQKernel() {
-  return {kMr, kNr, 4, &Kernel6x64<true>, &Kernel6x64<false>};
+  QKernel kernel{kMr, kNr, 4, &Kernel6x64<true>, &Kernel6x64<false>};
+  kernel.right_u8_indirect = &Kernel6x64Indirect;
+  return kernel;
 }
 
 }  // namespace dive::qgemm_internal

@@ -17,11 +17,14 @@
 namespace dive::qgemm_internal {
 namespace {
 
-template <bool kLeftU8>
-void Kernel6x16(int64_t k_steps, const void* l_panel, const void* r_panel,
-                const QTileEpilogue& e, int mr, int nr) {
+// R packed (r_offsets null), or read in place (quad row q at r +
+// r_offsets[q]).
+template <bool kLeftU8, bool kIndirect>
+__attribute__((always_inline)) inline void Tile6x16(
+    int64_t k_steps, const void* l_panel, const uint8_t* __restrict r,
+    const int64_t* __restrict r_offsets, const QTileEpilogue& e, int mr,
+    int nr) {
   const uint8_t* __restrict l = static_cast<const uint8_t*>(l_panel);
-  const __m256i* __restrict r = static_cast<const __m256i*>(r_panel);
   __m256i acc[kMr][2];
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i) {
@@ -29,8 +32,12 @@ void Kernel6x16(int64_t k_steps, const void* l_panel, const void* r_panel,
     acc[i][1] = _mm256_setzero_si256();
   }
   for (int64_t q = 0; q < k_steps; ++q) {
-    const __m256i b0 = _mm256_load_si256(r);
-    const __m256i b1 = _mm256_load_si256(r + 1);
+    const __m256i* rq =
+        reinterpret_cast<const __m256i*>(kIndirect ? r + r_offsets[q] : r);
+    const __m256i b0 =
+        kIndirect ? _mm256_loadu_si256(rq) : _mm256_load_si256(rq);
+    const __m256i b1 =
+        kIndirect ? _mm256_loadu_si256(rq + 1) : _mm256_load_si256(rq + 1);
 #pragma GCC unroll 8
     for (int i = 0; i < kMr; ++i) {
       int32_t quad;
@@ -45,15 +52,30 @@ void Kernel6x16(int64_t k_steps, const void* l_panel, const void* r_panel,
       }
     }
     l += 4 * kMr;
-    r += 2;
+    if (!kIndirect) r += 4 * kNr;
   }
   StoreTile6x16(acc, e, mr, nr);
+}
+
+template <bool kLeftU8>
+void Kernel6x16(int64_t k_steps, const void* l, const void* r,
+                const QTileEpilogue& e, int mr, int nr) {
+  Tile6x16<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r),
+                           nullptr, e, mr, nr);
+}
+
+void Kernel6x16Indirect(int64_t k_steps, const void* l, const uint8_t* r,
+                        const int64_t* r_offsets, const QTileEpilogue& e,
+                        int mr, int nr) {
+  Tile6x16<false, true>(k_steps, l, r, r_offsets, e, mr, nr);
 }
 
 }  // namespace
 
 QKernel AvxVnniQKernel() {
-  return {kMr, kNr, 4, &Kernel6x16<true>, &Kernel6x16<false>};
+  QKernel kernel{kMr, kNr, 4, &Kernel6x16<true>, &Kernel6x16<false>};
+  kernel.right_u8_indirect = &Kernel6x16Indirect;
+  return kernel;
 }
 
 }  // namespace dive::qgemm_internal

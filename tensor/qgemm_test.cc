@@ -296,6 +296,7 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
       {1, 2, 3, 3, 3, 3, 3, 1, 1, 4, 4},      // padding past the kernel
       {5, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2},    // LeNet's first layer
       {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},   // several blocks per image
+      {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},   // 1x1 on whole panels
   };
   for (const ConvCase& s : cases) {
     const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
