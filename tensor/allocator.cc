@@ -49,11 +49,15 @@ CachingAllocator::~CachingAllocator() { EmptyCache(); }
 void* CachingAllocator::Allocate(size_t nbytes) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(nbytes);
-    if (it != free_.end() && !it->second.empty()) {
+    // The smallest cached block that holds nbytes, if under twice as large.
+    auto it = free_.lower_bound(nbytes);
+    if (it != free_.end() && it->first / 2 <= nbytes) {
+      const size_t capacity = it->first;
       void* p = it->second.back();
       it->second.pop_back();
-      cached_bytes_ -= nbytes;
+      if (it->second.empty()) free_.erase(it);
+      cached_bytes_ -= capacity;
+      if (capacity != nbytes) larger_[p] = capacity;
       return p;
     }
   }
@@ -63,6 +67,10 @@ void* CachingAllocator::Allocate(size_t nbytes) {
 void CachingAllocator::Free(void* p, size_t nbytes) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = larger_.find(p); it != larger_.end()) {
+      nbytes = it->second;
+      larger_.erase(it);
+    }
     if (cached_bytes_ + nbytes <= max_cached_bytes_) {
       free_[nbytes].push_back(p);
       cached_bytes_ += nbytes;
@@ -73,7 +81,7 @@ void CachingAllocator::Free(void* p, size_t nbytes) {
 }
 
 void CachingAllocator::EmptyCache() {
-  std::unordered_map<size_t, std::vector<void*>> blocks;
+  std::map<size_t, std::vector<void*>> blocks;
   {
     std::lock_guard<std::mutex> lock(mu_);
     blocks.swap(free_);

@@ -4,7 +4,7 @@
 // Where tensor memory comes from. `Allocator` is the interface (as c10's
 // `Allocator` behind `StorageImpl`): 64-byte aligned blocks, given back with
 // their size. Two implementations: `SystemAllocator()` (aligned_alloc/free)
-// and `CachingAllocator`, an exact-size cache in front of another allocator.
+// and `CachingAllocator`, a cache of freed blocks in front of another one.
 // A training step allocates the same sizes every iteration, so after the
 // first step the cache serves every tensor with a map lookup.
 //
@@ -25,6 +25,7 @@
 #define TENSOR_ALLOCATOR_H_
 
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -55,8 +56,14 @@ class Allocator {
 // std::aligned_alloc and std::free; thread-safe, never destroyed.
 Allocator& SystemAllocator();
 
-// Keeps freed blocks by exact size, up to `max_cached_bytes` in all, and
-// hands them out again before asking `backing`. Thread-safe.
+// Keeps freed blocks, up to `max_cached_bytes` in all, and hands them out
+// again before asking `backing`: for a request of n bytes, the smallest
+// cached block of n to 2n - 1 bytes (it goes back to the cache, or to
+// `backing`, with its own size). A training step allocates the same sizes
+// every iteration, so after the first step the cache serves every tensor;
+// taking a slightly larger block, rather than only an exact size, keeps
+// memory that one size freed from sitting idle while a nearby size is
+// allocated anew (DenseNet's many concatenation sizes). Thread-safe.
 class CachingAllocator : public Allocator {
  public:
   CachingAllocator(Allocator& backing, size_t max_cached_bytes);
@@ -79,7 +86,10 @@ class CachingAllocator : public Allocator {
   Allocator& backing_;
   const size_t max_cached_bytes_;
   mutable std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  // Cached blocks by size.
+  std::map<size_t, std::vector<void*>> free_;
+  // The sizes of the blocks handed out for a smaller request.
+  std::unordered_map<void*, size_t> larger_;
   size_t cached_bytes_ = 0;
 };
 

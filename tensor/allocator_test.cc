@@ -58,6 +58,34 @@ TEST(CachingAllocatorTest, HandsAFreedBlockOutAgainForTheSameSize) {
   EXPECT_EQ(cache.cached_bytes(), 768u);
 }
 
+// A cached block serves a smaller request when it is under twice as large
+// (the smallest such block), and goes back with its own size.
+TEST(CachingAllocatorTest, ServesASmallerRequestFromTheSmallestLargerBlock) {
+  CountingAllocator backing;
+  CachingAllocator cache(backing, 1 << 20);
+  void* big = cache.Allocate(1000);
+  void* bigger = cache.Allocate(1500);
+  void* huge = cache.Allocate(4096);
+  cache.Free(huge, 4096);
+  cache.Free(bigger, 1500);
+  cache.Free(big, 1000);
+  EXPECT_EQ(cache.Allocate(900), big);     // 1000 < 1800: the smallest fit
+  EXPECT_EQ(cache.Allocate(900), bigger);  // 1500 < 1800
+  void* fresh = cache.Allocate(1024);      // 4096 is 4x: not taken
+  EXPECT_NE(fresh, huge);
+  EXPECT_EQ(backing.allocations(), 4);
+  EXPECT_EQ(cache.cached_bytes(), 4096u);
+  cache.Free(big, 900);  // back with its own 1000 bytes
+  cache.Free(bigger, 900);
+  EXPECT_EQ(cache.cached_bytes(), 4096u + 1000u + 1500u);
+  EXPECT_EQ(cache.Allocate(1000), big);  // an exact fit again
+  cache.Free(big, 1000);
+  cache.Free(fresh, 1024);
+  cache.EmptyCache();
+  EXPECT_EQ(backing.live_bytes(), 0);  // every block freed with its size
+  EXPECT_EQ(backing.frees(), 4);
+}
+
 TEST(CachingAllocatorTest, EmptyCacheGivesEveryBlockBack) {
   CountingAllocator backing;
   CachingAllocator cache(backing, 1 << 20);
