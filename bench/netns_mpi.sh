@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# bench/netns_mpi.sh: data-parallel training steps over a simulated network
+# on this machine. Each MPI rank runs in a Linux network namespace of its
+# own, joined to the others by a veth pair into a bridge (a star: rank i's
+# veth <-> a port of one bridge in a "switch" namespace), over Open MPI's
+# TCP transport only (--mca pml ob1 --mca btl tcp,self, the veth subnet via
+# btl_tcp_if_include and oob_tcp_if_include), launched by mpirun in the
+# switch namespace through a plm_rsh_agent that runs `ip netns exec <ns>` in
+# place of ssh. Each link is rate-shaped with tbf in both directions (rank
+# egress and switch-port egress) and, where this kernel has the netem qdisc,
+# delayed by --delay_ms on the rank's egress (one-way rank-to-rank latency
+# = delay_ms). Where netem is missing the script says so and runs unshaped
+# in delay.
+#
+#   sudo bench/netns_mpi.sh --ranks=2 --rate=10gbit --model=resnet \
+#       --steps=20 --mode=ddp --overlap=on
+#
+# prints "netns_mpi: ..." lines describing the network, then rank 0's JSON
+# line from //bench:ddp_step (see bench/ddp_step.cc and bench/README.md,
+# "Scaling over a network").
+#
+# Everything it creates is named with a prefix unique to the run
+# ("dvn" + 6 random hex digits): namespaces <prefix>s (switch) and
+# <prefix>r<i> (ranks), interfaces <prefix>br, <prefix>a<i>, <prefix>b<i>,
+# all created inside those namespaces (nothing is added to the caller's
+# namespace), and a temporary directory for the host file and the agent. An
+# EXIT trap kills what still runs inside those namespaces (by pid) and
+# deletes exactly those namespaces, which removes their interfaces. No other
+# namespace or interface is touched.
+#
+# Needs root, iproute2 (ip, tc) and openmpi-bin. --check only tests whether
+# namespaces can be made here: exit 0 if so, 77 (with the reason) if not.
+#
+# Every option is validated against a strict pattern before use; values
+# reach commands only as separate, quoted arguments, never through a shell.
+
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/netns_mpi.sh [--check] [options]
+  --ranks=N          MPI ranks, one per namespace: 2..16 (default 2)
+  --rate=R           each link's rate: none, or <n>mbit / <n>gbit (default 10gbit)
+  --delay_ms=D       one-way delay per link in ms, netem where the kernel has
+                     it (default 0)
+  --model=NAME       zoo model (default resnet)
+  --steps=S          timed steps, 1..1000 (default 20)
+  --warmup=W         untimed steps first, 0..100 (default 3)
+  --batch_size=B     per rank, 0 (the bench setting) or 1..4096 (default 0)
+  --resize=P         input side, 0 (the bench setting) or 8..512 (default 0)
+  --threads=T        kernel threads per rank, 1..64 (default 1)
+  --mode=M           ddp | no_allreduce | allreduce_only (default ddp)
+  --overlap=on|off   all-reduce during backward (default on)
+  --bf16_compress=on|off   gradients sent as bf16 (default off)
+  --bucket_mb=X      MiB per all-reduce bucket, e.g. 25 or 0.5 (default 25)
+  --binary=PATH      the ddp_step binary (default: bazel-bin/bench/ddp_step)
+  --subnet=10.A.B    the /24 the namespaces use, private to them (default 10.213.0)
+  --iallreduce=A     Open MPI's MPI_Iallreduce algorithm (coll_libnbc):
+                     auto (binomial below 4 ranks or 64 KiB, else ring) | ring |
+                     binomial | rabenseifner | recursive_doubling (default auto)
+EOF
+}
+
+die() { echo "netns_mpi: error: $*" >&2; exit 2; }
+
+# --- Options ------------------------------------------------------------------
+ranks=2 rate=10gbit delay_ms=0 model=resnet steps=20 warmup=3 batch_size=0
+resize=0 threads=1 mode=ddp overlap=on bf16=off bucket_mb=25 binary="" subnet=10.213.0
+iallreduce=auto
+check_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    --ranks=*) ranks=${arg#*=} ;;
+    --rate=*) rate=${arg#*=} ;;
+    --delay_ms=*) delay_ms=${arg#*=} ;;
+    --model=*) model=${arg#*=} ;;
+    --steps=*) steps=${arg#*=} ;;
+    --warmup=*) warmup=${arg#*=} ;;
+    --batch_size=*) batch_size=${arg#*=} ;;
+    --resize=*) resize=${arg#*=} ;;
+    --threads=*) threads=${arg#*=} ;;
+    --mode=*) mode=${arg#*=} ;;
+    --overlap=*) overlap=${arg#*=} ;;
+    --bf16_compress=*) bf16=${arg#*=} ;;
+    --bucket_mb=*) bucket_mb=${arg#*=} ;;
+    --binary=*) binary=${arg#*=} ;;
+    --subnet=*) subnet=${arg#*=} ;;
+    --iallreduce=*) iallreduce=${arg#*=} ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $(printf '%q' "$arg")" ;;
+  esac
+done
+
+# An integer in [lo, hi], without leading zeros or signs.
+int_in() {  # name value lo hi
+  [[ "$2" =~ ^(0|[1-9][0-9]{0,5})$ ]] && (( $2 >= $3 && $2 <= $4 )) ||
+    die "--$1=$(printf '%q' "$2"): must be an integer in [$3, $4]"
+}
+int_in ranks "$ranks" 2 16
+int_in steps "$steps" 1 1000
+int_in warmup "$warmup" 0 100
+int_in threads "$threads" 1 64
+[[ "$batch_size" == 0 ]] || int_in batch_size "$batch_size" 1 4096
+[[ "$resize" == 0 ]] || int_in resize "$resize" 8 512
+[[ "$rate" == none || "$rate" =~ ^[1-9][0-9]{0,5}(mbit|gbit)$ ]] ||
+  die "--rate=$(printf '%q' "$rate"): none, or <n>mbit or <n>gbit"
+[[ "$delay_ms" =~ ^(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?$ ]] ||
+  die "--delay_ms=$(printf '%q' "$delay_ms"): a number of ms, e.g. 0.5"
+[[ "$model" =~ ^[a-z][a-z0-9_]{0,31}$ ]] ||
+  die "--model=$(printf '%q' "$model"): a zoo model name ([a-z][a-z0-9_]*)"
+[[ "$mode" =~ ^(ddp|no_allreduce|allreduce_only)$ ]] ||
+  die "--mode=$(printf '%q' "$mode"): ddp, no_allreduce or allreduce_only"
+[[ "$overlap" =~ ^(on|off)$ ]] || die "--overlap: on or off"
+[[ "$bf16" =~ ^(on|off)$ ]] || die "--bf16_compress: on or off"
+[[ "$bucket_mb" =~ ^(0|[1-9][0-9]{0,4})(\.[0-9]{1,3})?$ && "$bucket_mb" != 0 ]] ||
+  die "--bucket_mb=$(printf '%q' "$bucket_mb"): a positive number, e.g. 25"
+[[ "$subnet" =~ ^10\.([0-9]{1,3})\.([0-9]{1,3})$ ]] &&
+  (( BASH_REMATCH[1] <= 255 && BASH_REMATCH[2] <= 255 )) ||
+  die "--subnet=$(printf '%q' "$subnet"): 10.A.B with A, B in 0..255"
+case "$iallreduce" in
+  auto) nbc_algorithm=0 ;; ring) nbc_algorithm=1 ;; binomial) nbc_algorithm=2 ;;
+  rabenseifner) nbc_algorithm=3 ;; recursive_doubling) nbc_algorithm=4 ;;
+  *) die "--iallreduce=$(printf '%q' "$iallreduce"): auto, ring, binomial, rabenseifner or recursive_doubling" ;;
+esac
+if [[ -z "$binary" ]]; then
+  binary="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bazel-bin/bench/ddp_step"
+fi
+[[ "$binary" != *[[:space:]]* ]] || die "--binary: no spaces in the path, please"
+binary=$(realpath -e -- "$binary" 2>/dev/null) ||
+  die "--binary: not found (bazel build //bench:ddp_step)"
+[[ -f "$binary" && -x "$binary" ]] || die "--binary=$binary: not an executable file"
+
+# --- Can we? ------------------------------------------------------------------
+prefix="dvn$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+cannot() {
+  echo "netns_mpi: SKIPPED: cannot build network namespaces here: $*" >&2
+  exit 77
+}
+[[ "$(id -u)" == 0 ]] || cannot "not root (ip netns needs CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+for tool in ip tc mpirun; do
+  command -v "$tool" >/dev/null || cannot "$tool not installed (iproute2, openmpi-bin)"
+done
+
+# --- Teardown: exactly what this run created -----------------------------------
+namespaces=()  # in creation order
+workdir=""
+cleanup() {
+  local status=$? ns pid i
+  trap - EXIT INT TERM
+  for (( i = ${#namespaces[@]} - 1; i >= 0; i-- )); do
+    ns=${namespaces[i]}
+    # Processes left inside this run's namespace (an orted or rank after a
+    # failure): ended by pid, then the namespace goes with its interfaces.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 0.2
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || echo "netns_mpi: warning: could not delete namespace $ns" >&2
+  done
+  [[ -n "$workdir" ]] && rm -rf -- "$workdir"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+add_ns() {
+  ip netns add "$1" 2>/dev/null || return 1
+  namespaces+=("$1")
+  ip -n "$1" link set lo up
+}
+
+add_ns "${prefix}s" || cannot "ip netns add failed (no /run/netns or no privilege, e.g. in a sandbox)"
+if [[ "$check_only" == 1 ]]; then
+  echo "netns_mpi: network namespaces work here"
+  exit 0
+fi
+
+# --- The network ----------------------------------------------------------------
+sw="${prefix}s" br="${prefix}br"
+ip -n "$sw" link add "$br" type bridge
+ip -n "$sw" addr add "$subnet.254/24" dev "$br"
+ip -n "$sw" link set "$br" up
+
+# tbf: burst of 1 ms at the rate (at least 64 KiB, one GSO packet), queue up
+# to 50 ms.
+tbf_args=()
+if [[ "$rate" != none ]]; then
+  n=${rate%bit}; unit=${n: -1}; n=${n%?}  # validated digits, then m or g
+  if [[ "$unit" == g ]]; then bps=$(( n * 1000000000 )); else bps=$(( n * 1000000 )); fi
+  burst=$(( bps / 8 / 1000 )); (( burst >= 65536 )) || burst=65536
+  tbf_args=(tbf rate "$rate" burst "$burst" latency 50ms)
+fi
+delay_shaped=none
+[[ "$delay_ms" =~ ^0(\.0+)?$ ]] || delay_shaped=pending
+netem_error=""
+
+for (( i = 0; i < ranks; i++ )); do
+  ns="${prefix}r$i" a="${prefix}a$i" b="${prefix}b$i"
+  add_ns "$ns" || die "ip netns add $ns failed"
+  ip link add "$a" netns "$ns" type veth peer name "$b" netns "$sw"
+  ip -n "$ns" addr add "$subnet.$(( i + 1 ))/24" dev "$a"
+  ip -n "$ns" link set "$a" up
+  ip -n "$sw" link set "$b" master "$br"
+  ip -n "$sw" link set "$b" up
+  # Rank -> switch: delay (netem, if any) with the rate under it.
+  if [[ "$delay_shaped" != none ]] && [[ "$delay_shaped" != missing ]]; then
+    if netem_error=$(ip netns exec "$ns" tc qdisc add dev "$a" root handle 1: netem delay "${delay_ms}ms" 2>&1); then
+      delay_shaped=yes
+      [[ ${#tbf_args[@]} == 0 ]] || ip netns exec "$ns" tc qdisc add dev "$a" parent 1:1 handle 10: "${tbf_args[@]}"
+    else
+      delay_shaped=missing
+    fi
+  fi
+  if [[ "$delay_shaped" != yes && ${#tbf_args[@]} != 0 ]]; then
+    ip netns exec "$ns" tc qdisc add dev "$a" root "${tbf_args[@]}"
+  fi
+  # Switch -> rank: the rate.
+  [[ ${#tbf_args[@]} == 0 ]] || ip netns exec "$sw" tc qdisc add dev "$b" root "${tbf_args[@]}"
+done
+
+echo "netns_mpi: $ranks ranks in namespaces ${prefix}r0..${prefix}r$(( ranks - 1 )), star through bridge $br in ${prefix}s, subnet $subnet.0/24"
+echo "netns_mpi: rate per link and direction: $rate${tbf_args:+ (tbf burst $burst B)}"
+case "$delay_shaped" in
+  none) echo "netns_mpi: delay: none requested" ;;
+  yes) echo "netns_mpi: delay: ${delay_ms} ms one way per link (netem on each rank's egress)" ;;
+  missing) echo "netns_mpi: delay: NOT SHAPED: --delay_ms=$delay_ms could not be applied, this kernel has no netem qdisc (tc: ${netem_error//$'\n'/ }); the links have only the veth's own latency" ;;
+esac
+
+# --- The launch -------------------------------------------------------------------
+workdir=$(mktemp -d /tmp/netns_mpi.XXXXXX)
+hostfile="$workdir/hosts" agent="$workdir/agent"
+for (( i = 0; i < ranks; i++ )); do echo "${prefix}r$i slots=1"; done > "$hostfile"
+# Open MPI calls the agent as `agent <host> <orted command line>`, the
+# command line being one string for a remote shell (as ssh would run it).
+# The host must be one of this run's rank namespaces.
+cat > "$agent" <<EOF
+#!/bin/sh
+host=\$1
+shift
+case "\$host" in
+  ${prefix}r[0-9]|${prefix}r[0-9][0-9]) ;;
+  *) echo "netns_mpi agent: refusing host '\$host'" >&2; exit 1 ;;
+esac
+exec ip netns exec "\$host" /bin/sh -c "\$*"
+EOF
+chmod 700 "$agent"
+
+flags=(
+  "--model=$model" "--mode=$mode" "--steps=$steps" "--warmup=$warmup"
+  "--threads=$threads" "--batch_size=$batch_size" "--resize=$resize"
+  "--ddp_bucket_mb=$bucket_mb"
+  "--ddp_overlap=$([[ $overlap == on ]] && echo true || echo false)"
+  "--ddp_bf16_compress=$([[ $bf16 == on ]] && echo true || echo false)"
+)
+echo "netns_mpi: ranks get $threads thread(s) each; MPI_Iallreduce algorithm: $iallreduce; ddp_step ${flags[*]}"
+# ASan builds (the test under --config=asan): Open MPI's allocations outlive
+# MPI_Finalize, as distributed/testing.h explains.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+ip netns exec "$sw" mpirun --allow-run-as-root \
+  --hostfile "$hostfile" -np "$ranks" --map-by node --bind-to none \
+  --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1 \
+  --mca pml ob1 --mca btl tcp,self \
+  --mca coll_libnbc_iallreduce_algorithm "$nbc_algorithm" \
+  --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
+  -x ASAN_OPTIONS \
+  "$binary" "${flags[@]}" || status=$?
+# What each rank's veth sent, the whole job (launch, broadcast, warm-up and
+# timed steps): traffic that went through the shaped links.
+for (( i = 0; i < ranks; i++ )); do
+  tx=$(ip netns exec "${prefix}r$i" cat "/sys/class/net/${prefix}a$i/statistics/tx_bytes")
+  echo "netns_mpi: rank $i's link sent $tx bytes"
+done
+exit "${status:-0}"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Test of bench/netns_mpi.sh: bad options are refused before anything is
+# created (everywhere), then, where this process may create network
+# namespaces (root, outside a sandbox), a 2-rank LeNet job runs through
+# them at 1 Gbit/s and everything the script created is gone afterwards.
+# Elsewhere the second part prints why it is skipped and passes.
+#
+#   bazel test //bench:netns_mpi_test
+#   (args: the script, then //bench:ddp_step)
+
+set -uo pipefail
+script=$1
+binary=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# --- Validation: exit 2, no namespace, nothing run. ---------------------------
+before=$(ip netns list 2>/dev/null | sort || true)
+for bad in --ranks=1 --ranks=17 --ranks=2x --ranks=02 "--rate=1gbit;true" \
+    --rate=fast --delay_ms=-1 '--model=$(id)' '--model=res net' --steps=0 \
+    --steps=1001 --mode=train --overlap=yes --bucket_mb=0 --subnet=10.300.0 \
+    --subnet=192.168.0 --iallreduce=tree --no_such_flag; do
+  out=$("$script" "--binary=$binary" "$bad" 2>&1)
+  status=$?
+  [[ $status == 2 ]] || fail "'$bad' gave exit $status, want 2: $out"
+  [[ "$out" == *"netns_mpi: "* ]] || fail "'$bad': no message: $out"
+done
+[[ "$(ip netns list 2>/dev/null | sort || true)" == "$before" ]] ||
+  fail "a refused option changed the namespaces"
+echo "PASS: 18 bad options refused"
+
+# --- A 2-rank job through the namespaces. ---------------------------------------
+check=$("$script" --check "--binary=$binary" 2>&1)
+status=$?
+if [[ $status == 77 ]]; then
+  echo "SKIPPED: the 2-rank job: $check"
+  exit 0
+fi
+[[ $status == 0 ]] || fail "--check: exit $status: $check"
+
+out=$("$script" "--binary=$binary" --ranks=2 --rate=1gbit --model=lenet \
+  --steps=3 --warmup=1 --mode=ddp --overlap=on 2>&1)
+status=$?
+echo "$out"
+[[ $status == 0 ]] || fail "the 2-rank job: exit $status"
+json=$(grep '^{' <<<"$out")
+for want in '"ranks":2' '"backend":"mpi"' '"mode":"ddp"' '"model":"lenet"' \
+    '"buckets_started_in_backward":1'; do
+  [[ "$json" == *"$want"* ]] || fail "result lacks $want: $json"
+done
+grep -q 'rate per link and direction: 1gbit' <<<"$out" || fail "no tbf line"
+# The gradients crossed the veth: each rank's link sent at least the 4 steps'
+# gradients (LeNet: 61,706 float32 = 246,824 bytes a step).
+for rank in 0 1; do
+  bytes=$(sed -n "s/^netns_mpi: rank $rank's link sent \([0-9]*\) bytes$/\1/p" <<<"$out")
+  [[ -n "$bytes" && "$bytes" -ge 987296 ]] || fail "rank $rank's link sent '$bytes' bytes"
+done
+prefix=$(sed -n 's/^netns_mpi: 2 ranks in namespaces \(dvn[0-9a-f]\{6\}\)r0\.\..*/\1/p' <<<"$out")
+[[ -n "$prefix" ]] || fail "no namespace prefix in the output"
+if ip netns list | grep -q "^$prefix"; then fail "namespaces $prefix* left behind"; fi
+[[ "$(ip netns list | sort)" == "$before" ]] || fail "the namespace list changed"
+if ls -d /tmp/netns_mpi.* 2>/dev/null | xargs -r grep -l "$prefix" 2>/dev/null | grep -q .; then
+  fail "its temporary directory was left behind"
+fi
+echo "PASS: 2-rank job over namespaces $prefix*, all removed"
