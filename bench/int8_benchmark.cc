@@ -83,7 +83,8 @@ std::vector<QGemmPath> Paths() {
   return paths;
 }
 
-// ---- Convolution -------------------------------------------------------------
+// ---- Convolution
+// -------------------------------------------------------------
 
 struct ConvShape {
   const char* name;
@@ -153,7 +154,8 @@ void RunBf16Conv(benchmark::State& state, const ConvShape& s) {
   SetOps(state, ConvOps(s));
 }
 
-// ---- GEMM ----------------------------------------------------------------------
+// ---- GEMM
+// ----------------------------------------------------------------------
 
 struct GemmShape {
   int64_t m, n, k;
@@ -199,8 +201,8 @@ void RunBf16Gemm(benchmark::State& state, const GemmShape& g) {
   std::vector<float> c(g.m * g.n);
   ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   for (auto _ : state) {
-    Gemm(false, false, g.m, g.n, g.k, 1.0f, a.data(), g.k, b.data(), g.n,
-         0.0f, c.data(), g.n);
+    Gemm(false, false, g.m, g.n, g.k, 1.0f, a.data(), g.k, b.data(), g.n, 0.0f,
+         c.data(), g.n);
     benchmark::DoNotOptimize(c.data());
   }
   SetOps(state, 2.0 * g.m * g.n * g.k);
@@ -218,21 +220,27 @@ int RegisterAll() {
   }
   for (const GemmShape& g : kGemmShapes) {
     for (QGemmPath path : Paths()) {
-      Register("BM_QGemm/" + GemmName(g) + "/" +
-                   std::string(QGemmPathName(path)),
-               [g, path](benchmark::State& st) { RunQGemm(st, g, path); });
+      Register(
+          "BM_QGemm/" + GemmName(g) + "/" + std::string(QGemmPathName(path)),
+          [g, path](benchmark::State& st) { RunQGemm(st, g, path); });
     }
     Register("BM_GemmBf16/" + GemmName(g),
              [g](benchmark::State& st) { RunBf16Gemm(st, g); });
   }
   if (DetectedCpu().avx512_vnni) {
-    benchmark::RegisterBenchmark("BM_PeakVnni", [](benchmark::State& state) {
-      const int threads = static_cast<int>(state.range(0));
-      int64_t ops = 0;
-      for (auto _ : state) ops += RunOnThreads(PeakVnniDotLoop, 1 << 20, threads);
-      state.counters["OPS"] = benchmark::Counter(static_cast<double>(ops),
-                                                 benchmark::Counter::kIsRate);
-    })->Arg(1)->Arg(2)->UseRealTime();
+    benchmark::RegisterBenchmark(
+        "BM_PeakVnni",
+        [](benchmark::State& state) {
+          const int threads = static_cast<int>(state.range(0));
+          int64_t ops = 0;
+          for (auto _ : state)
+            ops += RunOnThreads(PeakVnniDotLoop, 1 << 20, threads);
+          state.counters["OPS"] = benchmark::Counter(
+              static_cast<double>(ops), benchmark::Counter::kIsRate);
+        })
+        ->Arg(1)
+        ->Arg(2)
+        ->UseRealTime();
   }
   return 0;
 }

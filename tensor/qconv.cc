@@ -50,8 +50,8 @@ void Im2ColRow(const Geometry& g, const uint8_t* xp, const uint8_t* xp_end,
   int64_t oi = pixel / g.ow, oj = pixel % g.ow;
   const uint8_t* plane = xp + (image * g.c + ci) * g.Plane() + a * g.wp + b;
   for (int64_t left = cols; left > 0;) {
-    const int64_t seg = std::min(
-        contiguous ? ohw - (oi * g.ow + oj) : g.ow - oj, left);
+    const int64_t seg =
+        std::min(contiguous ? ohw - (oi * g.ow + oj) : g.ow - oj, left);
     const uint8_t* __restrict src = plane + oi * g.sh * g.wp + oj * g.sw;
     if (g.sw == 1) {
 #if defined(__SSE2__)
@@ -135,7 +135,8 @@ void PadImages(const uint8_t* x, int64_t planes, int64_t h, int64_t w,
   }
 }
 
-// ---- Stride 1 without im2col -------------------------------------------------
+// ---- Stride 1 without im2col
+// -------------------------------------------------
 //
 // The input is reordered once into xr [n, ceil(c / 4), hp, wp, 4]: padded
 // with the zero point, channels interleaved by 4, so that the 4 bytes of a
@@ -209,17 +210,19 @@ void ConvImplicit(const PathInfo& info, int64_t n, int64_t c, int64_t h,
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const int64_t image_panels = CeilDiv(virtual_columns, nr);
   int64_t panels = std::min<int64_t>(8, image_panels);
-  panels = std::min(panels, std::max<int64_t>(
-                                1, CeilDiv(image_panels * n, 2 * threads)));
+  panels = std::min(
+      panels, std::max<int64_t>(1, CeilDiv(image_panels * n, 2 * threads)));
   panels = CeilDiv(image_panels, CeilDiv(image_panels, panels));
-  const int64_t chunk = panels * nr, image_chunks = CeilDiv(image_panels, panels);
+  const int64_t chunk = panels * nr,
+                image_chunks = CeilDiv(image_panels, panels);
   const int64_t tasks = n * image_chunks;
   // Without padding along the rows of a 1-wide kernel, virtual columns are
   // y's own.
   const bool direct = wp == ow;
   const qgemm_internal::QIndirectKernelFn run = info.kernel.right_u8_indirect;
   const uint8_t* const l = weights.implicit_data();
-#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, tasks)))
+#pragma omp parallel num_threads( \
+    static_cast <int>(std::min <int64_t>(threads, tasks)))
   {
     char* buffer = reinterpret_cast<char*>(qgemm_internal::ThreadScratch(
         qgemm_internal::kLeftScratch, oc * chunk * c_bytes));
@@ -297,9 +300,9 @@ absl::StatusOr<QPackedWeights> PackQConv2dWeights(QGemmPath path, int64_t oc,
   for (int64_t o = 0; o < oc; ++o) {
     for (int64_t p = 0; p < k; ++p) sums[o] += w[o * k + p];
   }
-  QPackedWeights packed = QPackedWeightsAccess::Make(
-      path, QPackedWeights::Role::kConv2d, oc, k, std::move(data),
-      std::move(sums));
+  QPackedWeights packed =
+      QPackedWeightsAccess::Make(path, QPackedWeights::Role::kConv2d, oc, k,
+                                 std::move(data), std::move(sums));
   // The stride-1 layout (ConvImplicit below): quad q = (group g of 4 input
   // channels, kernel row a, column b) holds w[o, 4g .. 4g + 3, a, b], zero
   // past c.
@@ -347,14 +350,13 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
         "QConv2d: the weights were not packed by PackQConv2dWeights");
   }
   if (n < 1 || h < 1 || w < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "QConv2d: input [", n, ", ", weights.conv_c(), ", ", h, ", ", w,
-        "]; need every size >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("QConv2d: input [", n, ", ", weights.conv_c(), ", ", h,
+                     ", ", w, "]; need every size >= 1"));
   }
   if (x_zero_point < 0 || x_zero_point > 255) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "QConv2d: activation zero point ", x_zero_point,
-        " is outside 0..255"));
+        "QConv2d: activation zero point ", x_zero_point, " is outside 0..255"));
   }
   absl::StatusOr<int64_t> oh =
       QConv2dOutSize(h, weights.conv_kh(), p.stride_h, p.pad_h);
@@ -365,8 +367,8 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
   if (absl::Status s = QGemmPathSupported(weights.path()); !s.ok()) return s;
   const int64_t oc = weights.channels(), k = weights.k();
   qgemm_internal::ChannelData channels;
-  if (absl::Status s = qgemm_internal::MakeChannelData(
-          rq, oc, weights.sums(), x_zero_point, &channels);
+  if (absl::Status s = qgemm_internal::MakeChannelData(rq, oc, weights.sums(),
+                                                       x_zero_point, &channels);
       !s.ok()) {
     return s;
   }
@@ -378,14 +380,21 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
   const PathInfo& info = qgemm_internal::PathOf(weights.path());
   if (p.stride_h == 1 && p.stride_w == 1 &&
       weights.implicit_data() != nullptr &&
-      ImplicitPays(info.kernel.nr, weights.conv_kh(), weights.conv_kw(),
-                   *oh, *ow, w + 2 * p.pad_w)) {
+      ImplicitPays(info.kernel.nr, weights.conv_kh(), weights.conv_kw(), *oh,
+                   *ow, w + 2 * p.pad_w)) {
     ConvImplicit(info, n, c, h, w, x, static_cast<uint8_t>(x_zero_point),
                  weights, p.pad_h, p.pad_w, *oh, *ow, e, c_bytes, y);
     return absl::OkStatus();
   }
-  const Geometry g{c,  h + 2 * p.pad_h, w + 2 * p.pad_w, weights.conv_kh(),
-                   weights.conv_kw(), p.stride_h, p.stride_w, *oh, *ow};
+  const Geometry g{c,
+                   h + 2 * p.pad_h,
+                   w + 2 * p.pad_w,
+                   weights.conv_kh(),
+                   weights.conv_kw(),
+                   p.stride_h,
+                   p.stride_w,
+                   *oh,
+                   *ow};
   const uint8_t* xp = x;
   std::shared_ptr<uint8_t> padded;
   if (p.pad_h > 0 || p.pad_w > 0) {
@@ -404,8 +413,8 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const int64_t all_panels = CeilDiv(columns, nr);
   int64_t panels = std::max<int64_t>(1, (256 << 10) / r_bytes);
-  panels = std::min(panels, std::max<int64_t>(
-                                1, CeilDiv(all_panels, 2 * threads)));
+  panels =
+      std::min(panels, std::max<int64_t>(1, CeilDiv(all_panels, 2 * threads)));
   // Blocks within one image where its columns fill whole panels but for at
   // most an eighth (no copy out of a buffer then), as evenly as they split.
   const bool per_image = (qgemm_internal::RoundUp(ohw, nr) - ohw) * 8 <= ohw;
@@ -424,8 +433,8 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
         qgemm_internal::kRightScratch, panels * r_bytes);
     uint8_t* buffer =
         per_image ? nullptr
-                  : qgemm_internal::ThreadScratch(
-                        qgemm_internal::kLeftScratch, oc * chunk * c_bytes);
+                  : qgemm_internal::ThreadScratch(qgemm_internal::kLeftScratch,
+                                                  oc * chunk * c_bytes);
     qgemm_internal::WithKernel(info, [&] {
 #pragma omp for schedule(static)
       for (int64_t task = 0; task < tasks; ++task) {
@@ -450,8 +459,8 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
         block.c_bytes = c_bytes;
         if (per_image) {
           const int64_t image = q0 / ohw;
-          block.e.c = static_cast<char*>(y) +
-                      (image * oc * ohw + q0 % ohw) * c_bytes;
+          block.e.c =
+              static_cast<char*>(y) + (image * oc * ohw + q0 % ohw) * c_bytes;
           qgemm_internal::RunBlock(block);
           continue;
         }

@@ -5,7 +5,8 @@
 // int8 GEMM's kernels (tensor/qgemm.h) with the same fused requantization:
 //
 //   acc[n, o, i, j] = sum over c, a, b of
-//       (x[n, c, i*stride_h - pad_h + a, j*stride_w - pad_w + b] - x_zero_point)
+//       (x[n, c, i*stride_h - pad_h + a, j*stride_w - pad_w + b] -
+//       x_zero_point)
 //       * w[o, c, a, b]
 //   y[n, o, i, j]   = requant_o(acc[n, o, i, j])      (QRequantization)
 //

@@ -54,9 +54,8 @@ void StoreScalar(int32_t s, const QTileEpilogue& e, int i, int j) {
       const double d =
           std::min(std::max(static_cast<double>(v) * e.scale[ch], lo), hi);
       // nearbyint in the default rounding mode: half to even.
-      static_cast<uint8_t*>(e.c)[at] =
-          static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(d)) +
-                               e.zero_point);
+      static_cast<uint8_t*>(e.c)[at] = static_cast<uint8_t>(
+          static_cast<int32_t>(std::nearbyint(d)) + e.zero_point);
       return;
     }
   }
@@ -157,8 +156,8 @@ uint8_t* ThreadScratch(ScratchSlot slot, int64_t bytes) {
   if (b.bytes < bytes) {
     std::free(b.data);
     b.data = std::aligned_alloc(64, static_cast<size_t>(RoundUp(bytes, 64)));
-    CHECK(b.data != nullptr) << "int8 GEMM: out of memory for " << bytes
-                             << " bytes";
+    CHECK(b.data != nullptr)
+        << "int8 GEMM: out of memory for " << bytes << " bytes";
     b.bytes = bytes;
   }
   return static_cast<uint8_t*>(b.data);
@@ -246,8 +245,8 @@ template void PackLeftPanel<int8_t>(const PathInfo&, const int8_t*, int64_t,
                                     int, int64_t, uint8_t*);
 template void PackRightGroup<uint8_t>(const PathInfo&, const uint8_t* const*,
                                       int, uint8_t*);
-template void PackRightGroup<int8_t>(const PathInfo&, const int8_t* const*,
-                                     int, uint8_t*);
+template void PackRightGroup<int8_t>(const PathInfo&, const int8_t* const*, int,
+                                     uint8_t*);
 
 absl::Status MakeChannelData(const QRequantization& rq, int64_t channels,
                              const std::vector<int32_t>& sums,
@@ -271,9 +270,9 @@ absl::Status MakeChannelData(const QRequantization& rq, int64_t channels,
     for (int64_t ch = 0; ch < channels; ++ch) {
       const float s = rq.scale[ch];
       if (!(s > 0.0f) || !std::isfinite(s)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "QRequantization: scale[", ch, "] = ", s,
-            "; scales must be positive and finite"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("QRequantization: scale[", ch, "] = ", s,
+                         "; scales must be positive and finite"));
       }
       out->scale[ch] = s;
     }
@@ -281,9 +280,8 @@ absl::Status MakeChannelData(const QRequantization& rq, int64_t channels,
   for (int64_t ch = 0; ch < channels; ++ch) {
     const int64_t bias = rq.bias != nullptr ? rq.bias[ch] : 0;
     if (bias > kQGemmMaxBias || bias < -kQGemmMaxBias) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("QRequantization: bias[", ch, "] = ", bias,
-                       " is beyond +-2^30"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "QRequantization: bias[", ch, "] = ", bias, " is beyond +-2^30"));
     }
     // |sums| <= 128 k and k <= 2^15: the correction is within 2^30 too.
     out->offset[ch] = static_cast<int32_t>(
@@ -425,9 +423,9 @@ absl::StatusOr<QPackedWeights> PackQGemmWeights(QGemmPath path, int64_t k,
                      "; need 1 <= k <= ", kQGemmMaxK, " and n >= 1"));
   }
   if (ldb < (transposed ? k : n)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PackQGemmWeights: ldb = ", ldb, " is below the row's ",
-        transposed ? k : n, " elements"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PackQGemmWeights: ldb = ", ldb, " is below the row's ",
+                     transposed ? k : n, " elements"));
   }
   if (absl::Status s = QGemmPathSupported(path); !s.ok()) return s;
   CHECK(b != nullptr) << "PackQGemmWeights: null weights";
@@ -492,10 +490,9 @@ absl::Status QGemm(int64_t m, const uint8_t* a, int64_t lda,
   }
   const int64_t k = b.k(), n = b.channels();
   if (m < 1 || lda < k || ldc < n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("QGemm: m = ", m, ", lda = ", lda, ", ldc = ", ldc,
-                     " for k = ", k, ", n = ", n,
-                     "; need m >= 1, lda >= k, ldc >= n"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QGemm: m = ", m, ", lda = ", lda, ", ldc = ", ldc, " for k = ", k,
+        ", n = ", n, "; need m >= 1, lda >= k, ldc >= n"));
   }
   if (a_zero_point < 0 || a_zero_point > 255) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -516,9 +513,8 @@ absl::Status QGemm(int64_t m, const uint8_t* a, int64_t lda,
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * k < kMinParallelMacs) threads = 1;
   // A packed whole, by the threads that will read it.
-  uint8_t* packed_a =
-      qgemm_internal::ThreadScratch(qgemm_internal::kLeftScratch,
-                                    m_panels * l_bytes);
+  uint8_t* packed_a = qgemm_internal::ThreadScratch(
+      qgemm_internal::kLeftScratch, m_panels * l_bytes);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t ip = 0; ip < m_panels; ++ip) {
     qgemm_internal::PackLeftPanel<uint8_t>(

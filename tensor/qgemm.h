@@ -136,7 +136,7 @@ class QPackedWeights {
   int64_t conv_c_ = 0, conv_kh_ = 0, conv_kw_ = 0;
   std::shared_ptr<uint8_t> data_;  // 64-byte aligned panels
   std::shared_ptr<uint8_t> implicit_data_;
-  std::vector<int32_t> sums_;      // [channels]: sum over k of the weights
+  std::vector<int32_t> sums_;  // [channels]: sum over k of the weights
 };
 
 // Packs B [k, n] (b[p * ldb + j]), or, when `transposed`, B stored as

@@ -70,10 +70,10 @@ using QIndirectKernelFn = void (*)(int64_t k_steps, const void* l,
                                    const QTileEpilogue& e, int mr, int nr);
 
 struct QKernel {
-  int mr, nr;  // tile
-  int k_unit;  // 4 (quads), 2 (pairs) or 64 (AMX)
-  QKernelFn left_u8;   // L uint8, R int8
-  QKernelFn right_u8;  // L int8, R uint8
+  int mr, nr;                 // tile
+  int k_unit;                 // 4 (quads), 2 (pairs) or 64 (AMX)
+  QKernelFn left_u8;          // L uint8, R int8
+  QKernelFn right_u8;         // L int8, R uint8
   void (*enter)() = nullptr;  // per thread around its calls (AMX tiles)
   void (*leave)() = nullptr;
   QIndirectKernelFn right_u8_indirect = nullptr;  // quads kernels only

@@ -150,7 +150,8 @@ void Kernel32x32(int64_t k_steps, const void* l_panel, const void* r_panel,
   const __mmask16 mask0 = LaneMask(nr, 0), mask1 = LaneMask(nr, 1);
   for (int i = 0; i < mr; ++i) {
     StoreSums16(_mm512_load_si512(sums[i]), e, i, 0, mask0);
-    if (mask1 != 0) StoreSums16(_mm512_load_si512(sums[i] + 16), e, i, 16, mask1);
+    if (mask1 != 0)
+      StoreSums16(_mm512_load_si512(sums[i] + 16), e, i, 16, mask1);
   }
 }
 
@@ -169,12 +170,12 @@ void Release() { DIVE_TILE_RELEASE(); }
 
 #ifdef DIVE_AMX_EMULATE
 QKernel AmxEmulatedQKernel() {
-  return {kMr, kNr, kKUnit, &Kernel32x32<true>, &Kernel32x32<false>,
+  return {kMr,        kNr,     kKUnit, &Kernel32x32<true>, &Kernel32x32<false>,
           &Configure, &Release};
 }
 #else
 QKernel AmxQKernel() {
-  return {kMr, kNr, kKUnit, &Kernel32x32<true>, &Kernel32x32<false>,
+  return {kMr,        kNr,     kKUnit, &Kernel32x32<true>, &Kernel32x32<false>,
           &Configure, &Release};
 }
 #endif

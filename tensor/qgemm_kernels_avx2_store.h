@@ -33,8 +33,8 @@ __attribute__((always_inline)) inline void StoreSums8(__m256i s,
   if (e.channel_is_row) {
     offset = _mm256_set1_epi32(e.offset[i]);
   } else if (full) {
-    offset = _mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(e.offset + j0));
+    offset =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.offset + j0));
   } else {
     int32_t part[8] = {};
     std::memcpy(part, e.offset + j0, cols * sizeof(int32_t));
@@ -62,10 +62,10 @@ __attribute__((always_inline)) inline void StoreSums8(__m256i s,
     scale_lo = _mm256_loadu_pd(part);
     scale_hi = _mm256_loadu_pd(part + 4);
   }
-  __m256d lo = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(v)),
-                             scale_lo);
-  __m256d hi = _mm256_mul_pd(
-      _mm256_cvtepi32_pd(_mm256_extracti128_si256(v, 1)), scale_hi);
+  __m256d lo =
+      _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(v)), scale_lo);
+  __m256d hi = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(v, 1)),
+                             scale_hi);
   if (e.store == QStore::kFloat) {
     __m256 f = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
     if (e.relu) f = _mm256_max_ps(f, _mm256_setzero_ps());

@@ -32,9 +32,9 @@ __attribute__((always_inline)) inline void StoreSums16(__m512i s,
                                                        const QTileEpilogue& e,
                                                        int i, int j0,
                                                        __mmask16 mask) {
-  const __m512i offset =
-      e.channel_is_row ? _mm512_set1_epi32(e.offset[i])
-                       : _mm512_maskz_loadu_epi32(mask, e.offset + j0);
+  const __m512i offset = e.channel_is_row
+                             ? _mm512_set1_epi32(e.offset[i])
+                             : _mm512_maskz_loadu_epi32(mask, e.offset + j0);
   const __m512i v = _mm512_add_epi32(s, offset);
   const int64_t at = i * e.ldc + j0;
   if (e.store == QStore::kInt32) {
@@ -49,8 +49,8 @@ __attribute__((always_inline)) inline void StoreSums16(__m512i s,
     scale_hi = _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask >> 8),
                                      e.scale + j0 + 8);
   }
-  __m512d lo = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)),
-                             scale_lo);
+  __m512d lo =
+      _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), scale_lo);
   __m512d hi = _mm512_mul_pd(
       _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), scale_hi);
   if (e.store == QStore::kFloat) {

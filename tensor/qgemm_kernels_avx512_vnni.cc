@@ -65,7 +65,7 @@ __attribute__((always_inline)) inline void Tile6x64(
   __mmask16 mask[kNv];
 #pragma GCC unroll 8
   for (int v = 0; v < kNv; ++v) mask[v] = LaneMask(nr, v);
-  // Constant row indices: a runtime index into acc would keep it in memory.
+    // Constant row indices: a runtime index into acc would keep it in memory.
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i) {
     if (i < mr) {
@@ -80,8 +80,8 @@ __attribute__((always_inline)) inline void Tile6x64(
 template <bool kLeftU8>
 void Kernel6x64(int64_t k_steps, const void* l, const void* r,
                 const QTileEpilogue& e, int mr, int nr) {
-  Tile6x64<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r),
-                           nullptr, e, mr, nr);
+  Tile6x64<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r), nullptr,
+                           e, mr, nr);
 }
 
 void Kernel6x64Indirect(int64_t k_steps, const void* l, const uint8_t* r,

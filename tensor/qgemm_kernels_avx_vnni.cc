@@ -60,8 +60,8 @@ __attribute__((always_inline)) inline void Tile6x16(
 template <bool kLeftU8>
 void Kernel6x16(int64_t k_steps, const void* l, const void* r,
                 const QTileEpilogue& e, int mr, int nr) {
-  Tile6x16<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r),
-                           nullptr, e, mr, nr);
+  Tile6x16<kLeftU8, false>(k_steps, l, static_cast<const uint8_t*>(r), nullptr,
+                           e, mr, nr);
 }
 
 void Kernel6x16Indirect(int64_t k_steps, const void* l, const uint8_t* r,

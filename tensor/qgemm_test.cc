@@ -62,7 +62,8 @@ std::vector<T> RandomInts(size_t size, int lo, int hi, std::mt19937* rng) {
   return v;
 }
 
-// ---- One test suite per path -------------------------------------------------
+// ---- One test suite per path
+// -------------------------------------------------
 
 class QGemmPathTest : public ::testing::TestWithParam<QGemmPath> {
  protected:
@@ -247,7 +248,8 @@ TEST_P(QGemmPathTest, TransposedWeightsStridesAndThreads) {
   omp_set_num_threads(omp_get_num_procs());
 }
 
-// ---- Convolution -------------------------------------------------------------
+// ---- Convolution
+// -------------------------------------------------------------
 
 struct ConvCase {
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
@@ -266,7 +268,8 @@ std::vector<int64_t> RefConv(const ConvCase& s, int64_t oh, int64_t ow,
           for (int64_t c = 0; c < s.c; ++c) {
             for (int64_t u = 0; u < s.kh; ++u) {
               for (int64_t v = 0; v < s.kw; ++v) {
-                const int64_t ih = i * s.sh - s.ph + u, iw = j * s.sw - s.pw + v;
+                const int64_t ih = i * s.sh - s.ph + u,
+                              iw = j * s.sw - s.pw + v;
                 const int64_t xv =
                     ih >= 0 && ih < s.h && iw >= 0 && iw < s.w
                         ? x[((b * s.c + c) * s.h + ih) * s.w + iw]
@@ -287,16 +290,16 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> unit(0.5f, 1.5f);
   const std::vector<ConvCase> cases = {
-      {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},      // one pixel
-      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},      // padding on every side
-      {3, 4, 10, 10, 17, 3, 3, 2, 2, 1, 1},   // stride 2
-      {2, 16, 5, 5, 65, 1, 1, 1, 1, 0, 0},    // 1x1: its own im2col
-      {1, 3, 11, 13, 8, 5, 3, 2, 1, 0, 2},    // KH != KW, SH != SW
-      {2, 64, 6, 6, 64, 3, 3, 1, 1, 1, 1},    // k = 576
-      {1, 2, 3, 3, 3, 3, 3, 1, 1, 4, 4},      // padding past the kernel
-      {5, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2},    // LeNet's first layer
-      {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},   // several blocks per image
-      {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},   // 1x1 on whole panels
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},     // one pixel
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},     // padding on every side
+      {3, 4, 10, 10, 17, 3, 3, 2, 2, 1, 1},  // stride 2
+      {2, 16, 5, 5, 65, 1, 1, 1, 1, 0, 0},   // 1x1: its own im2col
+      {1, 3, 11, 13, 8, 5, 3, 2, 1, 0, 2},   // KH != KW, SH != SW
+      {2, 64, 6, 6, 64, 3, 3, 1, 1, 1, 1},   // k = 576
+      {1, 2, 3, 3, 3, 3, 3, 1, 1, 4, 4},     // padding past the kernel
+      {5, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2},   // LeNet's first layer
+      {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},  // several blocks per image
+      {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},  // 1x1 on whole panels
   };
   for (const ConvCase& s : cases) {
     const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
@@ -347,8 +350,8 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
           for (int64_t i = 0; i < size; ++i) {
             const int64_t o = i / plane % s.oc;
             ASSERT_EQ(y[i], RefUint8(acc[i] + bias[o], scale[o], zo, relu))
-                << "case c " << s.c << " oc " << s.oc << " za " << za
-                << " zo " << zo << " relu " << relu << " at " << i;
+                << "case c " << s.c << " oc " << s.oc << " za " << za << " zo "
+                << zo << " relu " << relu << " at " << i;
           }
         }
       }
@@ -356,7 +359,8 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
   }
 }
 
-// ---- Errors and path selection (no kernel runs) ------------------------------
+// ---- Errors and path selection (no kernel runs)
+// ------------------------------
 
 TEST(QGemmTest, BadArgumentsAreErrors) {
   const QGemmPath path = DefaultQGemmPath();
