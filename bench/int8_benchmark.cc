@@ -20,6 +20,20 @@
 //       :peak_benchmark in the same run.
 //
 // T is 1 and all cores.
+//
+// Measured on the 2-core AMD EPYC Zen 5 VM (AVX512-VNNI, AVX-VNNI,
+// AVX512-BF16; no AMX), one thread, medians of 5 randomly interleaved
+// repetitions (--benchmark_repetitions=5
+// --benchmark_enable_random_interleaving=true), the background training
+// paused but other builds running (load 3.5-3.9), int8 on avx512_vnni
+// against bf16, GOPS:
+//   conv alexnet96_conv2 334 / 303 (1.10x)   vgg96_block2 302 / 126 (2.40x)
+//        resnet96_b2     417 / 170 (2.45x)   resnet96_b3  406 / 276 (1.47x)
+//        resnet96_b5     290 / 210 (1.38x)   googlenet96_1x1 338 / 177 (1.90x)
+//   GEMM 64x4096x4096 649 / 170 (3.8x; the bf16 Gemm packs B in every call)
+//        256x256x1152 629 / 259 (2.43x)     1024^3 672 / 299 (2.25x)
+//   peaks: VPDPBUSD 863, VDPBF16PS 390, FMA 211 (G op/s)
+// The two-thread figures of that run were dominated by the other builds.
 
 #include <algorithm>
 #include <functional>

@@ -214,34 +214,41 @@ TEST_P(QGemmPathTest, HalvesRoundToEven) {
 }
 
 // B stored [n, k] (a Linear layer's weight), row strides past the rows, and
-// two threads or one: the same values.
+// two threads or one (products past 2^20 multiply-adds: the columns split
+// between the threads where they fill two panels of the kernel, else the
+// rows): the same values.
 TEST_P(QGemmPathTest, TransposedWeightsStridesAndThreads) {
   std::mt19937 rng(4);
-  const int64_t m = 70, n = 90, k = 150, lda = 160, ldc = 100;
-  const auto a = RandomInts<uint8_t>(m * lda, 0, 255, &rng);
-  const auto bt = RandomInts<int8_t>(n * (k + 5), -128, 127, &rng);
-  std::vector<int8_t> b(k * n);  // [k, n]
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t p = 0; p < k; ++p) b[p * n + j] = bt[j * (k + 5) + p];
-  }
-  std::vector<uint8_t> a_dense(m * k);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t p = 0; p < k; ++p) a_dense[i * k + p] = a[i * lda + p];
-  }
-  const std::vector<int64_t> want = RefGemm(m, n, k, a_dense, 3, b);
-  absl::StatusOr<QPackedWeights> w =
-      PackQGemmWeights(path(), k, n, bt.data(), k + 5, true);
-  ASSERT_TRUE(w.ok()) << w.status();
-  QRequantization rq;
-  rq.output = QOutputType::kInt32;
-  for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
-    std::vector<int32_t> c(m * ldc, -1);
-    ASSERT_TRUE(QGemm(m, a.data(), lda, 3, *w, rq, c.data(), ldc).ok());
+  for (const auto& [m, n, k] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{70, 90, 200},
+                                                          {70, 40, 400}}) {
+    const int64_t lda = k + 10, ldc = n + 10, ldw = k + 5;
+    const auto a = RandomInts<uint8_t>(m * lda, 0, 255, &rng);
+    const auto bt = RandomInts<int8_t>(n * ldw, -128, 127, &rng);
+    std::vector<int8_t> b(k * n);  // [k, n]
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t p = 0; p < k; ++p) b[p * n + j] = bt[j * ldw + p];
+    }
+    std::vector<uint8_t> a_dense(m * k);
     for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < ldc; ++j) {
-        ASSERT_EQ(c[i * ldc + j], j < n ? want[i * n + j] : -1)
-            << "threads " << threads << " at " << i << ", " << j;
+      for (int64_t p = 0; p < k; ++p) a_dense[i * k + p] = a[i * lda + p];
+    }
+    const std::vector<int64_t> want = RefGemm(m, n, k, a_dense, 3, b);
+    absl::StatusOr<QPackedWeights> w =
+        PackQGemmWeights(path(), k, n, bt.data(), ldw, true);
+    ASSERT_TRUE(w.ok()) << w.status();
+    QRequantization rq;
+    rq.output = QOutputType::kInt32;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      std::vector<int32_t> c(m * ldc, -1);
+      ASSERT_TRUE(QGemm(m, a.data(), lda, 3, *w, rq, c.data(), ldc).ok());
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < ldc; ++j) {
+          ASSERT_EQ(c[i * ldc + j], j < n ? want[i * n + j] : -1)
+              << "n " << n << " threads " << threads << " at " << i << ", "
+              << j;
+        }
       }
     }
   }
