@@ -398,7 +398,7 @@ Variable GlobalAvgPool2d(const Variable& x) {
 Variable BatchNorm(const Variable& x, const Variable& gamma,
                    const Variable& beta, const Tensor& running_mean,
                    const Tensor& running_var, bool training, float momentum,
-                   float eps, bool relu) {
+                   float eps, bool relu, DType output_dtype) {
   CHECK(x.rank() == 2 || x.rank() == 4)
       << "BatchNorm expects [N, C] or [N, C, H, W], got " << x.shape();
   const int64_t c = x.dim(1);
@@ -417,7 +417,8 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
     if (!wants_grad) {
       // Inference: y = x * scale + shift (then ReLU) in one pass.
       y = Variable(BatchNormEvalForward(x.data(), gamma.data(), beta.data(),
-                                        running_mean, running_var, eps, relu));
+                                        running_mean, running_var, eps, relu,
+                                        output_dtype));
     } else {
       // y = x * scale + shift with per-channel scale = gamma / sqrt(var +
       // eps) and shift = beta - mean * scale; composed from primitives so
@@ -443,7 +444,8 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
   const Tensor xd = x.data().Contiguous();
   BatchNormSaved saved;
   Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
-                                   running_var, momentum, eps, &saved, relu);
+                                   running_var, momentum, eps, &saved, relu,
+                                   output_dtype);
   const Tensor gd = gamma.data();
   Variable out = Variable::FromOp(
       "BatchNorm", y, {x, gamma, beta}, [xd, gd, saved](const Tensor& grad) {

@@ -116,10 +116,17 @@ Variable GlobalAvgPool2d(const Variable& x);
 // values and gradients are those of Relu(BatchNorm(...)). In evaluation
 // without gradients (NoGradGuard, or no input that wants one) it is one
 // pass over x.
+//
+// x may be bf16 (tensor/batch_norm.h). `output_dtype` bfloat16 stores y in
+// bf16 for a consumer that reads bf16 activations (a convolution, which
+// rounds its input to bf16 anyway under MatmulPrecision::kBfloat16); the
+// evaluation path that builds a graph (gradients wanted in evaluation mode)
+// keeps float32.
 Variable BatchNorm(const Variable& x, const Variable& gamma,
                    const Variable& beta, const Tensor& running_mean,
                    const Tensor& running_var, bool training, float momentum,
-                   float eps, bool relu = false);
+                   float eps, bool relu = false,
+                   DType output_dtype = DType::kFloat32);
 // Inverted dropout: zeroes each element with probability p and scales the
 // rest by 1/(1-p).
 Variable Dropout(const Variable& x, float p, Generator& gen);

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "bench/model_bench.h"
 #include "models/zoo.h"
+#include "nn/bf16_activations.h"
 #include "nn/flops.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
@@ -105,6 +106,11 @@ int Run() {
   }
   const bool train = mode == "train";
   const ScopedMatmulPrecision scope(*matmul_precision);
+  // As the trainers: in bf16, batch norms read bf16 inputs.
+  const nn::ScopedBf16Activations stored(
+      *matmul_precision == MatmulPrecision::kBfloat16
+          ? nn::Bf16Activations::kBatchNormInputs
+          : nn::Bf16Activations::kWhereExact);
   float loss = 0;
   auto step = [&] {
     if (train) {

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
 #include "glog/logging.h"
+#include "tensor/gemm.h"
 
 namespace dive::nn {
 
@@ -36,9 +37,12 @@ autograd::Variable BatchNormBase::Forward(const autograd::Variable& x) {
         << "training, got input " << x.shape();
     ++num_batches_tracked_.data<int64_t>()[0];
   }
-  return dive::autograd::BatchNorm(x, weight_, bias_, running_mean_,
-                                   running_var_, is_training(),
-                                   options_.momentum, options_.eps, relu_);
+  const bool bf16_out =
+      feeds_conv_ && GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+  return dive::autograd::BatchNorm(
+      x, weight_, bias_, running_mean_, running_var_, is_training(),
+      options_.momentum, options_.eps, relu_,
+      bf16_out ? DType::kBfloat16 : DType::kFloat32);
 }
 
 std::string BatchNormBase::Describe() const {

@@ -80,6 +80,14 @@ class BatchNormBase : public Module {
   void FuseRelu(bool on) { relu_ = on; }
   bool AppliesRelu() const override { return relu_; }
 
+  // Whether the output goes straight into a convolution, the fused ReLU
+  // aside (set by the container's Fuse()). Then, under
+  // MatmulPrecision::kBfloat16, it is stored in bf16 (exact: the
+  // convolution rounds its input to bf16 anyway), as Conv2d's
+  // set_feeds_convolution.
+  void set_feeds_convolution(bool feeds) { feeds_conv_ = feeds; }
+  bool feeds_convolution() const { return feeds_conv_; }
+
  protected:
   // `name` is "BatchNorm1d" or "BatchNorm2d"; `input_rank` 2 or 4.
   BatchNormBase(const char* name, int input_rank,
@@ -95,6 +103,7 @@ class BatchNormBase : public Module {
   Tensor running_var_;
   Tensor num_batches_tracked_;
   bool relu_ = false;
+  bool feeds_conv_ = false;
 };
 
 // Batch normalization of [N, C] inputs.

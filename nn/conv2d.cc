@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
 #include "glog/logging.h"
+#include "nn/bf16_activations.h"
 #include "nn/init.h"
 #include "tensor/gemm.h"
 
@@ -65,10 +66,15 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
     const autograd::Variable mean(bn.running_mean());
     bias = (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias();
   }
-  // Into another convolution, under bf16 matmuls: stored in bf16 (exact).
-  const bool bf16_out =
-      feeds_conv_ && (fused_bn_ == nullptr || FoldsBatchNorm()) &&
-      GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+  // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
+  // into its batch norm in training where chosen (nn/bf16_activations.h).
+  const bool into_conv =
+      feeds_conv_ && (fused_bn_ == nullptr || FoldsBatchNorm());
+  const bool into_bn =
+      fused_bn_ != nullptr && is_training() &&
+      GetBf16Activations() == Bf16Activations::kBatchNormInputs;
+  const bool bf16_out = (into_conv || into_bn) &&
+                        GetMatmulPrecision() == MatmulPrecision::kBfloat16;
   return dive::autograd::Conv2d(
       x, weight, bias, params_, residual_, AppliesRelu(),
       bf16_out ? DType::kBfloat16 : DType::kFloat32);

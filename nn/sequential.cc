@@ -51,10 +51,12 @@ void Sequential::Fuse() {
       const size_t after = bn != nullptr ? i + 2 : i + 1;
       const bool relu = ModuleAs<ReLU>(*this, after) != nullptr;
       conv->FuseWith(bn, relu);
-      conv->set_feeds_convolution(
-          ModuleAs<Conv2d>(*this, relu ? after + 1 : after) != nullptr);
+      const bool feeds_conv =
+          ModuleAs<Conv2d>(*this, relu ? after + 1 : after) != nullptr;
+      conv->set_feeds_convolution(feeds_conv);
       if (bn != nullptr) {
         bn->FuseRelu(relu);
+        bn->set_feeds_convolution(feeds_conv);
         in_eval[i + 1] = true;
       }
       if (relu) in_eval[after] = in_training[after] = true;
@@ -62,6 +64,8 @@ void Sequential::Fuse() {
     } else if (auto bn = ModuleAs<BatchNormBase>(*this, i)) {
       const bool relu = ModuleAs<ReLU>(*this, i + 1) != nullptr;
       bn->FuseRelu(relu);
+      bn->set_feeds_convolution(ModuleAs<Conv2d>(*this, relu ? i + 2 : i + 1) !=
+                                nullptr);
       if (relu) {
         in_eval[i + 1] = in_training[i + 1] = true;
         ++i;

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
+#include "nn/bf16_activations.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
@@ -144,6 +145,7 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
   EXPECT_TRUE(conv2->feeds_convolution());
   EXPECT_TRUE(conv3->feeds_convolution());
   EXPECT_FALSE(conv4->feeds_convolution());
+  EXPECT_TRUE(bn2->feeds_convolution());
   std::vector<std::pair<const Module*, DType>> outputs;
   autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
       nullptr, [&outputs](Module& m, const autograd::Variable&,
@@ -169,13 +171,49 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
       seq(x);
     }
     EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);
-    // In training conv2's output goes to its BatchNorm, in float32.
+    // In training conv2's output goes to its BatchNorm, in float32 unless
+    // batch norm inputs are chosen in bf16 (nn/bf16_activations.h).
     EXPECT_EQ(dtype_of(conv2.get()),
               training ? DType::kFloat32 : DType::kBfloat16);
+    {
+      const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+      const ScopedBf16Activations stored(Bf16Activations::kBatchNormInputs);
+      outputs.clear();
+      seq(x);
+    }
+    EXPECT_EQ(dtype_of(conv2.get()), DType::kBfloat16);
+    // Its BatchNorm (called in training only) stores its output, past the
+    // ReLU, in bf16 for conv3.
+    EXPECT_EQ(dtype_of(bn2.get()), training ? DType::kBfloat16 : DType::kInt64);
     EXPECT_EQ(dtype_of(conv3.get()), DType::kBfloat16);
     EXPECT_EQ(dtype_of(conv4.get()), DType::kFloat32);
     EXPECT_EQ(dtype_of(&seq), DType::kFloat32);
   }
+}
+
+// A lone BatchNorm (DenseNet's pre-activation BatchNorm, ReLU, Conv2d) is
+// marked when a convolution follows it, past its ReLU, and not otherwise.
+TEST(SequentialTest, FuseMarksBatchNormsFeedingConvolutions) {
+  auto bn1 = std::make_shared<BatchNorm2d>(3);
+  auto bn2 = std::make_shared<BatchNorm2d>(2);
+  Sequential seq({bn1, std::make_shared<ReLU>(),
+                  std::make_shared<Conv2d>(3, 2, 1), bn2,
+                  std::make_shared<MaxPool2d>(2, 2)});
+  seq.Fuse();
+  EXPECT_TRUE(bn1->feeds_convolution());
+  EXPECT_FALSE(bn2->feeds_convolution());
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  DType bn1_out = DType::kInt64;
+  autograd::HookHandle hook =
+      bn1->RegisterForwardHook([&bn1_out](Module&, const autograd::Variable&,
+                                          const autograd::Variable& out) {
+        bn1_out = out.data().dtype();
+        return autograd::Variable();
+      });
+  const autograd::Variable y =
+      seq(autograd::Variable(Normal({2, 3, 4, 4}, 0, 1)));
+  EXPECT_EQ(bn1_out, DType::kBfloat16);
+  EXPECT_EQ(y.data().dtype(), DType::kFloat32);
 }
 
 // A BatchNorm followed by a ReLU (DenseNet's pre-activation) fuses in both

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/bf16.h"
 #include "tensor/kernel_util.h"
 #include "tensor/parallel.h"
 
@@ -26,8 +27,8 @@ struct Layout {
 
 Layout CheckInput(const char* op, const Tensor& x) {
   CHECK(x.defined()) << op << ": x is undefined";
-  CHECK(x.dtype() == DType::kFloat32)
-      << op << ": x must be float32, got " << DTypeName(x.dtype())
+  CHECK(x.dtype() == DType::kFloat32 || x.dtype() == DType::kBfloat16)
+      << op << ": x must be float32 or bfloat16, got " << DTypeName(x.dtype())
       << " tensor of shape " << x.shape();
   CHECK(x.rank() == 2 || x.rank() == 4)
       << op << ": x must be [N, C] or [N, C, H, W], got shape " << x.shape();
@@ -47,6 +48,21 @@ void CheckChannelTensor(const char* op, const char* name, const Tensor& t,
       << op << ": " << name << " has shape " << t.shape() << " but x "
       << x_shape << " has " << x_shape[1] << " channels";
 }
+
+void CheckOutputDType(const char* op, DType dtype) {
+  CHECK(dtype == DType::kFloat32 || dtype == DType::kBfloat16)
+      << op << ": y must be float32 or bfloat16, got " << DTypeName(dtype);
+}
+
+// Calls f with x's elements (float32, or bf16 read exactly as float).
+template <typename F>
+decltype(auto) WithElements(const Tensor& x, const F& f) {
+  if (x.dtype() == DType::kBfloat16) return f(x.data<bfloat16>());
+  return f(x.data<float>());
+}
+
+inline float AsFloat(float v) { return v; }
+inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
 
 // A per-channel [C] tensor as doubles; `fallback` for each channel when `t`
 // is undefined (a missing gamma or beta).
@@ -124,27 +140,35 @@ inline float Affine(float x, float mean, float scale, float shift) {
 }
 
 // y = (x - mean[c]) * scale[c] + shift[c], then max(y, 0) with `relu` (NaN
-// kept, as by ops::Relu).
+// kept, as by ops::Relu); y of `y_dtype`.
 Tensor Normalize(const Tensor& x, const Layout& l,
                  const std::vector<float>& mean,
                  const std::vector<float>& scale,
-                 const std::vector<float>& shift, bool relu) {
-  Tensor y = Tensor::Empty(x.shape());
-  const float* px = x.data();
-  float* py = y.data();
+                 const std::vector<float>& shift, bool relu, DType y_dtype) {
+  Tensor y = Tensor::Empty(x.shape(), y_dtype);
   const float* pm = mean.data();
   const float* psc = scale.data();
   const float* psh = shift.data();
-  if (relu) {
-    PerChannelApply(l, [&](int64_t c, int64_t i) {
-      const float v = Affine(px[i], pm[c], psc[c], psh[c]);
-      py[i] = v < 0.0f ? 0.0f : v;
-    });
-  } else {
-    PerChannelApply(l, [&](int64_t c, int64_t i) {
-      py[i] = Affine(px[i], pm[c], psc[c], psh[c]);
-    });
-  }
+  WithElements(x, [&](const auto* px) {
+    const auto normalize = [&](auto* py) {
+      using Y = std::remove_pointer_t<decltype(py)>;
+      if (relu) {
+        PerChannelApply(l, [&](int64_t c, int64_t i) {
+          const float v = Affine(AsFloat(px[i]), pm[c], psc[c], psh[c]);
+          py[i] = Y(v < 0.0f ? 0.0f : v);
+        });
+      } else {
+        PerChannelApply(l, [&](int64_t c, int64_t i) {
+          py[i] = Y(Affine(AsFloat(px[i]), pm[c], psc[c], psh[c]));
+        });
+      }
+    };
+    if (y_dtype == DType::kBfloat16) {
+      normalize(y.data<bfloat16>());
+    } else {
+      normalize(y.data<float>());
+    }
+  });
   return y;
 }
 
@@ -163,9 +187,10 @@ void UpdateRunning(Tensor& t, const std::vector<double>& v, float momentum) {
 Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
                              const Tensor& beta, Tensor running_mean,
                              Tensor running_var, float momentum, float eps,
-                             BatchNormSaved* saved, bool relu) {
+                             BatchNormSaved* saved, bool relu, DType y_dtype) {
   static constexpr char kOp[] = "BatchNormTrainForward";
   const Layout l = CheckInput(kOp, x_in);
+  CheckOutputDType(kOp, y_dtype);
   CHECK(saved != nullptr) << kOp << ": saved must not be null";
   CHECK_GT(l.m(), 1) << kOp
                      << ": expected more than 1 value per channel when "
@@ -183,21 +208,22 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
     CheckChannelTensor(kOp, "running_var", running_var, shape);
   }
   const Tensor x = x_in.Contiguous();
-  const float* px = x.data();
   const double m = static_cast<double>(l.m());
 
   // Two passes (mean, then squared deviations) for an accurate variance.
   std::vector<double> mean, var;
-  PerChannelSum(
-      l, [&](int64_t, int64_t i) { return double{px[i]}; }, &mean);
-  for (double& v : mean) v /= m;
-  PerChannelSum(
-      l,
-      [&](int64_t c, int64_t i) {
-        const double d = px[i] - mean[c];
-        return d * d;
-      },
-      &var);
+  WithElements(x, [&](const auto* px) {
+    PerChannelSum(
+        l, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; }, &mean);
+    for (double& v : mean) v /= m;
+    PerChannelSum(
+        l,
+        [&](int64_t c, int64_t i) {
+          const double d = AsFloat(px[i]) - mean[c];
+          return d * d;
+        },
+        &var);
+  });
   for (double& v : var) v /= m;
 
   std::vector<double> inv_std(l.c), scale(l.c);
@@ -207,7 +233,7 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
   }
   const std::vector<float> mean_f = ToFloat(mean), inv_std_f = ToFloat(inv_std);
   const std::vector<float> scale_f = ToFloat(scale), shift_f = ToFloat(b);
-  Tensor y = Normalize(x, l, mean_f, scale_f, shift_f, relu);
+  Tensor y = Normalize(x, l, mean_f, scale_f, shift_f, relu, y_dtype);
   saved->mean = Tensor::FromVector(mean_f, {l.c});
   saved->inv_std = Tensor::FromVector(inv_std_f, {l.c});
   saved->relu = relu;
@@ -225,10 +251,11 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
 
 Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
-                            const Tensor& running_var, float eps,
-                            bool relu) {
+                            const Tensor& running_var, float eps, bool relu,
+                            DType y_dtype) {
   static constexpr char kOp[] = "BatchNormEvalForward";
   const Layout l = CheckInput(kOp, x_in);
+  CheckOutputDType(kOp, y_dtype);
   const Shape& shape = x_in.shape();
   const std::vector<double> g = ChannelVector(kOp, "gamma", gamma, shape, 1.0);
   const std::vector<double> b = ChannelVector(kOp, "beta", beta, shape, 0.0);
@@ -240,7 +267,7 @@ Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
   for (int64_t c = 0; c < l.c; ++c) {
     scale[c] = static_cast<float>(g[c] / std::sqrt(double{rv[c]} + eps));
   }
-  return Normalize(x_in.Contiguous(), l, rm, scale, ToFloat(b), relu);
+  return Normalize(x_in.Contiguous(), l, rm, scale, ToFloat(b), relu, y_dtype);
 }
 
 void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
@@ -260,69 +287,72 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
   const std::vector<float> inv_std = saved.inv_std.ToVector();
   const Tensor x = x_in.Contiguous();
   const Tensor dy = dy_in.Contiguous();
-  const float* px = x.data();
-  const float* pdy = dy.data();
-  const float* pm = mean.data();
-  // With a fused ReLU, the ReLU's gradient first: dy where the ReLU passed
-  // its input (recomputed from x), in a buffer the passes below read.
-  Tensor masked;
   if (saved.relu) {
     CheckChannelTensor(kOp, "saved.scale", saved.scale, shape);
     CheckChannelTensor(kOp, "saved.shift", saved.shift, shape);
-    const std::vector<float> scale = saved.scale.ToVector();
-    const std::vector<float> shift = saved.shift.ToVector();
-    const float* psc = scale.data();
-    const float* psh = shift.data();
-    masked = Tensor::Empty(shape);
-    float* pg = masked.data();
+  }
+  WithElements(x, [&](const auto* px) {
+    const float* pdy = dy.data();
+    const float* pm = mean.data();
+    // With a fused ReLU, the ReLU's gradient first: dy where the ReLU passed
+    // its input (recomputed from x), in a buffer the passes below read.
+    Tensor masked;
+    if (saved.relu) {
+      const std::vector<float> scale = saved.scale.ToVector();
+      const std::vector<float> shift = saved.shift.ToVector();
+      const float* psc = scale.data();
+      const float* psh = shift.data();
+      masked = Tensor::Empty(shape);
+      float* pg = masked.data();
+      PerChannelApply(l, [&](int64_t c, int64_t i) {
+        // dy loaded unconditionally: a select, not a branch (a conditional
+        // load is a branch on a random mask, 10x slower).
+        const float d = pdy[i];
+        pg[i] = Affine(AsFloat(px[i]), pm[c], psc[c], psh[c]) > 0.0f ? d : 0.0f;
+      });
+      pdy = pg;
+    }
+
+    // sum(dy) and sum(dy * (x - mean)); sum(dy * xhat) is the latter * inv_std.
+    std::vector<double> sum_dy, sum_dy_xc;
+    PerChannelSum(
+        l, [&](int64_t, int64_t i) { return double{pdy[i]}; }, &sum_dy);
+    PerChannelSum(
+        l,
+        [&](int64_t c, int64_t i) {
+          return double{pdy[i]} * (double{AsFloat(px[i])} - double{pm[c]});
+        },
+        &sum_dy_xc);
+    std::vector<double> sum_dy_xhat(l.c);
+    for (int64_t c = 0; c < l.c; ++c) {
+      sum_dy_xhat[c] = sum_dy_xc[c] * inv_std[c];
+    }
+    if (dbeta != nullptr) *dbeta = Tensor::FromVector(ToFloat(sum_dy), {l.c});
+    if (dgamma != nullptr) {
+      *dgamma = Tensor::FromVector(ToFloat(sum_dy_xhat), {l.c});
+    }
+    if (dx == nullptr) return;
+
+    // dx = a * dy - b * (x - mean) - k with a = gamma * inv_std,
+    // b = a * inv_std * sum(dy * xhat) / m and k = a * sum(dy) / m.
+    const double m = static_cast<double>(l.m());
+    std::vector<float> a(l.c), b(l.c), k(l.c);
+    for (int64_t c = 0; c < l.c; ++c) {
+      const double ac = g[c] * inv_std[c];
+      a[c] = static_cast<float>(ac);
+      b[c] = static_cast<float>(ac * inv_std[c] * sum_dy_xhat[c] / m);
+      k[c] = static_cast<float>(ac * sum_dy[c] / m);
+    }
+    Tensor out = Tensor::Empty(shape);
+    float* pdx = out.data();
+    const float* pa = a.data();
+    const float* pb = b.data();
+    const float* pk = k.data();
     PerChannelApply(l, [&](int64_t c, int64_t i) {
-      // dy loaded unconditionally: a select, not a branch (a conditional
-      // load is a branch on a random mask, 10x slower).
-      const float g = pdy[i];
-      pg[i] = Affine(px[i], pm[c], psc[c], psh[c]) > 0.0f ? g : 0.0f;
+      pdx[i] = pa[c] * pdy[i] - pb[c] * (AsFloat(px[i]) - pm[c]) - pk[c];
     });
-    pdy = pg;
-  }
-
-  // sum(dy) and sum(dy * (x - mean)); sum(dy * xhat) is the latter * inv_std.
-  std::vector<double> sum_dy, sum_dy_xc;
-  PerChannelSum(
-      l, [&](int64_t, int64_t i) { return double{pdy[i]}; }, &sum_dy);
-  PerChannelSum(
-      l,
-      [&](int64_t c, int64_t i) {
-        return double{pdy[i]} * (double{px[i]} - double{pm[c]});
-      },
-      &sum_dy_xc);
-  std::vector<double> sum_dy_xhat(l.c);
-  for (int64_t c = 0; c < l.c; ++c) {
-    sum_dy_xhat[c] = sum_dy_xc[c] * inv_std[c];
-  }
-  if (dbeta != nullptr) *dbeta = Tensor::FromVector(ToFloat(sum_dy), {l.c});
-  if (dgamma != nullptr) {
-    *dgamma = Tensor::FromVector(ToFloat(sum_dy_xhat), {l.c});
-  }
-  if (dx == nullptr) return;
-
-  // dx = a * dy - b * (x - mean) - k with a = gamma * inv_std,
-  // b = a * inv_std * sum(dy * xhat) / m and k = a * sum(dy) / m.
-  const double m = static_cast<double>(l.m());
-  std::vector<float> a(l.c), b(l.c), k(l.c);
-  for (int64_t c = 0; c < l.c; ++c) {
-    const double ac = g[c] * inv_std[c];
-    a[c] = static_cast<float>(ac);
-    b[c] = static_cast<float>(ac * inv_std[c] * sum_dy_xhat[c] / m);
-    k[c] = static_cast<float>(ac * sum_dy[c] / m);
-  }
-  Tensor out = Tensor::Empty(shape);
-  float* pdx = out.data();
-  const float* pa = a.data();
-  const float* pb = b.data();
-  const float* pk = k.data();
-  PerChannelApply(l, [&](int64_t c, int64_t i) {
-    pdx[i] = pa[c] * pdy[i] - pb[c] * (px[i] - pm[c]) - pk[c];
+    *dx = out;
   });
-  *dx = out;
 }
 
 }  // namespace dive

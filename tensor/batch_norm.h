@@ -62,10 +62,17 @@ struct BatchNormSaved {
 //
 // With `relu`, y = max(y, 0) in the same pass (BatchNorm then ReLU, as in
 // ResNet and DenseNet), the values bit for bit those of the two ops.
+//
+// x may be float32 or bf16 (an activation stored at half the bytes; the
+// statistics are computed from its values in double, as for float32), and y
+// is `y_dtype`, float32 or bf16 (the float32 result rounded to nearest
+// even). The same holds for BatchNormEvalForward and, for x, for
+// BatchNormBackward.
 Tensor BatchNormTrainForward(const Tensor& x, const Tensor& gamma,
                              const Tensor& beta, Tensor running_mean,
                              Tensor running_var, float momentum, float eps,
-                             BatchNormSaved* saved, bool relu = false);
+                             BatchNormSaved* saved, bool relu = false,
+                             DType y_dtype = DType::kFloat32);
 
 // BatchNormEvalForward()
 //
@@ -74,7 +81,7 @@ Tensor BatchNormTrainForward(const Tensor& x, const Tensor& gamma,
 Tensor BatchNormEvalForward(const Tensor& x, const Tensor& gamma,
                             const Tensor& beta, const Tensor& running_mean,
                             const Tensor& running_var, float eps,
-                            bool relu = false);
+                            bool relu = false, DType y_dtype = DType::kFloat32);
 
 // BatchNormBackward()
 //

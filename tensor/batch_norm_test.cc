@@ -375,6 +375,71 @@ TEST(BatchNorm, BackwardGradientSumsToZero) {
 
 // ---- Errors -----------------------------------------------------------------
 
+// ---- bf16 activations -------------------------------------------------------
+
+// A bf16 x gives what its float32 copy gives, bit for bit (forward, running
+// statistics and backward, with and without the fused ReLU), and a bf16 y is
+// the float32 y rounded to bf16.
+TEST(BatchNorm, Bfloat16InputsAndOutputsMatchTheirFloat32Copies) {
+  for (const Shape& shape : {Shape{4, 3, 5, 7}, Shape{6, 5}}) {
+    for (const bool relu : {false, true}) {
+      SCOPED_TRACE(shape.ToString() + (relu ? " relu" : ""));
+      Generator gen(31);
+      const int64_t c = shape[1];
+      const Tensor x16 = gen.Normal(shape, 1.0f, 2.0f).To(DType::kBfloat16);
+      const Tensor x32 = x16.To(DType::kFloat32);
+      const Tensor gamma = gen.Normal({c}, 1.0f, 0.5f);
+      const Tensor beta = gen.Normal({c}, 0.0f, 0.5f);
+      const Tensor dy = gen.Normal(shape, 0.0f, 1.0f);
+      Tensor rm32 = Tensor::Zeros({c}), rv32 = Tensor::Ones({c});
+      Tensor rm16 = Tensor::Zeros({c}), rv16 = Tensor::Ones({c});
+      BatchNormSaved s32, s16;
+      const Tensor y32 = BatchNormTrainForward(x32, gamma, beta, rm32, rv32,
+                                               0.1f, 1e-5f, &s32, relu);
+      const Tensor y16 =
+          BatchNormTrainForward(x16, gamma, beta, rm16, rv16, 0.1f, 1e-5f, &s16,
+                                relu, DType::kBfloat16);
+      ASSERT_EQ(y16.dtype(), DType::kBfloat16);
+      EXPECT_EQ(y16.ToVector(), y32.To(DType::kBfloat16).ToVector());
+      EXPECT_EQ(BatchNormTrainForward(x16, gamma, beta, Tensor(), Tensor(),
+                                      0.1f, 1e-5f, &s16, relu)
+                    .ToVector(),
+                y32.ToVector());
+      EXPECT_EQ(rm16.ToVector(), rm32.ToVector());
+      EXPECT_EQ(rv16.ToVector(), rv32.ToVector());
+      EXPECT_EQ(s16.mean.ToVector(), s32.mean.ToVector());
+      EXPECT_EQ(s16.inv_std.ToVector(), s32.inv_std.ToVector());
+      Tensor dx32, dg32, db32, dx16, dg16, db16;
+      BatchNormBackward(dy, x32, gamma, s32, &dx32, &dg32, &db32);
+      BatchNormBackward(dy, x16, gamma, s16, &dx16, &dg16, &db16);
+      EXPECT_EQ(dx16.dtype(), DType::kFloat32);
+      EXPECT_EQ(dx16.ToVector(), dx32.ToVector());
+      EXPECT_EQ(dg16.ToVector(), dg32.ToVector());
+      EXPECT_EQ(db16.ToVector(), db32.ToVector());
+      const Tensor e32 =
+          BatchNormEvalForward(x32, gamma, beta, rm32, rv32, 1e-5f, relu);
+      const Tensor e16 = BatchNormEvalForward(x16, gamma, beta, rm32, rv32,
+                                              1e-5f, relu, DType::kBfloat16);
+      EXPECT_EQ(e16.ToVector(), e32.To(DType::kBfloat16).ToVector());
+    }
+  }
+}
+
+TEST(BatchNormDeathTest, BadDTypes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  BatchNormSaved saved;
+  EXPECT_DEATH(
+      BatchNormTrainForward(Tensor::Zeros({2, 3}, DType::kInt64), Tensor(),
+                            Tensor(), Tensor(), Tensor(), 0.1f, 1e-5f, &saved),
+      "BatchNormTrainForward: x must be float32 or bfloat16, got "
+      "int64");
+  EXPECT_DEATH(BatchNormEvalForward(Tensor::Zeros({2, 3}), Tensor(), Tensor(),
+                                    Tensor::Zeros({3}), Tensor::Ones({3}),
+                                    1e-5f, false, DType::kInt32),
+               "BatchNormEvalForward: y must be float32 or bfloat16, got "
+               "int32");
+}
+
 TEST(BatchNormDeathTest, BadShapes) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   BatchNormSaved saved;

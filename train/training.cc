@@ -18,6 +18,7 @@
 #include "distributed/process_group.h"
 #include "distributed/sync_batch_norm.h"
 #include "glog/logging.h"
+#include "nn/bf16_activations.h"
 #include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
@@ -313,6 +314,11 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   if (absl::Status s = CheckImages(train_data, test_data); !s.ok()) return s;
   SetNumThreads(CapThreads(o.threads));
   const ScopedMatmulPrecision precision(o.precision);
+  // In bf16, batch norms read their inputs in bf16 (nn/bf16_activations.h).
+  const nn::ScopedBf16Activations stored(
+      o.precision == MatmulPrecision::kBfloat16
+          ? nn::Bf16Activations::kBatchNormInputs
+          : nn::Bf16Activations::kWhereExact);
   // Data parallelism: this process is rank `group.rank()` of `group.size()`;
   // rank 0 alone prints progress and writes files.
   distributed::LocalProcessGroup single_process;

@@ -61,8 +61,10 @@ void Residual::Fuse() {
   conv1_->FuseWith(bn1_, /*relu=*/true);
   bn1_->FuseRelu(true);
   conv2_->FuseWith(bn2_, /*relu=*/true);
-  // In evaluation, with bn1 folded, conv1's output goes straight to conv2.
+  // In evaluation, with bn1 folded, conv1's output goes straight to conv2;
+  // in training, bn1's (after its ReLU).
   conv1_->set_feeds_convolution(true);
+  bn1_->set_feeds_convolution(true);
 }
 
 std::string Residual::Describe() const {

@@ -1,0 +1,19 @@
+#include "nn/bf16_activations.h"
+
+namespace dive::nn {
+namespace {
+
+thread_local Bf16Activations current = Bf16Activations::kWhereExact;
+
+}  // namespace
+
+Bf16Activations GetBf16Activations() { return current; }
+
+ScopedBf16Activations::ScopedBf16Activations(Bf16Activations choice)
+    : previous_(current) {
+  current = choice;
+}
+
+ScopedBf16Activations::~ScopedBf16Activations() { current = previous_; }
+
+}  // namespace dive::nn

@@ -1,0 +1,53 @@
+// File: nn/bf16_activations.h
+// -----------------------------------------------------------------------------
+//
+// Which activations the layers store in bf16 under bf16 matmuls
+// (MatmulPrecision::kBfloat16, tensor/gemm.h), chosen per thread like the
+// precision itself:
+//
+//   * kWhereExact (the default): only an output whose consumer rounds it to
+//     bf16 anyway, a convolution's input (Conv2d's and BatchNormBase's
+//     set_feeds_convolution). The step's values and gradients are bit for
+//     bit those of float32 activations.
+//   * kBatchNormInputs: also a convolution's output that goes to its batch
+//     norm in training (Sequential::Fuse, ResNet's residual blocks), as
+//     PyTorch's bf16 autocast stores it. The batch norm computes its
+//     statistics in float32 (double sums) from the bf16 values, so they
+//     and everything after differ by that rounding (about 2^-9 relative);
+//     in return the largest tensors ResNet and DenseNet keep for backward
+//     and stream through the batch norm take half the bytes.
+//
+// The trainers and bench/throughput choose kBatchNormInputs with
+// --precision=bf16; evaluation is unaffected (the batch norm is folded into
+// the convolution there).
+//
+// Example:
+//
+//   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+//   const nn::ScopedBf16Activations
+//   stored(nn::Bf16Activations::kBatchNormInputs); loss = Loss(model(x), y);
+
+#ifndef NN_BF16_ACTIVATIONS_H_
+#define NN_BF16_ACTIVATIONS_H_
+
+namespace dive::nn {
+
+enum class Bf16Activations { kWhereExact, kBatchNormInputs };
+
+// This thread's choice (kWhereExact unless a scope below says otherwise).
+Bf16Activations GetBf16Activations();
+
+class ScopedBf16Activations {
+ public:
+  explicit ScopedBf16Activations(Bf16Activations choice);
+  ~ScopedBf16Activations();
+  ScopedBf16Activations(const ScopedBf16Activations&) = delete;
+  ScopedBf16Activations& operator=(const ScopedBf16Activations&) = delete;
+
+ private:
+  const Bf16Activations previous_;
+};
+
+}  // namespace dive::nn
+
+#endif  // NN_BF16_ACTIVATIONS_H_
