@@ -369,6 +369,96 @@ absl::string_view QGemmPathName(QGemmPath path) {
   return "?";
 }
 
+namespace {
+
+// C [m, n] = L [m, k] * R [k, n] in int32 on `info`'s kernel through the
+// packers and RunBlock of every product, on this thread.
+template <typename TL, typename TR>
+std::vector<int32_t> BlockProduct(const PathInfo& info, bool left_u8, int64_t m,
+                                  int64_t n, int64_t k, const TL* l,
+                                  const TR* r) {
+  const int64_t mr = info.kernel.mr, nr = info.kernel.nr;
+  const int64_t l_bytes = info.LeftPanelBytes(k),
+                r_bytes = info.RightPanelBytes(k);
+  std::shared_ptr<uint8_t> lp =
+      qgemm_internal::AlignedBuffer(CeilDiv(m, mr) * l_bytes);
+  std::shared_ptr<uint8_t> rp =
+      qgemm_internal::AlignedBuffer(CeilDiv(n, nr) * r_bytes);
+  for (int64_t i0 = 0; i0 < m; i0 += mr) {
+    qgemm_internal::PackLeftPanel<TL>(info, l + i0 * k, k,
+                                      static_cast<int>(std::min(mr, m - i0)), k,
+                                      lp.get() + i0 / mr * l_bytes);
+  }
+  const int unit = qgemm_internal::RightGroupRows(info);
+  for (int64_t j0 = 0; j0 < n; j0 += nr) {
+    for (int64_t g = 0; g < info.KPad(k) / unit; ++g) {
+      const TR* rows[4] = {};
+      for (int t = 0; t < unit; ++t) {
+        if (g * unit + t < k) rows[t] = r + (g * unit + t) * n + j0;
+      }
+      qgemm_internal::PackRightGroup<TR>(
+          info, rows, static_cast<int>(std::min(nr, n - j0)),
+          rp.get() + j0 / nr * r_bytes +
+              g * qgemm_internal::RightGroupBytes(info));
+    }
+  }
+  std::vector<int32_t> c(m * n), zeros(n, 0);
+  qgemm_internal::Block block;
+  block.path = &info;
+  block.left_u8 = left_u8;
+  block.k = k;
+  block.l = lp.get();
+  block.m = m;
+  block.r = rp.get();
+  block.n = n;
+  block.e.store = qgemm_internal::QStore::kInt32;
+  block.e.offset = zeros.data();
+  block.e.c = c.data();
+  block.e.ldc = n;
+  block.c_bytes = 4;
+  qgemm_internal::WithKernel(info, [&] { qgemm_internal::RunBlock(block); });
+  return c;
+}
+
+// The AMX kernel proves itself before its first use in a process (it has
+// never run on AMX hardware): products of 37 x 45 x 70 (a whole 32 x 32 tile
+// and edges in m, n and k) with uint8 on either side, against the generic
+// path's. FailedPrecondition naming the difference where they differ. A
+// fault of the tile instructions is not caught (unlike the bf16 kernel's
+// check, tensor/gemm.h's AmxSelfCheck): the process dies.
+absl::Status AmxSelfCheck() {
+  constexpr int64_t m = 37, n = 45, k = 70;
+  std::vector<uint8_t> u(std::max(m, k) * std::max(n, k));
+  std::vector<int8_t> s(u.size());
+  uint32_t x = 12345;
+  for (size_t i = 0; i < u.size(); ++i) {
+    x = x * 1664525u + 1013904223u;
+    u[i] = static_cast<uint8_t>(x >> 24);
+    s[i] = static_cast<int8_t>(x >> 16);
+  }
+  const PathInfo& amx = PathOf(QGemmPath::kAmx);
+  const PathInfo& generic = PathOf(QGemmPath::kGeneric);
+  for (bool left_u8 : {true, false}) {
+    const std::vector<int32_t> got =
+        left_u8 ? BlockProduct(amx, true, m, n, k, u.data(), s.data())
+                : BlockProduct(amx, false, m, n, k, s.data(), u.data());
+    const std::vector<int32_t> want =
+        left_u8 ? BlockProduct(generic, true, m, n, k, u.data(), s.data())
+                : BlockProduct(generic, false, m, n, k, s.data(), u.data());
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (got[i] != want[i]) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the int8 AMX kernel failed its self-check (",
+                         left_u8 ? "TDPBUSD" : "TDPBSUD", ": element ", i,
+                         " is ", got[i], ", not ", want[i], ")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status QGemmPathSupported(QGemmPath path) {
   const CpuFeatures& f = DetectedCpu();
   const bool avx2 = f.avx2 && f.fma;
@@ -389,15 +479,18 @@ absl::Status QGemmPathSupported(QGemmPath path) {
     case QGemmPath::kAvx512Vnni:
       return avx512 && f.avx512_vnni ? absl::OkStatus()
                                      : lacks("AVX-512 F/BW/DQ/VL and VNNI");
-    case QGemmPath::kAmx:
+    case QGemmPath::kAmx: {
       if (qgemm_internal::AmxEmulatedQKernel != nullptr) {
-        return avx512 && f.avx512_vnni
-                   ? absl::OkStatus()
-                   : lacks("AVX512-VNNI (for the emulated AMX kernel)");
+        if (!avx512 || !f.avx512_vnni) {
+          return lacks("AVX512-VNNI (for the emulated AMX kernel)");
+        }
+      } else if (!avx512 || !f.amx_int8) {
+        return lacks("AMX-INT8 with the tile data granted by Linux");
       }
-      return avx512 && f.amx_int8
-                 ? absl::OkStatus()
-                 : lacks("AMX-INT8 with the tile data granted by Linux");
+      static const absl::Status* const verdict =
+          new absl::Status(AmxSelfCheck());
+      return *verdict;
+    }
   }
   return absl::InvalidArgumentError("unknown QGemmPath");
 }

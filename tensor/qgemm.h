@@ -25,7 +25,9 @@
 //                VPMADDUBSW would saturate its u8 * s8 pair sums)
 //   amx          TDPBUSD on 32 x 32 tiles (AMX-INT8); NOT YET RUN ON AMX
 //                HARDWARE, tested with emulated tile instructions only, so
-//                never the default: only where asked for
+//                never the default: only where asked for, and only once it
+//                has passed a self-check in the process
+//                (QGemmPathSupported)
 //   generic      portable C++
 // Every path computes the same integers and the same requantized values:
 // the scale product is taken in double (exact for any int32 times a float)
@@ -69,9 +71,13 @@ inline constexpr QGemmPath kAllQGemmPaths[] = {
 absl::string_view QGemmPathName(QGemmPath path);
 
 // OK where this CPU (and the operating system) can run `path`, else
-// FailedPrecondition naming what is missing. In a binary that links the
-// testonly emulated AMX kernel (//tensor:qgemm_kernels_amx_emulated), the
-// AMX path runs it and is present wherever AVX512-VNNI is.
+// FailedPrecondition naming what is missing. The AMX path also checks its
+// kernel once per process, on the first call that asks about it: int32
+// products with edges in every dimension, uint8 on either side, against
+// the generic path's; where they differ it is refused, saying so. In a
+// binary that links the testonly emulated AMX kernel
+// (//tensor:qgemm_kernels_amx_emulated), the AMX path runs it and is present
+// wherever AVX512-VNNI is.
 absl::Status QGemmPathSupported(QGemmPath path);
 
 // The fastest path this CPU has below the AMX one, within what DIVE_ISA

@@ -12,7 +12,9 @@
 // only emulated in C++ (built with DIVE_AMX_EMULATE: the testonly
 // //tensor:qgemm_kernels_amx_emulated, AmxEmulatedQKernel), which checks the
 // layouts and edges, not the instructions; for that reason the AMX path is
-// never chosen by default (DefaultQGemmPath), only when asked for.
+// never chosen by default (DefaultQGemmPath), only when asked for, and only
+// after this kernel has passed a self-check against the generic path in
+// the process (QGemmPathSupported).
 //
 // Tile registers:
 //   tmm0 C[0:16, 0:16]   tmm1 C[0:16, 16:32]

@@ -464,6 +464,16 @@ TEST(QGemmTest, DefaultPathIsTheBestPresentBelowAmx) {
   }
 }
 
+#ifdef DIVE_QGEMM_TEST_AMX_EMULATED
+// The emulated kernel passes the AMX path's self-check, so that the tests
+// above run it instead of skipping it.
+TEST(QGemmTest, EmulatedAmxPassesTheSelfCheck) {
+  if (!DetectedCpu().avx512_vnni) GTEST_SKIP() << "skipped: no AVX512-VNNI";
+  const absl::Status s = QGemmPathSupported(QGemmPath::kAmx);
+  EXPECT_TRUE(s.ok()) << s;
+}
+#endif
+
 std::set<std::string> ProcCpuFlags() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
