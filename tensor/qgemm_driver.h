@@ -128,10 +128,11 @@ void WithKernel(const PathInfo& path, Fn fn) {
   if (path.kernel.leave != nullptr) path.kernel.leave();
 }
 
-// Access to QPackedWeights' fields for the packers.
 }  // namespace dive::qgemm_internal
 
 namespace dive {
+
+// Access to QPackedWeights' fields for the packers.
 struct QPackedWeightsAccess {
   static QPackedWeights Make(QGemmPath path, QPackedWeights::Role role,
                              int64_t channels, int64_t k,
