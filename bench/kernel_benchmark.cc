@@ -8,7 +8,7 @@
 //       tensor/conv.h; "FLOPS" counter = 2 * N * OC * C * KH * KW * OH * OW
 //       per call (the same for all three), in FLOP/s.
 //   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
-//   BM_BatchNorm{TrainForward,Backward}/<layer>/threads:T
+//   BM_BatchNorm{TrainForward,Backward}/<layer>/{f32,bf16}/threads:T
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
 //       bytes_per_second counts every tensor read and written once.
 //   BM_SoftmaxCrossEntropy/<batch>/threads:T
@@ -181,10 +181,12 @@ const BnShape kBnShapes[] = {
     {"bn_lenet_fc1", {256, 120}},
 };
 
+// With `bf16`, x and y are bf16 (activations stored at half the bytes).
 void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward,
-                  bool relu) {
+                  bool relu, bool bf16) {
   const int64_t c = s.shape[1];
-  const Tensor x = Generator(1).Normal(s.shape, 1, 2);
+  const DType dtype = bf16 ? DType::kBfloat16 : DType::kFloat32;
+  const Tensor x = Generator(1).Normal(s.shape, 1, 2).To(dtype);
   const Tensor gamma = Tensor::Ones({c}), beta = Tensor::Zeros({c});
   Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
   BatchNormSaved saved;
@@ -199,12 +201,16 @@ void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward,
       benchmark::DoNotOptimize(dx.data());
     } else {
       Tensor y = BatchNormTrainForward(x, gamma, beta, running_mean,
-                                       running_var, 0.1f, 1e-5f, &saved, relu);
-      benchmark::DoNotOptimize(y.data());
+                                       running_var, 0.1f, 1e-5f, &saved, relu,
+                                       dtype);
+      benchmark::DoNotOptimize(y.raw_data());
     }
   }
-  // Forward reads x and writes y; backward reads dy and x and writes dx.
-  state.SetBytesProcessed(state.iterations() * Bytes(x) * (backward ? 3 : 2));
+  // Forward reads x and writes y; backward reads dy and x and writes dx
+  // (float32 gradients).
+  const int64_t xb = x.numel() * (bf16 ? 2 : 4), gb = x.numel() * 4;
+  state.SetBytesProcessed(state.iterations() *
+                          (backward ? xb + 2 * gb : 2 * xb));
 }
 
 // ---- Loss and elementwise
@@ -274,12 +280,15 @@ int RegisterAll() {
   for (bool backward : {false, true}) {
     for (bool relu : {false, true}) {  // BatchNorm alone, or with its ReLU
       for (const BnShape& s : kBnShapes) {
-        Register(std::string(backward ? "BM_BatchNormBackward"
-                                      : "BM_BatchNormTrainForward") +
-                     (relu ? "Relu/" : "/") + s.name,
-                 [s, backward, relu](benchmark::State& st) {
-                   RunBatchNorm(st, s, backward, relu);
-                 });
+        for (bool bf16 : {false, true}) {
+          Register(std::string(backward ? "BM_BatchNormBackward"
+                                        : "BM_BatchNormTrainForward") +
+                       (relu ? "Relu/" : "/") + s.name +
+                       (bf16 ? "/bf16" : "/f32"),
+                   [s, backward, relu, bf16](benchmark::State& st) {
+                     RunBatchNorm(st, s, backward, relu, bf16);
+                   });
+        }
       }
     }
   }
