@@ -215,21 +215,6 @@ void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
   });
 }
 
-// c [OC, n] = weights [OC, CKK] * col(x) [CKK, n] (the columns of images x,
-// x + InPlane, ...), then the epilogue; on the bf16 kernels the im2col is
-// written straight into their panels where it can be.
-template <typename T>
-void GemmIm2Col(const GemmLhs& weights, int64_t n, const ConvGeometry& g,
-                const T* x, float* c, int64_t ldc,
-                const GemmEpilogue& epilogue = {}) {
-  if (HasIm2ColPairs(g)) {
-    Gemm(weights, n, Im2ColRhs(g, x), Im2ColPairsRhs(g, x), 0.0f, c, ldc,
-         epilogue);
-  } else {
-    Gemm(weights, n, Im2ColRhs(g, x), 0.0f, c, ldc, epilogue);
-  }
-}
-
 }  // namespace
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
@@ -315,7 +300,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
         float* out = outs.Get(slot);
         const int64_t ld = cn * ohw;
         // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
-        GemmIm2Col(weights, ld, g, px + c0 * g.InPlane(), out, ld);
+        Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
         // Each image's epilogue while it is in cache, then to NCHW.
         for (int64_t k = 0; k < cn; ++k) {
           ApplyGemmEpilogue(epilogue_at((c0 + k) * g.OutPlane()), g.oc, ohw,
@@ -331,8 +316,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
       const int64_t offset = n * g.OutPlane();
       float* dst = bf16_out ? buf : y.data<float>() + offset;
-      GemmIm2Col(weights, ohw, g, px + n * g.InPlane(), dst, ohw,
-                 epilogue_at(offset));
+      Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, dst, ohw,
+           epilogue_at(offset));
       if (bf16_out) store(n, buf, ohw);
     });
   });

@@ -169,10 +169,9 @@ using PackLhsFn = void (*)(const GemmPath& path, bool trans, int64_t m,
                            int64_t k, const float* a, int64_t lda, float alpha,
                            bool bf16, void* out);
 // C[m, n] = A * B + beta * C, A packed by the path's pack_lhs.
-// `pairs`, when not null, gives B's blocks for the bf16 kernels directly.
 using GemmFn = void (*)(const GemmPath& path, const GemmLhs& a, int64_t n,
-                        GemmRhs b, const GemmRhsPairs* pairs, float beta,
-                        float* c, int64_t ldc, const GemmEpilogue& epilogue);
+                        GemmRhs b, float beta, float* c, int64_t ldc,
+                        const GemmEpilogue& epilogue);
 // C[m, n] += A[m, k] * B^T (GemmNT once C is scaled), operands rounded to
 // bf16 when `bf16`.
 using GemmNtFn = void (*)(bool bf16, int64_t m, int64_t n, int64_t k,
@@ -366,9 +365,8 @@ void ApplyEpilogue(const GemmEpilogue& e, int64_t i0, int64_t rows, int64_t j0,
 // kernel's unit.
 template <typename Element>
 void PackedGemm(const GemmPath& path, const GemmLhs& a, int64_t i0, int64_t i1,
-                GemmRhs b, const GemmRhsPairs* pairs, int64_t j_lo,
-                int64_t j_hi, bool overwrite, float* c, int64_t ldc,
-                const GemmEpilogue& epilogue) {
+                GemmRhs b, int64_t j_lo, int64_t j_hi, bool overwrite, float* c,
+                int64_t ldc, const GemmEpilogue& epilogue) {
   constexpr bool kPairs = std::is_same_v<Element, uint16_t>;
   const int64_t k_unit = kPairs ? path.k_unit : 1;
   const bool round = !kPairs && a.precision() == MatmulPrecision::kBfloat16;
@@ -392,13 +390,6 @@ void PackedGemm(const GemmPath& path, const GemmLhs& a, int64_t i0, int64_t i1,
       const bool last = p0 + kc >= k && !epilogue.empty();
       for (int64_t jp = 0; jp < nc; jp += nr_tile) {
         const int64_t cols = std::min<int64_t>(nr_tile, nc - jp);
-        if constexpr (kPairs) {
-          if (pairs != nullptr) {
-            (*pairs)(p0, kc, kc_pad, j0 + jp, cols, pb + jp * kc_pad,
-                     nr_tile);
-            continue;
-          }
-        }
         float* panel;
         if constexpr (kPairs) {
           panel = scratch;
@@ -451,16 +442,15 @@ constexpr int64_t kMinParallelMacs = 1 << 20;
 
 template <typename Element>
 void PackedGemmParallel(const GemmPath& path, const GemmLhs& a, int64_t n,
-                        GemmRhs b, const GemmRhsPairs* pairs, float beta,
-                        float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+                        GemmRhs b, float beta, float* c, int64_t ldc,
+                        const GemmEpilogue& epilogue) {
   const int64_t m = a.m();
   const bool overwrite = beta == 0.0f;
   if (!overwrite) ScaleC(m, n, beta, c, ldc);
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (m * n * a.k() < kMinParallelMacs) threads = 1;
   if (threads == 1) {
-    PackedGemm<Element>(path, a, 0, m, b, pairs, 0, n, overwrite, c, ldc,
-                        epilogue);
+    PackedGemm<Element>(path, a, 0, m, b, 0, n, overwrite, c, ldc, epilogue);
     return;
   }
   // Each thread computes a slab of C in whole tiles: columns when C is wide
@@ -476,10 +466,10 @@ void PackedGemmParallel(const GemmPath& path, const GemmLhs& a, int64_t n,
         ThreadSlab(extent, unit, omp_get_thread_num(), threads);
     if (hi > lo) {
       if (split_n) {
-        PackedGemm<Element>(path, a, 0, m, b, pairs, lo, hi, overwrite, c, ldc,
+        PackedGemm<Element>(path, a, 0, m, b, lo, hi, overwrite, c, ldc,
                             epilogue);
       } else {
-        PackedGemm<Element>(path, a, lo, hi, b, pairs, 0, n, overwrite, c, ldc,
+        PackedGemm<Element>(path, a, lo, hi, b, 0, n, overwrite, c, ldc,
                             epilogue);
       }
     }
@@ -613,7 +603,7 @@ const float* Materialize(GemmRhs b, int64_t rows, int64_t cols, bool bf16) {
 
 // The generic path's product with a packed (plain) A.
 void EigenPackedGemm(const GemmPath&, const GemmLhs& a, int64_t n, GemmRhs b,
-                     const GemmRhsPairs*, float beta, float* c, int64_t ldc,
+                     float beta, float* c, int64_t ldc,
                      const GemmEpilogue& epilogue) {
   const int64_t m = a.m(), k = a.k();
   EigenGemm(false, false, m, n, k, 1.0f, a.floats(), k,
@@ -868,10 +858,8 @@ void ApplyGemmEpilogue(const GemmEpilogue& epilogue, int64_t m, int64_t n,
   if (!epilogue.empty()) ApplyEpilogue(epilogue, 0, m, 0, n, c, ldc);
 }
 
-namespace {
-
-void GemmWith(const GemmLhs& a, int64_t n, GemmRhs b, const GemmRhsPairs* pairs,
-              float beta, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
+void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
+          int64_t ldc, const GemmEpilogue& epilogue) {
   const int64_t m = a.m(), k = a.k();
   if (m == 0 || n == 0) return;
   if (k == 0) {
@@ -883,19 +871,7 @@ void GemmWith(const GemmLhs& a, int64_t n, GemmRhs b, const GemmRhsPairs* pairs,
   CHECK(a.layout() == path.layout)
       << "GemmLhs packed for another kernel path than " << IsaName(path.isa)
       << "'s: pack it again after SetActiveIsa";
-  path.gemm(path, a, n, b, pairs, beta, c, ldc, epilogue);
-}
-
-}  // namespace
-
-void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
-          int64_t ldc, const GemmEpilogue& epilogue) {
-  GemmWith(a, n, b, nullptr, beta, c, ldc, epilogue);
-}
-
-void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, GemmRhsPairs b_pairs,
-          float beta, float* c, int64_t ldc, const GemmEpilogue& epilogue) {
-  GemmWith(a, n, b, &b_pairs, beta, c, ldc, epilogue);
+  path.gemm(path, a, n, b, beta, c, ldc, epilogue);
 }
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,

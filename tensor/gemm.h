@@ -96,17 +96,6 @@ int64_t GemmTileColumns();
 using GemmRhs = absl::FunctionRef<void(int64_t r0, int64_t rn, int64_t c0,
                                        int64_t cn, float* dst, int64_t ld)>;
 
-// B's block in the bf16 kernels' pair layout, for a right operand that can
-// write it directly instead of as floats converted afterwards (half the
-// bytes, one pass): fill(r0, rn, rn_pad, c0, cn, dst, nr) must write
-// M[r0 + r, c0 + c] rounded to bf16 (as FloatToBf16) to
-// dst[((r / 2) * nr + c) * 2 + r % 2] for r < rn, c < cn, and zero for
-// rn <= r < rn_pad (even) or cn <= c < nr. The bf16 paths call it in place
-// of the GemmRhs beside it (Gemm's overload); the others never do.
-using GemmRhsPairs =
-    absl::FunctionRef<void(int64_t r0, int64_t rn, int64_t rn_pad, int64_t c0,
-                           int64_t cn, uint16_t* dst, int64_t nr)>;
-
 // How a GemmLhs holds A: decided when it is packed, by the active kernel path
 // (tensor/cpu.h) and the thread's precision.
 enum class GemmLayout {
@@ -178,9 +167,6 @@ void ApplyGemmEpilogue(const GemmEpilogue& epilogue, int64_t m, int64_t n,
 // then the epilogue.
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
           int64_t ldc, const GemmEpilogue& epilogue = {});
-// The same with B also given as pair blocks, used by the bf16 kernels.
-void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, GemmRhsPairs b_pairs,
-          float beta, float* c, int64_t ldc, const GemmEpilogue& epilogue = {});
 
 // C[m, n] = A[m, k] * B^T + beta * C, with A stored [m, k] (row stride lda)
 // and B [n, k] given by `b`: both hold k contiguously, so neither is

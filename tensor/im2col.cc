@@ -130,144 +130,7 @@ inline __m512 MaskGather(__mmask16 k, const int32_t* index,
   }
   return _mm512_load_ps(v);
 }
-
-// The same as 16-bit lanes: x's bf16 bits (no conversion), the other lanes
-// of a masked load from `src`.
-inline __m256i MaskLoad16(__m256i src, __mmask16 k, const bfloat16* p) {
-  return _mm256_mask_loadu_epi16(src, k, p);
-}
-inline __m256i MaskGather16(__mmask16 k, const int32_t* index,
-                            const bfloat16* x) {
-  alignas(32) uint16_t v[kLanes];
-  for (int t = 0; t < kLanes; ++t) v[t] = (k >> t) & 1 ? x[index[t]].bits : 0;
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(v));
-}
-
-// The vector path's tables for one block of columns: the columns' 16-lane
-// groups, each group's runs of consecutive addresses, and which of its lanes
-// read the image for each kernel row a (0 <= ih + a < h) and column b.
-struct VectorTables {
-  static constexpr int kGroups = kMaxBlock / kLanes;
-  __mmask16 lanes[kGroups], in_a[kMaxTap][kGroups], in_b[kMaxTap][kGroups];
-  GroupRuns runs[kGroups];
-  const int32_t* base;  // the columns' base offsets (Columns::base)
-  int64_t groups;
-  // Groups of several runs all do this many masked loads (runs beyond a
-  // group's own have empty masks): no branch on each group's pattern.
-  int loads;
-
-  VectorTables(const ConvGeometry& g, const Columns& col, int64_t qn)
-      : base(col.base), groups((qn + kLanes - 1) / kLanes) {
-    const auto h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
-    int max_runs = 0;
-    for (int64_t gi = 0; gi < groups; ++gi) {
-      const int64_t q = gi * kLanes, n = std::min<int64_t>(kLanes, qn - q);
-      lanes[gi] = static_cast<__mmask16>((1u << n) - 1u);
-      runs[gi] = MakeGroupRuns(col.base + q, n);
-      max_runs = std::max(max_runs, runs[gi].runs);
-      const __m512i ih = _mm512_load_si512(col.ih + q);
-      const __m512i iw = _mm512_load_si512(col.iw + q);
-      // Unsigned compares: negative coordinates wrap to large values. Lanes
-      // past the block's columns are never inside.
-      for (int a = 0; a < g.kh; ++a) {
-        in_a[a][gi] = _mm512_mask_cmplt_epu32_mask(
-            lanes[gi], _mm512_add_epi32(ih, _mm512_set1_epi32(a)),
-            _mm512_set1_epi32(h));
-      }
-      for (int b = 0; b < g.kw; ++b) {
-        in_b[b][gi] = _mm512_cmplt_epu32_mask(
-            _mm512_add_epi32(iw, _mm512_set1_epi32(b)), _mm512_set1_epi32(w));
-      }
-    }
-    loads = std::min(max_runs, kMaxRuns);
-  }
-
-  // Group gi of the row of tap (a, b) through load(src, mask, shift), a
-  // masked load at the row's start + shift over src, and gather(mask,
-  // index).
-  template <typename Load, typename Gather>
-  auto Read(int a, int b, int64_t gi, const Load& load,
-            const Gather& gather) const {
-    const GroupRuns& gr = runs[gi];
-    const __mmask16 inside = in_a[a][gi] & in_b[b][gi];
-    if (gr.runs > kMaxRuns) return gather(inside, base + gi * kLanes);
-    decltype(gather(inside, base)) val{};  // zero
-    if (gr.runs == 1) {  // "same" convolutions: runs span output rows
-      return load(val, inside, gr.shift[0]);
-    }
-    for (int t = 0; t < loads; ++t) {
-      val = load(val, inside & gr.mask[t], gr.shift[t]);
-    }
-    return val;
-  }
-
-  // Group gi of the row of tap (a, b) whose elements start at xo, as
-  // floats; zero outside the image and past the block.
-  template <typename T>
-  __m512 Floats(const T* xo, int a, int b, int64_t gi) const {
-    return Read(
-        a, b, gi,
-        [xo](__m512 src, __mmask16 k, int32_t shift) {
-          return MaskLoad(src, k, xo + shift);
-        },
-        [xo](__mmask16 k, const int32_t* index) {
-          return MaskGather(k, index, xo);
-        });
-  }
-  // The same of a bf16 x as its 16-bit lanes (no conversion).
-  __m256i Bits(const bfloat16* xo, int a, int b, int64_t gi) const {
-    return Read(
-        a, b, gi,
-        [xo](__m256i src, __mmask16 k, int32_t shift) {
-          return MaskLoad16(src, k, xo + shift);
-        },
-        [xo](__mmask16 k, const int32_t* index) {
-          return MaskGather16(k, index, xo);
-        });
-  }
-};
-
-// 32 16-bit lanes [lo0, hi0, lo1, hi1, ...] from the 16 of each.
-inline __m512i Interleave16(__m256i lo, __m256i hi) {
-  const __m512i both =
-      _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-  const __m512i order = _mm512_set_epi16(
-      31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,  //
-      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  return _mm512_permutexvar_epi16(order, both);
-}
-
-// bf16 bits as the kernels' packing (VCVTNE2PS2BF16) leaves them when
-// converting their float value: subnormals become zero of their sign.
-inline __m256i FlushSubnormals(__m256i v) {
-  const __mmask16 normal =
-      _mm256_test_epi16_mask(v, _mm256_set1_epi16(0x7F80));
-  return _mm256_mask_mov_epi16(_mm256_and_si256(v, _mm256_set1_epi16(
-                                                       int16_t(0x8000))),
-                               normal, v);
-}
-
-#ifdef __AVX512BF16__
-// 16 floats each rounded to bf16 as VCVTNE2PS2BF16 does, as 16-bit lanes.
-inline __m256i ToBf16Lanes(__m512 v) {
-  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
-}
 #endif
-#endif
-
-// Fills the per-column tables of columns [q0, q0 + qn) (qn <= kMaxBlock).
-void FillColumns(const ConvGeometry& g, int64_t q0, int64_t qn, Columns* col) {
-  // The tables hold 32-bit offsets from x.
-  CHECK_LE(((q0 + qn - 1) / g.Ohw() + 1) * g.InPlane(),
-           std::numeric_limits<int32_t>::max())
-      << "im2col: images side by side exceed 2^31 floats";
-  PixelWalk px(g, q0);
-  for (int64_t q = 0; q < qn; ++q, px.Next()) {
-    col->ih[q] = px.Ih();
-    col->iw[q] = px.Iw();
-    col->base[q] = px.Base();
-  }
-}
 
 }  // namespace
 
@@ -282,22 +145,70 @@ void Im2ColBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
     }
     return;
   }
+  // The tables hold 32-bit offsets from x.
+  CHECK_LE(((q0 + qn - 1) / g.Ohw() + 1) * g.InPlane(),
+           std::numeric_limits<int32_t>::max())
+      << "im2col: images side by side exceed 2^31 floats";
   Columns col;
-  FillColumns(g, q0, qn, &col);
+  PixelWalk px(g, q0);
+  for (int64_t q = 0; q < qn; ++q, px.Next()) {
+    col.ih[q] = px.Ih();
+    col.iw[q] = px.Iw();
+    col.base[q] = px.Base();
+  }
   const int32_t h = static_cast<int32_t>(g.h), w = static_cast<int32_t>(g.w);
   TapWalk tap(g, r0);
 #ifdef __AVX512F__
   // Compiled for AVX-512 builds; run unless DIVE_ISA asks for a lower path.
   if (ActiveIsa() >= Isa::kAvx512 && g.kh <= kMaxTap && g.kw <= kMaxTap) {
-    const VectorTables tables(g, col, qn);
+    // Per 16-column group: its lanes, its runs, and which lanes read the
+    // image for each kernel row a (0 <= ih + a < h) and column b.
+    constexpr int kGroups = kMaxBlock / kLanes;
+    __mmask16 lanes[kGroups], in_a[kMaxTap][kGroups], in_b[kMaxTap][kGroups];
+    GroupRuns runs[kGroups];
+    const int64_t groups = (qn + kLanes - 1) / kLanes;
+    int max_runs = 0;
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t q = gi * kLanes, n = std::min<int64_t>(kLanes, qn - q);
+      lanes[gi] = static_cast<__mmask16>((1u << n) - 1u);
+      runs[gi] = MakeGroupRuns(col.base + q, n);
+      max_runs = std::max(max_runs, runs[gi].runs);
+      const __m512i ih = _mm512_load_si512(col.ih + q);
+      const __m512i iw = _mm512_load_si512(col.iw + q);
+      // Unsigned compares: negative coordinates wrap to large values.
+      for (int a = 0; a < g.kh; ++a) {
+        in_a[a][gi] = _mm512_mask_cmplt_epu32_mask(
+            lanes[gi], _mm512_add_epi32(ih, _mm512_set1_epi32(a)),
+            _mm512_set1_epi32(h));
+      }
+      for (int b = 0; b < g.kw; ++b) {
+        in_b[b][gi] = _mm512_cmplt_epu32_mask(
+            _mm512_add_epi32(iw, _mm512_set1_epi32(b)), _mm512_set1_epi32(w));
+      }
+    }
+    // Groups of several runs all do the same number of masked loads (runs
+    // beyond a group's own have empty masks): no branch on each group's
+    // pattern.
+    const int loads = std::min(max_runs, kMaxRuns);
     for (int64_t r = 0; r < rn; ++r, tap.Next()) {
+      const __mmask16* ma = in_a[tap.a];
+      const __mmask16* mb = in_b[tap.b];
       const T* xo = x + tap.Off();
       float* out = dst + r * ld;
-      for (int64_t gi = 0; gi < tables.groups; ++gi) {
-        _mm512_mask_storeu_ps(
-            out + gi * kLanes, tables.lanes[gi],
-            tables.Floats(xo, static_cast<int>(tap.a),
-                          static_cast<int>(tap.b), gi));
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const GroupRuns& gr = runs[gi];
+        const __mmask16 inside = ma[gi] & mb[gi];
+        __m512 val = _mm512_setzero_ps();
+        if (gr.runs == 1) {  // "same" convolutions: runs span output rows
+          val = MaskLoad(val, inside, xo + gr.shift[0]);
+        } else if (gr.runs > kMaxRuns) {
+          val = MaskGather(inside, col.base + gi * kLanes, xo);
+        } else {
+          for (int t = 0; t < loads; ++t) {
+            val = MaskLoad(val, inside & gr.mask[t], xo + gr.shift[t]);
+          }
+        }
+        _mm512_mask_storeu_ps(out + gi * kLanes, lanes[gi], val);
       }
     }
     return;
@@ -314,56 +225,6 @@ void Im2ColBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
           inside ? static_cast<float>(x[col.base[q] + tap.Off()]) : 0.0f;
     }
   }
-}
-
-bool HasIm2ColPairs(const ConvGeometry& g) {
-#ifdef __AVX512BF16__
-  return ActiveIsa() >= Isa::kAvx512Bf16 && g.kh <= kMaxTap && g.kw <= kMaxTap;
-#else
-  return false;
-#endif
-}
-
-template <typename T>
-void Im2ColPairsBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
-                      int64_t rn, int64_t rn_pad, int64_t q0, int64_t qn,
-                      uint16_t* __restrict dst, int64_t nr) {
-  CHECK(HasIm2ColPairs(g)) << "Im2ColPairsBlock: not on this CPU or build";
-#ifdef __AVX512BF16__
-  CHECK(nr % kLanes == 0 && nr <= kMaxBlock && qn <= nr && rn <= rn_pad &&
-        rn_pad % 2 == 0)
-      << "Im2ColPairsBlock: " << rn << " (" << rn_pad << ") rows x " << qn
-      << " of " << nr << " columns";
-  Columns col;
-  FillColumns(g, q0, qn, &col);
-  const VectorTables tables(g, col, qn);
-  const __m256i zero = _mm256_setzero_si256();
-  // The 16 bf16 of group gi of row r (tap t), zero past the block's rows.
-  const auto row = [&](int64_t r, const TapWalk& t, int64_t gi) {
-    if (r >= rn) return zero;
-    const T* xo = x + t.Off();
-    const int a = static_cast<int>(t.a), b = static_cast<int>(t.b);
-    if constexpr (std::is_same_v<T, bfloat16>) {
-      return FlushSubnormals(tables.Bits(xo, a, b, gi));
-    } else {
-      return ToBf16Lanes(tables.Floats(xo, a, b, gi));
-    }
-  };
-  TapWalk tap(g, r0);
-  for (int64_t r = 0; r < rn_pad; r += 2) {
-    const TapWalk lo = tap;
-    tap.Next();
-    const TapWalk hi = tap;
-    tap.Next();
-    uint16_t* out = dst + r * nr;  // pair r / 2 starts at (r / 2) * 2 * nr
-    for (int64_t gi = 0; gi < nr / kLanes; ++gi) {
-      const __m512i v = gi < tables.groups && r < rn
-                            ? Interleave16(row(r, lo, gi), row(r + 1, hi, gi))
-                            : _mm512_setzero_si512();
-      _mm512_storeu_si512(out + gi * 2 * kLanes, v);
-    }
-  }
-#endif
 }
 
 template <typename T>
@@ -389,12 +250,6 @@ template void Im2ColBlock(const ConvGeometry&, const float*, int64_t,
                           int64_t, int64_t, int64_t, float*, int64_t);
 template void Im2ColBlock(const ConvGeometry&, const bfloat16*, int64_t,
                           int64_t, int64_t, int64_t, float*, int64_t);
-template void Im2ColPairsBlock(const ConvGeometry&, const float*, int64_t,
-                               int64_t, int64_t, int64_t, int64_t, uint16_t*,
-                               int64_t);
-template void Im2ColPairsBlock(const ConvGeometry&, const bfloat16*, int64_t,
-                               int64_t, int64_t, int64_t, int64_t, uint16_t*,
-                               int64_t);
 template void PlanesBlock(const float*, int64_t, int64_t, int64_t, int64_t,
                           int64_t, int64_t, float*, int64_t);
 template void PlanesBlock(const bfloat16*, int64_t, int64_t, int64_t, int64_t,

@@ -53,22 +53,6 @@ void Im2ColBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
                  int64_t rn, int64_t q0, int64_t qn, float* __restrict dst,
                  int64_t ld);
 
-// Whether Im2ColPairsBlock runs for `g` here: built for AVX512-BF16, the
-// active kernel path has it (ActiveIsa() >= Isa::kAvx512Bf16), and the
-// kernel is at most 16 x 16.
-bool HasIm2ColPairs(const ConvGeometry& g);
-
-// The same block written straight into the bf16 GEMM kernels' pair panel
-// (tensor/gemm.h GemmRhsPairs: rows padded with zeros to rn_pad, columns to
-// nr, a multiple of 16 and at least qn), each value rounded to bf16 as the
-// kernels' packing of a float block rounds it (bf16 subnormals flushed to
-// zero); one pass instead of floats written, read back and converted.
-// CHECK-fails unless HasIm2ColPairs(g).
-template <typename T>
-void Im2ColPairsBlock(const ConvGeometry& g, const T* __restrict x, int64_t r0,
-                      int64_t rn, int64_t rn_pad, int64_t q0, int64_t qn,
-                      uint16_t* __restrict dst, int64_t nr);
-
 // B[r, image * hw + t] = base[image * stride + r * hw + t]: planes side by
 // side. Writes rows [r0, r0 + rn) x columns [q0, q0 + qn) of B to
 // dst[(r - r0) * ld + (q - q0)]. T is float or bfloat16, as for Im2ColBlock.
@@ -97,15 +81,6 @@ auto Im2ColRhs(const ConvGeometry& g, const T* x) {
     } else {
       Im2ColBlock(g, x, r0, rn, q0, qn, dst, ld);
     }
-  };
-}
-
-// Im2ColRhs's blocks as GemmRhsPairs (for HasIm2ColPairs(g) only).
-template <typename T>
-auto Im2ColPairsRhs(const ConvGeometry& g, const T* x) {
-  return [&g, x](int64_t r0, int64_t rn, int64_t rn_pad, int64_t q0,
-                 int64_t qn, uint16_t* dst, int64_t nr) {
-    Im2ColPairsBlock(g, x, r0, rn, rn_pad, q0, qn, dst, nr);
   };
 }
 
