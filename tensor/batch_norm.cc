@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/bf16.h"
@@ -14,6 +15,7 @@ namespace {
 using kernel_internal::ParallelFor;
 using kernel_internal::SumDouble;
 using kernel_internal::ThreadsIf;
+using kernel_internal::WithActivation;
 
 // Below this many elements the kernels run on one thread.
 constexpr int64_t kParallelMin = 16384;
@@ -52,13 +54,6 @@ void CheckChannelTensor(const char* op, const char* name, const Tensor& t,
 void CheckOutputDType(const char* op, DType dtype) {
   CHECK(dtype == DType::kFloat32 || dtype == DType::kBfloat16)
       << op << ": y must be float32 or bfloat16, got " << DTypeName(dtype);
-}
-
-// Calls f with x's elements (float32, or bf16 read exactly as float).
-template <typename F>
-decltype(auto) WithElements(const Tensor& x, const F& f) {
-  if (x.dtype() == DType::kBfloat16) return f(x.data<bfloat16>());
-  return f(x.data<float>());
 }
 
 inline float AsFloat(float v) { return v; }
@@ -149,7 +144,7 @@ Tensor Normalize(const Tensor& x, const Layout& l,
   const float* pm = mean.data();
   const float* psc = scale.data();
   const float* psh = shift.data();
-  WithElements(x, [&](const auto* px) {
+  WithActivation(x, [&](const auto* px) {
     const auto normalize = [&](auto* py) {
       using Y = std::remove_pointer_t<decltype(py)>;
       if (relu) {
@@ -212,7 +207,7 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
 
   // Two passes (mean, then squared deviations) for an accurate variance.
   std::vector<double> mean, var;
-  WithElements(x, [&](const auto* px) {
+  WithActivation(x, [&](const auto* px) {
     PerChannelSum(
         l, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; }, &mean);
     for (double& v : mean) v /= m;
@@ -291,7 +286,7 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     CheckChannelTensor(kOp, "saved.scale", saved.scale, shape);
     CheckChannelTensor(kOp, "saved.shift", saved.shift, shape);
   }
-  WithElements(x, [&](const auto* px) {
+  WithActivation(x, [&](const auto* px) {
     const float* pdy = dy.data();
     const float* pm = mean.data();
     // With a fused ReLU, the ReLU's gradient first: dy where the ReLU passed

@@ -31,6 +31,7 @@ using kernel_internal::Scratch;
 using kernel_internal::Shapes;
 using kernel_internal::SumDouble;
 using kernel_internal::ThreadsIf;
+using kernel_internal::WithActivation;
 
 ConvGeometry MakeGeometry(const char* op, const Shape& x, const Shape& w,
                           const Conv2dParams& p) {
@@ -194,14 +195,6 @@ class SlotBuffers {
   int64_t size_;
   std::vector<Tensor> bufs_;
 };
-
-// Calls f with x's elements: float32, or bf16 (an activation stored at half
-// the bytes), which the im2col reads exactly, as float.
-template <typename F>
-decltype(auto) WithActivation(const Tensor& x, const F& f) {
-  return x.dtype() == DType::kBfloat16 ? f(x.data<bfloat16>())
-                                       : f(x.data<float>());
-}
 
 // Runs image(n, col) for every image of the batch, in parallel over the
 // batch when it has an image per thread, each thread with its own im2col

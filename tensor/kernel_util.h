@@ -61,6 +61,14 @@ inline Tensor Scratch(int64_t size) {
   return Tensor::Empty({std::max<int64_t>(size, 1)});
 }
 
+// Calls f with x's elements: float32, or bf16 (an activation stored at half
+// the bytes), for kernels that read either (exactly, as float).
+template <typename F>
+decltype(auto) WithActivation(const Tensor& x, const F& f) {
+  return x.dtype() == DType::kBfloat16 ? f(x.data<bfloat16>())
+                                       : f(x.data<float>());
+}
+
 // The sum of p[0..n) in double.
 inline double SumDouble(const float* p, int64_t n) {
   return SumDouble(n, [p](int64_t i) { return p[i]; });
