@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -319,7 +320,10 @@ TEST_P(ZooModelTest, Bf16BatchNormInputsStayWithinBf16Rounding) {
   for (const auto& [name, module] : net->NamedModules()) {
     has_bn |= dynamic_cast<const nn::BatchNormBase*>(module) != nullptr;
   }
-  const auto [x, y] = RandomBatch(10, size);
+  // Named tensors, not a structured binding: lambdas capture them (C++17).
+  const std::pair<Tensor, Tensor> batch = RandomBatch(10, size);
+  const Tensor& x = batch.first;
+  const Tensor& y = batch.second;
   struct Step {
     float loss;
     std::vector<float> grads;  // all parameters' gradients, in order
