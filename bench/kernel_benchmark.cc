@@ -8,7 +8,7 @@
 //       tensor/conv.h; "FLOPS" counter = 2 * N * OC * C * KH * KW * OH * OW
 //       per call (the same for all three), in FLOP/s.
 //   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
-//   BM_BatchNorm{TrainForward,Backward}/<layer>/{f32,bf16}/threads:T
+//   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16]/threads:T
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
 //       bytes_per_second counts every tensor read and written once.
 //   BM_SoftmaxCrossEntropy/<batch>/threads:T
@@ -284,7 +284,7 @@ int RegisterAll() {
           Register(std::string(backward ? "BM_BatchNormBackward"
                                         : "BM_BatchNormTrainForward") +
                        (relu ? "Relu/" : "/") + s.name +
-                       (bf16 ? "/bf16" : "/f32"),
+                       (bf16 ? "/bf16" : ""),
                    [s, backward, relu, bf16](benchmark::State& st) {
                      RunBatchNorm(st, s, backward, relu, bf16);
                    });
