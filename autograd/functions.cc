@@ -232,16 +232,15 @@ Variable Transpose(const Variable& x, int a, int b) {
                    });
 }
 
-Variable Concat(const std::vector<Variable>& xs, int axis) {
-  std::vector<Tensor> data;
-  data.reserve(xs.size());
-  for (const Variable& x : xs) data.push_back(x.data());
-  Tensor y = ops::Concat(data, axis);
+namespace {
+
+// The Concat node of y = the parts xs joined along axis.
+Variable ConcatNode(const std::vector<Variable>& xs, int axis, Tensor y) {
   axis = y.shape().CanonicalAxis(axis);
   std::vector<int64_t> sizes;
   for (const Variable& x : xs) sizes.push_back(x.dim(axis));
   return Annotated(
-      Variable::FromOp("Concat", y, xs,
+      Variable::FromOp("Concat", std::move(y), xs,
                        [sizes, axis](const Tensor& g) {
                          std::vector<Tensor> grads;
                          int64_t at = 0;
@@ -253,6 +252,23 @@ Variable Concat(const std::vector<Variable>& xs, int axis) {
                          return grads;
                        }),
       [axis](TracedOp& op) { op.ints["axis"] = {axis}; });
+}
+
+std::vector<Tensor> DataOf(const std::vector<Variable>& xs) {
+  std::vector<Tensor> data;
+  data.reserve(xs.size());
+  for (const Variable& x : xs) data.push_back(x.data());
+  return data;
+}
+
+}  // namespace
+
+Variable Concat(const std::vector<Variable>& xs, int axis) {
+  return ConcatNode(xs, axis, ops::Concat(DataOf(xs), axis));
+}
+
+Variable Concat(const std::vector<Variable>& xs, int axis, DType output_dtype) {
+  return ConcatNode(xs, axis, ops::Concat(DataOf(xs), axis, output_dtype));
 }
 
 // ---- Linear algebra ---------------------------------------------------------

@@ -66,8 +66,11 @@ Variable Reshape(const Variable& x, const Shape& shape);
 // Flattens dimensions [start, end] into one ([N, C, H, W] -> [N, C*H*W]).
 Variable Flatten(const Variable& x, int start = 1, int end = -1);
 Variable Transpose(const Variable& x, int a, int b);
-// Joins along `axis` (the channel concat of GoogLeNet and DenseNet).
+// Joins along `axis` (the channel concat of GoogLeNet and DenseNet). The
+// second form stores the result in `output_dtype`, converting each part
+// (ops::Concat); the parts' gradients are float32 either way.
 Variable Concat(const std::vector<Variable>& xs, int axis);
+Variable Concat(const std::vector<Variable>& xs, int axis, DType output_dtype);
 
 // ---- Linear algebra ---------------------------------------------------------
 // [M, K] x [K, N] -> [M, N].

@@ -93,6 +93,23 @@ TEST(GradCheck, ShapeOps) {
       Rand({2, 1, 4}, 11));
 }
 
+// A bf16 Concat stores the parts rounded; its gradients are the float32
+// Concat's: the upstream gradient, split.
+TEST(Functions, Bf16ConcatRoundsValuesAndSplitsGradients) {
+  const Variable a(Rand({2, 3, 2}, 20), /*requires_grad=*/true);
+  const Variable leaf(Rand({2, 1, 2}, 21), /*requires_grad=*/true);
+  const Variable b = Concat({leaf}, 1, DType::kBfloat16);  // a bf16 part
+  Variable y = Concat({a, b}, 1, DType::kBfloat16);
+  ASSERT_EQ(y.data().dtype(), DType::kBfloat16);
+  const Tensor want = ops::Concat({a.data(), b.data()}, 1, DType::kBfloat16);
+  EXPECT_EQ(y.data().ToVector(), want.ToVector());
+  const Tensor g = Rand({2, 4, 2}, 22);
+  y.Backward(g);
+  EXPECT_EQ(a.grad().dtype(), DType::kFloat32);
+  EXPECT_EQ(a.grad().ToVector(), g.Slice(1, 0, 3).Contiguous().ToVector());
+  EXPECT_EQ(leaf.grad().ToVector(), g.Slice(1, 3, 4).Contiguous().ToVector());
+}
+
 TEST(GradCheck, MatMulAndLinear) {
   EXPECT_GRADS_OK([](const Inputs& in) { return MatMul(in[0], in[1]); },
                   Rand({3, 4}, 12), Rand({4, 5}, 13));

@@ -326,6 +326,11 @@ def main(argv):
                             key=speed.get)
             best_torch = max((k for k in speed if k.startswith("torch")),
                              key=speed.get)
+            # Both frameworks' FLOP/s against the peak of the instruction
+            # dive's faster precision ran on (FMA, or VDPBF16PS in bf16),
+            # measured in its processes: one roof for both.
+            flops = o["flops_per_example"]
+            peak = med(ours[best_ours[len("dive "):]], "peak_gflops") * 1e9
             fp32_ours = f"dive {precisions[0]}"
             fp32_torch = f"torch {torch_modes[0]}"
             row = {
@@ -335,6 +340,8 @@ def main(argv):
                 "best_torch": best_torch,
                 "ratio_fp32": speed[fp32_ours] / speed[fp32_torch],
                 "ratio_best": speed[best_ours] / speed[best_torch],
+                "ours_peak": speed[best_ours] * flops / peak,
+                "torch_peak": speed[best_torch] * flops / peak,
                 "ours_rss": max(med(rs, "peak_rss_mb") for rs in ours.values()),
                 "torch_rss": min(med(rs, "peak_rss_mb")
                                  for rs in torch_runs.values()),
@@ -350,6 +357,7 @@ def main(argv):
     header = (f"{'model':<10} {'mode':<5} {'batch':>5} {'size':>4} " +
               " ".join(f"{c:>{max(len(c), 10)}}" for c in columns) +
               f" {'fp32 ratio':>10} {'best ratio':>10}  {'vs torch mode':<18} "
+              f"{'% peak dive/torch':>17} "
               f"{'MB dive/torch':>13} {'load':>4}  {'target':>9}")
     print(header)
     print("-" * len(header))
@@ -361,12 +369,17 @@ def main(argv):
                          for c in columns) +
               f" {r['ratio_fp32']:>9.2f}x {r['ratio_best']:>9.2f}x  "
               f"{r['best_torch'][6:]:<18} "
+              f"{100 * r['ours_peak']:>8.0f}/{100 * r['torch_peak']:<8.0f} "
               f"{r['ours_rss']:>6.0f}/{r['torch_rss']:<6.0f} {r['load']:>4.1f}  "
               f"{met:>4} {want:.1f}x")
     print(f"\ncolumns: examples/s (dive: medians; PyTorch: its best run, "
           f"its speed being bimodal per process on some VMs); fp32 ratio = dive fp32 / PyTorch "
           f"fp32; best ratio = dive's faster precision / PyTorch's fastest "
-          f"mode (named), > 1: dive faster; MB = peak RSS (VmHWM), dive's "
+          f"mode (named), > 1: dive faster; % peak = the best runs' FLOP/s "
+          f"(conv and linear multiply-adds x 2, a training step 3 forward "
+          f"passes: bench/throughput's flops_per_example) over the peak "
+          f"bench/throughput measured for dive's faster precision (FMA in "
+          f"fp32, VDPBF16PS in bf16 where the CPU has it); MB = peak RSS (VmHWM), dive's "
           f"largest / PyTorch's smallest; load = 1-minute load average after "
           f"the row's runs ({os.cpu_count()} cores; the runs themselves add "
           f"about {args.threads}); target: fp32 ratio >= 1.2x and best ratio "

@@ -1,5 +1,7 @@
 #include "nn/bf16_activations.h"
 
+#include "tensor/gemm.h"
+
 namespace dive::nn {
 namespace {
 
@@ -8,6 +10,11 @@ thread_local Bf16Activations current = Bf16Activations::kWhereExact;
 }  // namespace
 
 Bf16Activations GetBf16Activations() { return current; }
+
+bool StoresBatchNormInputsInBf16(bool training) {
+  return training && current == Bf16Activations::kBatchNormInputs &&
+         GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+}
 
 ScopedBf16Activations::ScopedBf16Activations(Bf16Activations choice)
     : previous_(current) {

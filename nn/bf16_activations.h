@@ -17,6 +17,8 @@
 //     in return the largest tensors ResNet and DenseNet keep for backward
 //     and stream through the batch norm take half the bytes.
 //
+// DenseNet's dense blocks store their concatenations so too: each is the
+// next batch norm's input, and its new channels are a convolution's output.
 // The trainers and bench/throughput choose kBatchNormInputs with
 // --precision=bf16; evaluation is unaffected (the batch norm is folded into
 // the convolution there).
@@ -36,6 +38,12 @@ enum class Bf16Activations { kWhereExact, kBatchNormInputs };
 
 // This thread's choice (kWhereExact unless a scope below says otherwise).
 Bf16Activations GetBf16Activations();
+
+// Whether a module in training mode `training` stores an activation bound
+// for a batch norm in bf16: under bf16 matmuls with kBatchNormInputs chosen,
+// in training (a convolution's output into its batch norm; DenseNet's
+// concatenations, whose new channels are such outputs).
+bool StoresBatchNormInputsInBf16(bool training);
 
 class ScopedBf16Activations {
  public:

@@ -68,13 +68,12 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
   }
   // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
   // into its batch norm in training where chosen (nn/bf16_activations.h).
-  const bool into_conv =
-      feeds_conv_ && (fused_bn_ == nullptr || FoldsBatchNorm());
+  const bool into_conv = feeds_conv_ &&
+                         (fused_bn_ == nullptr || FoldsBatchNorm()) &&
+                         GetMatmulPrecision() == MatmulPrecision::kBfloat16;
   const bool into_bn =
-      fused_bn_ != nullptr && is_training() &&
-      GetBf16Activations() == Bf16Activations::kBatchNormInputs;
-  const bool bf16_out = (into_conv || into_bn) &&
-                        GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+      fused_bn_ != nullptr && StoresBatchNormInputsInBf16(is_training());
+  const bool bf16_out = into_conv || into_bn;
   return dive::autograd::Conv2d(
       x, weight, bias, params_, residual_, AppliesRelu(),
       bf16_out ? DType::kBfloat16 : DType::kFloat32);

@@ -515,6 +515,16 @@ Tensor LogSoftmax(const Tensor& a, int axis) {
 
 Tensor Concat(const std::vector<Tensor>& tensors, int axis) {
   CHECK(!tensors.empty()) << "Concat of no tensors";
+  for (const Tensor& t : tensors) {
+    CHECK(t.dtype() == tensors[0].dtype())
+        << "Concat: dtypes differ: " << DTypeName(tensors[0].dtype()) << " and "
+        << DTypeName(t.dtype());
+  }
+  return Concat(tensors, axis, tensors[0].dtype());
+}
+
+Tensor Concat(const std::vector<Tensor>& tensors, int axis, DType dtype) {
+  CHECK(!tensors.empty()) << "Concat of no tensors";
   const Tensor& first = tensors[0];
   axis = first.shape().CanonicalAxis(axis);
   Shape shape = first.shape();
@@ -522,7 +532,6 @@ Tensor Concat(const std::vector<Tensor>& tensors, int axis) {
   for (const Tensor& t : tensors) {
     CHECK_EQ(t.rank(), first.rank())
         << "Concat: ranks differ: " << first.shape() << " vs " << t.shape();
-    CHECK(t.dtype() == first.dtype()) << "Concat: dtypes differ";
     for (int i = 0; i < t.rank(); ++i) {
       CHECK(i == axis || t.dim(i) == first.dim(i))
           << "Concat along axis " << axis << ": shapes " << first.shape()
@@ -531,7 +540,7 @@ Tensor Concat(const std::vector<Tensor>& tensors, int axis) {
     total += t.dim(axis);
   }
   shape[axis] = total;
-  Tensor out = Tensor::Empty(shape, first.dtype());
+  Tensor out = Tensor::Empty(shape, dtype);
   int64_t at = 0;
   for (const Tensor& t : tensors) {
     out.Slice(axis, at, at + t.dim(axis)).CopyFrom(t);

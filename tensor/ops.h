@@ -96,8 +96,12 @@ Tensor Softmax(const Tensor& a, int axis = -1);
 Tensor LogSoftmax(const Tensor& a, int axis = -1);
 
 // ---- Shape ------------------------------------------------------------------
-// Joins tensors along `axis`; all other dimensions must match.
+// Joins tensors along `axis`; all other dimensions must match. The first
+// form keeps the tensors' common dtype; the second writes `dtype`, converting
+// each part on the way (float32 to bf16 rounds to nearest even), so the
+// parts' dtypes may differ: bf16 training stores DenseNet's concatenations so.
 Tensor Concat(const std::vector<Tensor>& tensors, int axis);
+Tensor Concat(const std::vector<Tensor>& tensors, int axis, DType dtype);
 
 }  // namespace dive::ops
 

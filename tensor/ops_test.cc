@@ -895,6 +895,30 @@ TEST(ConcatTest, StridedInputsAndInt64) {
   ExpectSame(ops::Concat({a}, 0), a.Contiguous());
 }
 
+// The dtype form converts each part: float32 rounds to bf16 (to nearest
+// even), bf16 widens exactly, and the parts may differ in dtype.
+TEST(ConcatTest, ToADtypeConvertsEachPart) {
+  // 1 + 2^-8 rounds to 1 (a tie, to even), 1 + 3 * 2^-8 to 1 + 2^-6.
+  const Tensor f = Tensor::FromVector(
+      {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -2.5f, 7.0f}, {2, 2});
+  const Tensor b =
+      Tensor::FromVector({0.5f, 3.0f}, {2, 1}).To(DType::kBfloat16);
+  const Tensor y = ops::Concat({f, b}, 1, DType::kBfloat16);
+  ASSERT_EQ(y.dtype(), DType::kBfloat16);
+  ExpectValues(y.To(DType::kFloat32), {2, 3},
+               {1.0, 1.0 + 0x1p-6, 0.5, -2.5, 7.0, 3.0});
+  // Back to float32: exact; and strided parts (a transpose) convert too.
+  const Tensor wide = ops::Concat({y, f.Transpose(0, 1)}, 1, DType::kFloat32);
+  ExpectValues(wide, {2, 5},
+               {1.0, 1.0 + 0x1p-6, 0.5, 1.0 + 0x1p-8, -2.5, -2.5, 7.0, 3.0,
+                1.0 + 3 * 0x1p-8, 7.0});
+  // Large NCHW slices, as DenseNet concatenates channels: the same values
+  // as converting the whole float32 result.
+  const Tensor a = Rand({3, 5, 7, 9}, 5), c = Rand({3, 2, 7, 9}, 6);
+  ExpectSame(ops::Concat({a, c}, 1, DType::kBfloat16),
+             ops::Concat({a, c}, 1).To(DType::kBfloat16));
+}
+
 // ---- Death tests ------------------------------------------------------------
 
 class OpsDeathTest : public ::testing::Test {
@@ -931,6 +955,13 @@ TEST_F(OpsDeathTest, MatMulShapeErrors) {
                "\\[3, 2\\]");
   EXPECT_DEATH(ops::MatMul(Tensor::Zeros({2, 3, 4}), Tensor::Zeros({3, 4, 5})),
                "MatMul: batch sizes differ: \\[2, 3, 4\\] x \\[3, 4, 5\\]");
+}
+
+TEST_F(OpsDeathTest, ConcatOfDifferentDtypesNeedsAnOutputDtype) {
+  EXPECT_DEATH(
+      ops::Concat({Tensor::Zeros({2}), Tensor::Zeros({2}, DType::kBfloat16)},
+                  0),
+      "Concat: dtypes differ: float32 and bfloat16");
 }
 
 TEST_F(OpsDeathTest, OtherErrors) {

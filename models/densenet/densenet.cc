@@ -8,10 +8,12 @@
 #include "models/init.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
+#include "nn/bf16_activations.h"
 #include "nn/conv2d.h"
 #include "nn/flatten.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
+#include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
@@ -43,10 +45,15 @@ DenseBlock::DenseBlock(int64_t num_convs, int64_t input_channels,
 }
 
 autograd::Variable DenseBlock::Forward(const autograd::Variable& x) {
+  // Stored in bf16 in bf16 training where chosen: each concatenation is the
+  // next batch norm's input (nn/bf16_activations.h).
+  const DType dtype = nn::StoresBatchNormInputsInBf16(is_training())
+                          ? DType::kBfloat16
+                          : DType::kFloat32;
   autograd::Variable y = x;
   for (const auto& [name, blk] : net_->children()) {
     // Concatenate the input and output of each block on the channels.
-    y = autograd::Concat({y, (*blk)(y)}, /*axis=*/1);
+    y = autograd::Concat({y, (*blk)(y)}, /*axis=*/1, dtype);
   }
   return y;
 }

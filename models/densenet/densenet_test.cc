@@ -1,5 +1,6 @@
 #include "models/densenet/densenet.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,8 +11,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/testing.h"
+#include "nn/bf16_activations.h"
 #include "nn/init.h"
 #include "nn/testing.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -78,6 +81,32 @@ TEST(DenseBlockTest, ConcatenatesInputAndOutputs) {
   const nn::Module& net = *blk.children()[0].second;
   nn::Module& first = *net.children()[0].second;
   EXPECT_EQ(y.data().Slice(1, 3, 13).ToVector(), first(x).data().ToVector());
+}
+
+// In bf16 training with kBatchNormInputs the concatenations are stored in
+// bf16 (nn/bf16_activations.h); otherwise, and in evaluation, in float32.
+// The bf16 ones hold the float32-activation block's values within bf16's
+// rounding (each later batch norm reads rounded inputs).
+TEST(DenseBlockTest, StoresConcatenationsInBf16WhereChosen) {
+  ManualSeed(3);
+  DenseBlock blk(2, 3, 10);
+  const autograd::Variable x(Normal({4, 3, 8, 8}, 0, 1));
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const auto run = [&](nn::Bf16Activations choice) {
+    const nn::ScopedBf16Activations stored(choice);
+    return blk(x).data();
+  };
+  const Tensor exact = run(nn::Bf16Activations::kWhereExact);
+  const Tensor stored = run(nn::Bf16Activations::kBatchNormInputs);
+  EXPECT_EQ(exact.dtype(), DType::kFloat32);
+  ASSERT_EQ(stored.dtype(), DType::kBfloat16);
+  const std::vector<float> e = exact.ToVector(), b = stored.ToVector();
+  for (size_t i = 0; i < e.size(); ++i) {
+    ASSERT_NEAR(b[i], e[i], 0.02f * (1.0f + std::abs(e[i]))) << i;
+  }
+  blk.Eval();
+  EXPECT_EQ(run(nn::Bf16Activations::kBatchNormInputs).dtype(),
+            DType::kFloat32);
 }
 
 // Gradients of a whole dense block (training-mode BatchNorm, batch
