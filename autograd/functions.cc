@@ -403,7 +403,11 @@ Variable GlobalAvgPool2d(const Variable& x) {
   Variable y;
   {
     const OpaqueTraceScope opaque;
-    y = Mean(x, {2, 3}, /*keepdim=*/true);
+    // A bf16 x (a stored activation) through the pooling kernel, which
+    // reads bf16.
+    y = x.data().dtype() == DType::kBfloat16
+            ? AvgPool2d(x, Pool2dParams{x.dim(2), x.dim(3), x.dim(2), x.dim(3)})
+            : Mean(x, {2, 3}, /*keepdim=*/true);
   }
   RecordTracedOp("GlobalAvgPool2d", {x.data()}, y.data());
   return y;

@@ -110,6 +110,21 @@ TEST(Functions, Bf16ConcatRoundsValuesAndSplitsGradients) {
   EXPECT_EQ(leaf.grad().ToVector(), g.Slice(1, 3, 4).Contiguous().ToVector());
 }
 
+// A bf16 input (a stored activation) pools as its float32 widening does.
+TEST(Functions, Bf16GlobalAvgPoolMatchesFloat32) {
+  const Variable leaf(Rand({2, 3, 4, 5}, 23), /*requires_grad=*/true);
+  Variable y = GlobalAvgPool2d(Concat({leaf}, 1, DType::kBfloat16));
+  const Tensor want =
+      GlobalAvgPool2d(
+          Variable(leaf.data().To(DType::kBfloat16).To(DType::kFloat32)))
+          .data();
+  ASSERT_EQ(y.shape(), Shape({2, 3, 1, 1}));
+  const std::vector<float> got = y.data().ToVector(), w = want.ToVector();
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(got[i], w[i], 1e-6);
+  y.Backward(Tensor::Ones({2, 3, 1, 1}));
+  for (const float g : leaf.grad().ToVector()) EXPECT_FLOAT_EQ(g, 1.0f / 20);
+}
+
 TEST(GradCheck, MatMulAndLinear) {
   EXPECT_GRADS_OK([](const Inputs& in) { return MatMul(in[0], in[1]); },
                   Rand({3, 4}, 12), Rand({4, 5}, 13));

@@ -106,10 +106,10 @@ int Run() {
   }
   const bool train = mode == "train";
   const ScopedMatmulPrecision scope(*matmul_precision);
-  // As the trainers: in bf16, batch norms read bf16 inputs.
+  // As the trainers: in bf16, activations stored as autocast stores them.
   const nn::ScopedBf16Activations stored(
       *matmul_precision == MatmulPrecision::kBfloat16
-          ? nn::Bf16Activations::kBatchNormInputs
+          ? nn::Bf16Activations::kAutocast
           : nn::Bf16Activations::kWhereExact);
   float loss = 0;
   auto step = [&] {

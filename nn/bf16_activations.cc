@@ -11,8 +11,8 @@ thread_local Bf16Activations current = Bf16Activations::kWhereExact;
 
 Bf16Activations GetBf16Activations() { return current; }
 
-bool StoresBatchNormInputsInBf16(bool training) {
-  return training && current == Bf16Activations::kBatchNormInputs &&
+bool AutocastStoresBf16(bool training) {
+  return training && current == Bf16Activations::kAutocast &&
          GetMatmulPrecision() == MatmulPrecision::kBfloat16;
 }
 

@@ -9,41 +9,41 @@
 //     bf16 anyway, a convolution's input (Conv2d's and BatchNormBase's
 //     set_feeds_convolution). The step's values and gradients are bit for
 //     bit those of float32 activations.
-//   * kBatchNormInputs: also a convolution's output that goes to its batch
-//     norm in training (Sequential::Fuse, ResNet's residual blocks), as
-//     PyTorch's bf16 autocast stores it. The batch norm computes its
-//     statistics in float32 (double sums) from the bf16 values, so they
-//     and everything after differ by that rounding (about 2^-9 relative);
-//     in return the largest tensors ResNet and DenseNet keep for backward
-//     and stream through the batch norm take half the bytes.
+//   * kAutocast: in training, also the activations PyTorch's bf16 autocast
+//     stores in bf16 where dive's consumers read bf16 (AutocastStoresBf16):
+//       - a convolution's output that goes to its batch norm
+//         (Sequential::Fuse, ResNet's residual blocks);
+//       - DenseNet's concatenations, each the next batch norm's input;
+//       - GoogLeNet's Inception outputs, which go to convolutions, max
+//         pooling (which reads bf16, tensor/pool.h) and the final average.
+//     The batch norms compute their statistics in float32 (double sums)
+//     from the bf16 values, so they and everything after differ by that
+//     rounding (about 2^-9 relative); in return the largest tensors these
+//     models keep for backward take half the bytes.
 //
-// DenseNet's dense blocks store their concatenations so too: each is the
-// next batch norm's input, and its new channels are a convolution's output.
-// The trainers and bench/throughput choose kBatchNormInputs with
-// --precision=bf16; evaluation is unaffected (the batch norm is folded into
-// the convolution there).
+// The trainers and bench/throughput choose kAutocast with --precision=bf16;
+// evaluation is unaffected (the batch norm is folded into the convolution
+// there).
 //
 // Example:
 //
 //   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
-//   const nn::ScopedBf16Activations
-//   stored(nn::Bf16Activations::kBatchNormInputs); loss = Loss(model(x), y);
+//   const nn::ScopedBf16Activations stored(nn::Bf16Activations::kAutocast);
+//   loss = Loss(model(x), y);
 
 #ifndef NN_BF16_ACTIVATIONS_H_
 #define NN_BF16_ACTIVATIONS_H_
 
 namespace dive::nn {
 
-enum class Bf16Activations { kWhereExact, kBatchNormInputs };
+enum class Bf16Activations { kWhereExact, kAutocast };
 
 // This thread's choice (kWhereExact unless a scope below says otherwise).
 Bf16Activations GetBf16Activations();
 
-// Whether a module in training mode `training` stores an activation bound
-// for a batch norm in bf16: under bf16 matmuls with kBatchNormInputs chosen,
-// in training (a convolution's output into its batch norm; DenseNet's
-// concatenations, whose new channels are such outputs).
-bool StoresBatchNormInputsInBf16(bool training);
+// Whether a module in training mode `training` stores the activations of
+// kAutocast in bf16: under bf16 matmuls, with kAutocast chosen, in training.
+bool AutocastStoresBf16(bool training);
 
 class ScopedBf16Activations {
  public:

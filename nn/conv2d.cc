@@ -72,7 +72,7 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
                          (fused_bn_ == nullptr || FoldsBatchNorm()) &&
                          GetMatmulPrecision() == MatmulPrecision::kBfloat16;
   const bool into_bn =
-      fused_bn_ != nullptr && StoresBatchNormInputsInBf16(is_training());
+      fused_bn_ != nullptr && AutocastStoresBf16(is_training());
   const bool bf16_out = into_conv || into_bn;
   return dive::autograd::Conv2d(
       x, weight, bias, params_, residual_, AppliesRelu(),

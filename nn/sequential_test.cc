@@ -177,7 +177,7 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
               training ? DType::kFloat32 : DType::kBfloat16);
     {
       const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
-      const ScopedBf16Activations stored(Bf16Activations::kBatchNormInputs);
+      const ScopedBf16Activations stored(Bf16Activations::kAutocast);
       outputs.clear();
       seq(x);
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "glog/logging.h"
+#include "tensor/bf16.h"
 #include "tensor/cpu.h"
 #include "tensor/kernel_util.h"
 #include "tensor/parallel.h"
@@ -25,6 +26,7 @@ using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
 using kernel_internal::MakeWindow2d;
 using kernel_internal::ParallelFor;
+using kernel_internal::Scratch;
 using kernel_internal::ThreadsIf;
 using kernel_internal::ValidRange;
 
@@ -363,12 +365,29 @@ void MaxPoolPlanes(const PoolGeometry g, const float* px, float* py,
   }
 }
 
+// Runs planes(xf, q0, qn) over planes [begin, end) of a bf16 x [planes, h,
+// w] a few at a time, xf holding planes [q0, q0 + qn) widened to float32 in
+// a buffer of the caller's thread (about 64 KB): the pooling kernels read
+// bf16 activations without a float32 copy of the whole tensor.
+template <typename F>
+void ForWidenedPlanes(const PoolGeometry& g, const bfloat16* x, int64_t begin,
+                      int64_t end, const F& planes) {
+  const int64_t in_plane = g.h * g.w;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 14) / in_plane);
+  const Tensor buffer = Scratch(std::min(chunk, end - begin) * in_plane);
+  for (int64_t q0 = begin; q0 < end; q0 += chunk) {
+    const int64_t qn = std::min(chunk, end - q0);
+    Bf16ToFloat(x + q0 * in_plane, buffer.data(), qn * in_plane);
+    planes(static_cast<const float*>(buffer.data()), q0, qn);
+  }
+}
+
 }  // namespace
 
 Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
                         Tensor* argmax) {
   static constexpr char kOp[] = "MaxPool2dForward";
-  CheckFloat4D(kOp, "x", x_in);
+  CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
   const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
   CHECK_LE(g.h * g.w, std::numeric_limits<int32_t>::max())
       << kOp << ": a plane of " << g.h << "x" << g.w
@@ -382,13 +401,23 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
     idx = Tensor::Empty(out_shape, DType::kInt32);
     pidx = idx.data<int32_t>();
   }
-  const float* px = x.data();
   float* py = y.data();
   const int64_t out_plane = g.oh * g.ow;
   const bool avx512 = ActiveIsa() >= Isa::kAvx512;
   ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
               [&](int64_t begin, int64_t end, int) {
-                MaxPoolPlanes(g, px, py, pidx, begin, end, avx512);
+                if (x.dtype() == DType::kFloat32) {
+                  MaxPoolPlanes(g, x.data(), py, pidx, begin, end, avx512);
+                  return;
+                }
+                ForWidenedPlanes(g, x.data<bfloat16>(), begin, end,
+                                 [&](const float* xf, int64_t q0, int64_t qn) {
+                                   MaxPoolPlanes(g, xf, py + q0 * out_plane,
+                                                 pidx == nullptr
+                                                     ? nullptr
+                                                     : pidx + q0 * out_plane,
+                                                 0, qn, avx512);
+                                 });
               });
   if (argmax != nullptr) *argmax = idx;
   return y;
@@ -504,52 +533,57 @@ void AvgPoolTiles(const PoolGeometry g, const float* px, float* py,
   }
 }
 
+// Average pooling of planes [begin, end) of x (px) into y (py).
+void AvgPoolPlanes(const PoolGeometry g, const float* px, float* py,
+                   int64_t begin, int64_t end) {
+  if (Tiling(g)) return AvgPoolTiles(g, px, py, begin, end);
+  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const float scale = AvgScale(g);  // not aliased by the stores
+  for (int64_t q = begin; q < end; ++q) {
+    const float* xq = px + q * in_plane;
+    for (int64_t i = 0; i < g.oh; ++i) {
+      float* yr = py + q * out_plane + i * g.ow;
+      const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
+      const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
+      std::fill(yr, yr + g.ow, 0.0f);
+      for (int64_t ih = h0; ih < h1; ++ih) {
+        const float* xr = xq + ih * g.w;
+        for (int64_t b = 0; b < g.kw; ++b) {
+          int64_t jlo, jhi;
+          ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
+          const int64_t off = b - g.pw;
+          if (g.sw == 1) {
+            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j + off];
+          } else {
+            for (int64_t j = jlo; j < jhi; ++j) yr[j] += xr[j * g.sw + off];
+          }
+        }
+      }
+      for (int64_t j = 0; j < g.ow; ++j) yr[j] *= scale;
+    }
+  }
+}
+
 }  // namespace
 
 Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   static constexpr char kOp[] = "AvgPool2dForward";
-  CheckFloat4D(kOp, "x", x_in);
+  CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
   const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
   const Tensor x = x_in.Contiguous();
   Tensor y = Tensor::Empty({x.dim(0), x.dim(1), g.oh, g.ow});
-  const float* px = x.data();
   float* py = y.data();
-  const int64_t in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-  if (Tiling(g)) {
-    ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
-                [&](int64_t begin, int64_t end, int) {
-                  AvgPoolTiles(g, px, py, begin, end);
-                });
-    return y;
-  }
+  const int64_t out_plane = g.oh * g.ow;
   ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
               [&](int64_t begin, int64_t end, int) {
-                const float scale = AvgScale(g);  // not aliased by the stores
-                for (int64_t q = begin; q < end; ++q) {
-                  const float* xq = px + q * in_plane;
-                  for (int64_t i = 0; i < g.oh; ++i) {
-                    float* yr = py + q * out_plane + i * g.ow;
-                    const int64_t h0 = std::max<int64_t>(i * g.sh - g.ph, 0);
-                    const int64_t h1 = std::min(i * g.sh - g.ph + g.kh, g.h);
-                    std::fill(yr, yr + g.ow, 0.0f);
-                    for (int64_t ih = h0; ih < h1; ++ih) {
-                      const float* xr = xq + ih * g.w;
-                      for (int64_t b = 0; b < g.kw; ++b) {
-                        int64_t jlo, jhi;
-                        ValidRange(g.w, b - g.pw, g.sw, g.ow, &jlo, &jhi);
-                        const int64_t off = b - g.pw;
-                        if (g.sw == 1) {
-                          for (int64_t j = jlo; j < jhi; ++j)
-                            yr[j] += xr[j + off];
-                        } else {
-                          for (int64_t j = jlo; j < jhi; ++j)
-                            yr[j] += xr[j * g.sw + off];
-                        }
-                      }
-                    }
-                    for (int64_t j = 0; j < g.ow; ++j) yr[j] *= scale;
-                  }
+                if (x.dtype() == DType::kFloat32) {
+                  return AvgPoolPlanes(g, x.data(), py, begin, end);
                 }
+                ForWidenedPlanes(g, x.data<bfloat16>(), begin, end,
+                                 [&](const float* xf, int64_t q0, int64_t qn) {
+                                   AvgPoolPlanes(g, xf, py + q0 * out_plane, 0,
+                                                 qn);
+                                 });
               });
   return y;
 }

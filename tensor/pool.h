@@ -3,12 +3,15 @@
 //
 // Forward and backward kernels of 2-D max and average pooling on float32
 // NCHW tensors, without autograd (`autograd/functions.h` wraps them). Inputs
-// may be any view; they are made contiguous first. Results are new
-// contiguous tensors. Shape errors CHECK-fail with a message that names the
-// op and the shapes. Each (n, c) plane is pooled on its own, the planes in
-// parallel (OpenMP); on AVX-512, max pooling with stride 1 or 2 computes a
-// row of outputs 16 at a time, each window's maximum and index kept in
-// registers, the padding read as -inf by masked loads.
+// may be any view; they are made contiguous first. The forward passes also
+// read bf16 inputs (activations stored in bf16, nn/bf16_activations.h),
+// widened a few planes at a time into a small buffer of the thread's; their
+// outputs are float32, the max exactly the float32 max of the bf16 values.
+// Results are new contiguous tensors. Shape errors CHECK-fail with a message
+// that names the op and the shapes. Each (n, c) plane is pooled on its own, the
+// planes in parallel (OpenMP); on AVX-512, max pooling with stride 1 or 2
+// computes a row of outputs 16 at a time, each window's maximum and index kept
+// in registers, the padding read as -inf by masked loads.
 //
 // Max pooling's argmax is int32: a flat index within the plane always fits
 // (MaxPool2dForward checks H * W < 2^31), and it halves the bytes of the

@@ -393,6 +393,34 @@ TEST(AvgPool2d, MatchesNaiveReferenceAndAdjoint) {
   ForEachCase(cases, 70, check);
 }
 
+// ---- bf16 inputs ------------------------------------------------------------
+
+// A bf16 x pools to exactly what its float32 widening pools to, max (with
+// the same argmax) and average, on every kernel path: small planes many to
+// a buffer, planes larger than the buffer one at a time, padding, strides
+// 1 to 3 and a plane count that leaves a partial last chunk.
+TEST(PoolBf16, SameAsTheWidenedFloat32Input) {
+  const std::vector<PoolCase> cases = {
+      {{4, 50, 12, 12}, {3, 3, 1, 1, 1, 1}},  // GoogLeNet's branch pooling
+      {{3, 7, 9, 9}, {3, 3, 2, 2, 1, 1}},     // its stage pooling
+      {{2, 3, 8, 8}, {2, 2, 2, 2}},           // LeNet's, tiled averages
+      {{1, 3, 140, 130}, {3, 3, 3, 3}},       // planes over the buffer
+      {{37, 11, 5, 5}, {5, 5, 5, 5}},         // a global average
+  };
+  ForEachCase(cases, 500, [](const PoolCase& c, const Tensor& x, Generator&) {
+    const Tensor b = x.To(DType::kBfloat16);
+    const Tensor wide = b.To(DType::kFloat32);
+    Tensor idx_b, idx_f;
+    const Tensor max_b = MaxPool2dForward(b, c.p, &idx_b);
+    ASSERT_EQ(max_b.dtype(), DType::kFloat32);
+    EXPECT_EQ(max_b.ToVector(), MaxPool2dForward(wide, c.p, &idx_f).ToVector());
+    EXPECT_EQ(idx_b.ToInt64Vector(), idx_f.ToInt64Vector());
+    EXPECT_EQ(MaxPool2dForward(b, c.p, nullptr).ToVector(), max_b.ToVector());
+    EXPECT_EQ(AvgPool2dForward(b, c.p).ToVector(),
+              AvgPool2dForward(wide, c.p).ToVector());
+  });
+}
+
 TEST(AvgPool2dDeathTest, BadShapes) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(

@@ -314,10 +314,11 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   if (absl::Status s = CheckImages(train_data, test_data); !s.ok()) return s;
   SetNumThreads(CapThreads(o.threads));
   const ScopedMatmulPrecision precision(o.precision);
-  // In bf16, batch norms read their inputs in bf16 (nn/bf16_activations.h).
+  // In bf16, activations stored as PyTorch's autocast stores them
+  // (nn/bf16_activations.h).
   const nn::ScopedBf16Activations stored(
       o.precision == MatmulPrecision::kBfloat16
-          ? nn::Bf16Activations::kBatchNormInputs
+          ? nn::Bf16Activations::kAutocast
           : nn::Bf16Activations::kWhereExact);
   // Data parallelism: this process is rank `group.rank()` of `group.size()`;
   // rank 0 alone prints progress and writes files.

@@ -47,7 +47,7 @@ DenseBlock::DenseBlock(int64_t num_convs, int64_t input_channels,
 autograd::Variable DenseBlock::Forward(const autograd::Variable& x) {
   // Stored in bf16 in bf16 training where chosen: each concatenation is the
   // next batch norm's input (nn/bf16_activations.h).
-  const DType dtype = nn::StoresBatchNormInputsInBf16(is_training())
+  const DType dtype = nn::AutocastStoresBf16(is_training())
                           ? DType::kBfloat16
                           : DType::kFloat32;
   autograd::Variable y = x;

@@ -83,7 +83,7 @@ TEST(DenseBlockTest, ConcatenatesInputAndOutputs) {
   EXPECT_EQ(y.data().Slice(1, 3, 13).ToVector(), first(x).data().ToVector());
 }
 
-// In bf16 training with kBatchNormInputs the concatenations are stored in
+// In bf16 training with kAutocast the concatenations are stored in
 // bf16 (nn/bf16_activations.h); otherwise, and in evaluation, in float32.
 // The bf16 ones hold the float32-activation block's values within bf16's
 // rounding (each later batch norm reads rounded inputs).
@@ -97,7 +97,7 @@ TEST(DenseBlockTest, StoresConcatenationsInBf16WhereChosen) {
     return blk(x).data();
   };
   const Tensor exact = run(nn::Bf16Activations::kWhereExact);
-  const Tensor stored = run(nn::Bf16Activations::kBatchNormInputs);
+  const Tensor stored = run(nn::Bf16Activations::kAutocast);
   EXPECT_EQ(exact.dtype(), DType::kFloat32);
   ASSERT_EQ(stored.dtype(), DType::kBfloat16);
   const std::vector<float> e = exact.ToVector(), b = stored.ToVector();
@@ -105,7 +105,7 @@ TEST(DenseBlockTest, StoresConcatenationsInBf16WhereChosen) {
     ASSERT_NEAR(b[i], e[i], 0.02f * (1.0f + std::abs(e[i]))) << i;
   }
   blk.Eval();
-  EXPECT_EQ(run(nn::Bf16Activations::kBatchNormInputs).dtype(),
+  EXPECT_EQ(run(nn::Bf16Activations::kAutocast).dtype(),
             DType::kFloat32);
 }
 

@@ -6,8 +6,10 @@
 #include "autograd/functions.h"
 #include "models/init.h"
 #include "nn/activation.h"
+#include "nn/bf16_activations.h"
 #include "nn/flatten.h"
 #include "nn/linear.h"
+#include "tensor/tensor.h"
 
 namespace dive::models {
 namespace {
@@ -50,8 +52,13 @@ autograd::Variable Inception::Forward(const autograd::Variable& x) {
   const autograd::Variable p2 = CallThenRelu(*p2_2_, CallThenRelu(*p2_1_, x));
   const autograd::Variable p3 = CallThenRelu(*p3_2_, CallThenRelu(*p3_1_, x));
   const autograd::Variable p4 = CallThenRelu(*p4_2_, (*p4_1_)(x));
-  // Concatenate the outputs on the channel dimension.
-  return dive::autograd::Concat({p1, p2, p3, p4}, /*axis=*/1);
+  // Concatenate the outputs on the channel dimension: in bf16 in bf16
+  // training where chosen (nn/bf16_activations.h), for its consumers read
+  // bf16 (convolutions, max pooling, the final average).
+  return dive::autograd::Concat({p1, p2, p3, p4}, /*axis=*/1,
+                                nn::AutocastStoresBf16(is_training())
+                                    ? DType::kBfloat16
+                                    : DType::kFloat32);
 }
 
 void Inception::Fuse() {
