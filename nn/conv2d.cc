@@ -67,13 +67,14 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
     bias = (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias();
   }
   // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
-  // into its batch norm in training where chosen (nn/bf16_activations.h).
+  // into its batch norm or another activation that bf16 autocast training
+  // stores in bf16 (nn/bf16_activations.h).
   const bool into_conv = feeds_conv_ &&
                          (fused_bn_ == nullptr || FoldsBatchNorm()) &&
                          GetMatmulPrecision() == MatmulPrecision::kBfloat16;
-  const bool into_bn =
-      fused_bn_ != nullptr && AutocastStoresBf16(is_training());
-  const bool bf16_out = into_conv || into_bn;
+  const bool into_autocast = (fused_bn_ != nullptr || feeds_autocast_) &&
+                             AutocastStoresBf16(is_training());
+  const bool bf16_out = into_conv || into_autocast;
   return dive::autograd::Conv2d(
       x, weight, bias, params_, residual_, AppliesRelu(),
       bf16_out ? DType::kBfloat16 : DType::kFloat32);

@@ -138,6 +138,13 @@ class Conv2d : public Module {
   void set_feeds_convolution(bool feeds) { feeds_conv_ = feeds; }
   bool feeds_convolution() const { return feeds_conv_; }
 
+  // Whether this convolution's output goes into an activation that bf16
+  // autocast training stores in bf16 (nn/bf16_activations.h), such as
+  // GoogLeNet's Inception output (set by the container's Fuse()). Then the
+  // output is stored in bf16 where AutocastStoresBf16: rounded once, here
+  // rather than by the consumer, and kept for backward in half the bytes.
+  void set_feeds_autocast_bf16(bool feeds) { feeds_autocast_ = feeds; }
+
   // Calls this module (through operator(), so hooks see it) with `residual`
   // (the output's shape) added to its output before the fused ReLU: ResNet's
   // relu(bn2(conv2(y)) + shortcut) in one pass. CHECK-fails unless the call
@@ -153,6 +160,7 @@ class Conv2d : public Module {
   std::shared_ptr<BatchNormBase> fused_bn_;
   bool fused_relu_ = false;
   bool feeds_conv_ = false;
+  bool feeds_autocast_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
 };
 

@@ -66,9 +66,15 @@ void Inception::Fuse() {
                            p3_2_.get(), p4_2_.get()}) {
     conv->FuseWith(/*bn=*/nullptr, /*relu=*/true);
   }
-  // The 1x1 reductions of paths 2 and 3 go straight into their convolutions.
+  // The 1x1 reductions of paths 2 and 3 go straight into their convolutions;
+  // the last convolution of each path into the output, which bf16 autocast
+  // training stores in bf16 (Forward).
   p2_1_->set_feeds_convolution(true);
   p3_1_->set_feeds_convolution(true);
+  for (nn::Conv2d* conv :
+       {p1_1_.get(), p2_2_.get(), p3_2_.get(), p4_2_.get()}) {
+    conv->set_feeds_autocast_bf16(true);
+  }
 }
 
 std::string Inception::Describe() const {

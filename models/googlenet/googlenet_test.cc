@@ -6,12 +6,16 @@
 
 #include "absl/status/status.h"
 #include "autograd/functions.h"
+#include "autograd/hook_handle.h"
 #include "autograd/variable.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/testing.h"
+#include "nn/bf16_activations.h"
+#include "nn/conv2d.h"
 #include "nn/init.h"
 #include "nn/testing.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -85,6 +89,43 @@ TEST(InceptionTest, ConcatenatesThePathsInOrder) {
 //   * small inputs and biases of 0.5, which keep most pre-activations clear
 //     of 0 (over 50 seeds, 49 pass; with PyTorch's default biases about 40%
 //     hit a kink somewhere).
+// Fused, in bf16 autocast training (nn/bf16_activations.h), the output and
+// each path's last convolution are stored in bf16: the exact bf16 step's
+// output rounded, bit for bit (every path ends in a ReLU'd convolution, so
+// rounding there or in the concatenation is the same). Otherwise float32.
+TEST(InceptionTest, StoresItsOutputInBf16UnderAutocast) {
+  ManualSeed(4);
+  Inception blk(6, 2, {3, 4}, {2, 3}, 2);
+  blk.Fuse();
+  const autograd::Variable x(Normal({2, 6, 7, 7}, 0, 1));
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const auto run = [&](nn::Bf16Activations choice, int* bf16_convs) {
+    const nn::ScopedBf16Activations stored(choice);
+    autograd::HookHandle counter = blk.RegisterForwardHooksOnAll(
+        nullptr, [bf16_convs](nn::Module& m, const autograd::Variable&,
+                              const autograd::Variable& out) {
+          *bf16_convs += dynamic_cast<nn::Conv2d*>(&m) != nullptr &&
+                         out.data().dtype() == DType::kBfloat16;
+          return autograd::Variable();
+        });
+    const Tensor y = blk(x).data();
+    counter.Remove();
+    return y;
+  };
+  int exact_bf16 = 0, autocast_bf16 = 0;
+  const Tensor exact = run(nn::Bf16Activations::kWhereExact, &exact_bf16);
+  const Tensor stored = run(nn::Bf16Activations::kAutocast, &autocast_bf16);
+  EXPECT_EQ(exact.dtype(), DType::kFloat32);
+  ASSERT_EQ(stored.dtype(), DType::kBfloat16);
+  EXPECT_EQ(stored.ToVector(), exact.To(DType::kBfloat16).ToVector());
+  EXPECT_EQ(exact_bf16, 2);     // the 1x1 reductions into paths 2 and 3
+  EXPECT_EQ(autocast_bf16, 6);  // and each path's last convolution
+  blk.Eval();
+  int eval_bf16 = 0;
+  EXPECT_EQ(run(nn::Bf16Activations::kAutocast, &eval_bf16).dtype(),
+            DType::kFloat32);
+}
+
 TEST(InceptionTest, GradCheck) {
   ManualSeed(7);
   Inception block(2, 1, {2, 2}, {1, 2}, 1);
