@@ -19,7 +19,7 @@
 //       AVX512-VNNI); BM_PeakBf16/T and BM_PeakFma/T come from
 //       :peak_benchmark in the same run.
 //
-// T is 1 and all cores.
+// T is 1 and all cores (Register, bench/registration.h).
 //
 // Measured on the 2-core AMD EPYC Zen 5 VM (AVX512-VNNI, AVX-VNNI,
 // AVX512-BF16; no AMX), one thread, medians of 5 randomly interleaved
@@ -35,13 +35,11 @@
 //   peaks: VPDPBUSD 863, VDPBF16PS 390, FMA 211 (G op/s)
 // The two-thread figures of that run were dominated by the other builds.
 
-#include <algorithm>
-#include <functional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/registration.h"
 #include "benchmark/benchmark.h"
 #include "glog/logging.h"
 #include "tensor/conv.h"
@@ -55,24 +53,6 @@
 
 namespace dive::bench {
 namespace {
-
-int Cores() {
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
-
-// <name>/threads:1 and <name>/threads:<cores>.
-void Register(const std::string& name,
-              std::function<void(benchmark::State&)> fn) {
-  auto* b =
-      benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) {
-        SetNumThreads(static_cast<int>(state.range(0)));
-        fn(state);
-        SetNumThreads(0);
-      });
-  b->ArgName("threads")->Arg(1);
-  if (Cores() > 1) b->Arg(Cores());
-  b->UseRealTime();
-}
 
 void SetOps(benchmark::State& state, double ops_per_call) {
   state.counters["OPS"] = benchmark::Counter(ops_per_call * state.iterations(),

@@ -15,46 +15,26 @@
 //       autograd forward + backward of the loss on [batch, 10] logits;
 //       items_per_second is examples/s.
 //
-// T is 1 and all cores. BM_PeakFma/1 (tensor/peak/peak.h) is the machine's
-// single-core FMA peak, measured in the same run.
+// T is 1 and all cores (Register, bench/registration.h). BM_PeakFma/1
+// (tensor/peak/peak.h) is the machine's single-core FMA peak, measured in the
+// same run.
 
-#include <algorithm>
-#include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "autograd/functions.h"
 #include "autograd/variable.h"
+#include "bench/registration.h"
 #include "benchmark/benchmark.h"
 #include "tensor/batch_norm.h"
 #include "tensor/conv.h"
-#include "tensor/pool.h"
 #include "tensor/ops.h"
+#include "tensor/pool.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
 namespace dive::bench {
 namespace {
-
-int Cores() {
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
-
-// Registers `fn` as <name>/threads:1 and <name>/threads:<cores>; `fn` runs
-// with that many kernel threads.
-void Register(const std::string& name,
-              std::function<void(benchmark::State&)> fn) {
-  auto* b =
-      benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& state) {
-        SetNumThreads(static_cast<int>(state.range(0)));
-        fn(state);
-        SetNumThreads(0);
-      });
-  b->ArgName("threads")->Arg(1);
-  if (Cores() > 1) b->Arg(Cores());
-  b->UseRealTime();
-}
 
 int64_t Bytes(const Tensor& t) { return t.numel() * 4; }
 

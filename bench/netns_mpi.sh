@@ -28,7 +28,8 @@
 # deletes exactly those namespaces, which removes their interfaces. No other
 # namespace or interface is touched.
 #
-# Needs root, iproute2 (ip, tc) and openmpi-bin. --check only tests whether
+# Needs root, iproute2 (ip, tc; found in /usr/sbin, /sbin, /usr/bin or /bin
+# even when PATH lacks them) and openmpi-bin. --check only tests whether
 # namespaces can be made here: exit 0 if so, 77 (with the reason) if not.
 #
 # Every option is validated against a strict pattern before use; values
@@ -138,9 +139,23 @@ cannot() {
   exit 77
 }
 [[ "$(id -u)" == 0 ]] || cannot "not root (ip netns needs CAP_SYS_ADMIN and CAP_NET_ADMIN)"
-for tool in ip tc mpirun; do
-  command -v "$tool" >/dev/null || cannot "$tool not installed (iproute2, openmpi-bin)"
-done
+# A root tool by absolute path: from a fixed list of system directories
+# first, which a strict PATH may leave out (Bazel's test environment has
+# /bin:/usr/bin:/usr/local/bin, and Debian keeps tc in /sbin and /usr/sbin
+# only), then from PATH for other layouts. The path must be plain (letters,
+# digits, / . _ -): the agent below embeds ip's.
+find_tool() {
+  local found="" dir
+  for dir in /usr/sbin /sbin /usr/bin /bin; do
+    if [[ -f "$dir/$1" && -x "$dir/$1" ]]; then found="$dir/$1"; break; fi
+  done
+  [[ -n "$found" ]] || found=$(command -v -- "$1" 2>/dev/null) || return 1
+  [[ "$found" =~ ^/[A-Za-z0-9/._-]+$ && -f "$found" && -x "$found" ]] || return 1
+  echo "$found"
+}
+ip_cmd=$(find_tool ip) || cannot "ip not installed (iproute2)"
+tc_cmd=$(find_tool tc) || cannot "tc not installed (iproute2)"
+command -v mpirun >/dev/null || cannot "mpirun not installed (openmpi-bin)"
 
 # --- Teardown: exactly what this run created -----------------------------------
 namespaces=()  # in creation order
@@ -152,10 +167,10 @@ cleanup() {
     ns=${namespaces[i]}
     # Processes left inside this run's namespace (an orted or rank after a
     # failure): ended by pid, then the namespace goes with its interfaces.
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $("$ip_cmd" netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 0.2
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || echo "netns_mpi: warning: could not delete namespace $ns" >&2
+    for pid in $("$ip_cmd" netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    "$ip_cmd" netns del "$ns" 2>/dev/null || echo "netns_mpi: warning: could not delete namespace $ns" >&2
   done
   [[ -n "$workdir" ]] && rm -rf -- "$workdir"
   exit "$status"
@@ -165,9 +180,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 add_ns() {
-  ip netns add "$1" 2>/dev/null || return 1
+  "$ip_cmd" netns add "$1" 2>/dev/null || return 1
   namespaces+=("$1")
-  ip -n "$1" link set lo up
+  "$ip_cmd" -n "$1" link set lo up
 }
 
 add_ns "${prefix}s" || cannot "ip netns add failed (no /run/netns or no privilege, e.g. in a sandbox)"
@@ -178,9 +193,9 @@ fi
 
 # --- The network ----------------------------------------------------------------
 sw="${prefix}s" br="${prefix}br"
-ip -n "$sw" link add "$br" type bridge
-ip -n "$sw" addr add "$subnet.254/24" dev "$br"
-ip -n "$sw" link set "$br" up
+"$ip_cmd" -n "$sw" link add "$br" type bridge
+"$ip_cmd" -n "$sw" addr add "$subnet.254/24" dev "$br"
+"$ip_cmd" -n "$sw" link set "$br" up
 
 # tbf: burst of 1 ms at the rate (at least 64 KiB, one GSO packet), queue up
 # to 50 ms.
@@ -198,25 +213,25 @@ netem_error=""
 for (( i = 0; i < ranks; i++ )); do
   ns="${prefix}r$i" a="${prefix}a$i" b="${prefix}b$i"
   add_ns "$ns" || die "ip netns add $ns failed"
-  ip link add "$a" netns "$ns" type veth peer name "$b" netns "$sw"
-  ip -n "$ns" addr add "$subnet.$(( i + 1 ))/24" dev "$a"
-  ip -n "$ns" link set "$a" up
-  ip -n "$sw" link set "$b" master "$br"
-  ip -n "$sw" link set "$b" up
+  "$ip_cmd" link add "$a" netns "$ns" type veth peer name "$b" netns "$sw"
+  "$ip_cmd" -n "$ns" addr add "$subnet.$(( i + 1 ))/24" dev "$a"
+  "$ip_cmd" -n "$ns" link set "$a" up
+  "$ip_cmd" -n "$sw" link set "$b" master "$br"
+  "$ip_cmd" -n "$sw" link set "$b" up
   # Rank -> switch: delay (netem, if any) with the rate under it.
   if [[ "$delay_shaped" != none ]] && [[ "$delay_shaped" != missing ]]; then
-    if netem_error=$(ip netns exec "$ns" tc qdisc add dev "$a" root handle 1: netem delay "${delay_ms}ms" 2>&1); then
+    if netem_error=$("$ip_cmd" netns exec "$ns" "$tc_cmd" qdisc add dev "$a" root handle 1: netem delay "${delay_ms}ms" 2>&1); then
       delay_shaped=yes
-      [[ ${#tbf_args[@]} == 0 ]] || ip netns exec "$ns" tc qdisc add dev "$a" parent 1:1 handle 10: "${tbf_args[@]}"
+      [[ ${#tbf_args[@]} == 0 ]] || "$ip_cmd" netns exec "$ns" "$tc_cmd" qdisc add dev "$a" parent 1:1 handle 10: "${tbf_args[@]}"
     else
       delay_shaped=missing
     fi
   fi
   if [[ "$delay_shaped" != yes && ${#tbf_args[@]} != 0 ]]; then
-    ip netns exec "$ns" tc qdisc add dev "$a" root "${tbf_args[@]}"
+    "$ip_cmd" netns exec "$ns" "$tc_cmd" qdisc add dev "$a" root "${tbf_args[@]}"
   fi
   # Switch -> rank: the rate.
-  [[ ${#tbf_args[@]} == 0 ]] || ip netns exec "$sw" tc qdisc add dev "$b" root "${tbf_args[@]}"
+  [[ ${#tbf_args[@]} == 0 ]] || "$ip_cmd" netns exec "$sw" "$tc_cmd" qdisc add dev "$b" root "${tbf_args[@]}"
 done
 
 echo "netns_mpi: $ranks ranks in namespaces ${prefix}r0..${prefix}r$(( ranks - 1 )), star through bridge $br in ${prefix}s, subnet $subnet.0/24"
@@ -242,7 +257,7 @@ case "\$host" in
   ${prefix}r[0-9]|${prefix}r[0-9][0-9]) ;;
   *) echo "netns_mpi agent: refusing host '\$host'" >&2; exit 1 ;;
 esac
-exec ip netns exec "\$host" /bin/sh -c "\$*"
+exec "$ip_cmd" netns exec "\$host" /bin/sh -c "\$*"
 EOF
 chmod 700 "$agent"
 
@@ -257,7 +272,7 @@ echo "netns_mpi: ranks get $threads thread(s) each; MPI_Iallreduce algorithm: $i
 # ASan builds (the test under --config=asan): Open MPI's allocations outlive
 # MPI_Finalize, as distributed/testing.h explains.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-ip netns exec "$sw" mpirun --allow-run-as-root \
+"$ip_cmd" netns exec "$sw" mpirun --allow-run-as-root \
   --hostfile "$hostfile" -np "$ranks" --map-by node --bind-to none \
   --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1 \
   --mca pml ob1 --mca btl tcp,self \
@@ -268,7 +283,7 @@ ip netns exec "$sw" mpirun --allow-run-as-root \
 # What each rank's veth sent, the whole job (launch, broadcast, warm-up and
 # timed steps): traffic that went through the shaped links.
 for (( i = 0; i < ranks; i++ )); do
-  tx=$(ip netns exec "${prefix}r$i" cat "/sys/class/net/${prefix}a$i/statistics/tx_bytes")
+  tx=$("$ip_cmd" netns exec "${prefix}r$i" cat "/sys/class/net/${prefix}a$i/statistics/tx_bytes")
   echo "netns_mpi: rank $i's link sent $tx bytes"
 done
 exit "${status:-0}"

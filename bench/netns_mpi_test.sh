@@ -12,9 +12,15 @@ set -uo pipefail
 script=$1
 binary=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# ip as netns_mpi.sh finds it: Bazel's test PATH (/bin:/usr/bin:...) may
+# lack the directory that holds it.
+ip_cmd=ip
+for dir in /usr/sbin /sbin /usr/bin /bin; do
+  if [[ -f "$dir/ip" && -x "$dir/ip" ]]; then ip_cmd="$dir/ip"; break; fi
+done
 
 # --- Validation: exit 2, no namespace, nothing run. ---------------------------
-before=$(ip netns list 2>/dev/null | sort || true)
+before=$("$ip_cmd" netns list 2>/dev/null | sort || true)
 for bad in --ranks=1 --ranks=17 --ranks=2x --ranks=02 "--rate=1gbit;true" \
     --rate=fast --delay_ms=-1 '--model=$(id)' '--model=res net' --steps=0 \
     --steps=1001 --mode=train --overlap=yes --bucket_mb=0 --subnet=10.300.0 \
@@ -24,7 +30,7 @@ for bad in --ranks=1 --ranks=17 --ranks=2x --ranks=02 "--rate=1gbit;true" \
   [[ $status == 2 ]] || fail "'$bad' gave exit $status, want 2: $out"
   [[ "$out" == *"netns_mpi: "* ]] || fail "'$bad': no message: $out"
 done
-[[ "$(ip netns list 2>/dev/null | sort || true)" == "$before" ]] ||
+[[ "$("$ip_cmd" netns list 2>/dev/null | sort || true)" == "$before" ]] ||
   fail "a refused option changed the namespaces"
 echo "PASS: 18 bad options refused"
 
@@ -56,8 +62,8 @@ for rank in 0 1; do
 done
 prefix=$(sed -n 's/^netns_mpi: 2 ranks in namespaces \(dvn[0-9a-f]\{6\}\)r0\.\..*/\1/p' <<<"$out")
 [[ -n "$prefix" ]] || fail "no namespace prefix in the output"
-if ip netns list | grep -q "^$prefix"; then fail "namespaces $prefix* left behind"; fi
-[[ "$(ip netns list | sort)" == "$before" ]] || fail "the namespace list changed"
+if "$ip_cmd" netns list | grep -q "^$prefix"; then fail "namespaces $prefix* left behind"; fi
+[[ "$("$ip_cmd" netns list | sort)" == "$before" ]] || fail "the namespace list changed"
 if ls -d /tmp/netns_mpi.* 2>/dev/null | xargs -r grep -l "$prefix" 2>/dev/null | grep -q .; then
   fail "its temporary directory was left behind"
 fi

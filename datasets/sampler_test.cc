@@ -62,6 +62,36 @@ TEST(EpochSamplerTest, DropLastGivesEveryShardTheSameCount) {
   }
 }
 
+TEST(EpochSamplerTest, AGlobalBatchHoldsTheSameExamplesOnAnyShardCount) {
+  // What a training run resumed on another number of ranks relies on
+  // (train/train_state.h's RankCountChange): with a global batch of B split
+  // into B / S per shard, batch b of the S shards together is batch b of one
+  // shard; only which shard takes which example changes.
+  constexpr int64_t kSize = 100, kBatch = 12;
+  SamplerOptions one;
+  one.seed = 5;
+  const std::vector<int64_t> whole = EpochSampler(kSize, one).Order(3);
+  for (int64_t shards : {2, 3, 4}) {
+    for (int64_t b = 0; b < kSize / kBatch; ++b) {
+      std::vector<int64_t> batch;
+      for (int64_t k = 0; k < shards; ++k) {
+        SamplerOptions o = one;
+        o.num_shards = shards;
+        o.shard_index = k;
+        o.drop_last = true;
+        const std::vector<int64_t> mine = EpochSampler(kSize, o).Order(3);
+        const int64_t per = kBatch / shards;
+        batch.insert(batch.end(), mine.begin() + b * per,
+                     mine.begin() + (b + 1) * per);
+      }
+      EXPECT_EQ(Sorted(batch),
+                Sorted(std::vector<int64_t>(whole.begin() + b * kBatch,
+                                            whole.begin() + (b + 1) * kBatch)))
+          << shards << " shards, batch " << b;
+    }
+  }
+}
+
 TEST(EpochSamplerTest, ValidateNamesTheBadOption) {
   SamplerOptions o;
   o.num_shards = 0;

@@ -14,101 +14,26 @@
 //   tmm6 B[k, 0:16]      tmm7 B[k, 16:32]        (16 pairs per row)
 //
 // Built with DIVE_AMX_EMULATE (the testonly :gemm_kernels_amx_emulated) the
-// tile instructions are computed in C++ instead, and the kernel is
-// AmxEmulatedMicroKernel, which the GEMM's AMX path takes where it is linked:
-// so the layouts, the edges and the GEMM's use of this kernel are tested on
-// CPUs without AMX; the instructions themselves run only on CPUs that have
-// them.
+// tile instructions are computed in C++ instead (tensor/amx_tiles.h, shared
+// with the int8 AMX kernel), and the kernel is AmxEmulatedMicroKernel, which
+// the GEMM's AMX path takes where it is linked: so the layouts, the edges and
+// the GEMM's use of this kernel are tested on CPUs without AMX; the
+// instructions themselves run only on CPUs that have them.
 
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include "tensor/amx_tiles.h"
 #include "tensor/gemm_kernels.h"
 
 namespace dive::gemm_internal {
 namespace {
 
-constexpr int kTileRows = 16;
-constexpr int kTileBytes = 64;  // per row
+using amx_internal::kTileRows;
 constexpr int kMr = 2 * kTileRows;
 constexpr int kNr = 2 * kTileRows;
-
-// The 64-byte operand of LDTILECFG (no alignment required; none asked for,
-// since over-aligned thread-local storage in shared libraries is fragile).
-struct TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-#ifdef DIVE_AMX_EMULATE
-// The tile registers of this thread, and the instructions on them.
-struct Tiles {
-  uint8_t data[8][kTileRows * kTileBytes];
-  TileConfig config;
-};
-thread_local Tiles tiles;
-
-float Bf16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float x;
-  std::memcpy(&x, &bits, 4);
-  return x;
-}
-
-void TileLoadConfig(const TileConfig* c) { tiles.config = *c; }
-void TileRelease() { tiles.config = TileConfig(); }
-void TileZero(int t) { std::memset(tiles.data[t], 0, sizeof(tiles.data[t])); }
-void TileLoad(int t, const void* base, int64_t stride) {
-  for (int r = 0; r < tiles.config.rows[t]; ++r) {
-    std::memcpy(tiles.data[t] + r * kTileBytes,
-                static_cast<const uint8_t*>(base) + r * stride,
-                tiles.config.colsb[t]);
-  }
-}
-void TileStore(int t, void* base, int64_t stride) {
-  for (int r = 0; r < tiles.config.rows[t]; ++r) {
-    std::memcpy(static_cast<uint8_t*>(base) + r * stride,
-                tiles.data[t] + r * kTileBytes, tiles.config.colsb[t]);
-  }
-}
-// C[m][n] += sum over pairs q of A[m][2q] B[q][2n] + A[m][2q+1] B[q][2n+1].
-void TileDpBf16(int c, int a, int b) {
-  const TileConfig& cfg = tiles.config;
-  for (int m = 0; m < cfg.rows[c]; ++m) {
-    for (int n = 0; n < cfg.colsb[c] / 4; ++n) {
-      float acc;
-      std::memcpy(&acc, tiles.data[c] + m * kTileBytes + 4 * n, 4);
-      for (int q = 0; q < cfg.colsb[a] / 4; ++q) {
-        const uint8_t* pa = tiles.data[a] + m * kTileBytes + 4 * q;
-        const uint8_t* pb = tiles.data[b] + q * kTileBytes + 4 * n;
-        acc += Bf16(pa) * Bf16(pb) + Bf16(pa + 2) * Bf16(pb + 2);
-      }
-      std::memcpy(tiles.data[c] + m * kTileBytes + 4 * n, &acc, 4);
-    }
-  }
-}
-#define DIVE_TILE_LOADCONFIG(c) TileLoadConfig(c)
-#define DIVE_TILE_RELEASE() TileRelease()
-#define DIVE_TILE_ZERO(t) TileZero(t)
-#define DIVE_TILE_LOAD(t, base, stride) TileLoad(t, base, stride)
-#define DIVE_TILE_STORE(t, base, stride) TileStore(t, base, stride)
-#define DIVE_TILE_DPBF16(c, a, b) TileDpBf16(c, a, b)
-#else
-#define DIVE_TILE_LOADCONFIG(c) _tile_loadconfig(c)
-#define DIVE_TILE_RELEASE() _tile_release()
-#define DIVE_TILE_ZERO(t) _tile_zero(t)
-#define DIVE_TILE_LOAD(t, base, stride) _tile_loadd(t, base, stride)
-#define DIVE_TILE_STORE(t, base, stride) _tile_stored(t, base, stride)
-#define DIVE_TILE_DPBF16(c, a, b) _tile_dpbf16ps(c, a, b)
-#endif
 
 // The four C tiles from c (row stride ldc floats), or zero.
 inline void LoadC(const float* c, int64_t ldc, bool accumulate) {
@@ -186,16 +111,9 @@ void Kernel32x32(int64_t kc, const uint16_t* __restrict a,
   }
 }
 
-void Configure() {
-  TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.rows[t] = kTileRows;
-    config.colsb[t] = kTileBytes;
-  }
-  DIVE_TILE_LOADCONFIG(&config);
-}
+void Configure() { amx_internal::ConfigureTiles(); }
 
-void Release() { DIVE_TILE_RELEASE(); }
+void Release() { amx_internal::ReleaseTiles(); }
 
 }  // namespace
 

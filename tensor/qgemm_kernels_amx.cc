@@ -2,9 +2,10 @@
 // tile of int32 sums in four 16 x 16 tile registers, fed per 64 steps of k
 // by two 16-row tiles of L and two 16-column tiles of R, each TDPBUSD (L
 // uint8, R int8) or TDPBSUD (L int8, R uint8) a 16 x 16 x 64 product summed
-// in int32. The tile setup is the AMX bf16 kernel's (gemm_kernels_amx.cc):
-// palette 1, every tile 16 rows of 64 bytes. The sums are stored to a 32 x 32
-// buffer (L1) and requantized from there with the AVX-512 store.
+// in int32. The tile setup and the tile instructions (real or emulated) are
+// the AMX bf16 kernel's, from tensor/amx_tiles.h: palette 1, every tile 16
+// rows of 64 bytes. The sums are stored to a 32 x 32 buffer (L1) and
+// requantized from there with the AVX-512 store.
 //
 // Compiled with -mamx-tile -mamx-int8 and AVX-512 F/BW/DQ/VL; run only where
 // the CPU has AMX-INT8 and Linux has granted the tile data (DetectedCpu's
@@ -25,93 +26,19 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "tensor/amx_tiles.h"
 #include "tensor/qgemm_kernels.h"
 #include "tensor/qgemm_kernels_avx512_store.h"
 
 namespace dive::qgemm_internal {
 namespace {
 
-constexpr int kTileRows = 16;
-constexpr int kTileBytes = 64;  // per row
+using amx_internal::kTileBytes;
+using amx_internal::kTileRows;
 constexpr int kMr = 2 * kTileRows;
 constexpr int kNr = 2 * kTileRows;
 constexpr int kKUnit = 64;
-
-struct TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-#ifdef DIVE_AMX_EMULATE
-struct Tiles {
-  uint8_t data[8][kTileRows * kTileBytes];
-  TileConfig config;
-};
-thread_local Tiles tiles;
-
-void TileLoadConfig(const TileConfig* c) { tiles.config = *c; }
-void TileRelease() { tiles.config = TileConfig(); }
-void TileZero(int t) { std::memset(tiles.data[t], 0, sizeof(tiles.data[t])); }
-void TileLoad(int t, const void* base, int64_t stride) {
-  for (int r = 0; r < tiles.config.rows[t]; ++r) {
-    std::memcpy(tiles.data[t] + r * kTileBytes,
-                static_cast<const uint8_t*>(base) + r * stride,
-                tiles.config.colsb[t]);
-  }
-}
-void TileStore(int t, void* base, int64_t stride) {
-  for (int r = 0; r < tiles.config.rows[t]; ++r) {
-    std::memcpy(static_cast<uint8_t*>(base) + r * stride,
-                tiles.data[t] + r * kTileBytes, tiles.config.colsb[t]);
-  }
-}
-// C[m][n] += sum over quads q, bytes t of A[m][4q + t] * B[q][4n + t], the
-// bytes of A and B signed or not as the instruction says.
-template <bool kASigned, bool kBSigned>
-void TileDp(int c, int a, int b) {
-  const TileConfig& cfg = tiles.config;
-  const int rows = cfg.rows[c], cols = cfg.colsb[c] / 4, k = cfg.colsb[a];
-  int32_t av[kTileRows][kTileBytes], bv[kTileRows][kTileBytes];
-  for (int r = 0; r < kTileRows; ++r) {
-    for (int x = 0; x < kTileBytes; ++x) {
-      const uint8_t ab = tiles.data[a][r * kTileBytes + x];
-      const uint8_t bb = tiles.data[b][r * kTileBytes + x];
-      av[r][x] = kASigned ? static_cast<int8_t>(ab) : ab;
-      bv[r][x] = kBSigned ? static_cast<int8_t>(bb) : bb;
-    }
-  }
-  for (int m = 0; m < rows; ++m) {
-    for (int n = 0; n < cols; ++n) {
-      int32_t acc;
-      std::memcpy(&acc, tiles.data[c] + m * kTileBytes + 4 * n, 4);
-      // A[m][4q + t] * B[q][4n + t] over quads q and their bytes t.
-      for (int x = 0; x < k; ++x) acc += av[m][x] * bv[x / 4][4 * n + x % 4];
-      std::memcpy(tiles.data[c] + m * kTileBytes + 4 * n, &acc, 4);
-    }
-  }
-}
-#define DIVE_TILE_LOADCONFIG(c) TileLoadConfig(c)
-#define DIVE_TILE_RELEASE() TileRelease()
-#define DIVE_TILE_ZERO(t) TileZero(t)
-#define DIVE_TILE_LOAD(t, base, stride) TileLoad(t, base, stride)
-#define DIVE_TILE_STORE(t, base, stride) TileStore(t, base, stride)
-#define DIVE_TILE_DPBUSD(c, a, b) TileDp<false, true>(c, a, b)
-#define DIVE_TILE_DPBSUD(c, a, b) TileDp<true, false>(c, a, b)
-#else
-#define DIVE_TILE_LOADCONFIG(c) _tile_loadconfig(c)
-#define DIVE_TILE_RELEASE() _tile_release()
-#define DIVE_TILE_ZERO(t) _tile_zero(t)
-#define DIVE_TILE_LOAD(t, base, stride) _tile_loadd(t, base, stride)
-#define DIVE_TILE_STORE(t, base, stride) _tile_stored(t, base, stride)
-#define DIVE_TILE_DPBUSD(c, a, b) _tile_dpbusd(c, a, b)
-#define DIVE_TILE_DPBSUD(c, a, b) _tile_dpbsud(c, a, b)
-#endif
 
 template <bool kLeftU8>
 void Kernel32x32(int64_t k_steps, const void* l_panel, const void* r_panel,
@@ -157,16 +84,9 @@ void Kernel32x32(int64_t k_steps, const void* l_panel, const void* r_panel,
   }
 }
 
-void Configure() {
-  TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.rows[t] = kTileRows;
-    config.colsb[t] = kTileBytes;
-  }
-  DIVE_TILE_LOADCONFIG(&config);
-}
+void Configure() { amx_internal::ConfigureTiles(); }
 
-void Release() { DIVE_TILE_RELEASE(); }
+void Release() { amx_internal::ReleaseTiles(); }
 
 }  // namespace
 

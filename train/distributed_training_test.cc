@@ -164,8 +164,20 @@ TEST_F(DistributedTrainingTest,
               HasSubstr("epoch 1 already took 16 batches, more than the 15 it "
                         "has over 2 processes: it ends there, and training "
                         "goes on with epoch 2"));
-  EXPECT_THAT(resumed.output, HasSubstr("resuming with processes 2 (it was "
-                                        "trained with 1)"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("the rank count changed from 1 to 2 (the "
+                        "checkpoint's run trained on 1 process, this one on "
+                        "2 processes): the global batch stays "
+                        "--batch_size=64"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("now 32 examples per rank instead of 64"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("the data order each rank sees and the batch split "
+                        "are no longer the uninterrupted run's"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("each epoch now has 15 batches, not 16"));
+  EXPECT_EQ(Count(resumed.output, "the rank count changed"), 1)
+      << resumed.output;
   EXPECT_EQ(Count(resumed.output, "epoch 1: "), 1) << resumed.output;
   EXPECT_EQ(Count(resumed.output, "epoch 2: "), 1) << resumed.output;
   EXPECT_THAT(resumed.output, Not(HasSubstr("Check failed")));
@@ -218,8 +230,15 @@ echo "job exit $? after $(( $(date +%s) - start )) s")sh");
   RunResult resumed = RunCommand(
       absl::StrCat(train_, flags, " --resume"), 150);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_THAT(resumed.output, HasSubstr("resuming with processes 1 (it was "
-                                        "trained with 2)"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr("the rank count changed from 2 to 1 (the "
+                        "checkpoint's run trained on 2 processes, this one "
+                        "on 1 process): the global batch stays "
+                        "--batch_size=64 (so the learning rate and its "
+                        "schedule still fit), now 64 examples per rank "
+                        "instead of 32"));
+  EXPECT_EQ(Count(resumed.output, "the rank count changed"), 1)
+      << resumed.output;
   EXPECT_EQ(Count(resumed.output, "epoch 1: "), 1) << resumed.output;
   EXPECT_EQ(Count(resumed.output, "epoch 2: "), 1) << resumed.output;
   absl::StatusOr<SafetensorsFile> weights =

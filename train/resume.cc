@@ -22,14 +22,19 @@ absl::Status CheckResumable(const SavedTrainState& saved,
                        absl::StrCat(dir, "/", kTrainStateFile));
 }
 
-// Fits the position restored from `saved` into `state`'s run and says how
-// that run differs from the one it continues: not bit for bit (other
-// processes, threads or kernels), and, with fewer batches per epoch than the
-// checkpoint's (more processes, which drop the last partial batch), maybe an
-// epoch whose batches are all taken already: it is then at its last step,
-// and ends without another batch.
-void FitToThisRun(const SavedTrainState& saved, TrainState& state) {
+// Fits the position restored from `saved` into `state`'s run (options `o`)
+// and says how that run differs from the one it continues: another number
+// of processes (another batch split and data order per rank), not bit for
+// bit (other processes, threads or kernels), and, with fewer batches per
+// epoch than the checkpoint's (more processes, which drop the last partial
+// batch), maybe an epoch whose batches are all taken already: it is then at
+// its last step, and ends without another batch.
+void FitToThisRun(const SavedTrainState& saved, const TrainOptions& o,
+                  TrainState& state) {
   const RunEnvironment& now = state.environment;
+  const std::string ranks =
+      RankCountChange(saved.environment, now, o.batch_size, o.sync_batch_norm);
+  LOG_IF(WARNING, !ranks.empty()) << ranks;
   const std::string inexact = ExactnessWarning(saved.environment, now);
   LOG_IF(WARNING, !inexact.empty()) << inexact;
   TrainPosition& p = state.position;
@@ -81,7 +86,7 @@ absl::Status Resume(const std::string& dir, const models::ModelSpec& spec,
       return absl::InvalidArgumentError(
           absl::StrCat(dir, "/", kTrainStateFile, ": ", s.message()));
     }
-    FitToThisRun(*run->state, state);
+    FitToThisRun(*run->state, o, state);
   } else {
     state.position = {c.epoch, 0, 0};
     LOG(WARNING) << dir << " has no " << kTrainStateFile

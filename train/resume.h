@@ -8,8 +8,10 @@
 // `ResumeSettings`), the position against this run's data and batch size.
 // Then the model and optimizer take the saved state, a save cut short after
 // its commit is completed, and metrics.csv is trimmed to the checkpoint.
-// Other processes, threads or kernels are one warning line: the run goes on,
-// no longer bit for bit.
+// Another number of processes is one warning line saying what that changes
+// (the batch split and each rank's data order; train_state.h's
+// RankCountChange), other threads or kernels another: the run goes on, no
+// longer bit for bit.
 //
 // Example:
 //

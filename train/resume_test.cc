@@ -1,10 +1,10 @@
 // Resuming a run of the training loop (fake data, train/testing/small_runs.h):
 // at the next epoch, or at the step where a stop (SIGINT) or a step
 // checkpoint left it, bit-identical to the uninterrupted run; the CSV
-// repaired to match the checkpoint; on fewer batches per epoch (more
-// processes), other threads or kernels (a warning); from weights without a
-// training state. Refusals of a resume are existing_run_test.cc's and
-// checkpoint_files_test.cc's.
+// repaired to match the checkpoint; on another number of processes (a line
+// saying what that changes) and fewer batches per epoch, other threads or
+// kernels (a warning); from weights without a training state. Refusals of a
+// resume are existing_run_test.cc's and checkpoint_files_test.cc's.
 
 #include <csignal>
 #include <cstdlib>
@@ -29,6 +29,7 @@
 #include "tensor/testing/logged_warnings.h"
 #include "train/stop.h"
 #include "train/testing/small_runs.h"
+#include "train/train_state.h"
 #include "train/training.h"
 
 namespace dive::train {
@@ -260,9 +261,22 @@ TEST_F(TrainingTest, ResumeWithFewerBatchesPerEpochEndsTheEpochThere) {
                       "training goes on with epoch 2")
                 .size(),
             1u);
-  EXPECT_EQ(
-      warnings.With("resuming with processes 2 (it was trained with 1)").size(),
-      1u);
+  // One line says what the rank count changes; the batches per epoch too.
+  const std::vector<std::string> changed =
+      warnings.With("the rank count changed");
+  ASSERT_EQ(changed.size(), 1u) << absl::StrJoin(warnings.lines, "\n");
+  EXPECT_THAT(changed[0],
+              HasSubstr("the rank count changed from 1 to 2 (the checkpoint's "
+                        "run trained on 1 process, this one on 2 processes): "
+                        "the global batch stays --batch_size=32"));
+  EXPECT_THAT(changed[0], HasSubstr("now 16 examples per rank instead of 32"));
+  EXPECT_THAT(changed[0],
+              HasSubstr("the data order each rank sees and the batch split "
+                        "are no longer the uninterrupted run's"));
+  EXPECT_THAT(changed[0], HasSubstr("; each epoch now has 16 batches, not 17"));
+  // Nothing else changed: no second line about the processes.
+  EXPECT_TRUE(warnings.With("resuming with").empty())
+      << absl::StrJoin(warnings.lines, "\n");
   EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2}));
   run = ReadRun(dir);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -273,9 +287,57 @@ TEST_F(TrainingTest, ResumeWithFewerBatchesPerEpochEndsTheEpochThere) {
   // And back on one process: epochs of 17 and 16 batches are this run's.
   o.process_group = nullptr;
   o.epochs = 3;
+  LoggedWarnings back;
   s = Train(models::SoftmaxSpec(), o, train, test_);
   ASSERT_TRUE(s.ok()) << s.status();
+  const std::vector<std::string> back_to_one =
+      back.With("the rank count changed from 2 to 1");
+  ASSERT_EQ(back_to_one.size(), 1u) << absl::StrJoin(back.lines, "\n");
+  EXPECT_THAT(back_to_one[0],
+              HasSubstr("now 32 examples per rank instead of 16"));
+  EXPECT_THAT(back_to_one[0],
+              HasSubstr("each epoch now has 17 batches, not 16"));
   EXPECT_EQ(CsvEpochs(dir + "/metrics.csv"), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST(RankCountChangeTest, SaysWhatAnotherNumberOfRanksChanges) {
+  const RunEnvironment two{/*steps_per_epoch=*/15, /*processes=*/2,
+                           /*threads=*/1, "avx2"};
+  EXPECT_EQ(RankCountChange(two, two, 64, /*sync_batch_norm=*/false), "");
+  RunEnvironment four = two;
+  four.processes = 4;
+  four.threads = 3;  // not this line's business
+  EXPECT_EQ(
+      RankCountChange(two, four, 64, /*sync_batch_norm=*/false),
+      "the rank count changed from 2 to 4 (the checkpoint's run trained on 2 "
+      "processes, this one on 4 processes): the global batch stays "
+      "--batch_size=64 (so the learning rate and its schedule still fit), "
+      "now 16 examples per rank instead of 32; each step still takes the same "
+      "examples of the epoch's shuffled order, but split over the ranks "
+      "otherwise, so the data order each rank sees and the batch split are no "
+      "longer the uninterrupted run's (nor are BatchNorm's per-rank "
+      "statistics; dropout masks and the order of the gradient sums differ "
+      "too): the run goes on, but its weights will not be bit-identical to "
+      "those of an uninterrupted run");
+  // SyncBatchNorm takes the statistics over the global batch, as before.
+  EXPECT_THAT(RankCountChange(two, four, 64, /*sync_batch_norm=*/true),
+              Not(HasSubstr("BatchNorm")));
+  // One process takes the epoch's last partial batch.
+  RunEnvironment one = two;
+  one.processes = 1;
+  one.steps_per_epoch = 16;
+  EXPECT_THAT(RankCountChange(two, one, 64, /*sync_batch_norm=*/false),
+              HasSubstr("from 2 to 1 (the checkpoint's run trained on 2 "
+                        "processes, this one on 1 process)"));
+  EXPECT_THAT(RankCountChange(two, one, 64, /*sync_batch_norm=*/false),
+              HasSubstr("uninterrupted run; each epoch now has 16 batches, "
+                        "not 15 (one process takes its last partial batch, "
+                        "several drop it)"));
+  // The other differences are ExactnessWarning's, which no longer names
+  // the processes.
+  EXPECT_EQ(ExactnessWarning(two, four).find("processes"), std::string::npos);
+  EXPECT_THAT(ExactnessWarning(two, four),
+              HasSubstr("resuming with threads 3 (it was trained with 1)"));
 }
 
 TEST_F(TrainingTest, ResumeOnOtherThreadsOrKernelsWarnsOnce) {

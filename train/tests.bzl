@@ -64,6 +64,7 @@ def train_tests():
         srcs = ["resume_test.cc"],
         deps = [
             ":stop",
+            ":train_state",
             ":training",
             "//datasets/testing:fake_data",
             "//distributed:process_group",

@@ -286,8 +286,6 @@ std::string ExactnessWarning(const RunEnvironment& saved,
           absl::StrCat(what, " ", value, " (it was trained with ", then, ")"));
     }
   };
-  compare("processes", absl::StrCat(saved.processes),
-          absl::StrCat(now.processes));
   compare("threads", absl::StrCat(saved.threads), absl::StrCat(now.threads));
   compare("kernels", saved.kernels, now.kernels);
   if (changed.empty()) return "";
@@ -295,6 +293,38 @@ std::string ExactnessWarning(const RunEnvironment& saved,
       "resuming with ", absl::StrJoin(changed, ", "),
       ": the run goes on, but its weights will not be bit-identical to those "
       "of an uninterrupted run (its sums are taken in another order)");
+}
+
+std::string RankCountChange(const RunEnvironment& saved,
+                            const RunEnvironment& now, int64_t batch_size,
+                            bool sync_batch_norm) {
+  if (saved.processes == now.processes) return "";
+  const auto ranks = [](int64_t n) {
+    return absl::StrCat(n, n == 1 ? " process" : " processes");
+  };
+  std::string epochs;
+  if (saved.steps_per_epoch != now.steps_per_epoch) {
+    epochs = absl::StrCat(
+        "; each epoch now has ", now.steps_per_epoch, " batches, not ",
+        saved.steps_per_epoch,
+        " (one process takes its last partial batch, several drop it)");
+  }
+  return absl::StrCat(
+      "the rank count changed from ", saved.processes, " to ", now.processes,
+      " (the checkpoint's run trained on ", ranks(saved.processes),
+      ", this one on ", ranks(now.processes),
+      "): the global batch stays --batch_size=", batch_size,
+      " (so the learning rate and its schedule still fit), now ",
+      batch_size / now.processes, " examples per rank instead of ",
+      batch_size / saved.processes,
+      "; each step still takes the same examples of the epoch's shuffled "
+      "order, but split over the ranks otherwise, so the data order each "
+      "rank sees and the batch split are no longer the uninterrupted run's (",
+      sync_batch_norm ? "" : "nor are BatchNorm's per-rank statistics; ",
+      "dropout masks and the order of the gradient sums differ too): the run "
+      "goes on, but its weights will not be bit-identical to those of an "
+      "uninterrupted run",
+      epochs);
 }
 
 }  // namespace dive::train

@@ -11,7 +11,8 @@
 //                       others; both checksums);
 //   CheckGeometry       the position against the run's data and batch size;
 //   CheckSettings       the settings against the resuming run's;
-//   ExactnessWarning    other processes, threads or kernels: not bit for bit;
+//   RankCountChange     another number of processes: what that changes;
+//   ExactnessWarning    other threads or kernels: not bit for bit;
 //   RestoreTrainState   the saved state into a live one.
 //
 // How the state and the weights are saved and read as one pair (the commit,
@@ -65,7 +66,7 @@ struct EpochTotals {
 
 // What a run ran on. A resume must continue the run's epochs
 // (`CheckGeometry`); with other processes, threads or kernels it goes on,
-// but no longer bit for bit (`ExactnessWarning`).
+// but no longer bit for bit (`RankCountChange`, `ExactnessWarning`).
 struct RunEnvironment {
   int64_t steps_per_epoch = 0;  // batches per epoch, over all processes
   int64_t processes = 1;
@@ -116,8 +117,8 @@ absl::Status CheckGeometry(const SavedTrainState& saved, int64_t examples,
 
 // Puts `saved` into `state`: the optimizer's state (all or nothing), the
 // position and totals. `state.settings` and
-// `state.environment` are not touched; compare them with `CheckSettings`
-// and `ExactnessWarning` first.
+// `state.environment` are not touched; compare them with `CheckSettings`,
+// `RankCountChange` and `ExactnessWarning` first.
 absl::Status RestoreTrainState(const SavedTrainState& saved, TrainState& state);
 
 // OK when every setting in `current` is recorded in `saved` with the same
@@ -130,12 +131,28 @@ absl::Status CheckSettings(const std::map<std::string, std::string>& saved,
                            const std::map<std::string, std::string>& current,
                            const std::string& dir);
 
-// "" when a run resumed on `now` can continue the run of `saved` bit for
-// bit; else one line naming each difference of processes, threads and
-// kernel path and saying that the result will not be bit-identical to the
-// uninterrupted run's (sums are then taken in another order).
+// "" when a run resumed on `now` has the threads and kernel path of the run
+// of `saved`; else one line naming each difference and saying that the
+// result will not be bit-identical to the uninterrupted run's (sums are then
+// taken in another order). Another number of processes is
+// `RankCountChange`'s line.
 std::string ExactnessWarning(const RunEnvironment& saved,
                              const RunEnvironment& now);
+
+// "" when a run resumed on `now` has as many processes (ranks) as the run of
+// `saved`; else one line, "the rank count changed from <A> to <B> ...",
+// saying what that changes in a run of global batch `batch_size` (which a
+// resume keeps, and with it the learning rate and schedule): each step still
+// takes the same examples of the epoch's shuffled order, but they are split
+// over the ranks otherwise, batch_size / B per rank instead of
+// batch_size / A, so the data order each rank sees and the batch split are no
+// longer the uninterrupted run's, nor (unless `sync_batch_norm`) BatchNorm's
+// per-rank statistics, nor the weights bit for bit; and, where the batches
+// per epoch change (one process takes the last partial batch, several drop
+// it), how many there now are.
+std::string RankCountChange(const RunEnvironment& saved,
+                            const RunEnvironment& now, int64_t batch_size,
+                            bool sync_batch_norm);
 
 // OK, or InvalidArgument "tensor '<name>' holds <value> at element <i> of
 // <n>" for the first NaN or Inf among the float tensors.
