@@ -27,15 +27,16 @@ absl::Status CheckQParams(const QParams& q, absl::string_view scale_name,
         scale_name, ": scale ", q.scale, " must be finite and > 0"));
   }
   if (q.zero_point < 0 || q.zero_point > 255) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        zero_point_name, ": zero point ", q.zero_point,
-        " is outside 0..255 (uint8)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(zero_point_name, ": zero point ", q.zero_point,
+                     " is outside 0..255 (uint8)"));
   }
   return absl::OkStatus();
 }
 
 Tensor Quantize(const Tensor& x, const QParams& q) {
-  CHECK(x.dtype() == DType::kFloat32) << "Quantize of a " << DTypeName(x.dtype());
+  CHECK(x.dtype() == DType::kFloat32)
+      << "Quantize of a " << DTypeName(x.dtype());
   const Tensor c = x.Contiguous();
   Tensor out = Tensor::Empty(x.shape(), DType::kUint8);
   const float* in = c.data<float>();
@@ -118,9 +119,10 @@ void RangeObserver::Histogram::Add(double magnitude) {
       range *= 2;
     }
   }
-  const int bin = range == 0 ? 0
-                             : std::min(kBins - 1, static_cast<int>(
-                                                       magnitude / range * kBins));
+  const int bin =
+      range == 0
+          ? 0
+          : std::min(kBins - 1, static_cast<int>(magnitude / range * kBins));
   ++counts[bin];
 }
 

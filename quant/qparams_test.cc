@@ -54,7 +54,8 @@ TEST(CheckQParams, NamesTheTensorAndTheProblem) {
     EXPECT_NE(s.message().find("must be finite and > 0"), std::string::npos);
   }
   for (int32_t bad : {-1, 256}) {
-    const absl::Status s = CheckQParams({0.1f, bad}, "s", "fc.input_zero_point");
+    const absl::Status s =
+        CheckQParams({0.1f, bad}, "s", "fc.input_zero_point");
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.message().find("fc.input_zero_point: zero point"),
               std::string::npos)
@@ -78,7 +79,8 @@ TEST(QuantizePerChannel, OneSymmetricScalePerOutputChannel) {
     int max_q = 0;
     for (int64_t i = 0; i < 12; ++i) {
       max_abs = std::max(max_abs, std::fabs(w.data()[o * 12 + i]));
-      max_q = std::max(max_q, std::abs(int{q.values.data<int8_t>()[o * 12 + i]}));
+      max_q =
+          std::max(max_q, std::abs(int{q.values.data<int8_t>()[o * 12 + i]}));
     }
     const float scale = q.scales.data()[o];
     if (max_abs == 0) {

@@ -26,14 +26,14 @@ namespace dive::quant {
 
 struct QuantizedModel::Step {
   enum class Kind {
-    kConv,             // int8
-    kLinear,           // int8
-    kMaxPool,          // either domain
-    kAvgPool,          // either domain (AvgPool2d, adaptive and global)
-    kRelu,             // either domain
-    kFlatten,          // either domain
-    kIdentity,         // either domain (Dropout in evaluation)
-    kFloat,            // float32
+    kConv,      // int8
+    kLinear,    // int8
+    kMaxPool,   // either domain
+    kAvgPool,   // either domain (AvgPool2d, adaptive and global)
+    kRelu,      // either domain
+    kFlatten,   // either domain
+    kIdentity,  // either domain (Dropout in evaluation)
+    kFloat,     // float32
   };
   Kind kind = Kind::kFloat;
   std::string name;
@@ -185,9 +185,9 @@ absl::Status Pack(std::vector<Step>& steps) {
     const int32_t* bias = s.bias.data<int32_t>();
     for (int64_t o = 0; o < oc; ++o) {
       if (std::abs(static_cast<int64_t>(bias[o])) > kQGemmMaxBias) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            s.name, ".bias[", o, "] = ", bias[o],
-            ": beyond the int8 kernels' +-2^30"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(s.name, ".bias[", o, "] = ", bias[o],
+                         ": beyond the int8 kernels' +-2^30"));
       }
     }
     const float* ws = s.weight_scale.data<float>();
@@ -205,8 +205,9 @@ absl::Status Pack(std::vector<Step>& steps) {
             : PackQGemmWeights(path, s.weight.dim(1), oc, w, s.weight.dim(1),
                                /*transposed=*/true);
     if (!packed.ok()) {
-      return absl::Status(packed.status().code(),
-                          absl::StrCat(s.name, ": ", packed.status().message()));
+      return absl::Status(
+          packed.status().code(),
+          absl::StrCat(s.name, ": ", packed.status().message()));
     }
     s.packed = *std::move(packed);
   }
@@ -240,38 +241,8 @@ Tensor Int32Scalar(int32_t v) {
 
 // ---- uint8 kernels of the layers that run in either domain -----------------
 
-Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
-  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
-  CHECK(oh >= 1 && ow >= 1) << "MaxPool2d: input " << x.shape()
-                            << " is smaller than the window";
-  Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
-  const uint8_t* in = x.data<uint8_t>();
-  uint8_t* out = y.data<uint8_t>();
-#pragma omp parallel for if (n * c > 1)
-  for (int64_t plane = 0; plane < n * c; ++plane) {
-    const uint8_t* xp = in + plane * h * w;
-    for (int64_t i = 0; i < oh; ++i) {
-      for (int64_t j = 0; j < ow; ++j) {
-        uint8_t m = 0;  // padding never wins (it is -infinity)
-        for (int64_t a = 0; a < p.kernel_h; ++a) {
-          const int64_t r = i * p.stride_h - p.pad_h + a;
-          if (r < 0 || r >= h) continue;
-          for (int64_t b = 0; b < p.kernel_w; ++b) {
-            const int64_t col = j * p.stride_w - p.pad_w + b;
-            if (col >= 0 && col < w) m = std::max(m, xp[r * w + col]);
-          }
-        }
-        out[(plane * oh + i) * ow + j] = m;
-      }
-    }
-  }
-  return y;
-}
-
-// One output row or column of an average pool: the input span [begin, end)
-// (inside the image) and the divisor's factor along this dimension.
+// One output row or column of a pooling: the input span [begin, end)
+// (inside the image) and the average's divisor along this dimension.
 struct Window {
   int64_t begin, end, divisor;
 };
@@ -297,36 +268,63 @@ std::vector<Window> AdaptiveWindows(int64_t size, int64_t out_size) {
   return out;
 }
 
-// The mean of each window in the input's scale: zero_point + round(sum of
-// (q - zero_point) / divisor); padding is the real 0, the zero point.
-Tensor AvgPoolU8(const Tensor& x, const std::vector<Window>& rows,
-                 const std::vector<Window>& cols, int32_t zero_point) {
+// y [N, C, rows, cols] uint8 from x [N, C, H, W] uint8: y[n, c, i, j] =
+// reduce(plane (n, c), its width, rows[i], cols[j]).
+template <typename Reduce>
+Tensor PoolU8(const Tensor& x, const std::vector<Window>& rows,
+              const std::vector<Window>& cols, Reduce reduce) {
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t oh = rows.size(), ow = cols.size();
-  CHECK(oh >= 1 && ow >= 1) << "average pool: input " << x.shape()
-                            << " is smaller than the window";
+  CHECK(oh >= 1 && ow >= 1)
+      << "pooling: input " << x.shape() << " is smaller than the window";
   Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
   const uint8_t* in = x.data<uint8_t>();
   uint8_t* out = y.data<uint8_t>();
 #pragma omp parallel for if (n * c > 1)
   for (int64_t plane = 0; plane < n * c; ++plane) {
-    const uint8_t* xp = in + plane * h * w;
     for (int64_t i = 0; i < oh; ++i) {
       for (int64_t j = 0; j < ow; ++j) {
-        int64_t sum = 0;
-        for (int64_t r = rows[i].begin; r < rows[i].end; ++r) {
-          for (int64_t col = cols[j].begin; col < cols[j].end; ++col) {
-            sum += xp[r * w + col] - zero_point;
-          }
-        }
-        const double mean = std::nearbyint(
-            static_cast<double>(sum) / (rows[i].divisor * cols[j].divisor));
         out[(plane * oh + i) * ow + j] =
-            static_cast<uint8_t>(std::clamp(mean + zero_point, 0.0, 255.0));
+            reduce(in + plane * h * w, w, rows[i], cols[j]);
       }
     }
   }
   return y;
+}
+
+// The largest element of each window (padding, -infinity, never wins): no
+// requantization.
+Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
+  return PoolU8(
+      x, PoolWindows(x.dim(2), p.kernel_h, p.stride_h, p.pad_h, false),
+      PoolWindows(x.dim(3), p.kernel_w, p.stride_w, p.pad_w, false),
+      [](const uint8_t* xp, int64_t w, const Window& r, const Window& c) {
+        uint8_t m = 0;
+        for (int64_t i = r.begin; i < r.end; ++i) {
+          for (int64_t j = c.begin; j < c.end; ++j)
+            m = std::max(m, xp[i * w + j]);
+        }
+        return m;
+      });
+}
+
+// The mean of each window in the input's scale: zero_point + round(sum of
+// (q - zero_point) / divisor); padding is the real 0, the zero point.
+Tensor AvgPoolU8(const Tensor& x, const std::vector<Window>& rows,
+                 const std::vector<Window>& cols, int32_t zero_point) {
+  return PoolU8(
+      x, rows, cols,
+      [zero_point](const uint8_t* xp, int64_t w, const Window& r,
+                   const Window& c) {
+        int64_t sum = 0;
+        for (int64_t i = r.begin; i < r.end; ++i) {
+          for (int64_t j = c.begin; j < c.end; ++j)
+            sum += xp[i * w + j] - zero_point;
+        }
+        const double mean =
+            std::nearbyint(static_cast<double>(sum) / (r.divisor * c.divisor));
+        return static_cast<uint8_t>(std::clamp(mean + zero_point, 0.0, 255.0));
+      });
 }
 
 Tensor AvgPoolStepU8(const nn::Module& m, const Tensor& x, int32_t zp) {
@@ -334,9 +332,8 @@ Tensor AvgPoolStepU8(const nn::Module& m, const Tensor& x, int32_t zp) {
   if (const auto* pool = dynamic_cast<const nn::AvgPool2d*>(&m)) {
     const Pool2dParams& p = pool->params();
     const bool pad = pool->count_include_pad();
-    return AvgPoolU8(
-        x, PoolWindows(h, p.kernel_h, p.stride_h, p.pad_h, pad),
-        PoolWindows(w, p.kernel_w, p.stride_w, p.pad_w, pad), zp);
+    return AvgPoolU8(x, PoolWindows(h, p.kernel_h, p.stride_h, p.pad_h, pad),
+                     PoolWindows(w, p.kernel_w, p.stride_w, p.pad_w, pad), zp);
   }
   if (const auto* pool = dynamic_cast<const nn::AdaptiveAvgPool2d*>(&m)) {
     return AvgPoolU8(x, AdaptiveWindows(h, pool->output_h()),
@@ -349,8 +346,8 @@ Tensor AvgPoolStepU8(const nn::Module& m, const Tensor& x, int32_t zp) {
 Tensor EitherStepU8(const Step& s, const Tensor& x, const QParams& q) {
   switch (s.kind) {
     case Kind::kMaxPool:
-      return MaxPoolU8(
-          x, static_cast<const nn::MaxPool2d&>(*s.module).params());
+      return MaxPoolU8(x,
+                       static_cast<const nn::MaxPool2d&>(*s.module).params());
     case Kind::kAvgPool:
       return AvgPoolStepU8(*s.module, x, q.zero_point);
     case Kind::kRelu: {
@@ -451,11 +448,11 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
     OpPlan op{s.name, s.module->Describe(), IsInt8(s.kind) || s.uint8_input,
               ""};
     if (IsInt8(s.kind)) {
-      op.how = absl::StrCat(
-          s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
-          s.quantize_input ? " (float32 input quantized)" : "",
-          s.relu ? ", ReLU fused" : "",
-          s.uint8_output ? ", uint8 out" : ", float32 out");
+      op.how =
+          absl::StrCat(s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
+                       s.quantize_input ? " (float32 input quantized)" : "",
+                       s.relu ? ", ReLU fused" : "",
+                       s.uint8_output ? ", uint8 out" : ", float32 out");
     } else if (IsEither(s.kind)) {
       op.how = s.uint8_input ? "uint8" : "float32 (its input is float32)";
     } else {
@@ -484,8 +481,7 @@ std::map<std::string, Tensor> QuantizedModel::QuantizedStateDict() const {
     }
     if (s.uint8_output) {
       out[Join(s.name, "output_scale")] = Tensor::Scalar(s.output.scale);
-      out[Join(s.name, "output_zero_point")] =
-          Int32Scalar(s.output.zero_point);
+      out[Join(s.name, "output_zero_point")] = Int32Scalar(s.output.zero_point);
     }
   }
   return out;
@@ -539,8 +535,8 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
     const float* bf = bc.data<float>();
     const float* ws = s.weight_scale.data<float>();
     for (int64_t o = 0; o < oc; ++o) {
-      const double q = std::nearbyint(
-          bf[o] / (static_cast<double>(s.input.scale) * ws[o]));
+      const double q =
+          std::nearbyint(bf[o] / (static_cast<double>(s.input.scale) * ws[o]));
       if (std::fabs(q) > kQGemmMaxBias) {
         return absl::InvalidArgumentError(absl::StrCat(
             s.name, ": bias[", o, "] = ", bf[o], " is ", q,
@@ -575,10 +571,9 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     }
     const Tensor& t = it->second;
     if (t.dtype() != dtype || t.shape() != shape) {
-      errors.push_back(absl::StrCat(key, ": expected ", DTypeName(dtype), " ",
-                                    shape.ToString(), ", got ",
-                                    DTypeName(t.dtype()), " ",
-                                    t.shape().ToString()));
+      errors.push_back(absl::StrCat(
+          key, ": expected ", DTypeName(dtype), " ", shape.ToString(), ", got ",
+          DTypeName(t.dtype()), " ", t.shape().ToString()));
       return Tensor();
     }
     return t.Contiguous();
@@ -589,8 +584,8 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     if (!scale.defined() || !zp.defined()) return;
     q->scale = *scale.data<float>();
     q->zero_point = *zp.data<int32_t>();
-    if (absl::Status s = CheckQParams(*q, prefix + "_scale",
-                                      prefix + "_zero_point");
+    if (absl::Status s =
+            CheckQParams(*q, prefix + "_scale", prefix + "_zero_point");
         !s.ok()) {
       errors.emplace_back(s.message());
     }
@@ -635,9 +630,9 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     if (used.count(key) == 0) unexpected.push_back(key);
   }
   if (!unexpected.empty()) {
-    errors.push_back(
-        absl::StrCat("unexpected tensors [", absl::StrJoin(unexpected, ", "),
-                     "] (not of this model's int8 plan)"));
+    errors.push_back(absl::StrCat("unexpected tensors [",
+                                  absl::StrJoin(unexpected, ", "),
+                                  "] (not of this model's int8 plan)"));
   }
   if (!errors.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
@@ -672,9 +667,13 @@ absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
     const SafetensorsFile& file, const std::string& source) {
   if (!IsQuantized(file)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        source, " is a float32 checkpoint, not an int8 one (its metadata has "
-                "no \"", kQuantizationKey, "\"); quantize it first with "
-                "//tools:quantize --checkpoint=", source));
+        source,
+        " is a float32 checkpoint, not an int8 one (its metadata has "
+        "no \"",
+        kQuantizationKey,
+        "\"); quantize it first with "
+        "//tools:quantize --checkpoint=",
+        source));
   }
   const std::string& kind = file.metadata.at(kQuantizationKey);
   if (kind != "int8") {
@@ -698,9 +697,8 @@ absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": metadata input_size missing or not an integer"));
   }
-  if (absl::Status s = models::CheckInputSize(spec->name, size,
-                                              spec->min_input_size,
-                                              spec->max_input_size);
+  if (absl::Status s = models::CheckInputSize(
+          spec->name, size, spec->min_input_size, spec->max_input_size);
       !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }

@@ -141,12 +141,11 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
 // Writes the quantized checkpoint of `model`, the zoo model `model_name`
 // at `input_size`, to `path` (atomically, never through a symlink or over
 // a file that is not this user's regular file: tensor/safetensors.h).
-absl::Status SaveQuantizedModel(const QuantizedModel& model,
-                                const std::string& model_name,
-                                int64_t input_size,
-                                const std::map<std::string, std::string>&
-                                    extra_metadata,
-                                const std::string& path);
+absl::Status SaveQuantizedModel(
+    const QuantizedModel& model, const std::string& model_name,
+    int64_t input_size,
+    const std::map<std::string, std::string>& extra_metadata,
+    const std::string& path);
 
 // Whether `file` is a quantized checkpoint (its metadata says so).
 bool IsQuantized(const SafetensorsFile& file);

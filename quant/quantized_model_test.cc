@@ -62,7 +62,8 @@ Quantized QuantizeZooModel(const std::string& name, int64_t size,
   absl::StatusOr<std::shared_ptr<nn::Module>> net = spec->make(size);
   CHECK(net.ok()) << net.status();
   std::vector<Tensor> batches;
-  for (int b = 0; b < 3; ++b) batches.push_back(gen.Uniform({8, 1, size, size}, 0, 1));
+  for (int b = 0; b < 3; ++b)
+    batches.push_back(gen.Uniform({8, 1, size, size}, 0, 1));
   QuantizeOptions options;
   options.calibration = calibration;
   absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
@@ -100,8 +101,8 @@ TEST_P(ZooModelTest, Int8LogitsAreCloseToFloat32AndTopOneAgrees) {
     // second class is larger than twice the largest logit error.
     double max_diff = 0;
     for (int64_t i = 0; i < ref.numel(); ++i) {
-      max_diff = std::max<double>(max_diff,
-                                  std::fabs(got.data()[i] - ref.data()[i]));
+      max_diff =
+          std::max<double>(max_diff, std::fabs(got.data()[i] - ref.data()[i]));
     }
     const Tensor ref_top = ops::Argmax(ref, 1), got_top = ops::Argmax(got, 1);
     int64_t agree = 0;
@@ -139,8 +140,9 @@ TEST(QuantizeModel, ListsWhatRunsInInt8) {
 
   Quantized alex = QuantizeZooModel("alexnet", 96);
   const std::vector<OpPlan> a = alex.int8->Ops();
-  EXPECT_EQ(a[0].how, "int8 conv (float32 input quantized), ReLU fused, "
-                      "uint8 out");
+  EXPECT_EQ(a[0].how,
+            "int8 conv (float32 input quantized), ReLU fused, "
+            "uint8 out");
   EXPECT_EQ(a[1].describe, "MaxPool2d(kernel=3x3, stride=2, padding=0)");
   EXPECT_EQ(a[1].how, "uint8");
   for (const OpPlan& op : a) EXPECT_TRUE(op.int8) << op.name << " " << op.how;
@@ -154,8 +156,8 @@ TEST(QuantizeModel, BlocksWithTheirOwnDataFlowAreUnimplemented) {
         spec->make(spec->quick_input_size);
     ASSERT_TRUE(net.ok());
     const absl::StatusOr<std::shared_ptr<QuantizedModel>> q = QuantizeModel(
-        *net, {Tensor::Zeros({1, 1, spec->quick_input_size,
-                              spec->quick_input_size})},
+        *net,
+        {Tensor::Zeros({1, 1, spec->quick_input_size, spec->quick_input_size})},
         {});
     ASSERT_EQ(q.status().code(), absl::StatusCode::kUnimplemented) << name;
     EXPECT_NE(q.status().message().find("int8 add and concat"),
@@ -235,9 +237,8 @@ class BadCheckpointTest : public testing::Test {
   void SetUp() override {
     q_ = QuantizeZooModel("mlp", 28);
     file_.tensors = q_.int8->QuantizedStateDict();
-    file_.metadata = {{"dive.quantization", "int8"},
-                      {"model", "mlp"},
-                      {"input_size", "28"}};
+    file_.metadata = {
+        {"dive.quantization", "int8"}, {"model", "mlp"}, {"input_size", "28"}};
     ASSERT_TRUE(LoadQuantizedModel(file_, "good").ok());
   }
   // The error of loading file_ after `edit`; it must name each of `parts`.
@@ -261,9 +262,9 @@ TEST_F(BadCheckpointTest, ScalesMustBeFiniteAndPositive) {
                     std::numeric_limits<float>::infinity()}) {
     SetUp();
     file_.tensors["1.input_scale"] = Tensor::Scalar(bad);
-    ExpectError(absl::StatusCode::kInvalidArgument,
-                {"q.safetensors: ", "1.input_scale: scale",
-                 "must be finite and > 0"});
+    ExpectError(
+        absl::StatusCode::kInvalidArgument,
+        {"q.safetensors: ", "1.input_scale: scale", "must be finite and > 0"});
     SetUp();
     file_.tensors["1.output_scale"] = Tensor::Scalar(bad);
     ExpectError(absl::StatusCode::kInvalidArgument, {"1.output_scale: scale"});
@@ -314,7 +315,8 @@ TEST_F(BadCheckpointTest, AFloatCheckpointIsNotAnInt8One) {
 
 TEST_F(BadCheckpointTest, MetadataMustNameAModelAndASize) {
   file_.metadata["model"] = "lenet5";
-  ExpectError(absl::StatusCode::kInvalidArgument, {"q.safetensors: ", "lenet5"});
+  ExpectError(absl::StatusCode::kInvalidArgument,
+              {"q.safetensors: ", "lenet5"});
   SetUp();
   file_.metadata["input_size"] = "x";
   ExpectError(absl::StatusCode::kInvalidArgument, {"input_size"});

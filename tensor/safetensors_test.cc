@@ -73,7 +73,8 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
 TEST(Safetensors, RoundTripsInt8AndUint8) {
   const std::string path = TempPath("int8.safetensors");
   SafetensorsFile f;
-  f.tensors["w"] = Tensor::FromVector({-128, 0, 127, 5}, {2, 2}).To(DType::kInt8);
+  f.tensors["w"] =
+      Tensor::FromVector({-128, 0, 127, 5}, {2, 2}).To(DType::kInt8);
   f.tensors["zp"] = Tensor::FromVector({0, 255, 128}, {3}).To(DType::kUint8);
   ASSERT_TRUE(SaveSafetensors(path, f).ok());
   absl::StatusOr<SafetensorsFile> back = LoadSafetensors(path);
