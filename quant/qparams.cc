@@ -43,7 +43,7 @@ Tensor Quantize(const Tensor& x, const QParams& q) {
   uint8_t* o = out.data<uint8_t>();
   const double inv = 1.0 / q.scale;
   for (int64_t i = 0; i < c.numel(); ++i) {
-    // NaN becomes the zero point (fmax drops it).
+    // NaN becomes 0 (fmax drops it).
     const double v = std::nearbyint(in[i] * inv) + q.zero_point;
     o[i] = static_cast<uint8_t>(std::fmin(std::fmax(v, 0.0), 255.0));
   }

@@ -58,8 +58,10 @@
 //       dive::quant::QuantizeModel(net, calibration_batches, {});
 //   for (const dive::quant::OpPlan& op : (*q)->Ops()) ...   // int8 or not
 //   dive::autograd::Variable logits = (**q)(dive::autograd::Variable(x));
-//   absl::Status s = dive::quant::SaveQuantizedModel(**q, "lenet", 28, path);
-//   auto back = dive::quant::LoadQuantizedModel(path);
+//   absl::Status s = dive::quant::SaveQuantizedModel(**q, "lenet", 28,
+//                                                    /*extra_metadata=*/{}, path);
+//   absl::StatusOr<dive::quant::LoadedQuantizedModel> back =
+//       dive::quant::LoadQuantizedModel(path);   // back->model: the same
 
 #ifndef QUANT_QUANTIZED_MODEL_H_
 #define QUANT_QUANTIZED_MODEL_H_
@@ -94,9 +96,12 @@ struct OpPlan {
   std::string how;       // "int8 conv, ReLU fused, uint8 out", "float32 ..."
 };
 
+// The int8 model: a Module (so train::Evaluate and the benchmarks run it as
+// any other) with no parameters, holding the float32 model for its float32
+// layers. Made by QuantizeModel or QuantizedModelFrom.
 class QuantizedModel : public nn::Module {
  public:
-  struct Step;
+  struct Step;  // one layer of the plan (quantized_model.cc)
   ~QuantizedModel() override;
 
   // x float32 [N, C, H, W] (the float model's input) -> float32 logits.
@@ -139,8 +144,9 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     const std::map<std::string, Tensor>& state);
 
 // Writes the quantized checkpoint of `model`, the zoo model `model_name`
-// at `input_size`, to `path` (atomically, never through a symlink or over
-// a file that is not this user's regular file: tensor/safetensors.h).
+// at `input_size`, with `extra_metadata` (how it was calibrated, say), to
+// `path` (atomically, never through a symlink or over a file that is not
+// this user's regular file: tensor/safetensors.h).
 absl::Status SaveQuantizedModel(
     const QuantizedModel& model, const std::string& model_name,
     int64_t input_size,
