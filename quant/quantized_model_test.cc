@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
 #include "gtest/gtest.h"
@@ -38,6 +39,21 @@ Tensor Logits(nn::Module& m, const Tensor& x) {
   return m(Variable(x)).data();
 }
 
+// x [N, K] minus its mean over the batch: what depends on the input (a
+// random network's logits are mostly their biases).
+Tensor Centered(const Tensor& x) {
+  Tensor out = x.Clone();
+  for (int64_t k = 0; k < x.dim(1); ++k) {
+    double mean = 0;
+    for (int64_t n = 0; n < x.dim(0); ++n) mean += x.at<float>({n, k});
+    mean /= x.dim(0);
+    for (int64_t n = 0; n < x.dim(0); ++n) {
+      out.data()[n * x.dim(1) + k] -= static_cast<float>(mean);
+    }
+  }
+  return out;
+}
+
 // ||a - b|| / ||b||.
 double RelativeError(const Tensor& a, const Tensor& b) {
   double num = 0, den = 0;
@@ -61,26 +77,44 @@ Quantized QuantizeZooModel(const std::string& name, int64_t size,
   Generator gen(7);
   absl::StatusOr<std::shared_ptr<nn::Module>> net = spec->make(size);
   CHECK(net.ok()) << net.status();
+  // The zoo initializes biases to 0; trained ones are not, and the int8
+  // bias path must be exercised (small: large ones would drown the input's
+  // signal, above).
+  for (const auto& [param, v] : (*net)->NamedParameters()) {
+    if (absl::EndsWith(param, "bias")) {
+      Tensor(v.data()).CopyFrom(gen.Uniform(v.shape(), -0.01f, 0.01f));
+    }
+  }
+  // Images normalized to [-1, 1]: the input's zero point is not 0.
   std::vector<Tensor> batches;
   for (int b = 0; b < 3; ++b)
-    batches.push_back(gen.Uniform({8, 1, size, size}, 0, 1));
+    batches.push_back(gen.Uniform({8, 1, size, size}, -1, 1));
   QuantizeOptions options;
   options.calibration = calibration;
   absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
       QuantizeModel(*net, batches, options);
   CHECK(q.ok()) << q.status();
-  return {*net, *q, gen.Uniform({16, 1, size, size}, 0, 1)};
+  return {*net, *q, gen.Uniform({16, 1, size, size}, -1, 1)};
 }
 
 // Each int8 layer adds a rounding error of at most half a step of its
 // input's, its weights' and its output's scale: relative to the ranges,
 // 1/510 of the activations' (uint8) and 1/254 of each channel's largest
-// weight (int8). Summed over the products of a layer these errors grow
-// like the square root of the fan-in at worst relative to the output's
-// range; on random weights the logits' relative error stays within a few
-// percent through a model of 1 to 11 int8 layers (measured: 0.2-1.5%).
-// The bound is 5%; a wrong scale, zero point or bias gives 30% or more.
+// weight (int8). Through a model of 1 to 11 int8 layers the logits'
+// relative error stays within about 1.5% (measured on these random
+// networks: 0.2-1.5%); the bound is 5%.
+//
+// A random network's logits hardly depend on its input, though (the
+// signal shrinks layer by layer; the biases stay), so the logits alone
+// would miss an error in the input's path: the input-dependent part (the
+// logits minus their batch mean) is held to 30% too (measured: 1-17%;
+// with the convolution's input zero point dropped, 94-126%). The sigmoid
+// LeNets are exempt: their random logits vary with the input by less than
+// one int8 step (their input-dependent part's error is ~300% whatever the
+// kernels do), the book's slow start; the trained LeNet's accuracy is
+// checked end to end instead (//tools:trainer_binary_test runs it).
 constexpr double kMaxRelativeError = 0.05;
+constexpr double kMaxCenteredError = 0.3;
 
 class ZooModelTest : public testing::TestWithParam<const char*> {};
 
@@ -94,9 +128,15 @@ TEST_P(ZooModelTest, Int8LogitsAreCloseToFloat32AndTopOneAgrees) {
     const Tensor got = Logits(*q.int8, q.x);
     ASSERT_EQ(got.shape(), ref.shape());
     const double err = RelativeError(got, ref);
-    std::printf("%s %s: relative error of the logits %.4f\n", GetParam(),
-                CalibrationName(c), err);
+    const double centered = RelativeError(Centered(got), Centered(ref));
+    std::printf(
+        "%s %s: relative error of the logits %.4f, of their "
+        "input-dependent part %.4f\n",
+        GetParam(), CalibrationName(c), err, centered);
     EXPECT_LT(err, kMaxRelativeError);
+    if (std::string(GetParam()).find("lenet") == std::string::npos) {
+      EXPECT_LT(centered, kMaxCenteredError);
+    }
     // Top-1 agrees wherever the float model's margin between its first and
     // second class is larger than twice the largest logit error.
     double max_diff = 0;
