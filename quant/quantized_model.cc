@@ -38,6 +38,7 @@ struct QuantizedModel::Step {
   Kind kind = Kind::kFloat;
   std::string name;
   std::shared_ptr<nn::Module> module;
+  bool folds_bn = false;    // kConv: a BatchNorm2d after it, folded
   bool relu = false;        // int8: the ReLU after it, fused
   bool extra_relu = false;  // ... from a ReLU module the float pass applies
   // Domains, from the architecture alone.
@@ -121,6 +122,7 @@ absl::StatusOr<std::vector<Step>> BuildPlan(
       if (conv->FoldsBatchNorm()) {
         CHECK(IsAt<nn::BatchNormBase>(layers, i + 1))
             << s.name << ": folds a BatchNorm that does not follow it";
+        s.folds_bn = true;
         ++i;
       }
       s.relu = conv->AppliesRelu();
@@ -451,6 +453,7 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
       op.how =
           absl::StrCat(s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
                        s.quantize_input ? " (float32 input quantized)" : "",
+                       s.folds_bn ? ", BatchNorm2d folded" : "",
                        s.relu ? ", ReLU fused" : "",
                        s.uint8_output ? ", uint8 out" : ", float32 out");
     } else if (IsEither(s.kind)) {

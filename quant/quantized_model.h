@@ -59,7 +59,8 @@
 //   for (const dive::quant::OpPlan& op : (*q)->Ops()) ...   // int8 or not
 //   dive::autograd::Variable logits = (**q)(dive::autograd::Variable(x));
 //   absl::Status s = dive::quant::SaveQuantizedModel(**q, "lenet", 28,
-//                                                    /*extra_metadata=*/{}, path);
+//                                                    /*extra_metadata=*/{},
+//                                                    path);
 //   absl::StatusOr<dive::quant::LoadedQuantizedModel> back =
 //       dive::quant::LoadQuantizedModel(path);   // back->model: the same
 
@@ -93,7 +94,9 @@ struct OpPlan {
   std::string name;      // "features.0" ("" for the model's input)
   std::string describe;  // the module's Describe()
   bool int8 = false;     // runs on int8 / uint8 data
-  std::string how;       // "int8 conv, ReLU fused, uint8 out", "float32 ..."
+  // "int8 conv, BatchNorm2d folded, ReLU fused, uint8 out", "uint8",
+  // "float32 fallback: no int8 kernel", ...
+  std::string how;
 };
 
 // The int8 model: a Module (so train::Evaluate and the benchmarks run it as

@@ -244,7 +244,8 @@ TEST(QuantizeModel, FoldsBatchNormIntoTheConvolution) {
   const std::vector<OpPlan> ops = (*q)->Ops();
   ASSERT_EQ(ops.size(), 3u);
   EXPECT_EQ(ops[0].how,
-            "int8 conv (float32 input quantized), ReLU fused, uint8 out");
+            "int8 conv (float32 input quantized), BatchNorm2d folded, ReLU "
+            "fused, uint8 out");
   EXPECT_LT(RelativeError(Logits(**q, x), unfused), 0.02);
   EXPECT_EQ((*q)->QuantizedStateDict().count("1.running_mean"), 0u);
 }
