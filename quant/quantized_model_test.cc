@@ -5,10 +5,13 @@
 #include <initializer_list>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
+#include "glog/logging.h"
 #include "gtest/gtest.h"
 #include "models/zoo.h"
 #include "nn/activation.h"
@@ -217,13 +220,13 @@ TEST(QuantizeModel, FoldsBatchNormIntoTheConvolution) {
   Generator gen(11);
   auto conv = std::make_shared<nn::Conv2d>(3, 8, 3, 1, 1);
   auto bn = std::make_shared<nn::BatchNorm2d>(8);
-  // Handles sharing the BatchNorm's storage.
-  for (auto [t, v] : {std::pair{bn->weight().data(), gen.Uniform({8}, 0.5f, 2)},
-                      {bn->bias().data(), gen.Normal({8}, 0, 1)},
-                      {bn->running_mean(), gen.Normal({8}, 0, 0.5f)},
-                      {bn->running_var(), gen.Uniform({8}, 0.1f, 3)}}) {
-    t.CopyFrom(v);
-  }
+  // Handles sharing the BatchNorm's storage, and their new values.
+  const std::pair<Tensor, Tensor> values[] = {
+      {bn->weight().data(), gen.Uniform({8}, 0.5f, 2)},
+      {bn->bias().data(), gen.Normal({8}, 0, 1)},
+      {bn->running_mean(), gen.Normal({8}, 0, 0.5f)},
+      {bn->running_var(), gen.Uniform({8}, 0.1f, 3)}};
+  for (const auto& [handle, value] : values) Tensor(handle).CopyFrom(value);
   auto net = std::make_shared<nn::Sequential>(
       std::initializer_list<std::shared_ptr<nn::Module>>{
           conv, bn, std::make_shared<nn::ReLU>(),
