@@ -1,6 +1,7 @@
 #include "quant/quantized_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <set>
 #include <utility>
@@ -369,6 +370,64 @@ Tensor EitherStepU8(const Step& s, const Tensor& x, const QParams& q) {
   }
 }
 
+// Runs layer `s` on t: uint8 in scale *q when *uint8, else float32; sets
+// *uint8 and *q for the output.
+Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
+  if (IsEither(s.kind)) {
+    return *uint8 ? EitherStepU8(s, t, *q)
+                  : FloatStep(s, autograd::Variable(t)).data();
+  }
+  if (s.kind == Kind::kFloat) {
+    const Tensor in = *uint8 ? Dequantize(t, *q) : t;
+    *uint8 = false;
+    return FloatStep(s, autograd::Variable(in)).data();
+  }
+  const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
+  CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
+  QRequantization rq;
+  rq.output = s.uint8_output ? QOutputType::kUint8 : QOutputType::kFloat;
+  rq.scale = s.multipliers.data();
+  rq.bias = s.bias.data<int32_t>();
+  rq.zero_point = s.output.zero_point;
+  rq.relu = s.relu;
+  const DType out_dtype = s.uint8_output ? DType::kUint8 : DType::kFloat32;
+  const int64_t oc = s.packed.channels(), n = in.dim(0);
+  absl::Status status;
+  Tensor out;
+  if (s.kind == Kind::kConv) {
+    const auto& o = static_cast<const nn::Conv2d&>(*s.module).options();
+    CHECK(in.rank() == 4 && in.dim(1) == o.in_channels)
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << o.in_channels << ", H, W], got " << in.shape();
+    const absl::StatusOr<int64_t> oh =
+        QConv2dOutSize(in.dim(2), o.kernel_h, o.stride_h, o.pad_h);
+    const absl::StatusOr<int64_t> ow =
+        QConv2dOutSize(in.dim(3), o.kernel_w, o.stride_w, o.pad_w);
+    CHECK(oh.ok() && ow.ok())
+        << s.name << ": input " << in.shape() << " is smaller than the kernel";
+    out = Tensor::Empty({n, oc, *oh, *ow}, out_dtype);
+    QConv2dParams p;
+    p.stride_h = o.stride_h;
+    p.stride_w = o.stride_w;
+    p.pad_h = o.pad_h;
+    p.pad_w = o.pad_w;
+    status = QConv2d(n, in.dim(2), in.dim(3), in.data<uint8_t>(),
+                     s.input.zero_point, s.packed, p, rq, out.raw_data());
+  } else {
+    CHECK(in.rank() == 2 && in.dim(1) == s.packed.k())
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << s.packed.k() << "], got " << in.shape();
+    out = Tensor::Empty({n, oc}, out_dtype);
+    status = QGemm(n, in.data<uint8_t>(), in.dim(1), s.input.zero_point,
+                   s.packed, rq, out.raw_data(), oc);
+  }
+  // Every argument was checked when the model was made.
+  CHECK(status.ok()) << s.name << ": " << status;
+  *uint8 = s.uint8_output;
+  *q = s.output;
+  return out;
+}
+
 }  // namespace
 
 QuantizedModel::~QuantizedModel() = default;
@@ -379,59 +438,13 @@ autograd::Variable QuantizedModel::Forward(const autograd::Variable& x) {
   bool uint8 = false;
   QParams q;  // t's, when uint8
   for (const Step& s : steps_) {
-    if (IsEither(s.kind)) {
-      t = uint8 ? EitherStepU8(s, t, q)
-                : FloatStep(s, autograd::Variable(t)).data();
-      continue;
-    }
-    if (s.kind == Kind::kFloat) {
-      if (uint8) t = Dequantize(t, q);
-      uint8 = false;
-      t = FloatStep(s, autograd::Variable(t)).data();
-      continue;
-    }
-    const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
-    CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
-    QRequantization rq;
-    rq.output = s.uint8_output ? QOutputType::kUint8 : QOutputType::kFloat;
-    rq.scale = s.multipliers.data();
-    rq.bias = s.bias.data<int32_t>();
-    rq.zero_point = s.output.zero_point;
-    rq.relu = s.relu;
-    const DType out_dtype = s.uint8_output ? DType::kUint8 : DType::kFloat32;
-    const int64_t oc = s.packed.channels(), n = in.dim(0);
-    absl::Status status;
-    if (s.kind == Kind::kConv) {
-      const auto& o = static_cast<const nn::Conv2d&>(*s.module).options();
-      CHECK(in.rank() == 4 && in.dim(1) == o.in_channels)
-          << s.name << " (" << s.module->Describe() << "): expected input [N, "
-          << o.in_channels << ", H, W], got " << in.shape();
-      const absl::StatusOr<int64_t> oh =
-          QConv2dOutSize(in.dim(2), o.kernel_h, o.stride_h, o.pad_h);
-      const absl::StatusOr<int64_t> ow =
-          QConv2dOutSize(in.dim(3), o.kernel_w, o.stride_w, o.pad_w);
-      CHECK(oh.ok() && ow.ok()) << s.name << ": input " << in.shape()
-                                << " is smaller than the kernel";
-      t = Tensor::Empty({n, oc, *oh, *ow}, out_dtype);
-      QConv2dParams p;
-      p.stride_h = o.stride_h;
-      p.stride_w = o.stride_w;
-      p.pad_h = o.pad_h;
-      p.pad_w = o.pad_w;
-      status = QConv2d(n, in.dim(2), in.dim(3), in.data<uint8_t>(),
-                       s.input.zero_point, s.packed, p, rq, t.raw_data());
-    } else {
-      CHECK(in.rank() == 2 && in.dim(1) == s.packed.k())
-          << s.name << " (" << s.module->Describe() << "): expected input [N, "
-          << s.packed.k() << "], got " << in.shape();
-      t = Tensor::Empty({n, oc}, out_dtype);
-      status = QGemm(n, in.data<uint8_t>(), in.dim(1), s.input.zero_point,
-                     s.packed, rq, t.raw_data(), oc);
-    }
-    // Every argument was checked when the model was made.
-    CHECK(status.ok()) << s.name << ": " << status;
-    uint8 = s.uint8_output;
-    q = s.output;
+    const auto start = std::chrono::steady_clock::now();
+    t = RunStep(s, t, &uint8, &q);
+    VLOG(1) << s.name << " " << s.module->Describe() << ": "
+            << std::chrono::duration<double, std::milli>(
+                   std::chrono::steady_clock::now() - start)
+                   .count()
+            << " ms";
   }
   if (uint8) t = Dequantize(t, q);
   return autograd::Variable(t);
