@@ -24,7 +24,7 @@ LAYERS = [
     ["autograd", "datasets"],
     ["nn", "optim"],
     ["models", "distributed"],
-    ["train"],
+    ["train", "quant"],
     ["cheatsheet", "tools"],
     ["bench", "examples"],
 ]

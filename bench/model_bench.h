@@ -82,6 +82,7 @@ class ModelRunner {
 
   const BenchSetting& setting() const { return setting_; }
   nn::Module& model() { return *model_; }
+  const std::shared_ptr<nn::Module>& shared_model() const { return model_; }
 
  private:
   ModelRunner(std::shared_ptr<nn::Module> model, const BenchSetting& setting,

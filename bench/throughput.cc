@@ -26,22 +26,32 @@
 // threads right after the timed steps; fraction_of_peak is the steps'
 // FLOP/s over it. On an AMX machine the bf16 figure is still against
 // VDPBF16PS: dive has no TDPBF16PS peak loop yet.
+// --precision=int8 (with --mode=infer; quant/quantized_model.h) quantizes
+// the model's (random) weights, calibrated on one synthetic batch, and
+// times the int8 model; its peak is VPDPBUSD's ("vpdpbusd", integer
+// operations counted as FLOPs are) on a CPU with AVX512-VNNI, else the FMA
+// one (AVX2's int8 path, VPMADDWD, has no peak loop of its own yet).
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "autograd/variable.h"
 #include "bench/model_bench.h"
 #include "models/zoo.h"
 #include "nn/bf16_activations.h"
 #include "nn/flops.h"
+#include "quant/quantized_model.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/json.h"
 #include "tensor/peak/peak.h"
+#include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "train/cli.h"
 
@@ -54,8 +64,9 @@ ABSL_FLAG(int64_t, warmup, 3, "untimed steps before the timed ones");
 ABSL_FLAG(int, threads, 0, "kernel threads (0: all cores)");
 ABSL_FLAG(uint64_t, seed, 0, "seed of the weights and the synthetic batch");
 ABSL_FLAG(std::string, precision, "fp32",
-          "fp32, or bf16: convolution and Linear multiply bf16 operands "
-          "(tensor/gemm.h MatmulPrecision)");
+          "fp32; bf16: convolution and Linear multiply bf16 operands "
+          "(tensor/gemm.h MatmulPrecision); int8 (--mode=infer): the model "
+          "quantized (quant/quantized_model.h)");
 
 namespace dive::bench {
 namespace {
@@ -68,8 +79,13 @@ int Run() {
     return 2;
   }
   const std::string precision = absl::GetFlag(FLAGS_precision);
+  const bool int8 = precision == "int8";
+  if (int8 && mode != "infer") {
+    std::fprintf(stderr, "--precision=int8 needs --mode=infer\n");
+    return 2;
+  }
   const absl::StatusOr<MatmulPrecision> matmul_precision =
-      train::ParsePrecision(precision);
+      int8 ? MatmulPrecision::kFloat32 : train::ParsePrecision(precision);
   if (!matmul_precision.ok()) {
     std::fprintf(stderr, "%s\n",
                  std::string(matmul_precision.status().message()).c_str());
@@ -111,10 +127,28 @@ int Run() {
       *matmul_precision == MatmulPrecision::kBfloat16
           ? nn::Bf16Activations::kAutocast
           : nn::Bf16Activations::kWhereExact);
+  std::shared_ptr<quant::QuantizedModel> int8_model;
+  Tensor int8_images;
+  if (int8) {
+    Generator gen(absl::GetFlag(FLAGS_seed));
+    const Shape shape{setting.batch_size, 1, setting.input_size,
+                      setting.input_size};
+    int8_images = gen.Uniform(shape, 0, 1);
+    absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
+        quant::QuantizeModel((*runner)->shared_model(),
+                             {gen.Uniform(shape, 0, 1)}, {});
+    if (!q.ok()) {
+      std::fprintf(stderr, "%s\n", q.status().ToString().c_str());
+      return 2;
+    }
+    int8_model = *std::move(q);
+  }
   float loss = 0;
   auto step = [&] {
     if (train) {
       loss = (*runner)->TrainStep();
+    } else if (int8) {
+      (*int8_model)(autograd::Variable(int8_images));
     } else {
       (*runner)->Infer();
     }
@@ -135,8 +169,11 @@ int Run() {
   const int64_t flops_per_example = (train ? 3 : 1) * *forward_flops;
   const bool bf16_peak = *matmul_precision == MatmulPrecision::kBfloat16 &&
                          DetectedCpu().avx512_bf16;
-  const double peak = MeasurePeakFlops(
-      bf16_peak ? PeakBf16DotLoop : PeakFmaLoop, GetNumThreads());
+  const bool vnni_peak = int8 && DetectedCpu().avx512_vnni;
+  const double peak = MeasurePeakFlops(bf16_peak   ? PeakBf16DotLoop
+                                       : vnni_peak ? PeakVnniDotLoop
+                                                   : PeakFmaLoop,
+                                       GetNumThreads());
   const double examples_per_sec = steps * setting.batch_size / seconds;
   OrderedJson result = OrderedJson::object();
   result["framework"] = "dive";
@@ -157,7 +194,7 @@ int Run() {
   result["precision"] = precision;
   result["flops_per_example"] = flops_per_example;
   result["peak_gflops"] = JsonNumber(peak / 1e9, 4);
-  result["peak"] = bf16_peak ? "vdpbf16ps" : "fma";
+  result["peak"] = bf16_peak ? "vdpbf16ps" : vnni_peak ? "vpdpbusd" : "fma";
   result["fraction_of_peak"] =
       JsonNumber(examples_per_sec * flops_per_example / peak, 3);
   result["cpu"] = CpuDescription();

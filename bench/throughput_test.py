@@ -33,6 +33,20 @@ class ThroughputTest(unittest.TestCase):
         self.assertIsNone(r["loss"])
         self.assertEqual(r["precision"], "bf16")
 
+    def test_int8_infer_line(self):
+        r = run("--model=lenet", "--mode=infer", "--precision=int8")
+        self.assertEqual((r["mode"], r["precision"]), ("infer", "int8"))
+        self.assertIsNone(r["loss"])
+        self.assertGreater(r["examples_per_sec"], 0)
+        features = r["cpu"].split("kernels:")[0]
+        self.assertEqual(r["peak"] == "vpdpbusd", "avx512_vnni" in features,
+                         r["cpu"])
+        failed = subprocess.run([BINARY, "--model=lenet", "--mode=train",
+                                 "--precision=int8"], stderr=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, text=True)
+        self.assertEqual(failed.returncode, 2)
+        self.assertIn("--precision=int8 needs --mode=infer", failed.stderr)
+
     def test_flops_and_fraction_of_peak(self):
         # Softmax regression at 28 x 28: one Linear(784, 10) of 7,840
         # multiply-adds per image, 3 passes' worth in a training step.

@@ -55,17 +55,7 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
         x.dim(3) + 2 * o.pad_w >= o.kernel_w)
       << Describe() << ": input " << x.shape()
       << " is smaller than the kernel (after padding)";
-  autograd::Variable weight = weight_, bias = bias_;
-  if (FoldsBatchNorm()) {
-    using autograd::Reshape;
-    const BatchNormBase& bn = *fused_bn_;
-    const autograd::Variable scale =
-        bn.weight() /
-        autograd::Sqrt(autograd::Variable(bn.running_var()) + bn.options().eps);
-    weight = weight_ * Reshape(scale, {o.out_channels, 1, 1, 1});
-    const autograd::Variable mean(bn.running_mean());
-    bias = (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias();
-  }
+  const auto [weight, bias] = EffectiveWeightAndBias();
   // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
   // into its batch norm or another activation that bf16 autocast training
   // stores in bf16 (nn/bf16_activations.h).
@@ -78,6 +68,18 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
   return dive::autograd::Conv2d(
       x, weight, bias, params_, residual_, AppliesRelu(),
       bf16_out ? DType::kBfloat16 : DType::kFloat32);
+}
+
+std::pair<autograd::Variable, autograd::Variable>
+Conv2d::EffectiveWeightAndBias() const {
+  if (!FoldsBatchNorm()) return {weight_, bias_};
+  const BatchNormBase& bn = *fused_bn_;
+  const autograd::Variable scale =
+      bn.weight() /
+      autograd::Sqrt(autograd::Variable(bn.running_var()) + bn.options().eps);
+  const autograd::Variable mean(bn.running_mean());
+  return {weight_ * autograd::Reshape(scale, {options_.out_channels, 1, 1, 1}),
+          (bias_.defined() ? bias_ - mean : -mean) * scale + bn.bias()};
 }
 
 void Conv2d::FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu) {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "autograd/variable.h"
 #include "nn/batch_norm.h"
@@ -124,6 +125,11 @@ class Conv2d : public Module {
   void FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu);
   // Whether the next call folds the BatchNorm (evaluation mode with one).
   bool FoldsBatchNorm() const { return fused_bn_ != nullptr && !is_training(); }
+  // The weight and bias the next call uses: weight() and bias(), or, when it
+  // folds a BatchNorm, w' and b' above (b' defined even without a bias). What
+  // int8 quantization (quant/) reads.
+  std::pair<autograd::Variable, autograd::Variable> EffectiveWeightAndBias()
+      const;
   // Whether the next call applies the fused ReLU.
   bool AppliesRelu() const override {
     return fused_relu_ && (fused_bn_ == nullptr || !is_training());

@@ -31,6 +31,8 @@ class Flatten : public Module {
   autograd::Variable Forward(const autograd::Variable& x) override;
   // "Flatten(start=1, end=-1)".
   std::string Describe() const override;
+  int start() const { return start_; }
+  int end() const { return end_; }
 
  private:
   int start_;

@@ -68,6 +68,7 @@ class AvgPool2d : public Module {
   // ", count_include_pad=false" when set.
   std::string Describe() const override;
   const Pool2dParams& params() const { return params_; }
+  bool count_include_pad() const { return count_include_pad_; }
 
  private:
   Pool2dParams params_;
@@ -86,6 +87,8 @@ class AdaptiveAvgPool2d : public Module {
   autograd::Variable Forward(const autograd::Variable& x) override;
   // "AdaptiveAvgPool2d(6x6)".
   std::string Describe() const override;
+  int64_t output_h() const { return output_h_; }
+  int64_t output_w() const { return output_w_; }
 
  private:
   int64_t output_h_;

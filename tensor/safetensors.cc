@@ -39,13 +39,17 @@ const char* DTypeCode(DType dtype) {
       return "I32";
     case DType::kBfloat16:
       return "BF16";
+    case DType::kInt8:
+      return "I8";
+    case DType::kUint8:
+      return "U8";
   }
   return "?";
 }
 
 bool ParseDTypeCode(absl::string_view code, DType* dtype) {
   for (DType d : {DType::kFloat32, DType::kInt64, DType::kInt32,
-                  DType::kBfloat16}) {
+                  DType::kBfloat16, DType::kInt8, DType::kUint8}) {
     if (code == DTypeCode(d)) {
       *dtype = d;
       return true;

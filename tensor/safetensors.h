@@ -9,7 +9,7 @@
 //
 // The header maps each tensor name to {"dtype", "shape", "data_offsets"}
 // (offsets relative to the data section) plus an optional "__metadata__"
-// object of string values. Supported dtypes: F32, I64, I32.
+// object of string values. Supported dtypes: F32, I64, I32, BF16, I8, U8.
 //
 // Saving is atomic: the file is written to "<path>.tmp", fsync'ed and renamed
 // over `path`, so a crash mid-save leaves the previous file intact; it never

@@ -70,6 +70,21 @@ TEST(Safetensors, RoundTripsTensorsAndMetadata) {
   EXPECT_FALSE(std::ifstream(path + ".tmp").good()) << "temp file left behind";
 }
 
+TEST(Safetensors, RoundTripsInt8AndUint8) {
+  const std::string path = TempPath("int8.safetensors");
+  SafetensorsFile f;
+  f.tensors["w"] =
+      Tensor::FromVector({-128, 0, 127, 5}, {2, 2}).To(DType::kInt8);
+  f.tensors["zp"] = Tensor::FromVector({0, 255, 128}, {3}).To(DType::kUint8);
+  ASSERT_TRUE(SaveSafetensors(path, f).ok());
+  absl::StatusOr<SafetensorsFile> back = LoadSafetensors(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->tensors.at("w").dtype(), DType::kInt8);
+  EXPECT_EQ(back->tensors.at("w").ToVector(), f.tensors["w"].ToVector());
+  EXPECT_EQ(back->tensors.at("zp").dtype(), DType::kUint8);
+  EXPECT_EQ(back->tensors.at("zp").ToVector(), f.tensors["zp"].ToVector());
+}
+
 TEST(Safetensors, SerializedBytesAreTheSavedFileAndNameTheirChecksum) {
   const std::string path = TempPath("serialized.safetensors");
   const SafetensorsFile f = Sample();

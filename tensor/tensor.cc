@@ -32,6 +32,10 @@ const char* DTypeName(DType dtype) {
       return "int32";
     case DType::kBfloat16:
       return "bfloat16";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUint8:
+      return "uint8";
   }
   return "?";
 }
@@ -45,6 +49,9 @@ size_t DTypeSize(DType dtype) {
       return 8;
     case DType::kBfloat16:
       return 2;
+    case DType::kInt8:
+    case DType::kUint8:
+      return 1;
   }
   return 0;
 }
@@ -149,6 +156,10 @@ float Tensor::item() const {
       return static_cast<float>(*data<int32_t>());
     case DType::kBfloat16:
       return static_cast<float>(*data<bfloat16>());
+    case DType::kInt8:
+      return static_cast<float>(*data<int8_t>());
+    case DType::kUint8:
+      return static_cast<float>(*data<uint8_t>());
   }
   return 0;
 }
@@ -336,6 +347,10 @@ void CopyFromAny(const Tensor& dst, const Tensor& src) {
       return CopyCast<Dst, int32_t>(dst, src);
     case DType::kBfloat16:
       return CopyCast<Dst, bfloat16>(dst, src);
+    case DType::kInt8:
+      return CopyCast<Dst, int8_t>(dst, src);
+    case DType::kUint8:
+      return CopyCast<Dst, uint8_t>(dst, src);
   }
 }
 
@@ -386,6 +401,10 @@ void Tensor::CopyFrom(const Tensor& src) {
       return CopyFromAny<int32_t>(*this, s);
     case DType::kBfloat16:
       return CopyFromAny<bfloat16>(*this, s);
+    case DType::kInt8:
+      return CopyFromAny<int8_t>(*this, s);
+    case DType::kUint8:
+      return CopyFromAny<uint8_t>(*this, s);
   }
 }
 

@@ -8,8 +8,10 @@
 // and never copy. `Contiguous()` and `Clone()` copy.
 //
 // float32 is the compute type; int64 and int32 tensors hold labels and
-// indices, and bfloat16 ones (tensor/bf16.h) activations at half the bytes;
-// all three support creation, views, copies, conversion (`To`) and element
+// indices, bfloat16 ones (tensor/bf16.h) activations at half the bytes, and
+// int8 and uint8 ones the weights and activations of int8 inference
+// (quant/); all of them support creation, views, copies, conversion (`To`:
+// a C++ cast, so float to int8 truncates and must be in range) and element
 // access. Kernels that do arithmetic CHECK-fail naming the dtype they got
 // unless they say they take bf16.
 //
@@ -42,7 +44,7 @@
 
 namespace dive {
 
-enum class DType { kFloat32, kInt64, kInt32, kBfloat16 };
+enum class DType { kFloat32, kInt64, kInt32, kBfloat16, kInt8, kUint8 };
 
 const char* DTypeName(DType dtype);
 size_t DTypeSize(DType dtype);
@@ -64,6 +66,14 @@ constexpr DType DTypeOf<int32_t>() {
 template <>
 constexpr DType DTypeOf<bfloat16>() {
   return DType::kBfloat16;
+}
+template <>
+constexpr DType DTypeOf<int8_t>() {
+  return DType::kInt8;
+}
+template <>
+constexpr DType DTypeOf<uint8_t>() {
+  return DType::kUint8;
 }
 
 // A block of 64-byte aligned memory from an `Allocator` (tensor/allocator.h),

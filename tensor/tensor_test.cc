@@ -47,6 +47,10 @@ TEST(DTypeTest, NamesAndSizes) {
   EXPECT_EQ(DTypeSize(DType::kFloat32), 4u);
   EXPECT_EQ(DTypeSize(DType::kInt64), 8u);
   EXPECT_EQ(DTypeSize(DType::kInt32), 4u);
+  EXPECT_STREQ(DTypeName(DType::kInt8), "int8");
+  EXPECT_STREQ(DTypeName(DType::kUint8), "uint8");
+  EXPECT_EQ(DTypeSize(DType::kInt8), 1u);
+  EXPECT_EQ(DTypeSize(DType::kUint8), 1u);
 }
 
 // ---- Creation ---------------------------------------------------------------
@@ -414,6 +418,15 @@ TEST(TensorCopyTest, ToConvertsDtypes) {
   Tensor back = Tensor::FromInt64Vector({5, -3}, {2}).To(DType::kFloat32);
   EXPECT_EQ(back.dtype(), DType::kFloat32);
   EXPECT_THAT(back.ToVector(), ElementsAre(5.0f, -3.0f));
+
+  Tensor i8 = Tensor::FromVector({-128, 127, 3}, {3}).To(DType::kInt8);
+  EXPECT_EQ(i8.dtype(), DType::kInt8);
+  EXPECT_EQ(i8.at<int8_t>({0}), -128);
+  EXPECT_THAT(i8.ToVector(), ElementsAre(-128.0f, 127.0f, 3.0f));
+  Tensor u8 = i8.Slice(0, 1, 3).To(DType::kUint8);
+  EXPECT_EQ(u8.dtype(), DType::kUint8);
+  EXPECT_THAT(u8.ToInt64Vector(), ElementsAre(127, 3));
+  EXPECT_EQ(u8.Slice(0, 0, 1).item(), 127.0f);
 
   Tensor same = f.To(DType::kFloat32);
   EXPECT_FALSE(same.SharesStorage(f));

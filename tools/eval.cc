@@ -3,6 +3,8 @@
 //
 //   bazel run //tools:eval -- --model=lenet
 //   --checkpoint=/tmp/lenet/model.safetensors
+//   bazel run //tools:eval -- --precision=int8
+//   --checkpoint=/tmp/lenet/model_int8.safetensors     # //tools:quantize's
 //
 // --model and --resize default to what the checkpoint's metadata records.
 // --dump=FILE also writes the first --limit test images (as fed to the model)
@@ -27,9 +29,11 @@
 #include "datasets/data_loader.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
+#include "quant/quantized_model.h"
 #include "tensor/cpu.h"
 #include "tensor/file_io.h"
 #include "tensor/gemm.h"
+#include "tensor/qgemm.h"
 #include "tensor/safetensors.h"
 #include "tools/zoo_checkpoint.h"
 #include "train/cli.h"
@@ -45,7 +49,8 @@ ABSL_FLAG(int64_t, batch_size, 256, "Evaluation batch size.");
 ABSL_FLAG(int64_t, limit, 0, "Evaluate only the first N test images.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(std::string, precision, "fp32",
-          "fp32, or bf16: convolution and Linear multiply bf16 operands.");
+          "fp32; bf16: convolution and Linear multiply bf16 operands; int8: "
+          "a quantized checkpoint (//tools:quantize) on the int8 kernels.");
 ABSL_FLAG(std::string, dump, "",
           "Write the first --limit images and their logits to this file.");
 
@@ -58,13 +63,46 @@ int Fail(const absl::Status& status) {
 
 namespace {
 
+absl::StatusOr<ZooModel> LoadFloatModel(const std::string& path) {
+  absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
+  if (!file.ok()) return file.status();
+  return LoadZooModel(*file, path, absl::GetFlag(FLAGS_model),
+                      absl::GetFlag(FLAGS_resize));
+}
+
+// The int8 model of a quantized checkpoint: its model and size are the
+// ones it was quantized for, so --model and --resize may only repeat them.
+absl::StatusOr<ZooModel> LoadInt8Model(const std::string& path) {
+  absl::StatusOr<quant::LoadedQuantizedModel> q =
+      quant::LoadQuantizedModel(path);
+  if (!q.ok()) return q.status();
+  const std::string model = absl::GetFlag(FLAGS_model);
+  const int64_t resize = absl::GetFlag(FLAGS_resize);
+  if ((!model.empty() && model != q->name) ||
+      (resize != 0 && resize != q->input_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " holds ", q->name, " quantized at ", q->input_size, " x ",
+        q->input_size, "; --model and --resize cannot change that"));
+  }
+  LOG(INFO) << "int8 kernels: " << QGemmPathName(DefaultQGemmPath());
+  return ZooModel{q->name, q->input_size, q->model};
+}
+
 int EvalMain() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   if (path.empty())
     return Fail(absl::InvalidArgumentError("--checkpoint is required"));
+  // int8 takes a quantized checkpoint (//tools:quantize) and runs it on the
+  // int8 kernels; fp32 and bf16 take a float32 one.
+  const bool int8 = absl::GetFlag(FLAGS_precision) == "int8";
   absl::StatusOr<MatmulPrecision> precision =
-      train::ParsePrecision(absl::GetFlag(FLAGS_precision));
-  if (!precision.ok()) return Fail(precision.status());
+      int8 ? MatmulPrecision::kFloat32
+           : train::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--precision=", absl::GetFlag(FLAGS_precision),
+                     ": must be fp32, bf16 or int8")));
+  }
   if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
     return Fail(isa.status());
   }
@@ -90,8 +128,6 @@ int EvalMain() {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--threads=", absl::GetFlag(FLAGS_threads), ": must be >= 0")));
   }
-  absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
-  if (!file.ok()) return Fail(file.status());
   const std::string dump = absl::GetFlag(FLAGS_dump);
   if (!dump.empty()) {  // checked before the work, not after it
     if (absl::Status s = CheckReplaceable(dump); !s.ok()) {
@@ -117,8 +153,8 @@ int EvalMain() {
   }
 
   SetNumThreads(train::CapThreads(absl::GetFlag(FLAGS_threads)));
-  absl::StatusOr<ZooModel> loaded = LoadZooModel(
-      *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
+  absl::StatusOr<ZooModel> loaded =
+      int8 ? LoadInt8Model(path) : LoadFloatModel(path);
   if (!loaded.ok()) return Fail(loaded.status());
   const std::string& name = loaded->name;
   const int64_t size = loaded->input_size;

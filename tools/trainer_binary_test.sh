@@ -6,11 +6,11 @@
 # crash. Prints a table of every case and what the user sees.
 #
 # Args: softmax train, lenet train, mlp train, eval, write_fake_data,
-# bn_lenet train, export_onnx.
+# bn_lenet train, export_onnx, models:train, quantize.
 set -uo pipefail
 
 SOFTMAX="$1" LENET="$2" MLP="$3" EVAL="$4" WRITE="$5" BN_LENET="$6" EXPORT="$7"
-ZOO_TRAIN="$8"
+ZOO_TRAIN="$8" QUANTIZE="$9"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 FAILURES=0
 CASES=0
@@ -422,7 +422,7 @@ expect_ok "eval --dump=<the same file again>" "$EVAL" "${EV[@]}" --checkpoint="$
 
 # Kernel path and precision.
 expect_error "train --precision=fp16" "--precision=fp16: must be fp32 or bf16" "$LENET" "${FAST[@]}" --precision=fp16
-expect_error "eval --precision=" "--precision=: must be fp32 or bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=
+expect_error "eval --precision=" "--precision=: must be fp32, bf16 or int8" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=
 expect_error "train with DIVE_ISA=avx-512" "DIVE_ISA: unknown instruction set 'avx-512'" env DIVE_ISA=avx-512 "$LENET" "${FAST[@]}"
 expect_ok "lenet train --precision=bf16" "$LENET" "${FAST[@]}" --precision=bf16
 grep -q "^epoch 1: loss " "$TMP/case.out" || fail "bf16 training printed no epoch line"
@@ -448,6 +448,31 @@ expect_error "export_onnx --out=<a symlink>" "refusing to write $TMP/link.onnx" 
 [[ "$(cat "$VICTIM")" == precious ]] || fail "export_onnx wrote through a symlink"
 expect_error "export_onnx, flipped byte" "checksum mismatch" "$EXPORT" --checkpoint="$FLIPPED" --out="$TMP/flipped.onnx"
 expect_error "export_onnx --model=lenet on a softmax checkpoint" "does not fit model lenet" "$EXPORT" --checkpoint="$CKPT" --out="$TMP/m.onnx" --model=lenet
+
+# Int8: a LeNet quantized (both calibrations) and evaluated in int8.
+"$LENET" "${FAST[@]}" --out="$TMP/lenet_run" > /dev/null 2>&1 || fail "lenet run for int8 failed"
+LCKPT="$TMP/lenet_run/model.safetensors"
+INT8="$TMP/lenet_int8.safetensors"
+QU=(--data_dir="$GOOD" --calibration_batches=2 --batch_size=16 --threads=1)
+expect_ok "quantize lenet" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8"
+grep -q "^0 .*Conv2d(1, 6.*int8 conv (float32 input quantized), float32 out" "$TMP/case.out" || fail "quantize did not list the int8 convolution"
+grep -q "^1 .*Sigmoid.*float32 fallback: no int8 kernel" "$TMP/case.out" || fail "quantize did not list the Sigmoid's float32 fallback"
+expect_ok "eval --precision=int8" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8
+grep -q "^lenet on .*: test acc " "$TMP/case.out" || fail "int8 eval printed no accuracy"
+expect_ok "quantize lenet --calibration=percentile" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8" --calibration=percentile
+expect_ok "eval --precision=int8 --dump" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8 --dump="$TMP/int8_dump.safetensors"
+expect_error "eval --precision=int8 of a float32 checkpoint" "$LCKPT is a float32 checkpoint, not an int8 one" "$EVAL" "${EV[@]}" --checkpoint="$LCKPT" --precision=int8
+expect_error "eval of an int8 checkpoint without --precision=int8" "$INT8 is an int8 checkpoint (written by //tools:quantize), not a float32 one (//tools:eval --precision=int8 runs it)" "$EVAL" "${EV[@]}" --checkpoint="$INT8"
+expect_error "eval --precision=int8 --model=mlp" "holds lenet quantized at 28 x 28; --model and --resize cannot change that" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8 --model=mlp
+expect_error "quantize an int8 checkpoint" "is an int8 checkpoint" "$QUANTIZE" "${QU[@]}" --checkpoint="$INT8" --out="$TMP/twice.safetensors"
+expect_error "quantize --calibration=mse" "--calibration=mse: must be minmax or percentile" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/q.safetensors" --calibration=mse
+expect_error "quantize --calibration_batches=0" "--calibration_batches=0: must be at least 1" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/q.safetensors" --calibration_batches=0
+expect_error "quantize without --out" "--checkpoint and --out are required" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT"
+expect_error "quantize --out=<the checkpoint>" "is the checkpoint being quantized" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$LCKPT"
+ln -sf "$VICTIM" "$TMP/link.safetensors"
+expect_error "quantize --out=<a symlink>" "refusing to write $TMP/link.safetensors" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/link.safetensors"
+[[ "$(cat "$VICTIM")" == precious ]] || fail "quantize wrote through a symlink"
+expect_error "quantize, flipped byte" "checksum mismatch" "$QUANTIZE" "${QU[@]}" --checkpoint="$FLIPPED" --out="$TMP/q.safetensors"
 
 echo
 echo "$CASES cases, $FAILURES failed"

@@ -4,12 +4,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "models/zoo.h"
+#include "quant/quantized_model.h"
 
 namespace dive::tools {
 
 absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
                                       const std::string& path, std::string name,
                                       int64_t resize) {
+  if (quant::IsQuantized(file.file)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        " is an int8 checkpoint (written by //tools:quantize), not a "
+        "float32 one (//tools:eval --precision=int8 runs it)"));
+  }
   if (name.empty()) name = file.model;
   if (name.empty()) {
     return absl::InvalidArgumentError(

@@ -26,7 +26,8 @@ struct ZooModel {
 // Builds model `name` (empty: the one `file`, read from `path`, records) for
 // `resize` x `resize` inputs (0: the checkpoint's size, else the recipe's)
 // and loads the checkpoint's weights into it. InvalidArgument naming the
-// checkpoint, the model or the size when they do not fit.
+// checkpoint, the model or the size when they do not fit, and for a
+// quantized (int8) checkpoint.
 absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
                                       const std::string& path, std::string name,
                                       int64_t resize);

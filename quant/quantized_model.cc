@@ -1,0 +1,739 @@
+#include "quant/quantized_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "autograd/functions.h"
+#include "glog/logging.h"
+#include "models/zoo.h"
+#include "nn/activation.h"
+#include "nn/batch_norm.h"
+#include "nn/conv2d.h"
+#include "nn/dropout.h"
+#include "nn/flatten.h"
+#include "nn/linear.h"
+#include "nn/pool.h"
+#include "nn/sequential.h"
+#include "tensor/qconv.h"
+#include "tensor/qgemm.h"
+
+namespace dive::quant {
+
+struct QuantizedModel::Step {
+  enum class Kind {
+    kConv,      // int8
+    kLinear,    // int8
+    kMaxPool,   // either domain
+    kAvgPool,   // either domain (AvgPool2d, adaptive and global)
+    kRelu,      // either domain
+    kFlatten,   // either domain
+    kIdentity,  // either domain (Dropout in evaluation)
+    kFloat,     // float32
+  };
+  Kind kind = Kind::kFloat;
+  std::string name;
+  std::shared_ptr<nn::Module> module;
+  bool folds_bn = false;    // kConv: a BatchNorm2d after it, folded
+  bool relu = false;        // int8: the ReLU after it, fused
+  bool extra_relu = false;  // ... from a ReLU module the float pass applies
+  // Domains, from the architecture alone.
+  bool quantize_input = false;  // int8: its input arrives in float32
+  bool uint8_output = false;    // int8: its output goes on in uint8
+  bool uint8_input = false;     // either domain: runs on uint8
+  // Numbers: calibrated, or loaded. `input` is also set (Propagate) when the
+  // input arrives in uint8 from an earlier int8 layer.
+  QParams input, output;
+  Tensor weight;        // int8 [OC, ...]
+  Tensor weight_scale;  // float32 [OC]
+  Tensor bias;          // int32 [OC]
+  // Derived (Pack).
+  QPackedWeights packed;
+  std::vector<float> multipliers;
+};
+
+namespace {
+
+using Step = QuantizedModel::Step;
+using Kind = Step::Kind;
+
+std::string Join(const std::string& prefix, const std::string& key) {
+  return prefix.empty() ? key : absl::StrCat(prefix, ".", key);
+}
+
+bool IsInt8(Kind k) { return k == Kind::kConv || k == Kind::kLinear; }
+bool IsEither(Kind k) { return !IsInt8(k) && k != Kind::kFloat; }
+
+// Leaf modules with their state_dict names, in the order they run.
+using Layers = std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>>;
+
+// The leaves of `m`'s chain of Sequentials, with their state_dict names.
+absl::Status CollectLayers(const std::shared_ptr<nn::Module>& m,
+                           const std::string& name, Layers* out) {
+  if (dynamic_cast<const nn::Sequential*>(m.get()) != nullptr) {
+    for (const auto& [child, module] : m->children()) {
+      if (absl::Status s = CollectLayers(module, Join(name, child), out);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (!m->children().empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        "int8 quantization: block \"", name, "\" (", m->Describe(),
+        ") has a data flow of its own (a residual add or a concatenation); "
+        "int8 add and concat do not exist yet, so only chains of layers "
+        "(Sequential) can be quantized"));
+  }
+  out->emplace_back(name, m);
+  return absl::OkStatus();
+}
+
+template <typename T>
+bool Is(const std::shared_ptr<nn::Module>& m) {
+  return dynamic_cast<const T*>(m.get()) != nullptr;
+}
+
+// Whether layer i exists and is a T.
+template <typename T>
+bool IsAt(const Layers& layers, size_t i) {
+  return i < layers.size() && Is<T>(layers[i].second);
+}
+
+// The plan of `model` (put in evaluation mode and fused): kinds and domains.
+absl::StatusOr<std::vector<Step>> BuildPlan(
+    const std::shared_ptr<nn::Module>& model) {
+  model->Eval();
+  model->Fuse();
+  Layers layers;
+  if (absl::Status s = CollectLayers(model, "", &layers); !s.ok()) return s;
+  std::vector<Step> steps;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    Step s;
+    s.name = layers[i].first;
+    s.module = layers[i].second;
+    if (const auto* conv = dynamic_cast<const nn::Conv2d*>(s.module.get())) {
+      s.kind = Kind::kConv;
+      if (conv->FoldsBatchNorm()) {
+        CHECK(IsAt<nn::BatchNormBase>(layers, i + 1))
+            << s.name << ": folds a BatchNorm that does not follow it";
+        s.folds_bn = true;
+        ++i;
+      }
+      s.relu = conv->AppliesRelu();
+    } else if (Is<nn::Linear>(s.module)) {
+      s.kind = Kind::kLinear;
+    } else if (Is<nn::MaxPool2d>(s.module)) {
+      s.kind = Kind::kMaxPool;
+    } else if (Is<nn::AvgPool2d>(s.module) ||
+               Is<nn::AdaptiveAvgPool2d>(s.module) ||
+               Is<nn::GlobalAvgPool2d>(s.module)) {
+      s.kind = Kind::kAvgPool;
+    } else if (Is<nn::ReLU>(s.module)) {
+      s.kind = Kind::kRelu;
+    } else if (Is<nn::Flatten>(s.module)) {
+      s.kind = Kind::kFlatten;
+    } else if (Is<nn::Dropout>(s.module)) {
+      s.kind = Kind::kIdentity;
+    }
+    // The ReLU after an int8 layer: in its output tile. One the layer's
+    // Fuse() absorbed is skipped; another is applied by the float pass.
+    if (IsInt8(s.kind) && IsAt<nn::ReLU>(layers, i + 1)) {
+      s.extra_relu = !s.relu;
+      s.relu = true;
+      ++i;
+    }
+    steps.push_back(std::move(s));
+  }
+  bool uint8 = false;  // the domain of the tensor between layers
+  for (size_t k = 0; k < steps.size(); ++k) {
+    Step& s = steps[k];
+    if (IsInt8(s.kind)) {
+      s.quantize_input = !uint8;
+      size_t next = k + 1;
+      while (next < steps.size() && IsEither(steps[next].kind)) ++next;
+      s.uint8_output = next < steps.size() && IsInt8(steps[next].kind);
+      uint8 = s.uint8_output;
+    } else if (IsEither(s.kind)) {
+      s.uint8_input = uint8;
+    } else {
+      uint8 = false;
+    }
+  }
+  return steps;
+}
+
+// Sets each int8 layer's input QParams where its input arrives in uint8.
+void Propagate(std::vector<Step>& steps) {
+  QParams current;
+  for (Step& s : steps) {
+    if (!IsInt8(s.kind)) continue;
+    if (!s.quantize_input) s.input = current;
+    current = s.output;
+  }
+}
+
+// The kernels' packed weights and per-channel multipliers.
+absl::Status Pack(std::vector<Step>& steps) {
+  const QGemmPath path = DefaultQGemmPath();
+  for (Step& s : steps) {
+    if (!IsInt8(s.kind)) continue;
+    const int64_t oc = s.weight.dim(0);
+    const int32_t* bias = s.bias.data<int32_t>();
+    for (int64_t o = 0; o < oc; ++o) {
+      if (std::abs(static_cast<int64_t>(bias[o])) > kQGemmMaxBias) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(s.name, ".bias[", o, "] = ", bias[o],
+                         ": beyond the int8 kernels' +-2^30"));
+      }
+    }
+    const float* ws = s.weight_scale.data<float>();
+    s.multipliers.resize(oc);
+    for (int64_t o = 0; o < oc; ++o) {
+      const double m = static_cast<double>(s.input.scale) * ws[o];
+      s.multipliers[o] =
+          static_cast<float>(s.uint8_output ? m / s.output.scale : m);
+    }
+    const int8_t* w = s.weight.data<int8_t>();
+    absl::StatusOr<QPackedWeights> packed =
+        s.kind == Kind::kConv
+            ? PackQConv2dWeights(path, oc, s.weight.dim(1), s.weight.dim(2),
+                                 s.weight.dim(3), w)
+            : PackQGemmWeights(path, s.weight.dim(1), oc, w, s.weight.dim(1),
+                               /*transposed=*/true);
+    if (!packed.ok()) {
+      return absl::Status(
+          packed.status().code(),
+          absl::StrCat(s.name, ": ", packed.status().message()));
+    }
+    s.packed = *std::move(packed);
+  }
+  return absl::OkStatus();
+}
+
+// The float32 weight and bias an int8 layer quantizes (a folded BatchNorm
+// included); the bias may be undefined.
+std::pair<Tensor, Tensor> FloatWeightAndBias(const Step& s) {
+  autograd::NoGradGuard no_grad;
+  if (s.kind == Kind::kConv) {
+    const auto [w, b] =
+        static_cast<const nn::Conv2d&>(*s.module).EffectiveWeightAndBias();
+    return {w.data(), b.defined() ? b.data() : Tensor()};
+  }
+  const auto& linear = static_cast<const nn::Linear&>(*s.module);
+  return {linear.weight().data(),
+          linear.bias().defined() ? linear.bias().data() : Tensor()};
+}
+
+autograd::Variable FloatStep(const Step& s, const autograd::Variable& x) {
+  autograd::Variable y = (*s.module)(x);
+  return s.extra_relu ? autograd::Relu(y) : y;
+}
+
+Tensor Int32Scalar(int32_t v) {
+  Tensor t = Tensor::Empty({}, DType::kInt32);
+  *t.data<int32_t>() = v;
+  return t;
+}
+
+// ---- uint8 kernels of the layers that run in either domain -----------------
+
+// One output row or column of a pooling: the input span [begin, end)
+// (inside the image) and the average's divisor along this dimension.
+struct Window {
+  int64_t begin, end, divisor;
+};
+
+std::vector<Window> PoolWindows(int64_t size, int64_t kernel, int64_t stride,
+                                int64_t pad, bool count_pad) {
+  std::vector<Window> out;
+  for (int64_t i = 0; i < (size + 2 * pad - kernel) / stride + 1; ++i) {
+    const int64_t begin = i * stride - pad, end = begin + kernel;
+    const int64_t b = std::max<int64_t>(begin, 0), e = std::min(end, size);
+    out.push_back({b, e, count_pad ? kernel : e - b});
+  }
+  return out;
+}
+
+std::vector<Window> AdaptiveWindows(int64_t size, int64_t out_size) {
+  std::vector<Window> out;
+  for (int64_t i = 0; i < out_size; ++i) {
+    const int64_t b = i * size / out_size;
+    const int64_t e = ((i + 1) * size + out_size - 1) / out_size;
+    out.push_back({b, e, e - b});
+  }
+  return out;
+}
+
+// y [N, C, rows, cols] uint8 from x [N, C, H, W] uint8: y[n, c, i, j] =
+// reduce(plane (n, c), its width, rows[i], cols[j]).
+template <typename Reduce>
+Tensor PoolU8(const Tensor& x, const std::vector<Window>& rows,
+              const std::vector<Window>& cols, Reduce reduce) {
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const int64_t oh = rows.size(), ow = cols.size();
+  CHECK(oh >= 1 && ow >= 1)
+      << "pooling: input " << x.shape() << " is smaller than the window";
+  Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
+  const uint8_t* in = x.data<uint8_t>();
+  uint8_t* out = y.data<uint8_t>();
+#pragma omp parallel for if (n * c > 1)
+  for (int64_t plane = 0; plane < n * c; ++plane) {
+    for (int64_t i = 0; i < oh; ++i) {
+      for (int64_t j = 0; j < ow; ++j) {
+        out[(plane * oh + i) * ow + j] =
+            reduce(in + plane * h * w, w, rows[i], cols[j]);
+      }
+    }
+  }
+  return y;
+}
+
+// The largest element of each window (padding, -infinity, never wins): no
+// requantization.
+Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
+  return PoolU8(
+      x, PoolWindows(x.dim(2), p.kernel_h, p.stride_h, p.pad_h, false),
+      PoolWindows(x.dim(3), p.kernel_w, p.stride_w, p.pad_w, false),
+      [](const uint8_t* xp, int64_t w, const Window& r, const Window& c) {
+        uint8_t m = 0;
+        for (int64_t i = r.begin; i < r.end; ++i) {
+          for (int64_t j = c.begin; j < c.end; ++j)
+            m = std::max(m, xp[i * w + j]);
+        }
+        return m;
+      });
+}
+
+// The mean of each window in the input's scale: zero_point + round(sum of
+// (q - zero_point) / divisor); padding is the real 0, the zero point.
+Tensor AvgPoolU8(const Tensor& x, const std::vector<Window>& rows,
+                 const std::vector<Window>& cols, int32_t zero_point) {
+  return PoolU8(
+      x, rows, cols,
+      [zero_point](const uint8_t* xp, int64_t w, const Window& r,
+                   const Window& c) {
+        int64_t sum = 0;
+        for (int64_t i = r.begin; i < r.end; ++i) {
+          for (int64_t j = c.begin; j < c.end; ++j)
+            sum += xp[i * w + j] - zero_point;
+        }
+        const double mean =
+            std::nearbyint(static_cast<double>(sum) / (r.divisor * c.divisor));
+        return static_cast<uint8_t>(std::clamp(mean + zero_point, 0.0, 255.0));
+      });
+}
+
+Tensor AvgPoolStepU8(const nn::Module& m, const Tensor& x, int32_t zp) {
+  const int64_t h = x.dim(2), w = x.dim(3);
+  if (const auto* pool = dynamic_cast<const nn::AvgPool2d*>(&m)) {
+    const Pool2dParams& p = pool->params();
+    const bool pad = pool->count_include_pad();
+    return AvgPoolU8(x, PoolWindows(h, p.kernel_h, p.stride_h, p.pad_h, pad),
+                     PoolWindows(w, p.kernel_w, p.stride_w, p.pad_w, pad), zp);
+  }
+  if (const auto* pool = dynamic_cast<const nn::AdaptiveAvgPool2d*>(&m)) {
+    return AvgPoolU8(x, AdaptiveWindows(h, pool->output_h()),
+                     AdaptiveWindows(w, pool->output_w()), zp);
+  }
+  return AvgPoolU8(x, AdaptiveWindows(h, 1), AdaptiveWindows(w, 1), zp);
+}
+
+// An either-domain layer on uint8 data in scale `q` (which it keeps).
+Tensor EitherStepU8(const Step& s, const Tensor& x, const QParams& q) {
+  switch (s.kind) {
+    case Kind::kMaxPool:
+      return MaxPoolU8(x,
+                       static_cast<const nn::MaxPool2d&>(*s.module).params());
+    case Kind::kAvgPool:
+      return AvgPoolStepU8(*s.module, x, q.zero_point);
+    case Kind::kRelu: {
+      Tensor y = Tensor::Empty(x.shape(), DType::kUint8);
+      const uint8_t* in = x.data<uint8_t>();
+      uint8_t* out = y.data<uint8_t>();
+      const auto zp = static_cast<uint8_t>(q.zero_point);
+      for (int64_t i = 0; i < x.numel(); ++i) out[i] = std::max(in[i], zp);
+      return y;
+    }
+    case Kind::kFlatten: {
+      const auto& f = static_cast<const nn::Flatten&>(*s.module);
+      return x.Flatten(f.start(), f.end());
+    }
+    default:
+      return x;
+  }
+}
+
+// Runs layer `s` on t: uint8 in scale *q when *uint8, else float32; sets
+// *uint8 and *q for the output.
+Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
+  if (IsEither(s.kind)) {
+    return *uint8 ? EitherStepU8(s, t, *q)
+                  : FloatStep(s, autograd::Variable(t)).data();
+  }
+  if (s.kind == Kind::kFloat) {
+    const Tensor in = *uint8 ? Dequantize(t, *q) : t;
+    *uint8 = false;
+    return FloatStep(s, autograd::Variable(in)).data();
+  }
+  const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
+  CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
+  QRequantization rq;
+  rq.output = s.uint8_output ? QOutputType::kUint8 : QOutputType::kFloat;
+  rq.scale = s.multipliers.data();
+  rq.bias = s.bias.data<int32_t>();
+  rq.zero_point = s.output.zero_point;
+  rq.relu = s.relu;
+  const DType out_dtype = s.uint8_output ? DType::kUint8 : DType::kFloat32;
+  const int64_t oc = s.packed.channels(), n = in.dim(0);
+  absl::Status status;
+  Tensor out;
+  if (s.kind == Kind::kConv) {
+    const auto& o = static_cast<const nn::Conv2d&>(*s.module).options();
+    CHECK(in.rank() == 4 && in.dim(1) == o.in_channels)
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << o.in_channels << ", H, W], got " << in.shape();
+    const absl::StatusOr<int64_t> oh =
+        QConv2dOutSize(in.dim(2), o.kernel_h, o.stride_h, o.pad_h);
+    const absl::StatusOr<int64_t> ow =
+        QConv2dOutSize(in.dim(3), o.kernel_w, o.stride_w, o.pad_w);
+    CHECK(oh.ok() && ow.ok())
+        << s.name << ": input " << in.shape() << " is smaller than the kernel";
+    out = Tensor::Empty({n, oc, *oh, *ow}, out_dtype);
+    QConv2dParams p;
+    p.stride_h = o.stride_h;
+    p.stride_w = o.stride_w;
+    p.pad_h = o.pad_h;
+    p.pad_w = o.pad_w;
+    status = QConv2d(n, in.dim(2), in.dim(3), in.data<uint8_t>(),
+                     s.input.zero_point, s.packed, p, rq, out.raw_data());
+  } else {
+    CHECK(in.rank() == 2 && in.dim(1) == s.packed.k())
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << s.packed.k() << "], got " << in.shape();
+    out = Tensor::Empty({n, oc}, out_dtype);
+    status = QGemm(n, in.data<uint8_t>(), in.dim(1), s.input.zero_point,
+                   s.packed, rq, out.raw_data(), oc);
+  }
+  // Every argument was checked when the model was made.
+  CHECK(status.ok()) << s.name << ": " << status;
+  *uint8 = s.uint8_output;
+  *q = s.output;
+  return out;
+}
+
+}  // namespace
+
+QuantizedModel::~QuantizedModel() = default;
+
+autograd::Variable QuantizedModel::Forward(const autograd::Variable& x) {
+  autograd::NoGradGuard no_grad;
+  Tensor t = x.data();
+  bool uint8 = false;
+  QParams q;  // t's, when uint8
+  for (const Step& s : steps_) {
+    const auto start = std::chrono::steady_clock::now();
+    t = RunStep(s, t, &uint8, &q);
+    VLOG(1) << s.name << " " << s.module->Describe() << ": "
+            << std::chrono::duration<double, std::milli>(
+                   std::chrono::steady_clock::now() - start)
+                   .count()
+            << " ms";
+  }
+  if (uint8) t = Dequantize(t, q);
+  return autograd::Variable(t);
+}
+
+std::string QuantizedModel::Describe() const {
+  int64_t int8 = 0;
+  for (const OpPlan& op : Ops()) int8 += op.int8;
+  return absl::StrCat("QuantizedModel(int8: ", int8, " of ", steps_.size(),
+                      " layers)");
+}
+
+std::vector<OpPlan> QuantizedModel::Ops() const {
+  std::vector<OpPlan> ops;
+  for (const Step& s : steps_) {
+    OpPlan op{s.name, s.module->Describe(), IsInt8(s.kind) || s.uint8_input,
+              ""};
+    if (IsInt8(s.kind)) {
+      op.how =
+          absl::StrCat(s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
+                       s.quantize_input ? " (float32 input quantized)" : "",
+                       s.folds_bn ? ", BatchNorm2d folded" : "",
+                       s.relu ? ", ReLU fused" : "",
+                       s.uint8_output ? ", uint8 out" : ", float32 out");
+    } else if (IsEither(s.kind)) {
+      op.how = s.uint8_input ? "uint8" : "float32 (its input is float32)";
+    } else {
+      op.how = "float32 fallback: no int8 kernel";
+    }
+    ops.push_back(std::move(op));
+  }
+  return ops;
+}
+
+std::map<std::string, Tensor> QuantizedModel::QuantizedStateDict() const {
+  std::map<std::string, Tensor> out;
+  for (const Step& s : steps_) {
+    if (s.kind == Kind::kFloat) {
+      for (const auto& [key, t] : s.module->StateDict()) {
+        out[Join(s.name, key)] = t;
+      }
+    }
+    if (!IsInt8(s.kind)) continue;
+    out[Join(s.name, "weight")] = s.weight;
+    out[Join(s.name, "weight_scale")] = s.weight_scale;
+    out[Join(s.name, "bias")] = s.bias;
+    if (s.quantize_input) {
+      out[Join(s.name, "input_scale")] = Tensor::Scalar(s.input.scale);
+      out[Join(s.name, "input_zero_point")] = Int32Scalar(s.input.zero_point);
+    }
+    if (s.uint8_output) {
+      out[Join(s.name, "output_scale")] = Tensor::Scalar(s.output.scale);
+      out[Join(s.name, "output_zero_point")] = Int32Scalar(s.output.zero_point);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
+    std::shared_ptr<nn::Module> model,
+    const std::vector<Tensor>& calibration_batches,
+    const QuantizeOptions& options) {
+  if (calibration_batches.empty()) {
+    return absl::InvalidArgumentError(
+        "int8 quantization needs at least one calibration batch");
+  }
+  absl::StatusOr<std::vector<Step>> plan = BuildPlan(model);
+  if (!plan.ok()) return plan.status();
+  std::vector<Step>& steps = *plan;
+
+  // Calibration: the float model on each batch, observing every tensor
+  // that becomes uint8.
+  std::vector<RangeObserver> in_obs(
+      steps.size(), RangeObserver(options.calibration, options.percentile));
+  std::vector<RangeObserver> out_obs = in_obs;
+  {
+    autograd::NoGradGuard no_grad;
+    for (const Tensor& batch : calibration_batches) {
+      autograd::Variable v(batch);
+      for (size_t k = 0; k < steps.size(); ++k) {
+        if (steps[k].quantize_input) in_obs[k].Observe(v.data());
+        v = FloatStep(steps[k], v);
+        if (steps[k].uint8_output) out_obs[k].Observe(v.data());
+      }
+    }
+  }
+  for (size_t k = 0; k < steps.size(); ++k) {
+    Step& s = steps[k];
+    if (!IsInt8(s.kind)) continue;
+    if (s.quantize_input) s.input = in_obs[k].Choose();
+    if (s.uint8_output) s.output = out_obs[k].Choose();
+    PerChannelWeights w = QuantizePerChannel(FloatWeightAndBias(s).first);
+    s.weight = w.values;
+    s.weight_scale = w.scales;
+  }
+  Propagate(steps);
+  for (Step& s : steps) {
+    if (!IsInt8(s.kind)) continue;
+    const Tensor b = FloatWeightAndBias(s).second;
+    const int64_t oc = s.weight.dim(0);
+    s.bias = Tensor::Zeros({oc}, DType::kInt32);
+    if (!b.defined()) continue;
+    const Tensor bc = b.Contiguous();
+    const float* bf = bc.data<float>();
+    const float* ws = s.weight_scale.data<float>();
+    for (int64_t o = 0; o < oc; ++o) {
+      const double q =
+          std::nearbyint(bf[o] / (static_cast<double>(s.input.scale) * ws[o]));
+      if (std::fabs(q) > kQGemmMaxBias) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            s.name, ": bias[", o, "] = ", bf[o], " is ", q,
+            " steps of its int32 scale, beyond the int8 kernels' 2^30"));
+      }
+      s.bias.data<int32_t>()[o] = static_cast<int32_t>(q);
+    }
+  }
+  if (absl::Status s = Pack(steps); !s.ok()) return s;
+  std::shared_ptr<QuantizedModel> q(new QuantizedModel());
+  q->float_model_ = std::move(model);
+  q->steps_ = std::move(steps);
+  return q;
+}
+
+absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
+    std::shared_ptr<nn::Module> model,
+    const std::map<std::string, Tensor>& state) {
+  absl::StatusOr<std::vector<Step>> plan = BuildPlan(model);
+  if (!plan.ok()) return plan.status();
+  std::vector<Step>& steps = *plan;
+  std::vector<std::string> errors;
+  std::set<std::string> used;
+  // The tensor `key` if it has `dtype` and `shape`; else records why not.
+  const auto take = [&](const std::string& key, DType dtype,
+                        const Shape& shape) -> Tensor {
+    used.insert(key);
+    const auto it = state.find(key);
+    if (it == state.end()) {
+      errors.push_back(absl::StrCat(key, ": missing"));
+      return Tensor();
+    }
+    const Tensor& t = it->second;
+    if (t.dtype() != dtype || t.shape() != shape) {
+      errors.push_back(absl::StrCat(
+          key, ": expected ", DTypeName(dtype), " ", shape.ToString(), ", got ",
+          DTypeName(t.dtype()), " ", t.shape().ToString()));
+      return Tensor();
+    }
+    return t.Contiguous();
+  };
+  const auto take_qparams = [&](const std::string& prefix, QParams* q) {
+    const Tensor scale = take(prefix + "_scale", DType::kFloat32, Shape{});
+    const Tensor zp = take(prefix + "_zero_point", DType::kInt32, Shape{});
+    if (!scale.defined() || !zp.defined()) return;
+    q->scale = *scale.data<float>();
+    q->zero_point = *zp.data<int32_t>();
+    if (absl::Status s =
+            CheckQParams(*q, prefix + "_scale", prefix + "_zero_point");
+        !s.ok()) {
+      errors.emplace_back(s.message());
+    }
+  };
+  for (Step& s : steps) {
+    if (s.kind == Kind::kFloat) {
+      std::map<std::string, Tensor> own;
+      for (const auto& [key, unused] : s.module->StateDict()) {
+        const std::string full = Join(s.name, key);
+        used.insert(full);
+        if (const auto it = state.find(full); it != state.end()) {
+          own[key] = it->second;
+        }
+      }
+      if (absl::Status st = s.module->LoadStateDict(own); !st.ok()) {
+        errors.push_back(absl::StrCat(s.name, " (", s.module->Describe(),
+                                      ", float32): ", st.message()));
+      }
+    }
+    if (!IsInt8(s.kind)) continue;
+    const Tensor w = FloatWeightAndBias(s).first;
+    const int64_t oc = w.dim(0);
+    s.weight = take(Join(s.name, "weight"), DType::kInt8, w.shape());
+    s.weight_scale = take(Join(s.name, "weight_scale"), DType::kFloat32, {oc});
+    s.bias = take(Join(s.name, "bias"), DType::kInt32, {oc});
+    if (s.weight_scale.defined()) {
+      const float* ws = s.weight_scale.data<float>();
+      for (int64_t o = 0; o < oc; ++o) {
+        if (!(std::isfinite(ws[o]) && ws[o] > 0)) {
+          errors.push_back(absl::StrCat(Join(s.name, "weight_scale"), "[", o,
+                                        "]: scale ", ws[o],
+                                        " must be finite and > 0"));
+          break;
+        }
+      }
+    }
+    if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
+    if (s.uint8_output) take_qparams(Join(s.name, "output"), &s.output);
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [key, unused] : state) {
+    if (used.count(key) == 0) unexpected.push_back(key);
+  }
+  if (!unexpected.empty()) {
+    errors.push_back(absl::StrCat("unexpected tensors [",
+                                  absl::StrJoin(unexpected, ", "),
+                                  "] (not of this model's int8 plan)"));
+  }
+  if (!errors.empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+  }
+  Propagate(steps);
+  if (absl::Status s = Pack(steps); !s.ok()) return s;
+  std::shared_ptr<QuantizedModel> q(new QuantizedModel());
+  q->float_model_ = std::move(model);
+  q->steps_ = std::move(steps);
+  return q;
+}
+
+absl::Status SaveQuantizedModel(
+    const QuantizedModel& model, const std::string& model_name,
+    int64_t input_size,
+    const std::map<std::string, std::string>& extra_metadata,
+    const std::string& path) {
+  SafetensorsFile file;
+  file.tensors = model.QuantizedStateDict();
+  file.metadata = extra_metadata;
+  file.metadata[kQuantizationKey] = "int8";
+  file.metadata["model"] = model_name;
+  file.metadata["input_size"] = absl::StrCat(input_size);
+  return SaveSafetensors(path, file);
+}
+
+bool IsQuantized(const SafetensorsFile& file) {
+  return file.metadata.count(kQuantizationKey) > 0;
+}
+
+absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
+    const SafetensorsFile& file, const std::string& source) {
+  if (!IsQuantized(file)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        source,
+        " is a float32 checkpoint, not an int8 one (its metadata has "
+        "no \"",
+        kQuantizationKey,
+        "\"); quantize it first with "
+        "//tools:quantize --checkpoint=",
+        source));
+  }
+  const std::string& kind = file.metadata.at(kQuantizationKey);
+  if (kind != "int8") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": ", kQuantizationKey, " is \"", kind, "\", expected int8"));
+  }
+  const auto model_it = file.metadata.find("model");
+  if (model_it == file.metadata.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": its metadata names no model"));
+  }
+  absl::StatusOr<models::ModelSpec> spec = models::FindModel(model_it->second);
+  if (!spec.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", spec.status().message()));
+  }
+  int64_t size = 0;
+  const auto size_it = file.metadata.find("input_size");
+  if (size_it == file.metadata.end() ||
+      !absl::SimpleAtoi(size_it->second, &size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": metadata input_size missing or not an integer"));
+  }
+  if (absl::Status s = models::CheckInputSize(
+          spec->name, size, spec->min_input_size, spec->max_input_size);
+      !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
+  }
+  absl::StatusOr<std::shared_ptr<nn::Module>> net = spec->make(size);
+  if (!net.ok()) return net.status();
+  absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
+      QuantizedModelFrom(*std::move(net), file.tensors);
+  if (!q.ok()) {
+    return absl::Status(q.status().code(),
+                        absl::StrCat(source, ": ", q.status().message()));
+  }
+  return LoadedQuantizedModel{spec->name, size, *std::move(q)};
+}
+
+absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
+    const std::string& path) {
+  absl::StatusOr<SafetensorsFile> file = LoadSafetensors(path);
+  if (!file.ok()) return file.status();
+  return LoadQuantizedModel(*file, path);
+}
+
+}  // namespace dive::quant

@@ -1,0 +1,178 @@
+// File: quant/quantized_model.h
+// -----------------------------------------------------------------------------
+//
+// Post-training int8 quantization of a zoo model, and the int8 model it
+// gives: a trained float32 network in, calibrated on a few batches, run on
+// the int8 kernels of tensor/qgemm.h and tensor/qconv.h (numbers:
+// quant/qparams.h).
+//
+// QuantizeModel puts the model in evaluation mode and fuses it
+// (nn::Module::Fuse: a BatchNorm2d after a convolution is folded into its
+// weights, Conv2d::EffectiveWeightAndBias), walks its chain of layers
+// (nested Sequentials) and plans each layer:
+//
+//   int8           Conv2d and Linear (with the ReLU after them, and a folded
+//                  BatchNorm2d): int8 weights per output channel, int32 bias
+//                  at scale x_scale * w_scale[o], the requantization to the
+//                  next layer's uint8 scale (or to float32 when what follows
+//                  is float) fused into the kernel's output tile;
+//   either domain  MaxPool2d (uint8: no requantization), AvgPool2d,
+//                  AdaptiveAvgPool2d, GlobalAvgPool2d (uint8: the rounded
+//                  mean in the input's scale), ReLU, Flatten, Dropout (the
+//                  identity in evaluation): in uint8 when their input is;
+//   float32        every other layer (Sigmoid, Tanh, Softmax, a BatchNorm
+//                  that follows no convolution, ...): its input is
+//                  dequantized first, and quantized again for the next int8
+//                  layer.
+//
+// Activations are per-tensor uint8, quantized where a float32 tensor meets
+// an int8 layer, and at every int8 layer's output that goes on in uint8;
+// calibration runs the float model on the batches given and observes each
+// of those tensors (RangeObserver: min/max or percentile).
+//
+// A block with a data flow of its own (ResNet's residual add, GoogLeNet's
+// and DenseNet's concatenations) needs int8 add and concat, which do not
+// exist yet: QuantizeModel returns Unimplemented naming the block.
+//
+// The quantized checkpoint (SaveQuantizedModel, LoadQuantizedModel) is a
+// safetensors file with metadata "dive.quantization" = "int8", "model" and
+// "input_size" (as float checkpoints), and per int8 layer <name> (its
+// state_dict prefix, e.g. "features.0"):
+//
+//   <name>.weight             int8 [OC, ...]   symmetric, zero point 0
+//   <name>.weight_scale       float32 [OC]
+//   <name>.bias               int32 [OC]       at scale x_scale * w_scale[o]
+//   <name>.input_scale        float32 []       where a float32 input is
+//   <name>.input_zero_point   int32 []         quantized for the layer
+//   <name>.output_scale       float32 []       where the output goes on in
+//   <name>.output_zero_point  int32 []         uint8
+//
+// and the float32 state of the layers that run in float32 under their own
+// names. Loading rebuilds the model named, checks every tensor (present,
+// dtype, shape, scales finite and > 0, zero points in 0..255) and reports
+// each problem naming the tensor.
+//
+// Example:
+//
+//   absl::StatusOr<std::shared_ptr<dive::quant::QuantizedModel>> q =
+//       dive::quant::QuantizeModel(net, calibration_batches, {});
+//   for (const dive::quant::OpPlan& op : (*q)->Ops()) ...   // int8 or not
+//   dive::autograd::Variable logits = (**q)(dive::autograd::Variable(x));
+//   absl::Status s = dive::quant::SaveQuantizedModel(**q, "lenet", 28,
+//                                                    /*extra_metadata=*/{},
+//                                                    path);
+//   absl::StatusOr<dive::quant::LoadedQuantizedModel> back =
+//       dive::quant::LoadQuantizedModel(path);   // back->model: the same
+
+#ifndef QUANT_QUANTIZED_MODEL_H_
+#define QUANT_QUANTIZED_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "autograd/variable.h"
+#include "nn/module.h"
+#include "quant/qparams.h"
+#include "tensor/safetensors.h"
+
+namespace dive::quant {
+
+inline constexpr char kQuantizationKey[] = "dive.quantization";
+
+struct QuantizeOptions {
+  Calibration calibration = Calibration::kMinMax;
+  double percentile = kDefaultPercentile;
+};
+
+// One layer of the plan, as the tools print it.
+struct OpPlan {
+  std::string name;      // "features.0" ("" for the model's input)
+  std::string describe;  // the module's Describe()
+  bool int8 = false;     // runs on int8 / uint8 data
+  // "int8 conv, BatchNorm2d folded, ReLU fused, uint8 out", "uint8",
+  // "float32 fallback: no int8 kernel", ...
+  std::string how;
+};
+
+// The int8 model: a Module (so train::Evaluate and the benchmarks run it as
+// any other) with no parameters, holding the float32 model for its float32
+// layers. Made by QuantizeModel or QuantizedModelFrom.
+class QuantizedModel : public nn::Module {
+ public:
+  struct Step;  // one layer of the plan (quantized_model.cc)
+  ~QuantizedModel() override;
+
+  // x float32 [N, C, H, W] (the float model's input) -> float32 logits.
+  autograd::Variable Forward(const autograd::Variable& x) override;
+  // "QuantizedModel(int8: 5 of 12 layers)".
+  std::string Describe() const override;
+  // Every layer of the plan, in order.
+  std::vector<OpPlan> Ops() const;
+  // The quantized checkpoint's tensors (above).
+  std::map<std::string, Tensor> QuantizedStateDict() const;
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
+      std::shared_ptr<nn::Module>, const std::vector<Tensor>&,
+      const QuantizeOptions&);
+  friend absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
+      std::shared_ptr<nn::Module>, const std::map<std::string, Tensor>&);
+  QuantizedModel() = default;
+
+  std::shared_ptr<nn::Module> float_model_;  // owns the modules of steps_
+  std::vector<Step> steps_;
+};
+
+// Quantizes `model` (a zoo model with trained weights; put in evaluation
+// mode and fused) with activation ranges calibrated on `calibration_batches`
+// (float32 inputs of the model; at least one). Unimplemented naming the
+// block for a container other than Sequential; InvalidArgument for no
+// batches or a bias beyond the int8 kernels' range.
+absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
+    std::shared_ptr<nn::Module> model,
+    const std::vector<Tensor>& calibration_batches,
+    const QuantizeOptions& options);
+
+// The int8 model of `model` (freshly built, of the architecture `state`
+// was quantized from) with the tensors of a quantized checkpoint.
+// InvalidArgument naming every missing, unexpected or ill-typed tensor and
+// every bad scale or zero point.
+absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
+    std::shared_ptr<nn::Module> model,
+    const std::map<std::string, Tensor>& state);
+
+// Writes the quantized checkpoint of `model`, the zoo model `model_name`
+// at `input_size`, with `extra_metadata` (how it was calibrated, say), to
+// `path` (atomically, never through a symlink or over a file that is not
+// this user's regular file: tensor/safetensors.h).
+absl::Status SaveQuantizedModel(
+    const QuantizedModel& model, const std::string& model_name,
+    int64_t input_size,
+    const std::map<std::string, std::string>& extra_metadata,
+    const std::string& path);
+
+// Whether `file` is a quantized checkpoint (its metadata says so).
+bool IsQuantized(const SafetensorsFile& file);
+
+struct LoadedQuantizedModel {
+  std::string name;
+  int64_t input_size = 0;
+  std::shared_ptr<QuantizedModel> model;
+};
+
+// Reads a quantized checkpoint and builds its int8 model. FailedPrecondition
+// for a float32 checkpoint (saying to quantize it first); InvalidArgument
+// for an unknown model, a bad input size or any of QuantizedModelFrom's.
+absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
+    const std::string& path);
+absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
+    const SafetensorsFile& file, const std::string& source);
+
+}  // namespace dive::quant
+
+#endif  // QUANT_QUANTIZED_MODEL_H_
