@@ -8,8 +8,6 @@
 // The file is written atomically and never over a symlink, a device, another
 // user's file or the checkpoint itself.
 
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -50,13 +48,9 @@ int ExportMain() {
     if (absl::Status s = train::CheckPathFlag(flag, value); !s.ok())
       return Fail(s);
   }
-  struct stat o, c;
-  if (stat(out.c_str(), &o) == 0 && stat(path.c_str(), &c) == 0 &&
-      o.st_dev == c.st_dev && o.st_ino == c.st_ino) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--out=", out,
-                     ": is the checkpoint being exported; choose another "
-                     "file")));
+  if (absl::Status s = CheckOutIsNotCheckpoint(out, path, "exported");
+      !s.ok()) {
+    return Fail(s);
   }
   absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());

@@ -14,8 +14,6 @@
 // The file is written atomically and never over a symlink, a device,
 // another user's file or the checkpoint itself.
 
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -99,13 +97,9 @@ int QuantizeMain() {
     return Fail(absl::FailedPreconditionError(
         absl::StrCat("--out=", out, ": ", s.message())));
   }
-  struct stat o, c;
-  if (stat(out.c_str(), &o) == 0 && stat(path.c_str(), &c) == 0 &&
-      o.st_dev == c.st_dev && o.st_ino == c.st_ino) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--out=", out,
-                     ": is the checkpoint being quantized; choose another "
-                     "file")));
+  if (absl::Status s = CheckOutIsNotCheckpoint(out, path, "quantized");
+      !s.ok()) {
+    return Fail(s);
   }
   SetNumThreads(train::CapThreads(absl::GetFlag(FLAGS_threads)));
   LOG(INFO) << "cpu: " << CpuDescription()

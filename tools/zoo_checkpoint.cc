@@ -1,5 +1,7 @@
 #include "tools/zoo_checkpoint.h"
 
+#include <sys/stat.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +42,19 @@ absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
         "checkpoint ", path, " does not fit model ", name, ": ", s.message()));
   }
   return ZooModel{std::move(name), size, *std::move(model)};
+}
+
+absl::Status CheckOutIsNotCheckpoint(const std::string& out,
+                                     const std::string& checkpoint,
+                                     const char* verb) {
+  struct stat o, c;
+  if (stat(out.c_str(), &o) == 0 && stat(checkpoint.c_str(), &c) == 0 &&
+      o.st_dev == c.st_dev && o.st_ino == c.st_ino) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--out=", out, ": is the checkpoint being ", verb,
+                     "; choose another file"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dive::tools

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "nn/module.h"
 #include "train/checkpoint.h"
@@ -31,6 +32,14 @@ struct ZooModel {
 absl::StatusOr<ZooModel> LoadZooModel(const train::Checkpoint& file,
                                       const std::string& path, std::string name,
                                       int64_t resize);
+
+// InvalidArgument "--out=<out>: is the checkpoint being <verb>; choose
+// another file" when `out` exists and is the file `checkpoint` (the same
+// device and inode, through any link): a tool that reads one and writes the
+// other must not replace its own input.
+absl::Status CheckOutIsNotCheckpoint(const std::string& out,
+                                     const std::string& checkpoint,
+                                     const char* verb);
 
 }  // namespace dive::tools
 
