@@ -431,7 +431,8 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
     if (relu) op.ints["relu"] = {1};
   };
   const bool wants_grad =
-      x.requires_grad() || gamma.requires_grad() || beta.requires_grad();
+      GradEnabled() &&
+      (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
   if (!training) {
     Variable y;
     if (!wants_grad) {

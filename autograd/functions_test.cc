@@ -4,6 +4,7 @@
 
 #include "autograd/grad_check.h"
 #include "gtest/gtest.h"
+#include "tensor/bf16.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 
@@ -354,6 +355,32 @@ TEST(Functions, BatchNormEvalUsesRunningStatistics) {
       BatchNorm(x, gamma, beta, rm, rv, false, 0.1f, 0.0f).data().ToVector();
   // channel 0: 2 * (x - 1) / 2; channel 1: (x - 0) / 1 + 1
   EXPECT_EQ(y, (std::vector<float>{0, 3, 2, 5}));
+}
+
+// Parameters that require gradients do not make evaluation under
+// NoGradGuard build a graph: it takes the one-pass kernel, which honours the
+// output dtype (bf16 for a convolution's input) and gives the values of the
+// composed path that gradients need.
+TEST(Functions, BatchNormEvalWithoutGradIgnoresParametersRequiringGrad) {
+  const Tensor x =
+      Tensor::FromVector({1, -2, 3, 4, -5, 6, 0.3f, 8}, {2, 2, 1, 2});
+  Variable gamma(Tensor::FromVector({2, 0.5f}, {2}), /*requires_grad=*/true);
+  Variable beta(Tensor::FromVector({0, 1}, {2}), /*requires_grad=*/true);
+  const Tensor rm = Tensor::FromVector({1, 0}, {2});
+  const Tensor rv = Tensor::FromVector({4, 1}, {2});
+  const Variable composed = BatchNorm(Variable(x), gamma, beta, rm, rv, false,
+                                      0.1f, 0.0f, /*relu=*/true);
+  ASSERT_TRUE(composed.requires_grad());
+  NoGradGuard no_grad;
+  const Variable y = BatchNorm(Variable(x), gamma, beta, rm, rv, false, 0.1f,
+                               0.0f, /*relu=*/true, DType::kBfloat16);
+  EXPECT_FALSE(y.requires_grad());
+  ASSERT_EQ(y.data().dtype(), DType::kBfloat16);
+  const std::vector<float> expected = composed.data().ToVector();
+  const std::vector<float> got = y.data().To(DType::kFloat32).ToVector();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(got[i], RoundToBf16(expected[i])) << "at " << i;
+  }
 }
 
 TEST(FunctionsDeathTest, CrossEntropyRejectsLabelOutOfRange) {
