@@ -3,11 +3,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "glog/logging.h"
+#include "tensor/bf16.h"
+#include "tensor/conv_onednn.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/im2col.h"
@@ -20,6 +25,8 @@ namespace {
 using conv_internal::Col2Im;
 using conv_internal::ConvGeometry;
 using conv_internal::Im2ColRhs;
+using conv_internal::OneDnnConv2dForward;
+using conv_internal::OneDnnTakesForward;
 using conv_internal::PlanesRhs;
 using kernel_internal::CeilDiv;
 using kernel_internal::CheckFloat4D;
@@ -208,7 +215,90 @@ void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
   });
 }
 
+// dst[u] = act(src[u] + bias + residual[u]) for u < len, in dst's dtype
+// (float32, or bf16 rounded to nearest even), without the bias or the
+// residual (float32 or bf16) where the convolution has none: the arithmetic
+// of the GEMM's epilogue (ApplyGemmEpilogue), bit for bit. One instance per
+// combination, so that each is a plain vector loop.
+using FinishRunFn = void (*)(const float* src, int64_t len, float bias,
+                             const void* residual, void* dst);
+
+template <typename Out, typename Res, bool kBias, bool kRelu>
+void FinishRunAs(const float* __restrict src, int64_t len, float bias,
+                 const void* residual, void* dst) {
+  const Res* __restrict res = static_cast<const Res*>(residual);
+  Out* __restrict out = static_cast<Out*>(dst);
+  for (int64_t u = 0; u < len; ++u) {
+    float v = src[u];
+    if constexpr (!std::is_void_v<Res>) {
+      v = v + bias + static_cast<float>(res[u]);
+    } else if constexpr (kBias) {
+      v += bias;
+    }
+    if constexpr (kRelu) v = v < 0.0f ? 0.0f : v;
+    if constexpr (std::is_same_v<Out, bfloat16>) {
+      out[u].bits = FloatToBf16(v);
+    } else {
+      out[u] = v;
+    }
+  }
+}
+
+template <typename Out, typename Res>
+FinishRunFn FinishRunFor(bool bias, bool relu) {
+  if (bias) {
+    return relu ? FinishRunAs<Out, Res, true, true>
+                : FinishRunAs<Out, Res, true, false>;
+  }
+  return relu ? FinishRunAs<Out, Res, false, true>
+              : FinishRunAs<Out, Res, false, false>;
+}
+
+// The instance for an output of `out` and a residual of `residual`
+// (undefined: none).
+FinishRunFn FinishRunFor(DType out, const Tensor& residual, bool bias,
+                         bool relu) {
+  const auto with_out = [&](auto* o) {
+    using Out = std::remove_pointer_t<decltype(o)>;
+    if (!residual.defined()) return FinishRunFor<Out, void>(bias, relu);
+    if (residual.dtype() == DType::kBfloat16) {
+      return FinishRunFor<Out, bfloat16>(bias, relu);
+    }
+    return FinishRunFor<Out, float>(bias, relu);
+  };
+  return out == DType::kBfloat16 ? with_out(static_cast<bfloat16*>(nullptr))
+                                 : with_out(static_cast<float*>(nullptr));
+}
+
+ConvLibrary LibraryFromEnvironment() {
+  const char* value = std::getenv("DIVE_CONV_LIBRARY");
+  if (value == nullptr || value == std::string("auto")) {
+    return ConvLibrary::kAuto;
+  }
+  if (value == std::string("dive")) return ConvLibrary::kDive;
+  if (value == std::string("onednn")) return ConvLibrary::kOneDnn;
+  LOG(FATAL) << "DIVE_CONV_LIBRARY=" << value
+             << " is not one of auto, dive, onednn";
+  return ConvLibrary::kAuto;
+}
+
+std::atomic<ConvLibrary>& Library() {
+  static std::atomic<ConvLibrary> library(LibraryFromEnvironment());
+  return library;
+}
+
 }  // namespace
+
+ConvLibrary GetConvLibrary() { return Library().load(); }
+
+void SetConvLibrary(ConvLibrary library) { Library().store(library); }
+
+bool Conv2dForwardUsesOneDnn(const Shape& x, const Shape& w,
+                             const Conv2dParams& p) {
+  CheckShape4D("Conv2dForwardUsesOneDnn", "x", x);
+  CheckShape4D("Conv2dForwardUsesOneDnn", "w", w);
+  return OneDnnTakesForward(MakeGeometry("Conv2dForwardUsesOneDnn", x, w, p));
+}
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
   return OutSize("ConvOutSize", "size", in, kernel, stride, pad, "");
@@ -245,38 +335,50 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   }
 
   Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow}, epilogue.dtype);
-  Tensor residual;
-  if (epilogue.residual.defined()) {
-    CHECK(epilogue.residual.dtype() == DType::kFloat32 &&
-          epilogue.residual.shape() == y.shape())
-        << kOp << ": the residual is " << DTypeName(epilogue.residual.dtype())
-        << " " << epilogue.residual.shape()
-        << " but the output is float32 " << y.shape()
-        << Shapes("x", x.shape(), "w", w.shape());
-    residual = epilogue.residual.Contiguous();
-  }
-  // The epilogue of the image at `offset` in y: bias per output channel
-  // (row), that image's residual, ReLU.
-  const auto epilogue_at = [&](int64_t offset) {
-    GemmEpilogue e;
-    e.row_bias = pb;
-    e.addend = residual.defined() ? residual.data() + offset : nullptr;
-    e.ld_addend = g.Ohw();
-    e.relu = epilogue.relu;
-    return e;
-  };
+  const Tensor& residual_in = epilogue.residual;
+  CHECK(!residual_in.defined() || ((residual_in.dtype() == DType::kFloat32 ||
+                                    residual_in.dtype() == DType::kBfloat16) &&
+                                   residual_in.shape() == y.shape()))
+      << kOp << ": the residual is " << DTypeName(residual_in.dtype()) << " "
+      << residual_in.shape() << " but the output is "
+      << DTypeName(epilogue.dtype) << " " << y.shape()
+      << Shapes("x", x.shape(), "w", w.shape());
+  const Tensor residual =
+      residual_in.defined() ? residual_in.Contiguous() : Tensor();
   const int64_t ohw = g.Ohw();
-  const bool bf16_out = epilogue.dtype == DType::kBfloat16;
-  // Writes image n's finished rows [OC, OH*OW] (row stride ld) to y.
-  const auto store = [&](int64_t n, const float* rows, int64_t ld) {
-    const int64_t offset = n * g.OutPlane();
-    for (int64_t o = 0; o < g.oc; ++o) {
-      const float* src = rows + o * ld;
-      if (bf16_out) {
-        FloatToBf16(src, y.data<bfloat16>() + offset + o * ohw, ohw);
-      } else {
-        std::copy(src, src + ohw, y.data<float>() + offset + o * ohw);
+  // Where the GEMM's C is y itself: float32 out, a float32 residual (or
+  // none) and one GEMM per image. Otherwise C is scratch, and each finished
+  // tile goes to y through FinishTile.
+  const bool c_is_y =
+      epilogue.dtype == DType::kFloat32 &&
+      (!residual.defined() || residual.dtype() == DType::kFloat32);
+  // Finishes rows [i0, i0 + rows) x columns [j0, j0 + cols) of C, whose
+  // column j is position j % OH*OW of image first + j / OH*OW: bias,
+  // residual and ReLU, then stored to y in its dtype.
+  if (OneDnnTakesForward(g) &&
+      OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
+    return y;
+  }
+  const FinishRunFn finish_run =
+      FinishRunFor(epilogue.dtype, residual, pb != nullptr, epilogue.relu);
+  const size_t out_size = DTypeSize(epilogue.dtype);
+  const size_t res_size = residual.defined() ? DTypeSize(residual.dtype()) : 0;
+  char* const out_base = static_cast<char*>(y.raw_data());
+  const char* const res_base =
+      residual.defined() ? static_cast<const char*>(residual.raw_data())
+                         : nullptr;
+  const auto finish = [&](int64_t first, int64_t i0, int64_t rows, int64_t j0,
+                          int64_t cols, const float* c, int64_t ldc) {
+    for (int64_t j = j0; j < j0 + cols;) {
+      const int64_t image = first + j / ohw, t = j % ohw;
+      const int64_t len = std::min(ohw - t, j0 + cols - j);
+      for (int64_t i = i0; i < i0 + rows; ++i) {
+        const int64_t at = image * g.OutPlane() + i * ohw + t;
+        finish_run(c + i * ldc + j, len, pb != nullptr ? pb[i] : 0.0f,
+                   res_base != nullptr ? res_base + at * res_size : nullptr,
+                   out_base + at * out_size);
       }
+      j += len;
     }
   };
   // The weights [OC, CKK], packed once for every image (a buffer of this
@@ -290,28 +392,41 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
     if (cs > 1) {
       SlotBuffers outs(g.oc * cs * ohw);
       RunChunks(g.n, cs, [&](int64_t c0, int64_t cn, int slot) {
-        float* out = outs.Get(slot);
         const int64_t ld = cn * ohw;
-        // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW].
-        Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f, out, ld);
-        // Each image's epilogue while it is in cache, then to NCHW.
-        for (int64_t k = 0; k < cn; ++k) {
-          ApplyGemmEpilogue(epilogue_at((c0 + k) * g.OutPlane()), g.oc, ohw,
-                            out + k * ohw, ld);
-          store(c0 + k, out + k * ohw, ld);
-        }
+        // out [OC, cn*OH*OW] = w [OC, CKK] * col [CKK, cn*OH*OW], each
+        // finished tile to NCHW y.
+        GemmEpilogue e;
+        const auto store = [&](int64_t i0, int64_t rows, int64_t j0,
+                               int64_t cols, const float* c, int64_t ldc) {
+          finish(c0, i0, rows, j0, cols, c, ldc);
+        };
+        e.store.emplace(store);
+        Gemm(weights, ld, Im2ColRhs(g, px + c0 * g.InPlane()), 0.0f,
+             outs.Get(slot), ld, e);
       });
       return;
     }
-    // One GEMM per image, straight into y (through a buffer of this
-    // thread's for a bf16 y), the epilogue on each finished tile.
-    ForEachImage(g.n, bf16_out ? g.OutPlane() : 0, [&](int64_t n, float* buf) {
+    // One GEMM per image: straight into y with the GEMM's own epilogue, or
+    // through a buffer of this thread's and FinishTile.
+    ForEachImage(g.n, c_is_y ? 0 : g.OutPlane(), [&](int64_t n, float* buf) {
       // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
       const int64_t offset = n * g.OutPlane();
-      float* dst = bf16_out ? buf : y.data<float>() + offset;
-      Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, dst, ohw,
-           epilogue_at(offset));
-      if (bf16_out) store(n, buf, ohw);
+      GemmEpilogue e;
+      float* dst = buf;
+      const auto store = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols,
+                             const float* c, int64_t ldc) {
+        finish(n, i0, rows, j0, cols, c, ldc);
+      };
+      if (c_is_y) {
+        dst = y.data<float>() + offset;
+        e.row_bias = pb;
+        e.addend = residual.defined() ? residual.data() + offset : nullptr;
+        e.ld_addend = ohw;
+        e.relu = epilogue.relu;
+      } else {
+        e.store.emplace(store);
+      }
+      Gemm(weights, ohw, Im2ColRhs(g, px + n * g.InPlane()), 0.0f, dst, ohw, e);
     });
   });
   return y;

@@ -72,6 +72,25 @@ int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad);
 Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
                      const Conv2dParams& p);
 
+// ConvLibrary
+//
+// Which kernels run a forward convolution under bf16 matmuls
+// (MatmulPrecision::kBfloat16, tensor/gemm.h) on a CPU with AVX512-BF16 or
+// AMX: kAuto (the default), oneDNN's blocked direct convolution on the
+// shapes where it measured faster, dive's im2col GEMM elsewhere (the table
+// is in tensor/conv_onednn.h); kDive, dive's everywhere; kOneDnn, oneDNN on
+// every shape (for tests and measurements). Both sum bf16 products in
+// float32; only the order of the sums differs. Float32 convolutions and the
+// backward passes always run dive's. Process-wide; the environment variable
+// DIVE_CONV_LIBRARY=auto|dive|onednn sets it at startup.
+enum class ConvLibrary { kAuto, kDive, kOneDnn };
+ConvLibrary GetConvLibrary();
+void SetConvLibrary(ConvLibrary library);
+// Whether Conv2dForward of x [N, C, H, W] with w [OC, C, KH, KW] and `p`
+// runs on oneDNN, in this thread's matmul precision.
+bool Conv2dForwardUsesOneDnn(const Shape& x, const Shape& w,
+                             const Conv2dParams& p);
+
 // Conv2dEpilogue
 //
 // What a convolution may do to its output before writing it, in the same
@@ -83,7 +102,9 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 // This is ResNet's `relu(bn2(conv2(y)) + shortcut)` once the batch norm is
 // folded into the convolution (nn/conv2d.h), and every conv + ReLU pair.
 struct Conv2dEpilogue {
-  Tensor residual;  // float32 of the output's shape, or undefined for none
+  // Of the output's shape, float32 or bfloat16 (read exactly), or undefined
+  // for none.
+  Tensor residual;
   bool relu = false;
   // The output's dtype: float32, or bfloat16 (each element of the float32
   // result rounded to nearest even, after the bias, residual and ReLU).

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "tensor/bf16.h"
+#include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -203,6 +204,19 @@ TEST(Conv2d, OneByOneIsAMatrixProduct) {
                    9,  8,  7,  6,  15, 14, 13, 12, 34, 34, 34, 34});
 }
 
+// Sets the process's ConvLibrary for a scope.
+class ScopedConvLibrary {
+ public:
+  explicit ScopedConvLibrary(ConvLibrary library)
+      : previous_(GetConvLibrary()) {
+    SetConvLibrary(library);
+  }
+  ~ScopedConvLibrary() { SetConvLibrary(previous_); }
+
+ private:
+  const ConvLibrary previous_;
+};
+
 // ---- Forward and backward against the naive reference ----------------------
 
 // With `precision` kBfloat16 the convolutions multiply bf16 operands: the
@@ -277,14 +291,44 @@ TEST(Conv2d, Bfloat16MatchesReferenceOfRoundedOperands) {
   cases.push_back({1, 32, 24, 24, 8, 3, 3, 1, 1, 1, 1, true});
   cases.push_back({67, 3, 6, 6, 4, 3, 3, 2, 2, 1, 1, true});
   cases.push_back({3, 20, 12, 12, 24, 3, 3, 1, 1, 1, 1, false});
-  for (int threads : {1, 2}) {
-    SetNumThreads(threads);
-    uint64_t seed = 900;
-    for (const ConvCase& k : cases) {
-      CheckAgainstReference(k, seed++, MatmulPrecision::kBfloat16);
+  for (ConvLibrary library : {ConvLibrary::kDive, ConvLibrary::kOneDnn}) {
+    const ScopedConvLibrary use(library);
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      uint64_t seed = 900;
+      for (const ConvCase& k : cases) {
+        CheckAgainstReference(k, seed++, MatmulPrecision::kBfloat16);
+      }
     }
   }
   SetNumThreads(0);
+}
+
+// Which library runs a bf16 forward convolution: with kAuto, oneDNN on the
+// shapes of tensor/conv_onednn.h's rule and where the CPU has AVX512-BF16;
+// never in float32.
+TEST(Conv2d, OneDnnTakesTheMeasuredShapes) {
+  const auto takes = [](const ConvCase& k) {
+    return Conv2dForwardUsesOneDnn(k.x_shape(), k.w_shape(), k.params());
+  };
+  const ConvCase resnet{32, 64, 24, 24, 64, 3, 3, 1, 1, 1, 1, true};
+  const ConvCase pointwise{32, 96, 22, 22, 96, 1, 1, 1, 1, 0, 0, true};
+  const ConvCase stem{32, 1, 96, 96, 64, 7, 7, 2, 2, 3, 3, true};
+  const ConvCase small_map{32, 512, 3, 3, 512, 3, 3, 1, 1, 1, 1, true};
+  EXPECT_FALSE(takes(resnet));  // float32
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const bool has_bf16 = ActiveIsa() >= Isa::kAvx512Bf16;
+  EXPECT_EQ(takes(resnet), has_bf16);
+  EXPECT_FALSE(takes(pointwise));
+  EXPECT_FALSE(takes(stem));
+  EXPECT_FALSE(takes(small_map));
+  {
+    const ScopedConvLibrary dive(ConvLibrary::kDive);
+    EXPECT_FALSE(takes(resnet));
+  }
+  const ScopedConvLibrary onednn(ConvLibrary::kOneDnn);
+  EXPECT_EQ(takes(pointwise), has_bf16);
+  EXPECT_EQ(takes(small_map), has_bf16);
 }
 
 // ... and the rounding happens: bf16 outputs differ from float32 ones by
@@ -360,20 +404,26 @@ std::vector<ConvCase> ForwardPathCases() {
   return cases;
 }
 
-// Runs check(case, gen) for every case, in both matmul precisions and on one
-// and two threads; the cases' generators are seeded seed, seed + 1, ...
+// Runs check(case, gen) for every case, in both matmul precisions (bf16 on
+// dive's kernels and on oneDNN's, tensor/conv_onednn.h, where the CPU runs
+// them) and on one and two threads; the cases' generators are seeded seed,
+// seed + 1, ...
 template <typename F>
 void ForEachPrecisionAndThreads(const std::vector<ConvCase>& cases,
                                 uint64_t seed, const F& check) {
   for (MatmulPrecision precision :
        {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
     const ScopedMatmulPrecision scope(precision);
-    for (int threads : {1, 2}) {
-      SetNumThreads(threads);
-      for (size_t i = 0; i < cases.size(); ++i) {
-        SCOPED_TRACE(cases[i].ToString());
-        Generator gen(seed + i);
-        check(cases[i], gen);
+    for (ConvLibrary library : {ConvLibrary::kDive, ConvLibrary::kOneDnn}) {
+      const ScopedConvLibrary use(library);
+      for (int threads : {1, 2}) {
+        SetNumThreads(threads);
+        for (size_t i = 0; i < cases.size(); ++i) {
+          SCOPED_TRACE(cases[i].ToString() +
+                       (library == ConvLibrary::kOneDnn ? " onednn" : ""));
+          Generator gen(seed + i);
+          check(cases[i], gen);
+        }
       }
     }
   }
@@ -445,6 +495,19 @@ TEST(Conv2d, Bfloat16ActivationsMatchTheirFloat32Copies) {
                                                {.residual = r, .relu = true})
                                      .To(DType::kBfloat16)
                                      .ToVector());
+        // A bf16 residual is read exactly: as its float32 copy, into a
+        // float32 or a bf16 output.
+        const Tensor rb = r.To(DType::kBfloat16);
+        const Tensor rf = rb.To(DType::kFloat32);
+        for (DType out : {DType::kFloat32, DType::kBfloat16}) {
+          EXPECT_EQ(Conv2dForward(xb, w, b, k.params(),
+                                  {.residual = rb, .relu = true, .dtype = out})
+                        .ToVector(),
+                    Conv2dForward(xb, w, b, k.params(),
+                                  {.residual = rf, .relu = true, .dtype = out})
+                        .ToVector())
+              << DTypeName(out);
+        }
       });
 }
 
@@ -570,6 +633,11 @@ TEST_F(Conv2dDeathTest, BadShapes) {
                              {.residual = Tensor::Zeros({2, 4, 6, 5})}),
                "Conv2dForward: the residual is float32 \\[2, 4, 6, 5\\] but the "
                "output is float32 \\[2, 4, 6, 6\\]");
+  EXPECT_DEATH(
+      Conv2dForward(x, w, Tensor(), Conv2dParams(),
+                    {.residual = Tensor::Zeros({2, 4, 6, 6}, DType::kInt32)}),
+      "Conv2dForward: the residual is int32 \\[2, 4, 6, 6\\] but the "
+      "output is float32 \\[2, 4, 6, 6\\]");
   EXPECT_DEATH(Conv2dBackwardInput(Tensor::Zeros({2, 4, 5, 6}), w, x.shape(),
                                    Conv2dParams()),
                "Conv2dBackwardInput: dy has shape \\[2, 4, 5, 6\\] but the "

@@ -353,6 +353,7 @@ void ApplyEpilogue(const GemmEpilogue& e, int64_t i0, int64_t rows, int64_t j0,
       for (int64_t j = 0; j < cols; ++j) row[j] = row[j] < 0.0f ? 0.0f : row[j];
     }
   }
+  if (e.store.has_value()) (*e.store)(i0, rows, j0, cols, c, ldc);
 }
 
 // ---- The packed GEMM --------------------------------------------------------

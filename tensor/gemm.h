@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -146,14 +147,27 @@ class GemmLhs {
 // with act ReLU (max(v, 0), NaN kept) when `relu`, else the identity.
 // Convolution uses it for its bias, a residual added to its output and the
 // ReLU after it (tensor/conv.h's Conv2dEpilogue).
+//
+// `store`, when set, is called after that for each finished tile, with the
+// tile C[i0 : i0 + rows, j0 : j0 + cols] as it lies in C (element (i, j) at
+// c[i * ldc + j]), on the thread that computed it: for a caller whose C is
+// only scratch, to take each tile where it belongs (convolution scatters
+// images laid side by side to NCHW, and rounds to bf16) while it is in L1.
+// Tiles are disjoint; several threads may store at once.
 struct GemmEpilogue {
+  using TileStore =
+      absl::FunctionRef<void(int64_t i0, int64_t rows, int64_t j0, int64_t cols,
+                             const float* c, int64_t ldc)>;
+
   const float* row_bias = nullptr;  // [m], or none
   const float* addend = nullptr;    // [m, n] with row stride ld_addend, or none
   int64_t ld_addend = 0;
   bool relu = false;
+  std::optional<TileStore> store;
 
   bool empty() const {
-    return row_bias == nullptr && addend == nullptr && !relu;
+    return row_bias == nullptr && addend == nullptr && !relu &&
+           !store.has_value();
   }
 };
 

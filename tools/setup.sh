@@ -22,7 +22,7 @@ REQUIRED=(
   zlib1g-dev            # @zlib
   libopenblas-dev       # @openblas: cblas.h, the baseline in bench/gemm_benchmark
   libopenblas0-openmp   # @openblas: the OpenMP build it links
-  libdnnl-dev           # @onednn: oneDNN 2.6, bench/conv_library_benchmark's baseline
+  libdnnl-dev           # @onednn: oneDNN 2.6, bf16 convolutions (tensor/conv_onednn.h)
   libopenmpi-dev        # @openmpi (data-parallel training)
   openmpi-bin           # mpirun, to launch data-parallel training and its tests
   dataset-fashion-mnist # @fashion_mnist
