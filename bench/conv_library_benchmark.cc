@@ -14,7 +14,7 @@
 //                result (dive: ScopedMatmulPrecision kBfloat16, which rounds
 //                the float32 tensors while packing; oneDNN: bf16 inputs,
 //                f32 output)
-//     impl       dive
+//     impl       dive (its own kernels: ConvLibrary::kDive, tensor/conv.h)
 //                dive_bf16_act (bf16 only): dive with the activations in
 //                  bf16 (tensor/bf16.h), as the trainers store them under
 //                  --precision=bf16: x bf16 in fwd and bwd_weights, and a
@@ -178,6 +178,8 @@ void SetCounters(benchmark::State& state, const Problem& prob, double err) {
 void RunDive(benchmark::State& state, const ConvShape& s, Pass pass,
              bool bf16, bool bf16_act) {
   SetNumThreads(kThreads);
+  // dive's own kernels, whatever Conv2dForward would choose (tensor/conv.h).
+  SetConvLibrary(ConvLibrary::kDive);
   const Problem prob(s);
   const Tensor want = prob.RunDive(pass);
   const ScopedMatmulPrecision scope(bf16 ? MatmulPrecision::kBfloat16

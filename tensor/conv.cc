@@ -218,7 +218,7 @@ void ForEachImage(int64_t batch, int64_t col_size, const F& image) {
 // dst[u] = act(src[u] + bias + residual[u]) for u < len, in dst's dtype
 // (float32, or bf16 rounded to nearest even), without the bias or the
 // residual (float32 or bf16) where the convolution has none: the arithmetic
-// of the GEMM's epilogue (ApplyGemmEpilogue), bit for bit. One instance per
+// of the GEMM's epilogue (GemmEpilogue), bit for bit. One instance per
 // combination, so that each is a plain vector loop.
 using FinishRunFn = void (*)(const float* src, int64_t len, float bias,
                              const void* residual, void* dst);

@@ -854,11 +854,6 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
   path.pack_lhs(path, trans, m, k, a, lda, alpha, products.bf16(), data_.get());
 }
 
-void ApplyGemmEpilogue(const GemmEpilogue& epilogue, int64_t m, int64_t n,
-                       float* c, int64_t ldc) {
-  if (!epilogue.empty()) ApplyEpilogue(epilogue, 0, m, 0, n, c, ldc);
-}
-
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
           int64_t ldc, const GemmEpilogue& epilogue) {
   const int64_t m = a.m(), k = a.k();

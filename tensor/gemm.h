@@ -171,12 +171,6 @@ struct GemmEpilogue {
   }
 };
 
-// Applies `epilogue` to C [m, n] (row stride ldc) already computed: for
-// callers whose product lands elsewhere first (convolution's images side by
-// side, scattered to NCHW), the same arithmetic as in the GEMM.
-void ApplyGemmEpilogue(const GemmEpilogue& epilogue, int64_t m, int64_t n,
-                       float* c, int64_t ldc);
-
 // C[m, n] = A * B + beta * C with A packed and B computed by `b` (k = a.k()),
 // then the epilogue.
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,
