@@ -25,8 +25,9 @@ namespace {
 using conv_internal::Col2Im;
 using conv_internal::ConvGeometry;
 using conv_internal::Im2ColRhs;
+using conv_internal::OneDnnConv2dBackwardWeight;
 using conv_internal::OneDnnConv2dForward;
-using conv_internal::OneDnnTakesForward;
+using conv_internal::OneDnnTakes;
 using conv_internal::PlanesRhs;
 using kernel_internal::CeilDiv;
 using kernel_internal::CheckFloat4D;
@@ -293,11 +294,10 @@ ConvLibrary GetConvLibrary() { return Library().load(); }
 
 void SetConvLibrary(ConvLibrary library) { Library().store(library); }
 
-bool Conv2dForwardUsesOneDnn(const Shape& x, const Shape& w,
-                             const Conv2dParams& p) {
-  CheckShape4D("Conv2dForwardUsesOneDnn", "x", x);
-  CheckShape4D("Conv2dForwardUsesOneDnn", "w", w);
-  return OneDnnTakesForward(MakeGeometry("Conv2dForwardUsesOneDnn", x, w, p));
+bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  CheckShape4D("Conv2dUsesOneDnn", "x", x);
+  CheckShape4D("Conv2dUsesOneDnn", "w", w);
+  return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p));
 }
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
@@ -355,7 +355,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   // Finishes rows [i0, i0 + rows) x columns [j0, j0 + cols) of C, whose
   // column j is position j % OH*OW of image first + j / OH*OW: bias,
   // residual and ReLU, then stored to y in its dtype.
-  if (OneDnnTakesForward(g) &&
+  if (OneDnnTakes(g) &&
       OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
     return y;
   }
@@ -579,6 +579,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
       CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor x = x_in.Contiguous();
+  if (OneDnnTakes(g)) {
+    Tensor dw = Tensor::Empty(w_shape);
+    if (OneDnnConv2dBackwardWeight(g, dy, x, dw)) return dw;
+  }
   return WithActivation(x, [&](const auto* px) {
     return BackwardWeight(g, dy, px, w_shape);
   });

@@ -41,32 +41,50 @@ dt TypeOf(const Tensor& t) {
   return t.dtype() == DType::kBfloat16 ? dt::bf16 : dt::f32;
 }
 
-// What a primitive depends on besides the geometry.
+enum class Pass { kForward, kBackwardWeight };
+
+// What a primitive depends on: the pass, the geometry, the dtypes of x and
+// of y (dy for the weight gradient) and the epilogue.
 struct Key {
+  Pass pass;
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
   dt x, y, residual;  // residual: dt::undef for none
   bool bias, relu;
 
   auto Tie() const {
-    return std::tie(n, c, h, w, oc, kh, kw, sh, sw, ph, pw, x, y, residual,
-                    bias, relu);
+    return std::tie(pass, n, c, h, w, oc, kh, kw, sh, sw, ph, pw, x, y,
+                    residual, bias, relu);
   }
   bool operator<(const Key& o) const { return Tie() < o.Tie(); }
 };
 
-// The primitive of one Key and the reorders around it, made once.
+// The primitive of one Key and the reorders around it, made once: between
+// dive's NCHW / OIHW tensors (_user) and the primitive's layouts (_prim).
+// Forward, x and w go in, y out (r, the residual, into y's memory); for the
+// weight gradient, x and y (dy) go in, w (dw) out. A reorder is empty where
+// the two layouts agree.
 struct Plan {
-  dnnl::convolution_forward conv;
+  dnnl::primitive conv;
   memory::desc x_user, w_user, b_user, y_user, r_user;
   memory::desc x_prim, w_prim, y_prim;
-  dnnl::reorder x_in, w_in, r_in, y_out;  // empty where the layouts agree
+  dnnl::reorder x_in, w_move, r_in, y_move;
 };
 
-std::unique_ptr<Plan> MakePlan(const Key& k) {
-  const memory::dims x_dims = {k.n, k.c, k.h, k.w};
-  const memory::dims w_dims = {k.oc, k.c, k.kh, k.kw};
-  const memory::dims y_dims = {k.n, k.oc, (k.h + 2 * k.ph - k.kh) / k.sh + 1,
-                               (k.w + 2 * k.pw - k.kw) / k.sw + 1};
+memory::dims XDims(const Key& k) { return {k.n, k.c, k.h, k.w}; }
+memory::dims WDims(const Key& k) { return {k.oc, k.c, k.kh, k.kw}; }
+memory::dims YDims(const Key& k) {
+  return {k.n, k.oc, (k.h + 2 * k.ph - k.kh) / k.sh + 1,
+          (k.w + 2 * k.pw - k.kw) / k.sw + 1};
+}
+
+dnnl::reorder Reorder(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return dnnl::reorder();
+  return dnnl::reorder(
+      dnnl::reorder::primitive_desc(Engine(), from, Engine(), to));
+}
+
+std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
+  const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
   p->x_user = memory::desc(x_dims, k.x, tag::nchw);
   p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
@@ -93,21 +111,53 @@ std::unique_ptr<Plan> MakePlan(const Key& k) {
   p->x_prim = pd.src_desc();
   p->w_prim = pd.weights_desc();
   p->y_prim = pd.dst_desc();
-  if (p->x_prim != p->x_user) {
-    p->x_in = dnnl::reorder(dnnl::reorder::primitive_desc(
-        Engine(), p->x_user, Engine(), p->x_prim));
-  }
-  p->w_in = dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), p->w_user,
-                                                        Engine(), p->w_prim));
+  p->x_in = Reorder(p->x_user, p->x_prim);
+  p->w_move = Reorder(p->w_user, p->w_prim);
   if (k.residual != dt::undef) {
     p->r_user = memory::desc(y_dims, k.residual, tag::nchw);
     p->r_in = dnnl::reorder(dnnl::reorder::primitive_desc(
         Engine(), p->r_user, Engine(), p->y_prim));
   }
-  if (p->y_prim != p->y_user) {
-    p->y_out = dnnl::reorder(dnnl::reorder::primitive_desc(
-        Engine(), p->y_prim, Engine(), p->y_user));
-  }
+  p->y_move = Reorder(p->y_prim, p->y_user);
+  return p;
+}
+
+std::unique_ptr<Plan> MakeBackwardWeightPlan(const Key& k) {
+  const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
+  auto p = std::make_unique<Plan>();
+  p->x_user = memory::desc(x_dims, k.x, tag::nchw);
+  p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
+  p->y_user = memory::desc(y_dims, k.y, tag::nchw);
+  const memory::desc x_any(x_dims, dt::bf16, tag::any);
+  const memory::desc y_any(y_dims, dt::bf16, tag::any);
+  const auto direct = dnnl::algorithm::convolution_direct;
+  // The forward pass it is the gradient of (oneDNN's hint).
+  const dnnl::convolution_forward::primitive_desc hint(
+      {dnnl::prop_kind::forward_training,
+       direct,
+       x_any,
+       memory::desc(w_dims, dt::bf16, tag::any),
+       y_any,
+       {k.sh, k.sw},
+       {k.ph, k.pw},
+       {k.ph, k.pw}},
+      Engine());
+  const dnnl::convolution_backward_weights::primitive_desc pd(
+      {direct,
+       x_any,
+       memory::desc(w_dims, dt::f32, tag::any),
+       y_any,
+       {k.sh, k.sw},
+       {k.ph, k.pw},
+       {k.ph, k.pw}},
+      Engine(), hint);
+  p->conv = dnnl::convolution_backward_weights(pd);
+  p->x_prim = pd.src_desc();
+  p->w_prim = pd.diff_weights_desc();
+  p->y_prim = pd.diff_dst_desc();
+  p->x_in = Reorder(p->x_user, p->x_prim);
+  p->y_move = Reorder(p->y_user, p->y_prim);
+  p->w_move = Reorder(p->w_prim, p->w_user);
   return p;
 }
 
@@ -120,30 +170,53 @@ const Plan* PlanFor(const Key& key) {
   const auto [it, inserted] = plans->try_emplace(key);
   if (inserted) {
     try {
-      it->second = MakePlan(key);
+      it->second = key.pass == Pass::kForward ? MakeForwardPlan(key)
+                                              : MakeBackwardWeightPlan(key);
     } catch (const dnnl::error& e) {
-      LOG(WARNING) << "oneDNN has no bf16 convolution for x [" << key.n
-                   << ", " << key.c << ", " << key.h << ", " << key.w
-                   << "], kernel " << key.kh << "x" << key.kw << " ("
-                   << e.what() << "); dive's kernels run it";
+      LOG(WARNING) << "oneDNN has no bf16 convolution "
+                   << (key.pass == Pass::kForward ? "" : "weight gradient ")
+                   << "for x [" << key.n << ", " << key.c << ", " << key.h
+                   << ", " << key.w << "], kernel " << key.kh << "x" << key.kw
+                   << " (" << e.what() << "); dive's kernels run it";
     }
   }
   return it->second.get();
 }
 
-// A buffer for a memory of `desc` from dive's allocator (64-byte aligned,
-// reused across calls by its cache).
-Tensor BufferFor(const memory::desc& desc) {
-  return Tensor::Empty(
-      {static_cast<int64_t>((desc.get_size() + sizeof(float) - 1) /
-                            sizeof(float))});
+// A memory of `desc` on `data`, or, for `buffer`, on a new buffer from
+// dive's allocator (64-byte aligned, reused across calls by its cache).
+memory Memory(const memory::desc& desc, void* data) {
+  return memory(desc, Engine(), data);
+}
+memory Memory(const memory::desc& desc, Tensor* buffer) {
+  *buffer = Tensor::Empty({static_cast<int64_t>(
+      (desc.get_size() + sizeof(float) - 1) / sizeof(float))});
+  return memory(desc, Engine(), buffer->raw_data());
 }
 
-void* Ptr(const Tensor& t) { return t.raw_data(); }
+// `user` as the primitive reads it: itself, or reordered into a buffer.
+memory In(dnnl::stream& stream, const dnnl::reorder& reorder,
+          const memory::desc& prim, memory user, Tensor* buffer) {
+  if (!reorder) return user;
+  memory m = Memory(prim, buffer);
+  reorder.execute(stream, user, m);
+  return m;
+}
+
+Key KeyOf(Pass pass, const ConvGeometry& g, const Tensor& x, const Tensor& y,
+          const Tensor& residual, bool bias, bool relu) {
+  return Key{
+      pass,      g.n,       g.c,
+      g.h,       g.w,       g.oc,
+      g.kh,      g.kw,      g.sh,
+      g.sw,      g.ph,      g.pw,
+      TypeOf(x), TypeOf(y), residual.defined() ? TypeOf(residual) : dt::undef,
+      bias,      relu};
+}
 
 }  // namespace
 
-bool OneDnnTakesForward(const ConvGeometry& g) {
+bool OneDnnTakes(const ConvGeometry& g) {
   if (GetMatmulPrecision() != MatmulPrecision::kBfloat16 ||
       ActiveIsa() < Isa::kAvx512Bf16 || g.n == 0) {
     return false;
@@ -162,57 +235,52 @@ bool OneDnnTakesForward(const ConvGeometry& g) {
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y) {
-  const Key key{g.n,
-                g.c,
-                g.h,
-                g.w,
-                g.oc,
-                g.kh,
-                g.kw,
-                g.sh,
-                g.sw,
-                g.ph,
-                g.pw,
-                TypeOf(x),
-                TypeOf(y),
-                residual.defined() ? TypeOf(residual) : dt::undef,
-                bias.defined(),
-                relu};
-  const Plan* plan = PlanFor(key);
+  const Plan* plan =
+      PlanFor(KeyOf(Pass::kForward, g, x, y, residual, bias.defined(), relu));
   if (plan == nullptr) return false;
   const Plan& p = *plan;
-  dnnl::engine& engine = Engine();
-  dnnl::stream stream(engine);
-  memory x_user(p.x_user, engine, Ptr(x));
-  memory w_user(p.w_user, engine, Ptr(w));
-  memory y_user(p.y_user, engine, Ptr(y));
-  // The blocked operands live in buffers of dive's allocator.
-  Tensor x_buf, y_buf;
-  memory x_prim = x_user, y_prim = y_user;
-  if (p.x_in) {
-    x_buf = BufferFor(p.x_prim);
-    x_prim = memory(p.x_prim, engine, Ptr(x_buf));
-    p.x_in.execute(stream, x_user, x_prim);
-  }
-  const Tensor w_buf = BufferFor(p.w_prim);
-  memory w_prim(p.w_prim, engine, Ptr(w_buf));
-  p.w_in.execute(stream, w_user, w_prim);
-  if (p.y_out) {
-    y_buf = BufferFor(p.y_prim);
-    y_prim = memory(p.y_prim, engine, Ptr(y_buf));
-  }
+  dnnl::stream stream(Engine());
+  Tensor x_buf, w_buf, y_buf;
+  memory x_prim =
+      In(stream, p.x_in, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
+  memory w_prim =
+      In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+  memory y_user = Memory(p.y_user, y.raw_data());
+  memory y_prim = p.y_move ? Memory(p.y_prim, &y_buf) : y_user;
   if (residual.defined()) {
-    memory r_user(p.r_user, engine, Ptr(residual));
+    memory r_user = Memory(p.r_user, residual.raw_data());
     p.r_in.execute(stream, r_user, y_prim);
   }
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x_prim},
                                           {DNNL_ARG_WEIGHTS, w_prim},
                                           {DNNL_ARG_DST, y_prim}};
   if (bias.defined()) {
-    args.emplace(DNNL_ARG_BIAS, memory(p.b_user, engine, Ptr(bias)));
+    args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, bias.raw_data()));
   }
   p.conv.execute(stream, args);
-  if (p.y_out) p.y_out.execute(stream, y_prim, y_user);
+  if (p.y_move) p.y_move.execute(stream, y_prim, y_user);
+  stream.wait();
+  return true;
+}
+
+bool OneDnnConv2dBackwardWeight(const ConvGeometry& g, const Tensor& dy,
+                                const Tensor& x, Tensor& dw) {
+  const Plan* plan =
+      PlanFor(KeyOf(Pass::kBackwardWeight, g, x, dy, Tensor(), false, false));
+  if (plan == nullptr) return false;
+  const Plan& p = *plan;
+  dnnl::stream stream(Engine());
+  Tensor x_buf, y_buf, w_buf;
+  memory x_prim =
+      In(stream, p.x_in, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
+  memory y_prim =
+      In(stream, p.y_move, p.y_prim, Memory(p.y_user, dy.raw_data()), &y_buf);
+  memory w_user = Memory(p.w_user, dw.raw_data());
+  memory w_prim = p.w_move ? Memory(p.w_prim, &w_buf) : w_user;
+  p.conv.execute(stream, {{DNNL_ARG_SRC, x_prim},
+                          {DNNL_ARG_DIFF_DST, y_prim},
+                          {DNNL_ARG_DIFF_WEIGHTS, w_prim}});
+  if (p.w_move) p.w_move.execute(stream, w_prim, w_user);
   stream.wait();
   return true;
 }

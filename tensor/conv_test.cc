@@ -309,7 +309,7 @@ TEST(Conv2d, Bfloat16MatchesReferenceOfRoundedOperands) {
 // never in float32.
 TEST(Conv2d, OneDnnTakesTheMeasuredShapes) {
   const auto takes = [](const ConvCase& k) {
-    return Conv2dForwardUsesOneDnn(k.x_shape(), k.w_shape(), k.params());
+    return Conv2dUsesOneDnn(k.x_shape(), k.w_shape(), k.params());
   };
   const ConvCase resnet{32, 64, 24, 24, 64, 3, 3, 1, 1, 1, 1, true};
   const ConvCase pointwise{32, 96, 22, 22, 96, 1, 1, 1, 1, 0, 0, true};
