@@ -25,10 +25,10 @@
 // quant/qparams.h's Quantize and tensor/qgemm.h's requantization. With
 // `relu`, the floor is the output's zero point: the real 0. Arguments are
 // the caller's (the int8 model checks scales and zero points when it loads
-// them): a null pointer (but for an empty tensor), a scale that is not finite and > 0, a zero point
-// outside 0..255 or a negative size is a CHECK failure. Threads (OpenMP)
-// take blocks of elements (parts of images for the concatenation) where
-// worth it.
+// them): a null pointer (but for an empty tensor), a scale that is not finite
+// and > 0, a zero point outside 0..255 or a negative size is a CHECK failure.
+// Threads (OpenMP) take blocks of elements (parts of images for the
+// concatenation) where worth it.
 //
 // Example (ResNet's relu(body + shortcut) on uint8 activations):
 //

@@ -50,9 +50,9 @@ TEST(QAddU8, MatchesTheDoubleReference) {
   std::mt19937 rng(1);
   const QUint8Params cases[][3] = {
       {{0.05f, 128}, {0.02f, 0}, {0.04f, 3}},
-      {{0.1f, 0}, {0.1f, 0}, {0.1f, 0}},   // equal scales: exact sums
+      {{0.1f, 0}, {0.1f, 0}, {0.1f, 0}},  // equal scales: exact sums
       {{0.013f, 255}, {1.7f, 17}, {0.9f, 200}},
-      {{1.0f, 0}, {1.0f, 0}, {2.0f, 0}},   // every odd sum a tie
+      {{1.0f, 0}, {1.0f, 0}, {2.0f, 0}},  // every odd sum a tie
   };
   for (int64_t count : {0, 1, 15, 64, 1000, (1 << 16) + 77, 3 << 17}) {
     const std::vector<uint8_t> a = RandomBytes(count, rng);
@@ -63,8 +63,8 @@ TEST(QAddU8, MatchesTheDoubleReference) {
         QAddU8(count, a.data(), q[0], b.data(), q[1], q[2], relu, y.data());
         for (int64_t i = 0; i < count; ++i) {
           ASSERT_EQ(y[i], RefAdd(a[i], q[0], b[i], q[1], q[2], relu))
-              << "count " << count << " i " << i << " a " << int{a[i]}
-              << " b " << int{b[i]} << " relu " << relu;
+              << "count " << count << " i " << i << " a " << int{a[i]} << " b "
+              << int{b[i]} << " relu " << relu;
         }
       }
     }
