@@ -34,17 +34,19 @@ namespace dive::quant {
 
 struct QuantizedModel::Step {
   enum class Kind {
-    kConv,      // int8
-    kLinear,    // int8
-    kMaxPool,   // either domain
-    kAvgPool,   // either domain (AvgPool2d, adaptive and global)
-    kRelu,      // either domain
-    kFlatten,   // either domain
-    kIdentity,  // either domain (Dropout in evaluation)
-    kFloat,     // float32
-    kAdd,       // block, int8: relu(branch 0 + branch 1) (ResNet's Residual)
-    kConcat,    // block, int8: the branches on the channels (Inception,
-                // one ConvBlock of a DenseBlock: its input and its output)
+    kConv,       // int8
+    kLinear,     // int8
+    kMaxPool,    // either domain
+    kAvgPool,    // either domain (AvgPool2d, adaptive and global)
+    kRelu,       // either domain
+    kFlatten,    // either domain
+    kIdentity,   // either domain (Dropout in evaluation)
+    kFloat,      // float32
+    kBatchNorm,  // int8: a BatchNorm2d that follows no convolution, on uint8
+                 // input as a table of its 256 values per channel
+    kAdd,        // block, int8: relu(branch 0 + branch 1) (ResNet's Residual)
+    kConcat,     // block, int8: the branches on the channels (Inception,
+                 // one ConvBlock of a DenseBlock: its input and its output)
   };
   Kind kind = Kind::kFloat;
   std::string name;
@@ -72,6 +74,10 @@ struct QuantizedModel::Step {
   // Derived (Pack).
   QPackedWeights packed;
   std::vector<float> multipliers;
+  // kBatchNorm (Pack): [C][256] outputs of each channel's input values,
+  // uint8 (uint8_output) or float32.
+  std::vector<uint8_t> table_u8;
+  std::vector<float> table_f32;
 };
 
 namespace {
@@ -83,10 +89,13 @@ std::string Join(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : absl::StrCat(prefix, ".", key);
 }
 
+// Layers with int8 weights.
 bool IsInt8(Kind k) { return k == Kind::kConv || k == Kind::kLinear; }
+// Layers that take uint8 and give uint8 or float32 as what follows needs.
+bool IsInt8Layer(Kind k) { return IsInt8(k) || k == Kind::kBatchNorm; }
 bool IsBlock(Kind k) { return k == Kind::kAdd || k == Kind::kConcat; }
 // Layers that take uint8, quantizing a float32 input.
-bool TakesUint8(Kind k) { return IsInt8(k) || IsBlock(k); }
+bool TakesUint8(Kind k) { return IsInt8Layer(k) || IsBlock(k); }
 bool IsEither(Kind k) { return !TakesUint8(k) && k != Kind::kFloat; }
 
 // f(step) for every step of `steps`, a block's branches before the block.
@@ -257,6 +266,9 @@ absl::Status PlanChain(const Layers& layers, std::vector<Step>* steps) {
       s.relu = conv->AppliesRelu();
     } else if (Is<nn::Linear>(s.module)) {
       s.kind = Kind::kLinear;
+    } else if (Is<nn::BatchNorm2d>(s.module)) {
+      s.kind = Kind::kBatchNorm;
+      s.relu = s.module->AppliesRelu();
     } else if (Is<nn::MaxPool2d>(s.module)) {
       s.kind = Kind::kMaxPool;
     } else if (Is<nn::AvgPool2d>(s.module) ||
@@ -272,7 +284,7 @@ absl::Status PlanChain(const Layers& layers, std::vector<Step>* steps) {
     }
     // The ReLU after an int8 layer: in its output tile. One the layer's
     // Fuse() absorbed is skipped; another is applied by the float pass.
-    if (IsInt8(s.kind) && IsAt<nn::ReLU>(layers, i + 1)) {
+    if (IsInt8Layer(s.kind) && IsAt<nn::ReLU>(layers, i + 1)) {
       s.extra_relu = !s.relu;
       s.relu = true;
       ++i;
@@ -290,7 +302,7 @@ absl::Status AssignDomains(std::vector<Step>& steps, bool in_uint8,
   *uint8 = in_uint8;  // the domain of the tensor between layers
   for (size_t k = 0; k < steps.size(); ++k) {
     Step& s = steps[k];
-    if (IsInt8(s.kind)) {
+    if (IsInt8Layer(s.kind)) {
       s.quantize_input = !*uint8;
       size_t next = k + 1;
       while (next < steps.size() && IsEither(steps[next].kind)) ++next;
@@ -318,7 +330,7 @@ absl::Status AssignDomains(std::vector<Step>& steps, bool in_uint8,
         for (std::vector<Step>& branch : s.branches) {
           for (auto it = branch.rbegin(); it != branch.rend(); ++it) {
             if (IsEither(it->kind)) continue;
-            it->output_from_block = IsInt8(it->kind);
+            it->output_from_block = IsInt8Layer(it->kind);
             break;
           }
         }
@@ -369,11 +381,47 @@ QParams Propagate(std::vector<Step>& steps, QParams current) {
   return current;
 }
 
+// A kBatchNorm's tables: for each channel c and uint8 value v,
+// y = gamma[c] * (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (then
+// max(y, 0) with the ReLU) of x = the real value of v, in double, and
+// quantized as quant/qparams.h's Quantize (or float32 when the output is).
+void BuildTables(Step& s) {
+  const auto& bn = static_cast<const nn::BatchNormBase&>(*s.module);
+  const int64_t c = bn.options().num_features;
+  const Tensor gamma = bn.weight().data().Contiguous();
+  const Tensor beta = bn.bias().data().Contiguous();
+  const Tensor mean = bn.running_mean().Contiguous();
+  const Tensor var = bn.running_var().Contiguous();
+  s.table_u8.assign(s.uint8_output ? c * 256 : 0, 0);
+  s.table_f32.assign(s.uint8_output ? 0 : c * 256, 0.0f);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double a = gamma.data<float>()[ch] /
+                     std::sqrt(static_cast<double>(var.data<float>()[ch]) +
+                               bn.options().eps);
+    const double b = beta.data<float>()[ch] - mean.data<float>()[ch] * a;
+    for (int v = 0; v < 256; ++v) {
+      const double x =
+          static_cast<double>(s.input.scale) * (v - s.input.zero_point);
+      double y = a * x + b;
+      if (s.relu) y = std::max(y, 0.0);
+      if (s.uint8_output) {
+        const double q =
+            std::nearbyint(y / s.output.scale) + s.output.zero_point;
+        s.table_u8[ch * 256 + v] =
+            static_cast<uint8_t>(std::clamp(q, 0.0, 255.0));
+      } else {
+        s.table_f32[ch * 256 + v] = static_cast<float>(y);
+      }
+    }
+  }
+}
+
 // The kernels' packed weights and per-channel multipliers.
 absl::Status Pack(std::vector<Step>& steps) {
   const QGemmPath path = DefaultQGemmPath();
   absl::Status status;
   ForEachStep(steps, [&](Step& s) {
+    if (s.kind == Kind::kBatchNorm) BuildTables(s);
     if (!IsInt8(s.kind) || !status.ok()) return;
     const int64_t oc = s.weight.dim(0);
     const int32_t* bias = s.bias.data<int32_t>();
@@ -645,6 +693,33 @@ Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
   }
   const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
   CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
+  if (s.kind == Kind::kBatchNorm) {
+    const int64_t c = static_cast<int64_t>(
+        (s.uint8_output ? s.table_u8.size() : s.table_f32.size()) / 256);
+    CHECK(in.rank() == 4 && in.dim(1) == c)
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << c << ", H, W], got " << in.shape();
+    Tensor out = Tensor::Empty(
+        in.shape(), s.uint8_output ? DType::kUint8 : DType::kFloat32);
+    const int64_t planes = in.dim(0) * c, plane = in.dim(2) * in.dim(3);
+    const uint8_t* x = in.data<uint8_t>();
+#pragma omp parallel for if (planes * plane > (1 << 16))
+    for (int64_t p = 0; p < planes; ++p) {
+      const int64_t offset = (p % c) * 256;
+      if (s.uint8_output) {
+        const uint8_t* table = s.table_u8.data() + offset;
+        uint8_t* y = out.data<uint8_t>() + p * plane;
+        for (int64_t i = 0; i < plane; ++i) y[i] = table[x[p * plane + i]];
+      } else {
+        const float* table = s.table_f32.data() + offset;
+        float* y = out.data<float>() + p * plane;
+        for (int64_t i = 0; i < plane; ++i) y[i] = table[x[p * plane + i]];
+      }
+    }
+    *uint8 = s.uint8_output;
+    *q = s.output;
+    return out;
+  }
   QRequantization rq;
   rq.output = s.uint8_output ? QOutputType::kUint8 : QOutputType::kFloat;
   rq.scale = s.multipliers.data();
@@ -785,6 +860,12 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
           "int8 concat", s.quantize_input ? " (float32 input quantized)" : "",
           " of ", s.branches.size(), " parts (", written, " written in its ",
           "scale, ", s.branches.size() - written, " requantized), uint8 out");
+    } else if (s.kind == Kind::kBatchNorm) {
+      op.how =
+          absl::StrCat("uint8 BatchNorm2d (a table per channel)",
+                       s.quantize_input ? " (float32 input quantized)" : "",
+                       s.relu ? ", ReLU fused" : "",
+                       s.uint8_output ? ", uint8 out" : ", float32 out");
     } else if (IsInt8(s.kind)) {
       op.how =
           absl::StrCat(s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
@@ -806,7 +887,7 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
 std::map<std::string, Tensor> QuantizedModel::QuantizedStateDict() const {
   std::map<std::string, Tensor> out;
   ForEachStep(steps_, [&out](const Step& s) {
-    if (s.kind == Kind::kFloat) {
+    if (s.kind == Kind::kFloat || s.kind == Kind::kBatchNorm) {
       for (const auto& [key, t] : s.module->StateDict()) {
         out[Join(s.name, key)] = t;
       }
@@ -931,7 +1012,7 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     }
   };
   ForEachStep(steps, [&](Step& s) {
-    if (s.kind == Kind::kFloat) {
+    if (s.kind == Kind::kFloat || s.kind == Kind::kBatchNorm) {
       std::map<std::string, Tensor> own;
       for (const auto& [key, unused] : s.module->StateDict()) {
         const std::string full = Join(s.name, key);
@@ -948,6 +1029,12 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     if (IsBlock(s.kind)) {
       if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
       take_qparams(Join(s.name, "output"), &s.output);
+    }
+    if (s.kind == Kind::kBatchNorm) {
+      if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
+      if (s.uint8_output && !s.output_from_block) {
+        take_qparams(Join(s.name, "output"), &s.output);
+      }
     }
     if (!IsInt8(s.kind)) return;
     const Tensor w = FloatWeightAndBias(s).first;

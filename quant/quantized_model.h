@@ -20,8 +20,15 @@
 //                  AdaptiveAvgPool2d, GlobalAvgPool2d (uint8: the rounded
 //                  mean in the input's scale), ReLU, Flatten, Dropout (the
 //                  identity in evaluation): in uint8 when their input is;
-//   float32        every other layer (Sigmoid, Tanh, Softmax, a BatchNorm
-//                  that follows no convolution, ...): its input is
+//   uint8 table    a BatchNorm2d that follows no convolution (DenseNet's,
+//                  before theirs), with the ReLU after it: per channel, its
+//                  float32 output (in double) of each of the 256 uint8
+//                  input values, quantized to its output's scale (or
+//                  float32 when what follows is float): exact for its
+//                  uint8 input; its float32 state is saved under its name
+//                  with its input (where quantized) and output QParams;
+//   float32        every other layer (Sigmoid, Tanh, Softmax, a BatchNorm1d
+//                  after a Linear, ...): its input is
 //                  dequantized first, and quantized again for the next int8
 //                  layer.
 //
@@ -48,8 +55,8 @@
 //   models::DenseBlock one block per ConvBlock i ("<block>.net.<i>"):
 //                      concat(y, conv_block(y)), y requantized to the
 //                      output's scale, the ConvBlock's BatchNorm (before its
-//                      convolution, so not foldable) and ReLU in float32
-//                      fallback, its convolution writing in the output's
+//                      convolution, so not foldable) and ReLU a uint8
+//                      table, its convolution writing in the output's
 //                      scale (tensor/qops.h's QConcatChannelsU8)
 //
 // Any other container with children is refused with Unimplemented naming
