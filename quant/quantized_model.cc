@@ -52,10 +52,10 @@ struct QuantizedModel::Step {
   std::string name;
   std::shared_ptr<nn::Module> module;
   bool folds_bn = false;    // kConv: a BatchNorm2d after it, folded
-  bool relu = false;        // int8: the ReLU after it, fused
+  bool relu = false;        // int8 and kAdd: the ReLU after it, fused
   bool extra_relu = false;  // ... from a ReLU module of its own
   // Domains, from the architecture alone.
-  bool quantize_input = false;  // int8: its input arrives in float32
+  bool quantize_input = false;  // int8, blocks: input arrives in float32
   bool uint8_output = false;    // int8: its output goes on in uint8
   bool uint8_input = false;     // either domain: runs on uint8
   // int8 in a kConcat's branch: its output, the branch's, is written
