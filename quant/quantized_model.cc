@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <initializer_list>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -11,6 +13,9 @@
 #include "absl/strings/str_join.h"
 #include "autograd/functions.h"
 #include "glog/logging.h"
+#include "models/densenet/densenet.h"
+#include "models/googlenet/googlenet.h"
+#include "models/resnet/resnet.h"
 #include "models/zoo.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
@@ -20,32 +25,46 @@
 #include "nn/linear.h"
 #include "nn/pool.h"
 #include "nn/sequential.h"
+#include "tensor/conv.h"
 #include "tensor/qconv.h"
 #include "tensor/qgemm.h"
+#include "tensor/qops.h"
 
 namespace dive::quant {
 
 struct QuantizedModel::Step {
   enum class Kind {
-    kConv,      // int8
-    kLinear,    // int8
-    kMaxPool,   // either domain
-    kAvgPool,   // either domain (AvgPool2d, adaptive and global)
-    kRelu,      // either domain
-    kFlatten,   // either domain
-    kIdentity,  // either domain (Dropout in evaluation)
-    kFloat,     // float32
+    kConv,       // int8
+    kLinear,     // int8
+    kMaxPool,    // either domain
+    kAvgPool,    // either domain (AvgPool2d, adaptive and global)
+    kRelu,       // either domain
+    kFlatten,    // either domain
+    kIdentity,   // either domain (Dropout in evaluation)
+    kFloat,      // float32
+    kBatchNorm,  // int8: a BatchNorm2d that follows no convolution, on uint8
+                 // input as a table of its 256 values per channel
+    kAdd,        // block, int8: relu(branch 0 + branch 1) (ResNet's Residual)
+    kConcat,     // block, int8: the branches on the channels (Inception,
+                 // one ConvBlock of a DenseBlock: its input and its output)
   };
   Kind kind = Kind::kFloat;
   std::string name;
   std::shared_ptr<nn::Module> module;
   bool folds_bn = false;    // kConv: a BatchNorm2d after it, folded
-  bool relu = false;        // int8: the ReLU after it, fused
-  bool extra_relu = false;  // ... from a ReLU module the float pass applies
+  bool relu = false;        // int8 and kAdd: the ReLU after it, fused
+  bool extra_relu = false;  // ... from a ReLU module of its own
   // Domains, from the architecture alone.
-  bool quantize_input = false;  // int8: its input arrives in float32
+  bool quantize_input = false;  // int8, blocks: input arrives in float32
   bool uint8_output = false;    // int8: its output goes on in uint8
   bool uint8_input = false;     // either domain: runs on uint8
+  // int8 in a kConcat's branch: its output, the branch's, is written
+  // straight in the concatenation's QParams (then a copy there).
+  bool output_from_block = false;
+  // Blocks: the paths from the block's input to its add or concatenation
+  // (an empty one is the input itself). Blocks take uint8 (`input`, quantized
+  // when it arrives in float32) and give uint8 (`output`).
+  std::vector<std::vector<Step>> branches;
   // Numbers: calibrated, or loaded. `input` is also set (Propagate) when the
   // input arrives in uint8 from an earlier int8 layer.
   QParams input, output;
@@ -55,6 +74,10 @@ struct QuantizedModel::Step {
   // Derived (Pack).
   QPackedWeights packed;
   std::vector<float> multipliers;
+  // kBatchNorm (Pack): [C][256] outputs of each channel's input values,
+  // uint8 (uint8_output) or float32.
+  std::vector<uint8_t> table_u8;
+  std::vector<float> table_f32;
 };
 
 namespace {
@@ -66,13 +89,40 @@ std::string Join(const std::string& prefix, const std::string& key) {
   return prefix.empty() ? key : absl::StrCat(prefix, ".", key);
 }
 
+// Layers with int8 weights.
 bool IsInt8(Kind k) { return k == Kind::kConv || k == Kind::kLinear; }
-bool IsEither(Kind k) { return !IsInt8(k) && k != Kind::kFloat; }
+// Layers that take uint8 and give uint8 or float32 as what follows needs.
+bool IsInt8Layer(Kind k) { return IsInt8(k) || k == Kind::kBatchNorm; }
+bool IsBlock(Kind k) { return k == Kind::kAdd || k == Kind::kConcat; }
+// Layers that take uint8, quantizing a float32 input.
+bool TakesUint8(Kind k) { return IsInt8Layer(k) || IsBlock(k); }
+bool IsEither(Kind k) { return !TakesUint8(k) && k != Kind::kFloat; }
+
+// f(step) for every step of `steps`, a block's branches before the block.
+template <typename Steps, typename F>
+void ForEachStep(Steps& steps, const F& f) {
+  for (auto& s : steps) {
+    for (auto& branch : s.branches) ForEachStep(branch, f);
+    f(s);
+  }
+}
 
 // Leaf modules with their state_dict names, in the order they run.
 using Layers = std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>>;
 
-// The leaves of `m`'s chain of Sequentials, with their state_dict names.
+template <typename T>
+bool Is(const std::shared_ptr<nn::Module>& m) {
+  return dynamic_cast<const T*>(m.get()) != nullptr;
+}
+
+// The blocks with a data flow of their own that the plan knows.
+bool IsKnownBlock(const std::shared_ptr<nn::Module>& m) {
+  return Is<models::Residual>(m) || Is<models::Inception>(m) ||
+         Is<models::DenseBlock>(m);
+}
+
+// The leaves and known blocks of `m`'s chain of Sequentials, with their
+// state_dict names.
 absl::Status CollectLayers(const std::shared_ptr<nn::Module>& m,
                            const std::string& name, Layers* out) {
   if (dynamic_cast<const nn::Sequential*>(m.get()) != nullptr) {
@@ -84,20 +134,15 @@ absl::Status CollectLayers(const std::shared_ptr<nn::Module>& m,
     }
     return absl::OkStatus();
   }
-  if (!m->children().empty()) {
+  if (!m->children().empty() && !IsKnownBlock(m)) {
     return absl::UnimplementedError(absl::StrCat(
         "int8 quantization: block \"", name, "\" (", m->Describe(),
-        ") has a data flow of its own (a residual add or a concatenation); "
-        "int8 add and concat do not exist yet, so only chains of layers "
-        "(Sequential) can be quantized"));
+        ") has a data flow of its own that the int8 plan does not know; it "
+        "knows chains of layers (Sequential) and ResNet's Residual, "
+        "GoogLeNet's Inception and DenseNet's DenseBlock"));
   }
   out->emplace_back(name, m);
   return absl::OkStatus();
-}
-
-template <typename T>
-bool Is(const std::shared_ptr<nn::Module>& m) {
-  return dynamic_cast<const T*>(m.get()) != nullptr;
 }
 
 // Whether layer i exists and is a T.
@@ -106,15 +151,107 @@ bool IsAt(const Layers& layers, size_t i) {
   return i < layers.size() && Is<T>(layers[i].second);
 }
 
-// The plan of `model` (put in evaluation mode and fused): kinds and domains.
-absl::StatusOr<std::vector<Step>> BuildPlan(
-    const std::shared_ptr<nn::Module>& model) {
-  model->Eval();
-  model->Fuse();
+// The child `name` of block `m` (which has it: its constructor registers it).
+std::shared_ptr<nn::Module> Child(const nn::Module& m,
+                                  const std::string& name) {
+  for (const auto& [child, module] : m.children()) {
+    if (child == name) return module;
+  }
+  LOG(FATAL) << m.Describe() << " has no child " << name;
+  return nullptr;
+}
+
+absl::Status PlanChain(const Layers& layers, std::vector<Step>* steps);
+
+// The chain of `names` (children of block `m`, called `prefix`).
+absl::StatusOr<std::vector<Step>> PlanBranch(
+    const nn::Module& m, const std::string& prefix,
+    std::initializer_list<const char*> names) {
   Layers layers;
-  if (absl::Status s = CollectLayers(model, "", &layers); !s.ok()) return s;
+  for (const char* name : names) {
+    layers.emplace_back(Join(prefix, name), Child(m, name));
+  }
   std::vector<Step> steps;
+  if (absl::Status s = PlanChain(layers, &steps); !s.ok()) return s;
+  return steps;
+}
+
+// Appends the steps of a known block (IsKnownBlock) named `name`.
+absl::Status PlanBlock(const std::string& name,
+                       const std::shared_ptr<nn::Module>& m,
+                       std::vector<Step>* steps) {
+  Step block;
+  block.name = name;
+  block.module = m;
+  if (Is<models::Residual>(m)) {
+    // relu(conv2(conv1(x)) + shortcut), bn1 and bn2 folded, the ReLU after
+    // bn1 fused into conv1 and the last one into the add.
+    block.kind = Kind::kAdd;
+    block.relu = true;
+    absl::StatusOr<std::vector<Step>> body =
+        PlanBranch(*m, name, {"conv1", "bn1", "conv2", "bn2"});
+    if (!body.ok()) return body.status();
+    CHECK(body->size() == 2 && body->back().kind == Kind::kConv &&
+          body->back().folds_bn)
+        << name << ": expected conv1 and conv2 with their BatchNorms folded";
+    body->back().relu = false;  // Fuse() gave conv2 the ReLU after the add
+    block.branches.push_back(*std::move(body));
+    bool shortcut = false;
+    for (const auto& [child, unused] : m->children()) {
+      shortcut = shortcut || child == "conv3";
+    }
+    absl::StatusOr<std::vector<Step>> path =
+        shortcut ? PlanBranch(*m, name, {"conv3"}) : std::vector<Step>();
+    if (!path.ok()) return path.status();
+    block.branches.push_back(*std::move(path));
+    steps->push_back(std::move(block));
+    return absl::OkStatus();
+  }
+  if (Is<models::Inception>(m)) {
+    block.kind = Kind::kConcat;
+    for (const auto& names : {std::initializer_list<const char*>{"p1_1"},
+                              {"p2_1", "p2_2"},
+                              {"p3_1", "p3_2"},
+                              {"p4_1", "p4_2"}}) {
+      absl::StatusOr<std::vector<Step>> path = PlanBranch(*m, name, names);
+      if (!path.ok()) return path.status();
+      block.branches.push_back(*std::move(path));
+    }
+    steps->push_back(std::move(block));
+    return absl::OkStatus();
+  }
+  // DenseBlock: y = concat(y, conv_block(y)) for each of its ConvBlocks.
+  CHECK(Is<models::DenseBlock>(m)) << name << ": " << m->Describe();
+  const std::string net = Join(name, "net");
+  for (const auto& [child, conv_block] : Child(*m, "net")->children()) {
+    Step concat;
+    concat.kind = Kind::kConcat;
+    concat.name = Join(net, child);
+    concat.module = conv_block;
+    Layers layers;
+    if (absl::Status s = CollectLayers(conv_block, concat.name, &layers);
+        !s.ok()) {
+      return s;
+    }
+    std::vector<Step> path;
+    if (absl::Status s = PlanChain(layers, &path); !s.ok()) return s;
+    concat.branches.push_back({});  // the input itself
+    concat.branches.push_back(std::move(path));
+    steps->push_back(std::move(concat));
+  }
+  return absl::OkStatus();
+}
+
+// Appends the steps of `layers` (kinds; domains come later).
+absl::Status PlanChain(const Layers& layers, std::vector<Step>* steps) {
   for (size_t i = 0; i < layers.size(); ++i) {
+    if (IsKnownBlock(layers[i].second)) {
+      if (absl::Status st = PlanBlock(layers[i].first, layers[i].second, steps);
+          !st.ok()) {
+        return st;
+      }
+      continue;
+    }
     Step s;
     s.name = layers[i].first;
     s.module = layers[i].second;
@@ -129,6 +266,9 @@ absl::StatusOr<std::vector<Step>> BuildPlan(
       s.relu = conv->AppliesRelu();
     } else if (Is<nn::Linear>(s.module)) {
       s.kind = Kind::kLinear;
+    } else if (Is<nn::BatchNorm2d>(s.module)) {
+      s.kind = Kind::kBatchNorm;
+      s.relu = s.module->AppliesRelu();
     } else if (Is<nn::MaxPool2d>(s.module)) {
       s.kind = Kind::kMaxPool;
     } else if (Is<nn::AvgPool2d>(s.module) ||
@@ -144,53 +284,153 @@ absl::StatusOr<std::vector<Step>> BuildPlan(
     }
     // The ReLU after an int8 layer: in its output tile. One the layer's
     // Fuse() absorbed is skipped; another is applied by the float pass.
-    if (IsInt8(s.kind) && IsAt<nn::ReLU>(layers, i + 1)) {
+    if (IsInt8Layer(s.kind) && IsAt<nn::ReLU>(layers, i + 1)) {
       s.extra_relu = !s.relu;
       s.relu = true;
       ++i;
     }
-    steps.push_back(std::move(s));
+    steps->push_back(std::move(s));
   }
-  bool uint8 = false;  // the domain of the tensor between layers
+  return absl::OkStatus();
+}
+
+// The domains of the chain `steps`, whose input is uint8 when `in_uint8`
+// and whose output must be uint8 when `out_uint8` (a block's branch); sets
+// *uint8 to whether its output is.
+absl::Status AssignDomains(std::vector<Step>& steps, bool in_uint8,
+                           bool out_uint8, bool* uint8) {
+  *uint8 = in_uint8;  // the domain of the tensor between layers
   for (size_t k = 0; k < steps.size(); ++k) {
     Step& s = steps[k];
-    if (IsInt8(s.kind)) {
-      s.quantize_input = !uint8;
+    if (IsInt8Layer(s.kind)) {
+      s.quantize_input = !*uint8;
       size_t next = k + 1;
       while (next < steps.size() && IsEither(steps[next].kind)) ++next;
-      s.uint8_output = next < steps.size() && IsInt8(steps[next].kind);
-      uint8 = s.uint8_output;
+      s.uint8_output =
+          next < steps.size() ? TakesUint8(steps[next].kind) : out_uint8;
+      *uint8 = s.uint8_output;
+    } else if (IsBlock(s.kind)) {
+      s.quantize_input = !*uint8;
+      for (std::vector<Step>& branch : s.branches) {
+        bool branch_uint8 = false;
+        if (absl::Status st = AssignDomains(branch, true, true, &branch_uint8);
+            !st.ok()) {
+          return st;
+        }
+        if (!branch_uint8) {
+          return absl::UnimplementedError(
+              absl::StrCat("int8 quantization: a path of block \"", s.name,
+                           "\" ends in a float32 layer (", branch.back().name,
+                           "); its int8 add or concat needs uint8 parts"));
+        }
+      }
+      if (s.kind == Kind::kConcat) {
+        // The layer that gives a path's output writes it in the
+        // concatenation's QParams.
+        for (std::vector<Step>& branch : s.branches) {
+          for (auto it = branch.rbegin(); it != branch.rend(); ++it) {
+            if (IsEither(it->kind)) continue;
+            it->output_from_block = IsInt8Layer(it->kind);
+            break;
+          }
+        }
+      }
+      *uint8 = true;
     } else if (IsEither(s.kind)) {
-      s.uint8_input = uint8;
+      s.uint8_input = *uint8;
     } else {
-      uint8 = false;
+      *uint8 = false;
     }
+  }
+  return absl::OkStatus();
+}
+
+// The plan of `model` (put in evaluation mode and fused): kinds and domains.
+absl::StatusOr<std::vector<Step>> BuildPlan(
+    const std::shared_ptr<nn::Module>& model) {
+  model->Eval();
+  model->Fuse();
+  Layers layers;
+  if (absl::Status s = CollectLayers(model, "", &layers); !s.ok()) return s;
+  std::vector<Step> steps;
+  if (absl::Status s = PlanChain(layers, &steps); !s.ok()) return s;
+  bool uint8 = false;
+  if (absl::Status s = AssignDomains(steps, false, false, &uint8); !s.ok()) {
+    return s;
   }
   return steps;
 }
 
-// Sets each int8 layer's input QParams where its input arrives in uint8.
-void Propagate(std::vector<Step>& steps) {
-  QParams current;
+// What follows from the calibrated or loaded numbers, along the chain
+// `steps` whose input (when uint8) has QParams `current`: each int8 layer's
+// and block's input QParams where it arrives in uint8, and the output of
+// the layers that write into their concatenation's. Returns the chain's
+// output QParams.
+QParams Propagate(std::vector<Step>& steps, QParams current) {
   for (Step& s : steps) {
-    if (!IsInt8(s.kind)) continue;
+    if (!TakesUint8(s.kind)) continue;
     if (!s.quantize_input) s.input = current;
+    for (std::vector<Step>& branch : s.branches) {
+      for (Step& b : branch) {
+        if (b.output_from_block) b.output = s.output;
+      }
+      Propagate(branch, s.input);
+    }
     current = s.output;
+  }
+  return current;
+}
+
+// A kBatchNorm's tables: for each channel c and uint8 value v,
+// y = gamma[c] * (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (then
+// max(y, 0) with the ReLU) of x = the real value of v, in double, and
+// quantized as quant/qparams.h's Quantize (or float32 when the output is).
+void BuildTables(Step& s) {
+  const auto& bn = static_cast<const nn::BatchNormBase&>(*s.module);
+  const int64_t c = bn.options().num_features;
+  const Tensor gamma = bn.weight().data().Contiguous();
+  const Tensor beta = bn.bias().data().Contiguous();
+  const Tensor mean = bn.running_mean().Contiguous();
+  const Tensor var = bn.running_var().Contiguous();
+  s.table_u8.assign(s.uint8_output ? c * 256 : 0, 0);
+  s.table_f32.assign(s.uint8_output ? 0 : c * 256, 0.0f);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double a = gamma.data<float>()[ch] /
+                     std::sqrt(static_cast<double>(var.data<float>()[ch]) +
+                               bn.options().eps);
+    const double b = beta.data<float>()[ch] - mean.data<float>()[ch] * a;
+    for (int v = 0; v < 256; ++v) {
+      const double x =
+          static_cast<double>(s.input.scale) * (v - s.input.zero_point);
+      double y = a * x + b;
+      if (s.relu) y = std::max(y, 0.0);
+      if (s.uint8_output) {
+        const double q =
+            std::nearbyint(y / s.output.scale) + s.output.zero_point;
+        s.table_u8[ch * 256 + v] =
+            static_cast<uint8_t>(std::clamp(q, 0.0, 255.0));
+      } else {
+        s.table_f32[ch * 256 + v] = static_cast<float>(y);
+      }
+    }
   }
 }
 
 // The kernels' packed weights and per-channel multipliers.
 absl::Status Pack(std::vector<Step>& steps) {
   const QGemmPath path = DefaultQGemmPath();
-  for (Step& s : steps) {
-    if (!IsInt8(s.kind)) continue;
+  absl::Status status;
+  ForEachStep(steps, [&](Step& s) {
+    if (s.kind == Kind::kBatchNorm) BuildTables(s);
+    if (!IsInt8(s.kind) || !status.ok()) return;
     const int64_t oc = s.weight.dim(0);
     const int32_t* bias = s.bias.data<int32_t>();
     for (int64_t o = 0; o < oc; ++o) {
       if (std::abs(static_cast<int64_t>(bias[o])) > kQGemmMaxBias) {
-        return absl::InvalidArgumentError(
+        status = absl::InvalidArgumentError(
             absl::StrCat(s.name, ".bias[", o, "] = ", bias[o],
                          ": beyond the int8 kernels' +-2^30"));
+        return;
       }
     }
     const float* ws = s.weight_scale.data<float>();
@@ -208,13 +448,14 @@ absl::Status Pack(std::vector<Step>& steps) {
             : PackQGemmWeights(path, s.weight.dim(1), oc, w, s.weight.dim(1),
                                /*transposed=*/true);
     if (!packed.ok()) {
-      return absl::Status(
-          packed.status().code(),
-          absl::StrCat(s.name, ": ", packed.status().message()));
+      status =
+          absl::Status(packed.status().code(),
+                       absl::StrCat(s.name, ": ", packed.status().message()));
+      return;
     }
     s.packed = *std::move(packed);
-  }
-  return absl::OkStatus();
+  });
+  return status;
 }
 
 // The float32 weight and bias an int8 layer quantizes (a folded BatchNorm
@@ -231,7 +472,21 @@ std::pair<Tensor, Tensor> FloatWeightAndBias(const Step& s) {
           linear.bias().defined() ? linear.bias().data() : Tensor()};
 }
 
+// The float32 layer of a step that is not a block. A convolution runs on
+// its effective weights with the plan's ReLU (not the module's: Residual's
+// conv2 is fused with the ReLU after the add).
 autograd::Variable FloatStep(const Step& s, const autograd::Variable& x) {
+  if (s.kind == Kind::kConv) {
+    const auto& conv = static_cast<const nn::Conv2d&>(*s.module);
+    const auto [w, b] = conv.EffectiveWeightAndBias();
+    const nn::Conv2dOptions& o = conv.options();
+    Conv2dParams p;
+    p.stride_h = o.stride_h;
+    p.stride_w = o.stride_w;
+    p.pad_h = o.pad_h;
+    p.pad_w = o.pad_w;
+    return autograd::Conv2d(x, w, b, p, autograd::Variable(), s.relu);
+  }
   autograd::Variable y = (*s.module)(x);
   return s.extra_relu ? autograd::Relu(y) : y;
 }
@@ -296,19 +551,60 @@ Tensor PoolU8(const Tensor& x, const std::vector<Window>& rows,
 }
 
 // The largest element of each window (padding, -infinity, never wins): no
-// requantization.
+// requantization. Separable, each pass a loop over contiguous bytes that
+// -O3 vectorizes: the maximum over each output column's window of every
+// input row, then over each output row's window of those rows.
 Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
-  return PoolU8(
-      x, PoolWindows(x.dim(2), p.kernel_h, p.stride_h, p.pad_h, false),
-      PoolWindows(x.dim(3), p.kernel_w, p.stride_w, p.pad_w, false),
-      [](const uint8_t* xp, int64_t w, const Window& r, const Window& c) {
-        uint8_t m = 0;
-        for (int64_t i = r.begin; i < r.end; ++i) {
-          for (int64_t j = c.begin; j < c.end; ++j)
-            m = std::max(m, xp[i * w + j]);
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  const std::vector<Window> rows =
+      PoolWindows(h, p.kernel_h, p.stride_h, p.pad_h, false);
+  const std::vector<Window> cols =
+      PoolWindows(w, p.kernel_w, p.stride_w, p.pad_w, false);
+  const int64_t oh = rows.size(), ow = cols.size();
+  CHECK(oh >= 1 && ow >= 1)
+      << "pooling: input " << x.shape() << " is smaller than the window";
+  // For kernel column b, the output columns j whose input column
+  // j * stride - pad + b is inside the image: [lo[b], hi[b]).
+  std::vector<int64_t> lo(p.kernel_w), hi(p.kernel_w);
+  for (int64_t b = 0; b < p.kernel_w; ++b) {
+    const int64_t first = p.pad_w - b;  // j * stride >= first
+    lo[b] = first <= 0 ? 0 : (first + p.stride_w - 1) / p.stride_w;
+    const int64_t last = w - 1 + p.pad_w - b;  // j * stride <= last
+    hi[b] = last < 0 ? 0 : std::min(ow, last / p.stride_w + 1);
+  }
+  Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
+  const uint8_t* in = x.data<uint8_t>();
+  uint8_t* out = y.data<uint8_t>();
+  const int64_t stride = p.stride_w, pad = p.pad_w;
+#pragma omp parallel if (n * c > 1)
+  {
+    std::vector<uint8_t> tmp(h * ow);  // row maxima of one plane
+#pragma omp for
+    for (int64_t plane = 0; plane < n * c; ++plane) {
+      const uint8_t* xp = in + plane * h * w;
+      for (int64_t r = 0; r < h; ++r) {
+        uint8_t* t = tmp.data() + r * ow;
+        const uint8_t* xr = xp + r * w;
+        std::fill(t, t + ow, uint8_t{0});
+        for (int64_t b = 0; b < p.kernel_w; ++b) {
+          const int64_t offset = b - pad;  // of input column j * stride
+          for (int64_t j = lo[b]; j < hi[b]; ++j) {
+            t[j] = std::max(t[j], xr[j * stride + offset]);
+          }
         }
-        return m;
-      });
+      }
+      uint8_t* yp = out + plane * oh * ow;
+      for (int64_t i = 0; i < oh; ++i) {
+        uint8_t* yr = yp + i * ow;
+        std::fill(yr, yr + ow, uint8_t{0});
+        for (int64_t r = rows[i].begin; r < rows[i].end; ++r) {
+          const uint8_t* t = tmp.data() + r * ow;
+          for (int64_t j = 0; j < ow; ++j) yr[j] = std::max(yr[j], t[j]);
+        }
+      }
+    }
+  }
+  return y;
 }
 
 // The mean of each window in the input's scale: zero_point + round(sum of
@@ -370,9 +666,63 @@ Tensor EitherStepU8(const Step& s, const Tensor& x, const QParams& q) {
   }
 }
 
+QUint8Params Params(const QParams& q) { return {q.scale, q.zero_point}; }
+
+Tensor RunChain(const std::vector<Step>& steps, Tensor t, bool* uint8,
+                QParams* q);
+
+// Block `s` on t (as RunStep): each branch from its uint8 input, then the
+// int8 add or concatenation of their outputs in the block's QParams.
+Tensor RunBlock(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
+  const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
+  CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
+  const QParams in_q = s.quantize_input ? s.input : *q;
+  std::vector<Tensor> parts;
+  std::vector<QParams> part_q;
+  for (const std::vector<Step>& branch : s.branches) {
+    bool branch_uint8 = true;
+    QParams bq = in_q;
+    parts.push_back(RunChain(branch, in, &branch_uint8, &bq).Contiguous());
+    part_q.push_back(bq);
+    CHECK(branch_uint8 && parts.back().dtype() == DType::kUint8)
+        << s.name << ": path " << parts.size() - 1 << " is not uint8";
+  }
+  Tensor out;
+  if (s.kind == Kind::kAdd) {
+    CHECK(parts.size() == 2 && parts[0].shape() == parts[1].shape())
+        << s.name << " (" << s.module->Describe() << "): the body gives "
+        << parts[0].shape() << " but the shortcut " << parts[1].shape();
+    out = Tensor::Empty(parts[0].shape(), DType::kUint8);
+    QAddU8(out.numel(), parts[0].data<uint8_t>(), Params(part_q[0]),
+           parts[1].data<uint8_t>(), Params(part_q[1]), Params(s.output),
+           s.relu, out.data<uint8_t>());
+  } else {
+    const Shape& first = parts[0].shape();
+    int64_t channels = 0;
+    std::vector<QConcatPart> concat;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const Shape& shape = parts[i].shape();
+      CHECK(shape.rank() == 4 && shape[0] == first[0] && shape[2] == first[2] &&
+            shape[3] == first[3])
+          << s.name << " (" << s.module->Describe() << "): path " << i
+          << " gives " << shape << ", path 0 " << first;
+      channels += shape[1];
+      concat.push_back({parts[i].data<uint8_t>(), shape[1], Params(part_q[i])});
+    }
+    out =
+        Tensor::Empty({first[0], channels, first[2], first[3]}, DType::kUint8);
+    QConcatChannelsU8(first[0], first[2] * first[3], concat, Params(s.output),
+                      out.data<uint8_t>());
+  }
+  *uint8 = true;
+  *q = s.output;
+  return out;
+}
+
 // Runs layer `s` on t: uint8 in scale *q when *uint8, else float32; sets
 // *uint8 and *q for the output.
 Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
+  if (IsBlock(s.kind)) return RunBlock(s, t, uint8, q);
   if (IsEither(s.kind)) {
     return *uint8 ? EitherStepU8(s, t, *q)
                   : FloatStep(s, autograd::Variable(t)).data();
@@ -384,6 +734,33 @@ Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
   }
   const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
   CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
+  if (s.kind == Kind::kBatchNorm) {
+    const int64_t c = static_cast<int64_t>(
+        (s.uint8_output ? s.table_u8.size() : s.table_f32.size()) / 256);
+    CHECK(in.rank() == 4 && in.dim(1) == c)
+        << s.name << " (" << s.module->Describe() << "): expected input [N, "
+        << c << ", H, W], got " << in.shape();
+    Tensor out = Tensor::Empty(
+        in.shape(), s.uint8_output ? DType::kUint8 : DType::kFloat32);
+    const int64_t planes = in.dim(0) * c, plane = in.dim(2) * in.dim(3);
+    const uint8_t* x = in.data<uint8_t>();
+#pragma omp parallel for if (planes * plane > (1 << 16))
+    for (int64_t p = 0; p < planes; ++p) {
+      const int64_t offset = (p % c) * 256;
+      if (s.uint8_output) {
+        const uint8_t* table = s.table_u8.data() + offset;
+        uint8_t* y = out.data<uint8_t>() + p * plane;
+        for (int64_t i = 0; i < plane; ++i) y[i] = table[x[p * plane + i]];
+      } else {
+        const float* table = s.table_f32.data() + offset;
+        float* y = out.data<float>() + p * plane;
+        for (int64_t i = 0; i < plane; ++i) y[i] = table[x[p * plane + i]];
+      }
+    }
+    *uint8 = s.uint8_output;
+    *q = s.output;
+    return out;
+  }
   QRequantization rq;
   rq.output = s.uint8_output ? QOutputType::kUint8 : QOutputType::kFloat;
   rq.scale = s.multipliers.data();
@@ -428,6 +805,61 @@ Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
   return out;
 }
 
+// The steps in turn on t (as RunStep).
+Tensor RunChain(const std::vector<Step>& steps, Tensor t, bool* uint8,
+                QParams* q) {
+  for (const Step& s : steps) {
+    const auto start = std::chrono::steady_clock::now();
+    t = RunStep(s, t, uint8, q);
+    VLOG(1) << s.name << " " << s.module->Describe() << ": "
+            << std::chrono::duration<double, std::milli>(
+                   std::chrono::steady_clock::now() - start)
+                   .count()
+            << " ms";
+  }
+  return t;
+}
+
+// Observes, for calibration, every tensor that becomes uint8: the float32
+// inputs that are quantized, and the uint8 outputs whose QParams are
+// chosen (not those written in their concatenation's).
+struct Observers {
+  explicit Observers(const QuantizeOptions& options) : options(options) {}
+  RangeObserver& Of(std::map<const Step*, RangeObserver>& m, const Step& s) {
+    return m.try_emplace(&s, options.calibration, options.percentile)
+        .first->second;
+  }
+  QuantizeOptions options;
+  std::map<const Step*, RangeObserver> input, output;
+};
+
+// The float32 model along the plan's steps from v, observing.
+autograd::Variable Calibrate(const std::vector<Step>& steps,
+                             autograd::Variable v, Observers* obs) {
+  for (const Step& s : steps) {
+    if (s.quantize_input) obs->Of(obs->input, s).Observe(v.data());
+    if (IsBlock(s.kind)) {
+      std::vector<autograd::Variable> outs;
+      for (const std::vector<Step>& branch : s.branches) {
+        outs.push_back(Calibrate(branch, v, obs));
+      }
+      if (s.kind == Kind::kAdd) {
+        v = outs[0] + outs[1];
+        if (s.relu) v = autograd::Relu(v);
+      } else {
+        v = autograd::Concat(outs, /*axis=*/1);
+      }
+      obs->Of(obs->output, s).Observe(v.data());
+      continue;
+    }
+    v = FloatStep(s, v);
+    if (s.uint8_output && !s.output_from_block) {
+      obs->Of(obs->output, s).Observe(v.data());
+    }
+  }
+  return v;
+}
+
 }  // namespace
 
 QuantizedModel::~QuantizedModel() = default;
@@ -437,32 +869,45 @@ autograd::Variable QuantizedModel::Forward(const autograd::Variable& x) {
   Tensor t = x.data();
   bool uint8 = false;
   QParams q;  // t's, when uint8
-  for (const Step& s : steps_) {
-    const auto start = std::chrono::steady_clock::now();
-    t = RunStep(s, t, &uint8, &q);
-    VLOG(1) << s.name << " " << s.module->Describe() << ": "
-            << std::chrono::duration<double, std::milli>(
-                   std::chrono::steady_clock::now() - start)
-                   .count()
-            << " ms";
-  }
+  t = RunChain(steps_, t, &uint8, &q);
   if (uint8) t = Dequantize(t, q);
   return autograd::Variable(t);
 }
 
 std::string QuantizedModel::Describe() const {
   int64_t int8 = 0;
-  for (const OpPlan& op : Ops()) int8 += op.int8;
-  return absl::StrCat("QuantizedModel(int8: ", int8, " of ", steps_.size(),
+  const std::vector<OpPlan> ops = Ops();
+  for (const OpPlan& op : ops) int8 += op.int8;
+  return absl::StrCat("QuantizedModel(int8: ", int8, " of ", ops.size(),
                       " layers)");
 }
 
 std::vector<OpPlan> QuantizedModel::Ops() const {
   std::vector<OpPlan> ops;
-  for (const Step& s : steps_) {
-    OpPlan op{s.name, s.module->Describe(), IsInt8(s.kind) || s.uint8_input,
+  ForEachStep(steps_, [&ops](const Step& s) {
+    OpPlan op{s.name, s.module->Describe(), TakesUint8(s.kind) || s.uint8_input,
               ""};
-    if (IsInt8(s.kind)) {
+    if (s.kind == Kind::kAdd) {
+      op.how = absl::StrCat(
+          "int8 add", s.quantize_input ? " (float32 input quantized)" : "",
+          ", both parts requantized", s.relu ? ", ReLU fused" : "",
+          ", uint8 out");
+    } else if (s.kind == Kind::kConcat) {
+      int64_t written = 0;  // paths whose last int8 layer writes in its scale
+      for (const std::vector<Step>& branch : s.branches) {
+        for (const Step& b : branch) written += b.output_from_block;
+      }
+      op.how = absl::StrCat(
+          "int8 concat", s.quantize_input ? " (float32 input quantized)" : "",
+          " of ", s.branches.size(), " parts (", written, " written in its ",
+          "scale, ", s.branches.size() - written, " requantized), uint8 out");
+    } else if (s.kind == Kind::kBatchNorm) {
+      op.how =
+          absl::StrCat("uint8 BatchNorm2d (a table per channel)",
+                       s.quantize_input ? " (float32 input quantized)" : "",
+                       s.relu ? ", ReLU fused" : "",
+                       s.uint8_output ? ", uint8 out" : ", float32 out");
+    } else if (IsInt8(s.kind)) {
       op.how =
           absl::StrCat(s.kind == Kind::kConv ? "int8 conv" : "int8 linear",
                        s.quantize_input ? " (float32 input quantized)" : "",
@@ -474,32 +919,35 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
     } else {
       op.how = "float32 fallback: no int8 kernel";
     }
+    if (s.output_from_block) op.how += " (its concatenation's scale)";
     ops.push_back(std::move(op));
-  }
+  });
   return ops;
 }
 
 std::map<std::string, Tensor> QuantizedModel::QuantizedStateDict() const {
   std::map<std::string, Tensor> out;
-  for (const Step& s : steps_) {
-    if (s.kind == Kind::kFloat) {
+  ForEachStep(steps_, [&out](const Step& s) {
+    if (s.kind == Kind::kFloat || s.kind == Kind::kBatchNorm) {
       for (const auto& [key, t] : s.module->StateDict()) {
         out[Join(s.name, key)] = t;
       }
     }
-    if (!IsInt8(s.kind)) continue;
-    out[Join(s.name, "weight")] = s.weight;
-    out[Join(s.name, "weight_scale")] = s.weight_scale;
-    out[Join(s.name, "bias")] = s.bias;
+    if (IsInt8(s.kind)) {
+      out[Join(s.name, "weight")] = s.weight;
+      out[Join(s.name, "weight_scale")] = s.weight_scale;
+      out[Join(s.name, "bias")] = s.bias;
+    }
+    if (!TakesUint8(s.kind)) return;
     if (s.quantize_input) {
       out[Join(s.name, "input_scale")] = Tensor::Scalar(s.input.scale);
       out[Join(s.name, "input_zero_point")] = Int32Scalar(s.input.zero_point);
     }
-    if (s.uint8_output) {
+    if ((s.uint8_output && !s.output_from_block) || IsBlock(s.kind)) {
       out[Join(s.name, "output_scale")] = Tensor::Scalar(s.output.scale);
       out[Join(s.name, "output_zero_point")] = Int32Scalar(s.output.zero_point);
     }
-  }
+  });
   return out;
 }
 
@@ -517,36 +965,32 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
 
   // Calibration: the float model on each batch, observing every tensor
   // that becomes uint8.
-  std::vector<RangeObserver> in_obs(
-      steps.size(), RangeObserver(options.calibration, options.percentile));
-  std::vector<RangeObserver> out_obs = in_obs;
+  Observers obs(options);
   {
     autograd::NoGradGuard no_grad;
     for (const Tensor& batch : calibration_batches) {
-      autograd::Variable v(batch);
-      for (size_t k = 0; k < steps.size(); ++k) {
-        if (steps[k].quantize_input) in_obs[k].Observe(v.data());
-        v = FloatStep(steps[k], v);
-        if (steps[k].uint8_output) out_obs[k].Observe(v.data());
-      }
+      Calibrate(steps, autograd::Variable(batch), &obs);
     }
   }
-  for (size_t k = 0; k < steps.size(); ++k) {
-    Step& s = steps[k];
-    if (!IsInt8(s.kind)) continue;
-    if (s.quantize_input) s.input = in_obs[k].Choose();
-    if (s.uint8_output) s.output = out_obs[k].Choose();
+  ForEachStep(steps, [&obs](Step& s) {
+    if (!TakesUint8(s.kind)) return;
+    if (s.quantize_input) s.input = obs.Of(obs.input, s).Choose();
+    if ((s.uint8_output && !s.output_from_block) || IsBlock(s.kind)) {
+      s.output = obs.Of(obs.output, s).Choose();
+    }
+    if (!IsInt8(s.kind)) return;
     PerChannelWeights w = QuantizePerChannel(FloatWeightAndBias(s).first);
     s.weight = w.values;
     s.weight_scale = w.scales;
-  }
-  Propagate(steps);
-  for (Step& s : steps) {
-    if (!IsInt8(s.kind)) continue;
+  });
+  Propagate(steps, QParams());
+  absl::Status status;
+  ForEachStep(steps, [&status](Step& s) {
+    if (!IsInt8(s.kind) || !status.ok()) return;
     const Tensor b = FloatWeightAndBias(s).second;
     const int64_t oc = s.weight.dim(0);
     s.bias = Tensor::Zeros({oc}, DType::kInt32);
-    if (!b.defined()) continue;
+    if (!b.defined()) return;
     const Tensor bc = b.Contiguous();
     const float* bf = bc.data<float>();
     const float* ws = s.weight_scale.data<float>();
@@ -554,13 +998,15 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
       const double q =
           std::nearbyint(bf[o] / (static_cast<double>(s.input.scale) * ws[o]));
       if (std::fabs(q) > kQGemmMaxBias) {
-        return absl::InvalidArgumentError(absl::StrCat(
+        status = absl::InvalidArgumentError(absl::StrCat(
             s.name, ": bias[", o, "] = ", bf[o], " is ", q,
             " steps of its int32 scale, beyond the int8 kernels' 2^30"));
+        return;
       }
       s.bias.data<int32_t>()[o] = static_cast<int32_t>(q);
     }
-  }
+  });
+  if (!status.ok()) return status;
   if (absl::Status s = Pack(steps); !s.ok()) return s;
   std::shared_ptr<QuantizedModel> q(new QuantizedModel());
   q->float_model_ = std::move(model);
@@ -606,8 +1052,8 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
       errors.emplace_back(s.message());
     }
   };
-  for (Step& s : steps) {
-    if (s.kind == Kind::kFloat) {
+  ForEachStep(steps, [&](Step& s) {
+    if (s.kind == Kind::kFloat || s.kind == Kind::kBatchNorm) {
       std::map<std::string, Tensor> own;
       for (const auto& [key, unused] : s.module->StateDict()) {
         const std::string full = Join(s.name, key);
@@ -621,7 +1067,17 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
                                       ", float32): ", st.message()));
       }
     }
-    if (!IsInt8(s.kind)) continue;
+    if (IsBlock(s.kind)) {
+      if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
+      take_qparams(Join(s.name, "output"), &s.output);
+    }
+    if (s.kind == Kind::kBatchNorm) {
+      if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
+      if (s.uint8_output && !s.output_from_block) {
+        take_qparams(Join(s.name, "output"), &s.output);
+      }
+    }
+    if (!IsInt8(s.kind)) return;
     const Tensor w = FloatWeightAndBias(s).first;
     const int64_t oc = w.dim(0);
     s.weight = take(Join(s.name, "weight"), DType::kInt8, w.shape());
@@ -639,8 +1095,10 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
       }
     }
     if (s.quantize_input) take_qparams(Join(s.name, "input"), &s.input);
-    if (s.uint8_output) take_qparams(Join(s.name, "output"), &s.output);
-  }
+    if (s.uint8_output && !s.output_from_block) {
+      take_qparams(Join(s.name, "output"), &s.output);
+    }
+  });
   std::vector<std::string> unexpected;
   for (const auto& [key, unused] : state) {
     if (used.count(key) == 0) unexpected.push_back(key);
@@ -653,7 +1111,7 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
   if (!errors.empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
   }
-  Propagate(steps);
+  Propagate(steps, QParams());
   if (absl::Status s = Pack(steps); !s.ok()) return s;
   std::shared_ptr<QuantizedModel> q(new QuantizedModel());
   q->float_model_ = std::move(model);

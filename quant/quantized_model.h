@@ -3,13 +3,13 @@
 //
 // Post-training int8 quantization of a zoo model, and the int8 model it
 // gives: a trained float32 network in, calibrated on a few batches, run on
-// the int8 kernels of tensor/qgemm.h and tensor/qconv.h (numbers:
-// quant/qparams.h).
+// the int8 kernels of tensor/qgemm.h, tensor/qconv.h and tensor/qops.h
+// (numbers: quant/qparams.h).
 //
 // QuantizeModel puts the model in evaluation mode and fuses it
 // (nn::Module::Fuse: a BatchNorm2d after a convolution is folded into its
 // weights, Conv2d::EffectiveWeightAndBias), walks its chain of layers
-// (nested Sequentials) and plans each layer:
+// (nested Sequentials, and the blocks below) and plans each layer:
 //
 //   int8           Conv2d and Linear (with the ReLU after them, and a folded
 //                  BatchNorm2d): int8 weights per output channel, int32 bias
@@ -20,8 +20,15 @@
 //                  AdaptiveAvgPool2d, GlobalAvgPool2d (uint8: the rounded
 //                  mean in the input's scale), ReLU, Flatten, Dropout (the
 //                  identity in evaluation): in uint8 when their input is;
-//   float32        every other layer (Sigmoid, Tanh, Softmax, a BatchNorm
-//                  that follows no convolution, ...): its input is
+//   uint8 table    a BatchNorm2d that follows no convolution (DenseNet's,
+//                  before theirs), with the ReLU after it: per channel, its
+//                  float32 output (in double) of each of the 256 uint8
+//                  input values, quantized to its output's scale (or
+//                  float32 when what follows is float): exact for its
+//                  uint8 input; its float32 state is saved under its name
+//                  with its input (where quantized) and output QParams;
+//   float32        every other layer (Sigmoid, Tanh, Softmax, a BatchNorm1d
+//                  after a Linear, ...): its input is
 //                  dequantized first, and quantized again for the next int8
 //                  layer.
 //
@@ -30,9 +37,30 @@
 // calibration runs the float model on the batches given and observes each
 // of those tensors (RangeObserver: min/max or percentile).
 //
-// A block with a data flow of its own (ResNet's residual add, GoogLeNet's
-// and DenseNet's concatenations) needs int8 add and concat, which do not
-// exist yet: QuantizeModel returns Unimplemented naming the block.
+// Blocks with a data flow of their own run in int8 too, each path planned
+// as a chain from the block's uint8 input (quantized first where it arrives
+// in float32, with "<block>.input_scale"/"_zero_point"), the block's output
+// uint8 in its own calibrated QParams ("<block>.output_scale"/
+// "_zero_point"):
+//
+//   models::Residual   relu(conv2(conv1(x)) + shortcut): conv1 with bn1 and
+//                      its ReLU, conv2 with bn2 (uint8 in its own scale; the
+//                      ReLU comes after the add), the shortcut x or conv3(x);
+//                      the add requantizes both parts to the output's scale
+//                      with the ReLU fused (tensor/qops.h's QAddU8)
+//   models::Inception  the four paths concatenated on the channels: the last
+//                      convolution of each writes straight in the
+//                      concatenation's scale (its output QParams are the
+//                      block's, not stored again), so the concat is a copy
+//   models::DenseBlock one block per ConvBlock i ("<block>.net.<i>"):
+//                      concat(y, conv_block(y)), y requantized to the
+//                      output's scale, the ConvBlock's BatchNorm (before its
+//                      convolution, so not foldable) and ReLU a uint8
+//                      table, its convolution writing in the output's
+//                      scale (tensor/qops.h's QConcatChannelsU8)
+//
+// Any other container with children is refused with Unimplemented naming
+// the block, and so is a path that ends in a float32 layer.
 //
 // The quantized checkpoint (SaveQuantizedModel, LoadQuantizedModel) is a
 // safetensors file with metadata "dive.quantization" = "int8", "model" and
@@ -111,7 +139,8 @@ class QuantizedModel : public nn::Module {
   autograd::Variable Forward(const autograd::Variable& x) override;
   // "QuantizedModel(int8: 5 of 12 layers)".
   std::string Describe() const override;
-  // Every layer of the plan, in order.
+  // Every layer of the plan, in order; a block's add or concat after the
+  // layers of its paths (one path after the other).
   std::vector<OpPlan> Ops() const;
   // The quantized checkpoint's tensors (above).
   std::map<std::string, Tensor> QuantizedStateDict() const;
@@ -131,8 +160,8 @@ class QuantizedModel : public nn::Module {
 // Quantizes `model` (a zoo model with trained weights; put in evaluation
 // mode and fused) with activation ranges calibrated on `calibration_batches`
 // (float32 inputs of the model; at least one). Unimplemented naming the
-// block for a container other than Sequential; InvalidArgument for no
-// batches or a bias beyond the int8 kernels' range.
+// block for a container QuantizeModel does not know (above); InvalidArgument
+// for no batches or a bias beyond the int8 kernels' range.
 absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
     std::shared_ptr<nn::Module> model,
     const std::vector<Tensor>& calibration_batches,

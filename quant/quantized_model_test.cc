@@ -4,12 +4,15 @@
 #include <cstdio>
 #include <initializer_list>
 #include <limits>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
@@ -19,6 +22,7 @@
 #include "nn/conv2d.h"
 #include "nn/flatten.h"
 #include "nn/linear.h"
+#include "nn/module.h"
 #include "nn/pool.h"
 #include "nn/sequential.h"
 #include "quant/qparams.h"
@@ -116,8 +120,19 @@ Quantized QuantizeZooModel(const std::string& name, int64_t size,
 // one int8 step (their input-dependent part's error is ~300% whatever the
 // kernels do), the book's slow start; the trained LeNet's accuracy is
 // checked end to end instead (//tools:trainer_binary_test runs it).
+//
+// ResNet-18, GoogLeNet and DenseNet add roundings of their own: the add
+// requantizes both parts (half a step of each, and of its output), the
+// concatenation's paths write in one scale, the widest path's (a narrow
+// path keeps fewer steps), and DenseNet quantizes again before each
+// convolution after its float32 BatchNorm, 20 int8 layers deep on
+// GoogLeNet's longest path. Their logits stay within 1-4% too (the 5%
+// bound), their input-dependent part within 10-40% (measured; the bound is
+// 50%): an add or a concatenation that takes a part in the wrong scale
+// gives 90-100%.
 constexpr double kMaxRelativeError = 0.05;
 constexpr double kMaxCenteredError = 0.3;
+constexpr double kMaxCenteredErrorOfBlocks = 0.5;
 
 class ZooModelTest : public testing::TestWithParam<const char*> {};
 
@@ -137,7 +152,10 @@ TEST_P(ZooModelTest, Int8LogitsAreCloseToFloat32AndTopOneAgrees) {
         "input-dependent part %.4f\n",
         GetParam(), CalibrationName(c), err, centered);
     EXPECT_LT(err, kMaxRelativeError);
-    if (std::string(GetParam()).find("lenet") == std::string::npos) {
+    const std::string name = GetParam();
+    if (name == "resnet" || name == "googlenet" || name == "densenet") {
+      EXPECT_LT(centered, kMaxCenteredErrorOfBlocks);
+    } else if (name != "lenet" && name != "bn_lenet") {
       EXPECT_LT(centered, kMaxCenteredError);
     }
     // Top-1 agrees wherever the float model's margin between its first and
@@ -161,12 +179,19 @@ TEST_P(ZooModelTest, Int8LogitsAreCloseToFloat32AndTopOneAgrees) {
     }
     std::printf("%s %s: top-1 agrees on %ld of %ld\n", GetParam(),
                 CalibrationName(c), agree, ref.dim(0));
+    // And on most of the batch (measured: 13 to 16 of 16; random networks'
+    // top two logits are often close).
+    EXPECT_GT(agree, ref.dim(0) / 2);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sequential, ZooModelTest,
                          testing::Values("softmax", "mlp", "lenet", "bn_lenet",
                                          "alexnet", "vgg", "nin"));
+// Blocks with a data flow of their own: ResNet's residual add, GoogLeNet's
+// and DenseNet's concatenations, in int8.
+INSTANTIATE_TEST_SUITE_P(Blocks, ZooModelTest,
+                         testing::Values("resnet", "googlenet", "densenet"));
 
 TEST(QuantizeModel, ListsWhatRunsInInt8) {
   Quantized q = QuantizeZooModel("lenet", 28);
@@ -191,23 +216,118 @@ TEST(QuantizeModel, ListsWhatRunsInInt8) {
   for (const OpPlan& op : a) EXPECT_TRUE(op.int8) << op.name << " " << op.how;
 }
 
-TEST(QuantizeModel, BlocksWithTheirOwnDataFlowAreUnimplemented) {
-  for (const char* name : {"resnet", "googlenet", "densenet"}) {
-    absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
-    ASSERT_TRUE(spec.ok());
-    absl::StatusOr<std::shared_ptr<nn::Module>> net =
-        spec->make(spec->quick_input_size);
-    ASSERT_TRUE(net.ok());
-    const absl::StatusOr<std::shared_ptr<QuantizedModel>> q = QuantizeModel(
-        *net,
-        {Tensor::Zeros({1, 1, spec->quick_input_size, spec->quick_input_size})},
-        {});
-    ASSERT_EQ(q.status().code(), absl::StatusCode::kUnimplemented) << name;
-    EXPECT_NE(q.status().message().find("int8 add and concat"),
-              std::string::npos)
-        << q.status();
-    EXPECT_NE(q.status().message().find("block \""), std::string::npos);
+// The op of the plan named `name`.
+OpPlan Op(const std::vector<OpPlan>& ops, const std::string& name) {
+  for (const OpPlan& op : ops) {
+    if (op.name == name) return op;
   }
+  ADD_FAILURE() << "no op " << name;
+  return {};
+}
+
+TEST(QuantizeModel, ListsTheAddsAndConcatenationsAsInt8) {
+  Quantized resnet = QuantizeZooModel("resnet", 32);
+  const std::vector<OpPlan> r = resnet.int8->Ops();
+  // b2's first Residual: conv1 (bn1 and its ReLU folded), conv2 (bn2
+  // folded; the ReLU comes after the add), no shortcut convolution.
+  EXPECT_EQ(Op(r, "1.0.conv1").how,
+            "int8 conv, BatchNorm2d folded, ReLU fused, uint8 out");
+  EXPECT_EQ(Op(r, "1.0.conv2").how, "int8 conv, BatchNorm2d folded, uint8 out");
+  EXPECT_EQ(Op(r, "1.0").describe,
+            "Residual(64, 64, use_1x1conv=false, strides=1)");
+  EXPECT_TRUE(Op(r, "1.0").int8);
+  EXPECT_EQ(Op(r, "1.0").how,
+            "int8 add, both parts requantized, ReLU fused, uint8 out");
+  EXPECT_EQ(Op(r, "2.0.conv3").how, "int8 conv, uint8 out");
+  // The stem's BatchNorm is folded; nothing falls back to float32.
+  for (const OpPlan& op : r) EXPECT_TRUE(op.int8) << op.name << " " << op.how;
+  EXPECT_EQ(resnet.int8->Describe(), "QuantizedModel(int8: 32 of 32 layers)");
+
+  Quantized googlenet = QuantizeZooModel("googlenet", 32);
+  const std::vector<OpPlan> g = googlenet.int8->Ops();
+  EXPECT_EQ(Op(g, "2.0").how,
+            "int8 concat of 4 parts (4 written in its scale, 0 requantized), "
+            "uint8 out");
+  EXPECT_EQ(Op(g, "2.0.p2_2").how,
+            "int8 conv, ReLU fused, uint8 out (its concatenation's scale)");
+  EXPECT_EQ(Op(g, "2.0.p4_1").how, "uint8");
+  for (const OpPlan& op : g) EXPECT_TRUE(op.int8) << op.name << " " << op.how;
+
+  Quantized densenet = QuantizeZooModel("densenet", 32);
+  const std::vector<OpPlan> d = densenet.int8->Ops();
+  // A ConvBlock: BatchNorm (before the convolution: not foldable) with its
+  // ReLU as a table per channel on uint8, the convolution in int8 into the
+  // concatenation's scale; the block's input is requantized to it.
+  EXPECT_EQ(Op(d, "1.net.0.0").how,
+            "uint8 BatchNorm2d (a table per channel), ReLU fused, uint8 out");
+  EXPECT_EQ(Op(d, "1.net.0.2").how,
+            "int8 conv, uint8 out (its concatenation's scale)");
+  EXPECT_EQ(Op(d, "1.net.0").how,
+            "int8 concat of 2 parts (1 written in its scale, 1 requantized), "
+            "uint8 out");
+  EXPECT_TRUE(Op(d, "1.net.3").int8);
+  EXPECT_EQ(Op(d, "2.3").how, "uint8");  // the transition's AvgPool2d
+  for (const OpPlan& op : d) EXPECT_TRUE(op.int8) << op.name << " " << op.how;
+}
+
+// A BatchNorm2d that follows no convolution, on uint8: each channel's 256
+// outputs, exact for its uint8 input values (the float32 BatchNorm of the
+// dequantized input, quantized).
+TEST(QuantizeModel, BatchNormWithoutAConvolutionIsATablePerChannel) {
+  Generator gen(5);
+  auto bn = std::make_shared<nn::BatchNorm2d>(3);
+  const std::pair<Tensor, Tensor> values[] = {
+      {bn->weight().data(), gen.Uniform({3}, 0.5f, 2)},
+      {bn->bias().data(), gen.Normal({3}, 0, 1)},
+      {bn->running_mean(), gen.Normal({3}, 0, 0.5f)},
+      {bn->running_var(), gen.Uniform({3}, 0.1f, 3)}};
+  for (const auto& [handle, value] : values) Tensor(handle).CopyFrom(value);
+  auto net = std::make_shared<nn::Sequential>(
+      std::initializer_list<std::shared_ptr<nn::Module>>{
+          bn, std::make_shared<nn::ReLU>(), std::make_shared<nn::Flatten>(),
+          std::make_shared<nn::Linear>(3 * 4 * 4, 5)});
+  const Tensor x = gen.Uniform({6, 3, 4, 4}, -1, 1);
+  absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
+      QuantizeModel(net, {x}, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  const std::vector<OpPlan> ops = (*q)->Ops();
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].how,
+            "uint8 BatchNorm2d (a table per channel) (float32 input "
+            "quantized), ReLU fused, uint8 out");
+  const std::map<std::string, Tensor> state = (*q)->QuantizedStateDict();
+  EXPECT_EQ(state.count("0.running_var"), 1u);
+  EXPECT_EQ(state.count("0.input_scale"), 1u);
+  EXPECT_EQ(state.count("0.output_zero_point"), 1u);
+  EXPECT_LT(RelativeError(Logits(**q, x), Logits(*net, x)), 0.02);
+}
+
+// A block the plan does not know.
+class TwoPaths : public nn::Module {
+ public:
+  TwoPaths() {
+    a_ = RegisterModule("a", std::make_shared<nn::Linear>(4, 4));
+    b_ = RegisterModule("b", std::make_shared<nn::Linear>(4, 4));
+  }
+  autograd::Variable Forward(const autograd::Variable& x) override {
+    return (*a_)(x) + (*b_)(x);
+  }
+  std::string Describe() const override { return "TwoPaths"; }
+
+ private:
+  std::shared_ptr<nn::Linear> a_, b_;
+};
+
+TEST(QuantizeModel, UnknownBlocksAreUnimplemented) {
+  auto net = std::make_shared<nn::Sequential>(
+      std::initializer_list<std::shared_ptr<nn::Module>>{
+          std::make_shared<nn::Linear>(3, 4), std::make_shared<TwoPaths>()});
+  const absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
+      QuantizeModel(net, {Tensor::Zeros({2, 3})}, {});
+  ASSERT_EQ(q.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(q.status().message().find("block \"1\" (TwoPaths)"),
+            std::string::npos)
+      << q.status();
   const absl::StatusOr<std::shared_ptr<QuantizedModel>> none =
       QuantizeModel(std::make_shared<nn::Sequential>(), {}, {});
   EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
@@ -274,6 +394,51 @@ TEST(QuantizedCheckpoint, RoundTripsBitForBit) {
   EXPECT_EQ(file->tensors.at("0.bias").dtype(), DType::kInt32);
   EXPECT_EQ(file->tensors.at("0.weight_scale").shape(), Shape({6}));
   EXPECT_EQ(file->tensors.at("0.input_zero_point").dtype(), DType::kInt32);
+}
+
+// ResNet's, GoogLeNet's and DenseNet's: the blocks' QParams under their
+// names, the float32 BatchNorms of DenseNet under theirs.
+TEST(QuantizedCheckpoint, BlocksRoundTripBitForBit) {
+  for (const char* name : {"resnet", "googlenet", "densenet"}) {
+    SCOPED_TRACE(name);
+    Quantized q = QuantizeZooModel(name, 32);
+    const std::string path = TempPath(absl::StrCat(name, "_int8.safetensors"));
+    ASSERT_TRUE(SaveQuantizedModel(*q.int8, name, 32, {}, path).ok());
+    absl::StatusOr<LoadedQuantizedModel> back = LoadQuantizedModel(path);
+    ASSERT_TRUE(back.ok()) << back.status();
+    const Tensor a = Logits(*q.int8, q.x), b = Logits(*back->model, q.x);
+    EXPECT_EQ(a.ToVector(), b.ToVector());
+    const std::map<std::string, Tensor> state =
+        back->model->QuantizedStateDict();
+    const std::map<std::string, Tensor> saved = q.int8->QuantizedStateDict();
+    ASSERT_EQ(state.size(), saved.size());
+    for (const auto& [key, t] : saved) {
+      ASSERT_EQ(state.count(key), 1u) << key;
+      EXPECT_EQ(state.at(key).dtype(), t.dtype()) << key;
+      EXPECT_EQ(state.at(key).shape(), t.shape()) << key;
+    }
+  }
+  absl::StatusOr<SafetensorsFile> r =
+      LoadSafetensors(TempPath("resnet_int8.safetensors"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->tensors.count("1.0.output_scale"), 1u);
+  EXPECT_EQ(r->tensors.count("1.0.conv2.output_zero_point"), 1u);
+  EXPECT_EQ(r->tensors.at("2.0.conv3.weight").dtype(), DType::kInt8);
+  EXPECT_EQ(r->tensors.count("1.0.bn1.running_mean"), 0u);  // folded
+  absl::StatusOr<SafetensorsFile> g =
+      LoadSafetensors(TempPath("googlenet_int8.safetensors"));
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->tensors.count("2.0.output_scale"), 1u);
+  // Written in the concatenation's scale: not saved twice.
+  EXPECT_EQ(g->tensors.count("2.0.p1_1.output_scale"), 0u);
+  absl::StatusOr<SafetensorsFile> d =
+      LoadSafetensors(TempPath("densenet_int8.safetensors"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->tensors.count("1.net.0.output_zero_point"), 1u);
+  EXPECT_EQ(d->tensors.at("1.net.0.0.running_var").dtype(), DType::kFloat32);
+  // Its BatchNorm as a table on uint8: no quantization before the conv.
+  EXPECT_EQ(d->tensors.count("1.net.0.0.output_scale"), 1u);
+  EXPECT_EQ(d->tensors.count("1.net.0.2.input_scale"), 0u);
 }
 
 class BadCheckpointTest : public testing::Test {
