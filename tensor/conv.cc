@@ -345,20 +345,20 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       << Shapes("x", x.shape(), "w", w.shape());
   const Tensor residual =
       residual_in.defined() ? residual_in.Contiguous() : Tensor();
+  if (OneDnnTakes(g) &&
+      OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
+    return y;
+  }
   const int64_t ohw = g.Ohw();
   // Where the GEMM's C is y itself: float32 out, a float32 residual (or
   // none) and one GEMM per image. Otherwise C is scratch, and each finished
-  // tile goes to y through FinishTile.
+  // tile goes to y through `finish`.
   const bool c_is_y =
       epilogue.dtype == DType::kFloat32 &&
       (!residual.defined() || residual.dtype() == DType::kFloat32);
   // Finishes rows [i0, i0 + rows) x columns [j0, j0 + cols) of C, whose
   // column j is position j % OH*OW of image first + j / OH*OW: bias,
   // residual and ReLU, then stored to y in its dtype.
-  if (OneDnnTakes(g) &&
-      OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
-    return y;
-  }
   const FinishRunFn finish_run =
       FinishRunFor(epilogue.dtype, residual, pb != nullptr, epilogue.relu);
   const size_t out_size = DTypeSize(epilogue.dtype);
@@ -407,7 +407,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       return;
     }
     // One GEMM per image: straight into y with the GEMM's own epilogue, or
-    // through a buffer of this thread's and FinishTile.
+    // through a buffer of this thread's and `finish`.
     ForEachImage(g.n, c_is_y ? 0 : g.OutPlane(), [&](int64_t n, float* buf) {
       // y_n [OC, OH*OW] = w [OC, CKK] * col [CKK, OH*OW], then the epilogue.
       const int64_t offset = n * g.OutPlane();
