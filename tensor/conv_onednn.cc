@@ -1,7 +1,5 @@
 #include "tensor/conv_onednn.h"
 
-#include <omp.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -73,8 +71,8 @@ struct Plan {
 memory::dims XDims(const Key& k) { return {k.n, k.c, k.h, k.w}; }
 memory::dims WDims(const Key& k) { return {k.oc, k.c, k.kh, k.kw}; }
 memory::dims YDims(const Key& k) {
-  return {k.n, k.oc, (k.h + 2 * k.ph - k.kh) / k.sh + 1,
-          (k.w + 2 * k.pw - k.kw) / k.sw + 1};
+  return {k.n, k.oc, ConvOutSize(k.h, k.kh, k.sh, k.ph),
+          ConvOutSize(k.w, k.kw, k.sw, k.pw)};
 }
 
 dnnl::reorder Reorder(const memory::desc& from, const memory::desc& to) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -620,6 +621,18 @@ TEST_F(Conv2dDeathTest, InputSmallerThanKernel) {
                "ConvOutSize: input size 2 with padding 0 is smaller than the "
                "kernel size 3");
   EXPECT_DEATH(ConvOutSize(5, 3, 0, 0), "stride size must be positive");
+}
+
+// DIVE_CONV_LIBRARY is read once, at the first use of the library choice:
+// a value that is none of the three stops the process naming it (the death
+// test's child starts afresh, so the variable is read there).
+TEST_F(Conv2dDeathTest, UnknownConvLibraryInTheEnvironment) {
+  EXPECT_DEATH(
+      {
+        setenv("DIVE_CONV_LIBRARY", "fastest", 1);
+        GetConvLibrary();
+      },
+      "DIVE_CONV_LIBRARY=fastest is not one of auto, dive, onednn");
 }
 
 TEST_F(Conv2dDeathTest, BadShapes) {
