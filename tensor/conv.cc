@@ -25,6 +25,7 @@ namespace {
 using conv_internal::Col2Im;
 using conv_internal::ConvGeometry;
 using conv_internal::Im2ColRhs;
+using conv_internal::OneDnnConv2dBackwardInput;
 using conv_internal::OneDnnConv2dBackwardWeight;
 using conv_internal::OneDnnConv2dForward;
 using conv_internal::OneDnnTakes;
@@ -294,10 +295,11 @@ ConvLibrary GetConvLibrary() { return Library().load(); }
 
 void SetConvLibrary(ConvLibrary library) { Library().store(library); }
 
-bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p) {
+bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
+                      ConvPass pass) {
   CheckShape4D("Conv2dUsesOneDnn", "x", x);
   CheckShape4D("Conv2dUsesOneDnn", "w", w);
-  return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p));
+  return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p), pass);
 }
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
@@ -345,7 +347,7 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       << Shapes("x", x.shape(), "w", w.shape());
   const Tensor residual =
       residual_in.defined() ? residual_in.Contiguous() : Tensor();
-  if (OneDnnTakes(g) &&
+  if (OneDnnTakes(g, ConvPass::kForward) &&
       OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
     return y;
   }
@@ -439,6 +441,10 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
       CheckBackward(kOp, GradOf::kInput, dy_in, w_in, x_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor w = w_in.Contiguous();
+  if (OneDnnTakes(g, ConvPass::kInputGradient)) {
+    Tensor dx = Tensor::Empty(x_shape);
+    if (OneDnnConv2dBackwardInput(g, dy, w, dx)) return dx;
+  }
 
   const bool direct = g.Direct();
   if (!direct && g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw &&
@@ -579,7 +585,7 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
       CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
   const Tensor dy = dy_in.Contiguous();
   const Tensor x = x_in.Contiguous();
-  if (OneDnnTakes(g)) {
+  if (OneDnnTakes(g, ConvPass::kWeightGradient)) {
     Tensor dw = Tensor::Empty(w_shape);
     if (OneDnnConv2dBackwardWeight(g, dy, x, dw)) return dw;
   }

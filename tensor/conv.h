@@ -74,23 +74,26 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 
 // ConvLibrary
 //
-// Which kernels run a forward convolution and its weight gradient under bf16
-// matmuls
-// (MatmulPrecision::kBfloat16, tensor/gemm.h) on a CPU with AVX512-BF16 or
-// AMX: kAuto (the default), oneDNN's blocked direct convolution on the
-// shapes where it measured faster, dive's im2col GEMM elsewhere (the table
-// is in tensor/conv_onednn.h); kDive, dive's everywhere; kOneDnn, oneDNN on
-// every shape (for tests and measurements). Both sum bf16 products in
-// float32; only the order of the sums differs. Float32 convolutions, the
-// input gradient (with stride 1 itself a forward convolution) and the bias
-// gradient always run dive's. Process-wide; the environment variable
-// DIVE_CONV_LIBRARY=auto|dive|onednn sets it at startup.
+// Which kernels run a convolution's forward pass, input gradient and weight
+// gradient under bf16 matmuls (MatmulPrecision::kBfloat16, tensor/gemm.h) on
+// a CPU with AVX512-BF16 or AMX: kAuto (the default), oneDNN's blocked
+// direct convolution on the shapes where it measured faster, dive's im2col
+// GEMM elsewhere (the tables are in tensor/conv_onednn.h); kDive, dive's
+// everywhere; kOneDnn, oneDNN on every shape (for tests and measurements).
+// Both sum bf16 products in float32; only the order of the sums differs.
+// Float32 convolutions and the bias gradient always run dive's.
+// Process-wide; the environment variable DIVE_CONV_LIBRARY=auto|dive|onednn
+// sets it at startup.
 enum class ConvLibrary { kAuto, kDive, kOneDnn };
 ConvLibrary GetConvLibrary();
 void SetConvLibrary(ConvLibrary library);
-// Whether Conv2dForward and Conv2dBackwardWeight of x [N, C, H, W] and w
-// [OC, C, KH, KW] with `p` run on oneDNN, in this thread's matmul precision.
-bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p);
+// The three passes of a convolution: Conv2dForward, Conv2dBackwardInput and
+// Conv2dBackwardWeight.
+enum class ConvPass { kForward, kInputGradient, kWeightGradient };
+// Whether `pass` of the convolution of x [N, C, H, W] and w [OC, C, KH, KW]
+// with `p` runs on oneDNN, in this thread's matmul precision.
+bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
+                      ConvPass pass = ConvPass::kForward);
 
 // Conv2dEpilogue
 //

@@ -39,12 +39,10 @@ dt TypeOf(const Tensor& t) {
   return t.dtype() == DType::kBfloat16 ? dt::bf16 : dt::f32;
 }
 
-enum class Pass { kForward, kBackwardWeight };
-
 // What a primitive depends on: the pass, the geometry, the dtypes of x and
-// of y (dy for the weight gradient) and the epilogue.
+// of y (dx and dy for the gradients) and the epilogue.
 struct Key {
-  Pass pass;
+  ConvPass pass;
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
   dt x, y, residual;  // residual: dt::undef for none
   bool bias, relu;
@@ -59,13 +57,14 @@ struct Key {
 // The primitive of one Key and the reorders around it, made once: between
 // dive's NCHW / OIHW tensors (_user) and the primitive's layouts (_prim).
 // Forward, x and w go in, y out (r, the residual, into y's memory); for the
-// weight gradient, x and y (dy) go in, w (dw) out. A reorder is empty where
-// the two layouts agree.
+// input gradient, y (dy) and w go in, x (dx) out; for the weight gradient, x
+// and y (dy) go in, w (dw) out. A reorder is empty where the two layouts
+// agree.
 struct Plan {
   dnnl::primitive conv;
   memory::desc x_user, w_user, b_user, y_user, r_user;
   memory::desc x_prim, w_prim, y_prim;
-  dnnl::reorder x_in, w_move, r_in, y_move;
+  dnnl::reorder x_move, w_move, r_in, y_move;
 };
 
 memory::dims XDims(const Key& k) { return {k.n, k.c, k.h, k.w}; }
@@ -109,7 +108,7 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   p->x_prim = pd.src_desc();
   p->w_prim = pd.weights_desc();
   p->y_prim = pd.dst_desc();
-  p->x_in = Reorder(p->x_user, p->x_prim);
+  p->x_move = Reorder(p->x_user, p->x_prim);
   p->w_move = Reorder(p->w_user, p->w_prim);
   if (k.residual != dt::undef) {
     p->r_user = memory::desc(y_dims, k.residual, tag::nchw);
@@ -120,40 +119,65 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   return p;
 }
 
+// The forward pass a gradient is of (oneDNN's hint for its primitive).
+dnnl::convolution_forward::primitive_desc ForwardHint(const Key& k) {
+  return dnnl::convolution_forward::primitive_desc(
+      {dnnl::prop_kind::forward_training,
+       dnnl::algorithm::convolution_direct,
+       memory::desc(XDims(k), dt::bf16, tag::any),
+       memory::desc(WDims(k), dt::bf16, tag::any),
+       memory::desc(YDims(k), dt::bf16, tag::any),
+       {k.sh, k.sw},
+       {k.ph, k.pw},
+       {k.ph, k.pw}},
+      Engine());
+}
+
+std::unique_ptr<Plan> MakeBackwardInputPlan(const Key& k) {
+  const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
+  auto p = std::make_unique<Plan>();
+  p->x_user = memory::desc(x_dims, k.x, tag::nchw);
+  p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
+  p->y_user = memory::desc(y_dims, k.y, tag::nchw);
+  const dnnl::convolution_backward_data::primitive_desc pd(
+      {dnnl::algorithm::convolution_direct,
+       memory::desc(x_dims, dt::f32, tag::any),
+       memory::desc(w_dims, dt::bf16, tag::any),
+       memory::desc(y_dims, dt::bf16, tag::any),
+       {k.sh, k.sw},
+       {k.ph, k.pw},
+       {k.ph, k.pw}},
+      Engine(), ForwardHint(k));
+  p->conv = dnnl::convolution_backward_data(pd);
+  p->x_prim = pd.diff_src_desc();
+  p->w_prim = pd.weights_desc();
+  p->y_prim = pd.diff_dst_desc();
+  p->y_move = Reorder(p->y_user, p->y_prim);
+  p->w_move = Reorder(p->w_user, p->w_prim);
+  p->x_move = Reorder(p->x_prim, p->x_user);
+  return p;
+}
+
 std::unique_ptr<Plan> MakeBackwardWeightPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
   p->x_user = memory::desc(x_dims, k.x, tag::nchw);
   p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
   p->y_user = memory::desc(y_dims, k.y, tag::nchw);
-  const memory::desc x_any(x_dims, dt::bf16, tag::any);
-  const memory::desc y_any(y_dims, dt::bf16, tag::any);
-  const auto direct = dnnl::algorithm::convolution_direct;
-  // The forward pass it is the gradient of (oneDNN's hint).
-  const dnnl::convolution_forward::primitive_desc hint(
-      {dnnl::prop_kind::forward_training,
-       direct,
-       x_any,
-       memory::desc(w_dims, dt::bf16, tag::any),
-       y_any,
-       {k.sh, k.sw},
-       {k.ph, k.pw},
-       {k.ph, k.pw}},
-      Engine());
   const dnnl::convolution_backward_weights::primitive_desc pd(
-      {direct,
-       x_any,
+      {dnnl::algorithm::convolution_direct,
+       memory::desc(x_dims, dt::bf16, tag::any),
        memory::desc(w_dims, dt::f32, tag::any),
-       y_any,
+       memory::desc(y_dims, dt::bf16, tag::any),
        {k.sh, k.sw},
        {k.ph, k.pw},
        {k.ph, k.pw}},
-      Engine(), hint);
+      Engine(), ForwardHint(k));
   p->conv = dnnl::convolution_backward_weights(pd);
   p->x_prim = pd.src_desc();
   p->w_prim = pd.diff_weights_desc();
   p->y_prim = pd.diff_dst_desc();
-  p->x_in = Reorder(p->x_user, p->x_prim);
+  p->x_move = Reorder(p->x_user, p->x_prim);
   p->y_move = Reorder(p->y_user, p->y_prim);
   p->w_move = Reorder(p->w_prim, p->w_user);
   return p;
@@ -168,14 +192,25 @@ const Plan* PlanFor(const Key& key) {
   const auto [it, inserted] = plans->try_emplace(key);
   if (inserted) {
     try {
-      it->second = key.pass == Pass::kForward ? MakeForwardPlan(key)
-                                              : MakeBackwardWeightPlan(key);
+      switch (key.pass) {
+        case ConvPass::kForward:
+          it->second = MakeForwardPlan(key);
+          break;
+        case ConvPass::kInputGradient:
+          it->second = MakeBackwardInputPlan(key);
+          break;
+        case ConvPass::kWeightGradient:
+          it->second = MakeBackwardWeightPlan(key);
+          break;
+      }
     } catch (const dnnl::error& e) {
+      static constexpr const char* kWhat[] = {"", "input gradient ",
+                                              "weight gradient "};
       LOG(WARNING) << "oneDNN has no bf16 convolution "
-                   << (key.pass == Pass::kForward ? "" : "weight gradient ")
-                   << "for x [" << key.n << ", " << key.c << ", " << key.h
-                   << ", " << key.w << "], kernel " << key.kh << "x" << key.kw
-                   << " (" << e.what() << "); dive's kernels run it";
+                   << kWhat[static_cast<int>(key.pass)] << "for x [" << key.n
+                   << ", " << key.c << ", " << key.h << ", " << key.w
+                   << "], kernel " << key.kh << "x" << key.kw << " ("
+                   << e.what() << "); dive's kernels run it";
     }
   }
   return it->second.get();
@@ -201,8 +236,8 @@ memory In(dnnl::stream& stream, const dnnl::reorder& reorder,
   return m;
 }
 
-Key KeyOf(Pass pass, const ConvGeometry& g, const Tensor& x, const Tensor& y,
-          const Tensor& residual, bool bias, bool relu) {
+Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,
+          const Tensor& y, const Tensor& residual, bool bias, bool relu) {
   return Key{
       pass,      g.n,       g.c,
       g.h,       g.w,       g.oc,
@@ -214,7 +249,7 @@ Key KeyOf(Pass pass, const ConvGeometry& g, const Tensor& x, const Tensor& y,
 
 }  // namespace
 
-bool OneDnnTakes(const ConvGeometry& g) {
+bool OneDnnTakes(const ConvGeometry& g, ConvPass pass) {
   if (GetMatmulPrecision() != MatmulPrecision::kBfloat16 ||
       ActiveIsa() < Isa::kAvx512Bf16 || g.n == 0) {
     return false;
@@ -227,20 +262,21 @@ bool OneDnnTakes(const ConvGeometry& g) {
     case ConvLibrary::kAuto:
       break;
   }
+  if (pass == ConvPass::kInputGradient) return g.c >= 16;
   return g.kh * g.kw > 1 && g.c >= 16 && g.Ohw() >= 32;
 }
 
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y) {
-  const Plan* plan =
-      PlanFor(KeyOf(Pass::kForward, g, x, y, residual, bias.defined(), relu));
+  const Plan* plan = PlanFor(
+      KeyOf(ConvPass::kForward, g, x, y, residual, bias.defined(), relu));
   if (plan == nullptr) return false;
   const Plan& p = *plan;
   dnnl::stream stream(Engine());
   Tensor x_buf, w_buf, y_buf;
   memory x_prim =
-      In(stream, p.x_in, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
+      In(stream, p.x_move, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
   memory w_prim =
       In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
   memory y_user = Memory(p.y_user, y.raw_data());
@@ -261,16 +297,38 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
   return true;
 }
 
+bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
+                               const Tensor& w, Tensor& dx) {
+  const Plan* plan = PlanFor(
+      KeyOf(ConvPass::kInputGradient, g, dx, dy, Tensor(), false, false));
+  if (plan == nullptr) return false;
+  const Plan& p = *plan;
+  dnnl::stream stream(Engine());
+  Tensor y_buf, w_buf, x_buf;
+  memory y_prim =
+      In(stream, p.y_move, p.y_prim, Memory(p.y_user, dy.raw_data()), &y_buf);
+  memory w_prim =
+      In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+  memory x_user = Memory(p.x_user, dx.raw_data());
+  memory x_prim = p.x_move ? Memory(p.x_prim, &x_buf) : x_user;
+  p.conv.execute(stream, {{DNNL_ARG_DIFF_DST, y_prim},
+                          {DNNL_ARG_WEIGHTS, w_prim},
+                          {DNNL_ARG_DIFF_SRC, x_prim}});
+  if (p.x_move) p.x_move.execute(stream, x_prim, x_user);
+  stream.wait();
+  return true;
+}
+
 bool OneDnnConv2dBackwardWeight(const ConvGeometry& g, const Tensor& dy,
                                 const Tensor& x, Tensor& dw) {
-  const Plan* plan =
-      PlanFor(KeyOf(Pass::kBackwardWeight, g, x, dy, Tensor(), false, false));
+  const Plan* plan = PlanFor(
+      KeyOf(ConvPass::kWeightGradient, g, x, dy, Tensor(), false, false));
   if (plan == nullptr) return false;
   const Plan& p = *plan;
   dnnl::stream stream(Engine());
   Tensor x_buf, y_buf, w_buf;
   memory x_prim =
-      In(stream, p.x_in, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
+      In(stream, p.x_move, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
   memory y_prim =
       In(stream, p.y_move, p.y_prim, Memory(p.y_user, dy.raw_data()), &y_buf);
   memory w_user = Memory(p.w_user, dw.raw_data());

@@ -2,17 +2,18 @@
 // -----------------------------------------------------------------------------
 //
 // Internal to //tensor (conv.cc): the bf16 forward convolution and its
-// weight gradient on oneDNN (Debian's libdnnl 2.6, the library under
-// PyTorch's CPU convolutions), for the shapes where it measured faster than
-// dive's im2col GEMM.
+// input and weight gradients on oneDNN (Debian's libdnnl 2.6, the library
+// under PyTorch's CPU convolutions), for the shapes where it measured faster
+// than dive's im2col GEMM.
 //
 // oneDNN's direct convolution reads its own blocked or channels-last
 // layouts, so each call reorders its operands from dive's NCHW / OIHW
 // tensors (x float32 or bf16, w float32, dy float32) into them, runs the
 // primitive (forward: with the bias, the residual as a "sum" post-op and
-// ReLU fused) and reorders the result back (y in the output's dtype, dw in
-// float32). Products are of bf16 operands (rounded to nearest even) summed
-// in float32, as in dive's bf16 kernels; only the order of the sums differs.
+// ReLU fused) and reorders the result back (y in the output's dtype, dx and
+// dw in float32). Products are of bf16 operands (rounded to nearest even)
+// summed in float32, as in dive's bf16 kernels; only the order of the sums
+// differs.
 //
 // Which shapes: bench/conv_library_benchmark, bf16, on a 2-core AMD EPYC
 // Zen 5 (AVX512-BF16), oneDNN with every reorder timed against dive with
@@ -32,10 +33,35 @@
 //   7x7 and 11x11 on 1 channel         2.34, -       2.89, -     (dive)
 //   1x1, 96 ch at 22x22                1.44, 1.49    2.40, 2.60  (dive)
 //
-// hence OneDnnTakes: a kernel larger than 1x1, at least 16 input channels
-// and an output map of at least 32 positions, on a CPU whose bf16 products
-// run on AVX512-BF16 or AMX (ActiveIsa() >= kAvx512Bf16, so that
-// DIVE_ISA=avx512 or lower turns it off too).
+// hence, for the forward pass and the weight gradient: a kernel larger than
+// 1x1, at least 16 input channels and an output map of at least 32
+// positions.
+//
+// The input gradient (bench/conv_library_benchmark bwd_data, the same
+// machine; dive there computes a stride-1 gradient as the forward
+// convolution of dy with the flipped kernels, all on its own kernels):
+//
+//   layer                              dive          oneDNN
+//   ResNet 3x3, 64 ch at 24x24         3.77          1.95
+//   ResNet 3x3 stride 2, 64->128       1.96          1.20
+//   ResNet 1x1 stride 2, 64->128       0.455         0.382
+//   ResNet 3x3, 256 ch at 6x6          2.51          1.92
+//   ResNet 3x3, 512 ch at 3x3          3.80          2.12
+//   AlexNet 5x5, 96->256 at 10x10      16.2          10.4
+//   AlexNet 3x3, 256->384 at 4x4       3.68          2.80
+//   VGG 3x3, 16->32 at 48x48           9.74          4.13
+//   GoogLeNet 3x3, 64->192 at 24x24    11.7          5.96
+//   GoogLeNet 1x1, 192->64 at 12x12    0.633         0.303
+//   NiN 1x1, 96 ch at 22x22            2.75          1.70
+//   DenseNet 3x3, 128->32 at 24x24     2.71          2.06
+//   DenseNet transition 1x1, 192->96   1.31          1.56  (dive)
+//   7x7 on 1 channel (ResNet's stem)   2.61          12.7  (dive)
+//
+// hence, for the input gradient, any kernel and map with at least 16 input
+// channels (the one 1x1 layer where dive wins loses 16%; the others gain
+// 1.2-2.4x). All of it on a CPU whose bf16 products run on
+// AVX512-BF16 or AMX (ActiveIsa() >= kAvx512Bf16, so that DIVE_ISA=avx512
+// or lower turns it off too).
 
 #ifndef TENSOR_CONV_ONEDNN_H_
 #define TENSOR_CONV_ONEDNN_H_
@@ -46,10 +72,10 @@
 
 namespace dive::conv_internal {
 
-// Whether Conv2dForward and Conv2dBackwardWeight run the convolution of `g`
-// on oneDNN under bf16 matmuls: by GetConvLibrary() (tensor/conv.h), and
-// with kAuto by the rule above.
-bool OneDnnTakes(const ConvGeometry& g);
+// Whether `pass` of the convolution of `g` runs on oneDNN under bf16
+// matmuls: by GetConvLibrary() (tensor/conv.h), and with kAuto by the rules
+// above.
+bool OneDnnTakes(const ConvGeometry& g, ConvPass pass);
 
 // y = act(conv(x, w) + bias + residual) on oneDNN, bf16 products: x float32
 // or bf16 [N, C, H, W], w float32 [OC, C, KH, KW], bias float32 [OC] or
@@ -60,6 +86,13 @@ bool OneDnnTakes(const ConvGeometry& g);
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y);
+
+// dx = the gradient of the convolution's input given dy and w, on oneDNN,
+// bf16 products: dy float32 [N, OC, OH, OW], w float32 [OC, C, KH, KW], dx
+// float32 [N, C, H, W] (preallocated), all contiguous. False, with dx
+// untouched, where oneDNN has no primitive for it (logged once per shape).
+bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
+                               const Tensor& w, Tensor& dx);
 
 // dw = the gradient of the convolution's weights given dy and x, on oneDNN,
 // bf16 products: dy float32 [N, OC, OH, OW], x float32 or bf16 [N, C, H, W],

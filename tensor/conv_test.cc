@@ -305,12 +305,12 @@ TEST(Conv2d, Bfloat16MatchesReferenceOfRoundedOperands) {
   SetNumThreads(0);
 }
 
-// Which library runs a bf16 forward convolution: with kAuto, oneDNN on the
-// shapes of tensor/conv_onednn.h's rule and where the CPU has AVX512-BF16;
-// never in float32.
+// Which library runs a bf16 convolution: with kAuto, oneDNN on the shapes
+// of tensor/conv_onednn.h's rules and where the CPU has AVX512-BF16; never
+// in float32.
 TEST(Conv2d, OneDnnTakesTheMeasuredShapes) {
-  const auto takes = [](const ConvCase& k) {
-    return Conv2dUsesOneDnn(k.x_shape(), k.w_shape(), k.params());
+  const auto takes = [](const ConvCase& k, ConvPass pass = ConvPass::kForward) {
+    return Conv2dUsesOneDnn(k.x_shape(), k.w_shape(), k.params(), pass);
   };
   const ConvCase resnet{32, 64, 24, 24, 64, 3, 3, 1, 1, 1, 1, true};
   const ConvCase pointwise{32, 96, 22, 22, 96, 1, 1, 1, 1, 0, 0, true};
@@ -320,9 +320,15 @@ TEST(Conv2d, OneDnnTakesTheMeasuredShapes) {
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const bool has_bf16 = ActiveIsa() >= Isa::kAvx512Bf16;
   EXPECT_EQ(takes(resnet), has_bf16);
+  EXPECT_EQ(takes(resnet, ConvPass::kWeightGradient), has_bf16);
+  EXPECT_EQ(takes(resnet, ConvPass::kInputGradient), has_bf16);
   EXPECT_FALSE(takes(pointwise));
+  EXPECT_FALSE(takes(pointwise, ConvPass::kWeightGradient));
+  EXPECT_EQ(takes(pointwise, ConvPass::kInputGradient), has_bf16);
   EXPECT_FALSE(takes(stem));
+  EXPECT_FALSE(takes(stem, ConvPass::kInputGradient));
   EXPECT_FALSE(takes(small_map));
+  EXPECT_EQ(takes(small_map, ConvPass::kInputGradient), has_bf16);
   {
     const ScopedConvLibrary dive(ConvLibrary::kDive);
     EXPECT_FALSE(takes(resnet));
