@@ -1,5 +1,6 @@
 #include "tensor/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -106,6 +107,201 @@ void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
   }
 }
 
+// Two sums over one (n, c) plane of a channel, a few thousand values at
+// most: f(i) returns element i's two terms, added into kLanes float
+// accumulators each, element i into lane i % kLanes (a vector register; the
+// "omp simd" makes sure the loop over the lanes vectorizes), then the tail
+// and the lanes in double, added to *a and *b; a channel's planes are added
+// up in double. The order of the sums is fixed, whatever the element type,
+// so a bf16 activation gives exactly what its float32 copy gives.
+constexpr int kLanes = 16;
+
+struct Terms {
+  float a, b;
+};
+
+template <typename F>
+void PlaneSums(int64_t n, F f, double* a, double* b) {
+  float acc_a[kLanes] = {}, acc_b[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+    for (int k = 0; k < kLanes; ++k) {
+      const Terms t = f(i + k);
+      acc_a[k] += t.a;
+      acc_b[k] += t.b;
+    }
+  }
+  double sum_a = 0.0, sum_b = 0.0;
+  for (; i < n; ++i) {
+    const Terms t = f(i);
+    sum_a += t.a;
+    sum_b += t.b;
+  }
+  for (int k = 0; k < kLanes; ++k) {
+    sum_a += acc_a[k];
+    sum_b += acc_b[k];
+  }
+  *a += sum_a;
+  *b += sum_b;
+}
+
+// Each channel's mean and biased variance, reading x once from memory. For
+// [N, C, H, W], per (n, c) plane: its sum, for a shift a (the plane's mean
+// rounded to float), then, while the plane is in cache, D = sum(x - a) and
+// Q = sum((x - a)^2), whose terms are small and exact to float's precision
+// whatever the offset of x. Over the planes, exactly:
+//   mean = sum(S * a + D) / m,
+//   m * var = sum(Q + 2 * (a - mean) * D + S * (a - mean)^2).
+// For [N, C], two passes.
+template <typename T>
+void MeanVar(const Layout& l, const T* px, std::vector<double>* mean,
+             std::vector<double>* var) {
+  const double m = static_cast<double>(l.m());
+  if (l.s == 1) {
+    PerChannelSum(
+        l, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; }, mean);
+    for (double& v : *mean) v /= m;
+    PerChannelSum(
+        l,
+        [&](int64_t c, int64_t i) {
+          const double d = AsFloat(px[i]) - (*mean)[c];
+          return d * d;
+        },
+        var);
+    for (double& v : *var) v /= m;
+    return;
+  }
+  mean->assign(l.c, 0.0);
+  var->assign(l.c, 0.0);
+  double* pmean = mean->data();
+  double* pvar = var->data();
+  const double s = static_cast<double>(l.s);
+  ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
+              [&](int64_t begin, int64_t end, int) {
+                // Per plane: the shift a, D and Q.
+                std::vector<double> shift(l.n), dev(l.n), sq(l.n);
+                for (int64_t c = begin; c < end; ++c) {
+                  double total = 0.0;
+                  for (int64_t n = 0; n < l.n; ++n) {
+                    const T* p = px + (n * l.c + c) * l.s;
+                    double sum = 0.0, unused = 0.0;
+                    PlaneSums(
+                        l.s,
+                        [&](int64_t i) {
+                          return Terms{AsFloat(p[i]), 0.0f};
+                        },
+                        &sum, &unused);
+                    const float a = static_cast<float>(sum / s);
+                    dev[n] = sq[n] = 0.0;
+                    PlaneSums(
+                        l.s,
+                        [&](int64_t i) {
+                          const float d = AsFloat(p[i]) - a;
+                          return Terms{d, d * d};
+                        },
+                        &dev[n], &sq[n]);
+                    shift[n] = a;
+                    total += s * a + dev[n];
+                  }
+                  const double mu = total / m;
+                  double m2 = 0.0;
+                  for (int64_t n = 0; n < l.n; ++n) {
+                    const double e = shift[n] - mu;
+                    m2 += sq[n] + 2.0 * e * dev[n] + s * e * e;
+                  }
+                  pmean[c] = mu;
+                  pvar[c] = m2 / m;
+                }
+              });
+}
+
+// (x - mean) * scale + shift: the one expression both the forward and the
+// fused ReLU's backward (which recomputes where the ReLU passed) evaluate.
+inline float Affine(float x, float mean, float scale, float shift) {
+  return (x - mean) * scale + shift;
+}
+
+// The gradient reaching BatchNorm's output: dy, or with the fused ReLU
+// (kRelu), dy where the ReLU passed its input, recomputed from x (cheaper
+// than a masked copy of dy written and read again). dy is loaded
+// unconditionally: a select, not a branch (a conditional load is a branch
+// on a random mask, 10x slower).
+template <bool kRelu>
+inline float OutputGrad(float dy, float x, float mean, float scale,
+                        float shift) {
+  if constexpr (kRelu) return Affine(x, mean, scale, shift) > 0.0f ? dy : 0.0f;
+  return dy;
+}
+
+// sum_g[c] = sum of g and sum_gx[c] = sum of g * (x - mean[c]) over channel
+// c, g = OutputGrad<kRelu>(dy, x, ...), in one pass over x and dy (by
+// PlaneSums for [N, C, H, W]). scale and shift
+// are read only with kRelu.
+template <bool kRelu, typename T>
+void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
+              const float* scale, const float* shift,
+              std::vector<double>* sum_g, std::vector<double>* sum_gx) {
+  sum_g->assign(l.c, 0.0);
+  sum_gx->assign(l.c, 0.0);
+  double* sg = sum_g->data();
+  double* sgx = sum_gx->data();
+  const auto param = [](const float* p, int64_t c) {
+    return kRelu ? p[c] : 0.0f;
+  };
+  if (l.s == 1) {
+    // [N, C]: each thread sums a block of channels row by row, so that the
+    // inner loop runs over contiguous channels, in float for kRows rows at a
+    // time, then in double.
+    constexpr int64_t kRows = 32;
+    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
+                [&](int64_t c0, int64_t c1, int) {
+                  std::vector<float> acc_g(c1 - c0), acc_gx(c1 - c0);
+                  float* ag = acc_g.data() - c0;
+                  float* agx = acc_gx.data() - c0;
+                  for (int64_t n0 = 0; n0 < l.n; n0 += kRows) {
+                    std::fill(acc_g.begin(), acc_g.end(), 0.0f);
+                    std::fill(acc_gx.begin(), acc_gx.end(), 0.0f);
+                    for (int64_t n = n0; n < std::min(l.n, n0 + kRows); ++n) {
+                      const int64_t base = n * l.c;
+                      for (int64_t c = c0; c < c1; ++c) {
+                        const float x = AsFloat(px[base + c]);
+                        const float g =
+                            OutputGrad<kRelu>(pdy[base + c], x, mean[c],
+                                              param(scale, c), param(shift, c));
+                        ag[c] += g;
+                        agx[c] += g * (x - mean[c]);
+                      }
+                    }
+                    for (int64_t c = c0; c < c1; ++c) {
+                      sg[c] += ag[c];
+                      sgx[c] += agx[c];
+                    }
+                  }
+                });
+    return;
+  }
+  ParallelFor(
+      l.c, ThreadsIf(l.numel() > kParallelMin),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t c = begin; c < end; ++c) {
+          const float mu = mean[c], sc = param(scale, c), sh = param(shift, c);
+          for (int64_t n = 0; n < l.n; ++n) {
+            const T* x = px + (n * l.c + c) * l.s;
+            const float* dy = pdy + (n * l.c + c) * l.s;
+            PlaneSums(
+                l.s,
+                [&](int64_t i) {
+                  const float xv = AsFloat(x[i]);
+                  const float g = OutputGrad<kRelu>(dy[i], xv, mu, sc, sh);
+                  return Terms{g, g * (xv - mu)};
+                },
+                &sg[c], &sgx[c]);
+          }
+        }
+      });
+}
+
 // Calls f(c, i) for every element, i the flat index of (n, c, s).
 template <typename F>
 void PerChannelApply(const Layout& l, F f) {
@@ -126,12 +322,6 @@ void PerChannelApply(const Layout& l, F f) {
                   }
                 });
   }
-}
-
-// (x - mean) * scale + shift: the one expression both the forward and the
-// fused ReLU's backward (which recomputes where the ReLU passed) evaluate.
-inline float Affine(float x, float mean, float scale, float shift) {
-  return (x - mean) * scale + shift;
 }
 
 // y = (x - mean[c]) * scale[c] + shift[c], then max(y, 0) with `relu` (NaN
@@ -205,21 +395,8 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
   const Tensor x = x_in.Contiguous();
   const double m = static_cast<double>(l.m());
 
-  // Two passes (mean, then squared deviations) for an accurate variance.
   std::vector<double> mean, var;
-  WithActivation(x, [&](const auto* px) {
-    PerChannelSum(
-        l, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; }, &mean);
-    for (double& v : mean) v /= m;
-    PerChannelSum(
-        l,
-        [&](int64_t c, int64_t i) {
-          const double d = AsFloat(px[i]) - mean[c];
-          return d * d;
-        },
-        &var);
-  });
-  for (double& v : var) v /= m;
+  WithActivation(x, [&](const auto* px) { MeanVar(l, px, &mean, &var); });
 
   std::vector<double> inv_std(l.c), scale(l.c);
   for (int64_t c = 0; c < l.c; ++c) {
@@ -286,38 +463,21 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     CheckChannelTensor(kOp, "saved.scale", saved.scale, shape);
     CheckChannelTensor(kOp, "saved.shift", saved.shift, shape);
   }
-  WithActivation(x, [&](const auto* px) {
+  std::vector<float> scale, shift;
+  if (saved.relu) {
+    scale = saved.scale.ToVector();
+    shift = saved.shift.ToVector();
+  }
+  const auto backward = [&](const auto* px, auto relu_tag) {
+    constexpr bool kRelu = decltype(relu_tag)::value;
     const float* pdy = dy.data();
     const float* pm = mean.data();
-    // With a fused ReLU, the ReLU's gradient first: dy where the ReLU passed
-    // its input (recomputed from x), in a buffer the passes below read.
-    Tensor masked;
-    if (saved.relu) {
-      const std::vector<float> scale = saved.scale.ToVector();
-      const std::vector<float> shift = saved.shift.ToVector();
-      const float* psc = scale.data();
-      const float* psh = shift.data();
-      masked = Tensor::Empty(shape);
-      float* pg = masked.data();
-      PerChannelApply(l, [&](int64_t c, int64_t i) {
-        // dy loaded unconditionally: a select, not a branch (a conditional
-        // load is a branch on a random mask, 10x slower).
-        const float d = pdy[i];
-        pg[i] = Affine(AsFloat(px[i]), pm[c], psc[c], psh[c]) > 0.0f ? d : 0.0f;
-      });
-      pdy = pg;
-    }
-
-    // sum(dy) and sum(dy * (x - mean)); sum(dy * xhat) is the latter * inv_std.
+    const float* psc = scale.data();
+    const float* psh = shift.data();
+    // sum(g) and sum(g * (x - mean)), g the gradient at BatchNorm's output;
+    // sum(g * xhat) is the latter * inv_std.
     std::vector<double> sum_dy, sum_dy_xc;
-    PerChannelSum(
-        l, [&](int64_t, int64_t i) { return double{pdy[i]}; }, &sum_dy);
-    PerChannelSum(
-        l,
-        [&](int64_t c, int64_t i) {
-          return double{pdy[i]} * (double{AsFloat(px[i])} - double{pm[c]});
-        },
-        &sum_dy_xc);
+    GradSums<kRelu>(l, px, pdy, pm, psc, psh, &sum_dy, &sum_dy_xc);
     std::vector<double> sum_dy_xhat(l.c);
     for (int64_t c = 0; c < l.c; ++c) {
       sum_dy_xhat[c] = sum_dy_xc[c] * inv_std[c];
@@ -328,7 +488,7 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     }
     if (dx == nullptr) return;
 
-    // dx = a * dy - b * (x - mean) - k with a = gamma * inv_std,
+    // dx = a * g - b * (x - mean) - k with a = gamma * inv_std,
     // b = a * inv_std * sum(dy * xhat) / m and k = a * sum(dy) / m.
     const double m = static_cast<double>(l.m());
     std::vector<float> a(l.c), b(l.c), k(l.c);
@@ -344,9 +504,19 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     const float* pb = b.data();
     const float* pk = k.data();
     PerChannelApply(l, [&](int64_t c, int64_t i) {
-      pdx[i] = pa[c] * pdy[i] - pb[c] * (AsFloat(px[i]) - pm[c]) - pk[c];
+      const float x = AsFloat(px[i]);
+      const float g = OutputGrad<kRelu>(pdy[i], x, pm[c], kRelu ? psc[c] : 0.0f,
+                                        kRelu ? psh[c] : 0.0f);
+      pdx[i] = pa[c] * g - pb[c] * (x - pm[c]) - pk[c];
     });
     *dx = out;
+  };
+  WithActivation(x, [&](const auto* px) {
+    if (saved.relu) {
+      backward(px, std::true_type());
+    } else {
+      backward(px, std::false_type());
+    }
   });
 }
 

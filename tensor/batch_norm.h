@@ -5,9 +5,13 @@
 // without autograd (`autograd/functions.h` wraps them). The input is either
 // [N, C] (after a fully connected layer) or [N, C, H, W] (after a
 // convolution); statistics are per channel C, over N (and H, W): m = N * H * W
-// values each. Sums are accumulated in double. Conventions follow PyTorch's
-// `batch_norm`: training normalizes with the biased batch variance and stores
-// the unbiased one in the running variance.
+// values each. Sums over each (n, c) plane are accumulated in 16 float
+// lanes, the planes' sums in double. The statistics read x once from memory
+// (per plane, its sum, then its squared deviations from its own mean while
+// it is in cache, combined over the planes); the backward reads x and dy
+// twice. Conventions follow PyTorch's `batch_norm`: training normalizes
+// with the biased batch variance and stores the unbiased one in the running
+// variance.
 //
 // Example (one training step and inference):
 //
@@ -64,7 +68,8 @@ struct BatchNormSaved {
 // ResNet and DenseNet), the values bit for bit those of the two ops.
 //
 // x may be float32 or bf16 (an activation stored at half the bytes; the
-// statistics are computed from its values in double, as for float32), and y
+// statistics are computed from its values in the same order as for
+// float32, so they are the same bits), and y
 // is `y_dtype`, float32 or bf16 (the float32 result rounded to nearest
 // even). The same holds for BatchNormEvalForward and, for x, for
 // BatchNormBackward.
