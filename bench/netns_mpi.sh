@@ -7,10 +7,27 @@
 # btl_tcp_if_include and oob_tcp_if_include), launched by mpirun in the
 # switch namespace through a plm_rsh_agent that runs `ip netns exec <ns>` in
 # place of ssh. Each link is rate-shaped with tbf in both directions (rank
-# egress and switch-port egress) and, where this kernel has the netem qdisc,
-# delayed by --delay_ms on the rank's egress (one-way rank-to-rank latency
-# = delay_ms). Where netem is missing the script says so and runs unshaped
-# in delay.
+# egress and switch-port egress) and delayed by --delay_ms, so that the
+# one-way rank-to-rank latency is delay_ms:
+#   - with the netem qdisc where this kernel has it, on the rank's egress
+#     (netem at the root, the tbf under it: delay, then rate);
+#   - otherwise (this VM's kernel has no netem) with a userspace delay line,
+#     //bench:delay_line, one per rank namespace: an iptables-legacy rule
+#     `-t mangle -A PREROUTING -i <rank veth> -j NFQUEUE --queue-num <rank>`
+#     hands every packet the rank receives to it, and it lets each go
+#     delay_ms after it arrived, in order. That is on the rank's ingress, so
+#     after both tbf (rate, then delay: serialization, then propagation, as
+#     on a wire), and on ingress rather than egress because a packet held on
+#     the sender's egress still counts against its socket's TCP Small Queues
+#     budget (about 1 ms of the pacing rate; netem orphans the packet, an
+#     NFQUEUE cannot), which held TCP to 0.5 Gbit/s on a 1 Gbit/s link with
+#     2 ms; on ingress the packet is already orphaned (0.94 Gbit/s, as
+#     without delay). Needs iptables-legacy (package iptables; nft's queue
+#     expression is not in this kernel).
+# Where neither can be applied the script says so ("delay: NOT SHAPED") and
+# runs unshaped in delay. Before the job, `ping -U` from rank 0's namespace
+# to rank 1 prints the round trip seen (user to user: ping's default RTT
+# uses the kernel's receive timestamp, taken before the ingress delay).
 #
 #   sudo bench/netns_mpi.sh --ranks=2 --rate=10gbit --model=resnet \
 #       --steps=20 --mode=ddp --overlap=on
@@ -24,12 +41,15 @@
 # <prefix>r<i> (ranks), interfaces <prefix>br, <prefix>a<i>, <prefix>b<i>,
 # all created inside those namespaces (nothing is added to the caller's
 # namespace), and a temporary directory for the host file and the agent. An
-# EXIT trap kills what still runs inside those namespaces (by pid) and
+# EXIT trap stops the delay lines it started and kills what still runs
+# inside those namespaces (by pid), and
 # deletes exactly those namespaces, which removes their interfaces. No other
 # namespace or interface is touched.
 #
 # Needs root, iproute2 (ip, tc; found in /usr/sbin, /sbin, /usr/bin or /bin
-# even when PATH lacks them) and openmpi-bin. --check only tests whether
+# even when PATH lacks them) and openmpi-bin; for --delay_ms without netem
+# iptables (iptables-legacy) and //bench:delay_line; iputils-ping for the
+# RTT line. --check only tests whether
 # namespaces can be made here: exit 0 if so, 77 (with the reason) if not.
 #
 # Every option is validated against a strict pattern before use; values
@@ -42,8 +62,8 @@ usage() {
 usage: bench/netns_mpi.sh [--check] [options]
   --ranks=N          MPI ranks, one per namespace: 2..16 (default 2)
   --rate=R           each link's rate: none, or <n>mbit / <n>gbit (default 10gbit)
-  --delay_ms=D       one-way delay per link in ms, netem where the kernel has
-                     it (default 0)
+  --delay_ms=D       one-way delay per link in ms, 0..1000: netem where the
+                     kernel has it, else the delay line (default 0)
   --model=NAME       zoo model (default resnet)
   --steps=S          timed steps, 1..1000 (default 20)
   --warmup=W         untimed steps first, 0..100 (default 3)
@@ -55,6 +75,8 @@ usage: bench/netns_mpi.sh [--check] [options]
   --bf16_compress=on|off   gradients sent as bf16 (default off)
   --bucket_mb=X      MiB per all-reduce bucket, e.g. 25 or 0.5 (default 25)
   --binary=PATH      the ddp_step binary (default: bazel-bin/bench/ddp_step)
+  --delay_line=PATH  the delay_line binary, used for --delay_ms without netem
+                     (default: bazel-bin/bench/delay_line)
   --subnet=10.A.B    the /24 the namespaces use, private to them (default 10.213.0)
   --iallreduce=A     Open MPI's MPI_Iallreduce algorithm (coll_libnbc):
                      auto (binomial below 4 ranks or 64 KiB, else ring) | ring |
@@ -66,7 +88,7 @@ die() { echo "netns_mpi: error: $*" >&2; exit 2; }
 
 # --- Options ------------------------------------------------------------------
 ranks=2 rate=10gbit delay_ms=0 model=resnet steps=20 warmup=3 batch_size=0
-resize=0 threads=1 mode=ddp overlap=on bf16=off bucket_mb=25 binary="" subnet=10.213.0
+resize=0 threads=1 mode=ddp overlap=on bf16=off bucket_mb=25 binary="" delay_line="" subnet=10.213.0
 iallreduce=auto
 check_only=0
 for arg in "$@"; do
@@ -86,6 +108,7 @@ for arg in "$@"; do
     --bf16_compress=*) bf16=${arg#*=} ;;
     --bucket_mb=*) bucket_mb=${arg#*=} ;;
     --binary=*) binary=${arg#*=} ;;
+    --delay_line=*) delay_line=${arg#*=} ;;
     --subnet=*) subnet=${arg#*=} ;;
     --iallreduce=*) iallreduce=${arg#*=} ;;
     -h|--help) usage; exit 0 ;;
@@ -106,8 +129,9 @@ int_in threads "$threads" 1 64
 [[ "$resize" == 0 ]] || int_in resize "$resize" 8 512
 [[ "$rate" == none || "$rate" =~ ^[1-9][0-9]{0,5}(mbit|gbit)$ ]] ||
   die "--rate=$(printf '%q' "$rate"): none, or <n>mbit or <n>gbit"
-[[ "$delay_ms" =~ ^(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?$ ]] ||
-  die "--delay_ms=$(printf '%q' "$delay_ms"): a number of ms, e.g. 0.5"
+[[ "$delay_ms" =~ ^(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?$ ]] &&
+  (( ${delay_ms%.*} < 1000 )) || [[ "$delay_ms" =~ ^1000(\.0{1,3})?$ ]] ||
+  die "--delay_ms=$(printf '%q' "$delay_ms"): a number of ms in [0, 1000], e.g. 0.5"
 [[ "$model" =~ ^[a-z][a-z0-9_]{0,31}$ ]] ||
   die "--model=$(printf '%q' "$model"): a zoo model name ([a-z][a-z0-9_]*)"
 [[ "$mode" =~ ^(ddp|no_allreduce|allreduce_only)$ ]] ||
@@ -131,6 +155,22 @@ fi
 binary=$(realpath -e -- "$binary" 2>/dev/null) ||
   die "--binary: not found (bazel build //bench:ddp_step)"
 [[ -f "$binary" && -x "$binary" ]] || die "--binary=$binary: not an executable file"
+# The delay line: the path is checked here, the file only where it is used
+# (--delay_ms > 0 without netem).
+delay_line_given=1
+if [[ -z "$delay_line" ]]; then
+  delay_line_given=0
+  delay_line="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bazel-bin/bench/delay_line"
+fi
+[[ "$delay_line" != *[[:space:]]* ]] || die "--delay_line: no spaces in the path, please"
+if delay_line_path=$(realpath -e -- "$delay_line" 2>/dev/null) &&
+   [[ -f "$delay_line_path" && -x "$delay_line_path" ]]; then
+  delay_line=$delay_line_path
+elif [[ "$delay_line_given" == 1 ]]; then
+  die "--delay_line=$(printf '%q' "$delay_line"): not an executable file (bazel build //bench:delay_line)"
+else
+  delay_line=""  # not built: said below if it is needed
+fi
 
 # --- Can we? ------------------------------------------------------------------
 prefix="dvn$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
@@ -156,13 +196,26 @@ find_tool() {
 ip_cmd=$(find_tool ip) || cannot "ip not installed (iproute2)"
 tc_cmd=$(find_tool tc) || cannot "tc not installed (iproute2)"
 command -v mpirun >/dev/null || cannot "mpirun not installed (openmpi-bin)"
+# Optional: the delay line's iptables and the RTT check's ping.
+iptables_cmd=$(find_tool iptables-legacy) || iptables_cmd=""
+ping_cmd=$(find_tool ping) || ping_cmd=""
 
 # --- Teardown: exactly what this run created -----------------------------------
 namespaces=()  # in creation order
 workdir=""
+delay_pids=()  # the delay lines started, one per rank namespace
+# Stops the delay lines (SIGTERM: each lets go of what it holds, unbinds its
+# queue and prints its counters), by pid, and waits for them.
+stop_delay_lines() {
+  local pid
+  for pid in "${delay_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${delay_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  delay_pids=()
+}
 cleanup() {
   local status=$? ns pid i
   trap - EXIT INT TERM
+  stop_delay_lines
   for (( i = ${#namespaces[@]} - 1; i >= 0; i-- )); do
     ns=${namespaces[i]}
     # Processes left inside this run's namespace (an orted or rank after a
@@ -185,6 +238,7 @@ add_ns() {
   "$ip_cmd" -n "$1" link set lo up
 }
 
+workdir=$(mktemp -d /tmp/netns_mpi.XXXXXX)
 add_ns "${prefix}s" || cannot "ip netns add failed (no /run/netns or no privilege, e.g. in a sandbox)"
 if [[ "$check_only" == 1 ]]; then
   echo "netns_mpi: network namespaces work here"
@@ -208,7 +262,7 @@ if [[ "$rate" != none ]]; then
 fi
 delay_shaped=none
 [[ "$delay_ms" =~ ^0(\.0+)?$ ]] || delay_shaped=pending
-netem_error=""
+netem_error="" no_delay_line=""
 
 for (( i = 0; i < ranks; i++ )); do
   ns="${prefix}r$i" a="${prefix}a$i" b="${prefix}b$i"
@@ -234,16 +288,61 @@ for (( i = 0; i < ranks; i++ )); do
   [[ ${#tbf_args[@]} == 0 ]] || "$ip_cmd" netns exec "$sw" "$tc_cmd" qdisc add dev "$b" root "${tbf_args[@]}"
 done
 
+# No netem: the delay line on each rank's ingress (see the top of this file
+# for why ingress), started and bound before mpirun. The rule goes into the
+# rank's own namespace, which takes it along when it is deleted.
+if [[ "$delay_shaped" == missing ]]; then
+  if [[ -z "$iptables_cmd" ]]; then
+    no_delay_line="iptables-legacy not installed (Debian package iptables)"
+  elif [[ -z "$delay_line" ]]; then
+    no_delay_line="no delay_line binary (bazel build //bench:delay_line)"
+  fi
+fi
+if [[ "$delay_shaped" == missing && -z "$no_delay_line" ]]; then
+  for (( i = 0; i < ranks; i++ )); do
+    ns="${prefix}r$i" a="${prefix}a$i"
+    if ! rule_error=$("$ip_cmd" netns exec "$ns" "$iptables_cmd" -t mangle -A PREROUTING \
+        -i "$a" -j NFQUEUE --queue-num "$i" 2>&1); then
+      (( i == 0 )) || die "iptables-legacy in $ns: $rule_error"
+      no_delay_line="iptables-legacy -j NFQUEUE failed: ${rule_error//$'\n'/ }"
+      break
+    fi
+    log="$workdir/delay_line.$i"
+    "$ip_cmd" netns exec "$ns" "$delay_line" "--queue=$i" "--delay_ms=$delay_ms" 2>"$log" &
+    delay_pids+=("$!")
+    # Bound once it says so (the packets of an unbound queue are dropped).
+    for (( t = 0; t < 100; t++ )); do
+      grep -q "^delay_line: queue $i, " "$log" && break
+      kill -0 "${delay_pids[i]}" 2>/dev/null || die "the delay line in $ns: $(tr '\n' ' ' < "$log")"
+      sleep 0.05
+    done
+    grep -q "^delay_line: queue $i, " "$log" || die "the delay line in $ns did not start"
+  done
+  [[ -n "$no_delay_line" ]] || delay_shaped=delay_line
+fi
+
 echo "netns_mpi: $ranks ranks in namespaces ${prefix}r0..${prefix}r$(( ranks - 1 )), star through bridge $br in ${prefix}s, subnet $subnet.0/24"
 echo "netns_mpi: rate per link and direction: $rate${tbf_args:+ (tbf burst $burst B)}"
 case "$delay_shaped" in
   none) echo "netns_mpi: delay: none requested" ;;
   yes) echo "netns_mpi: delay: ${delay_ms} ms one way per link (netem on each rank's egress)" ;;
-  missing) echo "netns_mpi: delay: NOT SHAPED: --delay_ms=$delay_ms could not be applied, this kernel has no netem qdisc (tc: ${netem_error//$'\n'/ }); the links have only the veth's own latency" ;;
+  delay_line)
+    echo "netns_mpi: delay: ${delay_ms} ms one way per link (userspace NFQUEUE delay line on each rank's ingress; no netem in this kernel)"
+    echo "netns_mpi: delay line pids: ${delay_pids[*]}" ;;
+  missing) echo "netns_mpi: delay: NOT SHAPED: --delay_ms=$delay_ms could not be applied, this kernel has no netem qdisc (tc: ${netem_error//$'\n'/ }) and $no_delay_line; the links have only the veth's own latency" ;;
 esac
+# The round trip rank 0 <-> rank 1 as it is now: user to user (-U), which
+# includes the last hop's ingress delay.
+if [[ -z "$ping_cmd" ]]; then
+  echo "netns_mpi: measured RTT rank 0 -> rank 1: not measured (ping not installed: iputils-ping)"
+elif ping_out=$("$ip_cmd" netns exec "${prefix}r0" "$ping_cmd" -U -n -q -c 5 -i 0.2 -W 2 "$subnet.2" 2>&1) &&
+     [[ "$ping_out" =~ =\ ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+)\ ms ]]; then
+  echo "netns_mpi: measured RTT rank 0 -> rank 1: avg ${BASH_REMATCH[2]} ms (min ${BASH_REMATCH[1]}, max ${BASH_REMATCH[3]}; ping -U, 5 packets)"
+else
+  echo "netns_mpi: measured RTT rank 0 -> rank 1: ping failed: ${ping_out//$'\n'/ }"
+fi
 
 # --- The launch -------------------------------------------------------------------
-workdir=$(mktemp -d /tmp/netns_mpi.XXXXXX)
 hostfile="$workdir/hosts" agent="$workdir/agent"
 for (( i = 0; i < ranks; i++ )); do echo "${prefix}r$i slots=1"; done > "$hostfile"
 # Open MPI calls the agent as `agent <host> <orted command line>`, the
@@ -286,4 +385,11 @@ for (( i = 0; i < ranks; i++ )); do
   tx=$("$ip_cmd" netns exec "${prefix}r$i" cat "/sys/class/net/${prefix}a$i/statistics/tx_bytes")
   echo "netns_mpi: rank $i's link sent $tx bytes"
 done
+if (( ${#delay_pids[@]} )); then
+  stop_delay_lines
+  for (( i = 0; i < ranks; i++ )); do
+    counters=$(sed -n 's/^delay_line: queue [0-9]*: //p' "$workdir/delay_line.$i")
+    echo "netns_mpi: rank $i's delay line: ${counters:-no counters}"
+  done
+fi
 exit "${status:-0}"

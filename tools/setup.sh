@@ -25,6 +25,9 @@ REQUIRED=(
   libdnnl-dev           # @onednn: oneDNN 2.6, bf16 convolutions (tensor/conv_onednn.h)
   libopenmpi-dev        # @openmpi (data-parallel training)
   openmpi-bin           # mpirun, to launch data-parallel training and its tests
+  iproute2              # ip, tc: bench/netns_mpi.sh's namespaces, veths and tbf
+  iptables              # iptables-legacy: netns_mpi.sh's NFQUEUE delay line (no netem)
+  iputils-ping          # ping: netns_mpi.sh's measured round trip
   dataset-fashion-mnist # @fashion_mnist
   gnuplot-nox           # training curves (metrics.png)
   clang                 # libFuzzer targets (tools/fuzz.sh)
