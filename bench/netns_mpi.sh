@@ -356,9 +356,15 @@ case "\$host" in
   ${prefix}r[0-9]|${prefix}r[0-9][0-9]) ;;
   *) echo "netns_mpi agent: refusing host '\$host'" >&2; exit 1 ;;
 esac
+# The launch watchdog's test (NETNS_MPI_TEST_LOSE_DAEMON=1): rank 0's first
+# daemon never starts.
+if [ "\$host" = "${prefix}r0" ] && rm "$workdir/lose_daemon" 2>/dev/null; then
+  exec sleep 600
+fi
 exec "$ip_cmd" netns exec "\$host" /bin/sh -c "\$*"
 EOF
 chmod 700 "$agent"
+[[ "${NETNS_MPI_TEST_LOSE_DAEMON:-0}" != 1 ]] || : > "$workdir/lose_daemon"
 
 flags=(
   "--model=$model" "--mode=$mode" "--steps=$steps" "--warmup=$warmup"
@@ -371,14 +377,55 @@ echo "netns_mpi: ranks get $threads thread(s) each; MPI_Iallreduce algorithm: $i
 # ASan builds (the test under --config=asan): Open MPI's allocations outlive
 # MPI_Finalize, as distributed/testing.h explains.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-"$ip_cmd" netns exec "$sw" mpirun --allow-run-as-root \
-  --hostfile "$hostfile" -np "$ranks" --map-by node --bind-to none \
-  --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1 \
-  --mca pml ob1 --mca btl tcp,self \
-  --mca coll_libnbc_iallreduce_algorithm "$nbc_algorithm" \
-  --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
-  -x ASAN_OPTIONS \
-  "$binary" "${flags[@]}" || status=$?
+launch() {
+  "$ip_cmd" netns exec "$sw" mpirun --allow-run-as-root \
+    --hostfile "$hostfile" -np "$ranks" --map-by node --bind-to none \
+    --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1 \
+    --mca pml ob1 --mca btl tcp,self \
+    --mca coll_libnbc_iallreduce_algorithm "$nbc_algorithm" \
+    --mca btl_tcp_if_include "$subnet.0/24" --mca oob_tcp_if_include "$subnet.0/24" \
+    -x ASAN_OPTIONS \
+    "$binary" "${flags[@]}"
+}
+# Launch watchdog. Rarely (2 of some 40 runs here, with and without a delay
+# line), a rank namespace's Open MPI daemon never comes up and mpirun waits
+# for it forever (its orte_startup_timeout does not fire for rsh launches).
+# So: while mpirun runs, every rank namespace must hold a process of the job
+# (its orted, then the rank) within NETNS_MPI_STARTUP_S seconds (default
+# 30); if one does not,
+# the launch is killed (with everything in the rank namespaces) and made
+# again, once. A job that started and then fails is not relaunched.
+startup_s=${NETNS_MPI_STARTUP_S:-30}
+[[ "$startup_s" =~ ^[1-9][0-9]{0,2}$ ]] || die "NETNS_MPI_STARTUP_S=$(printf '%q' "$startup_s"): seconds, 1..999"
+for attempt in 1 2; do
+  status=0
+  launch & job=$!
+  started=0
+  for (( waited = 0; waited < startup_s * 10; waited++ )); do
+    kill -0 "$job" 2>/dev/null || break
+    missing=""
+    for (( i = 0; i < ranks; i++ )); do
+      [[ -n $("$ip_cmd" netns pids "${prefix}r$i" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0)) ]] ||
+        missing+=" $i"
+    done
+    if [[ -z "$missing" ]]; then started=1; break; fi
+    sleep 0.1
+  done
+  if (( started )) || ! kill -0 "$job" 2>/dev/null; then
+    wait "$job" || status=$?
+    break
+  fi
+  echo "netns_mpi: launch attempt $attempt: no process of the job came up in rank namespace(s)$missing within ${startup_s} s (an Open MPI daemon that never started); killing it" >&2
+  kill -TERM "$job" 2>/dev/null || true
+  "$ip_cmd" netns pids "$sw" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  for (( i = 0; i < ranks; i++ )); do
+    "$ip_cmd" netns pids "${prefix}r$i" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0) |
+      xargs -r kill -KILL 2>/dev/null || true
+  done
+  wait "$job" 2>/dev/null || true
+  status=1
+  (( attempt == 1 )) && echo "netns_mpi: launching again" >&2
+done
 # What each rank's veth sent, the whole job (launch, broadcast, warm-up and
 # timed steps): traffic that went through the shaped links.
 for (( i = 0; i < ranks; i++ )); do

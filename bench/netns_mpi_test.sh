@@ -76,6 +76,20 @@ if ls -d /tmp/netns_mpi.* 2>/dev/null | xargs -r grep -l "$prefix" 2>/dev/null |
 fi
 echo "PASS: 2-rank job over namespaces $prefix*, all removed"
 
+# --- Rank 0's daemon never starts: the launch watchdog relaunches, once. -------
+out=$(NETNS_MPI_TEST_LOSE_DAEMON=1 NETNS_MPI_STARTUP_S=3 "$script" \
+  "--binary=$binary" --ranks=2 --rate=1gbit --model=lenet --steps=2 --warmup=1 \
+  --mode=ddp 2>&1)
+status=$?
+echo "$out"
+[[ $status == 0 ]] || fail "the relaunched job: exit $status"
+grep -q '^netns_mpi: launch attempt 1: no process of the job came up in rank namespace(s) 0 within 3 s' \
+  <<<"$out" || fail "no launch watchdog message"
+grep -q '^{.*"model":"lenet"' <<<"$out" || fail "the relaunched job printed no result"
+[[ "$("$ip_cmd" netns list | sort)" == "$before" ]] || fail "the namespace list changed"
+if pgrep -x -f 'sleep 600' >/dev/null; then fail "the lost daemon's stand-in is left running"; fi
+echo "PASS: a daemon that never started: relaunched, nothing left behind"
+
 # --- The same job with 2 ms one way per link. ------------------------------------
 out=$("$script" "--binary=$binary" "--delay_line=$delay_line" --ranks=2 \
   --rate=1gbit --delay_ms=2 --model=lenet --steps=3 --warmup=1 --mode=ddp 2>&1)
