@@ -6,9 +6,13 @@
 #include <cstring>
 
 #include "glog/logging.h"
+#include "tensor/parallel.h"
 
 namespace dive {
 namespace {
+
+using kernel_internal::ParallelFor;
+using kernel_internal::ThreadsIf;
 
 // Below this many elements one thread does the whole op.
 constexpr int64_t kParallelElements = 1 << 16;
@@ -52,11 +56,10 @@ void QRequantizeU8(int64_t count, const uint8_t* x, QUint8Params x_params,
     return;
   }
   const std::array<uint8_t, 256> table = RequantizeTable(x_params, y_params);
-#pragma omp parallel for if (count > kParallelElements)
-  for (int64_t begin = 0; begin < count; begin += kParallelElements) {
-    const int64_t end = std::min(count, begin + kParallelElements);
-    ApplyTable(end - begin, x + begin, table, y + begin);
-  }
+  ParallelFor(count, ThreadsIf(count > kParallelElements),
+              [&](int64_t begin, int64_t end, int) {
+                ApplyTable(end - begin, x + begin, table, y + begin);
+              });
 }
 
 void QAddU8(int64_t count, const uint8_t* a, QUint8Params a_params,
@@ -74,16 +77,15 @@ void QAddU8(int64_t count, const uint8_t* a, QUint8Params a_params,
   const double lo = relu ? zy : 0.0;
   // Plain loops over blocks: -O3 vectorizes the widening, the products in
   // double, the rounding (vrndscalepd) and the narrowing.
-#pragma omp parallel for if (count > kParallelElements)
-  for (int64_t begin = 0; begin < count; begin += kParallelElements) {
-    const int64_t end = std::min(count, begin + kParallelElements);
-    for (int64_t i = begin; i < end; ++i) {
-      const double v = ma * static_cast<double>(a[i] - za) +
-                       mb * static_cast<double>(b[i] - zb);
-      const double q = std::nearbyint(v) + zy;
-      y[i] = static_cast<uint8_t>(std::min(std::max(q, lo), 255.0));
-    }
-  }
+  ParallelFor(count, ThreadsIf(count > kParallelElements),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t i = begin; i < end; ++i) {
+                  const double v = ma * static_cast<double>(a[i] - za) +
+                                   mb * static_cast<double>(b[i] - zb);
+                  const double q = std::nearbyint(v) + zy;
+                  y[i] = static_cast<uint8_t>(std::min(std::max(q, lo), 255.0));
+                }
+              });
 }
 
 void QConcatChannelsU8(int64_t n, int64_t plane,
@@ -108,20 +110,23 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
     channels += part.channels;
   }
   const int64_t jobs = n * static_cast<int64_t>(parts.size());
-#pragma omp parallel for if (n * channels * plane > kParallelElements)
-  for (int64_t job = 0; job < jobs; ++job) {
-    const int64_t image = job / static_cast<int64_t>(parts.size());
-    const size_t p = job % parts.size();
-    const QConcatPart& part = parts[p];
-    const int64_t size = part.channels * plane;
-    const uint8_t* from = part.x + image * size;
-    uint8_t* to = y + (image * channels + offsets[p]) * plane;
-    if (part.params == y_params) {
-      std::memcpy(to, from, size);
-    } else {
-      ApplyTable(size, from, tables[p], to);
-    }
-  }
+  ParallelFor(jobs, ThreadsIf(n * channels * plane > kParallelElements),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t job = begin; job < end; ++job) {
+                  const int64_t image =
+                      job / static_cast<int64_t>(parts.size());
+                  const size_t p = job % parts.size();
+                  const QConcatPart& part = parts[p];
+                  const int64_t size = part.channels * plane;
+                  const uint8_t* from = part.x + image * size;
+                  uint8_t* to = y + (image * channels + offsets[p]) * plane;
+                  if (part.params == y_params) {
+                    std::memcpy(to, from, size);
+                  } else {
+                    ApplyTable(size, from, tables[p], to);
+                  }
+                }
+              });
 }
 
 }  // namespace dive
