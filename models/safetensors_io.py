@@ -8,7 +8,7 @@ models/pytorch_twins.py wraps the bytes in torch tensors.
     safetensors_io.write("/tmp/copy.safetensors", tensors, metadata)
 
 Format: [8-byte little-endian header length N][N bytes of JSON header][data]
-with header {name: {"dtype": "F32"|"I64"|"I32", "shape": [...],
+with header {name: {"dtype": "F32"|"I64"|"I32"|"I8"|"U8"|"BF16", "shape": [...],
 "data_offsets": [begin, end]}, "__metadata__": {str: str}}; offsets are
 relative to the data section. dive's C++ writer stores a CRC-32 of the data
 section as "__metadata__"["dive.crc32"] (decimal) and a CRC-32 of the header
@@ -28,8 +28,10 @@ import struct
 import sys
 import zlib
 
-# dtype name -> (array typecode, bytes per element)
-DTYPES = {"F32": ("f", 4), "I64": ("q", 8), "I32": ("i", 4)}
+# dtype name -> (array typecode, bytes per element); BF16's elements are
+# read as their 16 bits ("H") and `values` widens them to floats.
+DTYPES = {"F32": ("f", 4), "I64": ("q", 8), "I32": ("i", 4), "I8": ("b", 1),
+          "U8": ("B", 1), "BF16": ("H", 2)}
 CRC_KEY = "dive.crc32"
 HEADER_CRC_KEY = "dive.header_crc32"
 
@@ -133,11 +135,16 @@ def read(path):
 
 
 def values(entry):
-    """The elements of an Entry as a flat Python list (little-endian)."""
+    """The elements of an Entry as a flat Python list (little-endian); BF16
+    as floats (each the float32 whose upper 16 bits it is, exactly)."""
     a = array.array(DTYPES[entry.dtype][0])
     a.frombytes(entry.data)
     if sys.byteorder != "little":
         a.byteswap()
+    if entry.dtype == "BF16":
+        return list(struct.unpack(f"<{len(a)}f",
+                                  struct.pack(f"<{len(a)}I",
+                                              *(v << 16 for v in a))))
     return a.tolist()
 
 

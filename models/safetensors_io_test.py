@@ -33,13 +33,21 @@ class SafetensorsIoTest(unittest.TestCase):
         subprocess.run([SAMPLE_BINARY, path], check=True)
         tensors, metadata = safetensors_io.read(path)
         self.assertEqual(metadata, {"epoch": "3"}, "the CRC is checked, not kept")
-        self.assertEqual(sorted(tensors), ["steps", "w"])
+        self.assertEqual(sorted(tensors), ["h", "q", "steps", "u", "w"])
         self.assertEqual(tensors["w"].dtype, "F32")
         self.assertEqual(tensors["w"].shape, [2, 3])
         self.assertEqual(safetensors_io.values(tensors["w"]),
                          [0, 0.5, 1, 1.5, 2, 2.5])
         self.assertEqual(tensors["steps"].dtype, "I64")
         self.assertEqual(safetensors_io.values(tensors["steps"]), [7, -3])
+        self.assertEqual(tensors["q"].dtype, "I8")
+        self.assertEqual(safetensors_io.values(tensors["q"]), [-128, 0, 127])
+        self.assertEqual(tensors["u"].dtype, "U8")
+        self.assertEqual(safetensors_io.values(tensors["u"]), [0, 255])
+        self.assertEqual(tensors["h"].dtype, "BF16")
+        self.assertEqual(tensors["h"].shape, [3])
+        self.assertEqual(safetensors_io.values(tensors["h"]),
+                         [1.0, -2.5, 0.15625])
 
     def test_a_damaged_cpp_file_fails_its_checksum(self):
         path = self.path("sample.safetensors")
@@ -68,11 +76,16 @@ class SafetensorsIoTest(unittest.TestCase):
             "b": Entry("I32", [3], struct.pack("<3i", 1, -2, 3)),
             "a": Entry("F32", [1, 2], struct.pack("<2f", 0.25, -4.0)),
             "empty": Entry("F32", [0, 5], b""),
+            "q": Entry("I8", [3], struct.pack("<3b", -128, 5, 127)),
+            "u": Entry("U8", [1, 3], bytes([0, 7, 255])),
+            "h": Entry("BF16", [2], struct.pack("<2H", 0x3F80, 0xC020)),
         }
         safetensors_io.write(path, tensors, {"epoch": 7})
         got, metadata = safetensors_io.read(path)
         self.assertEqual(got, tensors)
         self.assertEqual(metadata, {"epoch": "7"})
+        self.assertEqual(safetensors_io.values(got["h"]), [1.0, -2.5])
+        self.assertEqual(safetensors_io.values(got["q"]), [-128, 5, 127])
         with open(path, "rb") as f:
             raw = f.read()
         with self.assertRaisesRegex(ValueError, "header checksum mismatch"):
