@@ -387,7 +387,7 @@ launch() {
     -x ASAN_OPTIONS \
     "$binary" "${flags[@]}"
 }
-# Launch watchdog. Rarely (2 of some 40 runs here, with and without a delay
+# Launch watchdog. Rarely (2 of some 40 runs here, both with a delay
 # line), a rank namespace's Open MPI daemon never comes up and mpirun waits
 # for it forever (its orte_startup_timeout does not fire for rsh launches).
 # So: while mpirun runs, every rank namespace must hold a process of the job
