@@ -65,13 +65,22 @@ DEFAULT_STEPS = {
 SMALL_MODELS = {"softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet"}
 
 TORCH_MODES = ["fp32", "channels_last", "bf16", "channels_last_bf16",
-               "bf16_cached", "channels_last_bf16_cached"]
+               "bf16_cached", "channels_last_bf16_cached", "int8"]
+# int8 (inference only, not run by default: compare it with dive's
+# `--precisions fp32,bf16,int8 --torch_modes fp32,int8 --modes infer`):
+# the twin quantized after training by FX graph mode (prepare_fx with the
+# engine's default QConfigMapping, 4 calibration batches, convert_fx), on
+# the first quantized engine this PyTorch has of fbgemm, x86 and onednn
+# (Debian's 1.13 has no FBGEMM: onednn, oneDNN's int8 kernels on VNNI).
+QUANTIZED_ENGINES = ("fbgemm", "x86", "onednn")
+DEFAULT_TORCH_MODES = [m for m in TORCH_MODES if m != "int8"]
 
 
 def runs_in(torch_mode, mode):
-    """Whether `torch_mode` applies to `mode`: a cast cache is for
+    """Whether `torch_mode` applies to `mode`: a cast cache and int8 are for
     inference only (in training the weights change every step)."""
-    return mode == "infer" or not torch_mode.endswith("_cached")
+    return mode == "infer" or not (torch_mode.endswith("_cached") or
+                                   torch_mode == "int8")
 
 
 def target(row):
@@ -105,8 +114,25 @@ def torch_child(args):
         images = images.contiguous(memory_format=torch.channels_last)
     autocast = torch.cpu.amp.autocast(enabled="bf16" in args.torch_mode,
                                       dtype=torch.bfloat16)
+    engine = None
+    if args.torch_mode == "int8":
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+        engines = torch.backends.quantized.supported_engines
+        engine = next((e for e in QUANTIZED_ENGINES if e in engines), None)
+        if engine is None:
+            sys.exit(f"no quantized engine of {QUANTIZED_ENGINES} in {engines}")
+        torch.backends.quantized.engine = engine
+        net.eval()
+        net = prepare_fx(net, get_default_qconfig_mapping(engine),
+                         example_inputs=(images,))
+        with torch.no_grad():
+            for _ in range(4):
+                net(torch.rand_like(images))
+        net = convert_fx(net)
     loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
+    optimizer = (torch.optim.SGD(net.parameters(), lr=args.lr)
+                 if args.mode == "train" else None)
     loss_value = None
 
     def train_step():
@@ -152,7 +178,8 @@ def torch_child(args):
         "examples_per_sec": args.steps * args.batch_size / seconds,
         "baseline_rss_mb": after_import_rss, "python_rss_mb": base_rss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "loss": loss_value, "blas": mapped_blas()}))
+        "loss": loss_value, "blas": mapped_blas(),
+        "quantized_engine": engine}))
     return 0
 
 
@@ -197,6 +224,7 @@ for l in c.splitlines():
 print(re.search(r"BLAS_INFO=\w+", c).group(0))
 print("mkldnn (oneDNN) available:", torch.backends.mkldnn.is_available(),
       "enabled:", torch.backends.mkldnn.enabled)
+print("quantized engines:", ",".join(torch.backends.quantized.supported_engines))
 """
     out = subprocess.run([sys.executable, "-c", code], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
@@ -232,9 +260,9 @@ def main(argv):
     p.add_argument("--no_build", action="store_true",
                    help="do not run `bazel build //bench:throughput` first")
     p.add_argument("--json", help="also write every run to this file")
-    p.add_argument("--torch_modes", default=",".join(TORCH_MODES),
-                   help="PyTorch modes to run (default: all; the fastest "
-                        "counts)")
+    p.add_argument("--torch_modes", default=",".join(DEFAULT_TORCH_MODES),
+                   help="PyTorch modes to run, of " + ",".join(TORCH_MODES) +
+                        " (default: all but int8; the fastest counts)")
     p.add_argument("--precisions", default="fp32,bf16",
                    help="dive precisions to run (fp32 first)")
     p.add_argument("--torch_blas", choices=["openmp", "system"],
