@@ -88,9 +88,9 @@ TEST(RunDirTest, RefusesAPlantedSymlinkAndLeavesItsTarget) {
   const std::string dir = FreshDir("planted");
   const std::string target = FreshDir("planted_target") + "/precious";
   Write(target, "keep me");
-  for (const std::string name : {std::string(kWeightsFile),
-                                 std::string("metrics.csv.tmp"),
-                                 std::string(".lock")}) {
+  for (const std::string& name :
+       {std::string(kWeightsFile), std::string("metrics.csv.tmp"),
+        std::string(".lock")}) {
     fs::remove(dir + "/.lock");  // left by the refused claim before
     fs::create_symlink(target, dir + "/" + name);
     const absl::Status s = RunDir::Claim(dir).status();
