@@ -378,8 +378,15 @@ TEST_P(ZooModelTest, Bf16AutocastActivationsStayWithinBf16Rounding) {
     }
     return std::sqrt(diff / norm);
   };
+  // Plus bf16's unit roundoff (2^-9) of the loss: rounding activations to
+  // bf16 is discontinuous, so a change far below it anywhere upstream (batch
+  // norm's sums in another order, 1e-7 relative) flips some roundings and
+  // moves the loss by a chaotic amount of that order; in ResNet-18 it once
+  // moved |autocast - f32| from 0.0036 to 0.0063 while the float32 loss
+  // moved 8e-7.
   EXPECT_LE(std::abs(autocast.loss - f32.loss),
-            2 * std::abs(exact.loss - f32.loss) + 1e-3 * std::abs(f32.loss))
+            2 * std::abs(exact.loss - f32.loss) +
+                std::ldexp(1.0, -9) * std::abs(f32.loss))
       << spec.name;
   EXPECT_LE(distance(autocast.grads), 2 * distance(exact.grads) + 1e-3)
       << spec.name << ": bf16 matmuls alone are " << distance(exact.grads)

@@ -127,6 +127,18 @@ TEST(BatchNorm, TrainForwardStatisticsOfAnOffsetInput) {
                           1e-5f, &saved);
     CheckSavedStatistics(x, saved);
   }
+  // bf16 activations (coarse values, many of them equal), against the
+  // double statistics of the same values.
+  for (const Shape& shape : {Shape({10, 64, 8, 8}), Shape({10, 32, 2, 2}),
+                             Shape({10, 16, 24, 24})}) {
+    SCOPED_TRACE("bf16 x " + shape.ToString());
+    const Tensor x16 =
+        Generator(seed++).Normal(shape, 0.5f, 1.0f).To(DType::kBfloat16);
+    BatchNormSaved saved;
+    BatchNormTrainForward(x16, Tensor(), Tensor(), Tensor(), Tensor(), 0.1f,
+                          1e-5f, &saved);
+    CheckSavedStatistics(x16.To(DType::kFloat32), saved);
+  }
 }
 
 TEST(BatchNorm, TrainForwardNormalizesEachChannel) {
