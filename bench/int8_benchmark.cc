@@ -7,7 +7,14 @@
 //       QConv2d, uint8 in and out, per-channel requantization with bias and
 //       ReLU, weights packed once outside the loop; one benchmark per int8
 //       path the CPU has (not AMX, untested on hardware).
-//   BM_Conv2dBf16/<layer>/threads:T
+//   BM_QConv2dOneDnn/<layer>/<layout>/threads:T
+//       oneDNN 2.6's int8 convolution (Debian's libdnnl, what PyTorch's
+//       onednn quantized engine runs) on the same operands: uint8 x with
+//       zero point 128, int8 weights reordered once outside the loop, int32
+//       bias, per-channel output scales, ReLU and the output zero point,
+//       uint8 out. <layout>: "blocked" in the layouts oneDNN picks, x and y
+//       already in them (as between two oneDNN layers); "blocked_reorders"
+//       with x reordered from and y to NCHW in every call (dive's layout).
 //       Conv2dForward in bf16 matmul precision with bf16 activations in and
 //       out, bias and ReLU fused (dive's bf16 inference; it packs its
 //       weights in every call, a small share at these batches).
@@ -34,6 +41,20 @@
 //        256x256x1152 629 / 259 (2.43x)     1024^3 672 / 299 (2.25x)
 //   peaks: VPDPBUSD 863, VDPBF16PS 390, FMA 211 (G op/s)
 // The two-thread figures of that run were dominated by the other builds.
+//
+// dive's int8 against oneDNN's, the same VM, quiet, 2 threads, one run of
+// 0.2 s each (--benchmark_filter='BM_(QConv2d/.*avx512_vnni|QConv2dOneDnn|
+// Conv2dBf16)/.*threads:2'), ms per call: dive int8 / oneDNN with the NCHW
+// reorders / oneDNN in its blocked layout / dive bf16:
+//   alexnet96_conv2   12.07 / 5.00 / 4.48 / 9.65
+//   vgg96_block2       2.76 / 2.39 / 1.34 / 3.81
+//   resnet96_b2        1.81 / 1.42 / 0.97 / 2.20
+//   resnet96_b3        1.68 / 1.10 / 0.89 / 1.96
+//   resnet96_b5        2.99 / 2.41 / 1.01 / 4.21
+//   googlenet96_1x1    0.200 / 0.283 / 0.091 / 0.335
+// oneDNN (brgconv, avx512_core_vnni) is 1.2-2.4x dive's int8 with the
+// reorders on every KxK layer and 1.9-3.0x without them; dive's 1x1 wins
+// while the reorders are paid.
 
 #include <random>
 #include <string>
@@ -42,6 +63,7 @@
 #include "bench/registration.h"
 #include "benchmark/benchmark.h"
 #include "glog/logging.h"
+#include "oneapi/dnnl/dnnl.hpp"
 #include "tensor/conv.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
@@ -128,6 +150,65 @@ void RunQConv(benchmark::State& state, const ConvShape& s, QGemmPath path) {
   SetOps(state, ConvOps(s));
 }
 
+void RunOneDnnQConv(benchmark::State& state, const ConvShape& s,
+                    bool reorders) {
+  using dnnl::memory;
+  using dt = memory::data_type;
+  using tag = memory::format_tag;
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const auto x = RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, 255);
+  const auto w = RandomInts<int8_t>(s.oc * s.c * s.k * s.k, -127, 127);
+  const auto bias = RandomInts<int32_t>(s.oc, -1000, 1000);
+  const std::vector<float> scale(s.oc, 1e-3f);
+  const int64_t o = (s.h + 2 * s.pad - s.k) / s.stride + 1;
+  const memory::dims x_dims = {s.n, s.c, s.h, s.w};
+  const memory::dims w_dims = {s.oc, s.c, s.k, s.k};
+  const memory::dims y_dims = {s.n, s.oc, o, o};
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(/*mask=*/1 << 1, scale);
+  attr.set_zero_points(DNNL_ARG_SRC, 0, {128});
+  attr.set_zero_points(DNNL_ARG_DST, 0, {3});
+  dnnl::post_ops ops;
+  ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
+  attr.set_post_ops(ops);
+  const memory::desc b_desc({s.oc}, dt::s32, tag::x);
+  const dnnl::convolution_forward::primitive_desc pd(
+      {dnnl::prop_kind::forward_inference,
+       dnnl::algorithm::convolution_direct,
+       memory::desc(x_dims, dt::u8, tag::any),
+       memory::desc(w_dims, dt::s8, tag::any),
+       b_desc,
+       memory::desc(y_dims, dt::u8, tag::any),
+       {s.stride, s.stride},
+       {s.pad, s.pad},
+       {s.pad, s.pad}},
+      attr, engine);
+  state.SetLabel(pd.impl_info_str());
+  const dnnl::convolution_forward conv(pd);
+  memory x_user({x_dims, dt::u8, tag::nchw}, engine,
+                const_cast<uint8_t*>(x.data()));
+  memory w_user({w_dims, dt::s8, tag::oihw}, engine,
+                const_cast<int8_t*>(w.data()));
+  memory b_mem(b_desc, engine, const_cast<int32_t*>(bias.data()));
+  memory x_prim(pd.src_desc(), engine), w_prim(pd.weights_desc(), engine);
+  memory y_prim(pd.dst_desc(), engine);
+  memory y_user({y_dims, dt::u8, tag::nchw}, engine);
+  dnnl::reorder(w_user, w_prim).execute(stream, w_user, w_prim);
+  dnnl::reorder(x_user, x_prim).execute(stream, x_user, x_prim);
+  const dnnl::reorder x_in(x_user, x_prim), y_out(y_prim, y_user);
+  for (auto _ : state) {
+    if (reorders) x_in.execute(stream, x_user, x_prim);
+    conv.execute(stream, {{DNNL_ARG_SRC, x_prim},
+                          {DNNL_ARG_WEIGHTS, w_prim},
+                          {DNNL_ARG_BIAS, b_mem},
+                          {DNNL_ARG_DST, y_prim}});
+    if (reorders) y_out.execute(stream, y_prim, y_user);
+    stream.wait();
+  }
+  SetOps(state, ConvOps(s));
+}
+
 void RunBf16Conv(benchmark::State& state, const ConvShape& s) {
   Generator gen(1);
   const Tensor x =
@@ -208,6 +289,13 @@ int RegisterAll() {
       Register(std::string("BM_QConv2d/") + s.name + "/" +
                    std::string(QGemmPathName(path)),
                [s, path](benchmark::State& st) { RunQConv(st, s, path); });
+    }
+    for (bool reorders : {false, true}) {
+      Register(std::string("BM_QConv2dOneDnn/") + s.name +
+                   (reorders ? "/blocked_reorders" : "/blocked"),
+               [s, reorders](benchmark::State& st) {
+                 RunOneDnnQConv(st, s, reorders);
+               });
     }
     Register(std::string("BM_Conv2dBf16/") + s.name,
              [s](benchmark::State& st) { RunBf16Conv(st, s); });
