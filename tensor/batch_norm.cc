@@ -236,8 +236,8 @@ inline float OutputGrad(float dy, float x, float mean, float scale,
 
 // sum_g[c] = sum of g and sum_gx[c] = sum of g * (x - mean[c]) over channel
 // c, g = OutputGrad<kRelu>(dy, x, ...), in one pass over x and dy (by
-// PlaneSums for [N, C, H, W]). scale and shift
-// are read only with kRelu.
+// PlaneSums for [N, C, H, W]); scale and shift, l.c entries each, are read
+// only with kRelu.
 template <bool kRelu, typename T>
 void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
               const float* scale, const float* shift,
@@ -246,9 +246,6 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
   sum_gx->assign(l.c, 0.0);
   double* sg = sum_g->data();
   double* sgx = sum_gx->data();
-  const auto param = [](const float* p, int64_t c) {
-    return kRelu ? p[c] : 0.0f;
-  };
   if (l.s == 1) {
     // [N, C]: each thread sums a block of channels row by row, so that the
     // inner loop runs over contiguous channels, in float for kRows rows at a
@@ -266,9 +263,8 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
                       const int64_t base = n * l.c;
                       for (int64_t c = c0; c < c1; ++c) {
                         const float x = AsFloat(px[base + c]);
-                        const float g =
-                            OutputGrad<kRelu>(pdy[base + c], x, mean[c],
-                                              param(scale, c), param(shift, c));
+                        const float g = OutputGrad<kRelu>(
+                            pdy[base + c], x, mean[c], scale[c], shift[c]);
                         ag[c] += g;
                         agx[c] += g * (x - mean[c]);
                       }
@@ -285,7 +281,7 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
       l.c, ThreadsIf(l.numel() > kParallelMin),
       [&](int64_t begin, int64_t end, int) {
         for (int64_t c = begin; c < end; ++c) {
-          const float mu = mean[c], sc = param(scale, c), sh = param(shift, c);
+          const float mu = mean[c], sc = scale[c], sh = shift[c];
           for (int64_t n = 0; n < l.n; ++n) {
             const T* x = px + (n * l.c + c) * l.s;
             const float* dy = pdy + (n * l.c + c) * l.s;
@@ -459,12 +455,11 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
   const std::vector<float> inv_std = saved.inv_std.ToVector();
   const Tensor x = x_in.Contiguous();
   const Tensor dy = dy_in.Contiguous();
+  // The fused ReLU's affine map (zeros without it, where it is not read).
+  std::vector<float> scale(l.c), shift(l.c);
   if (saved.relu) {
     CheckChannelTensor(kOp, "saved.scale", saved.scale, shape);
     CheckChannelTensor(kOp, "saved.shift", saved.shift, shape);
-  }
-  std::vector<float> scale, shift;
-  if (saved.relu) {
     scale = saved.scale.ToVector();
     shift = saved.shift.ToVector();
   }
@@ -505,8 +500,7 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     const float* pk = k.data();
     PerChannelApply(l, [&](int64_t c, int64_t i) {
       const float x = AsFloat(px[i]);
-      const float g = OutputGrad<kRelu>(pdy[i], x, pm[c], kRelu ? psc[c] : 0.0f,
-                                        kRelu ? psh[c] : 0.0f);
+      const float g = OutputGrad<kRelu>(pdy[i], x, pm[c], psc[c], psh[c]);
       pdx[i] = pa[c] * g - pb[c] * (x - pm[c]) - pk[c];
     });
     *dx = out;
