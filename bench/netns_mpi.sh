@@ -392,9 +392,13 @@ launch() {
 # for it forever (its orte_startup_timeout does not fire for rsh launches).
 # So: while mpirun runs, every rank namespace must hold a process of the job
 # (its orted, then the rank) within NETNS_MPI_STARTUP_S seconds (default
-# 30); if one does not,
-# the launch is killed (with everything in the rank namespaces) and made
-# again, once. A job that started and then fails is not relaunched.
+# 30); if one does not, the launch is killed (with everything in the rank
+# namespaces) and made again, once. A job that started and then fails is
+# not relaunched.
+# The pids of the job's processes in namespace $1: all but the delay lines.
+job_pids() {
+  "$ip_cmd" netns pids "$1" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0) || true
+}
 startup_s=${NETNS_MPI_STARTUP_S:-30}
 [[ "$startup_s" =~ ^[1-9][0-9]{0,2}$ ]] || die "NETNS_MPI_STARTUP_S=$(printf '%q' "$startup_s"): seconds, 1..999"
 for attempt in 1 2; do
@@ -405,8 +409,7 @@ for attempt in 1 2; do
     kill -0 "$job" 2>/dev/null || break
     missing=""
     for (( i = 0; i < ranks; i++ )); do
-      [[ -n $("$ip_cmd" netns pids "${prefix}r$i" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0)) ]] ||
-        missing+=" $i"
+      [[ -n $(job_pids "${prefix}r$i") ]] || missing+=" $i"
     done
     if [[ -z "$missing" ]]; then started=1; break; fi
     sleep 0.1
@@ -419,8 +422,7 @@ for attempt in 1 2; do
   kill -TERM "$job" 2>/dev/null || true
   "$ip_cmd" netns pids "$sw" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
   for (( i = 0; i < ranks; i++ )); do
-    "$ip_cmd" netns pids "${prefix}r$i" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0) |
-      xargs -r kill -KILL 2>/dev/null || true
+    job_pids "${prefix}r$i" | xargs -r kill -KILL 2>/dev/null || true
   done
   wait "$job" 2>/dev/null || true
   status=1
