@@ -171,6 +171,9 @@ elif [[ "$delay_line_given" == 1 ]]; then
 else
   delay_line=""  # not built: said below if it is needed
 fi
+# The launch watchdog's wait (see "Launch watchdog" below).
+startup_s=${NETNS_MPI_STARTUP_S:-30}
+[[ "$startup_s" =~ ^[1-9][0-9]{0,2}$ ]] || die "NETNS_MPI_STARTUP_S=$(printf '%q' "$startup_s"): seconds, 1..999"
 
 # --- Can we? ------------------------------------------------------------------
 prefix="dvn$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
@@ -399,8 +402,6 @@ launch() {
 job_pids() {
   "$ip_cmd" netns pids "$1" 2>/dev/null | grep -v -x -F -f <(printf '%s\n' "${delay_pids[@]}" 0) || true
 }
-startup_s=${NETNS_MPI_STARTUP_S:-30}
-[[ "$startup_s" =~ ^[1-9][0-9]{0,2}$ ]] || die "NETNS_MPI_STARTUP_S=$(printf '%q' "$startup_s"): seconds, 1..999"
 for attempt in 1 2; do
   status=0
   launch & job=$!

@@ -37,9 +37,16 @@ for bad in --ranks=1 --ranks=17 --ranks=2x --ranks=02 "--rate=1gbit;true" \
   [[ $status == 2 ]] || fail "'$bad' gave exit $status, want 2: $out"
   [[ "$out" == *"netns_mpi: "* ]] || fail "'$bad': no message: $out"
 done
+for bad in 0 1000 '1;true'; do
+  out=$(NETNS_MPI_STARTUP_S=$bad "$script" "--binary=$binary" 2>&1)
+  status=$?
+  [[ $status == 2 ]] || fail "NETNS_MPI_STARTUP_S='$bad' gave exit $status, want 2: $out"
+  [[ "$out" == *"netns_mpi: error: NETNS_MPI_STARTUP_S="* ]] ||
+    fail "NETNS_MPI_STARTUP_S='$bad': no message: $out"
+done
 [[ "$("$ip_cmd" netns list 2>/dev/null | sort || true)" == "$before" ]] ||
   fail "a refused option changed the namespaces"
-echo "PASS: 23 bad options refused"
+echo "PASS: 23 bad options and 3 bad NETNS_MPI_STARTUP_S refused"
 
 # --- A 2-rank job through the namespaces. ---------------------------------------
 check=$("$script" --check "--binary=$binary" 2>&1)
