@@ -38,6 +38,8 @@ done
 [[ "$only" =~ ^(all|syncbn|compress)$ ]] ||
   { echo "$0: --only: syncbn or compress" >&2; exit 2; }
 [[ -n "$out" && ! -d "$out" ]] || { echo "$0: --out: a file path" >&2; exit 2; }
+# Rows are appended: never through a symlink someone planted.
+[[ ! -L "$out" ]] || { echo "$0: --out=$out: is a symbolic link; refusing to write through it" >&2; exit 2; }
 
 bin="$root/bazel-bin/models"
 for model in bn_lenet resnet; do
