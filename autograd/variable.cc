@@ -45,9 +45,11 @@ void Accumulate(GradNode* node, Tensor grad) {
       << "gradient of shape " << grad.shape() << " for a value of shape "
       << node->shape << " (op " << node->op << ")";
   if (!node->grad.defined()) {
-    // A leaf keeps its own copy: the closure may have returned a tensor that
-    // other nodes still hold (e.g. the incoming gradient of an Add).
-    node->grad = node->backward ? std::move(grad) : grad.Clone();
+    // A leaf keeps its own copy where the closure returned a tensor that
+    // others still hold (e.g. the incoming gradient of an Add); one held by
+    // nobody else is taken over, not copied.
+    const bool keep = node->backward || grad.OwnsStorageAlone();
+    node->grad = keep ? std::move(grad) : grad.Clone();
   } else {
     node->grad = ops::Add(node->grad, grad);
   }

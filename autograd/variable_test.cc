@@ -92,6 +92,43 @@ TEST(Variable, CopiesShareGradAndData) {
   EXPECT_FLOAT_EQ(w.data().data()[0], 5.0f);
 }
 
+TEST(Variable, LeafTakesOverAGradientNobodyElseHolds) {
+  Variable w(Vec({1, 2}), true);
+  const void* made = nullptr;
+  Variable y =
+      Variable::FromOp("fresh", w.data().Clone(), {w}, [&](const Tensor&) {
+        Tensor g = Vec({3, 4});
+        made = g.raw_data();
+        return std::vector<Tensor>{g};
+      });
+  Sum(y).Backward();
+  EXPECT_EQ(w.grad().raw_data(), made);  // not copied
+  EXPECT_EQ(w.grad().ToVector(), (std::vector<float>{3, 4}));
+}
+
+TEST(Variable, LeafCopiesAGradientSomebodyElseHolds) {
+  Variable w(Vec({1, 2}), true);
+  Tensor kept = Vec({3, 4});
+  Variable y = Variable::FromOp(
+      "kept", w.data().Clone(), {w},
+      [&](const Tensor&) { return std::vector<Tensor>{kept}; });
+  Sum(y).Backward();
+  EXPECT_FALSE(w.grad().SharesStorage(kept));
+  kept.data()[0] = 100;
+  EXPECT_EQ(w.grad().ToVector(), (std::vector<float>{3, 4}));
+
+  // A view of part of a tensor nobody else holds is copied too, so the
+  // gradient does not keep the rest alive.
+  Variable v(Vec({1, 2}), true);
+  Variable z =
+      Variable::FromOp("part", v.data().Clone(), {v}, [](const Tensor&) {
+        return std::vector<Tensor>{Vec({5, 6, 7}).Slice(0, 1, 3)};
+      });
+  Sum(z).Backward();
+  EXPECT_EQ(v.grad().offset(), 0);
+  EXPECT_EQ(v.grad().ToVector(), (std::vector<float>{6, 7}));
+}
+
 TEST(Variable, RetainGraphAllowsSecondBackward) {
   Variable x(Vec({3}), true);
   Variable y = Sum(x * x);

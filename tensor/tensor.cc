@@ -120,6 +120,12 @@ Tensor Tensor::Arange(int64_t n) {
 
 // ---- Properties -------------------------------------------------------------
 
+bool Tensor::OwnsStorageAlone() const {
+  return storage_ != nullptr && storage_.use_count() == 1 && offset_ == 0 &&
+         is_contiguous() &&
+         static_cast<size_t>(numel()) * DTypeSize(dtype_) == storage_->nbytes();
+}
+
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
   for (int i = rank() - 1; i >= 0; --i) {

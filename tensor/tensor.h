@@ -129,6 +129,11 @@ class Tensor {
   bool SharesStorage(const Tensor& other) const {
     return storage_ == other.storage_;
   }
+  // True when this handle is the only one on its storage and views all of
+  // it, contiguously: no other tensor can see the elements, so they may be
+  // taken over instead of copied (as PyTorch's AccumulateGrad steals a
+  // gradient nobody else references).
+  bool OwnsStorageAlone() const;
 
   // Pointer to the first element of the view. CHECK-fails on a dtype mismatch.
   template <typename T>

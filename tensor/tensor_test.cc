@@ -163,6 +163,22 @@ TEST(TensorTest, CopyingTheHandleSharesData) {
   EXPECT_FALSE(a.SharesStorage(Tensor::Zeros({3})));
 }
 
+TEST(TensorTest, OwnsStorageAloneOnlyForTheSoleFullContiguousHandle) {
+  Tensor a = Iota({2, 3});
+  EXPECT_TRUE(a.OwnsStorageAlone());
+  {
+    Tensor b = a;
+    EXPECT_FALSE(a.OwnsStorageAlone());
+    EXPECT_FALSE(b.OwnsStorageAlone());
+  }
+  EXPECT_TRUE(a.OwnsStorageAlone());
+  EXPECT_FALSE(Iota({2, 3}).Slice(0, 1, 2).OwnsStorageAlone());  // a part
+  EXPECT_FALSE(Iota({2, 3}).Transpose(0, 1).OwnsStorageAlone());
+  Tensor v = Iota({2, 3}).View({3, 2});  // the source handle is gone
+  EXPECT_TRUE(v.OwnsStorageAlone());
+  EXPECT_FALSE(Tensor().OwnsStorageAlone());
+}
+
 // ---- Views ------------------------------------------------------------------
 
 TEST(TensorViewTest, ViewSharesStorage) {
