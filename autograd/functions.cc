@@ -356,14 +356,14 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
       [xd = gw ? xd : Tensor(), wd = gx ? wd : Tensor(),
        yd = relu ? y : Tensor(), xs, ws, params, gx, gw, gb, gr,
        has_residual = residual.defined()](const Tensor& grad) {
-        // Through the ReLU first: the gradient of the sum.
-        const Tensor g = yd.defined() ? ops::ReluBackward(grad, yd).Contiguous()
-                                      : grad.Contiguous();
-        std::vector<Tensor> grads = {
-            gx ? Conv2dBackwardInput(g, wd, xs, params) : Tensor(),
-            gw ? Conv2dBackwardWeight(g, xd, ws, params) : Tensor(),
-            gb ? Conv2dBackwardBias(g) : Tensor()};
-        if (has_residual) grads.push_back(gr ? g : Tensor());
+        // One call for all of them: the ReLU's mask, the bias's sums and
+        // dy's layout for oneDNN are shared (tensor/conv.h).
+        Conv2dGrads g = Conv2dBackward(
+            grad, yd, xd, xs, wd, ws, params,
+            {.input = gx, .weight = gw, .bias = gb, .sum = has_residual && gr});
+        std::vector<Tensor> grads = {std::move(g.input), std::move(g.weight),
+                                     std::move(g.bias)};
+        if (has_residual) grads.push_back(std::move(g.sum));
         return grads;
       });
   return Annotated(out, [&](TracedOp& op) {

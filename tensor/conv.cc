@@ -25,6 +25,7 @@ namespace {
 using conv_internal::Col2Im;
 using conv_internal::ConvGeometry;
 using conv_internal::Im2ColRhs;
+using conv_internal::OneDnnConv2dBackward;
 using conv_internal::OneDnnConv2dBackwardInput;
 using conv_internal::OneDnnConv2dBackwardWeight;
 using conv_internal::OneDnnConv2dForward;
@@ -614,6 +615,160 @@ Tensor Conv2dBackwardBias(const Tensor& dy_in) {
                 }
               });
   return db;
+}
+
+namespace {
+
+// g = dy masked where relu_y <= 0 (Y = float or bfloat16; Y = void: no
+// mask), written as Out (float or bfloat16), and, with `sums`, each
+// (image, channel) plane's sum of g in double, in SumDouble's order (eight
+// interleaved accumulators, then the tail), so that the bias gradient below
+// is Conv2dBackwardBias(g) bit for bit. One pass over dy, in chunks that
+// stay in L1.
+template <typename Y, typename Out>
+void MaskedPlanes(const float* dy, const Y* y, Out* g, double* sums,
+                  int64_t planes, int64_t hw) {
+  constexpr int64_t kChunk = 2048;  // a multiple of 8: the tail is the last's
+  ParallelFor(planes, ThreadsIf(planes * hw > 32768),
+              [&](int64_t begin, int64_t end, int) {
+                alignas(64) float tmp[kChunk];
+                for (int64_t p = begin; p < end; ++p) {
+                  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
+                  for (int64_t s = 0; s < hw; s += kChunk) {
+                    const int64_t len = std::min(kChunk, hw - s);
+                    const float* d = dy + p * hw + s;
+                    if constexpr (std::is_void_v<Y>) {
+                      std::copy(d, d + len, tmp);
+                    } else {
+                      const Y* v = y + p * hw + s;
+                      for (int64_t i = 0; i < len; ++i) {
+                        tmp[i] = static_cast<float>(v[i]) > 0.0f ? d[i] : 0.0f;
+                      }
+                    }
+                    Out* out = g + p * hw + s;
+                    if constexpr (std::is_same_v<Out, bfloat16>) {
+                      FloatToBf16(tmp, out, len);
+                    } else {
+                      std::copy(tmp, tmp + len, out);
+                    }
+                    if (sums == nullptr) continue;
+                    const int64_t full = len / 8 * 8;
+                    for (int64_t i = 0; i < full; i += 8) {
+                      for (int k = 0; k < 8; ++k) acc[k] += tmp[i + k];
+                    }
+                    for (int64_t i = full; i < len; ++i) tail += tmp[i];
+                  }
+                  if (sums != nullptr) {
+                    sums[p] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+                              ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+                  }
+                }
+              });
+}
+
+// MaskedPlanes over dy [N, OC, OH, OW] into a new tensor of `dtype`, and the
+// bias gradient into *db when db is not null.
+Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y, DType dtype,
+                  Tensor* db) {
+  const int64_t n = dy.dim(0), oc = dy.dim(1), hw = dy.dim(2) * dy.dim(3);
+  Tensor g = Tensor::Empty(dy.shape(), dtype);
+  std::vector<double> sums(db != nullptr ? n * oc : 0);
+  double* ps = db != nullptr ? sums.data() : nullptr;
+  auto run = [&](const auto* y) {
+    using Y = std::remove_const_t<std::remove_pointer_t<decltype(y)>>;
+    if (dtype == DType::kBfloat16) {
+      MaskedPlanes<Y>(dy.data(), y, g.data<bfloat16>(), ps, n * oc, hw);
+    } else {
+      MaskedPlanes<Y>(dy.data(), y, g.data<float>(), ps, n * oc, hw);
+    }
+  };
+  if (!relu_y.defined()) {
+    run(static_cast<const void*>(nullptr));
+  } else {
+    WithActivation(relu_y, [&](const auto* y) { run(y); });
+  }
+  if (db != nullptr) {
+    *db = Tensor::Empty({oc});
+    float* pdb = db->data();
+    for (int64_t o = 0; o < oc; ++o) {
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) sum += ps[i * oc + o];
+      pdb[o] = static_cast<float>(sum);
+    }
+  }
+  return g;
+}
+
+}  // namespace
+
+Conv2dGrads Conv2dBackward(const Tensor& dy_in, const Tensor& relu_y_in,
+                           const Tensor& x_in, const Shape& x_shape,
+                           const Tensor& w_in, const Shape& w_shape,
+                           const Conv2dParams& p,
+                           const Conv2dGradRequest& want) {
+  static constexpr char kOp[] = "Conv2dBackward";
+  CheckFloat4D(kOp, "dy", dy_in);
+  CheckShape4D(kOp, "x_shape", x_shape);
+  CheckShape4D(kOp, "w_shape", w_shape);
+  const ConvGeometry g = MakeGeometry(kOp, x_shape, w_shape, p);
+  CheckGradOutput(kOp, dy_in, g);
+  if (relu_y_in.defined()) {
+    CheckFloat4D(kOp, "relu_y", relu_y_in, /*bf16_ok=*/true);
+    CHECK(relu_y_in.shape() == dy_in.shape())
+        << kOp << ": relu_y has shape " << relu_y_in.shape() << " but dy "
+        << dy_in.shape();
+  }
+  CHECK(!want.input || (w_in.defined() && w_in.shape() == w_shape))
+      << kOp << ": the input gradient needs w of shape " << w_shape;
+  CHECK(!want.weight || (x_in.defined() && x_in.shape() == x_shape))
+      << kOp << ": the weight gradient needs x of shape " << x_shape;
+  const Tensor w = want.input ? w_in.Contiguous() : Tensor();
+  const Tensor x = want.weight ? x_in.Contiguous() : Tensor();
+  const bool dnn_input = want.input && OneDnnTakes(g, ConvPass::kInputGradient);
+  const bool dnn_weight =
+      want.weight && OneDnnTakes(g, ConvPass::kWeightGradient);
+  // Rounded to bf16 here, in the pass that masks it, where nothing but
+  // oneDNN reads g: it rounds its operands to bf16 itself, so the products
+  // are the same, and its reorder moves half the bytes.
+  const bool bf16 = !want.sum && (want.input || want.weight) &&
+                    (dnn_input || !want.input) && (dnn_weight || !want.weight);
+  Conv2dGrads r;
+  Tensor dy = dy_in.Contiguous();
+  if (relu_y_in.defined() || bf16) {
+    dy = MaskedGrad(dy, relu_y_in.Contiguous(),
+                    bf16 ? DType::kBfloat16 : DType::kFloat32,
+                    want.bias ? &r.bias : nullptr);
+  } else if (want.bias) {
+    r.bias = Conv2dBackwardBias(dy);
+  }
+  if (want.sum) r.sum = dy;
+
+  if (dnn_input && dnn_weight) {
+    Tensor dx = Tensor::Empty(x_shape), dw = Tensor::Empty(w_shape);
+    if (OneDnnConv2dBackward(g, dy, x, w, dx, dw)) {
+      r.input = std::move(dx);
+      r.weight = std::move(dw);
+    }
+  } else if (bf16 && dnn_input) {
+    Tensor dx = Tensor::Empty(x_shape);
+    if (OneDnnConv2dBackwardInput(g, dy, w, dx)) r.input = std::move(dx);
+  } else if (bf16 && dnn_weight) {
+    Tensor dw = Tensor::Empty(w_shape);
+    if (OneDnnConv2dBackwardWeight(g, dy, x, dw)) r.weight = std::move(dw);
+  }
+  // What is left runs on float32 dy (bf16 only where oneDNN has no
+  // primitive for the shape: dive's kernels then read its float copy).
+  if ((want.input && !r.input.defined()) ||
+      (want.weight && !r.weight.defined())) {
+    if (dy.dtype() == DType::kBfloat16) dy = dy.To(DType::kFloat32);
+    if (want.input && !r.input.defined()) {
+      r.input = Conv2dBackwardInput(dy, w, x_shape, p);
+    }
+    if (want.weight && !r.weight.defined()) {
+      r.weight = Conv2dBackwardWeight(dy, x, w_shape, p);
+    }
+  }
+  return r;
 }
 
 }  // namespace dive

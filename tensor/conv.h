@@ -140,6 +140,38 @@ Tensor Conv2dBackwardWeight(const Tensor& dy, const Tensor& x,
 // OH and OW, giving [OC].
 Tensor Conv2dBackwardBias(const Tensor& dy);
 
+// Conv2dBackward()
+//
+// The gradients of one convolution with the epilogue of Conv2dForward,
+// y = relu(conv(x, w) + bias + residual), given dy, the gradient of y: those
+// `want` asks for, each the value the functions above give for the
+// gradient at the sum before the ReLU,
+//
+//   g = dy where relu_y > 0, else 0   (ops::ReluBackward; g = dy without one)
+//   input  = Conv2dBackwardInput(g, w, x_shape, p)    needs w
+//   weight = Conv2dBackwardWeight(g, x, w_shape, p)   needs x
+//   bias   = Conv2dBackwardBias(g)
+//   sum    = g (float32): what the residual receives
+//
+// in fewer passes over dy. The mask, the bias's sums and, where only oneDNN
+// reads g (bf16 products, tensor/conv_onednn.h), its rounding to bf16 are
+// one pass; and where oneDNN computes both the input and the weight
+// gradient, g is reordered into its layout once for both. relu_y is the
+// forward's output (float32 or bf16) when it applied ReLU, else undefined;
+// x and w may be undefined when the gradient that needs them is not asked
+// for. CHECK-fails naming the shapes on a mismatch, as the functions above.
+struct Conv2dGradRequest {
+  bool input = false, weight = false, bias = false, sum = false;
+};
+struct Conv2dGrads {
+  Tensor input, weight, bias, sum;  // undefined where not asked for
+};
+Conv2dGrads Conv2dBackward(const Tensor& dy, const Tensor& relu_y,
+                           const Tensor& x, const Shape& x_shape,
+                           const Tensor& w, const Shape& w_shape,
+                           const Conv2dParams& p,
+                           const Conv2dGradRequest& want);
+
 }  // namespace dive
 
 #endif  // TENSOR_CONV_H_

@@ -297,46 +297,92 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
   return true;
 }
 
-bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
-                               const Tensor& w, Tensor& dx) {
-  const Plan* plan = PlanFor(
-      KeyOf(ConvPass::kInputGradient, g, dx, dy, Tensor(), false, false));
-  if (plan == nullptr) return false;
-  const Plan& p = *plan;
-  dnnl::stream stream(Engine());
-  Tensor y_buf, w_buf, x_buf;
-  memory y_prim =
-      In(stream, p.y_move, p.y_prim, Memory(p.y_user, dy.raw_data()), &y_buf);
+namespace {
+
+// The two gradients' primitives, given dy as the primitive reads it.
+void RunBackwardInput(dnnl::stream& stream, const Plan& p, const memory& dy,
+                      const Tensor& w, Tensor& dx) {
+  Tensor w_buf, x_buf;
   memory w_prim =
       In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
   memory x_user = Memory(p.x_user, dx.raw_data());
   memory x_prim = p.x_move ? Memory(p.x_prim, &x_buf) : x_user;
-  p.conv.execute(stream, {{DNNL_ARG_DIFF_DST, y_prim},
+  p.conv.execute(stream, {{DNNL_ARG_DIFF_DST, dy},
                           {DNNL_ARG_WEIGHTS, w_prim},
                           {DNNL_ARG_DIFF_SRC, x_prim}});
   if (p.x_move) p.x_move.execute(stream, x_prim, x_user);
+}
+
+void RunBackwardWeight(dnnl::stream& stream, const Plan& p, const memory& dy,
+                       const Tensor& x, Tensor& dw) {
+  Tensor x_buf, w_buf;
+  memory x_prim =
+      In(stream, p.x_move, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
+  memory w_user = Memory(p.w_user, dw.raw_data());
+  memory w_prim = p.w_move ? Memory(p.w_prim, &w_buf) : w_user;
+  p.conv.execute(stream, {{DNNL_ARG_SRC, x_prim},
+                          {DNNL_ARG_DIFF_DST, dy},
+                          {DNNL_ARG_DIFF_WEIGHTS, w_prim}});
+  if (p.w_move) p.w_move.execute(stream, w_prim, w_user);
+}
+
+const Plan* InputPlan(const ConvGeometry& g, const Tensor& dy,
+                      const Tensor& dx) {
+  return PlanFor(
+      KeyOf(ConvPass::kInputGradient, g, dx, dy, Tensor(), false, false));
+}
+
+const Plan* WeightPlan(const ConvGeometry& g, const Tensor& dy,
+                       const Tensor& x) {
+  return PlanFor(
+      KeyOf(ConvPass::kWeightGradient, g, x, dy, Tensor(), false, false));
+}
+
+}  // namespace
+
+bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
+                               const Tensor& w, Tensor& dx) {
+  const Plan* p = InputPlan(g, dy, dx);
+  if (p == nullptr) return false;
+  dnnl::stream stream(Engine());
+  Tensor y_buf;
+  RunBackwardInput(stream, *p,
+                   In(stream, p->y_move, p->y_prim,
+                      Memory(p->y_user, dy.raw_data()), &y_buf),
+                   w, dx);
   stream.wait();
   return true;
 }
 
 bool OneDnnConv2dBackwardWeight(const ConvGeometry& g, const Tensor& dy,
                                 const Tensor& x, Tensor& dw) {
-  const Plan* plan = PlanFor(
-      KeyOf(ConvPass::kWeightGradient, g, x, dy, Tensor(), false, false));
-  if (plan == nullptr) return false;
-  const Plan& p = *plan;
+  const Plan* p = WeightPlan(g, dy, x);
+  if (p == nullptr) return false;
   dnnl::stream stream(Engine());
-  Tensor x_buf, y_buf, w_buf;
-  memory x_prim =
-      In(stream, p.x_move, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
-  memory y_prim =
-      In(stream, p.y_move, p.y_prim, Memory(p.y_user, dy.raw_data()), &y_buf);
-  memory w_user = Memory(p.w_user, dw.raw_data());
-  memory w_prim = p.w_move ? Memory(p.w_prim, &w_buf) : w_user;
-  p.conv.execute(stream, {{DNNL_ARG_SRC, x_prim},
-                          {DNNL_ARG_DIFF_DST, y_prim},
-                          {DNNL_ARG_DIFF_WEIGHTS, w_prim}});
-  if (p.w_move) p.w_move.execute(stream, w_prim, w_user);
+  Tensor y_buf;
+  RunBackwardWeight(stream, *p,
+                    In(stream, p->y_move, p->y_prim,
+                       Memory(p->y_user, dy.raw_data()), &y_buf),
+                    x, dw);
+  stream.wait();
+  return true;
+}
+
+bool OneDnnConv2dBackward(const ConvGeometry& g, const Tensor& dy,
+                          const Tensor& x, const Tensor& w, Tensor& dx,
+                          Tensor& dw) {
+  const Plan* in = InputPlan(g, dy, dx);
+  const Plan* wt = WeightPlan(g, dy, x);
+  if (in == nullptr || wt == nullptr) return false;
+  dnnl::stream stream(Engine());
+  const memory y_user = Memory(in->y_user, dy.raw_data());
+  Tensor y_buf, y_buf2;
+  const memory y_in = In(stream, in->y_move, in->y_prim, y_user, &y_buf);
+  const memory y_wt = wt->y_prim == in->y_prim
+                          ? y_in
+                          : In(stream, wt->y_move, wt->y_prim, y_user, &y_buf2);
+  RunBackwardInput(stream, *in, y_in, w, dx);
+  RunBackwardWeight(stream, *wt, y_wt, x, dw);
   stream.wait();
   return true;
 }

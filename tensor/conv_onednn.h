@@ -8,8 +8,8 @@
 //
 // oneDNN's direct convolution reads its own blocked or channels-last
 // layouts, so each call reorders its operands from dive's NCHW / OIHW
-// tensors (x float32 or bf16, w float32, dy float32) into them, runs the
-// primitive (forward: with the bias, the residual as a "sum" post-op and
+// tensors (x float32 or bf16, w float32, dy float32 or bf16) into them, runs
+// the primitive (forward: with the bias, the residual as a "sum" post-op and
 // ReLU fused) and reorders the result back (y in the output's dtype, dx and
 // dw in float32). Products are of bf16 operands (rounded to nearest even)
 // summed in float32, as in dive's bf16 kernels; only the order of the sums
@@ -88,18 +88,25 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& residual, bool relu, Tensor& y);
 
 // dx = the gradient of the convolution's input given dy and w, on oneDNN,
-// bf16 products: dy float32 [N, OC, OH, OW], w float32 [OC, C, KH, KW], dx
-// float32 [N, C, H, W] (preallocated), all contiguous. False, with dx
+// bf16 products: dy float32 or bf16 [N, OC, OH, OW], w float32 [OC, C, KH, KW],
+// dx float32 [N, C, H, W] (preallocated), all contiguous. False, with dx
 // untouched, where oneDNN has no primitive for it (logged once per shape).
 bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
                                const Tensor& w, Tensor& dx);
 
 // dw = the gradient of the convolution's weights given dy and x, on oneDNN,
-// bf16 products: dy float32 [N, OC, OH, OW], x float32 or bf16 [N, C, H, W],
+// bf16 products: dy and x float32 or bf16 [N, OC, OH, OW] and [N, C, H, W],
 // dw float32 [OC, C, KH, KW] (preallocated), all contiguous. False, with dw
 // untouched, where oneDNN has no primitive for it (logged once per shape).
 bool OneDnnConv2dBackwardWeight(const ConvGeometry& g, const Tensor& dy,
                                 const Tensor& x, Tensor& dw);
+
+// Both dx and dw as above, from one dy (float32 or bf16) reordered into
+// oneDNN's layout once where both primitives read it in the same layout.
+// False, with dx and dw untouched, where oneDNN has no primitive for either.
+bool OneDnnConv2dBackward(const ConvGeometry& g, const Tensor& dy,
+                          const Tensor& x, const Tensor& w, Tensor& dx,
+                          Tensor& dw);
 
 }  // namespace dive::conv_internal
 

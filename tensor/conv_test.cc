@@ -471,6 +471,79 @@ TEST(Conv2d, EpilogueMatchesSeparatePasses) {
       });
 }
 
+// Conv2dBackward gives, bit for bit, what the ReLU's mask followed by the
+// three separate gradients gives, for every request, with the ReLU's output
+// in float32 or bf16 or without a ReLU; in both precisions, with dive's
+// kernels, oneDNN's and the measured choice (both gradients on oneDNN, one
+// of them, none), on one and two threads.
+TEST(Conv2d, BackwardMatchesSeparatePasses) {
+  std::vector<ConvCase> cases = ForwardPathCases();
+  cases.push_back({4, 32, 12, 12, 16, 3, 3, 1, 1, 1, 1, true});  // both
+  cases.push_back({4, 32, 9, 9, 16, 1, 1, 2, 2, 0, 0, true});    // dx only
+  const std::vector<Conv2dGradRequest> requests = {
+      {.input = true, .weight = true, .bias = true},
+      {.input = true, .weight = true, .bias = true, .sum = true},
+      {.input = true},
+      {.weight = true, .bias = true},
+      {.bias = true}};
+  const auto check = [&](const ConvCase& k, Generator& gen) {
+    const Tensor x = gen.Normal(k.x_shape(), 0, 1);
+    const Tensor w = gen.Normal(k.w_shape(), 0, 1);
+    const Tensor dy = gen.Normal(k.y_shape(), 0, 1);
+    const Tensor y = gen.Normal(k.y_shape(), 0, 1);  // half of it <= 0
+    for (const Tensor& relu_y : {Tensor(), y, y.To(DType::kBfloat16)}) {
+      std::vector<float> masked = dy.ToVector();
+      if (relu_y.defined()) {
+        const std::vector<float> yv = relu_y.To(DType::kFloat32).ToVector();
+        for (size_t i = 0; i < masked.size(); ++i) {
+          if (!(yv[i] > 0.0f)) masked[i] = 0.0f;
+        }
+      }
+      const Tensor g = Tensor::FromVector(masked, k.y_shape());
+      for (const Conv2dGradRequest& want : requests) {
+        SCOPED_TRACE(
+            std::string(relu_y.defined() ? DTypeName(relu_y.dtype()) : "no") +
+            " relu, request " + std::to_string(want.input) +
+            std::to_string(want.weight) + std::to_string(want.bias) +
+            std::to_string(want.sum));
+        const Conv2dGrads r = Conv2dBackward(
+            dy, relu_y, want.weight ? x : Tensor(), k.x_shape(),
+            want.input ? w : Tensor(), k.w_shape(), k.params(), want);
+        ASSERT_EQ(r.input.defined(), want.input);
+        ASSERT_EQ(r.weight.defined(), want.weight);
+        ASSERT_EQ(r.bias.defined(), want.bias);
+        ASSERT_EQ(r.sum.defined(), want.sum);
+        if (want.input) {
+          EXPECT_EQ(
+              r.input.ToVector(),
+              Conv2dBackwardInput(g, w, k.x_shape(), k.params()).ToVector());
+        }
+        if (want.weight) {
+          EXPECT_EQ(
+              r.weight.ToVector(),
+              Conv2dBackwardWeight(g, x, k.w_shape(), k.params()).ToVector());
+        }
+        if (want.bias) {
+          EXPECT_EQ(r.bias.ToVector(), Conv2dBackwardBias(g).ToVector());
+        }
+        if (want.sum) {
+          EXPECT_EQ(r.sum.dtype(), DType::kFloat32);
+          EXPECT_EQ(r.sum.ToVector(), masked);
+        }
+      }
+    }
+  };
+  ForEachPrecisionAndThreads(cases, 1400, check);
+  // The measured choice mixes the two within one call.
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const ScopedConvLibrary measured(ConvLibrary::kAuto);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].ToString() + " auto");
+    Generator gen(1400 + i);
+    check(cases[i], gen);
+  }
+}
+
 // bf16 activations: an x stored in bfloat16 gives, bit for bit, what its
 // float32 copy gives (the im2col widens it exactly), for the forward pass
 // and the weight gradient; a bfloat16 output is the float32 output rounded
@@ -661,6 +734,16 @@ TEST_F(Conv2dDeathTest, BadShapes) {
                                    Conv2dParams()),
                "Conv2dBackwardInput: dy has shape \\[2, 4, 5, 6\\] but the "
                "convolution .* gives \\[2, 4, 6, 6\\]");
+  EXPECT_DEATH(
+      Conv2dBackward(Tensor::Zeros({2, 4, 6, 6}), Tensor(), x, x.shape(),
+                     Tensor(), w.shape(), Conv2dParams(), {.input = true}),
+      "Conv2dBackward: the input gradient needs w of shape "
+      "\\[4, 3, 3, 3\\]");
+  EXPECT_DEATH(Conv2dBackward(Tensor::Zeros({2, 4, 6, 6}),
+                              Tensor::Zeros({2, 4, 6, 5}), x, x.shape(), w,
+                              w.shape(), Conv2dParams(), {.bias = true}),
+               "Conv2dBackward: relu_y has shape \\[2, 4, 6, 5\\] but dy "
+               "\\[2, 4, 6, 6\\]");
   // bf16 is taken where an activation is read, nowhere else.
   const Tensor xb = x.To(DType::kBfloat16), wb = w.To(DType::kBfloat16);
   EXPECT_DEATH(Conv2dForward(x, wb, Tensor(), Conv2dParams()),
