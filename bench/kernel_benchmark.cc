@@ -7,6 +7,11 @@
 //   BM_Conv2d{Forward,BackwardInput,BackwardWeight}/<layer>/threads:T
 //       tensor/conv.h; "FLOPS" counter = 2 * N * OC * C * KH * KW * OH * OW
 //       per call (the same for all three), in FLOP/s.
+//   BM_Conv2dBackwardRelu/<layer>/(fused|separate)/bf16/threads:T
+//       a conv + ReLU layer's whole backward under bf16 matmuls: the input,
+//       weight and bias gradients in one Conv2dBackward call, or as
+//       ops::ReluBackward and the three separate functions; FLOPS counts
+//       the two GEMMs' 4 * N * OC * C * KH * KW * OH * OW per call.
 //   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
 //   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16]/threads:T
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
@@ -28,6 +33,7 @@
 #include "benchmark/benchmark.h"
 #include "tensor/batch_norm.h"
 #include "tensor/conv.h"
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/pool.h"
 #include "tensor/random.h"
@@ -92,6 +98,38 @@ void RunConv(benchmark::State& state, const ConvShape& s, ConvPass pass) {
     benchmark::DoNotOptimize(out.data());
   }
   const double flops = 2.0 * s.n * s.oc * s.c * s.k * s.k * oh * ow;
+  state.counters["FLOPS"] = benchmark::Counter(flops * state.iterations(),
+                                               benchmark::Counter::kIsRate);
+}
+
+void RunConvBackwardRelu(benchmark::State& state, const ConvShape& s,
+                         bool fused) {
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  Generator gen(1);
+  const Tensor x = gen.Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+  const Tensor w = gen.Uniform({s.oc, s.c, s.k, s.k}, -0.1f, 0.1f);
+  Conv2dParams p;
+  p.stride_h = p.stride_w = s.stride;
+  p.pad_h = p.pad_w = s.pad;
+  const int64_t oh = ConvOutSize(s.h, s.k, s.stride, s.pad);
+  const int64_t ow = ConvOutSize(s.w, s.k, s.stride, s.pad);
+  const Tensor dy = gen.Uniform({s.n, s.oc, oh, ow}, -1, 1);
+  const Tensor y = gen.Uniform({s.n, s.oc, oh, ow}, -1, 1);  // half masked
+  for (auto _ : state) {
+    if (fused) {
+      const Conv2dGrads g =
+          Conv2dBackward(dy, y, x, x.shape(), w, w.shape(), p,
+                         {.input = true, .weight = true, .bias = true});
+      benchmark::DoNotOptimize(g.input.data());
+    } else {
+      const Tensor g = ops::ReluBackward(dy, y);
+      const Tensor dx = Conv2dBackwardInput(g, w, x.shape(), p);
+      const Tensor dw = Conv2dBackwardWeight(g, x, w.shape(), p);
+      const Tensor db = Conv2dBackwardBias(g);
+      benchmark::DoNotOptimize(dx.data());
+    }
+  }
+  const double flops = 4.0 * s.n * s.oc * s.c * s.k * s.k * oh * ow;
   state.counters["FLOPS"] = benchmark::Counter(flops * state.iterations(),
                                                benchmark::Counter::kIsRate);
 }
@@ -242,6 +280,15 @@ int RegisterAll() {
     for (const ConvShape& s : kConvShapes) {
       Register(std::string(cp.name) + s.name,
                [s, cp](benchmark::State& st) { RunConv(st, s, cp.pass); });
+    }
+  }
+  for (const ConvShape& s : kConvShapes) {
+    for (bool fused : {true, false}) {
+      Register(std::string("BM_Conv2dBackwardRelu/") + s.name +
+                   (fused ? "/fused" : "/separate") + "/bf16",
+               [s, fused](benchmark::State& st) {
+                 RunConvBackwardRelu(st, s, fused);
+               });
     }
   }
   for (bool backward : {false, true}) {
