@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quantizes every zoo model to int8, exports it as a QDQ ONNX graph and
 # checks, in ONNX Runtime, that the graph gives dive's int8 logits on
-# Fashion-MNIST test images (tools/onnx_qdq_parity_case.cc,
+# 1,000 Fashion-MNIST test images (tools/onnx_qdq_parity_case.cc,
 # tools/onnx/check_parity.js --int8).
 #
 #   onnx_qdq_parity_test.sh CASE_BINARY CHECK_PARITY_JS NODE_MODULES_FILE
@@ -15,5 +15,5 @@ node_modules=${3%%/node_modules/*}/node_modules
 
 dir=${TEST_TMPDIR:?}/onnx_qdq_parity
 mkdir -p "$dir"
-"$case_binary" --out_dir="$dir" --images=256
+"$case_binary" --out_dir="$dir" --images=1000
 NODE_PATH=$node_modules node "$check_js" --int8 "$dir"
