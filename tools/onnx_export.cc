@@ -475,6 +475,12 @@ class QdqExporter {
     if (!x.uint8) {
       return absl::InternalError("the plan says uint8 input, got float32");
     }
+    if (x.q.scale != s.input.scale || x.q.zero_point != s.input.zero_point) {
+      return absl::InternalError(absl::StrCat(
+          "the plan's input QParams (", s.input.scale, ", ", s.input.zero_point,
+          ") are not those of the uint8 input (", x.q.scale, ", ",
+          x.q.zero_point, ")"));
+    }
     return x;
   }
 

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,8 +15,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "autograd/functions.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/zoo.h"
+#include "nn/flatten.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
 #include "quant/quantized_model.h"
 #include "tensor/file_io.h"
 #include "tensor/random.h"
@@ -23,6 +29,8 @@
 
 namespace dive::tools {
 namespace {
+
+using ::testing::HasSubstr;
 
 std::shared_ptr<quant::QuantizedModel> QuantizeZooModel(const std::string& name,
                                                         int64_t size) {
@@ -313,6 +321,40 @@ TEST(QdqExportTest, WritesAFileAndNeverThroughASymlink) {
   const absl::Status s = WriteQuantizedOnnx(*q, {1, 1, 28, 28}, "mlp", link);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(*ReadRegularFile(target, "target", 100, false), "keep");
+}
+
+// A module built from a function: a float32 fallback of the int8 plan.
+class Functional : public nn::Module {
+ public:
+  explicit Functional(
+      std::function<autograd::Variable(const autograd::Variable&)> f)
+      : f_(std::move(f)) {}
+  autograd::Variable Forward(const autograd::Variable& x) override {
+    return f_(x);
+  }
+  std::string Describe() const override { return "Functional"; }
+
+ private:
+  std::function<autograd::Variable(const autograd::Variable&)> f_;
+};
+
+TEST(QdqExportTest, AFallbackOnnxCannotExpressIsNamed) {
+  auto net = std::make_shared<nn::Sequential>(
+      std::initializer_list<std::shared_ptr<nn::Module>>{
+          std::make_shared<nn::Flatten>(), std::make_shared<nn::Linear>(16, 4),
+          std::make_shared<Functional>([](const autograd::Variable& x) {
+            return autograd::SoftmaxCrossEntropy(
+                x, Tensor::FromInt64Vector({0}, {1}));
+          })});
+  Generator gen(3);
+  absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
+      quant::QuantizeModel(net, {gen.Uniform({1, 1, 4, 4}, -1, 1)}, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  const absl::Status s =
+      ExportQuantizedOnnx(**q, {1, 1, 4, 4}, "loss").status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(s.message(), HasSubstr("QDQ ONNX export of 2 (Functional)"));
+  EXPECT_THAT(s.message(), HasSubstr("SoftmaxCrossEntropy"));
 }
 
 TEST(QdqExportTest, InputShapeNeedsABatch) {
