@@ -50,6 +50,9 @@ class GraphBuilder {
       if (autograd::SameValue(state_tensor, t)) name = state_name;
     }
     if (name.empty()) name = absl::StrCat("constant_", constants_++);
+    // A traced op's operands are float32 (as its graph's values are).
+    CHECK(t.dtype() == DType::kFloat32)
+        << "ONNX export: " << name << " is not float32";
     AddInitializer(t, name);
     Bind(t, name, /*batched=*/false);
     return values_.back();
