@@ -391,8 +391,7 @@ absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
   return WriteModel(*proto, name, path);
 }
 
-// ---- QDQ export of an int8 model
-// ---------------------------------------------
+// ---- QDQ export of an int8 model ---------------------------------------
 
 namespace {
 
@@ -409,10 +408,13 @@ struct Activation {
   QParams q;
 };
 
+// Adds the nodes of an int8 model's plan, step by step, to a graph. An
+// error names the step (and, inside a block, the block first).
 class QdqExporter {
  public:
   explicit QdqExporter(GraphBuilder& g) : g_(g) {}
 
+  // The steps in turn from x; returns the last one's output.
   absl::StatusOr<Activation> Chain(const std::vector<PlanStep>& steps,
                                    Activation x) {
     for (const PlanStep& s : steps) {
