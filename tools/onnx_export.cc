@@ -11,6 +11,7 @@
 #include "autograd/variable.h"
 #include "glog/logging.h"
 #include "nn/conv2d.h"
+#include "nn/pool.h"
 #include "onnx/checker.h"
 #include "tensor/file_io.h"
 
@@ -406,6 +407,7 @@ struct Activation {
   Shape shape;
   bool uint8 = false;
   QParams q;
+  std::string quantized;  // uint8: the QuantizeLinear's output
 };
 
 // Adds the nodes of an int8 model's plan, step by step, to a graph. An
@@ -454,12 +456,7 @@ class QdqExporter {
   // neighbouring ops.
   Activation QuantDequant(const Activation& x, const QParams& q,
                           const std::string& prefix) {
-    const std::string scale = g_.Fresh(absl::StrCat(prefix, "_scale"));
-    g_.AddInitializer(Tensor::Scalar(q.scale), scale);
-    const std::string zp = g_.Fresh(absl::StrCat(prefix, "_zero_point"));
-    Tensor z = Tensor::Empty({}, DType::kUint8);
-    *z.data<uint8_t>() = static_cast<uint8_t>(q.zero_point);
-    g_.AddInitializer(z, zp);
+    const auto [scale, zp] = QParamsInitializers(q, prefix);
     const std::string quantized = g_.Fresh(absl::StrCat(prefix, "_uint8"));
     g_.Node("QuantizeLinear", {x.name, scale, zp}, quantized);
     Activation y = x;
@@ -467,7 +464,20 @@ class QdqExporter {
     g_.Node("DequantizeLinear", {quantized, scale, zp}, y.name);
     y.uint8 = true;
     y.q = q;
+    y.quantized = quantized;
     return y;
+  }
+
+  // Scalar initializers of q's scale (float32) and zero point (uint8).
+  std::pair<std::string, std::string> QParamsInitializers(
+      const QParams& q, const std::string& prefix) {
+    const std::string scale = g_.Fresh(absl::StrCat(prefix, "_scale"));
+    g_.AddInitializer(Tensor::Scalar(q.scale), scale);
+    const std::string zp = g_.Fresh(absl::StrCat(prefix, "_zero_point"));
+    Tensor z = Tensor::Empty({}, DType::kUint8);
+    *z.data<uint8_t>() = static_cast<uint8_t>(q.zero_point);
+    g_.AddInitializer(z, zp);
+    return {scale, zp};
   }
 
   // The uint8 input of an int8 layer or a block: x quantized in s.input
@@ -602,19 +612,53 @@ class QdqExporter {
   }
 
   // An either-domain layer (pooling, ReLU, Flatten, Dropout) or a float32
-  // fallback: the float32 op, on uint8 data rounded back to the input's
-  // grid (dive's uint8 pooling keeps its input's QParams).
+  // fallback: the float32 op. On uint8 data, dive's kernels keep the
+  // input's QParams and work on the integers q - zero_point (an average is
+  // rounded half to even, exactly); so does the graph: the op runs on those
+  // integers in float32 (exact, and so is an average of 4 of them, where
+  // one of values in scale s would put the ties on either side), quantized
+  // again in scale 1 (ties to even) and dequantized in the input's scale.
+  // The integers come from a DequantizeLinear in scale 1 (ONNX Runtime then
+  // runs a MaxPool on the uint8 data), but for an average from a Cast and a
+  // Sub: ONNX Runtime would fuse DequantizeLinear, AveragePool and
+  // QuantizeLinear into its QLinearAveragePool, which rounds the ties
+  // otherwise (measured: a third of a DenseNet transition's outputs one
+  // step off).
   absl::StatusOr<Activation> Traced(const PlanStep& s, const Activation& x) {
     if (s.kind == PlanStep::Kind::kEither && s.uint8_input != x.uint8) {
       return absl::InternalError("the plan's domain is not the graph's");
     }
-    absl::StatusOr<Activation> y = Trace(s, x);
-    if (!y.ok()) return y;
-    if (s.kind == PlanStep::Kind::kEither && x.uint8) {
-      if (y->name == x.name) return x;  // Dropout: no op
-      return QuantDequant(*y, x.q, s.name);
+    if (s.kind != PlanStep::Kind::kEither || !x.uint8) return Trace(s, x);
+    const auto [one, zp] = QParamsInitializers({1.0f, x.q.zero_point},
+                                               absl::StrCat(s.name, ".int"));
+    Activation integers = x;
+    integers.name = g_.Fresh(absl::StrCat(s.name, ".int"));
+    const nn::Module* m = s.module.get();
+    if (dynamic_cast<const nn::AvgPool2d*>(m) != nullptr ||
+        dynamic_cast<const nn::AdaptiveAvgPool2d*>(m) != nullptr ||
+        dynamic_cast<const nn::GlobalAvgPool2d*>(m) != nullptr) {
+      const std::string cast = g_.Fresh(absl::StrCat(s.name, ".cast"));
+      SetInt(g_.Node("Cast", {x.quantized}, cast), "to",
+             onnx::TensorProto::FLOAT);
+      g_.Node("Sub",
+              {cast, g_.ScalarConstant(static_cast<float>(x.q.zero_point))},
+              integers.name);
+    } else {
+      g_.Node("DequantizeLinear", {x.quantized, one, zp}, integers.name);
     }
-    return y;
+    absl::StatusOr<Activation> y = Trace(s, integers);
+    if (!y.ok()) return y;
+    if (y->name == integers.name) return x;  // Dropout: no op
+    const std::string quantized = g_.Fresh(absl::StrCat(s.name, "_uint8"));
+    g_.Node("QuantizeLinear", {y->name, one, zp}, quantized);
+    const auto [scale, zp2] = QParamsInitializers(x.q, s.name);
+    Activation out = *y;
+    out.name = g_.Fresh(s.name);
+    g_.Node("DequantizeLinear", {quantized, scale, zp2}, out.name);
+    out.uint8 = true;
+    out.q = x.q;
+    out.quantized = quantized;
+    return out;
   }
 
   // DenseNet's BatchNorm2d before a convolution, a table per channel in
