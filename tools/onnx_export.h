@@ -77,9 +77,13 @@ absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
 //                         the calibrated scale and zero point) wherever dive
 //                         holds one: the model's input quantization, every
 //                         int8 layer's output that goes on in uint8, a
-//                         block's add or concatenation, and after each
-//                         pooling or ReLU on uint8 data (in its input's
-//                         QParams, which dive's uint8 ones keep).
+//                         block's add or concatenation.
+//   uint8 pooling, ReLU   as dive's uint8 kernels: the op on the integers
+//                         q - zero_point (DequantizeLinear in scale 1; Cast
+//                         and Sub for an average, which ONNX Runtime's
+//                         QLinearAveragePool would round otherwise), then
+//                         QuantizeLinear in scale 1 (ties to even) and
+//                         DequantizeLinear in the input's QParams.
 //   float32 fallbacks     traced as ExportOnnx does, between the
 //                         DequantizeLinear of their input and the
 //                         QuantizeLinear of the next int8 layer's.
