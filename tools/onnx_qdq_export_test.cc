@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -116,19 +118,34 @@ const onnx::TensorProto* PerChannelDequantized(const Index& index,
   return x;
 }
 
-// `value` is a uint8 activation: DequantizeLinear of a QuantizeLinear, both
-// in the same scalar scale and uint8 zero point.
+float ScalarFloat(const onnx::TensorProto& t) {
+  float v = 0;
+  EXPECT_EQ(t.raw_data().size(), sizeof(v)) << t.name();
+  std::memcpy(&v, t.raw_data().data(),
+              std::min(sizeof(v), t.raw_data().size()));
+  return v;
+}
+
+// `value` is a uint8 activation: DequantizeLinear of a QuantizeLinear with
+// scalar scales and one uint8 zero point. The QuantizeLinear's scale is the
+// DequantizeLinear's, or 1 after a uint8 pooling or ReLU (which run on the
+// integers q - zero_point, as dive's kernels).
 void ExpectUint8Activation(const Index& index, const std::string& value) {
   const onnx::NodeProto* dq = index.Producer(value);
   ASSERT_TRUE(dq != nullptr && dq->op_type() == "DequantizeLinear") << value;
   const onnx::NodeProto* q = index.Producer(dq->input(0));
   ASSERT_TRUE(q != nullptr && q->op_type() == "QuantizeLinear") << value;
-  EXPECT_EQ(q->input(1), dq->input(1));
-  EXPECT_EQ(q->input(2), dq->input(2));
-  const onnx::TensorProto* zp = index.Initializer(q->input(2));
-  ASSERT_NE(zp, nullptr);
-  EXPECT_EQ(zp->data_type(), onnx::TensorProto::UINT8);
-  EXPECT_EQ(zp->dims_size(), 0);
+  const onnx::TensorProto* q_scale = index.Initializer(q->input(1));
+  const onnx::TensorProto* dq_scale = index.Initializer(dq->input(1));
+  const onnx::TensorProto* q_zp = index.Initializer(q->input(2));
+  const onnx::TensorProto* dq_zp = index.Initializer(dq->input(2));
+  ASSERT_TRUE(q_scale && dq_scale && q_zp && dq_zp) << value;
+  EXPECT_EQ(q_zp->data_type(), onnx::TensorProto::UINT8);
+  EXPECT_EQ(q_zp->dims_size(), 0);
+  EXPECT_EQ(q_zp->raw_data(), dq_zp->raw_data()) << value;
+  EXPECT_EQ(dq_scale->dims_size(), 0);
+  const float qs = ScalarFloat(*q_scale), dqs = ScalarFloat(*dq_scale);
+  EXPECT_TRUE(qs == dqs || qs == 1.0f) << value << ": " << qs << ", " << dqs;
 }
 
 class QdqExportTest : public testing::TestWithParam<const char*> {};
@@ -277,6 +294,26 @@ TEST(QdqExportTest, ConcatenationsAndTableBatchNormsAreBetweenQdq) {
         NodesOfType(graph, "BatchNormalization");
     if (std::string(name) == "densenet") {
       EXPECT_FALSE(bns.empty());
+      // Its uint8 average pools run on q - zero_point from Cast and Sub
+      // (not a DequantizeLinear ONNX Runtime would fuse into its
+      // QLinearAveragePool, which rounds ties otherwise), then
+      // QuantizeLinear in scale 1.
+      std::vector<const onnx::NodeProto*> pools =
+          NodesOfType(graph, "AveragePool");
+      for (const onnx::NodeProto* p : NodesOfType(graph, "GlobalAveragePool")) {
+        pools.push_back(p);
+      }
+      EXPECT_EQ(pools.size(), 4u);  // 3 transitions, the global one
+      for (const onnx::NodeProto* pool : pools) {
+        const onnx::NodeProto* sub = index.Producer(pool->input(0));
+        ASSERT_TRUE(sub != nullptr && sub->op_type() == "Sub");
+        const onnx::NodeProto* cast = index.Producer(sub->input(0));
+        ASSERT_TRUE(cast != nullptr && cast->op_type() == "Cast");
+        const onnx::NodeProto* quantize = Consumer(graph, pool->output(0));
+        ASSERT_TRUE(quantize != nullptr &&
+                    quantize->op_type() == "QuantizeLinear");
+        EXPECT_EQ(ScalarFloat(*index.Initializer(quantize->input(1))), 1.0f);
+      }
     }
     for (const onnx::NodeProto* bn : bns) {
       ExpectUint8Activation(index, bn->input(0));
