@@ -41,11 +41,15 @@ Tensor Quantize(const Tensor& x, const QParams& q) {
   Tensor out = Tensor::Empty(x.shape(), DType::kUint8);
   const float* in = c.data<float>();
   uint8_t* o = out.data<uint8_t>();
-  const double inv = 1.0 / q.scale;
+  // As ONNX's QuantizeLinear (and ONNX Runtime's kernel): the quotient in
+  // float32, rounded half to even, so that an exported QDQ graph
+  // (tools/onnx_export.h) rounds every input as dive does, the ties too
+  // (resized images in scale 1/255 have many: a double product with the
+  // reciprocal put some on the other side).
   for (int64_t i = 0; i < c.numel(); ++i) {
     // NaN becomes 0 (fmax drops it).
-    const double v = std::nearbyint(in[i] * inv) + q.zero_point;
-    o[i] = static_cast<uint8_t>(std::fmin(std::fmax(v, 0.0), 255.0));
+    const float v = std::nearbyint(in[i] / q.scale) + q.zero_point;
+    o[i] = static_cast<uint8_t>(std::fmin(std::fmax(v, 0.0f), 255.0f));
   }
   return out;
 }

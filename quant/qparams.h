@@ -57,7 +57,9 @@ QParams ChooseQParams(float lo, float hi);
 absl::Status CheckQParams(const QParams& q, absl::string_view scale_name,
                           absl::string_view zero_point_name);
 
-// x (float32, any shape) as uint8 with `q`, and back.
+// x (float32, any shape) as uint8 with `q`, and back. Quantize is ONNX's
+// QuantizeLinear: clamp(round_half_even(x / scale) + zero_point, 0, 255),
+// the quotient in float32.
 Tensor Quantize(const Tensor& x, const QParams& q);
 Tensor Dequantize(const Tensor& q_values, const QParams& q);
 

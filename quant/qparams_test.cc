@@ -1,7 +1,9 @@
 #include "quant/qparams.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tensor/random.h"
@@ -40,6 +42,35 @@ TEST(QuantizeTest, RoundTripIsWithinHalfAStepAndClampsOutside) {
   EXPECT_EQ(out.at<uint8_t>({0}), 0);
   EXPECT_EQ(out.at<uint8_t>({1}), q.zero_point);  // 0 is exact
   EXPECT_EQ(out.at<uint8_t>({2}), 255);
+}
+
+// ONNX's QuantizeLinear, as ONNX Runtime computes it: the quotient in
+// float32, ties to even. Resized images in scale 1/255 put many values on
+// a tie (k + 0.5 steps), where a product with the reciprocal in double
+// (what Quantize computed before) rounds some of them the other way.
+TEST(QuantizeTest, IsOnnxQuantizeLinearTiesIncluded) {
+  const QParams q{1.0f / 255, 3};
+  std::vector<float> values;
+  for (int k = -8; k < 260; ++k) {
+    values.push_back((k + 0.5f) / 255);
+    values.push_back(static_cast<float>(k) / 255);
+  }
+  const Tensor x =
+      Tensor::FromVector(values, {static_cast<int64_t>(values.size())});
+  const Tensor u8 = Quantize(x, q);
+  int64_t ties_to_even = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float v = std::nearbyint(values[i] / q.scale) + q.zero_point;
+    const auto want = static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f));
+    EXPECT_EQ(u8.at<uint8_t>({static_cast<int64_t>(i)}), want) << values[i];
+    const float quotient = values[i] / q.scale;
+    ties_to_even += quotient - std::floor(quotient) == 0.5f;
+  }
+  EXPECT_GT(ties_to_even, 0);  // the case covers ties
+  // Ties go to the even neighbour: 0.5 -> 0, 1.5 -> 2.
+  const Tensor t = Quantize(Tensor::FromVector({1.0f, 3.0f}, {2}), {2.0f, 0});
+  EXPECT_EQ(t.at<uint8_t>({0}), 0);
+  EXPECT_EQ(t.at<uint8_t>({1}), 2);
 }
 
 TEST(CheckQParams, NamesTheTensorAndTheProblem) {

@@ -925,6 +925,57 @@ std::vector<OpPlan> QuantizedModel::Ops() const {
   return ops;
 }
 
+namespace {
+
+std::vector<PlanStep> PlanOf(const std::vector<Step>& steps) {
+  std::vector<PlanStep> out;
+  for (const Step& s : steps) {
+    PlanStep p;
+    switch (s.kind) {
+      case Kind::kConv:
+        p.kind = PlanStep::Kind::kInt8Conv;
+        break;
+      case Kind::kLinear:
+        p.kind = PlanStep::Kind::kInt8Linear;
+        break;
+      case Kind::kBatchNorm:
+        p.kind = PlanStep::Kind::kUint8BatchNorm;
+        break;
+      case Kind::kAdd:
+        p.kind = PlanStep::Kind::kAdd;
+        break;
+      case Kind::kConcat:
+        p.kind = PlanStep::Kind::kConcat;
+        break;
+      case Kind::kFloat:
+        p.kind = PlanStep::Kind::kFloat;
+        break;
+      default:
+        p.kind = PlanStep::Kind::kEither;
+    }
+    p.name = s.name;
+    p.module = s.module;
+    p.relu = s.relu;
+    p.quantize_input = s.quantize_input;
+    p.uint8_output = s.uint8_output || IsBlock(s.kind);
+    p.uint8_input = s.uint8_input;
+    p.input = s.input;
+    p.output = s.output;
+    p.weight = s.weight;
+    p.weight_scale = s.weight_scale;
+    p.bias = s.bias;
+    for (const std::vector<Step>& branch : s.branches) {
+      p.branches.push_back(PlanOf(branch));
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<PlanStep> QuantizedModel::Plan() const { return PlanOf(steps_); }
+
 std::map<std::string, Tensor> QuantizedModel::QuantizedStateDict() const {
   std::map<std::string, Tensor> out;
   ForEachStep(steps_, [&out](const Step& s) {

@@ -127,6 +127,46 @@ struct OpPlan {
   std::string how;
 };
 
+// One step of the plan, read-only, for the tools that export the int8 model
+// (tools/onnx_export.h's QDQ graph): what QuantizedModel::Forward computes,
+// step by step, with the numbers it computes with.
+struct PlanStep {
+  enum class Kind {
+    kInt8Conv,        // nn::Conv2d (a folded BatchNorm2d in its weights)
+    kInt8Linear,      // nn::Linear
+    kUint8BatchNorm,  // nn::BatchNorm2d on uint8 input (a table per channel)
+    kEither,          // pool, ReLU, Flatten, Dropout: uint8 when uint8_input
+    kFloat,           // float32 fallback: `module` on the float32 tensor
+    kAdd,             // block: relu(branch 0 + branch 1) (models::Residual)
+    kConcat,          // block: the branches on the channels
+  };
+  Kind kind = Kind::kFloat;
+  std::string name;  // state_dict prefix ("features.0", "b2.0")
+  // The layer (kInt8Conv: its options; kUint8BatchNorm: its float32 state;
+  // kEither, kFloat: what it computes) or the block. Owned by the int8
+  // model, which keeps it in evaluation mode: only a forward pass in
+  // evaluation mode (a trace) may be run on it.
+  std::shared_ptr<nn::Module> module;
+  // int8 layers, kUint8BatchNorm and kAdd: the ReLU fused into the output
+  // (not the module's own flag: Residual's conv2 leaves its ReLU to the add).
+  bool relu = false;
+  // int8 layers, kUint8BatchNorm and blocks: the input arrives in float32 and
+  // is quantized with `input`; else it is uint8 in `input` already.
+  bool quantize_input = false;
+  // int8 layers and kUint8BatchNorm: the output is uint8 in `output` (else
+  // float32). Blocks always give uint8 in `output`.
+  bool uint8_output = false;
+  // kEither: runs on uint8 data (keeping its input's QParams).
+  bool uint8_input = false;
+  QParams input, output;
+  // int8 layers: int8 [OC, ...] (zero point 0), float32 [OC], int32 [OC] at
+  // scale input.scale * weight_scale[o].
+  Tensor weight, weight_scale, bias;
+  // Blocks: the paths from the block's uint8 input (an empty one is the
+  // input itself), each giving uint8.
+  std::vector<std::vector<PlanStep>> branches;
+};
+
 // The int8 model: a Module (so train::Evaluate and the benchmarks run it as
 // any other) with no parameters, holding the float32 model for its float32
 // layers. Made by QuantizeModel or QuantizedModelFrom.
@@ -142,6 +182,8 @@ class QuantizedModel : public nn::Module {
   // Every layer of the plan, in order; a block's add or concat after the
   // layers of its paths (one path after the other).
   std::vector<OpPlan> Ops() const;
+  // The whole plan, in order, nested as the blocks are (PlanStep).
+  std::vector<PlanStep> Plan() const;
   // The quantized checkpoint's tensors (above).
   std::map<std::string, Tensor> QuantizedStateDict() const;
 

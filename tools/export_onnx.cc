@@ -5,6 +5,9 @@
 //   --out=/tmp/lenet.onnx
 //
 // --model and --resize default to what the checkpoint's metadata records.
+// A quantized checkpoint (//tools:quantize) is exported as its int8 model,
+// a QDQ graph (tools/onnx_export.h's ExportQuantizedOnnx) at the size it was
+// quantized for, which --model and --resize may only repeat.
 // The file is written atomically and never over a symlink, a device, another
 // user's file or the checkpoint itself.
 
@@ -16,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "quant/quantized_model.h"
 #include "tensor/file_io.h"
 #include "tools/onnx_export.h"
 #include "tools/zoo_checkpoint.h"
@@ -54,6 +58,28 @@ int ExportMain() {
   }
   absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
+  if (quant::IsQuantized(file->file)) {
+    absl::StatusOr<quant::LoadedQuantizedModel> q =
+        quant::LoadQuantizedModel(file->file, path);
+    if (!q.ok()) return Fail(q.status());
+    const std::string model = absl::GetFlag(FLAGS_model);
+    const int64_t resize = absl::GetFlag(FLAGS_resize);
+    if ((!model.empty() && model != q->name) ||
+        (resize != 0 && resize != q->input_size)) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          path, " holds ", q->name, " quantized at ", q->input_size, " x ",
+          q->input_size, "; --model and --resize cannot change that")));
+    }
+    const int64_t size = q->input_size;
+    if (absl::Status s =
+            WriteQuantizedOnnx(*q->model, {1, 1, size, size}, q->name, out);
+        !s.ok()) {
+      return Fail(s);
+    }
+    std::printf("wrote %s: %s (int8 QDQ) for [N, 1, %ld, %ld] inputs\n",
+                out.c_str(), q->name.c_str(), size, size);
+    return 0;
+  }
   absl::StatusOr<ZooModel> loaded = LoadZooModel(
       *file, path, absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_resize));
   if (!loaded.ok()) return Fail(loaded.status());

@@ -28,6 +28,8 @@
 // Example:
 //
 //   absl::Status s = WriteOnnx(*model, {1, 1, 28, 28}, "lenet", "lenet.onnx");
+//   // An int8 model (quant/quantized_model.h) as a QDQ graph:
+//   s = WriteQuantizedOnnx(*int8_model, {1, 1, 28, 28}, "lenet", "q.onnx");
 
 #ifndef TOOLS_ONNX_EXPORT_H_
 #define TOOLS_ONNX_EXPORT_H_
@@ -37,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "nn/module.h"
 #include "onnx/onnx_pb.h"
+#include "quant/quantized_model.h"
 #include "tensor/shape.h"
 
 namespace dive::tools {
@@ -56,6 +59,57 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(nn::Module& model,
 // through a symlink, never over a file this user did not create).
 absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
                        const std::string& name, const std::string& path);
+
+// The int8 model `model` (quant/quantized_model.h) as a standard QDQ graph
+// (opset 13) for inputs of `input_shape` ([N, ...], N dynamic), named as
+// ExportOnnx's. Not traced: built from the model's plan
+// (QuantizedModel::Plan), with dive's own numbers, so that ONNX Runtime
+// computes what dive's int8 kernels compute, up to rounding:
+//
+//   int8 Conv2d / Linear  int8 weight initializer -> DequantizeLinear (its
+//                         per-output-channel scales, axis 0, int8 zero
+//                         point 0); int32 bias -> DequantizeLinear (scale
+//                         input_scale * weight_scale[o], axis 0); Conv or
+//                         Gemm (transB = 1) on the dequantized uint8 input;
+//                         its fused ReLU a Relu. The pattern ONNX Runtime
+//                         fuses into QLinearConv / QGemm.
+//   uint8 activations     a QuantizeLinear -> DequantizeLinear pair (uint8,
+//                         the calibrated scale and zero point) wherever dive
+//                         holds one: the model's input quantization, every
+//                         int8 layer's output that goes on in uint8, a
+//                         block's add or concatenation.
+//   uint8 pooling, ReLU   as dive's uint8 kernels: the op on the integers
+//                         q - zero_point (DequantizeLinear in scale 1; Cast
+//                         and Sub for an average, which ONNX Runtime's
+//                         QLinearAveragePool would round otherwise), then
+//                         QuantizeLinear in scale 1 (ties to even) and
+//                         DequantizeLinear in the input's QParams.
+//   float32 fallbacks     traced as ExportOnnx does, between the
+//                         DequantizeLinear of their input and the
+//                         QuantizeLinear of the next int8 layer's.
+//   uint8-table BatchNorm DenseNet's BatchNorm2d before a convolution (a
+//                         table of its 256 values per channel in dive):
+//                         BatchNormalization (and Relu) in float32 between
+//                         DequantizeLinear and QuantizeLinear; dive's table
+//                         holds the same results rounded from double.
+//   Residual add          Add (and Relu) of the two paths' dequantized
+//                         outputs, QuantizeLinear in the block's QParams.
+//   Inception, DenseBlock Concat of the paths on the channels, likewise.
+//
+// Weight and bias initializers keep the checkpoint's names
+// ("features.0.weight", "features.0.weight_scale", "features.0.bias").
+// Errors name the step (its state_dict prefix and module): Unimplemented
+// for a float32 fallback with an op ONNX export does not support, Internal
+// when the ONNX checker rejects the graph.
+absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
+    const quant::QuantizedModel& model, const Shape& input_shape,
+    const std::string& name);
+
+// ExportQuantizedOnnx, then writes it as WriteOnnx does.
+absl::Status WriteQuantizedOnnx(const quant::QuantizedModel& model,
+                                const Shape& input_shape,
+                                const std::string& name,
+                                const std::string& path);
 
 }  // namespace dive::tools
 

@@ -459,6 +459,10 @@ grep -q "^0 .*Conv2d(1, 6.*int8 conv (float32 input quantized), float32 out" "$T
 grep -q "^1 .*Sigmoid.*float32 fallback: no int8 kernel" "$TMP/case.out" || fail "quantize did not list the Sigmoid's float32 fallback"
 expect_ok "eval --precision=int8" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8
 grep -q "^lenet on .*: test acc " "$TMP/case.out" || fail "int8 eval printed no accuracy"
+expect_ok "export_onnx of an int8 checkpoint" "$EXPORT" --checkpoint="$INT8" --out="$TMP/int8.onnx"
+grep -q "lenet (int8 QDQ)" "$TMP/case.out" || fail "export_onnx did not export the int8 model"
+grep -q "QuantizeLinear" "$TMP/int8.onnx" || fail "export_onnx wrote no QuantizeLinear"
+expect_error "export_onnx --resize on an int8 checkpoint" "--model and --resize cannot change that" "$EXPORT" --checkpoint="$INT8" --out="$TMP/int8.onnx" --resize=32
 expect_ok "quantize lenet --calibration=percentile" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8" --calibration=percentile
 expect_ok "eval --precision=int8 --dump" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8 --dump="$TMP/int8_dump.safetensors"
 expect_error "eval --precision=int8 of a float32 checkpoint" "$LCKPT is a float32 checkpoint, not an int8 one" "$EVAL" "${EV[@]}" --checkpoint="$LCKPT" --precision=int8

@@ -1,0 +1,165 @@
+// Writes, for every zoo model that int8 quantization takes (or --models),
+// what the int8 ONNX Runtime parity test (tools/onnx_qdq_parity_test.sh)
+// compares: <out_dir>/<model>.onnx, the int8 model exported as a QDQ graph
+// (tools/onnx_export.h's ExportQuantizedOnnx) at the model's quick input
+// size, and <out_dir>/<model>.safetensors holding --images Fashion-MNIST
+// test images ("images") and dive's int8 logits for them ("logits").
+//
+// The float32 weights are a fixed-seed initialization with small random
+// biases and random BatchNorm running statistics (so that the int8 bias and
+// the folded and table BatchNorms are exercised), calibrated (min/max) on
+// 4 batches of 32 other test images (from image 5120 on). The graph is
+// exported at a batch of 2 and run with --images, which exercises the
+// dynamic batch.
+//
+//   bazel run //tools:onnx_qdq_parity_case -- --out_dir=/tmp/qdq --images=1000
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "autograd/variable.h"
+#include "datasets/data_loader.h"
+#include "datasets/fashion_mnist.h"
+#include "glog/logging.h"
+#include "models/zoo.h"
+#include "quant/quantized_model.h"
+#include "tensor/random.h"
+#include "tensor/safetensors.h"
+#include "tools/onnx_export.h"
+#include "train/cli.h"
+
+ABSL_FLAG(std::string, out_dir, "", "Directory to write the cases into.");
+ABSL_FLAG(std::string, models, "",
+          "Comma-separated models (default: every one int8 quantization "
+          "takes).");
+ABSL_FLAG(int64_t, images, 256, "Test images to compare on.");
+ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
+          "Directory with the Fashion-MNIST IDX files.");
+
+namespace dive::tools {
+namespace {
+
+constexpr uint64_t kSeed = 2026;
+constexpr int64_t kCalibrationBatches = 4;
+constexpr int64_t kCalibrationBatchSize = 32;
+constexpr int64_t kCalibrationFirstImage = 5120;
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
+// The test images [first, first + count) at `size` x `size`.
+absl::StatusOr<Tensor> Images(const data::InMemoryDataset& test, int64_t size,
+                              int64_t first, int64_t count) {
+  data::DataLoaderOptions lo;
+  lo.batch_size = count;
+  lo.sampler.shuffle = false;
+  lo.prefetch = false;
+  lo.transforms.resize = size;
+  absl::StatusOr<data::DataLoader> loader = data::DataLoader::Create(test, lo);
+  if (!loader.ok()) return loader.status();
+  if (first % count != 0) {
+    return absl::InternalError("first image not a multiple of the count");
+  }
+  return loader->MakeBatch(0, first / count).images;
+}
+
+absl::Status WriteCase(const models::ModelSpec& spec,
+                       const data::InMemoryDataset& test, int64_t images,
+                       const std::string& dir) {
+  ManualSeed(kSeed);
+  const int64_t size = spec.quick_input_size;
+  absl::StatusOr<std::shared_ptr<nn::Module>> model = spec.make(size);
+  if (!model.ok()) return model.status();
+  for (auto& [name, t] : (*model)->StateDict()) {
+    if (absl::EndsWith(name, "running_mean")) {
+      t.CopyFrom(Normal(t.shape(), 0.0f, 0.1f));
+    } else if (absl::EndsWith(name, "running_var")) {
+      t.CopyFrom(Uniform(t.shape(), 0.5f, 1.5f));
+    } else if (absl::EndsWith(name, "bias")) {
+      t.CopyFrom(Uniform(t.shape(), -0.01f, 0.01f));
+    }
+  }
+  std::vector<Tensor> calibration;
+  for (int64_t b = 0; b < kCalibrationBatches; ++b) {
+    absl::StatusOr<Tensor> batch =
+        Images(test, size, kCalibrationFirstImage + b * kCalibrationBatchSize,
+               kCalibrationBatchSize);
+    if (!batch.ok()) return batch.status();
+    calibration.push_back(*batch);
+  }
+  absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
+      quant::QuantizeModel(*model, calibration, {});
+  if (!q.ok()) return q.status();
+  if (absl::Status s = WriteQuantizedOnnx(**q, {2, 1, size, size}, spec.name,
+                                          absl::StrCat(dir, "/", spec.name,
+                                                       ".onnx"));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Tensor> x = Images(test, size, 0, images);
+  if (!x.ok()) return x.status();
+  autograd::NoGradGuard no_grad;
+  SafetensorsFile out;
+  out.tensors["images"] = *x;
+  out.tensors["logits"] = (**q)(autograd::Variable(*x)).data();
+  return SaveSafetensors(absl::StrCat(dir, "/", spec.name, ".safetensors"),
+                         out);
+}
+
+int Main() {
+  const std::string dir = absl::GetFlag(FLAGS_out_dir);
+  const int64_t images = absl::GetFlag(FLAGS_images);
+  if (dir.empty()) {
+    return Fail(absl::InvalidArgumentError("--out_dir is required"));
+  }
+  if (absl::Status s = train::CheckPathFlag("out_dir", dir); !s.ok())
+    return Fail(s);
+  if (images < 1 || images > kCalibrationFirstImage) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--images must be in [1, ", kCalibrationFirstImage, "]")));
+  }
+  std::vector<models::ModelSpec> specs;
+  if (absl::GetFlag(FLAGS_models).empty()) {
+    specs = models::AllModels();
+  } else {
+    for (absl::string_view name :
+         absl::StrSplit(absl::GetFlag(FLAGS_models), ',')) {
+      absl::StatusOr<models::ModelSpec> spec =
+          models::FindModel(std::string(name));
+      if (!spec.ok()) return Fail(spec.status());
+      specs.push_back(*spec);
+    }
+  }
+  absl::StatusOr<data::InMemoryDataset> test =
+      data::LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), data::Split::kTest);
+  if (!test.ok()) return Fail(test.status());
+  for (const models::ModelSpec& spec : specs) {
+    if (absl::Status s = WriteCase(spec, *test, images, dir); !s.ok()) {
+      return Fail(
+          absl::Status(s.code(), absl::StrCat(spec.name, ": ", s.message())));
+    }
+    std::printf("%s: wrote %s/%s.onnx (int8 QDQ, input %ld x %ld)\n",
+                spec.name.c_str(), dir.c_str(), spec.name.c_str(),
+                spec.quick_input_size, spec.quick_input_size);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace dive::tools
+
+int main(int argc, char** argv) {
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  absl::StatusOr<bool> go_on = dive::train::ParseFlags(argc, argv);
+  if (!go_on.ok()) return dive::tools::Fail(go_on.status());
+  if (!*go_on) return 0;
+  return dive::tools::Main();
+}
