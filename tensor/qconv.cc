@@ -305,6 +305,11 @@ QConvLibrary GetQConvLibrary() { return Library().load(); }
 
 void SetQConvLibrary(QConvLibrary library) { Library().store(library); }
 
+bool QConv2dUsesOneDnn(const QPackedWeights& weights) {
+  return weights.role() == QPackedWeights::Role::kConv2d &&
+         qconv_internal::OneDnnQConvTakes(weights);
+}
+
 absl::StatusOr<QPackedWeights> PackQConv2dWeights(QGemmPath path, int64_t oc,
                                                   int64_t c, int64_t kh,
                                                   int64_t kw, const int8_t* w) {

@@ -60,6 +60,9 @@ enum class QConvLibrary { kAuto, kDive, kOneDnn };
 QConvLibrary GetQConvLibrary();
 void SetQConvLibrary(QConvLibrary library);
 
+// Whether QConv2d with these weights runs on oneDNN now (any input size).
+bool QConv2dUsesOneDnn(const QPackedWeights& weights);
+
 struct QConv2dParams {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
 };
