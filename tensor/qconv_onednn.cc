@@ -92,7 +92,8 @@ std::shared_ptr<uint8_t> ReorderWeights(OneDnnQConvCache& cache,
 dnnl::convolution_forward::primitive_desc SumsPrimitive(
     const OneDnnQConvCache& cache, const Key& k, int64_t images) {
   const int64_t hp = k.h + 2 * k.ph, wp = k.w + 2 * k.pw;
-  const int64_t oh = (hp - cache.kh) / k.sh + 1, ow = (wp - cache.kw) / k.sw + 1;
+  const int64_t oh = (hp - cache.kh) / k.sh + 1,
+                ow = (wp - cache.kw) / k.sw + 1;
   return dnnl::convolution_forward::primitive_desc(
       {dnnl::prop_kind::forward_inference,
        dnnl::algorithm::convolution_direct,
@@ -108,7 +109,8 @@ dnnl::convolution_forward::primitive_desc SumsPrimitive(
 std::unique_ptr<Plan> MakePlan(OneDnnQConvCache& cache, const Key& k) {
   auto p = std::make_unique<Plan>();
   const int64_t hp = k.h + 2 * k.ph, wp = k.w + 2 * k.pw;
-  const int64_t oh = (hp - cache.kh) / k.sh + 1, ow = (wp - cache.kw) / k.sw + 1;
+  const int64_t oh = (hp - cache.kh) / k.sh + 1,
+                ow = (wp - cache.kw) / k.sw + 1;
   const int64_t image_bytes = oh * ow * cache.oc * 4;
   const int64_t chunks =
       CeilDiv(k.n, std::max<int64_t>(1, kChunkBytes / image_bytes));
@@ -116,8 +118,8 @@ std::unique_ptr<Plan> MakePlan(OneDnnQConvCache& cache, const Key& k) {
   p->tail = k.n - (chunks - 1) * p->chunk;
   p->x_user = memory::desc({k.n, cache.c, k.h, k.w}, dt::u8, tag::nchw);
   p->xp = memory::desc({k.n, cache.c, hp, wp}, dt::u8, tag::nhwc);
-  p->xp_inner = p->xp.submemory_desc({k.n, cache.c, k.h, k.w},
-                                     {0, 0, k.ph, k.pw});
+  p->xp_inner =
+      p->xp.submemory_desc({k.n, cache.c, k.h, k.w}, {0, 0, k.ph, k.pw});
   p->x_move = dnnl::reorder(dnnl::reorder::primitive_desc(
       Engine(), p->x_user, Engine(), p->xp_inner));
   const auto pd = SumsPrimitive(cache, k, p->chunk);
@@ -173,7 +175,8 @@ void FillBorder(uint8_t* xp, int64_t n, int64_t c, int64_t hp, int64_t wp,
   }
 }
 
-#define DIVE_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define DIVE_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
 // r[p] = row p of a 16 x 16 int32 matrix, transposed in place.
 DIVE_AVX512 inline void Transpose16(__m512i r[16]) {
@@ -231,20 +234,21 @@ DIVE_AVX512 void Requantize(const int32_t* acc, int64_t images, int64_t ohw,
     Transpose16(r);
     for (int64_t l = 0; l < qn; ++l) {
       const int64_t at = (image * oc + q0 + l) * ohw + p0;
-      const __m512i v = _mm512_add_epi32(r[l], _mm512_set1_epi32(ch.offset[q0 + l]));
+      const __m512i v =
+          _mm512_add_epi32(r[l], _mm512_set1_epi32(ch.offset[q0 + l]));
       if (rq.output == QOutputType::kInt32) {
         _mm512_mask_storeu_epi32(static_cast<int32_t*>(y) + at, p_mask, v);
         continue;
       }
       const __m512d s = _mm512_set1_pd(ch.scale[q0 + l]);
-      __m512d d0 = _mm512_mul_pd(
-          _mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), s);
-      __m512d d1 = _mm512_mul_pd(
-          _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), s);
+      __m512d d0 =
+          _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), s);
+      __m512d d1 =
+          _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)), s);
       if (rq.output == QOutputType::kFloat) {
-        __m512 f = _mm512_insertf32x8(
-            _mm512_castps256_ps512(_mm512_cvtpd_ps(d0)), _mm512_cvtpd_ps(d1),
-            1);
+        __m512 f =
+            _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(d0)),
+                               _mm512_cvtpd_ps(d1), 1);
         // f < 0 becomes 0 (v = 0 gives +0, never -0).
         if (rq.relu) f = _mm512_max_ps(f, _mm512_setzero_ps());
         _mm512_mask_storeu_ps(static_cast<float*>(y) + at, p_mask, f);
@@ -253,9 +257,9 @@ DIVE_AVX512 void Requantize(const int32_t* acc, int64_t images, int64_t ohw,
       const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
       d0 = _mm512_min_pd(_mm512_max_pd(d0, vlo), vhi);
       d1 = _mm512_min_pd(_mm512_max_pd(d1, vlo), vhi);
-      __m512i u = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm512_cvtpd_epi32(d0)),
-          _mm512_cvtpd_epi32(d1), 1);
+      __m512i u =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(d0)),
+                             _mm512_cvtpd_epi32(d1), 1);
       u = _mm512_add_epi32(u, _mm512_set1_epi32(rq.zero_point));
       _mm_mask_storeu_epi8(static_cast<uint8_t*>(y) + at, p_mask,
                            _mm512_cvtusepi32_epi8(u));
@@ -278,8 +282,7 @@ std::shared_ptr<OneDnnQConvCache> MakeOneDnnQConvCache(int64_t oc, int64_t c,
 }
 
 bool OneDnnQConvTakes(const QPackedWeights& weights) {
-  if (weights.onednn() == nullptr ||
-      weights.path() != QGemmPath::kAvx512Vnni) {
+  if (weights.onednn() == nullptr || weights.path() != QGemmPath::kAvx512Vnni) {
     return false;
   }
   switch (GetQConvLibrary()) {
