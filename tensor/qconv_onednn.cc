@@ -293,7 +293,7 @@ bool OneDnnQConvTakes(const QPackedWeights& weights) {
     case QConvLibrary::kAuto:
       break;
   }
-  return weights.conv_kh() * weights.conv_kw() > 1 && weights.conv_c() >= 16;
+  return weights.conv_kh() * weights.conv_kw() > 1 && weights.k() >= 512;
 }
 
 bool OneDnnQConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
@@ -308,30 +308,31 @@ bool OneDnnQConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
   const int64_t c = cache.c, oc = cache.oc;
   const int64_t hp = h + 2 * p.pad_h, wp = w + 2 * p.pad_w, ohw = oh * ow;
   dnnl::stream stream(Engine());
-  std::shared_ptr<uint8_t> xp = qgemm_internal::AlignedBuffer(n * c * hp * wp);
-  FillBorder(xp.get(), n, c, hp, wp, p.pad_h, p.pad_w,
+  uint8_t* const xp = qgemm_internal::ThreadScratch(
+      qgemm_internal::kLeftScratch, n * c * hp * wp);
+  FillBorder(xp, n, c, hp, wp, p.pad_h, p.pad_w,
              static_cast<uint8_t>(x_zero_point));
   memory x_user(plan->x_user, Engine(), const_cast<uint8_t*>(x));
-  memory xp_inner(plan->xp_inner, Engine(), xp.get());
+  memory xp_inner(plan->xp_inner, Engine(), xp);
   plan->x_move.execute(stream, x_user, xp_inner);
-  std::shared_ptr<uint8_t> sums =
-      qgemm_internal::AlignedBuffer(plan->chunk * ohw * oc * 4);
+  uint8_t* const sums = qgemm_internal::ThreadScratch(
+      qgemm_internal::kRightScratch, plan->chunk * ohw * oc * 4);
   const int64_t c_bytes = qgemm_internal::OutputBytes(rq.output);
   for (int64_t i0 = 0; i0 < n; i0 += plan->chunk) {
     const bool tail = n - i0 < plan->chunk;
     const int64_t images = tail ? plan->tail : plan->chunk;
     memory src(tail ? plan->src_tail : plan->src, Engine(),
-               xp.get() + i0 * c * hp * wp);
+               xp + i0 * c * hp * wp);
     memory wts(tail ? plan->w_prim_tail : plan->w_prim, Engine(),
                (tail ? plan->w_data_tail : plan->w_data).get());
-    memory dst(tail ? plan->dst_tail : plan->dst, Engine(), sums.get());
+    memory dst(tail ? plan->dst_tail : plan->dst, Engine(), sums);
     (tail ? plan->conv_tail : plan->conv)
         .execute(stream, {{DNNL_ARG_SRC, src},
                           {DNNL_ARG_WEIGHTS, wts},
                           {DNNL_ARG_DST, dst}});
     stream.wait();
-    Requantize(reinterpret_cast<const int32_t*>(sums.get()), images, ohw, oc,
-               rq, channels, static_cast<char*>(y) + i0 * oc * ohw * c_bytes);
+    Requantize(reinterpret_cast<const int32_t*>(sums), images, ohw, oc, rq,
+               channels, static_cast<char*>(y) + i0 * oc * ohw * c_bytes);
   }
   return true;
 }
