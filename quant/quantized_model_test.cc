@@ -197,7 +197,7 @@ INSTANTIATE_TEST_SUITE_P(Blocks, ZooModelTest,
 
 // The int8 convolutions on oneDNN (tensor/qconv_onednn.h: its int32 sums,
 // then dive's requantization) give the logits of dive's kernels bit for
-// bit: where kAuto picks it (ResNet-18's 3x3 layers of 64 channels and
+// bit: where kAuto picks it (ResNet-18's 3x3 layers of 128 channels and
 // more, AlexNet's 5x5 and 3x3 layers) and on every convolution (kOneDnn).
 TEST(QuantizeModel, OneDnnConvolutionsGiveDivesLogits) {
   if (absl::Status s = QGemmPathSupported(QGemmPath::kAvx512Vnni); !s.ok()) {

@@ -22,7 +22,7 @@
 // and the kernel reads it in place at each kernel offset (qconv.cc).
 // Groups = 1, no dilation. Threads (OpenMP) take blocks of output pixels.
 //
-// On the avx512_vnni path, KxK convolutions with at least 512 products per
+// On the avx512_vnni path, KxK convolutions with at least 1024 products per
 // output (c * kh * kw) run on oneDNN's int8 convolution instead, where it
 // measured faster; only its int32 sums are used, and the requantization is the
 // one above, so the output is the same bytes (tensor/qconv_onednn.h, with the

@@ -293,7 +293,7 @@ bool OneDnnQConvTakes(const QPackedWeights& weights) {
     case QConvLibrary::kAuto:
       break;
   }
-  return weights.conv_kh() * weights.conv_kw() > 1 && weights.k() >= 512;
+  return weights.conv_kh() * weights.conv_kw() > 1 && weights.k() >= 1024;
 }
 
 bool OneDnnQConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,

@@ -257,7 +257,7 @@ TEST_F(QConvOneDnnTest, ThreadsAndTheCachedPlanGiveTheSameBytes) {
   EXPECT_EQ(RunConv(QConvLibrary::kDive, s, x, 100, *packed, rq, size), first);
 }
 
-// kAuto: KxK kernels with c * kh * kw >= 512, on weights packed for
+// kAuto: KxK kernels with c * kh * kw >= 1024, on weights packed for
 // avx512_vnni only; kDive never, kOneDnn always (there).
 TEST_F(QConvOneDnnTest, TakesKxKKernelsWithEnoughChannels) {
   const auto packed = [](QGemmPath path, int64_t c, int64_t kh, int64_t kw) {
@@ -269,6 +269,7 @@ TEST_F(QConvOneDnnTest, TakesKxKKernelsWithEnoughChannels) {
   };
   const QPackedWeights k3c16 = packed(QGemmPath::kAvx512Vnni, 16, 3, 3);
   const QPackedWeights k3c64 = packed(QGemmPath::kAvx512Vnni, 64, 3, 3);
+  const QPackedWeights k3c128 = packed(QGemmPath::kAvx512Vnni, 128, 3, 3);
   const QPackedWeights k5c96 = packed(QGemmPath::kAvx512Vnni, 96, 5, 5);
   const QPackedWeights k3c8 = packed(QGemmPath::kAvx512Vnni, 8, 3, 3);
   const QPackedWeights k1c192 = packed(QGemmPath::kAvx512Vnni, 192, 1, 1);
@@ -276,7 +277,8 @@ TEST_F(QConvOneDnnTest, TakesKxKKernelsWithEnoughChannels) {
   {
     const ScopedQConvLibrary scope(QConvLibrary::kAuto);
     EXPECT_FALSE(QConv2dUsesOneDnn(k3c16));  // VGG's 16->32: k = 144
-    EXPECT_TRUE(QConv2dUsesOneDnn(k3c64));
+    EXPECT_FALSE(QConv2dUsesOneDnn(k3c64));  // k = 576: a tie
+    EXPECT_TRUE(QConv2dUsesOneDnn(k3c128));
     EXPECT_TRUE(QConv2dUsesOneDnn(k5c96));
     EXPECT_FALSE(QConv2dUsesOneDnn(k3c8));
     EXPECT_FALSE(QConv2dUsesOneDnn(k1c192));
@@ -284,7 +286,7 @@ TEST_F(QConvOneDnnTest, TakesKxKKernelsWithEnoughChannels) {
   }
   {
     const ScopedQConvLibrary scope(QConvLibrary::kDive);
-    EXPECT_FALSE(QConv2dUsesOneDnn(k3c64));
+    EXPECT_FALSE(QConv2dUsesOneDnn(k3c128));
     EXPECT_FALSE(QConv2dUsesOneDnn(k5c96));
   }
   {
