@@ -7,6 +7,10 @@
 //       QConv2d, uint8 in and out, per-channel requantization with bias and
 //       ReLU, weights packed once outside the loop; one benchmark per int8
 //       path the CPU has (not AMX, untested on hardware).
+//       On avx512_vnni, QConv2d runs oneDNN's int8 convolution on the
+//       shapes tensor/qconv_onednn.h lists; DIVE_QCONV_LIBRARY=dive (or
+//       DIVE_CONV_LIBRARY=dive) times dive's kernels there, =onednn oneDNN
+//       on every shape.
 //   BM_QConv2dOneDnn/<layer>/<layout>/threads:T
 //       oneDNN 2.6's int8 convolution (Debian's libdnnl, what PyTorch's
 //       onednn quantized engine runs) on the same operands: uint8 x with

@@ -27,6 +27,8 @@
 #include "nn/sequential.h"
 #include "quant/qparams.h"
 #include "tensor/ops.h"
+#include "tensor/qconv.h"
+#include "tensor/qgemm.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
@@ -192,6 +194,35 @@ INSTANTIATE_TEST_SUITE_P(Sequential, ZooModelTest,
 // and DenseNet's concatenations, in int8.
 INSTANTIATE_TEST_SUITE_P(Blocks, ZooModelTest,
                          testing::Values("resnet", "googlenet", "densenet"));
+
+// The int8 convolutions on oneDNN (tensor/qconv_onednn.h: its int32 sums,
+// then dive's requantization) give the logits of dive's kernels bit for
+// bit: where kAuto picks it (ResNet-18's 3x3 layers of 128 channels and
+// more, AlexNet's 5x5 and 3x3 layers) and on every convolution (kOneDnn).
+TEST(QuantizeModel, OneDnnConvolutionsGiveDivesLogits) {
+  if (absl::Status s = QGemmPathSupported(QGemmPath::kAvx512Vnni); !s.ok()) {
+    GTEST_SKIP() << "skipped: oneDNN's int8 convolution runs only on "
+                    "AVX512-VNNI, and this CPU lacks it ("
+                 << s.message() << ")";
+  }
+  for (const auto& [name, size] : std::vector<std::pair<const char*, int64_t>>{
+           {"alexnet", 96}, {"resnet", 32}}) {
+    SCOPED_TRACE(name);
+    Quantized q = QuantizeZooModel(name, size);
+    SetQConvLibrary(QConvLibrary::kDive);
+    const Tensor dive = Logits(*q.int8, q.x);
+    for (QConvLibrary library : {QConvLibrary::kAuto, QConvLibrary::kOneDnn}) {
+      SetQConvLibrary(library);
+      const Tensor got = Logits(*q.int8, q.x);
+      ASSERT_EQ(got.shape(), dive.shape());
+      for (int64_t i = 0; i < dive.numel(); ++i) {
+        ASSERT_EQ(got.data()[i], dive.data()[i])
+            << "library " << static_cast<int>(library) << " at " << i;
+      }
+    }
+    SetQConvLibrary(QConvLibrary::kAuto);
+  }
+}
 
 TEST(QuantizeModel, ListsWhatRunsInInt8) {
   Quantized q = QuantizeZooModel("lenet", 28);

@@ -7,14 +7,18 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "tensor/qconv_onednn.h"
 #include "tensor/qgemm_driver.h"
 
 namespace dive {
@@ -274,7 +278,37 @@ void ConvImplicit(const PathInfo& info, int64_t n, int64_t c, int64_t h,
   }
 }
 
+QConvLibrary LibraryFromEnvironment() {
+  const char* name = "DIVE_QCONV_LIBRARY";
+  const char* value = std::getenv(name);
+  if (value == nullptr) {
+    name = "DIVE_CONV_LIBRARY";
+    value = std::getenv(name);
+  }
+  if (value == nullptr || value == std::string("auto")) {
+    return QConvLibrary::kAuto;
+  }
+  if (value == std::string("dive")) return QConvLibrary::kDive;
+  if (value == std::string("onednn")) return QConvLibrary::kOneDnn;
+  LOG(FATAL) << name << "=" << value << " is not one of auto, dive, onednn";
+  return QConvLibrary::kAuto;
+}
+
+std::atomic<QConvLibrary>& Library() {
+  static std::atomic<QConvLibrary> library(LibraryFromEnvironment());
+  return library;
+}
+
 }  // namespace
+
+QConvLibrary GetQConvLibrary() { return Library().load(); }
+
+void SetQConvLibrary(QConvLibrary library) { Library().store(library); }
+
+bool QConv2dUsesOneDnn(const QPackedWeights& weights) {
+  return weights.role() == QPackedWeights::Role::kConv2d &&
+         qconv_internal::OneDnnQConvTakes(weights);
+}
 
 absl::StatusOr<QPackedWeights> PackQConv2dWeights(QGemmPath path, int64_t oc,
                                                   int64_t c, int64_t kh,
@@ -326,6 +360,10 @@ absl::StatusOr<QPackedWeights> PackQConv2dWeights(QGemmPath path, int64_t oc,
     }
   }
   QPackedWeightsAccess::SetConv(&packed, c, kh, kw, std::move(implicit));
+  if (path == QGemmPath::kAvx512Vnni) {
+    QPackedWeightsAccess::SetOneDnn(
+        &packed, qconv_internal::MakeOneDnnQConvCache(oc, c, kh, kw, w));
+  }
   return packed;
 }
 
@@ -377,6 +415,11 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
   const int64_t c_bytes = qgemm_internal::OutputBytes(rq.output);
   const qgemm_internal::QTileEpilogue e = qgemm_internal::MakeEpilogue(
       rq, channels, /*channel_is_row=*/true, y, (*oh) * (*ow));
+  if (qconv_internal::OneDnnQConvTakes(weights) &&
+      qconv_internal::OneDnnQConv2d(n, h, w, x, x_zero_point, weights, p, *oh,
+                                    *ow, rq, channels, y)) {
+    return absl::OkStatus();
+  }
   const PathInfo& info = qgemm_internal::PathOf(weights.path());
   if (p.stride_h == 1 && p.stride_w == 1 &&
       weights.implicit_data() != nullptr &&

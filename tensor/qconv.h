@@ -22,6 +22,12 @@
 // and the kernel reads it in place at each kernel offset (qconv.cc).
 // Groups = 1, no dilation. Threads (OpenMP) take blocks of output pixels.
 //
+// On the avx512_vnni path, KxK convolutions with at least 1024 products per
+// output (c * kh * kw) run on oneDNN's int8 convolution instead, where it
+// measured faster; only its int32 sums are used, and the requantization is the
+// one above, so the output is the same bytes (tensor/qconv_onednn.h, with the
+// measurements). QConvLibrary chooses.
+//
 // Example:
 //
 //   absl::StatusOr<dive::QPackedWeights> w = dive::PackQConv2dWeights(
@@ -40,6 +46,22 @@
 #include "tensor/qgemm.h"
 
 namespace dive {
+
+// Which kernels run QConv2d on weights packed for the avx512_vnni path:
+// kAuto (the default), oneDNN on the shapes where it measured faster
+// (tensor/qconv_onednn.h), dive's elsewhere; kDive, dive's everywhere;
+// kOneDnn, oneDNN on every shape (for tests and measurements). Every other
+// path runs dive's. The results are the same bytes either way.
+// Process-wide; set at startup by the environment variable
+// DIVE_QCONV_LIBRARY=auto|dive|onednn or, where that is unset, by
+// DIVE_CONV_LIBRARY (tensor/conv.h's, for the bf16 convolution), so that
+// DIVE_CONV_LIBRARY=dive runs dive's kernels on every convolution.
+enum class QConvLibrary { kAuto, kDive, kOneDnn };
+QConvLibrary GetQConvLibrary();
+void SetQConvLibrary(QConvLibrary library);
+
+// Whether QConv2d with these weights runs on oneDNN now (any input size).
+bool QConv2dUsesOneDnn(const QPackedWeights& weights);
 
 struct QConv2dParams {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;

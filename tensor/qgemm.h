@@ -61,6 +61,10 @@
 
 namespace dive {
 
+namespace qconv_internal {
+struct OneDnnQConvCache;  // tensor/qconv_onednn.h
+}  // namespace qconv_internal
+
 enum class QGemmPath { kGeneric, kAvx2, kAvxVnni, kAvx512Vnni, kAmx };
 
 inline constexpr QGemmPath kAllQGemmPaths[] = {
@@ -133,6 +137,9 @@ class QPackedWeights {
   // without im2col; null elsewhere.
   const uint8_t* implicit_data() const { return implicit_data_.get(); }
   const std::vector<int32_t>& sums() const { return sums_; }
+  // Convolution on the avx512_vnni path: the weights and primitives of the
+  // oneDNN int8 convolution (tensor/qconv_onednn.h); null elsewhere.
+  qconv_internal::OneDnnQConvCache* onednn() const { return onednn_.get(); }
 
  private:
   friend struct QPackedWeightsAccess;
@@ -143,6 +150,7 @@ class QPackedWeights {
   std::shared_ptr<uint8_t> data_;  // 64-byte aligned panels
   std::shared_ptr<uint8_t> implicit_data_;
   std::vector<int32_t> sums_;  // [channels]: sum over k of the weights
+  std::shared_ptr<qconv_internal::OneDnnQConvCache> onednn_;
 };
 
 // Packs B [k, n] (b[p * ldb + j]), or, when `transposed`, B stored as

@@ -154,6 +154,11 @@ struct QPackedWeightsAccess {
     w->conv_kw_ = kw;
     w->implicit_data_ = std::move(implicit_data);
   }
+  static void SetOneDnn(
+      QPackedWeights* w,
+      std::shared_ptr<qconv_internal::OneDnnQConvCache> onednn) {
+    w->onednn_ = std::move(onednn);
+  }
 };
 }  // namespace dive
 
