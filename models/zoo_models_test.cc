@@ -35,6 +35,7 @@
 #include "nn/conv2d.h"
 #include "nn/linear.h"
 #include "nn/module.h"
+#include "nn/pool.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -306,10 +307,10 @@ TEST_P(ZooModelTest, FusedTrainingStepIsBitIdentical) {
 
 // With the activations stored in bf16 as autocast stores them
 // (nn/bf16_activations.h, what the trainers choose in bf16), a training step
-// of a model with batch norms or GoogLeNet's concatenations stays as close
-// to the float32 step as the exact bf16 step is (bf16 matmuls alone: the
-// loss, and all gradients together), and more of its modules' outputs are
-// bf16; in the other models nothing changes.
+// of a model with batch norms, max pooling or GoogLeNet's concatenations
+// stays as close to the float32 step as the exact bf16 step is (bf16 matmuls
+// alone: the loss, and all gradients together), and more of its modules'
+// outputs are bf16; in the other models nothing changes.
 TEST_P(ZooModelTest, Bf16AutocastActivationsStayWithinBf16Rounding) {
   const ModelSpec& spec = spec_;
   ManualSeed(19);
@@ -319,7 +320,8 @@ TEST_P(ZooModelTest, Bf16AutocastActivationsStayWithinBf16Rounding) {
   bool autocast_stores = spec.name == "googlenet";
   for (const auto& [name, module] : net->NamedModules()) {
     autocast_stores |=
-        dynamic_cast<const nn::BatchNormBase*>(module) != nullptr;
+        dynamic_cast<const nn::BatchNormBase*>(module) != nullptr ||
+        dynamic_cast<const nn::MaxPool2d*>(module) != nullptr;
   }
   // Named tensors, not a structured binding: lambdas capture them (C++17).
   const std::pair<Tensor, Tensor> batch = RandomBatch(10, size);

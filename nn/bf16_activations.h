@@ -12,7 +12,9 @@
 //   * kAutocast: in training, also the activations PyTorch's bf16 autocast
 //     stores in bf16 where dive's consumers read bf16 (AutocastStoresBf16):
 //       - a convolution's output that goes to its batch norm
-//         (Sequential::Fuse, ResNet's residual blocks);
+//         (Sequential::Fuse, ResNet's residual blocks), or to a max pooling
+//         (Sequential::Fuse: AlexNet's, VGG's and NiN's; the pooling's
+//         argmax may then break a tie that rounding made);
 //       - DenseNet's concatenations, each the next batch norm's input;
 //       - GoogLeNet's Inception outputs, which go to convolutions, max
 //         pooling (which reads bf16, tensor/pool.h) and the final average.

@@ -146,7 +146,8 @@ class Conv2d : public Module {
 
   // Whether this convolution's output goes into an activation that bf16
   // autocast training stores in bf16 (nn/bf16_activations.h), such as
-  // GoogLeNet's Inception output (set by the container's Fuse()). Then the
+  // GoogLeNet's Inception output, or into a max pooling, which reads bf16
+  // (set by the container's Fuse()). Then the
   // output is stored in bf16 where AutocastStoresBf16: rounded once, here
   // rather than by the consumer, and kept for backward in half the bytes.
   void set_feeds_autocast_bf16(bool feeds) { feeds_autocast_ = feeds; }

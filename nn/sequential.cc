@@ -4,6 +4,7 @@
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
+#include "nn/pool.h"
 
 namespace dive::nn {
 namespace {
@@ -12,6 +13,17 @@ namespace {
 template <typename M>
 std::shared_ptr<M> ModuleAs(const Sequential& seq, size_t i) {
   return i < seq.size() ? std::dynamic_pointer_cast<M>(seq.at(i)) : nullptr;
+}
+
+// The convolution whose output, its ReLU aside, is `m`'s output: `m` itself,
+// or a Sequential's last; null for anything else.
+std::shared_ptr<Conv2d> OutputConvolution(const std::shared_ptr<Module>& m) {
+  if (auto conv = std::dynamic_pointer_cast<Conv2d>(m)) return conv;
+  const auto seq = std::dynamic_pointer_cast<Sequential>(m);
+  if (seq == nullptr || seq->size() == 0) return nullptr;
+  size_t last = seq->size() - 1;
+  if (last > 0 && ModuleAs<ReLU>(*seq, last) != nullptr) --last;
+  return OutputConvolution(seq->at(last));
 }
 
 }  // namespace
@@ -51,9 +63,13 @@ void Sequential::Fuse() {
       const size_t after = bn != nullptr ? i + 2 : i + 1;
       const bool relu = ModuleAs<ReLU>(*this, after) != nullptr;
       conv->FuseWith(bn, relu);
-      const bool feeds_conv =
-          ModuleAs<Conv2d>(*this, relu ? after + 1 : after) != nullptr;
+      const size_t next = relu ? after + 1 : after;
+      const bool feeds_conv = ModuleAs<Conv2d>(*this, next) != nullptr;
       conv->set_feeds_convolution(feeds_conv);
+      // Max pooling reads bf16 (tensor/pool.h), as autocast stores it.
+      if (ModuleAs<MaxPool2d>(*this, next) != nullptr) {
+        conv->set_feeds_autocast_bf16(true);
+      }
       if (bn != nullptr) {
         bn->FuseRelu(relu);
         bn->set_feeds_convolution(feeds_conv);
@@ -72,6 +88,12 @@ void Sequential::Fuse() {
       }
     } else {
       module->Fuse();
+      // A block ending in a convolution (NiN's) followed by max pooling.
+      if (ModuleAs<MaxPool2d>(*this, i + 1) != nullptr) {
+        if (auto conv = OutputConvolution(module)) {
+          conv->set_feeds_autocast_bf16(true);
+        }
+      }
     }
   }
 }

@@ -55,7 +55,9 @@ class Sequential : public Module {
   // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
   // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
   // each other BatchNorm with a ReLU right after it; recurses into the
-  // other modules.
+  // other modules. Marks what each convolution's output goes into
+  // (Conv2d::set_feeds_convolution, and set_feeds_autocast_bf16 for a max
+  // pooling, also after a nested Sequential that ends in the convolution).
   void Fuse() override;
   // "Sequential".
   std::string Describe() const override { return "Sequential"; }

@@ -186,9 +186,57 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
     // ReLU, in bf16 for conv3.
     EXPECT_EQ(dtype_of(bn2.get()), training ? DType::kBfloat16 : DType::kInt64);
     EXPECT_EQ(dtype_of(conv3.get()), DType::kBfloat16);
-    EXPECT_EQ(dtype_of(conv4.get()), DType::kFloat32);
+    // conv4's goes to max pooling: in bf16 where autocast training stores
+    // activations in bf16; the pooling's output is float32.
+    EXPECT_EQ(dtype_of(conv4.get()),
+              training ? DType::kBfloat16 : DType::kFloat32);
     EXPECT_EQ(dtype_of(&seq), DType::kFloat32);
   }
+}
+
+// A block that ends in a convolution and its ReLU (NiN's), followed by max
+// pooling in the outer Sequential: the block's last convolution is marked,
+// its others and a block followed by anything else are not.
+TEST(SequentialTest, FuseMarksABlocksLastConvolutionFeedingMaxPooling) {
+  ManualSeed(16);
+  auto conv1 = std::make_shared<Conv2d>(2, 3, 3, 1, 1);
+  auto conv2 = std::make_shared<Conv2d>(3, 3, 1);
+  auto conv3 = std::make_shared<Conv2d>(3, 3, 1);
+  auto block1 = std::make_shared<Sequential>(
+      std::initializer_list<std::shared_ptr<Module>>{
+          conv1, std::make_shared<ReLU>(), conv2, std::make_shared<ReLU>()});
+  auto block2 = std::make_shared<Sequential>(
+      std::initializer_list<std::shared_ptr<Module>>{conv3,
+                                                     std::make_shared<ReLU>()});
+  Sequential seq({block1, std::make_shared<MaxPool2d>(2, 2), block2,
+                  std::make_shared<AvgPool2d>(3, 3)});
+  seq.Fuse();
+  std::vector<std::pair<const Module*, DType>> outputs;
+  autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
+      nullptr, [&outputs](Module& m, const autograd::Variable&,
+                          const autograd::Variable& out) {
+        outputs.emplace_back(&m, out.data().dtype());
+        return autograd::Variable();
+      });
+  const auto dtype_of = [&outputs](const Module* m) {
+    for (const auto& [module, dtype] : outputs) {
+      if (module == m) return dtype;
+    }
+    return DType::kInt64;  // not called
+  };
+  const autograd::Variable x(Normal({2, 2, 6, 6}, 0, 1));
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const ScopedBf16Activations stored(Bf16Activations::kAutocast);
+  seq.Train(true);
+  seq(x);
+  EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);  // into conv2
+  EXPECT_EQ(dtype_of(conv2.get()), DType::kBfloat16);  // into the pooling
+  EXPECT_EQ(dtype_of(conv3.get()), DType::kFloat32);   // into AvgPool2d
+  seq.Train(false);  // exact activations only: conv2's goes on in float32
+  outputs.clear();
+  seq(x);
+  EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);
+  EXPECT_EQ(dtype_of(conv2.get()), DType::kFloat32);
 }
 
 // A lone BatchNorm (DenseNet's pre-activation BatchNorm, ReLU, Conv2d) is
