@@ -11,29 +11,15 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
+#include "tensor/onednn.h"
 
 namespace dive::conv_internal {
 namespace {
 
 using dnnl::memory;
 using dt = memory::data_type;
+using onednn_internal::Engine;
 using tag = memory::format_tag;
-
-dnnl::engine& Engine() {
-  static dnnl::engine* const engine = [] {
-    // oneDNN picks its own kernels from cpuid; keep it to the ISA dive runs
-    // (AMX only where dive's AMX path is active).
-    if (ActiveIsa() < Isa::kAmx) {
-      try {
-        dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);
-      } catch (const dnnl::error&) {
-        // Too late: another user of oneDNN in this process made a primitive.
-      }
-    }
-    return new dnnl::engine(dnnl::engine::kind::cpu, 0);
-  }();
-  return *engine;
-}
 
 dt TypeOf(const Tensor& t) {
   return t.dtype() == DType::kBfloat16 ? dt::bf16 : dt::f32;

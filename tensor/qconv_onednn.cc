@@ -14,7 +14,7 @@
 
 #include "glog/logging.h"
 #include "oneapi/dnnl/dnnl.hpp"
-#include "tensor/cpu.h"
+#include "tensor/onednn.h"
 
 namespace dive::qconv_internal {
 namespace {
@@ -22,22 +22,8 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 using tag = memory::format_tag;
+using onednn_internal::Engine;
 using qgemm_internal::CeilDiv;
-
-dnnl::engine& Engine() {
-  static dnnl::engine* const engine = [] {
-    // As tensor/conv_onednn.cc: AMX only where dive's AMX path is active.
-    if (ActiveIsa() < Isa::kAmx) {
-      try {
-        dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);
-      } catch (const dnnl::error&) {
-        // Too late: another user of oneDNN in this process made a primitive.
-      }
-    }
-    return new dnnl::engine(dnnl::engine::kind::cpu, 0);
-  }();
-  return *engine;
-}
 
 // The int32 sums of a chunk of `images` images fit in about this (L2).
 constexpr int64_t kChunkBytes = 512 << 10;
