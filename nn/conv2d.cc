@@ -56,6 +56,11 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
       << Describe() << ": input " << x.shape()
       << " is smaller than the kernel (after padding)";
   const auto [weight, bias] = EffectiveWeightAndBias();
+  return dive::autograd::Conv2d(x, weight, bias, params_, residual_,
+                                AppliesRelu(), OutputDType());
+}
+
+DType Conv2d::OutputDType() const {
   // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
   // into its batch norm or another activation that bf16 autocast training
   // stores in bf16 (nn/bf16_activations.h).
@@ -64,10 +69,13 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
                          GetMatmulPrecision() == MatmulPrecision::kBfloat16;
   const bool into_autocast = (fused_bn_ != nullptr || feeds_autocast_) &&
                              AutocastStoresBf16(is_training());
-  const bool bf16_out = into_conv || into_autocast;
-  return dive::autograd::Conv2d(
-      x, weight, bias, params_, residual_, AppliesRelu(),
-      bf16_out ? DType::kBfloat16 : DType::kFloat32);
+  return into_conv || into_autocast ? DType::kBfloat16 : DType::kFloat32;
+}
+
+Conv2dStage Conv2d::ChainStage() const {
+  const auto [weight, bias] = EffectiveWeightAndBias();
+  return Conv2dStage{weight.data(), bias.defined() ? bias.data() : Tensor(),
+                     params_, AppliesRelu()};
 }
 
 std::pair<autograd::Variable, autograd::Variable>

@@ -130,6 +130,13 @@ class Conv2d : public Module {
   // int8 quantization (quant/) reads.
   std::pair<autograd::Variable, autograd::Variable> EffectiveWeightAndBias()
       const;
+  // The next call as a stage of a chain of convolutions run in one
+  // (tensor/conv.h Conv2dChainForward; nn::Sequential runs them in
+  // evaluation): the data of EffectiveWeightAndBias(), and the fused ReLU.
+  Conv2dStage ChainStage() const;
+  // The dtype the next call stores its output in (bf16 where it feeds a
+  // convolution or an autocast activation, below).
+  DType OutputDType() const;
   // Whether the next call applies the fused ReLU.
   bool AppliesRelu() const override {
     return fused_relu_ && (fused_bn_ == nullptr || !is_training());

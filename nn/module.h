@@ -78,6 +78,10 @@ class Module {
   // call. The one handle removes them all.
   autograd::HookHandle RegisterForwardHooksOnAll(ForwardPreHook pre_hook,
                                                  ForwardHook hook);
+  // Whether a call runs hooks of this module's own.
+  bool has_forward_hooks() const {
+    return !forward_pre_hooks_.empty() || !forward_hooks_.empty();
+  }
 
   // One line describing this module's own configuration, e.g.
   // "Conv2d(1, 6, kernel=5x5, stride=1, padding=2)".

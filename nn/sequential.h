@@ -32,6 +32,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
+#include "nn/conv2d.h"
 #include "nn/module.h"
 
 namespace dive::nn {
@@ -50,7 +51,12 @@ class Sequential : public Module {
   }
 
   // Applies the modules in order; the identity when empty. After Fuse, the
-  // modules another absorbed in the current mode are skipped.
+  // modules another absorbed in the current mode are skipped, and in
+  // evaluation without gradients or tracing, consecutive convolutions (each
+  // with what it absorbed) run as one chain where oneDNN runs it
+  // (tensor/conv.h Conv2dChainUsesOneDnn), their activations in its blocked
+  // layout between them: the values of oneDNN's convolutions one by one, bit
+  // for bit. A convolution with hooks of its own is called on its own.
   autograd::Variable Forward(const autograd::Variable& x) override;
   // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
   // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
@@ -67,9 +73,20 @@ class Sequential : public Module {
   const std::shared_ptr<Module>& at(size_t index) const;
 
  private:
+  // Children [begin, end): two or more convolutions, each followed by what
+  // it absorbs in evaluation (found by Fuse).
+  struct ConvChain {
+    size_t begin, end;
+    std::vector<std::shared_ptr<Conv2d>> convs;
+  };
+  // Runs `chain` on y as one Conv2dChainForward, or returns false where it
+  // cannot (a hook, another input, or not on oneDNN).
+  static bool RunChain(const ConvChain& chain, autograd::Variable& y);
+
   // absorbed_[mode][i]: module i is fused into a module before it and not
   // called in that mode (0 evaluation, 1 training). Empty until Fuse.
   std::vector<bool> absorbed_[2];
+  std::vector<ConvChain> chains_;  // in order; empty until Fuse
 };
 
 }  // namespace dive::nn

@@ -16,6 +16,8 @@
 #include "nn/linear.h"
 #include "nn/pool.h"
 #include "nn/testing.h"
+#include "tensor/conv.h"
+#include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -293,6 +295,55 @@ TEST(SequentialTest, FuseBatchNormThenRelu) {
     plain.ZeroGrad();
     fused.ZeroGrad();
   }
+}
+
+// In evaluation without gradients, consecutive convolutions run as one
+// chain on oneDNN (bf16 matmuls, a CPU with AVX512-BF16): the values of
+// oneDNN's convolutions one by one, bit for bit, although under the measured
+// choice some would run on dive's kernels on their own. With
+// gradients, in training, or with a hook on a convolution, each runs on its
+// own. Elsewhere the chain never runs and every result is the same.
+TEST(SequentialTest, EvaluationRunsConsecutiveConvolutionsAsOneChain) {
+  ManualSeed(23);
+  auto conv1 = std::make_shared<Conv2d>(3, 24, 3, 1, 1);
+  auto bn1 = std::make_shared<BatchNorm2d>(24);
+  auto conv2 = std::make_shared<Conv2d>(24, 24, 1);
+  // A 5x5 output map: on its own, dive's kernels run it (oneDNN's need 32
+  // positions or more), summing channels and taps in another order than
+  // oneDNN's, so the two results differ in their last bits.
+  auto conv3 = std::make_shared<Conv2d>(24, 24, 3, 4, 1);
+  Sequential block({conv1, bn1, std::make_shared<ReLU>(), conv2,
+                    std::make_shared<ReLU>(), conv3, std::make_shared<ReLU>(),
+                    std::make_shared<MaxPool2d>(3, 2)});
+  AssignValues(bn1->running_var(), std::vector<float>(24, 2.0f));
+  block.Fuse();
+  block.Eval();
+  const autograd::Variable x(Normal({3, 3, 20, 20}, 0, 1));
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const auto one_by_one = [&](ConvLibrary library) {
+    const ConvLibrary previous = GetConvLibrary();
+    SetConvLibrary(library);
+    std::vector<float> y = block(x).data().ToVector();  // gradients on
+    SetConvLibrary(previous);
+    return y;
+  };
+  const std::vector<float> onednn = one_by_one(ConvLibrary::kOneDnn);
+  const std::vector<float> measured = one_by_one(ConvLibrary::kAuto);
+  const bool chain_runs = ActiveIsa() >= Isa::kAvx512Bf16;
+  const autograd::NoGradGuard no_grad;
+  EXPECT_EQ(block(x).data().ToVector(), chain_runs ? onednn : measured);
+  if (chain_runs) EXPECT_NE(onednn, measured);
+  int calls = 0;
+  autograd::HookHandle hook = conv2->RegisterForwardHook(
+      [&calls](Module&, const autograd::Variable&, const autograd::Variable&) {
+        ++calls;
+        return autograd::Variable();
+      });
+  EXPECT_EQ(block(x).data().ToVector(), measured);
+  EXPECT_EQ(calls, 1);
+  hook.Remove();
+  EXPECT_EQ(block(x).data().ToVector(), chain_runs ? onednn : measured);
+  EXPECT_EQ(calls, 1);
 }
 
 TEST(SequentialDeathTest, BadIndexAndNull) {

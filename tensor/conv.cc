@@ -28,8 +28,10 @@ using conv_internal::Im2ColRhs;
 using conv_internal::OneDnnConv2dBackward;
 using conv_internal::OneDnnConv2dBackwardInput;
 using conv_internal::OneDnnConv2dBackwardWeight;
+using conv_internal::OneDnnConv2dChainForward;
 using conv_internal::OneDnnConv2dForward;
 using conv_internal::OneDnnTakes;
+using conv_internal::OneDnnTakesChain;
 using conv_internal::PlanesRhs;
 using kernel_internal::CeilDiv;
 using kernel_internal::CheckFloat4D;
@@ -60,6 +62,34 @@ ConvGeometry MakeGeometry(const char* op, const Shape& x, const Shape& w,
                     .pw = p.pad_w},
                    shapes),
       /*n=*/x[0], /*c=*/x[1], /*oc=*/w[0]};
+}
+
+// `bias` made contiguous, after checking that it is undefined or float32
+// [OC] for w [OC, C, KH, KW].
+Tensor CheckedBias(const char* op, const Tensor& bias, const Tensor& w) {
+  if (!bias.defined()) return Tensor();
+  CHECK(bias.dtype() == DType::kFloat32)
+      << op << ": bias must be float32, got " << DTypeName(bias.dtype());
+  CHECK(bias.rank() == 1 && bias.dim(0) == w.dim(0))
+      << op << ": bias has shape " << bias.shape() << " but weight has "
+      << w.dim(0) << " output channels"
+      << Shapes("w", w.shape(), "bias", bias.shape());
+  return bias.Contiguous();
+}
+
+// The geometry of each stage of a chain of convolutions on x.
+std::vector<ConvGeometry> ChainGeometry(
+    const char* op, const Shape& x, const std::vector<Conv2dStage>& stages) {
+  CHECK(!stages.empty()) << op << ": a chain of no convolutions";
+  CheckShape4D(op, "x", x);
+  std::vector<ConvGeometry> g;
+  Shape in = x;
+  for (const Conv2dStage& stage : stages) {
+    CheckShape4D(op, "w", stage.weight.shape());
+    g.push_back(MakeGeometry(op, in, stage.weight.shape(), stage.params));
+    in = Shape{g.back().n, g.back().oc, g.back().oh, g.back().ow};
+  }
+  return g;
 }
 
 void CheckGradOutput(const char* op, const Tensor& dy, const ConvGeometry& g) {
@@ -303,6 +333,44 @@ bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
   return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p), pass);
 }
 
+bool Conv2dChainUsesOneDnn(const Shape& x,
+                           const std::vector<Conv2dStage>& stages) {
+  return OneDnnTakesChain(ChainGeometry("Conv2dChainUsesOneDnn", x, stages));
+}
+
+Tensor Conv2dChainForward(const Tensor& x_in,
+                          const std::vector<Conv2dStage>& stages, DType dtype) {
+  static constexpr char kOp[] = "Conv2dChainForward";
+  CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
+  CHECK(dtype == DType::kFloat32 || dtype == DType::kBfloat16)
+      << kOp << ": the output dtype must be float32 or bfloat16, got "
+      << DTypeName(dtype);
+  const std::vector<ConvGeometry> g = ChainGeometry(kOp, x_in.shape(), stages);
+  std::vector<Conv2dStage> checked;
+  for (const Conv2dStage& stage : stages) {
+    CheckFloat4D(kOp, "w", stage.weight);
+    checked.push_back({stage.weight.Contiguous(),
+                       CheckedBias(kOp, stage.bias, stage.weight), stage.params,
+                       stage.relu});
+  }
+  if (OneDnnTakesChain(g)) {
+    const ConvGeometry& last = g.back();
+    Tensor y = Tensor::Empty({last.n, last.oc, last.oh, last.ow}, dtype);
+    if (OneDnnConv2dChainForward(g, x_in.Contiguous(), checked, y)) return y;
+  }
+  const DType between = GetMatmulPrecision() == MatmulPrecision::kBfloat16
+                            ? DType::kBfloat16
+                            : DType::kFloat32;
+  Tensor y = x_in;
+  for (size_t i = 0; i < checked.size(); ++i) {
+    const Conv2dStage& stage = checked[i];
+    y = Conv2dForward(y, stage.weight, stage.bias, stage.params,
+                      {.relu = stage.relu,
+                       .dtype = i + 1 == checked.size() ? dtype : between});
+  }
+  return y;
+}
+
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
   return OutSize("ConvOutSize", "size", in, kernel, stride, pad, "");
 }
@@ -324,18 +392,8 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
   const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_in.shape(), p);
   const Tensor x = x_in.Contiguous();
   const Tensor w = w_in.Contiguous();
-  const float* pb = nullptr;
-  Tensor bias;
-  if (bias_in.defined()) {
-    CHECK(bias_in.dtype() == DType::kFloat32)
-        << kOp << ": bias must be float32, got " << DTypeName(bias_in.dtype());
-    CHECK(bias_in.rank() == 1 && bias_in.dim(0) == g.oc)
-        << kOp << ": bias has shape " << bias_in.shape() << " but weight has "
-        << g.oc << " output channels"
-        << Shapes("w", w.shape(), "bias", bias_in.shape());
-    bias = bias_in.Contiguous();
-    pb = bias.data();
-  }
+  const Tensor bias = CheckedBias(kOp, bias_in, w);
+  const float* pb = bias.defined() ? bias.data() : nullptr;
 
   Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow}, epilogue.dtype);
   const Tensor& residual_in = epilogue.residual;

@@ -38,6 +38,7 @@
 #define TENSOR_CONV_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "tensor/shape.h"
 #include "tensor/tensor.h"
@@ -119,6 +120,46 @@ struct Conv2dEpilogue {
 // residual's shape is not the output's.
 Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
                      const Conv2dParams& p, const Conv2dEpilogue& epilogue);
+
+// Conv2dChainForward()
+//
+// Convolutions applied in turn, each one's output the next one's input, as
+// consecutive Conv2dForward calls with a ReLU epilogue compute them, for
+// inference (nothing is kept for a backward pass):
+//
+//   y_0 = x,   y_i = relu_i(conv(y_{i-1}, w_i) + bias_i),   the result y_n
+//
+// Each y_i before the last is stored in bfloat16 under bf16 matmuls (what
+// the next convolution rounds its input to anyway), else in float32; y_n in
+// `dtype`. Where Conv2dChainUsesOneDnn, oneDNN runs the chain with the
+// intermediate outputs in its own blocked layout: x is reordered into it
+// once and y_n out of it once, instead of around every convolution (NiN's
+// 1x1 convolutions run 1.4-1.8x faster that way; tensor/conv_onednn.h), and
+// the values are those of the Conv2dForward calls under ConvLibrary::kOneDnn,
+// bit for bit. Elsewhere it is those calls in this thread's library. Shape
+// errors CHECK-fail as in Conv2dForward.
+//
+// Example (a NiN block, in evaluation):
+//
+//   std::vector<Conv2dStage> block = {{w1, b1, {4, 4, 0, 0}, true},
+//                                     {w2, b2, {}, true},
+//                                     {w3, b3, {}, true}};
+//   Tensor y = Conv2dChainForward(x, block, DType::kFloat32);
+struct Conv2dStage {
+  Tensor weight;  // float32 [OC, C, KH, KW]
+  Tensor bias;    // float32 [OC], or undefined for none
+  Conv2dParams params;
+  bool relu = false;
+};
+Tensor Conv2dChainForward(const Tensor& x,
+                          const std::vector<Conv2dStage>& stages, DType dtype);
+// Whether oneDNN runs Conv2dChainForward(x, stages) in this thread's matmul
+// precision: under bf16 matmuls on a CPU with AVX512-BF16 or AMX, for two or
+// more stages; with ConvLibrary::kAuto, when every stage after the first has
+// at least 16 input channels (where oneDNN's blocked convolutions, 1x1 ones
+// included, measured faster than dive's without the reorders around each).
+bool Conv2dChainUsesOneDnn(const Shape& x,
+                           const std::vector<Conv2dStage>& stages);
 
 // Conv2dBackwardInput()
 //

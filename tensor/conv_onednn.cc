@@ -1,5 +1,6 @@
 #include "tensor/conv_onednn.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -235,21 +236,42 @@ Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,
 
 }  // namespace
 
-bool OneDnnTakes(const ConvGeometry& g, ConvPass pass) {
+namespace {
+
+// Whether oneDNN may run convolutions of `n` images at all, and then whether
+// the library is chosen by shape (kAuto).
+enum class Choice { kNo, kYes, kByShape };
+Choice LibraryChoice(int64_t n) {
   if (GetMatmulPrecision() != MatmulPrecision::kBfloat16 ||
-      ActiveIsa() < Isa::kAvx512Bf16 || g.n == 0) {
-    return false;
+      ActiveIsa() < Isa::kAvx512Bf16 || n == 0) {
+    return Choice::kNo;
   }
   switch (GetConvLibrary()) {
     case ConvLibrary::kDive:
-      return false;
+      return Choice::kNo;
     case ConvLibrary::kOneDnn:
-      return true;
+      return Choice::kYes;
     case ConvLibrary::kAuto:
       break;
   }
+  return Choice::kByShape;
+}
+
+}  // namespace
+
+bool OneDnnTakes(const ConvGeometry& g, ConvPass pass) {
+  const Choice choice = LibraryChoice(g.n);
+  if (choice != Choice::kByShape) return choice == Choice::kYes;
   if (pass == ConvPass::kInputGradient) return g.c >= 16;
   return g.kh * g.kw > 1 && g.c >= 16 && g.Ohw() >= 32;
+}
+
+bool OneDnnTakesChain(const std::vector<ConvGeometry>& g) {
+  const Choice choice = LibraryChoice(g.empty() ? 0 : g[0].n);
+  if (g.size() < 2 || choice == Choice::kNo) return false;
+  return choice == Choice::kYes ||
+         std::all_of(g.begin() + 1, g.end(),
+                     [](const ConvGeometry& s) { return s.c >= 16; });
 }
 
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
@@ -279,6 +301,73 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
   }
   p.conv.execute(stream, args);
   if (p.y_move) p.y_move.execute(stream, y_prim, y_user);
+  stream.wait();
+  return true;
+}
+
+namespace {
+
+// The reorder from one chain stage's output layout to the next one's input
+// layout (empty where they agree), made once per pair of keys.
+const dnnl::reorder& Link(const Key& from, const Plan& from_plan, const Key& to,
+                          const Plan& to_plan) {
+  static std::mutex mu;
+  static auto* const links = new std::map<std::pair<Key, Key>, dnnl::reorder>();
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto [it, inserted] = links->try_emplace({from, to});
+  if (inserted) it->second = Reorder(from_plan.y_prim, to_plan.x_prim);
+  return it->second;
+}
+
+}  // namespace
+
+bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
+                              const Tensor& x,
+                              const std::vector<Conv2dStage>& stages,
+                              Tensor& y) {
+  CHECK(!stages.empty() && g.size() == stages.size());
+  const size_t n = stages.size();
+  std::vector<Key> keys;
+  std::vector<const Plan*> plans;
+  for (size_t i = 0; i < n; ++i) {
+    // What OneDnnConv2dForward would be given: the first stage reads x, the
+    // others bf16; the last writes y, the others bf16.
+    Key key = KeyOf(ConvPass::kForward, g[i], x, y, Tensor(),
+                    stages[i].bias.defined(), stages[i].relu);
+    if (i > 0) key.x = dt::bf16;
+    if (i + 1 < n) key.y = dt::bf16;
+    const Plan* plan = PlanFor(key);
+    if (plan == nullptr) return false;
+    keys.push_back(key);
+    plans.push_back(plan);
+  }
+  dnnl::stream stream(Engine());
+  // Two buffers in turn for the activations between stages, and one for a
+  // link's reorder and for the weights.
+  Tensor x_buf, act_buf[2], link_buf, w_buf;
+  memory in = In(stream, plans[0]->x_move, plans[0]->x_prim,
+                 Memory(plans[0]->x_user, x.raw_data()), &x_buf);
+  for (size_t i = 0; i < n; ++i) {
+    const Plan& p = *plans[i];
+    if (i > 0) {
+      in = In(stream, Link(keys[i - 1], *plans[i - 1], keys[i], p), p.x_prim,
+              in, &link_buf);
+    }
+    const Tensor& w = stages[i].weight;
+    memory w_prim =
+        In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+    const bool last = i + 1 == n;
+    memory y_user = last ? Memory(p.y_user, y.raw_data()) : memory();
+    memory out = last && !p.y_move ? y_user : Memory(p.y_prim, &act_buf[i % 2]);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, w_prim}, {DNNL_ARG_DST, out}};
+    if (stages[i].bias.defined()) {
+      args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, stages[i].bias.raw_data()));
+    }
+    p.conv.execute(stream, args);
+    if (last && p.y_move) p.y_move.execute(stream, out, y_user);
+    in = out;
+  }
   stream.wait();
   return true;
 }

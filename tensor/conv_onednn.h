@@ -66,6 +66,8 @@
 #ifndef TENSOR_CONV_ONEDNN_H_
 #define TENSOR_CONV_ONEDNN_H_
 
+#include <vector>
+
 #include "tensor/conv.h"
 #include "tensor/im2col.h"
 #include "tensor/tensor.h"
@@ -76,6 +78,9 @@ namespace dive::conv_internal {
 // matmuls: by GetConvLibrary() (tensor/conv.h), and with kAuto by the rules
 // above.
 bool OneDnnTakes(const ConvGeometry& g, ConvPass pass);
+// Whether the chain of convolutions of `g` (Conv2dChainForward) runs on
+// oneDNN, as Conv2dChainUsesOneDnn says.
+bool OneDnnTakesChain(const std::vector<ConvGeometry>& g);
 
 // y = act(conv(x, w) + bias + residual) on oneDNN, bf16 products: x float32
 // or bf16 [N, C, H, W], w float32 [OC, C, KH, KW], bias float32 [OC] or
@@ -86,6 +91,21 @@ bool OneDnnTakes(const ConvGeometry& g, ConvPass pass);
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y);
+
+// The convolutions of `g` (stage i reads stage i - 1's output) with the
+// weights, biases and ReLUs of `stages` on oneDNN, bf16 products: x float32
+// or bf16 [N, C, H, W], y float32 or bf16 (preallocated, the last stage's
+// output), all contiguous. x is reordered into the first primitive's layout
+// and y out of the last one's; in between, each output is stored in bf16 in
+// the layout its primitive writes and read by the next primitive as it is
+// (or reordered once where the next one reads another). Each stage runs the
+// primitive OneDnnConv2dForward runs for it (x bf16 after the first, y bf16
+// but for the last), so the values are those calls', bit for bit. False,
+// with y untouched, where oneDNN has no primitive for a stage.
+bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
+                              const Tensor& x,
+                              const std::vector<Conv2dStage>& stages,
+                              Tensor& y);
 
 // dx = the gradient of the convolution's input given dy and w, on oneDNN,
 // bf16 products: dy float32 or bf16 [N, OC, OH, OW], w float32 [OC, C, KH, KW],

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tensor/bf16.h"
 #include "tensor/cpu.h"
@@ -667,6 +668,114 @@ TEST(Conv2d, BackwardMatchesFiniteDifferences) {
 
 // ---- Errors -----------------------------------------------------------------
 
+// ---- Chains of convolutions
+// --------------------------------------------------
+
+// NiN's first block at a quarter of its width (an 11x11 stride-4 convolution
+// of one channel, then two 1x1 ones), and a chain of 3x3 convolutions with
+// and without bias and ReLU.
+std::vector<std::vector<Conv2dStage>> ChainCases(Generator& gen) {
+  auto stage = [&gen](int64_t oc, int64_t c, int64_t k, Conv2dParams p,
+                      bool bias, bool relu) {
+    return Conv2dStage{gen.Normal({oc, c, k, k}, 0, 0.2f),
+                       bias ? gen.Normal({oc}, 0, 1) : Tensor(), p, relu};
+  };
+  return {{stage(24, 1, 11, {4, 4, 0, 0}, true, true),
+           stage(24, 24, 1, {}, true, true), stage(24, 24, 1, {}, true, true)},
+          {stage(16, 16, 3, {1, 1, 1, 1}, false, true),
+           stage(32, 16, 3, {2, 2, 1, 1}, true, false),
+           stage(20, 32, 3, {1, 1, 1, 1}, true, true)}};
+}
+Shape ChainInput(const std::vector<Conv2dStage>& stages) {
+  return stages[0].weight.dim(1) == 1 ? Shape{3, 1, 48, 48}
+                                      : Shape{3, 16, 13, 13};
+}
+
+// Conv2dForward calls in turn, as Conv2dChainForward documents them.
+Tensor ChainByCalls(const Tensor& x, const std::vector<Conv2dStage>& stages,
+                    DType between, DType dtype) {
+  Tensor y = x;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    y = Conv2dForward(y, stages[i].weight, stages[i].bias, stages[i].params,
+                      {.relu = stages[i].relu,
+                       .dtype = i + 1 == stages.size() ? dtype : between});
+  }
+  return y;
+}
+
+std::vector<float> AsFloats(const Tensor& t) {
+  return t.dtype() == DType::kFloat32 ? t.ToVector()
+                                      : t.To(DType::kFloat32).ToVector();
+}
+
+// A chain gives, bit for bit, what the convolutions one by one give: in
+// float32; in bf16 on dive's kernels; and on oneDNN, where its activations
+// stay in oneDNN's layout, what oneDNN's convolutions give one by one. For
+// float32 and bf16 inputs and outputs, on one and two threads.
+TEST(Conv2d, ChainMatchesTheConvolutionsOneByOne) {
+  Generator gen(77);
+  for (const std::vector<Conv2dStage>& stages : ChainCases(gen)) {
+    const Tensor x32 = gen.Normal(ChainInput(stages), 0, 1);
+    for (DType in : {DType::kFloat32, DType::kBfloat16}) {
+      const Tensor x = in == DType::kFloat32 ? x32 : x32.To(in);
+      for (DType out : {DType::kFloat32, DType::kBfloat16}) {
+        for (int threads : {1, 2}) {
+          SetNumThreads(threads);
+          SCOPED_TRACE(absl::StrCat("input ", DTypeName(in), ", output ",
+                                    DTypeName(out), ", threads ", threads));
+          EXPECT_FALSE(Conv2dChainUsesOneDnn(x.shape(), stages));
+          EXPECT_EQ(AsFloats(Conv2dChainForward(x, stages, out)),
+                    AsFloats(ChainByCalls(x, stages, DType::kFloat32, out)));
+          const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+          for (ConvLibrary library :
+               {ConvLibrary::kDive, ConvLibrary::kOneDnn}) {
+            const ScopedConvLibrary use(library);
+            EXPECT_EQ(Conv2dChainUsesOneDnn(x.shape(), stages),
+                      library == ConvLibrary::kOneDnn &&
+                          ActiveIsa() >= Isa::kAvx512Bf16);
+            const Tensor y = Conv2dChainForward(x, stages, out);
+            EXPECT_EQ(y.dtype(), out);
+            EXPECT_EQ(AsFloats(y),
+                      AsFloats(ChainByCalls(x, stages, DType::kBfloat16, out)));
+          }
+        }
+      }
+    }
+  }
+  SetNumThreads(0);
+}
+
+// Under the measured choice (kAuto), oneDNN runs a chain whose stages after
+// the first have 16 input channels or more, with bf16 matmuls on a CPU that
+// has them; its results are the float32 chain's within bf16's rounding.
+TEST(Conv2d, ChainOnOneDnnByTheMeasuredRule) {
+  Generator gen(78);
+  const std::vector<std::vector<Conv2dStage>> cases = ChainCases(gen);
+  const std::vector<Conv2dStage>& nin = cases[0];
+  const Tensor x = gen.Normal(ChainInput(nin), 0, 1);
+  const ScopedConvLibrary measured(ConvLibrary::kAuto);
+  const std::vector<float> exact =
+      AsFloats(Conv2dChainForward(x, nin, DType::kFloat32));
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const bool has_bf16 = ActiveIsa() >= Isa::kAvx512Bf16;
+  EXPECT_EQ(Conv2dChainUsesOneDnn(x.shape(), nin), has_bf16);
+  EXPECT_FALSE(Conv2dChainUsesOneDnn(x.shape(), {nin[0]}));
+  Generator narrow_gen(79);
+  std::vector<Conv2dStage> narrow = nin;
+  narrow[1].weight = narrow_gen.Normal({8, 24, 1, 1}, 0, 0.2f);
+  narrow[1].bias = Tensor();
+  narrow[2].weight = narrow_gen.Normal({24, 8, 1, 1}, 0, 0.2f);
+  EXPECT_FALSE(Conv2dChainUsesOneDnn(x.shape(), narrow));  // 8 channels
+  const std::vector<float> y =
+      AsFloats(Conv2dChainForward(x, nin, DType::kFloat32));
+  ASSERT_EQ(y.size(), exact.size());
+  float scale = 0;
+  for (float v : exact) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_NEAR(y[i], exact[i], 0.03f * scale) << "at " << i;
+  }
+}
+
 class Conv2dDeathTest : public ::testing::Test {
  protected:
   void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
@@ -712,6 +821,33 @@ TEST_F(Conv2dDeathTest, UnknownConvLibraryInTheEnvironment) {
         GetConvLibrary();
       },
       "DIVE_CONV_LIBRARY=fastest is not one of auto, dive, onednn");
+}
+
+TEST_F(Conv2dDeathTest, BadChains) {
+  const Tensor x = Tensor::Zeros({2, 3, 8, 8});
+  const Conv2dStage first{Tensor::Zeros({4, 3, 3, 3}), Tensor(), {}, true};
+  EXPECT_DEATH(Conv2dChainForward(x, {}, DType::kFloat32),
+               "Conv2dChainForward: a chain of no convolutions");
+  EXPECT_DEATH(
+      Conv2dChainForward(
+          x, {first, {Tensor::Zeros({4, 5, 1, 1}), Tensor(), {}, false}},
+          DType::kFloat32),
+      "Conv2dChainForward: input has 4 channels but weight expects 5");
+  EXPECT_DEATH(
+      Conv2dChainForward(
+          x, {first, {Tensor::Zeros({4, 4, 7, 7}), Tensor(), {}, false}},
+          DType::kFloat32),
+      "Conv2dChainForward: input height 6 with padding 0 is smaller than the "
+      "kernel height 7");
+  EXPECT_DEATH(
+      Conv2dChainForward(
+          x,
+          {first, {Tensor::Zeros({4, 4, 1, 1}), Tensor::Zeros({3}), {}, false}},
+          DType::kFloat32),
+      "bias has shape \\[3\\] but weight has 4 output channels");
+  EXPECT_DEATH(Conv2dChainForward(x, {first}, DType::kInt32),
+               "Conv2dChainForward: the output dtype must be float32 or "
+               "bfloat16, got int32");
 }
 
 TEST_F(Conv2dDeathTest, BadShapes) {
