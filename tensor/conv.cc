@@ -793,7 +793,7 @@ Conv2dGrads Conv2dBackward(const Tensor& dy_in, const Tensor& relu_y_in,
   Conv2dGrads r;
   Tensor dy = dy_in.Contiguous();
   if (relu_y_in.defined() || bf16) {
-    dy = MaskedGrad(dy, relu_y_in.Contiguous(),
+    dy = MaskedGrad(dy, relu_y_in.defined() ? relu_y_in.Contiguous() : Tensor(),
                     bf16 ? DType::kBfloat16 : DType::kFloat32,
                     want.bias ? &r.bias : nullptr);
   } else if (want.bias) {

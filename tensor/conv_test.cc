@@ -206,19 +206,6 @@ TEST(Conv2d, OneByOneIsAMatrixProduct) {
                    9,  8,  7,  6,  15, 14, 13, 12, 34, 34, 34, 34});
 }
 
-// Sets the process's ConvLibrary for a scope.
-class ScopedConvLibrary {
- public:
-  explicit ScopedConvLibrary(ConvLibrary library)
-      : previous_(GetConvLibrary()) {
-    SetConvLibrary(library);
-  }
-  ~ScopedConvLibrary() { SetConvLibrary(previous_); }
-
- private:
-  const ConvLibrary previous_;
-};
-
 // ---- Forward and backward against the naive reference ----------------------
 
 // With `precision` kBfloat16 the convolutions multiply bf16 operands: the

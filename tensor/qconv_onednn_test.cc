@@ -18,23 +18,10 @@
 #include "gtest/gtest.h"
 #include "tensor/qconv.h"
 #include "tensor/qgemm.h"
+#include "tensor/testing.h"
 
 namespace dive {
 namespace {
-
-class ScopedQConvLibrary {
- public:
-  explicit ScopedQConvLibrary(QConvLibrary library)
-      : saved_(GetQConvLibrary()) {
-    SetQConvLibrary(library);
-  }
-  ~ScopedQConvLibrary() { SetQConvLibrary(saved_); }
-  ScopedQConvLibrary(const ScopedQConvLibrary&) = delete;
-  ScopedQConvLibrary& operator=(const ScopedQConvLibrary&) = delete;
-
- private:
-  QConvLibrary saved_;
-};
 
 class QConvOneDnnTest : public ::testing::Test {
  protected:

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "tensor/cpu.h"
 #include "tensor/qconv.h"
+#include "tensor/testing.h"
 
 namespace dive {
 namespace {
@@ -61,21 +62,6 @@ std::vector<T> RandomInts(size_t size, int lo, int hi, std::mt19937* rng) {
   for (T& x : v) x = static_cast<T>(dist(*rng));
   return v;
 }
-
-// Sets the process's QConvLibrary for a scope.
-class ScopedQConvLibrary {
- public:
-  explicit ScopedQConvLibrary(QConvLibrary library)
-      : saved_(GetQConvLibrary()) {
-    SetQConvLibrary(library);
-  }
-  ~ScopedQConvLibrary() { SetQConvLibrary(saved_); }
-  ScopedQConvLibrary(const ScopedQConvLibrary&) = delete;
-  ScopedQConvLibrary& operator=(const ScopedQConvLibrary&) = delete;
-
- private:
-  QConvLibrary saved_;
-};
 
 // ---- One test suite per path
 // -------------------------------------------------

@@ -2,13 +2,19 @@
 // -----------------------------------------------------------------------------
 //
 // Test helpers for kernel tests that check values and analytic gradients
-// against a double-precision reference.
+// against a double-precision reference, and for tests that run a kernel on
+// each of its libraries (ScopedConvLibrary, ScopedQConvLibrary).
 //
 // Example:
 //
 //   auto loss = [&] { return Dot(dy, RefConv(x, w)); };
 //   std::vector<double> dx_numeric = CentralDifference(loss, &x, 1e-3);
 //   ExpectClose(dx, dx_numeric, 1e-3, 1e-3, "dx");
+//
+//   {
+//     const ScopedConvLibrary use(ConvLibrary::kOneDnn);
+//     ...  // convolutions here run on oneDNN
+//   }
 
 #ifndef TENSOR_TESTING_H_
 #define TENSOR_TESTING_H_
@@ -19,6 +25,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tensor/conv.h"
+#include "tensor/qconv.h"
 #include "tensor/tensor.h"
 
 namespace dive {
@@ -76,6 +84,35 @@ std::vector<double> CentralDifference(const Loss& loss, std::vector<double>* v,
   }
   return g;
 }
+
+// Sets the process's ConvLibrary (tensor/conv.h) for a scope.
+class ScopedConvLibrary {
+ public:
+  explicit ScopedConvLibrary(ConvLibrary library) : saved_(GetConvLibrary()) {
+    SetConvLibrary(library);
+  }
+  ~ScopedConvLibrary() { SetConvLibrary(saved_); }
+  ScopedConvLibrary(const ScopedConvLibrary&) = delete;
+  ScopedConvLibrary& operator=(const ScopedConvLibrary&) = delete;
+
+ private:
+  const ConvLibrary saved_;
+};
+
+// Sets the process's QConvLibrary (tensor/qconv.h) for a scope.
+class ScopedQConvLibrary {
+ public:
+  explicit ScopedQConvLibrary(QConvLibrary library)
+      : saved_(GetQConvLibrary()) {
+    SetQConvLibrary(library);
+  }
+  ~ScopedQConvLibrary() { SetQConvLibrary(saved_); }
+  ScopedQConvLibrary(const ScopedQConvLibrary&) = delete;
+  ScopedQConvLibrary& operator=(const ScopedQConvLibrary&) = delete;
+
+ private:
+  const QConvLibrary saved_;
+};
 
 }  // namespace dive
 

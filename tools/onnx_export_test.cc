@@ -19,6 +19,7 @@
 #include "nn/pool.h"
 #include "nn/sequential.h"
 #include "tensor/file_io.h"
+#include "tools/functional_module.h"
 
 namespace dive::tools {
 namespace {
@@ -128,21 +129,6 @@ TEST(OnnxExportTest, RestoresTrainingMode) {
   ASSERT_TRUE(ExportOnnx(*net, {1, 1, 8, 8}, "small").ok());
   EXPECT_FALSE(net->is_training());
 }
-
-// A module built from functions, as the zoo's blocks are.
-class Functional : public nn::Module {
- public:
-  explicit Functional(
-      std::function<autograd::Variable(const autograd::Variable&)> f)
-      : f_(std::move(f)) {}
-  autograd::Variable Forward(const autograd::Variable& x) override {
-    return f_(x);
-  }
-  std::string Describe() const override { return "Functional"; }
-
- private:
-  std::function<autograd::Variable(const autograd::Variable&)> f_;
-};
 
 TEST(OnnxExportTest, FunctionsAndConstants) {
   Functional net([](const autograd::Variable& x) {

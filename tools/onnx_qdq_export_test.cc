@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +26,7 @@
 #include "quant/quantized_model.h"
 #include "tensor/file_io.h"
 #include "tensor/random.h"
+#include "tools/functional_module.h"
 #include "tools/onnx_export.h"
 
 namespace dive::tools {
@@ -360,21 +360,7 @@ TEST(QdqExportTest, WritesAFileAndNeverThroughASymlink) {
   EXPECT_EQ(*ReadRegularFile(target, "target", 100, false), "keep");
 }
 
-// A module built from a function: a float32 fallback of the int8 plan.
-class Functional : public nn::Module {
- public:
-  explicit Functional(
-      std::function<autograd::Variable(const autograd::Variable&)> f)
-      : f_(std::move(f)) {}
-  autograd::Variable Forward(const autograd::Variable& x) override {
-    return f_(x);
-  }
-  std::string Describe() const override { return "Functional"; }
-
- private:
-  std::function<autograd::Variable(const autograd::Variable&)> f_;
-};
-
+// A float32 fallback of the int8 plan that ONNX cannot express.
 TEST(QdqExportTest, AFallbackOnnxCannotExpressIsNamed) {
   auto net = std::make_shared<nn::Sequential>(
       std::initializer_list<std::shared_ptr<nn::Module>>{

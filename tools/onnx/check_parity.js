@@ -2,7 +2,7 @@
 // of <name>.safetensors and compares the logits with dive's, stored beside
 // them: |ort - dive| <= 1e-4 * max(1, |dive|) for every logit.
 //
-// With --int8 (int8 QDQ graphs, tools/onnx_qdq_parity_case.cc) the logits
+// With --int8 (int8 QDQ graphs, tools/onnx_parity_case.cc --int8) the logits
 // are dive's int8 ones, which ONNX Runtime's int8 kernels reproduce up to
 // rounding (a value on the edge between two uint8 steps may go either way,
 // and the difference travels on): every logit within INT8_MAX_STEPS of
