@@ -12,6 +12,10 @@
 //       weight and bias gradients in one Conv2dBackward call, or as
 //       ops::ReluBackward and the three separate functions; FLOPS counts
 //       the two GEMMs' 4 * N * OC * C * KH * KW * OH * OW per call.
+//   BM_Conv2dChain/<block>/(chain|one_by_one)/bf16/threads:T
+//       a NiN block's three convolutions with ReLU (tensor/conv.h) under
+//       bf16 matmuls, as one Conv2dChainForward or as Conv2dForward calls
+//       with bf16 outputs between them; FLOPS counts the three.
 //   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
 //   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16]/threads:T
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
@@ -132,6 +136,58 @@ void RunConvBackwardRelu(benchmark::State& state, const ConvShape& s,
   const double flops = 4.0 * s.n * s.oc * s.c * s.k * s.k * oh * ow;
   state.counters["FLOPS"] = benchmark::Counter(flops * state.iterations(),
                                                benchmark::Counter::kIsRate);
+}
+
+// NiN's three blocks at 96 px, batch 64: a KxK convolution, then two 1x1
+// ones, each with ReLU, in evaluation under bf16 matmuls.
+struct ChainShape {
+  const char* name;
+  int64_t n, c, h, w, oc, k, stride, pad;
+};
+const ChainShape kChainShapes[] = {
+    {"nin96_block1", 64, 1, 96, 96, 96, 11, 4, 0},
+    {"nin96_block2", 64, 96, 10, 10, 256, 5, 1, 2},
+    {"nin96_block3", 64, 256, 4, 4, 384, 3, 1, 1},
+};
+
+void RunConvChain(benchmark::State& state, const ChainShape& s, bool chain) {
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  Generator gen(1);
+  const Tensor x = gen.Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+  std::vector<Conv2dStage> stages = {
+      {gen.Uniform({s.oc, s.c, s.k, s.k}, -0.1f, 0.1f),
+       gen.Uniform({s.oc}, -0.1f, 0.1f),
+       {s.stride, s.stride, s.pad, s.pad},
+       true}};
+  for (int i = 0; i < 2; ++i) {
+    stages.push_back({gen.Uniform({s.oc, s.oc, 1, 1}, -0.1f, 0.1f),
+                      gen.Uniform({s.oc}, -0.1f, 0.1f), Conv2dParams(), true});
+  }
+  int64_t flops = 0, h = s.h, w = s.w;
+  for (const Conv2dStage& stage : stages) {
+    const Shape& ws = stage.weight.shape();
+    h = ConvOutSize(h, ws[2], stage.params.stride_h, stage.params.pad_h);
+    w = ConvOutSize(w, ws[3], stage.params.stride_w, stage.params.pad_w);
+    flops += 2 * s.n * ws[0] * ws[1] * ws[2] * ws[3] * h * w;
+  }
+  for (auto _ : state) {
+    if (chain) {
+      benchmark::DoNotOptimize(
+          Conv2dChainForward(x, stages, DType::kFloat32).raw_data());
+    } else {
+      Tensor y = x;
+      for (size_t i = 0; i < stages.size(); ++i) {
+        y = Conv2dForward(y, stages[i].weight, stages[i].bias, stages[i].params,
+                          {.relu = true,
+                           .dtype = i + 1 == stages.size() ? DType::kFloat32
+                                                           : DType::kBfloat16});
+      }
+      benchmark::DoNotOptimize(y.raw_data());
+    }
+  }
+  state.counters["FLOPS"] =
+      benchmark::Counter(static_cast<double>(flops) * state.iterations(),
+                         benchmark::Counter::kIsRate);
 }
 
 // ---- Pooling ---------------------------------------------------------------
@@ -289,6 +345,14 @@ int RegisterAll() {
                [s, fused](benchmark::State& st) {
                  RunConvBackwardRelu(st, s, fused);
                });
+    }
+  }
+  for (const ChainShape& s : kChainShapes) {
+    for (bool chain : {true, false}) {
+      Register(
+          std::string("BM_Conv2dChain/") + s.name +
+              (chain ? "/chain" : "/one_by_one") + "/bf16",
+          [s, chain](benchmark::State& st) { RunConvChain(st, s, chain); });
     }
   }
   for (bool backward : {false, true}) {
