@@ -270,8 +270,10 @@ bool OneDnnTakesChain(const std::vector<ConvGeometry>& g) {
   const Choice choice = LibraryChoice(g.empty() ? 0 : g[0].n);
   if (g.size() < 2 || choice == Choice::kNo) return false;
   return choice == Choice::kYes ||
-         std::all_of(g.begin() + 1, g.end(),
-                     [](const ConvGeometry& s) { return s.c >= 16; });
+         (std::all_of(g.begin() + 1, g.end(),
+                      [](const ConvGeometry& s) { return s.c >= 16; }) &&
+          std::all_of(g.begin(), g.end(),
+                      [](const ConvGeometry& s) { return s.Ohw() >= 32; }));
 }
 
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
