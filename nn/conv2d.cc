@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
+#include "autograd/trace.h"
 #include "glog/logging.h"
 #include "nn/bf16_activations.h"
 #include "nn/init.h"
@@ -118,6 +119,23 @@ std::string Conv2d::Describe() const {
                       ", stride=", Pair(o.stride_h, o.stride_w),
                       ", padding=", Pair(o.pad_h, o.pad_w),
                       o.bias ? "" : ", bias=false", ")");
+}
+
+autograd::Variable TryConvChain(const std::vector<const Conv2d*>& convs,
+                                const autograd::Variable& x) {
+  if (convs.size() < 2 || convs.front()->is_training() ||
+      autograd::GradEnabled() || autograd::Tracing() || x.rank() != 4 ||
+      x.dim(1) != convs.front()->options().in_channels) {
+    return autograd::Variable();  // a wrong input: the layer's call says so
+  }
+  std::vector<Conv2dStage> stages;
+  for (const Conv2d* conv : convs) {
+    if (conv->has_forward_hooks()) return autograd::Variable();
+    stages.push_back(conv->ChainStage());
+  }
+  if (!Conv2dChainUsesOneDnn(x.shape(), stages)) return autograd::Variable();
+  return autograd::Variable(
+      Conv2dChainForward(x.data(), stages, convs.back()->OutputDType()));
 }
 
 }  // namespace dive::nn

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "autograd/variable.h"
 #include "nn/batch_norm.h"
@@ -177,6 +178,18 @@ class Conv2d : public Module {
   bool feeds_autocast_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
 };
+
+// TryConvChain()
+//
+// Convolutions that feed each other (ReLU and folded BatchNorm aside), such
+// as a NiN block's or an Inception path's, called on x as one chain
+// (tensor/conv.h Conv2dChainForward: on oneDNN, the activations kept in its
+// blocked layout between them; the values of oneDNN's convolutions one by
+// one, bit for bit): in evaluation without gradients or tracing, where none
+// of them has hooks of its own and oneDNN runs the chain. Otherwise an
+// undefined Variable, and the caller calls them one by one.
+autograd::Variable TryConvChain(const std::vector<const Conv2d*>& convs,
+                                const autograd::Variable& x);
 
 }  // namespace dive::nn
 

@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <utility>
 
-#include "autograd/trace.h"
 #include "glog/logging.h"
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
 #include "nn/pool.h"
-#include "tensor/conv.h"
 
 namespace dive::nn {
 namespace {
@@ -43,14 +41,13 @@ Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) {
 
 autograd::Variable Sequential::Forward(const autograd::Variable& x) {
   const std::vector<bool>& absorbed = absorbed_[is_training() ? 1 : 0];
-  const bool chains = !is_training() && !chains_.empty() &&
-                      !autograd::GradEnabled() && !autograd::Tracing();
   auto chain = chains_.begin();
   autograd::Variable y = x;
   for (size_t i = 0; i < children().size(); ++i) {
-    if (chains) {
-      while (chain != chains_.end() && chain->begin < i) ++chain;
-      if (chain != chains_.end() && chain->begin == i && RunChain(*chain, y)) {
+    while (chain != chains_.end() && chain->begin < i) ++chain;
+    if (chain != chains_.end() && chain->begin == i) {
+      if (autograd::Variable z = TryConvChain(chain->convs, y); z.defined()) {
+        y = std::move(z);
         i = chain->end - 1;
         continue;
       }
@@ -59,21 +56,6 @@ autograd::Variable Sequential::Forward(const autograd::Variable& x) {
     y = (*children()[i].second)(y);
   }
   return y;
-}
-
-bool Sequential::RunChain(const ConvChain& chain, autograd::Variable& y) {
-  if (y.rank() != 4 || y.dim(1) != chain.convs.front()->options().in_channels) {
-    return false;  // the convolution's own call names the error
-  }
-  std::vector<Conv2dStage> stages;
-  for (const std::shared_ptr<Conv2d>& conv : chain.convs) {
-    if (conv->has_forward_hooks()) return false;
-    stages.push_back(conv->ChainStage());
-  }
-  if (!Conv2dChainUsesOneDnn(y.shape(), stages)) return false;
-  y = autograd::Variable(
-      Conv2dChainForward(y.data(), stages, chain.convs.back()->OutputDType()));
-  return true;
 }
 
 void Sequential::Fuse() {
@@ -131,7 +113,7 @@ void Sequential::Fuse() {
     ConvChain chain{i, i, {}};
     size_t j = i;
     while (auto conv = ModuleAs<Conv2d>(*this, j)) {
-      chain.convs.push_back(std::move(conv));
+      chain.convs.push_back(conv.get());
       for (++j; j < n && in_eval[j]; ++j) {
       }
     }

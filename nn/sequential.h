@@ -51,12 +51,9 @@ class Sequential : public Module {
   }
 
   // Applies the modules in order; the identity when empty. After Fuse, the
-  // modules another absorbed in the current mode are skipped, and in
-  // evaluation without gradients or tracing, consecutive convolutions (each
-  // with what it absorbed) run as one chain where oneDNN runs it
-  // (tensor/conv.h Conv2dChainUsesOneDnn), their activations in its blocked
-  // layout between them: the values of oneDNN's convolutions one by one, bit
-  // for bit. A convolution with hooks of its own is called on its own.
+  // modules another absorbed in the current mode are skipped, and
+  // consecutive convolutions (each with what it absorbed) run as one chain
+  // where TryConvChain (nn/conv2d.h) runs them.
   autograd::Variable Forward(const autograd::Variable& x) override;
   // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
   // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
@@ -77,11 +74,8 @@ class Sequential : public Module {
   // it absorbs in evaluation (found by Fuse).
   struct ConvChain {
     size_t begin, end;
-    std::vector<std::shared_ptr<Conv2d>> convs;
+    std::vector<const Conv2d*> convs;
   };
-  // Runs `chain` on y as one Conv2dChainForward, or returns false where it
-  // cannot (a hook, another input, or not on oneDNN).
-  static bool RunChain(const ConvChain& chain, autograd::Variable& y);
 
   // absorbed_[mode][i]: module i is fused into a module before it and not
   // called in that mode (0 evaluation, 1 training). Empty until Fuse.
