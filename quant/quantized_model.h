@@ -131,7 +131,8 @@ struct QuantizeOptions {
   // nothing. Off by default here; //tools:quantize turns it on where the
   // CPU quantizing has no VNNI (ReduceRangeHelps). Measured with the AVX2
   // paths forced on a Zen 5: the kernels 1.7-1.9x, a ResNet-18 1.5x (1
-  // thread; README).
+  // thread), Fashion-MNIST accuracy of an MLP and a BN-LeNet within 0.1%
+  // of 0..255's (README).
   bool reduce_range = false;
   // The int8 kernels to pack the weights for (tests); default: this CPU's
   // (DefaultQGemmPath(reduce_range)).
