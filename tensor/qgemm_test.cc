@@ -456,7 +456,7 @@ std::vector<int64_t> RefTile(bool left_u8, int64_t k,
 }
 
 // Worst cases of the fast kernel: every activation 127 against weights all
-// -128 or all 127, along the largest k (the pair sums +-32512 and -32258 are
+// -128 or all 127, along the largest k (the pair sums -32512 and 32258 are
 // as far as 7 bits go), and random 7-bit ones; each way round.
 TEST_F(Avx2U7Test, FastKernelIsExactWithin127) {
   const qgemm_internal::QKernel fast = qgemm_internal::Avx2U7QKernel(true);
