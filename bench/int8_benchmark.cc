@@ -6,7 +6,10 @@
 //   BM_QConv2d/<layer>/<path>/threads:T
 //       QConv2d, uint8 in and out, per-channel requantization with bias and
 //       ReLU, weights packed once outside the loop; one benchmark per int8
-//       path the CPU has (not AMX, untested on hardware).
+//       path the CPU has (not AMX, untested on hardware), activations
+//       0..255 with zero point 128; avx2_u7 on activations 0..127 with
+//       zero point 64 (reduce_range's, its VPMADDUBSW kernels), and as
+//       avx2_u7_split on 0..255 (its exact fallback for bytes above 127).
 //       On avx512_vnni, QConv2d runs oneDNN's int8 convolution on the
 //       shapes tensor/qconv_onednn.h lists; DIVE_QCONV_LIBRARY=dive (or
 //       DIVE_CONV_LIBRARY=dive) times dive's kernels there, =onednn oneDNN
@@ -23,7 +26,8 @@
 //       out, bias and ReLU fused (dive's bf16 inference; it packs its
 //       weights in every call, a small share at these batches).
 //   BM_QGemm/<m>x<n>x<k>/<path>/threads:T, BM_GemmBf16/<m>x<n>x<k>/threads:T
-//       C [m, n] = A [m, k] B [k, n]; QGemm with B packed once, uint8 out;
+//       C [m, n] = A [m, k] B [k, n]; QGemm with B packed once, uint8 out
+//       (the activations as BM_QConv2d's, avx2_u7 and avx2_u7_split too);
 //       Gemm in bf16 precision (packs both operands per call), float out.
 //   "OPS" counter: 2 * multiply-adds per second (as FLOP/s).
 //   BM_PeakVnni/T: register-only VPDPBUSD on zmm, T threads (CPUs with
@@ -45,6 +49,13 @@
 //        256x256x1152 629 / 259 (2.43x)     1024^3 672 / 299 (2.25x)
 //   peaks: VPDPBUSD 863, VDPBF16PS 390, FMA 211 (G op/s)
 // The two-thread figures of that run were dominated by the other builds.
+//
+// The AVX2 paths (CPUs without VNNI), the same VM, the training job at
+// nice 19 on both cores, medians of 5 interleaved repetitions, 1 thread,
+// GOPS, avx2 / avx2_u7 / avx2_u7_split:
+//   GEMM 256x256x1152 92.6 / 178.0 / 100.6   1024^3 108.5 / 179.7 / 85.9
+//   conv resnet96_b2  81.4 / 153.8 / 74.0    resnet96_b3 82.5 / 145.7 / 78.9
+// (2 threads: below 1 thread's, the second core being the training job's.)
 //
 // dive's int8 against oneDNN's, the same VM, quiet, 2 threads, one run of
 // 0.2 s each (--benchmark_filter='BM_(QConv2d/.*avx512_vnni|QConv2dOneDnn|
@@ -94,13 +105,27 @@ std::vector<T> RandomInts(int64_t size, int lo, int hi) {
   return v;
 }
 
-// The paths to time: every one this CPU has, but AMX.
-std::vector<QGemmPath> Paths() {
-  std::vector<QGemmPath> paths;
+// The runs to time: every path this CPU has, but AMX, on 8-bit
+// activations; avx2_u7 on 7-bit ones (its VPMADDUBSW kernels), and as
+// "avx2_u7_split" on 8-bit ones (its kernels for bytes above 127).
+struct PathRun {
+  QGemmPath path;
+  bool seven_bit;
+  std::string name;
+};
+std::vector<PathRun> PathRuns() {
+  std::vector<PathRun> runs;
   for (QGemmPath p : kAllQGemmPaths) {
-    if (p != QGemmPath::kAmx && QGemmPathSupported(p).ok()) paths.push_back(p);
+    if (p == QGemmPath::kAmx || !QGemmPathSupported(p).ok()) continue;
+    const std::string name(QGemmPathName(p));
+    if (p == QGemmPath::kAvx2U7) {
+      runs.push_back({p, true, name});
+      runs.push_back({p, false, name + "_split"});
+    } else {
+      runs.push_back({p, false, name});
+    }
   }
-  return paths;
+  return runs;
 }
 
 // ---- Convolution
@@ -127,8 +152,13 @@ double ConvOps(const ConvShape& s) {
   return 2.0 * s.n * s.oc * s.c * s.k * s.k * o * o;
 }
 
-void RunQConv(benchmark::State& state, const ConvShape& s, QGemmPath path) {
-  const auto x = RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, 255);
+// Activations 0..255 with zero point 128, or 0..127 with zero point 64
+// (`seven_bit`: reduce_range's, which avx2_u7 runs on VPMADDUBSW).
+void RunQConv(benchmark::State& state, const ConvShape& s, QGemmPath path,
+              bool seven_bit) {
+  const int32_t zero_point = seven_bit ? 64 : 128;
+  const auto x =
+      RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, seven_bit ? 127 : 255);
   const auto w = RandomInts<int8_t>(s.oc * s.c * s.k * s.k, -127, 127);
   const auto bias = RandomInts<int32_t>(s.oc, -1000, 1000);
   const std::vector<float> scale(s.oc, 1e-3f);
@@ -147,7 +177,7 @@ void RunQConv(benchmark::State& state, const ConvShape& s, QGemmPath path) {
   std::vector<uint8_t> y(s.n * s.oc * o * o);
   for (auto _ : state) {
     const absl::Status st =
-        QConv2d(s.n, s.h, s.w, x.data(), 128, *packed, p, rq, y.data());
+        QConv2d(s.n, s.h, s.w, x.data(), zero_point, *packed, p, rq, y.data());
     CHECK(st.ok()) << st;
     benchmark::DoNotOptimize(y.data());
   }
@@ -253,8 +283,10 @@ std::string GemmName(const GemmShape& g) {
          std::to_string(g.k);
 }
 
-void RunQGemm(benchmark::State& state, const GemmShape& g, QGemmPath path) {
-  const auto a = RandomInts<uint8_t>(g.m * g.k, 0, 255);
+void RunQGemm(benchmark::State& state, const GemmShape& g, QGemmPath path,
+              bool seven_bit) {
+  const int32_t zero_point = seven_bit ? 64 : 128;
+  const auto a = RandomInts<uint8_t>(g.m * g.k, 0, seven_bit ? 127 : 255);
   const auto b = RandomInts<int8_t>(g.k * g.n, -127, 127);
   const std::vector<float> scale(g.n, 1e-4f);
   absl::StatusOr<QPackedWeights> packed =
@@ -266,7 +298,7 @@ void RunQGemm(benchmark::State& state, const GemmShape& g, QGemmPath path) {
   std::vector<uint8_t> c(g.m * g.n);
   for (auto _ : state) {
     const absl::Status st =
-        QGemm(g.m, a.data(), g.k, 128, *packed, rq, c.data(), g.n);
+        QGemm(g.m, a.data(), g.k, zero_point, *packed, rq, c.data(), g.n);
     CHECK(st.ok()) << st;
     benchmark::DoNotOptimize(c.data());
   }
@@ -289,10 +321,11 @@ void RunBf16Gemm(benchmark::State& state, const GemmShape& g) {
 
 int RegisterAll() {
   for (const ConvShape& s : kConvShapes) {
-    for (QGemmPath path : Paths()) {
-      Register(std::string("BM_QConv2d/") + s.name + "/" +
-                   std::string(QGemmPathName(path)),
-               [s, path](benchmark::State& st) { RunQConv(st, s, path); });
+    for (const auto& [path, seven_bit, name] : PathRuns()) {
+      Register(std::string("BM_QConv2d/") + s.name + "/" + name,
+               [s, path = path, seven_bit = seven_bit](benchmark::State& st) {
+                 RunQConv(st, s, path, seven_bit);
+               });
     }
     for (bool reorders : {false, true}) {
       Register(std::string("BM_QConv2dOneDnn/") + s.name +
@@ -305,10 +338,11 @@ int RegisterAll() {
              [s](benchmark::State& st) { RunBf16Conv(st, s); });
   }
   for (const GemmShape& g : kGemmShapes) {
-    for (QGemmPath path : Paths()) {
-      Register(
-          "BM_QGemm/" + GemmName(g) + "/" + std::string(QGemmPathName(path)),
-          [g, path](benchmark::State& st) { RunQGemm(st, g, path); });
+    for (const auto& [path, seven_bit, name] : PathRuns()) {
+      Register("BM_QGemm/" + GemmName(g) + "/" + name,
+               [g, path = path, seven_bit = seven_bit](benchmark::State& st) {
+                 RunQGemm(st, g, path, seven_bit);
+               });
     }
     Register("BM_GemmBf16/" + GemmName(g),
              [g](benchmark::State& st) { RunBf16Gemm(st, g); });

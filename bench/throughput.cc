@@ -31,6 +31,10 @@
 // times the int8 model; its peak is VPDPBUSD's ("vpdpbusd", integer
 // operations counted as FLOPs are) on a CPU with AVX512-VNNI, else the FMA
 // one (AVX2's int8 path, VPMADDWD, has no peak loop of its own yet).
+// --reduce_range (auto, true or false; as //tools:quantize's) calibrates the
+// activations to 0..127; "int8_path" names the kernels the int8 layers run
+// on (tensor/qgemm.h; DIVE_QGEMM_PATH=avx2 times an AVX2-only CPU's on one
+// with VNNI) and "reduce_range" whether it was on.
 
 #include <chrono>
 #include <cstdio>
@@ -51,6 +55,7 @@
 #include "tensor/gemm.h"
 #include "tensor/json.h"
 #include "tensor/peak/peak.h"
+#include "tensor/qgemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "train/cli.h"
@@ -67,6 +72,9 @@ ABSL_FLAG(std::string, precision, "fp32",
           "fp32; bf16: convolution and Linear multiply bf16 operands "
           "(tensor/gemm.h MatmulPrecision); int8 (--mode=infer): the model "
           "quantized (quant/quantized_model.h)");
+ABSL_FLAG(std::string, reduce_range, "auto",
+          "int8: calibrate the activations to 0..127 (true), 0..255 (false), "
+          "or the former where this CPU's int8 path is avx2 (auto)");
 
 namespace dive::bench {
 namespace {
@@ -134,9 +142,18 @@ int Run() {
     const Shape shape{setting.batch_size, 1, setting.input_size,
                       setting.input_size};
     int8_images = gen.Uniform(shape, 0, 1);
+    absl::StatusOr<bool> reduce_range =
+        quant::ParseReduceRange(absl::GetFlag(FLAGS_reduce_range));
+    if (!reduce_range.ok()) {
+      std::fprintf(stderr, "--%s\n",
+                   std::string(reduce_range.status().message()).c_str());
+      return 2;
+    }
+    quant::QuantizeOptions options;
+    options.reduce_range = *reduce_range;
     absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
         quant::QuantizeModel((*runner)->shared_model(),
-                             {gen.Uniform(shape, 0, 1)}, {});
+                             {gen.Uniform(shape, 0, 1)}, options);
     if (!q.ok()) {
       std::fprintf(stderr, "%s\n", q.status().ToString().c_str());
       return 2;
@@ -192,6 +209,11 @@ int Run() {
   // A diverged loss is null (JsonNumber), as is that of inference.
   result["loss"] = train ? JsonNumber(loss, 6) : OrderedJson(nullptr);
   result["precision"] = precision;
+  if (int8) {
+    result["int8_path"] = std::string(
+        QGemmPathName(DefaultQGemmPath(int8_model->reduce_range())));
+    result["reduce_range"] = int8_model->reduce_range();
+  }
   result["flops_per_example"] = flops_per_example;
   result["peak_gflops"] = JsonNumber(peak / 1e9, 4);
   result["peak"] = bf16_peak ? "vdpbf16ps" : vnni_peak ? "vpdpbusd" : "fma";

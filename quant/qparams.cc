@@ -9,14 +9,16 @@
 
 namespace dive::quant {
 
-QParams ChooseQParams(float lo, float hi) {
+QParams ChooseQParams(float lo, float hi, int32_t quant_max) {
+  CHECK(quant_max >= 1 && quant_max <= 255) << "quant_max " << quant_max;
   const double l = std::min(lo, 0.0f), h = std::max(hi, 0.0f);
   if (!(h > l) || !std::isfinite(h - l)) return QParams{};
   QParams q;
-  q.scale = std::max(static_cast<float>((h - l) / 255.0),
+  const double top = quant_max;
+  q.scale = std::max(static_cast<float>((h - l) / top),
                      std::numeric_limits<float>::min());
-  q.zero_point = static_cast<int32_t>(
-      std::clamp(std::nearbyint(-l / q.scale), 0.0, 255.0));
+  q.zero_point =
+      static_cast<int32_t>(std::clamp(std::nearbyint(-l / q.scale), 0.0, top));
   return q;
 }
 
@@ -159,13 +161,16 @@ void RangeObserver::Observe(const Tensor& x) {
   }
 }
 
-QParams RangeObserver::Choose() const {
-  if (method_ == Calibration::kMinMax) return ChooseQParams(min_, max_);
+QParams RangeObserver::Choose(int32_t quant_max) const {
+  if (method_ == Calibration::kMinMax) {
+    return ChooseQParams(min_, max_, quant_max);
+  }
   const auto tail =
       static_cast<int64_t>(std::floor(count_ * (100.0 - percentile_) / 100.0));
   const double hi = std::min<double>(positive_.Clip(tail), max_);
   const double lo = std::max<double>(-negative_.Clip(tail), min_);
-  return ChooseQParams(static_cast<float>(lo), static_cast<float>(hi));
+  return ChooseQParams(static_cast<float>(lo), static_cast<float>(hi),
+                       quant_max);
 }
 
 }  // namespace dive::quant

@@ -8,7 +8,12 @@
 //   * Activations: per tensor, asymmetric uint8 (PyTorch's quint8, ONNX's
 //     QuantizeLinear): q = clamp(round_half_even(x / scale) + zero_point,
 //     0, 255), x ~ scale * (q - zero_point). The range always holds 0, so
-//     that 0 (ReLU's floor, convolution padding) is exact.
+//     that 0 (ReLU's floor, convolution padding) is exact. With
+//     reduce_range (PyTorch's, for x86 CPUs without VNNI) the range is
+//     mapped to 0..127 instead (kReducedQuantMax), one bit coarser, so that
+//     the int8 kernels of AVX2-only CPUs can multiply on VPMADDUBSW
+//     (tensor/qgemm.h's avx2_u7); quant/quantized_model.h then clamps
+//     every activation it quantizes or requantizes to 0..127.
 //   * Weights: per output channel, symmetric int8 in [-127, 127] with zero
 //     point 0: scale[o] = max |w[o, ...]| / 127.
 //   * Calibration: a RangeObserver sees every batch of one tensor and then
@@ -47,9 +52,13 @@ struct QParams {
   int32_t zero_point = 0;
 };
 
-// The QParams of [min(lo, 0), max(hi, 0)]: scale = (hi - lo) / 255 (1 for
-// an empty range) and zero_point = round(-lo / scale) in 0..255.
-QParams ChooseQParams(float lo, float hi);
+// The largest quantized activation of reduce_range's calibration.
+inline constexpr int32_t kReducedQuantMax = 127;
+
+// The QParams of [min(lo, 0), max(hi, 0)]: scale = (hi - lo) / quant_max (1
+// for an empty range) and zero_point = round(-lo / scale) in 0..quant_max.
+// quant_max is 255, or kReducedQuantMax for reduce_range.
+QParams ChooseQParams(float lo, float hi, int32_t quant_max = 255);
 
 // OK when scale is finite and > 0 and zero_point in 0..255, else
 // InvalidArgument naming the tensor (`scale_name` or `zero_point_name`) and
@@ -89,8 +98,8 @@ class RangeObserver {
   // Records the values of x (float32, any shape; NaNs are skipped).
   void Observe(const Tensor& x);
   // The QParams of the range chosen from everything observed (ChooseQParams
-  // of [0, 0] when nothing was).
-  QParams Choose() const;
+  // of [0, 0] when nothing was), mapped to 0..quant_max.
+  QParams Choose(int32_t quant_max = 255) const;
   float min() const { return min_; }
   float max() const { return max_; }
 

@@ -28,6 +28,24 @@ TEST(ChooseQParams, CoversTheRangeAndZero) {
   EXPECT_GT(q.scale, 0);
 }
 
+// reduce_range: the same ranges on 0..127.
+TEST(ChooseQParams, ReducedRangeMapsTo127) {
+  QParams q = ChooseQParams(0.0f, 1.27f, kReducedQuantMax);
+  EXPECT_FLOAT_EQ(q.scale, 0.01f);
+  EXPECT_EQ(q.zero_point, 0);
+  q = ChooseQParams(-0.27f, 1.0f, kReducedQuantMax);
+  EXPECT_FLOAT_EQ(q.scale, 0.01f);
+  EXPECT_EQ(q.zero_point, 27);
+  q = ChooseQParams(-2.55f, -1.0f, kReducedQuantMax);
+  EXPECT_EQ(q.zero_point, 127);
+  RangeObserver obs(Calibration::kMinMax);
+  obs.Observe(Tensor::FromVector({-1.0f, 2.0f}, {2}));
+  EXPECT_FLOAT_EQ(obs.Choose(kReducedQuantMax).scale, 3.0f / 127);
+  RangeObserver pct(Calibration::kPercentile);
+  pct.Observe(Tensor::FromVector({0.0f, 1.0f}, {2}));
+  EXPECT_LE(pct.Choose(kReducedQuantMax).zero_point, 127);
+}
+
 TEST(QuantizeTest, RoundTripIsWithinHalfAStepAndClampsOutside) {
   const QParams q = ChooseQParams(-1.0f, 3.0f);
   Tensor x = Uniform({1000}, -1.0f, 3.0f);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -74,6 +75,9 @@ struct QuantizedModel::Step {
   // Derived (Pack).
   QPackedWeights packed;
   std::vector<float> multipliers;
+  // The largest uint8 value it gives (Pack): 255, or 127 under reduce_range
+  // (every value it quantizes or requantizes clamped to it).
+  int32_t quant_max = 255;
   // kBatchNorm (Pack): [C][256] outputs of each channel's input values,
   // uint8 (uint8_output) or float32.
   std::vector<uint8_t> table_u8;
@@ -407,8 +411,8 @@ void BuildTables(Step& s) {
       if (s.uint8_output) {
         const double q =
             std::nearbyint(y / s.output.scale) + s.output.zero_point;
-        s.table_u8[ch * 256 + v] =
-            static_cast<uint8_t>(std::clamp(q, 0.0, 255.0));
+        s.table_u8[ch * 256 + v] = static_cast<uint8_t>(
+            std::clamp(q, 0.0, static_cast<double>(s.quant_max)));
       } else {
         s.table_f32[ch * 256 + v] = static_cast<float>(y);
       }
@@ -416,11 +420,15 @@ void BuildTables(Step& s) {
   }
 }
 
-// The kernels' packed weights and per-channel multipliers.
-absl::Status Pack(std::vector<Step>& steps) {
-  const QGemmPath path = DefaultQGemmPath();
+// The kernels' packed weights and per-channel multipliers, on the path for
+// 7-bit activations where `reduce_range`.
+absl::Status Pack(std::vector<Step>& steps, bool reduce_range,
+                  std::optional<QGemmPath> forced_path) {
+  const QGemmPath path =
+      forced_path.value_or(DefaultQGemmPath(/*activations_7bit=*/reduce_range));
   absl::Status status;
   ForEachStep(steps, [&](Step& s) {
+    s.quant_max = reduce_range ? kReducedQuantMax : 255;
     if (s.kind == Kind::kBatchNorm) BuildTables(s);
     if (!IsInt8(s.kind) || !status.ok()) return;
     const int64_t oc = s.weight.dim(0);
@@ -671,10 +679,32 @@ QUint8Params Params(const QParams& q) { return {q.scale, q.zero_point}; }
 Tensor RunChain(const std::vector<Step>& steps, Tensor t, bool* uint8,
                 QParams* q);
 
+// t (uint8, contiguous, this step's own) clamped to s.quant_max in place:
+// reduce_range's 7 bits, so that every uint8 tensor of the model is within
+// 0..127 (values beyond the calibrated range saturate there, as they do at
+// 255 otherwise) and the avx2_u7 kernels take every call.
+void ClampToQuantMax(const Step& s, Tensor* t) {
+  if (s.quant_max >= 255) return;
+  uint8_t* p = t->data<uint8_t>();
+  const int64_t size = t->numel();
+  const auto top = static_cast<uint8_t>(s.quant_max);
+#pragma omp parallel for schedule(static) if (size > (1 << 18))
+  for (int64_t i = 0; i < size; ++i) p[i] = std::min(p[i], top);
+}
+
+// The step's input in uint8: t quantized with s.input (and clamped) when it
+// arrives in float32, else t.
+Tensor Uint8Input(const Step& s, const Tensor& t) {
+  if (!s.quantize_input) return t.Contiguous();
+  Tensor in = Quantize(t, s.input);
+  ClampToQuantMax(s, &in);
+  return in;
+}
+
 // Block `s` on t (as RunStep): each branch from its uint8 input, then the
 // int8 add or concatenation of their outputs in the block's QParams.
 Tensor RunBlock(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
-  const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
+  const Tensor in = Uint8Input(s, t);
   CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
   const QParams in_q = s.quantize_input ? s.input : *q;
   std::vector<Tensor> parts;
@@ -714,6 +744,7 @@ Tensor RunBlock(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
     QConcatChannelsU8(first[0], first[2] * first[3], concat, Params(s.output),
                       out.data<uint8_t>());
   }
+  ClampToQuantMax(s, &out);
   *uint8 = true;
   *q = s.output;
   return out;
@@ -732,7 +763,7 @@ Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
     *uint8 = false;
     return FloatStep(s, autograd::Variable(in)).data();
   }
-  const Tensor in = s.quantize_input ? Quantize(t, s.input) : t.Contiguous();
+  const Tensor in = Uint8Input(s, t);
   CHECK(in.dtype() == DType::kUint8) << s.name << ": input not uint8";
   if (s.kind == Kind::kBatchNorm) {
     const int64_t c = static_cast<int64_t>(
@@ -800,6 +831,7 @@ Tensor RunStep(const Step& s, const Tensor& t, bool* uint8, QParams* q) {
   }
   // Every argument was checked when the model was made.
   CHECK(status.ok()) << s.name << ": " << status;
+  if (s.uint8_output) ClampToQuantMax(s, &out);
   *uint8 = s.uint8_output;
   *q = s.output;
   return out;
@@ -1023,11 +1055,12 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
       Calibrate(steps, autograd::Variable(batch), &obs);
     }
   }
-  ForEachStep(steps, [&obs](Step& s) {
+  const int32_t quant_max = options.reduce_range ? kReducedQuantMax : 255;
+  ForEachStep(steps, [&obs, quant_max](Step& s) {
     if (!TakesUint8(s.kind)) return;
-    if (s.quantize_input) s.input = obs.Of(obs.input, s).Choose();
+    if (s.quantize_input) s.input = obs.Of(obs.input, s).Choose(quant_max);
     if ((s.uint8_output && !s.output_from_block) || IsBlock(s.kind)) {
-      s.output = obs.Of(obs.output, s).Choose();
+      s.output = obs.Of(obs.output, s).Choose(quant_max);
     }
     if (!IsInt8(s.kind)) return;
     PerChannelWeights w = QuantizePerChannel(FloatWeightAndBias(s).first);
@@ -1058,16 +1091,20 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
     }
   });
   if (!status.ok()) return status;
-  if (absl::Status s = Pack(steps); !s.ok()) return s;
+  if (absl::Status s = Pack(steps, options.reduce_range, options.path);
+      !s.ok()) {
+    return s;
+  }
   std::shared_ptr<QuantizedModel> q(new QuantizedModel());
   q->float_model_ = std::move(model);
   q->steps_ = std::move(steps);
+  q->reduce_range_ = options.reduce_range;
   return q;
 }
 
 absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     std::shared_ptr<nn::Module> model,
-    const std::map<std::string, Tensor>& state) {
+    const std::map<std::string, Tensor>& state, bool reduce_range) {
   absl::StatusOr<std::vector<Step>> plan = BuildPlan(model);
   if (!plan.ok()) return plan.status();
   std::vector<Step>& steps = *plan;
@@ -1101,6 +1138,11 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
             CheckQParams(*q, prefix + "_scale", prefix + "_zero_point");
         !s.ok()) {
       errors.emplace_back(s.message());
+    } else if (reduce_range && q->zero_point > kReducedQuantMax) {
+      errors.push_back(absl::StrCat(
+          prefix, "_zero_point: zero point ", q->zero_point, " is above ",
+          kReducedQuantMax, ", outside the 7-bit range ", kReduceRangeKey,
+          " says the activations were calibrated to"));
     }
   };
   ForEachStep(steps, [&](Step& s) {
@@ -1163,10 +1205,13 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
   }
   Propagate(steps, QParams());
-  if (absl::Status s = Pack(steps); !s.ok()) return s;
+  if (absl::Status s = Pack(steps, reduce_range, std::nullopt); !s.ok()) {
+    return s;
+  }
   std::shared_ptr<QuantizedModel> q(new QuantizedModel());
   q->float_model_ = std::move(model);
   q->steps_ = std::move(steps);
+  q->reduce_range_ = reduce_range;
   return q;
 }
 
@@ -1181,7 +1226,18 @@ absl::Status SaveQuantizedModel(
   file.metadata[kQuantizationKey] = "int8";
   file.metadata["model"] = model_name;
   file.metadata["input_size"] = absl::StrCat(input_size);
+  file.metadata[kReduceRangeKey] = model.reduce_range() ? "true" : "false";
   return SaveSafetensors(path, file);
+}
+
+bool ReduceRangeHelps() { return DefaultQGemmPath() == QGemmPath::kAvx2; }
+
+absl::StatusOr<bool> ParseReduceRange(absl::string_view value) {
+  if (value == "true") return true;
+  if (value == "false") return false;
+  if (value == "auto") return ReduceRangeHelps();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "reduce_range \"", value, "\": must be auto, true or false"));
 }
 
 bool IsQuantized(const SafetensorsFile& file) {
@@ -1227,10 +1283,21 @@ absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
       !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }
+  // Absent in checkpoints from before reduce_range: 0..255.
+  bool reduce_range = false;
+  if (const auto it = file.metadata.find(kReduceRangeKey);
+      it != file.metadata.end()) {
+    if (it->second != "true" && it->second != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": ", kReduceRangeKey, " is \"", it->second,
+                       "\", expected true or false"));
+    }
+    reduce_range = it->second == "true";
+  }
   absl::StatusOr<std::shared_ptr<nn::Module>> net = spec->make(size);
   if (!net.ok()) return net.status();
   absl::StatusOr<std::shared_ptr<QuantizedModel>> q =
-      QuantizedModelFrom(*std::move(net), file.tensors);
+      QuantizedModelFrom(*std::move(net), file.tensors, reduce_range);
   if (!q.ok()) {
     return absl::Status(q.status().code(),
                         absl::StrCat(source, ": ", q.status().message()));

@@ -76,9 +76,12 @@
 //   <name>.output_zero_point  int32 []         uint8
 //
 // and the float32 state of the layers that run in float32 under their own
-// names. Loading rebuilds the model named, checks every tensor (present,
-// dtype, shape, scales finite and > 0, zero points in 0..255) and reports
-// each problem naming the tensor.
+// names. Metadata "dive.reduce_range" = "true" says the activations were
+// calibrated to 0..127 (QuantizeOptions::reduce_range); "false" or none,
+// 0..255. Loading rebuilds the model named, checks every tensor (present,
+// dtype, shape, scales finite and > 0, zero points in 0..255, and in
+// 0..127 under reduce_range) and the reduce_range value, and reports each
+// problem naming the tensor.
 //
 // Example:
 //
@@ -98,24 +101,51 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "autograd/variable.h"
 #include "nn/module.h"
 #include "quant/qparams.h"
+#include "tensor/qgemm.h"
 #include "tensor/safetensors.h"
 
 namespace dive::quant {
 
 inline constexpr char kQuantizationKey[] = "dive.quantization";
+inline constexpr char kReduceRangeKey[] = "dive.reduce_range";
 
 struct QuantizeOptions {
   Calibration calibration = Calibration::kMinMax;
   double percentile = kDefaultPercentile;
+  // PyTorch's reduce_range: every activation calibrated to 0..127
+  // (quant/qparams.h's kReducedQuantMax), one bit coarser, and every value
+  // the model quantizes or requantizes clamped to 0..127 (a 7-bit uint8:
+  // values beyond the calibrated range saturate at 127), so that CPUs
+  // with AVX2 and no VNNI run the int8 layers on VPMADDUBSW (tensor/qgemm.h's
+  // avx2_u7 path) instead of the widened VPMADDWD; other paths gain
+  // nothing. Off by default here; //tools:quantize turns it on where the
+  // CPU quantizing has no VNNI (ReduceRangeHelps). Measured with the AVX2
+  // paths forced on a Zen 5: the kernels 1.7-1.9x, a ResNet-18 1.5x (1
+  // thread), Fashion-MNIST accuracy of an MLP and a BN-LeNet within 0.1%
+  // of 0..255's (README).
+  bool reduce_range = false;
+  // The int8 kernels to pack the weights for (tests); default: this CPU's
+  // (DefaultQGemmPath(reduce_range)).
+  std::optional<QGemmPath> path;
 };
+
+// Whether reduce_range speeds up this CPU's int8 kernels: its default path
+// (tensor/qgemm.h's DefaultQGemmPath) is avx2, the one without VNNI.
+bool ReduceRangeHelps();
+
+// A --reduce_range flag's value: "true", "false", or "auto"
+// (ReduceRangeHelps()); InvalidArgument naming the choices otherwise.
+absl::StatusOr<bool> ParseReduceRange(absl::string_view value);
 
 // One layer of the plan, as the tools print it.
 struct OpPlan {
@@ -186,17 +216,20 @@ class QuantizedModel : public nn::Module {
   std::vector<PlanStep> Plan() const;
   // The quantized checkpoint's tensors (above).
   std::map<std::string, Tensor> QuantizedStateDict() const;
+  // Activations calibrated to 0..127 (QuantizeOptions::reduce_range).
+  bool reduce_range() const { return reduce_range_; }
 
  private:
   friend absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
       std::shared_ptr<nn::Module>, const std::vector<Tensor>&,
       const QuantizeOptions&);
   friend absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
-      std::shared_ptr<nn::Module>, const std::map<std::string, Tensor>&);
+      std::shared_ptr<nn::Module>, const std::map<std::string, Tensor>&, bool);
   QuantizedModel() = default;
 
   std::shared_ptr<nn::Module> float_model_;  // owns the modules of steps_
   std::vector<Step> steps_;
+  bool reduce_range_ = false;
 };
 
 // Quantizes `model` (a zoo model with trained weights; put in evaluation
@@ -210,15 +243,17 @@ absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizeModel(
     const QuantizeOptions& options);
 
 // The int8 model of `model` (freshly built, of the architecture `state`
-// was quantized from) with the tensors of a quantized checkpoint.
-// InvalidArgument naming every missing, unexpected or ill-typed tensor and
-// every bad scale or zero point.
+// was quantized from) with the tensors of a quantized checkpoint, its
+// activations calibrated to 0..127 where `reduce_range`. InvalidArgument
+// naming every missing, unexpected or ill-typed tensor and every bad scale
+// or zero point (above 127 under reduce_range).
 absl::StatusOr<std::shared_ptr<QuantizedModel>> QuantizedModelFrom(
     std::shared_ptr<nn::Module> model,
-    const std::map<std::string, Tensor>& state);
+    const std::map<std::string, Tensor>& state, bool reduce_range = false);
 
 // Writes the quantized checkpoint of `model`, the zoo model `model_name`
-// at `input_size`, with `extra_metadata` (how it was calibrated, say), to
+// at `input_size`, with `extra_metadata` (how it was calibrated, say) and
+// its reduce_range, to
 // `path` (atomically, never through a symlink or over a file that is not
 // this user's regular file: tensor/safetensors.h).
 absl::Status SaveQuantizedModel(
@@ -238,7 +273,8 @@ struct LoadedQuantizedModel {
 
 // Reads a quantized checkpoint and builds its int8 model. FailedPrecondition
 // for a float32 checkpoint (saying to quantize it first); InvalidArgument
-// for an unknown model, a bad input size or any of QuantizedModelFrom's.
+// for an unknown model, a bad input size, a dive.reduce_range other than
+// "true" or "false", or any of QuantizedModelFrom's.
 absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(
     const std::string& path);
 absl::StatusOr<LoadedQuantizedModel> LoadQuantizedModel(

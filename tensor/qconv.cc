@@ -420,7 +420,12 @@ absl::Status QConv2d(int64_t n, int64_t h, int64_t w, const uint8_t* x,
                                     *ow, rq, channels, y)) {
     return absl::OkStatus();
   }
-  const PathInfo& info = qgemm_internal::PathOf(weights.path());
+  // avx2_u7: its VPMADDUBSW kernels where every byte they read, the
+  // padding's zero point too, is within 0..127.
+  const PathInfo& info = qgemm_internal::PathFor(
+      weights.path(),
+      weights.path() == QGemmPath::kAvx2U7 && x_zero_point <= 127 &&
+          qgemm_internal::AllWithin127(x, 1, n * weights.conv_c() * h * w, 0));
   if (p.stride_h == 1 && p.stride_w == 1 &&
       weights.implicit_data() != nullptr &&
       ImplicitPays(info.kernel.nr, weights.conv_kh(), weights.conv_kw(), *oh,

@@ -121,6 +121,11 @@ const PathInfo& PathOf(QGemmPath path) {
       static const PathInfo p{Avx2QKernel(), Layout::kPairs};
       return p;
     }
+    case QGemmPath::kAvx2U7: {
+      static const PathInfo p{Avx2U7QKernel(/*u8_within_127=*/false),
+                              Layout::kQuads};
+      return p;
+    }
     case QGemmPath::kAvxVnni: {
       static const PathInfo p{AvxVnniQKernel(), Layout::kQuads};
       return p;
@@ -137,6 +142,35 @@ const PathInfo& PathOf(QGemmPath path) {
     }
   }
   LOG(FATAL) << "QGemmPath " << static_cast<int>(path);
+}
+
+const PathInfo& PathFor(QGemmPath path, bool within_127) {
+  if (path == QGemmPath::kAvx2U7 && within_127) {
+    static const PathInfo p{Avx2U7QKernel(/*u8_within_127=*/true),
+                            Layout::kQuads};
+    return p;
+  }
+  return PathOf(path);
+}
+
+bool AllWithin127(const uint8_t* p, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = p + r * ld;
+    // Eight bytes at a time in four words (the compiler vectorizes it).
+    uint64_t any[4] = {0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 32 <= cols; j += 32) {
+      for (int t = 0; t < 4; ++t) {
+        uint64_t word;
+        std::memcpy(&word, row + j + 8 * t, 8);
+        any[t] |= word;
+      }
+    }
+    uint64_t all = any[0] | any[1] | any[2] | any[3];
+    for (; j < cols; ++j) all |= row[j];
+    if ((all & 0x8080808080808080ull) != 0) return false;
+  }
+  return true;
 }
 
 std::shared_ptr<uint8_t> AlignedBuffer(int64_t bytes) {
@@ -359,6 +393,8 @@ absl::string_view QGemmPathName(QGemmPath path) {
       return "generic";
     case QGemmPath::kAvx2:
       return "avx2";
+    case QGemmPath::kAvx2U7:
+      return "avx2_u7";
     case QGemmPath::kAvxVnni:
       return "avx_vnni";
     case QGemmPath::kAvx512Vnni:
@@ -367,6 +403,16 @@ absl::string_view QGemmPathName(QGemmPath path) {
       return "amx";
   }
   return "?";
+}
+
+absl::StatusOr<QGemmPath> ParseQGemmPath(absl::string_view name) {
+  for (QGemmPath path : kAllQGemmPaths) {
+    if (QGemmPathName(path) == name) return path;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", name,
+                   "\" is not an int8 path (generic, avx2, avx2_u7, avx_vnni, "
+                   "avx512_vnni, amx)"));
 }
 
 namespace {
@@ -473,6 +519,7 @@ absl::Status QGemmPathSupported(QGemmPath path) {
     case QGemmPath::kGeneric:
       return absl::OkStatus();
     case QGemmPath::kAvx2:
+    case QGemmPath::kAvx2U7:
       return avx2 ? absl::OkStatus() : lacks("AVX2 and FMA");
     case QGemmPath::kAvxVnni:
       return avx2 && f.avx_vnni ? absl::OkStatus() : lacks("AVX-VNNI");
@@ -495,16 +542,40 @@ absl::Status QGemmPathSupported(QGemmPath path) {
   return absl::InvalidArgumentError("unknown QGemmPath");
 }
 
-QGemmPath DefaultQGemmPath() {
+namespace {
+
+// DIVE_QGEMM_PATH's path, read once; none where unset or bad (reported).
+const QGemmPath* PathFromEnvironment() {
+  static const QGemmPath* const path = []() -> const QGemmPath* {
+    const char* value = std::getenv("DIVE_QGEMM_PATH");
+    if (value == nullptr || *value == '\0') return nullptr;
+    absl::StatusOr<QGemmPath> p = ParseQGemmPath(value);
+    absl::Status s = p.ok() ? QGemmPathSupported(*p) : p.status();
+    if (!s.ok()) {
+      LOG(ERROR) << "DIVE_QGEMM_PATH=" << value << " ignored: " << s.message();
+      return nullptr;
+    }
+    return new QGemmPath(*p);
+  }();
+  return path;
+}
+
+}  // namespace
+
+QGemmPath DefaultQGemmPath(bool activations_7bit) {
+  QGemmPath path = QGemmPath::kGeneric;
   const Isa isa = ActiveIsa();
-  if (isa >= Isa::kAvx512 && QGemmPathSupported(QGemmPath::kAvx512Vnni).ok()) {
-    return QGemmPath::kAvx512Vnni;
-  }
-  if (isa >= Isa::kAvx2) {
-    return QGemmPathSupported(QGemmPath::kAvxVnni).ok() ? QGemmPath::kAvxVnni
+  if (const QGemmPath* forced = PathFromEnvironment(); forced != nullptr) {
+    path = *forced;
+  } else if (isa >= Isa::kAvx512 &&
+             QGemmPathSupported(QGemmPath::kAvx512Vnni).ok()) {
+    path = QGemmPath::kAvx512Vnni;
+  } else if (isa >= Isa::kAvx2) {
+    path = QGemmPathSupported(QGemmPath::kAvxVnni).ok() ? QGemmPath::kAvxVnni
                                                         : QGemmPath::kAvx2;
   }
-  return QGemmPath::kGeneric;
+  if (activations_7bit && path == QGemmPath::kAvx2) path = QGemmPath::kAvx2U7;
+  return path;
 }
 
 absl::StatusOr<QPackedWeights> PackQGemmWeights(QGemmPath path, int64_t k,
@@ -599,7 +670,11 @@ absl::Status QGemm(int64_t m, const uint8_t* a, int64_t lda,
     return s;
   }
   CHECK(a != nullptr && c != nullptr) << "QGemm: null operand";
-  const PathInfo& info = PathOf(b.path());
+  // avx2_u7: its VPMADDUBSW kernels where A's bytes allow (the zero point
+  // only enters the per-channel correction).
+  const PathInfo& info = qgemm_internal::PathFor(
+      b.path(), b.path() == QGemmPath::kAvx2U7 &&
+                    qgemm_internal::AllWithin127(a, m, k, lda));
   const int64_t mr = info.kernel.mr, nr = info.kernel.nr;
   const int64_t m_panels = CeilDiv(m, mr), n_panels = CeilDiv(n, nr);
   const int64_t l_bytes = info.LeftPanelBytes(k);

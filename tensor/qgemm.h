@@ -23,6 +23,16 @@
 //   avx_vnni     VPDPBUSD's VEX form on ymm (AVX-VNNI), 6 x 16 tiles
 //   avx2         VPMADDWD on operands widened to int16, 6 x 16 tiles (exact;
 //                VPMADDUBSW would saturate its u8 * s8 pair sums)
+//   avx2_u7      for activations quantized to 7 bits (0..127, PyTorch's
+//                reduce_range): VPMADDUBSW + VPMADDWD with ones (FBGEMM's
+//                AVX2 kernel) on the VNNI paths' layout, 6 x 16 tiles; exact
+//                because a u8 * s8 pair sum is then within 2 * 127 * 128 <
+//                2^15. QGemm and QConv2d check every call's activations (and
+//                the convolution's zero point, its padding): where a byte
+//                exceeds 127 they run the same layout with each byte split
+//                into its low 7 bits and its high bit, exact and about half
+//                as fast. Never the default; DefaultQGemmPath(true) gives it
+//                where the default would be avx2
 //   amx          TDPBUSD on 32 x 32 tiles (AMX-INT8); NOT YET RUN ON AMX
 //                HARDWARE, tested with emulated tile instructions only, so
 //                never the default: only where asked for, and only once it
@@ -65,14 +75,16 @@ namespace qconv_internal {
 struct OneDnnQConvCache;  // tensor/qconv_onednn.h
 }  // namespace qconv_internal
 
-enum class QGemmPath { kGeneric, kAvx2, kAvxVnni, kAvx512Vnni, kAmx };
+enum class QGemmPath { kGeneric, kAvx2, kAvx2U7, kAvxVnni, kAvx512Vnni, kAmx };
 
 inline constexpr QGemmPath kAllQGemmPaths[] = {
-    QGemmPath::kGeneric, QGemmPath::kAvx2, QGemmPath::kAvxVnni,
-    QGemmPath::kAvx512Vnni, QGemmPath::kAmx};
+    QGemmPath::kGeneric, QGemmPath::kAvx2,       QGemmPath::kAvx2U7,
+    QGemmPath::kAvxVnni, QGemmPath::kAvx512Vnni, QGemmPath::kAmx};
 
-// "generic", "avx2", "avx_vnni", "avx512_vnni", "amx".
+// "generic", "avx2", "avx2_u7", "avx_vnni", "avx512_vnni", "amx".
 absl::string_view QGemmPathName(QGemmPath path);
+// The path of that name; InvalidArgument for any other.
+absl::StatusOr<QGemmPath> ParseQGemmPath(absl::string_view name);
 
 // OK where this CPU (and the operating system) can run `path`, else
 // FailedPrecondition naming what is missing. The AMX path also checks its
@@ -86,8 +98,12 @@ absl::Status QGemmPathSupported(QGemmPath path);
 
 // The fastest path this CPU has below the AMX one, within what DIVE_ISA
 // allows (tensor/cpu.h's ActiveIsa: generic gives generic, avx2 the 256-bit
-// paths).
-QGemmPath DefaultQGemmPath();
+// paths), unless the environment variable DIVE_QGEMM_PATH names a path the
+// CPU has (so that AVX2-only CPUs can be measured on one with VNNI:
+// DIVE_QGEMM_PATH=avx2); a bad value is reported once (LOG(ERROR)) and
+// ignored. `activations_7bit`: the caller's activations are quantized to
+// 0..127 (reduce_range), so that avx2 gives way to avx2_u7.
+QGemmPath DefaultQGemmPath(bool activations_7bit = false);
 
 // The largest k: every sum of k products of a uint8 and an int8, and the
 // zero-point correction, stays within +-2^30, so that adding a bias of up

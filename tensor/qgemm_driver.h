@@ -52,8 +52,18 @@ struct PathInfo {
   int64_t KSteps(int64_t k) const { return KPad(k) / kernel.k_unit; }
 };
 
-// The kernel and layout of `path`, which the CPU must have.
+// The kernel and layout of `path`, which the CPU must have, exact for any
+// uint8 operand.
 const PathInfo& PathOf(QGemmPath path);
+
+// The same for a call whose uint8 operand (every byte the kernel reads,
+// padding included) is within 0..127 where `within_127`: the avx2_u7 path's
+// VPMADDUBSW kernels then; PathOf(path) otherwise and on every other path.
+const PathInfo& PathFor(QGemmPath path, bool within_127);
+
+// Whether every byte of `rows` rows of `cols` bytes (row r at p + r * ld)
+// is at most 127.
+bool AllWithin127(const uint8_t* p, int64_t rows, int64_t cols, int64_t ld);
 
 // 64-byte aligned bytes.
 std::shared_ptr<uint8_t> AlignedBuffer(int64_t bytes);

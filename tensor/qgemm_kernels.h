@@ -17,11 +17,13 @@
 // QTileEpilogue to them and stores the tile as uint8, int32 or float.
 //
 // Packed layouts, k padded with zeros to the kernel's k_unit:
-//   quads (generic, AVX-VNNI, AVX512-VNNI): L panel [k / 4][mr][4] bytes,
+//   quads (generic, AVX-VNNI, AVX512-VNNI, avx2_u7): L panel [k / 4][mr][4]
+//   bytes,
 //       R panel [k / 4][nr][4] bytes (the four bytes of a VPDPBUSD lane);
 //   pairs (AVX2 without VNNI): both widened to int16, L [k / 2][mr][2],
 //       R [k / 2][nr][2] (the two int16 of a VPMADDWD lane): exact, where
-//       VPMADDUBSW would saturate u8 * s8 pair sums to int16;
+//       VPMADDUBSW would saturate u8 * s8 pair sums to int16 (the avx2_u7
+//       path's kernels use quads: VPMADDUBSW, exact for uint8 <= 127);
 //   AMX: L [mr][k] bytes (rows, k contiguous), R [k / 4][nr][4] bytes.
 // R panels are 64-byte aligned.
 
@@ -79,7 +81,12 @@ struct QKernel {
   QIndirectKernelFn right_u8_indirect = nullptr;  // quads kernels only
 };
 
-QKernel Avx2QKernel();        // 6 x 16, pairs, VPMADDWD
+QKernel Avx2QKernel();  // 6 x 16, pairs, VPMADDWD
+// 6 x 16, quads, VPMADDUBSW + VPMADDWD(ones): exact only where every byte
+// of the uint8 operand is <= 127 (u8_within_127); else the same with each
+// uint8 byte split into its low 7 bits and its high bit (two VPMADDUBSW),
+// exact for any byte and about half as fast.
+QKernel Avx2U7QKernel(bool u8_within_127);
 QKernel AvxVnniQKernel();     // 6 x 16, quads, VEX VPDPBUSD on ymm
 QKernel Avx512VnniQKernel();  // 6 x 64, quads, VPDPBUSD on zmm
 QKernel AmxQKernel();         // 32 x 32, TDPBUSD / TDPBSUD

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <set>
@@ -22,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tensor/cpu.h"
 #include "tensor/qconv.h"
+#include "tensor/qgemm_kernels.h"
 #include "tensor/testing.h"
 
 namespace dive {
@@ -370,6 +372,251 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
   }
 }
 
+// ---- avx2_u7: VPMADDUBSW for activations within 0..127
+// ------------------------
+//
+// The kernels themselves on hand-packed quads (so that the fast one is known
+// to run), then QGemm and QConv2d on the path: exact with 7-bit
+// activations, and exact where a byte or the padding's zero point exceeds
+// 127 (the driver takes the split kernels then).
+
+class Avx2U7Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (absl::Status s = QGemmPathSupported(QGemmPath::kAvx2U7); !s.ok()) {
+      GTEST_SKIP() << "skipped: " << s.message();
+    }
+  }
+};
+
+// One 6 x 16 tile of int32 sums of u [6, k] (uint8) by s [k, 16] (int8) on
+// `kernel`, the uint8 operand on the left (left_u8) or, transposed, on the
+// right (right_u8: C^T = s^T u^T).
+std::vector<int32_t> KernelTile(const qgemm_internal::QKernel& kernel,
+                                bool left_u8, int64_t k,
+                                const std::vector<uint8_t>& u,
+                                const std::vector<int8_t>& s) {
+  const int mr = 6, nr = 16;
+  const int64_t k4 = (k + 3) / 4 * 4;
+  // left_u8: L = u [6, k], R = s [k, 16]; else L = s^T [16 -> 6 rows per
+  // panel: only the first 6 columns of s], R = u^T.
+  std::vector<uint8_t> l(k4 * mr, 0);
+  alignas(64) static uint8_t r[1 << 20];
+  std::fill(r, r + k4 * nr, 0);
+  for (int64_t p = 0; p < k; ++p) {
+    for (int i = 0; i < mr; ++i) {
+      l[(p / 4 * mr + i) * 4 + p % 4] =
+          left_u8 ? u[i * k + p] : static_cast<uint8_t>(s[p * nr + i]);
+    }
+    for (int j = 0; j < nr; ++j) {
+      r[(p / 4 * nr + j) * 4 + p % 4] =
+          left_u8 ? static_cast<uint8_t>(s[p * nr + j]) : u[(j % 6) * k + p];
+    }
+  }
+  const std::vector<int32_t> zeros(nr, 0);
+  std::vector<int32_t> c(mr * nr, -1);
+  qgemm_internal::QTileEpilogue e;
+  e.store = qgemm_internal::QStore::kInt32;
+  e.channel_is_row = !left_u8;
+  e.offset = zeros.data();
+  e.c = c.data();
+  e.ldc = nr;
+  (left_u8 ? kernel.left_u8 : kernel.right_u8)(k4 / 4, l.data(), r, e, mr, nr);
+  return c;
+}
+
+// The exact tile of KernelTile.
+std::vector<int64_t> RefTile(bool left_u8, int64_t k,
+                             const std::vector<uint8_t>& u,
+                             const std::vector<int8_t>& s) {
+  std::vector<int64_t> c(6 * 16, 0);
+  for (int i = 0; i < 6; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      for (int64_t p = 0; p < k; ++p) {
+        c[i * 16 + j] += left_u8 ? int64_t{u[i * k + p]} * s[p * 16 + j]
+                                 : int64_t{s[p * 16 + i]} * u[(j % 6) * k + p];
+      }
+    }
+  }
+  return c;
+}
+
+// Worst cases of the fast kernel: every activation 127 against weights all
+// -128 or all 127, along the largest k (the pair sums -32512 and 32258 are
+// as far as 7 bits go), and random 7-bit ones; each way round.
+TEST_F(Avx2U7Test, FastKernelIsExactWithin127) {
+  const qgemm_internal::QKernel fast = qgemm_internal::Avx2U7QKernel(true);
+  std::mt19937 rng(11);
+  for (bool left_u8 : {true, false}) {
+    for (int8_t wv : {-128, 127}) {
+      const int64_t k = kQGemmMaxK;
+      const std::vector<uint8_t> u(6 * k, 127);
+      const std::vector<int8_t> s(k * 16, wv);
+      const std::vector<int32_t> c = KernelTile(fast, left_u8, k, u, s);
+      for (int32_t x : c) ASSERT_EQ(x, int64_t{127} * wv * k);
+    }
+    for (int64_t k : {1, 3, 4, 61, 1000}) {
+      const auto u = RandomInts<uint8_t>(6 * k, 0, 127, &rng);
+      const auto s = RandomInts<int8_t>(k * 16, -128, 127, &rng);
+      const std::vector<int32_t> c = KernelTile(fast, left_u8, k, u, s);
+      const std::vector<int64_t> want = RefTile(left_u8, k, u, s);
+      for (int i = 0; i < 6 * 16; ++i) ASSERT_EQ(c[i], want[i]) << k;
+    }
+  }
+}
+
+// Why the driver checks the bytes: above 127 the fast kernel's int16 pair
+// sums saturate (2 * 200 * 127 = 50800, 2 * 129 * -128 = -33024; 128 alone
+// still fits, 2 * 128 * -128 = -32768, but 7 bits is the rule, as
+// PyTorch's reduce_range), while the split kernel is exact for any byte.
+TEST_F(Avx2U7Test, BytesAbove127NeedTheSplitKernel) {
+  const qgemm_internal::QKernel fast = qgemm_internal::Avx2U7QKernel(true);
+  const qgemm_internal::QKernel split = qgemm_internal::Avx2U7QKernel(false);
+  const int64_t k = 64;
+  for (bool left_u8 : {true, false}) {
+    for (uint8_t uv : {128, 200, 255}) {
+      const std::vector<uint8_t> u(6 * k, uv);
+      const std::vector<int8_t> s(k * 16, 127);
+      const int64_t want = int64_t{uv} * 127 * k;
+      for (int32_t x : KernelTile(split, left_u8, k, u, s)) {
+        ASSERT_EQ(x, want);
+      }
+      // 2 * 128 * 127 = 32512 fits int16; 2 * 200 * 127 does not.
+      const std::vector<int32_t> c = KernelTile(fast, left_u8, k, u, s);
+      if (uv > 128) {
+        EXPECT_NE(c[0], want) << "the fast kernel did not saturate at " << +uv;
+      }
+    }
+    const std::vector<uint8_t> u(6 * k, 129);
+    const std::vector<int8_t> s(k * 16, -128);
+    EXPECT_NE(KernelTile(fast, left_u8, k, u, s)[0], int64_t{129} * -128 * k);
+    for (int32_t x : KernelTile(split, left_u8, k, u, s)) {
+      ASSERT_EQ(x, int64_t{129} * -128 * k);
+    }
+  }
+}
+
+// QGemm with 7-bit activations (the fast kernels), zero points 0..127, int32
+// and uint8 outputs, on 1 and 2 threads; then the same with one byte of 128
+// or 255 among them, and with the largest k at 127 against -128.
+TEST_F(Avx2U7Test, QGemmIsExactWithAndWithoutBytesAbove127) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> unit(0.5f, 1.5f);
+  for (int64_t m : {1, 7, 65}) {
+    for (int64_t n : {1, 17, 64}) {
+      for (int64_t k : {1, 5, 64, 259}) {
+        auto a = RandomInts<uint8_t>(m * k, 0, 127, &rng);
+        const auto b = RandomInts<int8_t>(k * n, -128, 127, &rng);
+        const auto bias = RandomInts<int32_t>(n, -100000, 100000, &rng);
+        std::vector<float> scale(n);
+        for (float& v : scale) v = unit(rng) / (50.0f * std::sqrt(k));
+        absl::StatusOr<QPackedWeights> w =
+            PackQGemmWeights(QGemmPath::kAvx2U7, k, n, b.data(), n, false);
+        ASSERT_TRUE(w.ok()) << w.status();
+        for (int above : {0, 128, 255}) {
+          if (above != 0) a[(m * k) / 2] = static_cast<uint8_t>(above);
+          for (int za : {0, 64, 127}) {
+            const std::vector<int64_t> want = RefGemm(m, n, k, a, za, b);
+            for (int threads : {1, 2}) {
+              omp_set_num_threads(threads);
+              QRequantization rq;
+              rq.output = QOutputType::kInt32;
+              rq.bias = bias.data();
+              std::vector<int32_t> c(m * n);
+              ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, c.data(), n).ok());
+              for (int64_t i = 0; i < m * n; ++i) {
+                ASSERT_EQ(c[i], want[i] + bias[i % n])
+                    << "m " << m << " n " << n << " k " << k << " za " << za
+                    << " byte " << above << " at " << i;
+              }
+              rq.output = QOutputType::kUint8;
+              rq.scale = scale.data();
+              rq.zero_point = 3;
+              rq.relu = true;
+              std::vector<uint8_t> y(m * n);
+              ASSERT_TRUE(QGemm(m, a.data(), k, za, *w, rq, y.data(), n).ok());
+              for (int64_t i = 0; i < m * n; ++i) {
+                ASSERT_EQ(y[i], RefUint8(want[i] + bias[i % n], scale[i % n], 3,
+                                         true))
+                    << "m " << m << " n " << n << " k " << k << " at " << i;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  const int64_t k = kQGemmMaxK, m = 3, n = 19;
+  for (int8_t wv : {-128, 127}) {
+    const std::vector<int8_t> b(k * n, wv);
+    absl::StatusOr<QPackedWeights> w =
+        PackQGemmWeights(QGemmPath::kAvx2U7, k, n, b.data(), n, false);
+    ASSERT_TRUE(w.ok()) << w.status();
+    const std::vector<uint8_t> a(m * k, 127);
+    QRequantization rq;
+    rq.output = QOutputType::kInt32;
+    std::vector<int32_t> c(m * n);
+    ASSERT_TRUE(QGemm(m, a.data(), k, 0, *w, rq, c.data(), n).ok());
+    for (int32_t x : c) EXPECT_EQ(x, int64_t{127} * wv * k);
+  }
+}
+
+// QConv2d with 7-bit activations, by the im2col and without it (stride 1),
+// zero points 0 and 127; then a byte of 128 in the input, and a zero point
+// of 128 (the padding's bytes): exact either way.
+TEST_F(Avx2U7Test, QConv2dIsExactWithAndWithoutBytesAbove127) {
+  std::mt19937 rng(13);
+  const std::vector<ConvCase> cases = {
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1},     // padding on every side
+      {3, 4, 10, 10, 17, 3, 3, 2, 2, 1, 1},  // stride 2
+      {2, 64, 6, 6, 64, 3, 3, 1, 1, 1, 1},   // k = 576
+      {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},  // without im2col
+      {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},  // 1x1 on whole panels
+  };
+  for (const ConvCase& s : cases) {
+    const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
+    const int64_t ow = (s.w + 2 * s.pw - s.kw) / s.sw + 1;
+    const int64_t k = s.c * s.kh * s.kw;
+    auto x = RandomInts<uint8_t>(s.n * s.c * s.h * s.w, 0, 127, &rng);
+    const auto w = RandomInts<int8_t>(s.oc * k, -128, 127, &rng);
+    absl::StatusOr<QPackedWeights> packed =
+        PackQConv2dWeights(QGemmPath::kAvx2U7, s.oc, s.c, s.kh, s.kw, w.data());
+    ASSERT_TRUE(packed.ok()) << packed.status();
+    QConv2dParams p;
+    p.stride_h = s.sh;
+    p.stride_w = s.sw;
+    p.pad_h = s.ph;
+    p.pad_w = s.pw;
+    const int64_t size = s.n * s.oc * oh * ow;
+    // (byte above 127 or 0, zero point)
+    for (const auto& [above, za] : std::vector<std::pair<int, int>>{
+             {0, 0}, {0, 127}, {0, 128}, {128, 5}, {255, 127}}) {
+      if (above != 0) x[x.size() / 3] = static_cast<uint8_t>(above);
+      const std::vector<int64_t> acc = RefConv(s, oh, ow, x, za, w);
+      QRequantization rq;
+      rq.output = QOutputType::kInt32;
+      std::vector<int32_t> y(size);
+      ASSERT_TRUE(
+          QConv2d(s.n, s.h, s.w, x.data(), za, *packed, p, rq, y.data()).ok());
+      for (int64_t i = 0; i < size; ++i) {
+        ASSERT_EQ(y[i], acc[i])
+            << "case c " << s.c << " oc " << s.oc << " byte " << above << " za "
+            << za << " at " << i;
+      }
+    }
+  }
+}
+
+// avx2_u7 where the default is avx2, and only for 7-bit activations.
+TEST(QGemmTest, SevenBitActivationsTakeAvx2U7InsteadOfAvx2) {
+  const QGemmPath full = DefaultQGemmPath(), reduced = DefaultQGemmPath(true);
+  EXPECT_NE(full, QGemmPath::kAvx2U7);
+  EXPECT_EQ(reduced, full == QGemmPath::kAvx2 ? QGemmPath::kAvx2U7 : full);
+  EXPECT_EQ(*ParseQGemmPath("avx2_u7"), QGemmPath::kAvx2U7);
+  EXPECT_FALSE(ParseQGemmPath("avx3").ok());
+}
+
 // ---- Errors and path selection (no kernel runs)
 // ------------------------------
 
@@ -462,6 +709,7 @@ TEST(QGemmTest, DefaultPathIsTheBestPresentBelowAmx) {
   const QGemmPath path = DefaultQGemmPath();
   EXPECT_TRUE(QGemmPathSupported(path).ok());
   EXPECT_NE(path, QGemmPath::kAmx);
+  if (std::getenv("DIVE_QGEMM_PATH") != nullptr) return;  // chosen there
   if (ActiveIsa() >= Isa::kAvx512 &&
       QGemmPathSupported(QGemmPath::kAvx512Vnni).ok()) {
     EXPECT_EQ(path, QGemmPath::kAvx512Vnni);

@@ -84,7 +84,9 @@ absl::StatusOr<ZooModel> LoadInt8Model(const std::string& path) {
         path, " holds ", q->name, " quantized at ", q->input_size, " x ",
         q->input_size, "; --model and --resize cannot change that"));
   }
-  LOG(INFO) << "int8 kernels: " << QGemmPathName(DefaultQGemmPath());
+  LOG(INFO) << "int8 kernels: "
+            << QGemmPathName(DefaultQGemmPath(q->model->reduce_range()))
+            << (q->model->reduce_range() ? " (reduce_range: 0..127)" : "");
   return ZooModel{q->name, q->input_size, q->model};
 }
 

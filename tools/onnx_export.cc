@@ -746,6 +746,12 @@ absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
                                                    input_shape.ToString(),
                                                    " has no batch dimension"));
   }
+  if (model.reduce_range()) {
+    return absl::UnimplementedError(
+        "ONNX export of a reduce_range int8 model: its activations are "
+        "clamped to 0..127, which a QuantizeLinear to uint8 (0..255) does "
+        "not do; quantize with --reduce_range=false to export");
+  }
   onnx::ModelProto proto = NewModel(name);
   onnx::GraphProto* graph = proto.mutable_graph();
   GraphBuilder g(graph, {});

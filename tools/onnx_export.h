@@ -100,7 +100,8 @@ absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
 // ("features.0.weight", "features.0.weight_scale", "features.0.bias").
 // Errors name the step (its state_dict prefix and module): Unimplemented
 // for a float32 fallback with an op ONNX export does not support, Internal
-// when the ONNX checker rejects the graph.
+// when the ONNX checker rejects the graph. A reduce_range model (its
+// activations clamped to 0..127) is Unimplemented.
 absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
     const quant::QuantizedModel& model, const Shape& input_shape,
     const std::string& name);

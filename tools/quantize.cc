@@ -11,6 +11,10 @@
 //   --checkpoint=/tmp/lenet/model_int8.safetensors
 //
 // --model and --resize default to what the checkpoint's metadata records.
+// --reduce_range (default auto: on where this CPU's int8 path is avx2, the
+// one without VNNI) calibrates the activations to 0..127, for the
+// VPMADDUBSW kernels of such CPUs (tensor/qgemm.h's avx2_u7); the file
+// records it (dive.reduce_range) and runs exactly on every path.
 // The file is written atomically and never over a symlink, a device,
 // another user's file or the checkpoint itself.
 
@@ -48,6 +52,11 @@ ABSL_FLAG(std::string, calibration, "minmax",
 ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
           "Directory with the Fashion-MNIST IDX files.");
 ABSL_FLAG(uint64_t, seed, 0, "Seeds the shuffle that picks the batches.");
+ABSL_FLAG(std::string, reduce_range, "auto",
+          "true: calibrate the activations to 0..127 (PyTorch's "
+          "reduce_range), one bit coarser, for the VPMADDUBSW kernels of "
+          "CPUs with AVX2 and no VNNI (int8 path avx2_u7); false: 0..255; "
+          "auto: true where this CPU's int8 path is avx2.");
 ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 
 namespace dive::tools {
@@ -93,6 +102,12 @@ int QuantizeMain() {
         absl::StrCat("--calibration=", absl::GetFlag(FLAGS_calibration),
                      ": must be minmax or percentile")));
   }
+  absl::StatusOr<bool> reduce_range =
+      quant::ParseReduceRange(absl::GetFlag(FLAGS_reduce_range));
+  if (!reduce_range.ok()) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--", reduce_range.status().message())));
+  }
   if (absl::Status s = CheckReplaceable(out); !s.ok()) {
     return Fail(absl::FailedPreconditionError(
         absl::StrCat("--out=", out, ": ", s.message())));
@@ -102,8 +117,9 @@ int QuantizeMain() {
     return Fail(s);
   }
   SetNumThreads(train::CapThreads(absl::GetFlag(FLAGS_threads)));
-  LOG(INFO) << "cpu: " << CpuDescription()
-            << "; int8 kernels: " << QGemmPathName(DefaultQGemmPath());
+  LOG(INFO) << "cpu: " << CpuDescription() << "; int8 kernels: "
+            << QGemmPathName(DefaultQGemmPath(*reduce_range))
+            << "; reduce_range: " << (*reduce_range ? "true" : "false");
 
   absl::StatusOr<train::Checkpoint> file = train::ReadCheckpoint(path);
   if (!file.ok()) return Fail(file.status());
@@ -136,6 +152,7 @@ int QuantizeMain() {
 
   quant::QuantizeOptions options;
   options.calibration = *calibration;
+  options.reduce_range = *reduce_range;
   absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
       quant::QuantizeModel(loaded->module, calibration_batches, options);
   if (!q.ok()) return Fail(q.status());
@@ -155,11 +172,12 @@ int QuantizeMain() {
                 op.how.c_str());
   }
   std::printf(
-      "wrote %s: %s at %ld x %ld, %s, calibrated (%s) on %zu "
+      "wrote %s: %s at %ld x %ld, %s, calibrated (%s%s) on %zu "
       "batches of %ld\n",
       out.c_str(), loaded->name.c_str(), loaded->input_size, loaded->input_size,
       (*q)->Describe().c_str(), quant::CalibrationName(*calibration),
-      calibration_batches.size(), lo.batch_size);
+      *reduce_range ? ", reduce_range: 0..127" : "", calibration_batches.size(),
+      lo.batch_size);
   return 0;
 }
 

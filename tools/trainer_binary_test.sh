@@ -453,7 +453,8 @@ expect_error "export_onnx --model=lenet on a softmax checkpoint" "does not fit m
 "$LENET" "${FAST[@]}" --out="$TMP/lenet_run" > /dev/null 2>&1 || fail "lenet run for int8 failed"
 LCKPT="$TMP/lenet_run/model.safetensors"
 INT8="$TMP/lenet_int8.safetensors"
-QU=(--data_dir="$GOOD" --calibration_batches=2 --batch_size=16 --threads=1)
+# --reduce_range=false: its default (auto) depends on the CPU's int8 path.
+QU=(--data_dir="$GOOD" --calibration_batches=2 --batch_size=16 --threads=1 --reduce_range=false)
 expect_ok "quantize lenet" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8"
 grep -q "^0 .*Conv2d(1, 6.*int8 conv (float32 input quantized), float32 out" "$TMP/case.out" || fail "quantize did not list the int8 convolution"
 grep -q "^1 .*Sigmoid.*float32 fallback: no int8 kernel" "$TMP/case.out" || fail "quantize did not list the Sigmoid's float32 fallback"
@@ -463,6 +464,12 @@ expect_ok "export_onnx of an int8 checkpoint" "$EXPORT" --checkpoint="$INT8" --o
 grep -q "lenet (int8 QDQ)" "$TMP/case.out" || fail "export_onnx did not export the int8 model"
 grep -q "QuantizeLinear" "$TMP/int8.onnx" || fail "export_onnx wrote no QuantizeLinear"
 expect_error "export_onnx --resize on an int8 checkpoint" "--model and --resize cannot change that" "$EXPORT" --checkpoint="$INT8" --out="$TMP/int8.onnx" --resize=32
+expect_ok "quantize lenet --reduce_range=true" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/lenet_int8_rr.safetensors" --reduce_range=true
+grep -q "reduce_range: 0..127" "$TMP/case.out" || fail "quantize --reduce_range=true did not say so"
+expect_ok "eval --precision=int8 of a reduce_range checkpoint" "$EVAL" "${EV[@]}" --checkpoint="$TMP/lenet_int8_rr.safetensors" --precision=int8
+grep -q "^lenet on .*: test acc " "$TMP/case.out" || fail "int8 eval of the reduce_range checkpoint printed no accuracy"
+expect_error "export_onnx of a reduce_range checkpoint" "ONNX export of a reduce_range int8 model" "$EXPORT" --checkpoint="$TMP/lenet_int8_rr.safetensors" --out="$TMP/int8_rr.onnx"
+expect_error "quantize --reduce_range=maybe" "--reduce_range \"maybe\": must be auto, true or false" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/q.safetensors" --reduce_range=maybe
 expect_ok "quantize lenet --calibration=percentile" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8" --calibration=percentile
 expect_ok "eval --precision=int8 --dump" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8 --dump="$TMP/int8_dump.safetensors"
 expect_error "eval --precision=int8 of a float32 checkpoint" "$LCKPT is a float32 checkpoint, not an int8 one" "$EVAL" "${EV[@]}" --checkpoint="$LCKPT" --precision=int8
