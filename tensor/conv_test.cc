@@ -732,6 +732,23 @@ TEST(Conv2d, ChainMatchesTheConvolutionsOneByOne) {
   SetNumThreads(0);
 }
 
+// An empty batch gives an empty result of the chain's output shape, and a
+// 1x1 map runs (one by one: too few positions for oneDNN's chain).
+TEST(Conv2d, ChainOfAnEmptyBatchAndOfOnePosition) {
+  Generator gen(80);
+  const std::vector<Conv2dStage> stages = ChainCases(gen)[1];
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const Tensor empty = Conv2dChainForward(Tensor::Zeros({0, 16, 13, 13}),
+                                          stages, DType::kFloat32);
+  EXPECT_EQ(empty.shape(), Shape({0, 20, 7, 7}));
+  const Tensor one = gen.Normal({2, 16, 1, 1}, 0, 1);
+  EXPECT_FALSE(Conv2dChainUsesOneDnn(one.shape(), stages));
+  const Tensor y = Conv2dChainForward(one, stages, DType::kBfloat16);
+  EXPECT_EQ(y.shape(), Shape({2, 20, 1, 1}));
+  EXPECT_EQ(AsFloats(y), AsFloats(ChainByCalls(one, stages, DType::kBfloat16,
+                                               DType::kBfloat16)));
+}
+
 // Under the measured choice (kAuto), oneDNN runs a chain whose stages after
 // the first have 16 input channels or more, with bf16 matmuls on a CPU that
 // has them; its results are the float32 chain's within bf16's rounding.
