@@ -139,18 +139,15 @@ void RunConvBackwardRelu(benchmark::State& state, const ConvShape& s,
 }
 
 // NiN's three blocks at 96 px, batch 64: a KxK convolution, then two 1x1
-// ones, each with ReLU, in evaluation under bf16 matmuls.
-struct ChainShape {
-  const char* name;
-  int64_t n, c, h, w, oc, k, stride, pad;
-};
-const ChainShape kChainShapes[] = {
+// ones, each with ReLU, in evaluation under bf16 matmuls (the shape is the
+// first convolution's; the 1x1 ones keep its output channels).
+const ConvShape kChainShapes[] = {
     {"nin96_block1", 64, 1, 96, 96, 96, 11, 4, 0},
     {"nin96_block2", 64, 96, 10, 10, 256, 5, 1, 2},
     {"nin96_block3", 64, 256, 4, 4, 384, 3, 1, 1},
 };
 
-void RunConvChain(benchmark::State& state, const ChainShape& s, bool chain) {
+void RunConvChain(benchmark::State& state, const ConvShape& s, bool chain) {
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   Generator gen(1);
   const Tensor x = gen.Uniform({s.n, s.c, s.h, s.w}, -1, 1);
@@ -347,7 +344,7 @@ int RegisterAll() {
                });
     }
   }
-  for (const ChainShape& s : kChainShapes) {
+  for (const ConvShape& s : kChainShapes) {
     for (bool chain : {true, false}) {
       Register(
           std::string("BM_Conv2dChain/") + s.name +
