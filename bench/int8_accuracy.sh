@@ -17,9 +17,12 @@
 # The float32 checkpoint of a model is, first found first:
 #   - CHECKPOINT_<model>=FILE (or a run directory holding model.safetensors);
 #     copied into the work directory first, so a trainer still writing it
-#     cannot change it between the three evaluations; its epochs are the last
-#     row of the metrics.csv beside it and its training precision is what
-#     the book_run file or the trainer's log.txt there says ("?" if neither);
+#     cannot change it between the three evaluations. Its epochs are its
+#     global_step over the steps per epoch of the train_state.safetensors
+#     beside it (a fraction, and a note, for a checkpoint from inside an
+#     epoch), its training precision and images that file's settings; where
+#     it is missing, metrics.csv's last epoch, and what book_run, int8_run or
+#     the trainer's log.txt there say ("?" if nothing does);
 #   - for alexnet ... densenet, a finished bench/book_accuracy.sh run of
 #     $RUNS/<model> (or $RUNS/<model>_<px>px with --book_resolution) with
 #     EPOCHS epochs;
@@ -73,7 +76,7 @@ declare -A book_resize=([alexnet]=224 [vgg]=224 [nin]=224 [googlenet]=96
                         [resnet]=96 [densenet]=96)
 results="${RESULTS:-bench/results}"
 csv="$results/int8_accuracy.csv"
-header="model,resolution,epochs,train_images,checkpoint_precision,fp32_acc,int8_minmax_acc,int8_percentile_acc,delta,cpu"
+header="model,resolution,epochs,train_images,test_images,checkpoint_precision,fp32_acc,int8_minmax_acc,int8_percentile_acc,delta,cpu"
 
 positive_int() {  # NAME VALUE: VALUE must be a whole number >= 1
   [[ "$2" =~ ^[1-9][0-9]*$ ]] ||
@@ -96,8 +99,13 @@ print_table() {
   echo "| model | resolution | epochs | trained in | float32 | int8 minmax | int8 percentile | worst int8 - float32 | CPU (kernels) |"
   echo "|---|---|---|---|---|---|---|---|---|"
   tail -n +2 "$csv" |
-  while IFS=, read -r m res epochs images prec fp mm pc delta cpu; do
-    [[ "$images" == 60000 ]] || epochs="$epochs ($images images)"
+  while IFS=, read -r m res epochs images tests prec fp mm pc delta cpu; do
+    note=()
+    [[ "$images" == 60000 ]] || note+=("$images images")
+    [[ "$tests" == 10000 ]] || note+=("$tests test images")
+    if ((${#note[@]} == 2)); then epochs="$epochs (${note[0]}; ${note[1]})"
+    elif ((${#note[@]} == 1)); then epochs="$epochs (${note[0]})"
+    fi
     printf '| %s | %d x %d | %s | %s | %s | %s | %s | %+.2f points | %s |\n' \
         "$m" "$res" "$res" "$epochs" "$prec" "$fp" "$mm" "$pc" \
         "$(awk -v d="$delta" 'BEGIN {print d * 100}')" "${cpu:--}"
@@ -184,6 +192,16 @@ run_images() {
   fi
 }
 
+# A value of a safetensors file's metadata (its JSON header's
+# "__metadata__"), or nothing.
+safetensors_meta() {  # FILE KEY
+  local n
+  n=$(od -An -t u8 -N 8 "$1" 2>/dev/null | tr -d ' ')
+  [[ "$n" =~ ^[0-9]+$ ]] && ((n < 100000000)) || return 0
+  head -c $((8 + n)) "$1" | tail -c "$n" |
+    grep -o "\"$2\": *\"[^\"]*\"" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/' || true
+}
+
 # "CPU (fp32: PATH; int8: PATH)" from //tools:eval's logs, without commas.
 eval_cpu() {  # FP32_LOG INT8_LOG
   local name fp int8
@@ -195,6 +213,15 @@ eval_cpu() {  # FP32_LOG INT8_LOG
 
 # The test accuracy //tools:eval printed ("M on PATH: test acc 0.8123").
 eval_acc() { sed -n 's/.* test acc \([0-9.]*\)$/\1/p' "$1" | tail -n 1; }
+
+# The test images //tools:eval evaluated: the sum of its confusion matrix
+# (a header of one column per class, then per class its name, which may
+# hold a space, its number and a count per class).
+eval_images() {
+  awk '/^confusion matrix/ {getline; c = NF; on = 1; next}
+       on && NF > c {for (i = NF - c + 1; i <= NF; i++) n += $i}
+       END {print n + 0}' "$1"
+}
 
 # Replaces the CSV's row of the model and resolution of row $1 (or adds it),
 # rows in zoo order, then resolution.
@@ -248,13 +275,40 @@ for m in "${models[@]}"; do
     [[ -d "$given" ]] && given="$given/model.safetensors"
     [[ -f "$given" ]] || { echo "int8_accuracy.sh: $var=$given: no such file" >&2; exit 2; }
     src_dir="$(dirname "$given")"
-    run_epochs=$(last_epoch "$src_dir/metrics.csv")
-    ((run_epochs > 0)) || run_epochs="?"
-    prec=$(run_precision "$src_dir")
-    run_images=$(run_images "$src_dir")
     cp -f "$given" "$dir/checkpoint.safetensors.tmp"
     mv -f "$dir/checkpoint.safetensors.tmp" "$dir/checkpoint.safetensors"
     checkpoint="$dir/checkpoint.safetensors"
+    # The run's settings from its train_state.safetensors (they stay the same
+    # through a run), its progress from the copied weights' own metadata;
+    # else what metrics.csv, book_run, int8_run and log.txt beside it say.
+    state="$src_dir/train_state.safetensors"
+    [[ -f "$state" ]] || state=/dev/null
+    step=$(safetensors_meta "$checkpoint" global_step)
+    per_epoch=$(safetensors_meta "$state" steps_per_epoch)
+    if [[ "$step" =~ ^[0-9]+$ && "$per_epoch" =~ ^[1-9][0-9]*$ ]]; then
+      run_epochs=$(awk -v s="$step" -v p="$per_epoch" \
+                   'BEGIN {e = s / p; printf (e == int(e)) ? "%d" : "%.2f", e}')
+      ((step % per_epoch == 0)) ||
+        echo "$m: note: the checkpoint is from inside epoch $((step / per_epoch + 1))" \
+             "(step $step, $per_epoch steps an epoch): of a run stopped or still" \
+             "running; its epochs are recorded as $run_epochs" >&2
+    else
+      run_epochs=$(last_epoch "$src_dir/metrics.csv")
+      ((run_epochs > 0)) || run_epochs="?"
+    fi
+    prec=$(safetensors_meta "$state" setting.precision)
+    [[ "$prec" =~ ^(fp32|bf16)$ ]] || prec=$(run_precision "$src_dir")
+    run_images=$(safetensors_meta "$state" setting.train_limit)
+    if [[ "$run_images" == 0 ]]; then run_images=60000
+    elif [[ ! "$run_images" =~ ^[1-9][0-9]*$ ]]; then run_images=$(run_images "$src_dir")
+    fi
+    if [[ -f "$src_dir/.lock" ]]; then  # the trainer's lock holds its pid
+      pid=$(head -n 1 "$src_dir/.lock" 2>/dev/null || true)
+      if [[ "$pid" =~ ^[1-9][0-9]*$ ]] && kill -0 "$pid" 2>/dev/null; then
+        echo "$m: note: process $pid (a trainer?) holds $src_dir/.lock: the run" \
+             "may be in progress" >&2
+      fi
+    fi
     echo "$m: the checkpoint $given ($run_epochs epochs, trained in $prec)" >&2
   else
     book_dir="$runs/$m"
@@ -330,7 +384,7 @@ for m in "${models[@]}"; do
   [[ -n "$res" && -n "$fp" && -n "$mm" && -n "$pc" ]] ||
     { echo "$m: cannot read the accuracies from $dir/{quantize,eval}_*.txt" >&2; exit 1; }
   delta=$(awk -v f="$fp" -v a="$mm" -v b="$pc" 'BEGIN {printf "%+.4f", (a < b ? a : b) - f}')
-  row="$m,$res,$run_epochs,$run_images,$prec,$fp,$mm,$pc,$delta,$(eval_cpu "$dir/eval_fp32.txt" "$dir/eval_int8_minmax.txt")"
+  row="$m,$res,$run_epochs,$run_images,$(eval_images "$dir/eval_fp32.txt"),$prec,$fp,$mm,$pc,$delta,$(eval_cpu "$dir/eval_fp32.txt" "$dir/eval_int8_minmax.txt")"
   update_csv "$row"
   echo "$row"
 done

@@ -4,7 +4,8 @@
 # a one-epoch softmax is trained, quantized both ways and evaluated, and its
 # CSV row and Markdown table are checked; a second run only reads the
 # finished run and replaces the row; CHECKPOINT_softmax takes a run
-# directory; a run of other settings in the same directory and a symlink
+# directory or a file, and what its epochs, precision and images were is
+# read beside it; a run of other settings in the same directory and a symlink
 # planted in place of the CSV's temporary file are refused.
 #
 #   bazel test //bench:int8_accuracy_test
@@ -60,13 +61,13 @@ expect 1 "no $csv yet" -- --table
 # --- A one-epoch softmax: trained, quantized, evaluated. ---------------------
 expect 0 "softmax: training in $tmp/runs/int8_softmax (28 px, fp32, 1 epochs)" -- softmax
 row=$(grep '^softmax,' "$csv") || fail "no softmax row in $csv"
-[[ "$(head -n 1 "$csv")" == "model,resolution,epochs,train_images,checkpoint_precision,fp32_acc,int8_minmax_acc,int8_percentile_acc,delta,cpu" ]] ||
+[[ "$(head -n 1 "$csv")" == "model,resolution,epochs,train_images,test_images,checkpoint_precision,fp32_acc,int8_minmax_acc,int8_percentile_acc,delta,cpu" ]] ||
   fail "header: $(head -n 1 "$csv")"
-[[ "$row" =~ ^softmax,28,1,512,fp32,([01]\.[0-9]{4}),([01]\.[0-9]{4}),([01]\.[0-9]{4}),([-+][01]\.[0-9]{4}),.+\ \(fp32:\ [a-z0-9_]+\;\ int8:\ [a-z0-9_]+\)$ ]] ||
+[[ "$row" =~ ^softmax,28,1,512,64,fp32,([01]\.[0-9]{4}),([01]\.[0-9]{4}),([01]\.[0-9]{4}),([-+][01]\.[0-9]{4}),.+\ \(fp32:\ [a-z0-9_]+\;\ int8:\ [a-z0-9_]+\)$ ]] ||
   fail "row: $row"
 echo "ok: row $row"
 bash "$script" --table > "$tmp/table" || fail "--table failed"
-grep -q '^| softmax | 28 x 28 | 1 (512 images) | fp32 | [01]\.[0-9]* |' "$tmp/table" ||
+grep -q '^| softmax | 28 x 28 | 1 (512 images; 64 test images) | fp32 | [01]\.[0-9]* |' "$tmp/table" ||
   { cat "$tmp/table" >&2; fail "--table"; }
 
 # --- Again: the finished run is only read; the row is replaced. --------------
@@ -80,9 +81,26 @@ mkdir "$tmp/given"
 cp "$tmp/runs/int8_softmax/"{model.safetensors,metrics.csv,log.txt} "$tmp/given/"
 expect 0 "softmax: the checkpoint $tmp/given/model.safetensors (1 epochs, trained in fp32)" \
     CHECKPOINT_softmax="$tmp/given" EPOCHS=7 -- softmax
-grep -q '^softmax,28,1,?,fp32,' "$csv" || fail "row of the given checkpoint: $(grep '^softmax,' "$csv")"
+grep -q '^softmax,28,1,?,64,fp32,' "$csv" || fail "row of the given checkpoint: $(grep '^softmax,' "$csv")"
 [[ "$(ls "$tmp/given")" == $'log.txt\nmetrics.csv\nmodel.safetensors' ]] ||
   fail "wrote beside the given checkpoint: $(ls "$tmp/given")"
+
+# --- A given checkpoint with its train_state: the run's settings from
+# there, its epochs from the weights' global_step. A fabricated train_state
+# of 3 steps an epoch (the run had 2) makes the checkpoint one from inside
+# epoch 1, of a bf16 run on all images; a live pid in .lock is noted. -------
+mkdir "$tmp/given2"
+cp "$tmp/runs/int8_softmax/"{model.safetensors,train_state.safetensors} "$tmp/given2/"
+expect 0 "softmax: the checkpoint $tmp/given2/model.safetensors (1 epochs, trained in fp32)" \
+    CHECKPOINT_softmax="$tmp/given2/model.safetensors" -- softmax
+grep -q '^softmax,28,1,512,64,fp32,' "$csv" || fail "row of given2: $(grep '^softmax,' "$csv")"
+json='{"__metadata__":{"steps_per_epoch":"3","setting.precision":"bf16","setting.train_limit":"0"}}'
+{ printf %b "\\x$(printf %02x "${#json}")\\0\\0\\0\\0\\0\\0\\0"; printf '%s' "$json"; } > "$tmp/given2/train_state.safetensors"
+echo $$ > "$tmp/given2/.lock"
+expect 0 "softmax: note: the checkpoint is from inside epoch 1 (step 2, 3 steps an epoch)" \
+    CHECKPOINT_softmax="$tmp/given2" -- softmax
+grep -q "note: process $$ (a trainer?) holds $tmp/given2/.lock" "$tmp/err" || fail "no note of the lock"
+grep -q '^softmax,28,0.67,60000,64,bf16,' "$csv" || fail "row of given2 inside an epoch: $(grep '^softmax,' "$csv")"
 
 # --- Refusals: other settings in the run directory, a planted symlink. -------
 expect 1 "holds a run of other settings" EPOCHS=2 -- softmax
