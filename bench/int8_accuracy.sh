@@ -41,7 +41,9 @@
 # bench/book_accuracy.sh --large's, or with --book_resolution the book's),
 # DATA_DIR (the Fashion-MNIST directory; default the tools'), BIN (a
 # directory laid out like bazel-bin that holds the binaries already built:
-# no `bazel build`; the test uses it), RESULTS (default bench/results).
+# no `bazel build`; the test uses it), RESULTS (default bench/results);
+# relative paths in them are relative to the repository's root, where the
+# script runs.
 # --precision=fp32|bf16 is the precision of the training the script does
 # itself (default fp32). The CSV keeps one row per model and resolution,
 # the newest run's; its cpu column is the CPU and the kernel paths that
