@@ -123,10 +123,12 @@ std::string Conv2d::Describe() const {
 
 autograd::Variable TryConvChain(const std::vector<const Conv2d*>& convs,
                                 const autograd::Variable& x) {
+  // A wrong input is left to the first convolution's own call, which names
+  // the layer in its error.
   if (convs.size() < 2 || convs.front()->is_training() ||
       autograd::GradEnabled() || autograd::Tracing() || x.rank() != 4 ||
       x.dim(1) != convs.front()->options().in_channels) {
-    return autograd::Variable();  // a wrong input: the layer's call says so
+    return autograd::Variable();
   }
   std::vector<Conv2dStage> stages;
   for (const Conv2d* conv : convs) {

@@ -345,7 +345,9 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
   }
   dnnl::stream stream(Engine());
   // Two buffers in turn for the activations between stages, and one for a
-  // link's reorder and for the weights.
+  // link's reorder and for the weights. oneDNN's CPU stream has run a
+  // primitive when its execute returns, so a buffer is reused (and its old
+  // storage freed) only once the stage that read it is done.
   Tensor x_buf, act_buf[2], link_buf, w_buf;
   memory in = In(stream, plans[0]->x_move, plans[0]->x_prim,
                  Memory(plans[0]->x_user, x.raw_data()), &x_buf);
