@@ -80,17 +80,6 @@ std::vector<int64_t> RefConv(const Case& s, int64_t oh, int64_t ow,
   return acc;
 }
 
-uint8_t RefUint8(int64_t v, float scale, int zero_point, bool relu) {
-  const double q = std::nearbyint(static_cast<double>(scale) * v) + zero_point;
-  const double lo = relu ? zero_point : 0;
-  return static_cast<uint8_t>(std::min(255.0, std::max(lo, q)));
-}
-
-float RefFloat(int64_t v, float scale, bool relu) {
-  const float f = static_cast<float>(static_cast<double>(scale) * v);
-  return relu && f < 0 ? 0.0f : f;
-}
-
 // QConv2d's output (bytes) with `library`.
 std::vector<uint8_t> RunConv(QConvLibrary library, const Case& s,
                              const std::vector<uint8_t>& x, int za,

@@ -45,18 +45,6 @@ std::vector<int64_t> RefGemm(int64_t m, int64_t n, int64_t k,
   return acc;
 }
 
-// The requantized value of one sum (bias included), in double.
-uint8_t RefUint8(int64_t v, float scale, int zero_point, bool relu) {
-  const double q = std::nearbyint(static_cast<double>(scale) * v) + zero_point;
-  const double lo = relu ? zero_point : 0;
-  return static_cast<uint8_t>(std::min(255.0, std::max(lo, q)));
-}
-
-float RefFloat(int64_t v, float scale, bool relu) {
-  const float f = static_cast<float>(static_cast<double>(scale) * v);
-  return relu && f < 0 ? 0.0f : f;
-}
-
 template <typename T>
 std::vector<T> RandomInts(size_t size, int lo, int hi, std::mt19937* rng) {
   std::uniform_int_distribution<int> dist(lo, hi);
@@ -263,6 +251,15 @@ TEST_P(QGemmPathTest, TransposedWeightsStridesAndThreads) {
 
 struct ConvCase {
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
+
+  QConv2dParams params() const {
+    QConv2dParams p;
+    p.stride_h = sh;
+    p.stride_w = sw;
+    p.pad_h = ph;
+    p.pad_w = pw;
+    return p;
+  }
 };
 
 // acc [n, oc, oh, ow], x read as za outside the image.
@@ -326,11 +323,7 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
     absl::StatusOr<QPackedWeights> packed =
         PackQConv2dWeights(path(), s.oc, s.c, s.kh, s.kw, w.data());
     ASSERT_TRUE(packed.ok()) << packed.status();
-    QConv2dParams p;
-    p.stride_h = s.sh;
-    p.stride_w = s.sw;
-    p.pad_h = s.ph;
-    p.pad_w = s.pw;
+    const QConv2dParams p = s.params();
     const int64_t plane = oh * ow, size = s.n * s.oc * plane;
     for (int za : {0, 128, 255}) {
       const std::vector<int64_t> acc = RefConv(s, oh, ow, x, za, w);
@@ -583,11 +576,7 @@ TEST_F(Avx2U7Test, QConv2dIsExactWithAndWithoutBytesAbove127) {
     absl::StatusOr<QPackedWeights> packed =
         PackQConv2dWeights(QGemmPath::kAvx2U7, s.oc, s.c, s.kh, s.kw, w.data());
     ASSERT_TRUE(packed.ok()) << packed.status();
-    QConv2dParams p;
-    p.stride_h = s.sh;
-    p.stride_w = s.sw;
-    p.pad_h = s.ph;
-    p.pad_w = s.pw;
+    const QConv2dParams p = s.params();
     const int64_t size = s.n * s.oc * oh * ow;
     // (byte above 127 or 0, zero point)
     for (const auto& [above, za] : std::vector<std::pair<int, int>>{

@@ -19,8 +19,10 @@
 #ifndef TENSOR_TESTING_H_
 #define TENSOR_TESTING_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -83,6 +85,19 @@ std::vector<double> CentralDifference(const Loss& loss, std::vector<double>* v,
     g[i] = (up - down) / (2 * h);
   }
   return g;
+}
+
+// The int8 kernels' requantization of one exact sum v (bias included),
+// computed in double (tensor/qgemm.h): to uint8 with `zero_point`, ReLU
+// clamping at the zero point, or to float32.
+inline uint8_t RefUint8(int64_t v, float scale, int zero_point, bool relu) {
+  const double q = std::nearbyint(static_cast<double>(scale) * v) + zero_point;
+  const double lo = relu ? zero_point : 0;
+  return static_cast<uint8_t>(std::min(255.0, std::max(lo, q)));
+}
+inline float RefFloat(int64_t v, float scale, bool relu) {
+  const float f = static_cast<float>(static_cast<double>(scale) * v);
+  return relu && f < 0 ? 0.0f : f;
 }
 
 // Sets the process's ConvLibrary (tensor/conv.h) for a scope.
