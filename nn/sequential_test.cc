@@ -129,6 +129,33 @@ TEST(SequentialTest, FuseAbsorbsBatchNormAndRelu) {
   EXPECT_FALSE(lone_bn->AppliesRelu());
 }
 
+// The dtype of each module's output in the calls of a model, seen through
+// forward hooks on all its modules while this lives.
+class OutputDTypes {
+ public:
+  explicit OutputDTypes(Module& model)
+      : hooks_(model.RegisterForwardHooksOnAll(
+            nullptr, [this](Module& m, const autograd::Variable&,
+                            const autograd::Variable& out) {
+              outputs_.emplace_back(&m, out.data().dtype());
+              return autograd::Variable();
+            })) {}
+  OutputDTypes(const OutputDTypes&) = delete;  // the hook holds `this`
+  OutputDTypes& operator=(const OutputDTypes&) = delete;
+  void Clear() { outputs_.clear(); }
+  // The dtype of `m`'s first output since Clear; kInt64 if it was not called.
+  DType Of(const Module* m) const {
+    for (const auto& [module, dtype] : outputs_) {
+      if (module == m) return dtype;
+    }
+    return DType::kInt64;
+  }
+
+ private:
+  std::vector<std::pair<const Module*, DType>> outputs_;
+  autograd::HookHandle hooks_;
+};
+
 // Fuse marks each convolution whose output goes straight into another (past
 // its ReLU and BatchNorm): it stores that output in bf16 under bf16 matmuls,
 // and only where its BatchNorm is folded (evaluation), never in float32.
@@ -148,51 +175,40 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
   EXPECT_TRUE(conv3->feeds_convolution());
   EXPECT_FALSE(conv4->feeds_convolution());
   EXPECT_TRUE(bn2->feeds_convolution());
-  std::vector<std::pair<const Module*, DType>> outputs;
-  autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
-      nullptr, [&outputs](Module& m, const autograd::Variable&,
-                          const autograd::Variable& out) {
-        outputs.emplace_back(&m, out.data().dtype());
-        return autograd::Variable();
-      });
+  OutputDTypes outputs(seq);
   const autograd::Variable x(Normal({2, 2, 6, 6}, 0, 1));
-  const auto dtype_of = [&outputs](const Module* m) {
-    for (const auto& [module, dtype] : outputs) {
-      if (module == m) return dtype;
-    }
-    return DType::kInt64;  // not called
-  };
   for (const bool training : {true, false}) {
     seq.Train(training);
-    outputs.clear();
+    outputs.Clear();
     seq(x);
-    EXPECT_EQ(dtype_of(conv1.get()), DType::kFloat32);
+    EXPECT_EQ(outputs.Of(conv1.get()), DType::kFloat32);
     {
       const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
-      outputs.clear();
+      outputs.Clear();
       seq(x);
     }
-    EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);
+    EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);
     // In training conv2's output goes to its BatchNorm, in float32 unless
     // batch norm inputs are chosen in bf16 (nn/bf16_activations.h).
-    EXPECT_EQ(dtype_of(conv2.get()),
+    EXPECT_EQ(outputs.Of(conv2.get()),
               training ? DType::kFloat32 : DType::kBfloat16);
     {
       const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
       const ScopedBf16Activations stored(Bf16Activations::kAutocast);
-      outputs.clear();
+      outputs.Clear();
       seq(x);
     }
-    EXPECT_EQ(dtype_of(conv2.get()), DType::kBfloat16);
+    EXPECT_EQ(outputs.Of(conv2.get()), DType::kBfloat16);
     // Its BatchNorm (called in training only) stores its output, past the
     // ReLU, in bf16 for conv3.
-    EXPECT_EQ(dtype_of(bn2.get()), training ? DType::kBfloat16 : DType::kInt64);
-    EXPECT_EQ(dtype_of(conv3.get()), DType::kBfloat16);
+    EXPECT_EQ(outputs.Of(bn2.get()),
+              training ? DType::kBfloat16 : DType::kInt64);
+    EXPECT_EQ(outputs.Of(conv3.get()), DType::kBfloat16);
     // conv4's goes to max pooling: in bf16 where autocast training stores
     // activations in bf16; the pooling's output is float32.
-    EXPECT_EQ(dtype_of(conv4.get()),
+    EXPECT_EQ(outputs.Of(conv4.get()),
               training ? DType::kBfloat16 : DType::kFloat32);
-    EXPECT_EQ(dtype_of(&seq), DType::kFloat32);
+    EXPECT_EQ(outputs.Of(&seq), DType::kFloat32);
   }
 }
 
@@ -213,32 +229,20 @@ TEST(SequentialTest, FuseMarksABlocksLastConvolutionFeedingMaxPooling) {
   Sequential seq({block1, std::make_shared<MaxPool2d>(2, 2), block2,
                   std::make_shared<AvgPool2d>(3, 3)});
   seq.Fuse();
-  std::vector<std::pair<const Module*, DType>> outputs;
-  autograd::HookHandle hooks = seq.RegisterForwardHooksOnAll(
-      nullptr, [&outputs](Module& m, const autograd::Variable&,
-                          const autograd::Variable& out) {
-        outputs.emplace_back(&m, out.data().dtype());
-        return autograd::Variable();
-      });
-  const auto dtype_of = [&outputs](const Module* m) {
-    for (const auto& [module, dtype] : outputs) {
-      if (module == m) return dtype;
-    }
-    return DType::kInt64;  // not called
-  };
+  OutputDTypes outputs(seq);
   const autograd::Variable x(Normal({2, 2, 6, 6}, 0, 1));
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const ScopedBf16Activations stored(Bf16Activations::kAutocast);
   seq.Train(true);
   seq(x);
-  EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);  // into conv2
-  EXPECT_EQ(dtype_of(conv2.get()), DType::kBfloat16);  // into the pooling
-  EXPECT_EQ(dtype_of(conv3.get()), DType::kFloat32);   // into AvgPool2d
+  EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);  // into conv2
+  EXPECT_EQ(outputs.Of(conv2.get()), DType::kBfloat16);  // into the pooling
+  EXPECT_EQ(outputs.Of(conv3.get()), DType::kFloat32);   // into AvgPool2d
   seq.Train(false);  // exact activations only: conv2's goes on in float32
-  outputs.clear();
+  outputs.Clear();
   seq(x);
-  EXPECT_EQ(dtype_of(conv1.get()), DType::kBfloat16);
-  EXPECT_EQ(dtype_of(conv2.get()), DType::kFloat32);
+  EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);
+  EXPECT_EQ(outputs.Of(conv2.get()), DType::kFloat32);
 }
 
 // A lone BatchNorm (DenseNet's pre-activation BatchNorm, ReLU, Conv2d) is
