@@ -121,23 +121,52 @@ std::string Conv2d::Describe() const {
                       o.bias ? "" : ", bias=false", ")");
 }
 
-autograd::Variable TryConvChain(const std::vector<const Conv2d*>& convs,
+bool Conv2d::AppendToConvChain(std::vector<ChainedConv>* chain) const {
+  if (is_training() || has_forward_hooks()) return false;
+  chain->push_back({this, static_cast<int>(chain->size()), Conv2dStage::kNone});
+  return true;
+}
+
+bool ChainsAllowed() {
+  return !autograd::GradEnabled() && !autograd::Tracing();
+}
+
+autograd::Variable TryConvChain(const std::vector<ChainedConv>& chain,
                                 const autograd::Variable& x) {
   // A wrong input is left to the first convolution's own call, which names
   // the layer in its error.
-  if (convs.size() < 2 || convs.front()->is_training() ||
-      autograd::GradEnabled() || autograd::Tracing() || x.rank() != 4 ||
-      x.dim(1) != convs.front()->options().in_channels) {
+  if (chain.size() < 2 || !ChainsAllowed() || x.rank() != 4 ||
+      x.dim(1) != chain.front().conv->options().in_channels) {
     return autograd::Variable();
   }
+  // The rule needs only the shapes: the weights are folded (ChainStage) once
+  // the chain is known to run.
   std::vector<Conv2dStage> stages;
-  for (const Conv2d* conv : convs) {
-    if (conv->has_forward_hooks()) return autograd::Variable();
-    stages.push_back(conv->ChainStage());
+  for (const ChainedConv& link : chain) {
+    if (link.conv->is_training() || link.conv->has_forward_hooks()) {
+      return autograd::Variable();
+    }
+    stages.push_back({link.conv->weight().data(), Tensor(), link.conv->params(),
+                      false, link.input, link.residual});
   }
   if (!Conv2dChainUsesOneDnn(x.shape(), stages)) return autograd::Variable();
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const Conv2dStage stage = chain[i].conv->ChainStage();
+    stages[i].weight = stage.weight;
+    stages[i].bias = stage.bias;
+    stages[i].relu = stage.relu;
+    stages[i].dtype = chain[i].conv->OutputDType();
+  }
   return autograd::Variable(
-      Conv2dChainForward(x.data(), stages, convs.back()->OutputDType()));
+      Conv2dChainForward(x.data(), stages, chain.back().conv->OutputDType()));
+}
+
+std::vector<ChainedConv> ConvsInTurn(const std::vector<const Conv2d*>& convs) {
+  std::vector<ChainedConv> chain;
+  for (const Conv2d* conv : convs) {
+    chain.push_back({conv, static_cast<int>(chain.size()), Conv2dStage::kNone});
+  }
+  return chain;
 }
 
 }  // namespace dive::nn

@@ -100,6 +100,7 @@ class Conv2d : public Module {
   std::string Describe() const override;
 
   const Conv2dOptions& options() const { return options_; }
+  const Conv2dParams& params() const { return params_; }
   // [OC, C, KH, KW].
   const autograd::Variable& weight() const { return weight_; }
   // [OC], or undefined without a bias.
@@ -138,6 +139,8 @@ class Conv2d : public Module {
   // The dtype the next call stores its output in (bf16 where it feeds a
   // convolution or an autocast activation, below).
   DType OutputDType() const;
+  // Itself, reading the chain's last value, in evaluation without hooks.
+  bool AppendToConvChain(std::vector<ChainedConv>* chain) const override;
   // Whether the next call applies the fused ReLU.
   bool AppliesRelu() const override {
     return fused_relu_ && (fused_bn_ == nullptr || !is_training());
@@ -182,14 +185,19 @@ class Conv2d : public Module {
 // TryConvChain()
 //
 // Convolutions that feed each other (ReLU and folded BatchNorm aside), such
-// as a NiN block's or an Inception path's, called on x as one chain
-// (tensor/conv.h Conv2dChainForward: on oneDNN, the activations kept in its
-// blocked layout between them; the values of oneDNN's convolutions one by
-// one, bit for bit): in evaluation without gradients or tracing, where none
-// of them has hooks of its own and oneDNN runs the chain. Otherwise an
-// undefined Variable, and the caller calls them one by one.
-autograd::Variable TryConvChain(const std::vector<const Conv2d*>& convs,
+// as a NiN block's, an Inception path's or a run of ResNet blocks (gathered
+// by Module::AppendToConvChain), called on x as one chain (tensor/conv.h
+// Conv2dChainForward: on oneDNN, the activations kept in its blocked layout
+// between them; the values of oneDNN's convolutions one by one, bit for bit):
+// in evaluation without gradients or tracing, where none of them has hooks
+// of its own and oneDNN runs the chain. Otherwise an undefined Variable, and
+// the caller calls them one by one.
+autograd::Variable TryConvChain(const std::vector<ChainedConv>& chain,
                                 const autograd::Variable& x);
+// The chain of `convs`, each reading the one before (an Inception path).
+std::vector<ChainedConv> ConvsInTurn(const std::vector<const Conv2d*>& convs);
+// Whether chains may run at all now: no gradients, no tracing.
+bool ChainsAllowed();
 
 }  // namespace dive::nn
 

@@ -47,6 +47,17 @@
 
 namespace dive::nn {
 
+class Conv2d;
+
+// A convolution of a chain run as one (nn/conv2d.h TryConvChain), with the
+// values it convolves and adds numbered as tensor/conv.h's Conv2dStage
+// numbers them (0 the chain's input, k the output of stage k - 1).
+struct ChainedConv {
+  const Conv2d* conv;
+  int input;
+  int residual;
+};
+
 class Module {
  public:
   virtual ~Module() = default;
@@ -151,6 +162,16 @@ class Module {
   // Conv2d or BatchNorm that fused one): blocks that apply ReLU themselves
   // call it through CallThenRelu.
   virtual bool AppliesRelu() const { return false; }
+  // Appends the convolutions this module's next call amounts to, as stages
+  // of a chain (TryConvChain) that compute its output from the chain's last
+  // value (numbered chain->size()), and returns true; or returns false, with
+  // `chain` in an unspecified state, where the call is not only
+  // convolutions with what they absorb, or may not run as a chain (training,
+  // hooks). The base returns false; Conv2d, Sequential and ResNet's Residual
+  // append theirs in evaluation.
+  virtual bool AppendToConvChain(std::vector<ChainedConv>* chain) const {
+    return false;
+  }
 
   // DryRun()
   //

@@ -41,21 +41,46 @@ Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) {
 
 autograd::Variable Sequential::Forward(const autograd::Variable& x) {
   const std::vector<bool>& absorbed = absorbed_[is_training() ? 1 : 0];
-  auto chain = chains_.begin();
+  const size_t n = children().size();
+  const bool may_chain = !absorbed.empty() && !is_training() && ChainsAllowed();
   autograd::Variable y = x;
-  for (size_t i = 0; i < children().size(); ++i) {
-    while (chain != chains_.end() && chain->begin < i) ++chain;
-    if (chain != chains_.end() && chain->begin == i) {
-      if (autograd::Variable z = TryConvChain(chain->convs, y); z.defined()) {
-        y = std::move(z);
-        i = chain->end - 1;
-        continue;
-      }
-    }
+  for (size_t i = 0; i < n; ++i) {
     if (!absorbed.empty() && absorbed[i]) continue;
+    if (may_chain) {
+      // The modules from i on that amount to convolutions, as one chain: the
+      // longest run oneDNN takes (a run ending before one it does not, such
+      // as ResNet's last blocks on 3x3 maps).
+      std::vector<ChainedConv> chain;
+      std::vector<std::pair<size_t, size_t>> ends;  // (module end, stages)
+      for (size_t j = i; j < n; ++j) {
+        if (absorbed[j]) continue;
+        if (!children()[j].second->AppendToConvChain(&chain)) break;
+        ends.emplace_back(j + 1, chain.size());
+      }
+      for (; !ends.empty(); ends.pop_back()) {
+        chain.resize(ends.back().second);
+        if (autograd::Variable z = TryConvChain(chain, y); z.defined()) {
+          y = std::move(z);
+          i = ends.back().first - 1;
+          break;
+        }
+      }
+      if (!ends.empty()) continue;
+    }
     y = (*children()[i].second)(y);
   }
   return y;
+}
+
+bool Sequential::AppendToConvChain(std::vector<ChainedConv>* chain) const {
+  const std::vector<bool>& absorbed = absorbed_[is_training() ? 1 : 0];
+  if (absorbed.empty() || is_training() || has_forward_hooks()) return false;
+  for (size_t i = 0; i < children().size(); ++i) {
+    if (!absorbed[i] && !children()[i].second->AppendToConvChain(chain)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void Sequential::Fuse() {
@@ -107,21 +132,6 @@ void Sequential::Fuse() {
         }
       }
     }
-  }
-  chains_.clear();
-  for (size_t i = 0; i < n;) {
-    ConvChain chain{i, i, {}};
-    size_t j = i;
-    while (auto conv = ModuleAs<Conv2d>(*this, j)) {
-      chain.convs.push_back(conv.get());
-      for (++j; j < n && in_eval[j]; ++j) {
-      }
-    }
-    if (chain.convs.size() >= 2) {
-      chain.end = j;
-      chains_.push_back(std::move(chain));
-    }
-    i = std::max(j, i + 1);
   }
 }
 

@@ -51,10 +51,14 @@ class Sequential : public Module {
   }
 
   // Applies the modules in order; the identity when empty. After Fuse, the
-  // modules another absorbed in the current mode are skipped, and
-  // consecutive convolutions (each with what it absorbed) run as one chain
-  // where TryConvChain (nn/conv2d.h) runs them.
+  // modules another absorbed in the current mode are skipped, and in
+  // evaluation consecutive modules that amount to convolutions
+  // (Module::AppendToConvChain: convolutions with what they absorb, ResNet
+  // blocks, Sequentials of them) run as one chain where TryConvChain
+  // (nn/conv2d.h) runs them: the longest such run from each module on.
   autograd::Variable Forward(const autograd::Variable& x) override;
+  // Its modules' convolutions in turn, after Fuse, in evaluation.
+  bool AppendToConvChain(std::vector<ChainedConv>* chain) const override;
   // Fuses each Conv2d with a BatchNorm2d and/or a ReLU right after it
   // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
   // each other BatchNorm with a ReLU right after it; recurses into the
@@ -70,17 +74,9 @@ class Sequential : public Module {
   const std::shared_ptr<Module>& at(size_t index) const;
 
  private:
-  // Children [begin, end): two or more convolutions, each followed by what
-  // it absorbs in evaluation (found by Fuse).
-  struct ConvChain {
-    size_t begin, end;
-    std::vector<const Conv2d*> convs;
-  };
-
   // absorbed_[mode][i]: module i is fused into a module before it and not
   // called in that mode (0 evaluation, 1 training). Empty until Fuse.
   std::vector<bool> absorbed_[2];
-  std::vector<ConvChain> chains_;  // in order; empty until Fuse
 };
 
 }  // namespace dive::nn

@@ -22,6 +22,7 @@
 namespace dive {
 namespace {
 
+using conv_internal::ChainLastReads;
 using conv_internal::Col2Im;
 using conv_internal::ConvGeometry;
 using conv_internal::Im2ColRhs;
@@ -77,17 +78,45 @@ Tensor CheckedBias(const char* op, const Tensor& bias, const Tensor& w) {
   return bias.Contiguous();
 }
 
-// The geometry of each stage of a chain of convolutions on x.
+// `stages` with each input numbered (Conv2dStage::kPrevious resolved), after
+// checking that each stage reads values before it.
+std::vector<Conv2dStage> NumberedStages(
+    const char* op, const std::vector<Conv2dStage>& stages) {
+  CHECK(!stages.empty()) << op << ": a chain of no convolutions";
+  std::vector<Conv2dStage> numbered = stages;
+  for (int i = 0; i < static_cast<int>(numbered.size()); ++i) {
+    Conv2dStage& stage = numbered[i];
+    if (stage.input == Conv2dStage::kPrevious) stage.input = i;
+    CHECK(stage.input >= 0 && stage.input <= i)
+        << op << ": stage " << i << " convolves value " << stage.input
+        << "; it can read x (0) or an earlier stage's output (1 to " << i
+        << ")";
+    CHECK(stage.residual >= Conv2dStage::kNone && stage.residual <= i)
+        << op << ": stage " << i << " adds value " << stage.residual
+        << "; it can add x (0) or an earlier stage's output (1 to " << i
+        << "), or none (-1)";
+  }
+  return numbered;
+}
+
+// The geometry of each stage of a chain of numbered stages on x, after
+// checking each residual's shape.
 std::vector<ConvGeometry> ChainGeometry(
     const char* op, const Shape& x, const std::vector<Conv2dStage>& stages) {
-  CHECK(!stages.empty()) << op << ": a chain of no convolutions";
   CheckShape4D(op, "x", x);
   std::vector<ConvGeometry> g;
-  Shape in = x;
-  for (const Conv2dStage& stage : stages) {
+  std::vector<Shape> values = {x};
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const Conv2dStage& stage = stages[i];
     CheckShape4D(op, "w", stage.weight.shape());
-    g.push_back(MakeGeometry(op, in, stage.weight.shape(), stage.params));
-    in = Shape{g.back().n, g.back().oc, g.back().oh, g.back().ow};
+    g.push_back(MakeGeometry(op, values[stage.input], stage.weight.shape(),
+                             stage.params));
+    values.push_back(Shape{g.back().n, g.back().oc, g.back().oh, g.back().ow});
+    CHECK(stage.residual == Conv2dStage::kNone ||
+          values[stage.residual] == values.back())
+        << op << ": stage " << i << " gives " << values.back()
+        << " but adds value " << stage.residual << " of shape "
+        << values[stage.residual];
   }
   return g;
 }
@@ -335,7 +364,9 @@ bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
 
 bool Conv2dChainUsesOneDnn(const Shape& x,
                            const std::vector<Conv2dStage>& stages) {
-  return OneDnnTakesChain(ChainGeometry("Conv2dChainUsesOneDnn", x, stages));
+  static constexpr char kOp[] = "Conv2dChainUsesOneDnn";
+  const std::vector<Conv2dStage> numbered = NumberedStages(kOp, stages);
+  return OneDnnTakesChain(ChainGeometry(kOp, x, numbered), numbered);
 }
 
 Tensor Conv2dChainForward(const Tensor& x_in,
@@ -345,30 +376,43 @@ Tensor Conv2dChainForward(const Tensor& x_in,
   CHECK(dtype == DType::kFloat32 || dtype == DType::kBfloat16)
       << kOp << ": the output dtype must be float32 or bfloat16, got "
       << DTypeName(dtype);
-  const std::vector<ConvGeometry> g = ChainGeometry(kOp, x_in.shape(), stages);
-  std::vector<Conv2dStage> checked;
-  for (const Conv2dStage& stage : stages) {
+  std::vector<Conv2dStage> checked = NumberedStages(kOp, stages);
+  const std::vector<ConvGeometry> g = ChainGeometry(kOp, x_in.shape(), checked);
+  const DType between = GetMatmulPrecision() == MatmulPrecision::kBfloat16
+                            ? DType::kBfloat16
+                            : DType::kFloat32;
+  for (size_t i = 0; i < checked.size(); ++i) {
+    Conv2dStage& stage = checked[i];
     CheckFloat4D(kOp, "w", stage.weight);
-    checked.push_back({stage.weight.Contiguous(),
-                       CheckedBias(kOp, stage.bias, stage.weight), stage.params,
-                       stage.relu});
+    stage.bias = CheckedBias(kOp, stage.bias, stage.weight);
+    stage.weight = stage.weight.Contiguous();
+    stage.dtype =
+        i + 1 == checked.size() ? dtype : stage.dtype.value_or(between);
+    CHECK(stage.dtype == DType::kFloat32 || stage.dtype == DType::kBfloat16)
+        << kOp << ": stage " << i << " would store its output in "
+        << DTypeName(*stage.dtype) << "; it must be float32 or bfloat16";
   }
-  if (OneDnnTakesChain(g)) {
+  if (OneDnnTakesChain(g, checked)) {
     const ConvGeometry& last = g.back();
     Tensor y = Tensor::Empty({last.n, last.oc, last.oh, last.ow}, dtype);
     if (OneDnnConv2dChainForward(g, x_in.Contiguous(), checked, y)) return y;
   }
-  const DType between = GetMatmulPrecision() == MatmulPrecision::kBfloat16
-                            ? DType::kBfloat16
-                            : DType::kFloat32;
-  Tensor y = x_in;
+  const std::vector<int> last_reads = ChainLastReads(checked);
+  std::vector<Tensor> values = {x_in};
   for (size_t i = 0; i < checked.size(); ++i) {
     const Conv2dStage& stage = checked[i];
-    y = Conv2dForward(y, stage.weight, stage.bias, stage.params,
-                      {.relu = stage.relu,
-                       .dtype = i + 1 == checked.size() ? dtype : between});
+    values.push_back(Conv2dForward(
+        values[stage.input], stage.weight, stage.bias, stage.params,
+        {.residual = stage.residual == Conv2dStage::kNone
+                         ? Tensor()
+                         : values[stage.residual],
+         .relu = stage.relu,
+         .dtype = *stage.dtype}));
+    for (size_t v = 0; v < i + 1; ++v) {
+      if (last_reads[v] == static_cast<int>(i)) values[v] = Tensor();
+    }
   }
-  return y;
+  return values.back();
 }
 
 int64_t ConvOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {

@@ -38,6 +38,7 @@
 #define TENSOR_CONV_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tensor/shape.h"
@@ -123,20 +124,30 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 
 // Conv2dChainForward()
 //
-// Convolutions applied in turn, each one's output the next one's input, as
-// consecutive Conv2dForward calls with a ReLU epilogue compute them, for
-// inference (nothing is kept for a backward pass):
+// Convolutions that feed each other, as Conv2dForward calls with their
+// epilogues compute them, for inference (nothing is kept for a backward
+// pass). The values are numbered: v_0 = x and v_i = y_(i-1), the output of
+// stage i - 1. Stage i convolves one of the values before it (by default the
+// one just before) and may add another, of its output's shape, before its
+// ReLU:
 //
-//   y_0 = x,   y_i = relu_i(conv(y_{i-1}, w_i) + bias_i),   the result y_n
+//   y_i = relu_i(conv(v_(input_i), w_i) + bias_i + v_(residual_i)),
 //
-// Each y_i before the last is stored in bfloat16 under bf16 matmuls (what
-// the next convolution rounds its input to anyway), else in float32; y_n in
-// `dtype`. Where Conv2dChainUsesOneDnn, oneDNN runs the chain with the
-// intermediate outputs in its own blocked layout: x is reordered into it
-// once and y_n out of it once, instead of around every convolution, and
-// the values are those of the Conv2dForward calls under ConvLibrary::kOneDnn,
-// bit for bit. Elsewhere it is those calls in this thread's library. Shape
-// errors CHECK-fail as in Conv2dForward.
+// and the chain's result is the last stage's output. By default each stage
+// reads the one before (a NiN block); a ResNet block reads its input twice
+// and adds its shortcut: {conv1 (input 0), conv3 (input 0), conv2 (input 1,
+// residual 2)}, or without conv3 {conv1, conv2 (residual 0)}.
+//
+// Each y_i before the last is stored in its stage's dtype, by default
+// bfloat16 under bf16 matmuls (what a convolution rounds its input to
+// anyway), else float32; the last in `dtype`. Where Conv2dChainUsesOneDnn,
+// oneDNN runs the chain with the intermediate outputs in its own blocked
+// layout: x is reordered into it and the result out of it once, instead of
+// around every convolution, and the values are those of the Conv2dForward calls
+// under ConvLibrary::kOneDnn, bit for bit. Elsewhere it is those calls in this
+// thread's library. Each intermediate output is freed after the last stage that
+// reads it. Shape errors, and a stage reading a value that is not before it,
+// CHECK-fail naming the stage.
 //
 // Example (a NiN block, in evaluation):
 //
@@ -149,16 +160,28 @@ struct Conv2dStage {
   Tensor bias;    // float32 [OC], or undefined for none
   Conv2dParams params;
   bool relu = false;
+  // The value convolved; kPrevious: the one just before the stage.
+  int input = kPrevious;
+  // The value added before the ReLU, of the output's shape; kNone: none.
+  int residual = kNone;
+  // What the output is stored in, float32 or bfloat16 (a value added as a
+  // residual is read exactly); unset: the default above. Not read for the
+  // last stage.
+  std::optional<DType> dtype;
+
+  static constexpr int kPrevious = -1;
+  static constexpr int kNone = -1;
 };
 Tensor Conv2dChainForward(const Tensor& x,
                           const std::vector<Conv2dStage>& stages, DType dtype);
 // Whether oneDNN runs Conv2dChainForward(x, stages) in this thread's matmul
 // precision: under bf16 matmuls on a CPU with AVX512-BF16 or AMX, for two or
-// more stages; with ConvLibrary::kAuto, when every stage after the first has
-// at least 16 input channels and every output map at least 32 positions
-// (bench/kernel_benchmark BM_Conv2dChain, one core of a Zen 5, ms per call,
-// chain against one by one: NiN's first block 9.4 against 11.2, its second
-// 22.1 against 24.4, its third, on 4x4 maps, 8.6 against 7.3).
+// more stages; with ConvLibrary::kAuto, when every stage that reads another
+// stage's output has at least 16 input channels and every output map at
+// least 32 positions (bench/kernel_benchmark BM_Conv2dChain, one core of a
+// Zen 5, ms per call, chain against one by one: NiN's first block 9.4
+// against 11.2, its second 22.1 against 24.4, its third, on 4x4 maps, 8.6
+// against 7.3).
 bool Conv2dChainUsesOneDnn(const Shape& x,
                            const std::vector<Conv2dStage>& stages);
 

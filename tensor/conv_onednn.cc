@@ -25,6 +25,9 @@ using tag = memory::format_tag;
 dt TypeOf(const Tensor& t) {
   return t.dtype() == DType::kBfloat16 ? dt::bf16 : dt::f32;
 }
+dt StoredType(const Conv2dStage& stage) {
+  return stage.dtype == DType::kBfloat16 ? dt::bf16 : dt::f32;
+}
 
 // What a primitive depends on: the pass, the geometry, the dtypes of x and
 // of y (dx and dy for the gradients) and the epilogue.
@@ -75,8 +78,9 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   p->b_user = memory::desc({k.oc}, dt::f32, tag::x);
   p->y_user = memory::desc(y_dims, k.y, tag::nchw);
   // With a residual the sum is made in float32 and rounded once, as dive's
-  // epilogue does.
-  const dt y_prim_type = k.residual != dt::undef ? dt::f32 : k.y;
+  // epilogue does: oneDNN reads the residual from y's memory, so that is
+  // float32 unless the residual is bf16 (exact either way).
+  const dt y_prim_type = k.residual == dt::f32 ? dt::f32 : k.y;
   dnnl::post_ops ops;
   if (k.residual != dt::undef) ops.append_sum(1.0f);
   if (k.relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0, 0);
@@ -266,14 +270,15 @@ bool OneDnnTakes(const ConvGeometry& g, ConvPass pass) {
   return g.kh * g.kw > 1 && g.c >= 16 && g.Ohw() >= 32;
 }
 
-bool OneDnnTakesChain(const std::vector<ConvGeometry>& g) {
+bool OneDnnTakesChain(const std::vector<ConvGeometry>& g,
+                      const std::vector<Conv2dStage>& stages) {
   const Choice choice = LibraryChoice(g.empty() ? 0 : g[0].n);
   if (g.size() < 2 || choice == Choice::kNo) return false;
-  return choice == Choice::kYes ||
-         (std::all_of(g.begin() + 1, g.end(),
-                      [](const ConvGeometry& s) { return s.c >= 16; }) &&
-          std::all_of(g.begin(), g.end(),
-                      [](const ConvGeometry& s) { return s.Ohw() >= 32; }));
+  if (choice == Choice::kYes) return true;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if ((stages[i].input > 0 && g[i].c < 16) || g[i].Ohw() < 32) return false;
+  }
+  return true;
 }
 
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
@@ -309,17 +314,41 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
 
 namespace {
 
-// The reorder from one chain stage's output layout to the next one's input
-// layout (empty where they agree), made once per pair of keys.
-const dnnl::reorder& Link(const Key& from, const Plan& from_plan, const Key& to,
-                          const Plan& to_plan) {
+// The reorder of `from` into `to` (a copy where they agree), made once per
+// pair.
+const dnnl::reorder& CachedReorder(const memory::desc& from,
+                                   const memory::desc& to) {
   static std::mutex mu;
-  static auto* const links = new std::map<std::pair<Key, Key>, dnnl::reorder>();
+  static auto* const reorders =
+      new std::vector<std::tuple<memory::desc, memory::desc, dnnl::reorder>>();
   const std::lock_guard<std::mutex> lock(mu);
-  const auto [it, inserted] = links->try_emplace({from, to});
-  if (inserted) it->second = Reorder(from_plan.y_prim, to_plan.x_prim);
-  return it->second;
+  for (const auto& [f, t, reorder] : *reorders) {
+    if (f == from && t == to) return reorder;
+  }
+  return std::get<2>(
+      reorders->emplace_back(from, to,
+                             dnnl::reorder(dnnl::reorder::primitive_desc(
+                                 Engine(), from, Engine(), to))));
 }
+
+// A value of a chain (x or a stage's output) in the layouts it is read in:
+// the first as it was written, then any reordered copy a reader needed.
+struct ChainValue {
+  std::vector<memory> forms;
+  std::vector<Tensor> buffers;  // the storage of the forms dive allocated
+
+  // The value in layout `desc`, reordered into it on first use.
+  const memory& As(dnnl::stream& stream, const memory::desc& desc) {
+    for (const memory& m : forms) {
+      if (m.get_desc() == desc) return m;
+    }
+    buffers.emplace_back();
+    memory m = Memory(desc, &buffers.back());
+    CachedReorder(forms.front().get_desc(), desc)
+        .execute(stream, forms.front(), m);
+    return forms.emplace_back(m);
+  }
+};
 
 }  // namespace
 
@@ -329,48 +358,75 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
                               Tensor& y) {
   CHECK(!stages.empty() && g.size() == stages.size());
   const size_t n = stages.size();
-  std::vector<Key> keys;
   std::vector<const Plan*> plans;
+  std::vector<dt> stored_types;  // each stage's y
   for (size_t i = 0; i < n; ++i) {
-    // What OneDnnConv2dForward would be given: the first stage reads x, the
-    // others bf16; the last writes y, the others bf16.
+    // What OneDnnConv2dForward would be given: x or the stored value the
+    // stage reads and adds, and y in the stage's dtype.
+    const Conv2dStage& stage = stages[i];
+    auto type_of = [&](int value) {
+      return value == 0 ? TypeOf(x) : StoredType(stages[value - 1]);
+    };
     Key key = KeyOf(ConvPass::kForward, g[i], x, y, Tensor(),
-                    stages[i].bias.defined(), stages[i].relu);
-    if (i > 0) key.x = dt::bf16;
-    if (i + 1 < n) key.y = dt::bf16;
+                    stage.bias.defined(), stage.relu);
+    key.x = type_of(stage.input);
+    key.y = StoredType(stage);
+    if (stage.residual != Conv2dStage::kNone) {
+      key.residual = type_of(stage.residual);
+    }
     const Plan* plan = PlanFor(key);
     if (plan == nullptr) return false;
-    keys.push_back(key);
     plans.push_back(plan);
+    stored_types.push_back(key.y);
   }
   dnnl::stream stream(Engine());
-  // Two buffers in turn for the activations between stages, and one for a
-  // link's reorder and for the weights. oneDNN's CPU stream has run a
-  // primitive when its execute returns, so a buffer is reused (and its old
-  // storage freed) only once the stage that read it is done.
-  Tensor x_buf, act_buf[2], link_buf, w_buf;
-  memory in = In(stream, plans[0]->x_move, plans[0]->x_prim,
-                 Memory(plans[0]->x_user, x.raw_data()), &x_buf);
+  const std::vector<int> last_reads = ChainLastReads(stages);
+  std::vector<ChainValue> values(n);
+  values[0].forms.push_back(Memory(plans[0]->x_user, x.raw_data()));
+  Tensor w_buf, y_buf;
   for (size_t i = 0; i < n; ++i) {
     const Plan& p = *plans[i];
-    if (i > 0) {
-      in = In(stream, Link(keys[i - 1], *plans[i - 1], keys[i], p), p.x_prim,
-              in, &link_buf);
-    }
-    const Tensor& w = stages[i].weight;
-    memory w_prim =
-        In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+    const Conv2dStage& stage = stages[i];
+    const memory in = values[stage.input].As(stream, p.x_prim);
+    memory w_prim = In(stream, p.w_move, p.w_prim,
+                       Memory(p.w_user, stage.weight.raw_data()), &w_buf);
+    // Where the stage's output is written: a new value in the primitive's
+    // layout, or, for the last stage, y or a buffer reordered into it.
     const bool last = i + 1 == n;
     memory y_user = last ? Memory(p.y_user, y.raw_data()) : memory();
-    memory out = last && !p.y_move ? y_user : Memory(p.y_prim, &act_buf[i % 2]);
+    ChainValue out;
+    Tensor& out_buf = last ? y_buf : out.buffers.emplace_back();
+    memory dst = last && !p.y_move ? y_user : Memory(p.y_prim, &out_buf);
+    if (stage.residual != Conv2dStage::kNone) {
+      memory& r = values[stage.residual].forms.front();
+      CachedReorder(r.get_desc(), p.y_prim).execute(stream, r, dst);
+    }
     std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, w_prim}, {DNNL_ARG_DST, out}};
-    if (stages[i].bias.defined()) {
-      args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, stages[i].bias.raw_data()));
+        {DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, w_prim}, {DNNL_ARG_DST, dst}};
+    if (stage.bias.defined()) {
+      args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, stage.bias.raw_data()));
     }
     p.conv.execute(stream, args);
-    if (last && p.y_move) p.y_move.execute(stream, out, y_user);
-    in = out;
+    if (last) {
+      if (p.y_move) p.y_move.execute(stream, dst, y_user);
+      break;
+    }
+    // Stored in the stage's dtype, as OneDnnConv2dForward stores it (its
+    // primitive writes float32 where it adds a float32 residual).
+    out.forms.push_back(dst);
+    if (p.y_prim.data_type() != stored_types[i]) {
+      memory::desc stored = p.y_prim;
+      stored.data.data_type = static_cast<dnnl_data_type_t>(stored_types[i]);
+      out.As(stream, stored);
+      out.forms.erase(out.forms.begin());
+      out.buffers.erase(out.buffers.begin());
+    }
+    values[i + 1] = std::move(out);
+    // oneDNN's CPU stream has run a primitive when its execute returns, so
+    // a value is freed once the last stage that reads it is done.
+    for (size_t v = 0; v <= i; ++v) {
+      if (last_reads[v] == static_cast<int>(i)) values[v] = ChainValue();
+    }
   }
   stream.wait();
   return true;

@@ -78,9 +78,21 @@ namespace dive::conv_internal {
 // matmuls: by GetConvLibrary() (tensor/conv.h), and with kAuto by the rules
 // above.
 bool OneDnnTakes(const ConvGeometry& g, ConvPass pass);
-// Whether the chain of convolutions of `g` (Conv2dChainForward) runs on
-// oneDNN, as Conv2dChainUsesOneDnn says.
-bool OneDnnTakesChain(const std::vector<ConvGeometry>& g);
+// Whether the chain of convolutions of `g` and `stages` (Conv2dChainForward,
+// inputs numbered) runs on oneDNN, as Conv2dChainUsesOneDnn says.
+bool OneDnnTakesChain(const std::vector<ConvGeometry>& g,
+                      const std::vector<Conv2dStage>& stages);
+
+// For each value of a chain whose inputs are numbered (x, then each stage's
+// output), the last stage that reads it, or -1 for none.
+inline std::vector<int> ChainLastReads(const std::vector<Conv2dStage>& stages) {
+  std::vector<int> last(stages.size() + 1, -1);
+  for (int i = 0; i < static_cast<int>(stages.size()); ++i) {
+    last[stages[i].input] = i;
+    if (stages[i].residual != Conv2dStage::kNone) last[stages[i].residual] = i;
+  }
+  return last;
+}
 
 // y = act(conv(x, w) + bias + residual) on oneDNN, bf16 products: x float32
 // or bf16 [N, C, H, W], w float32 [OC, C, KH, KW], bias float32 [OC] or
@@ -92,16 +104,17 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y);
 
-// The convolutions of `g` (stage i reads stage i - 1's output) with the
-// weights, biases and ReLUs of `stages` on oneDNN, bf16 products: x float32
-// or bf16 [N, C, H, W], y float32 or bf16 (preallocated, the last stage's
-// output), all contiguous. x is reordered into the first primitive's layout
-// and y out of the last one's; in between, each output is stored in bf16 in
-// the layout its primitive writes and read by the next primitive as it is
-// (or reordered once where the next one reads another). Each stage runs the
-// primitive OneDnnConv2dForward runs for it (x bf16 after the first, y bf16
-// but for the last), so the values are those calls', bit for bit. False,
-// with y untouched, where oneDNN has no primitive for a stage.
+// The convolutions of `g` with the weights, biases, ReLUs, inputs,
+// residuals and dtypes of `stages` (inputs numbered and dtypes set, as
+// Conv2dChainForward resolves them; the last stage's is y's) on oneDNN, bf16
+// products: x float32 or bf16 [N, C, H, W], y (preallocated, the last
+// stage's output), all contiguous. x is reordered into the layout of the
+// primitives that read it and y out of the last one's; in between, each
+// output is stored in its dtype in the layout its primitive writes and read
+// as it is (or reordered once where a reader reads another). Each stage runs
+// the primitive OneDnnConv2dForward runs for it, so the values are those
+// calls', bit for bit. False, with y untouched, where oneDNN has no
+// primitive for a stage.
 bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
                               const Tensor& x,
                               const std::vector<Conv2dStage>& stages,

@@ -659,35 +659,53 @@ TEST(Conv2d, BackwardMatchesFiniteDifferences) {
 // --------------------------------------------------
 
 // NiN's first block at a quarter of its width (an 11x11 stride-4 convolution
-// of one channel, then two 1x1 ones), and a chain of 3x3 convolutions with
-// and without bias and ReLU.
+// of one channel, then two 1x1 ones); a chain of 3x3 convolutions with and
+// without bias and ReLU; and two ResNet blocks (the first downsampling, with
+// a strided 1x1 shortcut stored in float32; the second adding its input).
 std::vector<std::vector<Conv2dStage>> ChainCases(Generator& gen) {
   auto stage = [&gen](int64_t oc, int64_t c, int64_t k, Conv2dParams p,
-                      bool bias, bool relu) {
+                      bool bias, bool relu, int input = Conv2dStage::kPrevious,
+                      int residual = Conv2dStage::kNone) {
     return Conv2dStage{gen.Normal({oc, c, k, k}, 0, 0.2f),
-                       bias ? gen.Normal({oc}, 0, 1) : Tensor(), p, relu};
+                       bias ? gen.Normal({oc}, 0, 1) : Tensor(),
+                       p,
+                       relu,
+                       input,
+                       residual};
   };
+  const Conv2dParams same{1, 1, 1, 1}, halve{2, 2, 1, 1};
+  Conv2dStage shortcut = stage(32, 16, 1, {2, 2, 0, 0}, true, false, 0);
+  shortcut.dtype = DType::kFloat32;  // added exactly
   return {{stage(24, 1, 11, {4, 4, 0, 0}, true, true),
            stage(24, 24, 1, {}, true, true), stage(24, 24, 1, {}, true, true)},
-          {stage(16, 16, 3, {1, 1, 1, 1}, false, true),
-           stage(32, 16, 3, {2, 2, 1, 1}, true, false),
-           stage(20, 32, 3, {1, 1, 1, 1}, true, true)}};
+          {stage(16, 16, 3, same, false, true),
+           stage(32, 16, 3, halve, true, false),
+           stage(20, 32, 3, same, true, true)},
+          {stage(32, 16, 3, halve, true, true, 0), shortcut,
+           stage(32, 32, 3, same, true, true, 1, 2),
+           stage(32, 32, 3, same, true, true),
+           stage(32, 32, 3, same, true, true, 4, 3)}};
 }
 Shape ChainInput(const std::vector<Conv2dStage>& stages) {
   return stages[0].weight.dim(1) == 1 ? Shape{3, 1, 48, 48}
                                       : Shape{3, 16, 13, 13};
 }
 
-// Conv2dForward calls in turn, as Conv2dChainForward documents them.
+// Conv2dForward calls, as Conv2dChainForward documents them.
 Tensor ChainByCalls(const Tensor& x, const std::vector<Conv2dStage>& stages,
                     DType between, DType dtype) {
-  Tensor y = x;
+  std::vector<Tensor> values = {x};
   for (size_t i = 0; i < stages.size(); ++i) {
-    y = Conv2dForward(y, stages[i].weight, stages[i].bias, stages[i].params,
-                      {.relu = stages[i].relu,
-                       .dtype = i + 1 == stages.size() ? dtype : between});
+    const Conv2dStage& s = stages[i];
+    values.push_back(Conv2dForward(
+        values[s.input == Conv2dStage::kPrevious ? i : s.input], s.weight,
+        s.bias, s.params,
+        {.residual =
+             s.residual == Conv2dStage::kNone ? Tensor() : values[s.residual],
+         .relu = s.relu,
+         .dtype = i + 1 == stages.size() ? dtype : s.dtype.value_or(between)}));
   }
-  return y;
+  return values.back();
 }
 
 std::vector<float> AsFloats(const Tensor& t) {
@@ -770,6 +788,8 @@ TEST(Conv2d, ChainOnOneDnnByTheMeasuredRule) {
   narrow[1].bias = Tensor();
   narrow[2].weight = narrow_gen.Normal({24, 8, 1, 1}, 0, 0.2f);
   EXPECT_FALSE(Conv2dChainUsesOneDnn(x.shape(), narrow));  // 8 channels
+  const std::vector<Conv2dStage>& resnet = cases[2];
+  EXPECT_EQ(Conv2dChainUsesOneDnn(ChainInput(resnet), resnet), has_bf16);
   const std::vector<float> y =
       AsFloats(Conv2dChainForward(x, nin, DType::kFloat32));
   ASSERT_EQ(y.size(), exact.size());
@@ -849,6 +869,21 @@ TEST_F(Conv2dDeathTest, BadChains) {
           {first, {Tensor::Zeros({4, 4, 1, 1}), Tensor::Zeros({3}), {}, false}},
           DType::kFloat32),
       "bias has shape \\[3\\] but weight has 4 output channels");
+  const Conv2dStage second{Tensor::Zeros({4, 4, 3, 3}), Tensor(), {1, 1, 1, 1}};
+  Conv2dStage reads_itself = second;
+  reads_itself.input = 2;
+  EXPECT_DEATH(Conv2dChainForward(x, {first, reads_itself}, DType::kFloat32),
+               "Conv2dChainForward: stage 1 convolves value 2; it can read x "
+               "\\(0\\) or an earlier stage's output \\(1 to 1\\)");
+  Conv2dStage adds_later = second;
+  adds_later.residual = 3;
+  EXPECT_DEATH(Conv2dChainForward(x, {first, adds_later}, DType::kFloat32),
+               "Conv2dChainForward: stage 1 adds value 3");
+  Conv2dStage adds_x = second;
+  adds_x.residual = 0;
+  EXPECT_DEATH(Conv2dChainForward(x, {first, adds_x}, DType::kFloat32),
+               "Conv2dChainForward: stage 1 gives \\[2, 4, 6, 6\\] but adds "
+               "value 0 of shape \\[2, 3, 8, 8\\]");
   EXPECT_DEATH(Conv2dChainForward(x, {first}, DType::kInt32),
                "Conv2dChainForward: the output dtype must be float32 or "
                "bfloat16, got int32");

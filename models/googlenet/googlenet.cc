@@ -50,9 +50,11 @@ autograd::Variable Inception::Forward(const autograd::Variable& x) {
   using nn::CallThenRelu;
   const autograd::Variable p1 = CallThenRelu(*p1_1_, x);
   // Paths 2 and 3 as one chain each in evaluation where oneDNN runs it.
-  autograd::Variable p2 = nn::TryConvChain({p2_1_.get(), p2_2_.get()}, x);
+  autograd::Variable p2 =
+      nn::TryConvChain(nn::ConvsInTurn({p2_1_.get(), p2_2_.get()}), x);
   if (!p2.defined()) p2 = CallThenRelu(*p2_2_, CallThenRelu(*p2_1_, x));
-  autograd::Variable p3 = nn::TryConvChain({p3_1_.get(), p3_2_.get()}, x);
+  autograd::Variable p3 =
+      nn::TryConvChain(nn::ConvsInTurn({p3_1_.get(), p3_2_.get()}), x);
   if (!p3.defined()) p3 = CallThenRelu(*p3_2_, CallThenRelu(*p3_1_, x));
   const autograd::Variable p4 = CallThenRelu(*p4_2_, (*p4_1_)(x));
   // Concatenate the outputs on the channel dimension: in bf16 in bf16

@@ -42,6 +42,11 @@ Residual::Residual(int64_t input_channels, int64_t num_channels,
 
 autograd::Variable Residual::Forward(const autograd::Variable& x) {
   if (conv2_->FoldsBatchNorm()) {  // fused, in evaluation mode
+    std::vector<nn::ChainedConv> chain;
+    AppendStages(0, &chain);
+    if (autograd::Variable y = nn::TryConvChain(chain, x); y.defined()) {
+      return y;
+    }
     const autograd::Variable y = (*conv1_)(x);  // relu(bn1(conv1(x)))
     const autograd::Variable shortcut = conv3_ != nullptr ? (*conv3_)(x) : x;
     // relu(bn2(conv2(y)) + shortcut)
@@ -65,6 +70,20 @@ void Residual::Fuse() {
   // in training, bn1's (after its ReLU).
   conv1_->set_feeds_convolution(true);
   bn1_->set_feeds_convolution(true);
+}
+
+bool Residual::AppendToConvChain(std::vector<nn::ChainedConv>* chain) const {
+  if (!conv2_->FoldsBatchNorm() || has_forward_hooks()) return false;
+  AppendStages(static_cast<int>(chain->size()), chain);
+  return true;
+}
+
+void Residual::AppendStages(int x, std::vector<nn::ChainedConv>* chain) const {
+  chain->push_back({conv1_.get(), x, Conv2dStage::kNone});
+  if (conv3_ != nullptr)
+    chain->push_back({conv3_.get(), x, Conv2dStage::kNone});
+  const int y = x + 1, shortcut = conv3_ != nullptr ? x + 2 : x;
+  chain->push_back({conv2_.get(), y, shortcut});
 }
 
 std::string Residual::Describe() const {

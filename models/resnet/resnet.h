@@ -95,10 +95,18 @@ class Residual : public nn::Module {
   // and bn2, the shortcut's add and the last ReLU into conv2
   // (nn::Module::Fuse).
   void Fuse() override;
+  // In fused evaluation, conv1 and conv3 on the block's input and conv2 on
+  // conv1's output adding the shortcut: the block as three stages of a
+  // chain (two without conv3), which Forward and a Sequential of blocks run
+  // as one (nn::TryConvChain) where oneDNN takes it.
+  bool AppendToConvChain(std::vector<nn::ChainedConv>* chain) const override;
   // "Residual(64, 128, use_1x1conv=true, strides=2)".
   std::string Describe() const override;
 
  private:
+  // The block's stages, reading value `x` of a chain.
+  void AppendStages(int x, std::vector<nn::ChainedConv>* chain) const;
+
   int64_t input_channels_;
   int64_t num_channels_;
   int64_t strides_;

@@ -12,7 +12,11 @@
 #include "gtest/gtest.h"
 #include "models/testing.h"
 #include "nn/init.h"
+#include "nn/sequential.h"
 #include "nn/testing.h"
+#include "tensor/conv.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -99,6 +103,45 @@ TEST(ResidualTest, AddsTheIdentityShortcut) {
   for (size_t i = 0; i < actual.size(); ++i) {
     EXPECT_NEAR(actual[i], expected[i], 1e-5) << i;
   }
+}
+
+// In evaluation without gradients, residual blocks in a Sequential (one
+// downsampling with a 1x1 shortcut, one adding its input) run as one chain
+// of convolutions on oneDNN where the CPU has AVX512-BF16, and a block on
+// its own as its own chain: either way oneDNN's convolutions one by one,
+// bit for bit. A hook on a block leaves it out of its Sequential's chain and
+// is called.
+TEST(ResidualTest, EvaluationRunsBlocksAsOneChain) {
+  ManualSeed(6);
+  nn::Sequential blocks({std::make_shared<Residual>(16, 32, true, 2),
+                         std::make_shared<Residual>(32, 32)});
+  const autograd::Variable x(Normal({4, 16, 16, 16}, 0, 1));
+  blocks.Fuse();
+  blocks(x);  // training: running statistics that are not 0 and 1
+  blocks.Eval();
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const auto one_by_one = [&](ConvLibrary library) {
+    const ConvLibrary previous = GetConvLibrary();
+    SetConvLibrary(library);
+    std::vector<float> y = blocks(x).data().ToVector();  // gradients on
+    SetConvLibrary(previous);
+    return y;
+  };
+  const std::vector<float> onednn = one_by_one(ConvLibrary::kOneDnn);
+  const std::vector<float> measured = one_by_one(ConvLibrary::kAuto);
+  const std::vector<float> expected =
+      ActiveIsa() >= Isa::kAvx512Bf16 ? onednn : measured;
+  const autograd::NoGradGuard no_grad;
+  EXPECT_EQ(blocks(x).data().ToVector(), expected);
+  int calls = 0;
+  autograd::HookHandle hook = blocks.at(1)->RegisterForwardHook(
+      [&calls](nn::Module&, const autograd::Variable&,
+               const autograd::Variable&) {
+        ++calls;
+        return autograd::Variable();
+      });
+  EXPECT_EQ(blocks(x).data().ToVector(), expected);
+  EXPECT_EQ(calls, 1);
 }
 
 // Gradients of the whole block (training-mode BatchNorm, batch statistics)
