@@ -74,7 +74,7 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
   p->x_user = memory::desc(x_dims, k.x, tag::nchw);
-  p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
+  p->w_user = memory::desc(w_dims, dt::bf16, tag::oihw);  // WeightsIn
   p->b_user = memory::desc({k.oc}, dt::f32, tag::x);
   p->y_user = memory::desc(y_dims, k.y, tag::nchw);
   // With a residual the sum is made in float32 and rounded once, as dive's
@@ -128,7 +128,7 @@ std::unique_ptr<Plan> MakeBackwardInputPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
   p->x_user = memory::desc(x_dims, k.x, tag::nchw);
-  p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
+  p->w_user = memory::desc(w_dims, dt::bf16, tag::oihw);  // WeightsIn
   p->y_user = memory::desc(y_dims, k.y, tag::nchw);
   const dnnl::convolution_backward_data::primitive_desc pd(
       {dnnl::algorithm::convolution_direct,
@@ -227,6 +227,20 @@ memory In(dnnl::stream& stream, const dnnl::reorder& reorder,
   return m;
 }
 
+// The float32 OIHW weights `w` as the primitive of `p` reads them: rounded
+// to bf16 OIHW by dive (into `bf16`, which must outlive the primitive's
+// run), then reordered into its layout (into `buffer`). oneDNN's reorder
+// that also converts runs at about 1 ns a weight (ResNet-18's 256x256x3x3,
+// DNNL_VERBOSE=1); converting first halves it: bf16 inference 1.03-1.07x on
+// ResNet-18 and VGG-11/4 (bench/ab_throughput.py, Zen 5). The same values:
+// both round to nearest even.
+memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
+                 Tensor* bf16, Tensor* buffer) {
+  *bf16 = w.To(DType::kBfloat16);
+  return In(stream, p.w_move, p.w_prim, Memory(p.w_user, bf16->raw_data()),
+            buffer);
+}
+
 Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,
           const Tensor& y, const Tensor& residual, bool bias, bool relu) {
   return Key{
@@ -289,11 +303,10 @@ bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
   if (plan == nullptr) return false;
   const Plan& p = *plan;
   dnnl::stream stream(Engine());
-  Tensor x_buf, w_buf, y_buf;
+  Tensor x_buf, w16, w_buf, y_buf;
   memory x_prim =
       In(stream, p.x_move, p.x_prim, Memory(p.x_user, x.raw_data()), &x_buf);
-  memory w_prim =
-      In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+  memory w_prim = WeightsIn(stream, p, w, &w16, &w_buf);
   memory y_user = Memory(p.y_user, y.raw_data());
   memory y_prim = p.y_move ? Memory(p.y_prim, &y_buf) : y_user;
   if (residual.defined()) {
@@ -383,13 +396,12 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
   const std::vector<int> last_reads = ChainLastReads(stages);
   std::vector<ChainValue> values(n);
   values[0].forms.push_back(Memory(plans[0]->x_user, x.raw_data()));
-  Tensor w_buf, y_buf;
+  Tensor w16, w_buf, y_buf;
   for (size_t i = 0; i < n; ++i) {
     const Plan& p = *plans[i];
     const Conv2dStage& stage = stages[i];
     const memory in = values[stage.input].As(stream, p.x_prim);
-    memory w_prim = In(stream, p.w_move, p.w_prim,
-                       Memory(p.w_user, stage.weight.raw_data()), &w_buf);
+    memory w_prim = WeightsIn(stream, p, stage.weight, &w16, &w_buf);
     // Where the stage's output is written: a new value in the primitive's
     // layout, or, for the last stage, y or a buffer reordered into it.
     const bool last = i + 1 == n;
@@ -437,9 +449,8 @@ namespace {
 // The two gradients' primitives, given dy as the primitive reads it.
 void RunBackwardInput(dnnl::stream& stream, const Plan& p, const memory& dy,
                       const Tensor& w, Tensor& dx) {
-  Tensor w_buf, x_buf;
-  memory w_prim =
-      In(stream, p.w_move, p.w_prim, Memory(p.w_user, w.raw_data()), &w_buf);
+  Tensor w16, w_buf, x_buf;
+  memory w_prim = WeightsIn(stream, p, w, &w16, &w_buf);
   memory x_user = Memory(p.x_user, dx.raw_data());
   memory x_prim = p.x_move ? Memory(p.x_prim, &x_buf) : x_user;
   p.conv.execute(stream, {{DNNL_ARG_DIFF_DST, dy},
