@@ -231,7 +231,7 @@ memory In(dnnl::stream& stream, const dnnl::reorder& reorder,
 // to bf16 OIHW by dive (into `bf16`, which must outlive the primitive's
 // run), then reordered into its layout (into `buffer`). oneDNN's reorder
 // that also converts runs at about 1 ns a weight (ResNet-18's 256x256x3x3,
-// DNNL_VERBOSE=1); converting first halves it: bf16 inference 1.03-1.07x on
+// DNNL_VERBOSE=1); converting first halves it: bf16 inference 1.01-1.07x on
 // ResNet-18 and VGG-11/4 (bench/ab_throughput.py, Zen 5). The same values:
 // both round to nearest even.
 memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
