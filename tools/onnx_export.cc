@@ -414,7 +414,10 @@ struct Activation {
 // error names the step (and, inside a block, the block first).
 class QdqExporter {
  public:
-  explicit QdqExporter(GraphBuilder& g) : g_(g) {}
+  // `quant_max`: the largest quantized activation, 255, or 127 for a
+  // reduce_range model (quant/qparams.h kReducedQuantMax).
+  QdqExporter(GraphBuilder& g, int32_t quant_max)
+      : g_(g), quant_max_(quant_max) {}
 
   // The steps in turn from x; returns the last one's output.
   absl::StatusOr<Activation> Chain(const std::vector<PlanStep>& steps,
@@ -453,12 +456,24 @@ class QdqExporter {
 
   // QuantizeLinear then DequantizeLinear of `x` in `q` (uint8): dive's
   // rounding to its uint8 grid, as ONNX Runtime fuses it with the
-  // neighbouring ops.
+  // neighbouring ops. For a reduce_range model, whose grid ends at 127
+  // where QuantizeLinear's ends at 255, x first goes through a Clip at
+  // (127 - zero_point) x scale, which QuantizeLinear rounds to 127 exactly:
+  // dive's clamp, and a Clip ONNX Runtime cannot drop as redundant.
   Activation QuantDequant(const Activation& x, const QParams& q,
                           const std::string& prefix) {
     const auto [scale, zp] = QParamsInitializers(q, prefix);
+    std::string input = x.name;
+    if (quant_max_ < 255) {
+      input = g_.Fresh(absl::StrCat(prefix, "_clip"));
+      g_.Node("Clip",
+              {x.name, "",
+               g_.ScalarConstant(static_cast<float>(quant_max_ - q.zero_point) *
+                                 q.scale)},
+              input);
+    }
     const std::string quantized = g_.Fresh(absl::StrCat(prefix, "_uint8"));
-    g_.Node("QuantizeLinear", {x.name, scale, zp}, quantized);
+    g_.Node("QuantizeLinear", {input, scale, zp}, quantized);
     Activation y = x;
     y.name = g_.Fresh(prefix);
     g_.Node("DequantizeLinear", {quantized, scale, zp}, y.name);
@@ -734,6 +749,7 @@ class QdqExporter {
   }
 
   GraphBuilder& g_;
+  const int32_t quant_max_;
 };
 
 }  // namespace
@@ -746,12 +762,6 @@ absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
                                                    input_shape.ToString(),
                                                    " has no batch dimension"));
   }
-  if (model.reduce_range()) {
-    return absl::UnimplementedError(
-        "ONNX export of a reduce_range int8 model: its activations are "
-        "clamped to 0..127, which a QuantizeLinear to uint8 (0..255) does "
-        "not do; quantize with --reduce_range=false to export");
-  }
   onnx::ModelProto proto = NewModel(name);
   onnx::GraphProto* graph = proto.mutable_graph();
   GraphBuilder g(graph, {});
@@ -759,7 +769,7 @@ absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
   Activation x;
   x.name = "input";
   x.shape = input_shape;
-  QdqExporter exporter(g);
+  QdqExporter exporter(g, model.reduce_range() ? quant::kReducedQuantMax : 255);
   absl::StatusOr<Activation> y = exporter.Chain(model.Plan(), x);
   if (!y.ok()) return y.status();
   g.Node("Identity", {y->name}, "output");

@@ -100,8 +100,9 @@ absl::Status WriteOnnx(nn::Module& model, const Shape& input_shape,
 // ("features.0.weight", "features.0.weight_scale", "features.0.bias").
 // Errors name the step (its state_dict prefix and module): Unimplemented
 // for a float32 fallback with an op ONNX export does not support, Internal
-// when the ONNX checker rejects the graph. A reduce_range model (its
-// activations clamped to 0..127) is Unimplemented.
+// when the ONNX checker rejects the graph. In a reduce_range model (its
+// activations clamped to 0..127), each QuantizeLinear that may meet values
+// above the grid's 127 has a Clip before it at that value.
 absl::StatusOr<onnx::ModelProto> ExportQuantizedOnnx(
     const quant::QuantizedModel& model, const Shape& input_shape,
     const std::string& name);

@@ -43,6 +43,8 @@ ABSL_FLAG(std::string, out_dir, "", "Directory to write the cases into.");
 ABSL_FLAG(std::string, models, "", "Comma-separated models (default: all).");
 ABSL_FLAG(bool, int8, false,
           "Quantize the models to int8 and export them as QDQ graphs.");
+ABSL_FLAG(bool, reduce_range, false,
+          "With --int8: quantize with reduce_range (activations 0..127).");
 ABSL_FLAG(int64_t, images, 0,
           "Test images to compare on (default: 16, with --int8 256).");
 ABSL_FLAG(std::string, data_dir, dive::data::kDefaultFashionMnistDir,
@@ -107,7 +109,8 @@ absl::StatusOr<Tensor> ExportInt8(std::shared_ptr<nn::Module> model,
     calibration.push_back(*batch);
   }
   absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
-      quant::QuantizeModel(model, calibration, {});
+      quant::QuantizeModel(model, calibration,
+                           {.reduce_range = absl::GetFlag(FLAGS_reduce_range)});
   if (!q.ok()) return q.status();
   if (absl::Status s = WriteQuantizedOnnx(**q, {2, 1, size, size}, name, path);
       !s.ok()) {

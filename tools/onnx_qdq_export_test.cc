@@ -34,8 +34,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::shared_ptr<quant::QuantizedModel> QuantizeZooModel(const std::string& name,
-                                                        int64_t size) {
+std::shared_ptr<quant::QuantizedModel> QuantizeZooModel(
+    const std::string& name, int64_t size,
+    const quant::QuantizeOptions& options = {}) {
   absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
   CHECK(spec.ok()) << spec.status();
   Generator gen(7);
@@ -51,7 +52,7 @@ std::shared_ptr<quant::QuantizedModel> QuantizeZooModel(const std::string& name,
     batches.push_back(gen.Uniform({4, 1, size, size}, -1, 1));
   }
   absl::StatusOr<std::shared_ptr<quant::QuantizedModel>> q =
-      quant::QuantizeModel(*net, batches, {});
+      quant::QuantizeModel(*net, batches, options);
   CHECK(q.ok()) << q.status();
   return *q;
 }
@@ -378,6 +379,43 @@ TEST(QdqExportTest, AFallbackOnnxCannotExpressIsNamed) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(s.message(), HasSubstr("QDQ ONNX export of 2 (Functional)"));
   EXPECT_THAT(s.message(), HasSubstr("SoftmaxCrossEntropy"));
+}
+
+// A reduce_range model's activations end at 127, QuantizeLinear's at 255:
+// each QuantizeLinear of an activation's own QParams reads a Clip at
+// (127 - zero_point) x scale; one in scale 1 (the integers of a pooling,
+// already at most 127) reads none, and a model without reduce_range has no
+// Clip. ONNX Runtime's numbers: //tools:onnx_qdq_reduce_range_parity_test.
+TEST(QdqExportTest, ReduceRangeClipsBeforeEachQuantizeLinear) {
+  for (bool reduce_range : {false, true}) {
+    SCOPED_TRACE(reduce_range ? "reduce_range" : "0..255");
+    std::shared_ptr<quant::QuantizedModel> q =
+        QuantizeZooModel("resnet", 32, {.reduce_range = reduce_range});
+    absl::StatusOr<onnx::ModelProto> proto =
+        ExportQuantizedOnnx(*q, {1, 1, 32, 32}, "resnet");
+    ASSERT_TRUE(proto.ok()) << proto.status();
+    const Index index(proto->graph());
+    int clipped = 0, clips = 0;
+    for (const onnx::NodeProto& node : proto->graph().node()) {
+      clips += node.op_type() == "Clip";
+      if (node.op_type() != "QuantizeLinear") continue;
+      const float scale = ScalarFloat(*index.Initializer(node.input(1)));
+      const onnx::TensorProto* zp = index.Initializer(node.input(2));
+      ASSERT_NE(zp, nullptr);
+      const int zero_point = static_cast<uint8_t>(zp->raw_data()[0]);
+      const onnx::NodeProto* clip = index.Producer(node.input(0));
+      const bool has_clip = clip != nullptr && clip->op_type() == "Clip";
+      EXPECT_EQ(has_clip, reduce_range && scale != 1.0f) << node.name();
+      if (!has_clip) continue;
+      ++clipped;
+      ASSERT_EQ(clip->input_size(), 3);
+      EXPECT_EQ(clip->input(1), "");  // QuantizeLinear's own floor, 0
+      EXPECT_EQ(ScalarFloat(*index.Initializer(clip->input(2))),
+                static_cast<float>(127 - zero_point) * scale);
+    }
+    EXPECT_EQ(clips, clipped);
+    EXPECT_EQ(clipped > 0, reduce_range);
+  }
 }
 
 TEST(QdqExportTest, InputShapeNeedsABatch) {

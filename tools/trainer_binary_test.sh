@@ -468,7 +468,8 @@ expect_ok "quantize lenet --reduce_range=true" "$QUANTIZE" "${QU[@]}" --checkpoi
 grep -q "reduce_range: 0..127" "$TMP/case.out" || fail "quantize --reduce_range=true did not say so"
 expect_ok "eval --precision=int8 of a reduce_range checkpoint" "$EVAL" "${EV[@]}" --checkpoint="$TMP/lenet_int8_rr.safetensors" --precision=int8
 grep -q "^lenet on .*: test acc " "$TMP/case.out" || fail "int8 eval of the reduce_range checkpoint printed no accuracy"
-expect_error "export_onnx of a reduce_range checkpoint" "ONNX export of a reduce_range int8 model" "$EXPORT" --checkpoint="$TMP/lenet_int8_rr.safetensors" --out="$TMP/int8_rr.onnx"
+expect_ok "export_onnx of a reduce_range checkpoint" "$EXPORT" --checkpoint="$TMP/lenet_int8_rr.safetensors" --out="$TMP/int8_rr.onnx"
+grep -q "Clip" "$TMP/int8_rr.onnx" || fail "export_onnx of a reduce_range checkpoint wrote no Clip"
 expect_error "quantize --reduce_range=maybe" "--reduce_range \"maybe\": must be auto, true or false" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$TMP/q.safetensors" --reduce_range=maybe
 expect_ok "quantize lenet --calibration=percentile" "$QUANTIZE" "${QU[@]}" --checkpoint="$LCKPT" --out="$INT8" --calibration=percentile
 expect_ok "eval --precision=int8 --dump" "$EVAL" "${EV[@]}" --checkpoint="$INT8" --precision=int8 --dump="$TMP/int8_dump.safetensors"
