@@ -558,60 +558,15 @@ Tensor PoolU8(const Tensor& x, const std::vector<Window>& rows,
   return y;
 }
 
-// The largest element of each window (padding, -infinity, never wins): no
-// requantization. Separable, each pass a loop over contiguous bytes that
-// -O3 vectorizes: the maximum over each output column's window of every
-// input row, then over each output row's window of those rows.
+// The largest element of each window: no requantization (tensor/qops.h).
 Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const std::vector<Window> rows =
-      PoolWindows(h, p.kernel_h, p.stride_h, p.pad_h, false);
-  const std::vector<Window> cols =
-      PoolWindows(w, p.kernel_w, p.stride_w, p.pad_w, false);
-  const int64_t oh = rows.size(), ow = cols.size();
-  CHECK(oh >= 1 && ow >= 1)
+  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
+  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+  CHECK(h + 2 * p.pad_h >= p.kernel_h && w + 2 * p.pad_w >= p.kernel_w)
       << "pooling: input " << x.shape() << " is smaller than the window";
-  // For kernel column b, the output columns j whose input column
-  // j * stride - pad + b is inside the image: [lo[b], hi[b]).
-  std::vector<int64_t> lo(p.kernel_w), hi(p.kernel_w);
-  for (int64_t b = 0; b < p.kernel_w; ++b) {
-    const int64_t first = p.pad_w - b;  // j * stride >= first
-    lo[b] = first <= 0 ? 0 : (first + p.stride_w - 1) / p.stride_w;
-    const int64_t last = w - 1 + p.pad_w - b;  // j * stride <= last
-    hi[b] = last < 0 ? 0 : std::min(ow, last / p.stride_w + 1);
-  }
   Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
-  const uint8_t* in = x.data<uint8_t>();
-  uint8_t* out = y.data<uint8_t>();
-  const int64_t stride = p.stride_w, pad = p.pad_w;
-#pragma omp parallel if (n * c > 1)
-  {
-    std::vector<uint8_t> tmp(h * ow);  // row maxima of one plane
-#pragma omp for
-    for (int64_t plane = 0; plane < n * c; ++plane) {
-      const uint8_t* xp = in + plane * h * w;
-      for (int64_t r = 0; r < h; ++r) {
-        uint8_t* t = tmp.data() + r * ow;
-        const uint8_t* xr = xp + r * w;
-        std::fill(t, t + ow, uint8_t{0});
-        for (int64_t b = 0; b < p.kernel_w; ++b) {
-          const int64_t offset = b - pad;  // of input column j * stride
-          for (int64_t j = lo[b]; j < hi[b]; ++j) {
-            t[j] = std::max(t[j], xr[j * stride + offset]);
-          }
-        }
-      }
-      uint8_t* yp = out + plane * oh * ow;
-      for (int64_t i = 0; i < oh; ++i) {
-        uint8_t* yr = yp + i * ow;
-        std::fill(yr, yr + ow, uint8_t{0});
-        for (int64_t r = rows[i].begin; r < rows[i].end; ++r) {
-          const uint8_t* t = tmp.data() + r * ow;
-          for (int64_t j = 0; j < ow; ++j) yr[j] = std::max(yr[j], t[j]);
-        }
-      }
-    }
-  }
+  QMaxPool2dU8(n * c, h, w, p, x.data<uint8_t>(), y.data<uint8_t>());
   return y;
 }
 

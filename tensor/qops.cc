@@ -62,6 +62,30 @@ void QRequantizeU8(int64_t count, const uint8_t* x, QUint8Params x_params,
               });
 }
 
+namespace {
+
+// y[i] = clamp(nearbyint(ma (a[i] - za) + mb (b[i] - zb)) + zy, lo, 255)
+// for i < n: a plain loop, in a function of its own, that -O3 vectorizes
+// (widening, products in double, rounding, narrowing; in a lambda GCC kept
+// it scalar: 2.8 ns an element, 9% of an int8 ResNet-18). The rounding half
+// to even is nearbyint's, as adding and subtracting 1.5 x 2^52 makes it,
+// exact for |v| < 2^51; v is first clamped to +-512, which changes no
+// result (q saturates at 0 or 255 beyond 256 either way).
+void AddU8Run(int64_t n, const uint8_t* a, double ma, int32_t za,
+              const uint8_t* b, double mb, int32_t zb, double zy, double lo,
+              uint8_t* y) {
+  constexpr double kRound = 6755399441055744.0;  // 1.5 x 2^52
+  for (int64_t i = 0; i < n; ++i) {
+    double v = ma * static_cast<double>(a[i] - za) +
+               mb * static_cast<double>(b[i] - zb);
+    v = std::min(std::max(v, -512.0), 512.0);
+    const double q = (v + kRound) - kRound + zy;
+    y[i] = static_cast<uint8_t>(std::min(std::max(q, lo), 255.0));
+  }
+}
+
+}  // namespace
+
 void QAddU8(int64_t count, const uint8_t* a, QUint8Params a_params,
             const uint8_t* b, QUint8Params b_params, QUint8Params y_params,
             bool relu, uint8_t* y) {
@@ -75,16 +99,10 @@ void QAddU8(int64_t count, const uint8_t* a, QUint8Params a_params,
   const int32_t za = a_params.zero_point, zb = b_params.zero_point;
   const double zy = y_params.zero_point;
   const double lo = relu ? zy : 0.0;
-  // Plain loops over blocks: -O3 vectorizes the widening, the products in
-  // double, the rounding (vrndscalepd) and the narrowing.
   ParallelFor(count, ThreadsIf(count > kParallelElements),
               [&](int64_t begin, int64_t end, int) {
-                for (int64_t i = begin; i < end; ++i) {
-                  const double v = ma * static_cast<double>(a[i] - za) +
-                                   mb * static_cast<double>(b[i] - zb);
-                  const double q = std::nearbyint(v) + zy;
-                  y[i] = static_cast<uint8_t>(std::min(std::max(q, lo), 255.0));
-                }
+                AddU8Run(end - begin, a + begin, ma, za, b + begin, mb, zb, zy,
+                         lo, y + begin);
               });
 }
 
@@ -124,6 +142,56 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
                     std::memcpy(to, from, size);
                   } else {
                     ApplyTable(size, from, tables[p], to);
+                  }
+                }
+              });
+}
+
+void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
+                  const uint8_t* x, uint8_t* y) {
+  CHECK(planes >= 0 && h > 0 && w > 0 && p.kernel_h > 0 && p.kernel_w > 0 &&
+        p.stride_h > 0 && p.stride_w > 0 && p.pad_h >= 0 && p.pad_w >= 0 &&
+        2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w &&
+        h + 2 * p.pad_h >= p.kernel_h && w + 2 * p.pad_w >= p.kernel_w)
+      << "QMaxPool2dU8: a " << p.kernel_h << "x" << p.kernel_w
+      << " window, stride " << p.stride_h << "x" << p.stride_w << ", padding "
+      << p.pad_h << "x" << p.pad_w << " on a " << h << "x" << w << " plane";
+  CHECK(planes == 0 || (x != nullptr && y != nullptr));
+  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
+  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+  // A row of the vertical maxima with the padding on both sides as 0 (a
+  // byte's floor: it never wins over the window's pixels), and its
+  // horizontal maxima at every position a window may start.
+  const int64_t padded = w + 2 * p.pad_w;
+  const int64_t starts = (ow - 1) * p.stride_w + 1;
+  ParallelFor(planes, ThreadsIf(planes * h * w > kParallelElements),
+              [&](int64_t begin, int64_t end, int) {
+                std::vector<uint8_t> row(padded, 0), across(starts);
+                for (int64_t plane = begin; plane < end; ++plane) {
+                  const uint8_t* xp = x + plane * h * w;
+                  uint8_t* yp = y + plane * oh * ow;
+                  for (int64_t i = 0; i < oh; ++i) {
+                    const int64_t r0 =
+                        std::max<int64_t>(i * p.stride_h - p.pad_h, 0);
+                    const int64_t r1 =
+                        std::min(i * p.stride_h - p.pad_h + p.kernel_h, h);
+                    uint8_t* v = row.data() + p.pad_w;
+                    std::memcpy(v, xp + r0 * w, w);
+                    for (int64_t r = r0 + 1; r < r1; ++r) {
+                      const uint8_t* xr = xp + r * w;
+                      for (int64_t j = 0; j < w; ++j)
+                        v[j] = std::max(v[j], xr[j]);
+                    }
+                    std::memcpy(across.data(), row.data(), starts);
+                    for (int64_t b = 1; b < p.kernel_w; ++b) {
+                      const uint8_t* shifted = row.data() + b;
+                      for (int64_t j = 0; j < starts; ++j) {
+                        across[j] = std::max(across[j], shifted[j]);
+                      }
+                    }
+                    uint8_t* yr = yp + i * ow;
+                    for (int64_t j = 0; j < ow; ++j)
+                      yr[j] = across[j * p.stride_w];
                   }
                 }
               });

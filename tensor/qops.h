@@ -20,6 +20,8 @@
 //                  [N, C_i, H, W] parts side by side on the channels, each
 //                  part QRequantizeU8'd to the output's QUint8Params (copied
 //                  where its own are the output's)
+//   QMaxPool2dU8   the largest byte of each pooling window: no
+//                  requantization (the maximum commutes with it)
 //
 // Rounding is half to even (std::nearbyint in the default mode), as
 // quant/qparams.h's Quantize and tensor/qgemm.h's requantization. With
@@ -41,6 +43,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "tensor/pool.h"
 
 namespace dive {
 
@@ -75,6 +79,16 @@ struct QConcatPart {
 void QConcatChannelsU8(int64_t n, int64_t plane,
                        const std::vector<QConcatPart>& parts,
                        QUint8Params y_params, uint8_t* y);
+
+// y [planes, OH, OW] = the largest byte of each window of x [planes, H, W]
+// (both contiguous), the windows of `p` as MaxPool2dForward's
+// (tensor/pool.h: output sizes rounded down, padding at most half the
+// window, so that every window holds a pixel and padding never wins).
+// Vertical then horizontal, each pass over contiguous bytes that -O3
+// vectorizes; the output columns picked from the horizontal maxima at every
+// stride-th position. CHECK-fails on parameters MaxPool2dForward rejects.
+void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
+                  const uint8_t* x, uint8_t* y);
 
 }  // namespace dive
 

@@ -1,5 +1,5 @@
-// Tests of the int8 add, requantization and channel concatenation
-// (tensor/qops.h) against references in double with the documented
+// Tests of the int8 add, requantization, channel concatenation and max
+// pooling (tensor/qops.h) against references in double with the documented
 // rounding (half to even), compared exactly, on sizes on both sides of the
 // threaded and vectorized blocks.
 
@@ -53,6 +53,8 @@ TEST(QAddU8, MatchesTheDoubleReference) {
       {{0.1f, 0}, {0.1f, 0}, {0.1f, 0}},  // equal scales: exact sums
       {{0.013f, 255}, {1.7f, 17}, {0.9f, 200}},
       {{1.0f, 0}, {1.0f, 0}, {2.0f, 0}},  // every odd sum a tie
+      {{1.0f, 0}, {1.0f, 0}, {0.1f, 0}},  // sums up to 5100 steps: clamped
+      {{1.0f, 255}, {1.0f, 255}, {0.1f, 128}},  // and down to -5100
   };
   for (int64_t count : {0, 1, 15, 64, 1000, (1 << 16) + 77, 3 << 17}) {
     const std::vector<uint8_t> a = RandomBytes(count, rng);
@@ -147,6 +149,58 @@ TEST(QConcatChannelsU8, PlacesAndRequantizesEachPart) {
   }
 }
 
+// The largest in-image byte of each window, windows as MaxPool2dForward's.
+std::vector<uint8_t> RefMaxPool(int64_t planes, int64_t h, int64_t w,
+                                const Pool2dParams& p,
+                                const std::vector<uint8_t>& x) {
+  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
+  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+  std::vector<uint8_t> y;
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    for (int64_t i = 0; i < oh; ++i) {
+      for (int64_t j = 0; j < ow; ++j) {
+        int best = -1;
+        for (int64_t a = 0; a < p.kernel_h; ++a) {
+          for (int64_t b = 0; b < p.kernel_w; ++b) {
+            const int64_t r = i * p.stride_h - p.pad_h + a;
+            const int64_t c = j * p.stride_w - p.pad_w + b;
+            if (r >= 0 && r < h && c >= 0 && c < w) {
+              best = std::max<int>(best, x[(plane * h + r) * w + c]);
+            }
+          }
+        }
+        y.push_back(static_cast<uint8_t>(best));
+      }
+    }
+  }
+  return y;
+}
+
+// Square and oblong windows, strides 1 to 3, with and without padding, on
+// planes from one pixel up, threaded and not.
+TEST(QMaxPool2dU8, MatchesTheReference) {
+  std::mt19937 rng(4);
+  const Pool2dParams windows[] = {{3, 3, 2, 2, 1, 1}, {2, 2, 2, 2},
+                                  {3, 3, 1, 1, 1, 1}, {3, 2, 3, 1, 1, 0},
+                                  {1, 1, 2, 2},       {5, 3, 2, 3, 2, 1}};
+  const int64_t sizes[][3] = {{1, 5, 5}, {3, 7, 9}, {64, 48, 48}, {2, 1, 6}};
+  for (const Pool2dParams& p : windows) {
+    for (const auto& [planes, h, w] : sizes) {
+      if (h + 2 * p.pad_h < p.kernel_h || w + 2 * p.pad_w < p.kernel_w) {
+        continue;
+      }
+      const std::vector<uint8_t> x = RandomBytes(planes * h * w, rng);
+      const std::vector<uint8_t> want = RefMaxPool(planes, h, w, p, x);
+      std::vector<uint8_t> y(want.size());
+      QMaxPool2dU8(planes, h, w, p, x.data(), y.data());
+      EXPECT_EQ(y, want) << p.kernel_h << "x" << p.kernel_w << " stride "
+                         << p.stride_h << "x" << p.stride_w << " pad "
+                         << p.pad_h << "x" << p.pad_w << " on " << planes
+                         << " x " << h << "x" << w;
+    }
+  }
+}
+
 TEST(QOpsDeathTest, BadScalesAndZeroPointsAreProgrammingErrors) {
   uint8_t a[1] = {0}, y[1];
   EXPECT_DEATH(QAddU8(1, a, {0.0f, 0}, a, {1.0f, 0}, {1.0f, 0}, false, y),
@@ -157,6 +211,9 @@ TEST(QOpsDeathTest, BadScalesAndZeroPointsAreProgrammingErrors) {
                "zero point 256 outside 0..255");
   EXPECT_DEATH(QConcatChannelsU8(1, 1, {{nullptr, 1, {1.0f, 0}}}, {1.0f, 0}, y),
                "part 0 is null");
+  EXPECT_DEATH(QMaxPool2dU8(1, 1, 1, {3, 3, 1, 1, 2, 2}, a, y),
+               "QMaxPool2dU8: a 3x3 window, stride 1x1, padding 2x2 on a 1x1 "
+               "plane");
 }
 
 }  // namespace
