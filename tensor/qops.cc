@@ -147,6 +147,40 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
               });
 }
 
+namespace {
+
+// One plane of QMaxPool2dU8. `row` holds w + 2 pad_w bytes, its
+// padding 0 (a byte's floor: it never wins over the window's pixels);
+// `across`, the horizontal maxima at the (ow - 1) stride_w + 1 positions a
+// window may start.
+void MaxPoolPlaneU8(int64_t h, int64_t w, int64_t oh, int64_t ow,
+                    const Pool2dParams& p, const uint8_t* x, uint8_t* row,
+                    uint8_t* across, uint8_t* y) {
+  const int64_t starts = (ow - 1) * p.stride_w + 1;
+  uint8_t* v = row + p.pad_w;
+  for (int64_t i = 0; i < oh; ++i) {
+    const int64_t top = i * p.stride_h - p.pad_h;
+    const int64_t r0 = std::max<int64_t>(top, 0);
+    const int64_t r1 = std::min(top + p.kernel_h, h);
+    std::memcpy(v, x + r0 * w, w);
+    for (int64_t r = r0 + 1; r < r1; ++r) {
+      const uint8_t* xr = x + r * w;
+      for (int64_t j = 0; j < w; ++j) v[j] = std::max(v[j], xr[j]);
+    }
+    std::memcpy(across, row, starts);
+    for (int64_t b = 1; b < p.kernel_w; ++b) {
+      const uint8_t* shifted = row + b;
+      for (int64_t j = 0; j < starts; ++j) {
+        across[j] = std::max(across[j], shifted[j]);
+      }
+    }
+    uint8_t* yr = y + i * ow;
+    for (int64_t j = 0; j < ow; ++j) yr[j] = across[j * p.stride_w];
+  }
+}
+
+}  // namespace
+
 void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
                   const uint8_t* x, uint8_t* y) {
   CHECK(planes >= 0 && h > 0 && w > 0 && p.kernel_h > 0 && p.kernel_w > 0 &&
@@ -159,40 +193,13 @@ void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
   CHECK(planes == 0 || (x != nullptr && y != nullptr));
   const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
   const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
-  // A row of the vertical maxima with the padding on both sides as 0 (a
-  // byte's floor: it never wins over the window's pixels), and its
-  // horizontal maxima at every position a window may start.
-  const int64_t padded = w + 2 * p.pad_w;
-  const int64_t starts = (ow - 1) * p.stride_w + 1;
   ParallelFor(planes, ThreadsIf(planes * h * w > kParallelElements),
               [&](int64_t begin, int64_t end, int) {
-                std::vector<uint8_t> row(padded, 0), across(starts);
+                std::vector<uint8_t> row(w + 2 * p.pad_w, 0);
+                std::vector<uint8_t> across((ow - 1) * p.stride_w + 1);
                 for (int64_t plane = begin; plane < end; ++plane) {
-                  const uint8_t* xp = x + plane * h * w;
-                  uint8_t* yp = y + plane * oh * ow;
-                  for (int64_t i = 0; i < oh; ++i) {
-                    const int64_t r0 =
-                        std::max<int64_t>(i * p.stride_h - p.pad_h, 0);
-                    const int64_t r1 =
-                        std::min(i * p.stride_h - p.pad_h + p.kernel_h, h);
-                    uint8_t* v = row.data() + p.pad_w;
-                    std::memcpy(v, xp + r0 * w, w);
-                    for (int64_t r = r0 + 1; r < r1; ++r) {
-                      const uint8_t* xr = xp + r * w;
-                      for (int64_t j = 0; j < w; ++j)
-                        v[j] = std::max(v[j], xr[j]);
-                    }
-                    std::memcpy(across.data(), row.data(), starts);
-                    for (int64_t b = 1; b < p.kernel_w; ++b) {
-                      const uint8_t* shifted = row.data() + b;
-                      for (int64_t j = 0; j < starts; ++j) {
-                        across[j] = std::max(across[j], shifted[j]);
-                      }
-                    }
-                    uint8_t* yr = yp + i * ow;
-                    for (int64_t j = 0; j < ow; ++j)
-                      yr[j] = across[j * p.stride_w];
-                  }
+                  MaxPoolPlaneU8(h, w, oh, ow, p, x + plane * h * w, row.data(),
+                                 across.data(), y + plane * oh * ow);
                 }
               });
 }
