@@ -310,6 +310,8 @@ TEST_P(QGemmPathTest, Conv2dMatchesTheExactReference) {
       {5, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2},   // LeNet's first layer
       {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},  // several blocks per image
       {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},  // 1x1 on whole panels
+      {2, 8, 40, 40, 16, 1, 1, 2, 2, 0, 0},  // a shortcut: 16 columns at once
+      {1, 4, 45, 47, 8, 3, 3, 2, 2, 1, 1},   // stride 2, odd sizes, 24 columns
   };
   for (const ConvCase& s : cases) {
     const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
@@ -566,6 +568,8 @@ TEST_F(Avx2U7Test, QConv2dIsExactWithAndWithoutBytesAbove127) {
       {2, 64, 6, 6, 64, 3, 3, 1, 1, 1, 1},   // k = 576
       {1, 64, 20, 20, 8, 3, 3, 1, 1, 1, 1},  // without im2col
       {2, 8, 16, 16, 70, 1, 1, 1, 1, 0, 0},  // 1x1 on whole panels
+      {2, 8, 40, 40, 16, 1, 1, 2, 2, 0, 0},  // a shortcut: 16 columns at once
+      {1, 4, 45, 47, 8, 3, 3, 2, 2, 1, 1},   // stride 2, odd sizes, 24 columns
   };
   for (const ConvCase& s : cases) {
     const int64_t oh = (s.h + 2 * s.ph - s.kh) / s.sh + 1;
