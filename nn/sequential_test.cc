@@ -20,6 +20,7 @@
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
+#include "tensor/testing.h"
 #include "tensor/tensor.h"
 
 namespace dive::nn {
@@ -323,11 +324,8 @@ TEST(SequentialTest, EvaluationRunsConsecutiveConvolutionsAsOneChain) {
   const autograd::Variable x(Normal({3, 3, 20, 20}, 0, 1));
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const auto one_by_one = [&](ConvLibrary library) {
-    const ConvLibrary previous = GetConvLibrary();
-    SetConvLibrary(library);
-    std::vector<float> y = block(x).data().ToVector();  // gradients on
-    SetConvLibrary(previous);
-    return y;
+    const ScopedConvLibrary use(library);
+    return block(x).data().ToVector();  // gradients on: no chain
   };
   const std::vector<float> onednn = one_by_one(ConvLibrary::kOneDnn);
   const std::vector<float> measured = one_by_one(ConvLibrary::kAuto);

@@ -18,6 +18,7 @@
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
+#include "tensor/testing.h"
 #include "tensor/tensor.h"
 
 namespace dive::models {
@@ -121,11 +122,8 @@ TEST(ResidualTest, EvaluationRunsBlocksAsOneChain) {
   blocks.Eval();
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const auto one_by_one = [&](ConvLibrary library) {
-    const ConvLibrary previous = GetConvLibrary();
-    SetConvLibrary(library);
-    std::vector<float> y = blocks(x).data().ToVector();  // gradients on
-    SetConvLibrary(previous);
-    return y;
+    const ScopedConvLibrary use(library);
+    return blocks(x).data().ToVector();  // gradients on: no chain
   };
   const std::vector<float> onednn = one_by_one(ConvLibrary::kOneDnn);
   const std::vector<float> measured = one_by_one(ConvLibrary::kAuto);
