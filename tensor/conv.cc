@@ -408,7 +408,7 @@ Tensor Conv2dChainForward(const Tensor& x_in,
                          : values[stage.residual],
          .relu = stage.relu,
          .dtype = *stage.dtype}));
-    for (size_t v = 0; v < i + 1; ++v) {
+    for (size_t v = 0; v <= i; ++v) {
       if (last_reads[v] == static_cast<int>(i)) values[v] = Tensor();
     }
   }
