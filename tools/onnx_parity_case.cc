@@ -17,8 +17,8 @@
 // on).
 //
 //   bazel run //tools:onnx_parity_case -- --out_dir=/tmp/onnx_parity
-//   bazel run //tools:onnx_parity_case -- --int8 --images=1000 --out_dir=/tmp/qdq
-//   bazel run //tools:onnx_parity_case -- --int8 --reduce_range --out_dir=/tmp/r
+//   bazel run //tools:onnx_parity_case -- --int8 --images=1000 --out_dir=/tmp
+//   bazel run //tools:onnx_parity_case -- --int8 --reduce_range --out_dir=/tmp
 
 #include <memory>
 #include <string>
