@@ -149,33 +149,89 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
 
 namespace {
 
-// One plane of QMaxPool2dU8. `row` holds w + 2 pad_w bytes, its
-// padding 0 (a byte's floor: it never wins over the window's pixels);
-// `across`, the horizontal maxima at the (ow - 1) stride_w + 1 positions a
-// window may start.
+// Per-thread buffers of QMaxPool2dU8 for planes of h x w.
+struct MaxPoolScratch {
+  MaxPoolScratch(int64_t h, int64_t w, int64_t pad_w)
+      : down(h * w),
+        across(h * w),
+        row(w + 2 * pad_w, 0),
+        row_across(w + 2 * pad_w) {}
+  // The vertical maxima of the window's rows from each row whose window
+  // fits, and their horizontal maxima from each byte: each one long loop
+  // over the plane (rows of a few dozen bytes, one at a time, left the
+  // vector loops idle).
+  std::vector<uint8_t> down, across;
+  // One row's vertical maxima between padding of 0 (a byte's floor: it
+  // never wins over the window's pixels), and its horizontal maxima, for
+  // the output rows whose window the padding clips.
+  std::vector<uint8_t> row, row_across;
+};
+
+// One plane of QMaxPool2dU8.
 void MaxPoolPlaneU8(int64_t h, int64_t w, int64_t oh, int64_t ow,
-                    const Pool2dParams& p, const uint8_t* x, uint8_t* row,
-                    uint8_t* across, uint8_t* y) {
-  const int64_t starts = (ow - 1) * p.stride_w + 1;
-  uint8_t* v = row + p.pad_w;
+                    const Pool2dParams& p, const uint8_t* x, MaxPoolScratch& s,
+                    uint8_t* y) {
+  const int64_t kh = p.kernel_h, kw = p.kernel_w;
+  const int64_t fits = h - kh + 1;  // rows whose window fits
+  uint8_t* down = s.down.data();
+  uint8_t* across = s.across.data();
+  if (fits > 0) {
+    const int64_t len = fits * w;
+    std::memcpy(down, x, len);
+    for (int64_t a = 1; a < kh; ++a) {
+      const uint8_t* xa = x + a * w;
+      for (int64_t k = 0; k < len; ++k) down[k] = std::max(down[k], xa[k]);
+    }
+    // Near each row's end these mix two rows; no output reads those.
+    const int64_t starts = len - kw + 1;
+    if (starts > 0) {
+      std::memcpy(across, down, starts);
+      for (int64_t b = 1; b < kw; ++b) {
+        const uint8_t* db = down + b;
+        for (int64_t k = 0; k < starts; ++k) {
+          across[k] = std::max(across[k], db[k]);
+        }
+      }
+    }
+  }
   for (int64_t i = 0; i < oh; ++i) {
     const int64_t top = i * p.stride_h - p.pad_h;
+    uint8_t* yr = y + i * ow;
+    if (top >= 0 && top + kh <= h) {
+      const uint8_t* dr = down + top * w;
+      const uint8_t* ar = across + top * w;
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t left = j * p.stride_w - p.pad_w;
+        if (left >= 0 && left + kw <= w) {
+          yr[j] = ar[left];
+        } else {  // the padding clips the window on the side
+          const int64_t c1 = std::min(left + kw, w);
+          uint8_t m = 0;
+          for (int64_t c = std::max<int64_t>(left, 0); c < c1; ++c) {
+            m = std::max(m, dr[c]);
+          }
+          yr[j] = m;
+        }
+      }
+      continue;
+    }
+    // A window the padding clips above or below: its rows one by one.
     const int64_t r0 = std::max<int64_t>(top, 0);
-    const int64_t r1 = std::min(top + p.kernel_h, h);
+    const int64_t r1 = std::min(top + kh, h);
+    uint8_t* v = s.row.data() + p.pad_w;
     std::memcpy(v, x + r0 * w, w);
     for (int64_t r = r0 + 1; r < r1; ++r) {
       const uint8_t* xr = x + r * w;
       for (int64_t j = 0; j < w; ++j) v[j] = std::max(v[j], xr[j]);
     }
-    std::memcpy(across, row, starts);
-    for (int64_t b = 1; b < p.kernel_w; ++b) {
-      const uint8_t* shifted = row + b;
-      for (int64_t j = 0; j < starts; ++j) {
-        across[j] = std::max(across[j], shifted[j]);
-      }
+    uint8_t* ra = s.row_across.data();
+    const int64_t starts = (ow - 1) * p.stride_w + 1;
+    std::memcpy(ra, s.row.data(), starts);
+    for (int64_t b = 1; b < kw; ++b) {
+      const uint8_t* shifted = s.row.data() + b;
+      for (int64_t j = 0; j < starts; ++j) ra[j] = std::max(ra[j], shifted[j]);
     }
-    uint8_t* yr = y + i * ow;
-    for (int64_t j = 0; j < ow; ++j) yr[j] = across[j * p.stride_w];
+    for (int64_t j = 0; j < ow; ++j) yr[j] = ra[j * p.stride_w];
   }
 }
 
@@ -195,11 +251,10 @@ void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
   const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
   ParallelFor(planes, ThreadsIf(planes * h * w > kParallelElements),
               [&](int64_t begin, int64_t end, int) {
-                std::vector<uint8_t> row(w + 2 * p.pad_w, 0);
-                std::vector<uint8_t> across((ow - 1) * p.stride_w + 1);
+                MaxPoolScratch scratch(h, w, p.pad_w);
                 for (int64_t plane = begin; plane < end; ++plane) {
-                  MaxPoolPlaneU8(h, w, oh, ow, p, x + plane * h * w, row.data(),
-                                 across.data(), y + plane * oh * ow);
+                  MaxPoolPlaneU8(h, w, oh, ow, p, x + plane * h * w, scratch,
+                                 y + plane * oh * ow);
                 }
               });
 }

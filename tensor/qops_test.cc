@@ -180,9 +180,14 @@ std::vector<uint8_t> RefMaxPool(int64_t planes, int64_t h, int64_t w,
 // planes from one pixel up, threaded and not.
 TEST(QMaxPool2dU8, MatchesTheReference) {
   std::mt19937 rng(4);
-  const Pool2dParams windows[] = {{3, 3, 2, 2, 1, 1}, {2, 2, 2, 2},
-                                  {3, 3, 1, 1, 1, 1}, {3, 2, 3, 1, 1, 0},
-                                  {1, 1, 2, 2},       {5, 3, 2, 3, 2, 1}};
+  const Pool2dParams windows[] = {{3, 3, 2, 2, 1, 1},
+                                  {2, 2, 2, 2},
+                                  {3, 3, 1, 1, 1, 1},
+                                  {3, 2, 3, 1, 1, 0},
+                                  {1, 1, 2, 2},
+                                  {5, 3, 2, 3, 2, 1},
+                                  // half-window padding: w + 1 starts
+                                  {2, 2, 1, 1, 1, 1}};
   const int64_t sizes[][3] = {{1, 5, 5}, {3, 7, 9}, {64, 48, 48}, {2, 1, 6}};
   for (const Pool2dParams& p : windows) {
     for (const auto& [planes, h, w] : sizes) {
