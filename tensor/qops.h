@@ -84,9 +84,10 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
 // (both contiguous), the windows of `p` as MaxPool2dForward's
 // (tensor/pool.h: output sizes rounded down, padding at most half the
 // window, so that every window holds a pixel and padding never wins).
-// Vertical then horizontal, each pass over contiguous bytes that -O3
-// vectorizes; the output columns picked from the horizontal maxima at every
-// stride-th position. CHECK-fails on parameters MaxPool2dForward rejects.
+// The vertical maxima of the whole plane, then their horizontal maxima,
+// each one long loop over contiguous bytes that -O3 vectorizes, and the
+// outputs picked from them (the windows the padding clips, row by row).
+// CHECK-fails on parameters MaxPool2dForward rejects.
 void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
                   const uint8_t* x, uint8_t* y);
 
