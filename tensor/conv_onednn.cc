@@ -372,7 +372,6 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
   CHECK(!stages.empty() && g.size() == stages.size());
   const size_t n = stages.size();
   std::vector<const Plan*> plans;
-  std::vector<dt> stored_types;  // each stage's y
   for (size_t i = 0; i < n; ++i) {
     // What OneDnnConv2dForward would be given: x or the stored value the
     // stage reads and adds, and y in the stage's dtype.
@@ -390,7 +389,6 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
     const Plan* plan = PlanFor(key);
     if (plan == nullptr) return false;
     plans.push_back(plan);
-    stored_types.push_back(key.y);
   }
   dnnl::stream stream(Engine());
   const std::vector<int> last_reads = ChainLastReads(stages);
@@ -426,9 +424,9 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
     // Stored in the stage's dtype, as OneDnnConv2dForward stores it (its
     // primitive writes float32 where it adds a float32 residual).
     out.forms.push_back(dst);
-    if (p.y_prim.data_type() != stored_types[i]) {
+    if (p.y_prim.data_type() != StoredType(stage)) {
       memory::desc stored = p.y_prim;
-      stored.data.data_type = static_cast<dnnl_data_type_t>(stored_types[i]);
+      stored.data.data_type = static_cast<dnnl_data_type_t>(StoredType(stage));
       out.As(stream, stored);
       out.forms.erase(out.forms.begin());
       out.buffers.erase(out.buffers.begin());
