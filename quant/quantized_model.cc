@@ -560,13 +560,10 @@ Tensor PoolU8(const Tensor& x, const std::vector<Window>& rows,
 
 // The largest element of each window: no requantization (tensor/qops.h).
 Tensor MaxPoolU8(const Tensor& x, const Pool2dParams& p) {
-  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
-  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
-  CHECK(h + 2 * p.pad_h >= p.kernel_h && w + 2 * p.pad_w >= p.kernel_w)
-      << "pooling: input " << x.shape() << " is smaller than the window";
-  Tensor y = Tensor::Empty({n, c, oh, ow}, DType::kUint8);
-  QMaxPool2dU8(n * c, h, w, p, x.data<uint8_t>(), y.data<uint8_t>());
+  Tensor y = Tensor::Empty(Pool2dOutputShape("int8 max pooling", x.shape(), p),
+                           DType::kUint8);
+  QMaxPool2dU8(x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p, x.data<uint8_t>(),
+               y.data<uint8_t>());
   return y;
 }
 

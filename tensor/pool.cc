@@ -63,6 +63,15 @@ PoolGeometry MakePoolGeometry(const char* op, const Shape& x,
   return g;
 }
 
+}  // namespace
+
+Shape Pool2dOutputShape(const char* op, const Shape& x, const Pool2dParams& p) {
+  const PoolGeometry g = MakePoolGeometry(op, x, p);
+  return Shape{x[0], x[1], g.oh, g.ow};
+}
+
+namespace {
+
 // Windows that tile the input without overlap or padding (2x2, stride 2):
 // every input belongs to at most one window.
 bool Tiling(const PoolGeometry& g) {

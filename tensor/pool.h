@@ -47,6 +47,13 @@ struct Pool2dParams {
   int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h = 0, pad_w = 0;
 };
 
+// The shape [N, C, OH, OW] a pooling of x [N, C, H, W] by `p` gives, after
+// the checks every pooling here makes (x 4-D, window and stride positive,
+// padding at most half the window, the padded input at least the window),
+// which CHECK-fail naming `op`, the shape and the parameters. For kernels
+// of other dtypes (tensor/qops.h QMaxPool2dU8) and their callers.
+Shape Pool2dOutputShape(const char* op, const Shape& x, const Pool2dParams& p);
+
 // MaxPool2dForward()
 //
 // The largest element of each window of x [N, C, H, W], giving

@@ -239,16 +239,10 @@ void MaxPoolPlaneU8(int64_t h, int64_t w, int64_t oh, int64_t ow,
 
 void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
                   const uint8_t* x, uint8_t* y) {
-  CHECK(planes >= 0 && h > 0 && w > 0 && p.kernel_h > 0 && p.kernel_w > 0 &&
-        p.stride_h > 0 && p.stride_w > 0 && p.pad_h >= 0 && p.pad_w >= 0 &&
-        2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w &&
-        h + 2 * p.pad_h >= p.kernel_h && w + 2 * p.pad_w >= p.kernel_w)
-      << "QMaxPool2dU8: a " << p.kernel_h << "x" << p.kernel_w
-      << " window, stride " << p.stride_h << "x" << p.stride_w << ", padding "
-      << p.pad_h << "x" << p.pad_w << " on a " << h << "x" << w << " plane";
+  CHECK_GE(planes, 0) << "QMaxPool2dU8";
+  const Shape out = Pool2dOutputShape("QMaxPool2dU8", {planes, 1, h, w}, p);
   CHECK(planes == 0 || (x != nullptr && y != nullptr));
-  const int64_t oh = (h + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1;
-  const int64_t ow = (w + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1;
+  const int64_t oh = out[2], ow = out[3];
   ParallelFor(planes, ThreadsIf(planes * h * w > kParallelElements),
               [&](int64_t begin, int64_t end, int) {
                 MaxPoolScratch scratch(h, w, p.pad_w);

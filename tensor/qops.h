@@ -87,7 +87,7 @@ void QConcatChannelsU8(int64_t n, int64_t plane,
 // The vertical maxima of the whole plane, then their horizontal maxima,
 // each one long loop over contiguous bytes that -O3 vectorizes, and the
 // outputs picked from them (the windows the padding clips, row by row).
-// CHECK-fails on parameters MaxPool2dForward rejects.
+// CHECK-fails on parameters MaxPool2dForward rejects (Pool2dOutputShape).
 void QMaxPool2dU8(int64_t planes, int64_t h, int64_t w, const Pool2dParams& p,
                   const uint8_t* x, uint8_t* y);
 

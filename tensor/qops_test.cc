@@ -217,8 +217,11 @@ TEST(QOpsDeathTest, BadScalesAndZeroPointsAreProgrammingErrors) {
   EXPECT_DEATH(QConcatChannelsU8(1, 1, {{nullptr, 1, {1.0f, 0}}}, {1.0f, 0}, y),
                "part 0 is null");
   EXPECT_DEATH(QMaxPool2dU8(1, 1, 1, {3, 3, 1, 1, 2, 2}, a, y),
-               "QMaxPool2dU8: a 3x3 window, stride 1x1, padding 2x2 on a 1x1 "
-               "plane");
+               "QMaxPool2dU8: padding must be at most half the kernel size "
+               "\\(x \\[1, 1, 1, 1\\], kernel 3x3, stride 1x1, padding "
+               "2x2\\)");
+  EXPECT_DEATH(QMaxPool2dU8(1, 2, 2, {3, 3, 1, 1, 0, 0}, a, y),
+               "QMaxPool2dU8: .*smaller than the kernel");
 }
 
 }  // namespace
