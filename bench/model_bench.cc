@@ -68,7 +68,7 @@ float ModelRunner::TrainStep() {
 }
 
 Tensor ModelRunner::Infer() {
-  model_->Eval();
+  if (!model_->is_frozen()) model_->Freeze();
   autograd::NoGradGuard no_grad;
   return (*model_)(autograd::Variable(images_)).data();
 }

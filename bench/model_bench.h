@@ -10,7 +10,9 @@
 // A training step is what `train::Train` does per batch: forward, mean
 // SoftmaxCrossEntropy, read the loss, zero the gradients, backward, and an
 // optim::SGD step with the recipe's learning rate (no momentum, no weight
-// decay). Inference is a forward pass in eval mode under `NoGradGuard`.
+// decay). Inference is a forward pass under `NoGradGuard` of the model
+// frozen for inference (nn::Module::Freeze: eval mode, the weights prepared
+// once), as train::Evaluate runs it.
 //
 // Bench resolutions: the small models (softmax, MLPs, LeNets) run at their
 // recipe's batch size and input size (256 at 28 x 28). The large ones run at
@@ -77,7 +79,8 @@ class ModelRunner {
 
   // One training step (train mode); returns the loss before the update.
   float TrainStep();
-  // One forward pass in eval mode without gradients; returns the logits.
+  // One forward pass of the frozen model without gradients (the first call
+  // freezes it, a training step thaws it); returns the logits.
   Tensor Infer();
 
   const BenchSetting& setting() const { return setting_; }

@@ -253,6 +253,41 @@ TEST_P(ZooModelTest, FusedEvaluationMatchesUnfused) {
                            << " -> " << after;
 }
 
+// A frozen model (nn::Module::Freeze: the weights folded, rounded and packed
+// once) gives the logits of the fused model's evaluation, bit for bit, in
+// float32 and bf16, at its first call and later ones; Train thaws it, and
+// gradients reach every parameter again.
+TEST_P(ZooModelTest, FrozenEvaluationMatchesUnfrozen) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(8);
+  const int64_t size = spec.quick_input_size;
+  const std::shared_ptr<nn::Module> net = MakeOrDie(spec, size);
+  net->Fuse();
+  const auto [x, y] = RandomBatch(3, size);
+  for (const MatmulPrecision precision :
+       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+    const ScopedMatmulPrecision scope(precision);
+    SCOPED_TRACE(precision == MatmulPrecision::kFloat32 ? "float32" : "bf16");
+    autograd::NoGradGuard no_grad;
+    net->Thaw();
+    net->Eval();
+    const std::vector<float> want =
+        (*net)(autograd::Variable(x)).data().ToVector();
+    net->Freeze();
+    for (int call = 0; call < 2; ++call) {
+      EXPECT_EQ((*net)(autograd::Variable(x)).data().ToVector(), want)
+          << spec.name;
+    }
+  }
+  net->Train();
+  EXPECT_FALSE(net->is_frozen());
+  net->ZeroGrad();
+  autograd::SoftmaxCrossEntropy((*net)(autograd::Variable(x)), y).Backward();
+  for (const auto& [name, param] : net->NamedParameters()) {
+    EXPECT_TRUE(param.grad().defined()) << spec.name << " " << name;
+  }
+}
+
 // Fuse in training mode (ReLU in the convolution's or BatchNorm's pass):
 // a fused twin's loss and gradients are the unfused model's, bit for bit.
 // ... in float32, and in bf16 (matmul operands rounded to bf16), where the

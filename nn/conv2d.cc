@@ -81,6 +81,20 @@ Conv2dStage Conv2d::ChainStage() const {
 
 std::pair<autograd::Variable, autograd::Variable>
 Conv2d::EffectiveWeightAndBias() const {
+  if (is_frozen()) return {frozen_weight_, frozen_bias_};
+  return CurrentWeightAndBias();
+}
+
+void Conv2d::OnFreeze(bool frozen) {
+  frozen_weight_ = frozen_bias_ = autograd::Variable();
+  if (!frozen) return;
+  const auto [weight, bias] = CurrentWeightAndBias();
+  frozen_weight_ = autograd::Variable(weight.data().Frozen());
+  if (bias.defined()) frozen_bias_ = autograd::Variable(bias.data().Clone());
+}
+
+std::pair<autograd::Variable, autograd::Variable> Conv2d::CurrentWeightAndBias()
+    const {
   if (!FoldsBatchNorm()) return {weight_, bias_};
   const BatchNormBase& bn = *fused_bn_;
   const autograd::Variable scale =
@@ -100,6 +114,7 @@ void Conv2d::FuseWith(std::shared_ptr<BatchNormBase> bn, bool relu) {
       << " features";
   fused_bn_ = std::move(bn);
   fused_relu_ = relu;
+  if (is_frozen()) OnFreeze(true);
 }
 
 autograd::Variable Conv2d::CallWithResidual(

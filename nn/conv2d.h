@@ -128,8 +128,9 @@ class Conv2d : public Module {
   // Whether the next call folds the BatchNorm (evaluation mode with one).
   bool FoldsBatchNorm() const { return fused_bn_ != nullptr && !is_training(); }
   // The weight and bias the next call uses: weight() and bias(), or, when it
-  // folds a BatchNorm, w' and b' above (b' defined even without a bias). What
-  // int8 quantization (quant/) reads.
+  // folds a BatchNorm, w' and b' above (b' defined even without a bias);
+  // while frozen (Module::Freeze), a snapshot of them, the weight a frozen
+  // tensor. What int8 quantization (quant/) reads.
   std::pair<autograd::Variable, autograd::Variable> EffectiveWeightAndBias()
       const;
   // The next call as a stage of a chain of convolutions run in one
@@ -170,7 +171,15 @@ class Conv2d : public Module {
   autograd::Variable CallWithResidual(const autograd::Variable& x,
                                       const autograd::Variable& residual);
 
+ protected:
+  // Frozen: takes or drops the snapshot EffectiveWeightAndBias returns.
+  void OnFreeze(bool frozen) override;
+
  private:
+  // EffectiveWeightAndBias() without the snapshot.
+  std::pair<autograd::Variable, autograd::Variable> CurrentWeightAndBias()
+      const;
+
   Conv2dOptions options_;
   Conv2dParams params_;
   autograd::Variable weight_;
@@ -180,6 +189,7 @@ class Conv2d : public Module {
   bool feeds_conv_ = false;
   bool feeds_autocast_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
+  autograd::Variable frozen_weight_, frozen_bias_;  // while frozen
 };
 
 // TryConvChain()

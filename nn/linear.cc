@@ -28,7 +28,17 @@ autograd::Variable Linear::Forward(const autograd::Variable& x) {
   CHECK(x.rank() == 2 && x.dim(1) == in_features_)
       << Describe() << ": expected input [N, " << in_features_ << "], got "
       << x.shape();
+  if (is_frozen())
+    return dive::autograd::Linear(x, frozen_weight_, frozen_bias_);
   return dive::autograd::Linear(x, weight_, bias_);
+}
+
+void Linear::OnFreeze(bool frozen) {
+  frozen_weight_ = frozen ? autograd::Variable(weight_.data().Frozen())
+                          : autograd::Variable();
+  frozen_bias_ = frozen && bias_.defined()
+                     ? autograd::Variable(bias_.data().Clone())
+                     : autograd::Variable();
 }
 
 std::string Linear::Describe() const {

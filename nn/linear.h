@@ -45,11 +45,17 @@ class Linear : public Module {
   // [out_features], or undefined without a bias.
   const autograd::Variable& bias() const { return bias_; }
 
+ protected:
+  // Frozen (Module::Freeze): calls use a frozen snapshot of the weight and a
+  // copy of the bias.
+  void OnFreeze(bool frozen) override;
+
  private:
   int64_t in_features_;
   int64_t out_features_;
   autograd::Variable weight_;
   autograd::Variable bias_;
+  autograd::Variable frozen_weight_, frozen_bias_;  // while frozen
 };
 
 }  // namespace dive::nn

@@ -220,6 +220,7 @@ absl::Status Module::LoadStateDict(const std::map<std::string, Tensor>& state) {
     Tensor dst = tensor;
     dst.CopyFrom(state.at(name));
   }
+  Refreeze();
   return absl::OkStatus();
 }
 
@@ -232,7 +233,31 @@ int64_t Module::NumParameters() const {
 // ---- Mode and gradients -----------------------------------------------------
 
 void Module::Train(bool on) {
+  if (on) Thaw();
   for (auto& [name, module] : NamedModules()) module->training_ = on;
+}
+
+void Module::Thaw() {
+  for (auto& [name, module] : NamedModules()) {
+    if (module->frozen_) {
+      module->frozen_ = false;
+      module->OnFreeze(false);
+    }
+  }
+}
+
+void Module::Freeze() {
+  Train(false);
+  for (auto& [name, module] : NamedModules()) {
+    module->frozen_ = true;
+    module->OnFreeze(true);
+  }
+}
+
+void Module::Refreeze() {
+  for (auto& [name, module] : NamedModules()) {
+    if (module->frozen_) module->OnFreeze(true);
+  }
 }
 
 void Module::ZeroGrad() {

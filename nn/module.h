@@ -133,6 +133,26 @@ class Module {
   void Eval() { Train(false); }
   bool is_training() const { return training_; }
 
+  // Freeze()
+  //
+  // Evaluation mode with the weights taken as constants, for inference, as
+  // torch.jit.freeze does: each Conv2d and Linear snapshots the weights its
+  // calls use (a Conv2d's with its BatchNorm folded in, after Fuse()) as a
+  // frozen tensor (Tensor::Frozen), so that its kernels keep what they
+  // derive from them (the GEMM's packed panels, oneDNN's blocked bf16
+  // weights) instead of folding, rounding and packing every weight at every
+  // call. The results are unfrozen evaluation's within float rounding (a
+  // frozen Linear adds its bias after the products instead of before).
+  //
+  // The snapshot is of the parameters and running statistics at this call:
+  // later changes to them are not seen until Freeze() is called again.
+  // Thaw() drops it, and so does Train(); LoadStateDict() and Fuse() take
+  // it again. Gradients do not reach the parameters of a frozen model.
+  void Freeze();
+  // Drops the snapshots; the mode stays as it is.
+  void Thaw();
+  bool is_frozen() const { return frozen_; }
+
   // Clears the gradient of every parameter (`grad()` becomes undefined).
   void ZeroGrad();
 
@@ -204,6 +224,11 @@ class Module {
   // Registers a trainable float32 parameter initialized to `init` (its
   // storage is kept); returns it.
   autograd::Variable RegisterParameter(const std::string& name, Tensor init);
+  // Called on each module by Freeze() (true), by Thaw() and Train() on a
+  // frozen model (false), and by LoadStateDict() and Fuse() on a frozen one
+  // (true again):
+  // Conv2d and Linear take or drop their snapshots. The base has none.
+  virtual void OnFreeze(bool frozen) {}
   // Registers a buffer; the returned handle shares storage with the module's.
   Tensor RegisterBuffer(const std::string& name, Tensor init);
   // Registers a submodule (not null); returns it with its own type.
@@ -218,7 +243,10 @@ class Module {
   void RegisterChild(const std::string& name, std::shared_ptr<Module> module);
   // CHECK-fails unless `name` is a new, non-empty name without dots.
   void CheckNewName(const char* what, const std::string& name) const;
+  // Calls OnFreeze(true) again on every frozen module (new values).
+  void Refreeze();
   bool training_ = true;
+  bool frozen_ = false;
   autograd::HookList<ForwardPreHook> forward_pre_hooks_;
   autograd::HookList<ForwardHook> forward_hooks_;
   std::vector<std::pair<std::string, autograd::Variable>> parameters_;

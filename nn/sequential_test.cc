@@ -13,21 +13,24 @@
 #include "nn/batch_norm.h"
 #include "nn/bf16_activations.h"
 #include "nn/conv2d.h"
+#include "nn/flatten.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
 #include "nn/testing.h"
 #include "tensor/conv.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
+#include "tensor/ops.h"
 #include "tensor/random.h"
-#include "tensor/testing.h"
 #include "tensor/tensor.h"
+#include "tensor/testing.h"
 
 namespace dive::nn {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::FloatNear;
+using ::testing::Not;
 using ::testing::Pointwise;
 
 TEST(SequentialTest, ChainsInOrder) {
@@ -128,6 +131,61 @@ TEST(SequentialTest, FuseAbsorbsBatchNormAndRelu) {
                                   lone_bn.get()));
   EXPECT_TRUE(bn1->AppliesRelu());
   EXPECT_FALSE(lone_bn->AppliesRelu());
+}
+
+// Freeze snapshots the weights each layer's calls use (the convolution's
+// with its BatchNorm folded) as frozen tensors, whose kernels keep what they
+// derive from them: the values of unfrozen evaluation. Later changes to the
+// parameters are not seen until Freeze again or LoadStateDict; Thaw and
+// Train drop the snapshots.
+TEST(SequentialTest, FreezeSnapshotsTheWeightsUntilFreezeLoadOrTrain) {
+  ManualSeed(14);
+  auto conv = std::make_shared<Conv2d>(2, 3, 3, 1, 1);
+  auto bn = std::make_shared<BatchNorm2d>(3);
+  auto fc = std::make_shared<Linear>(3 * 5 * 5, 4);
+  AssignValues(bn->running_mean(), {0.1f, -0.2f, 0.3f});
+  AssignValues(bn->running_var(), {2.0f, 0.5f, 1.0f});
+  Sequential seq(
+      {conv, bn, std::make_shared<ReLU>(), std::make_shared<Flatten>(), fc});
+  seq.Fuse();
+  const autograd::Variable x(Normal({2, 2, 5, 5}, 0, 1));
+  autograd::NoGradGuard no_grad;
+  const auto output = [&] { return seq(x).data().ToVector(); };
+  seq.Eval();
+  const std::vector<float> want = output();
+  std::map<std::string, Tensor> state;
+  for (const auto& [key, t] : seq.StateDict()) state[key] = t.Clone();
+
+  seq.Freeze();
+  EXPECT_TRUE(seq.is_frozen() && conv->is_frozen() && !seq.is_training());
+  const Tensor frozen_weight = conv->EffectiveWeightAndBias().first.data();
+  EXPECT_NE(frozen_weight.frozen_forms(), nullptr);
+  EXPECT_FALSE(frozen_weight.SharesStorage(conv->weight().data()));
+  EXPECT_THAT(output(), Pointwise(FloatNear(1e-5), want));
+  EXPECT_GE(frozen_weight.frozen_forms()->size(), 1u);  // a pack was kept
+
+  Tensor w = fc->weight().data();  // shares the parameter's storage
+  w.CopyFrom(ops::AddScalar(w, 0.5f));
+  EXPECT_THAT(output(), Pointwise(FloatNear(1e-5), want));  // the snapshot
+  seq.Freeze();
+  const std::vector<float> moved = output();
+  seq.Thaw();
+  EXPECT_FALSE(seq.is_frozen() || fc->is_frozen() || seq.is_training());
+  EXPECT_THAT(moved, Pointwise(FloatNear(1e-5), output()));
+  EXPECT_THAT(moved, Not(Pointwise(FloatNear(1e-2), want)));
+
+  seq.Freeze();
+  ASSERT_TRUE(seq.LoadStateDict(state).ok());
+  EXPECT_TRUE(seq.is_frozen());
+  EXPECT_THAT(output(), Pointwise(FloatNear(1e-5), want));
+  // Fuse takes the snapshot again: here without the fold.
+  conv->FuseWith(nullptr, false);
+  EXPECT_EQ(conv->EffectiveWeightAndBias().first.data().ToVector(),
+            conv->weight().data().ToVector());
+  seq.Train();
+  EXPECT_FALSE(seq.is_frozen() || conv->is_frozen() || fc->is_frozen());
+  EXPECT_TRUE(conv->EffectiveWeightAndBias().first.data().SharesStorage(
+      conv->weight().data()));
 }
 
 // The dtype of each module's output in the calls of a model, seen through

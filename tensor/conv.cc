@@ -486,11 +486,11 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       j += len;
     }
   };
-  // The weights [OC, CKK], packed once for every image (a buffer of this
-  // thread's, shared by the reference with the threads of the batch loop).
+  // The weights [OC, CKK], packed once for every image (into a buffer of
+  // this thread's, shared by the reference with the threads of the batch
+  // loop), or once for good where they are frozen.
   thread_local GemmLhs packed;
-  GemmLhs& weights = packed;
-  weights.Pack(false, g.oc, g.Ckk(), w.data(), g.Ckk());
+  const GemmLhs& weights = PackWeights(w, g.oc, g.Ckk(), packed);
 
   WithActivation(x, [&](const auto* px) {
     const int64_t cs = ChunkSize(g, g.oc);

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensor/cpu.h"
@@ -234,11 +235,31 @@ memory In(dnnl::stream& stream, const dnnl::reorder& reorder,
 // DNNL_VERBOSE=1); converting first halves it: bf16 inference 1.01-1.07x on
 // ResNet-18 and VGG-11/4 (bench/ab_throughput.py, Zen 5). The same values:
 // both round to nearest even.
-memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
-                 Tensor* bf16, Tensor* buffer) {
+memory ConvertWeights(dnnl::stream& stream, const Plan& p, const Tensor& w,
+                      Tensor* bf16, Tensor* buffer) {
   *bf16 = w.To(DType::kBfloat16);
   return In(stream, p.w_move, p.w_prim, Memory(p.w_user, bf16->raw_data()),
             buffer);
+}
+
+// ConvertWeights at each call; for frozen weights (Tensor::Frozen), once
+// per plan, kept with them for every later call.
+memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
+                 Tensor* bf16, Tensor* buffer) {
+  FrozenForms* const forms = w.frozen_forms();
+  if (forms == nullptr) return ConvertWeights(stream, p, w, bf16, buffer);
+  // Plans live as long as the process, so the address names one.
+  const Tensor& kept = forms->Get<Tensor>(
+      absl::StrCat("oneDNN weights of plan ",
+                   absl::Hex(reinterpret_cast<uintptr_t>(&p)), " at ",
+                   w.offset()),
+      [&] {
+        Tensor w16, w_buf;
+        ConvertWeights(stream, p, w, &w16, &w_buf);
+        stream.wait();
+        return std::make_unique<Tensor>(p.w_move ? w_buf : w16);
+      });
+  return Memory(p.w_prim, kept.raw_data());
 }
 
 Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,

@@ -750,6 +750,48 @@ TEST(Conv2d, ChainMatchesTheConvolutionsOneByOne) {
   SetNumThreads(0);
 }
 
+// Frozen weights (Tensor::Frozen): each kernel keeps what it derives from
+// them (dive's packed panels, oneDNN's blocked bf16 weights) and gives, bit
+// for bit, what the same weights give unfrozen, at the first call and the
+// later ones; single convolutions and chains, float32 and bf16, both
+// libraries.
+TEST(Conv2d, FrozenWeightsGiveTheSameValues) {
+  Generator gen(79);
+  for (std::vector<Conv2dStage> stages : ChainCases(gen)) {
+    const Tensor x = gen.Normal(ChainInput(stages), 0, 1);
+    std::vector<Conv2dStage> frozen = stages;
+    for (Conv2dStage& stage : frozen) stage.weight = stage.weight.Frozen();
+    const Conv2dStage& first = stages[0];
+    const Tensor& first_frozen = frozen[0].weight;
+    for (MatmulPrecision precision :
+         {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+      const ScopedMatmulPrecision scope(precision);
+      for (ConvLibrary library : {ConvLibrary::kDive, ConvLibrary::kOneDnn}) {
+        const ScopedConvLibrary use(library);
+        SCOPED_TRACE(absl::StrCat(
+            precision == MatmulPrecision::kBfloat16 ? "bf16" : "float32",
+            library == ConvLibrary::kDive ? ", dive" : ", oneDNN"));
+        const Conv2dEpilogue epilogue{.relu = true};
+        const std::vector<float> want =
+            Conv2dForward(x, first.weight, first.bias, first.params, epilogue)
+                .ToVector();
+        const std::vector<float> chain =
+            AsFloats(Conv2dChainForward(x, stages, DType::kFloat32));
+        for (int call = 0; call < 2; ++call) {
+          EXPECT_EQ(
+              Conv2dForward(x, first_frozen, first.bias, first.params, epilogue)
+                  .ToVector(),
+              want);
+          EXPECT_EQ(AsFloats(Conv2dChainForward(x, frozen, DType::kFloat32)),
+                    chain);
+        }
+      }
+    }
+    EXPECT_GE(first_frozen.frozen_forms()->size(), 1u);
+    EXPECT_EQ(first.weight.frozen_forms(), nullptr);
+  }
+}
+
 // An empty batch gives an empty result of the chain's output shape, and a
 // 1x1 map runs (one by one: too few positions for oneDNN's chain).
 TEST(Conv2d, ChainOfAnEmptyBatchAndOfOnePosition) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "Eigen/Core"
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "tensor/bf16.h"
 #include "tensor/cpu.h"
@@ -852,6 +853,28 @@ void GemmLhs::Pack(bool trans, int64_t m, int64_t k, const float* a,
     capacity_ = bytes;
   }
   path.pack_lhs(path, trans, m, k, a, lda, alpha, products.bf16(), data_.get());
+}
+
+const GemmLhs& PackWeights(const Tensor& w, int64_t m, int64_t k,
+                           GemmLhs& scratch) {
+  CHECK(w.dtype() == DType::kFloat32 && w.is_contiguous() && w.numel() == m * k)
+      << "PackWeights: weights " << w.shape() << " (" << DTypeName(w.dtype())
+      << ") are not a contiguous float32 [" << m << ", " << k << "]";
+  FrozenForms* const forms = w.frozen_forms();
+  if (forms == nullptr) {
+    scratch.Pack(false, m, k, w.data(), k);
+    return scratch;
+  }
+  const Products products = ThisThreadsProducts();
+  const std::string key =
+      absl::StrCat("GemmLhs ", m, "x", k, " at ", w.offset(), ", precision ",
+                   static_cast<int>(products.precision), ", layout ",
+                   static_cast<int>(products.path->layout));
+  return forms->Get<GemmLhs>(key, [&] {
+    auto packed = std::make_unique<GemmLhs>();
+    packed->Pack(false, m, k, w.data(), k);
+    return packed;
+  });
 }
 
 void Gemm(const GemmLhs& a, int64_t n, GemmRhs b, float beta, float* c,

@@ -37,6 +37,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "tensor/tensor.h"
 
 namespace dive {
 
@@ -135,6 +136,15 @@ class GemmLhs {
   MatmulPrecision precision_ = MatmulPrecision::kFloat32;
   std::unique_ptr<void, Free> data_;
 };
+
+// PackWeights()
+//
+// The float32 weights w, contiguous and read as A [m, k] (a layer's
+// [out, in] matrix), packed for this thread's precision and kernel path:
+// into `scratch` at each call, or, where w is frozen (Tensor::Frozen), once,
+// kept with w for every later call in the same precision and path.
+const GemmLhs& PackWeights(const Tensor& w, int64_t m, int64_t k,
+                           GemmLhs& scratch);
 
 // GemmEpilogue
 //

@@ -7,6 +7,46 @@
 #include "tensor/ops.h"
 
 namespace dive {
+namespace {
+
+// y [n, out] = x [n, in] w^T + bias, as y^T = w x^T with the frozen w as the
+// GEMM's packed left operand (PackWeights keeps it), into y^T's rows
+// started at the bias, each finished tile written transposed into y: the
+// sums of the unfrozen GEMM, in the same order.
+void FrozenLinearForward(const Tensor& x, const Tensor& w, const Tensor& bias,
+                         Tensor& y) {
+  const int64_t n = x.dim(0), in = x.dim(1), out = w.dim(0);
+  thread_local GemmLhs scratch;
+  const GemmLhs& a = PackWeights(w, out, in, scratch);
+  const float* px = x.data();
+  float* py = y.data();
+  // B = x^T [in, n].
+  const auto b = [px, in](int64_t r0, int64_t rn, int64_t c0, int64_t cn,
+                          float* dst, int64_t ld) {
+    for (int64_t c = 0; c < cn; ++c) {
+      const float* row = px + (c0 + c) * in + r0;
+      for (int64_t r = 0; r < rn; ++r) dst[r * ld + c] = row[r];
+    }
+  };
+  const auto store = [py, out](int64_t i0, int64_t rows, int64_t j0,
+                               int64_t cols, const float* c, int64_t ldc) {
+    for (int64_t j = 0; j < cols; ++j) {
+      float* dst = py + (j0 + j) * out + i0;
+      for (int64_t i = 0; i < rows; ++i) dst[i] = c[(i0 + i) * ldc + j0 + j];
+    }
+  };
+  Tensor yt = Tensor::Empty({out, n});
+  float beta = 0.0f;
+  if (bias.defined()) {
+    yt.CopyFrom(bias.Reshape({out, 1}));  // broadcast along each row
+    beta = 1.0f;
+  }
+  GemmEpilogue epilogue;
+  epilogue.store.emplace(store);
+  Gemm(a, n, b, beta, yt.data(), n, epilogue);
+}
+
+}  // namespace
 
 Tensor LinearForward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   CHECK_EQ(x.rank(), 2) << "Linear expects input [N, in_features], got "
@@ -18,11 +58,15 @@ Tensor LinearForward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const int64_t n = x.dim(0), in = x.dim(1), out = w.dim(0);
   const Tensor xc = x.Contiguous(), wc = w.Contiguous();
   Tensor y = Tensor::Empty({n, out});
+  CHECK(!bias.defined() || (bias.rank() == 1 && bias.dim(0) == out))
+      << "Linear: bias of shape " << bias.shape() << " for " << out
+      << " outputs";
+  if (wc.frozen_forms() != nullptr) {
+    FrozenLinearForward(xc, wc, bias, y);
+    return y;
+  }
   float beta = 0.0f;
   if (bias.defined()) {
-    CHECK(bias.rank() == 1 && bias.dim(0) == out)
-        << "Linear: bias of shape " << bias.shape() << " for " << out
-        << " outputs";
     y.CopyFrom(bias);  // broadcast over the rows, then added to by the GEMM
     beta = 1.0f;
   }

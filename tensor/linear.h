@@ -29,7 +29,11 @@ namespace dive {
 // LinearForward()
 //
 // x [N, in] times w [out, in] transposed, plus bias [out] (or an undefined
-// `Tensor()` for none): [N, out].
+// `Tensor()` for none): [N, out]. Frozen weights (Tensor::Frozen) are packed
+// once and kept: the GEMM then computes y^T = w x^T with w as its packed
+// left operand, and writes each tile of y^T transposed into y (the same
+// sums in the same order: the same values, but on the generic path, whose
+// Eigen GEMM blocks each operand order its own way).
 Tensor LinearForward(const Tensor& x, const Tensor& w, const Tensor& bias);
 
 // LinearBackwardInput()

@@ -321,6 +321,12 @@ Tensor Tensor::Clone() const {
   return out;
 }
 
+Tensor Tensor::Frozen() const {
+  Tensor out = Clone();
+  out.storage_->frozen_forms_ = std::make_unique<FrozenForms>();
+  return out;
+}
+
 namespace {
 
 template <typename Dst, typename Src>

@@ -32,7 +32,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -76,6 +79,37 @@ constexpr DType DTypeOf<uint8_t>() {
   return DType::kUint8;
 }
 
+// FrozenForms
+//
+// What kernels derive from the elements of a frozen tensor (Tensor::Frozen):
+// the GEMM's packed panels of a weight matrix, oneDNN's blocked copy of a
+// convolution's weights. Each is made at its first use and kept with the
+// tensor's storage for every later call, since the elements never change.
+// Keys name the form and all it depends on (the view's shape and offset,
+// the kernel path, the precision). Thread-safe.
+class FrozenForms {
+ public:
+  // The form stored under `key`, made by `make` at the first call (under a
+  // lock, so two threads never make the same form twice).
+  template <typename T>
+  const T& Get(const std::string& key,
+               const std::function<std::unique_ptr<T>()>& make) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    std::shared_ptr<const void>& form = forms_[key];
+    if (form == nullptr) form = std::shared_ptr<const T>(make());
+    return *static_cast<const T*>(form.get());
+  }
+  // How many forms have been made (for tests).
+  size_t size() const {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return forms_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const void>> forms_;
+};
+
 // A block of 64-byte aligned memory from an `Allocator` (tensor/allocator.h),
 // by default the caching one, so that a training loop that allocates the same
 // tensor sizes every step stops calling the system allocator after its first
@@ -89,11 +123,15 @@ class Storage {
 
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
+  // Non-null for the storage of a frozen tensor (Tensor::Frozen).
+  FrozenForms* frozen_forms() const { return frozen_forms_.get(); }
 
  private:
+  friend class Tensor;
   Allocator& allocator_;
   void* data_;
   size_t nbytes_;
+  std::unique_ptr<FrozenForms> frozen_forms_;
 };
 
 class Tensor {
@@ -191,6 +229,20 @@ class Tensor {
   // Copies `src` (broadcast to this shape) into this view, element by element.
   void CopyFrom(const Tensor& src);
   void Fill(float value);
+
+  // ---- Frozen tensors ------------------------------------------------------
+  // A contiguous copy whose elements its owner promises never to change,
+  // such as nn::Module::Freeze's snapshot of a layer's weights for
+  // inference: the kernels that read it keep what they derive from it (the
+  // GEMM's packed panels, oneDNN's blocked weights; FrozenForms) for every
+  // later call, instead of making it at each call. Nothing enforces the
+  // promise; write to a frozen tensor and the kernels go on with the old
+  // forms. Only its owner should hold it.
+  Tensor Frozen() const;
+  // The derived forms of this tensor's storage; null unless frozen.
+  FrozenForms* frozen_forms() const {
+    return storage_ == nullptr ? nullptr : storage_->frozen_forms();
+  }
 
   // Multi-line printout with shape and dtype, summarizing large tensors.
   std::string ToString() const;

@@ -530,6 +530,38 @@ TEST(TensorBf16Test, ViewsCopiesAndOtherDtypes) {
   EXPECT_THAT(dst.ToVector(), ElementsAre(7, 0, 7, 0, 8, 0, 8, 0));
 }
 
+// A frozen tensor is a contiguous copy (here of a transposed view) whose
+// storage carries FrozenForms: each form made once, under its key, and
+// shared by every view of that storage; the source stays unfrozen.
+TEST(TensorFrozenTest, FrozenCopyKeepsEachFormOnce) {
+  const Tensor src = Tensor::FromVector({1, 2, 3, 4, 5, 6}, {2, 3});
+  const Tensor frozen = src.Transpose(0, 1).Frozen();
+  EXPECT_TRUE(frozen.is_contiguous());
+  EXPECT_EQ(frozen.shape(), Shape({3, 2}));
+  EXPECT_EQ(frozen.ToVector(), std::vector<float>({1, 4, 2, 5, 3, 6}));
+  EXPECT_FALSE(frozen.SharesStorage(src));
+  EXPECT_EQ(src.frozen_forms(), nullptr);
+  EXPECT_EQ(Tensor().frozen_forms(), nullptr);
+  FrozenForms* forms = frozen.frozen_forms();
+  ASSERT_NE(forms, nullptr);
+  EXPECT_EQ(frozen.View({6}).frozen_forms(), forms);
+  int made = 0;
+  const auto sum = [&] {
+    ++made;
+    return std::make_unique<float>(frozen.ToVector()[0] + frozen.ToVector()[1]);
+  };
+  const float& a = forms->Get<float>("sum", sum);
+  const float& b = forms->Get<float>("sum", sum);
+  EXPECT_EQ(&a, &b);
+  EXPECT_EQ(a, 5.0f);
+  EXPECT_EQ(made, 1);
+  forms->Get<int>("other", [] { return std::make_unique<int>(7); });
+  EXPECT_EQ(forms->size(), 2u);
+  // A frozen copy of a frozen tensor has forms of its own.
+  EXPECT_EQ(frozen.Frozen().frozen_forms()->size(), 0u);
+  EXPECT_EQ(frozen.Clone().frozen_forms(), nullptr);
+}
+
 TEST(TensorCopyTest, CopyFromBroadcastsIntoStridedView) {
   Tensor dst = Tensor::Zeros({3, 4});
   Tensor cols = dst.Slice(1, 0, 4, 2);  // columns 0 and 2: [3, 2]

@@ -1,5 +1,6 @@
 #include "train/evaluation.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "autograd/variable.h"
@@ -48,8 +49,14 @@ absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data
       data::DataLoader::Create(data::Head(data::Unowned(data), limit), lo);
   if (!loader.ok()) return loader.status();
   const bool was_training = model.is_training();
+  const bool was_frozen = model.is_frozen();
   model.Fuse();
-  model.Eval();
+  model.Freeze();
+  // The model as it came, whatever the return.
+  absl::Cleanup restore = [&] {
+    if (!was_frozen) model.Thaw();
+    model.Train(was_training);
+  };
   autograd::NoGradGuard no_grad;
   EvalResult result;
   int64_t correct = 0, total = 0;
@@ -59,14 +66,10 @@ absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data
     const Tensor logits = model(autograd::Variable(batch.images)).data();
     absl::StatusOr<int64_t> right =
         CountPredictions(logits, batch, &result.confusion);
-    if (!right.ok()) {
-      model.Train(was_training);
-      return right.status();
-    }
+    if (!right.ok()) return right.status();
     correct += *right;
     total += batch.labels.numel();
   }
-  model.Train(was_training);
   result.accuracy = total == 0 ? 0.0 : static_cast<double>(correct) / total;
   return result;
 }

@@ -42,12 +42,14 @@ absl::StatusOr<int64_t> CountPredictions(
     const Tensor& logits, const data::Batch& batch,
     std::vector<std::vector<int64_t>>* confusion = nullptr);
 
-// Accuracy and confusion matrix of `model` (switched to eval mode, and back
-// afterwards) on the first `limit` examples of `data` (0: all), resized to
-// input_size x input_size. The model is fused for evaluation first
-// (nn::Module::Fuse: BatchNorm folded into convolutions, ReLU in
-// their output pass), which leaves its training unchanged. InvalidArgument for data the model cannot
-// classify: a label outside its outputs, images the loader cannot resize.
+// Accuracy and confusion matrix of `model` on the first `limit` examples of
+// `data` (0: all), resized to input_size x input_size. The model is fused
+// (nn::Module::Fuse: BatchNorm folded into convolutions, ReLU in their
+// output pass), which leaves its training unchanged, and frozen for the
+// evaluation (nn::Module::Freeze: the weights prepared once, not at every
+// batch); its mode and frozen state are restored afterwards.
+// InvalidArgument for data the model cannot classify: a label outside its
+// outputs, images the loader cannot resize.
 absl::StatusOr<EvalResult> Evaluate(nn::Module& model, const data::Dataset& data,
                                     int64_t input_size, int64_t batch_size,
                                     int64_t limit = 0);

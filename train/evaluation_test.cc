@@ -55,7 +55,7 @@ TEST(CountPredictionsTest, ALabelBeyondTheOutputsNamesItsExample) {
   EXPECT_TRUE(confusion.empty());  // nothing counted
 }
 
-TEST(EvaluateTest, RefusesLabelsTheModelCannotPredictAndRestoresItsMode) {
+TEST(EvaluateTest, RefusesLabelsTheModelCannotPredictAndRestoresItsState) {
   // Four 1 x 2 x 2 images; a model of 3 outputs; the last label is 3.
   const data::InMemoryDataset data(std::vector<uint8_t>(16, 7), {0, 1, 2, 3},
                                    /*channels=*/1, /*height=*/2, /*width=*/2);
@@ -76,6 +76,14 @@ TEST(EvaluateTest, RefusesLabelsTheModelCannotPredictAndRestoresItsMode) {
     for (int64_t c : row) counted += c;
   }
   EXPECT_EQ(counted, 3);
+  EXPECT_TRUE(model.is_training() && !model.is_frozen());
+  // A model in evaluation stays there, frozen or not, as it came.
+  model.Eval();
+  ASSERT_TRUE(Evaluate(model, data, 2, 4, 3).ok());
+  EXPECT_TRUE(!model.is_training() && !model.is_frozen());
+  model.Freeze();
+  ASSERT_TRUE(Evaluate(model, data, 2, 4, 3).ok());
+  EXPECT_TRUE(!model.is_training() && model.is_frozen());
 }
 
 }  // namespace
