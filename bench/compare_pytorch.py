@@ -65,7 +65,13 @@ DEFAULT_STEPS = {
 SMALL_MODELS = {"softmax", "mlp", "mlp_dropout", "lenet", "bn_lenet"}
 
 TORCH_MODES = ["fp32", "channels_last", "bf16", "channels_last_bf16",
-               "bf16_cached", "channels_last_bf16_cached", "int8"]
+               "bf16_cached", "channels_last_bf16_cached",
+               "channels_last_frozen", "channels_last_bf16_frozen", "int8"]
+# "_frozen" (inference only): the twin traced and frozen by TorchScript
+# (torch.jit.trace then torch.jit.freeze, under bf16 autocast for the bf16
+# mode, as Intel's extension's recipe does), run inside one no_grad and
+# autocast region: PyTorch's answer to dive's nn::Module::Freeze, its
+# weights folded and prepacked once.
 # int8 (inference only, not run by default: compare it with dive's
 # `--precisions fp32,bf16,int8 --torch_modes fp32,int8 --modes infer`):
 # the twin quantized after training by FX graph mode (prepare_fx with the
@@ -79,8 +85,8 @@ DEFAULT_TORCH_MODES = [m for m in TORCH_MODES if m != "int8"]
 def runs_in(torch_mode, mode):
     """Whether `torch_mode` applies to `mode`: a cast cache and int8 are for
     inference only (in training the weights change every step)."""
-    return mode == "infer" or not (torch_mode.endswith("_cached") or
-                                   torch_mode == "int8")
+    return mode == "infer" or not (torch_mode.endswith(("_cached", "_frozen"))
+                                   or torch_mode == "int8")
 
 
 def target(row):
@@ -145,7 +151,7 @@ def torch_child(args):
         loss.backward()
         optimizer.step()
 
-    cached = args.torch_mode.endswith("_cached")
+    cached = args.torch_mode.endswith(("_cached", "_frozen"))
     if not runs_in(args.torch_mode, args.mode):
         sys.exit(f"--torch_mode={args.torch_mode} is for inference only")
 
@@ -157,12 +163,20 @@ def torch_child(args):
         with torch.no_grad(), autocast:
             net(images)
 
-    region = contextlib.ExitStack()
-    if cached:
-        region.enter_context(torch.no_grad())
-        region.enter_context(autocast)
+    def region():
+        stack = contextlib.ExitStack()
+        if cached:
+            stack.enter_context(torch.no_grad())
+            stack.enter_context(autocast)
+        return stack
+
+    if args.torch_mode.endswith("_frozen"):
+        net.eval()
+        with region():
+            net = torch.jit.freeze(
+                torch.jit.trace(net, images, check_trace=False))
     step = train_step if args.mode == "train" else infer_step
-    with region:
+    with region():
         for _ in range(args.warmup):
             step()
         start = time.perf_counter()
