@@ -62,15 +62,18 @@ autograd::Variable Conv2d::Forward(const autograd::Variable& x) {
 }
 
 DType Conv2d::OutputDType() const {
-  // Under bf16 matmuls, stored in bf16 into another convolution (exact), or
-  // into its batch norm or another activation that bf16 autocast training
-  // stores in bf16 (nn/bf16_activations.h).
-  const bool into_conv = feeds_conv_ &&
-                         (fused_bn_ == nullptr || FoldsBatchNorm()) &&
-                         GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+  // Under bf16 matmuls, stored in bf16 into another convolution, or in
+  // evaluation through max pooling into products (both exact), or into its
+  // batch norm or another activation that bf16 autocast training stores in
+  // bf16 (nn/bf16_activations.h).
+  const bool bf16 = GetMatmulPrecision() == MatmulPrecision::kBfloat16;
+  const bool into_conv =
+      feeds_conv_ && (fused_bn_ == nullptr || FoldsBatchNorm()) && bf16;
+  const bool through_pool = feeds_pool_products_ && !is_training() && bf16;
   const bool into_autocast = (fused_bn_ != nullptr || feeds_autocast_) &&
                              AutocastStoresBf16(is_training());
-  return into_conv || into_autocast ? DType::kBfloat16 : DType::kFloat32;
+  return into_conv || through_pool || into_autocast ? DType::kBfloat16
+                                                    : DType::kFloat32;
 }
 
 Conv2dStage Conv2d::ChainStage() const {

@@ -164,6 +164,18 @@ class Conv2d : public Module {
   // rather than by the consumer, and kept for backward in half the bytes.
   void set_feeds_autocast_bf16(bool feeds) { feeds_autocast_ = feeds; }
 
+  // Whether this convolution's output goes, ReLU and folded BatchNorm
+  // aside, into a max pooling whose output goes only into bf16 products (a
+  // convolution or Linear, past Flatten and Dropout; set by the container's
+  // Fuse()). Then, in evaluation under MatmulPrecision::kBfloat16, the
+  // output is stored in bf16: rounding to nearest is monotonic, so the
+  // pooling's maxima of the rounded values are the rounded maxima, which
+  // the products round to anyway; nothing changes, and the chain's result
+  // and the pooling's input take half the bytes.
+  void set_feeds_max_pool_into_products(bool feeds) {
+    feeds_pool_products_ = feeds;
+  }
+
   // Calls this module (through operator(), so hooks see it) with `residual`
   // (the output's shape) added to its output before the fused ReLU: ResNet's
   // relu(bn2(conv2(y)) + shortcut) in one pass. CHECK-fails unless the call
@@ -188,6 +200,7 @@ class Conv2d : public Module {
   bool fused_relu_ = false;
   bool feeds_conv_ = false;
   bool feeds_autocast_ = false;
+  bool feeds_pool_products_ = false;
   autograd::Variable residual_;  // set by CallWithResidual for one call
   autograd::Variable frozen_weight_, frozen_bias_;  // while frozen
 };

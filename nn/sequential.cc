@@ -7,6 +7,9 @@
 #include "nn/activation.h"
 #include "nn/batch_norm.h"
 #include "nn/conv2d.h"
+#include "nn/dropout.h"
+#include "nn/flatten.h"
+#include "nn/linear.h"
 #include "nn/pool.h"
 
 namespace dive::nn {
@@ -27,6 +30,26 @@ std::shared_ptr<Conv2d> OutputConvolution(const std::shared_ptr<Module>& m) {
   size_t last = seq->size() - 1;
   if (last > 0 && ModuleAs<ReLU>(*seq, last) != nullptr) --last;
   return OutputConvolution(seq->at(last));
+}
+
+// Whether the output of module i - 1 of `seq` goes only into bf16 products:
+// module i, past Flatten and Dropout (an identity in evaluation), is a
+// Conv2d or Linear or a Sequential that starts so; past the end, whether
+// `seq`'s own output does.
+bool FeedsProducts(const Sequential& seq, size_t i, bool output_does) {
+  for (; i < seq.size(); ++i) {
+    if (ModuleAs<Flatten>(seq, i) == nullptr &&
+        ModuleAs<Dropout>(seq, i) == nullptr) {
+      break;
+    }
+  }
+  if (i == seq.size()) return output_does;
+  if (ModuleAs<Conv2d>(seq, i) != nullptr ||
+      ModuleAs<Linear>(seq, i) != nullptr) {
+    return true;
+  }
+  const auto inner = ModuleAs<Sequential>(seq, i);
+  return inner != nullptr && FeedsProducts(*inner, 0, false);
 }
 
 }  // namespace
@@ -104,9 +127,10 @@ void Sequential::Fuse() {
       const bool feeds_conv = ModuleAs<Conv2d>(*this, next) != nullptr;
       conv->set_feeds_convolution(feeds_conv);
       // Max pooling reads bf16 (tensor/pool.h), as autocast stores it.
-      if (ModuleAs<MaxPool2d>(*this, next) != nullptr) {
-        conv->set_feeds_autocast_bf16(true);
-      }
+      const bool into_pool = ModuleAs<MaxPool2d>(*this, next) != nullptr;
+      if (into_pool) conv->set_feeds_autocast_bf16(true);
+      conv->set_feeds_max_pool_into_products(
+          into_pool && FeedsProducts(*this, next + 1, output_feeds_products_));
       if (bn != nullptr) {
         bn->FuseRelu(relu);
         bn->set_feeds_convolution(feeds_conv);
@@ -124,11 +148,18 @@ void Sequential::Fuse() {
         ++i;
       }
     } else {
+      // A block ending in max pooling (VGG's) learns where its output goes.
+      if (auto block = ModuleAs<Sequential>(*this, i)) {
+        block->output_feeds_products_ =
+            FeedsProducts(*this, i + 1, output_feeds_products_);
+      }
       module->Fuse();
       // A block ending in a convolution (NiN's) followed by max pooling.
       if (ModuleAs<MaxPool2d>(*this, i + 1) != nullptr) {
         if (auto conv = OutputConvolution(module)) {
           conv->set_feeds_autocast_bf16(true);
+          conv->set_feeds_max_pool_into_products(
+              FeedsProducts(*this, i + 2, output_feeds_products_));
         }
       }
     }

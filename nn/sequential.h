@@ -63,8 +63,10 @@ class Sequential : public Module {
   // (Conv2d::FuseWith; the BatchNorm takes the ReLU in training mode), and
   // each other BatchNorm with a ReLU right after it; recurses into the
   // other modules. Marks what each convolution's output goes into
-  // (Conv2d::set_feeds_convolution, and set_feeds_autocast_bf16 for a max
-  // pooling, also after a nested Sequential that ends in the convolution).
+  // (Conv2d::set_feeds_convolution, and set_feeds_autocast_bf16 and
+  // set_feeds_max_pool_into_products for a max pooling, also after a nested
+  // Sequential that ends in the convolution, or within one that ends in the
+  // pooling).
   void Fuse() override;
   // "Sequential".
   std::string Describe() const override { return "Sequential"; }
@@ -77,6 +79,9 @@ class Sequential : public Module {
   // absorbed_[mode][i]: module i is fused into a module before it and not
   // called in that mode (0 evaluation, 1 training). Empty until Fuse.
   std::vector<bool> absorbed_[2];
+  // Whether this Sequential's output goes only into bf16 products (set by
+  // the Sequential around it, before its Fuse).
+  bool output_feeds_products_ = false;
 };
 
 }  // namespace dive::nn

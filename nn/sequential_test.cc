@@ -13,6 +13,7 @@
 #include "nn/batch_norm.h"
 #include "nn/bf16_activations.h"
 #include "nn/conv2d.h"
+#include "nn/dropout.h"
 #include "nn/flatten.h"
 #include "nn/linear.h"
 #include "nn/pool.h"
@@ -271,6 +272,70 @@ TEST(SequentialTest, FuseMarksConvolutionsFeedingConvolutions) {
   }
 }
 
+// In evaluation under bf16 matmuls, a convolution whose output goes through
+// max pooling only into products (a convolution, or a Linear past Flatten
+// and Dropout), also across nested Sequentials (a block that ends in the
+// pooling, as VGG's, or in the convolution, as NiN's), stores that output in
+// bf16, and the logits are the unfused model's bit for bit: rounding
+// commutes with the maximum, and the products round anyway. Not where the
+// pooling's output goes elsewhere (a ReLU), nor in training or float32.
+TEST(SequentialTest, FuseStoresBf16ThroughMaxPoolingIntoProducts) {
+  ManualSeed(16);
+  const auto make = [] {
+    auto block1 =
+        std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+            std::make_shared<Conv2d>(4, 4, 3, 1, 1), std::make_shared<ReLU>(),
+            std::make_shared<Conv2d>(4, 4, 3, 1, 1), std::make_shared<ReLU>(),
+            std::make_shared<MaxPool2d>(2, 2)});
+    auto block2 =
+        std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+            std::make_shared<Conv2d>(4, 4, 1), std::make_shared<ReLU>()});
+    return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+        std::make_shared<Conv2d>(1, 4, 3, 1, 1), std::make_shared<ReLU>(),
+        std::make_shared<MaxPool2d>(2, 2), block1, block2,
+        std::make_shared<MaxPool2d>(1, 1), std::make_shared<Flatten>(),
+        std::make_shared<Dropout>(0.5f), std::make_shared<Linear>(16, 3)});
+  };
+  const std::shared_ptr<Sequential> plain = make(), fused = make();
+  ASSERT_TRUE(fused->LoadStateDict(plain->StateDict()).ok());
+  fused->Fuse();
+  const ScopedConvLibrary dive(ConvLibrary::kDive);
+  const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
+  const autograd::Variable x(Normal({3, 1, 8, 8}, 0, 1));
+  std::vector<const Module*> convs;
+  for (const auto& [name, module] : fused->NamedModules()) {
+    if (dynamic_cast<const Conv2d*>(module) != nullptr) convs.push_back(module);
+  }
+  ASSERT_EQ(convs.size(), 4u);
+  {
+    autograd::NoGradGuard no_grad;
+    plain->Eval();
+    fused->Eval();
+    EXPECT_EQ((*fused)(x).data().ToVector(), (*plain)(x).data().ToVector());
+  }
+  OutputDTypes outputs(*fused);
+  for (const bool training : {false, true}) {
+    fused->Train(training);
+    outputs.Clear();
+    (*fused)(x);
+    for (const Module* conv : convs) {
+      EXPECT_EQ(outputs.Of(conv), training && conv != convs[1]
+                                      ? DType::kFloat32
+                                      : DType::kBfloat16)
+          << conv->Describe() << (training ? " in training" : "");
+    }
+  }
+  auto first = std::make_shared<Conv2d>(1, 4, 3, 1, 1);
+  Sequential elsewhere({first, std::make_shared<MaxPool2d>(2, 2),
+                        std::make_shared<ReLU>(),
+                        std::make_shared<Conv2d>(4, 4, 3, 1, 1)});
+  elsewhere.Fuse();
+  elsewhere.Eval();
+  OutputDTypes other(elsewhere);
+  elsewhere(x);
+  EXPECT_EQ(other.Of(first.get()), DType::kFloat32);
+}
+
 // A block that ends in a convolution and its ReLU (NiN's), followed by max
 // pooling in the outer Sequential: the block's last convolution is marked,
 // its others and a block followed by anything else are not.
@@ -297,11 +362,14 @@ TEST(SequentialTest, FuseMarksABlocksLastConvolutionFeedingMaxPooling) {
   EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);  // into conv2
   EXPECT_EQ(outputs.Of(conv2.get()), DType::kBfloat16);  // into the pooling
   EXPECT_EQ(outputs.Of(conv3.get()), DType::kFloat32);   // into AvgPool2d
-  seq.Train(false);  // exact activations only: conv2's goes on in float32
+  // In evaluation conv2's stays bf16 for another reason: the pooling's
+  // output goes into conv3, a product (exact).
+  seq.Train(false);
   outputs.Clear();
   seq(x);
   EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);
-  EXPECT_EQ(outputs.Of(conv2.get()), DType::kFloat32);
+  EXPECT_EQ(outputs.Of(conv2.get()), DType::kBfloat16);
+  EXPECT_EQ(outputs.Of(conv3.get()), DType::kFloat32);
 }
 
 // A lone BatchNorm (DenseNet's pre-activation BatchNorm, ReLU, Conv2d) is
