@@ -20,6 +20,11 @@
 //   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16]/threads:T
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
 //       bytes_per_second counts every tensor read and written once.
+//   BM_LinearForward/<layer>/(frozen|per_call)/(fp32|bf16)/threads:T
+//       tensor/linear.h at AlexNet's and VGG-11/4's fully connected shapes
+//       (batch 64), with weights frozen (Tensor::Frozen: packed once, what
+//       nn::Module::Freeze gives inference) or packed at each call; FLOPS =
+//       2 * batch * in * out per call.
 //   BM_SoftmaxCrossEntropy/<batch>/threads:T
 //       autograd forward + backward of the loss on [batch, 10] logits;
 //       items_per_second is examples/s.
@@ -38,6 +43,7 @@
 #include "tensor/batch_norm.h"
 #include "tensor/conv.h"
 #include "tensor/gemm.h"
+#include "tensor/linear.h"
 #include "tensor/ops.h"
 #include "tensor/pool.h"
 #include "tensor/random.h"
@@ -284,6 +290,37 @@ void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward,
                           (backward ? xb + 2 * gb : 2 * xb));
 }
 
+// ---- Linear
+// -------------------------------------------------------------------
+
+struct LinearShape {
+  const char* name;
+  int64_t batch, in, out;
+};
+constexpr LinearShape kLinearShapes[] = {
+    {"alexnet_fc1_6400x4096", 64, 6400, 4096},
+    {"fc2_4096x4096", 64, 4096, 4096},
+    {"vgg_fc1_1152x4096", 64, 1152, 4096},
+};
+
+void RunLinear(benchmark::State& state, const LinearShape& s, bool frozen,
+               bool bf16) {
+  Generator gen(1);
+  const Tensor x = gen.Normal({s.batch, s.in}, 0, 1);
+  const Tensor w = gen.Normal({s.out, s.in}, 0, 0.01f);
+  const Tensor b = gen.Normal({s.out}, 0, 1);
+  const Tensor weights = frozen ? w.Frozen() : w;
+  const ScopedMatmulPrecision precision(bf16 ? MatmulPrecision::kBfloat16
+                                             : MatmulPrecision::kFloat32);
+  for (auto _ : state) {
+    Tensor y = LinearForward(x, weights, b);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOPS"] =
+      benchmark::Counter(2.0 * s.batch * s.in * s.out * state.iterations(),
+                         benchmark::Counter::kIsRate);
+}
+
 // ---- Loss and elementwise
 // ------------------------------------------------------
 
@@ -377,6 +414,18 @@ int RegisterAll() {
                      RunBatchNorm(st, s, backward, relu, bf16);
                    });
         }
+      }
+    }
+  }
+  for (const LinearShape& s : kLinearShapes) {
+    for (bool frozen : {true, false}) {
+      for (bool bf16 : {false, true}) {
+        Register(std::string("BM_LinearForward/") + s.name +
+                     (frozen ? "/frozen" : "/per_call") +
+                     (bf16 ? "/bf16" : "/fp32"),
+                 [s, frozen, bf16](benchmark::State& st) {
+                   RunLinear(st, s, frozen, bf16);
+                 });
       }
     }
   }

@@ -8,6 +8,7 @@
 #include "glog/logging.h"
 #include "nn/bf16_activations.h"
 #include "nn/init.h"
+#include "nn/pool.h"
 #include "tensor/gemm.h"
 
 namespace dive::nn {
@@ -151,32 +152,54 @@ bool ChainsAllowed() {
 
 autograd::Variable TryConvChain(const std::vector<ChainedConv>& chain,
                                 const autograd::Variable& x) {
-  // A wrong input is left to the first convolution's own call, which names
-  // the layer in its error.
+  // A wrong input is left to the first module's own call, which names the
+  // layer in its error.
   if (chain.size() < 2 || !ChainsAllowed() || x.rank() != 4 ||
-      x.dim(1) != chain.front().conv->options().in_channels) {
+      (chain.front().conv != nullptr &&
+       x.dim(1) != chain.front().conv->options().in_channels)) {
     return autograd::Variable();
+  }
+  for (const ChainedConv& link : chain) {
+    const Module* m = link.conv != nullptr
+                          ? static_cast<const Module*>(link.conv)
+                          : static_cast<const Module*>(link.pool);
+    if (m->is_training() || m->has_forward_hooks()) return autograd::Variable();
   }
   // The rule needs only the shapes: the weights are folded (ChainStage) once
   // the chain is known to run.
   std::vector<Conv2dStage> stages;
   for (const ChainedConv& link : chain) {
-    if (link.conv->is_training() || link.conv->has_forward_hooks()) {
-      return autograd::Variable();
+    Conv2dStage& stage = stages.emplace_back();
+    stage.input = link.input;
+    stage.residual = link.residual;
+    if (link.conv != nullptr) {
+      stage.weight = link.conv->weight().data();
+      stage.params = link.conv->params();
+    } else {
+      stage.max_pool = link.pool->params();
     }
-    stages.push_back({link.conv->weight().data(), Tensor(), link.conv->params(),
-                      false, link.input, link.residual});
   }
   if (!Conv2dChainUsesOneDnn(x.shape(), stages)) return autograd::Variable();
+  // Each output in the dtype its module's own call stores it in: a
+  // convolution's OutputDType, a pooling's input dtype (its maxima, exact),
+  // and float32 for a pooling's as the chain's result, as MaxPool2d gives it.
+  std::vector<DType> dtypes = {x.data().dtype()};
   for (size_t i = 0; i < chain.size(); ++i) {
-    const Conv2dStage stage = chain[i].conv->ChainStage();
-    stages[i].weight = stage.weight;
-    stages[i].bias = stage.bias;
-    stages[i].relu = stage.relu;
-    stages[i].dtype = chain[i].conv->OutputDType();
+    Conv2dStage& stage = stages[i];
+    if (chain[i].conv != nullptr) {
+      const Conv2dStage folded = chain[i].conv->ChainStage();
+      stage.weight = folded.weight;
+      stage.bias = folded.bias;
+      stage.relu = folded.relu;
+      stage.dtype = chain[i].conv->OutputDType();
+    } else {
+      stage.dtype = dtypes[stage.input];
+    }
+    dtypes.push_back(*stage.dtype);
   }
-  return autograd::Variable(
-      Conv2dChainForward(x.data(), stages, chain.back().conv->OutputDType()));
+  const DType dtype =
+      chain.back().conv != nullptr ? dtypes.back() : DType::kFloat32;
+  return autograd::Variable(Conv2dChainForward(x.data(), stages, dtype));
 }
 
 std::vector<ChainedConv> ConvsInTurn(const std::vector<const Conv2d*>& convs) {

@@ -48,14 +48,17 @@
 namespace dive::nn {
 
 class Conv2d;
+class MaxPool2d;
 
 // A convolution of a chain run as one (nn/conv2d.h TryConvChain), with the
 // values it convolves and adds numbered as tensor/conv.h's Conv2dStage
-// numbers them (0 the chain's input, k the output of stage k - 1).
+// numbers them (0 the chain's input, k the output of stage k - 1); or, with
+// `conv` null, a max pooling of value `input`.
 struct ChainedConv {
   const Conv2d* conv;
   int input;
   int residual;
+  const MaxPool2d* pool = nullptr;
 };
 
 class Module {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "autograd/functions.h"
 #include "glog/logging.h"
+#include "tensor/conv.h"
 
 namespace dive::nn {
 namespace {
@@ -72,6 +73,13 @@ MaxPool2d::MaxPool2d(const Pool2dParams& params) : params_(params) {
 autograd::Variable MaxPool2d::Forward(const autograd::Variable& x) {
   CheckInput(Describe(), params_, x);
   return dive::autograd::MaxPool2d(x, params_);
+}
+
+bool MaxPool2d::AppendToConvChain(std::vector<ChainedConv>* chain) const {
+  if (is_training() || has_forward_hooks()) return false;
+  chain->push_back(
+      {nullptr, static_cast<int>(chain->size()), Conv2dStage::kNone, this});
+  return true;
 }
 
 std::string MaxPool2d::Describe() const {

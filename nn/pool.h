@@ -49,6 +49,10 @@ class MaxPool2d : public Module {
   // "MaxPool2d(kernel=2x2, stride=2, padding=0)".
   std::string Describe() const override;
   const Pool2dParams& params() const { return params_; }
+  // Itself, pooling the chain's last value, in evaluation without hooks:
+  // the convolutions around it then run as one chain (nn/conv2d.h
+  // TryConvChain), the pooling in their layout.
+  bool AppendToConvChain(std::vector<ChainedConv>* chain) const override;
 
  private:
   Pool2dParams params_;

@@ -429,8 +429,9 @@ TEST(SequentialTest, FuseBatchNormThenRelu) {
 }
 
 // In evaluation without gradients, consecutive convolutions run as one
-// chain on oneDNN (bf16 matmuls, a CPU with AVX512-BF16): the values of
-// oneDNN's convolutions one by one, bit for bit (under the measured choice,
+// chain on oneDNN (bf16 matmuls, a CPU with AVX512-BF16), with the max
+// pooling between them on oneDNN too: the values of oneDNN's convolutions
+// and dive's pooling one by one, bit for bit (under the measured choice,
 // on their own, the 1x1 ones and the first, of 3 channels, run on dive's
 // kernels). With gradients, in training, or with a hook on a convolution,
 // each runs on its own. Elsewhere the chain never runs and every result is
@@ -441,12 +442,20 @@ TEST(SequentialTest, EvaluationRunsConsecutiveConvolutionsAsOneChain) {
   auto bn1 = std::make_shared<BatchNorm2d>(24);
   auto conv2 = std::make_shared<Conv2d>(24, 24, 1);
   auto conv3 = std::make_shared<Conv2d>(24, 24, 1);
+  auto pool = std::make_shared<MaxPool2d>(3, 2);
+  auto conv4 = std::make_shared<Conv2d>(24, 16, 3, 1, 1);
   Sequential block({conv1, bn1, std::make_shared<ReLU>(), conv2,
                     std::make_shared<ReLU>(), conv3, std::make_shared<ReLU>(),
-                    std::make_shared<MaxPool2d>(3, 2)});
+                    pool, conv4});
   AssignValues(bn1->running_var(), std::vector<float>(24, 2.0f));
   block.Fuse();
   block.Eval();
+  // The pooling is a stage of the chain, between conv3 and conv4.
+  std::vector<ChainedConv> links;
+  ASSERT_TRUE(block.AppendToConvChain(&links));
+  ASSERT_EQ(links.size(), 5u);
+  EXPECT_TRUE(links[3].conv == nullptr && links[3].pool == pool.get());
+  EXPECT_EQ(links[4].conv, conv4.get());
   const autograd::Variable x(Normal({3, 3, 20, 20}, 0, 1));
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const auto one_by_one = [&](ConvLibrary library) {

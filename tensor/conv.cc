@@ -95,8 +95,32 @@ std::vector<Conv2dStage> NumberedStages(
         << op << ": stage " << i << " adds value " << stage.residual
         << "; it can add x (0) or an earlier stage's output (1 to " << i
         << "), or none (-1)";
+    CHECK(!stage.max_pool.has_value() || stage.residual == Conv2dStage::kNone)
+        << op << ": stage " << i << " is a max pooling; it cannot add value "
+        << stage.residual;
   }
   return numbered;
+}
+
+// A max pooling of x by `p` as a chain stage's geometry: the window as the
+// kernel, the channels kept.
+ConvGeometry PoolGeometry(const char* op, const Shape& x,
+                          const Pool2dParams& p) {
+  const Shape y = Pool2dOutputShape(op, x, p);
+  ConvGeometry g;
+  g.n = x[0];
+  g.c = g.oc = x[1];
+  g.h = x[2];
+  g.w = x[3];
+  g.kh = p.kernel_h;
+  g.kw = p.kernel_w;
+  g.sh = p.stride_h;
+  g.sw = p.stride_w;
+  g.ph = p.pad_h;
+  g.pw = p.pad_w;
+  g.oh = y[2];
+  g.ow = y[3];
+  return g;
 }
 
 // The geometry of each stage of a chain of numbered stages on x, after
@@ -108,9 +132,13 @@ std::vector<ConvGeometry> ChainGeometry(
   std::vector<Shape> values = {x};
   for (size_t i = 0; i < stages.size(); ++i) {
     const Conv2dStage& stage = stages[i];
-    CheckShape4D(op, "w", stage.weight.shape());
-    g.push_back(MakeGeometry(op, values[stage.input], stage.weight.shape(),
-                             stage.params));
+    if (stage.max_pool.has_value()) {
+      g.push_back(PoolGeometry(op, values[stage.input], *stage.max_pool));
+    } else {
+      CheckShape4D(op, "w", stage.weight.shape());
+      g.push_back(MakeGeometry(op, values[stage.input], stage.weight.shape(),
+                               stage.params));
+    }
     values.push_back(Shape{g.back().n, g.back().oc, g.back().oh, g.back().ow});
     CHECK(stage.residual == Conv2dStage::kNone ||
           values[stage.residual] == values.back())
@@ -383,9 +411,11 @@ Tensor Conv2dChainForward(const Tensor& x_in,
                             : DType::kFloat32;
   for (size_t i = 0; i < checked.size(); ++i) {
     Conv2dStage& stage = checked[i];
-    CheckFloat4D(kOp, "w", stage.weight);
-    stage.bias = CheckedBias(kOp, stage.bias, stage.weight);
-    stage.weight = stage.weight.Contiguous();
+    if (!stage.max_pool.has_value()) {
+      CheckFloat4D(kOp, "w", stage.weight);
+      stage.bias = CheckedBias(kOp, stage.bias, stage.weight);
+      stage.weight = stage.weight.Contiguous();
+    }
     stage.dtype =
         i + 1 == checked.size() ? dtype : stage.dtype.value_or(between);
     CHECK(stage.dtype == DType::kFloat32 || stage.dtype == DType::kBfloat16)
@@ -401,13 +431,20 @@ Tensor Conv2dChainForward(const Tensor& x_in,
   std::vector<Tensor> values = {x_in};
   for (size_t i = 0; i < checked.size(); ++i) {
     const Conv2dStage& stage = checked[i];
-    values.push_back(Conv2dForward(
-        values[stage.input], stage.weight, stage.bias, stage.params,
-        {.residual = stage.residual == Conv2dStage::kNone
-                         ? Tensor()
-                         : values[stage.residual],
-         .relu = stage.relu,
-         .dtype = *stage.dtype}));
+    if (stage.max_pool.has_value()) {
+      Tensor pooled =
+          MaxPool2dForward(values[stage.input], *stage.max_pool, nullptr);
+      values.push_back(
+          *stage.dtype == DType::kFloat32 ? pooled : pooled.To(*stage.dtype));
+    } else {
+      values.push_back(Conv2dForward(
+          values[stage.input], stage.weight, stage.bias, stage.params,
+          {.residual = stage.residual == Conv2dStage::kNone
+                           ? Tensor()
+                           : values[stage.residual],
+           .relu = stage.relu,
+           .dtype = *stage.dtype}));
+    }
     for (size_t v = 0; v <= i; ++v) {
       if (last_reads[v] == static_cast<int>(i)) values[v] = Tensor();
     }

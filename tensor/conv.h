@@ -41,6 +41,7 @@
 #include <optional>
 #include <vector>
 
+#include "tensor/pool.h"
 #include "tensor/shape.h"
 #include "tensor/tensor.h"
 
@@ -138,6 +139,14 @@ Tensor Conv2dForward(const Tensor& x, const Tensor& w, const Tensor& bias,
 // and adds its shortcut: {conv1 (input 0), conv3 (input 0), conv2 (input 1,
 // residual 2)}, or without conv3 {conv1, conv2 (residual 0)}.
 //
+// A stage may instead be a max pooling of its input (`max_pool`, with
+// MaxPool2dForward's window, stride and padding; it adds no residual and
+// reads no weights): VGG's and NiN's blocks with the pooling between them
+// run as one chain, the pooling on oneDNN in the convolutions' layout. Its
+// maxima are exact in any dtype, so storing them in bf16 changes nothing
+// for a convolution under bf16 matmuls that reads them (NaN aside, which
+// oneDNN's pooling need not propagate).
+//
 // Each y_i before the last is stored in its stage's dtype, by default
 // bfloat16 under bf16 matmuls (what a convolution rounds its input to
 // anyway), else float32; the last in `dtype`. Where Conv2dChainUsesOneDnn,
@@ -168,6 +177,9 @@ struct Conv2dStage {
   // residual is read exactly); unset: the default above. Not read for the
   // last stage.
   std::optional<DType> dtype;
+  // Set: a max pooling of the input instead of a convolution (weight, bias,
+  // params and relu are not read).
+  std::optional<Pool2dParams> max_pool;
 
   static constexpr int kPrevious = -1;
   static constexpr int kNone = -1;

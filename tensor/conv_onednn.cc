@@ -1,6 +1,7 @@
 #include "tensor/conv_onednn.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -365,6 +366,34 @@ const dnnl::reorder& CachedReorder(const memory::desc& from,
                                  Engine(), from, Engine(), to))));
 }
 
+// A max pooling (inference) of values in layout `src` by the window of `g`,
+// written in the layout oneDNN picks for its output (that of src, in its
+// dtype), made once per layout and window.
+struct MaxPool {
+  dnnl::pooling_forward pool;
+  memory::desc dst;
+};
+const MaxPool& CachedMaxPool(const memory::desc& src, const ConvGeometry& g) {
+  static std::mutex mu;
+  static auto* const pools = new std::vector<
+      std::tuple<memory::desc, std::array<int64_t, 6>, MaxPool>>();
+  const std::array<int64_t, 6> window = {g.kh, g.kw, g.sh, g.sw, g.ph, g.pw};
+  const std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [from, w, pool] : *pools) {
+    if (from == src && w == window) return pool;
+  }
+  // Padding on the right as on the left: oneDNN then computes the output
+  // size as MaxPool2dForward does, rounded down.
+  const dnnl::pooling_forward::primitive_desc pd(
+      dnnl::pooling_forward::desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src,
+          memory::desc({g.n, g.c, g.oh, g.ow}, src.data_type(), tag::any),
+          {g.sh, g.sw}, {g.kh, g.kw}, {g.ph, g.pw}, {g.ph, g.pw}),
+      Engine());
+  return std::get<2>(pools->emplace_back(
+      src, window, MaxPool{dnnl::pooling_forward(pd), pd.dst_desc()}));
+}
+
 // A value of a chain (x or a stage's output) in the layouts it is read in:
 // the first as it was written, then any reordered copy a reader needed.
 struct ChainValue {
@@ -395,8 +424,12 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
   std::vector<const Plan*> plans;
   for (size_t i = 0; i < n; ++i) {
     // What OneDnnConv2dForward would be given: x or the stored value the
-    // stage reads and adds, and y in the stage's dtype.
+    // stage reads and adds, and y in the stage's dtype. A pooling has none.
     const Conv2dStage& stage = stages[i];
+    if (stage.max_pool.has_value()) {
+      plans.push_back(nullptr);
+      continue;
+    }
     auto type_of = [&](int value) {
       return value == 0 ? TypeOf(x) : StoredType(stages[value - 1]);
     };
@@ -414,39 +447,60 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
   dnnl::stream stream(Engine());
   const std::vector<int> last_reads = ChainLastReads(stages);
   std::vector<ChainValue> values(n);
-  values[0].forms.push_back(Memory(plans[0]->x_user, x.raw_data()));
+  values[0].forms.push_back(Memory(
+      memory::desc({g[0].n, g[0].c, g[0].h, g[0].w}, TypeOf(x), tag::abcd),
+      x.raw_data()));
   Tensor w16, w_buf, y_buf;
   for (size_t i = 0; i < n; ++i) {
-    const Plan& p = *plans[i];
     const Conv2dStage& stage = stages[i];
-    const memory in = values[stage.input].As(stream, p.x_prim);
-    memory w_prim = WeightsIn(stream, p, stage.weight, &w16, &w_buf);
-    // Where the stage's output is written: a new value in the primitive's
-    // layout, or, for the last stage, y or a buffer reordered into it.
     const bool last = i + 1 == n;
-    memory y_user = last ? Memory(p.y_user, y.raw_data()) : memory();
     ChainValue out;
-    Tensor& out_buf = last ? y_buf : out.buffers.emplace_back();
-    memory dst = last && !p.y_move ? y_user : Memory(p.y_prim, &out_buf);
-    if (stage.residual != Conv2dStage::kNone) {
-      memory& r = values[stage.residual].forms.front();
-      CachedReorder(r.get_desc(), p.y_prim).execute(stream, r, dst);
-    }
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, w_prim}, {DNNL_ARG_DST, dst}};
-    if (stage.bias.defined()) {
-      args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, stage.bias.raw_data()));
-    }
-    p.conv.execute(stream, args);
-    if (last) {
-      if (p.y_move) p.y_move.execute(stream, dst, y_user);
-      break;
+    if (stage.max_pool.has_value()) {
+      // On the value as it was written, in its dtype; then stored as a
+      // convolution's output is, below, or reordered into y.
+      memory src = values[stage.input].forms.front();
+      const MaxPool& pool = CachedMaxPool(src.get_desc(), g[i]);
+      memory dst = Memory(pool.dst, &out.buffers.emplace_back());
+      pool.pool.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      if (last) {
+        memory y_user = Memory(memory::desc({g[i].n, g[i].oc, g[i].oh, g[i].ow},
+                                            TypeOf(y), tag::abcd),
+                               y.raw_data());
+        CachedReorder(pool.dst, y_user.get_desc()).execute(stream, dst, y_user);
+        break;
+      }
+      out.forms.push_back(dst);
+    } else {
+      const Plan& p = *plans[i];
+      const memory in = values[stage.input].As(stream, p.x_prim);
+      memory w_prim = WeightsIn(stream, p, stage.weight, &w16, &w_buf);
+      // Where the stage's output is written: a new value in the primitive's
+      // layout, or, for the last stage, y or a buffer reordered into it.
+      memory y_user = last ? Memory(p.y_user, y.raw_data()) : memory();
+      Tensor& out_buf = last ? y_buf : out.buffers.emplace_back();
+      memory dst = last && !p.y_move ? y_user : Memory(p.y_prim, &out_buf);
+      if (stage.residual != Conv2dStage::kNone) {
+        memory& r = values[stage.residual].forms.front();
+        CachedReorder(r.get_desc(), p.y_prim).execute(stream, r, dst);
+      }
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, w_prim}, {DNNL_ARG_DST, dst}};
+      if (stage.bias.defined()) {
+        args.emplace(DNNL_ARG_BIAS, Memory(p.b_user, stage.bias.raw_data()));
+      }
+      p.conv.execute(stream, args);
+      if (last) {
+        if (p.y_move) p.y_move.execute(stream, dst, y_user);
+        break;
+      }
+      out.forms.push_back(dst);
     }
     // Stored in the stage's dtype, as OneDnnConv2dForward stores it (its
-    // primitive writes float32 where it adds a float32 residual).
-    out.forms.push_back(dst);
-    if (p.y_prim.data_type() != StoredType(stage)) {
-      memory::desc stored = p.y_prim;
+    // primitive writes float32 where it adds a float32 residual; a pooling
+    // writes its input's dtype).
+    const memory::desc written = out.forms.front().get_desc();
+    if (written.data_type() != StoredType(stage)) {
+      memory::desc stored = written;
       stored.data.data_type = static_cast<dnnl_data_type_t>(StoredType(stage));
       out.As(stream, stored);
       out.forms.erase(out.forms.begin());

@@ -660,8 +660,10 @@ TEST(Conv2d, BackwardMatchesFiniteDifferences) {
 
 // NiN's first block at a quarter of its width (an 11x11 stride-4 convolution
 // of one channel, then two 1x1 ones); a chain of 3x3 convolutions with and
-// without bias and ReLU; and two ResNet blocks (the first downsampling, with
-// a strided 1x1 shortcut stored in float32; the second adding its input).
+// without bias and ReLU; two ResNet blocks (the first downsampling, with
+// a strided 1x1 shortcut stored in float32; the second adding its input);
+// and VGG-like convolutions with max pooling between them (2x2, and 3x3
+// stride 2 with padding).
 std::vector<std::vector<Conv2dStage>> ChainCases(Generator& gen) {
   auto stage = [&gen](int64_t oc, int64_t c, int64_t k, Conv2dParams p,
                       bool bias, bool relu, int input = Conv2dStage::kPrevious,
@@ -672,6 +674,11 @@ std::vector<std::vector<Conv2dStage>> ChainCases(Generator& gen) {
                        relu,
                        input,
                        residual};
+  };
+  auto pool = [](Pool2dParams p) {
+    Conv2dStage s;
+    s.max_pool = p;
+    return s;
   };
   const Conv2dParams same{1, 1, 1, 1}, halve{2, 2, 1, 1};
   Conv2dStage shortcut = stage(32, 16, 1, {2, 2, 0, 0}, true, false, 0);
@@ -684,7 +691,10 @@ std::vector<std::vector<Conv2dStage>> ChainCases(Generator& gen) {
           {stage(32, 16, 3, halve, true, true, 0), shortcut,
            stage(32, 32, 3, same, true, true, 1, 2),
            stage(32, 32, 3, same, true, true),
-           stage(32, 32, 3, same, true, true, 4, 3)}};
+           stage(32, 32, 3, same, true, true, 4, 3)},
+          {stage(16, 16, 3, same, true, true), pool({2, 2, 2, 2}),
+           stage(32, 16, 3, same, false, true), pool({3, 3, 2, 2, 1, 1}),
+           stage(20, 32, 1, {}, true, false)}};
 }
 Shape ChainInput(const std::vector<Conv2dStage>& stages) {
   return stages[0].weight.dim(1) == 1 ? Shape{3, 1, 48, 48}
@@ -697,6 +707,16 @@ Tensor ChainByCalls(const Tensor& x, const std::vector<Conv2dStage>& stages,
   std::vector<Tensor> values = {x};
   for (size_t i = 0; i < stages.size(); ++i) {
     const Conv2dStage& s = stages[i];
+    const DType stored =
+        i + 1 == stages.size() ? dtype : s.dtype.value_or(between);
+    if (s.max_pool.has_value()) {
+      values.push_back(
+          MaxPool2dForward(
+              values[s.input == Conv2dStage::kPrevious ? i : s.input],
+              *s.max_pool, nullptr)
+              .To(stored));
+      continue;
+    }
     values.push_back(Conv2dForward(
         values[s.input == Conv2dStage::kPrevious ? i : s.input], s.weight,
         s.bias, s.params,
@@ -760,7 +780,9 @@ TEST(Conv2d, FrozenWeightsGiveTheSameValues) {
   for (std::vector<Conv2dStage> stages : ChainCases(gen)) {
     const Tensor x = gen.Normal(ChainInput(stages), 0, 1);
     std::vector<Conv2dStage> frozen = stages;
-    for (Conv2dStage& stage : frozen) stage.weight = stage.weight.Frozen();
+    for (Conv2dStage& stage : frozen) {
+      if (!stage.max_pool.has_value()) stage.weight = stage.weight.Frozen();
+    }
     const Conv2dStage& first = stages[0];
     const Tensor& first_frozen = frozen[0].weight;
     for (MatmulPrecision precision :
@@ -917,6 +939,16 @@ TEST_F(Conv2dDeathTest, BadChains) {
   EXPECT_DEATH(Conv2dChainForward(x, {first, reads_itself}, DType::kFloat32),
                "Conv2dChainForward: stage 1 convolves value 2; it can read x "
                "\\(0\\) or an earlier stage's output \\(1 to 1\\)");
+  Conv2dStage pool_adds;
+  pool_adds.max_pool = Pool2dParams{2, 2, 2, 2};
+  pool_adds.residual = 0;
+  EXPECT_DEATH(Conv2dChainForward(x, {first, pool_adds}, DType::kFloat32),
+               "Conv2dChainForward: stage 1 is a max pooling; it cannot add "
+               "value 0");
+  Conv2dStage pool_too_large;
+  pool_too_large.max_pool = Pool2dParams{9, 9, 1, 1};
+  EXPECT_DEATH(Conv2dChainForward(x, {first, pool_too_large}, DType::kFloat32),
+               "Conv2dChainForward");
   Conv2dStage adds_later = second;
   adds_later.residual = 3;
   EXPECT_DEATH(Conv2dChainForward(x, {first, adds_later}, DType::kFloat32),
