@@ -709,21 +709,17 @@ Tensor ChainByCalls(const Tensor& x, const std::vector<Conv2dStage>& stages,
     const Conv2dStage& s = stages[i];
     const DType stored =
         i + 1 == stages.size() ? dtype : s.dtype.value_or(between);
+    const Tensor in = values[s.input == Conv2dStage::kPrevious ? i : s.input];
     if (s.max_pool.has_value()) {
-      values.push_back(
-          MaxPool2dForward(
-              values[s.input == Conv2dStage::kPrevious ? i : s.input],
-              *s.max_pool, nullptr)
-              .To(stored));
+      values.push_back(MaxPool2dForward(in, *s.max_pool, nullptr).To(stored));
       continue;
     }
     values.push_back(Conv2dForward(
-        values[s.input == Conv2dStage::kPrevious ? i : s.input], s.weight,
-        s.bias, s.params,
+        in, s.weight, s.bias, s.params,
         {.residual =
              s.residual == Conv2dStage::kNone ? Tensor() : values[s.residual],
          .relu = s.relu,
-         .dtype = i + 1 == stages.size() ? dtype : s.dtype.value_or(between)}));
+         .dtype = stored}));
   }
   return values.back();
 }
