@@ -527,4 +527,42 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 }  // namespace
+// PackWeights packs unfrozen weights into the scratch GemmLhs at each call,
+// and frozen ones (Tensor::Frozen) once per precision, kept with them: the
+// same GemmLhs at every later call, the same panels as the scratch pack.
+TEST(PackWeightsTest, FrozenWeightsArePackedOncePerPrecision) {
+  const Tensor w = Normal({13, 37}, 0, 1), frozen = w.Frozen();
+  GemmLhs scratch;
+  for (MatmulPrecision precision :
+       {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
+    const ScopedMatmulPrecision scope(precision);
+    EXPECT_EQ(&PackWeights(w, 13, 37, scratch), &scratch);
+    const GemmLhs& kept = PackWeights(frozen, 13, 37, scratch);
+    EXPECT_NE(&kept, &scratch);
+    EXPECT_EQ(&PackWeights(frozen, 13, 37, scratch), &kept);
+    // Both hold the product with the identity's columns: compare C = A * I.
+    std::vector<float> c_kept(13 * 37), c_scratch(13 * 37);
+    const auto identity = [](int64_t r0, int64_t rn, int64_t c0, int64_t cn,
+                             float* dst, int64_t ld) {
+      for (int64_t r = 0; r < rn; ++r) {
+        for (int64_t c = 0; c < cn; ++c) dst[r * ld + c] = r0 + r == c0 + c;
+      }
+    };
+    Gemm(kept, 37, identity, 0.0f, c_kept.data(), 37);
+    Gemm(PackWeights(w, 13, 37, scratch), 37, identity, 0.0f, c_scratch.data(),
+         37);
+    EXPECT_EQ(c_kept, c_scratch);
+  }
+  EXPECT_EQ(frozen.frozen_forms()->size(), 2u);
+}
+
+TEST(PackWeightsDeathTest, NamesWeightsThatAreNotContiguousFloat32) {
+  const Tensor w = Tensor::Zeros({4, 3});
+  GemmLhs scratch;
+  EXPECT_DEATH(PackWeights(w.Transpose(0, 1), 3, 4, scratch),
+               "PackWeights: weights \\[3, 4\\] \\(float32\\) are not a "
+               "contiguous float32 \\[3, 4\\]");
+  EXPECT_DEATH(PackWeights(w, 4, 4, scratch), "are not a contiguous float32");
+}
+
 }  // namespace dive
