@@ -253,8 +253,9 @@ struct BnShape {
 
 const BnShape kBnShapes[] = {
     {"resnet96_stem", {32, 64, 48, 48}},  // larger than the L2 and L3
-    {"resnet96_b2", {32, 64, 24, 24}},
-    {"bn_lenet_conv1", {256, 6, 24, 24}},
+    {"resnet96_b2", {32, 64, 24, 24}},    {"resnet96_b4", {32, 256, 6, 6}},
+    {"resnet96_b5", {32, 512, 3, 3}},  // 9-element planes
+    {"densenet96_b1", {32, 160, 24, 24}}, {"bn_lenet_conv1", {256, 6, 24, 24}},
     {"bn_lenet_fc1", {256, 120}},
 };
 

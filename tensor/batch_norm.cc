@@ -28,6 +28,44 @@ struct Layout {
   int64_t numel() const { return n * c * s; }
 };
 
+// Planes of fewer than kSmallPlane elements (ResNet-18's and DenseNet's last
+// maps: 3x3 and 6x6 at 96 px) are too short for the per-plane loops below,
+// whose vector lanes and double sums they barely fill, and whose scalar
+// remainder branches on the ReLU. The kernels view such an input as the
+// rows of an [N, C*S] matrix instead, the layout of an [N, C] input, which
+// they run along the contiguous C*S entries of a row: each channel's values
+// repeated S times (Expand), and each channel's S sums added up (Fold).
+constexpr int64_t kSmallPlane = 16;
+
+bool AsRows(const Layout& l) { return l.s < kSmallPlane; }
+// The layout the elementwise and sum kernels run on.
+Layout KernelLayout(const Layout& l) {
+  return AsRows(l) ? Layout{l.n, l.c * l.s, 1} : l;
+}
+
+// v[c] repeated s times each, for the rows of an [N, C*S] view (v itself for
+// an input not viewed as rows).
+template <typename V>
+std::vector<V> Expand(const Layout& l, const std::vector<V>& v) {
+  if (!AsRows(l) || l.s == 1) return v;
+  std::vector<V> out(v.size() * l.s);
+  for (size_t c = 0; c < v.size(); ++c) {
+    std::fill_n(out.begin() + c * l.s, l.s, v[c]);
+  }
+  return out;
+}
+
+// The inverse for sums: each channel's l.s sums of an [N, C*S] view added up,
+// in order.
+std::vector<double> Fold(const Layout& l, const std::vector<double>& v) {
+  if (!AsRows(l) || l.s == 1) return v;
+  std::vector<double> out(l.c, 0.0);
+  for (int64_t c = 0; c < l.c; ++c) {
+    for (int64_t k = 0; k < l.s; ++k) out[c] += v[c * l.s + k];
+  }
+  return out;
+}
+
 Layout CheckInput(const char* op, const Tensor& x) {
   CHECK(x.defined()) << op << ": x is undefined";
   CHECK(x.dtype() == DType::kFloat32 || x.dtype() == DType::kBfloat16)
@@ -153,22 +191,28 @@ void PlaneSums(int64_t n, F f, double* a, double* b) {
 // whatever the offset of x. Over the planes, exactly:
 //   mean = sum(S * a + D) / m,
 //   m * var = sum(Q + 2 * (a - mean) * D + S * (a - mean)^2).
-// For [N, C], two passes.
+// For [N, C] and small planes, two passes over x viewed as rows.
 template <typename T>
 void MeanVar(const Layout& l, const T* px, std::vector<double>* mean,
              std::vector<double>* var) {
   const double m = static_cast<double>(l.m());
-  if (l.s == 1) {
+  if (AsRows(l)) {
+    const Layout rows = KernelLayout(l);
+    std::vector<double> sums;
     PerChannelSum(
-        l, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; }, mean);
+        rows, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; },
+        &sums);
+    *mean = Fold(l, sums);
     for (double& v : *mean) v /= m;
+    const std::vector<double> mu = Expand(l, *mean);
     PerChannelSum(
-        l,
-        [&](int64_t c, int64_t i) {
-          const double d = AsFloat(px[i]) - (*mean)[c];
+        rows,
+        [&](int64_t j, int64_t i) {
+          const double d = AsFloat(px[i]) - mu[j];
           return d * d;
         },
-        var);
+        &sums);
+    *var = Fold(l, sums);
     for (double& v : *var) v /= m;
     return;
   }
@@ -322,11 +366,15 @@ void PerChannelApply(const Layout& l, F f) {
 
 // y = (x - mean[c]) * scale[c] + shift[c], then max(y, 0) with `relu` (NaN
 // kept, as by ops::Relu); y of `y_dtype`.
-Tensor Normalize(const Tensor& x, const Layout& l,
-                 const std::vector<float>& mean,
-                 const std::vector<float>& scale,
-                 const std::vector<float>& shift, bool relu, DType y_dtype) {
+Tensor Normalize(const Tensor& x, const Layout& channels,
+                 const std::vector<float>& mean_c,
+                 const std::vector<float>& scale_c,
+                 const std::vector<float>& shift_c, bool relu, DType y_dtype) {
   Tensor y = Tensor::Empty(x.shape(), y_dtype);
+  const Layout l = KernelLayout(channels);
+  const std::vector<float> mean = Expand(channels, mean_c);
+  const std::vector<float> scale = Expand(channels, scale_c);
+  const std::vector<float> shift = Expand(channels, shift_c);
   const float* pm = mean.data();
   const float* psc = scale.data();
   const float* psh = shift.data();
@@ -463,16 +511,23 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     scale = saved.scale.ToVector();
     shift = saved.shift.ToVector();
   }
+  // The kernels' layout, and the per-channel values they read in it.
+  const Layout kl = KernelLayout(l);
+  const std::vector<float> mean_k = Expand(l, mean);
+  const std::vector<float> scale_k = Expand(l, scale);
+  const std::vector<float> shift_k = Expand(l, shift);
   const auto backward = [&](const auto* px, auto relu_tag) {
     constexpr bool kRelu = decltype(relu_tag)::value;
     const float* pdy = dy.data();
-    const float* pm = mean.data();
-    const float* psc = scale.data();
-    const float* psh = shift.data();
+    const float* pm = mean_k.data();
+    const float* psc = scale_k.data();
+    const float* psh = shift_k.data();
     // sum(g) and sum(g * (x - mean)), g the gradient at BatchNorm's output;
     // sum(g * xhat) is the latter * inv_std.
     std::vector<double> sum_dy, sum_dy_xc;
-    GradSums<kRelu>(l, px, pdy, pm, psc, psh, &sum_dy, &sum_dy_xc);
+    GradSums<kRelu>(kl, px, pdy, pm, psc, psh, &sum_dy, &sum_dy_xc);
+    sum_dy = Fold(l, sum_dy);
+    sum_dy_xc = Fold(l, sum_dy_xc);
     std::vector<double> sum_dy_xhat(l.c);
     for (int64_t c = 0; c < l.c; ++c) {
       sum_dy_xhat[c] = sum_dy_xc[c] * inv_std[c];
@@ -495,10 +550,12 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
     }
     Tensor out = Tensor::Empty(shape);
     float* pdx = out.data();
-    const float* pa = a.data();
-    const float* pb = b.data();
-    const float* pk = k.data();
-    PerChannelApply(l, [&](int64_t c, int64_t i) {
+    const std::vector<float> a_k = Expand(l, a), b_k = Expand(l, b);
+    const std::vector<float> k_k = Expand(l, k);
+    const float* pa = a_k.data();
+    const float* pb = b_k.data();
+    const float* pk = k_k.data();
+    PerChannelApply(kl, [&](int64_t c, int64_t i) {
       const float x = AsFloat(px[i]);
       const float g = OutputGrad<kRelu>(pdy[i], x, pm[c], psc[c], psh[c]);
       pdx[i] = pa[c] * g - pb[c] * (x - pm[c]) - pk[c];

@@ -365,7 +365,8 @@ TEST(BatchNorm, BackwardMatchesFiniteDifferences) {
 TEST(BatchNorm, BackwardMatchesClosedFormOnLargerInputs) {
   uint64_t seed = 60;
   for (const Shape& shape :
-       {Shape{32, 6, 14, 14}, Shape{256, 84}, Shape{3, 5}}) {
+       {Shape{32, 6, 14, 14}, Shape{256, 84}, Shape{3, 5},
+        Shape{32, 64, 3, 3}}) {  // planes of 9, viewed as rows, in parallel
     SCOPED_TRACE("x " + shape.ToString());
     Generator gen(seed++);
     const int64_t c = shape[1];
@@ -421,7 +422,8 @@ TEST(BatchNorm, BackwardGradientSumsToZero) {
 // statistics and backward, with and without the fused ReLU), and a bf16 y is
 // the float32 y rounded to bf16.
 TEST(BatchNorm, Bfloat16InputsAndOutputsMatchTheirFloat32Copies) {
-  for (const Shape& shape : {Shape{4, 3, 5, 7}, Shape{6, 5}}) {
+  for (const Shape& shape :
+       {Shape{4, 3, 5, 7}, Shape{6, 5}, Shape{40, 48, 3, 3}}) {
     for (const bool relu : {false, true}) {
       SCOPED_TRACE(shape.ToString() + (relu ? " relu" : ""));
       Generator gen(31);
