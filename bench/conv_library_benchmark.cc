@@ -27,6 +27,11 @@
 //                dnnl_blocked_reorders: the same with the reorders from and
 //                  to dive's NCHW float32 tensors timed, what dive would pay
 //                  per call
+//                dnnl_nhwc: activations and their gradients channels-last
+//                  (NHWC) as the primitive reads and writes them, the
+//                  weights in the layout oneDNN picks, their reorder from
+//                  dive's OIHW float32 timed (weights change every training
+//                  step): what a channels-last training step would pay
 //
 // Counters: FLOPS = 2 * N * OC * OH * OW * C * KH * KW per call (the same for
 // the three passes), as a rate; rel_err = max |out - dive's float32 out| /
@@ -91,7 +96,14 @@ const ConvShape kShapes[] = {
 };
 
 enum class Pass { kForward, kBackwardData, kBackwardWeights };
-enum class Impl { kDive, kDiveBf16Act, kPlain, kBlocked, kBlockedReorders };
+enum class Impl {
+  kDive,
+  kDiveBf16Act,
+  kPlain,
+  kBlocked,
+  kBlockedReorders,
+  kNhwc
+};
 
 const char* PassName(Pass p) {
   switch (p) {
@@ -117,6 +129,8 @@ const char* ImplName(Impl i) {
       return "dnnl_blocked";
     case Impl::kBlockedReorders:
       return "dnnl_blocked_reorders";
+    case Impl::kNhwc:
+      return "dnnl_nhwc";
   }
   return "";
 }
@@ -217,6 +231,8 @@ struct Operand {
   memory user, prim;
   dnnl::reorder reorder;
   bool reordered = false;
+  // Reordered in every timed call, even when the others are not (weights).
+  bool every_call = false;
 
   // An input: `prim` is filled from `user`.
   static Operand Input(const memory::desc& want, float* data,
@@ -248,11 +264,11 @@ struct Operand {
     return o;
   }
 
-  void In(dnnl::stream& s) {
-    if (reordered) reorder.execute(s, user, prim);
+  void In(dnnl::stream& s, bool all) {
+    if (reordered && (all || every_call)) reorder.execute(s, user, prim);
   }
-  void Out(dnnl::stream& s) {
-    if (reordered) reorder.execute(s, prim, user);
+  void Out(dnnl::stream& s, bool all) {
+    if (reordered && (all || every_call)) reorder.execute(s, prim, user);
   }
 };
 
@@ -269,15 +285,17 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
   const memory::dims strides = {s.stride, s.stride};
   const memory::dims pad = {s.pad, s.pad};
   const bool any = impl != Impl::kPlain;
+  // The activations' layout: oneDNN's choice, NCHW or NHWC.
+  const tag act = impl == Impl::kNhwc ? tag::nhwc : any ? tag::any : tag::nchw;
   const dt in_type = bf16 ? dt::bf16 : dt::f32;
   // Inputs of the pass in bf16, its output in f32.
   const dt x_type = pass == Pass::kBackwardData ? dt::f32 : in_type;
   const dt w_type = pass == Pass::kBackwardWeights ? dt::f32 : in_type;
   const dt y_type = pass == Pass::kForward ? dt::f32 : in_type;
-  const memory::desc x_md(x_dims, x_type, any ? tag::any : tag::nchw);
+  const memory::desc x_md(x_dims, x_type, act);
   const memory::desc w_md(w_dims, w_type, any ? tag::any : tag::oihw);
   const memory::desc b_md(b_dims, dt::f32, tag::x);
-  const memory::desc y_md(y_dims, y_type, any ? tag::any : tag::nchw);
+  const memory::desc y_md(y_dims, y_type, act);
   const auto direct = dnnl::algorithm::convolution_direct;
 
   Tensor out;  // dive's layout, float32
@@ -291,9 +309,9 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
     // backward passes' hint.
     const dnnl::convolution_forward::primitive_desc train_pd(
         {dnnl::prop_kind::forward_training, direct,
-         memory::desc(x_dims, in_type, any ? tag::any : tag::nchw),
+         memory::desc(x_dims, in_type, act),
          memory::desc(w_dims, in_type, any ? tag::any : tag::oihw), b_md,
-         memory::desc(y_dims, in_type, any ? tag::any : tag::nchw), strides,
+         memory::desc(y_dims, in_type, act), strides,
          pad, pad},
         Engine());
     if (pass == Pass::kForward) {
@@ -309,6 +327,7 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
                                       w_dims, tag::oihw));
       inputs.push_back(Operand::Input(pd.bias_desc(), prob.b.data(), b_dims,
                                       tag::x));
+      inputs[1].every_call = impl == Impl::kNhwc;
       output = Operand::Output(pd.dst_desc(), out.data(), y_dims, tag::nchw);
       prim = dnnl::convolution_forward(pd);
       args = {{DNNL_ARG_SRC, inputs[0].prim},
@@ -324,6 +343,7 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
                                       y_dims, tag::nchw));
       inputs.push_back(Operand::Input(pd.weights_desc(), prob.w.data(),
                                       w_dims, tag::oihw));
+      inputs[1].every_call = impl == Impl::kNhwc;
       output =
           Operand::Output(pd.diff_src_desc(), out.data(), x_dims, tag::nchw);
       prim = dnnl::convolution_backward_data(pd);
@@ -341,6 +361,7 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
                                       y_dims, tag::nchw));
       output = Operand::Output(pd.diff_weights_desc(), out.data(), w_dims,
                                tag::oihw);
+      output.every_call = impl == Impl::kNhwc;
       prim = dnnl::convolution_backward_weights(pd);
       args = {{DNNL_ARG_SRC, inputs[0].prim},
               {DNNL_ARG_DIFF_DST, inputs[1].prim},
@@ -358,13 +379,11 @@ void RunOneDnn(benchmark::State& state, const ConvShape& s, Pass pass,
   }
 
   dnnl::stream stream(Engine());
-  const bool reorders = impl != Impl::kBlocked;
-  auto call = [&](bool with_reorders) {
-    if (with_reorders) {
-      for (Operand& o : inputs) o.In(stream);
-    }
+  const bool reorders = impl == Impl::kPlain || impl == Impl::kBlockedReorders;
+  auto call = [&](bool all_reorders) {
+    for (Operand& o : inputs) o.In(stream, all_reorders);
     prim.execute(stream, args);
-    if (with_reorders) output.Out(stream);
+    output.Out(stream, all_reorders);
     stream.wait();
   };
   call(true);  // fills the blocked inputs once, checks the result
@@ -383,7 +402,8 @@ void RegisterAll() {
          {Pass::kForward, Pass::kBackwardData, Pass::kBackwardWeights}) {
       for (bool bf16 : {false, true}) {
         for (Impl impl : {Impl::kDive, Impl::kDiveBf16Act, Impl::kPlain,
-                          Impl::kBlocked, Impl::kBlockedReorders}) {
+                          Impl::kBlocked, Impl::kBlockedReorders,
+                          Impl::kNhwc}) {
           if (impl == Impl::kDiveBf16Act &&
               (!bf16 || pass == Pass::kBackwardData)) {
             continue;  // dy stays float32
