@@ -19,15 +19,18 @@ import statistics
 import subprocess
 import sys
 
+# Timed steps per run: about 1-2 s of each (3 steps of the 96 px models,
+# 0.3-0.6 s, gave a whole-step allocator change 0.91-0.95x on DenseNet where
+# runs of 20 steps gave 1.03x).
 STEPS = {"softmax": 100, "mlp": 50, "mlp_dropout": 50, "lenet": 20,
-         "bn_lenet": 20, "alexnet": 5, "vgg": 5, "nin": 5, "googlenet": 3,
-         "resnet": 3, "densenet": 3}
+         "bn_lenet": 20, "alexnet": 15, "vgg": 15, "nin": 15, "googlenet": 10,
+         "resnet": 10, "densenet": 20}
 
 
 def run(binary, model, mode, precision):
     out = subprocess.run(
         [binary, f"--model={model}", f"--mode={mode}",
-         f"--steps={STEPS[model]}", "--warmup=2", "--threads=2",
+         f"--steps={STEPS[model]}", "--warmup=3", "--threads=2",
          f"--precision={precision}"],
         capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["examples_per_sec"]
