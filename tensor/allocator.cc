@@ -16,12 +16,13 @@
 namespace dive {
 namespace {
 
+size_t RoundUpTo(size_t n, size_t unit) { return (n + unit - 1) / unit * unit; }
+
 class System : public Allocator {
  public:
   void* Allocate(size_t nbytes) override {
-    const size_t rounded = (nbytes + kAllocatorAlignment - 1) /
-                           kAllocatorAlignment * kAllocatorAlignment;
-    void* p = std::aligned_alloc(kAllocatorAlignment, rounded);
+    void* p = std::aligned_alloc(kAllocatorAlignment,
+                                 RoundUpTo(nbytes, kAllocatorAlignment));
     CHECK(p != nullptr) << "out of memory allocating " << nbytes << " bytes";
     return p;
   }
@@ -92,8 +93,6 @@ void CachingAllocator::Free(void* p, size_t nbytes) {
 }
 
 namespace {
-
-size_t RoundUpTo(size_t n, size_t unit) { return (n + unit - 1) / unit * unit; }
 
 // Asks Linux to back the whole 2 MiB pages inside [p, p + n) with
 // transparent huge pages where it does so only when asked
