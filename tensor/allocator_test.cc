@@ -213,6 +213,20 @@ TEST(CachingAllocatorTest, GivesBackWhollyFreeSegments) {
   EXPECT_EQ(capped.cached_bytes(), kSegment);
 }
 
+// Freeing a large block twice, or a pointer the cache never handed out, is
+// a programming error: it fails naming the pointer.
+TEST(CachingAllocatorDeathTest, FreeingALargeBlockNotInUseFails) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CountingAllocator backing;
+  CachingAllocator cache(backing, size_t{1} << 30);
+  void* a = cache.Allocate(2 * kMiB);
+  cache.Free(a, 2 * kMiB);
+  EXPECT_DEATH(cache.Free(a, 2 * kMiB),
+               "CachingAllocator: 0x[0-9a-f]+ is not a large block in use");
+  int on_stack = 0;
+  EXPECT_DEATH(cache.Free(&on_stack, 2 * kMiB), "is not a large block in use");
+}
+
 // Random large and small blocks, each filled with its own byte and checked
 // when freed: no two blocks in use overlap, and everything goes back.
 TEST(CachingAllocatorTest, BlocksInUseNeverOverlap) {
