@@ -5,6 +5,7 @@
 
 #include "autograd/trace.h"
 #include "tensor/linear.h"
+#include "tensor/memory_format.h"
 #include "tensor/ops.h"
 
 namespace dive::autograd {
@@ -339,7 +340,10 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params, const Variable& residual,
                 bool relu, DType output_dtype) {
-  const Tensor xd = x.data().Contiguous(), wd = weight.data().Contiguous();
+  // A channels-last x stays so (tensor/memory_format.h): oneDNN reads it as
+  // it lies.
+  const Tensor xd = DenseOrContiguous(x.data()),
+               wd = weight.data().Contiguous();
   const bool fused = residual.defined() || relu;
   Tensor y = Conv2dForward(
       xd, wd, bias.defined() ? bias.data() : Tensor(), params,
@@ -377,12 +381,11 @@ Variable MaxPool2d(const Variable& x, const Pool2dParams& params) {
   // Where no gradient will flow back (inference), no argmax is computed.
   Tensor argmax;
   const bool backward = x.requires_grad() && GradEnabled();
-  Tensor y = MaxPool2dForward(x.data().Contiguous(), params,
-                              backward ? &argmax : nullptr);
+  Tensor y = MaxPool2dForward(x.data(), params, backward ? &argmax : nullptr);
   const Shape xs = x.shape();
   return Annotated(Unary("MaxPool2d", x, y,
                          [argmax, xs](const Tensor& g) {
-                           return MaxPool2dBackward(g.Contiguous(), argmax, xs);
+                           return MaxPool2dBackward(g, argmax, xs);
                          }),
                    [&](TracedOp& op) { AnnotatePool(params, op); });
 }
@@ -462,7 +465,7 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
     }
     return y;
   }
-  const Tensor xd = x.data().Contiguous();
+  const Tensor xd = DenseOrContiguous(x.data());
   BatchNormSaved saved;
   Tensor y = BatchNormTrainForward(xd, gamma.data(), beta.data(), running_mean,
                                    running_var, momentum, eps, &saved, relu,
@@ -471,7 +474,7 @@ Variable BatchNorm(const Variable& x, const Variable& gamma,
   Variable out = Variable::FromOp(
       "BatchNorm", y, {x, gamma, beta}, [xd, gd, saved](const Tensor& grad) {
         Tensor dx, dgamma, dbeta;
-        BatchNormBackward(grad.Contiguous(), xd, gd, saved, &dx, &dgamma,
+        BatchNormBackward(DenseOrContiguous(grad), xd, gd, saved, &dx, &dgamma,
                           &dbeta);
         return std::vector<Tensor>{dx, dgamma, dbeta};
       });

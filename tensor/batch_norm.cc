@@ -8,6 +8,7 @@
 
 #include "tensor/bf16.h"
 #include "tensor/kernel_util.h"
+#include "tensor/memory_format.h"
 #include "tensor/parallel.h"
 
 namespace dive {
@@ -22,6 +23,8 @@ using kernel_internal::WithActivation;
 constexpr int64_t kParallelMin = 16384;
 
 // x viewed as [N, C, S] with S = H * W (1 for an [N, C] input); m = N * S.
+// A channels-last [N, C, H, W] input is viewed as [N * H * W, C, 1], the
+// rows of a matrix of C columns, which is how it lies in memory.
 struct Layout {
   int64_t n, c, s;
   int64_t m() const { return n * s; }
@@ -78,6 +81,14 @@ Layout CheckInput(const char* op, const Tensor& x) {
   l.c = x.dim(1);
   l.s = x.rank() == 4 ? x.dim(2) * x.dim(3) : 1;
   return l;
+}
+
+// x as the kernels read it: itself where it is channels-last (and then
+// `*l` its rows), else contiguous.
+Tensor Dense(const Tensor& x, Layout* l) {
+  if (MemoryFormatOf(x) != MemoryFormat::kChannelsLast) return x.Contiguous();
+  *l = Layout{l->n * l->s, l->c, 1};
+  return x;
 }
 
 void CheckChannelTensor(const char* op, const char* name, const Tensor& t,
@@ -370,7 +381,7 @@ Tensor Normalize(const Tensor& x, const Layout& channels,
                  const std::vector<float>& mean_c,
                  const std::vector<float>& scale_c,
                  const std::vector<float>& shift_c, bool relu, DType y_dtype) {
-  Tensor y = Tensor::Empty(x.shape(), y_dtype);
+  Tensor y = EmptyIn(x.shape(), y_dtype, MemoryFormatOf(x));
   const Layout l = KernelLayout(channels);
   const std::vector<float> mean = Expand(channels, mean_c);
   const std::vector<float> scale = Expand(channels, scale_c);
@@ -418,7 +429,7 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
                              Tensor running_var, float momentum, float eps,
                              BatchNormSaved* saved, bool relu, DType y_dtype) {
   static constexpr char kOp[] = "BatchNormTrainForward";
-  const Layout l = CheckInput(kOp, x_in);
+  Layout l = CheckInput(kOp, x_in);
   CheckOutputDType(kOp, y_dtype);
   CHECK(saved != nullptr) << kOp << ": saved must not be null";
   CHECK_GT(l.m(), 1) << kOp
@@ -436,7 +447,7 @@ Tensor BatchNormTrainForward(const Tensor& x_in, const Tensor& gamma,
     CheckChannelTensor(kOp, "running_mean", running_mean, shape);
     CheckChannelTensor(kOp, "running_var", running_var, shape);
   }
-  const Tensor x = x_in.Contiguous();
+  const Tensor x = Dense(x_in, &l);
   const double m = static_cast<double>(l.m());
 
   std::vector<double> mean, var;
@@ -470,7 +481,7 @@ Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
                             const Tensor& running_var, float eps, bool relu,
                             DType y_dtype) {
   static constexpr char kOp[] = "BatchNormEvalForward";
-  const Layout l = CheckInput(kOp, x_in);
+  Layout l = CheckInput(kOp, x_in);
   CheckOutputDType(kOp, y_dtype);
   const Shape& shape = x_in.shape();
   const std::vector<double> g = ChannelVector(kOp, "gamma", gamma, shape, 1.0);
@@ -483,14 +494,15 @@ Tensor BatchNormEvalForward(const Tensor& x_in, const Tensor& gamma,
   for (int64_t c = 0; c < l.c; ++c) {
     scale[c] = static_cast<float>(g[c] / std::sqrt(double{rv[c]} + eps));
   }
-  return Normalize(x_in.Contiguous(), l, rm, scale, ToFloat(b), relu, y_dtype);
+  const Tensor x = Dense(x_in, &l);
+  return Normalize(x, l, rm, scale, ToFloat(b), relu, y_dtype);
 }
 
 void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
                        const Tensor& gamma, const BatchNormSaved& saved,
                        Tensor* dx, Tensor* dgamma, Tensor* dbeta) {
   static constexpr char kOp[] = "BatchNormBackward";
-  const Layout l = CheckInput(kOp, x_in);
+  Layout l = CheckInput(kOp, x_in);
   const Shape& shape = x_in.shape();
   CHECK(dy_in.defined() && dy_in.dtype() == DType::kFloat32)
       << kOp << ": dy must be a defined float32 tensor";
@@ -501,8 +513,9 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
   CheckChannelTensor(kOp, "saved.inv_std", saved.inv_std, shape);
   const std::vector<float> mean = saved.mean.ToVector();
   const std::vector<float> inv_std = saved.inv_std.ToVector();
-  const Tensor x = x_in.Contiguous();
-  const Tensor dy = dy_in.Contiguous();
+  const Tensor x = Dense(x_in, &l);
+  // dy in x's layout.
+  const Tensor dy = ToMemoryFormat(dy_in, MemoryFormatOf(x));
   // The fused ReLU's affine map (zeros without it, where it is not read).
   std::vector<float> scale(l.c), shift(l.c);
   if (saved.relu) {
@@ -548,7 +561,7 @@ void BatchNormBackward(const Tensor& dy_in, const Tensor& x_in,
       b[c] = static_cast<float>(ac * inv_std[c] * sum_dy_xhat[c] / m);
       k[c] = static_cast<float>(ac * sum_dy[c] / m);
     }
-    Tensor out = Tensor::Empty(shape);
+    Tensor out = EmptyIn(shape, DType::kFloat32, MemoryFormatOf(x));
     float* pdx = out.data();
     const std::vector<float> a_k = Expand(l, a), b_k = Expand(l, b);
     const std::vector<float> k_k = Expand(l, k);

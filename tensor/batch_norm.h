@@ -9,7 +9,10 @@
 // lanes, the planes' sums in double. The statistics read x once from memory
 // (per plane, its sum, then its squared deviations from its own mean while
 // it is in cache, combined over the planes); the backward reads x and dy
-// twice. Conventions follow PyTorch's `batch_norm`: training normalizes
+// twice. A channels-last [N, C, H, W] input (tensor/memory_format.h) is
+// read as it lies, as the rows of an [N * H * W, C] matrix, and gives
+// channels-last outputs (y, and dx, for which dy is read in x's layout).
+// Conventions follow PyTorch's `batch_norm`: training normalizes
 // with the biased batch variance and stores the unbiased one in the running
 // variance.
 //

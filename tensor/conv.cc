@@ -17,6 +17,7 @@
 #include "tensor/gemm.h"
 #include "tensor/im2col.h"
 #include "tensor/kernel_util.h"
+#include "tensor/memory_format.h"
 #include "tensor/parallel.h"
 
 namespace dive {
@@ -377,17 +378,56 @@ std::atomic<ConvLibrary>& Library() {
   return library;
 }
 
+MemoryFormat FormatFromEnvironment() {
+  const char* value = std::getenv("DIVE_CONV_MEMORY_FORMAT");
+  if (value == nullptr || value == std::string("contiguous")) {
+    return MemoryFormat::kContiguous;
+  }
+  if (value == std::string("channels_last")) {
+    return MemoryFormat::kChannelsLast;
+  }
+  LOG(FATAL) << "DIVE_CONV_MEMORY_FORMAT=" << value
+             << " is not one of contiguous, channels_last";
+  return MemoryFormat::kContiguous;
+}
+
+std::atomic<MemoryFormat>& Format() {
+  static std::atomic<MemoryFormat> format(FormatFromEnvironment());
+  return format;
+}
+
+// Whether the activations of a convolution that reads `t` (x or dy) are
+// channels-last where oneDNN runs it: `t` is, or they are chosen so.
+bool ChannelsLast(const Tensor& t) {
+  return GetConvMemoryFormat() == MemoryFormat::kChannelsLast ||
+         MemoryFormatOf(t) == MemoryFormat::kChannelsLast;
+}
+
+// The layout of what oneDNN writes (a forward output, an input gradient)
+// from `in` (x, dy): channels-last where `in` is or where chosen so.
+MemoryFormat OneDnnOutputFormat(const Tensor& in) {
+  return GetConvMemoryFormat() == MemoryFormat::kChannelsLast
+             ? MemoryFormat::kChannelsLast
+             : MemoryFormatOf(in);
+}
+
 }  // namespace
 
 ConvLibrary GetConvLibrary() { return Library().load(); }
 
 void SetConvLibrary(ConvLibrary library) { Library().store(library); }
 
+MemoryFormat GetConvMemoryFormat() { return Format().load(); }
+
+void SetConvMemoryFormat(MemoryFormat format) { Format().store(format); }
+
 bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
-                      ConvPass pass) {
+                      ConvPass pass, MemoryFormat activations) {
   CheckShape4D("Conv2dUsesOneDnn", "x", x);
   CheckShape4D("Conv2dUsesOneDnn", "w", w);
-  return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p), pass);
+  return OneDnnTakes(MakeGeometry("Conv2dUsesOneDnn", x, w, p), pass,
+                     activations == MemoryFormat::kChannelsLast ||
+                         GetConvMemoryFormat() == MemoryFormat::kChannelsLast);
 }
 
 bool Conv2dChainUsesOneDnn(const Shape& x,
@@ -471,26 +511,34 @@ Tensor Conv2dForward(const Tensor& x_in, const Tensor& w_in,
       << kOp << ": the output dtype must be float32 or bfloat16, got "
       << DTypeName(epilogue.dtype);
   const ConvGeometry g = MakeGeometry(kOp, x_in.shape(), w_in.shape(), p);
-  const Tensor x = x_in.Contiguous();
   const Tensor w = w_in.Contiguous();
   const Tensor bias = CheckedBias(kOp, bias_in, w);
   const float* pb = bias.defined() ? bias.data() : nullptr;
 
-  Tensor y = Tensor::Empty({g.n, g.oc, g.oh, g.ow}, epilogue.dtype);
+  const Shape y_shape = {g.n, g.oc, g.oh, g.ow};
   const Tensor& residual_in = epilogue.residual;
   CHECK(!residual_in.defined() || ((residual_in.dtype() == DType::kFloat32 ||
                                     residual_in.dtype() == DType::kBfloat16) &&
-                                   residual_in.shape() == y.shape()))
+                                   residual_in.shape() == y_shape))
       << kOp << ": the residual is " << DTypeName(residual_in.dtype()) << " "
       << residual_in.shape() << " but the output is "
-      << DTypeName(epilogue.dtype) << " " << y.shape()
-      << Shapes("x", x.shape(), "w", w.shape());
+      << DTypeName(epilogue.dtype) << " " << y_shape
+      << Shapes("x", x_in.shape(), "w", w.shape());
+  if (OneDnnTakes(g, ConvPass::kForward, ChannelsLast(x_in))) {
+    // oneDNN reads and writes channels-last tensors as they lie.
+    const Tensor x = DenseOrContiguous(x_in);
+    Tensor y = EmptyIn(y_shape, epilogue.dtype, OneDnnOutputFormat(x));
+    if (OneDnnConv2dForward(
+            g, x, w, bias,
+            residual_in.defined() ? DenseOrContiguous(residual_in) : Tensor(),
+            epilogue.relu, y)) {
+      return y;
+    }
+  }
+  const Tensor x = x_in.Contiguous();
+  Tensor y = Tensor::Empty(y_shape, epilogue.dtype);
   const Tensor residual =
       residual_in.defined() ? residual_in.Contiguous() : Tensor();
-  if (OneDnnTakes(g, ConvPass::kForward) &&
-      OneDnnConv2dForward(g, x, w, bias, residual, epilogue.relu, y)) {
-    return y;
-  }
   const int64_t ohw = g.Ohw();
   // Where the GEMM's C is y itself: float32 out, a float32 residual (or
   // none) and one GEMM per image. Otherwise C is scratch, and each finished
@@ -579,12 +627,13 @@ Tensor Conv2dBackwardInput(const Tensor& dy_in, const Tensor& w_in,
   static constexpr char kOp[] = "Conv2dBackwardInput";
   const ConvGeometry g =
       CheckBackward(kOp, GradOf::kInput, dy_in, w_in, x_shape, p);
-  const Tensor dy = dy_in.Contiguous();
   const Tensor w = w_in.Contiguous();
-  if (OneDnnTakes(g, ConvPass::kInputGradient)) {
-    Tensor dx = Tensor::Empty(x_shape);
+  if (OneDnnTakes(g, ConvPass::kInputGradient, ChannelsLast(dy_in))) {
+    const Tensor dy = DenseOrContiguous(dy_in);
+    Tensor dx = EmptyIn(x_shape, DType::kFloat32, OneDnnOutputFormat(dy));
     if (OneDnnConv2dBackwardInput(g, dy, w, dx)) return dx;
   }
+  const Tensor dy = dy_in.Contiguous();
 
   const bool direct = g.Direct();
   if (!direct && g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw &&
@@ -718,17 +767,46 @@ Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
 
 }  // namespace
 
+namespace {
+
+// Each column's sum of the rows of a [rows, c] matrix (a channels-last
+// tensor's channels), in double, as float32 [c].
+template <typename T>
+Tensor ChannelSums(const T* p, int64_t rows, int64_t c) {
+  Tensor out = Tensor::Empty({c});
+  float* po = out.data();
+  ParallelFor(c, ThreadsIf(rows * c > 32768), [&](int64_t c0, int64_t c1, int) {
+    std::vector<double> acc(c1 - c0, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = p + r * c + c0;
+      for (int64_t j = 0; j < c1 - c0; ++j) {
+        acc[j] += static_cast<float>(row[j]);
+      }
+    }
+    for (int64_t j = 0; j < c1 - c0; ++j) {
+      po[c0 + j] = static_cast<float>(acc[j]);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
                             const Shape& w_shape, const Conv2dParams& p) {
   static constexpr char kOp[] = "Conv2dBackwardWeight";
   const ConvGeometry g =
       CheckBackward(kOp, GradOf::kWeight, dy_in, x_in, w_shape, p);
+  if (OneDnnTakes(g, ConvPass::kWeightGradient,
+                  ChannelsLast(x_in) || ChannelsLast(dy_in))) {
+    Tensor dw = Tensor::Empty(w_shape);
+    if (OneDnnConv2dBackwardWeight(g, DenseOrContiguous(dy_in),
+                                   DenseOrContiguous(x_in), dw)) {
+      return dw;
+    }
+  }
   const Tensor dy = dy_in.Contiguous();
   const Tensor x = x_in.Contiguous();
-  if (OneDnnTakes(g, ConvPass::kWeightGradient)) {
-    Tensor dw = Tensor::Empty(w_shape);
-    if (OneDnnConv2dBackwardWeight(g, dy, x, dw)) return dw;
-  }
   return WithActivation(x, [&](const auto* px) {
     return BackwardWeight(g, dy, px, w_shape);
   });
@@ -738,6 +816,10 @@ Tensor Conv2dBackwardWeight(const Tensor& dy_in, const Tensor& x_in,
 Tensor Conv2dBackwardBias(const Tensor& dy_in) {
   static constexpr char kOp[] = "Conv2dBackwardBias";
   CheckFloat4D(kOp, "dy", dy_in);
+  if (MemoryFormatOf(dy_in) == MemoryFormat::kChannelsLast) {
+    return ChannelSums(dy_in.data(), dy_in.numel() / dy_in.dim(1),
+                       dy_in.dim(1));
+  }
   const Tensor dy = dy_in.Contiguous();
   const int64_t n = dy.dim(0), oc = dy.dim(1), hw = dy.dim(2) * dy.dim(3);
   Tensor db = Tensor::Empty({oc});
@@ -807,8 +889,27 @@ void MaskedPlanes(const float* dy, const Y* y, Out* g, double* sums,
 
 // MaskedPlanes over dy [N, OC, OH, OW] into a new tensor of `dtype`, and the
 // bias gradient into *db when db is not null.
-Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y, DType dtype,
+Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y_in, DType dtype,
                   Tensor* db) {
+  const MemoryFormat format = MemoryFormatOf(dy);
+  if (format == MemoryFormat::kChannelsLast) {
+    // Rows of channels: the mask element by element, and the bias's sums
+    // by column after it.
+    const Tensor relu_y =
+        relu_y_in.defined() ? ToMemoryFormat(relu_y_in, format) : Tensor();
+    Tensor g =
+        MaskedGrad(dy.Permute({0, 2, 3, 1}),
+                   relu_y.defined() ? relu_y.Permute({0, 2, 3, 1}) : Tensor(),
+                   dtype, nullptr)
+            .Permute({0, 3, 1, 2});
+    if (db != nullptr) {
+      *db = WithActivation(g, [&](const auto* pg) {
+        return ChannelSums(pg, g.numel() / g.dim(1), g.dim(1));
+      });
+    }
+    return g;
+  }
+  const Tensor relu_y = relu_y_in.defined() ? relu_y_in.Contiguous() : Tensor();
   const int64_t n = dy.dim(0), oc = dy.dim(1), hw = dy.dim(2) * dy.dim(3);
   Tensor g = Tensor::Empty(dy.shape(), dtype);
   std::vector<double> sums(db != nullptr ? n * oc : 0);
@@ -861,35 +962,43 @@ Conv2dGrads Conv2dBackward(const Tensor& dy_in, const Tensor& relu_y_in,
       << kOp << ": the input gradient needs w of shape " << w_shape;
   CHECK(!want.weight || (x_in.defined() && x_in.shape() == x_shape))
       << kOp << ": the weight gradient needs x of shape " << x_shape;
-  const Tensor w = want.input ? w_in.Contiguous() : Tensor();
-  const Tensor x = want.weight ? x_in.Contiguous() : Tensor();
-  const bool dnn_input = want.input && OneDnnTakes(g, ConvPass::kInputGradient);
+  const bool dnn_input = want.input && OneDnnTakes(g, ConvPass::kInputGradient,
+                                                   ChannelsLast(dy_in));
   const bool dnn_weight =
-      want.weight && OneDnnTakes(g, ConvPass::kWeightGradient);
+      want.weight && OneDnnTakes(g, ConvPass::kWeightGradient,
+                                 ChannelsLast(dy_in) || ChannelsLast(x_in));
+  // oneDNN reads channels-last tensors as they lie; dive's kernels (below,
+  // and the functions above where oneDNN has no primitive) read any layout.
+  const Tensor w = want.input ? w_in.Contiguous() : Tensor();
+  const Tensor x = !want.weight ? Tensor()
+                   : dnn_weight ? DenseOrContiguous(x_in)
+                                : x_in.Contiguous();
   // Rounded to bf16 here, in the pass that masks it, where nothing but
   // oneDNN reads g: it rounds its operands to bf16 itself, so the products
   // are the same, and its reorder moves half the bytes.
   const bool bf16 = !want.sum && (want.input || want.weight) &&
                     (dnn_input || !want.input) && (dnn_weight || !want.weight);
   Conv2dGrads r;
-  Tensor dy = dy_in.Contiguous();
+  Tensor dy =
+      dnn_input || dnn_weight ? DenseOrContiguous(dy_in) : dy_in.Contiguous();
   if (relu_y_in.defined() || bf16) {
-    dy = MaskedGrad(dy, relu_y_in.defined() ? relu_y_in.Contiguous() : Tensor(),
-                    bf16 ? DType::kBfloat16 : DType::kFloat32,
+    dy = MaskedGrad(dy, relu_y_in, bf16 ? DType::kBfloat16 : DType::kFloat32,
                     want.bias ? &r.bias : nullptr);
   } else if (want.bias) {
     r.bias = Conv2dBackwardBias(dy);
   }
   if (want.sum) r.sum = dy;
 
+  const MemoryFormat dx_format = OneDnnOutputFormat(dy);
   if (dnn_input && dnn_weight) {
-    Tensor dx = Tensor::Empty(x_shape), dw = Tensor::Empty(w_shape);
+    Tensor dx = EmptyIn(x_shape, DType::kFloat32, dx_format);
+    Tensor dw = Tensor::Empty(w_shape);
     if (OneDnnConv2dBackward(g, dy, x, w, dx, dw)) {
       r.input = std::move(dx);
       r.weight = std::move(dw);
     }
   } else if (bf16 && dnn_input) {
-    Tensor dx = Tensor::Empty(x_shape);
+    Tensor dx = EmptyIn(x_shape, DType::kFloat32, dx_format);
     if (OneDnnConv2dBackwardInput(g, dy, w, dx)) r.input = std::move(dx);
   } else if (bf16 && dnn_weight) {
     Tensor dw = Tensor::Empty(w_shape);

@@ -3,12 +3,15 @@
 //
 // Forward and backward kernels of 2-D convolution on float32 NCHW tensors,
 // without autograd (`autograd/functions.h` wraps them; pooling is in
-// `tensor/pool.h`). Inputs may be any view; they are made contiguous first.
-// Results are new contiguous tensors. Shape errors CHECK-fail with a message
-// that names the op and the shapes. The input x, in the forward pass and the
-// weight gradient, may also be bfloat16 (an activation stored at half the
-// bytes; read exactly, as float), and the forward pass may write a bfloat16
-// output (Conv2dEpilogue::dtype): the same sums, rounded once at the end.
+// `tensor/pool.h`). Inputs may be any view; they are made contiguous first,
+// but where oneDNN runs the pass a channels-last one is read as it lies.
+// Results are new contiguous tensors, or channels-last as
+// GetConvMemoryFormat() says where oneDNN writes them. Shape errors CHECK-fail
+// with a message that names the op and the shapes. The input x, in the forward
+// pass and the weight gradient, may also be bfloat16 (an activation stored at
+// half the bytes; read exactly, as float), and the forward pass may write a
+// bfloat16 output (Conv2dEpilogue::dtype): the same sums, rounded once at the
+// end.
 //
 // Convolution is a GEMM of the weights [OC, C*KH*KW] with the im2col of the
 // input, which is never stored: `dive::GemmRhs` writes it block by block into
@@ -41,6 +44,7 @@
 #include <optional>
 #include <vector>
 
+#include "tensor/memory_format.h"
 #include "tensor/pool.h"
 #include "tensor/shape.h"
 #include "tensor/tensor.h"
@@ -93,10 +97,26 @@ void SetConvLibrary(ConvLibrary library);
 // The three passes of a convolution: Conv2dForward, Conv2dBackwardInput and
 // Conv2dBackwardWeight.
 enum class ConvPass { kForward, kInputGradient, kWeightGradient };
+// The memory format of the activations oneDNN writes, forward outputs and
+// input gradients: with kContiguous (the default) each is in the layout of
+// what it is computed from (x, dy), so channels-last in gives channels-last
+// out; with kChannelsLast (tensor/memory_format.h) each is channels-last,
+// so that from the first convolution oneDNN runs the activations between
+// convolutions, batch norms, ReLUs and residual adds stay channels-last,
+// without a reorder around each convolution. dive's kernels read any
+// layout and always write contiguous results. Process-wide; the
+// environment variable DIVE_CONV_MEMORY_FORMAT=contiguous|channels_last sets
+// it at startup.
+MemoryFormat GetConvMemoryFormat();
+void SetConvMemoryFormat(MemoryFormat format);
+
 // Whether `pass` of the convolution of x [N, C, H, W] and w [OC, C, KH, KW]
-// with `p` runs on oneDNN, in this thread's matmul precision.
+// with `p` runs on oneDNN, in this thread's matmul precision, for
+// activations (x, or dy for the input gradient) in `activations` (oneDNN
+// takes more shapes on channels-last ones, tensor/conv_onednn.h).
 bool Conv2dUsesOneDnn(const Shape& x, const Shape& w, const Conv2dParams& p,
-                      ConvPass pass = ConvPass::kForward);
+                      ConvPass pass = ConvPass::kForward,
+                      MemoryFormat activations = MemoryFormat::kContiguous);
 
 // Conv2dEpilogue
 //

@@ -14,6 +14,7 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
+#include "tensor/memory_format.h"
 #include "tensor/onednn.h"
 
 namespace dive::conv_internal {
@@ -27,27 +28,36 @@ using tag = memory::format_tag;
 dt TypeOf(const Tensor& t) {
   return t.dtype() == DType::kBfloat16 ? dt::bf16 : dt::f32;
 }
+bool IsNhwc(const Tensor& t) {
+  return MemoryFormatOf(t) == MemoryFormat::kChannelsLast;
+}
 dt StoredType(const Conv2dStage& stage) {
   return stage.dtype == DType::kBfloat16 ? dt::bf16 : dt::f32;
 }
 
 // What a primitive depends on: the pass, the geometry, the dtypes of x and
-// of y (dx and dy for the gradients) and the epilogue.
+// of y (dx and dy for the gradients) and the epilogue, and which of x, y
+// and the residual are channels-last.
 struct Key {
   ConvPass pass;
   int64_t n, c, h, w, oc, kh, kw, sh, sw, ph, pw;
   dt x, y, residual;  // residual: dt::undef for none
   bool bias, relu;
+  bool x_nhwc, y_nhwc, residual_nhwc;
 
   auto Tie() const {
     return std::tie(pass, n, c, h, w, oc, kh, kw, sh, sw, ph, pw, x, y,
-                    residual, bias, relu);
+                    residual, bias, relu, x_nhwc, y_nhwc, residual_nhwc);
   }
   bool operator<(const Key& o) const { return Tie() < o.Tie(); }
 };
 
 // The primitive of one Key and the reorders around it, made once: between
-// dive's NCHW / OIHW tensors (_user) and the primitive's layouts (_prim).
+// dive's NCHW (or channels-last) / OIHW tensors (_user) and the primitive's
+// layouts (_prim). Where x or y is channels-last, the primitive reads and
+// writes its activations channels-last too (oneDNN runs the same kernels on
+// them: bench/conv_library_benchmark dnnl_nhwc), so that they need no
+// reorder; else it picks its own, blocked, layout.
 // Forward, x and w go in, y out (r, the residual, into y's memory); for the
 // input gradient, y (dy) and w go in, x (dx) out; for the weight gradient, x
 // and y (dy) go in, w (dw) out. A reorder is empty where the two layouts
@@ -58,6 +68,11 @@ struct Plan {
   memory::desc x_prim, w_prim, y_prim;
   dnnl::reorder x_move, w_move, r_in, y_move;
 };
+
+tag UserTag(bool nhwc) { return nhwc ? tag::nhwc : tag::nchw; }
+tag PrimTag(const Key& k) {
+  return k.x_nhwc || k.y_nhwc ? tag::nhwc : tag::any;
+}
 
 memory::dims XDims(const Key& k) { return {k.n, k.c, k.h, k.w}; }
 memory::dims WDims(const Key& k) { return {k.oc, k.c, k.kh, k.kw}; }
@@ -75,10 +90,10 @@ dnnl::reorder Reorder(const memory::desc& from, const memory::desc& to) {
 std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
-  p->x_user = memory::desc(x_dims, k.x, tag::nchw);
+  p->x_user = memory::desc(x_dims, k.x, UserTag(k.x_nhwc));
   p->w_user = memory::desc(w_dims, dt::bf16, tag::oihw);  // WeightsIn
   p->b_user = memory::desc({k.oc}, dt::f32, tag::x);
-  p->y_user = memory::desc(y_dims, k.y, tag::nchw);
+  p->y_user = memory::desc(y_dims, k.y, UserTag(k.y_nhwc));
   // With a residual the sum is made in float32 and rounded once, as dive's
   // epilogue does: oneDNN reads the residual from y's memory, so that is
   // float32 unless the residual is bf16 (exact either way).
@@ -89,13 +104,12 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
   const dnnl::convolution_forward::desc desc(
-      dnnl::prop_kind::forward_inference,
-      dnnl::algorithm::convolution_direct,
-      memory::desc(x_dims, dt::bf16, tag::any),
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+      memory::desc(x_dims, dt::bf16, PrimTag(k)),
       memory::desc(w_dims, dt::bf16, tag::any),
       k.bias ? p->b_user : memory::desc(),
-      memory::desc(y_dims, y_prim_type, tag::any), {k.sh, k.sw},
-      {k.ph, k.pw}, {k.ph, k.pw});
+      memory::desc(y_dims, y_prim_type, PrimTag(k)), {k.sh, k.sw}, {k.ph, k.pw},
+      {k.ph, k.pw});
   const dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
   p->conv = dnnl::convolution_forward(pd);
   p->x_prim = pd.src_desc();
@@ -104,7 +118,7 @@ std::unique_ptr<Plan> MakeForwardPlan(const Key& k) {
   p->x_move = Reorder(p->x_user, p->x_prim);
   p->w_move = Reorder(p->w_user, p->w_prim);
   if (k.residual != dt::undef) {
-    p->r_user = memory::desc(y_dims, k.residual, tag::nchw);
+    p->r_user = memory::desc(y_dims, k.residual, UserTag(k.residual_nhwc));
     p->r_in = dnnl::reorder(dnnl::reorder::primitive_desc(
         Engine(), p->r_user, Engine(), p->y_prim));
   }
@@ -117,9 +131,9 @@ dnnl::convolution_forward::primitive_desc ForwardHint(const Key& k) {
   return dnnl::convolution_forward::primitive_desc(
       {dnnl::prop_kind::forward_training,
        dnnl::algorithm::convolution_direct,
-       memory::desc(XDims(k), dt::bf16, tag::any),
+       memory::desc(XDims(k), dt::bf16, PrimTag(k)),
        memory::desc(WDims(k), dt::bf16, tag::any),
-       memory::desc(YDims(k), dt::bf16, tag::any),
+       memory::desc(YDims(k), dt::bf16, PrimTag(k)),
        {k.sh, k.sw},
        {k.ph, k.pw},
        {k.ph, k.pw}},
@@ -129,14 +143,14 @@ dnnl::convolution_forward::primitive_desc ForwardHint(const Key& k) {
 std::unique_ptr<Plan> MakeBackwardInputPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
-  p->x_user = memory::desc(x_dims, k.x, tag::nchw);
+  p->x_user = memory::desc(x_dims, k.x, UserTag(k.x_nhwc));
   p->w_user = memory::desc(w_dims, dt::bf16, tag::oihw);  // WeightsIn
-  p->y_user = memory::desc(y_dims, k.y, tag::nchw);
+  p->y_user = memory::desc(y_dims, k.y, UserTag(k.y_nhwc));
   const dnnl::convolution_backward_data::primitive_desc pd(
       {dnnl::algorithm::convolution_direct,
-       memory::desc(x_dims, dt::f32, tag::any),
+       memory::desc(x_dims, dt::f32, PrimTag(k)),
        memory::desc(w_dims, dt::bf16, tag::any),
-       memory::desc(y_dims, dt::bf16, tag::any),
+       memory::desc(y_dims, dt::bf16, PrimTag(k)),
        {k.sh, k.sw},
        {k.ph, k.pw},
        {k.ph, k.pw}},
@@ -154,14 +168,14 @@ std::unique_ptr<Plan> MakeBackwardInputPlan(const Key& k) {
 std::unique_ptr<Plan> MakeBackwardWeightPlan(const Key& k) {
   const memory::dims x_dims = XDims(k), w_dims = WDims(k), y_dims = YDims(k);
   auto p = std::make_unique<Plan>();
-  p->x_user = memory::desc(x_dims, k.x, tag::nchw);
+  p->x_user = memory::desc(x_dims, k.x, UserTag(k.x_nhwc));
   p->w_user = memory::desc(w_dims, dt::f32, tag::oihw);
-  p->y_user = memory::desc(y_dims, k.y, tag::nchw);
+  p->y_user = memory::desc(y_dims, k.y, UserTag(k.y_nhwc));
   const dnnl::convolution_backward_weights::primitive_desc pd(
       {dnnl::algorithm::convolution_direct,
-       memory::desc(x_dims, dt::bf16, tag::any),
+       memory::desc(x_dims, dt::bf16, PrimTag(k)),
        memory::desc(w_dims, dt::f32, tag::any),
-       memory::desc(y_dims, dt::bf16, tag::any),
+       memory::desc(y_dims, dt::bf16, PrimTag(k)),
        {k.sh, k.sw},
        {k.ph, k.pw},
        {k.ph, k.pw}},
@@ -265,13 +279,26 @@ memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
 
 Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,
           const Tensor& y, const Tensor& residual, bool bias, bool relu) {
-  return Key{
-      pass,      g.n,       g.c,
-      g.h,       g.w,       g.oc,
-      g.kh,      g.kw,      g.sh,
-      g.sw,      g.ph,      g.pw,
-      TypeOf(x), TypeOf(y), residual.defined() ? TypeOf(residual) : dt::undef,
-      bias,      relu};
+  return Key{pass,
+             g.n,
+             g.c,
+             g.h,
+             g.w,
+             g.oc,
+             g.kh,
+             g.kw,
+             g.sh,
+             g.sw,
+             g.ph,
+             g.pw,
+             TypeOf(x),
+             TypeOf(y),
+             residual.defined() ? TypeOf(residual) : dt::undef,
+             bias,
+             relu,
+             IsNhwc(x),
+             IsNhwc(y),
+             residual.defined() && IsNhwc(residual)};
 }
 
 }  // namespace
@@ -299,11 +326,11 @@ Choice LibraryChoice(int64_t n) {
 
 }  // namespace
 
-bool OneDnnTakes(const ConvGeometry& g, ConvPass pass) {
+bool OneDnnTakes(const ConvGeometry& g, ConvPass pass, bool channels_last) {
   const Choice choice = LibraryChoice(g.n);
   if (choice != Choice::kByShape) return choice == Choice::kYes;
   if (pass == ConvPass::kInputGradient) return g.c >= 16;
-  return g.kh * g.kw > 1 && g.c >= 16 && g.Ohw() >= 32;
+  return (g.kh * g.kw > 1 || channels_last) && g.c >= 16 && g.Ohw() >= 32;
 }
 
 bool OneDnnTakesChain(const std::vector<ConvGeometry>& g,

@@ -76,8 +76,24 @@ namespace dive::conv_internal {
 
 // Whether `pass` of the convolution of `g` runs on oneDNN under bf16
 // matmuls: by GetConvLibrary() (tensor/conv.h), and with kAuto by the rules
-// above.
-bool OneDnnTakes(const ConvGeometry& g, ConvPass pass);
+// above, or, where its activations are channels-last (`channels_last`), by
+// those below.
+//
+// On channels-last activations oneDNN runs a 1x1 convolution as fast as its
+// 3x3 ones, without the reorders that lost it the table above
+// (bench/conv_library_benchmark, bf16, 2 threads of the Zen 5, ms per call,
+// dive with bf16 activations against oneDNN on NHWC):
+//
+//   layer                              forward       weight gradient
+//   ResNet 1x1 stride 2, 128->256      0.270, 0.136  0.282, 0.162
+//   NiN 1x1, 96 ch at 22x22            1.40, 0.736   1.43, 0.924
+//   GoogLeNet 1x1, 192->64 at 12x12    0.248, 0.146  0.283, 0.232
+//   DenseNet transition 1x1, 192->96   1.24, 0.846   1.41, 1.10
+//   ResNet 3x3, 512 ch at 3x3          2.93, 4.12    3.34, 6.60   (dive)
+//
+// hence, there, any kernel with at least 16 input channels and an output
+// map of at least 32 positions.
+bool OneDnnTakes(const ConvGeometry& g, ConvPass pass, bool channels_last);
 // Whether the chain of convolutions of `g` and `stages` (Conv2dChainForward,
 // inputs numbered) runs on oneDNN, as Conv2dChainUsesOneDnn says.
 bool OneDnnTakesChain(const std::vector<ConvGeometry>& g,
@@ -96,10 +112,10 @@ inline std::vector<int> ChainLastReads(const std::vector<Conv2dStage>& stages) {
 
 // y = act(conv(x, w) + bias + residual) on oneDNN, bf16 products: x float32
 // or bf16 [N, C, H, W], w float32 [OC, C, KH, KW], bias float32 [OC] or
-// undefined, y float32 or bf16 [N, OC, OH, OW] (preallocated), all
-// contiguous; the epilogue as in Conv2dForward (a bf16 output is the float32
-// result rounded once, after the residual and ReLU). False, with y untouched,
-// where oneDNN has no primitive for it (logged once per shape).
+// undefined, y float32 or bf16 [N, OC, OH, OW] (preallocated), each
+// contiguous or channels-last; the epilogue as in Conv2dForward (a bf16 output
+// is the float32 result rounded once, after the residual and ReLU). False, with
+// y untouched, where oneDNN has no primitive for it (logged once per shape).
 bool OneDnnConv2dForward(const ConvGeometry& g, const Tensor& x,
                          const Tensor& w, const Tensor& bias,
                          const Tensor& residual, bool relu, Tensor& y);
@@ -122,15 +138,17 @@ bool OneDnnConv2dChainForward(const std::vector<ConvGeometry>& g,
 
 // dx = the gradient of the convolution's input given dy and w, on oneDNN,
 // bf16 products: dy float32 or bf16 [N, OC, OH, OW], w float32 [OC, C, KH, KW],
-// dx float32 [N, C, H, W] (preallocated), all contiguous. False, with dx
-// untouched, where oneDNN has no primitive for it (logged once per shape).
+// dx float32 [N, C, H, W] (preallocated), each contiguous or channels-last.
+// False, with dx untouched, where oneDNN has no primitive for it (logged once
+// per shape).
 bool OneDnnConv2dBackwardInput(const ConvGeometry& g, const Tensor& dy,
                                const Tensor& w, Tensor& dx);
 
 // dw = the gradient of the convolution's weights given dy and x, on oneDNN,
 // bf16 products: dy and x float32 or bf16 [N, OC, OH, OW] and [N, C, H, W],
-// dw float32 [OC, C, KH, KW] (preallocated), all contiguous. False, with dw
-// untouched, where oneDNN has no primitive for it (logged once per shape).
+// dw float32 [OC, C, KH, KW] (preallocated), each contiguous or channels-last.
+// False, with dw untouched, where oneDNN has no primitive for it (logged once
+// per shape).
 bool OneDnnConv2dBackwardWeight(const ConvGeometry& g, const Tensor& dy,
                                 const Tensor& x, Tensor& dw);
 

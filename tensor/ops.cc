@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 
 #include "Eigen/Core"
 #include "tensor/gemm.h"
+#include "tensor/memory_format.h"
 #include "tensor/parallel.h"
 #include "tensor/strided.h"
 
@@ -31,14 +33,37 @@ Shape Broadcast(const char* op, const Shape& a, const Shape& b) {
   return *s;
 }
 
+// The layout of an elementwise result of `shape`: channels-last where an
+// operand of that whole shape is (tensor/memory_format.h), else contiguous.
+MemoryFormat ResultFormat(const Shape& shape,
+                          std::initializer_list<const Tensor*> operands) {
+  for (const Tensor* t : operands) {
+    if (t->shape() == shape &&
+        MemoryFormatOf(*t) == MemoryFormat::kChannelsLast) {
+      return MemoryFormat::kChannelsLast;
+    }
+  }
+  return MemoryFormat::kContiguous;
+}
+
+// `t` viewed in the order a result in `format` lies in memory (N, H, W, C
+// for channels-last), so that an elementwise walk of the views runs along
+// the result's contiguous runs.
+Tensor InMemoryOrder(const Tensor& t, MemoryFormat format) {
+  return format == MemoryFormat::kChannelsLast ? t.Permute({0, 2, 3, 1}) : t;
+}
+
 template <typename F>
-Tensor Unary(const char* op, const Tensor& a, F f) {
-  CheckFloat(op, a);
-  Tensor out = Tensor::Empty(a.shape());
+Tensor Unary(const char* op, const Tensor& a_in, F f) {
+  CheckFloat(op, a_in);
+  const MemoryFormat format = ResultFormat(a_in.shape(), {&a_in});
+  const Tensor out = EmptyIn(a_in.shape(), DType::kFloat32, format);
+  const Tensor a = InMemoryOrder(a_in, format);
+  const Tensor walk = InMemoryOrder(out, format);
   float* o = out.data();
   const float* pa = a.data();
   ForEachStrided<2>(
-      a.shape(), {&out.strides(), &a.strides()},
+      a.shape(), {&walk.strides(), &a.strides()},
       [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
         float* oo = o + off[0];
         const float* aa = pa + off[1];
@@ -57,11 +82,15 @@ Tensor Unary(const char* op, const Tensor& a, F f) {
 template <typename V>
 Tensor UnaryArray(const char* op, const Tensor& a, V v) {
   CheckFloat(op, a);
-  const Tensor c = a.Contiguous();
-  Tensor out = Tensor::Empty(a.shape());
+  // Both dense and in the same layout, so element i of one is element i of
+  // the other.
+  const Tensor c = DenseOrContiguous(a);
+  const MemoryFormat format = MemoryFormatOf(c);
+  const Tensor out = EmptyIn(a.shape(), DType::kFloat32, format);
+  const Tensor walk = InMemoryOrder(out, format);
   const float* in = c.data();
   float* o = out.data();
-  ForEachStrided1(out.shape(), out.strides(),
+  ForEachStrided1(walk.shape(), walk.strides(),
                   [&](int64_t n, int64_t off, int64_t /*stride=1*/) {
                     Eigen::Map<const Eigen::ArrayXf> x(in + off, n);
                     Eigen::Map<Eigen::ArrayXf> y(o + off, n);
@@ -77,13 +106,16 @@ Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   CheckFloat(op, a);
   CheckDType(op, b, DTypeOf<Tb>());
   const Shape shape = Broadcast(op, a.shape(), b.shape());
-  Tensor out = Tensor::Empty(shape);
-  const Tensor ea = a.Expand(shape), eb = b.Expand(shape);
+  const MemoryFormat format = ResultFormat(shape, {&a, &b});
+  const Tensor out = EmptyIn(shape, DType::kFloat32, format);
+  const Tensor ea = InMemoryOrder(a.Expand(shape), format);
+  const Tensor eb = InMemoryOrder(b.Expand(shape), format);
+  const Tensor walk = InMemoryOrder(out, format);
   float* o = out.data();
   const float* pa = ea.data();
   const Tb* pb = eb.data<Tb>();
   ForEachStrided<3>(
-      shape, {&out.strides(), &ea.strides(), &eb.strides()},
+      ea.shape(), {&walk.strides(), &ea.strides(), &eb.strides()},
       [&](int64_t n, const Offsets<3>& off, const Offsets<3>& st) {
         float* oo = o + off[0];
         const float* aa = pa + off[1];

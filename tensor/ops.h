@@ -3,8 +3,10 @@
 //
 // Math on float32 tensors, without autograd: elementwise ops with NumPy
 // broadcasting, reductions, matrix products and softmax. Inputs may be any
-// strided view; results are new contiguous tensors. Shape errors CHECK-fail
-// with a message that names the op and the shapes.
+// strided view; results are new contiguous tensors, but for the elementwise
+// ops' results of the shape of a channels-last operand
+// (tensor/memory_format.h), which are channels-last too. Shape errors
+// CHECK-fail with a message that names the op and the shapes.
 //
 // Example:
 //

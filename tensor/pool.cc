@@ -13,6 +13,7 @@
 #include "tensor/bf16.h"
 #include "tensor/cpu.h"
 #include "tensor/kernel_util.h"
+#include "tensor/memory_format.h"
 #include "tensor/parallel.h"
 
 #ifdef __AVX512F__
@@ -29,6 +30,7 @@ using kernel_internal::ParallelFor;
 using kernel_internal::Scratch;
 using kernel_internal::ThreadsIf;
 using kernel_internal::ValidRange;
+using kernel_internal::WithActivation;
 
 }  // namespace
 
@@ -393,6 +395,64 @@ void ForWidenedPlanes(const PoolGeometry& g, const bfloat16* x, int64_t begin,
 
 }  // namespace
 
+namespace {
+
+inline float AsFloat(float v) { return v; }
+inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
+
+// Max pooling of a channels-last x [n, h, w, c] in memory into y and, unless
+// null, idx, both [n, oh, ow, c]: each output position's window, clipped to
+// the image, read row by row of c contiguous channels, each compared with
+// the running maxima of all channels at once. The same choices as
+// MaxPoolPlanes: the first maximum on ties, NaN over any number (the last
+// NaN), the first valid input where all are -inf.
+template <typename T>
+void MaxPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
+                         const T* x, float* y, int32_t* idx) {
+  ParallelFor(
+      n * g.oh, ThreadsIf(n * g.oh * g.ow * c > 4096),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t image = r / g.oh, oh = r % g.oh;
+          const T* xi = x + image * g.h * g.w * c;
+          const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
+          const int64_t h1 = std::min(oh * g.sh - g.ph + g.kh, g.h);
+          for (int64_t ow = 0; ow < g.ow; ++ow) {
+            const int64_t w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
+            const int64_t w1 = std::min(ow * g.sw - g.pw + g.kw, g.w);
+            const int64_t out = (r * g.ow + ow) * c;
+            float* __restrict best = y + out;
+            std::fill(best, best + c, -std::numeric_limits<float>::infinity());
+            int32_t* __restrict at = idx == nullptr ? nullptr : idx + out;
+            if (at != nullptr) {
+              std::fill(at, at + c, static_cast<int32_t>(h0 * g.w + w0));
+            }
+            for (int64_t ih = h0; ih < h1; ++ih) {
+              for (int64_t iw = w0; iw < w1; ++iw) {
+                const T* __restrict xp = xi + (ih * g.w + iw) * c;
+                const int32_t pos = static_cast<int32_t>(ih * g.w + iw);
+                if (at == nullptr) {
+                  for (int64_t k = 0; k < c; ++k) {
+                    const float v = AsFloat(xp[k]);
+                    best[k] = v > best[k] || v != v ? v : best[k];
+                  }
+                } else {
+                  for (int64_t k = 0; k < c; ++k) {
+                    const float v = AsFloat(xp[k]);
+                    const bool take = v > best[k] || v != v;
+                    best[k] = take ? v : best[k];
+                    at[k] = take ? pos : at[k];
+                  }
+                }
+              }
+            }
+          }
+        }
+      });
+}
+
+}  // namespace
+
 Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
                         Tensor* argmax) {
   static constexpr char kOp[] = "MaxPool2dForward";
@@ -401,8 +461,20 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   CHECK_LE(g.h * g.w, std::numeric_limits<int32_t>::max())
       << kOp << ": a plane of " << g.h << "x" << g.w
       << " is too large for int32 argmax indices";
+  const Shape out_shape{x_in.dim(0), x_in.dim(1), g.oh, g.ow};
+  if (MemoryFormatOf(x_in) == MemoryFormat::kChannelsLast) {
+    constexpr MemoryFormat kLast = MemoryFormat::kChannelsLast;
+    Tensor y = EmptyIn(out_shape, DType::kFloat32, kLast);
+    Tensor idx =
+        argmax != nullptr ? EmptyIn(out_shape, DType::kInt32, kLast) : Tensor();
+    WithActivation(x_in, [&](const auto* px) {
+      MaxPoolChannelsLast(g, x_in.dim(0), x_in.dim(1), px, y.data(),
+                          idx.defined() ? idx.data<int32_t>() : nullptr);
+    });
+    if (argmax != nullptr) *argmax = idx;
+    return y;
+  }
   const Tensor x = x_in.Contiguous();
-  const Shape out_shape{x.dim(0), x.dim(1), g.oh, g.ow};
   Tensor y = Tensor::Empty(out_shape);
   Tensor idx;
   int32_t* pidx = nullptr;
@@ -432,6 +504,44 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   return y;
 }
 
+namespace {
+
+// MaxPool2dBackward of a channels-last forward (argmax channels-last): dx
+// channels-last, each image's on one thread, zeroed just before its
+// scatter.
+Tensor MaxPoolBackwardChannelsLast(const Tensor& dy_in, const Tensor& argmax,
+                                   const Shape& x_shape) {
+  constexpr MemoryFormat kLast = MemoryFormat::kChannelsLast;
+  const Tensor dy = ToMemoryFormat(dy_in, kLast);
+  Tensor dx = EmptyIn(x_shape, DType::kFloat32, kLast);
+  const int64_t c = x_shape[1], in_image = x_shape[2] * x_shape[3] * c;
+  const int64_t out_positions = dy.dim(2) * dy.dim(3);
+  const float* pdy = dy.data();
+  const int32_t* pidx = argmax.data<int32_t>();
+  float* pdx = dx.data();
+  ParallelFor(x_shape[0], ThreadsIf(x_shape[0] * in_image > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t n = begin; n < end; ++n) {
+                  float* __restrict dxn = pdx + n * in_image;
+                  std::fill(dxn, dxn + in_image, 0.0f);
+                  const int64_t out0 = n * out_positions * c;
+                  for (int64_t o = 0; o < out_positions; ++o) {
+                    const float* __restrict d = pdy + out0 + o * c;
+                    const int32_t* __restrict at = pidx + out0 + o * c;
+                    for (int64_t k = 0; k < c; ++k) {
+                      DCHECK(at[k] >= 0 && at[k] * c < in_image)
+                          << "MaxPool2dBackward: argmax " << at[k]
+                          << " outside a plane of " << in_image / c;
+                      dxn[at[k] * c + k] += d[k];
+                    }
+                  }
+                }
+              });
+  return dx;
+}
+
+}  // namespace
+
 Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
                          const Shape& x_shape) {
   static constexpr char kOp[] = "MaxPool2dBackward";
@@ -444,6 +554,9 @@ Tensor MaxPool2dBackward(const Tensor& dy_in, const Tensor& argmax_in,
   CHECK(dy_in.dim(0) == x_shape[0] && dy_in.dim(1) == x_shape[1])
       << kOp << ": dy " << dy_in.shape() << " and x " << x_shape
       << " differ in batch or channels";
+  if (MemoryFormatOf(argmax_in) == MemoryFormat::kChannelsLast) {
+    return MaxPoolBackwardChannelsLast(dy_in, argmax_in, x_shape);
+  }
   const Tensor dy = dy_in.Contiguous();
   const Tensor argmax = argmax_in.Contiguous();
   // Zeroed plane by plane just before its scatter, while the plane is in

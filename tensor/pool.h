@@ -7,7 +7,9 @@
 // read bf16 inputs (activations stored in bf16, nn/bf16_activations.h),
 // widened a few planes at a time into a small buffer of the thread's; their
 // outputs are float32, the max exactly the float32 max of the bf16 values.
-// Results are new contiguous tensors. Shape errors CHECK-fail with a message
+// Results are new contiguous tensors, but for max pooling of a channels-last
+// x (tensor/memory_format.h), which it reads as it lies and whose y, argmax
+// and dx are channels-last too. Shape errors CHECK-fail with a message
 // that names the op and the shapes. Each (n, c) plane is pooled on its own, the
 // planes in parallel (OpenMP); on AVX-512, max pooling with stride 1 or 2
 // computes a row of outputs 16 at a time, each window's maximum and index kept
