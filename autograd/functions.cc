@@ -243,11 +243,13 @@ Variable ConcatNode(const std::vector<Variable>& xs, int axis, Tensor y) {
   return Annotated(
       Variable::FromOp("Concat", std::move(y), xs,
                        [sizes, axis](const Tensor& g) {
+                         // Each in g's layout, channels-last or contiguous.
+                         const MemoryFormat format = MemoryFormatOf(g);
                          std::vector<Tensor> grads;
                          int64_t at = 0;
                          for (int64_t size : sizes) {
-                           grads.push_back(
-                               g.Slice(axis, at, at + size).Contiguous());
+                           grads.push_back(ToMemoryFormat(
+                               g.Slice(axis, at, at + size), format));
                            at += size;
                          }
                          return grads;

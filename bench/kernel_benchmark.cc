@@ -17,7 +17,8 @@
 //       bf16 matmuls, as one Conv2dChainForward or as Conv2dForward calls
 //       with bf16 outputs between them; FLOPS counts the three.
 //   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
-//   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16]/threads:T
+//   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16[/channels_last]]/threads:T
+//       channels_last: x, dy, y and dx channels-last (tensor/memory_format.h)
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
 //       bytes_per_second counts every tensor read and written once.
 //   BM_LinearForward/<layer>/(frozen|per_call)/(fp32|bf16)/threads:T
@@ -44,6 +45,7 @@
 #include "tensor/conv.h"
 #include "tensor/gemm.h"
 #include "tensor/linear.h"
+#include "tensor/memory_format.h"
 #include "tensor/ops.h"
 #include "tensor/pool.h"
 #include "tensor/random.h"
@@ -261,17 +263,18 @@ const BnShape kBnShapes[] = {
 
 // With `bf16`, x and y are bf16 (activations stored at half the bytes).
 void RunBatchNorm(benchmark::State& state, const BnShape& s, bool backward,
-                  bool relu, bool bf16) {
+                  bool relu, bool bf16, MemoryFormat format) {
   const int64_t c = s.shape[1];
   const DType dtype = bf16 ? DType::kBfloat16 : DType::kFloat32;
-  const Tensor x = Generator(1).Normal(s.shape, 1, 2).To(dtype);
+  const Tensor x =
+      ToMemoryFormat(Generator(1).Normal(s.shape, 1, 2).To(dtype), format);
   const Tensor gamma = Tensor::Ones({c}), beta = Tensor::Zeros({c});
   Tensor running_mean = Tensor::Zeros({c}), running_var = Tensor::Ones({c});
   BatchNormSaved saved;
   const Tensor y0 = BatchNormTrainForward(x, gamma, beta, running_mean,
                                           running_var, 0.1f, 1e-5f, &saved,
                                           relu);
-  const Tensor dy = Generator(2).Normal(s.shape, 0, 1);
+  const Tensor dy = ToMemoryFormat(Generator(2).Normal(s.shape, 0, 1), format);
   for (auto _ : state) {
     if (backward) {
       Tensor dx, dgamma, dbeta;
@@ -408,13 +411,18 @@ int RegisterAll() {
     for (bool relu : {false, true}) {  // BatchNorm alone, or with its ReLU
       for (const BnShape& s : kBnShapes) {
         for (bool bf16 : {false, true}) {
-          Register(std::string(backward ? "BM_BatchNormBackward"
-                                        : "BM_BatchNormTrainForward") +
-                       (relu ? "Relu/" : "/") + s.name +
-                       (bf16 ? "/bf16" : ""),
-                   [s, backward, relu, bf16](benchmark::State& st) {
-                     RunBatchNorm(st, s, backward, relu, bf16);
-                   });
+          for (MemoryFormat format :
+               {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast}) {
+            const bool last = format == MemoryFormat::kChannelsLast;
+            if (last && (!bf16 || s.shape.rank() != 4)) continue;
+            Register(std::string(backward ? "BM_BatchNormBackward"
+                                          : "BM_BatchNormTrainForward") +
+                         (relu ? "Relu/" : "/") + s.name +
+                         (bf16 ? "/bf16" : "") + (last ? "/channels_last" : ""),
+                     [s, backward, relu, bf16, format](benchmark::State& st) {
+                       RunBatchNorm(st, s, backward, relu, bf16, format);
+                     });
+          }
         }
       }
     }

@@ -124,38 +124,6 @@ std::vector<float> ToFloat(const std::vector<double>& v) {
   return std::vector<float>(v.begin(), v.end());
 }
 
-// out[c] = sum over (n, s) of f(c, i), i the flat index of (n, c, s), in
-// double.
-template <typename F>
-void PerChannelSum(const Layout& l, F f, std::vector<double>* out) {
-  out->assign(l.c, 0.0);
-  double* o = out->data();
-  if (l.s > 1) {
-    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
-                [&](int64_t begin, int64_t end, int) {
-                  for (int64_t c = begin; c < end; ++c) {
-                    double total = 0.0;
-                    for (int64_t n = 0; n < l.n; ++n) {
-                      const int64_t base = (n * l.c + c) * l.s;
-                      total += SumDouble(
-                          l.s, [&](int64_t s) { return f(c, base + s); });
-                    }
-                    o[c] = total;
-                  }
-                });
-  } else {
-    // [N, C]: each thread sums a block of channels row by row, so the inner
-    // loop runs over contiguous channels.
-    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
-                [&](int64_t c0, int64_t c1, int) {
-                  for (int64_t n = 0; n < l.n; ++n) {
-                    const int64_t base = n * l.c;
-                    for (int64_t c = c0; c < c1; ++c) o[c] += f(c, base + c);
-                  }
-                });
-  }
-}
-
 // Two sums over one (n, c) plane of a channel, a few thousand values at
 // most: f(i) returns element i's two terms, added into kLanes float
 // accumulators each, element i into lane i % kLanes (a vector register; the
@@ -195,6 +163,59 @@ void PlaneSums(int64_t n, F f, double* a, double* b) {
   *b += sum_b;
 }
 
+// For each column j of x viewed as rows [l.n, l.c] (l.s == 1): a shift a_j
+// (the first row's value), D_j = sum(x - a_j) and Q_j = sum((x - a_j)^2), in
+// one pass over x. Blocks of kBlockRows rows run in parallel, each summed
+// kRows rows at a time in float, then in double; the blocks' sums are added
+// in block order, so the result does not depend on the number of threads.
+template <typename T>
+void ShiftedColumnSums(const Layout& l, const T* px, std::vector<double>* a,
+                       std::vector<double>* d, std::vector<double>* q) {
+  constexpr int64_t kBlockRows = 256, kRows = 16;
+  const int64_t blocks = (l.n + kBlockRows - 1) / kBlockRows;
+  std::vector<float> shift(l.c);
+  for (int64_t j = 0; j < l.c; ++j) shift[j] = AsFloat(px[j]);
+  std::vector<double> part_d(blocks * l.c), part_q(blocks * l.c);
+  ParallelFor(blocks, ThreadsIf(l.numel() > kParallelMin),
+              [&](int64_t b0, int64_t b1, int) {
+                std::vector<float> acc_d(l.c), acc_q(l.c);
+                const float* __restrict sh = shift.data();
+                for (int64_t b = b0; b < b1; ++b) {
+                  double* __restrict pd = part_d.data() + b * l.c;
+                  double* __restrict pq = part_q.data() + b * l.c;
+                  const int64_t end = std::min(l.n, (b + 1) * kBlockRows);
+                  for (int64_t r0 = b * kBlockRows; r0 < end; r0 += kRows) {
+                    float* __restrict ad = acc_d.data();
+                    float* __restrict aq = acc_q.data();
+                    std::fill(ad, ad + l.c, 0.0f);
+                    std::fill(aq, aq + l.c, 0.0f);
+                    for (int64_t r = r0; r < std::min(end, r0 + kRows); ++r) {
+                      const T* __restrict row = px + r * l.c;
+#pragma omp simd
+                      for (int64_t j = 0; j < l.c; ++j) {
+                        const float v = AsFloat(row[j]) - sh[j];
+                        ad[j] += v;
+                        aq[j] += v * v;
+                      }
+                    }
+                    for (int64_t j = 0; j < l.c; ++j) {
+                      pd[j] += ad[j];
+                      pq[j] += aq[j];
+                    }
+                  }
+                }
+              });
+  a->assign(shift.begin(), shift.end());
+  d->assign(l.c, 0.0);
+  q->assign(l.c, 0.0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t j = 0; j < l.c; ++j) {
+      (*d)[j] += part_d[b * l.c + j];
+      (*q)[j] += part_q[b * l.c + j];
+    }
+  }
+}
+
 // Each channel's mean and biased variance, reading x once from memory. For
 // [N, C, H, W], per (n, c) plane: its sum, for a shift a (the plane's mean
 // rounded to float), then, while the plane is in cache, D = sum(x - a) and
@@ -202,28 +223,26 @@ void PlaneSums(int64_t n, F f, double* a, double* b) {
 // whatever the offset of x. Over the planes, exactly:
 //   mean = sum(S * a + D) / m,
 //   m * var = sum(Q + 2 * (a - mean) * D + S * (a - mean)^2).
-// For [N, C] and small planes, two passes over x viewed as rows.
+// For [N, C], channels-last inputs and small planes, the same over the
+// columns of x viewed as rows (ShiftedColumnSums), S = N each.
 template <typename T>
 void MeanVar(const Layout& l, const T* px, std::vector<double>* mean,
              std::vector<double>* var) {
   const double m = static_cast<double>(l.m());
   if (AsRows(l)) {
     const Layout rows = KernelLayout(l);
-    std::vector<double> sums;
-    PerChannelSum(
-        rows, [&](int64_t, int64_t i) { return double{AsFloat(px[i])}; },
-        &sums);
-    *mean = Fold(l, sums);
+    std::vector<double> a, d, q;
+    ShiftedColumnSums(rows, px, &a, &d, &q);
+    // Column j = c * l.s + k holds channel c.
+    mean->assign(l.c, 0.0);
+    var->assign(l.c, 0.0);
+    const double n = static_cast<double>(rows.n);
+    for (int64_t j = 0; j < rows.c; ++j) (*mean)[j / l.s] += n * a[j] + d[j];
     for (double& v : *mean) v /= m;
-    const std::vector<double> mu = Expand(l, *mean);
-    PerChannelSum(
-        rows,
-        [&](int64_t j, int64_t i) {
-          const double d = AsFloat(px[i]) - mu[j];
-          return d * d;
-        },
-        &sums);
-    *var = Fold(l, sums);
+    for (int64_t j = 0; j < rows.c; ++j) {
+      const double e = a[j] - (*mean)[j / l.s];
+      (*var)[j / l.s] += q[j] + 2.0 * e * d[j] + n * e * e;
+    }
     for (double& v : *var) v /= m;
     return;
   }
@@ -316,6 +335,7 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
                     std::fill(acc_gx.begin(), acc_gx.end(), 0.0f);
                     for (int64_t n = n0; n < std::min(l.n, n0 + kRows); ++n) {
                       const int64_t base = n * l.c;
+#pragma omp simd
                       for (int64_t c = c0; c < c1; ++c) {
                         const float x = AsFloat(px[base + c]);
                         const float g = OutputGrad<kRelu>(
@@ -369,6 +389,7 @@ void PerChannelApply(const Layout& l, F f) {
                 [&](int64_t begin, int64_t end, int) {
                   for (int64_t n = begin; n < end; ++n) {
                     const int64_t base = n * l.c;
+#pragma omp simd
                     for (int64_t c = 0; c < l.c; ++c) f(c, base + c);
                   }
                 });

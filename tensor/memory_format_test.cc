@@ -201,6 +201,48 @@ TEST(MemoryFormatTest, MaxPoolingReadsChannelsLastAsItLies) {
   }
 }
 
+TEST(MemoryFormatTest, AveragePoolingReadsChannelsLastAsItLies) {
+  const Tensor x = Normal({3, 20, 9, 8}, 0, 1);
+  for (const Pool2dParams& params :
+       {Pool2dParams{2, 2, 2, 2}, Pool2dParams{3, 3, 2, 2, 1, 1},
+        Pool2dParams{9, 8, 9, 8}}) {
+    for (DType dtype : {DType::kFloat32, DType::kBfloat16}) {
+      const std::string what = absl::StrCat(
+          params.kernel_h, "x", params.kernel_w, " stride ", params.stride_h,
+          " pad ", params.pad_h, " ", DTypeName(dtype));
+      const Tensor xd = x.To(dtype);
+      const Tensor y = AvgPool2dForward(xd, params);
+      const Tensor yl = AvgPool2dForward(ToMemoryFormat(xd, kLast), params);
+      EXPECT_TRUE(IsChannelsLast(yl)) << what;
+      ExpectSameValues(yl, y, what + " y", 1e-6);
+      const Tensor dy = Normal(y.shape(), 0, 1);
+      const Tensor dxl =
+          AvgPool2dBackward(ToMemoryFormat(dy, kLast), x.shape(), params);
+      // (A gradient of 1x1 maps is both layouts, and read as contiguous.)
+      if (y.dim(2) * y.dim(3) > 1)
+        EXPECT_EQ(MemoryFormatOf(dxl), kLast) << what;
+      ExpectSameValues(dxl, AvgPool2dBackward(dy, x.shape(), params),
+                       what + " dx", 1e-6);
+    }
+  }
+}
+
+TEST(MemoryFormatTest, ConcatOfChannelsLastPartsIsChannelsLast) {
+  const Tensor a = Normal({2, 3, 4, 5}, 0, 1), b = Normal({2, 6, 4, 5}, 0, 1);
+  const Tensor al = ToMemoryFormat(a, kLast), bl = ToMemoryFormat(b, kLast);
+  for (DType dtype : {DType::kFloat32, DType::kBfloat16}) {
+    const Tensor want = ops::Concat({a, b}, 1, dtype);
+    for (const auto& parts :
+         {std::vector<Tensor>{al, bl}, std::vector<Tensor>{a, bl}}) {
+      const Tensor got = ops::Concat(parts, 1, dtype);
+      EXPECT_EQ(MemoryFormatOf(got), kLast);
+      EXPECT_EQ(got.dtype(), dtype);
+      ExpectSameValues(got, want, "concat");
+    }
+  }
+  EXPECT_TRUE(ops::Concat({a, b}, 1).is_contiguous());
+}
+
 TEST(MemoryFormatTest, ConvolutionReadsChannelsLastInEveryPath) {
   // ResNet's 3x3 convolution (oneDNN's under bf16 on AVX512-BF16) and a
   // 1x1 one (dive's forward), in float32 and bf16 matmuls.

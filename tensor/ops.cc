@@ -46,24 +46,15 @@ MemoryFormat ResultFormat(const Shape& shape,
   return MemoryFormat::kContiguous;
 }
 
-// `t` viewed in the order a result in `format` lies in memory (N, H, W, C
-// for channels-last), so that an elementwise walk of the views runs along
-// the result's contiguous runs.
-Tensor InMemoryOrder(const Tensor& t, MemoryFormat format) {
-  return format == MemoryFormat::kChannelsLast ? t.Permute({0, 2, 3, 1}) : t;
-}
-
 template <typename F>
-Tensor Unary(const char* op, const Tensor& a_in, F f) {
-  CheckFloat(op, a_in);
-  const MemoryFormat format = ResultFormat(a_in.shape(), {&a_in});
-  const Tensor out = EmptyIn(a_in.shape(), DType::kFloat32, format);
-  const Tensor a = InMemoryOrder(a_in, format);
-  const Tensor walk = InMemoryOrder(out, format);
+Tensor Unary(const char* op, const Tensor& a, F f) {
+  CheckFloat(op, a);
+  const Tensor out =
+      EmptyIn(a.shape(), DType::kFloat32, ResultFormat(a.shape(), {&a}));
   float* o = out.data();
   const float* pa = a.data();
   ForEachStrided<2>(
-      a.shape(), {&walk.strides(), &a.strides()},
+      a.shape(), {&out.strides(), &a.strides()},
       [&](int64_t n, const Offsets<2>& off, const Offsets<2>& st) {
         float* oo = o + off[0];
         const float* aa = pa + off[1];
@@ -85,12 +76,10 @@ Tensor UnaryArray(const char* op, const Tensor& a, V v) {
   // Both dense and in the same layout, so element i of one is element i of
   // the other.
   const Tensor c = DenseOrContiguous(a);
-  const MemoryFormat format = MemoryFormatOf(c);
-  const Tensor out = EmptyIn(a.shape(), DType::kFloat32, format);
-  const Tensor walk = InMemoryOrder(out, format);
+  const Tensor out = EmptyIn(a.shape(), DType::kFloat32, MemoryFormatOf(c));
   const float* in = c.data();
   float* o = out.data();
-  ForEachStrided1(walk.shape(), walk.strides(),
+  ForEachStrided1(out.shape(), out.strides(),
                   [&](int64_t n, int64_t off, int64_t /*stride=1*/) {
                     Eigen::Map<const Eigen::ArrayXf> x(in + off, n);
                     Eigen::Map<Eigen::ArrayXf> y(o + off, n);
@@ -106,16 +95,14 @@ Tensor Binary(const char* op, const Tensor& a, const Tensor& b, F f) {
   CheckFloat(op, a);
   CheckDType(op, b, DTypeOf<Tb>());
   const Shape shape = Broadcast(op, a.shape(), b.shape());
-  const MemoryFormat format = ResultFormat(shape, {&a, &b});
-  const Tensor out = EmptyIn(shape, DType::kFloat32, format);
-  const Tensor ea = InMemoryOrder(a.Expand(shape), format);
-  const Tensor eb = InMemoryOrder(b.Expand(shape), format);
-  const Tensor walk = InMemoryOrder(out, format);
+  const Tensor out =
+      EmptyIn(shape, DType::kFloat32, ResultFormat(shape, {&a, &b}));
+  const Tensor ea = a.Expand(shape), eb = b.Expand(shape);
   float* o = out.data();
   const float* pa = ea.data();
   const Tb* pb = eb.data<Tb>();
   ForEachStrided<3>(
-      ea.shape(), {&walk.strides(), &ea.strides(), &eb.strides()},
+      shape, {&out.strides(), &ea.strides(), &eb.strides()},
       [&](int64_t n, const Offsets<3>& off, const Offsets<3>& st) {
         float* oo = o + off[0];
         const float* aa = pa + off[1];
@@ -572,7 +559,14 @@ Tensor Concat(const std::vector<Tensor>& tensors, int axis, DType dtype) {
     total += t.dim(axis);
   }
   shape[axis] = total;
-  Tensor out = Tensor::Empty(shape, dtype);
+  // Channels-last inputs give a channels-last output: each input's channels
+  // go to their place in every position's run of channels.
+  MemoryFormat format = MemoryFormat::kContiguous;
+  for (const Tensor& t : tensors) {
+    if (MemoryFormatOf(t) == MemoryFormat::kChannelsLast)
+      format = MemoryFormatOf(t);
+  }
+  Tensor out = EmptyIn(shape, dtype, format);
   int64_t at = 0;
   for (const Tensor& t : tensors) {
     out.Slice(axis, at, at + t.dim(axis)).CopyFrom(t);

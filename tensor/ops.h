@@ -102,6 +102,7 @@ Tensor LogSoftmax(const Tensor& a, int axis = -1);
 // form keeps the tensors' common dtype; the second writes `dtype`, converting
 // each part on the way (float32 to bf16 rounds to nearest even), so the
 // parts' dtypes may differ: bf16 training stores DenseNet's concatenations so.
+// The result is channels-last where a part is.
 Tensor Concat(const std::vector<Tensor>& tensors, int axis);
 Tensor Concat(const std::vector<Tensor>& tensors, int axis, DType dtype);
 

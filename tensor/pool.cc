@@ -400,6 +400,18 @@ namespace {
 inline float AsFloat(float v) { return v; }
 inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
 
+// The window of output (oh, ow), clipped to the image: rows [h0, h1),
+// columns [w0, w1).
+struct Clipped {
+  int64_t h0, h1, w0, w1;
+};
+Clipped ClippedWindow(const PoolGeometry& g, int64_t oh, int64_t ow) {
+  return {std::max<int64_t>(oh * g.sh - g.ph, 0),
+          std::min(oh * g.sh - g.ph + g.kh, g.h),
+          std::max<int64_t>(ow * g.sw - g.pw, 0),
+          std::min(ow * g.sw - g.pw + g.kw, g.w)};
+}
+
 // Max pooling of a channels-last x [n, h, w, c] in memory into y and, unless
 // null, idx, both [n, oh, ow, c]: each output position's window, clipped to
 // the image, read row by row of c contiguous channels, each compared with
@@ -413,13 +425,9 @@ void MaxPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
       n * g.oh, ThreadsIf(n * g.oh * g.ow * c > 4096),
       [&](int64_t begin, int64_t end, int) {
         for (int64_t r = begin; r < end; ++r) {
-          const int64_t image = r / g.oh, oh = r % g.oh;
-          const T* xi = x + image * g.h * g.w * c;
-          const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
-          const int64_t h1 = std::min(oh * g.sh - g.ph + g.kh, g.h);
+          const T* xi = x + (r / g.oh) * g.h * g.w * c;
           for (int64_t ow = 0; ow < g.ow; ++ow) {
-            const int64_t w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
-            const int64_t w1 = std::min(ow * g.sw - g.pw + g.kw, g.w);
+            const auto [h0, h1, w0, w1] = ClippedWindow(g, r % g.oh, ow);
             const int64_t out = (r * g.ow + ow) * c;
             float* __restrict best = y + out;
             std::fill(best, best + c, -std::numeric_limits<float>::infinity());
@@ -697,10 +705,83 @@ void AvgPoolPlanes(const PoolGeometry g, const float* px, float* py,
 
 }  // namespace
 
+namespace {
+
+// Average pooling of a channels-last x into a channels-last y, as
+// MaxPoolChannelsLast walks it.
+template <typename T>
+void AvgPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
+                         const T* x, float* y) {
+  const float scale = AvgScale(g);
+  ParallelFor(n * g.oh, ThreadsIf(n * g.oh * g.ow * c > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t r = begin; r < end; ++r) {
+                  const T* xi = x + (r / g.oh) * g.h * g.w * c;
+                  for (int64_t ow = 0; ow < g.ow; ++ow) {
+                    const Clipped win = ClippedWindow(g, r % g.oh, ow);
+                    float* __restrict sum = y + (r * g.ow + ow) * c;
+                    std::fill(sum, sum + c, 0.0f);
+                    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+                      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+                        const T* __restrict xp = xi + (ih * g.w + iw) * c;
+                        for (int64_t k = 0; k < c; ++k)
+                          sum[k] += AsFloat(xp[k]);
+                      }
+                    }
+                    for (int64_t k = 0; k < c; ++k) sum[k] *= scale;
+                  }
+                }
+              });
+}
+
+// AvgPool2dBackward into a channels-last dx: each image's on one thread.
+Tensor AvgPoolBackwardChannelsLast(const PoolGeometry& g, const Tensor& dy_in,
+                                   const Shape& x_shape) {
+  constexpr MemoryFormat kLast = MemoryFormat::kChannelsLast;
+  const Tensor dy = ToMemoryFormat(dy_in, kLast);
+  Tensor dx = EmptyIn(x_shape, DType::kFloat32, kLast);
+  const int64_t c = x_shape[1], in_image = g.h * g.w * c;
+  const float scale = AvgScale(g);
+  const float* pdy = dy.data();
+  float* pdx = dx.data();
+  ParallelFor(x_shape[0], ThreadsIf(x_shape[0] * in_image > 4096),
+              [&](int64_t begin, int64_t end, int) {
+                for (int64_t n = begin; n < end; ++n) {
+                  float* dxn = pdx + n * in_image;
+                  std::fill(dxn, dxn + in_image, 0.0f);
+                  for (int64_t oh = 0; oh < g.oh; ++oh) {
+                    for (int64_t ow = 0; ow < g.ow; ++ow) {
+                      const Clipped win = ClippedWindow(g, oh, ow);
+                      const float* __restrict d =
+                          pdy + ((n * g.oh + oh) * g.ow + ow) * c;
+                      for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+                        for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+                          float* __restrict dxp = dxn + (ih * g.w + iw) * c;
+                          for (int64_t k = 0; k < c; ++k)
+                            dxp[k] += d[k] * scale;
+                        }
+                      }
+                    }
+                  }
+                }
+              });
+  return dx;
+}
+
+}  // namespace
+
 Tensor AvgPool2dForward(const Tensor& x_in, const Pool2dParams& p) {
   static constexpr char kOp[] = "AvgPool2dForward";
   CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
   const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
+  if (MemoryFormatOf(x_in) == MemoryFormat::kChannelsLast) {
+    Tensor y = EmptyIn({x_in.dim(0), x_in.dim(1), g.oh, g.ow}, DType::kFloat32,
+                       MemoryFormat::kChannelsLast);
+    WithActivation(x_in, [&](const auto* px) {
+      AvgPoolChannelsLast(g, x_in.dim(0), x_in.dim(1), px, y.data());
+    });
+    return y;
+  }
   const Tensor x = x_in.Contiguous();
   Tensor y = Tensor::Empty({x.dim(0), x.dim(1), g.oh, g.ow});
   float* py = y.data();
@@ -725,6 +806,9 @@ Tensor AvgPool2dBackward(const Tensor& dy_in, const Shape& x_shape,
   CheckBackwardArgs(kOp, dy_in, x_shape);
   const PoolGeometry g = MakePoolGeometry(kOp, x_shape, p);
   CheckPoolGrad(kOp, dy_in, x_shape, g);
+  if (MemoryFormatOf(dy_in) == MemoryFormat::kChannelsLast) {
+    return AvgPoolBackwardChannelsLast(g, dy_in, x_shape);
+  }
   const Tensor dy = dy_in.Contiguous();
   const bool tiling = Tiling(g);
   Tensor dx = tiling ? Tensor::Empty(x_shape) : Tensor::Zeros(x_shape);

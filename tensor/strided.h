@@ -8,9 +8,13 @@
 //   f(n, offsets, inner_strides)
 //
 // once per innermost run of `n` elements, so the hot loop is a plain strided
-// (usually unit-stride) loop the compiler can vectorize. Adjacent dimensions
-// that are contiguous for every operand are merged first, so a contiguous
-// tensor is walked as a single run. Large walks are split across OpenMP
+// (usually unit-stride) loop the compiler can vectorize. The dimensions are
+// walked in the order the first operand (the output) lies in memory, its
+// largest stride outermost, where it has no broadcast (stride-0) dimension:
+// a channels-last output (tensor/memory_format.h) is walked N, H, W, C, a
+// contiguous one in index order. Adjacent dimensions that are contiguous
+// for every operand are then merged, so a contiguous tensor is walked as a
+// single run. Large walks are split across OpenMP
 // threads by outer index.
 
 #ifndef TENSOR_STRIDED_H_
@@ -34,11 +38,25 @@ struct CollapsedLayout {
   std::array<Dims, N> strides;
 };
 
+// The dimensions in the order operand 0 lies in memory (by decreasing
+// stride, ties in index order), or in index order where it has a stride-0
+// dimension (a reduction's output) or is already in that order.
+inline Dims WalkOrder(const Shape& shape, const Dims& s0) {
+  Dims order(shape.rank());
+  for (int d = 0; d < shape.rank(); ++d) order[d] = d;
+  for (int d = 0; d < shape.rank(); ++d) {
+    if (shape.dims()[d] != 1 && s0[d] == 0) return order;
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return s0[a] > s0[b]; });
+  return order;
+}
+
 template <int N>
 CollapsedLayout<N> Collapse(const Shape& shape,
                             const std::array<const Dims*, N>& strides) {
   CollapsedLayout<N> out;
-  for (int d = 0; d < shape.rank(); ++d) {
+  for (int64_t d : WalkOrder(shape, *strides[0])) {
     const int64_t size = shape.dims()[d];
     if (size == 1) continue;  // size-1 dims never move the offsets.
     bool merge = !out.shape.empty();
