@@ -16,6 +16,10 @@
 // --precision=bf16 runs convolution and Linear with bf16 operands (float32
 // sums), as PyTorch's bf16 autocast does; "cpu" names the CPU and the kernel
 // path (tensor/cpu.h).
+// --memory_format (auto, channels_last or contiguous; "memory_format")
+// is the layout of the activations between oneDNN's bf16 convolutions
+// (tensor/conv.h), by default the model's measured choice for --mode
+// (models/spec.h).
 // peak_rss_mb is this process's VmHWM at the end; baseline_rss_mb the one
 // before the model was built.
 // flops_per_example counts conv and linear multiply-adds x 2 (nn/flops.h),
@@ -51,9 +55,11 @@
 #include "nn/bf16_activations.h"
 #include "nn/flops.h"
 #include "quant/quantized_model.h"
+#include "tensor/conv.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/json.h"
+#include "tensor/memory_format.h"
 #include "tensor/peak/peak.h"
 #include "tensor/qgemm.h"
 #include "tensor/random.h"
@@ -68,6 +74,10 @@ ABSL_FLAG(int64_t, steps, 10, "timed steps");
 ABSL_FLAG(int64_t, warmup, 3, "untimed steps before the timed ones");
 ABSL_FLAG(int, threads, 0, "kernel threads (0: all cores)");
 ABSL_FLAG(uint64_t, seed, 0, "seed of the weights and the synthetic batch");
+ABSL_FLAG(std::string, memory_format, "auto",
+          "under bf16: the activations' layout between oneDNN's "
+          "convolutions, channels_last, contiguous or auto (the model's "
+          "measured choice for --mode)");
 ABSL_FLAG(std::string, precision, "fp32",
           "fp32; bf16: convolution and Linear multiply bf16 operands "
           "(tensor/gemm.h MatmulPrecision); int8 (--mode=infer): the model "
@@ -129,6 +139,14 @@ int Run() {
     return 2;
   }
   const bool train = mode == "train";
+  const absl::StatusOr<MemoryFormat> memory_format = train::ParseMemoryFormat(
+      absl::GetFlag(FLAGS_memory_format), *spec, train);
+  if (!memory_format.ok()) {
+    std::fprintf(stderr, "%s\n",
+                 std::string(memory_format.status().message()).c_str());
+    return 2;
+  }
+  const ScopedConvMemoryFormat layout(*memory_format);
   const ScopedMatmulPrecision scope(*matmul_precision);
   // As the trainers: in bf16, activations stored as autocast stores them.
   const nn::ScopedBf16Activations stored(
@@ -209,6 +227,9 @@ int Run() {
   // A diverged loss is null (JsonNumber), as is that of inference.
   result["loss"] = train ? JsonNumber(loss, 6) : OrderedJson(nullptr);
   result["precision"] = precision;
+  result["memory_format"] = *memory_format == MemoryFormat::kChannelsLast
+                                ? "channels_last"
+                                : "contiguous";
   if (int8) {
     result["int8_path"] = std::string(
         QGemmPathName(DefaultQGemmPath(int8_model->reduce_range())));

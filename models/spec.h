@@ -57,6 +57,13 @@ struct ModelSpec {
   // second: what quick checks of the complete model use (the PyTorch step
   // parity test, the twin round trip).
   int64_t quick_input_size = 28;
+  // Whether under bf16 its activations are kept channels-last between the
+  // convolutions oneDNN runs (tensor/conv.h SetConvMemoryFormat), in
+  // training and in inference: where that measured faster
+  // (bench/throughput, 2 threads of a Zen 5, alternating runs; the
+  // trainers' and tools' --memory_format=auto).
+  bool channels_last_training = false;
+  bool channels_last_inference = false;
   // Builds the network (with freshly initialized weights drawn from
   // dive::DefaultGenerator()) for input_size x input_size single-channel
   // images and 10 classes; InvalidArgument naming the model and the size

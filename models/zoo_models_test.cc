@@ -36,7 +36,10 @@
 #include "nn/linear.h"
 #include "nn/module.h"
 #include "nn/pool.h"
+#include "tensor/conv.h"
+#include "tensor/cpu.h"
 #include "tensor/gemm.h"
+#include "tensor/memory_format.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -427,6 +430,76 @@ TEST_P(ZooModelTest, Bf16AutocastActivationsStayWithinBf16Rounding) {
       << spec.name;
   EXPECT_LE(distance(autocast.grads), 2 * distance(exact.grads) + 1e-3)
       << spec.name << ": bf16 matmuls alone are " << distance(exact.grads)
+      << " from float32";
+}
+
+// The trainers' bf16 step with the activations kept channels-last between
+// oneDNN's convolutions (tensor/conv.h SetConvMemoryFormat) computes the
+// same step as with NCHW ones, up to the order of oneDNN's sums and the
+// bf16 roundings that order flips: as close to float32 as the NCHW step.
+TEST_P(ZooModelTest, ChannelsLastTrainingStepMatchesContiguous) {
+  const ModelSpec& spec = spec_;
+  ManualSeed(23);
+  const int64_t size = spec.quick_input_size;
+  const std::shared_ptr<nn::Module> net = MakeOrDie(spec, size);
+  net->Fuse();
+  const std::pair<Tensor, Tensor> batch = RandomBatch(10, size);
+  const auto step = [&](MatmulPrecision precision, MemoryFormat format,
+                        int* channels_last_outputs) {
+    const ScopedMatmulPrecision matmuls(precision);
+    const nn::ScopedBf16Activations stored(nn::Bf16Activations::kAutocast);
+    const ScopedConvMemoryFormat layout(format);
+    const auto state = net->StateDict();  // the running statistics, restored
+    autograd::HookHandle counter = net->RegisterForwardHooksOnAll(
+        nullptr, [&](nn::Module&, const autograd::Variable&,
+                     const autograd::Variable& out) {
+          *channels_last_outputs +=
+              MemoryFormatOf(out.data()) == MemoryFormat::kChannelsLast;
+          return autograd::Variable();
+        });
+    net->ZeroGrad();
+    ManualSeed(10);  // the same dropout masks
+    autograd::Variable loss = autograd::SoftmaxCrossEntropy(
+        (*net)(autograd::Variable(batch.first)), batch.second);
+    loss.Backward();
+    counter.Remove();
+    CHECK(net->LoadStateDict(state).ok());
+    std::vector<double> grads = {loss.data().item()};
+    for (const auto& [name, p] : net->NamedParameters()) {
+      const std::vector<float> g = p.grad().ToVector();
+      grads.insert(grads.end(), g.begin(), g.end());
+    }
+    return grads;  // the loss, then every gradient
+  };
+  int unused = 0, last_outputs = 0;
+  const std::vector<double> f32 =
+      step(MatmulPrecision::kFloat32, MemoryFormat::kContiguous, &unused);
+  const std::vector<double> nchw =
+      step(MatmulPrecision::kBfloat16, MemoryFormat::kContiguous, &unused);
+  const std::vector<double> nhwc = step(
+      MatmulPrecision::kBfloat16, MemoryFormat::kChannelsLast, &last_outputs);
+  // Where oneDNN runs convolutions (bf16 on AVX512-BF16), some layer's
+  // output is channels-last; elsewhere none is.
+  bool onednn = false;
+  for (const auto& [name, p] : net->NamedParameters()) {
+    onednn |= p.rank() == 4 && p.dim(1) >= 16 &&
+              ActiveIsa() >= Isa::kAvx512Bf16;  // a convolution's weights
+  }
+  EXPECT_EQ(last_outputs > 0, onednn) << spec.name;
+  const auto distance = [&f32](const std::vector<double>& g) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 1; i < g.size(); ++i) {
+      diff += (g[i] - f32[i]) * (g[i] - f32[i]);
+      norm += f32[i] * f32[i];
+    }
+    return std::sqrt(diff / norm);
+  };
+  EXPECT_LE(
+      std::abs(nhwc[0] - f32[0]),
+      2 * std::abs(nchw[0] - f32[0]) + std::ldexp(1.0, -9) * std::abs(f32[0]))
+      << spec.name;
+  EXPECT_LE(distance(nhwc), 2 * distance(nchw) + 1e-3)
+      << spec.name << ": the NCHW bf16 step is " << distance(nchw)
       << " from float32";
 }
 

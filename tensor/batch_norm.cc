@@ -163,55 +163,51 @@ void PlaneSums(int64_t n, F f, double* a, double* b) {
   *b += sum_b;
 }
 
-// For each column j of x viewed as rows [l.n, l.c] (l.s == 1): a shift a_j
-// (the first row's value), D_j = sum(x - a_j) and Q_j = sum((x - a_j)^2), in
-// one pass over x. Blocks of kBlockRows rows run in parallel, each summed
-// kRows rows at a time in float, then in double; the blocks' sums are added
-// in block order, so the result does not depend on the number of threads.
-template <typename T>
-void ShiftedColumnSums(const Layout& l, const T* px, std::vector<double>* a,
-                       std::vector<double>* d, std::vector<double>* q) {
+// Two sums per column j over the rows of x viewed as [l.n, l.c] (l.s == 1),
+// the terms of row r and column j given by terms(r, j). Blocks of
+// kBlockRows rows run in parallel, each summed kRows rows at a time in
+// float (along the contiguous columns of a row), then in double; the
+// blocks' sums are added in block order, so the result does not depend on
+// the number of threads.
+template <typename F>
+void ColumnSums(const Layout& l, F terms, std::vector<double>* sum_a,
+                std::vector<double>* sum_b) {
   constexpr int64_t kBlockRows = 256, kRows = 16;
   const int64_t blocks = (l.n + kBlockRows - 1) / kBlockRows;
-  std::vector<float> shift(l.c);
-  for (int64_t j = 0; j < l.c; ++j) shift[j] = AsFloat(px[j]);
-  std::vector<double> part_d(blocks * l.c), part_q(blocks * l.c);
+  std::vector<double> part_a(blocks * l.c, 0.0), part_b(blocks * l.c, 0.0);
   ParallelFor(blocks, ThreadsIf(l.numel() > kParallelMin),
               [&](int64_t b0, int64_t b1, int) {
-                std::vector<float> acc_d(l.c), acc_q(l.c);
-                const float* __restrict sh = shift.data();
+                std::vector<float> acc_a(l.c), acc_b(l.c);
                 for (int64_t b = b0; b < b1; ++b) {
-                  double* __restrict pd = part_d.data() + b * l.c;
-                  double* __restrict pq = part_q.data() + b * l.c;
+                  double* __restrict pa = part_a.data() + b * l.c;
+                  double* __restrict pb = part_b.data() + b * l.c;
                   const int64_t end = std::min(l.n, (b + 1) * kBlockRows);
                   for (int64_t r0 = b * kBlockRows; r0 < end; r0 += kRows) {
-                    float* __restrict ad = acc_d.data();
-                    float* __restrict aq = acc_q.data();
-                    std::fill(ad, ad + l.c, 0.0f);
-                    std::fill(aq, aq + l.c, 0.0f);
+                    float* __restrict aa = acc_a.data();
+                    float* __restrict ab = acc_b.data();
+                    std::fill(aa, aa + l.c, 0.0f);
+                    std::fill(ab, ab + l.c, 0.0f);
                     for (int64_t r = r0; r < std::min(end, r0 + kRows); ++r) {
-                      const T* __restrict row = px + r * l.c;
 #pragma omp simd
                       for (int64_t j = 0; j < l.c; ++j) {
-                        const float v = AsFloat(row[j]) - sh[j];
-                        ad[j] += v;
-                        aq[j] += v * v;
+                        const Terms t = terms(r, j);
+                        aa[j] += t.a;
+                        ab[j] += t.b;
                       }
                     }
                     for (int64_t j = 0; j < l.c; ++j) {
-                      pd[j] += ad[j];
-                      pq[j] += aq[j];
+                      pa[j] += aa[j];
+                      pb[j] += ab[j];
                     }
                   }
                 }
               });
-  a->assign(shift.begin(), shift.end());
-  d->assign(l.c, 0.0);
-  q->assign(l.c, 0.0);
+  sum_a->assign(l.c, 0.0);
+  sum_b->assign(l.c, 0.0);
   for (int64_t b = 0; b < blocks; ++b) {
     for (int64_t j = 0; j < l.c; ++j) {
-      (*d)[j] += part_d[b * l.c + j];
-      (*q)[j] += part_q[b * l.c + j];
+      (*sum_a)[j] += part_a[b * l.c + j];
+      (*sum_b)[j] += part_b[b * l.c + j];
     }
   }
 }
@@ -231,8 +227,20 @@ void MeanVar(const Layout& l, const T* px, std::vector<double>* mean,
   const double m = static_cast<double>(l.m());
   if (AsRows(l)) {
     const Layout rows = KernelLayout(l);
-    std::vector<double> a, d, q;
-    ShiftedColumnSums(rows, px, &a, &d, &q);
+    // Column j's shift a_j (its first row's value), D_j = sum(x - a_j) and
+    // Q_j = sum((x - a_j)^2).
+    std::vector<float> shift(rows.c);
+    for (int64_t j = 0; j < rows.c; ++j) shift[j] = AsFloat(px[j]);
+    const float* sh = shift.data();
+    std::vector<double> d, q;
+    ColumnSums(
+        rows,
+        [&](int64_t r, int64_t j) {
+          const float v = AsFloat(px[r * rows.c + j]) - sh[j];
+          return Terms{v, v * v};
+        },
+        &d, &q);
+    const std::vector<double> a(shift.begin(), shift.end());
     // Column j = c * l.s + k holds channel c.
     mean->assign(l.c, 0.0);
     var->assign(l.c, 0.0);
@@ -321,35 +329,17 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
   double* sg = sum_g->data();
   double* sgx = sum_gx->data();
   if (l.s == 1) {
-    // [N, C]: each thread sums a block of channels row by row, so that the
-    // inner loop runs over contiguous channels, in float for kRows rows at a
-    // time, then in double.
-    constexpr int64_t kRows = 32;
-    ParallelFor(l.c, ThreadsIf(l.numel() > kParallelMin),
-                [&](int64_t c0, int64_t c1, int) {
-                  std::vector<float> acc_g(c1 - c0), acc_gx(c1 - c0);
-                  float* ag = acc_g.data() - c0;
-                  float* agx = acc_gx.data() - c0;
-                  for (int64_t n0 = 0; n0 < l.n; n0 += kRows) {
-                    std::fill(acc_g.begin(), acc_g.end(), 0.0f);
-                    std::fill(acc_gx.begin(), acc_gx.end(), 0.0f);
-                    for (int64_t n = n0; n < std::min(l.n, n0 + kRows); ++n) {
-                      const int64_t base = n * l.c;
-#pragma omp simd
-                      for (int64_t c = c0; c < c1; ++c) {
-                        const float x = AsFloat(px[base + c]);
-                        const float g = OutputGrad<kRelu>(
-                            pdy[base + c], x, mean[c], scale[c], shift[c]);
-                        ag[c] += g;
-                        agx[c] += g * (x - mean[c]);
-                      }
-                    }
-                    for (int64_t c = c0; c < c1; ++c) {
-                      sg[c] += ag[c];
-                      sgx[c] += agx[c];
-                    }
-                  }
-                });
+    // [N, C], channels-last inputs and small planes: by rows.
+    ColumnSums(
+        l,
+        [&](int64_t r, int64_t c) {
+          const int64_t i = r * l.c + c;
+          const float x = AsFloat(px[i]);
+          const float g =
+              OutputGrad<kRelu>(pdy[i], x, mean[c], scale[c], shift[c]);
+          return Terms{g, g * (x - mean[c])};
+        },
+        sum_g, sum_gx);
     return;
   }
   ParallelFor(

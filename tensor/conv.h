@@ -109,6 +109,20 @@ enum class ConvPass { kForward, kInputGradient, kWeightGradient };
 // it at startup.
 MemoryFormat GetConvMemoryFormat();
 void SetConvMemoryFormat(MemoryFormat format);
+// Sets it for a scope (a training run, a benchmark), then restores it.
+class ScopedConvMemoryFormat {
+ public:
+  explicit ScopedConvMemoryFormat(MemoryFormat format)
+      : saved_(GetConvMemoryFormat()) {
+    SetConvMemoryFormat(format);
+  }
+  ~ScopedConvMemoryFormat() { SetConvMemoryFormat(saved_); }
+  ScopedConvMemoryFormat(const ScopedConvMemoryFormat&) = delete;
+  ScopedConvMemoryFormat& operator=(const ScopedConvMemoryFormat&) = delete;
+
+ private:
+  const MemoryFormat saved_;
+};
 
 // Whether `pass` of the convolution of x [N, C, H, W] and w [OC, C, KH, KW]
 // with `p` runs on oneDNN, in this thread's matmul precision, for

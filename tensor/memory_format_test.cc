@@ -22,21 +22,6 @@ namespace {
 
 constexpr MemoryFormat kLast = MemoryFormat::kChannelsLast;
 
-// Sets the process's conv memory format for a scope.
-class ScopedConvMemoryFormat {
- public:
-  explicit ScopedConvMemoryFormat(MemoryFormat format)
-      : saved_(GetConvMemoryFormat()) {
-    SetConvMemoryFormat(format);
-  }
-  ~ScopedConvMemoryFormat() { SetConvMemoryFormat(saved_); }
-  ScopedConvMemoryFormat(const ScopedConvMemoryFormat&) = delete;
-  ScopedConvMemoryFormat& operator=(const ScopedConvMemoryFormat&) = delete;
-
- private:
-  const MemoryFormat saved_;
-};
-
 void ExpectSameValues(const Tensor& got, const Tensor& want,
                       const std::string& what, double tol = 0.0) {
   ASSERT_EQ(got.shape(), want.shape()) << what;

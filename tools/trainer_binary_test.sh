@@ -422,10 +422,13 @@ expect_ok "eval --dump=<the same file again>" "$EVAL" "${EV[@]}" --checkpoint="$
 
 # Kernel path and precision.
 expect_error "train --precision=fp16" "--precision=fp16: must be fp32 or bf16" "$LENET" "${FAST[@]}" --precision=fp16
+expect_error "train --memory_format=nhwc" "--memory_format=nhwc: must be auto, contiguous or channels_last" "$LENET" "${FAST[@]}" --memory_format=nhwc
 expect_error "eval --precision=" "--precision=: must be fp32, bf16 or int8" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=
 expect_error "train with DIVE_ISA=avx-512" "DIVE_ISA: unknown instruction set 'avx-512'" env DIVE_ISA=avx-512 "$LENET" "${FAST[@]}"
 expect_ok "lenet train --precision=bf16" "$LENET" "${FAST[@]}" --precision=bf16
 grep -q "^epoch 1: loss " "$TMP/case.out" || fail "bf16 training printed no epoch line"
+expect_ok "lenet train --precision=bf16 --memory_format=channels_last" "$LENET" "${FAST[@]}" --precision=bf16 --memory_format=channels_last
+grep -q "bf16 (channels-last)" "$TMP/case.err" || fail "the trainer's log does not say the activations are channels-last"
 grep -q "cpu: .*kernels: " "$TMP/case.err" || fail "the trainer's log does not name the CPU and kernel path"
 expect_ok "lenet train with DIVE_ISA=generic" env DIVE_ISA=generic "$LENET" "${FAST[@]}"
 grep -q "kernels: generic (DIVE_ISA=generic)" "$TMP/case.err" || fail "DIVE_ISA=generic is not in the log"

@@ -106,6 +106,22 @@ absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value) {
       absl::StrCat("--precision=", value, ": must be fp32 or bf16"));
 }
 
+absl::StatusOr<MemoryFormat> ParseMemoryFormat(absl::string_view value,
+                                               const models::ModelSpec& spec,
+                                               bool training) {
+  if (value == "contiguous") return MemoryFormat::kContiguous;
+  if (value == "channels_last") return MemoryFormat::kChannelsLast;
+  if (value == "auto") {
+    return (training ? spec.channels_last_training
+                     : spec.channels_last_inference)
+               ? MemoryFormat::kChannelsLast
+               : MemoryFormat::kContiguous;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--memory_format=", value,
+                   ": must be auto, contiguous or channels_last"));
+}
+
 absl::Status CheckPathFlag(absl::string_view flag, absl::string_view path) {
   for (size_t i = 0; i < path.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(path[i]);

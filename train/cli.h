@@ -29,7 +29,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "models/spec.h"
 #include "tensor/gemm.h"
+#include "tensor/memory_format.h"
 
 namespace dive::train {
 
@@ -44,6 +46,14 @@ absl::StatusOr<bool> ParseFlags(
 // The value of a --precision flag: "fp32" or "bf16" (MatmulPrecision), or
 // InvalidArgument naming the flag.
 absl::StatusOr<MatmulPrecision> ParsePrecision(absl::string_view value);
+
+// The value of a --memory_format flag: "contiguous" or "channels_last", or
+// "auto": the choice `spec` records for `training` or inference
+// (ModelSpec::channels_last_training, channels_last_inference); else
+// InvalidArgument naming the flag.
+absl::StatusOr<MemoryFormat> ParseMemoryFormat(absl::string_view value,
+                                               const models::ModelSpec& spec,
+                                               bool training);
 
 // OK unless `path` (the value of --`flag`) contains a control character
 // (a newline, a tab, ...): InvalidArgument naming the flag and the byte.

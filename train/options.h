@@ -28,6 +28,7 @@
 #include "distributed/data_parallel.h"
 #include "distributed/process_group.h"
 #include "tensor/gemm.h"
+#include "tensor/memory_format.h"
 
 namespace dive::train {
 
@@ -80,6 +81,10 @@ struct TrainOptions {
   // sums; weights, optimizer state, batch-norm statistics, softmax, the loss
   // and the checkpoint stay float32 (tensor/gemm.h).
   MatmulPrecision precision = MatmulPrecision::kFloat32;
+  // Under bf16, the layout oneDNN's convolutions keep the activations in
+  // for the run (tensor/conv.h SetConvMemoryFormat); the trainers' default
+  // is the model's (ModelSpec::channels_last_training).
+  MemoryFormat memory_format = MemoryFormat::kContiguous;
   // Print per-step progress (a bar on a terminal, else a line every
   // `log_every` steps).
   bool progress = true;

@@ -79,6 +79,10 @@ ABSL_FLAG(std::string, precision, "fp32",
           "fp32, or bf16: mixed precision (convolution and Linear multiply "
           "bf16 operands, everything else float32, as PyTorch's bf16 "
           "autocast).");
+ABSL_FLAG(std::string, memory_format, "auto",
+          "Under bf16, the layout of the activations between oneDNN's "
+          "convolutions: channels_last, contiguous (NCHW), or auto: the "
+          "model's measured choice.");
 ABSL_FLAG(std::optional<int>, dashboard, std::nullopt,
           "Serve a live dashboard of the run on http://127.0.0.1:PORT/ "
           "(0: any free port, logged at the start; under mpirun, rank 0).");
@@ -266,6 +270,10 @@ int TrainerMain(int argc, char** argv,
       ParsePrecision(absl::GetFlag(FLAGS_precision));
   if (!precision.ok()) return Fail(precision.status());
   o.precision = *precision;
+  absl::StatusOr<MemoryFormat> memory_format = ParseMemoryFormat(
+      absl::GetFlag(FLAGS_memory_format), spec, /*training=*/true);
+  if (!memory_format.ok()) return Fail(memory_format.status());
+  o.memory_format = *memory_format;
   if (absl::StatusOr<Isa> isa = IsaFromEnvironment(); !isa.ok()) {
     return Fail(isa.status());
   }
@@ -316,7 +324,11 @@ int TrainerMain(int argc, char** argv,
             << ", batch " << o.batch_size << ", input " << o.input_size << "x"
             << o.input_size << ", threads "
             << (o.threads == 0 ? std::string("all") : absl::StrCat(o.threads))
-            << (o.precision == MatmulPrecision::kBfloat16 ? ", bf16" : "")
+            << (o.precision == MatmulPrecision::kBfloat16
+                    ? (o.memory_format == MemoryFormat::kChannelsLast
+                           ? ", bf16 (channels-last)"
+                           : ", bf16")
+                    : "")
             << ", " << OptimizerName(o.optimizer) << ", lr schedule "
             << LrScheduleName(o.lr_schedule) << ", augment "
             << AugmentName(o.augment_flip, o.augment_crop)

@@ -22,6 +22,7 @@
 #include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
+#include "tensor/conv.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/random.h"
@@ -314,6 +315,7 @@ absl::StatusOr<TrainSummary> Train(const models::ModelSpec& spec,
   if (absl::Status s = CheckImages(train_data, test_data); !s.ok()) return s;
   SetNumThreads(CapThreads(o.threads));
   const ScopedMatmulPrecision precision(o.precision);
+  const ScopedConvMemoryFormat memory_format(o.memory_format);
   // In bf16, activations stored as PyTorch's autocast stores them
   // (nn/bf16_activations.h).
   const nn::ScopedBf16Activations stored(

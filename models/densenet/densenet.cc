@@ -113,6 +113,8 @@ ModelSpec DenseNetSpec() {
   ModelSpec spec;
   spec.name = "densenet";
   spec.quick_input_size = 64;
+  spec.channels_last_training = true;
+  spec.channels_last_inference = true;
   spec.description = "DenseNet (d2l 8.7), growth rate 32, 4 dense blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 256, .epochs = 10,
                  .input_size = 96};

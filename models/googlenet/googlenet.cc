@@ -140,6 +140,7 @@ ModelSpec GoogLeNetSpec() {
   ModelSpec spec;
   spec.name = "googlenet";
   spec.quick_input_size = 64;
+  spec.channels_last_training = true;
   spec.description = "GoogLeNet (d2l 8.4), 9 Inception blocks, 96x96";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 96};

@@ -93,6 +93,7 @@ ModelSpec VggSpec(int divisor) {
   spec.min_input_size = kVggMinInputSize;
   spec.max_input_size = kVggMaxInputSize;
   spec.quick_input_size = 64;
+  spec.channels_last_training = true;
   spec.description =
       divisor == 1 ? "VGG-11"
                    : absl::StrCat("VGG-11 with channels divided by ", divisor);
