@@ -765,10 +765,6 @@ Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
   return dw;
 }
 
-}  // namespace
-
-namespace {
-
 // Each column's sum of the rows of a [rows, c] matrix (a channels-last
 // tensor's channels), in double, as float32 [c].
 template <typename T>

@@ -54,7 +54,6 @@ ModelSpec NinSpec() {
   spec.name = "nin";
   spec.quick_input_size = 96;
   spec.channels_last_training = true;
-  spec.channels_last_inference = true;
   spec.description = "Network in Network (d2l 8.3), 1x1-conv blocks, 224x224";
   spec.recipe = {.lr = 0.1f, .batch_size = 128, .epochs = 10,
                  .input_size = 224};

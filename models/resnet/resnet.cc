@@ -131,7 +131,6 @@ ModelSpec ResNetSpec() {
   spec.name = "resnet";
   spec.quick_input_size = 64;
   spec.channels_last_training = true;
-  spec.channels_last_inference = true;
   spec.description = "ResNet-18 (d2l 8.6) with batch normalization, 96x96";
   spec.recipe = {.lr = 0.05f, .batch_size = 256, .epochs = 10,
                  .input_size = 96};
