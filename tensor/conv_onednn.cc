@@ -279,25 +279,12 @@ memory WeightsIn(dnnl::stream& stream, const Plan& p, const Tensor& w,
 
 Key KeyOf(ConvPass pass, const ConvGeometry& g, const Tensor& x,
           const Tensor& y, const Tensor& residual, bool bias, bool relu) {
-  return Key{pass,
-             g.n,
-             g.c,
-             g.h,
-             g.w,
-             g.oc,
-             g.kh,
-             g.kw,
-             g.sh,
-             g.sw,
-             g.ph,
-             g.pw,
-             TypeOf(x),
-             TypeOf(y),
-             residual.defined() ? TypeOf(residual) : dt::undef,
-             bias,
-             relu,
-             IsNhwc(x),
-             IsNhwc(y),
+  return Key{pass, g.n, g.c, g.h, g.w, g.oc, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+             TypeOf(x), TypeOf(y),
+             residual.defined() ? TypeOf(residual) : dt::undef, bias, relu,
+             // A tensor of one channel (a stem's input) lies as
+             // channels-last too.
+             IsNhwc(x) || (IsNhwc(y) && IsChannelsLast(x)), IsNhwc(y),
              residual.defined() && IsNhwc(residual)};
 }
 
@@ -330,7 +317,8 @@ bool OneDnnTakes(const ConvGeometry& g, ConvPass pass, bool channels_last) {
   const Choice choice = LibraryChoice(g.n);
   if (choice != Choice::kByShape) return choice == Choice::kYes;
   if (pass == ConvPass::kInputGradient) return g.c >= 16;
-  return (g.kh * g.kw > 1 || channels_last) && g.c >= 16 && g.Ohw() >= 32;
+  if (channels_last) return (g.c >= 16 || g.c == 1) && g.Ohw() >= 32;
+  return g.kh * g.kw > 1 && g.c >= 16 && g.Ohw() >= 32;
 }
 
 bool OneDnnTakesChain(const std::vector<ConvGeometry>& g,

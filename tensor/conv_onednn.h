@@ -80,19 +80,23 @@ namespace dive::conv_internal {
 // those below.
 //
 // On channels-last activations oneDNN runs a 1x1 convolution as fast as its
-// 3x3 ones, without the reorders that lost it the table above
-// (bench/conv_library_benchmark, bf16, 2 threads of the Zen 5, ms per call,
-// dive with bf16 activations against oneDNN on NHWC):
+// 3x3 ones, and the stems on one channel faster than dive, without the
+// reorders that lost it the table above (bench/conv_library_benchmark,
+// bf16, 2 threads of the Zen 5, ms per call, dive with bf16 activations
+// against oneDNN on NHWC):
 //
 //   layer                              forward       weight gradient
 //   ResNet 1x1 stride 2, 128->256      0.270, 0.136  0.282, 0.162
 //   NiN 1x1, 96 ch at 22x22            1.40, 0.736   1.43, 0.924
 //   GoogLeNet 1x1, 192->64 at 12x12    0.248, 0.146  0.283, 0.232
 //   DenseNet transition 1x1, 192->96   1.24, 0.846   1.41, 1.10
+//   NiN 11x11 stride 4, 1->96          3.58, 2.71    2.37, 1.72
+//   ResNet 7x7 stride 2, 1->64         1.92, 1.73    2.05, 1.94
+//   VGG 3x3, 1->16 at 96x96            2.78, 1.79    2.20, 0.753
 //   ResNet 3x3, 512 ch at 3x3          2.93, 4.12    3.34, 6.60   (dive)
 //
-// hence, there, any kernel with at least 16 input channels and an output
-// map of at least 32 positions.
+// hence, there, any kernel with one or at least 16 input channels and an
+// output map of at least 32 positions.
 bool OneDnnTakes(const ConvGeometry& g, ConvPass pass, bool channels_last);
 // Whether the chain of convolutions of `g` and `stages` (Conv2dChainForward,
 // inputs numbered) runs on oneDNN, as Conv2dChainUsesOneDnn says.

@@ -306,6 +306,25 @@ TEST(MemoryFormatTest, ConvMemoryFormatMakesOneDnnWriteChannelsLast) {
     EXPECT_TRUE(dx.is_contiguous());
   }
   ExpectSameValues(yl, y, "y", 1e-3);
+
+  // A stem on one channel, whose input lies as channels-last too: oneDNN
+  // takes it on channels-last activations.
+  const Shape ss{4, 1, 12, 12}, sw{16, 1, 5, 5};
+  const Conv2dParams sp{1, 1, 2, 2};
+  const Tensor stem_x = Normal(ss, 0, 1), stem_w = Normal(sw, 0, 0.2f);
+  const Tensor stem_y = Conv2dForward(stem_x, stem_w, Tensor(), sp);
+  EXPECT_EQ(MemoryFormatOf(stem_y),
+            Conv2dUsesOneDnn(ss, sw, sp) ? kLast : MemoryFormat::kContiguous);
+  EXPECT_EQ(Conv2dUsesOneDnn(ss, sw, sp), ActiveIsa() >= Isa::kAvx512Bf16);
+  const Tensor stem_dy = Normal(stem_y.shape(), 0, 1);
+  const Tensor stem_dw =
+      Conv2dBackwardWeight(ToMemoryFormat(stem_dy, kLast), stem_x, sw, sp);
+  const ScopedConvMemoryFormat contiguous(MemoryFormat::kContiguous);
+  EXPECT_TRUE(Conv2dForward(stem_x, stem_w, Tensor(), sp).is_contiguous());
+  ExpectSameValues(stem_y, Conv2dForward(stem_x, stem_w, Tensor(), sp),
+                   "stem y", 1e-3);
+  ExpectSameValues(stem_dw, Conv2dBackwardWeight(stem_dy, stem_x, sw, sp),
+                   "stem dw", 1e-3);
 }
 
 }  // namespace
