@@ -220,7 +220,7 @@ void ColumnSums(const Layout& l, F terms, std::vector<double>* sum_a,
 //   mean = sum(S * a + D) / m,
 //   m * var = sum(Q + 2 * (a - mean) * D + S * (a - mean)^2).
 // For [N, C], channels-last inputs and small planes, the same over the
-// columns of x viewed as rows (ShiftedColumnSums), S = N each.
+// columns of x viewed as rows (ColumnSums), S = N each.
 template <typename T>
 void MeanVar(const Layout& l, const T* px, std::vector<double>* mean,
              std::vector<double>* var) {
