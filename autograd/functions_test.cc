@@ -5,6 +5,7 @@
 #include "autograd/grad_check.h"
 #include "gtest/gtest.h"
 #include "tensor/bf16.h"
+#include "tensor/memory_format.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 
@@ -233,6 +234,59 @@ TEST(GradCheck, BatchNormTrainingAndEval) {
       EXPECT_TRUE(s.ok()) << shape << " training=" << training << ": " << s;
     }
   }
+}
+
+// x as a channels-last copy (tensor/memory_format.h), its gradient passed
+// back as it comes: what a oneDNN convolution's output is under
+// SetConvMemoryFormat(kChannelsLast), in float32, where the finite
+// differences are sharp.
+Variable ChannelsLast(const Variable& x) {
+  return Variable::FromOp(
+      "ChannelsLast", ToMemoryFormat(x.data(), MemoryFormat::kChannelsLast),
+      {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+}
+
+// The layers that keep a channels-last input so, through their own
+// channels-last kernels: batch norm (training and evaluation, with its
+// ReLU), max and average pooling, Concat and the elementwise ops.
+TEST(GradCheck, ChannelsLastInputs) {
+  const Tensor rm = Rand({3}, 60), rv = Rand({3}, 61, 0.5f, 2.0f);
+  for (bool training : {true, false}) {
+    for (bool relu : {false, true}) {
+      absl::Status s = GradCheck(
+          [&](const Inputs& in) {
+            const Variable x = ChannelsLast(in[0]);
+            EXPECT_EQ(MemoryFormatOf(x.data()), MemoryFormat::kChannelsLast);
+            const Variable y =
+                BatchNorm(x, in[1], in[2], rm.Clone(), rv.Clone(), training,
+                          0.1f, 1e-5f, relu);
+            EXPECT_TRUE(IsChannelsLast(y.data()));
+            return y;
+          },
+          {Spaced({4, 3, 2, 3}, 62), Rand({3}, 63, 0.5f, 1.5f),
+           Tensor::FromVector({0.03f, -0.02f, 0.04f}, {3})},
+          {.eps = 1e-3, .atol = 2e-3, .rtol = 2e-2});
+      EXPECT_TRUE(s.ok()) << "training=" << training << " relu=" << relu << ": "
+                          << s;
+    }
+  }
+  const Pool2dParams p{3, 3, 2, 2, 1, 1};
+  EXPECT_GRADS_OK(
+      [p](const Inputs& in) { return MaxPool2d(ChannelsLast(in[0]), p); },
+      Spaced({2, 3, 5, 5}, 64));
+  EXPECT_GRADS_OK(
+      [p](const Inputs& in) { return AvgPool2d(ChannelsLast(in[0]), p); },
+      Rand({2, 3, 5, 5}, 65));
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) {
+        return Concat({ChannelsLast(in[0]), ChannelsLast(in[1])}, 1);
+      },
+      Rand({2, 2, 3, 3}, 66), Rand({2, 3, 3, 3}, 67));
+  EXPECT_GRADS_OK(
+      [](const Inputs& in) {
+        return Relu(ChannelsLast(in[0]) * ChannelsLast(in[1]) + in[1]);
+      },
+      Spaced({2, 3, 2, 3}, 68), Rand({2, 3, 2, 3}, 69));
 }
 
 // BatchNorm with its ReLU fused. The inputs are fixed, so whether a

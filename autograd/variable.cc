@@ -52,6 +52,9 @@ void Accumulate(GradNode* node, Tensor grad) {
     node->grad = keep ? std::move(grad) : grad.Clone();
   } else {
     node->grad = ops::Add(node->grad, grad);
+    // A leaf's gradient stays contiguous, as optimizers and users read it;
+    // the sum with a channels-last one is channels-last (tensor/ops.h).
+    if (!node->backward) node->grad = node->grad.Contiguous();
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "autograd/functions.h"
 #include "gtest/gtest.h"
+#include "tensor/memory_format.h"
 #include "tensor/ops.h"
 
 namespace dive::autograd {
@@ -127,6 +128,29 @@ TEST(Variable, LeafCopiesAGradientSomebodyElseHolds) {
   Sum(z).Backward();
   EXPECT_EQ(v.grad().offset(), 0);
   EXPECT_EQ(v.grad().ToVector(), (std::vector<float>{6, 7}));
+}
+
+// Gradients may reach a value channels-last (tensor/memory_format.h); a
+// leaf's sum of them is contiguous, as optimizers read it.
+TEST(Variable, LeafGradientIsContiguousWhateverTheLayoutsSummed) {
+  const Tensor x0 =
+      Tensor::FromVector({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {1, 3, 2, 2});
+  Variable x(x0.Clone(), true);
+  // x through an op whose gradient comes back channels-last.
+  Variable last = Variable::FromOp(
+      "channels_last", x.data().Clone(), {x}, [](const Tensor& g) {
+        return std::vector<Tensor>{
+            ToMemoryFormat(g, MemoryFormat::kChannelsLast)};
+      });
+  // Gradients accumulate across calls: a contiguous one, then the other.
+  Sum(x * x).Backward();
+  Sum(last).Backward();  // d/dx in all: 2x + 1
+  ASSERT_TRUE(x.grad().is_contiguous());
+  std::vector<float> want;
+  for (float v : x0.ToVector()) want.push_back(2 * v + 1);
+  EXPECT_EQ(x.grad().ToVector(), want);
+  const float* flat = x.grad().data();
+  EXPECT_EQ(std::vector<float>(flat, flat + 12), want);
 }
 
 TEST(Variable, RetainGraphAllowsSecondBackward) {
