@@ -29,7 +29,9 @@
 #include "datasets/data_loader.h"
 #include "datasets/fashion_mnist.h"
 #include "glog/logging.h"
+#include "models/zoo.h"
 #include "quant/quantized_model.h"
+#include "tensor/conv.h"
 #include "tensor/cpu.h"
 #include "tensor/file_io.h"
 #include "tensor/gemm.h"
@@ -51,6 +53,10 @@ ABSL_FLAG(int, threads, 0, "Compute threads (0: all cores).");
 ABSL_FLAG(std::string, precision, "fp32",
           "fp32; bf16: convolution and Linear multiply bf16 operands; int8: "
           "a quantized checkpoint (//tools:quantize) on the int8 kernels.");
+ABSL_FLAG(std::string, memory_format, "auto",
+          "Under bf16, the layout of the activations between oneDNN's "
+          "convolutions: channels_last, contiguous (NCHW), or auto: the "
+          "model's measured choice for inference.");
 ABSL_FLAG(std::string, dump, "",
           "Write the first --limit images and their logits to this file.");
 
@@ -161,6 +167,12 @@ int EvalMain() {
   const std::string& name = loaded->name;
   const int64_t size = loaded->input_size;
   nn::Module& model = *loaded->module;
+  absl::StatusOr<models::ModelSpec> spec = models::FindModel(name);
+  if (!spec.ok()) return Fail(spec.status());
+  absl::StatusOr<MemoryFormat> memory_format = train::ParseMemoryFormat(
+      absl::GetFlag(FLAGS_memory_format), *spec, /*training=*/false);
+  if (!memory_format.ok()) return Fail(memory_format.status());
+  const ScopedConvMemoryFormat layout(*memory_format);
   absl::StatusOr<data::InMemoryDataset> test =
       data::LoadFashionMnist(absl::GetFlag(FLAGS_data_dir), data::Split::kTest);
   if (!test.ok()) return Fail(test.status());

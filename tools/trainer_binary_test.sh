@@ -433,6 +433,8 @@ grep -q "cpu: .*kernels: " "$TMP/case.err" || fail "the trainer's log does not n
 expect_ok "lenet train with DIVE_ISA=generic" env DIVE_ISA=generic "$LENET" "${FAST[@]}"
 grep -q "kernels: generic (DIVE_ISA=generic)" "$TMP/case.err" || fail "DIVE_ISA=generic is not in the log"
 expect_ok "eval --precision=bf16" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=bf16
+expect_ok "eval --precision=bf16 --memory_format=channels_last" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --precision=bf16 --memory_format=channels_last
+expect_error "eval --memory_format=nchw" "--memory_format=nchw: must be auto, contiguous or channels_last" "$EVAL" "${EV[@]}" --checkpoint="$CKPT" --memory_format=nchw
 
 # The zoo-wide trainer: any model by name, the same run as its own binary.
 expect_ok "models:train --model=mlp_dropout" "$ZOO_TRAIN" "${FAST[@]}" --model=mlp_dropout --out="$TMP/zoo_dropout"
