@@ -14,8 +14,8 @@
 namespace dive {
 namespace {
 
+using kernel_internal::AsFloat;
 using kernel_internal::ParallelFor;
-using kernel_internal::SumDouble;
 using kernel_internal::ThreadsIf;
 using kernel_internal::WithActivation;
 
@@ -105,9 +105,6 @@ void CheckOutputDType(const char* op, DType dtype) {
   CHECK(dtype == DType::kFloat32 || dtype == DType::kBfloat16)
       << op << ": y must be float32 or bfloat16, got " << DTypeName(dtype);
 }
-
-inline float AsFloat(float v) { return v; }
-inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
 
 // A per-channel [C] tensor as doubles; `fallback` for each channel when `t`
 // is undefined (a missing gamma or beta).
@@ -324,10 +321,6 @@ template <bool kRelu, typename T>
 void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
               const float* scale, const float* shift,
               std::vector<double>* sum_g, std::vector<double>* sum_gx) {
-  sum_g->assign(l.c, 0.0);
-  sum_gx->assign(l.c, 0.0);
-  double* sg = sum_g->data();
-  double* sgx = sum_gx->data();
   if (l.s == 1) {
     // [N, C], channels-last inputs and small planes: by rows.
     ColumnSums(
@@ -342,6 +335,10 @@ void GradSums(const Layout& l, const T* px, const float* pdy, const float* mean,
         sum_g, sum_gx);
     return;
   }
+  sum_g->assign(l.c, 0.0);
+  sum_gx->assign(l.c, 0.0);
+  double* sg = sum_g->data();
+  double* sgx = sum_gx->data();
   ParallelFor(
       l.c, ThreadsIf(l.numel() > kParallelMin),
       [&](int64_t begin, int64_t end, int) {

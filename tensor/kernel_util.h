@@ -61,6 +61,10 @@ inline Tensor Scratch(int64_t size) {
   return Tensor::Empty({std::max<int64_t>(size, 1)});
 }
 
+// An element read by such a kernel, as float (exact for both).
+inline float AsFloat(float v) { return v; }
+inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
+
 // Calls f with x's elements: float32, or bf16 (an activation stored at half
 // the bytes), for kernels that read either (exactly, as float).
 template <typename F>

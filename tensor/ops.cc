@@ -563,8 +563,10 @@ Tensor Concat(const std::vector<Tensor>& tensors, int axis, DType dtype) {
   // go to their place in every position's run of channels.
   MemoryFormat format = MemoryFormat::kContiguous;
   for (const Tensor& t : tensors) {
-    if (MemoryFormatOf(t) == MemoryFormat::kChannelsLast)
-      format = MemoryFormatOf(t);
+    if (MemoryFormatOf(t) == MemoryFormat::kChannelsLast) {
+      format = MemoryFormat::kChannelsLast;
+      break;
+    }
   }
   Tensor out = EmptyIn(shape, dtype, format);
   int64_t at = 0;

@@ -23,6 +23,7 @@
 namespace dive {
 namespace {
 
+using kernel_internal::AsFloat;
 using kernel_internal::CheckFloat4D;
 using kernel_internal::CheckShape4D;
 using kernel_internal::MakeWindow2d;
@@ -396,9 +397,6 @@ void ForWidenedPlanes(const PoolGeometry& g, const bfloat16* x, int64_t begin,
 }  // namespace
 
 namespace {
-
-inline float AsFloat(float v) { return v; }
-inline float AsFloat(bfloat16 v) { return static_cast<float>(v); }
 
 // The window of output (oh, ow), clipped to the image: rows [h0, h1),
 // columns [w0, w1).
