@@ -40,7 +40,7 @@ struct CollapsedLayout {
 
 // The dimensions in the order operand 0 lies in memory (by decreasing
 // stride, ties in index order), or in index order where it has a stride-0
-// dimension (a reduction's output).
+// dimension (a reduction's output) or is already in that order.
 inline Dims WalkOrder(const Shape& shape, const Dims& s0) {
   Dims order(shape.rank());
   for (int d = 0; d < shape.rank(); ++d) order[d] = d;
