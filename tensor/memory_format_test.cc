@@ -1,6 +1,7 @@
 #include "tensor/memory_format.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -68,6 +69,19 @@ TEST(MemoryFormatTest, OneChannelOrOnePixelIsBothLayouts) {
 TEST(MemoryFormatDeathTest, ChannelsLastNeedsFourDimensions) {
   EXPECT_DEATH(EmptyIn({2, 3}, DType::kFloat32, kLast),
                "channels-last tensor is 4-D.*\\[2, 3\\]");
+}
+
+// DIVE_CONV_MEMORY_FORMAT is read once, at the first use of the setting: a
+// value that is neither stops the process naming it (the threadsafe death
+// test's child starts afresh, so the variable is read there).
+TEST(MemoryFormatDeathTest, UnknownConvMemoryFormatInTheEnvironment) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        setenv("DIVE_CONV_MEMORY_FORMAT", "nhwc", 1);
+        GetConvMemoryFormat();
+      },
+      "DIVE_CONV_MEMORY_FORMAT=nhwc is not one of contiguous, channels_last");
 }
 
 TEST(MemoryFormatTest, ElementwiseOpsKeepChannelsLast) {
