@@ -16,7 +16,8 @@
 //       a NiN block's three convolutions with ReLU (tensor/conv.h) under
 //       bf16 matmuls, as one Conv2dChainForward or as Conv2dForward calls
 //       with bf16 outputs between them; FLOPS counts the three.
-//   BM_{Max,Avg}Pool2d{Forward,Backward}/<layer>/threads:T
+//   BM_MaxPool2d{Forward,Backward}/<layer>[/bf16[/channels_last]]/threads:T
+//   BM_AvgPool2d{Forward,Backward}/<layer>/threads:T
 //   BM_BatchNorm{TrainForward,Backward}/<layer>[/bf16[/channels_last]]/threads:T
 //       channels_last: x, dy, y and dx channels-last (tensor/memory_format.h)
 //   BM_Add/<elements>/threads:T, BM_Relu/<elements>/threads:T
@@ -54,7 +55,9 @@
 namespace dive::bench {
 namespace {
 
-int64_t Bytes(const Tensor& t) { return t.numel() * 4; }
+int64_t Bytes(const Tensor& t) {
+  return t.numel() * static_cast<int64_t>(DTypeSize(t.dtype()));
+}
 
 // ---- Convolution
 // -------------------------------------------------------------
@@ -215,11 +218,18 @@ const PoolShape kAvgPoolShapes[] = {
     {"densenet96_transition1", 32, 192, 24, 24, {2, 2, 2, 2}},
 };
 
-void RunMaxPool(benchmark::State& state, const PoolShape& s, bool backward) {
-  const Tensor x = Generator(1).Uniform({s.n, s.c, s.h, s.w}, -1, 1);
+// With `bf16`, x is bf16 (as under --precision=bf16); `format` is its
+// layout, which y, argmax and dx follow.
+void RunMaxPool(benchmark::State& state, const PoolShape& s, bool backward,
+                bool bf16, MemoryFormat format) {
+  const Tensor x =
+      ToMemoryFormat(Generator(1)
+                         .Uniform({s.n, s.c, s.h, s.w}, -1, 1)
+                         .To(bf16 ? DType::kBfloat16 : DType::kFloat32),
+                     format);
   Tensor argmax;
   const Tensor y = MaxPool2dForward(x, s.p, &argmax);
-  const Tensor dy = Tensor::Ones(y.shape());
+  const Tensor dy = ToMemoryFormat(Tensor::Ones(y.shape()), format);
   for (auto _ : state) {
     Tensor out = backward ? MaxPool2dBackward(dy, argmax, x.shape())
                           : MaxPool2dForward(x, s.p, &argmax);
@@ -227,9 +237,7 @@ void RunMaxPool(benchmark::State& state, const PoolShape& s, bool backward) {
   }
   // Forward: read x, write y and argmax; backward: read dy and argmax,
   // write dx.
-  const int64_t bytes =
-      Bytes(x) + Bytes(y) +
-      argmax.numel() * static_cast<int64_t>(DTypeSize(argmax.dtype()));
+  const int64_t bytes = Bytes(x) + Bytes(y) + Bytes(argmax);
   state.SetBytesProcessed(state.iterations() * bytes);
 }
 
@@ -397,9 +405,18 @@ int RegisterAll() {
   for (bool backward : {false, true}) {
     const std::string pass = backward ? "Backward/" : "Forward/";
     for (const PoolShape& s : kMaxPoolShapes) {
-      Register(
-          "BM_MaxPool2d" + pass + s.name,
-          [s, backward](benchmark::State& st) { RunMaxPool(st, s, backward); });
+      for (bool bf16 : {false, true}) {
+        for (MemoryFormat format :
+             {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast}) {
+          const bool last = format == MemoryFormat::kChannelsLast;
+          if (last && !bf16) continue;
+          Register("BM_MaxPool2d" + pass + s.name + (bf16 ? "/bf16" : "") +
+                       (last ? "/channels_last" : ""),
+                   [s, backward, bf16, format](benchmark::State& st) {
+                     RunMaxPool(st, s, backward, bf16, format);
+                   });
+        }
+      }
     }
     for (const PoolShape& s : kAvgPoolShapes) {
       Register(

@@ -765,25 +765,70 @@ Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
   return dw;
 }
 
-// Each column's sum of the rows of a [rows, c] matrix (a channels-last
-// tensor's channels), in double, as float32 [c].
-template <typename T>
-Tensor ChannelSums(const T* p, int64_t rows, int64_t c) {
-  Tensor out = Tensor::Empty({c});
-  float* po = out.data();
-  ParallelFor(c, ThreadsIf(rows * c > 32768), [&](int64_t c0, int64_t c1, int) {
-    std::vector<double> acc(c1 - c0, 0.0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* row = p + r * c + c0;
-      for (int64_t j = 0; j < c1 - c0; ++j) {
-        acc[j] += static_cast<float>(row[j]);
-      }
-    }
-    for (int64_t j = 0; j < c1 - c0; ++j) {
-      po[c0 + j] = static_cast<float>(acc[j]);
-    }
-  });
-  return out;
+// Over the rows of [rows, c] matrices (a channels-last tensor's positions):
+// g = dy where y > 0 (all of dy for Y = void), written as Out (none for Out
+// = void), and, unless `bias` is null, each column's sum of g before any
+// rounding in double, as float32 into bias[c]. One pass over dy, a few rows
+// at a time through a buffer in L1: the mask and the conversion run along
+// the rows' contiguous elements, then each row is added to its block's
+// sums, in simple loops the compiler vectorizes (one loop doing all three
+// it left scalar). Blocks of kBlockRows rows run in parallel and their sums
+// are added in block order, so the sums do not depend on the number of
+// threads.
+template <typename Y, typename Out>
+void MaskedRows(const float* dy, const Y* y, Out* g, int64_t rows, int64_t c,
+                float* bias) {
+  constexpr int64_t kBlockRows = 256, kChunk = 4096;
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  const int64_t chunk_rows = std::max<int64_t>(1, kChunk / c);
+  std::vector<double> part(bias != nullptr ? blocks * c : 0, 0.0);
+  ParallelFor(
+      blocks, ThreadsIf(rows * c > 32768), [&](int64_t b0, int64_t b1, int) {
+        std::vector<float> buffer(std::is_void_v<Y> ? 0 : chunk_rows * c);
+        float* __restrict tmp = buffer.data();
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t end = std::min(rows, (b + 1) * kBlockRows);
+          for (int64_t r0 = b * kBlockRows; r0 < end; r0 += chunk_rows) {
+            const int64_t n = std::min(chunk_rows, end - r0) * c;
+            const float* __restrict t = dy + r0 * c;
+            if constexpr (!std::is_void_v<Y>) {
+              const Y* __restrict v = y + r0 * c;
+              for (int64_t i = 0; i < n; ++i) {
+                tmp[i] = static_cast<float>(v[i]) > 0.0f ? t[i] : 0.0f;
+              }
+              t = tmp;
+            }
+            if constexpr (std::is_same_v<Out, bfloat16>) {
+              FloatToBf16(t, g + r0 * c, n);
+            } else if constexpr (std::is_same_v<Out, float>) {
+              std::copy(t, t + n, g + r0 * c);
+            }
+            if (bias == nullptr) continue;
+            // Four rows per update of the sums: a quarter of the loads and
+            // stores of acc, whose chains across rows bound narrow rows.
+            double* __restrict acc = part.data() + b * c;
+            int64_t i = 0;
+            for (; i + 4 * c <= n; i += 4 * c) {
+              const float* __restrict t1 = t + i + c;
+              const float* __restrict t2 = t1 + c;
+              const float* __restrict t3 = t2 + c;
+              for (int64_t j = 0; j < c; ++j) {
+                acc[j] += (double{t[i + j]} + double{t1[j]}) +
+                          (double{t2[j]} + double{t3[j]});
+              }
+            }
+            for (; i < n; i += c) {
+              for (int64_t j = 0; j < c; ++j) acc[j] += t[i + j];
+            }
+          }
+        }
+      });
+  if (bias == nullptr) return;
+  for (int64_t j = 0; j < c; ++j) {
+    double sum = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) sum += part[b * c + j];
+    bias[j] = static_cast<float>(sum);
+  }
 }
 
 }  // namespace
@@ -813,8 +858,11 @@ Tensor Conv2dBackwardBias(const Tensor& dy_in) {
   static constexpr char kOp[] = "Conv2dBackwardBias";
   CheckFloat4D(kOp, "dy", dy_in);
   if (MemoryFormatOf(dy_in) == MemoryFormat::kChannelsLast) {
-    return ChannelSums(dy_in.data(), dy_in.numel() / dy_in.dim(1),
-                       dy_in.dim(1));
+    const int64_t c = dy_in.dim(1);
+    Tensor db = Tensor::Empty({c});
+    MaskedRows<void, void>(dy_in.data(), nullptr, nullptr, dy_in.numel() / c, c,
+                           db.data());
+    return db;
   }
   const Tensor dy = dy_in.Contiguous();
   const int64_t n = dy.dim(0), oc = dy.dim(1), hw = dy.dim(2) * dy.dim(3);
@@ -889,20 +937,26 @@ Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y_in, DType dtype,
                   Tensor* db) {
   const MemoryFormat format = MemoryFormatOf(dy);
   if (format == MemoryFormat::kChannelsLast) {
-    // Rows of channels: the mask element by element, and the bias's sums
-    // by column after it.
     const Tensor relu_y =
         relu_y_in.defined() ? ToMemoryFormat(relu_y_in, format) : Tensor();
-    Tensor g =
-        MaskedGrad(dy.Permute({0, 2, 3, 1}),
-                   relu_y.defined() ? relu_y.Permute({0, 2, 3, 1}) : Tensor(),
-                   dtype, nullptr)
-            .Permute({0, 3, 1, 2});
-    if (db != nullptr) {
-      *db = WithActivation(g, [&](const auto* pg) {
-        return ChannelSums(pg, g.numel() / g.dim(1), g.dim(1));
-      });
+    const int64_t c = dy.dim(1), rows = dy.numel() / c;
+    Tensor g = EmptyIn(dy.shape(), dtype, format);
+    Tensor bias = db != nullptr ? Tensor::Empty({c}) : Tensor();
+    float* pb = db != nullptr ? bias.data() : nullptr;
+    const auto run = [&](const auto* y) {
+      using Y = std::remove_const_t<std::remove_pointer_t<decltype(y)>>;
+      if (dtype == DType::kBfloat16) {
+        MaskedRows<Y>(dy.data(), y, g.data<bfloat16>(), rows, c, pb);
+      } else {
+        MaskedRows<Y>(dy.data(), y, g.data<float>(), rows, c, pb);
+      }
+    };
+    if (!relu_y.defined()) {
+      run(static_cast<const void*>(nullptr));
+    } else {
+      WithActivation(relu_y, run);
     }
+    if (db != nullptr) *db = bias;
     return g;
   }
   const Tensor relu_y = relu_y_in.defined() ? relu_y_in.Contiguous() : Tensor();

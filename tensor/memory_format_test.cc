@@ -253,6 +253,8 @@ TEST(MemoryFormatTest, ConvolutionReadsChannelsLastInEveryPath) {
       {{4, 16, 8, 8}, {24, 16, 3, 3}, {1, 1, 1, 1}},
       {{4, 16, 8, 8}, {24, 16, 3, 3}, {2, 2, 1, 1}},
       {{4, 16, 6, 6}, {8, 16, 1, 1}, {}},
+      // 576 positions: the gradient's rows in three blocks (MaskedRows).
+      {{4, 16, 12, 12}, {24, 16, 3, 3}, {1, 1, 1, 1}},
   };
   for (MatmulPrecision precision :
        {MatmulPrecision::kFloat32, MatmulPrecision::kBfloat16}) {
@@ -298,6 +300,16 @@ TEST(MemoryFormatTest, ConvolutionReadsChannelsLastInEveryPath) {
       ExpectSameValues(gl.sum, g.sum, what + " residual's gradient");
       ExpectSameValues(Conv2dBackwardBias(dyl), Conv2dBackwardBias(dy),
                        what + " Conv2dBackwardBias", 1e-5);
+      // Without the residual's gradient, dy is masked (and where only
+      // oneDNN reads it, rounded to bf16) in the pass that sums the bias's
+      // gradient, which stays the sum of the unrounded values.
+      const Conv2dGradRequest no_sum{true, true, true, false};
+      const Conv2dGrads h = Conv2dBackward(dy, y, x, k.x, w, k.w, k.p, no_sum);
+      const Conv2dGrads hl =
+          Conv2dBackward(dyl, yl, xl, k.x, w, k.w, k.p, no_sum);
+      ExpectSameValues(hl.input, h.input, what + " dx without sum", 1e-3);
+      ExpectSameValues(hl.weight, h.weight, what + " dw without sum", 1e-3);
+      ExpectSameValues(hl.bias, g.bias, what + " dbias without sum", 1e-4);
     }
   }
 }
