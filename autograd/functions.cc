@@ -379,11 +379,13 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
   });
 }
 
-Variable MaxPool2d(const Variable& x, const Pool2dParams& params) {
+Variable MaxPool2d(const Variable& x, const Pool2dParams& params,
+                   DType y_dtype) {
   // Where no gradient will flow back (inference), no argmax is computed.
   Tensor argmax;
   const bool backward = x.requires_grad() && GradEnabled();
-  Tensor y = MaxPool2dForward(x.data(), params, backward ? &argmax : nullptr);
+  Tensor y =
+      MaxPool2dForward(x.data(), params, backward ? &argmax : nullptr, y_dtype);
   const Shape xs = x.shape();
   return Annotated(Unary("MaxPool2d", x, y,
                          [argmax, xs](const Tensor& g) {

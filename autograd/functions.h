@@ -104,7 +104,9 @@ Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 Variable Conv2d(const Variable& x, const Variable& weight, const Variable& bias,
                 const Conv2dParams& params, const Variable& residual,
                 bool relu, DType output_dtype = DType::kFloat32);
-Variable MaxPool2d(const Variable& x, const Pool2dParams& params);
+// y_dtype: float32, or bf16 for a bf16 x (MaxPool2dForward).
+Variable MaxPool2d(const Variable& x, const Pool2dParams& params,
+                   DType y_dtype = DType::kFloat32);
 // PyTorch's default count_include_pad=True.
 Variable AvgPool2d(const Variable& x, const Pool2dParams& params);
 // Mean over H and W: [N, C, H, W] -> [N, C, 1, 1].

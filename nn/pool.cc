@@ -72,7 +72,9 @@ MaxPool2d::MaxPool2d(const Pool2dParams& params) : params_(params) {
 
 autograd::Variable MaxPool2d::Forward(const autograd::Variable& x) {
   CheckInput(Describe(), params_, x);
-  return dive::autograd::MaxPool2d(x, params_);
+  const bool bf16 = feeds_conv_ && x.data().dtype() == DType::kBfloat16;
+  return dive::autograd::MaxPool2d(x, params_,
+                                   bf16 ? DType::kBfloat16 : DType::kFloat32);
 }
 
 bool MaxPool2d::AppendToConvChain(std::vector<ChainedConv>* chain) const {

@@ -53,9 +53,14 @@ class MaxPool2d : public Module {
   // the convolutions around it then run as one chain (nn/conv2d.h
   // TryConvChain), the pooling in their layout.
   bool AppendToConvChain(std::vector<ChainedConv>* chain) const override;
+  // Whether the output goes straight into a convolution (set by
+  // Sequential::Fuse), which rounds it to bf16 anyway: a bf16 input then
+  // gives a bf16 output, exactly, at half the bytes.
+  void set_feeds_convolution(bool feeds) { feeds_conv_ = feeds; }
 
  private:
   Pool2dParams params_;
+  bool feeds_conv_ = false;
 };
 
 class AvgPool2d : public Module {

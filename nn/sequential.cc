@@ -52,6 +52,16 @@ bool FeedsProducts(const Sequential& seq, size_t i, bool output_does) {
   return inner != nullptr && FeedsProducts(*inner, 0, false);
 }
 
+// Whether module i of `seq` is a Conv2d or a Sequential that starts with
+// one (past the end, whether `seq`'s own output goes to one): what a max
+// pooling before it may hand bf16 values.
+bool FeedsConvolution(const Sequential& seq, size_t i, bool output_does) {
+  if (i == seq.size()) return output_does;
+  if (ModuleAs<Conv2d>(seq, i) != nullptr) return true;
+  const auto inner = ModuleAs<Sequential>(seq, i);
+  return inner != nullptr && FeedsConvolution(*inner, 0, false);
+}
+
 }  // namespace
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
@@ -148,10 +158,16 @@ void Sequential::Fuse() {
         ++i;
       }
     } else {
+      if (auto pool = ModuleAs<MaxPool2d>(*this, i)) {
+        pool->set_feeds_convolution(
+            FeedsConvolution(*this, i + 1, output_feeds_conv_));
+      }
       // A block ending in max pooling (VGG's) learns where its output goes.
       if (auto block = ModuleAs<Sequential>(*this, i)) {
         block->output_feeds_products_ =
             FeedsProducts(*this, i + 1, output_feeds_products_);
+        block->output_feeds_conv_ =
+            FeedsConvolution(*this, i + 1, output_feeds_conv_);
       }
       module->Fuse();
       // A block ending in a convolution (NiN's) followed by max pooling.

@@ -82,6 +82,9 @@ class Sequential : public Module {
   // Whether this Sequential's output goes only into bf16 products (set by
   // the Sequential around it, before its Fuse).
   bool output_feeds_products_ = false;
+  // Whether its output goes straight into a convolution (for its last max
+  // pooling; set by the enclosing Sequential's Fuse).
+  bool output_feeds_conv_ = false;
 };
 
 }  // namespace dive::nn

@@ -302,11 +302,15 @@ TEST(SequentialTest, FuseStoresBf16ThroughMaxPoolingIntoProducts) {
   const ScopedConvLibrary dive(ConvLibrary::kDive);
   const ScopedMatmulPrecision bf16(MatmulPrecision::kBfloat16);
   const autograd::Variable x(Normal({3, 1, 8, 8}, 0, 1));
-  std::vector<const Module*> convs;
+  std::vector<const Module*> convs, pools;
   for (const auto& [name, module] : fused->NamedModules()) {
     if (dynamic_cast<const Conv2d*>(module) != nullptr) convs.push_back(module);
+    if (dynamic_cast<const MaxPool2d*>(module) != nullptr) {
+      pools.push_back(module);
+    }
   }
   ASSERT_EQ(convs.size(), 4u);
+  ASSERT_EQ(pools.size(), 3u);
   {
     autograd::NoGradGuard no_grad;
     plain->Eval();
@@ -324,6 +328,15 @@ TEST(SequentialTest, FuseStoresBf16ThroughMaxPoolingIntoProducts) {
                                       : DType::kBfloat16)
           << conv->Describe() << (training ? " in training" : "");
     }
+    // A max pooling of bf16 values into a convolution (the first, and
+    // block1's last, into block2) passes them on in bf16; in training
+    // (without autocast) both read float32; the last, into the Linear,
+    // writes float32.
+    for (const Module* pool : {pools[0], pools[1]}) {
+      EXPECT_EQ(outputs.Of(pool), training ? DType::kFloat32 : DType::kBfloat16)
+          << (training ? "in training" : "");
+    }
+    EXPECT_EQ(outputs.Of(pools[2]), DType::kFloat32);
   }
   auto first = std::make_shared<Conv2d>(1, 4, 3, 1, 1);
   Sequential elsewhere({first, std::make_shared<MaxPool2d>(2, 2),
@@ -350,8 +363,8 @@ TEST(SequentialTest, FuseMarksABlocksLastConvolutionFeedingMaxPooling) {
   auto block2 = std::make_shared<Sequential>(
       std::initializer_list<std::shared_ptr<Module>>{conv3,
                                                      std::make_shared<ReLU>()});
-  Sequential seq({block1, std::make_shared<MaxPool2d>(2, 2), block2,
-                  std::make_shared<AvgPool2d>(3, 3)});
+  auto pool = std::make_shared<MaxPool2d>(2, 2);
+  Sequential seq({block1, pool, block2, std::make_shared<AvgPool2d>(3, 3)});
   seq.Fuse();
   OutputDTypes outputs(seq);
   const autograd::Variable x(Normal({2, 2, 6, 6}, 0, 1));
@@ -361,6 +374,7 @@ TEST(SequentialTest, FuseMarksABlocksLastConvolutionFeedingMaxPooling) {
   seq(x);
   EXPECT_EQ(outputs.Of(conv1.get()), DType::kBfloat16);  // into conv2
   EXPECT_EQ(outputs.Of(conv2.get()), DType::kBfloat16);  // into the pooling
+  EXPECT_EQ(outputs.Of(pool.get()), DType::kBfloat16);   // into block2's conv
   EXPECT_EQ(outputs.Of(conv3.get()), DType::kFloat32);   // into AvgPool2d
   // In evaluation conv2's stays bf16 for another reason: the pooling's
   // output goes into conv3, a product (exact).

@@ -191,6 +191,23 @@ TEST(MemoryFormatTest, MaxPoolingReadsChannelsLastAsItLies) {
             << what << " at " << i << ": " << got[i] << " against " << want[i];
       }
       EXPECT_EQ(argmax_l.Contiguous().ToVector(), argmax.ToVector()) << what;
+      if (dtype == DType::kBfloat16) {
+        // A bf16 result holds the same maxima (x's values) and indices.
+        for (const Tensor& in : {xd, ToMemoryFormat(xd, kLast)}) {
+          Tensor idx16;
+          const Tensor y16 =
+              MaxPool2dForward(in, params, &idx16, DType::kBfloat16);
+          EXPECT_EQ(y16.dtype(), DType::kBfloat16);
+          EXPECT_EQ(MemoryFormatOf(y16), MemoryFormatOf(in)) << what;
+          const std::vector<float> v16 = y16.Contiguous().ToVector();
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_TRUE(v16[i] == want[i] ||
+                        (std::isnan(v16[i]) && std::isnan(want[i])))
+                << what << " bf16 result at " << i;
+          }
+          EXPECT_EQ(idx16.Contiguous().ToVector(), argmax.ToVector()) << what;
+        }
+      }
       const Tensor dy = Normal(y.shape(), 0, 1);
       const Tensor dx = MaxPool2dBackward(dy, argmax, x.shape());
       const Tensor dxl = MaxPool2dBackward(dy, argmax_l, x.shape());

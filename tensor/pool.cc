@@ -416,18 +416,26 @@ Clipped ClippedWindow(const PoolGeometry& g, int64_t oh, int64_t ow) {
 // the running maxima of all channels at once. The same choices as
 // MaxPoolPlanes: the first maximum on ties, NaN over any number (the last
 // NaN), the first valid input where all are -inf.
-template <typename T>
+template <typename T, typename Y>
 void MaxPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
-                         const T* x, float* y, int32_t* idx) {
+                         const T* x, Y* y, int32_t* idx) {
   ParallelFor(
       n * g.oh, ThreadsIf(n * g.oh * g.ow * c > 4096),
       [&](int64_t begin, int64_t end, int) {
+        // The running maxima: y's row itself when float32, else this
+        // buffer, rounded into y (exactly: they are x's values) at the end.
+        std::vector<float> buffer(std::is_same_v<Y, float> ? 0 : c);
         for (int64_t r = begin; r < end; ++r) {
           const T* xi = x + (r / g.oh) * g.h * g.w * c;
           for (int64_t ow = 0; ow < g.ow; ++ow) {
             const auto [h0, h1, w0, w1] = ClippedWindow(g, r % g.oh, ow);
             const int64_t out = (r * g.ow + ow) * c;
-            float* __restrict best = y + out;
+            float* __restrict best;
+            if constexpr (std::is_same_v<Y, float>) {
+              best = y + out;
+            } else {
+              best = buffer.data();
+            }
             std::fill(best, best + c, -std::numeric_limits<float>::infinity());
             int32_t* __restrict at = idx == nullptr ? nullptr : idx + out;
             if (at != nullptr) {
@@ -452,6 +460,9 @@ void MaxPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
                 }
               }
             }
+            if constexpr (!std::is_same_v<Y, float>) {
+              FloatToBf16(best, y + out, c);
+            }
           }
         }
       });
@@ -460,9 +471,15 @@ void MaxPoolChannelsLast(const PoolGeometry& g, int64_t n, int64_t c,
 }  // namespace
 
 Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
-                        Tensor* argmax) {
+                        Tensor* argmax, DType y_dtype) {
   static constexpr char kOp[] = "MaxPool2dForward";
   CheckFloat4D(kOp, "x", x_in, /*bf16_ok=*/true);
+  const bool bf16_out = y_dtype == DType::kBfloat16;
+  CHECK(y_dtype == DType::kFloat32 ||
+        (bf16_out && x_in.dtype() == DType::kBfloat16))
+      << kOp << ": a " << DTypeName(y_dtype) << " result of a "
+      << DTypeName(x_in.dtype())
+      << " input; bf16 results need bf16 inputs (float32 ones any)";
   const PoolGeometry g = MakePoolGeometry(kOp, x_in.shape(), p);
   CHECK_LE(g.h * g.w, std::numeric_limits<int32_t>::max())
       << kOp << ": a plane of " << g.h << "x" << g.w
@@ -470,42 +487,62 @@ Tensor MaxPool2dForward(const Tensor& x_in, const Pool2dParams& p,
   const Shape out_shape{x_in.dim(0), x_in.dim(1), g.oh, g.ow};
   if (MemoryFormatOf(x_in) == MemoryFormat::kChannelsLast) {
     constexpr MemoryFormat kLast = MemoryFormat::kChannelsLast;
-    Tensor y = EmptyIn(out_shape, DType::kFloat32, kLast);
+    Tensor y = EmptyIn(out_shape, y_dtype, kLast);
     Tensor idx =
         argmax != nullptr ? EmptyIn(out_shape, DType::kInt32, kLast) : Tensor();
+    int32_t* pidx = idx.defined() ? idx.data<int32_t>() : nullptr;
     WithActivation(x_in, [&](const auto* px) {
-      MaxPoolChannelsLast(g, x_in.dim(0), x_in.dim(1), px, y.data(),
-                          idx.defined() ? idx.data<int32_t>() : nullptr);
+      const int64_t n = x_in.dim(0), c = x_in.dim(1);
+      if (bf16_out) {
+        MaxPoolChannelsLast(g, n, c, px, y.data<bfloat16>(), pidx);
+      } else {
+        MaxPoolChannelsLast(g, n, c, px, y.data<float>(), pidx);
+      }
     });
     if (argmax != nullptr) *argmax = idx;
     return y;
   }
   const Tensor x = x_in.Contiguous();
-  Tensor y = Tensor::Empty(out_shape);
+  Tensor y = Tensor::Empty(out_shape, y_dtype);
   Tensor idx;
   int32_t* pidx = nullptr;
   if (argmax != nullptr) {
     idx = Tensor::Empty(out_shape, DType::kInt32);
     pidx = idx.data<int32_t>();
   }
-  float* py = y.data();
   const int64_t out_plane = g.oh * g.ow;
   const bool avx512 = ActiveIsa() >= Isa::kAvx512;
-  ParallelFor(g.planes, ThreadsIf(g.planes * out_plane > 4096),
-              [&](int64_t begin, int64_t end, int) {
-                if (x.dtype() == DType::kFloat32) {
-                  MaxPoolPlanes(g, x.data(), py, pidx, begin, end, avx512);
-                  return;
+  ParallelFor(
+      g.planes, ThreadsIf(g.planes * out_plane > 4096),
+      [&](int64_t begin, int64_t end, int) {
+        if (x.dtype() == DType::kFloat32) {
+          MaxPoolPlanes(g, x.data(), y.data(), pidx, begin, end, avx512);
+          return;
+        }
+        // A bf16 y is pooled into float planes of this thread's, a chunk
+        // of planes at a time, then rounded into y (exactly).
+        Tensor buffer;
+        ForWidenedPlanes(
+            g, x.data<bfloat16>(), begin, end,
+            [&](const float* xf, int64_t q0, int64_t qn) {
+              float* yq = nullptr;
+              if (bf16_out) {
+                if (buffer.numel() < qn * out_plane) {
+                  buffer = Scratch(qn * out_plane);
                 }
-                ForWidenedPlanes(g, x.data<bfloat16>(), begin, end,
-                                 [&](const float* xf, int64_t q0, int64_t qn) {
-                                   MaxPoolPlanes(g, xf, py + q0 * out_plane,
-                                                 pidx == nullptr
-                                                     ? nullptr
-                                                     : pidx + q0 * out_plane,
-                                                 0, qn, avx512);
-                                 });
-              });
+                yq = buffer.data();
+              } else {
+                yq = y.data() + q0 * out_plane;
+              }
+              MaxPoolPlanes(g, xf, yq,
+                            pidx == nullptr ? nullptr : pidx + q0 * out_plane,
+                            0, qn, avx512);
+              if (bf16_out) {
+                FloatToBf16(yq, y.data<bfloat16>() + q0 * out_plane,
+                            qn * out_plane);
+              }
+            });
+      });
   if (argmax != nullptr) *argmax = idx;
   return y;
 }

@@ -66,7 +66,11 @@ Shape Pool2dOutputShape(const char* op, const Shape& x, const Pool2dParams& p);
 // index is valid (never -1): the first maximum in (ih, iw) order on ties, the
 // last NaN where the window holds NaNs, the first valid input where all are
 // -inf. With `argmax` null (inference) no index is computed at all.
-Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax);
+// The result is float32, or with `y_dtype` kBfloat16 and a bf16 x, bf16:
+// exact, every maximum being one of x's values (bf16 activations into a
+// convolution, nn::MaxPool2d::set_feeds_convolution).
+Tensor MaxPool2dForward(const Tensor& x, const Pool2dParams& p, Tensor* argmax,
+                        DType y_dtype = DType::kFloat32);
 
 // MaxPool2dBackward()
 //

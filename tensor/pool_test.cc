@@ -306,6 +306,12 @@ TEST(MaxPool2dDeathTest, BadParams) {
   EXPECT_DEATH(MaxPool2dForward(x, {5, 5, 1, 1}, nullptr),
                "MaxPool2dForward: input height 4 with padding 0 is smaller "
                "than the kernel height 5");
+  // bf16 results only of bf16 inputs (where they are exact).
+  EXPECT_DEATH(MaxPool2dForward(x, {2, 2, 2, 2}, nullptr, DType::kBfloat16),
+               "MaxPool2dForward: a bfloat16 result of a float32 input");
+  EXPECT_DEATH(MaxPool2dForward(x.To(DType::kBfloat16), {2, 2, 2, 2}, nullptr,
+                                DType::kInt32),
+               "MaxPool2dForward: a int32 result of a bfloat16 input");
   Tensor argmax;
   MaxPool2dForward(x, {2, 2, 2, 2}, &argmax);
   EXPECT_DEATH(
