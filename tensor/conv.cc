@@ -765,6 +765,17 @@ Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
   return dw;
 }
 
+// dst[0 : n] = src[0 : n] as Out (bf16 rounded to nearest even); nothing for
+// Out = void.
+template <typename Out>
+void StoreAs(const float* src, Out* dst, int64_t n) {
+  if constexpr (std::is_same_v<Out, bfloat16>) {
+    FloatToBf16(src, dst, n);
+  } else if constexpr (std::is_same_v<Out, float>) {
+    std::copy(src, src + n, dst);
+  }
+}
+
 // Over the rows of [rows, c] matrices (a channels-last tensor's positions):
 // g = dy where y > 0 (all of dy for Y = void), written as Out (none for Out
 // = void), and, unless `bias` is null, each column's sum of g before any
@@ -798,11 +809,7 @@ void MaskedRows(const float* dy, const Y* y, Out* g, int64_t rows, int64_t c,
               }
               t = tmp;
             }
-            if constexpr (std::is_same_v<Out, bfloat16>) {
-              FloatToBf16(t, g + r0 * c, n);
-            } else if constexpr (std::is_same_v<Out, float>) {
-              std::copy(t, t + n, g + r0 * c);
-            }
+            StoreAs(t, g + r0 * c, n);
             if (bias == nullptr) continue;
             // Four rows per update of the sums: a quarter of the loads and
             // stores of acc, whose chains across rows bound narrow rows.
@@ -910,12 +917,7 @@ void MaskedPlanes(const float* dy, const Y* y, Out* g, double* sums,
                         tmp[i] = static_cast<float>(v[i]) > 0.0f ? d[i] : 0.0f;
                       }
                     }
-                    Out* out = g + p * hw + s;
-                    if constexpr (std::is_same_v<Out, bfloat16>) {
-                      FloatToBf16(tmp, out, len);
-                    } else {
-                      std::copy(tmp, tmp + len, out);
-                    }
+                    StoreAs(tmp, g + p * hw + s, len);
                     if (sums == nullptr) continue;
                     const int64_t full = len / 8 * 8;
                     for (int64_t i = 0; i < full; i += 8) {
@@ -941,8 +943,8 @@ Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y_in, DType dtype,
         relu_y_in.defined() ? ToMemoryFormat(relu_y_in, format) : Tensor();
     const int64_t c = dy.dim(1), rows = dy.numel() / c;
     Tensor g = EmptyIn(dy.shape(), dtype, format);
-    Tensor bias = db != nullptr ? Tensor::Empty({c}) : Tensor();
-    float* pb = db != nullptr ? bias.data() : nullptr;
+    if (db != nullptr) *db = Tensor::Empty({c});
+    float* pb = db != nullptr ? db->data() : nullptr;
     const auto run = [&](const auto* y) {
       using Y = std::remove_const_t<std::remove_pointer_t<decltype(y)>>;
       if (dtype == DType::kBfloat16) {
@@ -956,7 +958,6 @@ Tensor MaskedGrad(const Tensor& dy, const Tensor& relu_y_in, DType dtype,
     } else {
       WithActivation(relu_y, run);
     }
-    if (db != nullptr) *db = bias;
     return g;
   }
   const Tensor relu_y = relu_y_in.defined() ? relu_y_in.Contiguous() : Tensor();
