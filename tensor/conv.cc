@@ -765,13 +765,12 @@ Tensor BackwardWeight(const ConvGeometry& g, const Tensor& dy, const T* px,
   return dw;
 }
 
-// dst[0 : n] = src[0 : n] as Out (bf16 rounded to nearest even); nothing for
-// Out = void.
+// dst[0 : n] = src[0 : n] as Out: float, or bf16 rounded to nearest even.
 template <typename Out>
 void StoreAs(const float* src, Out* dst, int64_t n) {
   if constexpr (std::is_same_v<Out, bfloat16>) {
     FloatToBf16(src, dst, n);
-  } else if constexpr (std::is_same_v<Out, float>) {
+  } else {
     std::copy(src, src + n, dst);
   }
 }
@@ -809,7 +808,7 @@ void MaskedRows(const float* dy, const Y* y, Out* g, int64_t rows, int64_t c,
               }
               t = tmp;
             }
-            StoreAs(t, g + r0 * c, n);
+            if constexpr (!std::is_void_v<Out>) StoreAs(t, g + r0 * c, n);
             if (bias == nullptr) continue;
             // Four rows per update of the sums: a quarter of the loads and
             // stores of acc, whose chains across rows bound narrow rows.
